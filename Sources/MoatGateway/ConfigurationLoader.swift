@@ -1,0 +1,331 @@
+internal import Yams
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Reads `config.yaml` strictly.
+///
+/// An unknown key, a wrong type, an out-of-range value, a duplicate key or an empty file is an error
+/// that names the file, the line, the key and what is allowed, in the form editors understand:
+/// `config.yaml:7: gateway.prot: unknown key (did you mean gateway.port?)`.
+public enum ConfigurationLoader {
+    /// The largest config file Moat reads; a bigger one is certainly a mistake.
+    static let maximumSize = 1 << 20
+
+    /// Loads `path`. When `required` is false a missing file means "use the defaults".
+    public static func load(path: String, required: Bool) throws(GatewayError) -> GatewayConfiguration {
+        guard let text = try readFile(path, required: required) else {
+            return GatewayConfiguration()
+        }
+        return try parse(text, file: path)
+    }
+
+    /// Parses configuration text; `file` is only used in messages.
+    public static func parse(_ text: String, file: String) throws(GatewayError) -> GatewayConfiguration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw GatewayError(.configuration, "\(file): not valid YAML: \(describe(error))")
+        } catch {
+            throw GatewayError(.configuration, "\(file): not valid YAML")
+        }
+        guard let root, !(root.scalar.map { isNull($0) } ?? false) else {
+            throw GatewayError(
+                .configuration,
+                "\(file): the file holds no settings; delete it to run on the defaults, "
+                    + "or start from config.yaml.example"
+            )
+        }
+        var reader = Reader(file: file)
+        return try reader.read(root)
+    }
+
+    private static func readFile(_ path: String, required: Bool) throws(GatewayError) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 {
+            let code = errno
+            if code == ENOENT && !required {
+                return nil
+            }
+            let fix = code == ENOENT ? " (check the path given to --config)" : ""
+            throw GatewayError(.configuration, "\(path): cannot read: \(String(cString: strerror(code)))\(fix)")
+        }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &chunk, chunk.count)
+            if count < 0 {
+                throw GatewayError(.configuration, "\(path): cannot read: \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+            if bytes.count > maximumSize {
+                throw GatewayError(.configuration, "\(path): larger than 1 MiB; this is not a Moat config file")
+            }
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw GatewayError(.configuration, "\(path): not UTF-8 text")
+        }
+        return text
+    }
+
+    private static func describe(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
+            let where_ = "line \(mark.line), column \(mark.column)"
+            if let context { return "\(problem) \(context.text) (\(where_))" }
+            return "\(problem) (\(where_))"
+        default:
+            return "the YAML parser rejected it"
+        }
+    }
+
+    static func isNull(_ scalar: Node.Scalar) -> Bool {
+        scalar.style == .plain && ["", "~", "null", "Null", "NULL"].contains(scalar.string)
+    }
+
+    /// Walks the node tree with the schema written out in code, so each key's rule sits next to it.
+    private struct Reader {
+        let file: String
+        var config = GatewayConfiguration()
+        var tlsCert: String?
+        var tlsKey: String?
+        var tlsLine = 0
+
+        init(file: String) {
+            self.file = file
+        }
+
+        mutating func read(_ root: Node) throws(GatewayError) -> GatewayConfiguration {
+            for (key, value) in try mapping(root, path: "", allowed: ["gateway", "log"]) {
+                switch key {
+                case "gateway": try readGateway(value)
+                default: try readLog(value)
+                }
+            }
+            switch (tlsCert, tlsKey) {
+            case (let cert?, let key?):
+                config.tls = .init(certificatePath: cert, keyPath: key)
+            case (nil, nil):
+                config.tls = nil
+            case (nil, _):
+                throw fail(
+                    tlsLine, "gateway.tls.cert", "missing: gateway.tls.key is set, so the certificate is needed too")
+            case (_, nil):
+                throw fail(
+                    tlsLine, "gateway.tls.key", "missing: gateway.tls.cert is set, so the private key is needed too")
+            }
+            return config
+        }
+
+        mutating func readGateway(_ node: Node) throws(GatewayError) {
+            let keys = ["host", "port", "allowed_hosts", "tls", "auth"]
+            for (key, value) in try mapping(node, path: "gateway", allowed: keys) {
+                let path = "gateway." + key
+                switch key {
+                case "host":
+                    let host = try string(value, path: path)
+                    guard !host.isEmpty, host.utf8.count <= 253, !host.contains(where: { $0 == " " || $0 == "/" })
+                    else {
+                        throw fail(value, path, "must be an IP address or a host name, e.g. 127.0.0.1")
+                    }
+                    config.host = host
+                case "port":
+                    config.port = try integer(value, path: path, range: 0...65535, allowed: "a port from 1 to 65535")
+                case "allowed_hosts":
+                    config.allowedHosts = try stringList(value, path: path).map { (entry, node) throws(GatewayError) in
+                        guard HostGuard.isValidAllowedHost(entry) else {
+                            throw fail(
+                                node,
+                                path,
+                                "\"\(printable(entry))\" is not a host name or host:port (no scheme, path or wildcard), "
+                                    + "e.g. laptop.tail1234.ts.net"
+                            )
+                        }
+                        return entry.lowercased()
+                    }
+                case "tls":
+                    tlsLine = line(value)
+                    for (tlsKey, tlsValue) in try mapping(value, path: path, allowed: ["cert", "key"]) {
+                        let text = try optionalString(tlsValue, path: path + "." + tlsKey)
+                        if tlsKey == "cert" { tlsCert = text } else { self.tlsKey = text }
+                    }
+                default:
+                    for (authKey, authValue) in try mapping(value, path: path, allowed: ["mode"]) {
+                        _ = authKey
+                        config.authMode = try enumeration(authValue, path: path + ".mode")
+                    }
+                }
+            }
+        }
+
+        mutating func readLog(_ node: Node) throws(GatewayError) {
+            for (key, value) in try mapping(node, path: "log", allowed: ["format", "level"]) {
+                if key == "format" {
+                    config.logFormat = try enumeration(value, path: "log.format")
+                } else {
+                    config.logLevel = try enumeration(value, path: "log.level")
+                }
+            }
+        }
+
+        // MARK: Typed readers
+
+        func mapping(_ node: Node, path: String, allowed: [String]) throws(GatewayError) -> [(String, Node)] {
+            guard case .mapping(let mapping) = node else {
+                if case .scalar(let scalar) = node, isNull(scalar) {
+                    return []  // an empty section (`gateway:` with nothing under it) keeps the defaults
+                }
+                throw fail(
+                    node, path.isEmpty ? "(top level)" : path, "must be a mapping of keys, one per line (key: value)")
+            }
+            var seen = Set<String>()
+            var result: [(String, Node)] = []
+            for (keyNode, value) in mapping {
+                guard case .scalar(let keyScalar) = keyNode else {
+                    throw fail(keyNode, path, "keys must be plain words")
+                }
+                let key = keyScalar.string
+                let fullKey = path.isEmpty ? key : path + "." + key
+                guard allowed.contains(key) else {
+                    var message = "unknown key"
+                    if let suggestion = closest(to: key, in: allowed) {
+                        message += " (did you mean \(path.isEmpty ? suggestion : path + "." + suggestion)?)"
+                    } else {
+                        let scope = path.isEmpty ? "at the top level" : "under \(path)"
+                        message += "; allowed \(scope): \(allowed.joined(separator: ", "))"
+                    }
+                    throw fail(keyNode, printable(fullKey), message)
+                }
+                guard seen.insert(key).inserted else {
+                    throw fail(keyNode, fullKey, "appears twice; keep one")
+                }
+                result.append((key, value))
+            }
+            return result
+        }
+
+        func scalar(_ node: Node, path: String, expected: String) throws(GatewayError) -> Node.Scalar {
+            guard case .scalar(let scalar) = node else {
+                throw fail(node, path, "must be \(expected), not a \(node.isMapping ? "mapping" : "list")")
+            }
+            return scalar
+        }
+
+        func string(_ node: Node, path: String) throws(GatewayError) -> String {
+            let value = try scalar(node, path: path, expected: "a string")
+            if isNull(value) {
+                throw fail(node, path, "must be a string, not empty")
+            }
+            return value.string
+        }
+
+        func optionalString(_ node: Node, path: String) throws(GatewayError) -> String? {
+            let value = try scalar(node, path: path, expected: "a file path")
+            if isNull(value) { return nil }
+            guard !value.string.isEmpty else { return nil }
+            return value.string
+        }
+
+        func integer(_ node: Node, path: String, range: ClosedRange<Int>, allowed: String) throws(GatewayError) -> Int {
+            let value = try scalar(node, path: path, expected: "a number")
+            guard value.style == .plain, let number = Int(value.string) else {
+                throw fail(node, path, "must be a whole number (\(allowed)), not \"\(printable(value.string))\"")
+            }
+            guard range.contains(number) else {
+                throw fail(node, path, "\(number) is out of range: must be \(allowed)")
+            }
+            return number
+        }
+
+        func stringList(_ node: Node, path: String) throws(GatewayError) -> [(String, Node)] {
+            if case .scalar(let scalar) = node, isNull(scalar) { return [] }
+            guard case .sequence(let sequence) = node else {
+                throw fail(node, path, "must be a list, e.g. [laptop.tail1234.ts.net]")
+            }
+            var result: [(String, Node)] = []
+            for item in sequence {
+                result.append((try string(item, path: path), item))
+            }
+            return result
+        }
+
+        func enumeration<Value: RawRepresentable & CaseIterable>(
+            _ node: Node,
+            path: String
+        ) throws(GatewayError) -> Value where Value.RawValue == String {
+            let choices = Value.allCases.map(\.rawValue)
+            let value = try scalar(node, path: path, expected: "one of \(choices.joined(separator: ", "))")
+            guard let result = Value(rawValue: value.string) else {
+                throw fail(
+                    node,
+                    path,
+                    "\"\(printable(value.string))\" is not allowed: use one of \(choices.joined(separator: ", "))"
+                )
+            }
+            return result
+        }
+
+        // MARK: Messages
+
+        func line(_ node: Node) -> Int {
+            node.mark?.line ?? 0
+        }
+
+        func fail(_ node: Node, _ path: String, _ message: String) -> GatewayError {
+            fail(line(node), path, message)
+        }
+
+        func fail(_ line: Int, _ path: String, _ message: String) -> GatewayError {
+            let location = line > 0 ? "\(file):\(line)" : file
+            return GatewayError(.configuration, "\(location): \(path): \(message)")
+        }
+    }
+
+    /// The allowed key nearest to `key` by edit distance, if it is close enough to be a typo.
+    static func closest(to key: String, in allowed: [String]) -> String? {
+        let scored = allowed.map { ($0, editDistance(key.lowercased(), $0)) }
+        guard let best = scored.min(by: { $0.1 < $1.1 }) else { return nil }
+        let limit = max(1, min(3, best.0.count / 3))
+        return best.1 <= limit ? best.0 : nil
+    }
+
+    /// Optimal-string-alignment distance: insertions, deletions, substitutions and swaps of two
+    /// neighbours each cost 1, so `prot` is one step from `port`.
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a)
+        let b = Array(b)
+        var d = Array(repeating: Array(repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in 0...a.count { d[i][0] = i }
+        for j in 0...b.count { d[0][j] = j }
+        for i in stride(from: 1, through: a.count, by: 1) {
+            for j in stride(from: 1, through: b.count, by: 1) {
+                let cost = a[i - 1] == b[j - 1] ? 0 : 1
+                d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+                if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                    d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+                }
+            }
+        }
+        return d[a.count][b.count]
+    }
+
+    /// User input echoed in a message is cut short and stripped of control characters, so a hostile
+    /// config value cannot forge terminal output or flood the log.
+    static func printable(_ text: String, limit: Int = 64) -> String {
+        let cleaned = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
+        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
+    }
+}
+
+extension Node {
+    fileprivate var isMapping: Bool {
+        if case .mapping = self { return true }
+        return false
+    }
+}

@@ -1,0 +1,59 @@
+/// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
+///
+/// `config.yaml.example` and Docs/Configuration.md document each key; ``ConfigurationLoader`` is the
+/// only place that reads the file.
+public struct GatewayConfiguration: Sendable, Equatable {
+    /// The default port, chosen to stay out of the way of common development servers.
+    public static let defaultPort = 18789
+
+    /// `gateway.host`: the address or name to listen on.
+    public var host = "127.0.0.1"
+    /// `gateway.port`: the TCP port (1–65535; 0 picks a free port, for tests).
+    public var port = GatewayConfiguration.defaultPort
+    /// `gateway.allowed_hosts`: extra `Host` names the gateway answers to (e.g. a `tailscale serve` name).
+    public var allowedHosts: [String] = []
+    /// `gateway.tls.cert` / `gateway.tls.key`: PEM files; both or neither.
+    public var tls: TLSFiles?
+    /// `gateway.auth.mode`.
+    public var authMode: AuthMode = .password
+    /// `log.format`.
+    public var logFormat: LogFormat = .auto
+    /// `log.level`.
+    public var logLevel: LogLevel = .info
+
+    public init() {}
+
+    /// Paths of the TLS certificate chain and private key.
+    public struct TLSFiles: Sendable, Equatable {
+        public var certificatePath: String
+        public var keyPath: String
+
+        public init(certificatePath: String, keyPath: String) {
+            self.certificatePath = certificatePath
+            self.keyPath = keyPath
+        }
+    }
+
+    /// How clients prove they are the owner.
+    public enum AuthMode: String, Sendable, CaseIterable {
+        /// No authentication: only acceptable on loopback, and `moat doctor` warns about it.
+        case none
+        /// The owner's password (with TOTP when enrolled) and a session cookie.
+        case password
+        /// API tokens only (`Authorization: Bearer`).
+        case token
+    }
+
+    /// The shape of log lines on stderr.
+    public enum LogFormat: String, Sendable, CaseIterable {
+        /// Text on a terminal, JSON lines otherwise.
+        case auto
+        case text
+        case json
+    }
+
+    /// The lowest level that is logged.
+    public enum LogLevel: String, Sendable, CaseIterable {
+        case trace, debug, info, notice, warning, error, critical
+    }
+}

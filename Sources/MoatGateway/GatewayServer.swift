@@ -1,0 +1,158 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+public import Logging
+import MoatCore
+public import MoatStore
+import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `moat serve`: checks everything that can be checked before listening, then runs until SIGINT or
+/// SIGTERM and shuts down gracefully (in-flight requests finish, then the database closes).
+public struct GatewayServer: Sendable {
+    /// What the command line asked for; flags win over the config file.
+    public struct Options: Sendable {
+        public var home: String?
+        public var configPath: String?
+        public var host: String?
+        public var port: Int?
+        public var logFormat: GatewayConfiguration.LogFormat?
+        public var environment: [String: String]
+
+        public init(
+            home: String? = nil,
+            configPath: String? = nil,
+            host: String? = nil,
+            port: Int? = nil,
+            logFormat: GatewayConfiguration.LogFormat? = nil,
+            environment: [String: String]
+        ) {
+            self.home = home
+            self.configPath = configPath
+            self.host = host
+            self.port = port
+            self.logFormat = logFormat
+            self.environment = environment
+        }
+    }
+
+    public let layout: StateLayout
+    public let configuration: GatewayConfiguration
+    /// Where the configuration came from (a path, or "defaults").
+    public let configurationSource: String
+    public let bind: BindPolicy.Decision
+
+    /// Resolves the layout, loads the config and applies the flags, and checks the bind policy.
+    ///
+    /// Nothing is created on disk yet: a refused start changes nothing.
+    public static func load(_ options: Options) throws(GatewayError) -> (StateLayout, GatewayConfiguration, String) {
+        let layout: StateLayout
+        do {
+            layout = try StateLayout.resolve(home: options.home, environment: options.environment)
+        } catch {
+            throw GatewayError(.configuration, error.message)
+        }
+        let path = options.configPath ?? layout.configFile
+        var configuration = try ConfigurationLoader.load(path: path, required: options.configPath != nil)
+        let source = FileModes.mode(of: path) == nil && options.configPath == nil ? "defaults (no \(path))" : path
+        if let host = options.host { configuration.host = host }
+        if let port = options.port {
+            guard (0...65535).contains(port) else {
+                throw GatewayError(.configuration, "--port \(port): out of range; use a port from 1 to 65535")
+            }
+            configuration.port = port
+        }
+        if let format = options.logFormat { configuration.logFormat = format }
+        return (layout, configuration, source)
+    }
+
+    /// Everything `moat serve` checks before it opens a socket.
+    public static func prepare(
+        _ options: Options,
+        resolver: HostResolver = .system
+    ) throws(GatewayError) -> GatewayServer {
+        let (layout, configuration, source) = try load(options)
+        let bind = try BindPolicy.evaluate(configuration, resolver: resolver)
+        return GatewayServer(layout: layout, configuration: configuration, configurationSource: source, bind: bind)
+    }
+
+    /// Creates the state directories, refuses unsafe file modes, and opens the database.
+    public func openState() throws(GatewayError) -> MoatDatabase {
+        do {
+            try layout.createDirectories()
+        } catch {
+            throw GatewayError(.unsafeState, error.message)
+        }
+        let problems = layout.permissionProblems()
+        guard problems.isEmpty else {
+            var message = "refusing to start: Moat's state must be private to you (as OpenSSH requires for ~/.ssh):\n"
+            for problem in problems {
+                message += "  \(problem.path) \(problem.problem)\n    fix: \(problem.fix)\n"
+            }
+            throw GatewayError(.unsafeState, message + "Then start Moat again.")
+        }
+        do {
+            return try MoatDatabase(path: layout.databaseFile)
+        } catch {
+            throw GatewayError(.database, error.message)
+        }
+    }
+
+    /// Runs the server until a shutdown signal; closes the database afterwards.
+    ///
+    /// - Parameter onListening: called with the real bound port once the socket is listening.
+    public func run(
+        database: MoatDatabase,
+        logger: Logger,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let hostGuard = HostGuard(
+            boundAddress: bind.address,
+            port: bind.port,
+            tls: bind.tls != nil,
+            allowedHosts: configuration.allowedHosts
+        )
+        let router = GatewayApplication.makeRouter(hostGuard: hostGuard)
+        let scheme = bind.tls == nil ? "http" : "https"
+        let hostText: String
+        if case .v6 = bind.address { hostText = "[\(bind.address)]" } else { hostText = bind.address.description }
+        let server: HTTPServerBuilder
+        if let tls = bind.tls {
+            do {
+                server = try .tls(.http1(), tlsConfiguration: tls.configuration)
+            } catch {
+                throw GatewayError(.tls, "cannot set up TLS with the configured certificate and key")
+            }
+        } else {
+            server = .http1()
+        }
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(address: .hostname(bind.address.description, port: bind.port), serverName: nil),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? bind.port
+                hostGuard.setBoundPort(port)
+                logger.notice(
+                    "listening",
+                    metadata: ["url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)"]
+                )
+                onListening(port)
+            },
+            logger: logger
+        )
+        do {
+            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+        } catch {
+            try? database.close()
+            throw GatewayError(.startup, "the server stopped: \(error)")
+        }
+        do {
+            try database.close()
+            logger.notice("stopped", metadata: ["database": "closed"])
+        } catch {
+            logger.error("stopped, but the database did not close cleanly", metadata: ["error": "\(error)"])
+        }
+    }
+}

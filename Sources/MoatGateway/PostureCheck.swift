@@ -1,0 +1,216 @@
+import MoatCore
+import MoatStore
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `moat doctor`: the security posture of this installation, one finding per check.
+///
+/// Read-only: it never creates a directory, never migrates the database and never changes a mode.
+public enum PostureCheck {
+    /// One check's result.
+    public struct Finding: Sendable, Equatable {
+        public enum Status: String, Sendable {
+            case pass, warn, fail
+        }
+        /// A short name, e.g. `bind`, `file modes`.
+        public let check: String
+        public let status: Status
+        /// What was found.
+        public let message: String
+        /// What to do about it, when something is to be done.
+        public let fix: String?
+
+        public init(check: String, status: Status, message: String, fix: String? = nil) {
+            self.check = check
+            self.status = status
+            self.message = message
+            self.fix = fix
+        }
+    }
+
+    /// Runs every check; `now` is injectable for certificate-expiry tests.
+    public static func run(
+        _ options: GatewayServer.Options,
+        resolver: HostResolver = .system,
+        now: Int? = nil
+    ) -> [Finding] {
+        var findings: [Finding] = []
+        let layout: StateLayout
+        let configuration: GatewayConfiguration
+        do {
+            let loaded = try GatewayServer.load(options)
+            layout = loaded.0
+            configuration = loaded.1
+            findings.append(Finding(check: "config", status: .pass, message: "configuration valid (\(loaded.2))"))
+        } catch {
+            findings.append(
+                Finding(check: "config", status: .fail, message: error.message, fix: "correct the file at that line")
+            )
+            // Without a configuration the remaining checks would describe defaults that will not run.
+            if let layout = try? StateLayout.resolve(home: options.home, environment: options.environment) {
+                findings += stateFindings(layout)
+            }
+            return findings
+        }
+
+        findings += bindFindings(configuration, resolver: resolver, now: now)
+        findings += stateFindings(layout)
+        return findings
+    }
+
+    static func bindFindings(_ configuration: GatewayConfiguration, resolver: HostResolver, now: Int?) -> [Finding] {
+        var findings: [Finding] = []
+        do {
+            let decision = try BindPolicy.evaluate(configuration, resolver: resolver) { files throws(GatewayError) in
+                try TLSMaterial(files: files, now: now)
+            }
+            if decision.isLoopback {
+                findings.append(
+                    Finding(
+                        check: "bind",
+                        status: .pass,
+                        message: "listens on loopback only (\(configuration.host) port \(configuration.port))"
+                    )
+                )
+            } else {
+                findings.append(
+                    Finding(
+                        check: "bind",
+                        status: .warn,
+                        message: "listens beyond loopback (\(configuration.host)) with TLS and authentication",
+                        fix: "prefer the loopback default with `tailscale serve --bg \(configuration.port)`"
+                    )
+                )
+            }
+            if let tls = decision.tls {
+                let current = now ?? Int(time(nil))
+                let days = (tls.notValidAfter - current) / 86400
+                findings.append(
+                    days < 30
+                        ? Finding(
+                            check: "tls",
+                            status: .warn,
+                            message: "certificate expires in \(days) days",
+                            fix: "renew the certificate before it expires"
+                        )
+                        : Finding(check: "tls", status: .pass, message: "certificate valid for \(days) more days")
+                )
+            } else {
+                findings.append(
+                    Finding(check: "tls", status: .pass, message: "not configured (not needed on loopback)"))
+            }
+        } catch {
+            let status: Finding.Status = .fail
+            findings.append(
+                Finding(
+                    check: error.code == .tls ? "tls" : "bind",
+                    status: status,
+                    message: error.message,
+                    fix: error.code == .tls ? "fix gateway.tls in config.yaml" : "see the message"
+                )
+            )
+        }
+        if configuration.authMode == .none {
+            findings.append(
+                Finding(
+                    check: "auth",
+                    status: .warn,
+                    message: "gateway.auth.mode is none: any local program or proxy reaching the port acts as owner",
+                    fix: "set gateway.auth.mode to password"
+                )
+            )
+        } else {
+            findings.append(
+                Finding(
+                    check: "auth", status: .pass, message: "gateway.auth.mode is \(configuration.authMode.rawValue)")
+            )
+        }
+        return findings
+    }
+
+    static func stateFindings(_ layout: StateLayout) -> [Finding] {
+        var findings: [Finding] = []
+        if FileModes.mode(of: layout.stateDirectory) == nil {
+            findings.append(
+                Finding(
+                    check: "file modes",
+                    status: .pass,
+                    message: "\(layout.stateDirectory) does not exist yet; moat serve creates it with mode 0700"
+                )
+            )
+        } else {
+            let problems = layout.permissionProblems()
+            if problems.isEmpty {
+                findings.append(
+                    Finding(
+                        check: "file modes", status: .pass,
+                        message: "\(layout.stateDirectory) and its files are private")
+                )
+            }
+            for problem in problems {
+                findings.append(
+                    Finding(
+                        check: "file modes", status: .fail, message: "\(problem.path) \(problem.problem)",
+                        fix: problem.fix)
+                )
+            }
+        }
+        if FileModes.mode(of: layout.databaseFile) == nil {
+            findings.append(
+                Finding(
+                    check: "database", status: .pass,
+                    message: "no database yet; moat serve creates \(layout.databaseFile)")
+            )
+        } else {
+            do {
+                let problems = try MoatDatabase.inspect(path: layout.databaseFile)
+                if problems.isEmpty {
+                    findings.append(Finding(check: "database", status: .pass, message: "integrity check ok"))
+                } else {
+                    findings.append(
+                        Finding(
+                            check: "database",
+                            status: .fail,
+                            message: "integrity check failed: \(problems.prefix(3).joined(separator: "; "))",
+                            fix: "restore moat.db from a backup"
+                        )
+                    )
+                }
+            } catch {
+                findings.append(
+                    Finding(check: "database", status: .fail, message: error.message, fix: "see the message")
+                )
+            }
+        }
+        return findings
+    }
+
+    /// The findings as aligned text lines.
+    public static func text(_ findings: [Finding]) -> String {
+        let width = findings.map(\.check.count).max() ?? 0
+        return findings.map { finding in
+            let pad = String(repeating: " ", count: width - finding.check.count)
+            var line = "\(finding.status.rawValue)  \(finding.check)\(pad)  \(finding.message)"
+            if let fix = finding.fix, finding.status != .pass {
+                line += "\n      fix: \(fix)"
+            }
+            return line
+        }.joined(separator: "\n")
+    }
+
+    /// The findings as a JSON array of `{check, status, message, fix}`.
+    public static func json(_ findings: [Finding]) -> String {
+        let items = findings.map { finding in
+            var object = "{\"check\":\(JSONLinesLogHandler.quote(finding.check))"
+            object += ",\"status\":\(JSONLinesLogHandler.quote(finding.status.rawValue))"
+            object += ",\"message\":\(JSONLinesLogHandler.quote(finding.message))"
+            object += ",\"fix\":" + (finding.fix.map(JSONLinesLogHandler.quote) ?? "null") + "}"
+            return object
+        }
+        return "[" + items.joined(separator: ",\n ") + "]"
+    }
+}

@@ -1,0 +1,197 @@
+public import GRDB
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// The one SQLite database of a Moat installation, `moat.db`, opened once as a GRDB `DatabasePool`.
+///
+/// WAL journal, `synchronous=FULL` (a committed transaction survives power loss, which the audit log's
+/// durability promise depends on), foreign keys on, and named append-only migrations. Opening checks
+/// that the file really is Moat's: a non-SQLite file, another program's database, a damaged file or one
+/// migrated by a newer Moat each give a ``StoreError`` that says what to do, never a crash.
+public final class MoatDatabase: Sendable {
+    /// `PRAGMA application_id` of a Moat database: "MOAT" in ASCII.
+    public static let applicationID: Int32 = 0x4D4F_4154
+
+    /// The pool; every module reads and writes through it.
+    public let pool: DatabasePool
+    /// The path of `moat.db`.
+    public let path: String
+
+    /// Opens (creating if needed, mode 0600) and migrates the database at `path`.
+    public init(path: String, busyTimeoutSeconds: Double = 5) throws(StoreError) {
+        self.path = path
+        var existedBefore = stat()
+        let isNew = lstat(path, &existedBefore) != 0 || existedBefore.st_size == 0
+        try FileModes.createPrivateFile(path)
+        if !isNew {
+            try Self.checkHeader(path)
+        }
+
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(busyTimeoutSeconds)
+        configuration.label = "moat.db"
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+        do {
+            try pool.write { db in
+                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tableCount =
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+                if appID != Self.applicationID && (appID != 0 || tableCount > 0) {
+                    throw StoreError(
+                        .foreignDatabase,
+                        "\(path) is an SQLite database of another program, not Moat's; "
+                            + "move it away (Moat will create a new one) or point --home at another directory"
+                    )
+                }
+                if try Self.migrator.hasBeenSuperseded(db) {
+                    throw StoreError(
+                        .newerSchema,
+                        "\(path) was written by a newer version of Moat; install that version again "
+                            + "(Moat never downgrades a database)"
+                    )
+                }
+            }
+            try Self.migrator.migrate(pool)
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    /// Closes the pool; later use of it fails. Called once at shutdown.
+    public func close() throws {
+        try pool.close()
+    }
+
+    /// Runs `PRAGMA integrity_check`; returns an empty array when the database is sound.
+    public func integrityProblems() throws(StoreError) -> [String] {
+        do {
+            let rows = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            return rows == ["ok"] ? [] : rows
+        } catch {
+            throw Self.describe(error, path: path)
+        }
+    }
+
+    /// The names of the migrations applied to this database, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    /// The random identifier of this installation, created with the database.
+    public func installationID() throws -> String {
+        try pool.read { db in
+            try String.fetchOne(db, sql: "SELECT value FROM moat_meta WHERE key = 'installation_id'") ?? ""
+        }
+    }
+
+    // MARK: Migrations
+
+    /// Append-only: a released migration is never edited or removed; a change is a new migration.
+    static let migrator: DatabaseMigrator = {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("2026-11-23 meta") { db in
+            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
+            try db.create(table: "moat_meta") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .text).notNull()
+            }
+            try db.execute(
+                sql: "INSERT INTO moat_meta (key, value) VALUES ('installation_id', lower(hex(randomblob(16))))"
+            )
+            try db.execute(
+                sql: "INSERT INTO moat_meta (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
+            )
+        }
+        return migrator
+    }()
+
+    // MARK: Errors
+
+    /// A non-empty file must start with the SQLite header; checking it first gives a clear message
+    /// instead of a low-level SQLite error in the middle of start-up.
+    static func checkHeader(_ path: String) throws(StoreError) {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw StoreError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { _ = Glibc.close(fd) }
+        var header = [UInt8](repeating: 0, count: 16)
+        let count = read(fd, &header, 16)
+        let magic = Array("SQLite format 3\0".utf8)
+        if count != 16 || header != magic {
+            throw StoreError(
+                .notADatabase,
+                "\(path) is not an SQLite database (its first bytes are not the SQLite header); "
+                    + "if it is damaged, restore it from a backup, or move it away to start with an empty state"
+            )
+        }
+    }
+
+    static func describe(_ error: any Error, path: String) -> StoreError {
+        if let error = error as? StoreError { return error }
+        guard let error = error as? DatabaseError else {
+            return StoreError(.io, "cannot use \(path): \(error)")
+        }
+        switch error.resultCode {
+        case .SQLITE_NOTADB:
+            return StoreError(
+                .notADatabase,
+                "\(path) is not an SQLite database; restore it from a backup, or move it away to start empty"
+            )
+        case .SQLITE_CORRUPT:
+            return StoreError(
+                .corrupt,
+                "\(path) is damaged (SQLite reports corruption); restore it from a backup, "
+                    + "or move it away to start with an empty state"
+            )
+        case .SQLITE_READONLY, .SQLITE_PERM, .SQLITE_CANTOPEN, .SQLITE_IOERR, .SQLITE_FULL:
+            // `message` is SQLite's own text; GRDB keeps bound arguments out of it by default.
+            return StoreError(.io, "cannot use \(path): \(error.message ?? "\(error.resultCode)")")
+        default:
+            return StoreError(.io, "database error on \(path): \(error.message ?? "\(error.resultCode)")")
+        }
+    }
+}
+
+extension MoatDatabase {
+    /// Checks an existing `moat.db` without changing it (for `moat doctor`): that it is Moat's and sound.
+    ///
+    /// - Returns: the integrity problems; empty when sound.
+    /// - Throws: ``StoreError`` when the file is not a database, another program's, or unreadable.
+    public static func inspect(path: String) throws(StoreError) -> [String] {
+        try checkHeader(path)
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            return try queue.read { db in
+                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                if appID != applicationID {
+                    throw StoreError(
+                        .foreignDatabase,
+                        "\(path) is not a Moat database (another program's SQLite file); move it away"
+                    )
+                }
+                let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check")
+                return rows == ["ok"] ? [] : rows
+            }
+        } catch {
+            throw describe(error, path: path)
+        }
+    }
+}

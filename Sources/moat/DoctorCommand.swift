@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import MoatCore
+import MoatGateway
+
+struct DoctorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check the security posture: bind and TLS, auth, file modes, config, database.",
+        discussion: "Prints one line per check (pass, warn or fail) with the fix. Exits 1 when a check fails."
+    )
+
+    @OptionGroup var state: StateOptions
+
+    @Flag(help: "Print the findings as a JSON array.")
+    var json = false
+
+    func run() throws {
+        let options = GatewayServer.Options(
+            home: state.home,
+            configPath: state.config,
+            environment: ProcessInfo.processInfo.environment
+        )
+        let findings = PostureCheck.run(options)
+        print(json ? PostureCheck.json(findings) : PostureCheck.text(findings))
+        if findings.contains(where: { $0.status == .fail }) {
+            throw ExitCode(ExitStatus.failure)
+        }
+    }
+}

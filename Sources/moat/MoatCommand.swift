@@ -1,0 +1,32 @@
+import ArgumentParser
+import MoatCore
+
+/// The `moat` command line: one binary for the gateway and for its owner's administration.
+@main
+struct MoatCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "moat",
+        abstract: "A local-first security gateway between your messaging channels, an AI model and its tools.",
+        discussion: """
+            State lives in MOAT_HOME (or --home DIR) when set, otherwise in $XDG_CONFIG_HOME/moat and \
+            $XDG_STATE_HOME/moat. Documentation: Docs/ in the source tree.
+            """,
+        version: MoatVersion.current,
+        subcommands: [ServeCommand.self, DoctorCommand.self]
+    )
+}
+
+/// Where Moat's state is and which config file to read; shared by every subcommand.
+struct StateOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Directory for config and state (overrides MOAT_HOME).", valueName: "dir")
+    )
+    var home: String?
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Config file to read (default: config.yaml in the config directory).", valueName: "file")
+    )
+    var config: String?
+}
