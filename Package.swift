@@ -71,6 +71,11 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers shared by the test targets (temporary directories, the real binary, a raw HTTP client).
+        .target(
+            name: "MoatTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "MoatCoreTests",
             dependencies: ["MoatCore"],
@@ -81,6 +86,7 @@ let package = Package(
             dependencies: [
                 "MoatCore",
                 "MoatStore",
+                "MoatTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -91,6 +97,7 @@ let package = Package(
                 "MoatCore",
                 "MoatStore",
                 "MoatGateway",
+                "MoatTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
@@ -100,7 +107,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MoatCLITests",
-            dependencies: ["moat"],
+            dependencies: ["moat", "MoatTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

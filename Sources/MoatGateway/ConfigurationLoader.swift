@@ -28,6 +28,12 @@ public enum ConfigurationLoader {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
+        } catch YamlError.duplicatedKeysInMapping(let duplicates, let context) {
+            let keys = duplicates.map { printable($0) }.joined(separator: ", ")
+            throw GatewayError(
+                .configuration,
+                "\(file):\(context.mark.line): \(keys): appears twice in the same section; keep one"
+            )
         } catch let error as YamlError {
             throw GatewayError(.configuration, "\(file): not valid YAML: \(describe(error))")
         } catch {
@@ -77,9 +83,9 @@ public enum ConfigurationLoader {
     private static func describe(_ error: YamlError) -> String {
         switch error {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _):
-            let where_ = "line \(mark.line), column \(mark.column)"
-            if let context { return "\(problem) \(context.text) (\(where_))" }
-            return "\(problem) (\(where_))"
+            let location = "line \(mark.line), column \(mark.column)"
+            if let context { return "\(problem) \(context.text) (\(location))" }
+            return "\(problem) (\(location))"
         default:
             return "the YAML parser rejected it"
         }

@@ -28,7 +28,9 @@ public final class MoatDatabase: Sendable {
         let isNew = lstat(path, &existedBefore) != 0 || existedBefore.st_size == 0
         try FileModes.createPrivateFile(path)
         if !isNew {
-            try Self.checkHeader(path)
+            // Checked read-only before the pool opens: opening a pool switches the file to WAL, and
+            // another program's database must be left exactly as it was.
+            try Self.checkOwnership(path)
         }
 
         var configuration = Configuration()
@@ -44,17 +46,10 @@ public final class MoatDatabase: Sendable {
             throw Self.describe(error, path: path)
         }
         do {
+            // GRDB sets synchronous=NORMAL on the writer when it enables WAL; the audit log's durability
+            // promise needs FULL on the one connection that commits.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try pool.write { db in
-                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-                let tableCount =
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
-                if appID != Self.applicationID && (appID != 0 || tableCount > 0) {
-                    throw StoreError(
-                        .foreignDatabase,
-                        "\(path) is an SQLite database of another program, not Moat's; "
-                            + "move it away (Moat will create a new one) or point --home at another directory"
-                    )
-                }
                 if try Self.migrator.hasBeenSuperseded(db) {
                     throw StoreError(
                         .newerSchema,
@@ -121,6 +116,31 @@ public final class MoatDatabase: Sendable {
 
     // MARK: Errors
 
+    /// Refuses a file that is not an SQLite database, or is another program's, without writing to it.
+    static func checkOwnership(_ path: String) throws(StoreError) {
+        try checkHeader(path)
+        var configuration = Configuration()
+        configuration.readonly = true
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
+            defer { try? queue.close() }
+            try queue.read { db in
+                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let tableCount =
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'table'") ?? 0
+                if appID != applicationID && (appID != 0 || tableCount > 0) {
+                    throw StoreError(
+                        .foreignDatabase,
+                        "\(path) is an SQLite database of another program, not Moat's; "
+                            + "move it away (Moat will create a new one) or point --home at another directory"
+                    )
+                }
+            }
+        } catch {
+            throw describe(error, path: path)
+        }
+    }
+
     /// A non-empty file must start with the SQLite header; checking it first gives a clear message
     /// instead of a low-level SQLite error in the middle of start-up.
     static func checkHeader(_ path: String) throws(StoreError) {
@@ -173,20 +193,13 @@ extension MoatDatabase {
     /// - Returns: the integrity problems; empty when sound.
     /// - Throws: ``StoreError`` when the file is not a database, another program's, or unreadable.
     public static func inspect(path: String) throws(StoreError) -> [String] {
-        try checkHeader(path)
+        try checkOwnership(path)
         var configuration = Configuration()
         configuration.readonly = true
         do {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                let appID = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
-                if appID != applicationID {
-                    throw StoreError(
-                        .foreignDatabase,
-                        "\(path) is not a Moat database (another program's SQLite file); move it away"
-                    )
-                }
                 let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check")
                 return rows == ["ok"] ? [] : rows
             }

@@ -1,0 +1,177 @@
+public import Foundation
+
+/// Runs the real `moat` executable built next to the test bundle, as a user would.
+public enum MoatBinary {
+    /// The output of one finished run.
+    public struct Result: Sendable {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+    }
+
+    /// The path of the built `moat` binary (same build directory as the running test bundle).
+    public static var path: String {
+        let exe =
+            (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("moat").path
+    }
+
+    /// The environment tests give the binary: no inherited MOAT_HOME or XDG paths, so a developer's own
+    /// state is never touched.
+    public static func environment(home: String?, extra: [String: String] = [:]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        for key in ["MOAT_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"] { env[key] = nil }
+        if let home { env["MOAT_HOME"] = home }
+        env.merge(extra) { $1 }
+        return env
+    }
+
+    /// Runs `moat ARGS` to completion (killed after `timeout` seconds) and returns its output.
+    public static func run(
+        _ arguments: [String],
+        home: String?,
+        stdin: String? = nil,
+        extraEnvironment: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = environment(home: home, extra: extraEnvironment)
+        let out = Pipe()
+        let err = Pipe()
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try? input.fileHandleForWriting.close()
+        let collector = OutputCollector(out: out, err: err)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline {
+            usleep(10_000)
+        }
+        if process.isRunning {
+            process.terminate()
+        }
+        process.waitUntilExit()
+        let (stdout, stderr) = collector.finish()
+        return Result(status: process.terminationStatus, stdout: stdout, stderr: stderr)
+    }
+}
+
+/// Drains a process's stdout and stderr on background threads so a chatty child never blocks.
+final class OutputCollector: @unchecked Sendable {
+    private let lock = NSLock()
+    private var outData = Data()
+    private var errData = Data()
+    private let group = DispatchGroup()
+
+    init(out: Pipe, err: Pipe) {
+        drain(out.fileHandleForReading) { self.outData.append($0) }
+        drain(err.fileHandleForReading) { self.errData.append($0) }
+    }
+
+    private func drain(_ handle: FileHandle, _ append: @escaping @Sendable (Data) -> Void) {
+        group.enter()
+        Thread.detachNewThread { [lock, group] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.lock()
+                append(chunk)
+                lock.unlock()
+            }
+            group.leave()
+        }
+    }
+
+    func finish() -> (String, String) {
+        group.wait()
+        lock.lock()
+        defer { lock.unlock() }
+        return (String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
+    }
+}
+
+/// A `moat serve` running in the background, for tests of the real binary on a real socket.
+public final class RunningServer: @unchecked Sendable {
+    public let process: Process
+    private let lock = NSLock()
+    private var stderrText = ""
+    private let errPipe = Pipe()
+    private let reader = DispatchGroup()
+
+    /// Starts `moat serve ARGS --port 0` and waits until it logs the port it listens on.
+    public init(arguments: [String], home: String, timeout: TimeInterval = 60) throws {
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: MoatBinary.path)
+        process.arguments = ["serve", "--log-format", "json", "--port", "0"] + arguments
+        process.environment = MoatBinary.environment(home: home)
+        process.standardError = errPipe
+        process.standardOutput = FileHandle.nullDevice
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        reader.enter()
+        let handle = errPipe.fileHandleForReading
+        Thread.detachNewThread { [self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { break }
+                lock.lock()
+                stderrText += String(decoding: chunk, as: UTF8.self)
+                lock.unlock()
+            }
+            reader.leave()
+        }
+        let deadline = Date().addingTimeInterval(timeout)
+        while port == nil && process.isRunning && Date() < deadline {
+            usleep(20_000)
+        }
+        guard port != nil else {
+            process.terminate()
+            process.waitUntilExit()
+            throw ServerDidNotStart(stderr: log)
+        }
+    }
+
+    /// Everything the server wrote to stderr so far.
+    public var log: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return stderrText
+    }
+
+    /// The port from the `listening` log line.
+    public var port: Int? {
+        guard let range = log.range(of: #""url":"http[s]?://[^"]*:([0-9]+)""#, options: .regularExpression) else {
+            return nil
+        }
+        let match = String(log[range])
+        return Int(match.split(separator: ":").last!.dropLast())
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its exit status and full log.
+    public func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 30) -> (status: Int32, log: String) {
+        kill(process.processIdentifier, signal)
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        process.waitUntilExit()
+        reader.wait()
+        return (process.terminationStatus, log)
+    }
+
+    deinit {
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+}
+
+public struct ServerDidNotStart: Error, CustomStringConvertible {
+    public let stderr: String
+    public var description: String { "moat serve did not start:\n\(stderr)" }
+}

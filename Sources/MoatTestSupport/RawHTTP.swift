@@ -1,0 +1,93 @@
+public import Foundation
+
+/// A minimal HTTP/1.1 client over a real TCP socket, sending exactly the bytes a test chooses.
+///
+/// Regular clients normalize or refuse the forged `Host` and `Origin` headers the guard tests need.
+public enum RawHTTP {
+    public struct Response: Sendable {
+        public let status: Int
+        public let headers: [(String, String)]
+        public let body: String
+
+        public func header(_ name: String) -> String? {
+            headers.first { $0.0.lowercased() == name.lowercased() }?.1
+        }
+    }
+
+    /// Sends `request` verbatim to `host:port` (IPv4 or IPv6 literal) and reads until the server closes.
+    public static func send(_ request: String, host: String = "127.0.0.1", port: Int) throws -> Response {
+        let isV6 = host.contains(":")
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError("socket failed") }
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let connected: Int32
+        if isV6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET6, host, &address.sin6_addr)
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, host, &address.sin_addr)
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard connected == 0 else { throw RawHTTPError("connect to \(host):\(port) failed: errno \(errno)") }
+        let bytes = Array(request.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let count = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard count > 0 else { throw RawHTTPError("write failed") }
+            sent += count
+        }
+        var received = Data()
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count <= 0 { break }
+            received.append(contentsOf: buffer[0..<count])
+        }
+        return try parse(String(decoding: received, as: UTF8.self))
+    }
+
+    /// A request with `Connection: close` and the given headers (`Host` included only when given).
+    public static func request(
+        _ method: String = "GET",
+        _ path: String = "/healthz",
+        headers: [(String, String)]
+    ) -> String {
+        var text = "\(method) \(path) HTTP/1.1\r\n"
+        for (name, value) in headers { text += "\(name): \(value)\r\n" }
+        if method != "GET" && method != "HEAD" { text += "Content-Length: 0\r\n" }
+        return text + "Connection: close\r\n\r\n"
+    }
+
+    static func parse(_ text: String) throws -> Response {
+        guard let headEnd = text.range(of: "\r\n\r\n") else { throw RawHTTPError("no complete response: \(text)") }
+        let lines = text[..<headEnd.lowerBound].components(separatedBy: "\r\n")
+        let statusParts = lines[0].split(separator: " ")
+        guard statusParts.count >= 2, let status = Int(statusParts[1]) else { throw RawHTTPError("bad status line") }
+        let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        return Response(status: status, headers: headers, body: String(text[headEnd.upperBound...]))
+    }
+}
+
+public struct RawHTTPError: Error, CustomStringConvertible {
+    public let description: String
+    init(_ description: String) { self.description = description }
+}

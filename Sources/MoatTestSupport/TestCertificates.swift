@@ -1,0 +1,28 @@
+public import Foundation
+
+/// Self-signed certificates made with the `openssl` command for TLS tests.
+public enum TestCertificates {
+    /// Writes `name.crt` and `name.key` (EC P-256, self-signed for localhost/127.0.0.1) into `directory`.
+    @discardableResult
+    public static func make(in directory: TemporaryDirectory, name: String = "server", days: Int = 30) throws -> (
+        cert: String, key: String
+    ) {
+        let cert = directory.file("\(name).crt")
+        let key = directory.file("\(name).key")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "\(days)", "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw RawHTTPError("openssl req failed with status \(process.terminationStatus)")
+        }
+        return (cert, key)
+    }
+}
