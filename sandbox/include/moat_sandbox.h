@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #endif
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,7 @@ bool json_parse(const char *text, size_t length, struct json_value *out, char *e
 
 /* ---- the spec ---- */
 struct bind_mount {
+    char label[64]; /* "ro_binds[2]": how errors name it, without echoing the path */
     char *source; /* host path */
     char *target; /* path inside the sandbox */
     bool writable;
@@ -121,8 +123,7 @@ struct limits_plan {
     bool use_cgroup;          /* limits_mode: "cgroup2" when true, "rlimit" otherwise */
     int cgroup_fd;            /* directory fd of the sandbox's own cgroup, or -1 */
     char cgroup_path[4096];   /* for cleanup and for reading memory.events */
-    int cpu;                  /* rlimit mode: the first CPU of the affinity set */
-    uint32_t cpu_count;       /* rlimit mode: how many CPUs are kept */
+    cpu_set_t affinity;       /* rlimit mode: the CPUs the command may run on */
 };
 
 /* Decides between cgroup v2 and rlimits; creates the cgroup when one is used. */
@@ -141,6 +142,9 @@ int filesystem_build(const struct spec *spec, const char **failed_step, char *st
 struct seccomp_filters;
 struct seccomp_filters *seccomp_filters_build(const char **failed_step);
 int seccomp_filters_load(struct seccomp_filters *filters);
+
+/* Writes a setup_error result (for failures before the sandbox exists); returns the exit code. */
+int report_setup_error(const char *message, const char *limits_mode);
 
 /* Runs the spec and writes the result; returns the launcher's exit code. */
 int sandbox_run(const struct spec *spec);

@@ -1,0 +1,200 @@
+/*
+ * The seccomp filters: an allowlist in the style of Docker's default profile (anything not listed
+ * fails with EPERM), and a second, tiny filter for the one rule an allowlist cannot say with
+ * libseccomp: "ioctl is allowed, except TIOCSTI and TIOCLINUX". The kernel runs both filters on
+ * every syscall and takes the stricter answer.
+ *
+ * Both filters kill the whole process on a syscall from a non-native ABI (i386 `int 0x80` or x32 on
+ * x86_64): those calls would bypass every rule written for the native numbers.
+ *
+ * Built once per launcher run, in the sandbox's init, and loaded by the command process as the very
+ * last step before execve.
+ */
+#include "include/moat_sandbox.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+struct seccomp_filters {
+    scmp_filter_ctx allowlist;
+    scmp_filter_ctx ioctl_guard;
+};
+
+/* Allowed without conditions. Names unknown to this architecture are skipped. */
+static const char *const allowed_syscalls[] = {
+    "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "cachestat", "capget", "capset",
+    "chdir", "chown", "clock_getres", "clock_gettime", "clock_nanosleep", "close", "close_range", "connect",
+    "copy_file_range", "dup", "dup2", "dup3", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_pwait",
+    "epoll_pwait2", "epoll_wait", "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group",
+    "faccessat", "faccessat2", "fadvise64", "fallocate", "fchdir", "fchown", "fchownat", "fcntl", "fdatasync",
+    "fgetxattr", "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat", "fstatfs", "fsync",
+    "ftruncate", "futex", "futex_requeue", "futex_wait", "futex_waitv", "futex_wake", "futimesat", "get_mempolicy",
+    "get_robust_list", "get_thread_area", "getcpu", "getcwd", "getdents", "getdents64", "getegid", "geteuid",
+    "getgid", "getgroups", "getitimer", "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority",
+    "getrandom", "getresgid", "getresuid", "getrlimit", "getrusage", "getsid", "getsockname", "getsockopt",
+    "gettid", "gettimeofday", "getuid", "getxattr", "inotify_add_watch", "inotify_init", "inotify_init1",
+    "inotify_rm_watch", "io_cancel", "io_destroy", "io_getevents", "io_pgetevents", "io_setup", "io_submit",
+    "ioctl", "ioprio_get", "ioprio_set", "kill", "landlock_add_rule", "landlock_create_ruleset",
+    "landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr",
+    "lremovexattr", "lseek", "lsetxattr", "lstat", "madvise", "map_shadow_stack", "mbind", "membarrier",
+    "memfd_create", "mincore", "mkdir", "mkdirat", "mlock", "mlock2", "mlockall", "mmap", "mprotect",
+    "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "mseal",
+    "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap", "nanosleep", "newfstatat",
+    "pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect",
+    "poll", "ppoll", "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_mrelease", "pselect6",
+    "pwrite64", "pwritev", "pwritev2", "read", "readahead", "readlink", "readlinkat", "readv", "recvfrom",
+    "recvmmsg", "recvmsg", "remap_file_pages", "removexattr", "rename", "renameat", "renameat2",
+    "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending", "rt_sigprocmask", "rt_sigqueueinfo",
+    "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo", "sched_get_priority_max",
+    "sched_get_priority_min", "sched_getaffinity", "sched_getattr", "sched_getparam", "sched_getscheduler",
+    "sched_rr_get_interval", "sched_setattr", "sched_setparam", "sched_setscheduler", "sched_yield", "seccomp",
+    "select", "semctl", "semget", "semop", "semtimedop", "sendfile", "sendmmsg", "sendmsg", "sendto",
+    "set_mempolicy", "set_robust_list", "set_thread_area", "set_tid_address", "setfsgid", "setfsuid", "setgid",
+    "setgroups", "setitimer", "setpgid", "setpriority", "setregid", "setresgid", "setresuid", "setreuid",
+    "setrlimit", "setsid", "setsockopt", "setuid", "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown",
+    "sigaltstack", "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statx", "symlink",
+    "symlinkat", "sync", "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
+    "timer_delete", "timer_getoverrun", "timer_gettime", "timer_settime", "timerfd_create", "timerfd_gettime",
+    "timerfd_settime", "times", "tkill", "truncate", "umask", "uname", "unlink", "unlinkat", "uretprobe", "utime",
+    "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "write", "writev",
+};
+
+/* Syscalls newer than some libseccomp releases know, by their native number. */
+static int fallback_number(const char *name) {
+#if defined(__x86_64__) || defined(__aarch64__)
+    if (strcmp(name, "mseal") == 0) return 462;
+#endif
+#if defined(__x86_64__)
+    if (strcmp(name, "uretprobe") == 0) return 335;
+#endif
+    (void)name;
+    return -1;
+}
+
+/* Namespace-creating clone flags; CLONE_NEWTIME cannot be passed to clone(2) (it overlaps CSIGNAL). */
+#define NAMESPACE_CLONE_FLAGS                                                                                   \
+    (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
+
+#define LOW_32_BITS 0xFFFFFFFFULL
+#define SETID_BITS ((scmp_datum_t)(S_ISUID | S_ISGID))
+
+static int add_rules(scmp_filter_ctx allowlist) {
+    for (size_t index = 0; index < sizeof allowed_syscalls / sizeof allowed_syscalls[0]; index++) {
+        int number = seccomp_syscall_resolve_name(allowed_syscalls[index]);
+        if (number == __NR_SCMP_ERROR) number = fallback_number(allowed_syscalls[index]);
+        if (number == __NR_SCMP_ERROR || number == -1) continue;
+        int result = seccomp_rule_add(allowlist, SCMP_ACT_ALLOW, number, 0);
+        if (result != 0) return result;
+    }
+
+    int result;
+    /* clone: threads and plain forks only, never a new namespace. */
+#if defined(__s390__) || defined(__s390x__)
+    result = seccomp_rule_add(allowlist, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, NAMESPACE_CLONE_FLAGS, 0));
+#else
+    result = seccomp_rule_add(allowlist, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, NAMESPACE_CLONE_FLAGS, 0));
+#endif
+    if (result != 0) return result;
+    /* clone3 passes its flags in memory, where seccomp cannot look: ENOSYS makes libc fall back to clone. */
+    if ((result = seccomp_rule_add(allowlist, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0) return result;
+    /* openat2 hides its mode in memory too; ENOSYS makes callers fall back to openat. */
+    if ((result = seccomp_rule_add(allowlist, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(openat2), 0)) != 0) return result;
+
+    /* socket: unix, IPv4 and IPv6 only (no packet, netlink, crypto (AF_ALG), vsock, ...). The kernel
+     * reads the family as an int, so only the low 32 bits are compared. */
+    static const scmp_datum_t families[] = {AF_UNIX, AF_INET, AF_INET6};
+    for (size_t index = 0; index < sizeof families / sizeof families[0]; index++) {
+        result = seccomp_rule_add(allowlist, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                                  SCMP_A0(SCMP_CMP_MASKED_EQ, LOW_32_BITS, families[index]));
+        if (result != 0) return result;
+    }
+
+    /* personality: querying (0xffffffff) and the default (PER_LINUX) only, never READ_IMPLIES_EXEC,
+     * ADDR_NO_RANDOMIZE and friends. */
+    static const scmp_datum_t personas[] = {0, 0xFFFFFFFFULL};
+    for (size_t index = 0; index < sizeof personas / sizeof personas[0]; index++) {
+        result = seccomp_rule_add(allowlist, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+                                  SCMP_A0(SCMP_CMP_MASKED_EQ, LOW_32_BITS, personas[index]));
+        if (result != 0) return result;
+    }
+
+    /* File modes: never set-user-ID or set-group-ID bits. Writable binds are host directories, and
+     * such a bit would survive outside the sandbox, where mounts are not nosuid. */
+    static const struct {
+        const char *name;
+        unsigned argument;
+    } mode_arguments[] = {
+        {"chmod", 1}, {"fchmod", 1}, {"fchmodat", 2}, {"fchmodat2", 2}, {"creat", 1},
+        {"open", 2},  {"openat", 3}, {"mknod", 1},    {"mknodat", 2},
+    };
+    for (size_t index = 0; index < sizeof mode_arguments / sizeof mode_arguments[0]; index++) {
+        int number = seccomp_syscall_resolve_name(mode_arguments[index].name);
+        if (number == __NR_SCMP_ERROR) continue;
+        struct scmp_arg_cmp comparison = {
+            .arg = mode_arguments[index].argument, .op = SCMP_CMP_MASKED_EQ, .datum_a = SETID_BITS, .datum_b = 0};
+        result = seccomp_rule_add_array(allowlist, SCMP_ACT_ALLOW, number, 1, &comparison);
+        if (result != 0) return result;
+    }
+    return 0;
+}
+
+static int add_ioctl_guard(scmp_filter_ctx guard) {
+    /* The kernel reads the request as 32 bits: compare only those, so a request with high bits set
+     * (0x100005412) is still recognised as TIOCSTI. */
+    static const scmp_datum_t requests[] = {TIOCSTI, TIOCLINUX};
+    for (size_t index = 0; index < sizeof requests / sizeof requests[0]; index++) {
+        int result = seccomp_rule_add(guard, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(ioctl), 1,
+                                      SCMP_A1(SCMP_CMP_MASKED_EQ, LOW_32_BITS, requests[index]));
+        if (result != 0) return result;
+    }
+    return 0;
+}
+
+struct seccomp_filters *seccomp_filters_build(const char **failed_step) {
+    struct seccomp_filters *filters = checked_malloc(sizeof *filters);
+    filters->allowlist = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    filters->ioctl_guard = seccomp_init(SCMP_ACT_ALLOW);
+    if (!filters->allowlist || !filters->ioctl_guard) {
+        *failed_step = "create the seccomp filters";
+        errno = ENOMEM;
+        return NULL;
+    }
+    /* Native architecture only: anything else kills the process. libseccomp also treats x32
+     * syscall numbers on x86_64 as a foreign architecture. */
+    int result = seccomp_attr_set(filters->allowlist, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (result == 0) result = seccomp_attr_set(filters->ioctl_guard, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    if (result != 0) {
+        *failed_step = "set the seccomp bad-architecture action";
+        errno = -result;
+        return NULL;
+    }
+    if ((result = add_rules(filters->allowlist)) != 0) {
+        *failed_step = "add the seccomp allowlist rules";
+        errno = -result;
+        return NULL;
+    }
+    if ((result = add_ioctl_guard(filters->ioctl_guard)) != 0) {
+        *failed_step = "add the seccomp ioctl rules";
+        errno = -result;
+        return NULL;
+    }
+    return filters;
+}
+
+int seccomp_filters_load(struct seccomp_filters *filters) {
+    int result = seccomp_load(filters->ioctl_guard);
+    if (result == 0) result = seccomp_load(filters->allowlist);
+    if (result != 0) {
+        errno = -result;
+        return -1;
+    }
+    return 0;
+}
