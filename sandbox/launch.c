@@ -336,6 +336,22 @@ static int setup_error_now(const char *step, int error, const char *limits_mode)
     return report_setup_error(message, limits_mode);
 }
 
+/* Root of the initial user namespace, as opposed to "root" inside a user namespace (which is an
+ * ordinary host user, and is mapped like one). */
+static bool running_as_host_root(void) {
+    if (geteuid() != 0) return false;
+    char map[128] = "";
+    int fd = open("/proc/self/uid_map", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true; /* no way to tell: assume the more dangerous case */
+    ssize_t length = read(fd, map, sizeof map - 1);
+    close(fd);
+    if (length <= 0) return true;
+    map[length] = '\0';
+    unsigned long inside, outside, count;
+    if (sscanf(map, "%lu %lu %lu", &inside, &outside, &count) != 3) return true;
+    return inside == 0 && outside == 0 && count == 4294967295UL;
+}
+
 static pid_t clone_sandbox(struct run *run, int *pidfd) {
     struct moat_clone_args arguments;
     memset(&arguments, 0, sizeof arguments);
@@ -385,7 +401,7 @@ int sandbox_run(const struct spec *spec) {
      * files in a writable bind. */
     uid_t host_uid = geteuid();
     gid_t host_gid = getegid();
-    if (host_uid == 0) {
+    if (running_as_host_root()) {
         host_uid = MOAT_UNPRIVILEGED_HOST_ID;
         host_gid = MOAT_UNPRIVILEGED_HOST_ID;
         /* Root's supplementary groups would otherwise follow the sandbox, and setgroups is denied

@@ -5,6 +5,8 @@
  *   moat-sandbox --spec FILE     the same, with the spec read from FILE
  *   moat-sandbox --check         print what this machine supports, as JSON
  *   moat-sandbox --probe NAME …  try one escape; meant to run as the sandboxed command itself
+ *   moat-sandbox --export-filter print the compiled seccomp programs (include/moat_filter_blob.h)
+ *   moat-sandbox --verify-filter check that header against the rules in filter.c
  *
  * Exit codes: the command's own; 124 timeout; 125 setup error; 126 not executable; 127 not found;
  * 128+N killed by signal N. Docs/Sandbox.md describes the spec, the result and every step.
@@ -23,7 +25,9 @@
 static const char usage[] =
     "usage: moat-sandbox [--spec FILE]     run the JSON spec from stdin (or FILE), print a JSON result\n"
     "       moat-sandbox --check           print what this machine supports\n"
-    "       moat-sandbox --probe NAME ...  try one sandbox escape (run inside the sandbox)\n";
+    "       moat-sandbox --probe NAME ...  try one sandbox escape (run inside the sandbox)\n"
+    "       moat-sandbox --export-filter   print the compiled seccomp programs as a C header\n"
+    "       moat-sandbox --verify-filter   check the stored seccomp programs against the rules\n";
 
 static bool read_spec(int fd, struct buffer *text, char *error, size_t error_size) {
     char chunk[65536];
@@ -58,6 +62,8 @@ int main(int argc, char **argv) {
     int spec_fd = STDIN_FILENO;
     if (argc >= 2 && strcmp(argv[1], "--probe") == 0) return probe_main(argc - 2, argv + 2);
     if (argc == 2 && strcmp(argv[1], "--check") == 0) return check_main();
+    if (argc == 2 && strcmp(argv[1], "--export-filter") == 0) return seccomp_filters_export();
+    if (argc == 2 && strcmp(argv[1], "--verify-filter") == 0) return seccomp_filters_verify();
     if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
         return 0;

@@ -198,7 +198,8 @@ static int probe_write_proc_sys(int argc, char **argv) {
 
 static int probe_sysrq(int argc, char **argv) {
     (void)argc, (void)argv;
-    EXPECT("sysrq", open("/proc/sysrq-trigger", O_WRONLY), EACCES, EROFS);
+    /* ENOENT: a kernel built without magic SysRq has no trigger to protect. */
+    EXPECT("sysrq", open("/proc/sysrq-trigger", O_WRONLY), EACCES, EROFS, ENOENT);
 }
 
 static int probe_mknod_block(int argc, char **argv) {
@@ -623,7 +624,8 @@ static int probe_setuid_binary(int argc, char **argv) {
     static const char *const candidates[] = {"/usr/bin/su", "/usr/bin/passwd", "/usr/bin/mount", "/usr/bin/newgrp"};
     for (size_t index = 0; index < sizeof candidates / sizeof candidates[0]; index++) {
         struct stat status;
-        if (stat(candidates[index], &status) != 0 || !(status.st_mode & S_ISUID) || status.st_uid != 0) continue;
+        /* The owner shows as the overflow uid: host root is not mapped in here. */
+        if (stat(candidates[index], &status) != 0 || !(status.st_mode & S_ISUID)) continue;
         int output[2];
         if (pipe(output) != 0) break;
         pid_t child = fork();
@@ -832,8 +834,10 @@ static int run_isolated(const struct probe *probe, int expected_signal) {
     fflush(stdout);
     pid_t child = fork();
     if (child == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (expected_signal) dup2(null, STDOUT_FILENO);
+        if (expected_signal) {
+            int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+            dup2(null, STDOUT_FILENO);
+        }
         _exit(probe->run(0, NULL));
     }
     int status;

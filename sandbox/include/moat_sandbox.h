@@ -142,6 +142,9 @@ int filesystem_build(const struct spec *spec, const char **failed_step, char *st
 struct seccomp_filters;
 struct seccomp_filters *seccomp_filters_build(const char **failed_step);
 int seccomp_filters_load(struct seccomp_filters *filters);
+/* `--export-filter`: prints include/moat_filter_blob.h. `--verify-filter`: compares it with the rules. */
+int seccomp_filters_export(void);
+int seccomp_filters_verify(void);
 
 /* Writes a setup_error result (for failures before the sandbox exists); returns the exit code. */
 int report_setup_error(const char *message, const char *limits_mode);
