@@ -187,6 +187,10 @@ static struct seccomp_filters *compile_filters(const char **failed_step) {
      * syscall numbers on x86_64 as a foreign architecture. */
     int result = seccomp_attr_set(filters->allowlist, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
     if (result == 0) result = seccomp_attr_set(filters->ioctl_guard, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+    /* A binary search over syscall numbers instead of a linear chain: a few comparisons per
+     * syscall rather than up to ~330, which also makes the kernel's per-syscall action cache
+     * (computed when the filter is loaded) cheap to build. */
+    if (result == 0) result = seccomp_attr_set(filters->allowlist, SCMP_FLTATR_CTL_OPTIMIZE, 2);
     if (result != 0) {
         *failed_step = "set the seccomp bad-architecture action";
         errno = -result;
