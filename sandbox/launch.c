@@ -198,15 +198,12 @@ static void forward_signal(int signal_number) {
 
 static _Noreturn void sandbox_init(struct run *run) {
     int report = run->report_pipe[1];
-    /* If the launcher dies, so does the sandbox (and with init, its whole PID namespace). */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) setup_failed(report, "set the parent-death signal");
     close(run->output_pipe[0]);
     close(run->error_pipe[0]);
     close(run->report_pipe[0]);
     close(run->start_pipe[1]);
     char go;
     if (read(run->start_pipe[0], &go, 1) != 1) _exit(MOAT_EXIT_SETUP); /* the launcher gave up */
-    close(run->start_pipe[0]);
     prctl(PR_SET_NAME, "moat-init", 0, 0, 0);
     /* Init's own stdout is the launcher's result channel: nothing inside may write to it. */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -220,6 +217,14 @@ static _Noreturn void sandbox_init(struct run *run) {
     if (setresgid(MOAT_INSIDE_ID, MOAT_INSIDE_ID, MOAT_INSIDE_ID) != 0 ||
         setresuid(MOAT_INSIDE_ID, MOAT_INSIDE_ID, MOAT_INSIDE_ID) != 0)
         setup_failed(report, "switch to uid 1000 inside the user namespace");
+
+    /* If the launcher dies, so does the sandbox (and with init, its whole PID namespace). Set after
+     * the id change, which clears it. The launcher holds the start pipe's write end until it is
+     * done: a hang-up there means it died before the signal was armed. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) setup_failed(report, "set the parent-death signal");
+    struct pollfd launcher = {.fd = run->start_pipe[0], .events = POLLIN};
+    if (poll(&launcher, 1, 0) != 0) _exit(MOAT_EXIT_SETUP);
+    close(run->start_pipe[0]);
 
     char step_buffer[sizeof ((struct report *)0)->step];
     const char *step = NULL;
@@ -443,6 +448,7 @@ int sandbox_run(const struct spec *spec) {
         snprintf(map, sizeof map, "%d %d 1\n", MOAT_INSIDE_ID, (int)host_gid);
         if (write_proc_file(pid, "gid_map", map) != 0) map_error = errno, map_step = "write gid_map";
     }
+    /* The write end stays open until the sandbox ends: init checks it to know the launcher lives. */
     if (map_error || write(run.start_pipe[1], "g", 1) != 1) {
         if (!map_error) map_error = errno, map_step = "start the sandbox";
         kill(pid, SIGKILL);
@@ -450,7 +456,6 @@ int sandbox_run(const struct spec *spec) {
         limits_plan_destroy(&run.plan);
         return setup_error_now(map_step, map_error, limits_mode);
     }
-    close(run.start_pipe[1]);
 
     struct capture output = {.fd = run.output_pipe[0], .cap = spec->limits.output_bytes};
     struct capture error = {.fd = run.error_pipe[0], .cap = spec->limits.output_bytes};
@@ -491,6 +496,7 @@ int sandbox_run(const struct spec *spec) {
     }
     if (output.fd >= 0) close(output.fd);
     if (error.fd >= 0) close(error.fd);
+    close(run.start_pipe[1]);
 
     int init_status = 0;
     struct rusage usage;
