@@ -1,0 +1,119 @@
+public import Crypto
+
+/// The keys the audit log needs, held in the vault and handed over when it is unlocked.
+///
+/// - `fingerprintKey` keys the short HMAC fingerprints that stand in for redacted values, so the owner
+///   can tell whether two entries saw the same value without the log holding it.
+/// - `signingKey` (Ed25519) signs checkpoints; its public half verifies them.
+/// - `scrub` replaces every vault secret value in a string with `[secret:NAME]`.
+public struct AuditKeys: Sendable {
+    public let fingerprintKey: SymmetricKey
+    public let signingKey: Curve25519.Signing.PrivateKey
+    public let scrub: @Sendable (String) -> String
+
+    public init(
+        fingerprintKey: SymmetricKey,
+        signingKey: Curve25519.Signing.PrivateKey,
+        scrub: @escaping @Sendable (String) -> String
+    ) {
+        self.fingerprintKey = fingerprintKey
+        self.signingKey = signingKey
+        self.scrub = scrub
+    }
+
+    /// The public key that verifies this installation's checkpoints.
+    public var verifyingKey: Curve25519.Signing.PublicKey { signingKey.publicKey }
+}
+
+/// Redacts and scrubs an event before it is hashed and stored.
+struct AuditRedactor: Sendable {
+    /// Metadata keys whose values never reach the log, matched case-insensitively anywhere in the key
+    /// (so `X-Api-Key`, `sessionId` and `refresh_token` are all caught) and at any depth.
+    static let sensitiveWords = [
+        "password", "secret", "token", "key", "credential", "auth", "bearer", "apikey", "cookie", "session",
+    ]
+    /// Canonical metadata larger than this is refused: the log is for facts, not payloads.
+    static let maximumMetadataBytes = 16 * 1024
+    /// Longer string fields are cut (with a marker) so one entry cannot bloat the chain.
+    static let maximumFieldCharacters = 512
+
+    let keys: AuditKeys
+
+    static func isSensitive(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        return sensitiveWords.contains { lowered.contains($0) }
+    }
+
+    /// `[REDACTED] hmac:` followed by the first 8 bytes (hex) of HMAC-SHA256 over the value's
+    /// canonical JSON.
+    func fingerprint(_ value: AuditValue) -> String {
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(value.canonicalJSON.utf8), using: keys.fingerprintKey)
+        return "[REDACTED] hmac:" + AuditChain.hex(Array(mac).prefix(8))
+    }
+
+    func redact(_ value: AuditValue) -> AuditValue {
+        switch value {
+        case .string(let text):
+            return .string(keys.scrub(text))
+        case .array(let items):
+            return .array(items.map(redact))
+        case .object(let members):
+            var result: [String: AuditValue] = [:]
+            for (key, member) in members {
+                result[keys.scrub(key)] = Self.isSensitive(key) ? .string(fingerprint(member)) : redact(member)
+            }
+            return .object(result)
+        case .int, .bool, .null:
+            return value
+        }
+    }
+
+    func field(_ text: String) -> String {
+        let scrubbed = keys.scrub(text)
+        guard scrubbed.count > Self.maximumFieldCharacters else { return scrubbed }
+        return String(scrubbed.prefix(Self.maximumFieldCharacters)) + "…[cut]"
+    }
+
+    /// The event's stored fields: every string scrubbed, metadata redacted and canonical.
+    func prepare(_ event: AuditEvent) throws(AuditError) -> PreparedEvent {
+        guard Self.isValidAction(event.action) else {
+            throw AuditError(
+                .invalidEvent,
+                "audit action must be a dotted lower-case name such as vault.add (got \(event.action.count) characters)"
+            )
+        }
+        let metadata = redact(.object(event.metadata)).canonicalJSON
+        guard metadata.utf8.count <= Self.maximumMetadataBytes else {
+            throw AuditError(.invalidEvent, "audit metadata for \(event.action) is larger than 16 KiB; record less")
+        }
+        return PreparedEvent(
+            actor: field(event.actor),
+            action: event.action,
+            target: field(event.target),
+            sourceIP: field(event.sourceIP),
+            userAgent: field(event.userAgent),
+            outcome: field(event.outcome),
+            metadata: metadata
+        )
+    }
+
+    static func isValidAction(_ action: String) -> Bool {
+        let parts = action.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 2, action.count <= 64 else { return false }
+        return parts.allSatisfy { part in
+            !part.isEmpty && part.first!.isLetter
+                && part.allSatisfy { ($0.isASCII && ($0.isLowercase || $0.isNumber)) || $0 == "_" || $0 == "-" }
+        }
+    }
+}
+
+/// An event after redaction, ready to be numbered and chained.
+struct PreparedEvent: Sendable {
+    let actor: String
+    let action: String
+    let target: String
+    let sourceIP: String
+    let userAgent: String
+    let outcome: String
+    let metadata: String
+}

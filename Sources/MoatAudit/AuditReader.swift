@@ -1,0 +1,142 @@
+import Foundation
+import GRDB
+public import MoatStore
+
+/// Reading the log: the latest entries, filtered exports, the latest checkpoint.
+public enum AuditReader {
+    /// Which entries an export includes. Times are RFC 3339 strings compared as text (all stored times
+    /// are UTC with the same layout, so text order is time order); a bare date `YYYY-MM-DD` works too.
+    public struct Filter: Sendable {
+        public var since: String?
+        public var until: String?
+        /// An exact action, or a prefix ending in `*` (`vault.*`).
+        public var action: String?
+        public var actor: String?
+        public var afterSequence: Int64?
+
+        public init(
+            since: String? = nil,
+            until: String? = nil,
+            action: String? = nil,
+            actor: String? = nil,
+            afterSequence: Int64? = nil
+        ) {
+            self.since = since
+            self.until = until
+            self.action = action
+            self.actor = actor
+            self.afterSequence = afterSequence
+        }
+    }
+
+    /// The last `count` entries, oldest first.
+    public static func tail(_ database: MoatDatabase, count: Int) throws -> [AuditEntry] {
+        try database.pool.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT \(AuditStore.columns) FROM audit_entries ORDER BY seq DESC LIMIT ?",
+                arguments: [max(0, count)]
+            ).map(AuditStore.entry).reversed()
+        }
+    }
+
+    /// Entries matching `filter`, oldest first, handed to `body` one at a time (exports stream).
+    public static func forEach(
+        _ database: MoatDatabase,
+        filter: Filter,
+        _ body: (AuditEntry) throws -> Void
+    ) throws {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let since = filter.since {
+            clauses.append("time >= ?")
+            _ = arguments.append(contentsOf: [since])
+        }
+        if let until = filter.until {
+            clauses.append("time < ?")
+            _ = arguments.append(contentsOf: [until])
+        }
+        if let action = filter.action {
+            if action.hasSuffix("*") {
+                clauses.append("substr(action, 1, ?) = ?")
+                let prefix = String(action.dropLast())
+                _ = arguments.append(contentsOf: [prefix.count, prefix])
+            } else {
+                clauses.append("action = ?")
+                _ = arguments.append(contentsOf: [action])
+            }
+        }
+        if let actor = filter.actor {
+            clauses.append("actor = ?")
+            _ = arguments.append(contentsOf: [actor])
+        }
+        if let after = filter.afterSequence {
+            clauses.append("seq > ?")
+            _ = arguments.append(contentsOf: [after])
+        }
+        let condition = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
+        try database.pool.read { db in
+            let cursor = try Row.fetchCursor(
+                db,
+                sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY seq",
+                arguments: arguments
+            )
+            while let row = try cursor.next() {
+                try body(AuditStore.entry(row))
+            }
+        }
+    }
+
+    /// The newest stored checkpoint, if any.
+    public static func latestCheckpoint(_ database: MoatDatabase) throws -> AuditCheckpoint? {
+        try database.pool.read { db in try AuditStore.checkpoints(db).last }
+    }
+
+    /// The number of entries.
+    public static func count(_ database: MoatDatabase) throws -> Int64 {
+        try database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") ?? 0 }
+    }
+}
+
+/// Export formats for `moat audit export`.
+public enum AuditExportFormat: String, Sendable, CaseIterable {
+    case csv, jsonl
+
+    public static let csvHeader = "seq,time,actor,action,target,source_ip,user_agent,outcome,metadata,prev_hash,hash"
+
+    /// One entry as a line (without the newline).
+    public func line(_ entry: AuditEntry) -> String {
+        switch self {
+        case .csv:
+            return [
+                String(entry.sequence), entry.time, entry.actor, entry.action, entry.target, entry.sourceIP,
+                entry.userAgent, entry.outcome, entry.metadata, entry.previousHash, entry.hash,
+            ].map(Self.csvCell).joined(separator: ",")
+        case .jsonl:
+            var out = "{\"seq\":\(entry.sequence)"
+            for (key, value) in [
+                ("time", entry.time), ("actor", entry.actor), ("action", entry.action), ("target", entry.target),
+                ("source_ip", entry.sourceIP), ("user_agent", entry.userAgent), ("outcome", entry.outcome),
+            ] {
+                out += ",\"\(key)\":" + AuditValue.string(value).canonicalJSON
+            }
+            // Stored metadata is already canonical JSON: embedded as an object, not a string.
+            out += ",\"metadata\":\(entry.metadata)"
+            out += ",\"prev_hash\":\"\(entry.previousHash)\",\"hash\":\"\(entry.hash)\"}"
+            return out
+        }
+    }
+
+    /// RFC 4180 quoting, plus a leading `'` for cells a spreadsheet would run as a formula
+    /// (starting with `=`, `+`, `-`, `@`, tab or carriage return — OWASP's CSV-injection list).
+    static func csvCell(_ text: String) -> String {
+        var cell = text
+        if let first = cell.unicodeScalars.first, "=+-@\t\r".unicodeScalars.contains(first) {
+            cell = "'" + cell
+        }
+        if cell.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) {
+            cell = "\"" + cell.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+        }
+        return cell
+    }
+}

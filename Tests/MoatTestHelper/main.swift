@@ -1,0 +1,49 @@
+// moat-test-helper: small programs the tests run as child processes, to be killed at random points
+// (crash safety). Not installed; built only because test targets depend on it.
+//
+//   moat-test-helper audit-append-loop DB_PATH SIGNING_KEY_HEX
+//       appends audit entries forever, printing "ack N" after each append returned (i.e. committed)
+
+import Crypto
+import Foundation
+import MoatAudit
+import MoatStore
+
+let arguments = CommandLine.arguments
+guard arguments.count >= 2 else {
+    FileHandle.standardError.write(Data("usage: moat-test-helper audit-append-loop DB KEYHEX\n".utf8))
+    exit(64)
+}
+
+func unhex(_ text: String) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var index = text.startIndex
+    while index < text.endIndex {
+        let next = text.index(index, offsetBy: 2)
+        bytes.append(UInt8(text[index..<next], radix: 16)!)
+        index = next
+    }
+    return bytes
+}
+
+switch arguments[1] {
+case "audit-append-loop":
+    let database = try MoatDatabase(path: arguments[2])
+    let keys = AuditKeys(
+        fingerprintKey: SymmetricKey(data: unhex(arguments[3])),
+        signingKey: try Curve25519.Signing.PrivateKey(rawRepresentation: unhex(arguments[3])),
+        scrub: { $0 }
+    )
+    let log = AuditLog(
+        database: database, keys: keys, origin: try AuditLog.origin(for: database), checkpointInterval: 50)
+    var index = 0
+    while true {
+        let entry = try await log.append(AuditEvent(actor: "system", action: "test.crash", target: "\(index)"))
+        // Unbuffered: an "ack" the parent reads was written only after the append returned.
+        FileHandle.standardOutput.write(Data("ack \(entry.sequence)\n".utf8))
+        index += 1
+    }
+default:
+    FileHandle.standardError.write(Data("moat-test-helper: unknown program \(arguments[1])\n".utf8))
+    exit(64)
+}
