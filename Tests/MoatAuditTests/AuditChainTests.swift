@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import MoatAudit
 import MoatStore
+import MoatTestSupport
 import Testing
 
 @Suite struct AuditChainTests {
@@ -117,5 +118,30 @@ import Testing
         #expect(throws: DatabaseError.self) {
             try fixture.database.pool.write { db in try db.execute(sql: "DELETE FROM audit_entries") }
         }
+    }
+}
+
+@Suite struct AuditOutsideVerifierTests {
+    @Test("an independent verifier written from Docs/Audit.md (tools/audit_chain_check.py) agrees with ours")
+    func pythonVerifier() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+        let fixture = try AuditFixture()
+        try await fixture.append(50)
+        try await fixture.log.append(AuditEvent(actor: "owner", action: "vault.add", metadata: ["ünïcode": "✓ \"q\"\n"]))
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+            .appendingPathComponent("../../tools/audit_chain_check.py").standardized.path
+        func run() throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [script, fixture.temp.file("moat.db")]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            try process.run()
+            process.waitUntilExit()
+            return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        }
+        #expect(try run() == "ok 51\n")
+        try fixture.tamper("UPDATE audit_entries SET outcome = 'failure' WHERE seq = 17")
+        #expect(try run() == "broken at 17: contents do not match the hash\n")
     }
 }
