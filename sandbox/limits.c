@@ -121,8 +121,9 @@ void limits_plan_create(const struct spec *spec, struct limits_plan *plan) {
     plan->cgroup_fd = -1;
     if (try_cgroup2(spec, plan)) return;
 
-    /* Affinity: `cpus` of the CPUs we may use, starting at one chosen by our pid so that
-     * concurrent sandboxes spread over the machine. */
+    /* Affinity: `cpus` of the CPUs we may use, starting with the one the scheduler runs the
+     * launcher on. It picked a CPU with room, and a sandbox forced onto a busy one waits for whole
+     * time slices; concurrent launchers land on different CPUs the same way. */
     cpu_set_t allowed;
     CPU_ZERO(&plan->affinity);
     if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
@@ -137,7 +138,9 @@ void limits_plan_create(const struct spec *spec, struct limits_plan *plan) {
         return;
     }
     int wanted = (int)spec->limits.cpus < count ? (int)spec->limits.cpus : count;
-    int start = (int)(getpid() % count);
+    int current = sched_getcpu(), start = (int)(getpid() % count);
+    for (int index = 0; index < count; index++)
+        if (available[index] == current) start = index;
     for (int index = 0; index < wanted; index++) CPU_SET(available[(start + index) % count], &plan->affinity);
 }
 
