@@ -144,28 +144,33 @@ void limits_plan_create(const struct spec *spec, struct limits_plan *plan) {
     for (int index = 0; index < wanted; index++) CPU_SET(available[(start + index) % count], &plan->affinity);
 }
 
-static int set_limit(int resource, uint64_t soft, uint64_t hard) {
+/* Sets one limit; on failure names it in *failed_step. */
+static bool set_limit(int resource, uint64_t soft, uint64_t hard, const char *name, const char **failed_step) {
     struct rlimit limit = {.rlim_cur = (rlim_t)soft, .rlim_max = (rlim_t)hard};
-    return setrlimit(resource, &limit);
+    if (setrlimit(resource, &limit) == 0) return true;
+    *failed_step = name;
+    return false;
 }
 
 int limits_apply_in_child(const struct spec *spec, const struct limits_plan *plan, bool init_shares_uid,
                           const char **failed_step) {
     const struct limits *limits = &spec->limits;
-    if (set_limit(RLIMIT_CORE, 0, 0) != 0) return *failed_step = "set RLIMIT_CORE", -1;
-    if (set_limit(RLIMIT_FSIZE, limits->file_bytes, limits->file_bytes) != 0)
-        return *failed_step = "set RLIMIT_FSIZE", -1;
-    /* SIGXCPU at the limit, SIGKILL a second later for a command that catches it. */
-    if (set_limit(RLIMIT_CPU, limits->cpu_seconds, limits->cpu_seconds + 1) != 0)
-        return *failed_step = "set RLIMIT_CPU", -1;
+    /* RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later for a command that catches it. */
+    if (!set_limit(RLIMIT_CORE, 0, 0, "set RLIMIT_CORE", failed_step) ||
+        !set_limit(RLIMIT_FSIZE, limits->file_bytes, limits->file_bytes, "set RLIMIT_FSIZE", failed_step) ||
+        !set_limit(RLIMIT_CPU, limits->cpu_seconds, limits->cpu_seconds + 1, "set RLIMIT_CPU", failed_step))
+        return -1;
     if (plan->use_cgroup) return 0;
-    if (set_limit(RLIMIT_AS, limits->memory_bytes, limits->memory_bytes) != 0) return *failed_step = "set RLIMIT_AS", -1;
-    /* The count covers every process of this host uid in this user namespace; when the sandbox's
-     * init runs as the same host uid it is one of them. */
+    /* The process count covers every process of this host uid in this user namespace; when the
+     * sandbox's init runs as the same host uid it is one of them. */
     uint64_t processes = (uint64_t)limits->pids + (init_shares_uid ? 1 : 0);
-    if (set_limit(RLIMIT_NPROC, processes, processes) != 0) return *failed_step = "set RLIMIT_NPROC", -1;
-    if (sched_setaffinity(0, sizeof plan->affinity, &plan->affinity) != 0)
-        return *failed_step = "set the CPU affinity", -1;
+    if (!set_limit(RLIMIT_AS, limits->memory_bytes, limits->memory_bytes, "set RLIMIT_AS", failed_step) ||
+        !set_limit(RLIMIT_NPROC, processes, processes, "set RLIMIT_NPROC", failed_step))
+        return -1;
+    if (sched_setaffinity(0, sizeof plan->affinity, &plan->affinity) != 0) {
+        *failed_step = "set the CPU affinity";
+        return -1;
+    }
     return 0;
 }
 

@@ -116,6 +116,9 @@ static bool read_binds(const struct json_value *value, const char *field, bool w
                                "or a trailing slash");
         if (path_is_under(target, "/proc") || path_is_under(target, "/dev"))
             return field_error(error, size, item_field, "dst may not be under /proc or /dev");
+        /* The host's kernel interfaces would undo the namespaces: never bind them in. */
+        if (path_is_under(source, "/proc") || path_is_under(source, "/sys") || path_is_under(source, "/dev"))
+            return field_error(error, size, item_field, "src may not be under /proc, /sys or /dev");
         struct bind_mount *bind = &spec->binds[spec->bind_count++];
         snprintf(bind->label, sizeof bind->label, "%s", item_field);
         bind->source = checked_strdup(source);
