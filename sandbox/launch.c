@@ -282,10 +282,8 @@ static _Noreturn void sandbox_init(struct run *run) {
 
 /* ---- in the launcher ---- */
 
-static int write_proc_file(pid_t pid, const char *name, const char *contents) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, name);
-    int fd = open(path, O_WRONLY | O_CLOEXEC);
+static int write_proc_file(int process_directory, const char *name, const char *contents) {
+    int fd = openat(process_directory, name, O_WRONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     size_t length = strlen(contents);
     ssize_t written = write(fd, contents, length);
@@ -458,15 +456,19 @@ int sandbox_run(const struct spec *spec) {
     close(run.start_pipe[0]);
 
     char map[64];
+    snprintf(map, sizeof map, "/proc/%d", (int)pid);
+    int process_directory = open(map, O_PATH | O_DIRECTORY | O_CLOEXEC);
     snprintf(map, sizeof map, "%d %d 1\n", MOAT_INSIDE_ID, (int)host_uid);
     int map_error = 0;
     const char *map_step = NULL;
-    if (write_proc_file(pid, "setgroups", "deny") != 0) map_error = errno, map_step = "deny setgroups";
-    else if (write_proc_file(pid, "uid_map", map) != 0) map_error = errno, map_step = "write uid_map";
+    if (process_directory < 0) map_error = errno, map_step = "open the sandbox's /proc entry";
+    else if (write_proc_file(process_directory, "setgroups", "deny") != 0) map_error = errno, map_step = "deny setgroups";
+    else if (write_proc_file(process_directory, "uid_map", map) != 0) map_error = errno, map_step = "write uid_map";
     else {
         snprintf(map, sizeof map, "%d %d 1\n", MOAT_INSIDE_ID, (int)host_gid);
-        if (write_proc_file(pid, "gid_map", map) != 0) map_error = errno, map_step = "write gid_map";
+        if (write_proc_file(process_directory, "gid_map", map) != 0) map_error = errno, map_step = "write gid_map";
     }
+    if (process_directory >= 0) close(process_directory);
     /* The write end stays open until the sandbox ends: init checks it to know the launcher lives. */
     if (map_error || write(run.start_pipe[1], "g", 1) != 1) {
         if (!map_error) map_error = errno, map_step = "start the sandbox";
