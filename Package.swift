@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
     ],
     targets: [
         .target(
@@ -41,11 +42,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The system libraries behind the vault; only MoatVault imports them.
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
+        .target(
+            name: "MoatVault",
+            dependencies: [
+                "MoatCore",
+                "CSodium",
+                "CArgon2",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "MoatGateway",
             dependencies: [
                 "MoatCore",
                 "MoatStore",
+                "MoatVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
@@ -65,6 +80,7 @@ let package = Package(
             dependencies: [
                 "MoatCore",
                 "MoatStore",
+                "MoatVault",
                 "MoatGateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -103,6 +119,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatVaultTests",
+            dependencies: ["MoatCore", "MoatVault", "MoatTestSupport", "moat-vault-crash-helper"],
+            swiftSettings: swiftSettings
+        ),
+        // Writes and re-keys a vault in a loop until killed: the crash-safety test SIGKILLs it at random points.
+        .executableTarget(
+            name: "moat-vault-crash-helper",
+            dependencies: ["MoatCore", "MoatVault"],
+            path: "Tests/VaultCrashHelper",
             swiftSettings: swiftSettings
         ),
         .testTarget(

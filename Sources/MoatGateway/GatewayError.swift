@@ -7,7 +7,7 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is; each maps to one process exit code.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
-            case configuration, bindRefused, tls, unsafeState, database, startup
+            case configuration, bindRefused, tls, unsafeState, database, startup, vaultLocked, vaultDamaged
         }
         fileprivate let value: Value
 
@@ -23,6 +23,10 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
         public static let database = Code(value: .database)
         /// The server could not start (for example, the port is taken).
         public static let startup = Code(value: .startup)
+        /// The vault cannot be unlocked unattended (no seal and no terminal, a seal that does not open).
+        public static let vaultLocked = Code(value: .vaultLocked)
+        /// The vault or seal file is damaged or not Moat's.
+        public static let vaultDamaged = Code(value: .vaultDamaged)
 
         public var description: String { "\(value)" }
     }
@@ -41,8 +45,8 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
     /// configuration or file modes, 65 for unusable data, 1 otherwise.
     public var exitCode: Int32 {
         switch code.value {
-        case .configuration, .bindRefused, .tls, .unsafeState: ExitStatus.configuration
-        case .database: ExitStatus.dataError
+        case .configuration, .bindRefused, .tls, .unsafeState, .vaultLocked: ExitStatus.configuration
+        case .database, .vaultDamaged: ExitStatus.dataError
         case .startup: ExitStatus.failure
         }
     }

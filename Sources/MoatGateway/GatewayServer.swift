@@ -4,6 +4,7 @@ import HummingbirdTLS
 public import Logging
 import MoatCore
 public import MoatStore
+public import MoatVault
 import NIOCore
 import ServiceLifecycle
 import UnixSignals
@@ -101,9 +102,12 @@ public struct GatewayServer: Sendable {
 
     /// Runs the server until a shutdown signal; closes the database afterwards.
     ///
-    /// - Parameter onListening: called with the real bound port once the socket is listening.
+    /// - Parameters:
+    ///   - vault: the unlocked vault, kept current with the file while the server runs.
+    ///   - onListening: called with the real bound port once the socket is listening.
     public func run(
         database: MoatDatabase,
+        vault: UnlockedVault? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
@@ -143,7 +147,15 @@ public struct GatewayServer: Sendable {
             logger: logger
         )
         do {
-            try await app.runService(gracefulShutdownSignals: [.sigterm, .sigint])
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+            if let vault {
+                let watcher = VaultWatcher(vault: vault, logger: logger)
+                services.append(.init(service: watcher, successTerminationBehavior: .ignore))
+            }
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
+            try await group.run()
         } catch {
             try? database.close()
             throw GatewayError(.startup, "the server stopped: \(error)")

@@ -1,5 +1,6 @@
 import MoatCore
 import MoatStore
+import MoatVault
 
 #if canImport(Glibc)
     import Glibc
@@ -185,6 +186,69 @@ public enum PostureCheck {
                     Finding(check: "database", status: .fail, message: error.message, fix: "see the message")
                 )
             }
+        }
+        findings += vaultFindings(layout)
+        return findings
+    }
+
+    /// The vault, from its headers only (doctor never asks for a password or opens the seal): fail when
+    /// `vault.moat` or `vault.seal` is unreadable or damaged, warn when sealed without a PIN or when the
+    /// recovery key file is still lying in the state directory.
+    static func vaultFindings(_ layout: StateLayout) -> [Finding] {
+        let paths = VaultPaths(stateDirectory: layout.stateDirectory)
+        var findings: [Finding] = []
+        do {
+            guard let status = try VaultStatus.inspect(paths) else {
+                return [
+                    Finding(check: "vault", status: .pass, message: "no vault yet; moat serve creates and seals one")
+                ]
+            }
+            switch status.seal {
+            case nil:
+                findings.append(
+                    Finding(
+                        check: "vault",
+                        status: .pass,
+                        message: "\(paths.vault) readable (\(status.parameters)); not sealed: moat serve asks for "
+                            + "the master password on a terminal"
+                    )
+                )
+            case .some(let seal) where seal.hasPIN:
+                findings.append(
+                    Finding(
+                        check: "vault", status: .pass,
+                        message: "\(paths.vault) readable (\(status.parameters)); sealed with a PIN")
+                )
+            case .some:
+                findings.append(
+                    Finding(
+                        check: "vault",
+                        status: .warn,
+                        message: "sealed without a PIN: a copy of the state directory plus this machine's identity "
+                            + "(host name, machine-id) opens the vault",
+                        fix: "moat vault seal --pin"
+                    )
+                )
+            }
+        } catch {
+            findings.append(
+                Finding(
+                    check: "vault",
+                    status: .fail,
+                    message: error.message,
+                    fix: "restore the file from a backup (or delete vault.seal and run moat vault seal)"
+                )
+            )
+        }
+        if FileModes.mode(of: paths.recoveryKey) != nil {
+            findings.append(
+                Finding(
+                    check: "vault",
+                    status: .warn,
+                    message: "\(paths.recoveryKey) still holds the vault's recovery key",
+                    fix: "store the key somewhere safe (a password manager, paper), then delete the file"
+                )
+            )
         }
         return findings
     }

@@ -6,7 +6,7 @@ import MoatGateway
 struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Check the security posture: bind and TLS, auth, file modes, config, database.",
+        abstract: "Check the security posture: bind and TLS, auth, file modes, config, database, vault.",
         discussion: "Prints one line per check (pass, warn or fail) with the fix. Exits 1 when a check fails."
     )
 

@@ -12,7 +12,7 @@ struct MoatCommand: AsyncParsableCommand {
             $XDG_STATE_HOME/moat. Documentation: Docs/ in the source tree.
             """,
         version: MoatVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self]
+        subcommands: [ServeCommand.self, DoctorCommand.self, VaultCommand.self]
     )
 }
 

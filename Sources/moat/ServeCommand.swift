@@ -4,6 +4,7 @@ import Logging
 import MoatCore
 import MoatGateway
 import MoatStore
+import MoatVault
 
 /// `--log-format`: `auto` is only a config value, the flag picks one of the two explicitly.
 enum LogFormatArgument: String, ExpressibleByArgument, CaseIterable {
@@ -31,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
             "Log line format on stderr: text or json (default: text on a terminal).", valueName: "format"))
     var logFormat: LogFormatArgument?
 
+    @Option(help: ArgumentHelp("Read the vault seal's PIN from this file, when the seal has one.", valueName: "file"))
+    var pinFile: String?
+
     func run() async throws {
         // Every file Moat creates (database, WAL, later the vault) is private to the owner.
         umask(0o077)
@@ -53,12 +57,46 @@ struct ServeCommand: AsyncParsableCommand {
         LogOutput.bootstrap(format: server.configuration.logFormat, level: server.configuration.logLevel)
         let logger = Logger(label: "moat")
         logger.info("config loaded", metadata: ["source": "\(server.configurationSource)"])
+        let opening: GatewayServer.VaultOpening
         do {
-            try await server.run(database: database, logger: logger)
+            opening = try server.openVault(pinFile: pinFile, stderrIsTerminal: isatty(STDERR_FILENO) == 1)
+        } catch {
+            try? database.close()
+            throw reportAndExit(error)
+        }
+        if let key = opening.recoveryKeyToShow {
+            showRecoveryKey(key, vault: opening.vault.paths.vault)
+        }
+        if let file = opening.recoveryKeyFile {
+            let message =
+                "created a new vault; its recovery key (master password) was written to a file: "
+                + "store it somewhere safe, then delete the file"
+            logger.warning("\(message)", metadata: ["file": "\(file)"])
+        }
+        let secrets = (try? opening.vault.secrets().count) ?? 0
+        logger.notice("vault unlocked", metadata: ["source": "\(opening.source.rawValue)", "secrets": "\(secrets)"])
+        do {
+            try await server.run(database: database, vault: opening.vault, logger: logger)
         } catch let error as GatewayError {
             throw reportAndExit(error)
         }
     }
+}
+
+/// Shows a newly generated master password once, on the terminal only (never through the logger).
+func showRecoveryKey(_ key: SecretBytes, vault: String) {
+    let before = """
+
+        Moat created a new vault (\(vault)) and sealed it to this machine.
+        Recovery key, shown only this once: it is the vault's master password. Write it down and keep it
+        offline; you need it to open the vault on another machine or after this one's identity changes.
+
+
+        """
+    FileHandle.standardError.write(Data((before + "    ").utf8))
+    // Straight from secret memory to the terminal: no String or Data copy of the key.
+    _ = key.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    FileHandle.standardError.write(Data("\n\n".utf8))
 }
 
 /// Prints a `GatewayError` for the owner and turns it into the process exit code.

@@ -16,7 +16,7 @@ import Testing
         let home = temp.file("home")
         let findings = PostureCheck.run(GatewayServer.Options(home: home, environment: [:]))
         #expect(findings.allSatisfy { $0.status == .pass }, "\(findings)")
-        #expect(Set(findings.map(\.check)) == ["config", "bind", "tls", "auth", "file modes", "database"])
+        #expect(Set(findings.map(\.check)) == ["config", "bind", "tls", "auth", "file modes", "database", "vault"])
         #expect(FileModes.mode(of: home) == nil)
     }
 

@@ -1,0 +1,2 @@
+// libsodium, for MoatVault only (random bytes, wiping, constant-time comparison).
+#include <sodium.h>

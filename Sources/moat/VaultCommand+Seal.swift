@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import MoatCore
+import MoatVault
+
+/// Text shared by `init` and `seal`.
+enum SealCommandText {
+    static func sealed(withPIN: Bool) -> String {
+        withPIN
+            ? "sealed to this machine with a PIN: moat serve asks for the PIN (terminal or --pin-file)"
+            : "sealed to this machine without a PIN: moat serve starts without asking "
+                + "(anyone with a copy of the state directory and this machine's identity can open it; "
+                + "moat vault seal --pin adds a PIN)"
+    }
+}
+
+extension VaultCommand {
+    struct Rekey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Re-encrypt the vault under a new master password and salt (and seal it again when sealed).",
+            discussion: """
+                The current password comes from --password-file / --password-stdin, or from the seal; the new \
+                one is asked twice on the terminal, or read with --new-password-file / --new-password-stdin.
+                """
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Option(help: ArgumentHelp("Read the new master password from this file.", valueName: "file"))
+        var newPasswordFile: String?
+
+        @Flag(help: "Read the new master password from standard input.")
+        var newPasswordStdin = false
+
+        func validate() throws {
+            if newPasswordFile != nil && newPasswordStdin {
+                throw ValidationError("give the new password once: --new-password-file or --new-password-stdin")
+            }
+            if unlock.passwordStdin && newPasswordStdin {
+                throw ValidationError(
+                    "standard input can carry only one password: use a --…-password-file for the other")
+            }
+        }
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            let paths = context.paths
+            try vaultStep { () throws(VaultError) in
+                guard let status = try VaultStatus.inspect(paths) else { throw context.missing }
+                var current: SecretBytes?
+                var pin: SecretBytes?
+                let vault: UnlockedVault
+                if let source = unlock.passwordSource {
+                    current = try SecretInput.password(from: source, confirm: false)
+                    vault = try UnlockedVault.open(paths: paths, password: current!)
+                    if status.seal?.hasPIN == true { pin = try SecretInput.pin(from: unlock.pinSource, confirm: false) }
+                } else if let seal = status.seal {
+                    pin = seal.hasPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: false) : nil
+                    vault = try UnlockedVault.unseal(paths: paths, pin: pin)
+                } else {
+                    current = try SecretInput.password(
+                        from: .terminal, prompt: "Current master password: ", confirm: false)
+                    vault = try UnlockedVault.open(paths: paths, password: current!)
+                }
+                let newSource: SecretSource =
+                    newPasswordFile.map { .file($0) } ?? (newPasswordStdin ? .standardInput : .terminal)
+                let newPassword = try SecretInput.password(
+                    from: newSource, prompt: "New master password: ", confirm: true)
+                try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin)
+                print("re-keyed \(paths.vault) with a new password and salt (\(vault.parameters))")
+                if status.seal != nil { print("sealed again: \(paths.seal)") }
+                if FileManager.default.fileExists(atPath: paths.recoveryKey) {
+                    note(
+                        "note: \(paths.recoveryKey) holds the old recovery key, which no longer opens the vault; delete it"
+                    )
+                }
+            }
+        }
+    }
+
+    struct Seal: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seal the vault to this machine so moat serve starts without the master password.",
+            discussion: """
+                Needs the master password (never the old seal): this is also how to seal again after the \
+                machine's fingerprint changed. With --pin (or --pin-file) the seal also needs a PIN.
+                """
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Flag(help: "Also require a PIN to open the seal (asked twice on the terminal, or --pin-file).")
+        var pin = false
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            try vaultStep { () throws(VaultError) in
+                let (vault, password) = try context.unlockWithPassword(unlock)
+                let sealPIN =
+                    pin || unlock.pinFile != nil ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
+                try vault.seal(password: password, pin: sealPIN)
+                print(SealCommandText.sealed(withPIN: sealPIN != nil))
+            }
+        }
+    }
+
+    struct UnsealCheck: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "unseal-check",
+            abstract: "Tell whether the seal opens the vault on this machine (exit 0) or not (exit 1)."
+        )
+
+        @OptionGroup var state: StateOptions
+
+        @Option(help: ArgumentHelp("Read the seal PIN from this file, when the seal has one.", valueName: "file"))
+        var pinFile: String?
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            let paths = context.paths
+            let count = try vaultStep { () throws(VaultError) in
+                guard let status = try VaultStatus.inspect(paths) else { throw context.missing }
+                guard let seal = status.seal else {
+                    throw VaultError(.notSealed, "the vault is not sealed: moat vault seal seals it to this machine")
+                }
+                let pin =
+                    seal.hasPIN
+                    ? try SecretInput.pin(from: pinFile.map { .file($0) } ?? .terminal, confirm: false) : nil
+                return try UnlockedVault.unseal(paths: paths, pin: pin).secrets().count
+            }
+            print("the seal opens the vault on this machine (\(count) secret\(count == 1 ? "" : "s"))")
+        }
+    }
+}

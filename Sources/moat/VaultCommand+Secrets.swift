@@ -1,0 +1,204 @@
+import ArgumentParser
+import Foundation
+import MoatCore
+import MoatVault
+
+extension VaultCommand {
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the vault with a master password you choose, and seal it to this machine.",
+            discussion: """
+                The password (at least 12 characters) is asked twice on the terminal, or read with \
+                --password-file / --password-stdin. The vault is then sealed without a PIN so `moat serve` \
+                starts unattended; --pin asks for a PIN as well, --no-seal leaves it unsealed.
+                """
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Flag(help: "Also require a PIN to open the seal (asked on the terminal, or --pin-file).")
+        var pin = false
+
+        @Flag(help: "Do not seal: moat serve will then ask for the master password on a terminal.")
+        var noSeal = false
+
+        func validate() throws {
+            if noSeal && (pin || unlock.pinFile != nil) {
+                throw ValidationError("--no-seal and --pin contradict each other")
+            }
+        }
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: true)
+            let paths = context.paths
+            try vaultStep { () throws(VaultError) in
+                if FileManager.default.fileExists(atPath: paths.vault) {
+                    throw VaultError(
+                        .alreadyExists,
+                        "a vault already exists at \(paths.vault); to change its password use moat vault rekey"
+                    )
+                }
+                let password = try SecretInput.password(from: unlock.passwordSource ?? .terminal, confirm: true)
+                let wantsPIN = pin || unlock.pinFile != nil
+                let sealPIN = !noSeal && wantsPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
+                let vault = try UnlockedVault.create(paths: paths, password: password)
+                print("created \(paths.vault) (\(vault.parameters))")
+                if !noSeal {
+                    try vault.seal(password: password, pin: sealPIN)
+                    print(SealCommandText.sealed(withPIN: sealPIN != nil))
+                }
+                print("Keep the master password safe: it is the only way to open the vault on another machine.")
+            }
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract:
+                "Show the vault file, its key-derivation parameters and whether it is sealed (no password needed)."
+        )
+
+        @OptionGroup var state: StateOptions
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            let paths = context.paths
+            let status = try vaultStep { () throws(VaultError) in try VaultStatus.inspect(paths) }
+            guard let status else {
+                print("no vault at \(paths.vault): moat vault init (or moat serve) creates one")
+                throw ExitCode(ExitStatus.failure)
+            }
+            print("vault  \(paths.vault) (\(status.size) bytes, \(status.parameters), AES-256-GCM)")
+            switch status.seal {
+            case nil:
+                print("seal   none: moat serve asks for the master password on a terminal")
+            case .some(let seal):
+                print("seal   \(paths.seal): " + (seal.hasPIN ? "sealed with a PIN" : "sealed without a PIN"))
+            }
+            if FileManager.default.fileExists(atPath: paths.recoveryKey) {
+                print("note   \(paths.recoveryKey) still holds the recovery key: store it safely, then delete the file")
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a secret; its value is read from the terminal, standard input or --from-file, never argv.",
+            discussion: """
+                NAME is upper case, e.g. GITHUB_TOKEN. Tools use it as {{secret:NAME}}; it is resolved only \
+                for the tools and hosts allowed here, e.g. --allow-tool http --allow-host api.github.com. \
+                Hosts may be exact names, IP addresses, *.example.com (subdomains) or * (any host).
+                """
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Argument(help: "The secret's name, e.g. GITHUB_TOKEN.")
+        var name: String
+
+        @Option(help: ArgumentHelp("Read the value from this file, byte for byte.", valueName: "file"))
+        var fromFile: String?
+
+        @Option(
+            name: .customLong("allow-tool"),
+            help: ArgumentHelp("A tool that may receive the secret (repeatable).", valueName: "tool"))
+        var tools: [String] = []
+
+        @Option(
+            name: .customLong("allow-host"),
+            help: ArgumentHelp("A host it may be sent to (repeatable).", valueName: "host"))
+        var hosts: [String] = []
+
+        @Flag(help: "Replace the value and policy of an existing secret.")
+        var replace = false
+
+        func validate() throws {
+            if unlock.passwordStdin && fromFile == nil {
+                throw ValidationError(
+                    "standard input carries the value: give the password with --password-file, or the value with --from-file"
+                )
+            }
+        }
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            try vaultStep { () throws(VaultError) in
+                // Checked before anything is asked, so a typo costs no password prompt.
+                try SecretName.validate(name)
+                let policy = try SecretPolicy(tools: tools, hosts: hosts)
+                let vault = try context.unlock(unlock)
+                let source: SecretSource =
+                    fromFile.map { .file($0) } ?? (SecretInput.terminalAvailable ? .terminal : .standardInput)
+                let value = try SecretInput.value(from: source, name: name)
+                try vault.add(name, value: value, policy: policy, replace: replace)
+                print("\(replace ? "stored" : "added") \(name) (\(policy.summary))")
+                if value.count < 4 {
+                    note("warning: values under 4 bytes are not scrubbed from tool output and logs")
+                }
+                if policy.tools.isEmpty || policy.hosts.isEmpty {
+                    note("note: no tool can use \(name) yet; allow one with --replace --allow-tool T --allow-host H")
+                }
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the secrets' names, policies and dates (never their values)."
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Flag(help: "Print a JSON array of {name, tools, hosts, created, updated}.")
+        var json = false
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            let secrets = try vaultStep { () throws(VaultError) in try context.unlock(unlock).secrets() }
+            let dates = ISO8601DateFormatter()
+            if json {
+                let items: [[String: Any]] = secrets.map {
+                    [
+                        "name": $0.name, "tools": $0.policy.tools, "hosts": $0.policy.hosts,
+                        "created": dates.string(from: $0.createdAt), "updated": dates.string(from: $0.updatedAt),
+                    ]
+                }
+                let data = try JSONSerialization.data(withJSONObject: items, options: [.prettyPrinted, .sortedKeys])
+                print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            guard !secrets.isEmpty else {
+                print("the vault holds no secrets; add one with moat vault add NAME")
+                return
+            }
+            let width = max(4, secrets.map(\.name.count).max() ?? 0)
+            print("NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  UPDATED               POLICY")
+            for secret in secrets {
+                let name = secret.name.padding(toLength: width, withPad: " ", startingAt: 0)
+                print("\(name)  \(dates.string(from: secret.updatedAt))  \(secret.policy.summary)")
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rm", abstract: "Remove a secret.")
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Argument(help: "The secret's name.")
+        var name: String
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            try vaultStep { () throws(VaultError) in
+                try SecretName.validate(name)
+                try context.unlock(unlock).remove(name)
+            }
+            print("removed \(name)")
+        }
+    }
+}

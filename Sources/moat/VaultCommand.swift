@@ -1,0 +1,126 @@
+import ArgumentParser
+import Foundation
+import MoatCore
+import MoatStore
+import MoatVault
+
+/// `moat vault`: the encrypted secrets and the seal that lets `moat serve` start unattended.
+struct VaultCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vault",
+        abstract: "Manage the encrypted secrets vault: create, add, list, remove, seal, re-key.",
+        discussion: """
+            Passwords, PINs and values are read from the terminal without echo, from a file or from \
+            standard input, never from arguments or environment variables. When the vault is sealed, \
+            commands unlock it from the seal without asking (the PIN, when the seal has one, from the \
+            terminal or --pin-file). Format and threat model: Docs/Vault.md.
+            """,
+        subcommands: [
+            Init.self, Status.self, Add.self, List.self, Remove.self, Rekey.self, Seal.self, UnsealCheck.self,
+        ]
+    )
+}
+
+/// How a vault command gets the master password or the seal PIN.
+struct VaultUnlockOptions: ParsableArguments {
+    @Option(
+        help: ArgumentHelp(
+            "Read the master password from this file (one trailing newline is ignored).", valueName: "file"))
+    var passwordFile: String?
+
+    @Flag(help: "Read the master password from standard input.")
+    var passwordStdin = false
+
+    @Option(help: ArgumentHelp("Read the seal PIN from this file, when the seal has one.", valueName: "file"))
+    var pinFile: String?
+
+    func validate() throws {
+        if passwordFile != nil && passwordStdin {
+            throw ValidationError("give the master password once: --password-file or --password-stdin, not both")
+        }
+    }
+
+    /// Where the master password was said to come from; nil when no option names one.
+    var passwordSource: SecretSource? {
+        if let passwordFile { return .file(passwordFile) }
+        return passwordStdin ? .standardInput : nil
+    }
+
+    /// Where the seal PIN comes from.
+    var pinSource: SecretSource { pinFile.map { .file($0) } ?? .terminal }
+}
+
+/// The state directory of a vault command, checked as `moat serve` checks it.
+struct VaultContext {
+    let paths: VaultPaths
+
+    /// Resolves the layout and refuses a state directory other users can reach. With `create`, the
+    /// directories are made (0700) when missing.
+    static func prepare(_ state: StateOptions, create: Bool) throws -> VaultContext {
+        // Every file a vault command creates (vault, seal, lock) is private to the owner.
+        umask(0o077)
+        let layout: StateLayout
+        do {
+            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
+            if create { try layout.createDirectories() }
+        } catch {
+            throw fail(error.message, ExitStatus.configuration)
+        }
+        let problems = layout.permissionProblems()
+        guard problems.isEmpty else {
+            var message = "refusing to use the vault: Moat's state must be private to you:\n"
+            for problem in problems {
+                message += "  \(problem.path) \(problem.problem)\n    fix: \(problem.fix)\n"
+            }
+            throw fail(message + "Then run the command again.", ExitStatus.configuration)
+        }
+        return VaultContext(paths: VaultPaths(stateDirectory: layout.stateDirectory))
+    }
+
+    /// Opens the vault: with the master password when an option names one, otherwise from the seal,
+    /// otherwise by asking for the password on the terminal.
+    func unlock(_ options: VaultUnlockOptions) throws(VaultError) -> UnlockedVault {
+        if let source = options.passwordSource {
+            return try UnlockedVault.open(paths: paths, password: SecretInput.password(from: source, confirm: false))
+        }
+        guard let status = try VaultStatus.inspect(paths) else { throw missing }
+        if let seal = status.seal {
+            let pin = seal.hasPIN ? try SecretInput.pin(from: options.pinSource, confirm: false) : nil
+            return try UnlockedVault.unseal(paths: paths, pin: pin)
+        }
+        return try UnlockedVault.open(paths: paths, password: SecretInput.password(from: .terminal, confirm: false))
+    }
+
+    /// Opens the vault with the master password only (never the seal): for commands that must prove
+    /// the owner knows it.
+    func unlockWithPassword(_ options: VaultUnlockOptions) throws(VaultError) -> (UnlockedVault, SecretBytes) {
+        guard FileManager.default.fileExists(atPath: paths.vault) else { throw missing }
+        let password = try SecretInput.password(from: options.passwordSource ?? .terminal, confirm: false)
+        return (try UnlockedVault.open(paths: paths, password: password), password)
+    }
+
+    var missing: VaultError {
+        VaultError(.notFound, "there is no vault at \(paths.vault): create one with moat vault init (or moat serve)")
+    }
+}
+
+/// Prints `message` for the owner and returns the exit code to end with.
+func fail(_ message: String, _ status: Int32) -> ExitCode {
+    let text = message.hasPrefix("moat") || message.hasPrefix("refusing") ? message : "moat: " + message
+    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
+    return ExitCode(status)
+}
+
+/// Runs a vault operation, turning a ``VaultError`` into its message on stderr and its exit code.
+func vaultStep<T>(_ body: () throws(VaultError) -> T) throws -> T {
+    do {
+        return try body()
+    } catch {
+        throw fail(error.message, error.exitCode)
+    }
+}
+
+/// Writes a line to stderr (notes and warnings; stdout carries only results).
+func note(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

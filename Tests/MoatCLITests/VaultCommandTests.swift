@@ -1,0 +1,261 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+/// `moat vault` and the vault side of `moat serve`, through the real binary.
+@Suite(.serialized) struct VaultCommandTests {
+    static let password = "correct horse battery staple"
+    static let token = "ghp_ThisIsTheTokenValue0123456789abcdef"
+
+    func moat(_ arguments: [String], _ home: String, stdin: String? = nil) throws -> MoatBinary.Result {
+        try MoatBinary.run(arguments, home: home, stdin: stdin)
+    }
+
+    /// Neither output stream of any run may hold a secret.
+    func expectNoSecrets(_ results: [MoatBinary.Result], _ secrets: [String] = [Self.token, Self.password]) {
+        for result in results {
+            for secret in secrets {
+                #expect(!result.stdout.contains(secret), "stdout holds a secret: \(result.stdout)")
+                #expect(!result.stderr.contains(secret), "stderr holds a secret: \(result.stderr)")
+            }
+        }
+    }
+
+    @Test("init from stdin, add from stdin (unlocked by the seal), list without values, status, rm")
+    func endToEnd() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.path
+        var results: [MoatBinary.Result] = []
+        let initialized = try moat(["vault", "init", "--password-stdin"], home, stdin: Self.password + "\n")
+        results.append(initialized)
+        #expect(initialized.status == 0, "\(initialized.stderr)")
+        #expect(initialized.stdout.contains("created \(home)/vault.moat (Argon2id m=64 MiB, t=3, p=4)"))
+        #expect(initialized.stdout.contains("sealed to this machine without a PIN"))
+        #expect(FileModes(home + "/vault.moat").mode == 0o600)
+        #expect(FileModes(home + "/vault.seal").mode == 0o600)
+
+        let added = try moat(
+            ["vault", "add", "GITHUB_TOKEN", "--allow-tool", "http", "--allow-host", "api.github.com"],
+            home,
+            stdin: Self.token + "\n"
+        )
+        results.append(added)
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(added.stdout.contains("added GITHUB_TOKEN (tools: http; hosts: api.github.com)"))
+
+        let list = try moat(["vault", "list"], home)
+        results.append(list)
+        #expect(list.status == 0)
+        #expect(list.stdout.contains("GITHUB_TOKEN"))
+        #expect(list.stdout.contains("tools: http; hosts: api.github.com"))
+
+        let json = try moat(["vault", "list", "--json"], home)
+        results.append(json)
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+        #expect(parsed.map { $0["name"] as? String } == ["GITHUB_TOKEN"])
+        #expect(parsed.first?["hosts"] as? [String] == ["api.github.com"])
+        #expect(Set(parsed.first?.keys.map { $0 } ?? []) == ["name", "tools", "hosts", "created", "updated"])
+
+        let status = try moat(["vault", "status"], home)
+        results.append(status)
+        #expect(status.stdout.contains("sealed without a PIN"))
+        let check = try moat(["vault", "unseal-check"], home)
+        results.append(check)
+        #expect(check.status == 0)
+        #expect(check.stdout.contains("the seal opens the vault on this machine (1 secret)"))
+
+        let duplicate = try moat(["vault", "add", "GITHUB_TOKEN"], home, stdin: "other value\n")
+        results.append(duplicate)
+        #expect(duplicate.status == 1)
+        #expect(duplicate.stderr.contains("exists already; add --replace"))
+
+        let removed = try moat(["vault", "rm", "GITHUB_TOKEN"], home)
+        results.append(removed)
+        #expect(removed.status == 0)
+        let again = try moat(["vault", "rm", "GITHUB_TOKEN"], home)
+        results.append(again)
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("there is no secret named GITHUB_TOKEN"))
+        expectNoSecrets(results)
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: home + "/vault.moat"))
+        #expect(bytes.range(of: Data(Self.token.utf8)) == nil)
+    }
+
+    @Test("bad input is refused with a clear message and exit 64, and changes nothing; no password from argv")
+    func badInput() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.path
+        let short = try moat(["vault", "init", "--password-stdin"], home, stdin: "too short\n")
+        #expect(short.status == 64)
+        #expect(short.stderr.contains("at least 12 characters"))
+        #expect(!FileManager.default.fileExists(atPath: home + "/vault.moat"))
+
+        let argv = try moat(["vault", "init", "--password", Self.password], home)
+        #expect(argv.status == 64)
+        let noVault = try moat(["vault", "add", "TOKEN"], home, stdin: "value\n")
+        #expect(noVault.status == 1)
+        #expect(noVault.stderr.contains("there is no vault at"))
+
+        #expect(try moat(["vault", "init", "--password-stdin"], home, stdin: Self.password).status == 0)
+        let badName = try moat(["vault", "add", "lower_case"], home, stdin: "value\n")
+        #expect(badName.status == 64)
+        #expect(badName.stderr.contains("is not a valid secret name"))
+        let badHost = try moat(["vault", "add", "TOKEN", "--allow-host", "not a host"], home, stdin: "value\n")
+        #expect(badHost.status == 64)
+        #expect(badHost.stderr.contains("is not a valid host"))
+        let both = try moat(["vault", "add", "TOKEN", "--password-stdin"], home, stdin: "value\n")
+        #expect(both.status == 64)
+        let wrong = try moat(["vault", "list", "--password-stdin"], home, stdin: "a wrong password\n")
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("the password is wrong"))
+        let list = try moat(["vault", "list"], home)
+        #expect(list.stdout.contains("the vault holds no secrets"))
+    }
+
+    @Test("seal --pin, unseal-check with a wrong and a right PIN, rekey to a new password")
+    func sealAndRekey() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let passwordFile = try temp.write("password", Self.password + "\n")
+        let newFile = try temp.write("new", "an entirely new password\n")
+        let pinFile = try temp.write("pin", "97531\n")
+        let wrongPIN = try temp.write("wrong-pin", "13579\n")
+        let valueFile = try temp.write("value", Self.token)
+        var results: [MoatBinary.Result] = []
+
+        results.append(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home))
+        #expect(results.last?.status == 0)
+        #expect(try moat(["vault", "status"], home).stdout.contains("seal   none"))
+        results.append(
+            try moat(["vault", "add", "TOKEN", "--password-file", passwordFile, "--from-file", valueFile], home))
+        #expect(results.last?.status == 0)
+
+        results.append(try moat(["vault", "seal", "--password-file", passwordFile, "--pin-file", pinFile], home))
+        #expect(results.last?.status == 0)
+        #expect(results.last?.stdout.contains("sealed to this machine with a PIN") == true)
+        let wrong = try moat(["vault", "unseal-check", "--pin-file", wrongPIN], home)
+        results.append(wrong)
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("the PIN is wrong"))
+        let noPIN = try moat(["vault", "unseal-check"], home)
+        #expect(noPIN.status == 64)
+        #expect(try moat(["vault", "unseal-check", "--pin-file", pinFile], home).status == 0)
+
+        results.append(
+            try moat(
+                [
+                    "vault", "rekey", "--password-file", passwordFile, "--new-password-file", newFile, "--pin-file",
+                    pinFile,
+                ],
+                home
+            )
+        )
+        #expect(results.last?.status == 0, "\(results.last?.stderr ?? "")")
+        #expect(results.last?.stdout.contains("sealed again") == true)
+        #expect(try moat(["vault", "list", "--password-file", passwordFile], home).status == 1)
+        let list = try moat(["vault", "list", "--password-file", newFile], home)
+        #expect(list.stdout.contains("TOKEN"))
+        #expect(try moat(["vault", "unseal-check", "--pin-file", pinFile], home).status == 0)
+        expectNoSecrets(results + [list], [Self.token, Self.password, "an entirely new password", "97531"])
+    }
+
+    @Test(
+        "serve on an empty home creates and seals a vault and writes recovery-key.txt; restarts unseal without a prompt; CLI changes reach the server"
+    )
+    func serveCreatesAndUnseals() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let first = try RunningServer(arguments: [], home: home)
+        #expect(first.log.contains("\"source\":\"created\""), "\(first.log)")
+        let keyFile = home + "/recovery-key.txt"
+        #expect(FileModes(keyFile).mode == 0o600)
+        #expect(FileModes(home + "/vault.seal").mode == 0o600)
+        let keyText = try String(contentsOfFile: keyFile, encoding: .utf8)
+        let key = try #require(keyText.split(separator: "\n").last.map(String.init))
+        #expect(key.count == 64)
+        #expect(first.log.contains("recovery-key.txt"))
+        let (status, log) = first.stop()
+        #expect(status == 0)
+        #expect(!log.contains(key))
+
+        let second = try RunningServer(arguments: [], home: home)
+        #expect(second.log.contains("\"message\":\"vault unlocked\""))
+        #expect(second.log.contains("\"source\":\"seal\""))
+        let added = try moat(["vault", "add", "FROM_CLI"], home, stdin: Self.token + "\n")
+        #expect(added.status == 0, "\(added.stderr)")
+        let deadline = Date().addingTimeInterval(15)
+        while !second.log.contains("vault reloaded") && Date() < deadline { usleep(100_000) }
+        let (_, secondLog) = second.stop()
+        #expect(secondLog.contains("\"message\":\"vault reloaded\""), "\(secondLog)")
+        // The two audit keys the server keeps in the vault, and the one the CLI added.
+        #expect(secondLog.contains("\"secrets\":\"3\""))
+        #expect(!secondLog.contains(Self.token))
+        #expect(!secondLog.contains(key))
+
+        // The recovery key is the master password.
+        let passwordFile = try temp.write("recovery", key + "\n")
+        let opened = try moat(["vault", "list", "--password-file", passwordFile], home)
+        #expect(opened.stdout.contains("FROM_CLI"), "\(opened.stderr)")
+
+        let doctor = try moat(["doctor"], home)
+        #expect(doctor.stdout.contains("warn  vault"))
+        #expect(doctor.stdout.contains("sealed without a PIN"))
+        #expect(doctor.stdout.contains("recovery-key.txt still holds"))
+    }
+
+    @Test("serve refuses (78) a vault that is not sealed when there is no terminal, and a PIN seal without --pin-file")
+    func serveRefusesLocked() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let passwordFile = try temp.write("password", Self.password + "\n")
+        let pinFile = try temp.write("pin", "2468\n")
+        #expect(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home).status == 0)
+        let unsealed = try moat(["serve", "--port", "0"], home)
+        #expect(unsealed.status == 78)
+        #expect(unsealed.stderr.contains("is not sealed and there is no terminal"))
+        #expect(unsealed.stderr.contains("moat vault seal"))
+
+        #expect(try moat(["vault", "seal", "--password-file", passwordFile, "--pin-file", pinFile], home).status == 0)
+        let noPIN = try moat(["serve", "--port", "0"], home)
+        #expect(noPIN.status == 78)
+        #expect(noPIN.stderr.contains("--pin-file"))
+        let server = try RunningServer(arguments: ["--pin-file", pinFile], home: home)
+        #expect(server.log.contains("\"source\":\"seal\""))
+        #expect(server.stop().status == 0)
+        #expect(try moat(["doctor"], home).stdout.contains("sealed with a PIN"))
+    }
+
+    @Test("on a terminal, serve shows the recovery key once and writes no file")
+    func serveShowsKeyOnTerminal() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
+        process.arguments = ["-qec", "timeout -s TERM 6 '\(MoatBinary.path)' serve --port 0", "/dev/null"]
+        process.environment = MoatBinary.environment(home: home)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(text.contains("Recovery key, shown only this once"), "\(text)")
+        #expect(text.range(of: #"([a-z2-7]{4}-){12}[a-z2-7]{4}"#, options: .regularExpression) != nil)
+        #expect(!FileManager.default.fileExists(atPath: home + "/recovery-key.txt"))
+        #expect(FileManager.default.fileExists(atPath: home + "/vault.seal"))
+    }
+
+    @Test("doctor fails on a damaged vault.moat and serve refuses it with exit 65")
+    func damagedVault() throws {
+        let temp = TemporaryDirectory()
+        try temp.write("vault.moat", "this is not a vault file at all")
+        let doctor = try moat(["doctor"], temp.path)
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("fail  vault"))
+        let serve = try moat(["serve", "--port", "0"], temp.path)
+        #expect(serve.status == 65)
+        #expect(serve.stderr.contains("is not a Moat vault"))
+    }
+}
