@@ -15,7 +15,8 @@ let package = Package(
     name: "moat",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "moat", targets: ["moat"])
+        .executable(name: "moat", targets: ["moat"]),
+        .executable(name: "moat-sandbox", targets: ["moat-sandbox"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -42,6 +43,29 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        .target(
+            name: "MoatAudit",
+            dependencies: [
+                "MoatCore",
+                "MoatStore",
+                "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "MoatPolicy",
+            dependencies: [
+                "MoatAudit",
+                "MoatCore",
+                "MoatStore",
+                "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The system libraries behind the vault; only MoatVault imports them.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
@@ -58,6 +82,7 @@ let package = Package(
         .target(
             name: "MoatGateway",
             dependencies: [
+                "MoatAudit",
                 "MoatCore",
                 "MoatStore",
                 "MoatVault",
@@ -75,13 +100,28 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The C launcher that runs tool commands in namespaces behind a seccomp allowlist (Docs/Sandbox.md).
+        .executableTarget(
+            name: "moat-sandbox",
+            path: "sandbox",
+            publicHeadersPath: "include",
+            linkerSettings: [.linkedLibrary("seccomp")]
+        ),
+        // The Swift API over the launcher; it finds `moat-sandbox` beside the running executable.
+        .target(
+            name: "MoatSandbox",
+            dependencies: ["MoatCore"],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "moat",
             dependencies: [
+                "MoatAudit",
                 "MoatCore",
                 "MoatStore",
                 "MoatVault",
                 "MoatGateway",
+                "MoatSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -103,6 +143,41 @@ let package = Package(
                 "MoatCore",
                 "MoatStore",
                 "MoatTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The documented benchmarks (`swift run -c release moat-bench audit`); never installed.
+        .executableTarget(
+            name: "moat-bench",
+            dependencies: [
+                "MoatAudit",
+                "MoatStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            path: "Benchmarks/MoatBench",
+            swiftSettings: swiftSettings
+        ),
+        // Child processes for crash-safety tests (killed at random points); never installed.
+        .executableTarget(
+            name: "moat-test-helper",
+            dependencies: [
+                "MoatAudit",
+                "MoatStore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            path: "Tests/MoatTestHelper",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatAuditTests",
+            dependencies: [
+                "moat-test-helper",
+                "MoatAudit",
+                "MoatStore",
+                "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -134,8 +209,30 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "MoatPolicyTests",
+            dependencies: [
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatStore",
+                "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatSandboxTests",
+            dependencies: ["moat", "moat-sandbox", "MoatCore", "MoatSandbox", "MoatTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "MoatCLITests",
-            dependencies: ["moat", "MoatTestSupport"],
+            dependencies: [
+                "moat",
+                "MoatTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,6 +1,7 @@
 import Crypto
 public import Foundation
 import GRDB
+import MoatCore
 public import MoatStore
 
 /// The append side of the audit log: fail-closed, durable, one linear chain.
@@ -189,17 +190,7 @@ public actor AuditLog {
 
     /// RFC 3339 UTC with milliseconds.
     public static func timestamp(_ date: Date) -> String {
-        let millis = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
-        var seconds = time_t(millis / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
-            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
-            + ".\(pad(Int(millis % 1000), 3))Z"
+        UTCTimestamp.format(secondsSince1970: date.timeIntervalSince1970)
     }
 }
 

@@ -1,3 +1,5 @@
+import MoatCore
+
 /// A JSON value for an entry's metadata, with one canonical text form that the hash covers.
 ///
 /// Numbers are integers only: a float has many textual spellings, and a hash chain needs exactly one.
@@ -59,23 +61,6 @@ public enum AuditValue: Sendable, Equatable, ExpressibleByStringInterpolation, E
     }
 
     static func writeString(_ text: String, to out: inout String) {
-        out += "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
+        out += JSONText.quote(text)
     }
 }

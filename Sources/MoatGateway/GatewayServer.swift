@@ -2,6 +2,7 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 public import Logging
+public import MoatAudit
 import MoatCore
 public import MoatStore
 public import MoatVault
@@ -108,6 +109,7 @@ public struct GatewayServer: Sendable {
     public func run(
         database: MoatDatabase,
         vault: UnlockedVault? = nil,
+        audit: AuditLog? = nil,
         logger: Logger,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
@@ -142,6 +144,15 @@ public struct GatewayServer: Sendable {
                     "listening",
                     metadata: ["url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)"]
                 )
+                if let audit {
+                    do {
+                        try await audit.append(
+                            AuditEvent(actor: "system", action: "gateway.start", metadata: startMetadata(port: port))
+                        )
+                    } catch {
+                        logger.error("could not record gateway.start in the audit log", metadata: ["error": "\(error)"])
+                    }
+                }
                 onListening(port)
             },
             logger: logger
@@ -159,6 +170,16 @@ public struct GatewayServer: Sendable {
         } catch {
             try? database.close()
             throw GatewayError(.startup, "the server stopped: \(error)")
+        }
+        if let audit {
+            // Recorded, then covered by a signed checkpoint, before the database closes.
+            do {
+                try await audit.append(AuditEvent(actor: "system", action: "gateway.stop"))
+                let checkpoint = try await audit.writeCheckpoint()
+                logger.info("audit checkpoint written", metadata: ["entries": "\(checkpoint.count)"])
+            } catch {
+                logger.error("could not record the shutdown in the audit log", metadata: ["error": "\(error)"])
+            }
         }
         do {
             try database.close()

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import MoatCore
 
 #if canImport(Glibc)
     import Glibc
@@ -74,39 +75,11 @@ public struct JSONLinesLogHandler: LogHandler {
         }
     }
 
-    /// A JSON string literal (RFC 8259 §7): quotes, backslash and control characters escaped.
     static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _
-            where scalar.value < 0x20 || scalar.value == 0x7f || scalar.value == 0x2028 || scalar.value == 0x2029:
-                let hex = String(scalar.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default:
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        JSONText.quote(text)
     }
 
     static func timestamp() -> String {
-        let now = Date().timeIntervalSince1970
-        var seconds = time_t(now.rounded(.down))
-        let milliseconds = Int((now - now.rounded(.down)) * 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func pad(_ value: Int, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
-            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
-            + ".\(pad(milliseconds, 3))Z"
+        UTCTimestamp.format(secondsSince1970: Date().timeIntervalSince1970)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import MoatCore
 
 /// The `moat` command line: one binary for the gateway and for its owner's administration.
@@ -12,8 +13,26 @@ struct MoatCommand: AsyncParsableCommand {
             $XDG_STATE_HOME/moat. Documentation: Docs/ in the source tree.
             """,
         version: MoatVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self, VaultCommand.self]
+        subcommands: [ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self]
     )
+
+    /// Parses and runs the command; a ``CommandFailure`` is printed as `moat: <message>` and ends the
+    /// process with its own exit code (argument-parser would print "Error:" and always exit 1).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch let failure as CommandFailure {
+            FileHandle.standardError.write(Data("moat: \(failure.message)\n".utf8))
+            Foundation.exit(failure.exitCode)
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Where Moat's state is and which config file to read; shared by every subcommand.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import MoatAudit
 import MoatCore
 import MoatGateway
 import MoatStore
@@ -75,8 +76,19 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let secrets = (try? opening.vault.secrets().count) ?? 0
         logger.notice("vault unlocked", metadata: ["source": "\(opening.source.rawValue)", "secrets": "\(secrets)"])
+        let audit: AuditLog
         do {
-            try await server.run(database: database, vault: opening.vault, logger: logger)
+            audit = try await server.openAudit(
+                database: database,
+                vault: opening.vault,
+                vaultSource: opening.source.rawValue
+            )
+        } catch {
+            try? database.close()
+            throw reportAndExit(error)
+        }
+        do {
+            try await server.run(database: database, vault: opening.vault, audit: audit, logger: logger)
         } catch let error as GatewayError {
             throw reportAndExit(error)
         }

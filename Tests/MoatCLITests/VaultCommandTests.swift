@@ -259,3 +259,20 @@ import Testing
         #expect(serve.stderr.contains("is not a Moat vault"))
     }
 }
+
+@Suite struct VaultHelpTests {
+    @Test("moat vault --help lists every subcommand with a one-line summary")
+    func help() throws {
+        let result = try MoatBinary.run(["vault", "--help"], home: nil)
+        #expect(result.status == 0)
+        for (name, summary) in [
+            ("init", "Create the vault"), ("status", "Show the vault file"), ("add", "Add a secret"),
+            ("list", "List the secrets"), ("rm", "Remove a secret"), ("rekey", "Re-encrypt the vault"),
+            ("seal", "Seal the vault"), ("unseal-check", "Tell whether the seal opens"),
+        ] {
+            #expect(result.stdout.contains(name), "\(name)")
+            #expect(result.stdout.contains(summary), "\(summary)")
+        }
+        #expect(try MoatBinary.run(["--help"], home: nil).stdout.contains("vault"))
+    }
+}

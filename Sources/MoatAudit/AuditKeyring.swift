@@ -1,0 +1,54 @@
+public import Crypto
+import Foundation
+import MoatCore
+public import MoatVault
+
+/// Takes the audit log's keys out of the vault, creating them on first use.
+///
+/// The keys are vault entries like any other (so rekey, backup and the seal cover them), with a policy
+/// that allows no tool and no host: `{{secret:…}}` can never send them anywhere.
+public enum AuditKeyring {
+    /// HMAC key for redaction fingerprints (32 random bytes).
+    public static let fingerprintKeyName = "MOAT_AUDIT_FINGERPRINT_KEY"
+    /// Ed25519 private key (32-byte seed) that signs checkpoints.
+    public static let signingKeyName = "MOAT_AUDIT_SIGNING_KEY"
+
+    /// The keys from `vault`, generating and storing any that is missing.
+    public static func keys(from vault: UnlockedVault) throws -> AuditKeys {
+        let fingerprint = try value(fingerprintKeyName, in: vault)
+        let signingKey = try privateKey(try value(signingKeyName, in: vault))
+        let fingerprintKey = SymmetricKey(data: bytes(of: fingerprint))
+        return AuditKeys(fingerprintKey: fingerprintKey, signingKey: signingKey, scrub: { vault.scrub($0) })
+    }
+
+    /// The public key that verifies this vault's checkpoints, without creating anything.
+    public static func verifyingKey(from vault: UnlockedVault) throws -> Curve25519.Signing.PublicKey? {
+        guard let seed = try vault.value(named: signingKeyName) else { return nil }
+        return try privateKey(seed).publicKey
+    }
+
+    private static func privateKey(_ seed: SecretBytes) throws -> Curve25519.Signing.PrivateKey {
+        try Curve25519.Signing.PrivateKey(rawRepresentation: bytes(of: seed))
+    }
+
+    /// A short-lived copy for a CryptoKit initializer (which keeps its own copy of the key anyway).
+    private static func bytes(of secret: SecretBytes) -> Data {
+        secret.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Data in Data(buffer) }
+    }
+
+    private static func value(_ name: String, in vault: UnlockedVault) throws -> SecretBytes {
+        if let existing = try vault.value(named: name) {
+            return existing
+        }
+        var fresh = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        let secret = SecretBytes(wiping: &fresh)
+        do {
+            try vault.add(name, value: secret, policy: try SecretPolicy(tools: [], hosts: []))
+        } catch {
+            // Another process may have created it between our read and our write: use theirs.
+            guard error.code == .duplicateSecret, let existing = try vault.value(named: name) else { throw error }
+            return existing
+        }
+        return secret
+    }
+}

@@ -1,0 +1,53 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// JSON text, written by hand where a stable byte-for-byte form matters (the audit hash, log lines).
+public enum JSONText {
+    /// A JSON string literal escaped as RFC 8785 does: `\"`, `\\`, `\b \f \n \r \t`, other characters
+    /// below U+0020 as `\u00xx`, everything else literal UTF-8. Log lines use it so a control character
+    /// in a request path cannot forge a terminal or a second line.
+    public static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\u{08}": out += "\\b"
+            case "\u{0C}": out += "\\f"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default:
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// RFC 3339 timestamps in UTC with milliseconds: `2026-11-23T20:52:00.123Z`. Every stored and logged
+/// time uses this one layout, so text order is time order.
+public enum UTCTimestamp {
+    /// Formats seconds since 1970 (fractions kept to the millisecond, rounded down).
+    public static func format(secondsSince1970 seconds: Double) -> String {
+        let millis = Int64((seconds * 1000).rounded(.down))
+        var whole = time_t(millis / 1000)
+        var parts = tm()
+        gmtime_r(&whole, &parts)
+        func pad(_ value: Int, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(Int(parts.tm_year) + 1900, 4))-\(pad(Int(parts.tm_mon) + 1, 2))-\(pad(Int(parts.tm_mday), 2))"
+            + "T\(pad(Int(parts.tm_hour), 2)):\(pad(Int(parts.tm_min), 2)):\(pad(Int(parts.tm_sec), 2))"
+            + ".\(pad(Int(millis % 1000), 3))Z"
+    }
+}

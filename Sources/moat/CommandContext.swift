@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import MoatAudit
+import MoatCore
+import MoatGateway
+import MoatStore
+import MoatVault
+
+/// How a command unlocks the vault when the seal has a PIN.
+struct UnlockOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "File holding the seal PIN (otherwise asked on the terminal when needed).", valueName: "file")
+    )
+    var pinFile: String?
+}
+
+/// A command's view of the installation: the layout, the database, and on request the vault.
+///
+/// Applies the same checks as `moat serve` (private modes, a database that is Moat's) so an
+/// administrative command never works on state the server would refuse.
+struct CommandContext {
+    let layout: StateLayout
+    let database: MoatDatabase
+
+    static func open(state: StateOptions) throws -> CommandContext {
+        umask(0o077)
+        let layout: StateLayout
+        do {
+            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
+        }
+        guard FileModes.mode(of: layout.databaseFile) != nil else {
+            throw CommandFailure(
+                "no Moat state in \(layout.stateDirectory): start the gateway once with `moat serve`, "
+                    + "or point --home at the right directory",
+                exitCode: ExitStatus.configuration
+            )
+        }
+        let problems = layout.permissionProblems()
+        guard problems.isEmpty else {
+            let lines = problems.map { "  \($0.path) \($0.problem)\n    fix: \($0.fix)" }.joined(separator: "\n")
+            throw CommandFailure(
+                "refusing to use state that other users can access:\n\(lines)",
+                exitCode: ExitStatus.configuration
+            )
+        }
+        do {
+            return CommandContext(layout: layout, database: try MoatDatabase(path: layout.databaseFile))
+        } catch {
+            throw CommandFailure(error.message, exitCode: ExitStatus.dataError)
+        }
+    }
+
+    /// Opens the vault from its machine seal (asking for the PIN when the seal has one).
+    func unlockVault(_ options: UnlockOptions) throws -> UnlockedVault {
+        let paths = VaultPaths(stateDirectory: layout.stateDirectory)
+        return try CommandFailure.wrap { () throws(VaultError) in
+            let status = try VaultStatus.inspect(paths)
+            guard let status else {
+                throw VaultError(
+                    .notFound,
+                    "there is no vault in \(layout.stateDirectory): `moat serve` creates one, or run `moat vault init`"
+                )
+            }
+            var pin: SecretBytes?
+            if status.seal?.hasPIN == true {
+                let source: SecretSource = options.pinFile.map { .file($0) } ?? .terminal
+                pin = try SecretInput.pin(from: source, confirm: false)
+            }
+            return try UnlockedVault.unseal(paths: paths, pin: pin)
+        }
+    }
+
+    func auditLog(_ keys: AuditKeys) throws -> AuditLog {
+        AuditLog(database: database, keys: keys, origin: try AuditLog.origin(for: database))
+    }
+
+    /// Control characters removed, so stored text cannot drive the owner's terminal.
+    static func terminalSafe(_ text: String) -> String {
+        String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
+    }
+}
+
+/// A command failure with a message for the owner and an exit code.
+struct CommandFailure: Error, CustomStringConvertible {
+    let message: String
+    let exitCode: Int32
+
+    init(_ message: String, exitCode: Int32 = ExitStatus.failure) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    var description: String { message }
+
+    /// Runs `body`, turning a vault or audit error into a failure the CLI prints.
+    static func wrap<T, E: Error & CustomStringConvertible>(_ body: () throws(E) -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw CommandFailure(error.description, exitCode: ExitStatus.failure)
+        }
+    }
+}

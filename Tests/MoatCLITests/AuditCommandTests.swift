@@ -1,0 +1,109 @@
+import Foundation
+import GRDB
+import MoatTestSupport
+import Testing
+
+/// `moat audit` through the real binary, on state a real `moat serve` created.
+@Suite(.serialized) struct AuditCommandTests {
+    /// Starts and stops the gateway once, so the home has a vault, a seal, a database and audit entries.
+    static func servedHome() throws -> TemporaryDirectory {
+        let temp = TemporaryDirectory()
+        let server = try RunningServer(arguments: [], home: temp.path)
+        #expect(server.stop().status == 0)
+        return temp
+    }
+
+    @Test("serve records start, config and stop; verify proves the chain intact with the shutdown checkpoint")
+    func verifyAfterServe() throws {
+        let home = try Self.servedHome()
+        let tail = try MoatBinary.run(["audit", "tail", "-n", "50"], home: home.path)
+        #expect(tail.status == 0)
+        for action in ["gateway.start", "config.loaded", "gateway.stop"] {
+            #expect(tail.stdout.contains(action), "missing \(action) in:\n\(tail.stdout)")
+        }
+        let verify = try MoatBinary.run(["audit", "verify"], home: home.path)
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(verify.stdout.hasPrefix("✓ chain intact: "))
+        #expect(verify.stdout.contains("last checkpoint at entry"))
+        // The verify run itself is recorded.
+        #expect(try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).stdout.contains("audit.verify"))
+    }
+
+    @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
+    func keptCheckpointCatchesTruncation() throws {
+        let home = try Self.servedHome()
+        let checkpoint = try MoatBinary.run(["audit", "checkpoint"], home: home.path)
+        #expect(checkpoint.status == 0, "\(checkpoint.stderr)")
+        let lines = checkpoint.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines[0].hasPrefix("moat/"))
+        #expect(lines[4].hasPrefix("— moat-audit "))
+        let kept = try home.write("kept-checkpoint.txt", checkpoint.stdout)
+        #expect(try MoatBinary.run(["audit", "verify", "--checkpoint", kept], home: home.path).status == 0)
+
+        // An attacker with write access to moat.db (not the vault) drops the last entries and the
+        // stored checkpoints.
+        let queue = try DatabaseQueue(path: home.file("moat.db"))
+        try queue.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_entries_no_delete")
+            let count = try Int.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") ?? 0
+            try db.execute(sql: "DELETE FROM audit_entries WHERE seq > ?", arguments: [count - 2])
+            try db.execute(sql: "DELETE FROM audit_checkpoints")
+        }
+        try queue.close()
+        let plain = try MoatBinary.run(["audit", "verify"], home: home.path)
+        #expect(plain.status == 0)
+        let withKept = try MoatBinary.run(["audit", "verify", "--checkpoint", kept], home: home.path)
+        #expect(withKept.status == 1)
+        #expect(withKept.stdout.contains("✗ chain broken at entry"))
+        // The plain verify above appended a new entry where the deleted ones were, so the kept
+        // checkpoint sees either a shorter log or a different entry at its count.
+        #expect(withKept.stdout.contains("kept checkpoint"))
+    }
+
+    @Test("an edited entry is named by verify, and a forged checkpoint file is refused")
+    func editedEntryAndForgedCheckpoint() throws {
+        let home = try Self.servedHome()
+        let queue = try DatabaseQueue(path: home.file("moat.db"))
+        try queue.write { db in
+            try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
+            try db.execute(sql: "UPDATE audit_entries SET outcome = 'failure' WHERE seq = 2")
+        }
+        try queue.close()
+        let verify = try MoatBinary.run(["audit", "verify"], home: home.path)
+        #expect(verify.status == 1)
+        #expect(verify.stdout.contains("✗ chain broken at entry 2: its contents do not match its hash (edited)"))
+
+        let forged = try home.write("forged.txt", "moat/x\n5\nAAAA\n\n— moat-audit AAAA\n")
+        let result = try MoatBinary.run(["audit", "verify", "--checkpoint", forged], home: home.path)
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("checkpoint rejected"))
+    }
+
+    @Test("export writes CSV with a header and JSON lines, filtered by action")
+    func export() throws {
+        let home = try Self.servedHome()
+        let csv = try MoatBinary.run(["audit", "export", "--format", "csv"], home: home.path)
+        #expect(csv.status == 0)
+        #expect(
+            csv.stdout.hasPrefix("seq,time,actor,action,target,source_ip,user_agent,outcome,metadata,prev_hash,hash\n"))
+        let jsonl = try MoatBinary.run(
+            ["audit", "export", "--format", "jsonl", "--action", "gateway.*"], home: home.path)
+        #expect(jsonl.status == 0)
+        let lines = jsonl.stdout.split(separator: "\n")
+        #expect(lines.count >= 2)
+        for line in lines {
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any]
+            #expect((object?["action"] as? String)?.hasPrefix("gateway.") == true)
+        }
+        let bad = try MoatBinary.run(["audit", "export", "--format", "csv", "--since", "yesterday"], home: home.path)
+        #expect(bad.status == 64)
+    }
+
+    @Test("audit commands on a home with no state say how to create it")
+    func noState() throws {
+        let temp = TemporaryDirectory()
+        let result = try MoatBinary.run(["audit", "verify"], home: temp.path)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("moat serve"))
+    }
+}
