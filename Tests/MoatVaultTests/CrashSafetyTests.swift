@@ -67,7 +67,7 @@ import Testing
         let second = try fixture.directory.write("b", "password number two\n")
         var opened: [String: Int] = [:]
         for _ in 0..<15 {
-            try runAndKill(["rekey", fixture.paths.directory, first, second], maximumMilliseconds: 400)
+            try runAndKill(["rekey", fixture.paths.directory, first, second], maximumMilliseconds: 600)
             var reopened: UnlockedVault?
             for (name, password) in [("one", "password number one"), ("two", "password number two")] {
                 if let vault = try? UnlockedVault.open(paths: fixture.paths, password: secret(password)) {
