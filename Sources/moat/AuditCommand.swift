@@ -25,7 +25,7 @@ extension AuditCommand {
         )
 
         @OptionGroup var state: StateOptions
-        @OptionGroup var unlock: UnlockOptions
+        @OptionGroup var unlock: VaultUnlockOptions
 
         @Option(help: ArgumentHelp("A checkpoint note you kept elsewhere.", valueName: "file"))
         var checkpoint: String?
@@ -71,7 +71,7 @@ extension AuditCommand {
         )
 
         @OptionGroup var state: StateOptions
-        @OptionGroup var unlock: UnlockOptions
+        @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
             let context = try CommandContext.open(state: state)

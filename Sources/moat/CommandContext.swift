@@ -6,16 +6,6 @@ import MoatGateway
 import MoatStore
 import MoatVault
 
-/// How a command unlocks the vault when the seal has a PIN.
-struct UnlockOptions: ParsableArguments {
-    @Option(
-        name: .long,
-        help: ArgumentHelp(
-            "File holding the seal PIN (otherwise asked on the terminal when needed).", valueName: "file")
-    )
-    var pinFile: String?
-}
-
 /// A command's view of the installation: the layout, the database, and on request the vault.
 ///
 /// Applies the same checks as `moat serve` (private modes, a database that is Moat's) so an
@@ -54,24 +44,10 @@ struct CommandContext {
         }
     }
 
-    /// Opens the vault from its machine seal (asking for the PIN when the seal has one).
-    func unlockVault(_ options: UnlockOptions) throws -> UnlockedVault {
-        let paths = VaultPaths(stateDirectory: layout.stateDirectory)
-        return try CommandFailure.wrap { () throws(VaultError) in
-            let status = try VaultStatus.inspect(paths)
-            guard let status else {
-                throw VaultError(
-                    .notFound,
-                    "there is no vault in \(layout.stateDirectory): `moat serve` creates one, or run `moat vault init`"
-                )
-            }
-            var pin: SecretBytes?
-            if status.seal?.hasPIN == true {
-                let source: SecretSource = options.pinFile.map { .file($0) } ?? .terminal
-                pin = try SecretInput.pin(from: source, confirm: false)
-            }
-            return try UnlockedVault.unseal(paths: paths, pin: pin)
-        }
+    /// Opens the vault the way `moat vault` commands do (password options, else the seal, else a prompt).
+    func unlockVault(_ options: VaultUnlockOptions) throws -> UnlockedVault {
+        let context = VaultContext(paths: VaultPaths(stateDirectory: layout.stateDirectory))
+        return try CommandFailure.wrap { () throws(VaultError) in try context.unlock(options) }
     }
 
     func auditLog(_ keys: AuditKeys) throws -> AuditLog {

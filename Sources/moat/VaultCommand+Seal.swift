@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoatAudit
 import MoatCore
 import MoatVault
 
@@ -67,6 +68,7 @@ extension VaultCommand {
                     newPasswordFile.map { .file($0) } ?? (newPasswordStdin ? .standardInput : .terminal)
                 let newPassword = try SecretInput.password(
                     from: newSource, prompt: "New master password: ", confirm: true)
+                try context.recordChange("vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], vault: vault)
                 try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin)
                 print("re-keyed \(paths.vault) with a new password and salt (\(vault.parameters))")
                 if status.seal != nil { print("sealed again: \(paths.seal)") }
@@ -100,6 +102,7 @@ extension VaultCommand {
                 let (vault, password) = try context.unlockWithPassword(unlock)
                 let sealPIN =
                     pin || unlock.pinFile != nil ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
+                try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
                 try vault.seal(password: password, pin: sealPIN)
                 print(SealCommandText.sealed(withPIN: sealPIN != nil))
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoatAudit
 import MoatCore
 import MoatVault
 
@@ -44,7 +45,9 @@ extension VaultCommand {
                 let sealPIN = !noSeal && wantsPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
                 let vault = try UnlockedVault.create(paths: paths, password: password)
                 print("created \(paths.vault) (\(vault.parameters))")
+                try context.recordChange("vault.init", vault: vault)
                 if !noSeal {
+                    try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
                     try vault.seal(password: password, pin: sealPIN)
                     print(SealCommandText.sealed(withPIN: sealPIN != nil))
                 }
@@ -132,6 +135,15 @@ extension VaultCommand {
                 let source: SecretSource =
                     fromFile.map { .file($0) } ?? (SecretInput.terminalAvailable ? .terminal : .standardInput)
                 let value = try SecretInput.value(from: source, name: name)
+                try context.recordChange(
+                    replace ? "vault.replace" : "vault.add",
+                    target: name,
+                    metadata: [
+                        "tools": .array(policy.tools.map { .string($0) }),
+                        "hosts": .array(policy.hosts.map { .string($0) }),
+                    ],
+                    vault: vault
+                )
                 try vault.add(name, value: value, policy: policy, replace: replace)
                 print("\(replace ? "stored" : "added") \(name) (\(policy.summary))")
                 if value.count < 4 {
@@ -196,7 +208,13 @@ extension VaultCommand {
             let context = try VaultContext.prepare(state, create: false)
             try vaultStep { () throws(VaultError) in
                 try SecretName.validate(name)
-                try context.unlock(unlock).remove(name)
+                let vault = try context.unlock(unlock)
+                guard try vault.value(named: name) != nil else {
+                    throw VaultError(
+                        .unknownSecret, "there is no secret named \(name); moat vault list shows the names")
+                }
+                try context.recordChange("vault.rm", target: name, vault: vault)
+                try vault.remove(name)
             }
             print("removed \(name)")
         }

@@ -99,6 +99,26 @@ import Testing
         #expect(bad.status == 64)
     }
 
+    @Test("vault changes from the CLI are recorded by name before they happen, never with the value")
+    func vaultChangesAudited() throws {
+        let home = try Self.servedHome()
+        let value = "tok-9f8e7d6c5b4a39281706"
+        let added = try MoatBinary.run(
+            ["vault", "add", "DEPLOY_TOKEN", "--allow-tool", "http", "--allow-host", "api.example.com"],
+            home: home.path,
+            stdin: value + "\n"
+        )
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(try MoatBinary.run(["vault", "rm", "DEPLOY_TOKEN"], home: home.path).status == 0)
+        let tail = try MoatBinary.run(["audit", "tail", "-n", "5"], home: home.path)
+        #expect(tail.stdout.contains("vault.add  DEPLOY_TOKEN"), "\(tail.stdout)")
+        #expect(tail.stdout.contains("vault.rm  DEPLOY_TOKEN"))
+        #expect(tail.stdout.contains("api.example.com"))
+        let export = try MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home.path)
+        #expect(!export.stdout.contains(value))
+        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
+
     @Test("audit commands on a home with no state say how to create it")
     func noState() throws {
         let temp = TemporaryDirectory()
