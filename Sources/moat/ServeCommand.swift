@@ -53,6 +53,9 @@ struct ServeCommand: AsyncParsableCommand {
             server = try GatewayServer.prepare(options)
             database = try server.openState()
         } catch {
+            if error.code == .bindRefused {
+                await recordBindRefusal(options)
+            }
             throw reportAndExit(error)
         }
         LogOutput.bootstrap(format: server.configuration.logFormat, level: server.configuration.logLevel)
@@ -93,6 +96,37 @@ struct ServeCommand: AsyncParsableCommand {
             throw reportAndExit(error)
         }
     }
+}
+
+/// Records a refused bind in an existing installation's audit log, when that is possible without a
+/// prompt (state present and private, vault sealed without a PIN). Best effort: the refusal stands
+/// either way, and an empty home is left untouched.
+func recordBindRefusal(_ options: GatewayServer.Options) async {
+    guard let (layout, configuration, _) = try? GatewayServer.load(options),
+        FileModes.mode(of: layout.databaseFile) != nil, layout.permissionProblems().isEmpty
+    else { return }
+    let paths = VaultPaths(stateDirectory: layout.stateDirectory)
+    guard let status = try? VaultStatus.inspect(paths), status.seal?.hasPIN == false,
+        let vault = try? UnlockedVault.unseal(paths: paths, pin: nil),
+        let database = try? MoatDatabase(path: layout.databaseFile),
+        let keys = try? AuditKeyring.keys(from: vault),
+        let origin = try? AuditLog.origin(for: database)
+    else { return }
+    defer { try? database.close() }
+    let log = AuditLog(database: database, keys: keys, origin: origin)
+    _ = try? await log.append(
+        AuditEvent(
+            actor: "system",
+            action: "gateway.bind.refused",
+            target: configuration.host,
+            outcome: "denied",
+            metadata: [
+                "port": .int(Int64(configuration.port)),
+                "tls": .bool(configuration.tls != nil),
+                "auth_mode": .string(configuration.authMode.rawValue),
+            ]
+        )
+    )
 }
 
 /// Shows a newly generated master password once, on the terminal only (never through the logger).

@@ -119,6 +119,15 @@ import Testing
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
+    @Test("a refused bind is recorded in an existing installation's log")
+    func bindRefusalAudited() throws {
+        let home = try Self.servedHome()
+        let refused = try MoatBinary.run(["serve", "--host", "0.0.0.0"], home: home.path)
+        #expect(refused.status == 78)
+        let tail = try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path)
+        #expect(tail.stdout.contains("gateway.bind.refused  0.0.0.0  denied"), "\(tail.stdout)")
+    }
+
     @Test("audit commands on a home with no state say how to create it")
     func noState() throws {
         let temp = TemporaryDirectory()
