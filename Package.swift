@@ -219,6 +219,7 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            exclude: ["Corpus"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

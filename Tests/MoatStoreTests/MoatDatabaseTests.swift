@@ -24,7 +24,7 @@ import Testing
         #expect(foreignKeys == 1)
         #expect(appID == MoatDatabase.applicationID)
         #expect(FileModes.mode(of: temp.file("moat.db")) == 0o600)
-        #expect(try database.appliedMigrations() == ["2026-11-23 meta", "2026-11-23 audit"])
+        #expect(try database.appliedMigrations() == ["2026-11-23 meta", "2026-11-23 audit", "2026-11-23 policy"])
         #expect(try database.installationID().count == 32)
         #expect(try database.integrityProblems().isEmpty)
         try database.close()
@@ -38,7 +38,7 @@ import Testing
         try first.close()
         let second = try MoatDatabase(path: temp.file("moat.db"))
         #expect(try second.installationID() == id)
-        #expect(try second.appliedMigrations().count == 2)
+        #expect(try second.appliedMigrations().count == 3)
     }
 
     @Test("a file that is not SQLite gives a clear error, not a crash")

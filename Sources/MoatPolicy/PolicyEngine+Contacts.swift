@@ -1,0 +1,207 @@
+import Foundation
+import GRDB
+import MoatAudit
+public import MoatCore
+
+/// A paired contact and what it may at most do.
+public struct ContactGrant: Sendable, Hashable {
+    public let id: String
+    /// The channel the contact writes from (`telegram`, `matrix`, …).
+    public let channel: String
+    /// The contact's id on that channel.
+    public let senderID: String
+    public let ceilings: [TrustDomain: TrustLevel]
+    public let addedBy: String
+    public let addedAt: Int64
+
+    /// The principal this grant makes of the contact.
+    public var principal: Principal { .contact(id: id, ceilings: ceilings) }
+}
+
+extension PolicyEngine {
+    static let contactsTable = "policy_contacts"
+    static let taintTable = "policy_taint"
+
+    /// Grants `senderID` on `channel` the standing of a paired contact (pairing calls this once the
+    /// owner approved the code). Ceilings above `inform` outside messaging are refused: raising a
+    /// contact is a separate, deliberate step.
+    @discardableResult
+    public func addContact(
+        channel: String,
+        senderID: String,
+        ceilings: [TrustDomain: TrustLevel] = PolicySettings.defaultContactCeilings,
+        actor: String = "owner"
+    ) async throws -> ContactGrant {
+        guard !channel.isEmpty, !senderID.isEmpty, channel.utf8.count <= 64, senderID.utf8.count <= 256 else {
+            throw PolicyError(.invalidInput, "a contact needs a channel and a sender id")
+        }
+        let grant = ContactGrant(
+            id: PolicyEngine.newApprovalID(),
+            channel: channel,
+            senderID: senderID,
+            ceilings: ceilings,
+            addedBy: actor,
+            addedAt: nowMillis()
+        )
+        let authenticator = self.authenticator
+        let event = AuditEvent(
+            actor: actor,
+            action: "contact.add",
+            target: grant.id,
+            metadata: ["channel": .string(channel), "ceilings": .string(Self.encode(ceilings))]
+        )
+        return try await audited(event) {
+            try await self.write { db in
+                try db.execute(
+                    sql: """
+                        INSERT INTO policy_contacts (id, channel, sender_id, ceilings, added_by, added_at, mac)
+                        VALUES (?, ?, ?, ?, ?, ?, ?)
+                        """,
+                    arguments: [
+                        grant.id, channel, senderID, Self.encode(ceilings), actor, grant.addedAt,
+                        authenticator.mac(Self.contactsTable, Self.fields(grant)),
+                    ]
+                )
+                return grant
+            }
+        }
+    }
+
+    /// The principal of a sender: its verified contact grant, or nil (an unknown sender, who must pair).
+    public func principal(channel: String, senderID: String) async throws(PolicyError) -> Principal? {
+        try await contacts().first { $0.channel == channel && $0.senderID == senderID }?.principal
+    }
+
+    /// Every verified contact grant; rows whose MAC fails are left out and audited.
+    public func contacts() async throws(PolicyError) -> [ContactGrant] {
+        let authenticator = self.authenticator
+        let (grants, findings) = try await read { db in
+            var grants: [ContactGrant] = []
+            var findings: [TamperFinding] = []
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM policy_contacts ORDER BY added_at, id") {
+                let id: String = row["id"]
+                let ceilingsText: String = row["ceilings"]
+                guard let ceilings = Self.decode(ceilingsText) else {
+                    findings.append(.init(table: Self.contactsTable, key: "contact:\(id)", problem: "malformed row"))
+                    continue
+                }
+                let grant = ContactGrant(
+                    id: id,
+                    channel: row["channel"],
+                    senderID: row["sender_id"],
+                    ceilings: ceilings,
+                    addedBy: row["added_by"],
+                    addedAt: row["added_at"]
+                )
+                guard Self.encode(ceilings) == ceilingsText,
+                    authenticator.verify(row["mac"], Self.contactsTable, Self.fields(grant))
+                else {
+                    findings.append(
+                        .init(table: Self.contactsTable, key: "contact:\(id)", problem: "MAC does not verify"))
+                    continue
+                }
+                grants.append(grant)
+            }
+            return (grants, findings)
+        }
+        await reportTamper(findings)
+        return grants
+    }
+
+    static func fields(_ grant: ContactGrant) -> [String] {
+        [grant.id, grant.channel, grant.senderID, encode(grant.ceilings), grant.addedBy, String(grant.addedAt)]
+    }
+
+    /// `domain=level` pairs sorted by domain, e.g. `calendar=1,email=1,…`.
+    static func encode(_ ceilings: [TrustDomain: TrustLevel]) -> String {
+        ceilings.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.rawValue)=\($0.value.rawValue)" }
+            .joined(separator: ",")
+    }
+
+    static func decode(_ text: String) -> [TrustDomain: TrustLevel]? {
+        var result: [TrustDomain: TrustLevel] = [:]
+        for pair in text.split(separator: ",") {
+            let parts = pair.split(separator: "=")
+            guard parts.count == 2, let domain = TrustDomain(rawValue: String(parts[0])),
+                let level = Int(parts[1]).flatMap(TrustLevel.init(rawValue:))
+            else { return nil }
+            result[domain] = level
+        }
+        return result
+    }
+
+    // MARK: Taint
+
+    /// Records that `conversation` read untrusted or flagged text. Taint rows need no MAC: a forged one
+    /// only restricts.
+    public func taint(_ conversation: String, reason: String) async throws {
+        let created = nowMillis()
+        let reason = PolicyError.printable(reason, limit: 300)
+        let authenticator = self.authenticator
+        let event = AuditEvent(
+            actor: "system", action: "policy.taint", target: conversation, metadata: ["reason": .string(reason)])
+        try await audited(event) {
+            try await self.write { db in
+                try db.execute(
+                    sql:
+                        "INSERT INTO policy_taint (conversation, event, reason, created_at, mac) VALUES (?, 'taint', ?, ?, ?)",
+                    arguments: [
+                        conversation, reason, created,
+                        authenticator.mac(Self.taintTable, [conversation, "taint", reason, String(created)]),
+                    ]
+                )
+            }
+        }
+    }
+
+    /// The owner clears `conversation`'s taint; the clear row carries a MAC, so only the owner can.
+    public func clearTaint(_ conversation: String, actor: String = "owner") async throws {
+        let created = nowMillis()
+        let authenticator = self.authenticator
+        let event = AuditEvent(actor: actor, action: "policy.taint.clear", target: conversation)
+        try await audited(event) {
+            try await self.write { db in
+                let id = (try Int64.fetchOne(db, sql: "SELECT max(id) FROM policy_taint") ?? 0) + 1
+                try db.execute(
+                    sql:
+                        "INSERT INTO policy_taint (id, conversation, event, reason, created_at, mac) VALUES (?, ?, 'clear', '', ?, ?)",
+                    arguments: [
+                        id, conversation, created,
+                        authenticator.mac(Self.taintTable, [String(id), conversation, "clear", String(created)]),
+                    ]
+                )
+            }
+        }
+    }
+
+    /// The taint of `conversation`: every taint recorded after the owner's last verified clear.
+    public func taint(of conversation: String) async throws(PolicyError) -> ConversationTaint {
+        let authenticator = self.authenticator
+        let (taint, findings) = try await read { db in
+            var reasons: [String] = []
+            var findings: [TamperFinding] = []
+            let rows = try Row.fetchAll(
+                db, sql: "SELECT * FROM policy_taint WHERE conversation = ? ORDER BY id", arguments: [conversation])
+            for row in rows {
+                let id: Int64 = row["id"]
+                let event: String = row["event"]
+                let created: Int64 = row["created_at"]
+                if event == "clear" {
+                    if authenticator.verify(
+                        row["mac"], Self.taintTable, [String(id), conversation, "clear", String(created)])
+                    {
+                        reasons.removeAll()
+                    } else {
+                        findings.append(
+                            .init(table: Self.taintTable, key: "taint_clear:\(id)", problem: "MAC does not verify"))
+                    }
+                } else {
+                    reasons.append(row["reason"])
+                }
+            }
+            return (ConversationTaint(reasons: reasons), findings)
+        }
+        await reportTamper(findings)
+        return taint
+    }
+}

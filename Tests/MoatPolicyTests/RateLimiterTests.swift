@@ -1,0 +1,87 @@
+import Foundation
+import MoatPolicy
+import Testing
+
+@Suite struct RateLimiterTests {
+    /// A small deterministic generator (SplitMix64), so a failing schedule can be replayed from its seed.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test("over 10,000 random schedules no window admits more than its limit, and a client that waits gets in")
+    func property() {
+        var generator = SeededGenerator(state: 0x6D6F_6174)
+        for schedule in 0..<10_000 {
+            let limit = Int.random(in: 1...8, using: &generator)
+            let window = Double(Int.random(in: 1...20, using: &generator))
+            let limiter = RateLimiter(RateLimit(limit: limit, window: window), maximumKeys: 4)
+            let keys = ["a", "b", "c"]
+            var admitted: [String: [(Double, Int)]] = [:]
+            var now = 0.0
+            for _ in 0..<Int.random(in: 1...60, using: &generator) {
+                now += Double(Int.random(in: 0...(Int(window) * 4), using: &generator)) / 4
+                let key = keys.randomElement(using: &generator)!
+                let cost = Int.random(in: 1...max(1, limit / 2 + 1), using: &generator)
+                switch limiter.admit(key, cost: cost, now: now) {
+                case .admitted:
+                    admitted[key, default: []].append((now, cost))
+                case .refused(let retry):
+                    // Waiting the advertised time gets the same request in.
+                    let retry = try! #require(retry, "schedule \(schedule): a fitting cost was refused forever")
+                    #expect(retry > 0 && retry <= window + 0.001, "schedule \(schedule)")
+                }
+            }
+            // Every window (t - window, t] ending at an admission holds at most `limit` units.
+            for (_, times) in admitted {
+                for (end, _) in times {
+                    let inWindow = times.filter { $0.0 > end - window && $0.0 <= end }.reduce(0) { $0 + $1.1 }
+                    #expect(inWindow <= limit, "schedule \(schedule): \(inWindow) > \(limit)")
+                }
+            }
+            // A client that waits a full window after its last request is admitted again.
+            for key in keys {
+                #expect(limiter.admit(key, cost: 1, now: now + window + 0.001) == .admitted, "schedule \(schedule)")
+            }
+        }
+    }
+
+    @Test("retryAfter is exact: refused just before it, admitted at it")
+    func retryAfter() {
+        let limiter = RateLimiter(RateLimit(limit: 2, window: 10))
+        #expect(limiter.admit("k", now: 0) == .admitted)
+        #expect(limiter.admit("k", now: 3) == .admitted)
+        guard case .refused(let retry?) = limiter.admit("k", now: 4) else {
+            Issue.record("third request in the window admitted")
+            return
+        }
+        #expect(abs(retry - 6) < 0.0001)
+        #expect(limiter.admit("k", now: 9.99) != .admitted)
+        #expect(limiter.admit("k", now: 4 + retry) == .admitted)
+    }
+
+    @Test("keys are independent, a cost above the limit is refused for ever, a clock stepping back cannot reopen")
+    func guards() {
+        let limiter = RateLimiter(RateLimit(limit: 100, window: 60))
+        #expect(limiter.admit("conversation-1", cost: 100, now: 0) == .admitted)
+        #expect(limiter.admit("conversation-1", cost: 1, now: 1) != .admitted)
+        #expect(limiter.admit("conversation-2", cost: 100, now: 1) == .admitted)
+        #expect(limiter.admit("conversation-3", cost: 101, now: 1) == .refused(retryAfter: nil))
+        #expect(limiter.admit("conversation-1", cost: 1, now: -1000) != .admitted)
+    }
+
+    @Test("idle keys are forgotten and the key count stays bounded")
+    func bounded() {
+        let limiter = RateLimiter(RateLimit(limit: 1, window: 1), maximumKeys: 100)
+        for index in 0..<10_000 {
+            _ = limiter.admit("sender-\(index)", now: Double(index) / 1000)
+        }
+        #expect(limiter.trackedKeys <= 100)
+    }
+}
