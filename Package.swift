@@ -84,6 +84,7 @@ let package = Package(
             dependencies: [
                 "MoatAudit",
                 "MoatCore",
+                "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -118,6 +119,7 @@ let package = Package(
             dependencies: [
                 "MoatAudit",
                 "MoatCore",
+                "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
                 "MoatGateway",

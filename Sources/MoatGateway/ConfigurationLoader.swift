@@ -1,3 +1,6 @@
+import Foundation
+import MoatCore
+import MoatPolicy
 internal import Yams
 
 #if canImport(Glibc)
@@ -108,9 +111,10 @@ public enum ConfigurationLoader {
         }
 
         mutating func read(_ root: Node) throws(GatewayError) -> GatewayConfiguration {
-            for (key, value) in try mapping(root, path: "", allowed: ["gateway", "log"]) {
+            for (key, value) in try mapping(root, path: "", allowed: ["gateway", "log", "policy"]) {
                 switch key {
                 case "gateway": try readGateway(value)
+                case "policy": try readPolicy(value)
                 default: try readLog(value)
                 }
             }
@@ -176,6 +180,65 @@ public enum ConfigurationLoader {
                     config.logFormat = try enumeration(value, path: "log.format")
                 } else {
                     config.logLevel = try enumeration(value, path: "log.level")
+                }
+            }
+        }
+
+        mutating func readPolicy(_ node: Node) throws(GatewayError) {
+            let keys = ["trust", "evidence_approvals", "approval_expiry_minutes", "ssrf"]
+            for (key, value) in try mapping(node, path: "policy", allowed: keys) {
+                let path = "policy." + key
+                switch key {
+                case "trust":
+                    let domains = TrustDomain.allCases.map(\.rawValue)
+                    for (domain, levelNode) in try mapping(value, path: path, allowed: domains) {
+                        let level = try integer(
+                            levelNode, path: path + "." + domain, range: 0...4, allowed: "a trust level from 0 to 4")
+                        config.policy.trustDefaults[TrustDomain(rawValue: domain)!] = TrustLevel(rawValue: level)!
+                    }
+                case "evidence_approvals":
+                    config.policy.evidenceApprovals = try integer(
+                        value, path: path, range: 1...1000, allowed: "a number of approvals from 1 to 1000")
+                case "approval_expiry_minutes":
+                    let minutes = try integer(value, path: path, range: 1...10080, allowed: "minutes from 1 to 10080")
+                    config.policy.approvalLifetime = TimeInterval(minutes * 60)
+                default:
+                    try readSSRF(value)
+                }
+            }
+        }
+
+        mutating func readSSRF(_ node: Node) throws(GatewayError) {
+            for (key, value) in try mapping(
+                node, path: "policy.ssrf", allowed: ["allow_hosts", "block_hosts", "allow_ports"])
+            {
+                let path = "policy.ssrf." + key
+                if key == "allow_ports" {
+                    if case .scalar(let scalar) = value, isNull(scalar) { continue }
+                    guard case .sequence(let sequence) = value else {
+                        throw fail(value, path, "must be a list of ports, e.g. [8123]")
+                    }
+                    var ports: [Int] = []
+                    for item in sequence {
+                        ports.append(try integer(item, path: path, range: 1...65535, allowed: "a port from 1 to 65535"))
+                    }
+                    config.policy.ssrf.allowPorts = ports
+                    continue
+                }
+                let hosts = try stringList(value, path: path).map { (entry, node) throws(GatewayError) in
+                    guard SSRFSettings.isValidHostEntry(entry) else {
+                        throw fail(
+                            node,
+                            path,
+                            "\"\(printable(entry))\" is not a host name, IP address or *.suffix (no scheme, port or path)"
+                        )
+                    }
+                    return entry.lowercased()
+                }
+                if key == "allow_hosts" {
+                    config.policy.ssrf.allowHosts = hosts
+                } else {
+                    config.policy.ssrf.blockHosts = hosts
                 }
             }
         }

@@ -1,3 +1,5 @@
+public import MoatPolicy
+
 /// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
 ///
 /// `config.yaml.example` and Docs/Configuration.md document each key; ``ConfigurationLoader`` is the
@@ -20,6 +22,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var logFormat: LogFormat = .auto
     /// `log.level`.
     public var logLevel: LogLevel = .info
+    /// `policy`: trust defaults per domain, evidence rule, approval lifetime, SSRF lists (MoatPolicy).
+    public var policy = PolicySettings()
 
     public init() {}
 

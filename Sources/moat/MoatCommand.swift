@@ -13,7 +13,10 @@ struct MoatCommand: AsyncParsableCommand {
             $XDG_STATE_HOME/moat. Documentation: Docs/ in the source tree.
             """,
         version: MoatVersion.current,
-        subcommands: [ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self]
+        subcommands: [
+            ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self, TrustCommand.self,
+            ApprovalsCommand.self, PolicyCommand.self,
+        ]
     )
 
     /// Parses and runs the command; a ``CommandFailure`` is printed as `moat: <message>` and ends the
