@@ -188,6 +188,7 @@ let package = Package(
             name: "MoatGatewayTests",
             dependencies: [
                 "MoatCore",
+                "MoatPolicy",
                 "MoatStore",
                 "MoatGateway",
                 "MoatTestSupport",

@@ -99,7 +99,7 @@ public enum InjectionFlagger {
             "\\bwithout\\s+(?:any\\s+)?(?:restrictions|filters|guardrails|safety\\s+(?:rules|guidelines))\\b"),
         Rule(
             .instructionOverride, "addresses the AI reading the text",
-            "\\b(?:attention|note|message|important(?:\\s+instructions?)?|instructions?)\\s+(?:to\\s+|for\\s+)?(?:the\\s+|any\\s+)?(?:ai|assistant|llm|language model|agent|chatbot)\\s*[:,!]"
+            "\\b(?:attention|note|message|important(?:\\s+instructions?)?|instructions?)\\s+(?:to\\s+|for\\s+)?(?:the\\s+|any\\s+)?(?:ai|assistant|llm|language model|agent|chatbot)(?:\\s+(?:assistant|agent|model))?\\s*[:,!]"
         ),
         Rule(
             .instructionOverride, "asks to ignore the rules it was given",
