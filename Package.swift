@@ -106,7 +106,9 @@ let package = Package(
             name: "moat-sandbox",
             path: "sandbox",
             publicHeadersPath: "include",
-            linkerSettings: [.linkedLibrary("seccomp")]
+            // SwiftPM links every executable through swiftc, which adds the Swift runtime; the launcher is
+            // plain C and must run inside the sandbox, where /opt/swift is not visible: drop unused libraries.
+            linkerSettings: [.linkedLibrary("seccomp"), .unsafeFlags(["-nostartfiles", "-static-executable"])]
         ),
         // The Swift API over the launcher; it finds `moat-sandbox` beside the running executable.
         .target(

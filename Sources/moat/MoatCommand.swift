@@ -14,8 +14,8 @@ struct MoatCommand: AsyncParsableCommand {
             """,
         version: MoatVersion.current,
         subcommands: [
-            ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self, TrustCommand.self,
-            ApprovalsCommand.self, PolicyCommand.self,
+            ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self, SandboxCommand.self,
+            TrustCommand.self, ApprovalsCommand.self, PolicyCommand.self,
         ]
     )
 

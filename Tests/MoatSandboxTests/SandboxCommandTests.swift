@@ -1,0 +1,79 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+/// `moat sandbox` through the real `moat` binary, which finds `moat-sandbox` beside itself.
+@Suite struct SandboxCommandTests {
+    @Test("moat sandbox run -- echo hi prints hi and exits 0")
+    func echo() throws {
+        let result = try MoatBinary.run(["sandbox", "run", "--", "echo", "hi"], home: nil, timeout: 20)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "hi\n")
+    }
+
+    @Test("writing to /etc fails cleanly: the shell's error, a non-zero exit, nothing written")
+    func writeEtc() throws {
+        let result = try MoatBinary.run(
+            ["sandbox", "run", "--", "sh", "-c", "echo hi > /etc/x"],
+            home: nil,
+            timeout: 20
+        )
+        #expect(result.status != 0)
+        #expect(result.stdout.isEmpty)
+        #expect(result.stderr.contains("Read-only file system"), "\(result.stderr)")
+        #expect(!result.stderr.contains("Fatal error"))
+        #expect(!FileManager.default.fileExists(atPath: "/etc/x"))
+    }
+
+    @Test("the command's exit code, stderr and the timeout are passed through")
+    func exitCodes() throws {
+        let failing = try MoatBinary.run(["sandbox", "run", "--", "sh", "-c", "echo oops >&2; exit 7"], home: nil)
+        #expect(failing.status == 7)
+        #expect(failing.stderr.hasPrefix("oops\n"))
+
+        let slow = try MoatBinary.run(["sandbox", "run", "--timeout", "300ms", "--", "sleep", "10"], home: nil)
+        #expect(slow.status == 124)
+        #expect(slow.stderr.contains("timed out"))
+    }
+
+    @Test("--profile workspace --rw DIR makes that directory writable at /workspace")
+    func workspace() throws {
+        let temp = TemporaryDirectory("moat-sandbox-cli")
+        Launcher.makeWritableBySandbox(temp.path)
+        let result = try MoatBinary.run(
+            [
+                "sandbox", "run", "--profile", "workspace", "--rw", temp.path, "--memory", "128M", "--",
+                "sh", "-c", "echo kept > out.txt && pwd",
+            ],
+            home: nil
+        )
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "/workspace\n")
+        #expect(try String(contentsOfFile: temp.file("out.txt"), encoding: .utf8) == "kept\n")
+    }
+
+    @Test("bad flags are usage errors that name the flag")
+    func usage() throws {
+        let memory = try MoatBinary.run(["sandbox", "run", "--memory", "lots", "--", "true"], home: nil)
+        #expect(memory.status == 64)
+        #expect(memory.stderr.contains("--memory"))
+        let noCommand = try MoatBinary.run(["sandbox", "run"], home: nil)
+        #expect(noCommand.status == 64)
+        #expect(noCommand.stderr.contains("after --"))
+        let workspace = try MoatBinary.run(["sandbox", "run", "--profile", "workspace", "--", "true"], home: nil)
+        #expect(workspace.status == 64)
+        let tiny = try MoatBinary.run(["sandbox", "run", "--memory", "1M", "--", "true"], home: nil)
+        #expect(tiny.status == 64)
+        #expect(tiny.stderr.contains("memory limit"))
+    }
+
+    @Test("moat sandbox check prints pass/warn/fail lines for each capability")
+    func check() throws {
+        let result = try MoatBinary.run(["sandbox", "check"], home: nil)
+        #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
+        #expect(result.stdout.contains("pass  user namespaces"))
+        #expect(result.stdout.contains("pass  seccomp"))
+        #expect(result.stdout.contains("  limits: "))
+        #expect(result.stdout.contains("  landlock: "))
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+import MoatSandbox
+import MoatTestSupport
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The real launcher from the build directory, and specs that run its escape probes inside the sandbox.
+enum Launcher {
+    /// Where the launcher is bound inside the sandbox (read-only), as Docs/Sandbox.md describes.
+    static let insidePath = "/moat/moat-sandbox"
+
+    static func sandbox() throws -> Sandbox { try Sandbox() }
+
+    /// A spec that runs `moat-sandbox --probe NAME ARGS` as the sandboxed command.
+    static func probeSpec(
+        _ name: String,
+        _ arguments: [String] = [],
+        limits: SandboxLimits = SandboxLimits(),
+        timeout: Duration = .seconds(10)
+    ) -> SandboxSpec {
+        SandboxSpec(
+            [insidePath, "--probe", name] + arguments,
+            readOnlyBinds: [BindMount(Sandbox.defaultLauncherPath(), at: insidePath)],
+            limits: limits,
+            timeout: timeout
+        )
+    }
+
+    static func probe(
+        _ name: String,
+        _ arguments: [String] = [],
+        limits: SandboxLimits = SandboxLimits(),
+        timeout: Duration = .seconds(10)
+    ) async throws -> SandboxResult {
+        try await sandbox().run(probeSpec(name, arguments, limits: limits, timeout: timeout))
+    }
+
+    /// Host processes whose name is `comm` (from /proc/PID/comm).
+    static func hostProcesses(named comm: String) -> [String] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.filter { entry in
+            guard entry.allSatisfy(\.isNumber),
+                let name = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8)
+            else { return false }
+            return name.trimmingCharacters(in: .whitespacesAndNewlines) == comm
+        }
+    }
+
+    /// Makes `path` writable by the sandbox's host identity: uid 65534 when tests run as root (CI).
+    static func makeWritableBySandbox(_ path: String) {
+        if geteuid() == 0 { _ = chown(path, 65534, 65534) }
+        TemporaryDirectory.chmod(path, 0o700)
+    }
+}
+
+/// A listening socket on the host, for the tests that try to reach it from inside the sandbox.
+final class HostListener: @unchecked Sendable {
+    let fd: Int32
+    /// The TCP port (for `tcp`), 0 for an abstract unix socket.
+    private(set) var port: UInt16 = 0
+
+    /// Listens on 127.0.0.1 on a free port.
+    static func tcp() throws -> HostListener {
+        let listener = HostListener(fd: socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+                bind(listener.fd, pointer, length) == 0 && listen(listener.fd, 8) == 0
+                    && getsockname(listener.fd, pointer, &length) == 0
+            }
+        }
+        guard bound else { throw ListenerError() }
+        listener.port = UInt16(bigEndian: address.sin_port)
+        return listener
+    }
+
+    /// Listens on the abstract unix socket `\0name` in the host's network namespace.
+    static func abstract(_ name: String) throws -> HostListener {
+        let listener = HostListener(fd: socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0))
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(name.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { path in
+            for (index, byte) in bytes.enumerated() { path[index + 1] = byte }
+        }
+        let length = socklen_t(MemoryLayout<sa_family_t>.size + 1 + bytes.count)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener.fd, $0, length) == 0 }
+        }
+        guard bound, listen(listener.fd, 8) == 0 else { throw ListenerError() }
+        return listener
+    }
+
+    private init(fd: Int32) { self.fd = fd }
+
+    deinit { close(fd) }
+
+    struct ListenerError: Error {}
+}
