@@ -106,8 +106,9 @@ let package = Package(
             name: "moat-sandbox",
             path: "sandbox",
             publicHeadersPath: "include",
-            // SwiftPM links every executable through swiftc, which adds the Swift runtime; the launcher is
-            // plain C and must run inside the sandbox, where /opt/swift is not visible: drop unused libraries.
+            // swiftc would link the Swift runtime into this plain C program (via its startup file); linked
+            // static without it, the launcher starts faster and runs inside a sandbox (its probes) with no
+            // toolchain visible.
             linkerSettings: [.linkedLibrary("seccomp"), .unsafeFlags(["-nostartfiles", "-static-executable"])]
         ),
         // The Swift API over the launcher; it finds `moat-sandbox` beside the running executable.

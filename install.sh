@@ -84,6 +84,8 @@ require_swift
 cd "$(dirname "$0")"
 say "building release (the first build takes a few minutes)"
 swift build -c release --product moat
+# The sandbox launcher: moat looks for it beside itself and runs no tool command without it.
+swift build -c release --product moat-sandbox
 bin_dir="$(swift build -c release --show-bin-path)"
 
 if [ -z "$prefix" ]; then
