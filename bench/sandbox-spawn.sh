@@ -2,8 +2,8 @@
 # Spawn-to-exit time of /bin/true through moat-sandbox, through bubblewrap, and plain, measured with
 # hyperfine in one run, unpinned and pinned to one CPU. The table in Docs/Sandbox.md comes from here.
 #
-#   bench/sandbox-spawn.sh                 # builds the launcher with gcc into a temporary directory
-#   MOAT_SANDBOX=path/to/moat-sandbox bench/sandbox-spawn.sh
+#   bench/sandbox-spawn.sh                 # builds the launcher (gcc -static) into a temporary directory
+#   MOAT_SANDBOX=.build/release/moat-sandbox bench/sandbox-spawn.sh    # the one install.sh installs
 #   RUNS=1000 PIN_CPU=1 bench/sandbox-spawn.sh
 #
 # Needs: hyperfine, bubblewrap, python3 (Debian: apt-get install -y hyperfine bubblewrap python3),
@@ -24,7 +24,8 @@ done
 launcher="${MOAT_SANDBOX:-}"
 if [[ -z "$launcher" ]]; then
     launcher="$work/moat-sandbox"
-    gcc -O2 -Wall -Wextra -Werror "$root"/sandbox/*.c -lseccomp -o "$launcher"
+    # Static, as `swift build -c release --product moat-sandbox` links the installed launcher.
+    gcc -O2 -Wall -Wextra -Werror -static "$root"/sandbox/*.c -lseccomp -o "$launcher"
 fi
 
 spec="$work/true.json"
