@@ -124,7 +124,8 @@ import Testing
 @Suite struct AuditOutsideVerifierTests {
     @Test("an independent verifier written from Docs/Audit.md (tools/audit_chain_check.py) agrees with ours")
     func pythonVerifier() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "python3 runs the outside verifier")
+        let python = FileManager.default.isExecutableFile(atPath: "/usr/bin/python3")
+        try #require(python, "python3 runs the outside verifier")
         let fixture = try AuditFixture()
         try await fixture.append(50)
         try await fixture.log.append(
