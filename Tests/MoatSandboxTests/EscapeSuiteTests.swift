@@ -123,11 +123,13 @@ import Testing
 
     @Test("sleep with a double-forked orphan ends at the timeout with 124 and leaves nothing running")
     func orphanAtTimeout() async throws {
-        let result = try await Launcher.probe("orphan", ["60"], timeout: .seconds(2))
+        // A run-specific sleep length marks this run's processes (another test run may be going on).
+        let seconds = "\(Int.random(in: 100...99_999))"
+        let result = try await Launcher.probe("orphan", [seconds], timeout: .seconds(2))
         #expect(result.status == .timeout)
         #expect(result.exitCode == 124)
         #expect(result.wallTime < .seconds(4))
-        #expect(Launcher.hostProcesses(named: "moat-orphan").isEmpty)
+        #expect(Launcher.hostProcesses(commandLine: ["/moat/moat-sandbox", "--probe", "orphan", seconds]).isEmpty)
     }
 
     @Test("10 MiB on stdout is truncated at the 1 MiB cap with the flag set")

@@ -37,14 +37,13 @@ enum Launcher {
         try await sandbox().run(probeSpec(name, arguments, limits: limits, timeout: timeout))
     }
 
-    /// Host processes whose name is `comm` (from /proc/PID/comm).
-    static func hostProcesses(named comm: String) -> [String] {
+    /// Host processes (pids) whose command line is exactly `arguments`.
+    static func hostProcesses(commandLine arguments: [String]) -> [String] {
+        let expected = Data(arguments.joined(separator: "\u{0}").utf8 + [0])
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.filter { entry in
-            guard entry.allSatisfy(\.isNumber),
-                let name = try? String(contentsOfFile: "/proc/\(entry)/comm", encoding: .utf8)
-            else { return false }
-            return name.trimmingCharacters(in: .whitespacesAndNewlines) == comm
+            entry.allSatisfy(\.isNumber)
+                && FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") == expected
         }
     }
 
