@@ -20,7 +20,8 @@ public enum RawHTTP {
         let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw RawHTTPError("socket failed") }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        // Generous: on a 2-core CI machine other tests may hold the cooperative threads for a while.
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let connected: Int32
         if isV6 {
@@ -60,6 +61,16 @@ public enum RawHTTP {
             received.append(contentsOf: buffer[0..<count])
         }
         return try parse(String(decoding: received, as: UTF8.self))
+    }
+
+    /// ``send(_:host:port:)`` on a thread of its own, for async tests whose server runs in the same
+    /// process: a blocking read on a cooperative thread could starve the very server it waits for.
+    public static func sendOffPool(_ request: String, host: String = "127.0.0.1", port: Int) async throws -> Response {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(with: Result { try send(request, host: host, port: port) })
+            }
+        }
     }
 
     /// A request with `Connection: close` and the given headers (`Host` included only when given).

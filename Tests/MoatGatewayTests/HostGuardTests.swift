@@ -115,29 +115,30 @@ import Testing
         try await app.test(.live) { client in
             let port = try #require(client.port)
             hostGuard.setBoundPort(port)
-            func send(_ method: String, _ headers: [(String, String)]) throws -> RawHTTP.Response {
-                try RawHTTP.send(RawHTTP.request(method, "/healthz", headers: headers), port: port)
+            func send(_ method: String, _ headers: [(String, String)]) async throws -> RawHTTP.Response {
+                try await RawHTTP.sendOffPool(RawHTTP.request(method, "/healthz", headers: headers), port: port)
             }
-            let ok = try send("GET", [("Host", "127.0.0.1:\(port)")])
+            let ok = try await send("GET", [("Host", "127.0.0.1:\(port)")])
             #expect(ok.status == 200)
             #expect(ok.body == "ok\n")
-            #expect(try send("GET", [("Host", "attacker.example:\(port)")]).status == 421)
-            #expect(try send("GET", [("Host", "127.0.0.1.nip.io:\(port)")]).status == 421)
+            #expect(try await send("GET", [("Host", "attacker.example:\(port)")]).status == 421)
+            #expect(try await send("GET", [("Host", "127.0.0.1.nip.io:\(port)")]).status == 421)
             // HTTP/1.1 without Host: refused, either with an error status or by closing the connection.
-            #expect((try? send("GET", []))?.status != 200)
-            #expect(try send("GET", [("Host", "laptop.tail1234.ts.net")]).status == 200)
-            let misdirected = try send("GET", [("Host", "attacker.example")])
+            #expect((try? await send("GET", []))?.status != 200)
+            #expect(try await send("GET", [("Host", "laptop.tail1234.ts.net")]).status == 200)
+            let misdirected = try await send("GET", [("Host", "attacker.example")])
             #expect(!misdirected.body.contains("attacker"))
             #expect(
-                try send("POST", [("Host", "localhost:\(port)"), ("Origin", "http://attacker.example")]).status
+                try await send("POST", [("Host", "localhost:\(port)"), ("Origin", "http://attacker.example")]).status
                     == 403
             )
             #expect(
-                try send("DELETE", [("Host", "localhost:\(port)"), ("Sec-Fetch-Site", "cross-site")]).status == 403
+                try await send("DELETE", [("Host", "localhost:\(port)"), ("Sec-Fetch-Site", "cross-site")]).status
+                    == 403
             )
             // A POST without Origin (curl, scripts) is not a cross-site browser request: the guard lets it
             // through to routing (authentication is the next layer).
-            let noOrigin = try send("POST", [("Host", "localhost:\(port)")])
+            let noOrigin = try await send("POST", [("Host", "localhost:\(port)")])
             #expect(noOrigin.status != 403 && noOrigin.status != 421)
         }
     }
