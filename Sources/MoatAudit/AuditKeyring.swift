@@ -15,8 +15,8 @@ public enum AuditKeyring {
 
     /// The keys from `vault`, generating and storing any that is missing.
     public static func keys(from vault: UnlockedVault) throws -> AuditKeys {
-        let fingerprint = try value(fingerprintKeyName, in: vault)
-        let signingKey = try privateKey(try value(signingKeyName, in: vault))
+        let fingerprint = try vault.internalKey(named: fingerprintKeyName)
+        let signingKey = try privateKey(try vault.internalKey(named: signingKeyName))
         let fingerprintKey = SymmetricKey(data: bytes(of: fingerprint))
         return AuditKeys(fingerprintKey: fingerprintKey, signingKey: signingKey, scrub: { vault.scrub($0) })
     }
@@ -34,21 +34,5 @@ public enum AuditKeyring {
     /// A short-lived copy for a CryptoKit initializer (which keeps its own copy of the key anyway).
     private static func bytes(of secret: SecretBytes) -> Data {
         secret.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Data in Data(buffer) }
-    }
-
-    private static func value(_ name: String, in vault: UnlockedVault) throws -> SecretBytes {
-        if let existing = try vault.value(named: name) {
-            return existing
-        }
-        var fresh = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
-        let secret = SecretBytes(wiping: &fresh)
-        do {
-            try vault.add(name, value: secret, policy: try SecretPolicy(tools: [], hosts: []))
-        } catch {
-            // Another process may have created it between our read and our write: use theirs.
-            guard error.code == .duplicateSecret, let existing = try vault.value(named: name) else { throw error }
-            return existing
-        }
-        return secret
     }
 }

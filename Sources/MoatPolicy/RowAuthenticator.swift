@@ -68,26 +68,7 @@ public enum PolicyKeyring {
 
     /// The authenticator keyed from `vault`, generating and storing the key when it is missing.
     public static func authenticator(from vault: UnlockedVault) throws -> RowAuthenticator {
-        if let existing = try vault.value(named: macKeyName) {
-            return RowAuthenticator(key: existing.withUnsafeBytes { SymmetricKey(data: $0) })
-        }
-        let fresh = SymmetricKey(size: .bits256)
-        let secret = fresh.withUnsafeBytes { SecretBytes(copying: $0) }
-        let policy = try SecretPolicy(tools: [], hosts: [])
-        let result: Result<Void, VaultError>
-        do {
-            try vault.add(macKeyName, value: secret, policy: policy)
-            result = .success(())
-        } catch {
-            result = .failure(error)
-        }
-        if case .failure(let error) = result {
-            // Another process created it between our read and our write: use theirs.
-            guard error.code == .duplicateSecret, let existing = try vault.value(named: macKeyName) else {
-                throw error
-            }
-            return RowAuthenticator(key: existing.withUnsafeBytes { SymmetricKey(data: $0) })
-        }
-        return RowAuthenticator(key: fresh)
+        let key = try vault.internalKey(named: macKeyName)
+        return RowAuthenticator(key: key.withUnsafeBytes { SymmetricKey(data: $0) })
     }
 }

@@ -177,6 +177,29 @@ public final class UnlockedVault: Sendable {
         return state.withLock { $0.entries[name]?.value }
     }
 
+    /// The 32-byte key Moat keeps under `name` for its own use (audit, policy row MACs), created from
+    /// the system CSPRNG on first use.
+    ///
+    /// The entry's policy allows no tool and no host, so `{{secret:…}}` can never send it anywhere,
+    /// while rekey, backup and the seal cover it like any secret. When another process creates the key
+    /// between our read and our write, theirs is used.
+    public func internalKey(named name: String) throws(VaultError) -> SecretBytes {
+        if let existing = try value(named: name) {
+            return existing
+        }
+        var fresh = [UInt8](repeating: 0, count: 32)
+        var generator = SystemRandomNumberGenerator()
+        for index in fresh.indices { fresh[index] = generator.next() }
+        let key = SecretBytes(wiping: &fresh)
+        do {
+            try add(name, value: key, policy: try SecretPolicy(tools: [], hosts: []))
+        } catch {
+            guard error.code == .duplicateSecret, let existing = try value(named: name) else { throw error }
+            return existing
+        }
+        return key
+    }
+
     /// `text` with every `{{secret:NAME}}` replaced by the value, when each secret's policy allows
     /// `tool` and the destination `host` (nil when the tool has no single destination).
     ///
