@@ -88,11 +88,11 @@ public struct GatewayServer: Sendable {
         }
         let problems = layout.permissionProblems()
         guard problems.isEmpty else {
-            var message = "refusing to start: Moat's state must be private to you (as OpenSSH requires for ~/.ssh):\n"
-            for problem in problems {
-                message += "  \(problem.path) \(problem.problem)\n    fix: \(problem.fix)\n"
-            }
-            throw GatewayError(.unsafeState, message + "Then start Moat again.")
+            throw GatewayError(
+                .unsafeState,
+                "refusing to start: Moat's state must be private to you (as OpenSSH requires for ~/.ssh):\n"
+                    + PermissionProblem.report(problems) + "\nThen start Moat again."
+            )
         }
         do {
             return try MoatDatabase(path: layout.databaseFile)

@@ -117,4 +117,9 @@ public struct PermissionProblem: Sendable, Equatable, CustomStringConvertible {
     public let fix: String
 
     public var description: String { "\(path) \(problem); fix: \(fix)" }
+
+    /// The problems as indented lines, each followed by its fix, for a refusal message.
+    public static func report(_ problems: [PermissionProblem]) -> String {
+        problems.map { "  \($0.path) \($0.problem)\n    fix: \($0.fix)" }.joined(separator: "\n")
+    }
 }

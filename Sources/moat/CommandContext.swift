@@ -31,9 +31,8 @@ struct CommandContext {
         }
         let problems = layout.permissionProblems()
         guard problems.isEmpty else {
-            let lines = problems.map { "  \($0.path) \($0.problem)\n    fix: \($0.fix)" }.joined(separator: "\n")
             throw CommandFailure(
-                "refusing to use state that other users can access:\n\(lines)",
+                "refusing to use state that other users can access:\n" + PermissionProblem.report(problems),
                 exitCode: ExitStatus.configuration
             )
         }

@@ -68,11 +68,10 @@ struct VaultContext {
         }
         let problems = layout.permissionProblems()
         guard problems.isEmpty else {
-            var message = "refusing to use the vault: Moat's state must be private to you:\n"
-            for problem in problems {
-                message += "  \(problem.path) \(problem.problem)\n    fix: \(problem.fix)\n"
-            }
-            throw fail(message + "Then run the command again.", ExitStatus.configuration)
+            let message =
+                "refusing to use the vault: Moat's state must be private to you:\n"
+                + PermissionProblem.report(problems) + "\nThen run the command again."
+            throw fail(message, ExitStatus.configuration)
         }
         return VaultContext(paths: VaultPaths(stateDirectory: layout.stateDirectory))
     }
