@@ -29,6 +29,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
     ],
     targets: [
         .target(
@@ -66,6 +67,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Owner authentication: password hashes, sessions, API tokens, TOTP, short-lived JWTs (Docs/Authentication.md).
+        .target(
+            name: "MoatAuth",
+            dependencies: [
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatStore",
+                "MoatVault",
+                "CQRencode",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // libqrencode draws the TOTP enrolment QR code; only MoatAuth imports it.
+        .systemLibrary(name: "CQRencode", pkgConfig: "libqrencode", providers: [.apt(["libqrencode-dev"])]),
         // The system libraries behind the vault; only MoatVault imports them.
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CArgon2", pkgConfig: "libargon2", providers: [.apt(["libargon2-dev"])]),
@@ -83,6 +102,7 @@ let package = Package(
             name: "MoatGateway",
             dependencies: [
                 "MoatAudit",
+                "MoatAuth",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatStore",
@@ -94,6 +114,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -121,6 +142,7 @@ let package = Package(
             name: "moat",
             dependencies: [
                 "MoatAudit",
+                "MoatAuth",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatStore",
@@ -190,15 +212,37 @@ let package = Package(
         .testTarget(
             name: "MoatGatewayTests",
             dependencies: [
+                "MoatAudit",
+                "MoatAuth",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatStore",
+                "MoatVault",
                 "MoatGateway",
                 "MoatTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatAuthTests",
+            dependencies: [
+                "MoatAudit",
+                "MoatAuth",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatStore",
+                "MoatVault",
+                "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -7,7 +7,7 @@
 #                                ~/.local/bin otherwise)
 set -euo pipefail
 
-PACKAGES=(libsqlite3-dev libsodium-dev libargon2-dev libseccomp-dev libssl-dev pkg-config)
+PACKAGES=(libsqlite3-dev libsodium-dev libargon2-dev libseccomp-dev libssl-dev libqrencode-dev pkg-config)
 deps_only=0
 prefix=""
 
@@ -48,7 +48,7 @@ install_system_packages() {
     if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
         echo "install.sh: this machine has no apt-get; Moat's installer supports Debian and Ubuntu." >&2
         echo "  Install these libraries (development headers) with your package manager, then run" >&2
-        echo "  swift build -c release: sqlite3, libsodium, libargon2, libseccomp, openssl, pkg-config" >&2
+        echo "  swift build -c release: sqlite3, libsodium, libargon2, libseccomp, libqrencode, openssl, pkg-config" >&2
         exit 1
     fi
     for pkg in "${PACKAGES[@]}"; do
