@@ -1,5 +1,6 @@
 import Foundation
 import MoatCore
+import MoatAuth
 import MoatPolicy
 internal import Yams
 
@@ -166,10 +167,65 @@ public enum ConfigurationLoader {
                         if tlsKey == "cert" { tlsCert = text } else { self.tlsKey = text }
                     }
                 default:
-                    for (authKey, authValue) in try mapping(value, path: path, allowed: ["mode"]) {
-                        _ = authKey
-                        config.authMode = try enumeration(authValue, path: path + ".mode")
+                    try readAuth(value)
+                }
+            }
+        }
+
+        mutating func readAuth(_ node: Node) throws(GatewayError) {
+            for (key, value) in try mapping(node, path: "gateway.auth", allowed: ["mode", "tailscale", "limits"]) {
+                let path = "gateway.auth." + key
+                switch key {
+                case "mode":
+                    if case .scalar(let scalar) = value, scalar.string == "none" {
+                        throw fail(
+                            value, path,
+                            "none is not accepted: loopback is not trusted (tailscale serve and every local proxy "
+                                + "arrive from 127.0.0.1); use password (the default) or token")
                     }
+                    config.authMode = try enumeration(value, path: path)
+                case "tailscale":
+                    for (tsKey, tsValue) in try mapping(value, path: path, allowed: ["owner", "socket"]) {
+                        let text = try optionalString(tsValue, path: path + "." + tsKey)
+                        if tsKey == "owner" {
+                            if let text, !text.contains("@") || text.contains(where: { $0 == " " || $0 == "," }) {
+                                throw fail(tsValue, path + ".owner", "must be one Tailscale login, e.g. alice@example.com")
+                            }
+                            config.tailscaleOwner = text
+                        } else if let text {
+                            guard text.hasPrefix("/") else {
+                                throw fail(tsValue, path + ".socket", "must be an absolute path to tailscaled's socket")
+                            }
+                            config.tailscaleSocket = text
+                        }
+                    }
+                default:
+                    try readLimits(value)
+                }
+            }
+        }
+
+        mutating func readLimits(_ node: Node) throws(GatewayError) {
+            let keys = [
+                "password_failures", "address_failures", "totp_failures", "setup_failures", "window_minutes",
+                "concurrent_password_checks", "session_idle_minutes", "session_max_hours",
+            ]
+            for (key, value) in try mapping(node, path: "gateway.auth.limits", allowed: keys) {
+                let path = "gateway.auth.limits." + key
+                let number = try integer(value, path: path, range: 1...100_000, allowed: "a whole number from 1")
+                switch key {
+                case "password_failures": config.auth.passwordFailuresPerAccount = number
+                case "address_failures": config.auth.passwordFailuresPerAddress = number
+                case "totp_failures": config.auth.totpFailures = number
+                case "setup_failures": config.auth.setupFailuresPerAddress = number
+                case "window_minutes": config.auth.failureWindow = TimeInterval(number * 60)
+                case "concurrent_password_checks":
+                    guard number <= 64 else { throw fail(value, path, "must be from 1 to 64") }
+                    config.auth.concurrentPasswordChecks = number
+                case "session_idle_minutes": config.auth.sessionIdleTimeout = TimeInterval(number * 60)
+                default:
+                    guard number <= 24 * 30 else { throw fail(value, path, "must be from 1 to 720 hours") }
+                    config.auth.sessionAbsoluteTimeout = TimeInterval(number * 3600)
                 }
             }
         }

@@ -6,14 +6,24 @@ public import Hummingbird
 /// HummingbirdTesting without a socket.
 public enum GatewayApplication {
     /// The router with every middleware in its order: request log first (so refusals are logged too),
-    /// then the Host/Origin guard, then the routes.
-    public static func makeRouter(hostGuard: HostGuard) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    /// then the security headers (on every response, refusals included), the Host/Origin guard, owner
+    /// authentication for `/api/`, then the routes.
+    ///
+    /// - Parameter auth: owner authentication; nil serves only `/healthz` (tests of the guards).
+    public static func makeRouter(hostGuard: HostGuard, auth: GatewayAuth? = nil) -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: SecurityHeadersMiddleware(tls: auth?.tls ?? false))
         router.add(middleware: HostGuardMiddleware(hostGuard))
         router.get("/healthz") { _, _ -> Response in
             // Deliberately tiny: no version, host name or uptime for a scanner to fingerprint.
             .plainText(status: .ok, "ok\n")
+        }
+        if let auth {
+            router.add(middleware: OwnerAuthMiddleware(auth))
+            OwnerRoutes.register(on: router, auth: auth)
+            LiveRoutes.register(on: router, auth: auth)
+            DashboardRoutes.register(on: router)
         }
         return router
     }

@@ -1,3 +1,5 @@
+public import Foundation
+public import MoatAuth
 public import MoatPolicy
 
 /// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
@@ -18,6 +20,13 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var tls: TLSFiles?
     /// `gateway.auth.mode`.
     public var authMode: AuthMode = .password
+    /// `gateway.auth.tailscale.owner`: the Tailscale login that counts as the owner through
+    /// `tailscale serve` (Docs/RemoteAccess.md); nil turns the check off.
+    public var tailscaleOwner: String?
+    /// `gateway.auth.tailscale.socket`: tailscaled's LocalAPI socket.
+    public var tailscaleSocket = "/var/run/tailscale/tailscaled.sock"
+    /// `gateway.auth.limits`: brute-force limits and session lifetimes (Docs/Authentication.md).
+    public var auth = AuthSettings()
     /// `log.format`.
     public var logFormat: LogFormat = .auto
     /// `log.level`.
@@ -40,7 +49,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
 
     /// How clients prove they are the owner.
     public enum AuthMode: String, Sendable, CaseIterable {
-        /// No authentication: only acceptable on loopback, and `moat doctor` warns about it.
+        /// No authentication. Never accepted from `config.yaml` (loopback is not trusted); kept so the bind
+        /// policy can state its rule for every value.
         case none
         /// The owner's password (with TOTP when enrolled) and a session cookie.
         case password

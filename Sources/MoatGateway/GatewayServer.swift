@@ -119,10 +119,20 @@ public struct GatewayServer: Sendable {
             tls: bind.tls != nil,
             allowedHosts: configuration.allowedHosts
         )
-        let router = GatewayApplication.makeRouter(hostGuard: hostGuard)
         let scheme = bind.tls == nil ? "http" : "https"
         let hostText: String
         if case .v6 = bind.address { hostText = "[\(bind.address)]" } else { hostText = bind.address.description }
+        let linkHost = bind.address.isUnspecified ? "127.0.0.1" : hostText
+        let baseURL = BaseURLBox()
+        var auth: GatewayAuth?
+        var adminSocket: AdminSocketServer?
+        if let vault, let audit {
+            let owner = try makeOwnerAccess(database: database, vault: vault, audit: audit, logger: logger)
+            auth = owner.auth
+            adminSocket = owner.adminSocket(baseURL: baseURL)
+        }
+        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth)
+        let ownerAuth = auth
         let server: HTTPServerBuilder
         if let tls = bind.tls {
             do {
@@ -153,12 +163,19 @@ public struct GatewayServer: Sendable {
                         logger.error("could not record gateway.start in the audit log", metadata: ["error": "\(error)"])
                     }
                 }
+                baseURL.set("\(scheme)://\(linkHost):\(port)")
+                if let ownerAuth {
+                    await offerSetupLink(auth: ownerAuth, baseURL: "\(scheme)://\(linkHost):\(port)", logger: logger)
+                }
                 onListening(port)
             },
             logger: logger
         )
         do {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+            if let adminSocket {
+                services.append(.init(service: adminSocket))
+            }
             if let vault {
                 let watcher = VaultWatcher(vault: vault, logger: logger)
                 services.append(.init(service: watcher, successTerminationBehavior: .ignore))

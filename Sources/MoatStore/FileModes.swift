@@ -41,6 +41,21 @@ public enum FileModes {
         close(fd)
     }
 
+    /// Replaces `path` with a new file of mode 0600 holding `contents` (never through a symlink: an
+    /// existing file is removed first and the new one is created exclusively).
+    public static func writePrivateFile(_ path: String, contents: [UInt8]) throws(StoreError) {
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard fd >= 0 else {
+            throw StoreError(.io, "cannot create \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        let written = contents.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        guard written == contents.count, fsync(fd) == 0 else {
+            throw StoreError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+
     /// The permission bits of `path`, or nil when it does not exist.
     public static func mode(of path: String) -> UInt32? {
         var info = stat()

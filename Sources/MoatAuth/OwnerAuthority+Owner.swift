@@ -1,0 +1,299 @@
+public import Foundation
+import GRDB
+import MoatStore
+import MoatAudit
+public import MoatCore
+import MoatPolicy
+import MoatVault
+
+/// Whether the installation has an owner.
+public enum OwnerState: Sendable, Equatable {
+    /// Nobody has set up Moat yet: only setup and `/healthz` answer.
+    case needsSetup
+    /// The owner exists.
+    case ready(username: String, totpEnabled: Bool)
+    /// The owner row fails its MAC (the database was changed outside Moat): every login fails closed.
+    case damaged
+}
+
+/// The owner row, as verified.
+struct OwnerRecord: Sendable {
+    var username: String
+    var passwordHash: String
+    var totpEnabled: Bool
+    var totpLastStep: Int64
+    var tokenVersion: Int64
+    var createdAt: Int64
+    var updatedAt: Int64
+
+    var macFields: [String] {
+        [
+            username, passwordHash, totpEnabled ? "1" : "0", String(totpLastStep), String(tokenVersion),
+            String(createdAt), String(updatedAt),
+        ]
+    }
+
+    init(row: Row) {
+        username = row["username"]
+        passwordHash = row["password_hash"]
+        totpEnabled = row["totp_enabled"] as Int64 != 0
+        totpLastStep = row["totp_last_step"]
+        tokenVersion = row["token_version"]
+        createdAt = row["created_at"]
+        updatedAt = row["updated_at"]
+    }
+
+    init(username: String, passwordHash: String, now: Int64) {
+        self.username = username
+        self.passwordHash = passwordHash
+        totpEnabled = false
+        totpLastStep = 0
+        tokenVersion = 1
+        createdAt = now
+        updatedAt = now
+    }
+}
+
+/// The result of a successful login or setup: the new session's cookie value and CSRF token.
+public struct LoginResult: Sendable {
+    /// The session id for the cookie (128 random bits, base64url). Shown to the client once; the
+    /// database keeps only its hash.
+    public let sessionID: String
+    /// The CSRF token the client sends back in `X-CSRF-Token` on every state-changing request.
+    public let csrfToken: String
+    /// When the session ends at the latest (absolute expiry).
+    public let expires: Date
+}
+
+extension OwnerAuthority {
+    /// The owner's state; a tampered owner row is audited.
+    public func state() async throws(AuthError) -> OwnerState {
+        switch try loadOwner() {
+        case .none: return .needsSetup
+        case .some(.success(let owner)): return .ready(username: owner.username, totpEnabled: owner.totpEnabled)
+        case .some(.failure):
+            await reportTamper(table: "auth_owner", key: "1")
+            return .damaged
+        }
+    }
+
+    /// The owner row: nil when there is none, `.failure` when its MAC does not verify.
+    func loadOwner() throws(AuthError) -> Result<OwnerRecord, AuthError>? {
+        let found = try read { db -> (OwnerRecord, String)? in
+            try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1").map { (OwnerRecord(row: $0), $0["mac"]) }
+        }
+        guard let (owner, mac) = found else { return nil }
+        guard rows.verify(mac, "auth_owner", owner.macFields) else {
+            return .failure(AuthError(.tampered, Self.damagedMessage))
+        }
+        return .success(owner)
+    }
+
+    /// The verified owner, or the error that explains why there is none.
+    func requireOwner() async throws(AuthError) -> OwnerRecord {
+        switch try loadOwner() {
+        case .none:
+            throw AuthError(.setupRequired, Self.setupMessage)
+        case .some(.success(let owner)):
+            return owner
+        case .some(.failure(let error)):
+            await reportTamper(table: "auth_owner", key: "1")
+            throw error
+        }
+    }
+
+    static let setupMessage =
+        "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup` in a terminal"
+    static let damagedMessage =
+        "the owner record in moat.db fails its integrity check (it was changed outside Moat); "
+        + "restore moat.db from a backup or run `moat owner setup --reset` on this machine"
+
+    nonisolated func storeOwner(_ owner: OwnerRecord, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO auth_owner
+                  (id, username, password_hash, totp_enabled, totp_last_step, token_version, created_at, updated_at, mac)
+                VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                owner.username, owner.passwordHash, owner.totpEnabled ? 1 : 0, owner.totpLastStep,
+                owner.tokenVersion, owner.createdAt, owner.updatedAt, rows.mac("auth_owner", owner.macFields),
+            ]
+        )
+    }
+
+    // MARK: Setup
+
+    /// A fresh single-use setup token (valid ``AuthSettings/setupTokenLifetime``); earlier unused ones stop
+    /// working. Refused once an owner exists.
+    public func createSetupToken(client: ClientInfo) async throws(AuthError) -> String {
+        guard case .none = try loadOwner() else {
+            throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
+        }
+        let token = AuthRandom.base64URL(AuthRandom.bytes(32))
+        let hash = AuthRandom.sha256Hex(token)
+        let created = nowMillis()
+        let expires = created + Int64(settings.setupTokenLifetime * 1000)
+        let mac = rows.mac("auth_setup_tokens", [hash, String(created), String(expires)])
+        do {
+            try await audited(
+                "auth.setup.link", actor: "system", client: client,
+                metadata: ["expires_at": .string(Self.timestamp(expires))]
+            ) {
+                try self.database.pool.write { db in
+                    try db.execute(sql: "DELETE FROM auth_setup_tokens")
+                    try db.execute(
+                        sql: "INSERT INTO auth_setup_tokens (token_hash, created_at, expires_at, mac) VALUES (?, ?, ?, ?)",
+                        arguments: [hash, created, expires, mac])
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not store the setup token: \(error)")
+        }
+        return token
+    }
+
+    /// Sets up the owner with a setup token from the link, and logs them in.
+    public func completeSetup(
+        token: String,
+        username: String?,
+        password: SecretBytes,
+        client: ClientInfo
+    ) async throws(AuthError) -> LoginResult {
+        try checkLimit(.setup, key: client.sourceIP, limit: settings.setupFailuresPerAddress)
+        let hash = AuthRandom.sha256Hex(token)
+        let now = nowMillis()
+        let found = try read { db -> (created: Int64, expires: Int64, used: Int64?, mac: String)? in
+            try Row.fetchOne(db, sql: "SELECT * FROM auth_setup_tokens WHERE token_hash = ?", arguments: [hash]).map {
+                ($0["created_at"], $0["expires_at"], $0["used_at"], $0["mac"])
+            }
+        }
+        var problem: String?
+        if let (created, expires, used, mac) = found {
+            if !rows.verify(mac, "auth_setup_tokens", [hash, String(created), String(expires)]) {
+                await reportTamper(table: "auth_setup_tokens", key: String(hash.prefix(12)))
+                problem = "unknown"
+            } else if used != nil {
+                problem = "used"
+            } else if now >= expires {
+                problem = "expired"
+            }
+        } else {
+            problem = "unknown"
+        }
+        if let problem {
+            try recordFailure(.setup, key: client.sourceIP)
+            await record("auth.setup", outcome: "failure", client: client, metadata: ["reason": .string(problem)])
+            throw AuthError(
+                .unauthorized,
+                "this setup link is not valid (unknown, used or expired); get a new one with `moat owner setup --link` "
+                    + "or by restarting `moat serve`")
+        }
+        let name = try Self.validUsername(username ?? "owner")
+        try Self.checkPasswordRules(password)
+        let passwordHash = try Self.hashPassword(password)
+        let owner = OwnerRecord(username: name, passwordHash: passwordHash, now: now)
+        do {
+            try await audited("auth.setup", client: client, metadata: ["via": .string("link")]) {
+                try await self.writeSetup(owner: owner, tokenHash: hash, now: now)
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not store the owner: \(error)")
+        }
+        try clearFailures(.setup, key: client.sourceIP)
+        return try await startSession(owner: owner, client: client)
+    }
+
+    private func writeSetup(owner: OwnerRecord, tokenHash: String, now: Int64) throws {
+        try database.pool.write { db in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil {
+                throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
+            }
+            try db.execute(
+                sql: "UPDATE auth_setup_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL",
+                arguments: [now, tokenHash])
+            guard db.changesCount == 1 else {
+                throw AuthError(.unauthorized, "this setup link was used already")
+            }
+            try self.storeOwner(owner, in: db)
+        }
+    }
+
+    /// Sets up the owner from the terminal (`moat owner setup`): the person at this machine's account
+    /// already holds the vault, so no link is needed. With `replace`, an existing (or damaged) owner,
+    /// every session and every API token are removed first.
+    public func setUpLocally(
+        username: String?,
+        password: SecretBytes,
+        replace: Bool,
+        client: ClientInfo
+    ) async throws(AuthError) {
+        let name = try Self.validUsername(username ?? "owner")
+        try Self.checkPasswordRules(password)
+        let exists = try read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil }
+        if exists && !replace {
+            throw AuthError(
+                .alreadySetUp,
+                "Moat already has an owner; change the password with `moat owner password`, or start over with "
+                    + "`moat owner setup --reset` (ends every session and revokes every API token)")
+        }
+        let owner = OwnerRecord(username: name, passwordHash: try Self.hashPassword(password), now: nowMillis())
+        do {
+            try await audited(
+                "auth.setup", client: client,
+                metadata: ["via": .string("terminal"), "replaced": .bool(exists)]
+            ) {
+                try self.database.pool.write { db in
+                    try db.execute(sql: "DELETE FROM auth_sessions")
+                    try db.execute(sql: "DELETE FROM auth_api_tokens")
+                    try db.execute(sql: "DELETE FROM auth_recovery_codes")
+                    try db.execute(sql: "DELETE FROM auth_setup_tokens")
+                    try self.storeOwner(owner, in: db)
+                }
+                try? self.vault.remove(Self.totpSecretName)
+                try? self.vault.remove(Self.pendingTOTPSecretName)
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not store the owner: \(error)")
+        }
+    }
+
+    // MARK: Rules
+
+    static func validUsername(_ text: String) throws(AuthError) -> String {
+        let name = text.trimmingCharacters(in: .whitespaces)
+        guard (1...64).contains(name.count), name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        else {
+            throw AuthError(.invalidInput, "the username must be 1 to 64 characters without control characters")
+        }
+        return name
+    }
+
+    /// 12 to 1024 characters (user-perceived characters, so any script counts fairly); nothing else is
+    /// required (ASVS: no composition rules).
+    static func checkPasswordRules(_ password: SecretBytes) throws(AuthError) {
+        let count = password.withUnsafeBytes { bytes in
+            String(decoding: bytes, as: UTF8.self).count
+        }
+        guard count >= 12 else {
+            throw AuthError(.invalidInput, "the password is too short: use at least 12 characters (a passphrase is fine)")
+        }
+        guard count <= 1024 else {
+            throw AuthError(.invalidInput, "the password is too long: use at most 1024 characters")
+        }
+    }
+
+    static func hashPassword(_ password: SecretBytes) throws(AuthError) -> String {
+        do {
+            return try PasswordHash.make(password)
+        } catch {
+            throw AuthError(.storage, "could not hash the password: \(error.description)")
+        }
+    }
+}

@@ -1,0 +1,294 @@
+public import Foundation
+import Crypto
+import GRDB
+import MoatStore
+import MoatAudit
+public import MoatCore
+import MoatPolicy
+import MoatVault
+
+/// A verified browser session.
+public struct SessionInfo: Sendable, Equatable {
+    /// SHA-256 of the session id (what the database stores; safe to log a prefix of).
+    public let idHash: String
+    /// The token the client must echo in `X-CSRF-Token`.
+    public let csrfToken: String
+    /// When it ends unless used again (idle expiry), or at the latest (absolute expiry).
+    public let expires: Date
+}
+
+extension OwnerAuthority {
+    // MARK: Login
+
+    /// Checks the owner's password (and TOTP code or recovery code when enrolled) and starts a session.
+    ///
+    /// Every failure — unknown username, wrong password, missing or wrong code — throws the same
+    /// ``AuthError/Code/unauthorized`` with the same message, after the same Argon2 work (an unknown
+    /// username is checked against a dummy hash).
+    public func login(
+        username: String,
+        password: SecretBytes,
+        code: String?,
+        client: ClientInfo
+    ) async throws(AuthError) -> LoginResult {
+        let owner = try await requireOwner()
+        let account = username.trimmingCharacters(in: .whitespaces).lowercased()
+        do {
+            try checkLimit(.passwordAddress, key: client.sourceIP, limit: settings.passwordFailuresPerAddress)
+            try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
+        } catch {
+            await record(
+                "auth.login", outcome: "rate-limited", client: client,
+                metadata: ["retry_after": .int(Int64(error.retryAfter ?? 0))])
+            throw error
+        }
+        let known = account == owner.username.lowercased()
+        let matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
+        guard known && matches else {
+            try recordFailure(.passwordAccount, key: account)
+            try recordFailure(.passwordAddress, key: client.sourceIP)
+            await record("auth.login", outcome: "failure", client: client, metadata: ["reason": .string("credentials")])
+            throw Self.invalidCredentials
+        }
+        if owner.totpEnabled {
+            try await checkSecondFactor(code, owner: owner, client: client)
+        }
+        try clearFailures(.passwordAccount, key: account)
+        try clearFailures(.passwordAddress, key: client.sourceIP)
+        let result = try await startSession(owner: owner, client: client)
+        return result
+    }
+
+    static let invalidCredentials = AuthError(.unauthorized, "invalid username, password or code")
+
+    /// Creates a session for `owner` (a new random id every time) and audits the login.
+    func startSession(owner: OwnerRecord, client: ClientInfo) async throws(AuthError) -> LoginResult {
+        let id = AuthRandom.base64URL(AuthRandom.bytes(16))
+        let hash = AuthRandom.sha256Hex(id)
+        let now = nowMillis()
+        let mac = rows.mac("auth_sessions", [hash, String(owner.tokenVersion), String(now)])
+        let idleCutoff = now - Int64(settings.sessionIdleTimeout * 1000)
+        let absoluteCutoff = now - Int64(settings.sessionAbsoluteTimeout * 1000)
+        do {
+            try await audited(
+                "auth.login", target: "session:" + hash.prefix(12), client: client
+            ) {
+                try self.database.pool.write { db in
+                    try db.execute(
+                        sql: "DELETE FROM auth_sessions WHERE last_seen_at <= ? OR created_at <= ?",
+                        arguments: [idleCutoff, absoluteCutoff])
+                    try db.execute(
+                        sql: """
+                            INSERT INTO auth_sessions (id_hash, token_version, created_at, last_seen_at, source, user_agent, mac)
+                            VALUES (?, ?, ?, ?, ?, ?, ?)
+                            """,
+                        arguments: [hash, owner.tokenVersion, now, now, client.sourceIP, client.userAgent, mac])
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not store the session: \(error)")
+        }
+        let expires = Date(timeIntervalSince1970: Double(now) / 1000 + settings.sessionAbsoluteTimeout)
+        return LoginResult(sessionID: id, csrfToken: csrfToken(sessionHash: hash), expires: expires)
+    }
+
+    // MARK: Sessions
+
+    /// The session a cookie value names, when it is valid: known, MAC intact, made under the current
+    /// token version, within its idle and absolute lifetimes. Marks it used.
+    public func session(id: String) async throws(AuthError) -> SessionInfo? {
+        guard (16...64).contains(id.utf8.count) else { return nil }
+        let owner: OwnerRecord
+        switch try loadOwner() {
+        case .some(.success(let verified)): owner = verified
+        case .some(.failure):
+            await reportTamper(table: "auth_owner", key: "1")
+            return nil
+        case .none: return nil
+        }
+        let hash = AuthRandom.sha256Hex(id)
+        let found = try read { db -> (version: Int64, created: Int64, lastSeen: Int64, mac: String)? in
+            try Row.fetchOne(db, sql: "SELECT * FROM auth_sessions WHERE id_hash = ?", arguments: [hash]).map {
+                ($0["token_version"], $0["created_at"], $0["last_seen_at"], $0["mac"])
+            }
+        }
+        guard let (version, created, lastSeen, mac) = found else { return nil }
+        guard rows.verify(mac, "auth_sessions", [hash, String(version), String(created)]) else {
+            await reportTamper(table: "auth_sessions", key: String(hash.prefix(12)))
+            return nil
+        }
+        let now = nowMillis()
+        let absoluteEnd = created + Int64(settings.sessionAbsoluteTimeout * 1000)
+        guard version == owner.tokenVersion, now < absoluteEnd,
+            now < lastSeen + Int64(settings.sessionIdleTimeout * 1000)
+        else { return nil }
+        try write { db in
+            try db.execute(
+                sql: "UPDATE auth_sessions SET last_seen_at = ? WHERE id_hash = ?", arguments: [now, hash])
+        }
+        let end = min(absoluteEnd, now + Int64(settings.sessionIdleTimeout * 1000))
+        return SessionInfo(
+            idHash: hash, csrfToken: csrfToken(sessionHash: hash),
+            expires: Date(timeIntervalSince1970: Double(end) / 1000))
+    }
+
+    /// Ends the session on the server; its cookie is worthless afterwards.
+    public func logout(_ session: SessionInfo, client: ClientInfo) async throws(AuthError) {
+        do {
+            try await audited("auth.logout", target: "session:" + session.idHash.prefix(12), client: client) {
+                try self.database.pool.write { db in
+                    try db.execute(sql: "DELETE FROM auth_sessions WHERE id_hash = ?", arguments: [session.idHash])
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not end the session: \(error)")
+        }
+    }
+
+    /// The CSRF token of a session: an HMAC of its id hash, so it needs no storage and cannot be
+    /// derived without the vault key.
+    nonisolated func csrfToken(sessionHash: String) -> String {
+        let code = HMAC<SHA256>.authenticationCode(for: Data(("session\n" + sessionHash).utf8), using: csrfKey)
+        return AuthRandom.base64URL(Array(code))
+    }
+
+    /// The CSRF token for a request identified by Tailscale (no session): bound to the login and the
+    /// token version, so "revoke everything" ends it too.
+    public func tailscaleCSRFToken(login: String) async throws(AuthError) -> String {
+        let owner = try await requireOwner()
+        let text = "tailscale\n" + login.lowercased() + "\n" + String(owner.tokenVersion)
+        let code = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: csrfKey)
+        return AuthRandom.base64URL(Array(code))
+    }
+
+    /// Whether `presented` is the expected CSRF token (constant time).
+    public nonisolated func csrfMatches(_ presented: String?, expected: String) -> Bool {
+        guard let presented else { return false }
+        return AuthRandom.constantTimeEquals(presented, expected)
+    }
+
+    /// The current token version, which every JWT carries (``LiveTokenIssuer``).
+    public func tokenVersion() async throws(AuthError) -> Int64 {
+        try await requireOwner().tokenVersion
+    }
+
+    // MARK: Revoking
+
+    /// Ends every session and short-lived JWT at once (bumps the token version), and with `tokens`
+    /// revokes every API token as well.
+    public func revokeAll(tokens: Bool, actor: String = "owner", client: ClientInfo) async throws(AuthError) {
+        var owner = try await requireOwner()
+        owner.tokenVersion += 1
+        owner.updatedAt = nowMillis()
+        let updated = owner
+        let now = updated.updatedAt
+        do {
+            try await audited(
+                "auth.revoke_all", actor: actor, client: client, metadata: ["api_tokens": .bool(tokens)]
+            ) {
+                try await self.writeRevokeAll(owner: updated, tokens: tokens, now: now)
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not revoke: \(error)")
+        }
+    }
+
+    private func writeRevokeAll(owner: OwnerRecord, tokens: Bool, now: Int64) throws {
+        try database.pool.write { db in
+            try self.storeOwner(owner, in: db)
+            try db.execute(sql: "DELETE FROM auth_sessions")
+            if tokens {
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens WHERE revoked_at IS NULL") {
+                    var record = APITokenRecord(row: row)
+                    guard self.rows.verify(row["mac"], "auth_api_tokens", record.macFields) else { continue }
+                    record.revokedAt = now
+                    try self.storeToken(record, in: db)
+                }
+            }
+        }
+    }
+
+    /// Changes the owner's password after checking the current one; ends every session and JWT.
+    public func changePassword(
+        current: SecretBytes,
+        new: SecretBytes,
+        client: ClientInfo
+    ) async throws(AuthError) {
+        var owner = try await requireOwner()
+        let account = owner.username.lowercased()
+        try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
+        guard try await slots.verify(current, against: owner.passwordHash) else {
+            try recordFailure(.passwordAccount, key: account)
+            await record("auth.password.change", actor: "owner", outcome: "failure", client: client)
+            throw AuthError(.unauthorized, "the current password is not correct")
+        }
+        try Self.checkPasswordRules(new)
+        owner.passwordHash = try Self.hashPassword(new)
+        owner.tokenVersion += 1
+        owner.updatedAt = nowMillis()
+        let updated = owner
+        do {
+            try await audited("auth.password.change", client: client) {
+                try self.database.pool.write { db in
+                    try self.storeOwner(updated, in: db)
+                    try db.execute(sql: "DELETE FROM auth_sessions")
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not change the password: \(error)")
+        }
+    }
+
+    /// Sets a new password from the terminal (`moat owner password`), where the vault is already open:
+    /// the current password is not needed. Ends every session and JWT.
+    public func resetPassword(_ new: SecretBytes, client: ClientInfo) async throws(AuthError) {
+        var owner = try await requireOwner()
+        try Self.checkPasswordRules(new)
+        owner.passwordHash = try Self.hashPassword(new)
+        owner.tokenVersion += 1
+        owner.updatedAt = nowMillis()
+        let updated = owner
+        do {
+            try await audited("auth.password.change", client: client, metadata: ["via": .string("terminal")]) {
+                try self.database.pool.write { db in
+                    try self.storeOwner(updated, in: db)
+                    try db.execute(sql: "DELETE FROM auth_sessions")
+                    try db.execute(sql: "DELETE FROM auth_failures WHERE kind IN ('password-account', 'totp')")
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not change the password: \(error)")
+        }
+    }
+}
+
+extension OwnerAuthority {
+    /// Audits a `tailscale serve` identity decision (the caller throttles how often).
+    public func recordTailscale(login: String?, accepted: Bool, reason: String?, client: ClientInfo) async {
+        var metadata: [String: AuditValue] = [:]
+        if let reason { metadata["reason"] = .string(reason) }
+        if let login { metadata["login"] = .string(login) }
+        await record(
+            "auth.tailscale", actor: accepted ? "owner" : "anonymous", outcome: accepted ? "success" : "denied",
+            client: client, metadata: metadata)
+    }
+}
+
+extension OwnerAuthority {
+    /// Audits a connection to the admin socket from a user other than Moat's own (or root).
+    public func recordAdminRefusal(uid: UInt32, pid: Int32) async {
+        await record(
+            "admin.refused", actor: "uid:\(uid)", outcome: "denied", client: ClientInfo.local("admin-socket"),
+            metadata: ["uid": .int(Int64(uid)), "pid": .int(Int64(pid))])
+    }
+}

@@ -1,0 +1,179 @@
+public import Foundation
+import Crypto
+import GRDB
+import MoatStore
+import MoatAudit
+public import MoatCore
+import MoatPolicy
+import MoatVault
+
+/// A TOTP enrolment in progress: what the owner scans, shown once.
+public struct TOTPEnrolment: Sendable {
+    /// The `otpauth://totp/…` URI.
+    public let uri: String
+    /// The secret in base32, for typing into an app by hand.
+    public let secretBase32: String
+    /// The URI as an SVG QR code (for the browser).
+    public let qrSVG: String
+    /// The URI as a QR code in text blocks (for the terminal).
+    public let qrText: String
+}
+
+extension OwnerAuthority {
+    /// Recovery codes issued at enrolment.
+    public static let recoveryCodeCount = 10
+    static let recoveryAlphabet = Array("abcdefghjkmnpqrstuvwxyz23456789".utf8)
+
+    /// Starts (or restarts) TOTP enrolment: a new secret, kept in the vault as pending until
+    /// ``confirmTOTP(code:client:)`` proves the owner's app has it. Enrolment does not change login
+    /// until it is confirmed.
+    public func beginTOTPEnrolment(client: ClientInfo) async throws(AuthError) -> TOTPEnrolment {
+        let owner = try await requireOwner()
+        var secret = TOTP.generateSecret()
+        let uri = TOTP.provisioningURI(secret: secret, account: owner.username)
+        let base32 = Base32.encode(secret)
+        let qr = try QRCode(encoding: uri)
+        do {
+            try vault.add(
+                Self.pendingTOTPSecretName, value: SecretBytes(wiping: &secret),
+                policy: try SecretPolicy(tools: [], hosts: []), replace: true)
+        } catch {
+            throw AuthError(.storage, "could not store the TOTP secret in the vault: \(error.description)")
+        }
+        await record("auth.totp.enrol.begin", actor: "owner", outcome: "success", client: client)
+        return TOTPEnrolment(uri: uri, secretBase32: base32, qrSVG: qr.svg(), qrText: qr.terminalText())
+    }
+
+    /// Confirms enrolment with a code from the app: TOTP is on from now on, and the 10 single-use
+    /// recovery codes are returned (shown once; only their hashes are stored).
+    public func confirmTOTP(code: String, client: ClientInfo) async throws(AuthError) -> [String] {
+        var owner = try await requireOwner()
+        try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
+        let pending: SecretBytes?
+        do {
+            pending = try vault.value(named: Self.pendingTOTPSecretName)
+        } catch {
+            throw AuthError(.storage, "could not read the vault: \(error.description)")
+        }
+        guard let pending else {
+            throw AuthError(.invalidInput, "no TOTP enrolment is in progress; start one first")
+        }
+        let totp = pending.withUnsafeBytes { TOTP(secret: Array($0)) }
+        guard let step = totp.match(code, at: now(), window: 1, after: 0) else {
+            try recordFailure(.totp, key: owner.username.lowercased())
+            await record("auth.totp.failure", actor: "owner", outcome: "failure", client: client,
+                metadata: ["during": .string("enrolment")])
+            throw AuthError(.unauthorized, "that code does not match; check the app's clock and try the next code")
+        }
+        let codes = (0..<Self.recoveryCodeCount).map { _ in
+            let raw = AuthRandom.string(12, alphabet: Self.recoveryAlphabet)
+            return String(raw.prefix(4)) + "-" + String(raw.dropFirst(4).prefix(4)) + "-" + String(raw.suffix(4))
+        }
+        let now = nowMillis()
+        owner.totpEnabled = true
+        owner.totpLastStep = step
+        owner.updatedAt = now
+        let updated = owner
+        let hashes = codes.map { Self.recoveryHash($0) }
+        do {
+            try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))]) {
+                try self.vault.add(Self.totpSecretName, value: pending, policy: try SecretPolicy(tools: [], hosts: []),
+                    replace: true)
+                try? self.vault.remove(Self.pendingTOTPSecretName)
+                try self.database.pool.write { db in
+                    try self.storeOwner(updated, in: db)
+                    try db.execute(sql: "DELETE FROM auth_recovery_codes")
+                    for hash in hashes {
+                        try db.execute(
+                            sql: "INSERT INTO auth_recovery_codes (code_hash, created_at, mac) VALUES (?, ?, ?)",
+                            arguments: [hash, now, self.rows.mac("auth_recovery_codes", [hash, String(now)])])
+                    }
+                }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not turn TOTP on: \(error)")
+        }
+        try clearFailures(.totp, key: owner.username.lowercased())
+        return codes
+    }
+
+    /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
+    /// an unused recovery code. Failures are limited per account and audited.
+    func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
+        let account = owner.username.lowercased()
+        do {
+            try checkLimit(.totp, key: account, limit: settings.totpFailures)
+        } catch {
+            await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
+            throw error
+        }
+        let text = (code ?? "").filter { !$0.isWhitespace }
+        if text.count == TOTP.digits, text.allSatisfy(\.isASCII), let step = try await matchTOTP(text, owner: owner) {
+            var updated = owner
+            updated.totpLastStep = step
+            updated.updatedAt = nowMillis()
+            let stored = updated
+            try write { db in try self.storeOwner(stored, in: db) }
+        } else if text.count == 14, try await useRecoveryCode(text.lowercased(), client: client) {
+            // Accepted; useRecoveryCode audited it.
+        } else {
+            try recordFailure(.totp, key: account)
+            await record(
+                "auth.totp.failure", actor: "owner", outcome: "failure", client: client,
+                metadata: ["during": .string("login")])
+            throw Self.invalidCredentials
+        }
+        try clearFailures(.totp, key: account)
+    }
+
+    private func matchTOTP(_ code: String, owner: OwnerRecord) async throws(AuthError) -> Int64? {
+        let secret: SecretBytes?
+        do {
+            secret = try vault.value(named: Self.totpSecretName)
+        } catch {
+            throw AuthError(.storage, "could not read the vault: \(error.description)")
+        }
+        guard let secret else {
+            throw AuthError(
+                .storage, "TOTP is on but its secret is missing from the vault; reset with `moat owner setup --reset`")
+        }
+        let totp = secret.withUnsafeBytes { TOTP(secret: Array($0)) }
+        return totp.match(code, at: now(), window: 1, after: owner.totpLastStep)
+    }
+
+    private func useRecoveryCode(_ code: String, client: ClientInfo) async throws(AuthError) -> Bool {
+        let hash = Self.recoveryHash(code)
+        let now = nowMillis()
+        let found = try read { db -> (created: Int64, used: Int64?, mac: String)? in
+            try Row.fetchOne(db, sql: "SELECT * FROM auth_recovery_codes WHERE code_hash = ?", arguments: [hash]).map {
+                ($0["created_at"], $0["used_at"], $0["mac"])
+            }
+        }
+        guard let (created, usedAt, mac) = found, usedAt == nil else { return false }
+        guard rows.verify(mac, "auth_recovery_codes", [hash, String(created)]) else {
+            await reportTamper(table: "auth_recovery_codes", key: String(hash.prefix(12)))
+            return false
+        }
+        let used = try write { db -> Bool in
+            try db.execute(
+                sql: "UPDATE auth_recovery_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
+                arguments: [now, hash])
+            return db.changesCount == 1
+        }
+        if used {
+            let left = try read { db in
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_recovery_codes WHERE used_at IS NULL") ?? 0
+            }
+            await record(
+                "auth.recovery_code.use", actor: "owner", outcome: "success", client: client,
+                metadata: ["remaining": .int(Int64(left))])
+        }
+        return used
+    }
+
+    static func recoveryHash(_ code: String) -> String {
+        AuthRandom.sha256Hex("moat-recovery-v1\n" + code)
+    }
+}

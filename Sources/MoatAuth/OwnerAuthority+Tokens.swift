@@ -1,0 +1,219 @@
+public import Foundation
+import GRDB
+import MoatStore
+import MoatAudit
+import MoatPolicy
+
+/// An API token as listed: never the token itself, only its prefix.
+public struct APITokenRecord: Sendable, Equatable {
+    /// The 8-character public prefix (`moat_<prefix>_…`); logs and audit show only this.
+    public let prefix: String
+    public let name: String
+    public let scope: TokenScope
+    /// Hex SHA-256 of the whole token.
+    let tokenHash: String
+    /// Milliseconds since 1970.
+    public let createdAt: Int64
+    public let expiresAt: Int64?
+    public internal(set) var lastUsedAt: Int64?
+    public internal(set) var revokedAt: Int64?
+
+    var macFields: [String] {
+        [
+            prefix, name, scope.rawValue, tokenHash, String(createdAt), expiresAt.map(String.init) ?? "",
+            revokedAt.map(String.init) ?? "",
+        ]
+    }
+
+    init(row: Row) {
+        prefix = row["prefix"]
+        name = row["name"]
+        scope = TokenScope(rawValue: row["scope"]) ?? .read
+        tokenHash = row["token_hash"]
+        createdAt = row["created_at"]
+        expiresAt = row["expires_at"]
+        lastUsedAt = row["last_used_at"]
+        revokedAt = row["revoked_at"]
+    }
+
+    init(prefix: String, name: String, scope: TokenScope, tokenHash: String, createdAt: Int64, expiresAt: Int64?) {
+        self.prefix = prefix
+        self.name = name
+        self.scope = scope
+        self.tokenHash = tokenHash
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+    }
+
+    /// Whether the token is usable at `now` (milliseconds).
+    public func isActive(at now: Int64) -> Bool {
+        revokedAt == nil && (expiresAt.map { now < $0 } ?? true)
+    }
+}
+
+/// A newly created API token: ``token`` is shown once and never stored.
+public struct CreatedAPIToken: Sendable {
+    public let token: String
+    public let record: APITokenRecord
+}
+
+extension OwnerAuthority {
+    /// `moat_` + 8 base62 characters of prefix + `_` + 40 base62 characters of secret (about 238 bits).
+    static let tokenSecretLength = 40
+
+    /// Creates an API token. `lifetime` nil uses ``AuthSettings/defaultTokenLifetime``; `.infinity`
+    /// means no expiry.
+    public func createToken(
+        name: String,
+        scope: TokenScope,
+        lifetime: TimeInterval?,
+        actor: String = "owner",
+        client: ClientInfo
+    ) async throws(AuthError) -> CreatedAPIToken {
+        _ = try await requireOwner()
+        let cleanName = name.trimmingCharacters(in: .whitespaces)
+        guard (1...64).contains(cleanName.count),
+            cleanName.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        else {
+            throw AuthError(.invalidInput, "a token name must be 1 to 64 characters without control characters")
+        }
+        let prefix = AuthRandom.string(8)
+        let token = "moat_" + prefix + "_" + AuthRandom.string(Self.tokenSecretLength)
+        let now = nowMillis()
+        let seconds = lifetime ?? settings.defaultTokenLifetime
+        let expires = seconds.flatMap { $0.isFinite ? now + Int64($0 * 1000) : nil }
+        let record = APITokenRecord(
+            prefix: prefix, name: cleanName, scope: scope, tokenHash: AuthRandom.sha256Hex(token), createdAt: now,
+            expiresAt: expires)
+        do {
+            try await audited(
+                "auth.token.create", actor: actor, target: "token:" + prefix, client: client,
+                metadata: [
+                    "name": .string(cleanName), "scope": .string(scope.rawValue),
+                    "expires_at": expires.map { .string(Self.timestamp($0)) } ?? .null,
+                ]
+            ) {
+                try self.database.pool.write { db in try self.storeToken(record, in: db) }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not store the token: \(error)")
+        }
+        return CreatedAPIToken(token: token, record: record)
+    }
+
+    nonisolated func storeToken(_ record: APITokenRecord, in db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT OR REPLACE INTO auth_api_tokens
+                  (prefix, name, scope, token_hash, created_at, expires_at, last_used_at, revoked_at, mac)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """,
+            arguments: [
+                record.prefix, record.name, record.scope.rawValue, record.tokenHash, record.createdAt,
+                record.expiresAt, record.lastUsedAt, record.revokedAt, rows.mac("auth_api_tokens", record.macFields),
+            ])
+    }
+
+    /// Every API token whose row verifies, newest first (tampered rows are audited and left out).
+    public func tokens() async throws(AuthError) -> [APITokenRecord] {
+        let all = try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens ORDER BY created_at DESC").map {
+                (APITokenRecord(row: $0), $0["mac"] as String)
+            }
+        }
+        var out: [APITokenRecord] = []
+        for (record, mac) in all {
+            if rows.verify(mac, "auth_api_tokens", record.macFields) {
+                out.append(record)
+            } else {
+                await reportTamper(table: "auth_api_tokens", key: record.prefix)
+            }
+        }
+        return out
+    }
+
+    /// Revokes the token with `prefix`; it answers 401 from then on.
+    public func revokeToken(prefix: String, actor: String = "owner", client: ClientInfo) async throws(AuthError) {
+        guard var record = try await tokens().first(where: { $0.prefix == prefix }) else {
+            throw AuthError(.notFound, "no API token with prefix \(Self.printable(prefix)); `moat token list` shows them")
+        }
+        guard record.revokedAt == nil else { return }
+        record.revokedAt = nowMillis()
+        let revoked = record
+        do {
+            try await audited("auth.token.revoke", actor: actor, target: "token:" + prefix, client: client) {
+                try self.database.pool.write { db in try self.storeToken(revoked, in: db) }
+            }
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not revoke the token: \(error)")
+        }
+    }
+
+    /// The token a bearer credential names, when it is well-formed, known, intact, unexpired and not
+    /// revoked. Use of a revoked token is audited. The hash is compared in constant time.
+    public func authenticate(bearer token: String, client: ClientInfo) async throws(AuthError) -> APITokenRecord {
+        guard let prefix = Self.tokenPrefix(token) else { throw AuthError(.unauthorized, "invalid API token") }
+        let found = try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM auth_api_tokens WHERE prefix = ?", arguments: [prefix]).map {
+                (APITokenRecord(row: $0), $0["mac"] as String)
+            }
+        }
+        guard var (record, mac) = found else { throw AuthError(.unauthorized, "invalid API token") }
+        guard rows.verify(mac, "auth_api_tokens", record.macFields) else {
+            await reportTamper(table: "auth_api_tokens", key: prefix)
+            throw AuthError(.unauthorized, "invalid API token")
+        }
+        guard AuthRandom.constantTimeEquals(AuthRandom.sha256Hex(token), record.tokenHash) else {
+            throw AuthError(.unauthorized, "invalid API token")
+        }
+        let now = nowMillis()
+        if record.revokedAt != nil {
+            await self.record(
+                "auth.token.use_revoked", actor: "token:" + prefix, target: "token:" + prefix, outcome: "denied",
+                client: client)
+            throw AuthError(.unauthorized, "this API token was revoked")
+        }
+        if let expires = record.expiresAt, now >= expires {
+            throw AuthError(.unauthorized, "this API token expired; create a new one with `moat token create`")
+        }
+        _ = try requireOwnerSync()
+        try write { db in
+            try db.execute(
+                sql: "UPDATE auth_api_tokens SET last_used_at = ? WHERE prefix = ?", arguments: [now, prefix])
+        }
+        record.lastUsedAt = now
+        return record
+    }
+
+    /// The prefix of a well-formed token (`moat_` + 8 base62 + `_` + at least 32 base62), else nil.
+    public nonisolated static func tokenPrefix(_ token: String) -> String? {
+        let parts = token.split(separator: "_", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "moat", parts[1].utf8.count == 8, (32...128).contains(parts[2].utf8.count),
+            parts[1].utf8.allSatisfy(AuthRandom.isBase62), parts[2].utf8.allSatisfy(AuthRandom.isBase62)
+        else { return nil }
+        return String(parts[1])
+    }
+
+    /// The owner must exist and be intact for any token to count (a damaged owner row fails closed).
+    private func requireOwnerSync() throws(AuthError) -> OwnerRecord {
+        switch try loadOwner() {
+        case .some(.success(let owner)): return owner
+        case .some(.failure(let error)): throw error
+        case .none: throw AuthError(.setupRequired, Self.setupMessage)
+        }
+    }
+
+    static func printable(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.isASCII && $0.value >= 0x20 }.prefix(40)))
+    }
+}
+
+extension AuthRandom {
+    static func isBase62(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+    }
+}

@@ -1,0 +1,176 @@
+public import Foundation
+import Crypto
+import GRDB
+public import MoatAudit
+import MoatCore
+import MoatPolicy
+public import MoatStore
+public import MoatVault
+import Synchronization
+
+/// The one owner's credentials and everything that proves a request comes from them: setup links,
+/// password login, sessions, CSRF tokens, API tokens, TOTP with recovery codes, and "revoke everything".
+///
+/// State lives in `moat.db`; every row that grants power carries an HMAC keyed by the vault entry
+/// ``macKeyName`` (``RowAuthenticator``), so someone who can write the database but not read the vault
+/// cannot create a session, a token or an owner. A row whose MAC fails is treated as absent and audited
+/// once as `auth.tamper`; an owner row that fails makes every login fail closed until the owner resets
+/// it from the terminal (`moat owner setup --reset`). Secrets (session ids, tokens, setup tokens,
+/// recovery codes) are stored only as SHA-256 hashes; the password only as an Argon2id hash.
+///
+/// Every change is audited before it happens (``AuditLog/performAfterAudit(_:_:)``); audit entries carry
+/// the source address and user agent but never a secret, and a failed login never says whether the
+/// account exists.
+public actor OwnerAuthority {
+    /// The vault entry keying the row MACs and CSRF tokens.
+    public static let macKeyName = "MOAT_AUTH_MAC_KEY"
+    /// The vault entry keying the short-lived JWTs.
+    public static let jwtKeyName = "MOAT_AUTH_JWT_KEY"
+    /// The vault entry holding the enrolled TOTP secret.
+    public static let totpSecretName = "MOAT_TOTP_SECRET"
+    /// The vault entry holding a TOTP secret whose enrolment is not confirmed yet.
+    public static let pendingTOTPSecretName = "MOAT_TOTP_PENDING"
+
+    let database: MoatDatabase
+    let rows: RowAuthenticator
+    let audit: AuditLog
+    let vault: UnlockedVault
+    public nonisolated let settings: AuthSettings
+    let now: @Sendable () -> Date
+    let csrfKey: SymmetricKey
+    let jwtKey: [UInt8]
+    let slots: PasswordSlots
+    /// The hash unknown usernames are checked against, so they cost exactly what a wrong password costs.
+    let dummyHash: String
+    var reportedTamper = Set<String>()
+
+    /// Opens the authority over `database`, taking its keys from `vault` (created on first use).
+    public init(
+        database: MoatDatabase,
+        vault: UnlockedVault,
+        audit: AuditLog,
+        settings: AuthSettings = AuthSettings(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) throws {
+        let macKey = try vault.internalKey(named: Self.macKeyName)
+        let key = macKey.withUnsafeBytes { SymmetricKey(data: $0) }
+        self.database = database
+        self.rows = RowAuthenticator(key: key)
+        self.csrfKey = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Data("moat-csrf-v1".utf8), using: key))
+        self.jwtKey = try vault.internalKey(named: Self.jwtKeyName).withUnsafeBytes { Array($0) }
+        self.audit = audit
+        self.vault = vault
+        self.settings = settings
+        self.now = now
+        self.slots = PasswordSlots(limit: settings.concurrentPasswordChecks)
+        var random = AuthRandom.bytes(24)
+        self.dummyHash = try PasswordHash.make(SecretBytes(wiping: &random))
+    }
+
+    /// The key for ``LiveTokenIssuer`` (short-lived JWTs), from the vault.
+    public nonisolated var liveTokenKey: [UInt8] { jwtKey }
+
+    func nowMillis() -> Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    /// RFC 3339 UTC with milliseconds, for display.
+    public nonisolated static func timestamp(_ millis: Int64) -> String {
+        AuditLog.timestamp(Date(timeIntervalSince1970: Double(millis) / 1000))
+    }
+
+    /// Appends an audit entry and only then runs `body` (nothing changes when the append fails).
+    func audited<T: Sendable>(
+        _ action: String,
+        actor: String = "owner",
+        target: String = "",
+        outcome: String = "success",
+        client: ClientInfo,
+        metadata: [String: AuditValue] = [:],
+        _ body: @Sendable () async throws -> T
+    ) async throws -> T {
+        let event = AuditEvent(
+            actor: actor, action: action, target: target, sourceIP: client.sourceIP,
+            userAgent: client.userAgent, outcome: outcome, metadata: metadata)
+        do {
+            return try await audit.performAfterAudit(event, body)
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not record \(action) in the audit log, so nothing changed: \(error)")
+        }
+    }
+
+    /// Records an event that changes nothing (a failure, a refusal). Best effort: the refusal stands
+    /// whether or not the entry could be written.
+    func record(
+        _ action: String,
+        actor: String = "anonymous",
+        target: String = "",
+        outcome: String,
+        client: ClientInfo,
+        metadata: [String: AuditValue] = [:]
+    ) async {
+        _ = try? await audit.append(
+            AuditEvent(
+                actor: actor, action: action, target: target, sourceIP: client.sourceIP,
+                userAgent: client.userAgent, outcome: outcome, metadata: metadata))
+    }
+
+    /// Audits a row whose MAC failed (once per row per process).
+    func reportTamper(table: String, key: String) async {
+        guard reportedTamper.insert(table + ":" + key).inserted else { return }
+        _ = try? await audit.append(
+            AuditEvent(
+                actor: "system", action: "auth.tamper", target: table + ":" + key, outcome: "ignored",
+                metadata: ["table": .string(table)]))
+    }
+
+    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(AuthError) -> T {
+        do {
+            return try database.pool.read(body)
+        } catch {
+            throw AuthError(.storage, "could not read moat.db: \(error)")
+        }
+    }
+
+    func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(AuthError) -> T {
+        do {
+            return try database.pool.write(body)
+        } catch let error as AuthError {
+            throw error
+        } catch {
+            throw AuthError(.storage, "could not write moat.db: \(error)")
+        }
+    }
+}
+
+/// A counter of Argon2 checks in flight; a check that finds every slot taken is refused (429), never queued.
+final class PasswordSlots: Sendable {
+    private let inUse = Mutex(0)
+    let limit: Int
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    func acquire() -> Bool {
+        inUse.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func release() { inUse.withLock { $0 -= 1 } }
+
+    /// Runs an Argon2 verification on its own thread (it blocks for tens of milliseconds and must not
+    /// hold a thread of the cooperative pool), or refuses when all slots are busy.
+    func verify(_ password: SecretBytes, against hash: String) async throws(AuthError) -> Bool {
+        guard acquire() else {
+            throw AuthError(.rateLimited, "too many password checks at once; try again in a second", retryAfter: 1)
+        }
+        defer { release() }
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                continuation.resume(returning: PasswordHash.verify(password, against: hash))
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+/// The markup, script and style of the owner's pages (served by ``DashboardRoutes``).
+enum DashboardPages {
+    static let setup = """
+        <section id="setup">
+        <h2>Set up the owner</h2>
+        <p>Choose the password you will log in with: at least 12 characters; a passphrase of a few words is good.</p>
+        <form id="setup-form">
+        <label>Username <input name="username" id="setup-username" autocomplete="username" value="owner" required></label>
+        <label>Password <input name="password" id="setup-password" type="password" autocomplete="new-password" minlength="12" maxlength="1024" required></label>
+        <label>Password again <input name="confirm" id="setup-confirm" type="password" autocomplete="new-password" required></label>
+        <button type="submit" id="setup-submit">Set up</button>
+        </form>
+        </section>
+        """
+
+    static let login = """
+        <section id="login">
+        <h2>Log in</h2>
+        <form id="login-form">
+        <label>Username <input name="username" id="login-username" autocomplete="username" required></label>
+        <label>Password <input name="password" id="login-password" type="password" autocomplete="current-password" required></label>
+        <label>Code from your authenticator app, or a recovery code (if you turned two-factor on)
+        <input name="code" id="login-code" autocomplete="one-time-code" inputmode="text"></label>
+        <button type="submit" id="login-submit">Log in</button>
+        </form>
+        </section>
+        """
+
+    static let dashboard = """
+        <section id="owner" hidden>
+        <p>Logged in as <strong id="owner-name"></strong> (<span id="owner-via"></span>).
+        <button id="logout">Log out</button></p>
+        </section>
+        <section id="totp" hidden>
+        <h2>Two-factor login (TOTP)</h2>
+        <p id="totp-state"></p>
+        <button id="totp-start">Turn on two-factor login</button>
+        <div id="totp-enrol" hidden>
+        <p>Scan this code with your authenticator app, or type the secret <code id="totp-secret"></code>.</p>
+        <div id="totp-qr" role="img" aria-label="QR code of the TOTP secret"></div>
+        <form id="totp-form"><label>Code from the app <input id="totp-code" autocomplete="one-time-code" required></label>
+        <button type="submit">Confirm</button></form>
+        </div>
+        <div id="totp-codes" hidden><p>Recovery codes — each works once; store them offline:</p><pre id="totp-code-list"></pre></div>
+        </section>
+        <section id="tokens" hidden>
+        <h2>API tokens</h2>
+        <form id="token-form">
+        <label>Name <input id="token-name" required maxlength="64"></label>
+        <label>Scope <select id="token-scope"><option>read</option><option>write</option><option>admin</option></select></label>
+        <label>Expires <input id="token-expires" value="30d" size="6"></label>
+        <button type="submit">Create token</button>
+        </form>
+        <p id="token-new" hidden>New token (shown once): <code id="token-value"></code></p>
+        <table><thead><tr><th>Prefix</th><th>Name</th><th>Scope</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead>
+        <tbody id="token-rows"></tbody></table>
+        </section>
+        <section id="danger" hidden>
+        <h2>Sessions</h2>
+        <button id="revoke-all">Log out everywhere</button>
+        </section>
+        <section id="audit" hidden>
+        <h2>Recent audit entries</h2>
+        <table><thead><tr><th>#</th><th>Time</th><th>Actor</th><th>Action</th><th>Outcome</th><th>Source</th></tr></thead>
+        <tbody id="audit-rows"></tbody></table>
+        </section>
+        """
+
+    static let style = """
+        body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1b1f24; }
+        label { display: block; margin: 0.5rem 0; }
+        input, select { font: inherit; padding: 0.25rem; }
+        button { font: inherit; padding: 0.3rem 0.8rem; }
+        table { border-collapse: collapse; width: 100%; }
+        th, td { text-align: left; border-bottom: 1px solid #ddd; padding: 0.25rem; font-size: 0.9rem; }
+        #message { min-height: 1.2rem; color: #a40000; }
+        #message.ok { color: #1a6b1a; }
+        code { word-break: break-all; }
+        #totp-qr svg { width: 14rem; height: 14rem; }
+        """
+
+    static let script = """
+        "use strict";
+        // Moat's owner pages. Every call goes to this gateway's own /api/ routes; the session cookie is
+        // HttpOnly (never visible here) and each state-changing call sends the CSRF token in X-CSRF-Token.
+        let csrf = null;
+        const $ = (id) => document.getElementById(id);
+        function say(text, ok) { const m = $("message"); m.textContent = text || ""; m.className = ok ? "ok" : ""; }
+        async function api(method, path, body) {
+          const headers = { "Accept": "application/json" };
+          if (body !== undefined) headers["Content-Type"] = "application/json";
+          if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
+          const response = await fetch(path, { method, headers, credentials: "same-origin",
+            body: body === undefined ? undefined : JSON.stringify(body) });
+          let data = null;
+          if (response.status !== 204) { try { data = await response.json(); } catch (e) { data = null; } }
+          if (!response.ok) {
+            const error = new Error((data && data.error) || ("HTTP " + response.status));
+            error.status = response.status;
+            throw error;
+          }
+          return data;
+        }
+        function cell(row, text) { const td = document.createElement("td"); td.textContent = text == null ? "" : String(text); row.appendChild(td); return td; }
+
+        async function setupPage() {
+          const token = location.hash.slice(1);
+          history.replaceState(null, "", "/setup");
+          const state = await api("GET", "/api/setup");
+          if (!state.required) { say("Moat is already set up."); location.replace("/login"); return; }
+          if (!token) { say("This page needs the link printed by `moat serve` (it ends in #…)."); return; }
+          $("setup-form").addEventListener("submit", async (event) => {
+            event.preventDefault();
+            if ($("setup-password").value !== $("setup-confirm").value) { say("The two passwords differ."); return; }
+            try {
+              const result = await api("POST", "/api/setup", { token, username: $("setup-username").value,
+                password: $("setup-password").value });
+              csrf = result.csrf_token;
+              location.replace("/");
+            } catch (error) { say(error.message); }
+          });
+        }
+
+        async function loginPage() {
+          $("login-form").addEventListener("submit", async (event) => {
+            event.preventDefault();
+            const body = { username: $("login-username").value, password: $("login-password").value };
+            if ($("login-code").value) body.code = $("login-code").value;
+            try {
+              await api("POST", "/api/auth/login", body);
+              location.replace("/");
+            } catch (error) { say(error.message); $("login-password").value = ""; }
+          });
+        }
+
+        async function loadTokens() {
+          const data = await api("GET", "/api/tokens");
+          const rows = $("token-rows");
+          rows.replaceChildren();
+          for (const token of data.tokens) {
+            const row = document.createElement("tr");
+            cell(row, token.prefix); cell(row, token.name); cell(row, token.scope); cell(row, token.created_at);
+            cell(row, token.last_used_at || "never"); cell(row, token.revoked_at ? "revoked" : (token.expires_at || "never"));
+            const action = cell(row, "");
+            if (token.active) {
+              const button = document.createElement("button");
+              button.textContent = "Revoke";
+              button.addEventListener("click", async () => {
+                try { await api("DELETE", "/api/tokens/" + encodeURIComponent(token.prefix)); await loadTokens(); say("Revoked.", true); }
+                catch (error) { say(error.message); }
+              });
+              action.appendChild(button);
+            }
+            rows.appendChild(row);
+          }
+        }
+
+        async function loadAudit() {
+          const data = await api("GET", "/api/audit?limit=20");
+          const rows = $("audit-rows");
+          rows.replaceChildren();
+          for (const entry of data.entries) {
+            const row = document.createElement("tr");
+            cell(row, entry.sequence); cell(row, entry.time); cell(row, entry.actor); cell(row, entry.action);
+            cell(row, entry.outcome); cell(row, entry.source_ip);
+            rows.appendChild(row);
+          }
+        }
+
+        async function dashboardPage() {
+          const state = await api("GET", "/api/setup");
+          if (state.required) { say("Moat has no owner yet: open the setup link printed by `moat serve`, or run `moat owner setup`."); return; }
+          let session;
+          try { session = await api("GET", "/api/auth/session"); }
+          catch (error) { if (error.status === 401) { location.replace("/login"); return; } say(error.message); return; }
+          csrf = session.csrf_token || null;
+          $("owner-name").textContent = session.username;
+          $("owner-via").textContent = session.via;
+          for (const id of ["owner", "totp", "tokens", "danger", "audit"]) $(id).hidden = false;
+          $("totp-state").textContent = session.totp_enabled ? "Two-factor login is on." : "Two-factor login is off.";
+          $("logout").addEventListener("click", async () => { try { await api("POST", "/api/auth/logout"); } finally { location.replace("/login"); } });
+          $("revoke-all").addEventListener("click", async () => {
+            try { await api("POST", "/api/auth/revoke-all", {}); location.replace("/login"); } catch (error) { say(error.message); }
+          });
+          $("totp-start").addEventListener("click", async () => {
+            try {
+              const enrolment = await api("POST", "/api/auth/totp/enrol", {});
+              $("totp-secret").textContent = enrolment.secret;
+              // Parsed, not assigned as HTML: the SVG is drawn by Moat and holds no script; the CSP
+              // (no data: images) rules out an <img src="data:…">.
+              const svg = new DOMParser().parseFromString(enrolment.qr_svg, "image/svg+xml").documentElement;
+              $("totp-qr").replaceChildren(document.importNode(svg, true));
+              $("totp-enrol").hidden = false;
+            } catch (error) { say(error.message); }
+          });
+          $("totp-form").addEventListener("submit", async (event) => {
+            event.preventDefault();
+            try {
+              const result = await api("POST", "/api/auth/totp/confirm", { code: $("totp-code").value });
+              $("totp-enrol").hidden = true;
+              $("totp-code-list").textContent = result.recovery_codes.join("\\n");
+              $("totp-codes").hidden = false;
+              $("totp-state").textContent = "Two-factor login is on.";
+              say("Two-factor login is on.", true);
+            } catch (error) { say(error.message); }
+          });
+          $("token-form").addEventListener("submit", async (event) => {
+            event.preventDefault();
+            try {
+              const created = await api("POST", "/api/tokens", { name: $("token-name").value,
+                scope: $("token-scope").value, expires: $("token-expires").value });
+              $("token-value").textContent = created.token;
+              $("token-new").hidden = false;
+              await loadTokens();
+            } catch (error) { say(error.message); }
+          });
+          await Promise.all([loadTokens(), loadAudit()]);
+        }
+
+        document.addEventListener("DOMContentLoaded", () => {
+          const pages = { setup: setupPage, login: loginPage, dashboard: dashboardPage };
+          const run = pages[document.body.dataset.page];
+          if (run) run().catch((error) => say(error.message));
+        });
+        """
+}

@@ -1,0 +1,265 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import MoatAuth
+import MoatCore
+public import MoatStore
+import NIOCore
+import Synchronization
+
+/// Everything the HTTP side needs to authenticate the owner.
+public struct GatewayAuth: Sendable {
+    public let authority: OwnerAuthority
+    /// `moat.db`, for the audit views (`/api/audit`, `/api/events`).
+    public let database: MoatDatabase
+    /// `gateway.auth.tailscale.owner` set: the `tailscale serve` identity check.
+    public let tailscale: TailscaleIdentity?
+    /// Whether the listener speaks TLS (cookie name and `Secure`).
+    public let tls: Bool
+    /// `gateway.auth.mode`: `token` turns browser login off.
+    public let mode: GatewayConfiguration.AuthMode
+    /// Issues and checks the short-lived JWTs of live connections.
+    public let liveTokens: LiveTokenIssuer
+    /// Where `moat serve` wrote the setup link (removed once setup succeeds).
+    public let setupLinkFile: String?
+    let tailscaleAudits = TailscaleAuditThrottle()
+
+    public init(
+        authority: OwnerAuthority,
+        database: MoatDatabase,
+        tailscale: TailscaleIdentity?,
+        tls: Bool,
+        mode: GatewayConfiguration.AuthMode,
+        liveTokens: LiveTokenIssuer,
+        setupLinkFile: String? = nil
+    ) {
+        self.authority = authority
+        self.database = database
+        self.tailscale = tailscale
+        self.tls = tls
+        self.mode = mode
+        self.liveTokens = liveTokens
+        self.setupLinkFile = setupLinkFile
+    }
+
+    /// `__Host-moat_session` under TLS (the prefix makes browsers insist on Secure, Path=/ and no
+    /// Domain), `moat_session` on plain-HTTP loopback.
+    public var cookieName: String { tls ? "__Host-moat_session" : "moat_session" }
+
+    /// The `Set-Cookie` value for a new session.
+    func sessionCookie(_ id: String) -> String {
+        "\(cookieName)=\(id); Path=/; HttpOnly; SameSite=Strict" + (tls ? "; Secure" : "")
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    var expiredCookie: String {
+        "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (tls ? "; Secure" : "")
+    }
+}
+
+/// Audits Tailscale identity decisions without writing an entry for every request: each (address,
+/// outcome) pair at most once per 15 minutes.
+final class TailscaleAuditThrottle: Sendable {
+    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    func shouldAudit(_ key: String) -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { seen in
+            if let previous = seen[key], now - previous < .seconds(900) { return false }
+            if seen.count > 10_000 { seen.removeAll() }
+            seen[key] = now
+            return true
+        }
+    }
+}
+
+/// Guards every `/api/` route: before setup only setup answers (503 otherwise); afterwards a request
+/// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity — and a
+/// state-changing request made with a cookie or Tailscale identity needs the CSRF token and a
+/// same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a loopback peer counts as the owner.
+public struct OwnerAuthMiddleware: RouterMiddleware {
+    public typealias Context = GatewayRequestContext
+    let auth: GatewayAuth
+
+    public init(_ auth: GatewayAuth) {
+        self.auth = auth
+    }
+
+    /// Routes that answer without an identity.
+    static func isPublic(_ method: HTTPRequest.Method, _ path: String) -> Bool {
+        switch (method, path) {
+        case (.get, "/api/setup"), (.post, "/api/setup"), (.post, "/api/auth/login"): return true
+        default: return false
+        }
+    }
+
+    /// Routes only an `admin` token (or the owner's browser) may use.
+    static func needsAdmin(_ path: String) -> Bool {
+        path.hasPrefix("/api/tokens") || path == "/api/auth/revoke-all" || path == "/api/auth/password"
+            || path.hasPrefix("/api/auth/totp")
+    }
+
+    /// Routes authenticated only by a short-lived JWT (live connections).
+    static func isLive(_ path: String) -> Bool { path == "/api/events" }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let path = request.uri.path
+        guard path == "/api" || path.hasPrefix("/api/") else { return try await next(request, context) }
+        let state: OwnerState
+        do {
+            state = try await auth.authority.state()
+        } catch {
+            return APIError.response(error)
+        }
+        switch state {
+        case .needsSetup:
+            guard path == "/api/setup" else {
+                return APIError.response(AuthError(.setupRequired, "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup`"))
+            }
+            return try await next(request, context)
+        case .damaged:
+            return APIError.response(
+                AuthError(
+                    .tampered,
+                    "the owner record in moat.db fails its integrity check; run `moat owner setup --reset` on this machine"
+                ))
+        case .ready:
+            break
+        }
+        if Self.isPublic(request.method, path) {
+            if request.method == .post, !Self.sameOrigin(request, allowMissing: true) {
+                return APIError.response(status: .forbidden, "cross-site request refused")
+            }
+            return try await next(request, context)
+        }
+        if Self.isLive(path) { return try await next(request, context) }
+        var context = context
+        let client = Self.client(request, context)
+        do {
+            context.identity = try await identify(request, client: client)
+        } catch {
+            return APIError.response(error)
+        }
+        guard let identity = context.identity else {
+            var response = APIError.response(
+                status: .unauthorized, "log in first (POST /api/auth/login) or send an API token as Authorization: Bearer")
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"moat\""
+            return response
+        }
+        let mutates = HostGuardMiddleware<Context>.changesState(request.method)
+        if let expected = identity.csrfToken, mutates {
+            guard Self.sameOrigin(request, allowMissing: false) else {
+                return APIError.response(status: .forbidden, "cross-site request refused (Origin or Sec-Fetch-Site)")
+            }
+            guard auth.authority.csrfMatches(request.headers[.csrfToken], expected: expected) else {
+                return APIError.response(status: .forbidden, "missing or wrong X-CSRF-Token header")
+            }
+        }
+        let required: TokenScope = Self.needsAdmin(path) ? .admin : (mutates ? .write : .read)
+        guard identity.scope.allows(required) else {
+            return APIError.response(status: .forbidden, "this API token's scope (\(identity.scope.rawValue)) does not allow this; it needs \(required.rawValue)")
+        }
+        return try await next(request, context)
+    }
+
+    /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
+    /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
+    func identify(_ request: Request, client: ClientInfo) async throws(AuthError) -> OwnerIdentity? {
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw AuthError(.unauthorized, "the Authorization header must be `Bearer <API token>`")
+            }
+            return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client))
+        }
+        if auth.mode != .token, let id = Self.cookie(named: auth.cookieName, in: request.headers) {
+            if let session = try await auth.authority.session(id: id) {
+                return .session(session)
+            }
+        }
+        if let tailscale = auth.tailscale {
+            let peer = IPAddress(client.sourceIP)
+            switch await tailscale.evaluate(peer: peer, headers: request.headers) {
+            case .absent:
+                return nil
+            case .owner(let login, let address):
+                if auth.tailscaleAudits.shouldAudit("ok " + address) {
+                    await auth.authority.recordTailscale(login: login, accepted: true, reason: nil, client: client)
+                }
+                return .tailscale(login: login, csrfToken: try await auth.authority.tailscaleCSRFToken(login: login))
+            case .refused(let reason):
+                if auth.tailscaleAudits.shouldAudit("no " + client.sourceIP + reason) {
+                    await auth.authority.recordTailscale(login: nil, accepted: false, reason: reason, client: client)
+                }
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// A browser request is same-origin when its `Origin` is this gateway (``HostGuard`` already refused
+    /// foreign origins) or, without `Origin`, `Sec-Fetch-Site` says `same-origin`. With `allowMissing`,
+    /// a request with neither header (curl, a script) passes: it cannot be a browser's cross-site request.
+    static func sameOrigin(_ request: Request, allowMissing: Bool) -> Bool {
+        let site = request.headers[.secFetchSite]?.lowercased()
+        if let site, site != "same-origin", site != "none" { return false }
+        if request.headers[.origin] != nil { return true }
+        if site == "same-origin" { return true }
+        return allowMissing && site == nil
+    }
+
+    static func client(_ request: Request, _ context: Context) -> ClientInfo {
+        ClientInfo(sourceIP: context.sourceIP, userAgent: request.headers[.userAgent] ?? "")
+    }
+
+    /// The value of cookie `name` (the first one; cookie values are never logged).
+    static func cookie(named name: String, in headers: HTTPFields) -> String? {
+        for header in headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
+                    return parts[1].trimmingCharacters(in: .whitespaces)
+                }
+            }
+        }
+        return nil
+    }
+}
+
+/// JSON error responses: `{"error": "…"}` with the right status, and `Retry-After` for 429.
+enum APIError {
+    static func response(_ error: AuthError) -> Response {
+        var response = response(status: status(error.code), error.message)
+        if let retry = error.retryAfter { response.headers[.retryAfter] = String(retry) }
+        return response
+    }
+
+    static func status(_ code: AuthError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidInput: return .badRequest
+        case .setupRequired: return .serviceUnavailable
+        case .alreadySetUp: return .conflict
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .rateLimited: return .tooManyRequests
+        case .notFound: return .notFound
+        case .tampered, .storage: return .internalServerError
+        }
+    }
+
+    static func response(status: HTTPResponse.Status, _ message: String) -> Response {
+        json(status: status, ["error": message])
+    }
+
+    static func json(status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,224 @@
+import ArgumentParser
+import Foundation
+import MoatAudit
+import MoatAuth
+import MoatCore
+import MoatGateway
+import MoatStore
+import MoatVault
+
+/// Sends an owner operation to the running server through the admin socket, or — when no server
+/// runs — performs it in this process on the same files with the same code (``OwnerOperations``).
+enum OwnerChannel {
+    static func run(_ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions) async throws {
+        let response = try await send(request, state: state, unlock: unlock)
+        if !response.output.isEmpty { FileHandle.standardOutput.write(Data(response.output.utf8)) }
+        if response.status != 0 {
+            throw CommandFailure(response.error ?? "the operation failed", exitCode: response.status)
+        }
+        if let note = response.error, !note.isEmpty { FileHandle.standardError.write(Data(note.utf8)) }
+    }
+
+    static func send(
+        _ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions
+    ) async throws -> AdminResponse {
+        umask(0o077)
+        let layout: StateLayout
+        do {
+            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
+        }
+        let socket = layout.stateDirectory + "/moat.sock"
+        if AdminClient.isServerListening(at: socket) {
+            do {
+                return try AdminClient.send(request, to: socket)
+            } catch {
+                throw CommandFailure("cannot talk to the running moat serve through \(socket): \(error)")
+            }
+        }
+        let context = try CommandContext.open(state: state)
+        defer { try? context.database.close() }
+        let vault = try context.unlockVault(unlock)
+        let settings: AuthSettings
+        do {
+            let options = GatewayServer.Options(
+                home: state.home, configPath: state.config, environment: ProcessInfo.processInfo.environment)
+            settings = try GatewayServer.load(options).1.auth
+        } catch {
+            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
+        }
+        let authority = try OwnerAuthority(
+            database: context.database, vault: vault, audit: try context.auditLog(AuditKeyring.keys(from: vault)),
+            settings: settings)
+        let operations = OwnerOperations(authority: authority, baseURL: { nil })
+        return await operations.perform(request, client: .local("cli"))
+    }
+}
+
+struct OwnerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "owner",
+        abstract: "Set up the owner, change the password, turn on two-factor login, end every session.",
+        discussion: "With `moat serve` running these go through its admin socket (moat.sock); otherwise they work on the state files directly.",
+        subcommands: [Setup.self, Status.self, Password.self, TOTPEnrol.self, RevokeAll.self]
+    )
+
+    struct Setup: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set the owner's username and password (or print a one-time setup link with --link).")
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        @Option(help: ArgumentHelp("The owner's username (default: owner).", valueName: "name"))
+        var username: String?
+
+        @Option(help: ArgumentHelp("Read the owner password from this file.", valueName: "file"))
+        var ownerPasswordFile: String?
+
+        @Flag(help: "Read the owner password from standard input.")
+        var ownerPasswordStdin = false
+
+        @Flag(help: "Replace an existing owner: ends every session and revokes every API token.")
+        var reset = false
+
+        @Flag(help: "Print a fresh one-time setup link of the running server instead (valid 15 minutes).")
+        var link = false
+
+        func run() async throws {
+            if link {
+                try await OwnerChannel.run(AdminRequest(op: "owner.setup-link"), state: state, unlock: unlock)
+                return
+            }
+            let password = try OwnerPassword.read(
+                file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "Owner password: ")
+            var params = ["password": password, "reset": reset ? "true" : "false"]
+            if let username { params["username"] = username }
+            try await OwnerChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show whether an owner exists, TOTP, and tokens.")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        func run() async throws {
+            try await OwnerChannel.run(AdminRequest(op: "owner.status"), state: state, unlock: unlock)
+        }
+    }
+
+    struct Password: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Set a new owner password (ends every session and live token).")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+        @Option(help: ArgumentHelp("Read the new owner password from this file.", valueName: "file"))
+        var ownerPasswordFile: String?
+        @Flag(help: "Read the new owner password from standard input.")
+        var ownerPasswordStdin = false
+
+        func run() async throws {
+            let password = try OwnerPassword.read(
+                file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "New owner password: ")
+            try await OwnerChannel.run(
+                AdminRequest(op: "owner.password", params: ["password": password]), state: state, unlock: unlock)
+        }
+    }
+
+    struct TOTPEnrol: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "totp", abstract: "Turn on two-factor login: scan the QR code, then type a code.")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        func run() async throws {
+            try await OwnerChannel.run(AdminRequest(op: "owner.totp-begin"), state: state, unlock: unlock)
+            FileHandle.standardError.write(Data("Code from the app: ".utf8))
+            guard let code = readLine(strippingNewline: true), !code.isEmpty else {
+                throw CommandFailure("no code given; two-factor login stays off", exitCode: ExitStatus.usage)
+            }
+            try await OwnerChannel.run(
+                AdminRequest(op: "owner.totp-confirm", params: ["code": code]), state: state, unlock: unlock)
+        }
+    }
+
+    struct RevokeAll: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "revoke-all", abstract: "End every session and live token at once (and API tokens with --tokens).")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+        @Flag(help: "Revoke every API token too.")
+        var tokens = false
+
+        func run() async throws {
+            try await OwnerChannel.run(
+                AdminRequest(op: "owner.revoke-all", params: ["tokens": tokens ? "true" : "false"]), state: state,
+                unlock: unlock)
+        }
+    }
+}
+
+/// Reads an owner password from a file, standard input or the terminal (without echo, asked twice).
+enum OwnerPassword {
+    static func read(file: String?, stdin: Bool, prompt: String) throws -> String {
+        if file != nil && stdin {
+            throw CommandFailure("give the owner password once: a file or standard input", exitCode: ExitStatus.usage)
+        }
+        let source: SecretSource = file.map { .file($0) } ?? (stdin ? .standardInput : .terminal)
+        let secret = try CommandFailure.wrap { () throws(VaultError) in
+            try SecretInput.password(from: source, prompt: prompt, confirm: true)
+        }
+        return secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+struct TokenCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token",
+        abstract: "API tokens for scripts: create (shown once), list, revoke.",
+        subcommands: [Create.self, List.self, Revoke.self]
+    )
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a token; it is printed once on standard output, details on standard error.")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+        @Argument(help: "A name to recognise it by.") var name: String
+        @Option(help: "read (GET only), write, or admin (also tokens and sessions).") var scope = "read"
+        @Option(help: ArgumentHelp("Lifetime such as 30d, 12h, 90m, or never (default: 90d).", valueName: "time"))
+        var expires: String?
+
+        func run() async throws {
+            var params = ["name": name, "scope": scope]
+            if let expires { params["expires"] = expires }
+            try await OwnerChannel.run(AdminRequest(op: "token.create", params: params), state: state, unlock: unlock)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List tokens: prefix, name, scope, times, state.")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            try await OwnerChannel.run(
+                AdminRequest(op: "token.list", params: ["json": json ? "true" : "false"]), state: state, unlock: unlock)
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke the token with this prefix.")
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+        @Argument(help: "The token's 8-character prefix (see `moat token list`).") var prefix: String
+
+        func run() async throws {
+            try await OwnerChannel.run(
+                AdminRequest(op: "token.revoke", params: ["prefix": prefix]), state: state, unlock: unlock)
+        }
+    }
+}

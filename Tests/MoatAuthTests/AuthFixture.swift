@@ -1,0 +1,102 @@
+import Crypto
+import Foundation
+import GRDB
+import MoatAudit
+import MoatAuth
+import MoatCore
+import MoatStore
+import MoatTestSupport
+import MoatVault
+import Synchronization
+
+/// A real `moat.db`, a real vault and a real audit log in a temporary directory, and a clock the test moves.
+final class AuthFixture: Sendable {
+    let directory = TemporaryDirectory("moat-auth")
+    let database: MoatDatabase
+    let vault: UnlockedVault
+    let audit: AuditLog
+    let authority: OwnerAuthority
+    let clock = FixtureClock()
+    static let client = ClientInfo(sourceIP: "127.0.0.1", userAgent: "test-agent/1.0")
+
+    init(settings: AuthSettings = AuthSettings()) throws {
+        database = try MoatDatabase(path: directory.file("moat.db"))
+        var password = Array("correct horse battery staple".utf8)
+        vault = try UnlockedVault.create(
+            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
+            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        let keys = AuditKeys(
+            fingerprintKey: SymmetricKey(size: .bits256), signingKey: Curve25519.Signing.PrivateKey(), scrub: { $0 })
+        audit = AuditLog(database: database, keys: keys, origin: "moat/test")
+        let clock = self.clock
+        authority = try OwnerAuthority(
+            database: database, vault: vault, audit: audit, settings: settings, now: { clock.now })
+    }
+
+    var now: Date { clock.now }
+
+    func advance(_ seconds: TimeInterval) {
+        clock.value.withLock { $0 = $0.addingTimeInterval(seconds) }
+    }
+
+    static func secret(_ text: String) -> SecretBytes {
+        var bytes = Array(text.utf8)
+        return SecretBytes(wiping: &bytes)
+    }
+
+    static let password = "a long owner passphrase"
+
+    /// Sets up the owner "owner" with ``password`` through a setup link.
+    @discardableResult
+    func setUp() async throws -> LoginResult {
+        let token = try await authority.createSetupToken(client: Self.client)
+        return try await authority.completeSetup(
+            token: token, username: "owner", password: Self.secret(Self.password), client: Self.client)
+    }
+
+    func login(_ username: String = "owner", _ password: String = AuthFixture.password, code: String? = nil)
+        async throws(AuthError) -> LoginResult
+    {
+        try await authority.login(username: username, password: Self.secret(password), code: code, client: Self.client)
+    }
+
+    /// Plain SQL, as an attacker with write access to `moat.db` (but not the vault) would run it.
+    func sql(_ statement: String, _ arguments: StatementArguments = []) throws {
+        try database.pool.writeWithoutTransaction { db in try db.execute(sql: statement, arguments: arguments) }
+    }
+
+    func auditActions() throws -> [String] {
+        try database.pool.read { db in try String.fetchAll(db, sql: "SELECT action FROM audit_entries ORDER BY seq") }
+    }
+
+    /// Every text value stored in any table of `moat.db` (to prove a secret is not among them).
+    func allStoredText() throws -> String {
+        try database.pool.read { db in
+            var text = ""
+            for table in try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'table'") {
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM \"\(table)\"") {
+                    for value in row.databaseValues { text += value.description + "\n" }
+                }
+            }
+            return text
+        }
+    }
+}
+
+/// The error `body` throws, if it is an ``AuthError``.
+func authError<T>(_ body: () async throws -> T) async -> AuthError? {
+    do {
+        _ = try await body()
+        return nil
+    } catch let error as AuthError {
+        return error
+    } catch {
+        return nil
+    }
+}
+
+/// A clock the test moves by hand.
+final class FixtureClock: Sendable {
+    let value = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
+    var now: Date { value.withLock { $0 } }
+}

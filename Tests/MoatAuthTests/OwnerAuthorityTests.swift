@@ -1,0 +1,302 @@
+import Foundation
+import GRDB
+import MoatAuth
+import MoatCore
+import MoatStore
+import Testing
+
+@Suite("Owner setup and login")
+struct OwnerSetupLoginTests {
+    @Test("before setup nothing logs in; a setup link works once and is stored only as a hash")
+    func setupLink() async throws {
+        let fixture = try AuthFixture()
+        #expect(try await fixture.authority.state() == .needsSetup)
+        #expect(await authError { try await fixture.login() }?.code == .setupRequired)
+        let token = try await fixture.authority.createSetupToken(client: AuthFixture.client)
+        #expect(token.count >= 43)
+        #expect(try !fixture.allStoredText().contains(token))
+        _ = try await fixture.authority.completeSetup(
+            token: token, username: "owner", password: AuthFixture.secret(AuthFixture.password),
+            client: AuthFixture.client)
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
+        // Spent: the same link cannot set up a second owner, and no new link is issued.
+        let again = await authError {
+            try await fixture.authority.completeSetup(
+                token: token, username: "mallory", password: AuthFixture.secret("another long password"),
+                client: AuthFixture.client)
+        }
+        #expect(again?.code == .unauthorized)
+        #expect(await authError { try await fixture.authority.createSetupToken(client: AuthFixture.client) }?.code == .alreadySetUp)
+        #expect(try fixture.auditActions().contains("auth.setup"))
+    }
+
+    @Test("an expired, unknown or forged setup token is refused and changes nothing")
+    func setupTokenRefusals() async throws {
+        let fixture = try AuthFixture()
+        let token = try await fixture.authority.createSetupToken(client: AuthFixture.client)
+        fixture.advance(15 * 60 + 1)
+        let expired = await authError {
+            try await fixture.authority.completeSetup(
+                token: token, username: nil, password: AuthFixture.secret(AuthFixture.password), client: AuthFixture.client)
+        }
+        #expect(expired?.code == .unauthorized)
+        #expect(expired?.message.contains(token) == false)
+        // A database-only attacker inserts a token whose hash they know, with a made-up MAC.
+        let forged = "forged-setup-token-forged-setup-token-forged"
+        let hash = SHA256Hex.of(forged)
+        try fixture.sql(
+            "INSERT INTO auth_setup_tokens (token_hash, created_at, expires_at, mac) VALUES (?, 0, 9999999999999, ?)",
+            [hash, String(repeating: "0", count: 64)])
+        let forgedResult = await authError {
+            try await fixture.authority.completeSetup(
+                token: forged, username: nil, password: AuthFixture.secret(AuthFixture.password), client: AuthFixture.client)
+        }
+        #expect(forgedResult?.code == .unauthorized)
+        #expect(try await fixture.authority.state() == .needsSetup)
+        #expect(try fixture.auditActions().contains("auth.tamper"))
+    }
+
+    @Test("password rules: 12 to 1024 characters; a refused password changes nothing")
+    func passwordRules() async throws {
+        let fixture = try AuthFixture()
+        for bad in ["elevenchars", String(repeating: "x", count: 1025)] {
+            let token = try await fixture.authority.createSetupToken(client: AuthFixture.client)
+            let error = await authError {
+                try await fixture.authority.completeSetup(
+                    token: token, username: nil, password: AuthFixture.secret(bad), client: AuthFixture.client)
+            }
+            #expect(error?.code == .invalidInput)
+            #expect(try await fixture.authority.state() == .needsSetup)
+        }
+        // Twelve characters of any script count as twelve.
+        let token = try await fixture.authority.createSetupToken(client: AuthFixture.client)
+        _ = try await fixture.authority.completeSetup(
+            token: token, username: nil, password: AuthFixture.secret("éééééééééééé"), client: AuthFixture.client)
+    }
+
+    @Test("the stored password is an Argon2id hash with at least m=19 MiB, t=2")
+    func passwordHashParameters() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let stored = try await fixture.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT password_hash FROM auth_owner")
+        }
+        let hash = try #require(stored)
+        #expect(hash.hasPrefix("$argon2id$v=19$m=19456,t=2,p=1$"))
+        #expect(try !fixture.allStoredText().contains(AuthFixture.password))
+    }
+
+    @Test("unknown account and wrong password give the identical error")
+    func identicalFailures() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let unknown = await authError { try await fixture.login("nobody", AuthFixture.password) }
+        let wrong = await authError { try await fixture.login("owner", "not the password at all") }
+        #expect(unknown != nil)
+        #expect(unknown == wrong)
+        let actions = try fixture.auditActions().filter { $0 == "auth.login" }
+        #expect(actions.count >= 3)
+    }
+
+    @Test("every login gets a new session id; logout ends it on the server")
+    func sessionRotationAndLogout() async throws {
+        let fixture = try AuthFixture()
+        let first = try await fixture.setUp()
+        let second = try await fixture.login()
+        let third = try await fixture.login()
+        #expect(Set([first.sessionID, second.sessionID, third.sessionID]).count == 3)
+        #expect(second.csrfToken != third.csrfToken)
+        #expect(try !fixture.allStoredText().contains(second.sessionID))
+        let session = try #require(try await fixture.authority.session(id: second.sessionID))
+        try await fixture.authority.logout(session, client: AuthFixture.client)
+        #expect(try await fixture.authority.session(id: second.sessionID) == nil)
+        #expect(try await fixture.authority.session(id: third.sessionID) != nil)
+    }
+
+    @Test("sessions end after 2 hours idle and 24 hours in all")
+    func sessionExpiry() async throws {
+        let fixture = try AuthFixture()
+        let idle = try await fixture.setUp()
+        fixture.advance(2 * 3600 - 5)
+        #expect(try await fixture.authority.session(id: idle.sessionID) != nil)
+        fixture.advance(2 * 3600 + 1)
+        #expect(try await fixture.authority.session(id: idle.sessionID) == nil)
+        let busy = try await fixture.login()
+        for _ in 0..<23 {
+            fixture.advance(3600)
+            #expect(try await fixture.authority.session(id: busy.sessionID) != nil)
+        }
+        fixture.advance(3600)
+        #expect(try await fixture.authority.session(id: busy.sessionID) == nil)
+    }
+
+    @Test("revoke-all and a password change end every session at once")
+    func revokeEverything() async throws {
+        let fixture = try AuthFixture()
+        let a = try await fixture.setUp()
+        let b = try await fixture.login()
+        let version = try await fixture.authority.tokenVersion()
+        try await fixture.authority.revokeAll(tokens: false, client: AuthFixture.client)
+        #expect(try await fixture.authority.tokenVersion() == version + 1)
+        #expect(try await fixture.authority.session(id: a.sessionID) == nil)
+        #expect(try await fixture.authority.session(id: b.sessionID) == nil)
+        let c = try await fixture.login()
+        try await fixture.authority.changePassword(
+            current: AuthFixture.secret(AuthFixture.password), new: AuthFixture.secret("the new long passphrase"),
+            client: AuthFixture.client)
+        #expect(try await fixture.authority.session(id: c.sessionID) == nil)
+        #expect(await authError { try await fixture.login() }?.code == .unauthorized)
+        _ = try await fixture.login("owner", "the new long passphrase")
+        #expect(try fixture.auditActions().contains("auth.revoke_all"))
+    }
+}
+
+@Suite("Brute-force limits")
+struct BruteForceTests {
+    @Test("the 11th failed password in 15 minutes is 429 with Retry-After, from 127.0.0.1 too, even with the right password")
+    func accountLimit() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        for _ in 0..<10 {
+            #expect(await authError { try await fixture.login("owner", "wrong password here") }?.code == .unauthorized)
+            fixture.advance(1)
+        }
+        let locked = await authError { try await fixture.login() }
+        #expect(locked?.code == .rateLimited)
+        let first = try #require(locked?.retryAfter)
+        #expect(first > 800 && first <= 900)
+        // The lock ends; the next lockout within a day lasts twice as long (growing back-off).
+        fixture.advance(901)
+        for _ in 0..<10 {
+            _ = await authError { try await fixture.login("owner", "wrong password here") }
+        }
+        let second = try #require(await authError { try await fixture.login() }?.retryAfter)
+        #expect(second > 1700 && second <= 1800)
+        #expect(try fixture.auditActions().contains("auth.login"))
+    }
+
+    @Test("a correct login resets the account's count")
+    func successResets() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        for _ in 0..<9 { _ = await authError { try await fixture.login("owner", "wrong password here") } }
+        _ = try await fixture.login()
+        for _ in 0..<9 { _ = await authError { try await fixture.login("owner", "wrong password here") } }
+        _ = try await fixture.login()
+    }
+
+    @Test("at most 2 Argon2 checks run at once; the rest are refused with 429 at once")
+    func concurrentCap() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let results = await withTaskGroup(of: AuthError.Code?.self) { group in
+            for _ in 0..<8 {
+                group.addTask { await authError { try await fixture.login("owner", "wrong password here") }?.code }
+            }
+            var codes: [AuthError.Code?] = []
+            for await code in group { codes.append(code) }
+            return codes
+        }
+        #expect(results.contains(.rateLimited))
+        #expect(results.filter { $0 == .unauthorized }.count >= 1)
+    }
+}
+
+@Suite("API tokens")
+struct APITokenTests {
+    @Test("a token is shown once, stored as prefix and SHA-256 only, and works as a bearer")
+    func createAndUse() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let created = try await fixture.authority.createToken(
+            name: "ci", scope: .read, lifetime: nil, client: AuthFixture.client)
+        let parts = created.token.split(separator: "_")
+        #expect(parts.count == 3 && parts[0] == "moat" && parts[1].count == 8 && parts[2].count >= 32)
+        #expect(parts[1] == Substring(created.record.prefix))
+        let stored = try fixture.allStoredText()
+        #expect(!stored.contains(created.token))
+        #expect(!stored.contains(String(parts[2])))
+        #expect(stored.contains(SHA256Hex.of(created.token)))
+        let record = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
+        #expect(record.prefix == created.record.prefix && record.scope == .read)
+        let listed = try await fixture.authority.tokens()
+        #expect(listed.first?.lastUsedAt != nil)
+        // Default lifetime: 90 days.
+        #expect(created.record.expiresAt == created.record.createdAt + 90 * 86_400_000)
+    }
+
+    @Test("revoked, expired, altered and malformed tokens are 401; use after revoke is audited")
+    func refusals() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let created = try await fixture.authority.createToken(
+            name: "script", scope: .write, lifetime: 3600, client: AuthFixture.client)
+        var flipped = Array(created.token)
+        flipped[flipped.count - 1] = flipped.last == "a" ? "b" : "a"
+        for bad in [String(flipped), "moat_short_x", created.token + "x", "Bearer " + created.token, ""] {
+            #expect(await authError { try await fixture.authority.authenticate(bearer: bad, client: AuthFixture.client) }?.code == .unauthorized)
+        }
+        try await fixture.authority.revokeToken(prefix: created.record.prefix, client: AuthFixture.client)
+        #expect(await authError { try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(try fixture.auditActions().contains("auth.token.use_revoked"))
+        let short = try await fixture.authority.createToken(
+            name: "short", scope: .read, lifetime: 60, client: AuthFixture.client)
+        fixture.advance(61)
+        #expect(await authError { try await fixture.authority.authenticate(bearer: short.token, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(await authError { try await fixture.authority.revokeToken(prefix: "nothere1", client: AuthFixture.client) }?.code == .notFound)
+    }
+
+    @Test("revoke-all --tokens revokes every API token")
+    func revokeAllTokens() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let kept = try await fixture.authority.createToken(name: "a", scope: .read, lifetime: nil, client: AuthFixture.client)
+        try await fixture.authority.revokeAll(tokens: false, client: AuthFixture.client)
+        _ = try await fixture.authority.authenticate(bearer: kept.token, client: AuthFixture.client)
+        try await fixture.authority.revokeAll(tokens: true, client: AuthFixture.client)
+        #expect(await authError { try await fixture.authority.authenticate(bearer: kept.token, client: AuthFixture.client) }?.code == .unauthorized)
+    }
+}
+
+@Suite("Tamper-proof auth rows")
+struct AuthTamperTests {
+    @Test("a session row inserted with plain SQL does not log anyone in")
+    func forgedSession() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let id = "attacker-chosen-session-id"
+        try fixture.sql(
+            "INSERT INTO auth_sessions (id_hash, token_version, created_at, last_seen_at, source, user_agent, mac) VALUES (?, 1, ?, ?, '', '', ?)",
+            [SHA256Hex.of(id), Int64(fixture.now.timeIntervalSince1970 * 1000), Int64(fixture.now.timeIntervalSince1970 * 1000), String(repeating: "a", count: 64)])
+        #expect(try await fixture.authority.session(id: id) == nil)
+        #expect(try fixture.auditActions().contains("auth.tamper"))
+    }
+
+    @Test("swapping the password hash with plain SQL fails closed")
+    func replacedPasswordHash() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let attackerHash = try PasswordHashForTests.make("attacker password!!")
+        try fixture.sql("UPDATE auth_owner SET password_hash = ?", [attackerHash])
+        #expect(try await fixture.authority.state() == .damaged)
+        #expect(await authError { try await fixture.login("owner", "attacker password!!") }?.code == .tampered)
+        #expect(await authError { try await fixture.login() }?.code == .tampered)
+    }
+
+    @Test("a token row inserted or un-revoked with plain SQL is not accepted")
+    func forgedToken() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let token = "moat_ABCDEFGH_" + String(repeating: "x", count: 40)
+        try fixture.sql(
+            "INSERT INTO auth_api_tokens (prefix, name, scope, token_hash, created_at, mac) VALUES ('ABCDEFGH', 'evil', 'admin', ?, 0, ?)",
+            [SHA256Hex.of(token), String(repeating: "b", count: 64)])
+        #expect(await authError { try await fixture.authority.authenticate(bearer: token, client: AuthFixture.client) }?.code == .unauthorized)
+        let created = try await fixture.authority.createToken(name: "x", scope: .read, lifetime: nil, client: AuthFixture.client)
+        try await fixture.authority.revokeToken(prefix: created.record.prefix, client: AuthFixture.client)
+        try fixture.sql("UPDATE auth_api_tokens SET revoked_at = NULL WHERE prefix = ?", [created.record.prefix])
+        #expect(await authError { try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client) }?.code == .unauthorized)
+        try fixture.sql("UPDATE auth_api_tokens SET scope = 'admin'")
+        #expect(try await fixture.authority.tokens().isEmpty)
+    }
+}
