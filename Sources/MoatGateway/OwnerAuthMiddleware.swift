@@ -93,6 +93,11 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
     }
 
+    /// Whether `method path` answers without an identity (for tests and the OpenAPI check).
+    public static func isPublicRoute(_ method: String, _ path: String) -> Bool {
+        isPublic(HTTPRequest.Method(method) ?? .get, path)
+    }
+
     /// Routes only an `admin` token (or the owner's browser) may use.
     static func needsAdmin(_ path: String) -> Bool {
         path.hasPrefix("/api/tokens") || path == "/api/auth/revoke-all" || path == "/api/auth/password"

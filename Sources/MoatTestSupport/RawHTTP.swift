@@ -77,12 +77,17 @@ public enum RawHTTP {
     public static func request(
         _ method: String = "GET",
         _ path: String = "/healthz",
-        headers: [(String, String)]
+        headers: [(String, String)],
+        body: String? = nil
     ) -> String {
         var text = "\(method) \(path) HTTP/1.1\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
-        if method != "GET" && method != "HEAD" { text += "Content-Length: 0\r\n" }
-        return text + "Connection: close\r\n\r\n"
+        if let body {
+            text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n"
+        } else if method != "GET" && method != "HEAD" {
+            text += "Content-Length: 0\r\n"
+        }
+        return text + "Connection: close\r\n\r\n" + (body ?? "")
     }
 
     static func parse(_ text: String) throws -> Response {

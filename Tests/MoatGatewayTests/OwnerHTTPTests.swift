@@ -1,0 +1,235 @@
+import Foundation
+import Hummingbird
+import MoatAuth
+import MoatGateway
+import MoatTestSupport
+import Testing
+
+@Suite("Owner access over HTTP")
+struct OwnerHTTPTests {
+    /// Every state-changing `/api/` route the router registers (the OpenAPI test checks the list is complete).
+    static func mutatingRoutes(_ fixture: OwnerHTTPFixture) -> [(String, String)] {
+        fixture.router.routes.compactMap { route in
+            let path = route.path.description
+            guard path.hasPrefix("/api/"), route.method != .get, route.method != .head else { return nil }
+            return (route.method.rawValue, path.replacingOccurrences(of: "{prefix}", with: "ABCDEFGH"))
+        }
+    }
+
+    @Test("before setup every API but setup answers 503 pointing to setup; /healthz answers")
+    func beforeSetup() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            #expect(try await client.send("GET", "/healthz").status == 200)
+            let setup = try await client.send("GET", "/api/setup")
+            #expect(setup.status == 200 && setup.body.contains("\"required\":true"))
+            for path in ["/api/auth/session", "/api/tokens", "/api/audit"] {
+                let response = try await client.send("GET", path)
+                #expect(response.status == 503)
+                #expect(response.body.contains("moat owner setup"))
+            }
+            let login = try await client.send(
+                "POST", "/api/auth/login", json: #"{"username":"owner","password":"whatever whatever"}"#)
+            #expect(login.status == 503)
+        }
+    }
+
+    @Test("security headers on every response; no-store on /api/")
+    func securityHeaders() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            for path in ["/healthz", "/", "/login", "/api/tokens", "/nothing-here", "/assets/moat.js"] {
+                let response = try await client.send("GET", path)
+                #expect(
+                    response.header("Content-Security-Policy")
+                        == "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+                #expect(response.header("X-Content-Type-Options") == "nosniff")
+                #expect(response.header("Referrer-Policy") == "no-referrer")
+                #expect(response.header("X-Frame-Options") == "DENY")
+                #expect(response.header("Cross-Origin-Opener-Policy") == "same-origin")
+                #expect(response.header("Cross-Origin-Resource-Policy") == "same-origin")
+                #expect(response.header("Permissions-Policy")?.contains("camera=()") == true)
+                #expect(response.header("Strict-Transport-Security") == nil)
+                if path.hasPrefix("/api/") { #expect(response.header("Cache-Control") == "no-store") }
+            }
+            // A refusal by the Host guard carries them too.
+            let misdirected = try await RawHTTP.sendOffPool(
+                RawHTTP.request("GET", "/healthz", headers: [("Host", "attacker.example")]), port: client.port)
+            #expect(misdirected.status == 421)
+            #expect(misdirected.header("X-Frame-Options") == "DENY")
+        }
+    }
+
+    @Test("setup and login set HttpOnly SameSite=Strict Path=/ cookies without Secure on plain HTTP")
+    func cookieWithoutTLS() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            let login = try await fixture.login(client)
+            #expect(login.status == 200)
+            let cookie = try #require(login.header("Set-Cookie"))
+            #expect(cookie.hasPrefix("moat_session="))
+            let attributes = Set(cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
+            #expect(attributes == ["Path=/", "HttpOnly", "SameSite=Strict"])
+            let id = String(cookie.split(separator: ";")[0].dropFirst("moat_session=".count))
+            #expect(id.count == 22)  // 128 bits, base64url
+        }
+    }
+
+    @Test("unknown account and wrong password: identical status and body")
+    func identicalFailures() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            let unknown = try await client.send(
+                "POST", "/api/auth/login", json: #"{"username":"nobody","password":"a long owner passphrase"}"#)
+            let wrong = try await client.send(
+                "POST", "/api/auth/login", json: #"{"username":"owner","password":"not the right passphrase"}"#)
+            #expect(unknown.status == 401)
+            #expect(unknown.status == wrong.status)
+            #expect(unknown.body == wrong.body)
+            #expect(unknown.header("Set-Cookie") == nil)
+        }
+    }
+
+    @Test("the 11th failed login in 15 minutes is 429 with Retry-After — from 127.0.0.1 as well")
+    func bruteForceFromLoopback() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            for _ in 0..<10 {
+                #expect(try await fixture.login(client, password: "wrong passphrase here").status == 401)
+            }
+            let locked = try await fixture.login(client)
+            #expect(locked.status == 429)
+            let retry = try #require(locked.header("Retry-After").flatMap(Int.init))
+            #expect(retry > 0 && retry <= 900)
+        }
+    }
+
+    @Test("an old cookie after logout is 401; the session id changes at every login")
+    func logoutAndRotation() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (setupCookie, _) = try await fixture.setUp(client)
+            let login = try await fixture.login(client)
+            let cookie = OwnerHTTPFixture.cookiePair(login)
+            #expect(cookie != setupCookie)
+            let csrf = OwnerHTTPFixture.json(login)["csrf_token"] as? String
+            let session = try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)])
+            #expect(session.status == 200)
+            #expect(OwnerHTTPFixture.json(session)["csrf_token"] as? String == csrf)
+            let logout = try await client.browser("POST", "/api/auth/logout", cookie: cookie, csrf: csrf)
+            #expect(logout.status == 204)
+            #expect(logout.header("Set-Cookie")?.contains("Max-Age=0") == true)
+            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)]).status == 401)
+            // The setup session is unaffected by another session's logout.
+            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", setupCookie)]).status == 200)
+        }
+    }
+
+    @Test("every mutating route: no CSRF token, a wrong one, a cross-site Origin or Sec-Fetch-Site → 403")
+    func csrf() async throws {
+        let fixture = try OwnerHTTPFixture()
+        let routes = Self.mutatingRoutes(fixture).filter { !OwnerAuthMiddleware.isPublicRoute($0.0, $0.1) }
+        #expect(routes.count >= 8)
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            for (method, path) in routes {
+                let none = try await client.browser(method, path, cookie: cookie, csrf: nil, json: "{}")
+                #expect(none.status == 403, "\(method) \(path) without CSRF token: \(none.status)")
+                let wrong = try await client.browser(method, path, cookie: cookie, csrf: "x" + csrf, json: "{}")
+                #expect(wrong.status == 403, "\(method) \(path) wrong CSRF token: \(wrong.status)")
+                let crossOrigin = try await client.send(
+                    method, path,
+                    headers: [("Cookie", cookie), ("Origin", "https://attacker.example"), ("X-CSRF-Token", csrf)],
+                    json: "{}")
+                #expect(crossOrigin.status == 403, "\(method) \(path) cross-site Origin: \(crossOrigin.status)")
+                let crossSite = try await client.send(
+                    method, path,
+                    headers: [("Cookie", cookie), ("Sec-Fetch-Site", "cross-site"), ("X-CSRF-Token", csrf)],
+                    json: "{}")
+                #expect(crossSite.status == 403, "\(method) \(path) Sec-Fetch-Site cross-site: \(crossSite.status)")
+                let noOrigin = try await client.send(
+                    method, path, headers: [("Cookie", cookie), ("X-CSRF-Token", csrf)], json: "{}")
+                #expect(noOrigin.status == 403, "\(method) \(path) cookie without Origin: \(noOrigin.status)")
+            }
+            // And with both, the owner's session still works (nothing above logged it out).
+            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)]).status == 200)
+        }
+    }
+
+    @Test("API tokens: bearer works, scope is enforced, query-string tokens are ignored, revoked is 401")
+    func apiTokens() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            let created = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"ci","scope":"read"}"#)
+            #expect(created.status == 201)
+            let token = try #require(OwnerHTTPFixture.json(created)["token"] as? String)
+            let prefix = try #require(OwnerHTTPFixture.json(created)["prefix"] as? String)
+            let bearer = [("Authorization", "Bearer \(token)")]
+            #expect(try await client.send("GET", "/api/auth/session", headers: bearer).status == 200)
+            // Read scope: no state change, no token administration.
+            #expect(try await client.send("POST", "/api/auth/revoke-all", headers: bearer, json: "{}").status == 403)
+            #expect(try await client.send("GET", "/api/tokens", headers: bearer).status == 403)
+            // Never from a query string.
+            for query in ["?token=", "?access_token=", "?api_key="] {
+                #expect(try await client.send("GET", "/api/auth/session" + query + token).status == 401)
+            }
+            // The listing never shows the token.
+            let list = try await client.send("GET", "/api/tokens", headers: [("Cookie", cookie)])
+            #expect(list.status == 200 && list.body.contains(prefix) && !list.body.contains(token))
+            let revoke = try await client.browser("DELETE", "/api/tokens/\(prefix)", cookie: cookie, csrf: csrf)
+            #expect(revoke.status == 204)
+            #expect(try await client.send("GET", "/api/auth/session", headers: bearer).status == 401)
+            #expect(try fixture.auditActions().contains("auth.token.use_revoked"))
+            // A bearer request needs no CSRF token (no ambient credential), but admin scope for admin routes.
+            let admin = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"adm","scope":"admin"}"#)
+            let adminToken = try #require(OwnerHTTPFixture.json(admin)["token"] as? String)
+            let made = try await client.send(
+                "POST", "/api/tokens", headers: [("Authorization", "Bearer \(adminToken)")],
+                json: #"{"name":"from-script","scope":"read","expires":"1d"}"#)
+            #expect(made.status == 201)
+            let malformed = try await client.send(
+                "GET", "/api/auth/session", headers: [("Authorization", "Basic b3duZXI6cGFzcw==")])
+            #expect(malformed.status == 401)
+        }
+    }
+
+    @Test("revoke-all ends every session at once")
+    func revokeAll() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (first, csrf) = try await fixture.setUp(client)
+            let second = OwnerHTTPFixture.cookiePair(try await fixture.login(client))
+            let response = try await client.browser(
+                "POST", "/api/auth/revoke-all", cookie: first, csrf: csrf, json: #"{"api_tokens":false}"#)
+            #expect(response.status == 204)
+            for cookie in [first, second] {
+                #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)]).status == 401)
+            }
+            #expect(try fixture.auditActions().contains("auth.revoke_all"))
+        }
+    }
+
+    @Test("bad input gets a 400 that names the field and changes nothing")
+    func badInput() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            let notJSON = try await client.browser("POST", "/api/tokens", cookie: cookie, csrf: csrf, json: "name=ci")
+            #expect(notJSON.status == 400)
+            let scope = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"ci","scope":"root"}"#)
+            #expect(scope.status == 400 && scope.body.contains("scope"))
+            let expires = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"ci","expires":"soon"}"#)
+            #expect(expires.status == 400 && expires.body.contains("expires"))
+            let list = try await client.send("GET", "/api/tokens", headers: [("Cookie", cookie)])
+            #expect(list.body.contains("\"tokens\":[]"))
+        }
+    }
+}
