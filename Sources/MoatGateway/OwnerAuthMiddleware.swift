@@ -99,7 +99,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
     }
 
     /// Routes only an `admin` token (or the owner's browser) may use.
-    static func needsAdmin(_ path: String) -> Bool {
+    public static func needsAdmin(_ path: String) -> Bool {
         path.hasPrefix("/api/tokens") || path == "/api/auth/revoke-all" || path == "/api/auth/password"
             || path.hasPrefix("/api/auth/totp")
     }
