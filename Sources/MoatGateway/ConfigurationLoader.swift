@@ -177,13 +177,17 @@ public enum ConfigurationLoader {
                 let path = "gateway.auth." + key
                 switch key {
                 case "mode":
-                    if case .scalar(let scalar) = value, scalar.string == "none" {
+                    let text = try string(value, path: path)
+                    guard text != "none" else {
                         throw fail(
                             value, path,
                             "none is not accepted: loopback is not trusted (tailscale serve and every local proxy "
                                 + "arrive from 127.0.0.1); use password (the default) or token")
                     }
-                    config.authMode = try enumeration(value, path: path)
+                    guard let mode = GatewayConfiguration.AuthMode(rawValue: text), mode != .none else {
+                        throw fail(value, path, "\"\(printable(text))\" is not allowed: use one of password, token")
+                    }
+                    config.authMode = mode
                 case "tailscale":
                     for (tsKey, tsValue) in try mapping(value, path: path, allowed: ["owner", "socket"]) {
                         let text = try optionalString(tsValue, path: path + "." + tsKey)

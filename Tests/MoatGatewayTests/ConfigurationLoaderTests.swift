@@ -1,5 +1,6 @@
 import Foundation
 import MoatGateway
+import MoatAuth
 import MoatTestSupport
 import Testing
 
@@ -68,7 +69,19 @@ import Testing
             ),
             (
                 "gateway:\n  auth:\n    mode: open\n",
-                "config.yaml:3: gateway.auth.mode: \"open\" is not allowed: use one of none, password, token"
+                "config.yaml:3: gateway.auth.mode: \"open\" is not allowed: use one of password, token"
+            ),
+            (
+                "gateway:\n  auth:\n    mode: none\n",
+                "config.yaml:3: gateway.auth.mode: none is not accepted: loopback is not trusted (tailscale serve and every local proxy arrive from 127.0.0.1); use password (the default) or token"
+            ),
+            (
+                "gateway:\n  auth:\n    limits:\n      password_failures: 0\n",
+                "config.yaml:4: gateway.auth.limits.password_failures: 0 is out of range: must be a whole number from 1"
+            ),
+            (
+                "gateway:\n  auth:\n    tailscale:\n      owner: alice\n",
+                "config.yaml:4: gateway.auth.tailscale.owner: must be one Tailscale login, e.g. alice@example.com"
             ),
             ("log:\n  format: xml\n", "config.yaml:2: log.format: \"xml\" is not allowed: use one of auto, text, json"),
             (
@@ -123,6 +136,12 @@ import Testing
                 key: /etc/moat/key.pem
               auth:
                 mode: token
+                tailscale:
+                  owner: alice@example.com
+                limits:
+                  password_failures: 5
+                  window_minutes: 30
+                  session_idle_minutes: 30
             log:
               format: json
               level: debug
@@ -132,6 +151,10 @@ import Testing
         #expect(config.allowedHosts == ["laptop.tail1234.ts.net", "studio.lan:8443"])
         #expect(config.tls == .init(certificatePath: "/etc/moat/cert.pem", keyPath: "/etc/moat/key.pem"))
         #expect(config.authMode == .token)
+        #expect(config.tailscaleOwner == "alice@example.com")
+        #expect(config.auth.passwordFailuresPerAccount == 5)
+        #expect(config.auth.failureWindow == 1800)
+        #expect(config.auth.sessionIdleTimeout == 1800)
         #expect(config.logFormat == .json)
         #expect(config.logLevel == .debug)
 

@@ -30,9 +30,10 @@ import Testing
             findings.contains { $0.check == "file modes" && $0.status == .fail && $0.fix == "chmod 0700 \(temp.path)" })
         #expect(findings.contains { $0.check == "database" && $0.status == .fail })
 
+        // There is no unauthenticated mode: the file is refused.
         try temp.write("config.yaml", "gateway:\n  auth:\n    mode: none\n")
         findings = PostureCheck.run(options(temp))
-        #expect(findings.contains { $0.check == "auth" && $0.status == .warn })
+        #expect(findings.contains { $0.check == "config" && $0.status == .fail && $0.message.contains("not trusted") })
 
         try temp.write("config.yaml", "gateway:\n  prot: 1\n")
         findings = PostureCheck.run(options(temp))
