@@ -1,0 +1,148 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+/// The owner's whole path on the real binary: `moat serve` prints (here: writes) a setup link, the
+/// owner sets up over HTTP, then manages tokens and sessions with the CLI through the admin socket.
+@Suite(.serialized) struct OwnerCommandTests {
+    static let password = "a long owner passphrase"
+
+    /// Waits for `moat serve` to write the setup link file; returns (link, token).
+    static func setupLink(_ home: String, timeout: TimeInterval = 30) throws -> (String, String) {
+        let file = home + "/setup-link.txt"
+        let deadline = Date().addingTimeInterval(timeout)
+        while !FileManager.default.fileExists(atPath: file) && Date() < deadline { usleep(20_000) }
+        let link = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = String(link.split(separator: "#").last ?? "")
+        return (link, token)
+    }
+
+    static func send(
+        _ method: String, _ path: String, port: Int, headers: [(String, String)] = [], json: String? = nil
+    ) throws -> RawHTTP.Response {
+        try RawHTTP.send(
+            RawHTTP.request(method, path, headers: [("Host", "127.0.0.1:\(port)")] + headers, body: json), port: port)
+    }
+
+    @Test("serve → setup link → browser setup → CLI tokens through the admin socket → revoke-all")
+    func fullPath() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let server = try RunningServer(arguments: [], home: home)
+        let port = try #require(server.port)
+        let (link, token) = try Self.setupLink(home)
+        #expect(link.hasPrefix("http://127.0.0.1:\(port)/setup#"))
+        #expect(token.count >= 43)
+        #expect(!server.log.contains(token))
+        #expect(server.log.contains("setup-link.txt"))
+        #expect(FileManager.default.fileExists(atPath: home + "/moat.sock"))
+
+        // Before setup: 503 everywhere but setup.
+        #expect(try Self.send("GET", "/api/tokens", port: port).status == 503)
+        let setup = try Self.send(
+            "POST", "/api/setup", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
+            json: #"{"token":"\#(token)","password":"\#(Self.password)"}"#)
+        #expect(setup.status == 201)
+        let cookie = String(setup.header("Set-Cookie")?.split(separator: ";").first ?? "")
+        #expect(cookie.hasPrefix("moat_session="))
+        #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
+
+        // The CLI, through the admin socket of the running server.
+        let created = try MoatBinary.run(["token", "create", "ci", "--scope", "read", "--expires", "30d"], home: home)
+        #expect(created.status == 0, "\(created.stderr)")
+        let apiToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(apiToken.hasPrefix("moat_"))
+        #expect(created.stderr.contains("shown only this once"))
+        let prefix = String(apiToken.split(separator: "_")[1])
+        let session = try Self.send(
+            "GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
+        #expect(session.status == 200 && session.body.contains("\"via\":\"token\""))
+        let list = try MoatBinary.run(["token", "list"], home: home)
+        #expect(list.status == 0 && list.stdout.contains(prefix) && list.stdout.contains("ci"))
+        #expect(!list.stdout.contains(apiToken))
+        #expect(try MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
+        #expect(
+            try Self.send("GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
+                .status == 401)
+        let unknown = try MoatBinary.run(["token", "revoke", "nothere1"], home: home)
+        #expect(unknown.status != 0 && unknown.stderr.contains("no API token with prefix nothere1"))
+
+        // Revoke everything ends the browser session.
+        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: [("Cookie", cookie)]).status == 200)
+        #expect(try MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
+        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: [("Cookie", cookie)]).status == 401)
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        #expect(!log.contains(apiToken) && !log.contains(token))
+        #expect(!FileManager.default.fileExists(atPath: home + "/moat.sock"))
+
+        // Without a server the same commands work on the files directly, and the audit chain holds.
+        let offline = try MoatBinary.run(["token", "list", "--json"], home: home)
+        #expect(offline.status == 0 && offline.stdout.contains(prefix) && offline.stdout.contains("\"revoked_at\""))
+        let audit = try MoatBinary.run(["audit", "tail", "-n", "40"], home: home)
+        for action in ["auth.setup", "auth.token.create", "auth.token.revoke", "auth.token.use_revoked", "auth.revoke_all"] {
+            #expect(audit.stdout.contains(action), "\(action) missing from the audit log")
+        }
+        #expect(!audit.stdout.contains(apiToken))
+        #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
+    }
+
+    @Test("moat owner setup from the terminal, then login over HTTP; a second setup is refused")
+    func terminalSetup() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        _ = try RunningServer(arguments: [], home: home).stop()
+        let short = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
+        #expect(short.status != 0 && short.stderr.contains("at least 12"))
+        let setup = try MoatBinary.run(
+            ["owner", "setup", "--username", "alice", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
+        #expect(setup.status == 0, "\(setup.stderr)")
+        let again = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
+        #expect(again.status != 0 && again.stderr.contains("already has an owner"))
+        let server = try RunningServer(arguments: [], home: home)
+        let port = try #require(server.port)
+        #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
+        let login = try Self.send(
+            "POST", "/api/auth/login", port: port, json: #"{"username":"alice","password":"\#(Self.password)"}"#)
+        #expect(login.status == 200)
+        let status = try MoatBinary.run(["owner", "status"], home: home)
+        #expect(status.stdout.contains("owner: alice"))
+        #expect(server.stop().status == 0)
+    }
+
+    @Test("under TLS the cookie is __Host- and Secure, and HSTS is sent")
+    func tlsCookie() throws {
+        let temp = TemporaryDirectory()
+        let (cert, key) = try TestCertificates.make(in: temp)
+        let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
+        let home = temp.file("home")
+        let server = try RunningServer(arguments: ["--config", config], home: home)
+        let port = try #require(server.port)
+        let (link, token) = try Self.setupLink(home)
+        #expect(link.hasPrefix("https://127.0.0.1:\(port)/setup#"))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        process.arguments = [
+            "-sk", "-D", "-", "-o", "/dev/null", "-X", "POST", "https://127.0.0.1:\(port)/api/setup",
+            "-H", "Content-Type: application/json", "-H", "Origin: https://127.0.0.1:\(port)",
+            "--data-binary", "@-",
+        ]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        // The setup token goes through stdin, not curl's argv.
+        input.fileHandleForWriting.write(Data(#"{"token":"\#(token)","password":"\#(Self.password)"}"#.utf8))
+        try input.fileHandleForWriting.close()
+        let headers = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(headers.contains("HTTP/1.1 201"), "\(headers)")
+        let cookie = headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") } ?? ""
+        #expect(cookie.contains("__Host-moat_session="))
+        #expect(cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
+        #expect(cookie.contains("Path=/") && !cookie.contains("Domain"))
+        #expect(headers.lowercased().contains("strict-transport-security: max-age=31536000"))
+        #expect(server.stop().status == 0)
+    }
+}
