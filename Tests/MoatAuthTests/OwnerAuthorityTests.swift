@@ -3,6 +3,7 @@ import GRDB
 import MoatAuth
 import MoatCore
 import MoatStore
+import MoatVault
 import Testing
 
 @Suite("Owner setup and login")
@@ -298,5 +299,77 @@ struct AuthTamperTests {
         #expect(await authError { try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client) }?.code == .unauthorized)
         try fixture.sql("UPDATE auth_api_tokens SET scope = 'admin'")
         #expect(try await fixture.authority.tokens().isEmpty)
+    }
+}
+
+@Suite("Two-factor login")
+struct TwoFactorTests {
+    /// Sets up the owner and enrols TOTP; returns the app's TOTP and the recovery codes.
+    static func enrolled(_ fixture: AuthFixture) async throws -> (TOTP, [String]) {
+        try await fixture.setUp()
+        let enrolment = try await fixture.authority.beginTOTPEnrolment(client: AuthFixture.client)
+        #expect(enrolment.uri.hasPrefix("otpauth://totp/Moat:owner?secret=\(enrolment.secretBase32)"))
+        #expect(enrolment.qrSVG.hasPrefix("<svg") && !enrolment.qrText.isEmpty)
+        let secret = try #require(Base32.decode(enrolment.secretBase32))
+        let totp = TOTP(secret: secret)
+        // Not on until confirmed.
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
+        let right = totp.code(atStep: TOTP.step(at: fixture.now))
+        let wrong = String(right.dropLast()) + (right.last == "0" ? "1" : "0")
+        #expect(await authError { try await fixture.authority.confirmTOTP(code: wrong, client: AuthFixture.client) }?.code == .unauthorized)
+        fixture.advance(30)
+        let codes = try await fixture.authority.confirmTOTP(
+            code: totp.code(atStep: TOTP.step(at: fixture.now)), client: AuthFixture.client)
+        #expect(codes.count == 10 && Set(codes).count == 10)
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: true))
+        #expect(try !fixture.allStoredText().contains(enrolment.secretBase32))
+        for code in codes { #expect(try !fixture.allStoredText().contains(code)) }
+        #expect(try fixture.vault.value(named: OwnerAuthority.totpSecretName) != nil)
+        return (totp, codes)
+    }
+
+    @Test("login needs the code; a replayed code is refused; ±1 step works")
+    func loginWithCode() async throws {
+        let fixture = try AuthFixture()
+        let (totp, _) = try await Self.enrolled(fixture)
+        fixture.advance(60)
+        #expect(await authError { try await fixture.login() }?.code == .unauthorized)
+        let step = TOTP.step(at: fixture.now)
+        let code = totp.code(atStep: step)
+        _ = try await fixture.login(code: code)
+        // The same code again: replay.
+        #expect(await authError { try await fixture.login(code: code) }?.code == .unauthorized)
+        fixture.advance(60)
+        let next = TOTP.step(at: fixture.now)
+        _ = try await fixture.login(code: totp.code(atStep: next - 1))
+        _ = try await fixture.login(code: totp.code(atStep: next + 1))
+        #expect(await authError { try await fixture.login(code: totp.code(atStep: next + 3)) }?.code == .unauthorized)
+        // A wrong code and a wrong password look the same.
+        let wrongCode = await authError { try await fixture.login(code: "000001") }
+        let wrongPassword = await authError { try await fixture.login("owner", "wrong wrong wrong", code: code) }
+        #expect(wrongCode == wrongPassword)
+        #expect(try fixture.auditActions().contains("auth.totp.failure"))
+    }
+
+    @Test("a recovery code works once")
+    func recoveryCode() async throws {
+        let fixture = try AuthFixture()
+        let (_, codes) = try await Self.enrolled(fixture)
+        _ = try await fixture.login(code: codes[3])
+        #expect(await authError { try await fixture.login(code: codes[3]) }?.code == .unauthorized)
+        _ = try await fixture.login(code: codes[4].uppercased())
+        #expect(try fixture.auditActions().contains("auth.recovery_code.use"))
+    }
+
+    @Test("5 failed codes in 15 minutes: TOTP checks answer 429")
+    func totpLimit() async throws {
+        let fixture = try AuthFixture()
+        let (totp, _) = try await Self.enrolled(fixture)
+        for index in 0..<5 {
+            #expect(await authError { try await fixture.login(code: String(format: "%06d", 123_450 + index)) }?.code == .unauthorized)
+        }
+        let locked = await authError { try await fixture.login(code: totp.code(atStep: TOTP.step(at: fixture.now))) }
+        #expect(locked?.code == .rateLimited)
+        #expect((locked?.retryAfter ?? 0) > 0)
     }
 }
