@@ -2,6 +2,8 @@ public import Foundation
 import MoatCore
 
 #if canImport(Glibc)
+    // Foundation's headers declare `struct stat` first; member visibility wants the declaring module.
+    import CoreFoundation
     import Glibc
 #elseif canImport(Musl)
     import Musl
@@ -141,9 +143,9 @@ enum UnixDomainSocket {
     static func fileInfo(_ path: String) -> (isSocket: Bool, identity: FileIdentity, mode: UInt32, owner: UInt32)? {
         var info = stat()
         guard lstat(path, &info) == 0 else { return nil }
-        let type = UInt32(info.st_mode) & UInt32(S_IFMT)
+        let type = UInt32(info.st_mode) & UInt32(Glibc.S_IFMT)
         return (
-            type == UInt32(S_IFSOCK),
+            type == UInt32(Glibc.S_IFSOCK),
             FileIdentity(device: UInt64(info.st_dev), inode: UInt64(info.st_ino)),
             UInt32(info.st_mode) & 0o7777,
             UInt32(info.st_uid)
