@@ -38,8 +38,9 @@ public struct LiveTokenIssuer: Sendable {
     /// - Parameters:
     ///   - key: at least 32 bytes (Moat's comes from the vault).
     ///   - audience: this installation (`moat:<installation id>`), so a token from another Moat is refused.
-    public init(key: [UInt8], issuer: String = "moat", audience: String, now: @escaping @Sendable () -> Date = { Date() })
-    {
+    public init(
+        key: [UInt8], issuer: String = "moat", audience: String, now: @escaping @Sendable () -> Date = { Date() }
+    ) {
         precondition(key.count >= 32, "LiveTokenIssuer: the key must be at least 32 bytes")
         keys = JWTKeyCollection()
         let collection = keys
@@ -98,7 +99,8 @@ public struct LiveTokenIssuer: Sendable {
         }
         guard !payload.jti.value.isEmpty else { throw Self.refused("no token id") }
         guard payload.ver == tokenVersion else { throw Self.refused("revoked") }
-        return LiveTokenClaims(purpose: purpose, jti: payload.jti.value, expires: payload.exp.value, tokenVersion: payload.ver)
+        return LiveTokenClaims(
+            purpose: purpose, jti: payload.jti.value, expires: payload.exp.value, tokenVersion: payload.ver)
     }
 
     static func refused(_ reason: String) -> AuthError { AuthError(.unauthorized, "live token refused: \(reason)") }

@@ -40,7 +40,8 @@ extension OwnerAuthority {
         guard now < unlock else { return }
         let seconds = Int((Double(unlock - now) / 1000).rounded(.up))
         throw AuthError(
-            .rateLimited, "too many failed attempts; try again in \(Self.duration(seconds))", retryAfter: max(1, seconds))
+            .rateLimited, "too many failed attempts; try again in \(Self.duration(seconds))",
+            retryAfter: max(1, seconds))
     }
 
     func recordFailure(_ kind: FailureKind, key: String) throws(AuthError) {

@@ -1,9 +1,9 @@
 public import Foundation
 import GRDB
-import MoatStore
 import MoatAudit
 public import MoatCore
 import MoatPolicy
+import MoatStore
 import MoatVault
 
 /// Whether the installation has an owner.
@@ -143,7 +143,8 @@ extension OwnerAuthority {
                 try self.database.pool.write { db in
                     try db.execute(sql: "DELETE FROM auth_setup_tokens")
                     try db.execute(
-                        sql: "INSERT INTO auth_setup_tokens (token_hash, created_at, expires_at, mac) VALUES (?, ?, ?, ?)",
+                        sql:
+                            "INSERT INTO auth_setup_tokens (token_hash, created_at, expires_at, mac) VALUES (?, ?, ?, ?)",
                         arguments: [hash, created, expires, mac])
                 }
             }
@@ -282,7 +283,8 @@ extension OwnerAuthority {
             String(decoding: bytes, as: UTF8.self).count
         }
         guard count >= 12 else {
-            throw AuthError(.invalidInput, "the password is too short: use at least 12 characters (a passphrase is fine)")
+            throw AuthError(
+                .invalidInput, "the password is too short: use at least 12 characters (a passphrase is fine)")
         }
         guard count <= 1024 else {
             throw AuthError(.invalidInput, "the password is too long: use at most 1024 characters")

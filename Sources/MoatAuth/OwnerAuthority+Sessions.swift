@@ -1,10 +1,10 @@
-public import Foundation
 import Crypto
+public import Foundation
 import GRDB
-import MoatStore
 import MoatAudit
 public import MoatCore
 import MoatPolicy
+import MoatStore
 import MoatVault
 
 /// A verified browser session.

@@ -1,10 +1,10 @@
-public import Foundation
 import Crypto
+public import Foundation
 import GRDB
-import MoatStore
 import MoatAudit
 public import MoatCore
 import MoatPolicy
+import MoatStore
 import MoatVault
 
 /// A TOTP enrolment in progress: what the owner scans, shown once.
@@ -61,7 +61,8 @@ extension OwnerAuthority {
         let totp = pending.withUnsafeBytes { TOTP(secret: Array($0)) }
         guard let step = totp.match(code, at: now(), window: 1, after: 0) else {
             try recordFailure(.totp, key: owner.username.lowercased())
-            await record("auth.totp.failure", actor: "owner", outcome: "failure", client: client,
+            await record(
+                "auth.totp.failure", actor: "owner", outcome: "failure", client: client,
                 metadata: ["during": .string("enrolment")])
             throw AuthError(.unauthorized, "that code does not match; check the app's clock and try the next code")
         }
@@ -76,8 +77,10 @@ extension OwnerAuthority {
         let updated = owner
         let hashes = codes.map { Self.recoveryHash($0) }
         do {
-            try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))]) {
-                try self.vault.add(Self.totpSecretName, value: pending, policy: try SecretPolicy(tools: [], hosts: []),
+            try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))])
+            {
+                try self.vault.add(
+                    Self.totpSecretName, value: pending, policy: try SecretPolicy(tools: [], hosts: []),
                     replace: true)
                 try? self.vault.remove(Self.pendingTOTPSecretName)
                 try self.database.pool.write { db in

@@ -1,8 +1,8 @@
 public import Foundation
 import GRDB
-import MoatStore
 import MoatAudit
 import MoatPolicy
+import MoatStore
 
 /// An API token as listed: never the token itself, only its prefix.
 public struct APITokenRecord: Sendable, Equatable {
@@ -137,7 +137,8 @@ extension OwnerAuthority {
     /// Revokes the token with `prefix`; it answers 401 from then on.
     public func revokeToken(prefix: String, actor: String = "owner", client: ClientInfo) async throws(AuthError) {
         guard var record = try await tokens().first(where: { $0.prefix == prefix }) else {
-            throw AuthError(.notFound, "no API token with prefix \(Self.printable(prefix)); `moat token list` shows them")
+            throw AuthError(
+                .notFound, "no API token with prefix \(Self.printable(prefix)); `moat token list` shows them")
         }
         guard record.revokedAt == nil else { return }
         record.revokedAt = nowMillis()

@@ -1,6 +1,6 @@
 import Foundation
-import MoatCore
 import MoatAuth
+import MoatCore
 import MoatPolicy
 internal import Yams
 
@@ -193,7 +193,8 @@ public enum ConfigurationLoader {
                         let text = try optionalString(tsValue, path: path + "." + tsKey)
                         if tsKey == "owner" {
                             if let text, !text.contains("@") || text.contains(where: { $0 == " " || $0 == "," }) {
-                                throw fail(tsValue, path + ".owner", "must be one Tailscale login, e.g. alice@example.com")
+                                throw fail(
+                                    tsValue, path + ".owner", "must be one Tailscale login, e.g. alice@example.com")
                             }
                             config.tailscaleOwner = text
                         } else if let text {

@@ -27,7 +27,8 @@ struct OwnerAccess {
         return AdminSocketServer(
             path: socketPath,
             handler: { request, peer in
-                await operations.perform(request, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
+                await operations.perform(
+                    request, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
             },
             onRefused: { peer in
                 await authority.recordAdminRefusal(uid: peer.uid, pid: peer.pid)

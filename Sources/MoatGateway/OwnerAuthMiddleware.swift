@@ -123,7 +123,10 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         switch state {
         case .needsSetup:
             guard path == "/api/setup" else {
-                return APIError.response(AuthError(.setupRequired, "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup`"))
+                return APIError.response(
+                    AuthError(
+                        .setupRequired,
+                        "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup`"))
             }
             return try await next(request, context)
         case .damaged:
@@ -151,7 +154,8 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
         guard let identity = context.identity else {
             var response = APIError.response(
-                status: .unauthorized, "log in first (POST /api/auth/login) or send an API token as Authorization: Bearer")
+                status: .unauthorized,
+                "log in first (POST /api/auth/login) or send an API token as Authorization: Bearer")
             response.headers[.wwwAuthenticate] = "Bearer realm=\"moat\""
             return response
         }
@@ -166,7 +170,10 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
         let required: TokenScope = Self.needsAdmin(path) ? .admin : (mutates ? .write : .read)
         guard identity.scope.allows(required) else {
-            return APIError.response(status: .forbidden, "this API token's scope (\(identity.scope.rawValue)) does not allow this; it needs \(required.rawValue)")
+            return APIError.response(
+                status: .forbidden,
+                "this API token's scope (\(identity.scope.rawValue)) does not allow this; it needs \(required.rawValue)"
+            )
         }
         return try await next(request, context)
     }

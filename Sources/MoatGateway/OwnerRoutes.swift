@@ -236,7 +236,9 @@ struct JSONBody {
 
     func optionalString(_ key: String) throws(AuthError) -> String? {
         guard let value = object[key], !(value is NSNull) else { return nil }
-        guard let text = value as? String else { throw AuthError(.invalidInput, "the field \"\(key)\" must be a string") }
+        guard let text = value as? String else {
+            throw AuthError(.invalidInput, "the field \"\(key)\" must be a string")
+        }
         return text
     }
 

@@ -59,8 +59,11 @@ public struct StateLayout: Sendable, Equatable {
 
     /// Files in the state directory that hold secrets or power: they must be private to the owner.
     public var secretBearingFiles: [String] {
-        ["moat.db", "moat.db-wal", "moat.db-shm", "vault.moat", "vault.seal", "recovery-key.txt", "moat.sock", "setup-link.txt"]
-            .map { stateDirectory + "/" + $0 }
+        [
+            "moat.db", "moat.db-wal", "moat.db-shm", "vault.moat", "vault.seal", "recovery-key.txt", "moat.sock",
+            "setup-link.txt",
+        ]
+        .map { stateDirectory + "/" + $0 }
     }
 
     /// Creates the config and state directories (and missing parents) with mode 0700.

@@ -60,7 +60,8 @@ struct OwnerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "owner",
         abstract: "Set up the owner, change the password, turn on two-factor login, end every session.",
-        discussion: "With `moat serve` running these go through its admin socket (moat.sock); otherwise they work on the state files directly.",
+        discussion:
+            "With `moat serve` running these go through its admin socket (moat.sock); otherwise they work on the state files directly.",
         subcommands: [Setup.self, Status.self, Password.self, TOTPEnrol.self, RevokeAll.self]
     )
 
@@ -146,7 +147,8 @@ struct OwnerCommand: AsyncParsableCommand {
 
     struct RevokeAll: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "revoke-all", abstract: "End every session and live token at once (and API tokens with --tokens).")
+            commandName: "revoke-all",
+            abstract: "End every session and live token at once (and API tokens with --tokens).")
         @OptionGroup var state: StateOptions
         @OptionGroup var unlock: VaultUnlockOptions
         @Flag(help: "Revoke every API token too.")

@@ -122,7 +122,8 @@ struct LiveTokenTests {
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, lifetime: 600))))
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, aud: "moat:other"))))
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, iss: "evil"))))
-        #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, typ: "moat.websocket"))))
+        #expect(
+            await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, typ: "moat.websocket"))))
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, ver: 2))))
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, jti: nil))))
         let token = try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 60)
@@ -135,6 +136,8 @@ struct LiveTokenTests {
         #expect(await Self.refused(Self.issuer(clock, audience: "moat:elsewhere"), fresh))
         // Revoke everything: the version moved on.
         #expect(await Self.refused(issuer, fresh, version: 2))
-        await #expect(throws: AuthError.self) { try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 301) }
+        await #expect(throws: AuthError.self) {
+            try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 301)
+        }
     }
 }

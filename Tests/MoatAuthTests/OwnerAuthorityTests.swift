@@ -27,7 +27,9 @@ struct OwnerSetupLoginTests {
                 client: AuthFixture.client)
         }
         #expect(again?.code == .unauthorized)
-        #expect(await authError { try await fixture.authority.createSetupToken(client: AuthFixture.client) }?.code == .alreadySetUp)
+        #expect(
+            await authError { try await fixture.authority.createSetupToken(client: AuthFixture.client) }?.code
+                == .alreadySetUp)
         #expect(try fixture.auditActions().contains("auth.setup"))
     }
 
@@ -38,7 +40,8 @@ struct OwnerSetupLoginTests {
         fixture.advance(15 * 60 + 1)
         let expired = await authError {
             try await fixture.authority.completeSetup(
-                token: token, username: nil, password: AuthFixture.secret(AuthFixture.password), client: AuthFixture.client)
+                token: token, username: nil, password: AuthFixture.secret(AuthFixture.password),
+                client: AuthFixture.client)
         }
         #expect(expired?.code == .unauthorized)
         #expect(expired?.message.contains(token) == false)
@@ -50,7 +53,8 @@ struct OwnerSetupLoginTests {
             [hash, String(repeating: "0", count: 64)])
         let forgedResult = await authError {
             try await fixture.authority.completeSetup(
-                token: forged, username: nil, password: AuthFixture.secret(AuthFixture.password), client: AuthFixture.client)
+                token: forged, username: nil, password: AuthFixture.secret(AuthFixture.password),
+                client: AuthFixture.client)
         }
         #expect(forgedResult?.code == .unauthorized)
         #expect(try await fixture.authority.state() == .needsSetup)
@@ -154,7 +158,9 @@ struct OwnerSetupLoginTests {
 
 @Suite("Brute-force limits")
 struct BruteForceTests {
-    @Test("the 11th failed password in 15 minutes is 429 with Retry-After, from 127.0.0.1 too, even with the right password")
+    @Test(
+        "the 11th failed password in 15 minutes is 429 with Retry-After, from 127.0.0.1 too, even with the right password"
+    )
     func accountLimit() async throws {
         let fixture = try AuthFixture()
         try await fixture.setUp()
@@ -235,27 +241,41 @@ struct APITokenTests {
         var flipped = Array(created.token)
         flipped[flipped.count - 1] = flipped.last == "a" ? "b" : "a"
         for bad in [String(flipped), "moat_short_x", created.token + "x", "Bearer " + created.token, ""] {
-            #expect(await authError { try await fixture.authority.authenticate(bearer: bad, client: AuthFixture.client) }?.code == .unauthorized)
+            #expect(
+                await authError { try await fixture.authority.authenticate(bearer: bad, client: AuthFixture.client) }?
+                    .code == .unauthorized)
         }
         try await fixture.authority.revokeToken(prefix: created.record.prefix, client: AuthFixture.client)
-        #expect(await authError { try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(
+            await authError {
+                try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
+            }?.code == .unauthorized)
         #expect(try fixture.auditActions().contains("auth.token.use_revoked"))
         let short = try await fixture.authority.createToken(
             name: "short", scope: .read, lifetime: 60, client: AuthFixture.client)
         fixture.advance(61)
-        #expect(await authError { try await fixture.authority.authenticate(bearer: short.token, client: AuthFixture.client) }?.code == .unauthorized)
-        #expect(await authError { try await fixture.authority.revokeToken(prefix: "nothere1", client: AuthFixture.client) }?.code == .notFound)
+        #expect(
+            await authError {
+                try await fixture.authority.authenticate(bearer: short.token, client: AuthFixture.client)
+            }?.code == .unauthorized)
+        #expect(
+            await authError { try await fixture.authority.revokeToken(prefix: "nothere1", client: AuthFixture.client) }?
+                .code == .notFound)
     }
 
     @Test("revoke-all --tokens revokes every API token")
     func revokeAllTokens() async throws {
         let fixture = try AuthFixture()
         try await fixture.setUp()
-        let kept = try await fixture.authority.createToken(name: "a", scope: .read, lifetime: nil, client: AuthFixture.client)
+        let kept = try await fixture.authority.createToken(
+            name: "a", scope: .read, lifetime: nil, client: AuthFixture.client)
         try await fixture.authority.revokeAll(tokens: false, client: AuthFixture.client)
         _ = try await fixture.authority.authenticate(bearer: kept.token, client: AuthFixture.client)
         try await fixture.authority.revokeAll(tokens: true, client: AuthFixture.client)
-        #expect(await authError { try await fixture.authority.authenticate(bearer: kept.token, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(
+            await authError {
+                try await fixture.authority.authenticate(bearer: kept.token, client: AuthFixture.client)
+            }?.code == .unauthorized)
     }
 }
 
@@ -268,7 +288,10 @@ struct AuthTamperTests {
         let id = "attacker-chosen-session-id"
         try fixture.sql(
             "INSERT INTO auth_sessions (id_hash, token_version, created_at, last_seen_at, source, user_agent, mac) VALUES (?, 1, ?, ?, '', '', ?)",
-            [SHA256Hex.of(id), Int64(fixture.now.timeIntervalSince1970 * 1000), Int64(fixture.now.timeIntervalSince1970 * 1000), String(repeating: "a", count: 64)])
+            [
+                SHA256Hex.of(id), Int64(fixture.now.timeIntervalSince1970 * 1000),
+                Int64(fixture.now.timeIntervalSince1970 * 1000), String(repeating: "a", count: 64),
+            ])
         #expect(try await fixture.authority.session(id: id) == nil)
         #expect(try fixture.auditActions().contains("auth.tamper"))
     }
@@ -292,11 +315,17 @@ struct AuthTamperTests {
         try fixture.sql(
             "INSERT INTO auth_api_tokens (prefix, name, scope, token_hash, created_at, mac) VALUES ('ABCDEFGH', 'evil', 'admin', ?, 0, ?)",
             [SHA256Hex.of(token), String(repeating: "b", count: 64)])
-        #expect(await authError { try await fixture.authority.authenticate(bearer: token, client: AuthFixture.client) }?.code == .unauthorized)
-        let created = try await fixture.authority.createToken(name: "x", scope: .read, lifetime: nil, client: AuthFixture.client)
+        #expect(
+            await authError { try await fixture.authority.authenticate(bearer: token, client: AuthFixture.client) }?
+                .code == .unauthorized)
+        let created = try await fixture.authority.createToken(
+            name: "x", scope: .read, lifetime: nil, client: AuthFixture.client)
         try await fixture.authority.revokeToken(prefix: created.record.prefix, client: AuthFixture.client)
         try fixture.sql("UPDATE auth_api_tokens SET revoked_at = NULL WHERE prefix = ?", [created.record.prefix])
-        #expect(await authError { try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(
+            await authError {
+                try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
+            }?.code == .unauthorized)
         try fixture.sql("UPDATE auth_api_tokens SET scope = 'admin'")
         #expect(try await fixture.authority.tokens().isEmpty)
     }
@@ -316,7 +345,9 @@ struct TwoFactorTests {
         #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
         let right = totp.code(atStep: TOTP.step(at: fixture.now))
         let wrong = String(right.dropLast()) + (right.last == "0" ? "1" : "0")
-        #expect(await authError { try await fixture.authority.confirmTOTP(code: wrong, client: AuthFixture.client) }?.code == .unauthorized)
+        #expect(
+            await authError { try await fixture.authority.confirmTOTP(code: wrong, client: AuthFixture.client) }?.code
+                == .unauthorized)
         fixture.advance(30)
         let codes = try await fixture.authority.confirmTOTP(
             code: totp.code(atStep: TOTP.step(at: fixture.now)), client: AuthFixture.client)
@@ -366,7 +397,9 @@ struct TwoFactorTests {
         let fixture = try AuthFixture()
         let (totp, _) = try await Self.enrolled(fixture)
         for index in 0..<5 {
-            #expect(await authError { try await fixture.login(code: String(format: "%06d", 123_450 + index)) }?.code == .unauthorized)
+            #expect(
+                await authError { try await fixture.login(code: String(format: "%06d", 123_450 + index)) }?.code
+                    == .unauthorized)
         }
         let locked = await authError { try await fixture.login(code: totp.code(atStep: TOTP.step(at: fixture.now))) }
         #expect(locked?.code == .rateLimited)

@@ -80,7 +80,9 @@ import Testing
         let offline = try MoatBinary.run(["token", "list", "--json"], home: home)
         #expect(offline.status == 0 && offline.stdout.contains(prefix) && offline.stdout.contains("\"revoked_at\""))
         let audit = try MoatBinary.run(["audit", "tail", "-n", "40"], home: home)
-        for action in ["auth.setup", "auth.token.create", "auth.token.revoke", "auth.token.use_revoked", "auth.revoke_all"] {
+        for action in [
+            "auth.setup", "auth.token.create", "auth.token.revoke", "auth.token.use_revoked", "auth.revoke_all",
+        ] {
             #expect(audit.stdout.contains(action), "\(action) missing from the audit log")
         }
         #expect(!audit.stdout.contains(apiToken))
@@ -95,9 +97,11 @@ import Testing
         let short = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
         #expect(short.status != 0 && short.stderr.contains("at least 12"))
         let setup = try MoatBinary.run(
-            ["owner", "setup", "--username", "alice", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
+            ["owner", "setup", "--username", "alice", "--owner-password-stdin"], home: home, stdin: Self.password + "\n"
+        )
         #expect(setup.status == 0, "\(setup.stderr)")
-        let again = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
+        let again = try MoatBinary.run(
+            ["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
         #expect(again.status != 0 && again.stderr.contains("already has an owner"))
         let server = try RunningServer(arguments: [], home: home)
         let port = try #require(server.port)

@@ -1,6 +1,6 @@
 import Foundation
-import MoatGateway
 import MoatAuth
+import MoatGateway
 import MoatTestSupport
 import Testing
 

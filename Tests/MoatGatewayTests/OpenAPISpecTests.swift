@@ -19,7 +19,9 @@ struct OpenAPISpecTests {
     func routesMatch() throws {
         let fixture = try OwnerHTTPFixture()
         let registered = Set(
-            fixture.router.routes.map { "\($0.method.rawValue) \($0.path.description)" }.filter { $0.contains(" /api/") })
+            fixture.router.routes.map { "\($0.method.rawValue) \($0.path.description)" }.filter {
+                $0.contains(" /api/")
+            })
         let paths = try #require(try Self.spec()["paths"] as? [String: Any])
         var documented = Set<String>()
         for (path, value) in paths {
@@ -45,7 +47,8 @@ struct OpenAPISpecTests {
                 #expect(responses.keys.contains { $0.hasPrefix("4") }, "\(name) documents no error")
                 let isPublic = OwnerAuthMiddleware.isPublicRoute(method.uppercased(), path)
                 let security = operation["security"] as? [Any]
-                #expect((security?.isEmpty == true) == isPublic, "\(name): security [] must mark exactly the public routes")
+                #expect(
+                    (security?.isEmpty == true) == isPublic, "\(name): security [] must mark exactly the public routes")
                 if !isPublic && path != "/api/events" {
                     #expect(responses["401"] != nil, "\(name) must document 401")
                 }

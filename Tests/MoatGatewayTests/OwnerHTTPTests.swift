@@ -69,7 +69,8 @@ struct OwnerHTTPTests {
             #expect(login.status == 200)
             let cookie = try #require(login.header("Set-Cookie"))
             #expect(cookie.hasPrefix("moat_session="))
-            let attributes = Set(cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
+            let attributes = Set(
+                cookie.split(separator: ";").dropFirst().map { $0.trimmingCharacters(in: .whitespaces) })
             #expect(attributes == ["Path=/", "HttpOnly", "SameSite=Strict"])
             let id = String(cookie.split(separator: ";")[0].dropFirst("moat_session=".count))
             #expect(id.count == 22)  // 128 bits, base64url

@@ -24,9 +24,10 @@ import Testing
         #expect(foreignKeys == 1)
         #expect(appID == MoatDatabase.applicationID)
         #expect(FileModes.mode(of: temp.file("moat.db")) == 0o600)
-        #expect(try database.appliedMigrations() == [
-            "2026-11-23 meta", "2026-11-23 audit", "2026-11-23 policy", "2026-11-24 owner",
-        ])
+        #expect(
+            try database.appliedMigrations() == [
+                "2026-11-23 meta", "2026-11-23 audit", "2026-11-23 policy", "2026-11-24 owner",
+            ])
         #expect(try database.installationID().count == 32)
         #expect(try database.integrityProblems().isEmpty)
         try database.close()
