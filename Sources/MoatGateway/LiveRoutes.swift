@@ -4,6 +4,7 @@ public import Hummingbird
 import MoatAudit
 import MoatAuth
 import NIOCore
+import ServiceLifecycle
 
 /// The audit views: a page of recent entries, and a live event stream for open dashboards.
 ///
@@ -56,7 +57,9 @@ enum LiveRoutes {
         var last = (try? AuditReader.tail(auth.database, count: 1).last?.sequence) ?? 0
         try await writer.write(ByteBuffer(string: "retry: 5000\nevent: ready\ndata: {}\n\n"))
         var tick = 0
-        while Date() < claims.expires, !Task.isCancelled {
+        // Ends at expiry, on cancellation, and when the server shuts down (so SIGTERM never waits for
+        // an open dashboard).
+        while Date() < claims.expires, !Task.isCancelled, !Task.isShuttingDownGracefully {
             try await Task.sleep(for: .seconds(1))
             tick += 1
             guard (try? await auth.authority.tokenVersion()) == claims.tokenVersion else { break }

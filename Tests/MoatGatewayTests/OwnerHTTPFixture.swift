@@ -24,7 +24,10 @@ final class OwnerHTTPFixture: Sendable {
     let hostGuard: HostGuard
     static let password = "a long owner passphrase"
 
-    init(settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false) throws {
+    init(
+        settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
+        allowedHosts: [String] = []
+    ) throws {
         database = try MoatDatabase(path: directory.file("moat.db"))
         var password = Array("correct horse battery staple".utf8)
         vault = try UnlockedVault.create(
@@ -35,7 +38,7 @@ final class OwnerHTTPFixture: Sendable {
         auth = GatewayAuth(
             authority: authority, database: database, tailscale: tailscale, tls: tls, mode: .password,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
-        hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: [])
+        hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
     }
 
     var router: Router<GatewayRequestContext> { GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth) }

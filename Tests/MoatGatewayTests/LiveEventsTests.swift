@@ -1,0 +1,89 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `/api/events`: a server-sent event stream that only a short-lived JWT opens.
+@Suite struct LiveEventsTests {
+    /// Sends `request` and reads until `marker` arrives (or 30 s pass); returns what was read.
+    static func readUntil(_ marker: String, request: String, port: Int) async -> String {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                defer { close(fd) }
+                var timeout = timeval(tv_sec: 30, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                var address = sockaddr_in()
+                address.sin_family = sa_family_t(AF_INET)
+                address.sin_port = in_port_t(UInt16(port).bigEndian)
+                inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+                _ = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                let bytes = Array(request.utf8)
+                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                var text = ""
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while !text.contains(marker) {
+                    let count = read(fd, &buffer, buffer.count)
+                    if count <= 0 { break }
+                    text += String(decoding: buffer[0..<count], as: UTF8.self)
+                }
+                continuation.resume(returning: text)
+            }
+        }
+    }
+
+    @Test(
+        "a live token opens the stream and new audit entries arrive; API tokens, query strings, other purposes and revoked tokens do not"
+    )
+    func stream() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            let issued = try await client.browser(
+                "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"events"}"#)
+            #expect(issued.status == 200)
+            let jwt = try #require(OwnerHTTPFixture.json(issued)["token"] as? String)
+            #expect(OwnerHTTPFixture.json(issued)["expires_in"] as? Int == 300)
+            let request = RawHTTP.request(
+                "GET", "/api/events",
+                headers: [("Host", "127.0.0.1:\(client.port)"), ("Authorization", "Bearer \(jwt)")])
+            async let streamed = Self.readUntil("auth.token.create", request: request, port: client.port)
+            try await Task.sleep(for: .milliseconds(300))
+            let made = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"seen-live"}"#)
+            #expect(made.status == 201)
+            let text = await streamed
+            #expect(text.contains("HTTP/1.1 200"))
+            #expect(text.contains("text/event-stream"))
+            #expect(text.contains("event: ready"))
+            #expect(text.contains("\"action\":\"auth.token.create\""))
+            let apiToken = try #require(OwnerHTTPFixture.json(made)["token"] as? String)
+
+            // Not an API token, not from a query string, not a token of another purpose.
+            #expect(
+                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(apiToken)")]).status
+                    == 401)
+            #expect(try await client.send("GET", "/api/events?token=\(jwt)").status == 401)
+            let socketToken = try await client.browser(
+                "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"websocket"}"#)
+            let other = try #require(OwnerHTTPFixture.json(socketToken)["token"] as? String)
+            #expect(
+                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(other)")]).status
+                    == 401)
+            // Revoke everything ends every live token at once.
+            #expect(
+                try await client.browser("POST", "/api/auth/revoke-all", cookie: cookie, csrf: csrf, json: "{}")
+                    .status == 204)
+            #expect(
+                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(jwt)")]).status
+                    == 401)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import MoatGateway
+import MoatTestSupport
+import Testing
+
+/// Tailscale identity wired into the HTTP side: a real server on loopback, the fake LocalAPI of
+/// ``TailscaleIdentityTests`` and raw requests carrying exactly the headers `tailscale serve` sets.
+@Suite struct TailscaleHTTPTests {
+    static let tailnet = "laptop.tail1234.ts.net"
+
+    static func headers(from address: String = "100.101.102.103", login: String = TailscaleIdentityTests.owner)
+        -> [(String, String)]
+    {
+        [
+            ("X-Forwarded-For", address), ("X-Forwarded-Host", tailnet), ("X-Forwarded-Proto", "https"),
+            ("Tailscale-User-Login", login), ("Tailscale-User-Name", "Alice"),
+        ]
+    }
+
+    static func send(
+        _ client: OwnerHTTPFixture.Client, _ method: String, _ path: String, _ headers: [(String, String)],
+        json: String? = nil
+    )
+        async throws -> RawHTTP.Response
+    {
+        try await RawHTTP.sendOffPool(
+            RawHTTP.request(method, path, headers: [("Host", tailnet)] + headers, body: json), port: client.port)
+    }
+
+    @Test("a confirmed tailnet owner is the owner; mutations still need the CSRF token and same origin")
+    func confirmedOwner() async throws {
+        try await TailscaleIdentityTests.withFake { _, identity in
+            let fixture = try OwnerHTTPFixture(tailscale: identity, allowedHosts: [Self.tailnet])
+            try await fixture.live { client in
+                _ = try await fixture.setUp(client)
+                let session = try await Self.send(client, "GET", "/api/auth/session", Self.headers())
+                #expect(session.status == 200)
+                let body = OwnerHTTPFixture.json(session)
+                #expect(body["via"] as? String == "tailscale")
+                let csrf = try #require(body["csrf_token"] as? String)
+                let origin = ("Origin", "https://\(Self.tailnet)")
+                let noToken = try await Self.send(
+                    client, "POST", "/api/tokens", Self.headers() + [origin], json: #"{"name":"ts"}"#)
+                #expect(noToken.status == 403)
+                let crossSite = try await Self.send(
+                    client, "POST", "/api/tokens",
+                    Self.headers() + [("Origin", "https://attacker.example"), ("X-CSRF-Token", csrf)],
+                    json: #"{"name":"ts"}"#)
+                #expect(crossSite.status == 403)
+                let made = try await Self.send(
+                    client, "POST", "/api/tokens", Self.headers() + [origin, ("X-CSRF-Token", csrf)],
+                    json: #"{"name":"ts"}"#)
+                #expect(made.status == 201)
+                // Revoke everything changes the token version: the old CSRF token stops working.
+                let revoke = try await Self.send(
+                    client, "POST", "/api/auth/revoke-all", Self.headers() + [origin, ("X-CSRF-Token", csrf)],
+                    json: "{}")
+                #expect(revoke.status == 204)
+                let stale = try await Self.send(
+                    client, "POST", "/api/tokens", Self.headers() + [origin, ("X-CSRF-Token", csrf)],
+                    json: #"{"name":"late"}"#)
+                #expect(stale.status == 403)
+                #expect(try fixture.auditActions().contains("auth.tailscale"))
+            }
+        }
+    }
+
+    @Test("forged login, tagged node, Funnel, missing forwarded headers: not the owner (401), and audited")
+    func refusals() async throws {
+        try await TailscaleIdentityTests.withFake { _, identity in
+            let fixture = try OwnerHTTPFixture(tailscale: identity, allowedHosts: [Self.tailnet])
+            try await fixture.live { client in
+                _ = try await fixture.setUp(client)
+                let cases: [[(String, String)]] = [
+                    // A local process forges the owner's login for an address whois says is someone else.
+                    Self.headers(from: "100.101.102.104"),
+                    // A tagged node has no user identity.
+                    Self.headers(from: "100.101.102.105", login: "tagged-devices"),
+                    Self.headers() + [("Tailscale-Funnel-Request", "?1")],
+                    Self.headers().filter { $0.0 != "X-Forwarded-For" },
+                    Self.headers().filter { $0.0 != "X-Forwarded-Host" },
+                    Self.headers().filter { $0.0 != "X-Forwarded-Proto" },
+                    Self.headers(login: "mallory@example.com"),
+                ]
+                for headers in cases {
+                    let response = try await Self.send(client, "GET", "/api/auth/session", headers)
+                    #expect(response.status == 401, "\(headers)")
+                }
+                let actions = try fixture.auditActions()
+                #expect(actions.filter { $0 == "auth.tailscale" }.count >= 3)
+            }
+        }
+    }
+
+    @Test("without the opt-in, Tailscale headers mean nothing")
+    func notConfigured() async throws {
+        let fixture = try OwnerHTTPFixture(allowedHosts: [Self.tailnet])
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            #expect(try await Self.send(client, "GET", "/api/auth/session", Self.headers()).status == 401)
+        }
+    }
+}
