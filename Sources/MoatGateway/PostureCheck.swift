@@ -129,6 +129,14 @@ public enum PostureCheck {
                 Finding(
                     check: "auth", status: .pass, message: "gateway.auth.mode is \(configuration.authMode.rawValue)")
             )
+            if let owner = configuration.tailscaleOwner {
+                findings.append(
+                    Finding(
+                        check: "tailscale", status: .pass,
+                        message: "tailscale serve identity is on for \(owner), confirmed with tailscaled's whois "
+                            + "(safe only on a machine where no one else runs programs; Docs/RemoteAccess.md)")
+                )
+            }
         }
         return findings
     }
@@ -171,6 +179,17 @@ public enum PostureCheck {
                 let problems = try MoatDatabase.inspect(path: layout.databaseFile)
                 if problems.isEmpty {
                     findings.append(Finding(check: "database", status: .pass, message: "integrity check ok"))
+                    if MoatDatabase.ownerExists(path: layout.databaseFile) == false {
+                        findings.append(
+                            Finding(
+                                check: "owner", status: .warn,
+                                message: "no owner is set up yet: until then every API answers 503",
+                                fix: "open the setup link moat serve printed (or setup-link.txt), or run moat owner setup"
+                            )
+                        )
+                    } else if MoatDatabase.ownerExists(path: layout.databaseFile) == true {
+                        findings.append(Finding(check: "owner", status: .pass, message: "the owner is set up"))
+                    }
                 } else {
                     findings.append(
                         Finding(

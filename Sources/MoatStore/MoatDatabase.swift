@@ -364,6 +364,19 @@ extension MoatDatabase {
     ///
     /// - Returns: the integrity problems; empty when sound.
     /// - Throws: ``StoreError`` when the file is not a database, another program's, or unreadable.
+    /// Whether `path` (a Moat database, opened read-only) has an owner row; nil when the owner table
+    /// does not exist yet (a database from before owner access) or cannot be read.
+    public static func ownerExists(path: String) -> Bool? {
+        var configuration = Configuration()
+        configuration.readonly = true
+        guard let queue = try? DatabaseQueue(path: path, configuration: configuration) else { return nil }
+        defer { try? queue.close() }
+        return try? queue.read { db -> Bool? in
+            guard try db.tableExists("auth_owner") else { return nil }
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_owner") ?? 0 > 0
+        }
+    }
+
     public static func inspect(path: String) throws(StoreError) -> [String] {
         try checkOwnership(path)
         var configuration = Configuration()

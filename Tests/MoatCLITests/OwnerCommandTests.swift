@@ -94,6 +94,7 @@ import Testing
         let temp = TemporaryDirectory()
         let home = temp.file("home")
         _ = try RunningServer(arguments: [], home: home).stop()
+        #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("no owner is set up yet"))
         let short = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
         #expect(short.status != 0 && short.stderr.contains("at least 12"))
         let setup = try MoatBinary.run(
@@ -103,6 +104,7 @@ import Testing
         let again = try MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
         #expect(again.status != 0 && again.stderr.contains("already has an owner"))
+        #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("the owner is set up"))
         let server = try RunningServer(arguments: [], home: home)
         let port = try #require(server.port)
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
