@@ -184,7 +184,8 @@ public enum PostureCheck {
                             Finding(
                                 check: "owner", status: .warn,
                                 message: "no owner is set up yet: until then every API answers 503",
-                                fix: "open the setup link moat serve printed (or setup-link.txt), or run moat owner setup"
+                                fix: "open the setup link moat serve printed (or setup-link.txt), "
+                                    + "or run moat owner setup"
                             )
                         )
                     } else if MoatDatabase.ownerExists(path: layout.databaseFile) == true {
