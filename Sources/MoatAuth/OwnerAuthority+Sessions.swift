@@ -37,9 +37,11 @@ extension OwnerAuthority {
             try checkLimit(.passwordAddress, key: client.sourceIP, limit: settings.passwordFailuresPerAddress)
             try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
         } catch {
-            await record(
-                "auth.login", outcome: "rate-limited", client: client,
-                metadata: ["retry_after": .int(Int64(error.retryAfter ?? 0))])
+            if shouldRecordRefusal("login " + client.sourceIP + " " + account) {
+                await record(
+                    "auth.login", outcome: "rate-limited", client: client,
+                    metadata: ["retry_after": .int(Int64(error.retryAfter ?? 0))])
+            }
             throw error
         }
         let known = account == owner.username.lowercased()
@@ -214,6 +216,20 @@ extension OwnerAuthority {
         }
     }
 
+    /// Checks the owner's current password before a sensitive change (counted like a failed login).
+    func confirmPassword(
+        _ password: SecretBytes, owner: OwnerRecord, action: String, client: ClientInfo
+    ) async throws(AuthError) {
+        let account = owner.username.lowercased()
+        try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
+        guard try await slots.verify(password, against: owner.passwordHash) else {
+            try recordFailure(.passwordAccount, key: account)
+            await record(action, actor: "owner", outcome: "failure", client: client,
+                metadata: ["reason": .string("current password")])
+            throw AuthError(.unauthorized, "the current password is not correct")
+        }
+    }
+
     /// Changes the owner's password after checking the current one; ends every session and JWT.
     public func changePassword(
         current: SecretBytes,
@@ -221,13 +237,7 @@ extension OwnerAuthority {
         client: ClientInfo
     ) async throws(AuthError) {
         var owner = try await requireOwner()
-        let account = owner.username.lowercased()
-        try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
-        guard try await slots.verify(current, against: owner.passwordHash) else {
-            try recordFailure(.passwordAccount, key: account)
-            await record("auth.password.change", actor: "owner", outcome: "failure", client: client)
-            throw AuthError(.unauthorized, "the current password is not correct")
-        }
+        try await confirmPassword(current, owner: owner, action: "auth.password.change", client: client)
         try Self.checkPasswordRules(new)
         owner.passwordHash = try Self.hashPassword(new)
         owner.tokenVersion += 1
@@ -290,5 +300,17 @@ extension OwnerAuthority {
         await record(
             "admin.refused", actor: "uid:\(uid)", outcome: "denied", client: ClientInfo.local("admin-socket"),
             metadata: ["uid": .int(Int64(uid)), "pid": .int(Int64(pid))])
+    }
+}
+
+extension OwnerAuthority {
+    /// Whether a repeated refusal (a locked-out login hammered again) should be audited: once per key
+    /// per minute, so an attacker cannot grow the audit log without bound by retrying while locked.
+    func shouldRecordRefusal(_ key: String) -> Bool {
+        let now = nowMillis()
+        if let last = recentRefusals[key], now - last < 60_000 { return false }
+        if recentRefusals.count > 10_000 { recentRefusals.removeAll() }
+        recentRefusals[key] = now
+        return true
     }
 }

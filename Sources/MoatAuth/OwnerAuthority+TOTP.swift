@@ -27,8 +27,17 @@ extension OwnerAuthority {
     /// Starts (or restarts) TOTP enrolment: a new secret, kept in the vault as pending until
     /// ``confirmTOTP(code:client:)`` proves the owner's app has it. Enrolment does not change login
     /// until it is confirmed.
-    public func beginTOTPEnrolment(client: ClientInfo) async throws(AuthError) -> TOTPEnrolment {
+    ///
+    /// - Parameter currentPassword: required from the web (changing a factor needs the password again,
+    ///   so a stolen session cannot swap the owner's authenticator); nil from the terminal, where the
+    ///   vault is already open.
+    public func beginTOTPEnrolment(
+        currentPassword: SecretBytes?, client: ClientInfo
+    ) async throws(AuthError) -> TOTPEnrolment {
         let owner = try await requireOwner()
+        if let currentPassword {
+            try await confirmPassword(currentPassword, owner: owner, action: "auth.totp.enrol.begin", client: client)
+        }
         var secret = TOTP.generateSecret()
         let uri = TOTP.provisioningURI(secret: secret, account: owner.username)
         let base32 = Base32.encode(secret)
@@ -109,7 +118,9 @@ extension OwnerAuthority {
         do {
             try checkLimit(.totp, key: account, limit: settings.totpFailures)
         } catch {
-            await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
+            if shouldRecordRefusal("totp " + client.sourceIP) {
+                await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
+            }
             throw error
         }
         let text = (code ?? "").filter { !$0.isWhitespace }

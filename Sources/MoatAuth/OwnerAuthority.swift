@@ -43,6 +43,8 @@ public actor OwnerAuthority {
     /// The hash unknown usernames are checked against, so they cost exactly what a wrong password costs.
     let dummyHash: String
     var reportedTamper = Set<String>()
+    /// When each repeated refusal was last audited (see ``shouldRecordRefusal(_:)``).
+    var recentRefusals: [String: Int64] = [:]
 
     /// Opens the authority over `database`, taking its keys from `vault` (created on first use).
     public init(

@@ -34,7 +34,9 @@ enum DashboardPages {
         <section id="totp" hidden>
         <h2>Two-factor login (TOTP)</h2>
         <p id="totp-state"></p>
-        <button id="totp-start">Turn on two-factor login</button>
+        <form id="totp-start-form"><label>Your password (to change a login factor)
+        <input id="totp-password" type="password" autocomplete="current-password" required></label>
+        <button type="submit" id="totp-start">Turn on two-factor login</button></form>
         <div id="totp-enrol" hidden>
         <p>Scan this code with your authenticator app, or type the secret <code id="totp-secret"></code>.</p>
         <div id="totp-qr" role="img" aria-label="QR code of the TOTP secret"></div>
@@ -182,9 +184,11 @@ enum DashboardPages {
           $("revoke-all").addEventListener("click", async () => {
             try { await api("POST", "/api/auth/revoke-all", {}); location.replace("/login"); } catch (error) { say(error.message); }
           });
-          $("totp-start").addEventListener("click", async () => {
+          $("totp-start-form").addEventListener("submit", async (event) => {
+            event.preventDefault();
             try {
-              const enrolment = await api("POST", "/api/auth/totp/enrol", {});
+              const enrolment = await api("POST", "/api/auth/totp/enrol", { password: $("totp-password").value });
+              $("totp-password").value = "";
               $("totp-secret").textContent = enrolment.secret;
               // Parsed, not assigned as HTML: the SVG is drawn by Moat and holds no script; the CSP
               // (no data: images) rules out an <img src="data:…">.

@@ -122,6 +122,9 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
         switch state {
         case .needsSetup:
+            if request.method == .post, path == "/api/setup", !Self.sameOrigin(request, allowMissing: true) {
+                return APIError.response(status: .forbidden, "cross-site request refused")
+            }
             guard path == "/api/setup" else {
                 return APIError.response(
                     AuthError(

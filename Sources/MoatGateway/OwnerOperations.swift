@@ -83,7 +83,7 @@ public struct OwnerOperations: Sendable {
             return ok(
                 "every session and live token was ended" + (tokens ? ", and every API token revoked" : "") + "\n")
         case "owner.totp-begin":
-            let enrolment = try await authority.beginTOTPEnrolment(client: client)
+            let enrolment = try await authority.beginTOTPEnrolment(currentPassword: nil, client: client)
             return ok(
                 enrolment.qrText + "\n" + enrolment.uri + "\n\nsecret (to type in by hand): " + enrolment.secretBase32
                     + "\n")

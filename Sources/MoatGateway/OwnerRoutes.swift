@@ -92,8 +92,10 @@ public enum OwnerRoutes {
         }
         router.post("/api/auth/totp/enrol") { request, context -> Response in
             try await respond {
+                let body = try await JSONBody.read(request, context)
+                var password = try body.secret("password")
                 let enrolment = try await authority.beginTOTPEnrolment(
-                    client: OwnerAuthMiddleware.client(request, context))
+                    currentPassword: password.take(), client: OwnerAuthMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
                     ["uri": enrolment.uri, "secret": enrolment.secretBase32, "qr_svg": enrolment.qrSVG])

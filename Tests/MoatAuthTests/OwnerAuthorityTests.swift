@@ -336,7 +336,15 @@ struct TwoFactorTests {
     /// Sets up the owner and enrols TOTP; returns the app's TOTP and the recovery codes.
     static func enrolled(_ fixture: AuthFixture) async throws -> (TOTP, [String]) {
         try await fixture.setUp()
-        let enrolment = try await fixture.authority.beginTOTPEnrolment(client: AuthFixture.client)
+        // From the web the current password is needed; a wrong one changes nothing.
+        let refused = await authError {
+            try await fixture.authority.beginTOTPEnrolment(
+                currentPassword: AuthFixture.secret("not the password!"), client: AuthFixture.client)
+        }
+        #expect(refused?.code == .unauthorized)
+        #expect(try fixture.vault.value(named: OwnerAuthority.pendingTOTPSecretName) == nil)
+        let enrolment = try await fixture.authority.beginTOTPEnrolment(
+            currentPassword: AuthFixture.secret(AuthFixture.password), client: AuthFixture.client)
         #expect(enrolment.uri.hasPrefix("otpauth://totp/Moat:owner?secret=\(enrolment.secretBase32)"))
         #expect(enrolment.qrSVG.hasPrefix("<svg") && !enrolment.qrText.isEmpty)
         let secret = try #require(Base32.decode(enrolment.secretBase32))

@@ -234,3 +234,41 @@ struct OwnerHTTPTests {
         }
     }
 }
+
+@Suite("TOTP over HTTP")
+struct TOTPHTTPTests {
+    @Test("enrolment needs the password, shows a QR SVG, and then login needs a code")
+    func enrolAndLogin() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            let wrong = try await client.browser(
+                "POST", "/api/auth/totp/enrol", cookie: cookie, csrf: csrf, json: #"{"password":"not it at all"}"#)
+            #expect(wrong.status == 401)
+            let enrol = try await client.browser(
+                "POST", "/api/auth/totp/enrol", cookie: cookie, csrf: csrf,
+                json: #"{"password":"\#(OwnerHTTPFixture.password)"}"#)
+            #expect(enrol.status == 200)
+            let body = OwnerHTTPFixture.json(enrol)
+            #expect((body["qr_svg"] as? String)?.hasPrefix("<svg") == true)
+            let secret = try #require((body["secret"] as? String).flatMap(Base32.decode))
+            let totp = TOTP(secret: secret)
+            let code = totp.code(atStep: TOTP.step(at: Date()))
+            let confirm = try await client.browser(
+                "POST", "/api/auth/totp/confirm", cookie: cookie, csrf: csrf, json: #"{"code":"\#(code)"}"#)
+            #expect(confirm.status == 200)
+            let recovery = try #require(OwnerHTTPFixture.json(confirm)["recovery_codes"] as? [String])
+            #expect(recovery.count == 10)
+            // Password alone is no longer enough; with a recovery code it is (once).
+            #expect(try await fixture.login(client).status == 401)
+            let withCode = try await client.send(
+                "POST", "/api/auth/login",
+                json: #"{"username":"owner","password":"\#(OwnerHTTPFixture.password)","code":"\#(recovery[0])"}"#)
+            #expect(withCode.status == 200)
+            let again = try await client.send(
+                "POST", "/api/auth/login",
+                json: #"{"username":"owner","password":"\#(OwnerHTTPFixture.password)","code":"\#(recovery[0])"}"#)
+            #expect(again.status == 401)
+        }
+    }
+}
