@@ -224,7 +224,8 @@ extension OwnerAuthority {
         try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
         guard try await slots.verify(password, against: owner.passwordHash) else {
             try recordFailure(.passwordAccount, key: account)
-            await record(action, actor: "owner", outcome: "failure", client: client,
+            await record(
+                action, actor: "owner", outcome: "failure", client: client,
                 metadata: ["reason": .string("current password")])
             throw AuthError(.unauthorized, "the current password is not correct")
         }
