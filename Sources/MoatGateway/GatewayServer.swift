@@ -150,10 +150,6 @@ public struct GatewayServer: Sendable {
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? bind.port
                 hostGuard.setBoundPort(port)
-                logger.notice(
-                    "listening",
-                    metadata: ["url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)"]
-                )
                 if let audit {
                     do {
                         try await audit.append(
@@ -167,6 +163,11 @@ public struct GatewayServer: Sendable {
                 if let ownerAuth {
                     await offerSetupLink(auth: ownerAuth, baseURL: "\(scheme)://\(linkHost):\(port)", logger: logger)
                 }
+                // Logged last, so "listening" also means the setup link (when there is one) is ready.
+                logger.notice(
+                    "listening",
+                    metadata: ["url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)"]
+                )
                 onListening(port)
             },
             logger: logger

@@ -97,6 +97,11 @@ struct OwnerCommand: AsyncParsableCommand {
             var params = ["password": password, "reset": reset ? "true" : "false"]
             if let username { params["username"] = username }
             try await OwnerChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
+            // A setup link written by `moat serve` is useless now; do not leave it lying around.
+            if let layout = try? StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
+            {
+                unlink(layout.stateDirectory + "/setup-link.txt")
+            }
         }
     }
 

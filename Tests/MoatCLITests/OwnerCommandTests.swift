@@ -35,6 +35,11 @@ import Testing
         #expect(token.count >= 43)
         #expect(!server.log.contains(token))
         #expect(server.log.contains("setup-link.txt"))
+        // The admin socket starts beside the HTTP listener.
+        let socketDeadline = Date().addingTimeInterval(15)
+        while !FileManager.default.fileExists(atPath: home + "/moat.sock") && Date() < socketDeadline {
+            usleep(20_000)
+        }
         #expect(FileManager.default.fileExists(atPath: home + "/moat.sock"))
 
         // Before setup: 503 everywhere but setup.
@@ -54,9 +59,17 @@ import Testing
         #expect(apiToken.hasPrefix("moat_"))
         #expect(created.stderr.contains("shown only this once"))
         let prefix = String(apiToken.split(separator: "_")[1])
-        let session = try Self.send(
-            "GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
-        #expect(session.status == 200 && session.body.contains("\"via\":\"token\""))
+        // As a script would: curl, with the token in a header read from a file (not on curl's argv).
+        let headerFile = try temp.write("auth-header", "Authorization: Bearer \(apiToken)\n")
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-H", "@\(headerFile)", "http://127.0.0.1:\(port)/api/auth/session"]
+        let curlOut = Pipe()
+        curl.standardOutput = curlOut
+        try curl.run()
+        let curlBody = String(decoding: curlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        #expect(curlBody.contains("\"via\":\"token\"") && curlBody.contains("\"scope\":\"read\""), "\(curlBody)")
         let list = try MoatBinary.run(["token", "list"], home: home)
         #expect(list.status == 0 && list.stdout.contains(prefix) && list.stdout.contains("ci"))
         #expect(!list.stdout.contains(apiToken))

@@ -194,8 +194,9 @@ import Testing
         while !second.log.contains("vault reloaded") && Date() < deadline { usleep(100_000) }
         let (_, secondLog) = second.stop()
         #expect(secondLog.contains("\"message\":\"vault reloaded\""), "\(secondLog)")
-        // The two audit keys the server keeps in the vault, and the one the CLI added.
-        #expect(secondLog.contains("\"secrets\":\"3\""))
+        // The server's own keys in the vault (two for the audit log, two for owner authentication) and
+        // the one the CLI added.
+        #expect(secondLog.contains("\"secrets\":\"5\""))
         #expect(!secondLog.contains(Self.token))
         #expect(!secondLog.contains(key))
 

@@ -322,7 +322,9 @@ final class FakeLocalAPI: Sendable {
         ]
     )
     func whoisFailures(_ address: String, _ reason: String) async throws {
-        try await Self.withFake { _, identity in
+        // A generous timeout: these answers all arrive; only the silent case (below) tests the timeout, and a
+        // 1.1 MB answer on a loaded 2-core machine can take longer than tailscaled's 2 s default.
+        try await Self.withFake(timeout: 20) { _, identity in
             let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders(from: address))
             #expect(verdict == .refused(reason: reason))
         }

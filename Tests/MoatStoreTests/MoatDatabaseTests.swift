@@ -41,7 +41,7 @@ import Testing
         try first.close()
         let second = try MoatDatabase(path: temp.file("moat.db"))
         #expect(try second.installationID() == id)
-        #expect(try second.appliedMigrations().count == 3)
+        #expect(try second.appliedMigrations().count == 4)
     }
 
     @Test("a file that is not SQLite gives a clear error, not a crash")
