@@ -237,42 +237,37 @@ extension OwnerAuthority {
         new: SecretBytes,
         client: ClientInfo
     ) async throws(AuthError) {
-        var owner = try await requireOwner()
+        let owner = try await requireOwner()
         try await confirmPassword(current, owner: owner, action: "auth.password.change", client: client)
-        try Self.checkPasswordRules(new)
-        owner.passwordHash = try Self.hashPassword(new)
-        owner.tokenVersion += 1
-        owner.updatedAt = nowMillis()
-        let updated = owner
-        do {
-            try await audited("auth.password.change", client: client) {
-                try self.database.pool.write { db in
-                    try self.storeOwner(updated, in: db)
-                    try db.execute(sql: "DELETE FROM auth_sessions")
-                }
-            }
-        } catch let error as AuthError {
-            throw error
-        } catch {
-            throw AuthError(.storage, "could not change the password: \(error)")
-        }
+        try await storeNewPassword(new, owner: owner, clearFailures: false, client: client)
     }
 
     /// Sets a new password from the terminal (`moat owner password`), where the vault is already open:
-    /// the current password is not needed. Ends every session and JWT.
+    /// the current password is not needed, and the account's failure counts are cleared (the way out of
+    /// a lockout). Ends every session and JWT.
     public func resetPassword(_ new: SecretBytes, client: ClientInfo) async throws(AuthError) {
-        var owner = try await requireOwner()
+        try await storeNewPassword(new, owner: try await requireOwner(), clearFailures: true, client: client)
+    }
+
+    /// Hashes and stores a new password, bumps the token version and ends every session, audited first.
+    private func storeNewPassword(
+        _ new: SecretBytes, owner: OwnerRecord, clearFailures: Bool, client: ClientInfo
+    ) async throws(AuthError) {
         try Self.checkPasswordRules(new)
-        owner.passwordHash = try Self.hashPassword(new)
-        owner.tokenVersion += 1
-        owner.updatedAt = nowMillis()
-        let updated = owner
+        var updated = owner
+        updated.passwordHash = try Self.hashPassword(new)
+        updated.tokenVersion += 1
+        updated.updatedAt = nowMillis()
+        let record = updated
+        let metadata: [String: AuditValue] = clearFailures ? ["via": .string("terminal")] : [:]
         do {
-            try await audited("auth.password.change", client: client, metadata: ["via": .string("terminal")]) {
+            try await audited("auth.password.change", client: client, metadata: metadata) {
                 try self.database.pool.write { db in
-                    try self.storeOwner(updated, in: db)
+                    try self.storeOwner(record, in: db)
                     try db.execute(sql: "DELETE FROM auth_sessions")
-                    try db.execute(sql: "DELETE FROM auth_failures WHERE kind IN ('password-account', 'totp')")
+                    if clearFailures {
+                        try db.execute(sql: "DELETE FROM auth_failures WHERE kind IN ('password-account', 'totp')")
+                    }
                 }
             }
         } catch let error as AuthError {
