@@ -182,6 +182,16 @@ struct BruteForceTests {
         #expect(try fixture.auditActions().contains("auth.login"))
     }
 
+    @Test("a locked-out owner recovers at the terminal: moat owner password clears the account's count")
+    func terminalRecovery() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        for _ in 0..<10 { _ = await authError { try await fixture.login("owner", "wrong password here") } }
+        #expect(await authError { try await fixture.login() }?.code == .rateLimited)
+        try await fixture.authority.resetPassword(AuthFixture.secret("a brand new passphrase"), client: .local("cli"))
+        _ = try await fixture.login("owner", "a brand new passphrase")
+    }
+
     @Test("a correct login resets the account's count")
     func successResets() async throws {
         let fixture = try AuthFixture()
