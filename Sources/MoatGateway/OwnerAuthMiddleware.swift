@@ -42,18 +42,27 @@ public struct GatewayAuth: Sendable {
         self.setupLinkFile = setupLinkFile
     }
 
-    /// `__Host-moat_session` under TLS (the prefix makes browsers insist on Secure, Path=/ and no
+    /// Whether the browser reached Moat over HTTPS: Moat's own TLS, or `tailscale serve` (or another
+    /// local proxy) terminating TLS and saying so in `X-Forwarded-Proto`. Trusting that header can only
+    /// make the cookie stricter (`Secure`, `__Host-`), never grant anything.
+    func isHTTPS(_ request: Request) -> Bool {
+        tls || request.headers[.xForwardedProto]?.lowercased() == "https"
+    }
+
+    /// `__Host-moat_session` over HTTPS (the prefix makes browsers insist on Secure, Path=/ and no
     /// Domain), `moat_session` on plain-HTTP loopback.
-    public var cookieName: String { tls ? "__Host-moat_session" : "moat_session" }
+    func cookieName(https: Bool) -> String { https ? "__Host-moat_session" : "moat_session" }
 
     /// The `Set-Cookie` value for a new session.
-    func sessionCookie(_ id: String) -> String {
-        "\(cookieName)=\(id); Path=/; HttpOnly; SameSite=Strict" + (tls ? "; Secure" : "")
+    func sessionCookie(_ id: String, for request: Request) -> String {
+        let https = isHTTPS(request)
+        return "\(cookieName(https: https))=\(id); Path=/; HttpOnly; SameSite=Strict" + (https ? "; Secure" : "")
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
-    var expiredCookie: String {
-        "\(cookieName)=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (tls ? "; Secure" : "")
+    func expiredCookie(for request: Request) -> String {
+        let https = isHTTPS(request)
+        return "\(cookieName(https: https))=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (https ? "; Secure" : "")
     }
 }
 
@@ -191,7 +200,10 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             }
             return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client))
         }
-        if auth.mode != .token, let id = Self.cookie(named: auth.cookieName, in: request.headers) {
+        if auth.mode != .token,
+            let id = Self.cookie(named: auth.cookieName(https: true), in: request.headers)
+                ?? Self.cookie(named: auth.cookieName(https: false), in: request.headers)
+        {
             if let session = try await auth.authority.session(id: id) {
                 return .session(session)
             }

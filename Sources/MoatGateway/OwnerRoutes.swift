@@ -25,7 +25,7 @@ public enum OwnerRoutes {
                     token: try body.string("token"), username: try body.optionalString("username"),
                     password: password.take(), client: OwnerAuthMiddleware.client(request, context))
                 if let file = auth.setupLinkFile { unlink(file) }
-                return loggedIn(result, status: .created, auth: auth)
+                return loggedIn(result, status: .created, auth: auth, request: request)
             }
         }
         router.post("/api/auth/login") { request, context -> Response in
@@ -38,7 +38,7 @@ public enum OwnerRoutes {
                 let result = try await authority.login(
                     username: try body.string("username"), password: password.take(),
                     code: try body.optionalString("code"), client: OwnerAuthMiddleware.client(request, context))
-                return loggedIn(result, status: .ok, auth: auth)
+                return loggedIn(result, status: .ok, auth: auth, request: request)
             }
         }
         router.post("/api/auth/logout") { request, context -> Response in
@@ -47,7 +47,7 @@ public enum OwnerRoutes {
                     try await authority.logout(session, client: OwnerAuthMiddleware.client(request, context))
                 }
                 var response = Response(status: .noContent)
-                response.headers[.setCookie] = auth.expiredCookie
+                response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
@@ -75,7 +75,7 @@ public enum OwnerRoutes {
                 try await authority.changePassword(
                     current: current.take(), new: new.take(), client: OwnerAuthMiddleware.client(request, context))
                 var response = Response(status: .noContent)
-                response.headers[.setCookie] = auth.expiredCookie
+                response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
@@ -86,7 +86,7 @@ public enum OwnerRoutes {
                     tokens: try body.optionalBool("api_tokens") ?? false, actor: context.identity?.actor ?? "owner",
                     client: OwnerAuthMiddleware.client(request, context))
                 var response = Response(status: .noContent)
-                response.headers[.setCookie] = auth.expiredCookie
+                response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
@@ -164,10 +164,12 @@ public enum OwnerRoutes {
         }
     }
 
-    static func loggedIn(_ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth) -> Response {
+    static func loggedIn(
+        _ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth, request: Request
+    ) -> Response {
         var response = APIError.json(
             status: status, ["csrf_token": result.csrfToken, "expires_at": AuditTime.text(result.expires)])
-        response.headers[.setCookie] = auth.sessionCookie(result.sessionID)
+        response.headers[.setCookie] = auth.sessionCookie(result.sessionID, for: request)
         return response
     }
 }

@@ -92,6 +92,23 @@ import Testing
         }
     }
 
+    @Test("behind tailscale serve (X-Forwarded-Proto: https) the login cookie is __Host- and Secure")
+    func secureCookieBehindServe() async throws {
+        let fixture = try OwnerHTTPFixture(allowedHosts: [Self.tailnet])
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            let login = try await Self.send(
+                client, "POST", "/api/auth/login",
+                [("Origin", "https://\(Self.tailnet)"), ("X-Forwarded-Proto", "https")],
+                json: #"{"username":"owner","password":"\#(OwnerHTTPFixture.password)"}"#)
+            #expect(login.status == 200)
+            let cookie = try #require(login.header("Set-Cookie"))
+            #expect(cookie.hasPrefix("__Host-moat_session=") && cookie.hasSuffix("; Secure"))
+            let pair = OwnerHTTPFixture.cookiePair(login)
+            #expect(try await Self.send(client, "GET", "/api/auth/session", [("Cookie", pair)]).status == 200)
+        }
+    }
+
     @Test("without the opt-in, Tailscale headers mean nothing")
     func notConfigured() async throws {
         let fixture = try OwnerHTTPFixture(allowedHosts: [Self.tailnet])
