@@ -121,8 +121,16 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        let path = request.uri.path
-        guard path == "/api" || path.hasPrefix("/api/") else { return try await next(request, context) }
+        // The router ignores empty path segments (`//api/tokens` reaches `/api/tokens`), so a guard that
+        // compared raw prefixes could be walked around. Refuse anything but the canonical form, and
+        // decide on the segments the router itself will use.
+        let raw = request.uri.path
+        let segments = raw.split(separator: "/", omittingEmptySubsequences: true)
+        guard !raw.contains("//"), !segments.contains("."), !segments.contains("..") else {
+            return APIError.response(status: .badRequest, "the path is not canonical (repeated slashes or dot segments)")
+        }
+        let path = "/" + segments.joined(separator: "/")
+        guard segments.first == "api" else { return try await next(request, context) }
         let state: OwnerState
         do {
             state = try await auth.authority.state()

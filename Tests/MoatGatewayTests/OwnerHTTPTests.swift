@@ -34,6 +34,25 @@ struct OwnerHTTPTests {
         }
     }
 
+    @Test("non-canonical paths cannot walk around authentication", arguments: [false, true])
+    func nonCanonicalPaths(afterSetup: Bool) async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            if afterSetup { _ = try await fixture.setUp(client) }
+            for path in [
+                "//api/tokens", "///api/tokens", "/api//tokens", "//api/auth/session", "/./api/tokens",
+                "/x/../api/tokens", "//api/audit", "/api/tokens/", "/api/./tokens",
+            ] {
+                let response = try await client.send("GET", path)
+                #expect(response.status != 200, "\(path) answered 200 without authentication")
+                #expect(!response.body.contains("\"tokens\""), "\(path)")
+            }
+            let post = try await client.send(
+                "POST", "//api/tokens", headers: [("Origin", client.origin)], json: #"{"name":"sneaky"}"#)
+            #expect(post.status == 400)
+        }
+    }
+
     @Test("security headers on every response; no-store on /api/")
     func securityHeaders() async throws {
         let fixture = try OwnerHTTPFixture()
