@@ -127,7 +127,8 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         let raw = request.uri.path
         let segments = raw.split(separator: "/", omittingEmptySubsequences: true)
         guard !raw.contains("//"), !segments.contains("."), !segments.contains("..") else {
-            return APIError.response(status: .badRequest, "the path is not canonical (repeated slashes or dot segments)")
+            return APIError.response(
+                status: .badRequest, "the path is not canonical (repeated slashes or dot segments)")
         }
         let path = "/" + segments.joined(separator: "/")
         guard segments.first == "api" else { return try await next(request, context) }
