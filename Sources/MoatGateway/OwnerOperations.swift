@@ -62,7 +62,8 @@ public struct OwnerOperations: Sendable {
             try await authority.setUpLocally(
                 username: params["username"], password: SecretBytes(wiping: &bytes),
                 replace: params["reset"] == "true", client: client)
-            return ok("owner set up; log in at \(baseURL() ?? "the gateway's address")/login\n")
+            if let base = baseURL() { return ok("owner set up; log in at \(base)/login\n") }
+            return ok("owner set up; start `moat serve` and log in at its address (http://127.0.0.1:18789/login by default)\n")
         case "owner.setup-link":
             guard let baseURL = baseURL() else {
                 return AdminResponse(
