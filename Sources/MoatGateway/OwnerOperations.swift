@@ -63,7 +63,9 @@ public struct OwnerOperations: Sendable {
                 username: params["username"], password: SecretBytes(wiping: &bytes),
                 replace: params["reset"] == "true", client: client)
             if let base = baseURL() { return ok("owner set up; log in at \(base)/login\n") }
-            return ok("owner set up; start `moat serve` and log in at its address (http://127.0.0.1:18789/login by default)\n")
+            return ok(
+                "owner set up; start `moat serve` and log in at its address "
+                    + "(http://127.0.0.1:18789/login by default)\n")
         case "owner.setup-link":
             guard let baseURL = baseURL() else {
                 return AdminResponse(
