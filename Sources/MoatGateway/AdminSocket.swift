@@ -238,7 +238,7 @@ public final class AdminSocketServer: Service {
                     response = .failure("moat: the admin request must end with a newline", status: ExitStatus.usage)
                 case .line(let bytes):
                     if let request = try? JSONDecoder().decode(AdminRequest.self, from: Data(bytes)) {
-                        logger.debug("admin request", metadata: ["op": "\(request.op)", "peer_pid": "\(peer.pid)"])
+                        logger.info("admin request", metadata: ["op": "\(request.op)", "peer_uid": "\(peer.uid)"])
                         response = await handler(request, peer)
                     } else {
                         response = .failure(

@@ -3,6 +3,7 @@ import Logging
 import MoatAudit
 import MoatAuth
 import MoatCore
+import MoatPolicy
 import MoatStore
 import MoatVault
 import Synchronization
@@ -18,11 +19,12 @@ final class BaseURLBox: Sendable {
 struct OwnerAccess {
     let auth: GatewayAuth
     let operations: (@escaping @Sendable () -> String?) -> OwnerOperations
+    let policy: PolicyOperations
     let socketPath: String
     let logger: Logger
 
     func adminSocket(baseURL: BaseURLBox) -> AdminSocketServer {
-        let operations = self.operations { baseURL.get() }
+        let operations = AdminOperations(owner: self.operations { baseURL.get() }, policy: policy)
         let authority = auth.authority
         return AdminSocketServer(
             path: socketPath,
@@ -51,10 +53,14 @@ extension GatewayServer {
     ) throws(GatewayError) -> OwnerAccess {
         let authority: OwnerAuthority
         let installation: String
+        let engine: PolicyEngine
         do {
             authority = try OwnerAuthority(
                 database: database, vault: vault, audit: audit, settings: configuration.auth)
             installation = try database.installationID()
+            engine = PolicyEngine(
+                database: database, authenticator: try PolicyKeyring.authenticator(from: vault), audit: audit,
+                settings: configuration.policy)
         } catch {
             throw GatewayError(.startup, "cannot open owner authentication: \(error)")
         }
@@ -74,6 +80,7 @@ extension GatewayServer {
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }
             },
+            policy: PolicyOperations(engine: engine),
             socketPath: adminSocketPath,
             logger: logger
         )

@@ -4,12 +4,13 @@ import MoatAudit
 import MoatAuth
 import MoatCore
 import MoatGateway
+import MoatPolicy
 import MoatStore
 import MoatVault
 
-/// Sends an owner operation to the running server through the admin socket, or — when no server
-/// runs — performs it in this process on the same files with the same code (``OwnerOperations``).
-enum OwnerChannel {
+/// Sends an owner or policy operation to the running server through the admin socket, or — when no
+/// server runs — performs it in this process on the same files with the same code (``AdminOperations``).
+enum AdminChannel {
     static func run(_ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions) async throws {
         let response = try await send(request, state: state, unlock: unlock)
         if !response.output.isEmpty { FileHandle.standardOutput.write(Data(response.output.utf8)) }
@@ -40,18 +41,22 @@ enum OwnerChannel {
         let context = try CommandContext.open(state: state)
         defer { try? context.database.close() }
         let vault = try context.unlockVault(unlock)
-        let settings: AuthSettings
+        let configuration: GatewayConfiguration
         do {
             let options = GatewayServer.Options(
                 home: state.home, configPath: state.config, environment: ProcessInfo.processInfo.environment)
-            settings = try GatewayServer.load(options).1.auth
+            configuration = try GatewayServer.load(options).1
         } catch {
             throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
         }
+        let audit = try context.auditLog(AuditKeyring.keys(from: vault))
         let authority = try OwnerAuthority(
-            database: context.database, vault: vault, audit: try context.auditLog(AuditKeyring.keys(from: vault)),
-            settings: settings)
-        let operations = OwnerOperations(authority: authority, baseURL: { nil })
+            database: context.database, vault: vault, audit: audit, settings: configuration.auth)
+        let engine = PolicyEngine(
+            database: context.database, authenticator: try PolicyKeyring.authenticator(from: vault), audit: audit,
+            settings: configuration.policy)
+        let operations = AdminOperations(
+            owner: OwnerOperations(authority: authority, baseURL: { nil }), policy: PolicyOperations(engine: engine))
         return await operations.perform(request, client: .local("cli"))
     }
 }
@@ -89,14 +94,14 @@ struct OwnerCommand: AsyncParsableCommand {
 
         func run() async throws {
             if link {
-                try await OwnerChannel.run(AdminRequest(op: "owner.setup-link"), state: state, unlock: unlock)
+                try await AdminChannel.run(AdminRequest(op: "owner.setup-link"), state: state, unlock: unlock)
                 return
             }
             let password = try OwnerPassword.read(
                 file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "Owner password: ")
             var params = ["password": password, "reset": reset ? "true" : "false"]
             if let username { params["username"] = username }
-            try await OwnerChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
             // A setup link written by `moat serve` is useless now; do not leave it lying around.
             if let layout = try? StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
             {
@@ -111,7 +116,7 @@ struct OwnerCommand: AsyncParsableCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            try await OwnerChannel.run(AdminRequest(op: "owner.status"), state: state, unlock: unlock)
+            try await AdminChannel.run(AdminRequest(op: "owner.status"), state: state, unlock: unlock)
         }
     }
 
@@ -128,7 +133,7 @@ struct OwnerCommand: AsyncParsableCommand {
         func run() async throws {
             let password = try OwnerPassword.read(
                 file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "New owner password: ")
-            try await OwnerChannel.run(
+            try await AdminChannel.run(
                 AdminRequest(op: "owner.password", params: ["password": password]), state: state, unlock: unlock)
         }
     }
@@ -140,12 +145,12 @@ struct OwnerCommand: AsyncParsableCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            try await OwnerChannel.run(AdminRequest(op: "owner.totp-begin"), state: state, unlock: unlock)
+            try await AdminChannel.run(AdminRequest(op: "owner.totp-begin"), state: state, unlock: unlock)
             FileHandle.standardError.write(Data("Code from the app: ".utf8))
             guard let code = readLine(strippingNewline: true), !code.isEmpty else {
                 throw CommandFailure("no code given; two-factor login stays off", exitCode: ExitStatus.usage)
             }
-            try await OwnerChannel.run(
+            try await AdminChannel.run(
                 AdminRequest(op: "owner.totp-confirm", params: ["code": code]), state: state, unlock: unlock)
         }
     }
@@ -160,7 +165,7 @@ struct OwnerCommand: AsyncParsableCommand {
         var tokens = false
 
         func run() async throws {
-            try await OwnerChannel.run(
+            try await AdminChannel.run(
                 AdminRequest(op: "owner.revoke-all", params: ["tokens": tokens ? "true" : "false"]), state: state,
                 unlock: unlock)
         }
@@ -201,7 +206,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             var params = ["name": name, "scope": scope]
             if let expires { params["expires"] = expires }
-            try await OwnerChannel.run(AdminRequest(op: "token.create", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(AdminRequest(op: "token.create", params: params), state: state, unlock: unlock)
         }
     }
 
@@ -212,7 +217,7 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await OwnerChannel.run(
+            try await AdminChannel.run(
                 AdminRequest(op: "token.list", params: ["json": json ? "true" : "false"]), state: state, unlock: unlock)
         }
     }
@@ -224,7 +229,7 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument(help: "The token's 8-character prefix (see `moat token list`).") var prefix: String
 
         func run() async throws {
-            try await OwnerChannel.run(
+            try await AdminChannel.run(
                 AdminRequest(op: "token.revoke", params: ["prefix": prefix]), state: state, unlock: unlock)
         }
     }

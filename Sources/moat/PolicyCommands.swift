@@ -7,25 +7,11 @@ import MoatPolicy
 import MoatStore
 import MoatVault
 
-/// Opens the policy engine on `moat.db` and the vault (for the row-MAC and audit keys).
+/// The settings `moat policy check-url` needs from the config file.
 ///
-/// Until the admin socket exists (issue 6) these commands work on the files directly, like `moat vault`;
-/// SQLite's locking and the re-check inside each write keep them safe next to a running server.
+/// `moat trust …` and `moat approvals …` go through ``AdminChannel``: the admin socket when `moat serve`
+/// runs, the same ``PolicyOperations`` in this process otherwise.
 enum PolicyCommandContext {
-    static func engine(state: StateOptions, unlock: VaultUnlockOptions) throws -> PolicyEngine {
-        let context = try CommandContext.open(state: state)
-        let settings = try settings(state)
-        let vault = try context.unlockVault(unlock)
-        let keys = try AuditKeyring.keys(from: vault)
-        let authenticator = try PolicyKeyring.authenticator(from: vault)
-        return PolicyEngine(
-            database: context.database,
-            authenticator: authenticator,
-            audit: try context.auditLog(keys),
-            settings: settings
-        )
-    }
-
     static func settings(_ state: StateOptions) throws -> PolicySettings {
         do {
             let options = GatewayServer.Options(
@@ -33,15 +19,6 @@ enum PolicyCommandContext {
             return try GatewayServer.load(options).1.policy
         } catch {
             throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
-        }
-    }
-
-    /// Runs `body`, turning a policy error into a failure the CLI prints.
-    static func run<T>(_ body: () async throws -> T) async throws -> T {
-        do {
-            return try await body()
-        } catch let error as PolicyError {
-            throw CommandFailure(error.message)
         }
     }
 }
@@ -71,18 +48,7 @@ extension TrustCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            for item in try await PolicyCommandContext.run({ try await engine.trust() }) {
-                var line = "\(item.domain.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0))\(item.level)"
-                if let change = item.lastChange {
-                    line +=
-                        "  (change \(change.id), \(PolicyEngine.timestamp(change.createdAt)), \(change.kind.rawValue))"
-                } else {
-                    line += "  (default)"
-                }
-                if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
-                print(CommandContext.terminalSafe(line))
-            }
+            try await AdminChannel.run(AdminRequest(op: "trust.show"), state: state, unlock: unlock)
         }
     }
 
@@ -108,11 +74,9 @@ extension TrustCommand {
         var force = false
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let change = try await PolicyCommandContext.run {
-                try await engine.setTrust(domain, to: level, reason: reason, force: force)
-            }
-            print("change \(change.id): \(domain) \(change.from) -> \(change.to) (\(change.kind.rawValue))")
+            var params = ["domain": domain.rawValue, "level": String(level.rawValue), "reason": reason]
+            if force { params["force"] = "true" }
+            try await AdminChannel.run(AdminRequest(op: "trust.set", params: params), state: state, unlock: unlock)
         }
     }
 
@@ -127,15 +91,9 @@ extension TrustCommand {
         var domain: TrustDomain?
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            for change in try await PolicyCommandContext.run({ try await engine.history(domain) }) {
-                var line =
-                    "\(change.id)  \(PolicyEngine.timestamp(change.createdAt))  \(change.domain)  "
-                    + "\(change.from.rawValue) -> \(change.to.rawValue)  \(change.kind.rawValue)  by \(change.actor)"
-                if let undone = change.rollbackOf { line += "  (undoes \(undone))" }
-                line += "  reason: \(change.reason)  evidence: \(change.evidence)"
-                print(CommandContext.terminalSafe(line))
-            }
+            var params: [String: String] = [:]
+            if let domain { params["domain"] = domain.rawValue }
+            try await AdminChannel.run(AdminRequest(op: "trust.history", params: params), state: state, unlock: unlock)
         }
     }
 
@@ -156,11 +114,10 @@ extension TrustCommand {
         var force = false
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let change = try await PolicyCommandContext.run {
-                try await engine.rollback(changeID, reason: reason, force: force)
-            }
-            print("change \(change.id): \(change.domain) \(change.from) -> \(change.to) (rollback of \(changeID))")
+            var params = ["id": String(changeID)]
+            if let reason { params["reason"] = reason }
+            if force { params["force"] = "true" }
+            try await AdminChannel.run(AdminRequest(op: "trust.rollback", params: params), state: state, unlock: unlock)
         }
     }
 }
@@ -175,24 +132,6 @@ struct ApprovalsCommand: AsyncParsableCommand {
             """,
         subcommands: [List.self, Show.self, Approve.self, Deny.self]
     )
-
-    static func line(_ record: ApprovalRecord) -> String {
-        CommandContext.terminalSafe(
-            "\(record.id)  \(record.status)  \(record.domain)  \(record.request.tool)  "
-                + "\(record.request.destination.isEmpty ? "-" : record.request.destination)  by \(record.principal)  "
-                + "expires \(PolicyEngine.timestamp(record.expiresAt))"
-        )
-    }
-
-    static func json(_ record: ApprovalRecord) -> [String: Any] {
-        [
-            "id": record.id, "status": record.status.description, "domain": record.domain.rawValue,
-            "tool": record.request.tool, "arguments": record.request.arguments,
-            "destination": record.request.destination, "request_hash": record.requestHash,
-            "principal": record.principal, "created_at": PolicyEngine.timestamp(record.createdAt),
-            "expires_at": PolicyEngine.timestamp(record.expiresAt),
-        ]
-    }
 }
 
 extension ApprovalsCommand {
@@ -210,16 +149,8 @@ extension ApprovalsCommand {
         var json = false
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let records = try await PolicyCommandContext.run { try await engine.approvals(pendingOnly: !all) }
-            if json {
-                let data = try JSONSerialization.data(
-                    withJSONObject: records.map(ApprovalsCommand.json), options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-            } else {
-                if records.isEmpty { print(all ? "no approvals" : "no pending approvals") }
-                for record in records { print(ApprovalsCommand.line(record)) }
-            }
+            let params = ["all": all ? "true" : "false", "json": json ? "true" : "false"]
+            try await AdminChannel.run(AdminRequest(op: "approvals.list", params: params), state: state, unlock: unlock)
         }
     }
 
@@ -233,13 +164,8 @@ extension ApprovalsCommand {
         var id: String
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let record = try await PolicyCommandContext.run { try await engine.approval(id) }
-            print(ApprovalsCommand.line(record))
-            print(CommandContext.terminalSafe("tool:        \(record.request.tool)"))
-            print(CommandContext.terminalSafe("arguments:   \(record.request.arguments)"))
-            print(CommandContext.terminalSafe("destination: \(record.request.destination)"))
-            print("hash:        \(record.requestHash)")
+            try await AdminChannel.run(
+                AdminRequest(op: "approvals.show", params: ["id": id]), state: state, unlock: unlock)
         }
     }
 
@@ -253,9 +179,8 @@ extension ApprovalsCommand {
         var id: String
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let record = try await PolicyCommandContext.run { try await engine.approve(id) }
-            print("approved \(record.id)")
+            try await AdminChannel.run(
+                AdminRequest(op: "approvals.approve", params: ["id": id]), state: state, unlock: unlock)
         }
     }
 
@@ -272,9 +197,8 @@ extension ApprovalsCommand {
         var reason = ""
 
         func run() async throws {
-            let engine = try PolicyCommandContext.engine(state: state, unlock: unlock)
-            let record = try await PolicyCommandContext.run { try await engine.deny(id, reason: reason) }
-            print("denied \(record.id)")
+            try await AdminChannel.run(
+                AdminRequest(op: "approvals.deny", params: ["id": id, "reason": reason]), state: state, unlock: unlock)
         }
     }
 }

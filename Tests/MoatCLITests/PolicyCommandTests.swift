@@ -13,6 +13,38 @@ import Testing
         return temp
     }
 
+    @Test("with moat serve running, trust and approvals go through the admin socket with the same results")
+    func throughAdminSocket() throws {
+        let temp = try Self.servedHome()
+        let offlineShow = try MoatBinary.run(["trust", "show"], home: temp.path)
+        #expect(offlineShow.status == 0)
+        let server = try RunningServer(arguments: [], home: temp.path)
+        let deadline = Date().addingTimeInterval(15)
+        while !FileManager.default.fileExists(atPath: temp.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let show = try MoatBinary.run(["trust", "show"], home: temp.path)
+        #expect(show.status == 0 && show.stdout == offlineShow.stdout)
+        let set = try MoatBinary.run(["trust", "set", "web", "2", "--reason", "through the socket"], home: temp.path)
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(set.stdout.hasPrefix("change ") && set.stdout.contains("web 1 (inform) -> 2 (suggest)"))
+        let history = try MoatBinary.run(["trust", "history", "web"], home: temp.path)
+        #expect(history.stdout.contains("reason: through the socket"))
+        let raise = try MoatBinary.run(["trust", "set", "web", "4", "--reason", "no evidence"], home: temp.path)
+        #expect(raise.status == 1 && raise.stderr.contains("--force with a reason"))
+        let unknown = try MoatBinary.run(["approvals", "show", "nope"], home: temp.path)
+        #expect(unknown.status != 0)
+        let list = try MoatBinary.run(["approvals", "list", "--json"], home: temp.path)
+        #expect(list.status == 0 && list.stdout == "[]\n")
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        // The server did the work: its log names each operation that reached it over the socket.
+        for op in ["trust.show", "trust.set", "trust.history", "approvals.list"] {
+            #expect(log.contains("\"op\":\"\(op)\""), "\(op) did not go through the admin socket")
+        }
+        let after = try MoatBinary.run(["trust", "show"], home: temp.path)
+        #expect(after.stdout.contains("web          2 (suggest)"))
+        #expect(try MoatBinary.run(["audit", "verify"], home: temp.path).status == 0)
+    }
+
     @Test("policy scan exits 0 on clean text and 1 with the flags on an injection")
     func scan() throws {
         let clean = try MoatBinary.run(["policy", "scan"], home: nil, stdin: "Can you book a table for four?")
