@@ -14,14 +14,18 @@ struct CommandContext {
     let layout: StateLayout
     let database: MoatDatabase
 
-    static func open(state: StateOptions) throws -> CommandContext {
-        umask(0o077)
-        let layout: StateLayout
+    /// Where the state lives (`--home`, `MOAT_HOME`, XDG), as a command failure when it cannot be found.
+    static func layout(_ state: StateOptions) throws -> StateLayout {
         do {
-            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
+            return try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
         } catch {
             throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
         }
+    }
+
+    static func open(state: StateOptions) throws -> CommandContext {
+        umask(0o077)
+        let layout = try Self.layout(state)
         guard FileModes.mode(of: layout.databaseFile) != nil else {
             throw CommandFailure(
                 "no Moat state in \(layout.stateDirectory): start the gateway once with `moat serve`, "

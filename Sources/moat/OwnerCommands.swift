@@ -24,12 +24,7 @@ enum AdminChannel {
         _ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions
     ) async throws -> AdminResponse {
         umask(0o077)
-        let layout: StateLayout
-        do {
-            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
-        } catch {
-            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
-        }
+        let layout = try CommandContext.layout(state)
         let socket = layout.stateDirectory + "/moat.sock"
         if AdminClient.isServerListening(at: socket) {
             do {
@@ -103,10 +98,7 @@ struct OwnerCommand: AsyncParsableCommand {
             if let username { params["username"] = username }
             try await AdminChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
             // A setup link written by `moat serve` is useless now; do not leave it lying around.
-            if let layout = try? StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
-            {
-                unlink(layout.stateDirectory + "/setup-link.txt")
-            }
+            if let layout = try? CommandContext.layout(state) { unlink(layout.stateDirectory + "/setup-link.txt") }
         }
     }
 
