@@ -2,17 +2,21 @@
 # Moat installer. Idempotent: running it again only does what is missing.
 #
 #   ./install.sh                 install system packages, build release, install moat (and moat-sandbox)
-#   ./install.sh --deps          install only the system packages (what `swift test` and CI need)
+#   ./install.sh --deps          install only the system packages `swift test` and CI need, including
+#                                the headless browser the tests drive (chromium, chromium-driver,
+#                                python3-selenium); a plain ./install.sh never installs those
 #   ./install.sh --prefix DIR    install the binaries into DIR (default: /usr/local/bin as root,
 #                                ~/.local/bin otherwise)
 set -euo pipefail
 
 PACKAGES=(libsqlite3-dev libsodium-dev libargon2-dev libseccomp-dev libssl-dev libqrencode-dev pkg-config)
+# Only for the tests (--deps): the real browser the login-page tests drive, and curl.
+TEST_PACKAGES=(chromium chromium-driver python3-selenium curl)
 deps_only=0
 prefix=""
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [ $# -gt 0 ]; do
@@ -74,6 +78,9 @@ require_swift() {
     fi
 }
 
+if [ "$deps_only" -eq 1 ]; then
+    PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 install_system_packages
 if [ "$deps_only" -eq 1 ]; then
     say "dependencies installed; run the tests with: swift test"

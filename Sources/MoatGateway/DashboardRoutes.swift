@@ -16,6 +16,8 @@ enum DashboardRoutes {
         router.get("/assets/moat.js") { _, _ -> Response in
             asset(DashboardPages.script, type: "text/javascript; charset=utf-8")
         }
+        // No icon: an empty answer instead of a 404 in every browser console.
+        router.get("/favicon.ico") { _, _ -> Response in Response(status: .noContent) }
         router.get("/assets/moat.css") { _, _ -> Response in
             asset(DashboardPages.style, type: "text/css; charset=utf-8")
         }
