@@ -20,8 +20,8 @@ public struct FetchResponse: Sendable {
 /// Sends one request to a checked URL and never follows redirects itself.
 ///
 /// An implementation must open its connection to ``CheckedURL/address`` (not resolve the name again),
-/// send ``FetchURL/hostHeader`` as `Host` and use the name for TLS SNI and certificate checks. The
-/// outbound HTTP client (MoatChannels/MoatProviders) provides the real one; tests provide fakes.
+/// send ``FetchURL/hostHeader`` as `Host` and use the name for TLS SNI and certificate checks. The real
+/// one is `PinnedHTTPTransport` (MoatGateway, over SwiftNIO); tests may provide fakes.
 public protocol PinnedTransport: Sendable {
     func send(
         _ target: CheckedURL,
@@ -81,6 +81,8 @@ public struct GuardedFetcher: Sendable {
             let response: FetchResponse
             do {
                 response = try await transport.send(checked, method: method, headers: headers)
+            } catch let error as PolicyError {
+                throw PolicyError(.fetchFailed, "fetching \(checked.url) failed: \(error.message)")
             } catch {
                 throw PolicyError(.fetchFailed, "fetching \(checked.url) failed")
             }
