@@ -113,6 +113,15 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             || path.hasPrefix("/api/auth/totp")
     }
 
+    /// The API-token scope a route needs: `admin` for owner administration, `read` for reading and for
+    /// the two POSTs that change nothing an attacker could use (a live token for the caller's own
+    /// stream, logging out), `write` for every other state change.
+    public static func requiredScope(_ method: HTTPRequest.Method, _ path: String) -> TokenScope {
+        if needsAdmin(path) { return .admin }
+        if path == "/api/auth/live-token" || path == "/api/auth/logout" { return .read }
+        return HostGuardMiddleware<Context>.changesState(method) ? .write : .read
+    }
+
     /// Routes authenticated only by a short-lived JWT (live connections).
     static func isLive(_ path: String) -> Bool { path == "/api/events" }
 
@@ -189,7 +198,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
                 return APIError.response(status: .forbidden, "missing or wrong X-CSRF-Token header")
             }
         }
-        let required: TokenScope = Self.needsAdmin(path) ? .admin : (mutates ? .write : .read)
+        let required = Self.requiredScope(request.method, path)
         guard identity.scope.allows(required) else {
             return APIError.response(
                 status: .forbidden,

@@ -1,5 +1,7 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
+import MoatAuth
 import MoatGateway
 import Testing
 import Yams
@@ -53,7 +55,14 @@ struct OpenAPISpecTests {
                     #expect(responses["401"] != nil, "\(name) must document 401")
                 }
                 let scope = operation["x-moat-scope"] as? String
-                #expect((scope == "admin") == OwnerAuthMiddleware.needsAdmin(path), "\(name): x-moat-scope admin")
+                if isPublic {
+                    #expect(scope == nil, "\(name): a public route has no scope")
+                } else {
+                    let required = OwnerAuthMiddleware.requiredScope(HTTPRequest.Method(method.uppercased())!, path)
+                    #expect(
+                        scope == required.rawValue,
+                        "\(name): x-moat-scope \(scope ?? "missing"), the middleware requires \(required.rawValue)")
+                }
             }
         }
     }
