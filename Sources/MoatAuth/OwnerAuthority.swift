@@ -65,9 +65,15 @@ public actor OwnerAuthority {
         self.settings = settings
         self.now = now
         self.slots = PasswordSlots(limit: settings.concurrentPasswordChecks)
-        var random = AuthRandom.bytes(24)
-        self.dummyHash = try PasswordHash.make(SecretBytes(wiping: &random))
+        self.dummyHash = try Self.sharedDummyHash.get()
     }
+
+    /// One dummy hash per process, made with the same parameters as real ones (so checking it costs the
+    /// same); it hashes a random password nobody knows.
+    static let sharedDummyHash: Result<String, VaultError> = {
+        var random = AuthRandom.bytes(24)
+        return Result { () throws(VaultError) -> String in try PasswordHash.make(SecretBytes(wiping: &random)) }
+    }()
 
     /// The key for ``LiveTokenIssuer`` (short-lived JWTs), from the vault.
     public nonisolated var liveTokenKey: [UInt8] { jwtKey }

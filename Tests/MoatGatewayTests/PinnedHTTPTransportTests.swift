@@ -166,9 +166,7 @@ struct GuardRefused: Error {
         let server = RecordingServer()
         let port = try await server.start()
         defer { Task { await server.stop() } }
-        var limits = PinnedHTTPTransport.Limits()
-        limits.totalTimeout = .seconds(2)
-        let transport = try PinnedHTTPTransport(limits: limits)
+        let transport = try PinnedHTTPTransport()
         // rebind.test resolves nowhere: only the pinned address can have been used.
         let target = try await Self.checked("http://rebind.test:\(port)/ok?x=1", port: port)
         let response = try await transport.send(target, method: "GET", headers: [("X-Test", "1")])
@@ -185,8 +183,12 @@ struct GuardRefused: Error {
                 try await Self.checked("http://rebind.test:\(port)/big", port: port), method: "GET", headers: [])
         }
         #expect(big?.contains("larger than 5 MiB") == true)
+        // Only the silent case gets a short total time limit.
+        var limits = PinnedHTTPTransport.Limits()
+        limits.totalTimeout = .seconds(2)
+        let impatient = try PinnedHTTPTransport(limits: limits)
         let silent = await Self.failure {
-            try await transport.send(
+            try await impatient.send(
                 try await Self.checked("http://rebind.test:\(port)/silent", port: port), method: "GET", headers: [])
         }
         #expect(silent?.contains("did not answer within the time limit") == true)

@@ -347,7 +347,8 @@ final class FakeLocalAPI: Sendable {
         // A stale socket file (tailscaled stopped) refuses connections; a missing one does not exist.
         try RawUnixClient.leaveStaleSocket(at: directory.file("stale.sock"))
         for path in [directory.file("no-such.sock"), directory.file("stale.sock")] {
-            let identity = TailscaleIdentity(owner: Self.owner, localAPI: TailscaleLocalAPI(socketPath: path))
+            let identity = TailscaleIdentity(
+                owner: Self.owner, localAPI: TailscaleLocalAPI(socketPath: path, timeout: 30))
             let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders())
             #expect(verdict == .refused(reason: "tailscaled unreachable"))
         }
@@ -391,7 +392,8 @@ final class FakeLocalAPI: Sendable {
         let directory = TemporaryDirectory("moat-ts")
         let fake = FakeLocalAPI(path: directory.file("tailscaled.sock"), table: Self.table)
         try await fake.start()
-        let identity = TailscaleIdentity(owner: "jörg@example.com", localAPI: TailscaleLocalAPI(socketPath: fake.path))
+        let identity = TailscaleIdentity(
+            owner: "jörg@example.com", localAPI: TailscaleLocalAPI(socketPath: fake.path, timeout: 30))
         let verdict = await identity.evaluate(
             peer: Self.loopback,
             headers: Self.serveHeaders(from: "100.101.102.113", login: "=?utf-8?q?j=C3=B6rg@example.com?=")
@@ -419,7 +421,7 @@ final class FakeLocalAPI: Sendable {
     @Test("the LocalAPI client decodes whois, including a chunked answer, and says what failed")
     func localAPIClient() async throws {
         try await Self.withFake { fake, _ in
-            let api = TailscaleLocalAPI(socketPath: fake.path)
+            let api = TailscaleLocalAPI(socketPath: fake.path, timeout: 30)
             let owner = try await api.whois(address: "100.101.102.103")
             #expect(owner == TailscaleWhois(login: Self.owner, nodeName: "laptop.tail1234.ts.net.", tags: []))
             let tagged = try await api.whois(address: "100.101.102.105")
