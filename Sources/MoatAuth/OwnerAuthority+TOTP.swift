@@ -113,7 +113,12 @@ extension OwnerAuthority {
 
     /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
     /// an unused recovery code. Failures are limited per account and audited.
-    func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
+    func checkSecondFactor(_ code: String?, owner loginOwner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
+        // Read again: the login's copy predates its Argon2 check, during which a concurrent login may
+        // have used this very code. From here to the store below nothing suspends, so the step check
+        // and the update are one step for this actor (a code works once even under concurrent logins).
+        let owner = try await requireOwner()
+        guard owner.username == loginOwner.username else { throw Self.invalidCredentials }
         let account = owner.username.lowercased()
         do {
             try checkLimit(.totp, key: account, limit: settings.totpFailures)

@@ -400,6 +400,19 @@ struct TwoFactorTests {
         #expect(try fixture.auditActions().contains("auth.totp.failure"))
     }
 
+    @Test("the same code in two concurrent logins works once")
+    func concurrentReplay() async throws {
+        let fixture = try AuthFixture()
+        let (totp, _) = try await Self.enrolled(fixture)
+        fixture.advance(60)
+        let code = totp.code(atStep: TOTP.step(at: fixture.now))
+        async let first = authError { try await fixture.login(code: code) }
+        async let second = authError { try await fixture.login(code: code) }
+        let results = await [first, second]
+        #expect(results.filter { $0 == nil }.count == 1)
+        #expect(results.contains { $0?.code == .unauthorized })
+    }
+
     @Test("a recovery code works once")
     func recoveryCode() async throws {
         let fixture = try AuthFixture()
