@@ -44,14 +44,25 @@ extension OwnerAuthority {
             retryAfter: max(1, seconds))
     }
 
-    func recordFailure(_ kind: FailureKind, key: String) throws(AuthError) {
+    /// Counts a failure; returns its row id (so a provisional one can be taken back).
+    @discardableResult
+    func recordFailure(_ kind: FailureKind, key: String) throws(AuthError) -> Int64 {
         let now = nowMillis()
         let keyHash = storedKey(kind, key)
-        try write { db in
+        return try write { db in
             try db.execute(
                 sql: "INSERT INTO auth_failures (kind, key, at) VALUES (?, ?, ?)",
                 arguments: [kind.rawValue, keyHash, now])
+            let id = db.lastInsertedRowID
             try db.execute(sql: "DELETE FROM auth_failures WHERE at <= ?", arguments: [now - 86_400_000])
+            return id
+        }
+    }
+
+    /// Takes back provisional failures (an attempt that was refused before its password was checked).
+    func withdrawFailures(_ ids: [Int64]) throws(AuthError) {
+        try write { db in
+            for id in ids { try db.execute(sql: "DELETE FROM auth_failures WHERE id = ?", arguments: [id]) }
         }
     }
 

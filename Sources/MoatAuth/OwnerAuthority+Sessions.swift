@@ -45,10 +45,20 @@ extension OwnerAuthority {
             throw error
         }
         let known = account == owner.username.lowercased()
-        let matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
+        // Counted as failures before the check (no suspension since the limit check), so logins running
+        // at once cannot slip past the limit together; a success clears them, a refused slot takes them back.
+        let provisional = [
+            try recordFailure(.passwordAccount, key: account),
+            try recordFailure(.passwordAddress, key: client.sourceIP),
+        ]
+        let matches: Bool
+        do {
+            matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
+        } catch {
+            try withdrawFailures(provisional)
+            throw error
+        }
         guard known && matches else {
-            try recordFailure(.passwordAccount, key: account)
-            try recordFailure(.passwordAddress, key: client.sourceIP)
             await record("auth.login", outcome: "failure", client: client, metadata: ["reason": .string("credentials")])
             throw Self.invalidCredentials
         }

@@ -192,6 +192,25 @@ struct BruteForceTests {
         _ = try await fixture.login("owner", "a brand new passphrase")
     }
 
+    @Test("logins running at once cannot slip past the limit together")
+    func concurrentLimit() async throws {
+        var settings = AuthSettings()
+        settings.passwordFailuresPerAccount = 3
+        settings.concurrentPasswordChecks = 16
+        let fixture = try AuthFixture(settings: settings)
+        try await fixture.setUp()
+        let codes = await withTaskGroup(of: AuthError.Code?.self) { group in
+            for _ in 0..<10 {
+                group.addTask { await authError { try await fixture.login("owner", "wrong password here") }?.code }
+            }
+            var codes: [AuthError.Code?] = []
+            for await code in group { codes.append(code) }
+            return codes
+        }
+        #expect(codes.filter { $0 == .unauthorized }.count == 3)
+        #expect(codes.filter { $0 == .rateLimited }.count == 7)
+    }
+
     @Test("a correct login resets the account's count")
     func successResets() async throws {
         let fixture = try AuthFixture()
