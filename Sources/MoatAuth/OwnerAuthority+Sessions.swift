@@ -232,13 +232,23 @@ extension OwnerAuthority {
     ) async throws(AuthError) {
         let account = owner.username.lowercased()
         try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
-        guard try await slots.verify(password, against: owner.passwordHash) else {
-            try recordFailure(.passwordAccount, key: account)
-            await record(
-                action, actor: "owner", outcome: "failure", client: client,
-                metadata: ["reason": .string("current password")])
-            throw AuthError(.unauthorized, "the current password is not correct")
+        // Counted before the check, as at login, so checks running at once cannot pass the limit together.
+        let provisional = try recordFailure(.passwordAccount, key: account)
+        let matches: Bool
+        do {
+            matches = try await slots.verify(password, against: owner.passwordHash)
+        } catch {
+            try withdrawFailures([provisional])
+            throw error
         }
+        if matches {
+            try withdrawFailures([provisional])
+            return
+        }
+        await record(
+            action, actor: "owner", outcome: "failure", client: client,
+            metadata: ["reason": .string("current password")])
+        throw AuthError(.unauthorized, "the current password is not correct")
     }
 
     /// Changes the owner's password after checking the current one; ends every session and JWT.
