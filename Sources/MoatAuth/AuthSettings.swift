@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// The limits and lifetimes of owner authentication; `gateway.auth.*` in `config.yaml` sets them.
 ///
@@ -38,8 +39,7 @@ public struct ClientInfo: Sendable, Equatable {
 
     public init(sourceIP: String, userAgent: String) {
         self.sourceIP = sourceIP
-        let clean = userAgent.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }
-        self.userAgent = String(String.UnicodeScalarView(clean.prefix(200)))
+        self.userAgent = String(PrintableText.strip(userAgent).unicodeScalars.prefix(200))
     }
 
     /// A command run on this machine by the owner's own account (the CLI or the admin socket).

@@ -269,7 +269,7 @@ extension OwnerAuthority {
 
     static func validUsername(_ text: String) throws(AuthError) -> String {
         let name = text.trimmingCharacters(in: .whitespaces)
-        guard (1...64).contains(name.count), name.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+        guard (1...64).contains(name.count), PrintableText.isPrintable(name)
         else {
             throw AuthError(.invalidInput, "the username must be 1 to 64 characters without control characters")
         }

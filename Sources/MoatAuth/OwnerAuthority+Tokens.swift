@@ -1,6 +1,7 @@
 public import Foundation
 import GRDB
 import MoatAudit
+import MoatCore
 import MoatPolicy
 import MoatStore
 
@@ -73,7 +74,7 @@ extension OwnerAuthority {
         _ = try await requireOwner()
         let cleanName = name.trimmingCharacters(in: .whitespaces)
         guard (1...64).contains(cleanName.count),
-            cleanName.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value != 0x7f })
+            PrintableText.isPrintable(cleanName)
         else {
             throw AuthError(.invalidInput, "a token name must be 1 to 64 characters without control characters")
         }

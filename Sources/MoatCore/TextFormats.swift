@@ -51,3 +51,26 @@ public enum UTCTimestamp {
             + ".\(pad(Int(millis % 1000), 3))Z"
     }
 }
+
+/// Text from outside (a config value, a reason, a stored name) made safe to show on a terminal or in a
+/// message: C0 control characters and DEL removed, so it cannot move the cursor or forge output.
+public enum PrintableText {
+    /// Whether `scalar` is a C0 control character or DEL.
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7f }
+
+    /// Whether `text` has no control characters.
+    public static func isPrintable(_ text: some StringProtocol) -> Bool {
+        !text.unicodeScalars.contains(where: isControl)
+    }
+
+    /// `text` without control characters.
+    public static func strip(_ text: some StringProtocol) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { !isControl($0) }))
+    }
+
+    /// ``strip(_:)``, and cut to `limit` characters with "…" when longer.
+    public static func excerpt(_ text: some StringProtocol, limit: Int) -> String {
+        let cleaned = strip(text)
+        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
+    }
+}

@@ -448,8 +448,7 @@ public enum ConfigurationLoader {
     /// User input echoed in a message is cut short and stripped of control characters, so a hostile
     /// config value cannot forge terminal output or flood the log.
     static func printable(_ text: String, limit: Int = 64) -> String {
-        let cleaned = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
-        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
+        PrintableText.excerpt(text, limit: limit)
     }
 }
 

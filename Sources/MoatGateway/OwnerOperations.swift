@@ -161,6 +161,6 @@ public struct OwnerOperations: Sendable {
 enum OwnerOperationsText {
     /// Control characters removed, so stored text cannot drive the owner's terminal.
     static func printable(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(80)))
+        String(PrintableText.strip(text).prefix(80))
     }
 }

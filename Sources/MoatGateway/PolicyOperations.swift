@@ -131,7 +131,7 @@ public struct PolicyOperations: Sendable {
 
     /// Control characters removed, so stored text cannot drive the owner's terminal.
     static func safe(_ text: String) -> String {
-        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }))
+        PrintableText.strip(text)
     }
 }
 

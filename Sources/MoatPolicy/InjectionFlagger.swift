@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// Where a piece of text came from; decides whether it taints a conversation even when nothing is flagged.
 public enum ContentSource: String, Sendable, Hashable, CaseIterable {
@@ -243,7 +244,6 @@ public enum InjectionFlagger {
     }
 
     static func excerpt(_ text: Substring) -> String {
-        let cleaned = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
-        return cleaned.count > 60 ? String(cleaned.prefix(60)) + "…" : cleaned
+        PrintableText.excerpt(text, limit: 60)
     }
 }

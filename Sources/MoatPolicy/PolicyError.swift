@@ -1,3 +1,5 @@
+import MoatCore
+
 /// An error from a policy decision or its tables. Messages never hold a secret or a raw argument value.
 public struct PolicyError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is, for callers that branch on it.
@@ -49,7 +51,6 @@ public struct PolicyError: Error, CustomStringConvertible, Sendable {
     /// Text from outside (a reason, a URL) cut short and stripped of control characters before it is
     /// echoed in a message, so it cannot forge terminal output.
     static func printable(_ text: String, limit: Int = 80) -> String {
-        let cleaned = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
-        return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
+        PrintableText.excerpt(text, limit: limit)
     }
 }

@@ -134,8 +134,7 @@ public struct SecretPolicy: Sendable, Hashable, Codable {
 
     /// Input echoed in an error: control characters removed and the length capped.
     static func printable(_ text: String) -> String {
-        let cleaned = String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(80))
-        return cleaned
+        String(PrintableText.strip(text).prefix(80))
     }
 }
 

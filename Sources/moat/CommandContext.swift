@@ -59,7 +59,7 @@ struct CommandContext {
 
     /// Control characters removed, so stored text cannot drive the owner's terminal.
     static func terminalSafe(_ text: String) -> String {
-        String(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.map(Character.init))
+        PrintableText.strip(text)
     }
 }
 
