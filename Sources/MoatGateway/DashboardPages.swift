@@ -84,14 +84,19 @@ enum DashboardPages {
     static let script = """
         "use strict";
         // Moat's owner pages. Every call goes to this gateway's own /api/ routes; the session cookie is
-        // HttpOnly (never visible here) and each state-changing call sends the CSRF token in X-CSRF-Token.
-        let csrf = null;
+        // HttpOnly (never visible here) and every call sends the session's CSRF token in X-CSRF-Token.
+        // Login and setup hand out the token once; it is kept in this origin's localStorage (scoped to
+        // scheme, host and port, unlike the cookie), so a listener on another local port that receives
+        // the cookie cannot use it.
+        const csrfKey = "moat.csrf";
+        let csrf = localStorage.getItem(csrfKey);
+        function keepCSRF(token) { csrf = token || null; if (csrf) localStorage.setItem(csrfKey, csrf); else localStorage.removeItem(csrfKey); }
         const $ = (id) => document.getElementById(id);
         function say(text, ok) { const m = $("message"); m.textContent = text || ""; m.className = ok ? "ok" : ""; }
         async function api(method, path, body) {
           const headers = { "Accept": "application/json" };
           if (body !== undefined) headers["Content-Type"] = "application/json";
-          if (csrf && method !== "GET") headers["X-CSRF-Token"] = csrf;
+          if (csrf) headers["X-CSRF-Token"] = csrf;
           const response = await fetch(path, { method, headers, credentials: "same-origin",
             body: body === undefined ? undefined : JSON.stringify(body) });
           let data = null;
@@ -117,7 +122,7 @@ enum DashboardPages {
             try {
               const result = await api("POST", "/api/setup", { token, username: $("setup-username").value,
                 password: $("setup-password").value });
-              csrf = result.csrf_token;
+              keepCSRF(result.csrf_token);
               location.replace("/");
             } catch (error) { say(error.message); }
           });
@@ -129,7 +134,8 @@ enum DashboardPages {
             const body = { username: $("login-username").value, password: $("login-password").value };
             if ($("login-code").value) body.code = $("login-code").value;
             try {
-              await api("POST", "/api/auth/login", body);
+              const result = await api("POST", "/api/auth/login", body);
+              keepCSRF(result.csrf_token);
               location.replace("/");
             } catch (error) { say(error.message); $("login-password").value = ""; }
           });
@@ -174,15 +180,20 @@ enum DashboardPages {
           if (state.required) { say("Moat has no owner yet: open the setup link printed by `moat serve`, or run `moat owner setup`."); return; }
           let session;
           try { session = await api("GET", "/api/auth/session"); }
-          catch (error) { if (error.status === 401) { location.replace("/login"); return; } say(error.message); return; }
-          csrf = session.csrf_token || null;
+          catch (error) {
+            if (error.status === 401 || error.status === 403) { keepCSRF(null); location.replace("/login"); return; }
+            say(error.message); return;
+          }
+          if (session.csrf_token) keepCSRF(session.csrf_token);
           $("owner-name").textContent = session.username;
           $("owner-via").textContent = session.via;
           for (const id of ["owner", "totp", "tokens", "danger", "audit"]) $(id).hidden = false;
           $("totp-state").textContent = session.totp_enabled ? "Two-factor login is on." : "Two-factor login is off.";
-          $("logout").addEventListener("click", async () => { try { await api("POST", "/api/auth/logout"); } finally { location.replace("/login"); } });
+          $("logout").addEventListener("click", async () => {
+            try { await api("POST", "/api/auth/logout"); } finally { keepCSRF(null); location.replace("/login"); }
+          });
           $("revoke-all").addEventListener("click", async () => {
-            try { await api("POST", "/api/auth/revoke-all", {}); location.replace("/login"); } catch (error) { say(error.message); }
+            try { await api("POST", "/api/auth/revoke-all", {}); keepCSRF(null); location.replace("/login"); } catch (error) { say(error.message); }
           });
           $("totp-start-form").addEventListener("submit", async (event) => {
             event.preventDefault();

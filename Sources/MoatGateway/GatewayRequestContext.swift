@@ -4,7 +4,9 @@ public import NIOCore
 
 /// Who a request was proven to come from, set by ``OwnerAuthMiddleware``.
 public enum OwnerIdentity: Sendable {
-    /// A browser session (cookie); mutations need its CSRF token.
+    /// A browser session (cookie). Every request needs its CSRF token, reads too: browsers send a
+    /// cookie to every port of the host, so a listener on another local port can receive the cookie,
+    /// but only this origin's page holds the token.
     case session(SessionInfo)
     /// An API token (`Authorization: Bearer moat_…`); limited by its scope.
     case token(APITokenRecord)
@@ -32,6 +34,13 @@ public enum OwnerIdentity: Sendable {
     public var scope: TokenScope {
         if case .token(let record) = self { return record.scope }
         return .admin
+    }
+
+    /// Whether every request (not only a state change) must carry the CSRF token: true for the
+    /// session cookie, whose value can reach other local ports.
+    public var needsCSRFOnReads: Bool {
+        if case .session = self { return true }
+        return false
     }
 
     /// The CSRF token the client must echo, for identities that ride on ambient credentials.

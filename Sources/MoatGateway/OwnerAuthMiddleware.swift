@@ -83,9 +83,10 @@ final class TailscaleAuditThrottle: Sendable {
 }
 
 /// Guards every `/api/` route: before setup only setup answers (503 otherwise); afterwards a request
-/// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity — and a
-/// state-changing request made with a cookie or Tailscale identity needs the CSRF token and a
-/// same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a loopback peer counts as the owner.
+/// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity. Every request
+/// made with the session cookie needs its CSRF token (reads too: the cookie can reach other local
+/// ports, the token only this origin's page), and a state-changing request made with a cookie or
+/// Tailscale identity also needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a loopback peer counts as the owner.
 public struct OwnerAuthMiddleware: RouterMiddleware {
     public typealias Context = GatewayRequestContext
     let auth: GatewayAuth
@@ -190,12 +191,15 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             return response
         }
         let mutates = HostGuardMiddleware<Context>.changesState(request.method)
-        if let expected = identity.csrfToken, mutates {
-            guard Self.sameOrigin(request, allowMissing: false) else {
+        if let expected = identity.csrfToken, mutates || identity.needsCSRFOnReads {
+            if mutates, !Self.sameOrigin(request, allowMissing: false) {
                 return APIError.response(status: .forbidden, "cross-site request refused (Origin or Sec-Fetch-Site)")
             }
             guard auth.authority.csrfMatches(request.headers[.csrfToken], expected: expected) else {
-                return APIError.response(status: .forbidden, "missing or wrong X-CSRF-Token header")
+                return APIError.response(
+                    status: .forbidden,
+                    "missing or wrong X-CSRF-Token header: send the csrf_token the login answered with, or log in again"
+                )
             }
         }
         let required = Self.requiredScope(request.method, path)

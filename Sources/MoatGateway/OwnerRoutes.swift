@@ -60,7 +60,10 @@ public enum OwnerRoutes {
                     object["username"] = username
                     object["totp_enabled"] = totp
                 }
-                if let csrf = identity.csrfToken { object["csrf_token"] = csrf }
+                // Only the Tailscale identity learns its token here. A cookie session's token is given
+                // once, by login or setup: a listener on another local port that received the cookie
+                // must not be able to fetch it.
+                if case .tailscale(_, let csrf) = identity { object["csrf_token"] = csrf }
                 if case .session(let session) = identity {
                     object["expires_at"] = AuditTime.text(session.expires)
                 }

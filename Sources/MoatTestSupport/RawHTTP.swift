@@ -12,6 +12,11 @@ public enum RawHTTP {
         public func header(_ name: String) -> String? {
             headers.first { $0.0.lowercased() == name.lowercased() }?.1
         }
+
+        /// The body as a JSON object, or empty when it is not one.
+        public var json: [String: Any] {
+            (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
+        }
     }
 
     /// Sends `request` verbatim to `host:port` (IPv4 or IPv6 literal) and reads until the server closes.

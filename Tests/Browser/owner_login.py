@@ -86,6 +86,8 @@ def main():
         # 3. Log out: back on the login page, and the dashboard sends us there again.
         driver.find_element(By.ID, "logout").click()
         wait.until(lambda d: urlparse(d.current_url).path == "/login")
+        if driver.execute_script("return localStorage.getItem('moat.csrf')") is not None:
+            fail("logging out left the CSRF token in localStorage", driver)
         driver.get(origin + "/")
         wait.until(lambda d: urlparse(d.current_url).path == "/login")
         step("logged out")
@@ -108,6 +110,13 @@ def main():
         driver.find_element(By.ID, "login-submit").click()
         wait.until(EC.text_to_be_present_in_element((By.ID, "owner-name"), "owner"))
         step("logged in")
+
+        # 5b. A reload keeps the session: the CSRF token login gave is kept in this origin's storage.
+        driver.refresh()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "owner-name"), "owner"))
+        if urlparse(driver.current_url).path != "/":
+            fail("a reload of the dashboard lost the session", driver)
+        step("reload keeps the session")
 
         # 6. The session cookie is not readable from JavaScript (HttpOnly).
         if "moat_session" in driver.execute_script("return document.cookie"):

@@ -50,6 +50,7 @@ import Testing
         #expect(setup.status == 201)
         let cookie = String(setup.header("Set-Cookie")?.split(separator: ";").first ?? "")
         #expect(cookie.hasPrefix("moat_session="))
+        let browser = try [("Cookie", cookie), ("X-CSRF-Token", #require(setup.json["csrf_token"] as? String))]
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
 
         // The CLI, through the admin socket of the running server.
@@ -81,9 +82,9 @@ import Testing
         #expect(unknown.status != 0 && unknown.stderr.contains("no API token with prefix nothere1"))
 
         // Revoke everything ends the browser session.
-        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: [("Cookie", cookie)]).status == 200)
+        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 200)
         #expect(try MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
-        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: [("Cookie", cookie)]).status == 401)
+        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 401)
         let (status, log) = server.stop()
         #expect(status == 0)
         #expect(!log.contains(apiToken) && !log.contains(token))

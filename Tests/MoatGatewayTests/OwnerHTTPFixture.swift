@@ -98,7 +98,7 @@ final class OwnerHTTPFixture: Sendable {
     }
 
     static func json(_ response: RawHTTP.Response) -> [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(response.body.utf8))) as? [String: Any] ?? [:]
+        response.json
     }
 
     func auditActions() throws -> [String] {

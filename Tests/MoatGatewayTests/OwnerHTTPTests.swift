@@ -131,20 +131,49 @@ struct OwnerHTTPTests {
     func logoutAndRotation() async throws {
         let fixture = try OwnerHTTPFixture()
         try await fixture.live { client in
-            let (setupCookie, _) = try await fixture.setUp(client)
+            let (setupCookie, setupCSRF) = try await fixture.setUp(client)
             let login = try await fixture.login(client)
             let cookie = OwnerHTTPFixture.cookiePair(login)
             #expect(cookie != setupCookie)
-            let csrf = OwnerHTTPFixture.json(login)["csrf_token"] as? String
-            let session = try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)])
+            let csrf = try #require(OwnerHTTPFixture.json(login)["csrf_token"] as? String)
+            #expect(csrf != setupCSRF)
+            let session = try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf)
             #expect(session.status == 200)
-            #expect(OwnerHTTPFixture.json(session)["csrf_token"] as? String == csrf)
             let logout = try await client.browser("POST", "/api/auth/logout", cookie: cookie, csrf: csrf)
             #expect(logout.status == 204)
             #expect(logout.header("Set-Cookie")?.contains("Max-Age=0") == true)
-            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)]).status == 401)
+            #expect(try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf).status == 401)
             // The setup session is unaffected by another session's logout.
-            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", setupCookie)]).status == 200)
+            let setupSession = try await client.browser(
+                "GET", "/api/auth/session", cookie: setupCookie, csrf: setupCSRF)
+            #expect(setupSession.status == 200)
+        }
+    }
+
+    @Test(
+        "a session cookie alone — as a listener on another local port receives it — reads nothing and cannot learn the CSRF token"
+    )
+    func cookieAloneIsNotEnough() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            // Browsers send a host's cookies to every port, so another local listener can hold the cookie;
+            // what it cannot have is the token the owner's page keeps in its port-scoped storage.
+            for path in ["/api/auth/session", "/api/tokens", "/api/audit"] {
+                let bare = try await client.send("GET", path, headers: [("Cookie", cookie)])
+                #expect(bare.status == 403, "GET \(path) with the cookie alone: \(bare.status)")
+                #expect(!bare.body.contains(csrf))
+                let wrong = try await client.send(
+                    "GET", path, headers: [("Cookie", cookie), ("X-CSRF-Token", "x" + csrf)])
+                #expect(wrong.status == 403, "GET \(path) with a wrong token: \(wrong.status)")
+            }
+            let live = try await client.send("POST", "/api/auth/live-token", headers: [("Cookie", cookie)])
+            #expect(live.status == 403)
+            // The owner's page, which has the token, reads normally, and the session answer never repeats it.
+            let session = try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf)
+            #expect(session.status == 200)
+            #expect(OwnerHTTPFixture.json(session)["csrf_token"] == nil && !session.body.contains(csrf))
+            #expect(OwnerHTTPFixture.json(session)["via"] as? String == "session")
         }
     }
 
@@ -175,7 +204,7 @@ struct OwnerHTTPTests {
                 #expect(noOrigin.status == 403, "\(method) \(path) cookie without Origin: \(noOrigin.status)")
             }
             // And with both, the owner's session still works (nothing above logged it out).
-            #expect(try await client.send("GET", "/api/auth/session", headers: [("Cookie", cookie)]).status == 200)
+            #expect(try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf).status == 200)
         }
     }
 
@@ -199,7 +228,7 @@ struct OwnerHTTPTests {
                 #expect(try await client.send("GET", "/api/auth/session" + query + token).status == 401)
             }
             // The listing never shows the token.
-            let list = try await client.send("GET", "/api/tokens", headers: [("Cookie", cookie)])
+            let list = try await client.browser("GET", "/api/tokens", cookie: cookie, csrf: csrf)
             #expect(list.status == 200 && list.body.contains(prefix) && !list.body.contains(token))
             let revoke = try await client.browser("DELETE", "/api/tokens/\(prefix)", cookie: cookie, csrf: csrf)
             #expect(revoke.status == 204)
@@ -248,7 +277,7 @@ struct OwnerHTTPTests {
             let expires = try await client.browser(
                 "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"ci","expires":"soon"}"#)
             #expect(expires.status == 400 && expires.body.contains("expires"))
-            let list = try await client.send("GET", "/api/tokens", headers: [("Cookie", cookie)])
+            let list = try await client.browser("GET", "/api/tokens", cookie: cookie, csrf: csrf)
             #expect(list.body.contains("\"tokens\":[]"))
         }
     }

@@ -105,7 +105,10 @@ import Testing
             let cookie = try #require(login.header("Set-Cookie"))
             #expect(cookie.hasPrefix("__Host-moat_session=") && cookie.hasSuffix("; Secure"))
             let pair = OwnerHTTPFixture.cookiePair(login)
-            #expect(try await Self.send(client, "GET", "/api/auth/session", [("Cookie", pair)]).status == 200)
+            let csrf = try #require(OwnerHTTPFixture.json(login)["csrf_token"] as? String)
+            let session = try await Self.send(
+                client, "GET", "/api/auth/session", [("Cookie", pair), ("X-CSRF-Token", csrf)])
+            #expect(session.status == 200)
         }
     }
 
