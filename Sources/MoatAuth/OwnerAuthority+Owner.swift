@@ -33,6 +33,13 @@ struct OwnerRecord: Sendable {
         ]
     }
 
+    /// Whether `other` holds the same credentials: the password, whether TOTP is on, and the token
+    /// version. A password checked against one copy proves nothing once they differ.
+    func sameCredentials(_ other: OwnerRecord) -> Bool {
+        username == other.username && passwordHash == other.passwordHash && totpEnabled == other.totpEnabled
+            && tokenVersion == other.tokenVersion
+    }
+
     init(row: Row) {
         username = row["username"]
         passwordHash = row["password_hash"]
@@ -107,6 +114,40 @@ extension OwnerAuthority {
     static let damagedMessage =
         "the owner record in moat.db fails its integrity check (it was changed outside Moat); "
         + "restore moat.db from a backup or run `moat owner setup --reset` on this machine"
+
+    /// The owner row as it is inside the caller's transaction, MAC verified. Every change to the owner
+    /// starts from this copy, never from one read before a suspension or in another process: a
+    /// concurrent change (a revoke-all during a login's Argon2 check) would otherwise be overwritten.
+    nonisolated func currentOwner(in db: Database) throws -> OwnerRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1") else {
+            throw AuthError(.setupRequired, Self.setupMessage)
+        }
+        let owner = OwnerRecord(row: row)
+        guard rows.verify(row["mac"], "auth_owner", owner.macFields) else {
+            throw AuthError(.tampered, Self.damagedMessage)
+        }
+        return owner
+    }
+
+    /// Changes the owner row within the caller's write transaction: read again, verified, changed,
+    /// written. With `checked`, the row must still hold the credentials that copy held (see
+    /// ``OwnerRecord/sameCredentials(_:)``), else `refusal` is thrown and nothing changes.
+    @discardableResult
+    nonisolated func updateOwner(
+        in db: Database,
+        checked: OwnerRecord? = nil,
+        refusal: AuthError = OwnerAuthority.ownerChanged,
+        _ change: (inout OwnerRecord) throws -> Void
+    ) throws -> OwnerRecord {
+        var owner = try currentOwner(in: db)
+        if let checked, !owner.sameCredentials(checked) { throw refusal }
+        try change(&owner)
+        try storeOwner(owner, in: db)
+        return owner
+    }
+
+    static let ownerChanged = AuthError(
+        .unauthorized, "the owner's password, two-factor login or sessions changed meanwhile; try again")
 
     nonisolated func storeOwner(_ owner: OwnerRecord, in db: Database) throws {
         try db.execute(

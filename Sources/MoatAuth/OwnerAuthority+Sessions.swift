@@ -36,8 +36,15 @@ extension OwnerAuthority {
         do {
             try checkLimit(.passwordAddress, key: client.sourceIP, limit: settings.passwordFailuresPerAddress)
             try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
+            // A TOTP lockout refuses every login before the password is checked, whatever the username:
+            // answering 429 only after a correct password would tell an attacker the password is right.
+            if owner.totpEnabled {
+                try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
+            }
         } catch {
-            if shouldRecordRefusal("login " + client.sourceIP + " " + account) {
+            // Throttled per source address only: a key with the attempted username in it would let an
+            // attacker grow this table (and the audit log) by trying many names.
+            if shouldRecordRefusal("login " + client.sourceIP) {
                 await record(
                     "auth.login", outcome: "rate-limited", client: client,
                     metadata: ["retry_after": .int(Int64(error.retryAfter ?? 0))])
@@ -62,18 +69,22 @@ extension OwnerAuthority {
             await record("auth.login", outcome: "failure", client: client, metadata: ["reason": .string("credentials")])
             throw Self.invalidCredentials
         }
-        if owner.totpEnabled {
-            try await checkSecondFactor(code, owner: owner, client: client)
+        // Read again after the Argon2 wait: the password checked must still be the owner's, and whether
+        // TOTP is needed is decided on the current row (it may have been turned on meanwhile).
+        let current = try await requireOwner()
+        guard current.sameCredentials(owner) else { throw Self.invalidCredentials }
+        if current.totpEnabled {
+            try await checkSecondFactor(code, owner: current, client: client)
         }
         try clearFailures(.passwordAccount, key: account)
         try clearFailures(.passwordAddress, key: client.sourceIP)
-        let result = try await startSession(owner: owner, client: client)
-        return result
+        return try await startSession(owner: current, client: client)
     }
 
     static let invalidCredentials = AuthError(.unauthorized, "invalid username, password or code")
 
-    /// Creates a session for `owner` (a new random id every time) and audits the login.
+    /// Creates a session for `owner` (a new random id every time) and audits the login. The session is
+    /// stored only if the owner row still holds `owner`'s credentials (checked in the same transaction).
     func startSession(owner: OwnerRecord, client: ClientInfo) async throws(AuthError) -> LoginResult {
         let id = AuthRandom.base64URL(AuthRandom.bytes(16))
         let hash = AuthRandom.sha256Hex(id)
@@ -86,6 +97,7 @@ extension OwnerAuthority {
                 "auth.login", target: "session:" + hash.prefix(12), client: client
             ) {
                 try self.database.pool.write { db in
+                    guard try self.currentOwner(in: db).sameCredentials(owner) else { throw Self.invalidCredentials }
                     try db.execute(
                         sql: "DELETE FROM auth_sessions WHERE last_seen_at <= ? OR created_at <= ?",
                         arguments: [idleCutoff, absoluteCutoff])
@@ -193,36 +205,32 @@ extension OwnerAuthority {
     /// Ends every session and short-lived JWT at once (bumps the token version), and with `tokens`
     /// revokes every API token as well.
     public func revokeAll(tokens: Bool, actor: String = "owner", client: ClientInfo) async throws(AuthError) {
-        var owner = try await requireOwner()
-        owner.tokenVersion += 1
-        owner.updatedAt = nowMillis()
-        let updated = owner
-        let now = updated.updatedAt
+        _ = try await requireOwner()
+        let now = nowMillis()
         do {
             try await audited(
                 "auth.revoke_all", actor: actor, client: client, metadata: ["api_tokens": .bool(tokens)]
             ) {
-                try await self.writeRevokeAll(owner: updated, tokens: tokens, now: now)
+                try self.database.pool.write { db in
+                    try self.updateOwner(in: db) { owner in
+                        owner.tokenVersion += 1
+                        owner.updatedAt = now
+                    }
+                    try db.execute(sql: "DELETE FROM auth_sessions")
+                    if tokens {
+                        for row in try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens WHERE revoked_at IS NULL") {
+                            var record = APITokenRecord(row: row)
+                            guard self.rows.verify(row["mac"], "auth_api_tokens", record.macFields) else { continue }
+                            record.revokedAt = now
+                            try self.storeToken(record, in: db)
+                        }
+                    }
+                }
             }
         } catch let error as AuthError {
             throw error
         } catch {
             throw AuthError(.storage, "could not revoke: \(error)")
-        }
-    }
-
-    private func writeRevokeAll(owner: OwnerRecord, tokens: Bool, now: Int64) throws {
-        try database.pool.write { db in
-            try self.storeOwner(owner, in: db)
-            try db.execute(sql: "DELETE FROM auth_sessions")
-            if tokens {
-                for row in try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens WHERE revoked_at IS NULL") {
-                    var record = APITokenRecord(row: row)
-                    guard self.rows.verify(row["mac"], "auth_api_tokens", record.macFields) else { continue }
-                    record.revokedAt = now
-                    try self.storeToken(record, in: db)
-                }
-            }
         }
     }
 
@@ -274,19 +282,28 @@ extension OwnerAuthority {
         _ new: SecretBytes, owner: OwnerRecord, clearFailures: Bool, client: ClientInfo
     ) async throws(AuthError) {
         try Self.checkPasswordRules(new)
-        var updated = owner
-        updated.passwordHash = try Self.hashPassword(new)
-        updated.tokenVersion += 1
-        updated.updatedAt = nowMillis()
-        let record = updated
+        let hash = try Self.hashPassword(new)
+        let now = nowMillis()
+        // From the web the current password was checked against `owner`: the change applies only if the
+        // row still holds it. From the terminal (the vault is open) it applies to whatever is there.
+        let checked = clearFailures ? nil : owner
         let metadata: [String: AuditValue] = clearFailures ? ["via": .string("terminal")] : [:]
         do {
             try await audited("auth.password.change", client: client, metadata: metadata) {
                 try self.database.pool.write { db in
-                    try self.storeOwner(record, in: db)
+                    try self.updateOwner(in: db, checked: checked) { owner in
+                        owner.passwordHash = hash
+                        owner.tokenVersion += 1
+                        owner.updatedAt = now
+                    }
                     try db.execute(sql: "DELETE FROM auth_sessions")
                     if clearFailures {
-                        try db.execute(sql: "DELETE FROM auth_failures WHERE kind IN ('password-account', 'totp')")
+                        try db.execute(
+                            sql: "DELETE FROM auth_failures WHERE kind IN (?, ?, ?)",
+                            arguments: [
+                                FailureKind.passwordAccount.rawValue, FailureKind.passwordAddress.rawValue,
+                                FailureKind.totp.rawValue,
+                            ])
                     }
                 }
             }

@@ -56,7 +56,7 @@ extension OwnerAuthority {
     /// Confirms enrolment with a code from the app: TOTP is on from now on, and the 10 single-use
     /// recovery codes are returned (shown once; only their hashes are stored).
     public func confirmTOTP(code: String, client: ClientInfo) async throws(AuthError) -> [String] {
-        var owner = try await requireOwner()
+        let owner = try await requireOwner()
         try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
         let pending: SecretBytes?
         do {
@@ -80,10 +80,6 @@ extension OwnerAuthority {
             return String(raw.prefix(4)) + "-" + String(raw.dropFirst(4).prefix(4)) + "-" + String(raw.suffix(4))
         }
         let now = nowMillis()
-        owner.totpEnabled = true
-        owner.totpLastStep = step
-        owner.updatedAt = now
-        let updated = owner
         let hashes = codes.map { Self.recoveryHash($0) }
         do {
             try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))])
@@ -93,7 +89,11 @@ extension OwnerAuthority {
                     replace: true)
                 try? self.vault.remove(Self.pendingTOTPSecretName)
                 try self.database.pool.write { db in
-                    try self.storeOwner(updated, in: db)
+                    try self.updateOwner(in: db) { owner in
+                        owner.totpEnabled = true
+                        owner.totpLastStep = max(owner.totpLastStep, step)
+                        owner.updatedAt = now
+                    }
                     try db.execute(sql: "DELETE FROM auth_recovery_codes")
                     for hash in hashes {
                         try db.execute(
@@ -113,12 +113,9 @@ extension OwnerAuthority {
 
     /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
     /// an unused recovery code. Failures are limited per account and audited.
-    func checkSecondFactor(_ code: String?, owner loginOwner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
-        // Read again: the login's copy predates its Argon2 check, during which a concurrent login may
-        // have used this very code. From here to the store below nothing suspends, so the step check
-        // and the update are one step for this actor (a code works once even under concurrent logins).
-        let owner = try await requireOwner()
-        guard owner.username == loginOwner.username else { throw Self.invalidCredentials }
+    /// A code's time step is claimed in the same transaction that checks it was not used
+    /// (``claimTOTPStep(_:owner:)``), so a code works once even when logins race.
+    func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
         let account = owner.username.lowercased()
         do {
             try checkLimit(.totp, key: account, limit: settings.totpFailures)
@@ -129,12 +126,10 @@ extension OwnerAuthority {
             throw error
         }
         let text = (code ?? "").filter { !$0.isWhitespace }
-        if text.count == TOTP.digits, text.allSatisfy(\.isASCII), let step = try await matchTOTP(text, owner: owner) {
-            var updated = owner
-            updated.totpLastStep = step
-            updated.updatedAt = nowMillis()
-            let stored = updated
-            try write { db in try self.storeOwner(stored, in: db) }
+        if text.count == TOTP.digits, text.allSatisfy(\.isASCII), let step = try await matchTOTP(text, owner: owner),
+            try claimTOTPStep(step, owner: owner)
+        {
+            // Accepted, and the step is used up.
         } else if text.count == 14, try await useRecoveryCode(text.lowercased(), client: client) {
             // Accepted; useRecoveryCode audited it.
         } else {
@@ -145,6 +140,22 @@ extension OwnerAuthority {
             throw Self.invalidCredentials
         }
         try clearFailures(.totp, key: account)
+    }
+
+    /// Marks `step` used, in one transaction with the check that no later or equal step was used:
+    /// another process sharing `moat.db` (or a concurrent login) cannot use the same code too. False
+    /// when the code was already used, or the owner's credentials changed meanwhile.
+    private func claimTOTPStep(_ step: Int64, owner: OwnerRecord) throws(AuthError) -> Bool {
+        let now = nowMillis()
+        return try write { db -> Bool in
+            let current = try self.currentOwner(in: db)
+            guard current.sameCredentials(owner), step > current.totpLastStep else { return false }
+            try self.updateOwner(in: db) { owner in
+                owner.totpLastStep = step
+                owner.updatedAt = now
+            }
+            return true
+        }
     }
 
     private func matchTOTP(_ code: String, owner: OwnerRecord) async throws(AuthError) -> Int64? {

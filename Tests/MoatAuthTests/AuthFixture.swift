@@ -8,6 +8,7 @@ import MoatStore
 import MoatTestSupport
 import MoatVault
 import Synchronization
+import Testing
 
 /// A real `moat.db`, a real vault and a real audit log in a temporary directory, and a clock the test moves.
 final class AuthFixture: Sendable {
@@ -35,6 +36,11 @@ final class AuthFixture: Sendable {
 
     var now: Date { clock.now }
 
+    /// Runs `body` once, at the authority's next clock reading (see ``FixtureClock``).
+    func onNextClockRead(_ body: @escaping @Sendable () -> Void) {
+        clock.hook.withLock { $0 = body }
+    }
+
     func advance(_ seconds: TimeInterval) {
         clock.value.withLock { $0 = $0.addingTimeInterval(seconds) }
     }
@@ -60,6 +66,22 @@ final class AuthFixture: Sendable {
         try await authority.login(username: username, password: Self.secret(password), code: code, client: Self.client)
     }
 
+    /// The owner row as stored (every column, MAC included).
+    func ownerRow() throws -> StoredRow {
+        try database.pool.read { db in
+            let row = try #require(try Row.fetchOne(db, sql: "SELECT * FROM auth_owner"))
+            return StoredRow(columns: Array(row.columnNames), values: Array(row.databaseValues))
+        }
+    }
+
+    /// Puts back an owner row taken with ``ownerRow()`` (a genuine row, so its MAC verifies).
+    func restoreOwner(_ row: StoredRow) throws {
+        let placeholders = row.columns.map { _ in "?" }.joined(separator: ", ")
+        try sql(
+            "INSERT OR REPLACE INTO auth_owner (\(row.columns.joined(separator: ", "))) VALUES (\(placeholders))",
+            StatementArguments(row.values))
+    }
+
     /// Plain SQL, as an attacker with write access to `moat.db` (but not the vault) would run it.
     func sql(_ statement: String, _ arguments: StatementArguments = []) throws {
         try database.pool.writeWithoutTransaction { db in try db.execute(sql: statement, arguments: arguments) }
@@ -83,6 +105,16 @@ final class AuthFixture: Sendable {
     }
 }
 
+/// A table row as stored, column by column.
+struct StoredRow: Sendable {
+    let columns: [String]
+    let values: [DatabaseValue]
+
+    func int(_ column: String) -> Int64? {
+        columns.firstIndex(of: column).flatMap { Int64.fromDatabaseValue(values[$0]) }
+    }
+}
+
 /// The error `body` throws, if it is an ``AuthError``.
 func authError<T>(_ body: () async throws -> T) async -> AuthError? {
     do {
@@ -95,8 +127,19 @@ func authError<T>(_ body: () async throws -> T) async -> AuthError? {
     }
 }
 
-/// A clock the test moves by hand.
+/// A clock the test moves by hand. A test can also arm a one-shot hook that runs at the next reading:
+/// the authority reads its clock between loading the owner and changing it, so the hook plays "another
+/// process changed the owner row right then".
 final class FixtureClock: Sendable {
     let value = Mutex(Date(timeIntervalSince1970: 1_800_000_000))
-    var now: Date { value.withLock { $0 } }
+    let hook = Mutex<(@Sendable () -> Void)?>(nil)
+    var now: Date {
+        if let run = hook.withLock({ hook in
+            defer { hook = nil }
+            return hook
+        }) {
+            run()
+        }
+        return value.withLock { $0 }
+    }
 }

@@ -156,6 +156,42 @@ struct OwnerSetupLoginTests {
     }
 }
 
+@Suite("Owner row changes that race")
+struct OwnerRaceTests {
+    @Test("a revoke-all cannot undo a TOTP enrolment another process stored meanwhile")
+    func revokeAllKeepsConcurrentChange() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let plain = try fixture.ownerRow()
+        _ = try await TwoFactorTests.enrol(fixture)
+        let withTOTP = try fixture.ownerRow()
+        try fixture.restoreOwner(plain)
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
+        // Between revoke-all's first look at the owner and its write, the other process enrols TOTP.
+        fixture.onNextClockRead { try? fixture.restoreOwner(withTOTP) }
+        try await fixture.authority.revokeAll(tokens: false, client: AuthFixture.client)
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: true))
+        #expect(try fixture.ownerRow().int("token_version") == withTOTP.int("token_version").map { $0 + 1 })
+    }
+
+    @Test("a password changed during a login's Argon2 check: the old password does not log in")
+    func loginAfterPasswordChange() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let old = try fixture.ownerRow()
+        try await fixture.authority.resetPassword(AuthFixture.secret("the owner's new passphrase"), client: .local("t"))
+        let changed = try fixture.ownerRow()
+        try fixture.restoreOwner(old)
+        fixture.onNextClockRead { try? fixture.restoreOwner(changed) }
+        #expect(await authError { try await fixture.login() }?.code == .unauthorized)
+        let sessions = try await fixture.database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_sessions")
+        }
+        #expect(sessions == 0)
+        _ = try await fixture.login("owner", "the owner's new passphrase")
+    }
+}
+
 @Suite("Brute-force limits")
 struct BruteForceTests {
     @Test(
@@ -187,6 +223,18 @@ struct BruteForceTests {
         let fixture = try AuthFixture()
         try await fixture.setUp()
         for _ in 0..<10 { _ = await authError { try await fixture.login("owner", "wrong password here") } }
+        #expect(await authError { try await fixture.login() }?.code == .rateLimited)
+        try await fixture.authority.resetPassword(AuthFixture.secret("a brand new passphrase"), client: .local("cli"))
+        _ = try await fixture.login("owner", "a brand new passphrase")
+    }
+
+    @Test("moat owner password also lifts a lockout of the owner's own address")
+    func terminalRecoveryOfAddress() async throws {
+        var settings = AuthSettings()
+        settings.passwordFailuresPerAddress = 3
+        let fixture = try AuthFixture(settings: settings)
+        try await fixture.setUp()
+        for _ in 0..<3 { _ = await authError { try await fixture.login("someone", "wrong password here") } }
         #expect(await authError { try await fixture.login() }?.code == .rateLimited)
         try await fixture.authority.resetPassword(AuthFixture.secret("a brand new passphrase"), client: .local("cli"))
         _ = try await fixture.login("owner", "a brand new passphrase")
@@ -365,6 +413,11 @@ struct TwoFactorTests {
     /// Sets up the owner and enrols TOTP; returns the app's TOTP and the recovery codes.
     static func enrolled(_ fixture: AuthFixture) async throws -> (TOTP, [String]) {
         try await fixture.setUp()
+        return try await enrol(fixture)
+    }
+
+    /// Enrols TOTP for the owner already set up; returns the app's TOTP and the recovery codes.
+    static func enrol(_ fixture: AuthFixture) async throws -> (TOTP, [String]) {
         // From the web the current password is needed; a wrong one changes nothing.
         let refused = await authError {
             try await fixture.authority.beginTOTPEnrolment(
@@ -454,5 +507,8 @@ struct TwoFactorTests {
         let locked = await authError { try await fixture.login(code: totp.code(atStep: TOTP.step(at: fixture.now))) }
         #expect(locked?.code == .rateLimited)
         #expect((locked?.retryAfter ?? 0) > 0)
+        // The lock does not tell a right password from a wrong one, or the owner's name from another.
+        #expect(await authError { try await fixture.login("owner", "wrong password here", code: "123456") } == locked)
+        #expect(await authError { try await fixture.login("someone", "wrong password here") }?.code == .rateLimited)
     }
 }
