@@ -84,16 +84,77 @@ extension OwnerAuthority {
         }
     }
 
-    /// The owner row: nil when there is none, `.failure` when its MAC does not verify.
+    /// The owner row: nil when there is none (and this vault never had an owner), `.failure` when its
+    /// MAC does not verify, when it is older than the vault's floor, or when it is missing although the
+    /// vault has had an owner.
     func loadOwner() throws(AuthError) -> Result<OwnerRecord, AuthError>? {
-        let found = try read { db -> (OwnerRecord, String)? in
-            try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1").map { (OwnerRecord(row: $0), $0["mac"]) }
+        do {
+            let owner = try read { db in
+                try self.verifiedOwner(try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1"))
+            }
+            guard let owner else { return nil }
+            return .success(owner)
+        } catch {
+            guard error.code == .tampered else { throw error }
+            return .failure(error)
         }
-        guard let (owner, mac) = found else { return nil }
-        guard rows.verify(mac, "auth_owner", owner.macFields) else {
-            return .failure(AuthError(.tampered, Self.damagedMessage))
+    }
+
+    /// `row` checked against its MAC and against the token-version floor kept in the vault
+    /// (``ownerFloor()``): a database-only attacker can put back an older genuine row (an old password,
+    /// a version before a revoke-all) or delete the row to reopen setup, but cannot move the floor.
+    nonisolated func verifiedOwner(_ row: Row?) throws(AuthError) -> OwnerRecord? {
+        let floor = try ownerFloor()
+        guard let row else {
+            if floor != nil { throw AuthError(.tampered, Self.missingMessage) }
+            return nil
         }
-        return .success(owner)
+        let owner = OwnerRecord(row: row)
+        guard rows.verify(row["mac"], "auth_owner", owner.macFields) else {
+            throw AuthError(.tampered, Self.damagedMessage)
+        }
+        guard let floor else {
+            // Set up before the floor existed: start it now.
+            try? raiseOwnerFloor(to: owner.tokenVersion)
+            return owner
+        }
+        guard owner.tokenVersion >= floor else { throw AuthError(.tampered, Self.rolledBackMessage) }
+        return owner
+    }
+
+    /// The vault entry holding the least token version the owner row may carry. It only rises: it is
+    /// written after every change that raises the version (setup, revoke-all, a new password).
+    public static let ownerFloorName = "MOAT_AUTH_OWNER_FLOOR"
+
+    /// The floor, or nil when this vault never had an owner.
+    nonisolated func ownerFloor() throws(AuthError) -> Int64? {
+        let value: SecretBytes?
+        do {
+            value = try vault.value(named: Self.ownerFloorName)
+        } catch {
+            throw AuthError(.storage, "could not read the vault: \(error.description)")
+        }
+        guard let value else { return nil }
+        // "<random>.<version>": the random part keeps the value from being a short number the log
+        // scrubber would then hide everywhere.
+        let text = value.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
+        guard let version = text.split(separator: ".").last.flatMap({ Int64($0) }) else {
+            throw AuthError(.tampered, Self.damagedMessage)
+        }
+        return version
+    }
+
+    /// Raises the floor to `version` (never lowers it).
+    nonisolated func raiseOwnerFloor(to version: Int64) throws(AuthError) {
+        if let current = try ownerFloor(), current >= version { return }
+        var bytes = Array((AuthRandom.hex(AuthRandom.bytes(16)) + "." + String(version)).utf8)
+        do {
+            try vault.add(
+                Self.ownerFloorName, value: SecretBytes(wiping: &bytes), policy: try SecretPolicy(tools: [], hosts: []),
+                replace: true)
+        } catch {
+            throw AuthError(.storage, "could not record the owner's token version in the vault: \(error.description)")
+        }
     }
 
     /// The verified owner, or the error that explains why there is none.
@@ -111,6 +172,12 @@ extension OwnerAuthority {
 
     static let setupMessage =
         "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup` in a terminal"
+    static let rolledBackMessage =
+        "the owner record in moat.db is older than the vault says (an earlier copy was put back); "
+        + "restore the latest moat.db or run `moat owner setup --reset` on this machine"
+    static let missingMessage =
+        "the owner record is missing from moat.db although this vault has had an owner; "
+        + "restore moat.db from a backup or run `moat owner setup --reset` on this machine"
     static let damagedMessage =
         "the owner record in moat.db fails its integrity check (it was changed outside Moat); "
         + "restore moat.db from a backup or run `moat owner setup --reset` on this machine"
@@ -119,14 +186,21 @@ extension OwnerAuthority {
     /// starts from this copy, never from one read before a suspension or in another process: a
     /// concurrent change (a revoke-all during a login's Argon2 check) would otherwise be overwritten.
     nonisolated func currentOwner(in db: Database) throws -> OwnerRecord {
-        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1") else {
+        guard let owner = try verifiedOwner(try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1")) else {
             throw AuthError(.setupRequired, Self.setupMessage)
         }
-        let owner = OwnerRecord(row: row)
-        guard rows.verify(row["mac"], "auth_owner", owner.macFields) else {
-            throw AuthError(.tampered, Self.damagedMessage)
-        }
         return owner
+    }
+
+    /// The token version a new owner starts at: above the floor and above any version a row in the
+    /// database carries, so no session or JWT of an earlier owner can ever match it.
+    nonisolated func firstTokenVersion(in db: Database) throws -> Int64 {
+        let sessions = try Int64.fetchOne(db, sql: "SELECT max(token_version) FROM auth_sessions") ?? 0
+        let owner = try Int64.fetchOne(db, sql: "SELECT token_version FROM auth_owner WHERE id = 1") ?? 0
+        // Values from the database may be forged; a huge one must not overflow.
+        let floor = try ownerFloor() ?? 0
+        let highest = [floor, sessions, owner].filter { $0 < 1 << 52 }.max() ?? floor
+        return highest + 1
     }
 
     /// Changes the owner row within the caller's write transaction: read again, verified, changed,
@@ -168,8 +242,10 @@ extension OwnerAuthority {
     /// A fresh single-use setup token (valid ``AuthSettings/setupTokenLifetime``); earlier unused ones stop
     /// working. Refused once an owner exists.
     public func createSetupToken(client: ClientInfo) async throws(AuthError) -> String {
-        guard case .none = try loadOwner() else {
-            throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
+        switch try loadOwner() {
+        case .none: break
+        case .some(.success): throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
+        case .some(.failure(let error)): throw error
         }
         let token = AuthRandom.base64URL(AuthRandom.bytes(32))
         let hash = AuthRandom.sha256Hex(token)
@@ -236,10 +312,11 @@ extension OwnerAuthority {
         let name = try Self.validUsername(username ?? "owner")
         try Self.checkPasswordRules(password)
         let passwordHash = try Self.hashPassword(password)
-        let owner = OwnerRecord(username: name, passwordHash: passwordHash, now: now)
+        let fresh = OwnerRecord(username: name, passwordHash: passwordHash, now: now)
+        let owner: OwnerRecord
         do {
-            try await audited("auth.setup", client: client, metadata: ["via": .string("link")]) {
-                try await self.writeSetup(owner: owner, tokenHash: hash, now: now)
+            owner = try await audited("auth.setup", client: client, metadata: ["via": .string("link")]) {
+                try await self.writeSetup(owner: fresh, tokenHash: hash, now: now)
             }
         } catch let error as AuthError {
             throw error
@@ -250,9 +327,9 @@ extension OwnerAuthority {
         return try await startSession(owner: owner, client: client)
     }
 
-    private func writeSetup(owner: OwnerRecord, tokenHash: String, now: Int64) throws {
-        try database.pool.write { db in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil {
+    private func writeSetup(owner fresh: OwnerRecord, tokenHash: String, now: Int64) throws -> OwnerRecord {
+        let owner = try database.pool.write { db -> OwnerRecord in
+            if try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil || (try self.ownerFloor()) != nil {
                 throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
             }
             try db.execute(
@@ -261,8 +338,27 @@ extension OwnerAuthority {
             guard db.changesCount == 1 else {
                 throw AuthError(.unauthorized, "this setup link was used already")
             }
-            try self.storeOwner(owner, in: db)
+            return try self.replaceOwner(with: fresh, in: db, keepSetupTokens: true)
         }
+        try? vault.remove(Self.totpSecretName)
+        try? vault.remove(Self.pendingTOTPSecretName)
+        try raiseOwnerFloor(to: owner.tokenVersion)
+        return owner
+    }
+
+    /// Stores `fresh` as the owner, starting above every earlier token version, and removes everything
+    /// an earlier owner left: sessions, API tokens, recovery codes (and setup tokens, unless asked).
+    private nonisolated func replaceOwner(
+        with fresh: OwnerRecord, in db: Database, keepSetupTokens: Bool = false
+    ) throws -> OwnerRecord {
+        var owner = fresh
+        owner.tokenVersion = try firstTokenVersion(in: db)
+        try db.execute(sql: "DELETE FROM auth_sessions")
+        try db.execute(sql: "DELETE FROM auth_api_tokens")
+        try db.execute(sql: "DELETE FROM auth_recovery_codes")
+        if !keepSetupTokens { try db.execute(sql: "DELETE FROM auth_setup_tokens") }
+        try storeOwner(owner, in: db)
+        return owner
     }
 
     /// Sets up the owner from the terminal (`moat owner setup`): the person at this machine's account
@@ -276,7 +372,9 @@ extension OwnerAuthority {
     ) async throws(AuthError) {
         let name = try Self.validUsername(username ?? "owner")
         try Self.checkPasswordRules(password)
-        let exists = try read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil }
+        let hasRow = try read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil }
+        let hadOwner = try ownerFloor() != nil
+        let exists = hasRow || hadOwner
         if exists && !replace {
             throw AuthError(
                 .alreadySetUp,
@@ -289,15 +387,10 @@ extension OwnerAuthority {
                 "auth.setup", client: client,
                 metadata: ["via": .string("terminal"), "replaced": .bool(exists)]
             ) {
-                try self.database.pool.write { db in
-                    try db.execute(sql: "DELETE FROM auth_sessions")
-                    try db.execute(sql: "DELETE FROM auth_api_tokens")
-                    try db.execute(sql: "DELETE FROM auth_recovery_codes")
-                    try db.execute(sql: "DELETE FROM auth_setup_tokens")
-                    try self.storeOwner(owner, in: db)
-                }
+                let stored = try self.database.pool.write { db in try self.replaceOwner(with: owner, in: db) }
                 try? self.vault.remove(Self.totpSecretName)
                 try? self.vault.remove(Self.pendingTOTPSecretName)
+                try self.raiseOwnerFloor(to: stored.tokenVersion)
             }
         } catch let error as AuthError {
             throw error

@@ -38,7 +38,7 @@ extension OwnerAuthority {
             try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
             // A TOTP lockout refuses every login before the password is checked, whatever the username:
             // answering 429 only after a correct password would tell an attacker the password is right.
-            if owner.totpEnabled {
+            if try totpRequired(owner) {
                 try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
             }
         } catch {
@@ -73,7 +73,7 @@ extension OwnerAuthority {
         // TOTP is needed is decided on the current row (it may have been turned on meanwhile).
         let current = try await requireOwner()
         guard current.sameCredentials(owner) else { throw Self.invalidCredentials }
-        if current.totpEnabled {
+        if try totpRequired(current) {
             try await checkSecondFactor(code, owner: current, client: client)
         }
         try clearFailures(.passwordAccount, key: account)
@@ -211,8 +211,8 @@ extension OwnerAuthority {
             try await audited(
                 "auth.revoke_all", actor: actor, client: client, metadata: ["api_tokens": .bool(tokens)]
             ) {
-                try self.database.pool.write { db in
-                    try self.updateOwner(in: db) { owner in
+                let owner = try self.database.pool.write { db in
+                    let owner = try self.updateOwner(in: db) { owner in
                         owner.tokenVersion += 1
                         owner.updatedAt = now
                     }
@@ -225,7 +225,9 @@ extension OwnerAuthority {
                             try self.storeToken(record, in: db)
                         }
                     }
+                    return owner
                 }
+                try self.raiseOwnerFloor(to: owner.tokenVersion)
             }
         } catch let error as AuthError {
             throw error
@@ -290,8 +292,8 @@ extension OwnerAuthority {
         let metadata: [String: AuditValue] = clearFailures ? ["via": .string("terminal")] : [:]
         do {
             try await audited("auth.password.change", client: client, metadata: metadata) {
-                try self.database.pool.write { db in
-                    try self.updateOwner(in: db, checked: checked) { owner in
+                let owner = try self.database.pool.write { db in
+                    let owner = try self.updateOwner(in: db, checked: checked) { owner in
                         owner.passwordHash = hash
                         owner.tokenVersion += 1
                         owner.updatedAt = now
@@ -305,7 +307,9 @@ extension OwnerAuthority {
                                 FailureKind.totp.rawValue,
                             ])
                     }
+                    return owner
                 }
+                try self.raiseOwnerFloor(to: owner.tokenVersion)
             }
         } catch let error as AuthError {
             throw error

@@ -113,6 +113,18 @@ extension OwnerAuthority {
 
     /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
     /// an unused recovery code. Failures are limited per account and audited.
+    /// Whether a login needs the second factor: the owner row says so, or the vault holds an enrolled
+    /// TOTP secret. The vault decides as well because a database-only attacker could put back the
+    /// owner row from before enrolment (same token version, a genuine MAC) to turn two-factor login off.
+    func totpRequired(_ owner: OwnerRecord) throws(AuthError) -> Bool {
+        if owner.totpEnabled { return true }
+        do {
+            return try vault.value(named: Self.totpSecretName) != nil
+        } catch {
+            throw AuthError(.storage, "could not read the vault: \(error.description)")
+        }
+    }
+
     /// A code's time step is claimed in the same transaction that checks it was not used
     /// (``claimTOTPStep(_:owner:)``), so a code works once even when logins race.
     func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {

@@ -135,6 +135,8 @@ public actor OwnerAuthority {
     func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(AuthError) -> T {
         do {
             return try database.pool.read(body)
+        } catch let error as AuthError {
+            throw error
         } catch {
             throw AuthError(.storage, "could not read moat.db: \(error)")
         }

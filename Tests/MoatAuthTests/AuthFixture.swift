@@ -82,6 +82,22 @@ final class AuthFixture: Sendable {
             StatementArguments(row.values))
     }
 
+    /// The owner row and the vault's token-version floor: everything another process changes when it
+    /// changes the owner.
+    func ownerState() throws -> (row: StoredRow, floor: [UInt8]) {
+        let floor = try #require(try vault.value(named: OwnerAuthority.ownerFloorName))
+        return (try ownerRow(), floor.withUnsafeBytes { Array($0) })
+    }
+
+    /// Puts back both halves of an ``ownerState()``, as another process's change would leave them.
+    func restoreOwnerState(_ state: (row: StoredRow, floor: [UInt8])) throws {
+        var floor = state.floor
+        try vault.add(
+            OwnerAuthority.ownerFloorName, value: SecretBytes(wiping: &floor),
+            policy: try SecretPolicy(tools: [], hosts: []), replace: true)
+        try restoreOwner(state.row)
+    }
+
     /// Plain SQL, as an attacker with write access to `moat.db` (but not the vault) would run it.
     func sql(_ statement: String, _ arguments: StatementArguments = []) throws {
         try database.pool.writeWithoutTransaction { db in try db.execute(sql: statement, arguments: arguments) }

@@ -178,11 +178,12 @@ struct OwnerRaceTests {
     func loginAfterPasswordChange() async throws {
         let fixture = try AuthFixture()
         try await fixture.setUp()
-        let old = try fixture.ownerRow()
+        let old = try fixture.ownerState()
         try await fixture.authority.resetPassword(AuthFixture.secret("the owner's new passphrase"), client: .local("t"))
-        let changed = try fixture.ownerRow()
-        try fixture.restoreOwner(old)
-        fixture.onNextClockRead { try? fixture.restoreOwner(changed) }
+        let changed = try fixture.ownerState()
+        // Back to before the change (the vault's floor included), then the change lands mid-login.
+        try fixture.restoreOwnerState(old)
+        fixture.onNextClockRead { try? fixture.restoreOwnerState(changed) }
         #expect(await authError { try await fixture.login() }?.code == .unauthorized)
         let sessions = try await fixture.database.pool.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_sessions")
@@ -405,6 +406,79 @@ struct AuthTamperTests {
             }?.code == .unauthorized)
         try fixture.sql("UPDATE auth_api_tokens SET scope = 'admin'")
         #expect(try await fixture.authority.tokens().isEmpty)
+    }
+}
+
+@Suite("A database-only attacker cannot roll the owner back")
+struct OwnerRollbackTests {
+    @Test("an older genuine owner row put back (the old password) fails closed")
+    func oldRowPutBack() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let old = try fixture.ownerRow()
+        try await fixture.authority.changePassword(
+            current: AuthFixture.secret(AuthFixture.password), new: AuthFixture.secret("the new long passphrase"),
+            client: AuthFixture.client)
+        try fixture.restoreOwner(old)
+        #expect(try await fixture.authority.state() == .damaged)
+        let refused = await authError { try await fixture.login() }
+        #expect(refused?.code == .tampered && refused?.message.contains("older than the vault") == true)
+        // The terminal reset is the way out, and starts above every earlier version.
+        try await fixture.authority.setUpLocally(
+            username: "owner", password: AuthFixture.secret("a third long passphrase"), replace: true,
+            client: .local("cli"))
+        let version = try await fixture.authority.tokenVersion()
+        #expect(version > (old.int("token_version") ?? 0) + 1)
+        _ = try await fixture.login("owner", "a third long passphrase")
+    }
+
+    @Test("a deleted owner row does not reopen setup; moat owner setup without --reset refuses too")
+    func deletedRow() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        try fixture.sql("DELETE FROM auth_owner")
+        #expect(try await fixture.authority.state() == .damaged)
+        let link = await authError { try await fixture.authority.createSetupToken(client: AuthFixture.client) }
+        #expect(link?.code == .tampered && link?.message.contains("missing from moat.db") == true)
+        let terminal = await authError {
+            try await fixture.authority.setUpLocally(
+                username: "mallory", password: AuthFixture.secret("a takeover passphrase"), replace: false,
+                client: .local("cli"))
+        }
+        #expect(terminal?.code == .alreadySetUp)
+    }
+
+    @Test("sessions of an earlier owner never come back: a reset starts above their token version")
+    func oldSessionAfterReset() async throws {
+        let fixture = try AuthFixture()
+        let first = try await fixture.setUp()
+        let sessions = try await fixture.database.pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM auth_sessions").map {
+                StoredRow(columns: Array($0.columnNames), values: Array($0.databaseValues))
+            }
+        }
+        try await fixture.authority.setUpLocally(
+            username: "owner", password: AuthFixture.secret("a fresh owner passphrase"), replace: true,
+            client: .local("cli"))
+        for row in sessions {
+            let placeholders = row.columns.map { _ in "?" }.joined(separator: ", ")
+            try fixture.sql(
+                "INSERT INTO auth_sessions (\(row.columns.joined(separator: ", "))) VALUES (\(placeholders))",
+                StatementArguments(row.values))
+        }
+        #expect(try await fixture.authority.session(id: first.sessionID) == nil)
+    }
+
+    @Test("putting back the owner row from before TOTP enrolment does not turn two-factor login off")
+    func totpDowngrade() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let plain = try fixture.ownerRow()
+        let (totp, _) = try await TwoFactorTests.enrol(fixture)
+        try fixture.restoreOwner(plain)
+        fixture.advance(60)
+        #expect(await authError { try await fixture.login() }?.code == .unauthorized)
+        _ = try await fixture.login(code: totp.code(atStep: TOTP.step(at: fixture.now)))
     }
 }
 
