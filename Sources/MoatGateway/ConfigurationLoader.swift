@@ -189,7 +189,16 @@ public enum ConfigurationLoader {
                     }
                     config.authMode = mode
                 case "tailscale":
-                    for (tsKey, tsValue) in try mapping(value, path: path, allowed: ["owner", "socket"]) {
+                    for (tsKey, tsValue) in try mapping(value, path: path, allowed: ["owner", "socket", "proxy_uid"]) {
+                        if tsKey == "proxy_uid" {
+                            guard let uid = tsValue.scalar.flatMap({ UInt32($0.string) }) else {
+                                throw fail(
+                                    tsValue, path + ".proxy_uid",
+                                    "must be the numeric user id tailscaled runs as (0 for root, the default)")
+                            }
+                            config.tailscaleProxyUID = uid
+                            continue
+                        }
                         let text = try optionalString(tsValue, path: path + "." + tsKey)
                         if tsKey == "owner" {
                             if let text, !text.contains("@") || text.contains(where: { $0 == " " || $0 == "," }) {

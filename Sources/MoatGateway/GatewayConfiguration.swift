@@ -25,6 +25,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var tailscaleOwner: String?
     /// `gateway.auth.tailscale.socket`: tailscaled's LocalAPI socket.
     public var tailscaleSocket = "/var/run/tailscale/tailscaled.sock"
+    /// `gateway.auth.tailscale.proxy_uid`: the user tailscaled runs as; only its connections can carry
+    /// the identity headers.
+    public var tailscaleProxyUID: UInt32 = 0
     /// `gateway.auth.limits`: brute-force limits and session lifetimes (Docs/Authentication.md).
     public var auth = AuthSettings()
     /// `log.format`.

@@ -59,12 +59,15 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     /// The TCP peer. Behind `tailscale serve` or any local proxy this is 127.0.0.1: it is used for rate
     /// limits and the audit log, never as proof of identity.
     public let remoteAddress: SocketAddress?
+    /// This end of the connection (the listener's address and port).
+    public let localAddress: SocketAddress?
     /// Set by ``OwnerAuthMiddleware`` on authenticated `/api/` requests.
     public var identity: OwnerIdentity?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        localAddress = source.channel.localAddress
     }
 
     /// The peer address as text (`127.0.0.1`), or `unknown`.

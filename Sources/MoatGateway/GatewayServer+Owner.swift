@@ -65,7 +65,9 @@ extension GatewayServer {
             throw GatewayError(.startup, "cannot open owner authentication: \(error)")
         }
         let tailscale = configuration.tailscaleOwner.map {
-            TailscaleIdentity(owner: $0, localAPI: TailscaleLocalAPI(socketPath: configuration.tailscaleSocket))
+            TailscaleIdentity(
+                owner: $0, localAPI: TailscaleLocalAPI(socketPath: configuration.tailscaleSocket),
+                proxyUID: configuration.tailscaleProxyUID)
         }
         let auth = GatewayAuth(
             authority: authority, database: database, tailscale: tailscale, tls: bind.tls != nil,

@@ -179,7 +179,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         var context = context
         let client = Self.client(request, context)
         do {
-            context.identity = try await identify(request, client: client)
+            context.identity = try await identify(request, context: context, client: client)
         } catch {
             return APIError.response(error)
         }
@@ -214,7 +214,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
 
     /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
     /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
-    func identify(_ request: Request, client: ClientInfo) async throws(AuthError) -> OwnerIdentity? {
+    func identify(_ request: Request, context: Context, client: ClientInfo) async throws(AuthError) -> OwnerIdentity? {
         if let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
@@ -232,7 +232,11 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
         if let tailscale = auth.tailscale {
             let peer = IPAddress(client.sourceIP)
-            switch await tailscale.evaluate(peer: peer, headers: request.headers) {
+            let peerUID = {
+                guard let remote = context.remoteAddress, let local = context.localAddress else { return UInt32?.none }
+                return SocketOwner.uid(peer: remote, local: local)
+            }
+            switch await tailscale.evaluate(peer: peer, peerUID: peerUID, headers: request.headers) {
             case .absent:
                 return nil
             case .owner(let login, let address):

@@ -21,7 +21,9 @@ public enum TailscaleVerdict: Sendable, Equatable {
 /// only when all of these hold:
 /// - it carries `Tailscale-User-Login` (exactly once), equal to the configured owner;
 /// - it has no `Tailscale-Funnel-Request` header (Funnel traffic is from the internet: never identity);
-/// - the TCP peer is loopback (127.0.0.0/8 or ::1), where `tailscale serve` connects from;
+/// - the TCP peer is loopback (127.0.0.0/8 or ::1), where `tailscale serve` connects from, and its
+///   socket belongs to tailscaled's user (`gateway.auth.tailscale.proxy_uid`, root by default; see
+///   ``SocketOwner``), so another local program cannot write the headers itself;
 /// - it carries `X-Forwarded-For`, `X-Forwarded-Host` and `X-Forwarded-Proto`, as `tailscale serve` sets
 ///   them (over HTTPS, which is its default);
 /// - `X-Forwarded-For` holds exactly one address (tailscale serve sets one; a list is a chain or a forgery);
@@ -36,21 +38,28 @@ public enum TailscaleVerdict: Sendable, Equatable {
 public struct TailscaleIdentity: Sendable {
     private let owner: String
     private let localAPI: TailscaleLocalAPI
+    private let proxyUID: UInt32
 
     /// - Parameters:
     ///   - owner: the owner's Tailscale login, as configured (`gateway.auth.tailscale.owner`).
     ///   - localAPI: the client used to confirm addresses with tailscaled.
-    public init(owner: String, localAPI: TailscaleLocalAPI) {
+    ///   - proxyUID: the user tailscaled runs as (`gateway.auth.tailscale.proxy_uid`, 0 = root).
+    public init(owner: String, localAPI: TailscaleLocalAPI, proxyUID: UInt32 = 0) {
         self.owner = owner
         self.localAPI = localAPI
+        self.proxyUID = proxyUID
     }
 
     /// Evaluates one request.
     ///
     /// - Parameters:
     ///   - peer: the address of the TCP peer that sent the request (nil when unknown).
+    ///   - peerUID: looks up the user owning the peer's socket (nil when unknown); called only when the
+    ///     headers pass, so requests without Tailscale headers cost no lookup.
     ///   - headers: the request's header fields.
-    public func evaluate(peer: IPAddress?, headers: HTTPFields) async -> TailscaleVerdict {
+    public func evaluate(
+        peer: IPAddress?, peerUID: () -> UInt32?, headers: HTTPFields
+    ) async -> TailscaleVerdict {
         let address: String
         switch Self.checkHeaders(peer: peer, headers: headers, owner: owner) {
         case .absent:
@@ -60,6 +69,8 @@ public struct TailscaleIdentity: Sendable {
         case .needsWhois(let checked):
             address = checked
         }
+        guard let uid = peerUID() else { return .refused(reason: "peer socket owner unknown") }
+        guard uid == proxyUID else { return .refused(reason: "peer is not tailscaled's user") }
         let whois: TailscaleWhois
         do {
             whois = try await localAPI.whois(address: address)

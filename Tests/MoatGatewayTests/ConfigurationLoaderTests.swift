@@ -83,6 +83,10 @@ import Testing
                 "gateway:\n  auth:\n    tailscale:\n      owner: alice\n",
                 "config.yaml:4: gateway.auth.tailscale.owner: must be one Tailscale login, e.g. alice@example.com"
             ),
+            (
+                "gateway:\n  auth:\n    tailscale:\n      proxy_uid: root\n",
+                "config.yaml:4: gateway.auth.tailscale.proxy_uid: must be the numeric user id tailscaled runs as (0 for root, the default)"
+            ),
             ("log:\n  format: xml\n", "config.yaml:2: log.format: \"xml\" is not allowed: use one of auto, text, json"),
             (
                 "gateway:\n  allowed_hosts: [\"https://x.ts.net/\"]\n",
@@ -138,6 +142,7 @@ import Testing
                 mode: token
                 tailscale:
                   owner: alice@example.com
+                  proxy_uid: 1001
                 limits:
                   password_failures: 5
                   window_minutes: 30
@@ -152,6 +157,7 @@ import Testing
         #expect(config.tls == .init(certificatePath: "/etc/moat/cert.pem", keyPath: "/etc/moat/key.pem"))
         #expect(config.authMode == .token)
         #expect(config.tailscaleOwner == "alice@example.com")
+        #expect(config.tailscaleProxyUID == 1001)
         #expect(config.auth.passwordFailuresPerAccount == 5)
         #expect(config.auth.failureWindow == 1800)
         #expect(config.auth.sessionIdleTimeout == 1800)

@@ -173,6 +173,7 @@ final class FakeLocalAPI: Sendable {
     /// tailscaled's real 2 s default was seen to expire first.
     static func withFake<Result>(
         timeout: TimeInterval = 30,
+        proxyUID: UInt32 = getuid(),
         _ body: (FakeLocalAPI, TailscaleIdentity) async throws -> Result
     ) async throws -> Result {
         let directory = TemporaryDirectory("moat-ts")
@@ -180,7 +181,8 @@ final class FakeLocalAPI: Sendable {
         try await fake.start()
         let identity = TailscaleIdentity(
             owner: owner,
-            localAPI: TailscaleLocalAPI(socketPath: fake.path, timeout: timeout)
+            localAPI: TailscaleLocalAPI(socketPath: fake.path, timeout: timeout),
+            proxyUID: proxyUID
         )
         do {
             let result = try await body(fake, identity)
@@ -192,10 +194,28 @@ final class FakeLocalAPI: Sendable {
         }
     }
 
+    /// The peer-socket lookup as it answers for a connection from tailscaled (here: this test's user,
+    /// which ``withFake(timeout:proxyUID:_:)`` configures as tailscaled's).
+    static let fromTailscaled: @Sendable () -> UInt32? = { getuid() }
+
+    @Test("headers written by a process of another user, or whose socket owner is unknown, are not the owner")
+    func otherUser() async throws {
+        try await Self.withFake { fake, identity in
+            let other = await identity.evaluate(
+                peer: Self.loopback, peerUID: { getuid() &+ 1 }, headers: Self.serveHeaders())
+            #expect(other == .refused(reason: "peer is not tailscaled's user"))
+            let unknown = await identity.evaluate(peer: Self.loopback, peerUID: { nil }, headers: Self.serveHeaders())
+            #expect(unknown == .refused(reason: "peer socket owner unknown"))
+            // Refused before tailscaled is asked anything.
+            #expect(fake.received.isEmpty)
+        }
+    }
+
     @Test("the genuine case: tailscale serve headers from loopback, confirmed by whois, is the owner")
     func genuineOwner() async throws {
         try await Self.withFake { fake, identity in
-            let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders())
+            let verdict = await identity.evaluate(
+                peer: Self.loopback, peerUID: Self.fromTailscaled, headers: Self.serveHeaders())
             #expect(verdict == .owner(login: Self.owner, address: "100.101.102.103"))
             #expect(
                 fake.received == ["GET /localapi/v0/whois?addr=100.101.102.103 HTTP/1.1 | Host: local-tailscaled.sock"])
@@ -206,7 +226,7 @@ final class FakeLocalAPI: Sendable {
     func ipv6() async throws {
         try await Self.withFake { _, identity in
             let verdict = await identity.evaluate(
-                peer: IPAddress("::1"),
+                peer: IPAddress("::1"), peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "fd7a:115c:a1e0:0:0:0:0:1")
             )
             #expect(verdict == .owner(login: Self.owner, address: "fd7a:115c:a1e0::1"))
@@ -217,7 +237,7 @@ final class FakeLocalAPI: Sendable {
     func forgedLogin() async throws {
         try await Self.withFake { _, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.104")
             )
             #expect(verdict == .refused(reason: "whois login differs"))
@@ -228,7 +248,7 @@ final class FakeLocalAPI: Sendable {
     func taggedNode() async throws {
         try await Self.withFake { _, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.105")
             )
             #expect(verdict == .refused(reason: "tagged node"))
@@ -239,7 +259,7 @@ final class FakeLocalAPI: Sendable {
     func funnel() async throws {
         try await Self.withFake { fake, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(adding: [("Tailscale-Funnel-Request", "?1")])
             )
             #expect(verdict == .refused(reason: "funnel request"))
@@ -253,10 +273,11 @@ final class FakeLocalAPI: Sendable {
     )
     func missingForwardedHeader(_ name: String) async throws {
         try await Self.withFake { fake, identity in
-            let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders(dropping: [name]))
+            let verdict = await identity.evaluate(
+                peer: Self.loopback, peerUID: Self.fromTailscaled, headers: Self.serveHeaders(dropping: [name]))
             #expect(verdict == .refused(reason: "missing \(name)"))
             let empty = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(dropping: [name], adding: [(name, " ")])
             )
             #expect(empty == .refused(reason: "missing \(name)"))
@@ -268,22 +289,22 @@ final class FakeLocalAPI: Sendable {
     func forwardedChain() async throws {
         try await Self.withFake { fake, identity in
             let list = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.104, 100.101.102.103")
             )
             #expect(list == .refused(reason: "X-Forwarded-For holds more than one address"))
             let twoFields = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(adding: [("X-Forwarded-For", "100.101.102.104")])
             )
             #expect(twoFields == .refused(reason: "X-Forwarded-For holds more than one address"))
             let notAnAddress = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "laptop.tail1234.ts.net")
             )
             #expect(notAnAddress == .refused(reason: "X-Forwarded-For is not an IP address"))
             let withPort = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.103:443")
             )
             #expect(withPort == .refused(reason: "X-Forwarded-For is not an IP address"))
@@ -297,7 +318,8 @@ final class FakeLocalAPI: Sendable {
     )
     func nonLoopbackPeer(_ peer: String) async throws {
         try await Self.withFake { fake, identity in
-            let verdict = await identity.evaluate(peer: IPAddress(peer), headers: Self.serveHeaders())
+            let verdict = await identity.evaluate(
+                peer: IPAddress(peer), peerUID: Self.fromTailscaled, headers: Self.serveHeaders())
             #expect(verdict == .refused(reason: "peer is not loopback"))
             #expect(fake.received.isEmpty)
         }
@@ -307,7 +329,7 @@ final class FakeLocalAPI: Sendable {
     func unknownPeer() async throws {
         try await Self.withFake { _, identity in
             #expect(
-                await identity.evaluate(peer: nil, headers: Self.serveHeaders())
+                await identity.evaluate(peer: nil, peerUID: Self.fromTailscaled, headers: Self.serveHeaders())
                     == .refused(reason: "peer is not loopback"))
         }
     }
@@ -325,7 +347,8 @@ final class FakeLocalAPI: Sendable {
     )
     func whoisFailures(_ address: String, _ reason: String) async throws {
         try await Self.withFake { _, identity in
-            let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders(from: address))
+            let verdict = await identity.evaluate(
+                peer: Self.loopback, peerUID: Self.fromTailscaled, headers: Self.serveHeaders(from: address))
             #expect(verdict == .refused(reason: reason))
         }
     }
@@ -334,7 +357,7 @@ final class FakeLocalAPI: Sendable {
     func whoisTimeout() async throws {
         try await Self.withFake(timeout: 0.3) { _, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.109")
             )
             #expect(verdict == .refused(reason: "tailscaled did not answer in time"))
@@ -348,8 +371,9 @@ final class FakeLocalAPI: Sendable {
         try RawUnixClient.leaveStaleSocket(at: directory.file("stale.sock"))
         for path in [directory.file("no-such.sock"), directory.file("stale.sock")] {
             let identity = TailscaleIdentity(
-                owner: Self.owner, localAPI: TailscaleLocalAPI(socketPath: path, timeout: 30))
-            let verdict = await identity.evaluate(peer: Self.loopback, headers: Self.serveHeaders())
+                owner: Self.owner, localAPI: TailscaleLocalAPI(socketPath: path, timeout: 30), proxyUID: getuid())
+            let verdict = await identity.evaluate(
+                peer: Self.loopback, peerUID: Self.fromTailscaled, headers: Self.serveHeaders())
             #expect(verdict == .refused(reason: "tailscaled unreachable"))
         }
     }
@@ -358,17 +382,17 @@ final class FakeLocalAPI: Sendable {
     func otherLogin() async throws {
         try await Self.withFake { fake, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(login: "bob@example.com")
             )
             #expect(verdict == .refused(reason: "login does not match the configured owner"))
             let longer = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(login: "alice@example.com.evil")
             )
             #expect(longer == .refused(reason: "login does not match the configured owner"))
             let twice = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(adding: [("Tailscale-User-Login", Self.owner)])
             )
             #expect(twice == .refused(reason: "repeated Tailscale-User-Login"))
@@ -380,7 +404,7 @@ final class FakeLocalAPI: Sendable {
     func caseInsensitiveLogin() async throws {
         try await Self.withFake { _, identity in
             let verdict = await identity.evaluate(
-                peer: Self.loopback,
+                peer: Self.loopback, peerUID: Self.fromTailscaled,
                 headers: Self.serveHeaders(from: "100.101.102.108", login: "ALICE@example.com")
             )
             #expect(verdict == .owner(login: "Alice@Example.COM", address: "100.101.102.108"))
@@ -393,13 +417,14 @@ final class FakeLocalAPI: Sendable {
         let fake = FakeLocalAPI(path: directory.file("tailscaled.sock"), table: Self.table)
         try await fake.start()
         let identity = TailscaleIdentity(
-            owner: "jörg@example.com", localAPI: TailscaleLocalAPI(socketPath: fake.path, timeout: 30))
+            owner: "jörg@example.com", localAPI: TailscaleLocalAPI(socketPath: fake.path, timeout: 30),
+            proxyUID: getuid())
         let verdict = await identity.evaluate(
-            peer: Self.loopback,
+            peer: Self.loopback, peerUID: Self.fromTailscaled,
             headers: Self.serveHeaders(from: "100.101.102.113", login: "=?utf-8?q?j=C3=B6rg@example.com?=")
         )
         let broken = await identity.evaluate(
-            peer: Self.loopback,
+            peer: Self.loopback, peerUID: Self.fromTailscaled,
             headers: Self.serveHeaders(from: "100.101.102.113", login: "=?utf-8?q?j=C3=G6rg@example.com?=")
         )
         try await fake.stop()
@@ -410,10 +435,16 @@ final class FakeLocalAPI: Sendable {
     @Test("without a Tailscale-User-Login header the verdict is absent: normal login applies")
     func absent() async throws {
         try await Self.withFake { fake, identity in
-            #expect(await identity.evaluate(peer: Self.loopback, headers: HTTPFields()) == .absent)
+            #expect(
+                await identity.evaluate(peer: Self.loopback, peerUID: Self.fromTailscaled, headers: HTTPFields())
+                    == .absent)
             let forwardedOnly = Self.serveHeaders(dropping: ["Tailscale-User-Login"])
-            #expect(await identity.evaluate(peer: Self.loopback, headers: forwardedOnly) == .absent)
-            #expect(await identity.evaluate(peer: IPAddress("192.168.1.5"), headers: HTTPFields()) == .absent)
+            #expect(
+                await identity.evaluate(peer: Self.loopback, peerUID: Self.fromTailscaled, headers: forwardedOnly)
+                    == .absent)
+            #expect(
+                await identity.evaluate(
+                    peer: IPAddress("192.168.1.5"), peerUID: Self.fromTailscaled, headers: HTTPFields()) == .absent)
             #expect(fake.received.isEmpty)
         }
     }
