@@ -219,27 +219,35 @@ public enum ConfigurationLoader {
             }
         }
 
+        /// The limits may be made stricter, never looser than the defaults (ASVS level 2 and the window
+        /// they are counted in): each key's allowed range, and the setting it writes.
+        static let limitRanges: [(key: String, range: ClosedRange<Int>, unit: String)] = [
+            ("password_failures", 1...10, ""), ("address_failures", 1...20, ""), ("totp_failures", 1...5, ""),
+            ("setup_failures", 1...10, ""), ("window_minutes", 15...1440, " minutes"),
+            ("concurrent_password_checks", 1...2, ""), ("session_idle_minutes", 1...120, " minutes"),
+            ("session_max_hours", 1...24, " hours"),
+        ]
+
         mutating func readLimits(_ node: Node) throws(GatewayError) {
-            let keys = [
-                "password_failures", "address_failures", "totp_failures", "setup_failures", "window_minutes",
-                "concurrent_password_checks", "session_idle_minutes", "session_max_hours",
-            ]
+            let keys = Self.limitRanges.map(\.key)
             for (key, value) in try mapping(node, path: "gateway.auth.limits", allowed: keys) {
                 let path = "gateway.auth.limits." + key
-                let number = try integer(value, path: path, range: 1...100_000, allowed: "a whole number from 1")
+                guard let limit = Self.limitRanges.first(where: { $0.key == key }) else { continue }
+                let loosest = key == "window_minutes" ? "15 (shorter is looser)" : "\(limit.range.upperBound)"
+                let number = try integer(
+                    value, path: path, range: limit.range,
+                    allowed:
+                        "a whole number from \(limit.range.lowerBound) to \(limit.range.upperBound)\(limit.unit); "
+                        + "the default \(loosest) is the loosest Moat allows")
                 switch key {
                 case "password_failures": config.auth.passwordFailuresPerAccount = number
                 case "address_failures": config.auth.passwordFailuresPerAddress = number
                 case "totp_failures": config.auth.totpFailures = number
                 case "setup_failures": config.auth.setupFailuresPerAddress = number
                 case "window_minutes": config.auth.failureWindow = TimeInterval(number * 60)
-                case "concurrent_password_checks":
-                    guard number <= 64 else { throw fail(value, path, "must be from 1 to 64") }
-                    config.auth.concurrentPasswordChecks = number
+                case "concurrent_password_checks": config.auth.concurrentPasswordChecks = number
                 case "session_idle_minutes": config.auth.sessionIdleTimeout = TimeInterval(number * 60)
-                default:
-                    guard number <= 24 * 30 else { throw fail(value, path, "must be from 1 to 720 hours") }
-                    config.auth.sessionAbsoluteTimeout = TimeInterval(number * 3600)
+                default: config.auth.sessionAbsoluteTimeout = TimeInterval(number * 3600)
                 }
             }
         }

@@ -77,7 +77,15 @@ import Testing
             ),
             (
                 "gateway:\n  auth:\n    limits:\n      password_failures: 0\n",
-                "config.yaml:4: gateway.auth.limits.password_failures: 0 is out of range: must be a whole number from 1"
+                "config.yaml:4: gateway.auth.limits.password_failures: 0 is out of range: must be a whole number from 1 to 10; the default 10 is the loosest Moat allows"
+            ),
+            (
+                "gateway:\n  auth:\n    limits:\n      session_max_hours: 48\n",
+                "config.yaml:4: gateway.auth.limits.session_max_hours: 48 is out of range: must be a whole number from 1 to 24 hours; the default 24 is the loosest Moat allows"
+            ),
+            (
+                "gateway:\n  auth:\n    limits:\n      window_minutes: 5\n",
+                "config.yaml:4: gateway.auth.limits.window_minutes: 5 is out of range: must be a whole number from 15 to 1440 minutes; the default 15 (shorter is looser) is the loosest Moat allows"
             ),
             (
                 "gateway:\n  auth:\n    tailscale:\n      owner: alice\n",
