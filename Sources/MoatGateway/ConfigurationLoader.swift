@@ -131,6 +131,12 @@ public enum ConfigurationLoader {
                 throw fail(
                     tlsLine, "gateway.tls.key", "missing: gateway.tls.cert is set, so the private key is needed too")
             }
+            if config.authMode == .token, config.tailscaleOwner != nil {
+                throw fail(
+                    0, "gateway.auth.tailscale.owner",
+                    "cannot be used with gateway.auth.mode: token, which turns browser identities off; "
+                        + "remove one of the two")
+            }
             return config
         }
 

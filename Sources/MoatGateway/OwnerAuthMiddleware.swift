@@ -230,7 +230,8 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
                 return .session(session)
             }
         }
-        if let tailscale = auth.tailscale {
+        // Token mode turns every ambient browser identity off: the cookie above and Tailscale's headers.
+        if auth.mode != .token, let tailscale = auth.tailscale {
             let peer = IPAddress(client.sourceIP)
             let peerUID = {
                 guard let remote = context.remoteAddress, let local = context.localAddress else { return UInt32?.none }

@@ -25,6 +25,16 @@ public enum OwnerRoutes {
                     token: try body.string("token"), username: try body.optionalString("username"),
                     password: password.take(), client: OwnerAuthMiddleware.client(request, context))
                 if let file = auth.setupLinkFile { unlink(file) }
+                guard auth.mode != .token else {
+                    // Browser sessions are off: no cookie, and the owner continues with an API token.
+                    return APIError.json(
+                        status: .created,
+                        [
+                            "setup": "done",
+                            "next":
+                                "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`",
+                        ])
+                }
                 return loggedIn(result, status: .created, auth: auth, request: request)
             }
         }

@@ -92,6 +92,10 @@ import Testing
                 "config.yaml:4: gateway.auth.tailscale.owner: must be one Tailscale login, e.g. alice@example.com"
             ),
             (
+                "gateway:\n  auth:\n    mode: token\n    tailscale:\n      owner: alice@example.com\n",
+                "config.yaml: gateway.auth.tailscale.owner: cannot be used with gateway.auth.mode: token, which turns browser identities off; remove one of the two"
+            ),
+            (
                 "gateway:\n  auth:\n    tailscale:\n      proxy_uid: root\n",
                 "config.yaml:4: gateway.auth.tailscale.proxy_uid: must be the numeric user id tailscaled runs as (0 for root, the default)"
             ),
@@ -147,7 +151,7 @@ import Testing
                 cert: /etc/moat/cert.pem
                 key: /etc/moat/key.pem
               auth:
-                mode: token
+                mode: password
                 tailscale:
                   owner: alice@example.com
                   proxy_uid: 1001
@@ -163,7 +167,7 @@ import Testing
         #expect(config.port == 8443)
         #expect(config.allowedHosts == ["laptop.tail1234.ts.net", "studio.lan:8443"])
         #expect(config.tls == .init(certificatePath: "/etc/moat/cert.pem", keyPath: "/etc/moat/key.pem"))
-        #expect(config.authMode == .token)
+        #expect(config.authMode == .password)
         #expect(config.tailscaleOwner == "alice@example.com")
         #expect(config.tailscaleProxyUID == 1001)
         #expect(config.auth.passwordFailuresPerAccount == 5)

@@ -26,7 +26,7 @@ final class OwnerHTTPFixture: Sendable {
 
     init(
         settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
-        allowedHosts: [String] = []
+        allowedHosts: [String] = [], mode: GatewayConfiguration.AuthMode = .password
     ) throws {
         database = try MoatDatabase(path: directory.file("moat.db"))
         var password = Array("correct horse battery staple".utf8)
@@ -36,7 +36,7 @@ final class OwnerHTTPFixture: Sendable {
         audit = AuditLog(database: database, keys: try AuditKeyring.keys(from: vault), origin: "moat/test")
         authority = try OwnerAuthority(database: database, vault: vault, audit: audit, settings: settings)
         auth = GatewayAuth(
-            authority: authority, database: database, tailscale: tailscale, tls: tls, mode: .password,
+            authority: authority, database: database, tailscale: tailscale, tls: tls, mode: mode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
         hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MoatAuth
 import MoatGateway
 import MoatTestSupport
 import Testing
@@ -151,6 +152,24 @@ import Testing
             let session = try await Self.send(
                 client, "GET", "/api/auth/session", [("Cookie", pair), ("X-CSRF-Token", csrf)])
             #expect(session.status == 200)
+        }
+    }
+
+    @Test("token mode: setup sets no cookie, login is refused, and neither a cookie nor Tailscale is the owner")
+    func tokenMode() async throws {
+        try await TailscaleIdentityTests.withFake { _, identity in
+            let fixture = try OwnerHTTPFixture(tailscale: identity, allowedHosts: [Self.tailnet], mode: .token)
+            try await fixture.live { client in
+                let token = try await fixture.authority.createSetupToken(client: .local("test"))
+                let setup = try await client.send(
+                    "POST", "/api/setup", headers: [("Origin", client.origin)],
+                    json: #"{"token":"\#(token)","password":"\#(OwnerHTTPFixture.password)"}"#)
+                #expect(setup.status == 201 && setup.header("Set-Cookie") == nil)
+                #expect(setup.json["csrf_token"] == nil && setup.body.contains("moat token create"))
+                let login = try await fixture.login(client)
+                #expect(login.status == 403 && login.header("Set-Cookie") == nil)
+                #expect(try await Self.send(client, "GET", "/api/auth/session", Self.headers()).status == 401)
+            }
         }
     }
 
