@@ -1,5 +1,6 @@
 public import Foundation
 import JWTKit
+import Synchronization
 
 /// What a short-lived token may be used for: exactly one kind of live connection.
 public enum LiveTokenPurpose: String, Sendable, CaseIterable {
@@ -25,7 +26,8 @@ public struct LiveTokenClaims: Sendable {
 /// `none`, `HS512`, `RS256` — algorithm confusion) is refused before jwt-kit sees it, and the key
 /// collection holds only the one HS256 key. `iss`, `aud`, `exp`, `nbf`, `jti`, `typ` (the purpose) and
 /// `ver` (the token version) are all checked against an injected clock, with no clock-skew leeway
-/// (issuer and verifier are the same process). A token may live at most ``maximumLifetime``.
+/// (issuer and verifier are the same process). A token may live at most ``maximumLifetime``, and it is
+/// accepted once: its `jti` is remembered until it expires.
 public struct LiveTokenIssuer: Sendable {
     /// Five minutes.
     public static let maximumLifetime: TimeInterval = 300
@@ -53,6 +55,7 @@ public struct LiveTokenIssuer: Sendable {
     }
 
     private let keyReady: Task<JWTKeyCollection, Never>
+    private let usedIDs = UsedTokenIDs()
 
     /// A token for `purpose`, valid from now for `lifetime` seconds (at most five minutes).
     public func issue(
@@ -99,6 +102,10 @@ public struct LiveTokenIssuer: Sendable {
         }
         guard !payload.jti.value.isEmpty else { throw Self.refused("no token id") }
         guard payload.ver == tokenVersion else { throw Self.refused("revoked") }
+        // Last, so only a token that passed every other check uses up its id: it opens one connection.
+        guard usedIDs.claim(payload.jti.value, until: payload.exp.value, now: at) else {
+            throw Self.refused("already used; get a new one for each connection")
+        }
         return LiveTokenClaims(
             purpose: purpose, jti: payload.jti.value, expires: payload.exp.value, tokenVersion: payload.ver)
     }
@@ -124,6 +131,22 @@ public struct LiveTokenIssuer: Sendable {
         guard !base64.contains("=") else { return nil }
         while base64.count % 4 != 0 { base64 += "=" }
         return Data(base64Encoded: base64)
+    }
+}
+
+/// The ids of live tokens already used, each kept until its token expires (at most five minutes), so a
+/// token captured on its way (a proxy log, a browser extension) cannot open a second connection.
+final class UsedTokenIDs: Sendable {
+    private let seen = Mutex<[String: Date]>([:])
+
+    /// Records `id`; false when it was recorded already (and has not expired since).
+    func claim(_ id: String, until expiry: Date, now: Date) -> Bool {
+        seen.withLock { seen in
+            if seen.count > 1024 { seen = seen.filter { $0.value > now } }
+            if let known = seen[id], known > now { return false }
+            seen[id] = expiry
+            return true
+        }
     }
 }
 

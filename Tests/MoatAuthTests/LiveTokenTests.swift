@@ -80,6 +80,20 @@ struct LiveTokenTests {
         #expect(try await issuer.verify(second, purpose: .events, tokenVersion: 1).jti != claims.jti)
     }
 
+    @Test("a token opens one connection: the second use is refused, another fresh token works")
+    func singleUse() async throws {
+        let clock = Clock()
+        let issuer = Self.issuer(clock)
+        let token = try await issuer.issue(purpose: .events, tokenVersion: 1)
+        _ = try await issuer.verify(token, purpose: .events, tokenVersion: 1)
+        let again = await authError { try await issuer.verify(token, purpose: .events, tokenVersion: 1) }
+        #expect(again?.code == .unauthorized && again?.message.contains("already used") == true)
+        // A token refused for another reason (wrong version) does not use up its id.
+        let other = try await issuer.issue(purpose: .events, tokenVersion: 1)
+        #expect(await Self.refused(issuer, other, version: 2))
+        _ = try await issuer.verify(other, purpose: .events, tokenVersion: 1)
+    }
+
     @Test("none, HS512, RS256-with-the-secret, kid and jku headers are refused")
     func pinnedAlgorithm() async throws {
         let clock = Clock()
@@ -127,10 +141,11 @@ struct LiveTokenTests {
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, ver: 2))))
         #expect(await Self.refused(issuer, Self.forge(header: header, claims: Self.claims(clock, jti: nil))))
         let token = try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 60)
+        let twin = try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 60)
         clock.advance(59)
         _ = try await issuer.verify(token, purpose: .events, tokenVersion: 1)
         clock.advance(1)
-        #expect(await Self.refused(issuer, token))
+        #expect(await Self.refused(issuer, twin))
         // Another installation's issuer (different audience) refuses this one's tokens.
         let fresh = try await issuer.issue(purpose: .events, tokenVersion: 1)
         #expect(await Self.refused(Self.issuer(clock, audience: "moat:elsewhere"), fresh))

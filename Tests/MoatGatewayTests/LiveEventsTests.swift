@@ -77,12 +77,19 @@ import Testing
             #expect(
                 try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(other)")]).status
                     == 401)
-            // Revoke everything ends every live token at once.
+            // A live token opens one connection.
+            #expect(
+                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(jwt)")]).status
+                    == 401)
+            // Revoke everything ends every live token at once, unused ones too.
+            let unused = try await client.browser(
+                "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"events"}"#)
+            let spare = try #require(OwnerHTTPFixture.json(unused)["token"] as? String)
             #expect(
                 try await client.browser("POST", "/api/auth/revoke-all", cookie: cookie, csrf: csrf, json: "{}")
                     .status == 204)
             #expect(
-                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(jwt)")]).status
+                try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(spare)")]).status
                     == 401)
         }
     }
