@@ -37,9 +37,23 @@ public struct ClientInfo: Sendable, Equatable {
     /// The User-Agent, cut to 200 characters with control characters removed.
     public let userAgent: String
 
-    public init(sourceIP: String, userAgent: String) {
+    /// The addresses a proxy in front of Moat (`tailscale serve`) reported in `X-Forwarded-For`, when the
+    /// header held only IP addresses (at most four). As claimed by the request: recorded for the
+    /// owner's information, never used for a decision (limits count the TCP peer).
+    public let forwardedFor: String?
+
+    public init(sourceIP: String, userAgent: String, forwardedFor: String? = nil) {
         self.sourceIP = sourceIP
         self.userAgent = String(PrintableText.strip(userAgent).unicodeScalars.prefix(200))
+        self.forwardedFor = forwardedFor.flatMap(Self.addressList)
+    }
+
+    /// `text` when it is a comma-separated list of one to four IP addresses, normalised; otherwise nil.
+    static func addressList(_ text: String) -> String? {
+        let parts = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard (1...4).contains(parts.count) else { return nil }
+        let addresses = parts.compactMap { IPAddress($0)?.description }
+        return addresses.count == parts.count ? addresses.joined(separator: ", ") : nil
     }
 
     /// A command run on this machine by the owner's own account (the CLI or the admin socket).

@@ -313,6 +313,11 @@ extension OwnerAuthority {
         try Self.checkPasswordRules(password)
         let passwordHash = try Self.hashPassword(password)
         let fresh = OwnerRecord(username: name, passwordHash: passwordHash, now: now)
+        // Two setups with one link at once: the second is refused here rather than audited as a setup
+        // that then fails to store.
+        guard !setupRunning else { throw AuthError(.alreadySetUp, "setup is already being completed; log in instead") }
+        setupRunning = true
+        defer { setupRunning = false }
         let owner: OwnerRecord
         do {
             owner = try await audited("auth.setup", client: client, metadata: ["via": .string("link")]) {

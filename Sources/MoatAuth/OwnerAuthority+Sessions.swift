@@ -63,6 +63,10 @@ extension OwnerAuthority {
             matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
         } catch {
             try withdrawFailures(provisional)
+            if shouldRecordRefusal("busy " + client.sourceIP) {
+                await record(
+                    "auth.login", outcome: "rate-limited", client: client, metadata: ["reason": .string("busy")])
+            }
             throw error
         }
         guard known && matches else {

@@ -42,14 +42,18 @@ extension OwnerAuthority {
         let uri = TOTP.provisioningURI(secret: secret, account: owner.username)
         let base32 = Base32.encode(secret)
         let qr = try QRCode(encoding: uri)
+        let pending = SecretBytes(wiping: &secret)
         do {
-            try vault.add(
-                Self.pendingTOTPSecretName, value: SecretBytes(wiping: &secret),
-                policy: try SecretPolicy(tools: [], hosts: []), replace: true)
+            try await audited("auth.totp.enrol.begin", client: client) {
+                try self.vault.add(
+                    Self.pendingTOTPSecretName, value: pending, policy: try SecretPolicy(tools: [], hosts: []),
+                    replace: true)
+            }
+        } catch let error as AuthError {
+            throw error
         } catch {
-            throw AuthError(.storage, "could not store the TOTP secret in the vault: \(error.description)")
+            throw AuthError(.storage, "could not store the TOTP secret in the vault: \(error)")
         }
-        await record("auth.totp.enrol.begin", actor: "owner", outcome: "success", client: client)
         return TOTPEnrolment(uri: uri, secretBase32: base32, qrSVG: qr.svg(), qrText: qr.terminalText())
     }
 
@@ -80,7 +84,7 @@ extension OwnerAuthority {
             return String(raw.prefix(4)) + "-" + String(raw.dropFirst(4).prefix(4)) + "-" + String(raw.suffix(4))
         }
         let now = nowMillis()
-        let hashes = codes.map { Self.recoveryHash($0) }
+        let hashes = codes.map { recoveryHash($0) }
         do {
             try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))])
             {
@@ -186,7 +190,7 @@ extension OwnerAuthority {
     }
 
     private func useRecoveryCode(_ code: String, client: ClientInfo) async throws(AuthError) -> Bool {
-        let hash = Self.recoveryHash(code)
+        let hash = recoveryHash(code)
         let now = nowMillis()
         let found = try read { db -> (created: Int64, used: Int64?, mac: String)? in
             try Row.fetchOne(db, sql: "SELECT * FROM auth_recovery_codes WHERE code_hash = ?", arguments: [hash]).map {
@@ -215,7 +219,9 @@ extension OwnerAuthority {
         return used
     }
 
-    static func recoveryHash(_ code: String) -> String {
-        AuthRandom.sha256Hex("moat-recovery-v1\n" + code)
+    /// A recovery code as stored: an HMAC keyed from the vault, so a copy of `moat.db` alone does not
+    /// allow testing guesses offline (the codes have about 59 bits; a plain hash would be a start).
+    nonisolated func recoveryHash(_ code: String) -> String {
+        AuthRandom.hex(HMAC<SHA256>.authenticationCode(for: Data(code.utf8), using: recoveryKey))
     }
 }

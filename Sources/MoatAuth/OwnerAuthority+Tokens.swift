@@ -94,7 +94,7 @@ extension OwnerAuthority {
                     "expires_at": expires.map { .string(Self.timestamp($0)) } ?? .null,
                 ]
             ) {
-                try self.database.pool.write { db in try self.storeToken(record, in: db) }
+                try self.database.pool.write { db in try self.storeToken(record, in: db, new: true) }
             }
         } catch let error as AuthError {
             throw error
@@ -104,10 +104,11 @@ extension OwnerAuthority {
         return CreatedAPIToken(token: token, record: record)
     }
 
-    nonisolated func storeToken(_ record: APITokenRecord, in db: Database) throws {
+    /// Writes `record`; a `new` one never replaces an existing row (a prefix collision fails instead).
+    nonisolated func storeToken(_ record: APITokenRecord, in db: Database, new: Bool = false) throws {
         try db.execute(
-            sql: """
-                INSERT OR REPLACE INTO auth_api_tokens
+            sql: (new ? "INSERT" : "INSERT OR REPLACE") + """
+                 INTO auth_api_tokens
                   (prefix, name, scope, token_hash, created_at, expires_at, last_used_at, revoked_at, mac)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """,

@@ -38,11 +38,15 @@ public actor OwnerAuthority {
     public nonisolated let settings: AuthSettings
     let now: @Sendable () -> Date
     let csrfKey: SymmetricKey
+    /// Keys the stored form of recovery codes.
+    let recoveryKey: SymmetricKey
     let jwtKey: [UInt8]
     let slots: PasswordSlots
     /// The hash unknown usernames are checked against, so they cost exactly what a wrong password costs.
     let dummyHash: String
     var reportedTamper = Set<String>()
+    /// Whether a link setup is being stored right now (a second one at once is refused, not audited twice).
+    var setupRunning = false
     /// When each repeated refusal was last audited (see ``shouldRecordRefusal(_:)``).
     var recentRefusals: [String: Int64] = [:]
 
@@ -59,6 +63,8 @@ public actor OwnerAuthority {
         self.database = database
         self.rows = RowAuthenticator(key: key)
         self.csrfKey = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Data("moat-csrf-v1".utf8), using: key))
+        self.recoveryKey = SymmetricKey(
+            data: HMAC<SHA256>.authenticationCode(for: Data("moat-recovery-v1".utf8), using: key))
         self.jwtKey = try vault.internalKey(named: Self.jwtKeyName).withUnsafeBytes { Array($0) }
         self.audit = audit
         self.vault = vault
@@ -97,7 +103,7 @@ public actor OwnerAuthority {
     ) async throws -> T {
         let event = AuditEvent(
             actor: actor, action: action, target: target, sourceIP: client.sourceIP,
-            userAgent: client.userAgent, outcome: outcome, metadata: metadata)
+            userAgent: client.userAgent, outcome: outcome, metadata: Self.withForwarded(metadata, client))
         do {
             return try await audit.performAfterAudit(event, body)
         } catch let error as AuthError {
@@ -120,7 +126,15 @@ public actor OwnerAuthority {
         _ = try? await audit.append(
             AuditEvent(
                 actor: actor, action: action, target: target, sourceIP: client.sourceIP,
-                userAgent: client.userAgent, outcome: outcome, metadata: metadata))
+                userAgent: client.userAgent, outcome: outcome, metadata: Self.withForwarded(metadata, client)))
+    }
+
+    /// `metadata` plus `forwarded_for` when a proxy reported the original client's address.
+    static func withForwarded(_ metadata: [String: AuditValue], _ client: ClientInfo) -> [String: AuditValue] {
+        guard let forwarded = client.forwardedFor else { return metadata }
+        var metadata = metadata
+        metadata["forwarded_for"] = .string(forwarded)
+        return metadata
     }
 
     /// Audits a row whose MAC failed (once per row per process).

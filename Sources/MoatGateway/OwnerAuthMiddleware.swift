@@ -267,7 +267,9 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
     }
 
     static func client(_ request: Request, _ context: Context) -> ClientInfo {
-        ClientInfo(sourceIP: context.sourceIP, userAgent: request.headers[.userAgent] ?? "")
+        ClientInfo(
+            sourceIP: context.sourceIP, userAgent: request.headers[.userAgent] ?? "",
+            forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
     }
 
     /// The value of cookie `name` (the first one; cookie values are never logged).

@@ -8,6 +8,28 @@ import Testing
 
 @Suite("Owner setup and login")
 struct OwnerSetupLoginTests {
+    @Test("two setups with one link at the same moment: one owner, one audited setup")
+    func concurrentSetup() async throws {
+        let fixture = try AuthFixture()
+        let token = try await fixture.authority.createSetupToken(client: AuthFixture.client)
+        let results = await withTaskGroup(of: AuthError?.self) { group in
+            for name in ["owner", "mallory"] {
+                group.addTask {
+                    await authError {
+                        try await fixture.authority.completeSetup(
+                            token: token, username: name, password: AuthFixture.secret(AuthFixture.password),
+                            client: AuthFixture.client)
+                    }
+                }
+            }
+            var errors: [AuthError?] = []
+            for await error in group { errors.append(error) }
+            return errors
+        }
+        #expect(results.filter { $0 == nil }.count == 1)
+        #expect(try fixture.auditActions().filter { $0 == "auth.setup" }.count == 1)
+    }
+
     @Test("before setup nothing logs in; a setup link works once and is stored only as a hash")
     func setupLink() async throws {
         let fixture = try AuthFixture()
@@ -284,6 +306,13 @@ struct BruteForceTests {
         }
         #expect(results.contains(.rateLimited))
         #expect(results.filter { $0 == .unauthorized }.count >= 1)
+        // The refusals are in the audit log (once a minute per address, so not one entry each).
+        let busy = try await fixture.database.pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT count(*) FROM audit_entries WHERE action = 'auth.login' AND outcome = 'rate-limited'")
+        }
+        #expect(busy == 1)
     }
 }
 

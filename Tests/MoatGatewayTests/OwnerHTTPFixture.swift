@@ -101,6 +101,14 @@ final class OwnerHTTPFixture: Sendable {
         response.json
     }
 
+    /// The metadata (JSON text) of every audit entry with `action`, oldest first.
+    func auditMetadata(_ action: String) throws -> [String] {
+        try database.pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT metadata FROM audit_entries WHERE action = ? ORDER BY seq", arguments: [action])
+        }
+    }
+
     func auditActions() throws -> [String] {
         try database.pool.read { db in try String.fetchAll(db, sql: "SELECT action FROM audit_entries ORDER BY seq") }
     }

@@ -112,6 +112,25 @@ struct OwnerHTTPTests {
         }
     }
 
+    @Test("a proxy's X-Forwarded-For is recorded with the audit entry when it holds only addresses")
+    func forwardedForAudited() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            for forwarded in ["100.64.0.7", "not-an-address", "1.1.1.1, 2.2.2.2, 3.3.3.3, 4.4.4.4, 5.5.5.5"] {
+                _ = try await client.send(
+                    "POST", "/api/auth/login", headers: [("Origin", client.origin), ("X-Forwarded-For", forwarded)],
+                    json: #"{"username":"owner","password":"not the right passphrase"}"#)
+            }
+            // The setup's own login comes first.
+            let all = try fixture.auditMetadata("auth.login")
+            #expect(all.count == 4)
+            let entries = Array(all.suffix(3))
+            #expect(entries.first?.contains(#""forwarded_for":"100.64.0.7""#) == true, "\(entries)")
+            #expect(entries.dropFirst().allSatisfy { !$0.contains("forwarded_for") }, "\(entries)")
+        }
+    }
+
     @Test("the 11th failed login in 15 minutes is 429 with Retry-After — from 127.0.0.1 as well")
     func bruteForceFromLoopback() async throws {
         let fixture = try OwnerHTTPFixture()
