@@ -14,6 +14,11 @@ public enum OwnerState: Sendable, Equatable {
     case ready(username: String, totpEnabled: Bool)
     /// The owner row fails its MAC (the database was changed outside Moat): every login fails closed.
     case damaged
+
+    /// What a damaged owner means and how to get out of it, for every place that reports it.
+    public static let damagedAdvice =
+        "the owner record in moat.db fails its integrity check (it was changed, rolled back or deleted outside "
+        + "Moat), so nobody can log in; restore moat.db from a backup or run `moat owner setup --reset` on this machine"
 }
 
 /// The owner row, as verified.

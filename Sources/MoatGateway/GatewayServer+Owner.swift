@@ -91,8 +91,10 @@ extension GatewayServer {
     /// With no owner yet, creates a setup link and shows it; with an owner, removes a stale link file.
     func offerSetupLink(auth: GatewayAuth, baseURL: String, logger: Logger) async {
         let client = ClientInfo.local("serve")
-        guard (try? await auth.authority.state()) == .needsSetup else {
+        let state = try? await auth.authority.state()
+        guard state == .needsSetup else {
             unlink(setupLinkFile)
+            if state == .damaged { logger.error("\(OwnerState.damagedAdvice)") }
             return
         }
         do {

@@ -161,11 +161,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             }
             return try await next(request, context)
         case .damaged:
-            return APIError.response(
-                AuthError(
-                    .tampered,
-                    "the owner record in moat.db fails its integrity check; run `moat owner setup --reset` on this machine"
-                ))
+            return APIError.response(AuthError(.tampered, OwnerState.damagedAdvice))
         case .ready:
             break
         }

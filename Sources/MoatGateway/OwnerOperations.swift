@@ -51,7 +51,7 @@ public struct OwnerOperations: Sendable {
             case .damaged:
                 return AdminResponse(
                     status: ExitStatus.dataError, output: "",
-                    error: "the owner record fails its integrity check: run `moat owner setup --reset`")
+                    error: OwnerState.damagedAdvice)
             case .ready(let username, let totp):
                 let tokens = try await authority.tokens().filter { $0.isActive(at: Self.nowMillis()) }.count
                 return ok(
