@@ -9,7 +9,7 @@ import Testing
 @Suite struct SocketOwnerTests {
     /// A connected loopback pair: the client's and the listener's addresses, kept open while `body` runs.
     static func withConnection<T>(
-        family: Int32, host: String, _ body: (SocketAddress, SocketAddress) throws -> T
+        family: Int32, host: String, closingClient: Bool = false, _ body: (SocketAddress, SocketAddress) throws -> T
     ) throws -> T {
         let listener = socket(family, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(listener) }
@@ -20,8 +20,8 @@ import Testing
             }
         }
         let bound = try SocketAddress(ipAddress: host, port: Self.port(of: listener))
-        let client = socket(family, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(client) }
+        var client = socket(family, Int32(SOCK_STREAM.rawValue), 0)
+        defer { if client >= 0 { close(client) } }
         try bound.withSockAddr { address, size in
             guard connect(client, address, socklen_t(size)) == 0 else {
                 throw SocketOwnerTestError("connect failed: errno \(errno)")
@@ -30,6 +30,10 @@ import Testing
         let accepted = accept(listener, nil, nil)
         defer { close(accepted) }
         let peer = try SocketAddress(ipAddress: host, port: Self.port(of: client))
+        if closingClient {
+            close(client)
+            client = -1
+        }
         return try body(peer, bound)
     }
 
@@ -69,6 +73,13 @@ import Testing
         try nest(40)
     }
 
+    @Test("a client that sent and closed at once is no one's (its row lingers as uid 0, inode 0)")
+    func closedClient() throws {
+        try Self.withConnection(family: AF_INET, host: "127.0.0.1", closingClient: true) { peer, local in
+            #expect(SocketOwner.uid(peer: peer, local: local) == nil)
+        }
+    }
+
     @Test("a loopback IPv6 connection is found in the IPv6 table")
     func ipv6() throws {
         try Self.withConnection(family: AF_INET6, host: "::1") { peer, local in
@@ -94,6 +105,33 @@ import Testing
         #expect(SocketOwner.uid(peer: peer, local: local, tables: ["/nonexistent"]) == nil)
         let v6 = try SocketAddress(ipAddress: "::1", port: 80)
         #expect(SocketOwner.key(v6) == "00000000000000000000000001000000:0050")
+        // A dual-stack listener's view of an IPv4 peer finds the peer's IPv4 row.
+        let mappedPeer = try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: 0xC350)
+        let mappedLocal = try SocketAddress(ipAddress: "::ffff:127.0.0.1", port: 0x4965)
+        #expect(SocketOwner.uid(peer: mappedPeer, local: mappedLocal, tables: [path]) == 1000)
+    }
+
+    @Test("a closed socket (TIME_WAIT, FIN_WAIT2: uid 0, inode 0) or a doubled row is not an owner")
+    func closedSockets() throws {
+        let header =
+            "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+        let timeWait =
+            "   0: 0100007F:C350 0100007F:4965 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000\n"
+        let finWait =
+            "   1: 0100007F:C350 0100007F:4965 05 00000000:00000000 00:00000000 00000000     0        0 0 3 0000000000000000\n"
+        let open =
+            "   2: 0100007F:C350 0100007F:4965 01 00000000:00000000 00:00000000 00000000  1000        0 7 1 0000000000000000\n"
+        let openZeroInode =
+            "   3: 0100007F:C350 0100007F:4965 01 00000000:00000000 00:00000000 00000000     0        0 0 1 0000000000000000\n"
+        #expect(SocketOwner.uid(in: header + timeWait, localEnd: "0100007F:C350", remoteEnd: "0100007F:4965") == nil)
+        #expect(SocketOwner.uid(in: header + finWait, localEnd: "0100007F:C350", remoteEnd: "0100007F:4965") == nil)
+        #expect(
+            SocketOwner.uid(in: header + openZeroInode, localEnd: "0100007F:C350", remoteEnd: "0100007F:4965") == nil)
+        #expect(
+            SocketOwner.uid(in: header + timeWait + open, localEnd: "0100007F:C350", remoteEnd: "0100007F:4965")
+                == 1000)
+        #expect(
+            SocketOwner.uid(in: header + open + open, localEnd: "0100007F:C350", remoteEnd: "0100007F:4965") == nil)
     }
 }
 
