@@ -118,12 +118,10 @@ extension OwnerAuthority {
         guard rows.verify(row["mac"], "auth_owner", owner.macFields) else {
             throw AuthError(.tampered, Self.damagedMessage)
         }
-        guard let floor else {
-            // Set up before the floor existed: start it now.
-            try? raiseOwnerFloor(to: owner.tokenVersion)
-            return owner
-        }
-        guard owner.tokenVersion >= floor else { throw AuthError(.tampered, Self.rolledBackMessage) }
+        if let floor, owner.tokenVersion < floor { throw AuthError(.tampered, Self.rolledBackMessage) }
+        // A genuine row above the floor (set up before the floor existed, or a raise that did not reach
+        // the vault after its change was committed): bring the floor up to it.
+        if owner.tokenVersion > floor ?? 0 { raiseOwnerFloor(to: owner.tokenVersion) }
         return owner
     }
 
@@ -149,17 +147,15 @@ extension OwnerAuthority {
         return version
     }
 
-    /// Raises the floor to `version` (never lowers it).
-    nonisolated func raiseOwnerFloor(to version: Int64) throws(AuthError) {
-        if let current = try ownerFloor(), current >= version { return }
+    /// Raises the floor to `version` (never lowers it). Best effort, after the change is committed: a raise
+    /// that fails leaves the floor lower than it could be — never above the owner row — and the next
+    /// ``verifiedOwner(_:)`` raises it again.
+    nonisolated func raiseOwnerFloor(to version: Int64) {
+        if let current = try? ownerFloor(), current >= version { return }
         var bytes = Array((AuthRandom.hex(AuthRandom.bytes(16)) + "." + String(version)).utf8)
-        do {
-            try vault.add(
-                Self.ownerFloorName, value: SecretBytes(wiping: &bytes), policy: try SecretPolicy(tools: [], hosts: []),
-                replace: true)
-        } catch {
-            throw AuthError(.storage, "could not record the owner's token version in the vault: \(error.description)")
-        }
+        try? vault.add(
+            Self.ownerFloorName, value: SecretBytes(wiping: &bytes), policy: SecretPolicy(tools: [], hosts: []),
+            replace: true)
     }
 
     /// The verified owner, or the error that explains why there is none.
@@ -203,9 +199,10 @@ extension OwnerAuthority {
         let sessions = try Int64.fetchOne(db, sql: "SELECT max(token_version) FROM auth_sessions") ?? 0
         let owner = try Int64.fetchOne(db, sql: "SELECT token_version FROM auth_owner WHERE id = 1") ?? 0
         // Values from the database may be forged; a huge one must not overflow.
+        // Only the database's values are capped (a forged huge one must not overflow or push the floor up
+        // for good); the floor comes from the vault.
         let floor = try ownerFloor() ?? 0
-        let highest = [floor, sessions, owner].filter { $0 < 1 << 52 }.max() ?? floor
-        return highest + 1
+        return max(floor, [sessions, owner].filter { $0 < 1 << 52 }.max() ?? 0) + 1
     }
 
     /// Changes the owner row within the caller's write transaction: read again, verified, changed,
@@ -350,10 +347,24 @@ extension OwnerAuthority {
             }
             return try self.replaceOwner(with: fresh, in: db, keepSetupTokens: true)
         }
-        try? vault.remove(Self.totpSecretName)
-        try? vault.remove(Self.pendingTOTPSecretName)
-        try raiseOwnerFloor(to: owner.tokenVersion)
+        try finishNewOwner(owner)
         return owner
+    }
+
+    /// After a new owner is committed: an earlier owner's TOTP secret must go (the vault's secret makes
+    /// login ask for a code), and the floor rises to the new token version.
+    nonisolated func finishNewOwner(_ owner: OwnerRecord) throws(AuthError) {
+        for name in [Self.totpSecretName, Self.pendingTOTPSecretName] {
+            do {
+                if try vault.value(named: name) != nil { try vault.remove(name) }
+            } catch {
+                throw AuthError(
+                    .storage,
+                    "the owner was stored, but an earlier owner's TOTP secret could not be removed from the vault "
+                        + "(\(error.description)); run `moat owner setup --reset` on this machine")
+            }
+        }
+        raiseOwnerFloor(to: owner.tokenVersion)
     }
 
     /// Stores `fresh` as the owner, starting above every earlier token version, and removes everything
@@ -398,9 +409,7 @@ extension OwnerAuthority {
                 metadata: ["via": .string("terminal"), "replaced": .bool(exists)]
             ) {
                 let stored = try self.database.pool.write { db in try self.replaceOwner(with: owner, in: db) }
-                try? self.vault.remove(Self.totpSecretName)
-                try? self.vault.remove(Self.pendingTOTPSecretName)
-                try self.raiseOwnerFloor(to: stored.tokenVersion)
+                try self.finishNewOwner(stored)
             }
         } catch let error as AuthError {
             throw error

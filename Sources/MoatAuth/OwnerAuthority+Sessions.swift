@@ -33,15 +33,16 @@ extension OwnerAuthority {
     ) async throws(AuthError) -> LoginResult {
         let owner = try await requireOwner()
         let account = username.trimmingCharacters(in: .whitespaces).lowercased()
+        let needsCode = try totpRequired(owner)
         do {
             try checkLimit(.passwordAddress, key: client.sourceIP, limit: settings.passwordFailuresPerAddress)
             try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
             // A TOTP lockout refuses every login before the password is checked, whatever the username:
             // answering 429 only after a correct password would tell an attacker the password is right.
-            if try totpRequired(owner) {
+            if needsCode {
                 try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
             }
-        } catch {
+        } catch  where error.code == .rateLimited {
             // Throttled per source address only: a key with the attempted username in it would let an
             // attacker grow this table (and the audit log) by trying many names.
             if shouldRecordRefusal("login " + client.sourceIP) {
@@ -126,7 +127,11 @@ extension OwnerAuthority {
 
     /// The session a cookie value names, when it is valid: known, MAC intact, made under the current
     /// token version, within its idle and absolute lifetimes. Marks it used.
-    public func session(id: String) async throws(AuthError) -> SessionInfo? {
+    ///
+    /// With `touch` false the session is only looked up: the HTTP side marks it used
+    /// (``touchSession(_:)``) once the request has also shown its CSRF token, so a stolen cookie sent
+    /// alone cannot keep a session alive.
+    public func session(id: String, touch: Bool = true) async throws(AuthError) -> SessionInfo? {
         guard (16...64).contains(id.utf8.count) else { return nil }
         let owner: OwnerRecord
         switch try loadOwner() {
@@ -152,14 +157,22 @@ extension OwnerAuthority {
         guard version == owner.tokenVersion, now < absoluteEnd,
             now < lastSeen + Int64(settings.sessionIdleTimeout * 1000)
         else { return nil }
+        let info = SessionInfo(
+            idHash: hash, csrfToken: csrfToken(sessionHash: hash),
+            expires: Date(
+                timeIntervalSince1970: Double(min(absoluteEnd, now + Int64(settings.sessionIdleTimeout * 1000))) / 1000)
+        )
+        if touch { try touchSession(info) }
+        return info
+    }
+
+    /// Marks a session used now (its idle expiry starts again).
+    public func touchSession(_ session: SessionInfo) throws(AuthError) {
+        let now = nowMillis()
         try write { db in
             try db.execute(
-                sql: "UPDATE auth_sessions SET last_seen_at = ? WHERE id_hash = ?", arguments: [now, hash])
+                sql: "UPDATE auth_sessions SET last_seen_at = ? WHERE id_hash = ?", arguments: [now, session.idHash])
         }
-        let end = min(absoluteEnd, now + Int64(settings.sessionIdleTimeout * 1000))
-        return SessionInfo(
-            idHash: hash, csrfToken: csrfToken(sessionHash: hash),
-            expires: Date(timeIntervalSince1970: Double(end) / 1000))
     }
 
     /// Ends the session on the server; its cookie is worthless afterwards.
@@ -231,7 +244,7 @@ extension OwnerAuthority {
                     }
                     return owner
                 }
-                try self.raiseOwnerFloor(to: owner.tokenVersion)
+                self.raiseOwnerFloor(to: owner.tokenVersion)
             }
         } catch let error as AuthError {
             throw error
@@ -313,7 +326,7 @@ extension OwnerAuthority {
                     }
                     return owner
                 }
-                try self.raiseOwnerFloor(to: owner.tokenVersion)
+                self.raiseOwnerFloor(to: owner.tokenVersion)
             }
         } catch let error as AuthError {
             throw error

@@ -88,23 +88,22 @@ extension OwnerAuthority {
         do {
             try await audited("auth.totp.enrol", client: client, metadata: ["recovery_codes": .int(Int64(codes.count))])
             {
-                try self.vault.add(
-                    Self.totpSecretName, value: pending, policy: try SecretPolicy(tools: [], hosts: []),
-                    replace: true)
-                try? self.vault.remove(Self.pendingTOTPSecretName)
-                try self.database.pool.write { db in
-                    try self.updateOwner(in: db) { owner in
-                        owner.totpEnabled = true
-                        owner.totpLastStep = max(owner.totpLastStep, step)
-                        owner.updatedAt = now
+                // The vault's secret makes login ask for a code, so it goes in first and comes out again
+                // (the earlier one put back) if the database cannot record the enrolment.
+                let previous = try self.vault.value(named: Self.totpSecretName)
+                let policy = try SecretPolicy(tools: [], hosts: [])
+                try self.vault.add(Self.totpSecretName, value: pending, policy: policy, replace: true)
+                do {
+                    try self.storeEnrolment(step: step, hashes: hashes, now: now)
+                } catch {
+                    if let previous {
+                        try? self.vault.add(Self.totpSecretName, value: previous, policy: policy, replace: true)
+                    } else {
+                        try? self.vault.remove(Self.totpSecretName)
                     }
-                    try db.execute(sql: "DELETE FROM auth_recovery_codes")
-                    for hash in hashes {
-                        try db.execute(
-                            sql: "INSERT INTO auth_recovery_codes (code_hash, created_at, mac) VALUES (?, ?, ?)",
-                            arguments: [hash, now, self.rows.mac("auth_recovery_codes", [hash, String(now)])])
-                    }
+                    throw error
                 }
+                try? self.vault.remove(Self.pendingTOTPSecretName)
             }
         } catch let error as AuthError {
             throw error
@@ -113,6 +112,23 @@ extension OwnerAuthority {
         }
         try clearFailures(.totp, key: owner.username.lowercased())
         return codes
+    }
+
+    /// The database half of confirming enrolment: TOTP on, the step used, the new recovery codes.
+    private nonisolated func storeEnrolment(step: Int64, hashes: [String], now: Int64) throws {
+        try database.pool.write { db in
+            try self.updateOwner(in: db) { owner in
+                owner.totpEnabled = true
+                owner.totpLastStep = max(owner.totpLastStep, step)
+                owner.updatedAt = now
+            }
+            try db.execute(sql: "DELETE FROM auth_recovery_codes")
+            for hash in hashes {
+                try db.execute(
+                    sql: "INSERT INTO auth_recovery_codes (code_hash, created_at, mac) VALUES (?, ?, ?)",
+                    arguments: [hash, now, self.rows.mac("auth_recovery_codes", [hash, String(now)])])
+            }
+        }
     }
 
     /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
@@ -163,14 +179,18 @@ extension OwnerAuthority {
     /// when the code was already used, or the owner's credentials changed meanwhile.
     private func claimTOTPStep(_ step: Int64, owner: OwnerRecord) throws(AuthError) -> Bool {
         let now = nowMillis()
+        let unusable = AuthError(.unauthorized, "this code was used already")
         return try write { db -> Bool in
-            let current = try self.currentOwner(in: db)
-            guard current.sameCredentials(owner), step > current.totpLastStep else { return false }
-            try self.updateOwner(in: db) { owner in
-                owner.totpLastStep = step
-                owner.updatedAt = now
+            do {
+                try self.updateOwner(in: db, checked: owner, refusal: unusable) { owner in
+                    guard step > owner.totpLastStep else { throw unusable }
+                    owner.totpLastStep = step
+                    owner.updatedAt = now
+                }
+                return true
+            } catch let error as AuthError where error == unusable {
+                return false
             }
-            return true
         }
     }
 
@@ -190,14 +210,20 @@ extension OwnerAuthority {
     }
 
     private func useRecoveryCode(_ code: String, client: ClientInfo) async throws(AuthError) -> Bool {
-        let hash = recoveryHash(code)
         let now = nowMillis()
-        let found = try read { db -> (created: Int64, used: Int64?, mac: String)? in
-            try Row.fetchOne(db, sql: "SELECT * FROM auth_recovery_codes WHERE code_hash = ?", arguments: [hash]).map {
-                ($0["created_at"], $0["used_at"], $0["mac"])
+        // The keyed form first; codes issued before it (plain SHA-256) keep working until used.
+        let candidates = [recoveryHash(code), Self.legacyRecoveryHash(code)]
+        let found = try read { db -> (hash: String, created: Int64, used: Int64?, mac: String)? in
+            for hash in candidates {
+                if let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM auth_recovery_codes WHERE code_hash = ?", arguments: [hash])
+                {
+                    return (hash, row["created_at"], row["used_at"], row["mac"])
+                }
             }
+            return nil
         }
-        guard let (created, usedAt, mac) = found, usedAt == nil else { return false }
+        guard let (hash, created, usedAt, mac) = found, usedAt == nil else { return false }
         guard rows.verify(mac, "auth_recovery_codes", [hash, String(created)]) else {
             await reportTamper(table: "auth_recovery_codes", key: String(hash.prefix(12)))
             return false
@@ -221,6 +247,11 @@ extension OwnerAuthority {
 
     /// A recovery code as stored: an HMAC keyed from the vault, so a copy of `moat.db` alone does not
     /// allow testing guesses offline (the codes have about 59 bits; a plain hash would be a start).
+    /// How recovery codes were stored before they were keyed (still accepted for codes issued then).
+    static func legacyRecoveryHash(_ code: String) -> String {
+        AuthRandom.sha256Hex("moat-recovery-v1\n" + code)
+    }
+
     nonisolated func recoveryHash(_ code: String) -> String {
         AuthRandom.hex(HMAC<SHA256>.authenticationCode(for: Data(code.utf8), using: recoveryKey))
     }

@@ -198,6 +198,13 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
                 )
             }
         }
+        if case .session(let session) = identity {
+            do {
+                try await auth.authority.touchSession(session)
+            } catch {
+                return APIError.response(error)
+            }
+        }
         let required = Self.requiredScope(request.method, path)
         guard identity.scope.allows(required) else {
             return APIError.response(
@@ -222,7 +229,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             let id = Self.cookie(named: auth.cookieName(https: true), in: request.headers)
                 ?? Self.cookie(named: auth.cookieName(https: false), in: request.headers)
         {
-            if let session = try await auth.authority.session(id: id) {
+            if let session = try await auth.authority.session(id: id, touch: false) {
                 return .session(session)
             }
         }
@@ -263,9 +270,12 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
     }
 
     static func client(_ request: Request, _ context: Context) -> ClientInfo {
-        ClientInfo(
+        // Only a local proxy (tailscale serve) can stand in front of Moat, so only a loopback peer's
+        // X-Forwarded-For is recorded; it stays a claim either way.
+        let local = IPAddress(context.sourceIP)?.isLoopback == true
+        return ClientInfo(
             sourceIP: context.sourceIP, userAgent: request.headers[.userAgent] ?? "",
-            forwardedFor: request.headers[values: .xForwardedFor].joined(separator: ","))
+            forwardedFor: local ? request.headers[values: .xForwardedFor].joined(separator: ",") : nil)
     }
 
     /// The value of cookie `name` (the first one; cookie values are never logged).
