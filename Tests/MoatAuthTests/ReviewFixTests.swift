@@ -3,6 +3,7 @@ import GRDB
 import MoatAuth
 import MoatCore
 import MoatPolicy
+import MoatStore
 import MoatVault
 import Testing
 
@@ -62,6 +63,33 @@ struct OwnerFailurePathTests {
         try await fixture.authority.touchSession(info)
         fixture.advance(11 * 60)
         #expect(try await fixture.authority.session(id: second.sessionID, touch: false) != nil)
+    }
+
+    @Test("with both Argon2 slots busy a login is refused at once with 429 and Retry-After: 1, and audited once")
+    func busySlots() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        // Two checks in flight, held here rather than raced, so the test does not depend on timing.
+        let slots = await fixture.authority.slots
+        #expect(slots.limit == 2 && slots.acquire() && slots.acquire())
+        for _ in 0..<3 {
+            let refused = await authError { try await fixture.login() }
+            #expect(refused?.code == .rateLimited && refused?.retryAfter == 1)
+        }
+        slots.release()
+        slots.release()
+        _ = try await fixture.login()
+        // A refused slot is not a failed password: nothing is counted against the account.
+        let failures = try await fixture.database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_failures")
+        }
+        #expect(failures == 0)
+        let busy = try await fixture.database.pool.read { db in
+            try Int.fetchOne(
+                db,
+                sql: "SELECT count(*) FROM audit_entries WHERE action = 'auth.login' AND outcome = 'rate-limited'")
+        }
+        #expect(busy == 1)
     }
 
     @Test("a recovery code stored the old way (plain SHA-256) still works once")
