@@ -282,6 +282,27 @@ extension OwnerAuthority {
         password: SecretBytes,
         client: ClientInfo
     ) async throws(AuthError) -> LoginResult {
+        let owner = try await storeLinkSetup(token: token, username: username, password: password, client: client)
+        return try await startSession(owner: owner, client: client)
+    }
+
+    /// Sets up the owner with a setup token from the link without logging in: for
+    /// `gateway.auth.mode: token`, where browser sessions are off.
+    public func completeSetupWithoutLogin(
+        token: String,
+        username: String?,
+        password: SecretBytes,
+        client: ClientInfo
+    ) async throws(AuthError) {
+        _ = try await storeLinkSetup(token: token, username: username, password: password, client: client)
+    }
+
+    private func storeLinkSetup(
+        token: String,
+        username: String?,
+        password: SecretBytes,
+        client: ClientInfo
+    ) async throws(AuthError) -> OwnerRecord {
         try checkLimit(.setup, key: client.sourceIP, limit: settings.setupFailuresPerAddress)
         let hash = AuthRandom.sha256Hex(token)
         let now = nowMillis()
@@ -331,7 +352,7 @@ extension OwnerAuthority {
             throw AuthError(.storage, "could not store the owner: \(error)")
         }
         try clearFailures(.setup, key: client.sourceIP)
-        return try await startSession(owner: owner, client: client)
+        return owner
     }
 
     private func writeSetup(owner fresh: OwnerRecord, tokenHash: String, now: Int64) throws -> OwnerRecord {

@@ -21,12 +21,14 @@ public enum OwnerRoutes {
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 var password = try body.secret("password")
-                let result = try await authority.completeSetup(
-                    token: try body.string("token"), username: try body.optionalString("username"),
-                    password: password.take(), client: OwnerAuthMiddleware.client(request, context))
-                if let file = auth.setupLinkFile { unlink(file) }
+                let token = try body.string("token")
+                let username = try body.optionalString("username")
+                let client = OwnerAuthMiddleware.client(request, context)
                 guard auth.mode != .token else {
-                    // Browser sessions are off: no cookie, and the owner continues with an API token.
+                    // Browser sessions are off: no session, no cookie; the owner continues with an API token.
+                    try await authority.completeSetupWithoutLogin(
+                        token: token, username: username, password: password.take(), client: client)
+                    if let file = auth.setupLinkFile { unlink(file) }
                     return APIError.json(
                         status: .created,
                         [
@@ -35,6 +37,9 @@ public enum OwnerRoutes {
                                 "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`",
                         ])
                 }
+                let result = try await authority.completeSetup(
+                    token: token, username: username, password: password.take(), client: client)
+                if let file = auth.setupLinkFile { unlink(file) }
                 return loggedIn(result, status: .created, auth: auth, request: request)
             }
         }

@@ -1,6 +1,8 @@
 import Foundation
+import GRDB
 import MoatAuth
 import MoatGateway
+import MoatStore
 import MoatTestSupport
 import Testing
 
@@ -166,6 +168,11 @@ import Testing
                     json: #"{"token":"\#(token)","password":"\#(OwnerHTTPFixture.password)"}"#)
                 #expect(setup.status == 201 && setup.header("Set-Cookie") == nil)
                 #expect(setup.json["csrf_token"] == nil && setup.body.contains("moat token create"))
+                let sessions = try await fixture.database.pool.read { db in
+                    try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_sessions")
+                }
+                #expect(sessions == 0)
+                #expect(try !fixture.auditActions().contains("auth.login"))
                 let login = try await fixture.login(client)
                 #expect(login.status == 403 && login.header("Set-Cookie") == nil)
                 #expect(try await Self.send(client, "GET", "/api/auth/session", Self.headers()).status == 401)
