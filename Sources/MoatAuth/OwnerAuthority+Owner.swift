@@ -5,6 +5,7 @@ public import MoatCore
 import MoatPolicy
 import MoatStore
 import MoatVault
+import Synchronization
 
 /// Whether the installation has an owner.
 public enum OwnerState: Sendable, Equatable {
@@ -131,27 +132,39 @@ extension OwnerAuthority {
 
     /// The floor, or nil when this vault never had an owner.
     nonisolated func ownerFloor() throws(AuthError) -> Int64? {
+        let seen = floorSeen.withLock { $0 }
         let value: SecretBytes?
         do {
             value = try vault.value(named: Self.ownerFloorName)
         } catch {
-            throw AuthError(.storage, "could not read the vault: \(error.description)")
+            // The vault cannot be read right now: what this process saw still guards.
+            guard seen > 0 else { throw AuthError(.storage, "could not read the vault: \(error.description)") }
+            return seen
         }
-        guard let value else { return nil }
-        // "<random>.<version>": the random part keeps the value from being a short number the log
-        // scrubber would then hide everywhere.
-        let text = value.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-        guard let version = text.split(separator: ".").last.flatMap({ Int64($0) }) else {
-            throw AuthError(.tampered, Self.damagedMessage)
+        guard let value else { return seen > 0 ? seen : nil }
+        guard let version = Self.floorVersion(value) else { throw AuthError(.tampered, Self.damagedMessage) }
+        return floorSeen.withLock { seen in
+            seen = max(seen, version)
+            return seen
         }
-        return version
+    }
+
+    /// The version in a floor entry: "<random>.<version>" (the random part keeps the value from being a
+    /// short number the log scrubber would then hide everywhere).
+    static func floorVersion(_ value: SecretBytes) -> Int64? {
+        value.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }.split(separator: ".").last.flatMap { Int64($0) }
     }
 
     /// Raises the floor to `version` (never lowers it). Best effort, after the change is committed: a raise
     /// that fails leaves the floor lower than it could be — never above the owner row — and the next
     /// ``verifiedOwner(_:)`` raises it again.
     nonisolated func raiseOwnerFloor(to version: Int64) {
-        if let current = try? ownerFloor(), current >= version { return }
+        floorSeen.withLock { $0 = max($0, version) }
+        if let stored = try? vault.value(named: Self.ownerFloorName), let current = Self.floorVersion(stored),
+            current >= version
+        {
+            return
+        }
         var bytes = Array((AuthRandom.hex(AuthRandom.bytes(16)) + "." + String(version)).utf8)
         try? vault.add(
             Self.ownerFloorName, value: SecretBytes(wiping: &bytes), policy: SecretPolicy(tools: [], hosts: []),

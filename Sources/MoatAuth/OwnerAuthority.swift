@@ -45,6 +45,10 @@ public actor OwnerAuthority {
     /// The hash unknown usernames are checked against, so they cost exactly what a wrong password costs.
     let dummyHash: String
     var reportedTamper = Set<String>()
+    /// The highest token-version floor this process has read or written: a floor lowered in the vault
+    /// (two processes racing a raise) or a vault that cannot be read for a moment does not lower the
+    /// guard below what was already seen.
+    let floorSeen = Mutex<Int64>(0)
     /// Whether a link setup is being stored right now (a second one at once is refused, not audited twice).
     var setupRunning = false
     /// When each repeated refusal was last audited (see ``shouldRecordRefusal(_:)``).

@@ -206,7 +206,10 @@ struct OwnerRaceTests {
         let fixture = try AuthFixture()
         try await fixture.setUp()
         let old = try fixture.ownerState()
-        try await fixture.authority.resetPassword(AuthFixture.secret("the owner's new passphrase"), client: .local("t"))
+        // The change is made by another process (its own authority on the same files), so this one has
+        // not seen it: the snapshot of it is then landed in the middle of this process's login.
+        let other = try OwnerAuthority(database: fixture.database, vault: fixture.vault, audit: fixture.audit)
+        try await other.resetPassword(AuthFixture.secret("the owner's new passphrase"), client: .local("t"))
         let changed = try fixture.ownerState()
         // Back to before the change (the vault's floor included), then the change lands mid-login.
         try fixture.restoreOwnerState(old)

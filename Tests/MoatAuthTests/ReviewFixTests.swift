@@ -4,6 +4,7 @@ import MoatAuth
 import MoatCore
 import MoatPolicy
 import MoatStore
+import MoatTestSupport
 import MoatVault
 import Testing
 
@@ -90,6 +91,34 @@ struct OwnerFailurePathTests {
                 sql: "SELECT count(*) FROM audit_entries WHERE action = 'auth.login' AND outcome = 'rate-limited'")
         }
         #expect(busy == 1)
+    }
+
+    @Test("the floor this process saw still guards when another process lowered it in the vault")
+    func floorRemembered() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let old = try fixture.ownerState()
+        try await fixture.authority.revokeAll(tokens: false, client: AuthFixture.client)
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
+        // The older row and the older floor, both put back.
+        try fixture.restoreOwnerState(old)
+        #expect(try await fixture.authority.state() == .damaged)
+    }
+
+    @Test("a vault re-keyed by another process does not turn the owner check into an error")
+    func vaultUnreadable() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
+        let other = try UnlockedVault.open(
+            paths: VaultPaths(stateDirectory: fixture.directory.path),
+            password: AuthFixture.secret("correct horse battery staple"))
+        try other.rekey(
+            currentPassword: AuthFixture.secret("correct horse battery staple"),
+            newPassword: AuthFixture.secret("another vault password here"),
+            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        #expect(throws: VaultError.self) { try fixture.vault.value(named: OwnerAuthority.ownerFloorName) }
+        #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
     }
 
     @Test("a recovery code stored the old way (plain SHA-256) still works once")
