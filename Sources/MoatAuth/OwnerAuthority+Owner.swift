@@ -211,7 +211,6 @@ extension OwnerAuthority {
     nonisolated func firstTokenVersion(in db: Database) throws -> Int64 {
         let sessions = try Int64.fetchOne(db, sql: "SELECT max(token_version) FROM auth_sessions") ?? 0
         let owner = try Int64.fetchOne(db, sql: "SELECT token_version FROM auth_owner WHERE id = 1") ?? 0
-        // Values from the database may be forged; a huge one must not overflow.
         // Only the database's values are capped (a forged huge one must not overflow or push the floor up
         // for good); the floor comes from the vault.
         let floor = try ownerFloor() ?? 0

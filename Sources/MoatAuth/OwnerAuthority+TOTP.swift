@@ -131,8 +131,6 @@ extension OwnerAuthority {
         }
     }
 
-    /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
-    /// an unused recovery code. Failures are limited per account and audited.
     /// Whether a login needs the second factor: the owner row says so, or the vault holds an enrolled
     /// TOTP secret. The vault decides as well because a database-only attacker could put back the
     /// owner row from before enrolment (same token version, a genuine MAC) to turn two-factor login off.
@@ -145,8 +143,10 @@ extension OwnerAuthority {
         }
     }
 
-    /// A code's time step is claimed in the same transaction that checks it was not used
-    /// (``claimTOTPStep(_:owner:)``), so a code works once even when logins race.
+    /// Checks the second factor at login: a 6-digit TOTP code (not used before: replay is refused) or
+    /// an unused recovery code. Failures are limited per account and audited. A code's time step is
+    /// claimed in the same transaction that checks it was not used (``claimTOTPStep(_:owner:)``), so a
+    /// code works once even when logins race.
     func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
         let account = owner.username.lowercased()
         do {
@@ -245,13 +245,13 @@ extension OwnerAuthority {
         return used
     }
 
-    /// A recovery code as stored: an HMAC keyed from the vault, so a copy of `moat.db` alone does not
-    /// allow testing guesses offline (the codes have about 59 bits; a plain hash would be a start).
     /// How recovery codes were stored before they were keyed (still accepted for codes issued then).
     static func legacyRecoveryHash(_ code: String) -> String {
         AuthRandom.sha256Hex("moat-recovery-v1\n" + code)
     }
 
+    /// A recovery code as stored: an HMAC keyed from the vault, so a copy of `moat.db` alone does not
+    /// allow testing guesses offline (the codes have about 59 bits; a plain hash would be a start).
     nonisolated func recoveryHash(_ code: String) -> String {
         AuthRandom.hex(HMAC<SHA256>.authenticationCode(for: Data(code.utf8), using: recoveryKey))
     }

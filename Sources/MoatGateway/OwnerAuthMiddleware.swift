@@ -86,7 +86,8 @@ final class TailscaleAuditThrottle: Sendable {
 /// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity. Every request
 /// made with the session cookie needs its CSRF token (reads too: the cookie can reach other local
 /// ports, the token only this origin's page), and a state-changing request made with a cookie or
-/// Tailscale identity also needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a loopback peer counts as the owner.
+/// Tailscale identity also needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a
+/// loopback peer counts as the owner.
 public struct OwnerAuthMiddleware: RouterMiddleware {
     public typealias Context = GatewayRequestContext
     let auth: GatewayAuth

@@ -70,16 +70,16 @@ public struct PolicyOperations: Sendable {
         case "approvals.show":
             let record = try await engine.approval(params["id"] ?? "")
             return Self.line(record) + "\n"
-                + Self.safe("tool:        \(record.request.tool)") + "\n"
-                + Self.safe("arguments:   \(record.request.arguments)") + "\n"
-                + Self.safe("destination: \(record.request.destination)") + "\n"
+                + PrintableText.strip("tool:        \(record.request.tool)") + "\n"
+                + PrintableText.strip("arguments:   \(record.request.arguments)") + "\n"
+                + PrintableText.strip("destination: \(record.request.destination)") + "\n"
                 + "hash:        \(record.requestHash)\n"
         case "approvals.approve":
             return "approved \(try await engine.approve(params["id"] ?? "").id)\n"
         case "approvals.deny":
             return "denied \(try await engine.deny(params["id"] ?? "", reason: params["reason"] ?? "").id)\n"
         default:
-            throw UsageError(message: "unknown admin operation \(Self.safe(String(request.op.prefix(60))))")
+            throw UsageError(message: "unknown admin operation \(PrintableText.strip(String(request.op.prefix(60))))")
         }
     }
 
@@ -99,7 +99,7 @@ public struct PolicyOperations: Sendable {
             line += "  (default)"
         }
         if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
-        return safe(line) + "\n"
+        return PrintableText.strip(line) + "\n"
     }
 
     static func line(_ change: TrustChange) -> String {
@@ -108,11 +108,11 @@ public struct PolicyOperations: Sendable {
             + "\(change.from.rawValue) -> \(change.to.rawValue)  \(change.kind.rawValue)  by \(change.actor)"
         if let undone = change.rollbackOf { line += "  (undoes \(undone))" }
         line += "  reason: \(change.reason)  evidence: \(change.evidence)"
-        return safe(line) + "\n"
+        return PrintableText.strip(line) + "\n"
     }
 
     static func line(_ record: ApprovalRecord) -> String {
-        safe(
+        PrintableText.strip(
             "\(record.id)  \(record.status)  \(record.domain)  \(record.request.tool)  "
                 + "\(record.request.destination.isEmpty ? "-" : record.request.destination)  by \(record.principal)  "
                 + "expires \(PolicyEngine.timestamp(record.expiresAt))"
@@ -127,11 +127,6 @@ public struct PolicyOperations: Sendable {
             "principal": record.principal, "created_at": PolicyEngine.timestamp(record.createdAt),
             "expires_at": PolicyEngine.timestamp(record.expiresAt),
         ]
-    }
-
-    /// Control characters removed, so stored text cannot drive the owner's terminal.
-    static func safe(_ text: String) -> String {
-        PrintableText.strip(text)
     }
 }
 
@@ -156,7 +151,7 @@ public struct AdminOperations: Sendable {
         }
         return AdminResponse(
             status: ExitStatus.usage,
-            error: "unknown admin operation \(PolicyOperations.safe(String(request.op.prefix(60)))); "
+            error: "unknown admin operation \(PrintableText.strip(String(request.op.prefix(60)))); "
                 + "this moat and the running server may be different versions")
     }
 }

@@ -123,7 +123,7 @@ extension AuditCommand {
             line += "  \(entry.outcome)"
             if !entry.sourceIP.isEmpty { line += "  from \(entry.sourceIP)" }
             if entry.metadata != "{}" { line += "  \(entry.metadata)" }
-            return CommandContext.terminalSafe(line)
+            return PrintableText.strip(line)
         }
     }
 

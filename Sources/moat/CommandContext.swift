@@ -56,11 +56,6 @@ struct CommandContext {
     func auditLog(_ keys: AuditKeys) throws -> AuditLog {
         AuditLog(database: database, keys: keys, origin: try AuditLog.origin(for: database))
     }
-
-    /// Control characters removed, so stored text cannot drive the owner's terminal.
-    static func terminalSafe(_ text: String) -> String {
-        PrintableText.strip(text)
-    }
 }
 
 /// A command failure with a message for the owner and an exit code.

@@ -224,7 +224,7 @@ extension PolicyCommand {
                 print("clean")
                 return
             }
-            for flag in flags { print(CommandContext.terminalSafe(flag.description)) }
+            for flag in flags { print(PrintableText.strip(flag.description)) }
             throw ExitCode(ExitStatus.failure)
         }
     }
@@ -246,7 +246,7 @@ extension PolicyCommand {
             case .allow:
                 print("allow")
             case .deny(let reason):
-                print(CommandContext.terminalSafe("deny: \(reason)"))
+                print(PrintableText.strip("deny: \(reason)"))
                 throw ExitCode(ExitStatus.failure)
             }
         }

@@ -10,8 +10,9 @@ import Testing
 
 @testable import MoatAuth
 
-/// Failure paths found in review: a forged huge token version, a database write that fails while TOTP is
-/// being turned on, a cookie sent without its CSRF token, recovery codes stored the old way.
+/// Failure paths: a forged huge token version, a database write that fails while TOTP is being turned
+/// on, a cookie sent without its CSRF token, busy Argon2 slots, a vault floor lowered or unreadable,
+/// recovery codes stored the old way.
 @Suite("Owner state on failure paths")
 struct OwnerFailurePathTests {
     @Test("a forged huge token version in moat.db cannot push the vault floor out of reach of a reset")
