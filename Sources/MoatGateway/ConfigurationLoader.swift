@@ -55,28 +55,19 @@ public enum ConfigurationLoader {
     }
 
     private static func readFile(_ path: String, required: Bool) throws(GatewayError) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd < 0 {
-            let code = errno
+        let bytes: [UInt8]
+        do {
+            bytes = try BoundedFile.read(path, limit: maximumSize)
+        } catch .open(let code) {
             if code == ENOENT && !required {
                 return nil
             }
             let fix = code == ENOENT ? " (check the path given to --config)" : ""
-            throw GatewayError(.configuration, "\(path): cannot read: \(String(cString: strerror(code)))\(fix)")
-        }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            if count < 0 {
-                throw GatewayError(.configuration, "\(path): cannot read: \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            if bytes.count > maximumSize {
-                throw GatewayError(.configuration, "\(path): larger than 1 MiB; this is not a Moat config file")
-            }
+            throw GatewayError(.configuration, "\(path): cannot read: \(BoundedFile.describe(code))\(fix)")
+        } catch .read(let code) {
+            throw GatewayError(.configuration, "\(path): cannot read: \(BoundedFile.describe(code))")
+        } catch {
+            throw GatewayError(.configuration, "\(path): larger than 1 MiB; this is not a Moat config file")
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw GatewayError(.configuration, "\(path): not UTF-8 text")

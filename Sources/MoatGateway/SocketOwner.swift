@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 public import NIOCore
 
 /// Which user owns the other end of a TCP connection whose two ends are both on this host, read from
@@ -28,26 +29,10 @@ public enum SocketOwner {
         return nil
     }
 
-    /// The whole file, read until end of file: procfs tables report a size of 0 and hand out about a
-    /// page per read, so a reader that trusts the size or reads once sees only the first rows.
+    /// The whole table (``BoundedFile`` reads to end of file: procfs hands out about a page per read, so
+    /// a single read would see only the first rows); 64 MiB is far more than any socket table.
     static func readAll(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
-            }
-            if count == 0 { break }
-            data.append(contentsOf: buffer[0..<count])
-            // 64 MiB is far more than any socket table; stop rather than grow without bound.
-            if data.count > 64 << 20 { return nil }
-        }
-        return String(decoding: data, as: UTF8.self)
+        (try? BoundedFile.read(path, limit: 64 << 20)).map { String(decoding: $0, as: UTF8.self) }
     }
 
     /// The `uid` of the row of `table` (the text of one socket table) with these two ends.

@@ -1,3 +1,4 @@
+import MoatCore
 public import NIOSSL
 
 #if canImport(Glibc)
@@ -84,25 +85,13 @@ public struct TLSMaterial: Sendable {
     }
 
     private static func readPEM(_ path: String, what: String) throws(GatewayError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw GatewayError(.tls, "\(what): cannot read \(path): \(String(cString: strerror(errno)))")
+        do {
+            return try BoundedFile.read(path, limit: 1 << 20)
+        } catch .open(let code), .read(let code) {
+            throw GatewayError(.tls, "\(what): cannot read \(path): \(BoundedFile.describe(code))")
+        } catch {
+            throw GatewayError(.tls, "\(what): \(path) is larger than 1 MiB; it is not a PEM file")
         }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let count = read(fd, &chunk, chunk.count)
-            guard count >= 0 else {
-                throw GatewayError(.tls, "\(what): cannot read \(path): \(String(cString: strerror(errno)))")
-            }
-            if count == 0 { break }
-            bytes += chunk[0..<count]
-            guard bytes.count <= 1 << 20 else {
-                throw GatewayError(.tls, "\(what): \(path) is larger than 1 MiB; it is not a PEM file")
-            }
-        }
-        return bytes
     }
 
     static func utc(_ seconds: Int) -> String {
