@@ -49,8 +49,8 @@ import Testing
             let issued = try await client.browser(
                 "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"events"}"#)
             #expect(issued.status == 200)
-            let jwt = try #require(OwnerHTTPFixture.json(issued)["token"] as? String)
-            #expect(OwnerHTTPFixture.json(issued)["expires_in"] as? Int == 300)
+            let jwt = try #require(issued.json["token"] as? String)
+            #expect(issued.json["expires_in"] as? Int == 300)
             let request = RawHTTP.request(
                 "GET", "/api/events",
                 headers: [("Host", "127.0.0.1:\(client.port)"), ("Authorization", "Bearer \(jwt)")])
@@ -64,7 +64,7 @@ import Testing
             #expect(text.contains("text/event-stream"))
             #expect(text.contains("event: ready"))
             #expect(text.contains("\"action\":\"auth.token.create\""))
-            let apiToken = try #require(OwnerHTTPFixture.json(made)["token"] as? String)
+            let apiToken = try #require(made.json["token"] as? String)
 
             // Not an API token, not from a query string, not a token of another purpose.
             #expect(
@@ -73,7 +73,7 @@ import Testing
             #expect(try await client.send("GET", "/api/events?token=\(jwt)").status == 401)
             let socketToken = try await client.browser(
                 "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"websocket"}"#)
-            let other = try #require(OwnerHTTPFixture.json(socketToken)["token"] as? String)
+            let other = try #require(socketToken.json["token"] as? String)
             #expect(
                 try await client.send("GET", "/api/events", headers: [("Authorization", "Bearer \(other)")]).status
                     == 401)
@@ -84,7 +84,7 @@ import Testing
             // Revoke everything ends every live token at once, unused ones too.
             let unused = try await client.browser(
                 "POST", "/api/auth/live-token", cookie: cookie, csrf: csrf, json: #"{"purpose":"events"}"#)
-            let spare = try #require(OwnerHTTPFixture.json(unused)["token"] as? String)
+            let spare = try #require(unused.json["token"] as? String)
             #expect(
                 try await client.browser("POST", "/api/auth/revoke-all", cookie: cookie, csrf: csrf, json: "{}")
                     .status == 204)

@@ -83,7 +83,7 @@ final class OwnerHTTPFixture: Sendable {
             "POST", "/api/setup", headers: [("Origin", client.origin)],
             json: #"{"token":"\#(token)","username":"owner","password":"\#(Self.password)"}"#)
         precondition(response.status == 201, "setup failed: \(response.status) \(response.body)")
-        return (Self.cookiePair(response), Self.json(response)["csrf_token"] as? String ?? "")
+        return (Self.cookiePair(response), response.json["csrf_token"] as? String ?? "")
     }
 
     func login(_ client: Client, password: String = OwnerHTTPFixture.password) async throws -> RawHTTP.Response {
@@ -95,10 +95,6 @@ final class OwnerHTTPFixture: Sendable {
     /// `name=value` of the response's Set-Cookie.
     static func cookiePair(_ response: RawHTTP.Response) -> String {
         String(response.header("Set-Cookie")?.split(separator: ";").first ?? "")
-    }
-
-    static func json(_ response: RawHTTP.Response) -> [String: Any] {
-        response.json
     }
 
     /// The metadata (JSON text) of every audit entry with `action`, oldest first.

@@ -154,7 +154,7 @@ struct OwnerHTTPTests {
             let login = try await fixture.login(client)
             let cookie = OwnerHTTPFixture.cookiePair(login)
             #expect(cookie != setupCookie)
-            let csrf = try #require(OwnerHTTPFixture.json(login)["csrf_token"] as? String)
+            let csrf = try #require(login.json["csrf_token"] as? String)
             #expect(csrf != setupCSRF)
             let session = try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf)
             #expect(session.status == 200)
@@ -191,8 +191,8 @@ struct OwnerHTTPTests {
             // The owner's page, which has the token, reads normally, and the session answer never repeats it.
             let session = try await client.browser("GET", "/api/auth/session", cookie: cookie, csrf: csrf)
             #expect(session.status == 200)
-            #expect(OwnerHTTPFixture.json(session)["csrf_token"] == nil && !session.body.contains(csrf))
-            #expect(OwnerHTTPFixture.json(session)["via"] as? String == "session")
+            #expect(session.json["csrf_token"] == nil && !session.body.contains(csrf))
+            #expect(session.json["via"] as? String == "session")
         }
     }
 
@@ -235,8 +235,8 @@ struct OwnerHTTPTests {
             let created = try await client.browser(
                 "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"ci","scope":"read"}"#)
             #expect(created.status == 201)
-            let token = try #require(OwnerHTTPFixture.json(created)["token"] as? String)
-            let prefix = try #require(OwnerHTTPFixture.json(created)["prefix"] as? String)
+            let token = try #require(created.json["token"] as? String)
+            let prefix = try #require(created.json["prefix"] as? String)
             let bearer = [("Authorization", "Bearer \(token)")]
             #expect(try await client.send("GET", "/api/auth/session", headers: bearer).status == 200)
             // Read scope: no state change, no token administration.
@@ -256,7 +256,7 @@ struct OwnerHTTPTests {
             // A bearer request needs no CSRF token (no ambient credential), but admin scope for admin routes.
             let admin = try await client.browser(
                 "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"adm","scope":"admin"}"#)
-            let adminToken = try #require(OwnerHTTPFixture.json(admin)["token"] as? String)
+            let adminToken = try #require(admin.json["token"] as? String)
             let made = try await client.send(
                 "POST", "/api/tokens", headers: [("Authorization", "Bearer \(adminToken)")],
                 json: #"{"name":"from-script","scope":"read","expires":"1d"}"#)
@@ -316,7 +316,7 @@ struct TOTPHTTPTests {
                 "POST", "/api/auth/totp/enrol", cookie: cookie, csrf: csrf,
                 json: #"{"password":"\#(OwnerHTTPFixture.password)"}"#)
             #expect(enrol.status == 200)
-            let body = OwnerHTTPFixture.json(enrol)
+            let body = enrol.json
             #expect((body["qr_svg"] as? String)?.hasPrefix("<svg") == true)
             let secret = try #require((body["secret"] as? String).flatMap(Base32.decode))
             let totp = TOTP(secret: secret)
@@ -324,7 +324,7 @@ struct TOTPHTTPTests {
             let confirm = try await client.browser(
                 "POST", "/api/auth/totp/confirm", cookie: cookie, csrf: csrf, json: #"{"code":"\#(code)"}"#)
             #expect(confirm.status == 200)
-            let recovery = try #require(OwnerHTTPFixture.json(confirm)["recovery_codes"] as? [String])
+            let recovery = try #require(confirm.json["recovery_codes"] as? [String])
             #expect(recovery.count == 10)
             // Password alone is no longer enough; with a recovery code it is (once).
             #expect(try await fixture.login(client).status == 401)

@@ -38,7 +38,7 @@ import Testing
                 _ = try await fixture.setUp(client)
                 let session = try await Self.send(client, "GET", "/api/auth/session", Self.headers())
                 #expect(session.status == 200)
-                let body = OwnerHTTPFixture.json(session)
+                let body = session.json
                 #expect(body["via"] as? String == "tailscale")
                 let csrf = try #require(body["csrf_token"] as? String)
                 let origin = ("Origin", "https://\(Self.tailnet)")
@@ -150,7 +150,7 @@ import Testing
             let cookie = try #require(login.header("Set-Cookie"))
             #expect(cookie.hasPrefix("__Host-moat_session=") && cookie.hasSuffix("; Secure"))
             let pair = OwnerHTTPFixture.cookiePair(login)
-            let csrf = try #require(OwnerHTTPFixture.json(login)["csrf_token"] as? String)
+            let csrf = try #require(login.json["csrf_token"] as? String)
             let session = try await Self.send(
                 client, "GET", "/api/auth/session", [("Cookie", pair), ("X-CSRF-Token", csrf)])
             #expect(session.status == 200)
