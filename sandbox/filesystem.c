@@ -5,6 +5,9 @@
  *      fully visible, and its clone made read-only/nosuid/nodev as one recursive attribute change;
  *   2. a small tmpfs becomes the new root; /tmp is a size-limited tmpfs; /etc is a handful of
  *      synthetic files plus the dynamic-linker cache; /dev holds five host device nodes;
+ *      The caller's bind sources are opened one component at a time without following any symlink,
+ *      and the object reached (not the path text) is checked against /proc, /sys, /dev and Moat's
+ *      own state before it is cloned from that very descriptor;
  *   3. the clones are attached by file descriptor under the new root, whose directories are walked
  *      without following any symlink, so a path inside a writable bind cannot redirect a mount;
  *   4. a fresh /proc for the new PID namespace, with /proc/sys and /proc/sysrq-trigger read-only
@@ -20,8 +23,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* Where the new root is mounted before the pivot. Any existing host directory would do: every host
@@ -86,6 +91,146 @@ static bool mirrors_as_symlink(const char *link_target) {
     return true;
 }
 
+/* The clone's attributes (read-only, nosuid, ...) and its type, once entry->tree_fd holds it. */
+static int plan_finish_clone(struct builder *builder, struct plan_entry *entry) {
+    if (sys_mount_setattr(entry->tree_fd, "", AT_EMPTY_PATH | MOAT_AT_RECURSIVE, entry->attributes, 0) != 0)
+        return step_failed(builder, "%s: cannot set mount attributes", entry->label);
+    struct stat target_status;
+    if (fstat(entry->tree_fd, &target_status) != 0) return step_failed(builder, "%s: cannot stat the source", entry->label);
+    entry->is_directory = S_ISDIR(target_status.st_mode);
+    return 0;
+}
+
+/* ---- the caller's bind sources ---- */
+
+static void guard_append(struct object_id **list, size_t *count, const struct stat *status) {
+    *list = checked_realloc(*list, (*count + 1) * sizeof **list);
+    (*list)[(*count)++] = (struct object_id){.device = status->st_dev, .inode = status->st_ino};
+}
+
+static bool guard_contains(const struct object_id *list, size_t count, const struct stat *status) {
+    for (size_t index = 0; index < count; index++)
+        if (list[index].device == status->st_dev && list[index].inode == status->st_ino) return true;
+    return false;
+}
+
+/* One forbidden path: the object it names if it exists, and every directory above it (or above
+ * the part of it that exists: a bind of that directory could create the rest). These paths are the
+ * kernel's and Moat's own, so symlinks in them are resolved here. */
+static void guard_add_path(struct bind_guard *guard, const char *path) {
+    char existing[PATH_MAX], resolved[PATH_MAX];
+    snprintf(existing, sizeof existing, "%s", path);
+    bool whole = true;
+    while (!realpath(existing, resolved)) {
+        whole = false;
+        char *slash = strrchr(existing, '/');
+        if (!slash || slash == existing) {
+            snprintf(resolved, sizeof resolved, "/");
+            break;
+        }
+        *slash = '\0';
+    }
+    struct stat status;
+    if (whole && stat(resolved, &status) == 0) guard_append(&guard->forbidden, &guard->forbidden_count, &status);
+    for (;;) {
+        if (stat(resolved, &status) == 0) guard_append(&guard->enclosing, &guard->enclosing_count, &status);
+        char *slash = strrchr(resolved, '/');
+        if (!slash || strcmp(resolved, "/") == 0) break;
+        slash[slash == resolved ? 1 : 0] = '\0';
+    }
+}
+
+void bind_guard_create(const struct spec *spec, struct bind_guard *guard) {
+    memset(guard, 0, sizeof *guard);
+    if (spec->bind_count == 0) return;
+    static const char *const kernel_interfaces[] = {"/proc", "/sys", "/dev"};
+    for (size_t index = 0; index < sizeof kernel_interfaces / sizeof kernel_interfaces[0]; index++)
+        guard_add_path(guard, kernel_interfaces[index]);
+    for (char **path = spec->protected_paths; path && *path; path++) guard_add_path(guard, *path);
+}
+
+/* File systems that are kernel interfaces wherever they are mounted. */
+static bool is_kernel_interface(const struct statfs *filesystem) {
+    static const long types[] = {
+        PROC_SUPER_MAGIC, SYSFS_MAGIC,  DEVPTS_SUPER_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC,
+        DEBUGFS_MAGIC,    TRACEFS_MAGIC, SECURITYFS_MAGIC,  BPF_FS_MAGIC,       NSFS_MAGIC,
+        0x62656570 /* configfs */, 0xde5e81e4 /* efivarfs */, 0x6165676c /* pstore */,
+        0x42494e4d /* binfmt_misc */, 0x19800202 /* mqueue */, 0x65735543 /* fusectl */,
+    };
+    for (size_t index = 0; index < sizeof types / sizeof types[0]; index++)
+        if ((long)filesystem->f_type == types[index]) return true;
+    return false;
+}
+
+/*
+ * Opens a caller bind's source as an O_PATH descriptor, one component at a time from the host's
+ * root, following no symlink (a link planted by an earlier run in a writable bind is refused, not
+ * followed), and checks the object reached and every directory on the way against the guard.
+ */
+static int open_bind_source(struct builder *builder, const struct bind_guard *guard, const struct plan_entry *entry) {
+    char copy[PATH_MAX];
+    if (strlen(entry->source) >= sizeof copy) {
+        errno = ENAMETOOLONG;
+        return step_failed(builder, "%s: the source path is too long", entry->label);
+    }
+    strcpy(copy, entry->source);
+    int current = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (current < 0) return step_failed(builder, "%s: cannot open the host root", entry->label);
+    struct stat status;
+    char *cursor = copy + 1;
+    for (;;) {
+        if (fstat(current, &status) != 0) {
+            close(current);
+            return step_failed(builder, "%s: cannot stat the source", entry->label);
+        }
+        if (guard_contains(guard->forbidden, guard->forbidden_count, &status)) {
+            close(current);
+            errno = EPERM;
+            return step_failed(builder, "%s: the source is inside /proc, /sys, /dev or Moat's state", entry->label);
+        }
+        if (*cursor == '\0') break;
+        if (!S_ISDIR(status.st_mode)) {
+            close(current);
+            errno = ENOTDIR;
+            return step_failed(builder, "%s: the source is not accessible", entry->label);
+        }
+        char *slash = strchr(cursor, '/');
+        if (slash) *slash = '\0';
+        int next = openat(current, cursor, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        close(current);
+        if (next < 0) return step_failed(builder, "%s: the source is not accessible", entry->label);
+        current = next;
+        if (fstat(current, &status) == 0 && S_ISLNK(status.st_mode)) {
+            close(current);
+            errno = ELOOP;
+            return step_failed(builder, "%s: the source path crosses a symlink (give the real path)", entry->label);
+        }
+        cursor = slash ? slash + 1 : cursor + strlen(cursor);
+    }
+    struct statfs filesystem;
+    if (guard_contains(guard->enclosing, guard->enclosing_count, &status)) {
+        close(current);
+        errno = EPERM;
+        return step_failed(builder, "%s: the source contains /proc, /sys, /dev or Moat's state", entry->label);
+    }
+    if (fstatfs(current, &filesystem) != 0 || is_kernel_interface(&filesystem)) {
+        close(current);
+        errno = EPERM;
+        return step_failed(builder, "%s: the source is a kernel interface file system", entry->label);
+    }
+    return current;
+}
+
+/* Step 1 for a caller's bind: clone the very object open_bind_source checked. */
+static int plan_clone_bind(struct builder *builder, const struct bind_guard *guard, struct plan_entry *entry) {
+    int source = open_bind_source(builder, guard, entry);
+    if (source < 0) return -1;
+    entry->tree_fd = sys_open_tree(source, "", MOAT_OPEN_TREE_CLONE | O_CLOEXEC | MOAT_AT_RECURSIVE | AT_EMPTY_PATH);
+    close(source);
+    if (entry->tree_fd < 0) return step_failed(builder, "%s: cannot clone the source mount", entry->label);
+    return plan_finish_clone(builder, entry);
+}
+
 /* Clones the host tree for one entry (step 1). */
 static int plan_clone(struct builder *builder, struct plan_entry *entry, bool may_mirror_symlink) {
     struct stat status;
@@ -113,12 +258,7 @@ static int plan_clone(struct builder *builder, struct plan_entry *entry, bool ma
         }
         return step_failed(builder, "%s: cannot clone the source mount", entry->label);
     }
-    if (sys_mount_setattr(entry->tree_fd, "", AT_EMPTY_PATH | MOAT_AT_RECURSIVE, entry->attributes, 0) != 0)
-        return step_failed(builder, "%s: cannot set mount attributes", entry->label);
-    struct stat target_status;
-    if (fstat(entry->tree_fd, &target_status) != 0) return step_failed(builder, "%s: cannot stat the source", entry->label);
-    entry->is_directory = S_ISDIR(target_status.st_mode);
-    return 0;
+    return plan_finish_clone(builder, entry);
 }
 
 /*
@@ -364,7 +504,8 @@ static size_t depth_of(const char *path) {
     return depth;
 }
 
-int filesystem_build(const struct spec *spec, const char **failed_step, char *step_buffer, size_t step_size) {
+int filesystem_build(const struct spec *spec, const struct bind_guard *guard, const char **failed_step,
+                     char *step_buffer, size_t step_size) {
     struct builder builder = {.step = step_buffer, .step_size = step_size};
     *failed_step = step_buffer;
     step_buffer[0] = '\0';
@@ -415,7 +556,7 @@ int filesystem_build(const struct spec *spec, const char **failed_step, char *st
             if (bind_depth != depth) continue;
             struct plan_entry *entry =
                 plan_add(&builder, bind->label, bind->source, bind->target, bind->writable ? writable : read_only, false);
-            if (plan_clone(&builder, entry, false) != 0) return -1;
+            if (plan_clone_bind(&builder, guard, entry) != 0) return -1;
         }
         if (!deeper) break;
     }

@@ -42,10 +42,14 @@
 
 /* How long to keep draining output after the sandbox was killed at the timeout. */
 #define DRAIN_AFTER_KILL_MS 5000
+/* At the timeout the launcher asks init to kill and reap everything (so the CPU time the command
+ * tree used is counted); init itself is SIGKILLed if it has not ended this long after. */
+#define STOP_GRACE_MS 1000
 
 struct run {
     const struct spec *spec;
     struct limits_plan plan;
+    struct bind_guard guard;
     int output_pipe[2];
     int error_pipe[2];
     int report_pipe[2];
@@ -184,7 +188,8 @@ static _Noreturn void run_command(const struct run *run, struct seccomp_filters 
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) setup_failed(report, "set no_new_privs");
     /* Every descriptor above 2 closes at execve; the report pipe stays usable until then. */
     if (sys_close_range_cloexec(3) != 0) setup_failed(report, "close inherited file descriptors");
-    if (seccomp_filters_load(filters) != 0) setup_failed(report, "load the seccomp filters");
+    /* Without a memory cgroup, memory that RLIMIT_AS does not see (memfds, SysV IPC) is refused. */
+    if (seccomp_filters_load(filters, !run->plan.use_cgroup) != 0) setup_failed(report, "load the seccomp filters");
 
     int error = exec_command(spec->argv, spec->env, spec->path_variable);
     send_report(report, REPORT_EXEC_ERROR, error, "execve");
@@ -205,6 +210,22 @@ static volatile sig_atomic_t command_pid;
 
 static void forward_signal(int signal_number) {
     if (command_pid > 0) kill(command_pid, signal_number);
+}
+
+/* The launcher's timeout: everything in the namespace but init dies now, and init reaps it. Only a
+ * sender outside the namespace (whose pid reads as 0 here) is obeyed. */
+static void stop_sandbox(int signal_number, siginfo_t *info, void *context) {
+    (void)signal_number, (void)context;
+    if (info->si_pid == 0) kill(-1, SIGKILL);
+}
+
+/* Kills whatever is left in the namespace and reaps it: a process reaped here adds its CPU time to
+ * init's, which the launcher's wait4 reads. (When init just exits, the kernel reaps the rest without
+ * counting it.) */
+static void reap_everything(void) {
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+    }
 }
 
 static _Noreturn void sandbox_init(struct run *run) {
@@ -239,7 +260,8 @@ static _Noreturn void sandbox_init(struct run *run) {
 
     char step_buffer[sizeof ((struct report *)0)->step];
     const char *step = NULL;
-    if (filesystem_build(run->spec, &step, step_buffer, sizeof step_buffer) != 0) setup_failed(report, step);
+    if (filesystem_build(run->spec, &run->guard, &step, step_buffer, sizeof step_buffer) != 0)
+        setup_failed(report, step);
     if (sethostname("sandbox", 7) != 0) setup_failed(report, "set the hostname");
     /* Not dumpable: the command (same uid) cannot open /proc/1/exe, /proc/1/environ or /proc/1/mem. */
     if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) setup_failed(report, "make init non-dumpable");
@@ -266,6 +288,9 @@ static _Noreturn void sandbox_init(struct run *run) {
     static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
     for (size_t index = 0; index < sizeof forwarded / sizeof forwarded[0]; index++)
         sigaction(forwarded[index], &forward, NULL);
+    struct sigaction stop = {.sa_sigaction = stop_sandbox, .sa_flags = SA_SIGINFO};
+    sigemptyset(&stop.sa_mask);
+    sigaction(MOAT_STOP_SIGNAL, &stop, NULL);
 
     /* Reap everything (orphans are re-parented to us) until the command itself ends. */
     for (;;) {
@@ -277,6 +302,7 @@ static _Noreturn void sandbox_init(struct run *run) {
         }
         if (reaped < 0 && errno != EINTR) break;
     }
+    reap_everything();
     _exit(0);
 }
 
@@ -431,6 +457,15 @@ int sandbox_run(const struct spec *spec) {
         if (setgroups(0, NULL) != 0) return setup_error_now("drop supplementary groups", errno, "rlimit");
     }
 
+    /* The launcher dies with the process that started it (as bwrap --die-with-parent), and the
+     * sandbox dies with the launcher (init's own parent-death signal). Armed after the credential
+     * changes above, which would clear it; if that parent is already gone, the signal never comes,
+     * so its pid is compared too. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) return setup_error_now("set the parent-death signal", errno, "rlimit");
+    if (spec->parent_pid > 0 && getppid() != spec->parent_pid)
+        return report_setup_error("sandbox setup failed: the process that started the launcher has exited", "rlimit");
+
+    bind_guard_create(spec, &run.guard);
     limits_plan_create(spec, &run.plan);
     const char *limits_mode = run.plan.use_cgroup ? "cgroup2" : "rlimit";
 
@@ -482,19 +517,26 @@ int sandbox_run(const struct spec *spec) {
     struct capture error = {.fd = run.error_pipe[0], .cap = spec->limits.output_bytes};
     uint64_t deadline = started + spec->timeout_ms;
     bool exited = false, timed_out = false;
-    uint64_t drain_until = 0;
+    uint64_t drain_until = 0, kill_at = 0;
     for (;;) {
         if (exited && output.fd < 0 && error.fd < 0) break;
         uint64_t now = monotonic_ms();
         if (!timed_out && !exited && now >= deadline) {
-            /* Killing PID 1 of the namespace kills every process in it, orphans included. */
-            kill(pid, SIGKILL);
+            /* Init kills and reaps everything else, so its CPU time is counted. */
+            kill(pid, MOAT_STOP_SIGNAL);
             timed_out = true;
+            kill_at = now + STOP_GRACE_MS;
             drain_until = now + DRAIN_AFTER_KILL_MS;
         }
+        if (kill_at && !exited && now >= kill_at) {
+            /* Killing PID 1 of the namespace kills every process in it, orphans included. */
+            kill(pid, SIGKILL);
+            kill_at = 0;
+        }
         /* Once init is gone nothing in the sandbox can hold the pipes; bound the drain anyway. */
-        uint64_t wake = timed_out || exited ? drain_until : deadline;
-        if ((timed_out || exited) && now >= wake) break;
+        uint64_t end = timed_out || exited ? drain_until : deadline;
+        if ((timed_out || exited) && now >= end) break;
+        uint64_t wake = kill_at && !exited && kill_at < end ? kill_at : end;
         struct pollfd fds[3];
         struct capture *sources[3] = {NULL, NULL, NULL};
         nfds_t count = 0;
@@ -529,6 +571,9 @@ int sandbox_run(const struct spec *spec) {
     outcome.cpu_ms = (uint64_t)(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000 +
                      (uint64_t)(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000;
     outcome.peak_rss_kb = (uint64_t)usage.ru_maxrss;
+    /* The cgroup also counts what init could not reap (when it was SIGKILLed itself). */
+    uint64_t group_cpu_ms = limits_cpu_ms(&run.plan);
+    if (group_cpu_ms > outcome.cpu_ms) outcome.cpu_ms = group_cpu_ms;
     if (pidfd >= 0) close(pidfd);
 
     struct report setup = {0}, exec = {0}, command = {0};

@@ -9,7 +9,9 @@
  *          and host uid, and the sandbox has both to itself), and CPU affinity to `cpus` cores, which
  *          the seccomp filter keeps the command from widening.
  *
- * Both modes also set RLIMIT_CPU (CPU seconds), RLIMIT_FSIZE (largest file) and RLIMIT_CORE = 0.
+ * Both modes also set RLIMIT_CPU (CPU seconds), RLIMIT_FSIZE (largest file), RLIMIT_CORE = 0 and
+ * RLIMIT_SIGPENDING (queued signals and POSIX timers are charged to the host user as well, so an
+ * unbounded count would take that user's share from every other process it runs).
  */
 #include "include/moat_sandbox.h"
 
@@ -26,6 +28,8 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define CGROUP2_MAGIC 0x63677270
+/* Signals a sandbox may have queued at once (the host's default is tens of thousands per user). */
+#define MOAT_SIGNALS_PENDING 1024
 
 static bool read_small_file(const char *path, char *out, size_t size) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -158,7 +162,8 @@ int limits_apply_in_child(const struct spec *spec, const struct limits_plan *pla
     /* RLIMIT_CPU: SIGXCPU at the limit, SIGKILL a second later for a command that catches it. */
     if (!set_limit(RLIMIT_CORE, 0, 0, "set RLIMIT_CORE", failed_step) ||
         !set_limit(RLIMIT_FSIZE, limits->file_bytes, limits->file_bytes, "set RLIMIT_FSIZE", failed_step) ||
-        !set_limit(RLIMIT_CPU, limits->cpu_seconds, limits->cpu_seconds + 1, "set RLIMIT_CPU", failed_step))
+        !set_limit(RLIMIT_CPU, limits->cpu_seconds, limits->cpu_seconds + 1, "set RLIMIT_CPU", failed_step) ||
+        !set_limit(RLIMIT_SIGPENDING, MOAT_SIGNALS_PENDING, MOAT_SIGNALS_PENDING, "set RLIMIT_SIGPENDING", failed_step))
         return -1;
     if (plan->use_cgroup) return 0;
     /* The process count covers every process of this host uid in this user namespace; when the
@@ -181,6 +186,15 @@ uint64_t limits_oom_kills(const struct limits_plan *plan) {
     if (!read_small_file(path, events, sizeof events)) return 0;
     const char *line = strstr(events, "oom_kill ");
     return line ? strtoull(line + 9, NULL, 10) : 0;
+}
+
+uint64_t limits_cpu_ms(const struct limits_plan *plan) {
+    if (!plan->use_cgroup) return 0;
+    char path[4200], stat[2048];
+    snprintf(path, sizeof path, "%s/cpu.stat", plan->cgroup_path);
+    if (!read_small_file(path, stat, sizeof stat)) return 0;
+    const char *line = strstr(stat, "usage_usec ");
+    return line && (line == stat || line[-1] == '\n') ? strtoull(line + 11, NULL, 10) / 1000 : 0;
 }
 
 void limits_plan_destroy(struct limits_plan *plan) {

@@ -30,10 +30,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sem.h>
+#include <sys/shm.h>
+#include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -405,6 +410,107 @@ static int probe_perf_event_open(int argc, char **argv) {
 static int probe_userfaultfd(int argc, char **argv) {
     (void)argc, (void)argv;
     EXPECT("userfaultfd", syscall(SYS_userfaultfd, O_CLOEXEC), EPERM);
+}
+
+/* Host-wide counters: fs.aio-max-nr is shared by the whole host, inotify instances and POSIX message
+ * queues are counted per host user across every namespace. */
+static int probe_io_setup(int argc, char **argv) {
+    (void)argc, (void)argv;
+    unsigned long context = 0;
+    EXPECT("io_setup", syscall(SYS_io_setup, 1024, &context), EPERM);
+}
+
+static int probe_inotify(int argc, char **argv) {
+    (void)argc, (void)argv;
+    errno = 0;
+    long first = syscall(SYS_inotify_init1, O_CLOEXEC);
+    int first_error = errno;
+#ifdef SYS_inotify_init
+    errno = 0;
+    long second = syscall(SYS_inotify_init);
+    int second_error = errno;
+#else
+    long second = -1;
+    int second_error = EPERM;
+#endif
+    bool held = first < 0 && first_error == EPERM && second < 0 && second_error == EPERM;
+    return verdict(held, "inotify_init", "inotify_init1 %s, inotify_init %s", first < 0 ? errno_name(first_error) : "succeeded",
+                   second < 0 ? errno_name(second_error) : "succeeded");
+}
+
+static int probe_mq_open(int argc, char **argv) {
+    (void)argc, (void)argv;
+    EXPECT("mq_open", syscall(SYS_mq_open, "moat-probe", O_RDWR | O_CREAT, 0600, NULL), EPERM);
+}
+
+/* Memory that RLIMIT_AS does not see: judged from outside, by limits mode (in cgroup2 mode the
+ * memory cgroup counts it and the run ends as oom). Each writes BYTES and reports how far it got. */
+static int probe_memfd_fill(int argc, char **argv) {
+    uint64_t target = argc > 0 ? strtoull(argv[0], NULL, 10) : 512ull << 20;
+    /* Several memfds of 16 MiB, each below RLIMIT_FSIZE. */
+    const uint64_t per_memfd = 16u << 20;
+    static char block[1 << 20];
+    memset(block, 'm', sizeof block);
+    uint64_t total = 0;
+    int error = 0;
+    while (total < target && !error) {
+        int fd = (int)syscall(SYS_memfd_create, "moat-probe", 0);
+        if (fd < 0) {
+            error = errno;
+            break;
+        }
+        for (uint64_t filled = 0; filled < per_memfd;) {
+            ssize_t written = write(fd, block, sizeof block);
+            if (written <= 0) {
+                error = written < 0 ? errno : ENOSPC;
+                break;
+            }
+            filled += (uint64_t)written;
+            total += (uint64_t)written;
+        }
+    }
+    if (total == 0 && error == EPERM) return verdict(true, "memfd-fill", "memfd_create: EPERM");
+    return verdict(total < target, "memfd-fill", "memfds hold %llu MiB (%s)", (unsigned long long)(total >> 20),
+                   error ? errno_name(error) : "no error");
+}
+
+static int probe_sysv_shm_fill(int argc, char **argv) {
+    uint64_t target = argc > 0 ? strtoull(argv[0], NULL, 10) : 512ull << 20;
+    const size_t segment = 16u << 20;
+    uint64_t total = 0;
+    int error = 0;
+    while (total < target) {
+        int id = shmget(IPC_PRIVATE, segment, IPC_CREAT | 0600);
+        if (id < 0) {
+            error = errno;
+            break;
+        }
+        /* Attached one at a time, so RLIMIT_AS never sees more than one segment. */
+        void *memory = shmat(id, NULL, 0);
+        if (memory == (void *)-1) {
+            error = errno;
+            break;
+        }
+        memset(memory, 's', segment);
+        shmdt(memory);
+        total += segment;
+    }
+    if (total == 0 && error == EPERM) return verdict(true, "sysv-shm-fill", "shmget: EPERM");
+    return verdict(total < target, "sysv-shm-fill", "SysV segments hold %llu MiB (%s)", (unsigned long long)(total >> 20),
+                   error ? errno_name(error) : "no error");
+}
+
+static int probe_sysv_msg_sem(int argc, char **argv) {
+    (void)argc, (void)argv;
+    errno = 0;
+    int queue = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+    int queue_error = errno;
+    errno = 0;
+    int set = semget(IPC_PRIVATE, 1000, IPC_CREAT | 0600);
+    int set_error = errno;
+    bool held = queue < 0 && queue_error == EPERM && set < 0 && set_error == EPERM;
+    return verdict(held, "sysv-msg-sem", "msgget %s, semget %s", queue < 0 ? errno_name(queue_error) : "succeeded",
+                   set < 0 ? errno_name(set_error) : "succeeded");
 }
 
 static int probe_io_uring(int argc, char **argv) {
@@ -803,6 +909,12 @@ static const struct probe probes[] = {
     {"perf_event_open", probe_perf_event_open, true},
     {"userfaultfd", probe_userfaultfd, true},
     {"io_uring_setup", probe_io_uring, true},
+    {"io_setup", probe_io_setup, true},
+    {"inotify_init", probe_inotify, true},
+    {"mq_open", probe_mq_open, true},
+    {"memfd-fill", probe_memfd_fill, false},
+    {"sysv-shm-fill", probe_sysv_shm_fill, false},
+    {"sysv-msg-sem", probe_sysv_msg_sem, false},
     {"tiocsti", probe_tiocsti, true},
     {"open_by_handle_at", probe_open_by_handle, true},
     {"personality", probe_personality, true},

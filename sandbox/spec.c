@@ -11,7 +11,9 @@
  *   "network": "none",                                optional, the only value
  *   "limits": {"memory_bytes": ..., "cpus": ..., "pids": ..., "tmp_bytes": ...,
  *              "output_bytes": ..., "cpu_seconds": ..., "file_bytes": ...},  optional, each optional
- *   "timeout_ms": 30000                               optional
+ *   "timeout_ms": 30000,                              optional
+ *   "protected_paths": ["/home/me/.local/state/moat"],  optional: no bind may be, contain or be inside one
+ *   "parent_pid": 4242                                optional: the launcher ends if this is not its parent
  * }
  */
 #include "include/moat_sandbox.h"
@@ -24,6 +26,7 @@ enum {
     MAX_ARGUMENTS = 4096,
     MAX_ENVIRONMENT = 4096,
     MAX_BINDS = 256,
+    MAX_PROTECTED_PATHS = 64,
     MAX_PATH_BYTES = 4000,
 };
 
@@ -125,6 +128,21 @@ static bool read_binds(const struct json_value *value, const char *field, bool w
         bind->target = checked_strdup(target);
         bind->writable = writable;
     }
+    return true;
+}
+
+static bool read_protected_paths(const struct json_value *value, struct spec *spec, char *error, size_t size) {
+    if (value->type != JSON_ARRAY || value->count > MAX_PROTECTED_PATHS)
+        return field_error(error, size, "protected_paths", "must be an array of at most 64 paths");
+    spec->protected_paths = checked_malloc((value->count + 1) * sizeof *spec->protected_paths);
+    for (size_t index = 0; index < value->count; index++) {
+        const struct json_value *item = &value->items[index];
+        if (!plain_string(item) || !normal_absolute_path(item->string))
+            return field_error(error, size, "protected_paths",
+                               "must hold absolute paths without '.', '..', empty components or a trailing slash");
+        spec->protected_paths[index] = item->string;
+    }
+    spec->protected_paths[value->count] = NULL;
     return true;
 }
 
@@ -243,10 +261,16 @@ bool spec_from_json(const struct json_value *root, struct spec *spec, char *erro
         } else if (key_is(member, "timeout_ms")) {
             if (!read_integer(value, "timeout_ms", 1, UINT64_C(7) * 86400 * 1000, &spec->timeout_ms, error, size))
                 return false;
+        } else if (key_is(member, "protected_paths")) {
+            if (!read_protected_paths(value, spec, error, size)) return false;
+        } else if (key_is(member, "parent_pid")) {
+            uint64_t pid;
+            if (!read_integer(value, "parent_pid", 1, INT32_MAX, &pid, error, size)) return false;
+            spec->parent_pid = (pid_t)pid;
         } else {
             snprintf(error, size,
                      "spec has an unknown key at position %zu (allowed: argv, env, ro_binds, rw_binds, cwd, network, "
-                     "limits, timeout_ms)",
+                     "limits, timeout_ms, protected_paths, parent_pid)",
                      index + 1);
             return false;
         }
@@ -255,6 +279,10 @@ bool spec_from_json(const struct json_value *root, struct spec *spec, char *erro
     if (!spec->env) {
         spec->env = checked_malloc(sizeof *spec->env);
         spec->env[0] = NULL;
+    }
+    if (!spec->protected_paths) {
+        spec->protected_paths = checked_malloc(sizeof *spec->protected_paths);
+        spec->protected_paths[0] = NULL;
     }
     if (spec->limits.cpu_seconds == 0) {
         /* By default CPU time may use every allowed CPU for the whole wall-clock budget, and no more. */

@@ -27,6 +27,9 @@ enum {
     MOAT_EXIT_SIGNAL_BASE = 128,
 };
 
+/* Sent by the launcher to init at the timeout: kill everything else in the namespace and reap it. */
+#define MOAT_STOP_SIGNAL SIGPWR
+
 /* The uid and gid the command has inside its user namespace. */
 #define MOAT_INSIDE_ID 1000
 /* The host id a root caller's sandbox is mapped to: never host root itself (see Docs/Sandbox.md). */
@@ -105,7 +108,28 @@ struct spec {
     char *cwd;
     struct limits limits;
     uint64_t timeout_ms;
+    char **protected_paths; /* NULL-terminated: Moat's own state; no bind may be, contain or be inside one */
+    pid_t parent_pid;       /* the process that started the launcher, or 0 when not given */
 };
+
+/* ---- what no caller bind may reach (computed by the launcher, checked by init) ---- */
+struct object_id {
+    dev_t device;
+    ino_t inode;
+};
+
+struct bind_guard {
+    /* /proc, /sys, /dev and the protected paths that exist: a source at or below one is refused. */
+    struct object_id *forbidden;
+    size_t forbidden_count;
+    /* Every directory on the way to each of those, and they themselves: a source equal to one would
+     * contain a forbidden object. */
+    struct object_id *enclosing;
+    size_t enclosing_count;
+};
+
+/* In the launcher, with the caller's own view of the host: resolves the forbidden objects. */
+void bind_guard_create(const struct spec *spec, struct bind_guard *guard);
 
 bool spec_from_json(const struct json_value *root, struct spec *spec, char *error, size_t error_size);
 
@@ -133,15 +157,19 @@ int limits_apply_in_child(const struct spec *spec, const struct limits_plan *pla
                           const char **failed_step);
 /* After the sandbox ended: the number of OOM kills seen by the cgroup (0 in rlimit mode). */
 uint64_t limits_oom_kills(const struct limits_plan *plan);
+/* After the sandbox ended: the CPU time the cgroup's processes used (0 in rlimit mode). */
+uint64_t limits_cpu_ms(const struct limits_plan *plan);
 void limits_plan_destroy(struct limits_plan *plan);
 
 /* Builds the filesystem inside the new mount namespace and pivots into it. */
-int filesystem_build(const struct spec *spec, const char **failed_step, char *step_buffer, size_t step_size);
+int filesystem_build(const struct spec *spec, const struct bind_guard *guard, const char **failed_step,
+                     char *step_buffer, size_t step_size);
 
 /* The seccomp filters, built once per launcher run in the sandbox's init. */
 struct seccomp_filters;
 struct seccomp_filters *seccomp_filters_build(const char **failed_step);
-int seccomp_filters_load(struct seccomp_filters *filters);
+/* memory_guard: also refuse what holds memory outside RLIMIT_AS (rlimit mode, no memory cgroup). */
+int seccomp_filters_load(struct seccomp_filters *filters, bool memory_guard);
 /* `--export-filter`: prints include/moat_filter_blob.h. `--verify-filter`: compares it with the rules. */
 int seccomp_filters_export(void);
 int seccomp_filters_verify(void);
