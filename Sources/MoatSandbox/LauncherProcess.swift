@@ -23,7 +23,9 @@ enum LauncherProcess {
     /// stdout (at most `outputLimit` bytes, else it is killed) and stderr (first 64 KiB).
     ///
     /// The launcher is SIGKILLed when `deadline` passes or the calling task is cancelled; its sandbox dies
-    /// with it (parent-death signal).
+    /// with it (parent-death signal). The launcher also dies with this process: it arms a parent-death
+    /// signal, which the kernel ties to the thread that started it, so it is started from the dedicated
+    /// thread that waits for it (a thread of the concurrency pool may exit while the launcher runs).
     static func run(
         path: String,
         arguments: [String],
@@ -31,19 +33,21 @@ enum LauncherProcess {
         outputLimit: Int,
         deadline: Duration
     ) async throws -> LauncherOutput {
-        let child = try spawn(path: path, arguments: arguments)
+        let start = LauncherStart()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 Thread.detachNewThread {
                     continuation.resume(
                         with: Result {
-                            try child.collect(input: input, outputLimit: outputLimit, deadline: deadline)
+                            let child = try spawn(path: path, arguments: arguments)
+                            start.started(child)
+                            return try child.collect(input: input, outputLimit: outputLimit, deadline: deadline)
                         }
                     )
                 }
             }
         } onCancel: {
-            child.kill(reason: .cancelled)
+            start.cancel()
         }
     }
 
@@ -104,6 +108,31 @@ enum LauncherProcess {
     }
 
     fileprivate static func errnoText() -> String { String(cString: strerror(errno)) }
+}
+
+/// Hands a launcher started on the waiting thread to the cancellation handler, whichever comes first.
+private final class LauncherStart: Sendable {
+    private struct State {
+        var child: RunningLauncher?
+        var cancelled = false
+    }
+    private let state = Mutex(State())
+
+    func started(_ child: RunningLauncher) {
+        let cancelled = state.withLock { state in
+            state.child = child
+            return state.cancelled
+        }
+        if cancelled { child.kill(reason: .cancelled) }
+    }
+
+    func cancel() {
+        let child = state.withLock { state in
+            state.cancelled = true
+            return state.child
+        }
+        child?.kill(reason: .cancelled)
+    }
 }
 
 /// A started launcher: its pid until reaped, and our ends of its three stream sockets.

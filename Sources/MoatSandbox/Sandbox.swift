@@ -12,15 +12,29 @@ public struct Sandbox: Sendable {
     /// The launcher this sandbox runs.
     public let launcherPath: String
 
+    /// Host paths that no bind of any spec run here may be, contain or lie inside (Moat's own state and
+    /// configuration). The launcher checks the objects they name, not their spelling; `/proc`, `/sys` and
+    /// `/dev` are always refused.
+    public let protectedPaths: [String]
+
     /// Uses the launcher beside the running executable (`moat`, or the test bundle in the build directory).
-    public init() throws {
-        try self.init(launcherPath: Self.defaultLauncherPath())
+    ///
+    /// - Parameter protectedPaths: absolute host paths kept out of every bind (``protectedPaths``).
+    public init(protecting protectedPaths: [String] = []) throws {
+        try self.init(launcherPath: Self.defaultLauncherPath(), protecting: protectedPaths)
     }
 
-    /// Uses the launcher at `launcherPath`; throws when it is missing or others could replace it.
-    public init(launcherPath: String) throws {
+    /// Uses the launcher at `launcherPath`; throws when it is missing or others could replace it, or when a
+    /// protected path is not absolute.
+    public init(launcherPath: String, protecting protectedPaths: [String] = []) throws {
         try Self.checkLauncher(at: launcherPath)
         self.launcherPath = launcherPath
+        self.protectedPaths = try protectedPaths.map { path in
+            guard path.hasPrefix("/"), !path.utf8.contains(0) else {
+                throw SandboxError(.invalidSpec, "a protected path must be an absolute host path")
+            }
+            return URL(fileURLWithPath: path).standardizedFileURL.path
+        }
     }
 
     /// `moat-sandbox` in the directory of the running executable, symlinks resolved.
@@ -36,7 +50,7 @@ public struct Sandbox: Sendable {
     /// up. Cancelling the calling task kills the launcher and everything in the sandbox.
     public func run(_ spec: SandboxSpec) async throws -> SandboxResult {
         try spec.validate()
-        let input = try spec.launcherJSON()
+        let input = try spec.launcherJSON(protectedPaths: protectedPaths)
         // The result holds both streams as JSON strings: at worst six bytes per byte (\u escapes).
         let outputLimit = Int(clamping: 12 * spec.limits.outputBytes + (1 << 20))
         let output = try await LauncherProcess.run(

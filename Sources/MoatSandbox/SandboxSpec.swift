@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// One command to run in the sandbox, with everything it may see and use.
 ///
 /// The defaults are the sandbox's: no environment but `PATH`, `HOME` and `TMPDIR`, the system directories
@@ -46,7 +50,9 @@ public struct SandboxSpec: Sendable, Equatable {
 
 /// A host path made visible inside the sandbox, at the same path or at `target`.
 public struct BindMount: Sendable, Equatable {
-    /// The absolute host path; it must exist, and may not be under `/proc`, `/sys` or `/dev`.
+    /// The absolute host path; it must exist and is opened without following symlinks (a path that crosses
+    /// one is refused). It may not be, contain or lie inside `/proc`, `/sys`, `/dev` or a path the
+    /// ``Sandbox`` protects.
     public var source: String
     /// The absolute path inside the sandbox; not `/`, nor under `/proc` or `/dev`.
     public var target: String
@@ -157,8 +163,9 @@ extension SandboxSpec {
         return UInt64(seconds) * 1000 + UInt64((attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
     }
 
-    /// The JSON the launcher reads (Docs/Sandbox.md, "Spec").
-    func launcherJSON() throws -> Data {
+    /// The JSON the launcher reads (Docs/Sandbox.md, "Spec"). It names this process as the launcher's
+    /// parent, so a launcher whose starter is already gone ends instead of running on.
+    func launcherJSON(protectedPaths: [String]) throws -> Data {
         var limitsObject: [String: Any] = [
             "memory_bytes": limits.memoryBytes, "cpus": limits.cpus, "pids": limits.processes,
             "tmp_bytes": limits.tmpBytes, "output_bytes": limits.outputBytes, "file_bytes": limits.fileBytes,
@@ -170,7 +177,8 @@ extension SandboxSpec {
         let object: [String: Any] = [
             "argv": arguments, "env": environment, "ro_binds": bindObjects(readOnlyBinds),
             "rw_binds": bindObjects(writableBinds), "cwd": workingDirectory, "network": "none",
-            "limits": limitsObject, "timeout_ms": timeoutMilliseconds,
+            "limits": limitsObject, "timeout_ms": timeoutMilliseconds, "protected_paths": protectedPaths,
+            "parent_pid": Int(getpid()),
         ]
         return try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MoatCore
 import MoatSandbox
+import MoatStore
 
 /// `moat sandbox`: run one command in the sandbox tools use, and check what this machine supports.
 struct SandboxCommand: AsyncParsableCommand {
@@ -25,9 +26,11 @@ extension SandboxCommand {
                 Profiles: default (system directories read-only, a private /tmp, nothing of the host \
                 writable) and workspace (default plus the --rw directory, writable, at /workspace and as \
                 the working directory). With the default profile each --rw DIR is writable at its own \
-                path. The command gets only PATH, HOME, TMPDIR and LANG plus --env values. Exit codes: the \
-                command's own; 124 timeout; 125 the sandbox could not be set up (nothing ran); 126 not \
-                executable; 127 not found; 128+N killed by signal N.
+                path. The command gets only PATH, HOME, TMPDIR and LANG plus --env values. Bind paths are \
+                never followed through symlinks, and no bind may be, contain or lie inside /proc, /sys, /dev \
+                or Moat's own state and config directories. Exit codes: the command's own; 124 timeout; \
+                125 the sandbox could not be set up (nothing ran); 126 not executable; 127 not found; 128+N \
+                killed by signal N.
                 """
         )
 
@@ -47,11 +50,19 @@ extension SandboxCommand {
         @Option(help: ArgumentHelp("Wall-clock timeout, e.g. 30s, 500ms or 2m.", valueName: "time"))
         var timeout = "30s"
 
+        @Option(
+            name: .customLong("file-size"),
+            help: ArgumentHelp("Largest file the command may write, e.g. 256M (per file).", valueName: "size"))
+        var fileSize = "256M"
+
         @Option(help: ArgumentHelp("Set an environment variable for the command (repeatable).", valueName: "KEY=VALUE"))
         var env: [String] = []
 
         @Argument(parsing: .postTerminator, help: ArgumentHelp("The command to run, after --.", valueName: "command"))
         var command: [String] = []
+
+        /// Where Moat's own state is: kept out of every bind.
+        @OptionGroup var state: StateOptions
 
         func validate() throws {
             guard !command.isEmpty else {
@@ -67,6 +78,9 @@ extension SandboxCommand {
             guard Self.bytes(memory) != nil else {
                 throw ValidationError("--memory must be a size such as 256M, 1G or 268435456")
             }
+            guard Self.bytes(fileSize) != nil else {
+                throw ValidationError("--file-size must be a size such as 256M, 1G or 268435456")
+            }
             guard Self.duration(timeout) != nil else {
                 throw ValidationError("--timeout must be a time such as 30s, 500ms or 2m")
             }
@@ -77,7 +91,7 @@ extension SandboxCommand {
 
         func run() async throws {
             var spec: SandboxSpec
-            let absolute = { (path: String) in URL(fileURLWithPath: path).standardizedFileURL.path }
+            let absolute = Self.absolute
             if profile == "workspace" {
                 spec = SandboxProfile.workspace(absolute(writable[0])).spec(command)
             } else {
@@ -86,6 +100,7 @@ extension SandboxCommand {
             }
             spec.readOnlyBinds = readable.map { BindMount(absolute($0)) }
             spec.limits.memoryBytes = Self.bytes(memory)!
+            spec.limits.fileBytes = Self.bytes(fileSize)!
             spec.timeout = Self.duration(timeout)!
             for entry in env {
                 let parts = entry.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
@@ -94,7 +109,7 @@ extension SandboxCommand {
 
             let result: SandboxResult
             do {
-                result = try await Sandbox().run(spec)
+                result = try await Sandbox(protecting: protectedPaths()).run(spec)
             } catch let error as SandboxError {
                 let code = error.code == .invalidSpec ? ExitStatus.usage : 125
                 throw CommandFailure(error.message, exitCode: code)
@@ -112,6 +127,19 @@ extension SandboxCommand {
             }
             for note in notes { FileHandle.standardError.write(Data("moat: \(note)\n".utf8)) }
             throw ExitCode(result.exitCode)
+        }
+
+        /// Moat's state and config directories, and a config file given with --config: a command that could
+        /// read them would see the vault and the database, one that could write them would change the policy.
+        func protectedPaths() throws -> [String] {
+            let layout = try CommandContext.layout(state)
+            let paths = [layout.stateDirectory, layout.configDirectory] + (state.config.map { [$0] } ?? [])
+            return paths.map(Self.absolute)
+        }
+
+        /// An absolute, normalised path (relative to the working directory); symlinks are left as they are.
+        static func absolute(_ path: String) -> String {
+            URL(fileURLWithPath: path).standardizedFileURL.path
         }
 
         /// "256M", "1G", "512K", "1048576": binary units, as the limits are documented.

@@ -24,6 +24,9 @@ import Testing
         ("perf_event_open", ["EPERM"]),
         ("userfaultfd", ["EPERM"]),
         ("io_uring_setup", ["EPERM"]),
+        ("io_setup", ["EPERM"]),
+        ("inotify_init", ["EPERM"]),
+        ("mq_open", ["EPERM"]),
         ("tiocsti", ["EPERM"]),
         ("mknod-block", ["EPERM"]),
         ("open_by_handle_at", ["EPERM"]),
@@ -112,6 +115,31 @@ import Testing
         } else {
             #expect(result.exitCode == 0, "\(result.standardOutput)")
         }
+    }
+
+    @Test(
+        "memory RLIMIT_AS does not see (memfds, SysV shared memory, message queues, semaphores) is refused in rlimit mode",
+        arguments: ["memfd-fill", "sysv-shm-fill", "sysv-msg-sem"]
+    )
+    func memoryOutsideAddressSpace(probe: String) async throws {
+        let limit: UInt64 = 64 << 20
+        let result = try await Launcher.probe(probe, ["\(8 * limit)"], limits: SandboxLimits(memoryBytes: limit))
+        if result.limitsMode == "cgroup2" {
+            // The memory cgroup counts these pages: a fill ends at memory.max.
+            #expect(result.status == .outOfMemory || result.status == .exited, "\(result.standardOutput)")
+        } else {
+            #expect(result.exitCode == 0, "\(result.standardOutput)")
+            #expect(result.standardOutput.hasPrefix("held: \(probe): "), "\(result.standardOutput)")
+            #expect(result.standardOutput.contains("EPERM"), "\(result.standardOutput)")
+        }
+    }
+
+    @Test("a run killed at its timeout reports the CPU time its processes used")
+    func cpuAfterTimeout() async throws {
+        let result = try await Launcher.probe("busy", ["1", "600000", "1"], timeout: .seconds(2))
+        #expect(result.status == .timeout)
+        // A generous floor: one busy loop for 2 s gets far more than this even on a loaded machine.
+        #expect(result.cpuTime >= .milliseconds(50), "\(result.cpuTime)")
     }
 
     @Test("two busy loops get about one CPU")

@@ -2,6 +2,10 @@ import Foundation
 import MoatTestSupport
 import Testing
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// `moat sandbox` through the real `moat` binary, which finds `moat-sandbox` beside itself.
 @Suite struct SandboxCommandTests {
     @Test("moat sandbox run -- echo hi prints hi and exits 0")
@@ -50,6 +54,43 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "/workspace\n")
         #expect(try String(contentsOfFile: temp.file("out.txt"), encoding: .utf8) == "kept\n")
+    }
+
+    @Test("killing moat with SIGKILL ends its launcher and everything in the sandbox")
+    func diesWithParent() throws {
+        // A run-specific sleep length marks this run's sandboxed process.
+        let sandboxed = ["sleep", "\(Int.random(in: 100_000...999_999))"]
+        let moat = Process()
+        moat.executableURL = URL(fileURLWithPath: MoatBinary.path)
+        moat.arguments = ["sandbox", "run", "--timeout", "120s", "--"] + sandboxed
+        moat.environment = MoatBinary.environment(home: nil)
+        moat.standardOutput = FileHandle.nullDevice
+        moat.standardError = FileHandle.nullDevice
+        try moat.run()
+        defer { if moat.isRunning { moat.terminate() } }
+
+        #expect(Launcher.eventually(within: 20) { !Launcher.hostProcesses(commandLine: sandboxed).isEmpty })
+        let launchers = Launcher.children(of: moat.processIdentifier)
+        #expect(!launchers.isEmpty)
+        kill(moat.processIdentifier, SIGKILL)
+        moat.waitUntilExit()
+        let gone = Launcher.eventually(within: 20) {
+            Launcher.hostProcesses(commandLine: sandboxed).isEmpty && !launchers.contains(where: Launcher.isRunning)
+        }
+        #expect(gone, "the launcher or the sandboxed sleep outlived moat")
+    }
+
+    @Test("--file-size caps each file the command writes")
+    func fileSize() throws {
+        let result = try MoatBinary.run(
+            [
+                "sandbox", "run", "--file-size", "1M", "--", "sh", "-c",
+                "head -c 2097152 /dev/zero > /tmp/f; stat -c %s /tmp/f",
+            ],
+            home: nil
+        )
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout == "1048576\n")
     }
 
     @Test("bad flags are usage errors that name the flag")

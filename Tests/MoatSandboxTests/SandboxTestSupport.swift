@@ -47,6 +47,39 @@ enum Launcher {
         }
     }
 
+    /// Host processes whose parent is `parent`.
+    static func children(of parent: pid_t) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = pid_t(entry), let fields = statFields(pid), fields.count > 1 else { return nil }
+            return fields[1] == "\(parent)" ? pid : nil
+        }
+    }
+
+    /// Whether `pid` is a live process (a zombie waiting for its reaper counts as gone).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard let fields = statFields(pid), let state = fields.first else { return false }
+        return state != "Z" && state != "X"
+    }
+
+    /// `/proc/PID/stat` after the command name: state, parent pid, ...
+    private static func statFields(_ pid: pid_t) -> [Substring]? {
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return nil }
+        let text = String(decoding: data, as: UTF8.self)
+        guard let end = text.lastIndex(of: ")") else { return nil }
+        return text[text.index(after: end)...].split(separator: " ")
+    }
+
+    /// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
+    static func eventually(within seconds: Double, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+
     /// Makes `path` writable by the sandbox's host identity: uid 65534 when tests run as root (CI).
     static func makeWritableBySandbox(_ path: String) {
         if geteuid() == 0 { _ = chown(path, 65534, 65534) }

@@ -1,0 +1,80 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Bind sources through the real `moat sandbox run`: a source path is never followed through a symlink, and
+/// no bind reaches the kernel's interfaces or Moat's own state, whatever path names them.
+@Suite struct BindSourceTests {
+    /// A directory below `temp` that the sandbox's host identity may read and write.
+    private static func sandboxDirectory(_ temp: TemporaryDirectory, _ name: String) -> String {
+        let path = temp.file(name)
+        mkdir(path, 0o755)
+        Launcher.makeWritableBySandbox(path)
+        return path
+    }
+
+    /// `moat sandbox run ARGUMENTS -- COMMAND` with Moat's state in `home`.
+    private static func run(_ arguments: [String], _ command: [String], home: String) throws -> MoatBinary.Result {
+        try MoatBinary.run(["sandbox", "run"] + arguments + ["--"] + command, home: home, timeout: 30)
+    }
+
+    @Test("symlinks planted by an earlier run are never followed as bind sources")
+    func plantedSymlinks() throws {
+        let temp = TemporaryDirectory("moat-bind-symlink")
+        TemporaryDirectory.chmod(temp.path, 0o755)
+        let home = temp.file("home")
+        let workspace = Self.sandboxDirectory(temp, "ws")
+        let victim = Self.sandboxDirectory(temp, "victim")
+        let plant = try Self.run(
+            ["--rw", workspace],
+            ["sh", "-c", "ln -s \(victim) \(workspace)/sub && ln -s /proc \(workspace)/p && ln -s / \(workspace)/r"],
+            home: home
+        )
+        #expect(plant.status == 0, "\(plant.stderr)")
+
+        let write = try Self.run(
+            ["--rw", workspace + "/sub"], ["sh", "-c", "echo pwned > \(workspace)/sub/x"], home: home)
+        #expect(write.status == 125, "\(write.stderr)")
+        #expect(write.stderr.contains("symlink"), "\(write.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: victim + "/x"))
+
+        for link in ["p", "r"] {
+            let read = try Self.run(["--ro", "\(workspace)/\(link)"], ["ls", "\(workspace)/\(link)"], home: home)
+            #expect(read.status == 125, "\(link): \(read.stdout)\(read.stderr)")
+            #expect(read.stderr.contains("symlink"), "\(link): \(read.stderr)")
+            #expect(read.stdout.isEmpty)
+        }
+    }
+
+    @Test("no bind may be, contain or lie inside Moat's state directory, and none may contain /proc, /sys or /dev")
+    func protectedObjects() throws {
+        let temp = TemporaryDirectory("moat-bind-state")
+        TemporaryDirectory.chmod(temp.path, 0o755)
+        let home = Self.sandboxDirectory(temp, "home")
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: home + "/vault.moat"))
+        let inner = home + "/inner"
+        mkdir(inner, 0o755)
+        Launcher.makeWritableBySandbox(inner)
+        let other = Self.sandboxDirectory(temp, "other")
+
+        let refused: [(flags: [String], reason: String)] = [
+            (["--ro", home], "inside"),
+            (["--rw", inner], "inside"),
+            (["--ro", temp.path], "contains"),
+            (["--ro", "/"], "contains"),
+        ]
+        for (flags, reason) in refused {
+            let result = try Self.run(flags, ["ls", "-R", flags[1]], home: home)
+            #expect(result.status == 125, "\(flags): \(result.stdout)\(result.stderr)")
+            #expect(
+                result.stderr.contains(reason) && result.stderr.contains("Moat's state"), "\(flags): \(result.stderr)")
+            #expect(!result.stdout.contains("vault.moat"))
+        }
+        let allowed = try Self.run(["--ro", other], ["ls", other], home: home)
+        #expect(allowed.status == 0, "\(allowed.stderr)")
+    }
+}
