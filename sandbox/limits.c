@@ -179,23 +179,21 @@ int limits_apply_in_child(const struct spec *spec, const struct limits_plan *pla
     return 0;
 }
 
-uint64_t limits_oom_kills(const struct limits_plan *plan) {
+/* The value of the line "KEY VALUE" in one of the sandbox cgroup's flat-keyed files, 0 if absent. */
+static uint64_t cgroup_counter(const struct limits_plan *plan, const char *file, const char *key) {
     if (!plan->use_cgroup) return 0;
-    char path[4200], events[2048];
-    snprintf(path, sizeof path, "%s/memory.events", plan->cgroup_path);
-    if (!read_small_file(path, events, sizeof events)) return 0;
-    const char *line = strstr(events, "oom_kill ");
-    return line ? strtoull(line + 9, NULL, 10) : 0;
+    char path[4200], contents[2048];
+    snprintf(path, sizeof path, "%s/%s", plan->cgroup_path, file);
+    if (!read_small_file(path, contents, sizeof contents)) return 0;
+    size_t length = strlen(key);
+    for (const char *line = contents; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, key, length) == 0 && line[length] == ' ') return strtoull(line + length + 1, NULL, 10);
+    return 0;
 }
 
-uint64_t limits_cpu_ms(const struct limits_plan *plan) {
-    if (!plan->use_cgroup) return 0;
-    char path[4200], stat[2048];
-    snprintf(path, sizeof path, "%s/cpu.stat", plan->cgroup_path);
-    if (!read_small_file(path, stat, sizeof stat)) return 0;
-    const char *line = strstr(stat, "usage_usec ");
-    return line && (line == stat || line[-1] == '\n') ? strtoull(line + 11, NULL, 10) / 1000 : 0;
-}
+uint64_t limits_oom_kills(const struct limits_plan *plan) { return cgroup_counter(plan, "memory.events", "oom_kill"); }
+
+uint64_t limits_cpu_ms(const struct limits_plan *plan) { return cgroup_counter(plan, "cpu.stat", "usage_usec") / 1000; }
 
 void limits_plan_destroy(struct limits_plan *plan) {
     if (plan->cgroup_fd >= 0) close(plan->cgroup_fd);
