@@ -120,6 +120,27 @@ import Testing
         }
     }
 
+    @Test("a launcher whose starter is already gone (parent_pid is not its parent) runs nothing")
+    func starterGone() throws {
+        let temp = TemporaryDirectory("moat-sandbox-orphan")
+        let marker = temp.file("ran")
+        // pid 1 stands for a starter that exited before the launcher armed its parent-death signal.
+        let spec: [String: Any] = ["argv": Self.markerCommand(marker), "parent_pid": 1]
+        let file = temp.file("spec.json")
+        try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: file))
+        let launcher = Process()
+        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
+        launcher.arguments = ["--spec", file]
+        let output = Pipe()
+        launcher.standardOutput = output
+        try launcher.run()
+        let result = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        launcher.waitUntilExit()
+        #expect(launcher.terminationStatus == 125, "\(result)")
+        #expect(result.contains("the process that started the launcher has exited"), "\(result)")
+        #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+
     @Test("a spec the launcher itself rejects (a bind from /proc) is an invalid-spec error")
     func launcherRejectsSpec() async throws {
         let spec = SandboxSpec(["true"], readOnlyBinds: [BindMount("/proc/self", at: "/host-proc")])
