@@ -73,11 +73,13 @@ import Testing
         let launchers = Launcher.children(of: moat.processIdentifier)
         #expect(!launchers.isEmpty)
         kill(moat.processIdentifier, SIGKILL)
-        moat.waitUntilExit()
+        // Polled before waiting for moat: Foundation may report its end only once every inheritor of its
+        // descriptors is gone, which is what is being tested.
         let gone = Launcher.eventually(within: 20) {
             Launcher.hostProcesses(commandLine: sandboxed).isEmpty && !launchers.contains(where: Launcher.isRunning)
         }
         #expect(gone, "the launcher or the sandboxed sleep outlived moat")
+        moat.waitUntilExit()
     }
 
     @Test("--file-size caps each file the command writes")
