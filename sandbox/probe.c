@@ -500,6 +500,12 @@ static int probe_sysv_shm_fill(int argc, char **argv) {
                    error ? errno_name(error) : "no error");
 }
 
+/* POSIX shared memory lives in /dev/shm, a tmpfs outside RLIMIT_AS: the sandbox has none. */
+static int probe_dev_shm(int argc, char **argv) {
+    (void)argc, (void)argv;
+    EXPECT("dev-shm", open("/dev/shm/moat-probe", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600), ENOENT, EROFS);
+}
+
 static int probe_sysv_msg_sem(int argc, char **argv) {
     (void)argc, (void)argv;
     errno = 0;
@@ -915,6 +921,7 @@ static const struct probe probes[] = {
     {"memfd-fill", probe_memfd_fill, false},
     {"sysv-shm-fill", probe_sysv_shm_fill, false},
     {"sysv-msg-sem", probe_sysv_msg_sem, false},
+    {"dev-shm", probe_dev_shm, true},
     {"tiocsti", probe_tiocsti, true},
     {"open_by_handle_at", probe_open_by_handle, true},
     {"personality", probe_personality, true},
