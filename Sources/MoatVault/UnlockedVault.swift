@@ -406,7 +406,9 @@ public final class UnlockedVault: Sendable {
     ) throws(VaultError) {
         try SecretInput.checkPassword(newPassword)
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            try state.withLock { state throws(VaultError) in
+            let (currentPassword, sealed, pin, header, key, file, generation) = try state.withLock {
+                state throws(VaultError) -> (SecretBytes, Bool, SecretBytes?, VaultHeader, SecretBytes, [UInt8], UInt64)
+                in
                 _ = try reloadLocked(&state)
                 let currentPassword = try current(currentPassword, state: state)
                 let seal = try VaultSeal.inspect(paths.seal)
@@ -416,7 +418,6 @@ public final class UnlockedVault: Sendable {
                         "the seal has a PIN and must be re-sealed: give the PIN with --pin-file FILE or on a terminal"
                     )
                 }
-                let pin = seal?.hasPIN == true ? sealPIN : nil
                 let header = VaultHeader(parameters: parameters, salt: Sodium.randomBytes(VaultHeader.saltLength))
                 let key = try Argon2id.deriveKey(password: newPassword, salt: header.salt, parameters: parameters)
                 let generation = state.revision.generation + 1
@@ -425,27 +426,31 @@ public final class UnlockedVault: Sendable {
                     header: header,
                     key: key
                 )
-                let revision = VaultRevision(generation: generation, file: file)
-                let staged = try VaultFileSystem.stage(paths.vault, with: file)
-                do {
-                    try record?(revision)
-                    if seal != nil {
-                        try VaultSeal.write(
-                            passwords: [newPassword, currentPassword],
-                            pin: pin,
-                            fingerprint: fingerprint,
-                            to: paths.seal
-                        )
-                    }
-                } catch {
-                    VaultFileSystem.discard(staged)
-                    if let error = error as? VaultError { throw error }
-                    throw VaultError(.io, "the re-key could not be recorded, so it was not made: \(error)")
+                return (currentPassword, seal != nil, seal?.hasPIN == true ? sealPIN : nil, header, key, file, generation)
+            }
+            let revision = VaultRevision(generation: generation, file: file)
+            // Recorded outside the state lock: recording scrubs the entry with this vault's values.
+            let staged = try VaultFileSystem.stage(paths.vault, with: file)
+            do {
+                try record?(revision)
+                if sealed {
+                    try VaultSeal.write(
+                        passwords: [newPassword, currentPassword],
+                        pin: pin,
+                        fingerprint: fingerprint,
+                        to: paths.seal
+                    )
                 }
-                try VaultFileSystem.install(staged)
-                if seal != nil {
-                    try VaultSeal.write(passwords: [newPassword], pin: pin, fingerprint: fingerprint, to: paths.seal)
-                }
+            } catch {
+                VaultFileSystem.discard(staged)
+                if let error = error as? VaultError { throw error }
+                throw VaultError(.io, "the re-key could not be recorded, so it was not made: \(error)")
+            }
+            try VaultFileSystem.install(staged)
+            if sealed {
+                try VaultSeal.write(passwords: [newPassword], pin: pin, fingerprint: fingerprint, to: paths.seal)
+            }
+            state.withLock { state in
                 state.header = header
                 state.key = key
                 state.identity = FileIdentity.of(paths.vault) ?? state.identity
@@ -519,7 +524,8 @@ public final class UnlockedVault: Sendable {
         _ change: (inout [String: SecretEntry]) throws(VaultError) -> Void
     ) throws(VaultError) {
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            try state.withLock { state throws(VaultError) in
+            let (entries, file, generation) = try state.withLock {
+                state throws(VaultError) -> ([String: SecretEntry], [UInt8], UInt64) in
                 _ = try reloadLocked(&state)
                 var entries = state.entries
                 try change(&entries)
@@ -529,8 +535,13 @@ public final class UnlockedVault: Sendable {
                     header: state.header,
                     key: state.key
                 )
-                let revision = VaultRevision(generation: generation, file: file)
-                try Self.write(file, revision: revision, to: paths.vault, record: record)
+                return (entries, file, generation)
+            }
+            // Recorded outside the state lock (recording scrubs the entry with this vault's values); the
+            // exclusive file lock still keeps every other writer out until the file is in place.
+            let revision = VaultRevision(generation: generation, file: file)
+            try Self.write(file, revision: revision, to: paths.vault, record: record)
+            state.withLock { state in
                 state.entries = entries
                 state.identity = FileIdentity.of(paths.vault) ?? state.identity
                 state.scrubber = SecretScrubber(entries: entries.values)
