@@ -131,7 +131,8 @@ struct VaultWatcher: Service {
         try await cancelWhenGracefulShutdown { [vault, logger, audit, interval] in
             var lastFailure: String?
             // The newest generation in the log (the unlock's), so writes made since start-up are recorded.
-            var recorded = audit.flatMap { try? VaultRollbackGuard.newestRecorded($0.database)?.revision.generation } ?? 0
+            var recorded =
+                audit.flatMap { try? VaultRollbackGuard.newestRecorded($0.database)?.revision.generation } ?? 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { break }

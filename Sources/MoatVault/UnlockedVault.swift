@@ -426,7 +426,9 @@ public final class UnlockedVault: Sendable {
                     header: header,
                     key: key
                 )
-                return (currentPassword, seal != nil, seal?.hasPIN == true ? sealPIN : nil, header, key, file, generation)
+                return (
+                    currentPassword, seal != nil, seal?.hasPIN == true ? sealPIN : nil, header, key, file, generation
+                )
             }
             let revision = VaultRevision(generation: generation, file: file)
             // Recorded outside the state lock: recording scrubs the entry with this vault's values.

@@ -70,7 +70,8 @@ extension VaultCommand {
                 let newPassword = try SecretInput.password(
                     from: newSource, prompt: "New master password: ", confirm: true)
                 let log = try context.auditLog(for: vault, action: "vault.rekey")
-                let record = context.recorder("vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], log: log)
+                let record = context.recorder(
+                    "vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], log: log)
                 try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin, record: record)
                 print("re-keyed \(paths.vault) with a new password and salt (\(vault.parameters))")
                 if status.seal != nil { print("sealed again: \(paths.seal)") }

@@ -113,13 +113,17 @@ import Testing
     func initWithReadOnlyDatabase() throws {
         let temp = TemporaryDirectory()
         // A database from an earlier installation, then made unwritable.
-        #expect(try moat(["vault", "init", "--password-stdin", "--no-seal"], temp.path, stdin: Self.password + "\n").status == 0)
+        #expect(
+            try moat(["vault", "init", "--password-stdin", "--no-seal"], temp.path, stdin: Self.password + "\n").status
+                == 0)
         try FileManager.default.removeItem(atPath: temp.file("vault.moat"))
         let unwritable = try Unwritable(temp.file("moat.db"))
         defer { unwritable.restore() }
         let result = try moat(["vault", "init", "--password-stdin"], temp.path, stdin: Self.password + "\n")
         #expect(result.status != 0)
-        #expect(result.stderr.contains("the audit log could not record vault.init, so nothing was changed"), "\(result.stderr)")
+        #expect(
+            result.stderr.contains("the audit log could not record vault.init, so nothing was changed"),
+            "\(result.stderr)")
         #expect(!result.stdout.contains("created"))
         #expect(!FileManager.default.fileExists(atPath: temp.file("vault.moat")))
         #expect(!FileManager.default.fileExists(atPath: temp.file("vault.seal")))

@@ -34,7 +34,8 @@ import Testing
         let (open, doctor) = refusal(temp)
         for error in [open, doctor] {
             #expect(error?.code == .foreignSchema)
-            #expect(error?.message.contains("trigger hide_vault on audit_entries") == true, "\(String(describing: error))")
+            #expect(
+                error?.message.contains("trigger hide_vault on audit_entries") == true, "\(String(describing: error))")
             #expect(error?.message.contains("Restore moat.db from a backup") == true)
             #expect(error?.message.contains("DROP TRIGGER") == true)
         }

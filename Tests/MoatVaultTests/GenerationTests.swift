@@ -63,7 +63,8 @@ import Testing
 
         let vault = try fixture.create()
         let bytes = fixture.fileBytes
-        #expect(vaultError { try vault.add("A", value: secret("value a"), policy: .none) { _ in throw Refused() } } != nil)
+        #expect(
+            vaultError { try vault.add("A", value: secret("value a"), policy: .none) { _ in throw Refused() } } != nil)
         #expect(vaultError { try vault.remove("A") { _ in throw Refused() } }?.code == .unknownSecret)
         #expect(
             vaultError {
@@ -106,7 +107,8 @@ import Testing
     @Test("a vault written before generations existed (payload version 1) opens as generation 0")
     func versionOnePayload() throws {
         let fixture = VaultFixture()
-        let header = VaultHeader(parameters: VaultFixture.weak, salt: Array(repeating: 7, count: VaultHeader.saltLength))
+        let header = VaultHeader(
+            parameters: VaultFixture.weak, salt: Array(repeating: 7, count: VaultHeader.saltLength))
         let key = try Argon2id.deriveKey(
             password: secret("correct horse battery"), salt: header.salt, parameters: header.parameters)
         let entry = SecretEntry(
