@@ -406,9 +406,7 @@ public final class UnlockedVault: Sendable {
     ) throws(VaultError) {
         try SecretInput.checkPassword(newPassword)
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            let (currentPassword, sealed, pin, header, key, file, generation) = try state.withLock {
-                state throws(VaultError) -> (SecretBytes, Bool, SecretBytes?, VaultHeader, SecretBytes, [UInt8], UInt64)
-                in
+            let prepared = try state.withLock { state throws(VaultError) -> PreparedRekey in
                 _ = try reloadLocked(&state)
                 let currentPassword = try current(currentPassword, state: state)
                 let seal = try VaultSeal.inspect(paths.seal)
@@ -426,19 +424,24 @@ public final class UnlockedVault: Sendable {
                     header: header,
                     key: key
                 )
-                return (
-                    currentPassword, seal != nil, seal?.hasPIN == true ? sealPIN : nil, header, key, file, generation
+                return PreparedRekey(
+                    currentPassword: currentPassword,
+                    sealed: seal != nil,
+                    pin: seal?.hasPIN == true ? sealPIN : nil,
+                    header: header,
+                    key: key,
+                    file: file,
+                    revision: VaultRevision(generation: generation, file: file)
                 )
             }
-            let revision = VaultRevision(generation: generation, file: file)
             // Recorded outside the state lock: recording scrubs the entry with this vault's values.
-            let staged = try VaultFileSystem.stage(paths.vault, with: file)
+            let staged = try VaultFileSystem.stage(paths.vault, with: prepared.file)
             do {
-                try record?(revision)
-                if sealed {
+                try record?(prepared.revision)
+                if prepared.sealed {
                     try VaultSeal.write(
-                        passwords: [newPassword, currentPassword],
-                        pin: pin,
+                        passwords: [newPassword, prepared.currentPassword],
+                        pin: prepared.pin,
                         fingerprint: fingerprint,
                         to: paths.seal
                     )
@@ -449,16 +452,28 @@ public final class UnlockedVault: Sendable {
                 throw VaultError(.io, "the re-key could not be recorded, so it was not made: \(error)")
             }
             try VaultFileSystem.install(staged)
-            if sealed {
-                try VaultSeal.write(passwords: [newPassword], pin: pin, fingerprint: fingerprint, to: paths.seal)
+            if prepared.sealed {
+                try VaultSeal.write(
+                    passwords: [newPassword], pin: prepared.pin, fingerprint: fingerprint, to: paths.seal)
             }
             state.withLock { state in
-                state.header = header
-                state.key = key
+                state.header = prepared.header
+                state.key = prepared.key
                 state.identity = FileIdentity.of(paths.vault) ?? state.identity
-                state.revision = revision
+                state.revision = prepared.revision
             }
         }
+    }
+
+    /// What a re-key computed under the state lock, to be recorded and written outside it.
+    private struct PreparedRekey {
+        let currentPassword: SecretBytes
+        let sealed: Bool
+        let pin: SecretBytes?
+        let header: VaultHeader
+        let key: SecretBytes
+        let file: [UInt8]
+        let revision: VaultRevision
     }
 
     /// Writes `vault.seal` so the vault opens on this machine without the password (with `pin`, if
