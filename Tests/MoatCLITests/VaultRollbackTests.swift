@@ -109,6 +109,29 @@ import Testing
         #expect(serve.stderr.contains("older than the audit log records"))
     }
 
+    @Test(
+        "the server's own vault writes (its keys) are recorded as vault.write, so a vault from before them is refused")
+    func serverWritesRecorded() throws {
+        let home = try sealedHome()
+        let beforeServe = try Data(contentsOf: URL(fileURLWithPath: home.file("vault.moat")))
+        let server = try RunningServer(arguments: [], home: home.path)
+        // The server adds its owner-authentication keys to the vault at start; the watcher records the
+        // new revision within its two-second interval.
+        let deadline = Date().addingTimeInterval(30)
+        var tail = ""
+        while !tail.contains("vault.write") && Date() < deadline {
+            usleep(500_000)
+            tail = try moat(["audit", "tail", "-n", "50"], home.path).stdout
+        }
+        #expect(server.stop().status == 0)
+        #expect(tail.contains("vault.write"), "\(tail)")
+        #expect(tail.contains("vault_generation"))
+        try beforeServe.write(to: URL(fileURLWithPath: home.file("vault.moat")))
+        let list = try moat(["vault", "list"], home.path)
+        #expect(list.status == 1)
+        #expect(list.stderr.contains("is older than the audit log records"), "\(list.stderr)")
+    }
+
     @Test("vault init with a read-only moat.db fails closed: no vault.moat, and the error says why")
     func initWithReadOnlyDatabase() throws {
         let temp = TemporaryDirectory()
