@@ -1,6 +1,6 @@
 public import Crypto
 import Foundation
-import MoatCore
+public import MoatCore
 public import MoatVault
 
 /// Takes the audit log's keys out of the vault, creating them on first use.
@@ -19,6 +19,31 @@ public enum AuditKeyring {
         let signingKey = try privateKey(try vault.internalKey(named: signingKeyName))
         let fingerprintKey = SymmetricKey(data: bytes(of: fingerprint))
         return AuditKeys(fingerprintKey: fingerprintKey, signingKey: signingKey, scrub: { vault.scrub($0) })
+    }
+
+    /// Fresh keys for a vault about to be created (``UnlockedVault/create(paths:password:parameters:seed:now:record:)``
+    /// takes them as its seed), so the creation itself can be recorded with the keys it brings.
+    public static func freshSeed() -> [String: SecretBytes] {
+        var seed: [String: SecretBytes] = [:]
+        var generator = SystemRandomNumberGenerator()
+        for name in [fingerprintKeyName, signingKeyName] {
+            var bytes = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            seed[name] = SecretBytes(wiping: &bytes)
+        }
+        return seed
+    }
+
+    /// The keys from `seed` (see ``freshSeed()``), before the vault that will hold them exists.
+    public static func keys(fromSeed seed: [String: SecretBytes]) throws -> AuditKeys {
+        guard let fingerprint = seed[fingerprintKeyName], let signingSeed = seed[signingKeyName] else {
+            throw AuditError(.invalidEvent, "the seed does not hold the audit keys")
+        }
+        // Nothing else is in a vault being created, so there is nothing to scrub yet.
+        return AuditKeys(
+            fingerprintKey: SymmetricKey(data: bytes(of: fingerprint)),
+            signingKey: try privateKey(signingSeed),
+            scrub: { $0 }
+        )
     }
 
     /// The public key that verifies this vault's checkpoints, without creating anything.

@@ -12,7 +12,8 @@ public import MoatStore
 /// fsync rather than one per entry. The head of the chain is read inside each write transaction, so
 /// appends from other processes (the CLI next to a running server) still form one chain.
 public actor AuditLog {
-    private let database: MoatDatabase
+    /// The database the log is stored in.
+    public nonisolated let database: MoatDatabase
     private let keys: AuditKeys
     private let redactor: AuditRedactor
     /// The checkpoint origin line: an id of this installation.
@@ -111,13 +112,26 @@ public actor AuditLog {
         }
     }
 
+    /// Appends `event` from synchronous code (a vault change the CLI records before it is made), and
+    /// returns the stored entry once it is durable. Same chain and guarantees as ``append(_:)``, without
+    /// the batching; must not be called from inside a database access.
+    @discardableResult
+    public nonisolated func appendNow(_ event: AuditEvent) throws -> AuditEntry {
+        let prepared = try redactor.prepare(event)
+        return try commitNow([prepared])[0]
+    }
+
     private func commit(_ events: [PreparedEvent]) async -> Result<[AuditEntry], any Error> {
+        Result { try commitNow(events) }
+    }
+
+    private nonisolated func commitNow(_ events: [PreparedEvent]) throws -> [AuditEntry] {
         let time = Self.timestamp(now())
         let interval = checkpointInterval
         let signingKey = keys.signingKey
         let origin = self.origin
         do {
-            let entries = try await database.pool.write { db in
+            return try database.pool.write { db in
                 var (sequence, previous) = try Self.head(db)
                 var entries: [AuditEntry] = []
                 entries.reserveCapacity(events.count)
@@ -148,7 +162,7 @@ public actor AuditLog {
                         previousHash: previous,
                         hash: hash
                     )
-                    try AuditStore.insert(entry, db)
+                    try AuditStore.insertConfirmed(entry, db)
                     if sequence % interval == 0 {
                         let checkpoint = try AuditCheckpoint(
                             origin: origin,
@@ -163,13 +177,10 @@ public actor AuditLog {
                 }
                 return entries
             }
-            return .success(entries)
         } catch {
-            return .failure(
-                AuditError(
-                    .appendFailed,
-                    "the audit log could not record the event, so it was not carried out: \(Self.describe(error))"
-                )
+            throw AuditError(
+                .appendFailed,
+                "the audit log could not record the event, so it was not carried out: \(Self.describe(error))"
             )
         }
     }
@@ -208,6 +219,24 @@ enum AuditStore {
                 entry.userAgent, entry.outcome, entry.metadata, entry.previousHash, entry.hash,
             ]
         )
+    }
+
+    /// Inserts `entry` and reads it back in the same transaction: a trigger or any other schema change
+    /// that drops, rewrites or moves the row (`RAISE(IGNORE)`, an `AFTER INSERT` update) fails the append
+    /// instead of letting the caller go ahead unrecorded.
+    static func insertConfirmed(_ entry: AuditEntry, _ db: Database) throws {
+        try insert(entry, db)
+        let inserted = db.changesCount
+        let stored = try Row.fetchAll(
+            db, sql: "SELECT \(columns) FROM audit_entries WHERE seq >= ? ORDER BY seq", arguments: [entry.sequence]
+        ).map(Self.entry(_:))
+        guard inserted == 1, stored == [entry] else {
+            throw AuditError(
+                .appendFailed,
+                "entry \(entry.sequence) was not stored as written (moat.db holds something Moat did not create, "
+                    + "such as a trigger that drops or rewrites entries); run moat doctor"
+            )
+        }
     }
 
     static func insert(_ checkpoint: AuditCheckpoint, createdAt: String, _ db: Database) throws {

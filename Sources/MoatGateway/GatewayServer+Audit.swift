@@ -14,11 +14,18 @@ extension GatewayServer {
         vaultSource: String
     ) async throws(GatewayError) -> AuditLog {
         do {
+            // Before anything in the vault is used (the audit keys included): a copied-back older vault
+            // is refused.
+            try VaultRollbackGuard.check(vault, database: database)
+        } catch {
+            throw Self.gatewayError(error)
+        }
+        do {
             let keys = try AuditKeyring.keys(from: vault)
             let log = AuditLog(database: database, keys: keys, origin: try AuditLog.origin(for: database))
-            try await log.append(
-                AuditEvent(actor: "system", action: "vault.unlock", metadata: ["source": .string(vaultSource)])
-            )
+            var unlocked: [String: AuditValue] = ["source": .string(vaultSource)]
+            unlocked.merge(VaultRollbackGuard.metadata(vault.revision)) { $1 }
+            try await log.append(AuditEvent(actor: "system", action: "vault.unlock", metadata: unlocked))
             try await log.append(
                 AuditEvent(
                     actor: "system",

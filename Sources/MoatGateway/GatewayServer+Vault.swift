@@ -1,4 +1,5 @@
 import Logging
+import MoatAudit
 public import MoatCore
 import MoatStore
 public import MoatVault
@@ -105,7 +106,7 @@ extension GatewayServer {
     }
 
     static func gatewayError(_ error: VaultError) -> GatewayError {
-        let damaged: Set<VaultError.Code> = [.corrupt, .unsupportedVersion, .weakParameters]
+        let damaged: Set<VaultError.Code> = [.corrupt, .unsupportedVersion, .weakParameters, .rolledBack]
         return GatewayError(
             damaged.contains(error.code) ? .vaultDamaged : .vaultLocked,
             "cannot unlock the vault: \(error.message)"
@@ -115,20 +116,41 @@ extension GatewayServer {
 
 /// Re-reads the vault every few seconds when its file changed (the CLI added, removed or re-keyed), so
 /// the running gateway uses the current secrets; logs each reload and each failure, never a value.
+///
+/// With `audit`, it also records each new vault revision it sees (`vault.write`): the server's own
+/// vault writes (its keys, the owner's token-version floor, TOTP secrets) are made inside other work,
+/// so they are recorded here, within one interval, for the rollback check of the next unlock.
 struct VaultWatcher: Service {
     let vault: UnlockedVault
     let logger: Logger
+    var audit: AuditLog?
     var interval: Duration = .seconds(2)
 
     func run() async throws {
         // Cancelled on graceful shutdown, so the sleep does not delay it.
-        try await cancelWhenGracefulShutdown { [vault, logger, interval] in
+        try await cancelWhenGracefulShutdown { [vault, logger, audit, interval] in
             var lastFailure: String?
+            // The newest generation in the log (the unlock's), so writes made since start-up are recorded.
+            var recorded =
+                audit.flatMap { try? VaultRollbackGuard.newestRecorded($0.database)?.revision.generation } ?? 0
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { break }
                 do throws(VaultError) {
-                    if try vault.refreshIfChanged() {
+                    let reloaded = try vault.refreshIfChanged()
+                    if let audit, vault.revision.generation > recorded {
+                        let revision = vault.revision
+                        do {
+                            try await audit.append(
+                                AuditEvent(
+                                    actor: "system", action: "vault.write",
+                                    metadata: VaultRollbackGuard.metadata(revision)))
+                            recorded = revision.generation
+                        } catch {
+                            logger.error("could not record the vault's new revision", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    if reloaded {
                         let count = try vault.secrets().count
                         logger.notice("vault reloaded", metadata: ["secrets": "\(count)"])
                         lastFailure = nil

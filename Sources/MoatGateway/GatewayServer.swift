@@ -178,7 +178,7 @@ public struct GatewayServer: Sendable {
                 services.append(.init(service: adminSocket))
             }
             if let vault {
-                let watcher = VaultWatcher(vault: vault, logger: logger)
+                let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)
                 services.append(.init(service: watcher, successTerminationBehavior: .ignore))
             }
             let group = ServiceGroup(

@@ -202,9 +202,13 @@ public enum PostureCheck {
                     )
                 }
             } catch {
-                findings.append(
-                    Finding(check: "database", status: .fail, message: error.message, fix: "see the message")
-                )
+                // A trigger, view or changed table Moat did not create can hide audit entries.
+                let fix =
+                    error.code == .foreignSchema
+                    ? "restore moat.db from a backup, or remove the object (sqlite3 moat.db) and run "
+                        + "moat audit verify --checkpoint FILE with a checkpoint you kept"
+                    : "see the message"
+                findings.append(Finding(check: "database", status: .fail, message: error.message, fix: fix))
             }
         }
         findings += vaultFindings(layout)

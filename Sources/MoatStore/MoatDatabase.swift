@@ -59,6 +59,7 @@ public final class MoatDatabase: Sendable {
                 }
             }
             try Self.migrator.migrate(pool)
+            try pool.read { db in try Self.checkSchema(db, path: path) }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -360,10 +361,6 @@ public final class MoatDatabase: Sendable {
 }
 
 extension MoatDatabase {
-    /// Checks an existing `moat.db` without changing it (for `moat doctor`): that it is Moat's and sound.
-    ///
-    /// - Returns: the integrity problems; empty when sound.
-    /// - Throws: ``StoreError`` when the file is not a database, another program's, or unreadable.
     /// Whether `path` (a Moat database, opened read-only) has an owner row; nil when the owner table
     /// does not exist yet (a database from before owner access) or cannot be read.
     public static func ownerExists(path: String) -> Bool? {
@@ -377,6 +374,12 @@ extension MoatDatabase {
         }
     }
 
+    /// Checks an existing `moat.db` without changing it (for `moat doctor`): that it is Moat's, holds
+    /// only the schema Moat's migrations create, and is sound.
+    ///
+    /// - Returns: the integrity problems; empty when sound.
+    /// - Throws: ``StoreError`` when the file is not a database, another program's, unreadable, or holds
+    ///   schema objects Moat did not create.
     public static func inspect(path: String) throws(StoreError) -> [String] {
         try checkOwnership(path)
         var configuration = Configuration()
@@ -385,6 +388,7 @@ extension MoatDatabase {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
+                try checkSchema(db, path: path)
                 let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check")
                 return rows == ["ok"] ? [] : rows
             }

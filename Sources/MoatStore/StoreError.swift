@@ -5,7 +5,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is, for callers that branch on it.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
-            case unsafePermissions, notADatabase, foreignDatabase, newerSchema, corrupt, io, homeUnknown
+            case unsafePermissions, notADatabase, foreignDatabase, foreignSchema, newerSchema, corrupt, io, homeUnknown
         }
         fileprivate let value: Value
 
@@ -15,6 +15,8 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         public static let notADatabase = Code(value: .notADatabase)
         /// `moat.db` is an SQLite database that belongs to another program.
         public static let foreignDatabase = Code(value: .foreignDatabase)
+        /// `moat.db` holds schema objects (triggers, views, changed tables) Moat's migrations did not create.
+        public static let foreignSchema = Code(value: .foreignSchema)
         /// `moat.db` was migrated by a newer Moat than this one.
         public static let newerSchema = Code(value: .newerSchema)
         /// `moat.db` is damaged.

@@ -1,6 +1,36 @@
+import Crypto
 public import Foundation
 public import MoatCore
 import Synchronization
+
+/// Which write of `vault.moat` a vault is: its generation, which every write raises by one, and the
+/// SHA-256 of the file's bytes.
+///
+/// The generation is inside the encrypted payload, so only someone with the key can set it. Each vault
+/// change records the revision it is about to write in the audit log; an unlock then refuses a vault
+/// older than the newest recorded revision (a copied-back `vault.moat`).
+public struct VaultRevision: Sendable, Equatable, CustomStringConvertible {
+    /// 1 for a new vault, one more for each write (0 for a vault written before generations existed).
+    public let generation: UInt64
+    /// Hex SHA-256 of the whole file.
+    public let sha256: String
+
+    public init(generation: UInt64, sha256: String) {
+        self.generation = generation
+        self.sha256 = sha256
+    }
+
+    init(generation: UInt64, file: [UInt8]) {
+        self.generation = generation
+        self.sha256 = SHA256.hash(data: file).map { String(format: "%02x", $0) }.joined()
+    }
+
+    public var description: String { "generation \(generation) (sha256 \(sha256.prefix(12))…)" }
+}
+
+/// Records a vault write before it is made: called with the revision the new file will have, after the
+/// file is written beside the vault and before it replaces it. Throwing abandons the write.
+public typealias VaultWriteRecorder = (VaultRevision) throws -> Void
 
 /// An open vault: its entries decrypted in memory, and the derived key to write them back.
 ///
@@ -24,6 +54,7 @@ public final class UnlockedVault: Sendable {
         var entries: [String: SecretEntry]
         var identity: FileIdentity
         var scrubber: SecretScrubber
+        var revision: VaultRevision
     }
 
     private init(
@@ -39,12 +70,27 @@ public final class UnlockedVault: Sendable {
     // MARK: Creating and opening
 
     /// Creates an empty vault protected by `password` (at least 12 characters). Fails if one exists.
+    ///
+    /// - Parameters:
+    ///   - seed: entries the new vault starts with, each with a policy that allows nothing (the keys a
+    ///     caller needs to record the creation, e.g. the audit log's, which cannot come from a vault that
+    ///     does not exist yet).
+    ///   - record: called with the new vault's revision once the file is written beside `vault.moat` and
+    ///     before it takes that name; when it throws, no vault is created.
     public static func create(
         paths: VaultPaths,
         password: SecretBytes,
-        parameters: Argon2Parameters = .recommended
+        parameters: Argon2Parameters = .recommended,
+        seed: [String: SecretBytes] = [:],
+        now: Date = Date(),
+        record: VaultWriteRecorder? = nil
     ) throws(VaultError) -> UnlockedVault {
         try SecretInput.checkPassword(password)
+        var entries: [String: SecretEntry] = [:]
+        for (name, value) in seed {
+            try SecretName.validate(name)
+            entries[name] = SecretEntry(name: name, value: value, createdAt: now, updatedAt: now, policy: .none)
+        }
         return try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) -> UnlockedVault in
             guard !VaultFileSystem.exists(paths.vault) else {
                 throw VaultError(
@@ -54,20 +100,43 @@ public final class UnlockedVault: Sendable {
             }
             let header = VaultHeader(parameters: parameters, salt: Sodium.randomBytes(VaultHeader.saltLength))
             let key = try Argon2id.deriveKey(password: password, salt: header.salt, parameters: parameters)
-            let file = try VaultCipher.seal(payload: VaultPayload.encode([]), header: header, key: key)
-            try VaultFileSystem.createExclusive(paths.vault, with: file)
+            let payload = VaultPayload.encode(Array(entries.values), generation: 1)
+            let file = try VaultCipher.seal(payload: payload, header: header, key: key)
+            let revision = VaultRevision(generation: 1, file: file)
+            try write(file, revision: revision, to: paths.vault, exclusive: true, record: record)
             guard let identity = FileIdentity.of(paths.vault) else {
                 throw VaultFileSystem.ioError("cannot stat \(paths.vault)")
             }
             let state = State(
                 header: header,
                 key: key,
-                entries: [:],
+                entries: entries,
                 identity: identity,
-                scrubber: SecretScrubber(entries: [])
+                scrubber: SecretScrubber(entries: entries.values),
+                revision: revision
             )
             return UnlockedVault(paths: paths, state: state, reopen: nil)
         }
+    }
+
+    /// Writes a new vault file: staged beside the vault, recorded, then put in place. The caller holds
+    /// the exclusive lock.
+    private static func write(
+        _ file: [UInt8],
+        revision: VaultRevision,
+        to path: String,
+        exclusive: Bool = false,
+        record: VaultWriteRecorder?
+    ) throws(VaultError) {
+        let staged = try VaultFileSystem.stage(path, with: file)
+        do {
+            try record?(revision)
+        } catch {
+            VaultFileSystem.discard(staged)
+            if let error = error as? VaultError { throw error }
+            throw VaultError(.io, "the change could not be recorded, so it was not made: \(error)")
+        }
+        try VaultFileSystem.install(staged, exclusive: exclusive)
     }
 
     /// Opens the vault with its master password.
@@ -116,13 +185,14 @@ public final class UnlockedVault: Sendable {
         for password in candidates {
             let key = try Argon2id.deriveKey(password: password, salt: header.salt, parameters: header.parameters)
             do {
-                let entries = try decrypt(file, header: header, key: key, path: paths.vault)
+                let (generation, entries) = try decrypt(file, header: header, key: key, path: paths.vault)
                 return State(
                     header: header,
                     key: key,
                     entries: entries,
                     identity: identity,
-                    scrubber: SecretScrubber(entries: entries.values)
+                    scrubber: SecretScrubber(entries: entries.values),
+                    revision: VaultRevision(generation: generation, file: file)
                 )
             } catch  where error.code == .cannotDecrypt {
                 continue
@@ -136,14 +206,14 @@ public final class UnlockedVault: Sendable {
         header: VaultHeader,
         key: SecretBytes,
         path: String
-    ) throws(VaultError) -> [String: SecretEntry] {
-        let list = try VaultCipher.open(
+    ) throws(VaultError) -> (UInt64, [String: SecretEntry]) {
+        let (generation, list) = try VaultCipher.open(
             file: file,
             header: header,
             key: key,
             failure: VaultError(.cannotDecrypt, "")
-        ) { bytes throws(VaultError) in try VaultPayload.decode(bytes, path: path) }
-        return Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) })
+        ) { bytes throws(VaultError) in try VaultPayload.decodeWithGeneration(bytes, path: path) }
+        return (generation, Dictionary(uniqueKeysWithValues: list.map { ($0.name, $0) }))
     }
 
     static func cannotDecrypt(_ paths: VaultPaths) -> VaultError {
@@ -163,6 +233,11 @@ public final class UnlockedVault: Sendable {
     /// The key-derivation parameters of the vault as last read.
     public var parameters: Argon2Parameters {
         state.withLock { $0.header.parameters }
+    }
+
+    /// The revision of the vault as last read or written by this process.
+    public var revision: VaultRevision {
+        state.withLock { $0.revision }
     }
 
     /// Names, policies and dates of every secret, sorted by name; never values.
@@ -235,10 +310,12 @@ public final class UnlockedVault: Sendable {
         if identity == state.identity { return false }
         let header = try VaultHeader.parse(file, path: paths.vault)
         if header == state.header {
-            let entries = try Self.decrypt(file, header: header, key: state.key, path: paths.vault)
+            let (generation, entries) = try Self.decrypt(file, header: header, key: state.key, path: paths.vault)
+            try checkNotOlder(generation, than: state.revision)
             state.entries = entries
             state.identity = identity
             state.scrubber = SecretScrubber(entries: entries.values)
+            state.revision = VaultRevision(generation: generation, file: file)
             return true
         }
         guard let reopen else {
@@ -247,9 +324,28 @@ public final class UnlockedVault: Sendable {
                 "\(paths.vault) was re-keyed by another process; unlock it again with the new password"
             )
         }
-        state = try Self.load(paths, candidates: try reopen(), failure: Self.cannotDecrypt(paths))
+        let loaded = try Self.load(paths, candidates: try reopen(), failure: Self.cannotDecrypt(paths))
+        try checkNotOlder(loaded.revision.generation, than: state.revision)
+        state = loaded
         return true
     }
+
+    /// A vault file never goes back to a generation this process has already seen: the contents in
+    /// memory stay in use and the error names the way out.
+    private func checkNotOlder(_ generation: UInt64, than seen: VaultRevision) throws(VaultError) {
+        guard generation < seen.generation else { return }
+        throw VaultError(
+            .rolledBack,
+            "\(paths.vault) was replaced by an older copy (generation \(generation); this process has already "
+                + "seen generation \(seen.generation)), which could revive removed secrets or an old password. "
+                + Self.rollbackRecovery
+        )
+    }
+
+    /// How to get out of a refused rollback, for every message that reports one.
+    public static let rollbackRecovery =
+        "Put the newest vault.moat (and vault.seal) back from your backup; or, if this older vault is the one "
+        + "you want, accept it with `moat vault accept-rollback` (recorded in the audit log)"
 
     // MARK: Changing
 
@@ -259,13 +355,14 @@ public final class UnlockedVault: Sendable {
         value: SecretBytes,
         policy: SecretPolicy,
         replace: Bool = false,
-        now: Date = Date()
+        now: Date = Date(),
+        record: VaultWriteRecorder? = nil
     ) throws(VaultError) {
         try SecretName.validate(name)
         guard !value.isEmpty, value.count <= SecretEntry.maximumValueBytes else {
             throw VaultError(.invalidValue, "the value of \(name) must be 1 byte to 1 MiB long")
         }
-        try mutate { entries throws(VaultError) in
+        try mutate(record: record) { entries throws(VaultError) in
             let created: Date
             if let existing = entries[name] {
                 guard replace else {
@@ -283,8 +380,8 @@ public final class UnlockedVault: Sendable {
     }
 
     /// Removes the secret `name`.
-    public func remove(_ name: String) throws(VaultError) {
-        try mutate { entries throws(VaultError) in
+    public func remove(_ name: String, record: VaultWriteRecorder? = nil) throws(VaultError) {
+        try mutate(record: record) { entries throws(VaultError) in
             guard entries.removeValue(forKey: name) != nil else {
                 throw VaultError(.unknownSecret, "there is no secret named \(name); moat vault list shows the names")
             }
@@ -304,11 +401,12 @@ public final class UnlockedVault: Sendable {
         newPassword: SecretBytes,
         parameters: Argon2Parameters = .recommended,
         sealPIN: SecretBytes? = nil,
-        fingerprint: MachineFingerprint = .current()
+        fingerprint: MachineFingerprint = .current(),
+        record: VaultWriteRecorder? = nil
     ) throws(VaultError) {
         try SecretInput.checkPassword(newPassword)
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            try state.withLock { state throws(VaultError) in
+            let prepared = try state.withLock { state throws(VaultError) -> PreparedRekey in
                 _ = try reloadLocked(&state)
                 let currentPassword = try current(currentPassword, state: state)
                 let seal = try VaultSeal.inspect(paths.seal)
@@ -318,31 +416,64 @@ public final class UnlockedVault: Sendable {
                         "the seal has a PIN and must be re-sealed: give the PIN with --pin-file FILE or on a terminal"
                     )
                 }
-                let pin = seal?.hasPIN == true ? sealPIN : nil
                 let header = VaultHeader(parameters: parameters, salt: Sodium.randomBytes(VaultHeader.saltLength))
                 let key = try Argon2id.deriveKey(password: newPassword, salt: header.salt, parameters: parameters)
+                let generation = state.revision.generation + 1
                 let file = try VaultCipher.seal(
-                    payload: VaultPayload.encode(Array(state.entries.values)),
+                    payload: VaultPayload.encode(Array(state.entries.values), generation: generation),
                     header: header,
                     key: key
                 )
-                if seal != nil {
+                return PreparedRekey(
+                    currentPassword: currentPassword,
+                    sealed: seal != nil,
+                    pin: seal?.hasPIN == true ? sealPIN : nil,
+                    header: header,
+                    key: key,
+                    file: file,
+                    revision: VaultRevision(generation: generation, file: file)
+                )
+            }
+            // Recorded outside the state lock: recording scrubs the entry with this vault's values.
+            let staged = try VaultFileSystem.stage(paths.vault, with: prepared.file)
+            do {
+                try record?(prepared.revision)
+                if prepared.sealed {
                     try VaultSeal.write(
-                        passwords: [newPassword, currentPassword],
-                        pin: pin,
+                        passwords: [newPassword, prepared.currentPassword],
+                        pin: prepared.pin,
                         fingerprint: fingerprint,
                         to: paths.seal
                     )
                 }
-                try VaultFileSystem.replace(paths.vault, with: file)
-                if seal != nil {
-                    try VaultSeal.write(passwords: [newPassword], pin: pin, fingerprint: fingerprint, to: paths.seal)
-                }
-                state.header = header
-                state.key = key
+            } catch {
+                VaultFileSystem.discard(staged)
+                if let error = error as? VaultError { throw error }
+                throw VaultError(.io, "the re-key could not be recorded, so it was not made: \(error)")
+            }
+            try VaultFileSystem.install(staged)
+            if prepared.sealed {
+                try VaultSeal.write(
+                    passwords: [newPassword], pin: prepared.pin, fingerprint: fingerprint, to: paths.seal)
+            }
+            state.withLock { state in
+                state.header = prepared.header
+                state.key = prepared.key
                 state.identity = FileIdentity.of(paths.vault) ?? state.identity
+                state.revision = prepared.revision
             }
         }
+    }
+
+    /// What a re-key computed under the state lock, to be recorded and written outside it.
+    private struct PreparedRekey {
+        let currentPassword: SecretBytes
+        let sealed: Bool
+        let pin: SecretBytes?
+        let header: VaultHeader
+        let key: SecretBytes
+        let file: [UInt8]
+        let revision: VaultRevision
     }
 
     /// Writes `vault.seal` so the vault opens on this machine without the password (with `pin`, if
@@ -395,22 +526,43 @@ public final class UnlockedVault: Sendable {
         }
     }
 
-    /// Read-modify-write under the exclusive lock, starting from the file's current contents.
-    private func mutate(_ change: (inout [String: SecretEntry]) throws(VaultError) -> Void) throws(VaultError) {
+    /// Writes the vault's current contents again at a generation above `recorded` (the newest one the
+    /// audit log holds), so an older vault the owner chose to keep is no longer refused. `record` is
+    /// called with the new revision before the file is replaced.
+    public func acceptRollback(above recorded: UInt64, record: @escaping VaultWriteRecorder) throws(VaultError) {
+        try mutate(record: record, atLeast: recorded + 1) { _ throws(VaultError) in }
+    }
+
+    /// Read-modify-write under the exclusive lock, starting from the file's current contents. The new
+    /// file's generation is one more than the current one (and at least `atLeast`).
+    private func mutate(
+        record: VaultWriteRecorder?,
+        atLeast: UInt64 = 0,
+        _ change: (inout [String: SecretEntry]) throws(VaultError) -> Void
+    ) throws(VaultError) {
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            try state.withLock { state throws(VaultError) in
+            let (entries, file, generation) = try state.withLock {
+                state throws(VaultError) -> ([String: SecretEntry], [UInt8], UInt64) in
                 _ = try reloadLocked(&state)
                 var entries = state.entries
                 try change(&entries)
+                let generation = max(state.revision.generation + 1, atLeast)
                 let file = try VaultCipher.seal(
-                    payload: VaultPayload.encode(Array(entries.values)),
+                    payload: VaultPayload.encode(Array(entries.values), generation: generation),
                     header: state.header,
                     key: state.key
                 )
-                try VaultFileSystem.replace(paths.vault, with: file)
+                return (entries, file, generation)
+            }
+            // Recorded outside the state lock (recording scrubs the entry with this vault's values); the
+            // exclusive file lock still keeps every other writer out until the file is in place.
+            let revision = VaultRevision(generation: generation, file: file)
+            try Self.write(file, revision: revision, to: paths.vault, record: record)
+            state.withLock { state in
                 state.entries = entries
                 state.identity = FileIdentity.of(paths.vault) ?? state.identity
                 state.scrubber = SecretScrubber(entries: entries.values)
+                state.revision = revision
             }
         }
     }

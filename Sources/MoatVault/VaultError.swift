@@ -11,7 +11,7 @@ public struct VaultError: Error, CustomStringConvertible, Sendable {
             case notFound, alreadyExists, cannotDecrypt, corrupt, unsupportedVersion, weakParameters
             case invalidName, invalidPolicy, invalidValue, unknownSecret, duplicateSecret
             case policyDenied, invalidPlaceholder, sealDidNotOpen, notSealed, badInput, noTerminal
-            case cancelled, changedElsewhere, io
+            case cancelled, changedElsewhere, rolledBack, io
         }
         fileprivate let value: Value
 
@@ -54,6 +54,9 @@ public struct VaultError: Error, CustomStringConvertible, Sendable {
         public static let cancelled = Code(value: .cancelled)
         /// The vault was re-keyed by another process and this one cannot follow.
         public static let changedElsewhere = Code(value: .changedElsewhere)
+        /// The vault file is older than one already seen or recorded in the audit log (a copied-back
+        /// `vault.moat`).
+        public static let rolledBack = Code(value: .rolledBack)
         /// A file-system call failed.
         public static let io = Code(value: .io)
 
@@ -79,7 +82,7 @@ public struct VaultError: Error, CustomStringConvertible, Sendable {
         case .corrupt, .unsupportedVersion, .weakParameters:
             ExitStatus.dataError
         case .notFound, .alreadyExists, .cannotDecrypt, .unknownSecret, .duplicateSecret, .policyDenied,
-            .sealDidNotOpen, .notSealed, .cancelled, .changedElsewhere, .io:
+            .sealDidNotOpen, .notSealed, .cancelled, .changedElsewhere, .rolledBack, .io:
             ExitStatus.failure
         }
     }

@@ -74,6 +74,18 @@ enum VaultFileSystem {
     /// over `path`; then the directory is fsynced so the rename itself is durable. The caller holds the
     /// vault lock, so any temporary file left by an earlier crashed writer is removed first.
     static func replace(_ path: String, with bytes: [UInt8]) throws(VaultError) {
+        try install(try stage(path, with: bytes))
+    }
+
+    /// A new version of a file, written and flushed beside it but not yet in place: what a vault change
+    /// records in the audit log before it becomes the vault.
+    struct StagedFile {
+        let temporary: String
+        let path: String
+    }
+
+    /// Writes `bytes` to a temporary file (mode 0600) next to `path` and flushes it to disk.
+    static func stage(_ path: String, with bytes: [UInt8]) throws(VaultError) -> StagedFile {
         let (directory, name) = split(path)
         let prefix = "." + name + ".tmp-"
         removeStale(prefix: prefix, in: directory)
@@ -86,23 +98,40 @@ enum VaultFileSystem {
         defer {
             if !succeeded { unlink(temporary) }
         }
-        do {
-            defer { close(fd) }
-            guard fchmod(fd, 0o600) == 0 else { throw ioError("cannot set mode 0600 on \(temporary)") }
-            var offset = 0
-            while offset < bytes.count {
-                let count = bytes.withUnsafeBytes { buffer in
-                    write(fd, buffer.baseAddress! + offset, buffer.count - offset)
-                }
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { throw ioError("cannot write \(temporary)") }
-                offset += count
+        defer { close(fd) }
+        guard fchmod(fd, 0o600) == 0 else { throw ioError("cannot set mode 0600 on \(temporary)") }
+        var offset = 0
+        while offset < bytes.count {
+            let count = bytes.withUnsafeBytes { buffer in
+                write(fd, buffer.baseAddress! + offset, buffer.count - offset)
             }
-            guard fsync(fd) == 0 else { throw ioError("cannot flush \(temporary) to disk") }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { throw ioError("cannot write \(temporary)") }
+            offset += count
         }
-        guard rename(temporary, path) == 0 else { throw ioError("cannot replace \(path)") }
+        guard fsync(fd) == 0 else { throw ioError("cannot flush \(temporary) to disk") }
         succeeded = true
-        try syncDirectory(directory)
+        return StagedFile(temporary: temporary, path: path)
+    }
+
+    /// Puts a staged file in place, durably: over the old file, or with `exclusive` only where there is
+    /// none (`link` fails when the name exists). The temporary file is gone afterwards either way.
+    static func install(_ staged: StagedFile, exclusive: Bool = false) throws(VaultError) {
+        defer { unlink(staged.temporary) }
+        if exclusive {
+            guard link(staged.temporary, staged.path) == 0 else {
+                if errno == EEXIST { throw VaultError(.alreadyExists, "\(staged.path) already exists") }
+                throw ioError("cannot create \(staged.path)")
+            }
+        } else {
+            guard rename(staged.temporary, staged.path) == 0 else { throw ioError("cannot replace \(staged.path)") }
+        }
+        try syncDirectory(split(staged.path).0)
+    }
+
+    /// Removes a staged file that will not be installed.
+    static func discard(_ staged: StagedFile) {
+        unlink(staged.temporary)
     }
 
     /// Writes a new file that must not exist yet (mode 0600, never through a symlink), durably.

@@ -7,20 +7,23 @@ import MoatCore
 /// ``SecretBytes`` and never pass through `String`s or a parser's intermediate buffers. All integers are
 /// big-endian (layout in Docs/Vault.md):
 ///
-///     u8  payload version (1)
+///     u8  payload version (2; version 1 had no generation and reads as generation 0)
+///     u64 generation: one more than the vault it replaced, so a copied-back older file is recognised
 ///     u32 entry count
 ///     per entry: u8 name length, name (ASCII) | u32 value length, value
 ///                i64 created, i64 updated (Unix seconds)
 ///                u8 tool count, per tool: u8 length, tool
 ///                u8 host count, per host: u8 length, host
 enum VaultPayload {
-    static let version: UInt8 = 1
+    static let version: UInt8 = 2
+    /// The first version, without a generation; still read.
+    static let versionWithoutGeneration: UInt8 = 1
 
     /// Serializes `entries` (sorted by name) into secret memory sized exactly in advance, so the
     /// plaintext is never in a growable buffer that could leave unwiped copies behind.
-    static func encode(_ entries: [SecretEntry]) -> SecretBytes {
+    static func encode(_ entries: [SecretEntry], generation: UInt64 = 0) -> SecretBytes {
         let sorted = entries.sorted { $0.name < $1.name }
-        var size = 1 + 4
+        var size = 1 + 8 + 4
         for entry in sorted {
             size += 1 + entry.name.utf8.count + 4 + entry.value.count + 16
             size += 1 + entry.policy.tools.reduce(0) { $0 + 1 + $1.utf8.count }
@@ -29,6 +32,7 @@ enum VaultPayload {
         return SecretBytes(count: size) { buffer in
             var writer = ByteWriter(buffer: buffer)
             writer.append(version)
+            writer.append(generation)
             writer.append(UInt32(sorted.count))
             for entry in sorted {
                 writer.appendShort(Array(entry.name.utf8))
@@ -48,14 +52,23 @@ enum VaultPayload {
     /// Parses a decrypted payload. The bytes were authenticated, so a failure here means a bug or a file
     /// written by something that is not Moat; the error says which entry and field.
     static func decode(_ bytes: UnsafeRawBufferPointer, path: String) throws(VaultError) -> [SecretEntry] {
+        try decodeWithGeneration(bytes, path: path).entries
+    }
+
+    /// Parses a decrypted payload with its generation (0 for a version-1 payload).
+    static func decodeWithGeneration(
+        _ bytes: UnsafeRawBufferPointer,
+        path: String
+    ) throws(VaultError) -> (generation: UInt64, entries: [SecretEntry]) {
         var reader = ByteReader(bytes: bytes, path: path)
         let payloadVersion = try reader.u8("payload version")
-        guard payloadVersion == version else {
+        guard payloadVersion == version || payloadVersion == versionWithoutGeneration else {
             throw VaultError(
                 .unsupportedVersion,
                 "\(path): payload version \(payloadVersion) is newer than this Moat understands; upgrade Moat"
             )
         }
+        let generation = payloadVersion == version ? try reader.u64("generation") : 0
         let count = try reader.u32("entry count")
         var entries: [SecretEntry] = []
         var names: Set<String> = []
@@ -99,7 +112,7 @@ enum VaultPayload {
         guard reader.isAtEnd else {
             throw VaultError(.corrupt, "\(path): payload has \(reader.remaining) unexpected bytes after the last entry")
         }
-        return entries
+        return (generation, entries)
     }
 }
 

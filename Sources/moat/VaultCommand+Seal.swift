@@ -64,12 +64,15 @@ extension VaultCommand {
                         from: .terminal, prompt: "Current master password: ", confirm: false)
                     vault = try UnlockedVault.open(paths: paths, password: current!)
                 }
+                try context.checkNotRolledBack(vault)
                 let newSource: SecretSource =
                     newPasswordFile.map { .file($0) } ?? (newPasswordStdin ? .standardInput : .terminal)
                 let newPassword = try SecretInput.password(
                     from: newSource, prompt: "New master password: ", confirm: true)
-                try context.recordChange("vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], vault: vault)
-                try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin)
+                let log = try context.auditLog(for: vault, action: "vault.rekey")
+                let record = context.recorder(
+                    "vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], log: log)
+                try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin, record: record)
                 print("re-keyed \(paths.vault) with a new password and salt (\(vault.parameters))")
                 if status.seal != nil { print("sealed again: \(paths.seal)") }
                 if FileManager.default.fileExists(atPath: paths.recoveryKey) {
@@ -131,9 +134,59 @@ extension VaultCommand {
                 let pin =
                     seal.hasPIN
                     ? try SecretInput.pin(from: pinFile.map { .file($0) } ?? .terminal, confirm: false) : nil
-                return try UnlockedVault.unseal(paths: paths, pin: pin).secrets().count
+                let vault = try UnlockedVault.unseal(paths: paths, pin: pin)
+                try context.checkNotRolledBack(vault)
+                return try vault.secrets().count
             }
             print("the seal opens the vault on this machine (\(count) secret\(count == 1 ? "" : "s"))")
+        }
+    }
+}
+
+extension VaultCommand {
+    struct AcceptRollback: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "accept-rollback",
+            abstract: "Keep a vault that is older than the audit log records (after restoring it on purpose).",
+            discussion: """
+                Unlocking refuses a vault.moat older than the newest change the audit log records: a copied-back \
+                file would revive removed secrets or an old password. When you restored the older vault on \
+                purpose (or Moat stopped between recording a change and making it), this writes it again at a \
+                new generation, recorded in the audit log as vault.rollback.accept. Otherwise put the newest \
+                vault.moat (and vault.seal) back instead.
+                """
+        )
+
+        @OptionGroup var state: StateOptions
+        @OptionGroup var unlock: VaultUnlockOptions
+
+        func run() throws {
+            let context = try VaultContext.prepare(state, create: false)
+            try vaultStep { () throws(VaultError) in
+                let vault = try context.unlock(unlock, acceptingRollback: true)
+                let log = try context.auditLog(for: vault, action: "vault.rollback.accept")
+                let recorded: VaultRevision?
+                do {
+                    recorded = try VaultRollbackGuard.newestRecorded(log.database)?.revision
+                } catch {
+                    throw VaultContext.notRecorded("vault.rollback.accept", error)
+                }
+                let current = vault.revision
+                guard let recorded, current.generation <= recorded.generation, current != recorded else {
+                    print("the vault is not older than the audit log records (\(current)); nothing to accept")
+                    return
+                }
+                let record = context.recorder(
+                    "vault.rollback.accept",
+                    metadata: [
+                        "from_generation": .int(Int64(clamping: current.generation)),
+                        "recorded_generation": .int(Int64(clamping: recorded.generation)),
+                    ],
+                    log: log
+                )
+                try vault.acceptRollback(above: recorded.generation, record: record)
+                print("accepted the vault as it is: written again at \(vault.revision)")
+            }
         }
     }
 }

@@ -43,9 +43,13 @@ extension VaultCommand {
                 let password = try SecretInput.password(from: unlock.passwordSource ?? .terminal, confirm: true)
                 let wantsPIN = pin || unlock.pinFile != nil
                 let sealPIN = !noSeal && wantsPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
-                let vault = try UnlockedVault.create(paths: paths, password: password)
+                // The audit keys are made first and go into the new vault, so its creation is recorded
+                // (fail-closed) before vault.moat exists.
+                let seed = AuditKeyring.freshSeed()
+                let log = try context.auditLog(keys: { try AuditKeyring.keys(fromSeed: seed) }, for: "vault.init")
+                let vault = try UnlockedVault.create(
+                    paths: paths, password: password, seed: seed, record: context.recorder("vault.init", log: log))
                 print("created \(paths.vault) (\(vault.parameters))")
-                try context.recordChange("vault.init", vault: vault)
                 if !noSeal {
                     try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
                     try vault.seal(password: password, pin: sealPIN)
@@ -135,16 +139,17 @@ extension VaultCommand {
                 let source: SecretSource =
                     fromFile.map { .file($0) } ?? (SecretInput.terminalAvailable ? .terminal : .standardInput)
                 let value = try SecretInput.value(from: source, name: name)
-                try context.recordChange(
-                    replace ? "vault.replace" : "vault.add",
+                let action = replace ? "vault.replace" : "vault.add"
+                let record = context.recorder(
+                    action,
                     target: name,
                     metadata: [
                         "tools": .array(policy.tools.map { .string($0) }),
                         "hosts": .array(policy.hosts.map { .string($0) }),
                     ],
-                    vault: vault
+                    log: try context.auditLog(for: vault, action: action)
                 )
-                try vault.add(name, value: value, policy: policy, replace: replace)
+                try vault.add(name, value: value, policy: policy, replace: replace, record: record)
                 print("\(replace ? "stored" : "added") \(name) (\(policy.summary))")
                 if value.count < 4 {
                     note("warning: values under 4 bytes are not scrubbed from tool output and logs")
@@ -213,8 +218,8 @@ extension VaultCommand {
                     throw VaultError(
                         .unknownSecret, "there is no secret named \(name); moat vault list shows the names")
                 }
-                try context.recordChange("vault.rm", target: name, vault: vault)
-                try vault.remove(name)
+                let log = try context.auditLog(for: vault, action: "vault.rm")
+                try vault.remove(name, record: context.recorder("vault.rm", target: name, log: log))
             }
             print("removed \(name)")
         }

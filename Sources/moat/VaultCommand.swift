@@ -17,6 +17,7 @@ struct VaultCommand: ParsableCommand {
             """,
         subcommands: [
             Init.self, Status.self, Add.self, List.self, Remove.self, Rekey.self, Seal.self, UnsealCheck.self,
+            AcceptRollback.self,
         ]
     )
 }
@@ -77,17 +78,25 @@ struct VaultContext {
     }
 
     /// Opens the vault: with the master password when an option names one, otherwise from the seal,
-    /// otherwise by asking for the password on the terminal.
-    func unlock(_ options: VaultUnlockOptions) throws(VaultError) -> UnlockedVault {
+    /// otherwise by asking for the password on the terminal. A vault older than the audit log records
+    /// is refused before anything in it is used (`acceptingRollback` skips that, for the one command
+    /// that accepts such a vault).
+    func unlock(_ options: VaultUnlockOptions, acceptingRollback: Bool = false) throws(VaultError) -> UnlockedVault {
+        let vault: UnlockedVault
         if let source = options.passwordSource {
-            return try UnlockedVault.open(paths: paths, password: SecretInput.password(from: source, confirm: false))
+            vault = try UnlockedVault.open(paths: paths, password: SecretInput.password(from: source, confirm: false))
+        } else {
+            guard let status = try VaultStatus.inspect(paths) else { throw missing }
+            if let seal = status.seal {
+                let pin = seal.hasPIN ? try SecretInput.pin(from: options.pinSource, confirm: false) : nil
+                vault = try UnlockedVault.unseal(paths: paths, pin: pin)
+            } else {
+                vault = try UnlockedVault.open(
+                    paths: paths, password: SecretInput.password(from: .terminal, confirm: false))
+            }
         }
-        guard let status = try VaultStatus.inspect(paths) else { throw missing }
-        if let seal = status.seal {
-            let pin = seal.hasPIN ? try SecretInput.pin(from: options.pinSource, confirm: false) : nil
-            return try UnlockedVault.unseal(paths: paths, pin: pin)
-        }
-        return try UnlockedVault.open(paths: paths, password: SecretInput.password(from: .terminal, confirm: false))
+        if !acceptingRollback { try checkNotRolledBack(vault) }
+        return vault
     }
 
     /// Opens the vault with the master password only (never the seal): for commands that must prove
@@ -95,7 +104,9 @@ struct VaultContext {
     func unlockWithPassword(_ options: VaultUnlockOptions) throws(VaultError) -> (UnlockedVault, SecretBytes) {
         guard FileManager.default.fileExists(atPath: paths.vault) else { throw missing }
         let password = try SecretInput.password(from: options.passwordSource ?? .terminal, confirm: false)
-        return (try UnlockedVault.open(paths: paths, password: password), password)
+        let vault = try UnlockedVault.open(paths: paths, password: password)
+        try checkNotRolledBack(vault)
+        return (vault, password)
     }
 
     var missing: VaultError {
