@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 // The signals the flagger scores. Each names an intent, not a phrase: an override of earlier
 // instructions, a new role for the assistant, a fake turn or system delimiter, a request for the
@@ -119,7 +119,7 @@ extension InjectionFlagger {
         // A new role for the assistant.
         Signal(
             .roleReassignment, 6, "reassigns the assistant's role",
-            #"\b(?:you(?: are| will be|'re| will become) (?:now|going to|about to|no longer)|you are (?:now )?(?:an?|the) (?:new|different|unrestricted|evil)|from now (?:on|own)|from this (?:moment|point)(?: on| forward)?|starting (?:now|today)|henceforth|for the (?:rest|remainder) of (?:this|the|our) (?:conversation|chat|thread|session)|(?:pretend|pretending) (?:to be|you are|you'?re|that you)|(?:act|acts|acting|behave|respond|answer|reply|roleplay|role-play|talk|speak|write) (?:as|like)(?: if)?(?: you)?|immerse yourself|you will (?:now )?(?:act|respond|answer|pretend|simulate|play|take on|assume|roleplay|role-play)|(?:take on|assume|adopt|play|fulfil|fulfill) the (?:role|persona|character)|your new (?:name|role|persona|identity) is|you (?:now )?go by|(?:simulate|emulate|impersonate|become|embody) (?:an?|the|another|my)\b(?:\W+\w+){0,3}?\W+(?:ai|chatbot|bot|model|persona|character|personality|gpt|terminal|virtual machine|assistant))"#),
+            #"\b(?:you(?: are| will be|'re| will become) (?:now|going to|about to|no longer)|you are (?:now )?(?:an?|the) (?:new|different|unrestricted|evil)|from now (?:on|own)|from this (?:moment|point)(?: on| forward)?|starting (?:now|today)|henceforth|for the (?:rest|remainder) of (?:this|the|our) (?:conversation|chat|thread|session)|(?:pretend|pretending) (?:to be|you are|you'?re|that you)|(?<!your |the |an |a |my )(?:act|acts|acting|behave|respond|answer|reply|roleplay|role-play|talk|speak|write) (?:as|like)(?: if)?(?: you)?|immerse yourself|you will (?:now )?(?:act|respond|answer|pretend|simulate|play|take on|assume|roleplay|role-play)|(?:take on|assume|adopt|play|fulfil|fulfill) the (?:role|persona|character)|your new (?:name|role|persona|identity) is|you (?:now )?go by|(?:simulate|emulate|impersonate|become|embody) (?:an?|the|another|my)\b(?:\W+\w+){0,3}?\W+(?:ai|chatbot|bot|model|persona|character|personality|gpt|terminal|virtual machine|assistant))"#),
         Signal(
             .roleReassignment, 4, "defines a named persona",
             #"\b(?:ai|chatbot|bot|model|assistant|persona|character|entity|being|machine|gpt)\b,? (?:named|called|known as|nicknamed|dubbed)\b|\b(?:which|that|it) stands for\b|\bdubbed\b"#),
@@ -212,7 +212,10 @@ extension InjectionFlagger {
             #"\bwithout (?:asking|confirmation|confirming|approval|permission|consent)\b"#),
         Signal(
             .toolCoercion, 6, "tells it to call a tool",
-            near(#"call|use|invoke|run|execute|trigger|launch"#, #"tool|function|plugin|api|shell|terminal|command|command line|bash|powershell|cmd|email tool|browser"#, within: 3)),
+            near(
+                #"call|use|invoke|run|execute|trigger|launch"#,
+                #"(?:the|your|its|my)(?:\W+\w+){0,2}?\W+(?:tool|plugin|shell|terminal|command line|bash|powershell|browser)|(?:this|the following|these|below) commands?"#,
+                within: 1)),
         Signal(
             .toolCoercion, 4, "asks to destroy data in bulk",
             near(#"delete|remove|wipe|erase|destroy|format|rm -rf"#, #"(?:all|every|the entire|the whole)(?:\W+\w+){0,2}?\W+(?:files|emails|messages|data|contacts|documents|folders|repos|repositories|backups|disk|drive|workspace|database)"#, within: 3)),

@@ -78,13 +78,38 @@ public enum InjectionFlagger {
     static let hexBlob = try! NSRegularExpression(
         pattern: "(?:(?:\\\\x|0x)?[0-9a-fA-F]{2}[\\s:,]?){12,}", options: [])
 
+    /// Signals must occur within this many characters of each other to add up: a long document is scored
+    /// in windows of this size (cut at line breaks where it can), so weak signals scattered over a manual do
+    /// not add up to a flag.
+    static let window = 4000
+
     /// Scans `text` and returns its flags, strongest first (empty when it looks clean).
     public static func scan(_ text: String) -> [InjectionFlag] {
-        let found = findings(in: text, depth: 0)
-        guard found.reduce(0, { $0 + $1.weight }) >= threshold else { return [] }
+        var found: [Finding] = []
+        for part in windows(of: text) {
+            let inPart = findings(in: String(part), depth: 0)
+            if inPart.reduce(0, { $0 + $1.weight }) >= threshold { found += inPart }
+        }
         var seen = Set<InjectionFlag>()
         return found.sorted { $0.weight > $1.weight }.map { InjectionFlag(kind: $0.kind, reason: $0.reason) }
             .filter { seen.insert($0).inserted }
+    }
+
+    /// `text` in pieces of at most ``window`` characters, cut after a line break, else after a space.
+    static func windows(of text: String) -> [Substring] {
+        var pieces: [Substring] = []
+        var rest = text[...]
+        while rest.count > window {
+            let limit = rest.index(rest.startIndex, offsetBy: window)
+            let head = rest[..<limit]
+            let cut =
+                head.lastIndex(of: "\n").map { rest.index(after: $0) }
+                ?? head.lastIndex(where: \.isWhitespace).map { rest.index(after: $0) } ?? limit
+            pieces.append(rest[..<cut])
+            rest = rest[cut...]
+        }
+        pieces.append(rest)
+        return pieces
     }
 
     /// Every distinct signal in `text`, with what decoding and the carriers reveal.

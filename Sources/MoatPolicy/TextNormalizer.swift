@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Turns text into the form the injection flagger matches on, and reports what it had to undo.
 ///
