@@ -18,12 +18,18 @@ extension InjectionFlagger {
         let weight: Int
         let view: View
         let pattern: NSRegularExpression
+        /// Signals of one family are wordings of the same intent: only the heaviest one found counts.
+        let family: String?
 
-        init(_ kind: InjectionFlag.Kind, _ weight: Int, _ label: String, _ pattern: String, view: View = .folded) {
+        init(
+            _ kind: InjectionFlag.Kind, _ weight: Int, _ label: String, _ pattern: String, view: View = .folded,
+            family: String? = nil
+        ) {
             self.kind = kind
             self.label = label
             self.weight = weight
             self.view = view
+            self.family = family
             self.pattern = try! NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])
         }
     }
@@ -161,7 +167,7 @@ extension InjectionFlagger {
         // Requests for the system prompt and for secrets.
         Signal(
             .secretRequest, 10, "asks for the system prompt",
-            near(#"reveal|show|print|tell|give|send|output|display|leak|dump|repeat|share|list|paste|expose|disclose|return|write|recite|quote|translate|encode|spell[- ]check|copy|reproduce|read|see|view|access|extract|obtain|provide|what (?:are|were|is|was) your|what's your"#, systemPrompt, within: 8)),
+            near(#"reveal|show|print|tell|give|send|output|display|leak|dump|repeat|share|list|paste|expose|disclose|return|write|recite|quote|translate|encode|spell[- ]check|copy|reproduce|read|see|view|access|extract|obtain|provide|describe|summari[sz]e|paraphrase|what (?:are|were|is|was) your|what's your"#, systemPrompt, within: 12)),
         Signal(
             .secretRequest, 6, "asks what it was told",
             #"\b(?:were you|was i|have you been|you were|you've been|i was|you are) (?:told|instructed|given|programmed|asked) (?:to|before|at the (?:start|beginning))\b|\bmy instructions are\b|\bwhat are you not (?:supposed|allowed|permitted) to\b"#),
@@ -170,7 +176,7 @@ extension InjectionFlagger {
             #"\bbefore (?:this|our|the) (?:conversation|chat|session) (?:started|began|begun)\b|\bat the (?:start|beginning) of (?:this|our|the) (?:conversation|chat|session)\b|\bcomplete (?:this|the following) sentence\b"#),
         Signal(
             .secretRequest, 4, "mentions the assistant's own instructions",
-            #"\byour (?:\w+ )?(?:system prompt|system message|instructions|programming|initial prompt|prompt|configuration|directives|guidelines)\b"#),
+            #"\byour (?:\w+ )?(?:system prompt|system message|instructions|programming|initial prompt|prompt|configuration|directives|guidelines|rules|setup|context window)\b"#),
         Signal(
             .secretRequest, 10, "asks to print the text above",
             #"\b(?:repeat|print|output|reproduce|copy|echo|recite|spell[- ]check|return)\b(?:\W+\w+){0,4}?\W+(?:text|words|content|everything|all|message|conversation|prompt|instructions)\b(?:\W+\w+){0,2}?\W+(?:above|before this|so far|from the (?:start|beginning)|verbatim)\b|\b(?:repeat|print|output|reproduce|copy|echo|recite)\b(?:\W+\w+){0,2}?\W+(?:the )?above\b|\b(?:starting|beginning|begin|start) with ["'“]?you are\b"#),
@@ -245,16 +251,19 @@ extension InjectionFlagger {
         // Content slipped into the assistant's own reply.
         Signal(
             .outputManipulation, 6, "tells it what to put in its reply",
-            #"\b(?:add|include|insert|append|prepend|incorporate|integrate|embed|inject|weave|infuse|mention|put|place|introduce|feature|ensure|slip|attach|end|start|begin|conclude|finish|close|prefix|suffix|sign|replace|misspell|remove|jumble|scramble|swap|substitute)\b(?:[^.\n]|\.(?=\S)){0,160}?\b(?:in|into|to|from|within|throughout|with|at the (?:end|start|beginning|top|bottom) of)\s+(?:each\s+|every\s+|all\s+)?(?:of\s+)?your\s+(?:\w+\s+)?(?:\#(outputNoun))s?\b|\b(?:in|within|throughout)\s+your\s+(?:\w+\s+)?(?:\#(outputNoun))s?\b,?(?:[^.\n]|\.(?=\S)){0,60}?\b(?:add|include|insert|append|incorporate|integrate|embed|mention|suggest|promote|recommend|urge|ask|tell|direct|use|introduce|tease|hint|state|claim|encourage|provide)\b"#),
+            #"\b(?:add|include|insert|append|prepend|incorporate|integrate|embed|inject|weave|infuse|mention|put|place|introduce|feature|ensure|slip|attach|end|start|begin|conclude|finish|close|prefix|suffix|sign|replace|misspell|remove|jumble|scramble|swap|substitute)\b(?:[^.\n]|\.(?=\S)){0,160}?\b(?:in|into|to|from|within|throughout|with|at the (?:end|start|beginning|top|bottom) of)\s+(?:each\s+|every\s+|all\s+)?(?:of\s+)?your\s+(?:\w+\s+)?(?:\#(outputNoun))s?\b|\b(?:in|within|throughout)\s+your\s+(?:\w+\s+)?(?:\#(outputNoun))s?\b,?(?:[^.\n]|\.(?=\S)){0,60}?\b(?:add|include|insert|append|incorporate|integrate|embed|mention|suggest|promote|recommend|urge|ask|tell|direct|use|introduce|tease|hint|state|claim|encourage|provide)\b"#, family: "reply"),
         Signal(
             .outputManipulation, 6, "tells it how to change its reply",
-            #"\b(?:modify|alter|change|amend|augment|enhance|enrich|supplement|tweak|adjust|update|rewrite|rephrase|transform|encrypt|encode|reverse|scramble|jumble|rearrange|shuffle|misspell|obfuscate|convert|present|deliver|express|render|compose|craft|structure|display|format|spell|provide|give|write|respond|reply|answer|translate|show|output|replace|remove|group|capitali[sz]e)\b (?:\w+ )?(?:all |each |every |the whole |the entire |the rest of |the letters of |the words of |letters of |letters in |words in )?(?:of )?your (?:\w+ )?(?:\#(outputNoun))(?:s|'s)?\b"#),
+            #"(?:^|[.!?:]\s+)(?!(?:what|how|why|when|where|who|which|is|are|was|were|do|does|did|can|could|would|will|should|shall|may|might|thanks|thank|i|we|you|your|my|our|the|this|that|it|he|she|they|if|and|but|so|great|nice|ok|okay|hey|hi|hello|sorry|in|within|to|for|at|on|with|by|from|as|after|before)\b)(?:please\s+)?[a-z]+\b[^.!?\n]{0,100}?\byour\s+(?:\w+\s+)?(?:response|reply|answer|output|message|text|summary)(?:s|'s)?\b"#, family: "reply"),
+        Signal(
+            .outputManipulation, 4, "steers its reply towards promotion or falsehood",
+            #"\b(?:promot\w*|advertis\w*|endors\w*|sponsor\w*|discount|limited-time|brand [a-z]\b|subscribe|donat\w*|clickbait|sensational\w*|shocking|celebrity|rumou?rs?|fake|false|baseless|misleading|scam\w*|fraud\w*|phishing|malware|virus|lottery|giveaway|conspirac\w*|propaganda|hoax|persuad\w*|convinc\w*|urg(?:e|ing) (?:users|readers|people|everyone)|non-existent|nonexistent|too-good-to-be-true|unverified)\b"#),
         Signal(
             .outputManipulation, 4, "asks to load its reply with something",
             #"\b(?:modify|alter|amend|augment|enhance|enrich|supplement|tweak)\b (?:\w+ )?your (?:\w+ )?(?:\#(outputNoun))s?\b(?:\W+\w+){0,2}?\W+(?:to|with|by)\b"#),
         Signal(
             .outputManipulation, 4, "asks for an obfuscated reply",
-            #"\b(?:caesar|cipher|base ?\d{2}|rot ?13|letters? with|every (?:\w+ )?(?:other|second|third|fourth|fifth) (?:letter|word|character)|scrambl\w*|jumbl\w*|anagram\w*|hexadecimal|binary code|morse|leetspeak|leet|pig latin|backwards?|in reverse|reversed|anagram|emojis?|homophon\w*|misspell\w*|spaces|alphanumeric|substitut\w+|vowels|every (?:other|second|third) (?:letter|word|character)|upside[- ]down|atbash|vigenere|encrypt\w*)\b"#),
+            #"\b(?:caesar|cipher|base ?\d{2}|rot ?13|letters?|characters|symbols|vowels?|consonants|alphabet\w*|homophones?|synonyms|typos?|spelling|uppercase|lowercase|capital letters|all caps|punctuation|mirror\w*|numbers? for|ascii|unicode|braille|nato|phonetic|every (?:\w+ )?(?:other|second|third|fourth|fifth) (?:letter|word|character)|scrambl\w*|jumbl\w*|anagram\w*|hexadecimal|binary code|morse|leetspeak|leet|pig latin|backwards?|in reverse|reversed|anagram|emojis?|homophon\w*|misspell\w*|spaces|alphanumeric|substitut\w+|vowels|every (?:other|second|third) (?:letter|word|character)|upside[- ]down|atbash|vigenere|encrypt\w*)\b"#),
         Signal(
             .outputManipulation, 4, "slips a piece of content into the reply",
             #"\b(?:add|include|insert|append|incorporate|integrate|embed|inject|weave|infuse|introduce|feature|slip|attach|tease|promote|mention)\b(?:\W+\w+){0,4}?\W+(?:an?|the|this|one|some)\s+(?:\w+\s+)?(?:sentence|statement|line|fact|tip|note|paragraph|quote|quotation|recommendation|mention|reference|link|headline|hashtag|phrase|disclaimer|slogan|advert|advertisement|ad|promotion|url|comment|code snippet|snippet|code block|excerpt|anecdote|joke|teaser|hint|warning|message|announcement|offer|update)\b"#),

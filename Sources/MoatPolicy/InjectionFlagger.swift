@@ -172,10 +172,23 @@ public enum InjectionFlagger {
 
     /// The signals whose pattern occurs in the matching view, each once.
     static func matches(folded: String, plain: String, prefix: String) -> [Finding] {
-        signals.compactMap { signal in
-            let text = signal.view == .folded ? folded : plain
-            guard let excerpt = firstMatch(signal.pattern, in: text) else { return nil }
-            return Finding(kind: signal.kind, reason: "\(prefix)\(signal.label): \"\(excerpt)\"", weight: signal.weight)
+        var heaviestOfFamily: [String: Int] = [:]
+        var found: [(family: String?, finding: Finding)] = []
+        for signal in signals {
+            guard let excerpt = firstMatch(signal.pattern, in: signal.view == .folded ? folded : plain) else { continue }
+            if let family = signal.family {
+                heaviestOfFamily[family] = max(heaviestOfFamily[family] ?? 0, signal.weight)
+            }
+            let finding = Finding(
+                kind: signal.kind, reason: "\(prefix)\(signal.label): \"\(excerpt)\"", weight: signal.weight)
+            found.append((signal.family, finding))
+        }
+        // One finding per family: the first of the heaviest.
+        var kept = Set<String>()
+        return found.compactMap { family, finding in
+            guard let family else { return finding }
+            guard finding.weight == heaviestOfFamily[family], kept.insert(family).inserted else { return nil }
+            return finding
         }
     }
 
