@@ -73,7 +73,8 @@ public enum InjectionFlagger {
             "(?:\\b(?:curl|wget)\\b[^\\n|]*\\|\\s*(?:ba|z|da)?sh\\b|\\brm\\s+-[a-z]*r[a-z]*f|\\bbash\\s+-i\\b|/dev/tcp/|\\bnc\\s+(?:-[a-z]*e|.*\\s-e\\s)|\\bchmod\\s+\\+?[0-7x]+\\s|\\bpython3?\\s+-c\\b|\\bbase64\\s+-d\\b|\\beval\\s*\\(|\\bpowershell\\b|\\bmkfifo\\b|\\bsudo\\s+\\w|;\\s*sh\\b|\\$\\(\\s*curl)",
         options: []
     )
-    static let rot13Hint = try! NSRegularExpression(pattern: "\\b(?:rot ?-?13|caesar|decode|decipher|decrypt|cipher)", options: [])
+    static let rot13Hint = try! NSRegularExpression(
+        pattern: "\\b(?:rot ?-?13|caesar|decode|decipher|decrypt|cipher)", options: [])
     static let base64Blob = try! NSRegularExpression(pattern: "[A-Za-z0-9+/_-]{16,}={0,2}", options: [])
     static let hexBlob = try! NSRegularExpression(
         pattern: "(?:(?:\\\\x|0x)?[0-9a-fA-F]{2}[\\s:,]?){12,}", options: [])
@@ -88,19 +89,23 @@ public enum InjectionFlagger {
         var found: [Finding] = []
         for part in windows(of: text) {
             let inPart = findings(in: String(part), depth: 0)
-            if inPart.reduce(0, { $0 + $1.weight }) >= threshold { found += inPart }
+            if weight(of: inPart) >= threshold { found += inPart }
         }
         var seen = Set<InjectionFlag>()
         return found.sorted { $0.weight > $1.weight }.map { InjectionFlag(kind: $0.kind, reason: $0.reason) }
             .filter { seen.insert($0).inserted }
     }
 
+    static func weight(of findings: [Finding]) -> Int {
+        findings.reduce(0) { $0 + $1.weight }
+    }
+
     /// `text` in pieces of at most ``window`` characters, cut after a line break, else after a space.
     static func windows(of text: String) -> [Substring] {
         var pieces: [Substring] = []
         var rest = text[...]
-        while rest.count > window {
-            let limit = rest.index(rest.startIndex, offsetBy: window)
+        while let limit = rest.index(rest.startIndex, offsetBy: window, limitedBy: rest.endIndex), limit < rest.endIndex
+        {
             let head = rest[..<limit]
             let cut =
                 head.lastIndex(of: "\n").map { rest.index(after: $0) }
@@ -121,49 +126,55 @@ public enum InjectionFlagger {
         if carriers.hiddenCharacters > 0 {
             found.append(
                 Finding(
-                    kind: .hiddenText, reason: "\(prefix)hides \(carriers.hiddenCharacters) zero-width character(s) inside words",
+                    kind: .hiddenText,
+                    reason: "\(prefix)hides \(carriers.hiddenCharacters) zero-width character(s) inside words",
                     weight: threshold))
         }
         if carriers.bidiControls > 0 {
             found.append(
                 Finding(
-                    kind: .hiddenText, reason: "\(prefix)contains \(carriers.bidiControls) bidi control(s) that reorder text",
+                    kind: .hiddenText,
+                    reason: "\(prefix)contains \(carriers.bidiControls) bidi control(s) that reorder text",
                     weight: threshold))
         }
         if carriers.invisibleCarriers > 0 {
             found.append(
                 Finding(
                     kind: .hiddenText,
-                    reason: "\(prefix)carries \(carriers.invisibleCarriers) invisible tag or variation-selector character(s)",
+                    reason:
+                        "\(prefix)carries \(carriers.invisibleCarriers) invisible tag or variation-selector character(s)",
                     weight: threshold))
         }
         if carriers.mixedScriptWords > 0 {
             found.append(
                 Finding(
                     kind: .homoglyphs,
-                    reason: "\(prefix)mixes Latin with look-alike Cyrillic/Greek letters in \(carriers.mixedScriptWords) word(s)",
+                    reason:
+                        "\(prefix)mixes Latin with look-alike Cyrillic/Greek letters in \(carriers.mixedScriptWords) word(s)",
                     weight: threshold))
         }
         found += matches(folded: views.folded, plain: views.plain, prefix: prefix)
         if depth > 0, let excerpt = firstMatch(shell, in: views.folded) {
             found.append(
                 Finding(
-                    kind: .encodedPayload, reason: "a decoded blob holds a shell command: \"\(excerpt)\"", weight: threshold))
+                    kind: .encodedPayload, reason: "a decoded blob holds a shell command: \"\(excerpt)\"",
+                    weight: threshold))
         }
         guard depth < 2 else { return found }
         var hidden = decodedBlobs(in: text)
         if !views.tagged.isEmpty { hidden.append(("tag-character", views.tagged)) }
         // ROT13 text needs a hint for the model to decode it; it only matters when the text does not
         // already flag in clear.
-        if depth == 0 && found.reduce(0, { $0 + $1.weight }) < threshold && firstMatch(rot13Hint, in: views.folded) != nil {
+        if depth == 0 && weight(of: found) < threshold && firstMatch(rot13Hint, in: views.folded) != nil {
             hidden.append(("rot13", rot13(views.plain)))
         }
         for decoded in hidden {
             let inner = findings(in: decoded.text, depth: depth + 1)
-            if inner.reduce(0, { $0 + $1.weight }) >= threshold {
+            if weight(of: inner) >= threshold {
                 found.append(
                     Finding(
-                        kind: .encodedPayload, reason: "a \(decoded.encoding) text decodes to suspicious text", weight: threshold))
+                        kind: .encodedPayload, reason: "a \(decoded.encoding) text decodes to suspicious text",
+                        weight: threshold))
                 found += inner
             }
         }
@@ -175,7 +186,9 @@ public enum InjectionFlagger {
         var heaviestOfFamily: [String: Int] = [:]
         var found: [(family: String?, finding: Finding)] = []
         for signal in signals {
-            guard let excerpt = firstMatch(signal.pattern, in: signal.view == .folded ? folded : plain) else { continue }
+            guard let excerpt = firstMatch(signal.pattern, in: signal.view == .folded ? folded : plain) else {
+                continue
+            }
             if let family = signal.family {
                 heaviestOfFamily[family] = max(heaviestOfFamily[family] ?? 0, signal.weight)
             }

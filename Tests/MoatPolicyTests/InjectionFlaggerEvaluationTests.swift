@@ -63,7 +63,8 @@ struct FlaggerFigures {
 
 extension Corpus {
     static func labelled(_ name: String) throws -> [LabelledText] {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Corpus/eval/\(name)")
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+            "Corpus/eval/\(name)")
         return try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
             try JSONDecoder().decode(LabelledText.self, from: Data($0.utf8))
         }
@@ -72,13 +73,16 @@ extension Corpus {
 
 /// The measured figures of Docs/Policy.md: `swift test --filter InjectionFlaggerEvaluationTests` prints them.
 @Suite struct InjectionFlaggerEvaluationTests {
-    @Test("on the held-out set (public sources the rules were not tuned on) recall is at least 80% and false positives at most 2%")
+    @Test(
+        "on the held-out set (public sources the rules were not tuned on) recall is at least 80% and false positives at most 2%"
+    )
     func heldOut() throws {
         let examples = try Corpus.labelled("heldout.jsonl")
         let figures = FlaggerFigures(examples)
         // Counts only: the held-out texts stay unread, so they can measure the next change too.
         print(figures.report("held-out set"))
-        let publicAttackSources = Set(examples.filter { $0.label == "attack" && !$0.source.hasPrefix("moat-") }.map(\.source))
+        let publicAttackSources = Set(
+            examples.filter { $0.label == "attack" && !$0.source.hasPrefix("moat-") }.map(\.source))
         #expect(publicAttackSources.count >= 2)
         #expect(figures.attacks.total >= 150 && figures.benign.total >= 200)
         #expect(figures.recall >= 0.80)
@@ -90,7 +94,9 @@ extension Corpus {
         let figures = FlaggerFigures(try Corpus.labelled("dev.jsonl"))
         print(figures.report("development set"))
         for example in figures.missed { print("dev missed [\(example.source)]: \(example.text.prefix(160))") }
-        for example in figures.falsePositives { print("dev false positive [\(example.source)]: \(example.text.prefix(160))") }
+        for example in figures.falsePositives {
+            print("dev false positive [\(example.source)]: \(example.text.prefix(160))")
+        }
         #expect(figures.recall >= 0.85)
         #expect(figures.falsePositiveRate <= 0.01)
     }
