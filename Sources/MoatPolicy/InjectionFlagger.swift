@@ -21,8 +21,12 @@ public struct InjectionFlag: Sendable, Hashable, CustomStringConvertible {
     /// The family of the finding.
     public enum Kind: String, Sendable, Hashable, CaseIterable {
         case instructionOverride = "instruction-override"
+        case roleReassignment = "role-reassignment"
         case roleMarker = "role-marker"
         case secretRequest = "secret-request"
+        case exfiltration
+        case toolCoercion = "tool-coercion"
+        case outputManipulation = "output-manipulation"
         case encodedPayload = "encoded-payload"
         case hiddenText = "hidden-text"
         case homoglyphs
@@ -38,103 +42,30 @@ public struct InjectionFlag: Sendable, Hashable, CustomStringConvertible {
 /// Scans untrusted text for signs of prompt injection.
 ///
 /// The flagger never drops or edits text: its flags are audited and taint the conversation (see
-/// ``TrustDecision``). It matches on ``TextNormalizer`` output, so zero-width characters, bidi controls,
-/// full-width letters and Cyrillic/Greek look-alikes do not hide a phrase, and it decodes base64 and hex
-/// blobs (two levels deep) to look inside them, also for shell commands. It is a tripwire, not a
-/// guarantee — the trust levels and taint caps are what hold when a phrasing slips through.
+/// ``TrustDecision``). It scores intent rather than matching phrases: each signal (an override of earlier
+/// instructions, a new role for the assistant, a fake system or turn delimiter, a request for the system
+/// prompt or for secrets, data sent to an outside address, a tool call forced or hidden from the owner,
+/// content slipped into the reply, a hidden carrier) has a weight, and text is flagged when the weights of
+/// the distinct signals it shows reach ``threshold``. Strong signals flag alone; weak ones (a role-play
+/// request, a mention of developer mode, "in your reply, add…") only together.
+///
+/// It matches on ``TextNormalizer`` output, so zero-width characters, tag characters, bidi controls,
+/// full-width letters, accents and Cyrillic/Greek look-alikes do not hide a phrase; it reads what tag
+/// characters spell, decodes base64 and hex blobs (two levels deep) and rot13 text to look inside them,
+/// also for shell commands. Common forms in Spanish, French, German, Portuguese, Italian, Chinese and
+/// Russian are covered. Deterministic, no I/O, no state. It is a tripwire, not a guarantee — the trust
+/// levels and taint caps are what hold when a phrasing slips through.
 public enum InjectionFlagger {
-    struct Rule: @unchecked Sendable {
-        // @unchecked: NSRegularExpression is immutable after creation and documented thread-safe.
+    /// Text is flagged when the weights of the distinct signals found add up to this (a strong signal
+    /// weighs this much on its own).
+    public static let threshold = 10
+
+    /// One signal found in a text.
+    struct Finding {
         let kind: InjectionFlag.Kind
-        let label: String
-        let pattern: NSRegularExpression
-
-        init(_ kind: InjectionFlag.Kind, _ label: String, _ pattern: String) {
-            self.kind = kind
-            self.label = label
-            self.pattern = try! NSRegularExpression(pattern: pattern, options: [.anchorsMatchLines])
-        }
+        let reason: String
+        let weight: Int
     }
-
-    static let override =
-        "(?:ignore|disregard|forget|bypass|override|overrule|abandon|discard|neglect|drop|skip|set aside|throw out|stop following|do not follow|don'?t follow)"
-    static let quantifier = "(?:\\s+(?:all|any|every|each|the|your|my|of|these|those|its|everything|previous|prior))*"
-    static let earlier =
-        "(?:previous|prior|above|earlier|preceding|former|foregoing|initial|original|old|system|existing|current|given|developer|safety)"
-    static let instructions =
-        "(?:instructions?|prompts?|directions?|directives?|rules|guidelines|guidance|programming|constraints|restrictions|guardrails|orders|commands|system messages?|context)"
-
-    static let rules: [Rule] = [
-        Rule(
-            .instructionOverride, "asks to ignore earlier instructions",
-            "\\b\(override)\(quantifier)(?:\\s+\(earlier))+(?:\\s+\\w+)?\\s+\(instructions)\\b"),
-        Rule(
-            .instructionOverride, "asks to ignore instructions",
-            "\\b\(override)\(quantifier)\\s+(?:your|all|any|the)\\s+(?:\\w+\\s+)?(?:instructions|programming|guardrails|guidelines|directives|system prompt|safety rules)\\b"
-        ),
-        Rule(
-            .instructionOverride, "claims a special mode",
-            "\\b(?:you are|you're|you will be|now|enter|entering|enable|enabling|activate|activating|switch to|switching to)\\s+(?:now\\s+)?(?:in\\s+)?(?:developer|dev|dan|jailbreak|jailbroken|god|debug|admin|root|sudo|unrestricted|unfiltered|maintenance)\\s+mode\\b"
-        ),
-        Rule(
-            .instructionOverride, "announces a new system prompt",
-            "\\bnew\\s+(?:system\\s+)?(?:prompt|instructions)\\s*[:=-]"),
-        Rule(
-            .instructionOverride, "announces a new system prompt",
-            "\\b(?:new|updated|real|actual|true)\\s+system\\s+prompt\\b"),
-        Rule(
-            .instructionOverride, "redefines the assistant",
-            "\\b(?:from now on|henceforth|starting now),?\\s+you\\s+(?:are|will|must|shall|have no|do not|don'?t)\\b"),
-        Rule(
-            .instructionOverride, "redefines the assistant",
-            "\\byou\\s+are\\s+(?:now\\s+)?(?:no longer|not)\\s+(?:bound|restricted|limited|an? (?:ai|assistant))\\b"),
-        Rule(
-            .instructionOverride, "names a jailbreak",
-            "\\b(?:do anything now|jailbreak(?:ing)? (?:you|the model|prompt))\\b"),
-        Rule(
-            .instructionOverride, "asks to act without restrictions",
-            "\\b(?:act|behave|respond|pretend|roleplay)(?:\\s+(?:as|like|that))?\\s+(?:if\\s+)?(?:you\\s+(?:have|had)\\s+no|an?\\s+(?:unrestricted|unfiltered|uncensored|jailbroken))"
-        ),
-        Rule(
-            .instructionOverride, "asks to act without restrictions",
-            "\\bwithout\\s+(?:any\\s+)?(?:restrictions|filters|guardrails|safety\\s+(?:rules|guidelines))\\b"),
-        Rule(
-            .instructionOverride, "addresses the AI reading the text",
-            "\\b(?:attention|note|message|important(?:\\s+instructions?)?|instructions?)\\s+(?:to\\s+|for\\s+)?(?:the\\s+|any\\s+)?(?:ai|assistant|llm|language model|agent|chatbot)(?:\\s+(?:assistant|agent|model))?\\s*[:,!]"
-        ),
-        Rule(
-            .instructionOverride, "asks to ignore the rules it was given",
-            "\\b\(override)\\s+(?:all\\s+|any\\s+)?(?:the|your)\\s+(?:rules|instructions|guidelines)\\s+(?:you\\s+(?:were|have been)\\s+given|given to you|you follow)"
-        ),
-        Rule(
-            .instructionOverride, "declares earlier instructions void",
-            "\\b(?:whatever|everything|anything)\\s+you\\s+(?:were|have been)\\s+told\\b[^.\\n]*\\bno longer\\s+appl"),
-        Rule(
-            .instructionOverride, "announces a replacement task",
-            "\\b(?:the\\s+)?(?:actual|real|true)\\s+task\\s*(?:is\\s*)?:"),
-        Rule(
-            .roleMarker, "contains a chat-template marker",
-            "<\\|\\s*(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id)\\s*\\|>"),
-        Rule(.roleMarker, "contains a fake role tag", "</?\\s*(?:system|assistant|developer|instructions?|sys)\\s*>"),
-        Rule(.roleMarker, "contains an instruction-format marker", "\\[/?inst\\]|<</?sys>>"),
-        Rule(
-            .roleMarker, "contains a fake instruction heading",
-            "^\\s*#{2,}\\s*(?:new\\s+)?(?:instructions?|system(?:\\s+prompt)?|response|assistant)\\b"),
-        Rule(.roleMarker, "contains a fake role line", "^\\s*(?:system|developer)\\s*(?:prompt)?\\s*:"),
-        Rule(.roleMarker, "contains a fake role object", "[\"']role[\"']\\s*:\\s*[\"'](?:system|developer)[\"']"),
-        Rule(
-            .secretRequest, "asks for the system prompt",
-            "\\b(?:reveal|show|print|tell|give|send|output|display|leak|dump|repeat|share|list|paste|expose|disclose|return|write out|recite)\\s+(?:me\\s+|us\\s+)?(?:your|the|all|any)\\s+(?:\\w+\\s+)?(?:system prompt|initial prompt|hidden prompt|original prompt|system message|hidden instructions|initial instructions|original instructions|prompt above)"
-        ),
-        Rule(
-            .secretRequest, "asks for keys, tokens or credentials",
-            "\\b(?:reveal|show|print|tell|give|send|output|display|leak|dump|share|list|paste|expose|disclose|exfiltrate|upload|post|email|forward|cat|echo)\\s+(?:me\\s+|us\\s+)?(?:your|the|all|any|every)\\s+(?:\\w+\\s+)?(?:api[ _-]?keys?|secret[ _-]?keys?|private[ _-]?keys?|access[ _-]?tokens?|auth(?:entication)?[ _-]?tokens?|bearer tokens?|credentials|secrets|env(?:ironment)?\\s+variables|\\.env\\b|vault|ssh keys?|passwords)"
-        ),
-        Rule(.secretRequest, "contains a secret placeholder", "\\{\\{\\s*secret\\s*:"),
-        Rule(
-            .secretRequest, "references a credential file",
-            "(?:~|\\$home)/\\.(?:ssh|aws|gnupg|netrc|config/moat)|/etc/shadow\\b|\\bid_(?:rsa|ed25519)\\b"),
-    ]
 
     /// Shell commands that are only flagged inside decoded blobs (ordinary messages may quote commands).
     static let shell = try! NSRegularExpression(
@@ -142,68 +73,157 @@ public enum InjectionFlagger {
             "(?:\\b(?:curl|wget)\\b[^\\n|]*\\|\\s*(?:ba|z|da)?sh\\b|\\brm\\s+-[a-z]*r[a-z]*f|\\bbash\\s+-i\\b|/dev/tcp/|\\bnc\\s+(?:-[a-z]*e|.*\\s-e\\s)|\\bchmod\\s+\\+?[0-7x]+\\s|\\bpython3?\\s+-c\\b|\\bbase64\\s+-d\\b|\\beval\\s*\\(|\\bpowershell\\b|\\bmkfifo\\b|\\bsudo\\s+\\w|;\\s*sh\\b|\\$\\(\\s*curl)",
         options: []
     )
+    static let rot13Hint = try! NSRegularExpression(
+        pattern: "\\b(?:rot ?-?13|caesar|decode|decipher|decrypt|cipher)", options: [])
     static let base64Blob = try! NSRegularExpression(pattern: "[A-Za-z0-9+/_-]{16,}={0,2}", options: [])
     static let hexBlob = try! NSRegularExpression(
         pattern: "(?:(?:\\\\x|0x)?[0-9a-fA-F]{2}[\\s:,]?){12,}", options: [])
 
-    /// Scans `text` and returns its flags (empty when it looks clean).
+    /// Signals must occur within this many characters of each other to add up: a long document is scored
+    /// in windows of this size (cut at line breaks where it can), so weak signals scattered over a manual do
+    /// not add up to a flag.
+    static let window = 4000
+
+    /// Scans `text` and returns its flags, strongest first (empty when it looks clean).
     public static func scan(_ text: String) -> [InjectionFlag] {
-        var flags: [InjectionFlag] = []
-        scan(text, depth: 0, into: &flags)
+        var found: [Finding] = []
+        for part in windows(of: text) {
+            let inPart = findings(in: String(part), depth: 0)
+            if weight(of: inPart) >= threshold { found += inPart }
+        }
         var seen = Set<InjectionFlag>()
-        return flags.filter { seen.insert($0).inserted }
+        return found.sorted { $0.weight > $1.weight }.map { InjectionFlag(kind: $0.kind, reason: $0.reason) }
+            .filter { seen.insert($0).inserted }
     }
 
-    private static func scan(_ text: String, depth: Int, into flags: inout [InjectionFlag]) {
-        let (normalized, findings) = TextNormalizer.normalize(text)
+    static func weight(of findings: [Finding]) -> Int {
+        findings.reduce(0) { $0 + $1.weight }
+    }
+
+    /// `text` in pieces of at most ``window`` characters, cut after a line break, else after a space.
+    static func windows(of text: String) -> [Substring] {
+        var pieces: [Substring] = []
+        var rest = text[...]
+        while let limit = rest.index(rest.startIndex, offsetBy: window, limitedBy: rest.endIndex), limit < rest.endIndex
+        {
+            let head = rest[..<limit]
+            let cut =
+                head.lastIndex(of: "\n").map { rest.index(after: $0) }
+                ?? head.lastIndex(where: \.isWhitespace).map { rest.index(after: $0) } ?? limit
+            pieces.append(rest[..<cut])
+            rest = rest[cut...]
+        }
+        pieces.append(rest)
+        return pieces
+    }
+
+    /// Every distinct signal in `text`, with what decoding and the carriers reveal.
+    static func findings(in text: String, depth: Int) -> [Finding] {
+        let views = TextNormalizer.views(of: text)
         let prefix = depth == 0 ? "" : "a decoded blob "
-        if findings.hiddenCharacters > 0 {
-            flags.append(
-                .init(
+        var found: [Finding] = []
+        let carriers = views.findings
+        if carriers.hiddenCharacters > 0 {
+            found.append(
+                Finding(
                     kind: .hiddenText,
-                    reason: "\(prefix)hides \(findings.hiddenCharacters) zero-width character(s) inside words"))
+                    reason: "\(prefix)hides \(carriers.hiddenCharacters) zero-width character(s) inside words",
+                    weight: threshold))
         }
-        if findings.bidiControls > 0 {
-            flags.append(
-                .init(
+        if carriers.bidiControls > 0 {
+            found.append(
+                Finding(
                     kind: .hiddenText,
-                    reason: "\(prefix)contains \(findings.bidiControls) bidi control(s) that reorder text"))
+                    reason: "\(prefix)contains \(carriers.bidiControls) bidi control(s) that reorder text",
+                    weight: threshold))
         }
-        if findings.mixedScriptWords > 0 {
-            flags.append(
-                .init(
+        if carriers.invisibleCarriers > 0 {
+            found.append(
+                Finding(
+                    kind: .hiddenText,
+                    reason:
+                        "\(prefix)carries \(carriers.invisibleCarriers) invisible tag or variation-selector character(s)",
+                    weight: threshold))
+        }
+        if carriers.mixedScriptWords > 0 {
+            found.append(
+                Finding(
                     kind: .homoglyphs,
                     reason:
-                        "\(prefix)mixes Latin with look-alike Cyrillic/Greek letters in \(findings.mixedScriptWords) word(s)"
-                ))
+                        "\(prefix)mixes Latin with look-alike Cyrillic/Greek letters in \(carriers.mixedScriptWords) word(s)",
+                    weight: threshold))
         }
-        let range = NSRange(normalized.startIndex..., in: normalized)
-        for rule in rules {
-            if let match = rule.pattern.firstMatch(in: normalized, options: [], range: range),
-                let matched = Range(match.range, in: normalized)
-            {
-                flags.append(
-                    .init(kind: rule.kind, reason: "\(prefix)\(rule.label): \"\(excerpt(normalized[matched]))\""))
+        found += matches(folded: views.folded, plain: views.plain, prefix: prefix)
+        if depth > 0, let excerpt = firstMatch(shell, in: views.folded) {
+            found.append(
+                Finding(
+                    kind: .encodedPayload, reason: "a decoded blob holds a shell command: \"\(excerpt)\"",
+                    weight: threshold))
+        }
+        guard depth < 2 else { return found }
+        var hidden = decodedBlobs(in: text)
+        if !views.tagged.isEmpty { hidden.append(("tag-character", views.tagged)) }
+        // ROT13 text needs a hint for the model to decode it; it only matters when the text does not
+        // already flag in clear.
+        if depth == 0 && weight(of: found) < threshold && firstMatch(rot13Hint, in: views.folded) != nil {
+            hidden.append(("rot13", rot13(views.plain)))
+        }
+        for decoded in hidden {
+            let inner = findings(in: decoded.text, depth: depth + 1)
+            if weight(of: inner) >= threshold {
+                found.append(
+                    Finding(
+                        kind: .encodedPayload, reason: "a \(decoded.encoding) text decodes to suspicious text",
+                        weight: threshold))
+                found += inner
             }
         }
-        if depth > 0, let match = shell.firstMatch(in: normalized, options: [], range: range),
-            let matched = Range(match.range, in: normalized)
-        {
-            flags.append(
-                .init(
-                    kind: .encodedPayload,
-                    reason: "a decoded blob holds a shell command: \"\(excerpt(normalized[matched]))\""))
-        }
-        guard depth < 2 else { return }
-        for decoded in decodedBlobs(in: text) {
-            var inner: [InjectionFlag] = []
-            scan(decoded.text, depth: depth + 1, into: &inner)
-            if !inner.isEmpty {
-                flags.append(
-                    .init(kind: .encodedPayload, reason: "a \(decoded.encoding) blob decodes to suspicious text"))
-                flags += inner
+        return found
+    }
+
+    /// The signals whose pattern occurs in the matching view, each once.
+    static func matches(folded: String, plain: String, prefix: String) -> [Finding] {
+        var heaviestOfFamily: [String: Int] = [:]
+        var found: [(family: String?, finding: Finding)] = []
+        for signal in signals {
+            guard let excerpt = firstMatch(signal.pattern, in: signal.view == .folded ? folded : plain) else {
+                continue
             }
+            if let family = signal.family {
+                heaviestOfFamily[family] = max(heaviestOfFamily[family] ?? 0, signal.weight)
+            }
+            let finding = Finding(
+                kind: signal.kind, reason: "\(prefix)\(signal.label): \"\(excerpt)\"", weight: signal.weight)
+            found.append((signal.family, finding))
         }
+        // One finding per family: the first of the heaviest.
+        var kept = Set<String>()
+        return found.compactMap { family, finding in
+            guard let family else { return finding }
+            guard finding.weight == heaviestOfFamily[family], kept.insert(family).inserted else { return nil }
+            return finding
+        }
+    }
+
+    static func firstMatch(_ pattern: NSRegularExpression, in text: String) -> String? {
+        let range = NSRange(text.startIndex..., in: text)
+        guard let match = pattern.firstMatch(in: text, options: [], range: range),
+            let matched = Range(match.range, in: text)
+        else { return nil }
+        return excerpt(text[matched])
+    }
+
+    /// ROT13 of the ASCII letters (instructions hidden as `vtaber nyy cerivbhf vafgehpgvbaf`).
+    static func rot13(_ text: String) -> String {
+        String(
+            String.UnicodeScalarView(
+                text.unicodeScalars.map { scalar in
+                    switch scalar.value {
+                    case 0x61...0x7A: Unicode.Scalar((scalar.value - 0x61 + 13) % 26 + 0x61)!
+                    case 0x41...0x5A: Unicode.Scalar((scalar.value - 0x41 + 13) % 26 + 0x41)!
+                    default: scalar
+                    }
+                }))
     }
 
     /// Base64 (standard or URL-safe) and hex runs that decode to mostly printable UTF-8.

@@ -1,12 +1,14 @@
-public import Foundation
+import Foundation
 
 /// Turns text into the form the injection flagger matches on, and reports what it had to undo.
 ///
 /// Steps: NFKC (full-width and styled letters become plain ones), removal of invisible format
-/// characters (zero-width spaces and joiners, word joiner, soft hyphen, BOM) and bidi controls,
-/// folding of Cyrillic and Greek letters that look like Latin ones onto those Latin letters, lower-casing,
-/// and collapsing runs of whitespace. Matching on the result means an attacker cannot dodge a phrase
-/// with `ign\u{200B}ore` or a Cyrillic `о`.
+/// characters (zero-width spaces and joiners, word joiner, soft hyphen, BOM, Unicode tag characters,
+/// supplementary variation selectors) and bidi controls, folding of Cyrillic and Greek letters that look
+/// like Latin ones onto those Latin letters, lower-casing, removal of accents, and collapsing runs of
+/// whitespace. Matching on the result means an attacker cannot dodge a phrase with `ign\u{200B}ore`, a
+/// Cyrillic `о` or `ｉｇｎｏｒｅ`. Tag characters (U+E0020–U+E007E) spell ASCII invisibly; what they
+/// spell is kept apart so the flagger can read it.
 public enum TextNormalizer {
     /// What normalization found; each is a reason to flag on its own.
     public struct Findings: Sendable, Equatable {
@@ -16,6 +18,20 @@ public enum TextNormalizer {
         public var bidiControls = 0
         /// Words mixing Latin letters with Cyrillic or Greek look-alikes.
         public var mixedScriptWords = 0
+        /// Unicode tag characters outside an emoji flag sequence, and supplementary variation selectors:
+        /// both can carry text no reader sees.
+        public var invisibleCarriers = 0
+    }
+
+    /// The views of one text the flagger matches on.
+    struct Views {
+        /// Homoglyphs folded to Latin, lower-cased, accents removed: for Latin-script patterns.
+        var folded: String
+        /// Lower-cased without homoglyph folding: for Cyrillic and Chinese patterns.
+        var plain: String
+        /// The ASCII spelled by tag characters, if any.
+        var tagged: String
+        var findings: Findings
     }
 
     static let invisible: Set<UInt32> = [
@@ -35,12 +51,35 @@ public enum TextNormalizer {
 
     /// The normalized text and what was found on the way.
     public static func normalize(_ text: String) -> (text: String, findings: Findings) {
+        let views = views(of: text)
+        return (views.folded, views.findings)
+    }
+
+    static func views(of text: String) -> Views {
         var findings = Findings()
         let compatible = text.precomposedStringWithCompatibilityMapping
         var scalars: [Unicode.Scalar] = []
         scalars.reserveCapacity(compatible.unicodeScalars.count)
+        var tagged = String.UnicodeScalarView()
+        var inEmojiFlag = false
         let all = Array(compatible.unicodeScalars)
         for (index, scalar) in all.enumerated() {
+            if (0xE0000...0xE007F).contains(scalar.value) {
+                // 🏴 followed by tags is a subdivision flag (England, Scotland, Wales); any other tag run is hidden text.
+                if !inEmojiFlag {
+                    findings.invisibleCarriers += 1
+                    if let ascii = Unicode.Scalar(scalar.value - 0xE0000), (0x20...0x7E).contains(ascii.value) {
+                        tagged.append(ascii)
+                    }
+                }
+                if scalar.value == 0xE007F { inEmojiFlag = false }
+                continue
+            }
+            inEmojiFlag = scalar.value == 0x1F3F4
+            if (0xE0100...0xE01EF).contains(scalar.value) {
+                findings.invisibleCarriers += 1
+                continue
+            }
             if bidi.contains(scalar.value) {
                 findings.bidiControls += 1
                 continue
@@ -64,6 +103,18 @@ public enum TextNormalizer {
             scalars.append(scalar)
         }
         let stripped = String(String.UnicodeScalarView(scalars)).lowercased()
+        var plain = ""
+        plain.reserveCapacity(stripped.utf8.count)
+        var plainSpace = false
+        for character in stripped {
+            if character.isWhitespace {
+                if !plainSpace { plain.append(character.isNewline ? "\n" : " ") }
+                plainSpace = true
+            } else {
+                plain.append(character)
+                plainSpace = false
+            }
+        }
         var output = ""
         output.reserveCapacity(stripped.utf8.count)
         var word = ""
@@ -99,6 +150,7 @@ public enum TextNormalizer {
             }
         }
         endWord()
-        return (output, findings)
+        let folded = output.folding(options: .diacriticInsensitive, locale: nil)
+        return Views(folded: folded, plain: plain, tagged: String(tagged), findings: findings)
     }
 }
