@@ -47,12 +47,12 @@ public enum SecretInput {
         return password
     }
 
-    /// Reads a PIN: at least four characters; on a terminal asked twice when `confirm`.
+    /// Reads a PIN. With `confirm` it is a new one: at least ``VaultSeal/minimumPINLength`` characters,
+    /// asked twice on a terminal. Without, it opens an existing seal (possibly an older, shorter one).
     public static func pin(from source: SecretSource, confirm: Bool) throws(VaultError) -> SecretBytes {
         let pin = try readSecret(from: source, prompt: "Seal PIN: ", limit: maximumPasswordBytes, exact: false)
-        guard characterCount(pin) >= VaultSeal.minimumPINLength else {
-            throw VaultError(.badInput, "the PIN is too short: use at least \(VaultSeal.minimumPINLength) characters")
-        }
+        guard !pin.isEmpty else { throw VaultError(.badInput, "the PIN is empty") }
+        if confirm { try VaultSeal.checkPIN(pin) }
         try confirmOnTerminal(pin, source: source, confirm: confirm, prompt: "Repeat the PIN: ", what: "PINs")
         return pin
     }

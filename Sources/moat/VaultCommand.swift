@@ -84,6 +84,7 @@ struct VaultContext {
         }
         guard let status = try VaultStatus.inspect(paths) else { throw missing }
         if let seal = status.seal {
+            if seal.holdsPassword { note("warning: \(paths.seal): \(seal.exposure)") }
             let pin = seal.hasPIN ? try SecretInput.pin(from: options.pinSource, confirm: false) : nil
             return try UnlockedVault.unseal(paths: paths, pin: pin)
         }
