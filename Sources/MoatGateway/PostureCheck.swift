@@ -235,7 +235,8 @@ public enum PostureCheck {
                 )
             case .some(let seal) where seal.holdsPassword:
                 findings.append(
-                    Finding(check: "vault", status: .warn, message: seal.exposure, fix: "moat vault seal; moat vault rekey")
+                    Finding(
+                        check: "vault", status: .warn, message: seal.exposure, fix: "moat vault seal; moat vault rekey")
                 )
             case .some(let seal) where seal.hasPIN || seal.protection != .fingerprint:
                 findings.append(

@@ -154,30 +154,30 @@ enum Argon2id {
         return withUnsafeMutablePointer(to: &empty) { dummy in
             salt.withUnsafeMutableBufferPointer { saltBuffer in
                 associatedData.withUnsafeMutableBufferPointer { adBuffer in
-                        var context = argon2_context()
-                        context.out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                        context.outlen = UInt32(output.count)
-                        context.pwd = UnsafeMutablePointer(
-                            mutating: password.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
-                        )
-                        context.pwdlen = UInt32(password.count)
-                        context.salt = saltBuffer.baseAddress ?? dummy
-                        context.saltlen = UInt32(saltBuffer.count)
-                        context.secret = UnsafeMutablePointer(
-                            mutating: secret.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
-                        )
-                        context.secretlen = UInt32(secret.count)
-                        context.ad = adBuffer.baseAddress ?? dummy
-                        context.adlen = UInt32(adBuffer.count)
-                        context.t_cost = parameters.iterations
-                        context.m_cost = parameters.memoryKiB
-                        context.lanes = parameters.parallelism
-                        context.threads = parameters.parallelism
-                        context.version = UInt32(ARGON2_VERSION_13.rawValue)
-                        context.allocate_cbk = nil
-                        context.free_cbk = nil
-                        context.flags = 0  // ARGON2_DEFAULT_FLAGS: the password and secret are left as they are
-                        return argon2_ctx(&context, Argon2_id)
+                    var context = argon2_context()
+                    context.out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    context.outlen = UInt32(output.count)
+                    context.pwd = UnsafeMutablePointer(
+                        mutating: password.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
+                    )
+                    context.pwdlen = UInt32(password.count)
+                    context.salt = saltBuffer.baseAddress ?? dummy
+                    context.saltlen = UInt32(saltBuffer.count)
+                    context.secret = UnsafeMutablePointer(
+                        mutating: secret.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
+                    )
+                    context.secretlen = UInt32(secret.count)
+                    context.ad = adBuffer.baseAddress ?? dummy
+                    context.adlen = UInt32(adBuffer.count)
+                    context.t_cost = parameters.iterations
+                    context.m_cost = parameters.memoryKiB
+                    context.lanes = parameters.parallelism
+                    context.threads = parameters.parallelism
+                    context.version = UInt32(ARGON2_VERSION_13.rawValue)
+                    context.allocate_cbk = nil
+                    context.free_cbk = nil
+                    context.flags = 0  // ARGON2_DEFAULT_FLAGS: the password and secret are left as they are
+                    return argon2_ctx(&context, Argon2_id)
                 }
             }
         }

@@ -1,5 +1,5 @@
-public import Foundation
-public import MoatCore
+import Foundation
+import MoatCore
 
 #if canImport(Glibc)
     import Glibc
@@ -75,7 +75,7 @@ public struct SystemdCredentials: Sendable {
     func decrypt(_ credential: [UInt8], length: Int) throws(VaultError) -> SecretBytes {
         let (status, share, errors) = try run(
             ["decrypt", "--name=\(Self.credentialName)", "-", "-"],
-            input: SecretBytes(copying: credential.withUnsafeBytes { $0 })
+            input: credential.withUnsafeBytes { SecretBytes(copying: $0) }
         ) { fd throws(VaultError) in
             var complete = false
             let share = SecretBytes(count: length) { buffer in

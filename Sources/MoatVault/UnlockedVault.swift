@@ -342,7 +342,8 @@ public final class UnlockedVault: Sendable {
                 }
                 try VaultFileSystem.replace(paths.vault, with: file)
                 if seal != nil {
-                    try VaultSeal.write(keys: [key], pin: pin, machine: machine, requireHostKey: hostKey, to: paths.seal)
+                    try VaultSeal.write(
+                        keys: [key], pin: pin, machine: machine, requireHostKey: hostKey, to: paths.seal)
                 }
                 state.header = header
                 state.key = key

@@ -1,6 +1,6 @@
 import Crypto
 import Foundation
-import MoatCore
+public import MoatCore
 
 /// `vault.seal`: the vault's 32-byte key (never the master password) encrypted to this machine, so
 /// `moat serve` can start unattended.
@@ -64,7 +64,7 @@ public enum VaultSeal {
 
         /// What someone holding a copy of the state directory can do with this seal.
         public var exposure: String {
-            let guess = "guess the PIN offline at one Argon2id (\(VaultSeal.pinParameters)) per guess"
+            let guess = "guess the PIN offline, at one \(VaultSeal.pinParameters) per guess"
             let copy: String
             switch (protection, hasPIN) {
             case (.fingerprint, false):
@@ -72,7 +72,8 @@ public enum VaultSeal {
                     "a copy of the state directory plus this machine's host name and /etc/machine-id (readable "
                     + "by every local user) opens the vault"
             case (.fingerprint, true):
-                copy = "a copy of the state directory plus this machine's host name and /etc/machine-id lets one \(guess)"
+                copy =
+                    "a copy of the state directory plus this machine's host name and /etc/machine-id lets one \(guess)"
             case (.hostKey, false):
                 copy =
                     "a copy of the state directory, even with the host name and machine-id, does not open the "
@@ -153,7 +154,7 @@ public enum VaultSeal {
         if let pin { try checkPIN(pin) }
         var protection = Protection.fingerprint
         var credential: [UInt8] = []
-        var share = SecretBytes(copying: machine.fingerprint.digest.withUnsafeBytes { $0 })
+        var share = machine.fingerprint.digest.withUnsafeBytes { SecretBytes(copying: $0) }
         var problem = "systemd-creds is not installed"
         if let hostKey = machine.hostKey {
             let random = Sodium.randomSecret(keyLength)
@@ -172,15 +173,15 @@ public enum VaultSeal {
                     + "Run the command as the user who sealed (root for the host key), or seal again: moat vault seal"
             )
         }
-        let parameters = pin == nil ? parameters : pinParameters
+        let cost = pin == nil ? parameters : pinParameters
         let salt = Sodium.randomBytes(saltLength)
         var header = magic + [version, pin == nil ? 0 : 1, protection.rawValue, kdfArgon2id]
-        for value in [parameters.memoryKiB, parameters.iterations, parameters.parallelism] {
+        for value in [cost.memoryKiB, cost.iterations, cost.parallelism] {
             header += withUnsafeBytes(of: value.bigEndian, Array.init)
         }
         header += salt + withUnsafeBytes(of: UInt16(credential.count).bigEndian, Array.init) + credential
         let key = try Argon2id.deriveKey(
-            password: pin ?? SecretBytes(count: 0) { _ in }, salt: salt, secret: share, parameters: parameters)
+            password: pin ?? SecretBytes(count: 0) { _ in }, salt: salt, secret: share, parameters: cost)
         let plaintext = SecretBytes(count: 1 + keys.count * keyLength) { buffer in
             var writer = ByteWriter(buffer: buffer)
             writer.append(UInt8(keys.count))
@@ -219,7 +220,7 @@ public enum VaultSeal {
         }
         let share: SecretBytes
         if info.protection == .fingerprint {
-            share = SecretBytes(copying: machine.fingerprint.digest.withUnsafeBytes { $0 })
+            share = machine.fingerprint.digest.withUnsafeBytes { SecretBytes(copying: $0) }
         } else {
             guard let hostKey = machine.hostKey else {
                 throw hostKeyFailure("systemd-creds is not installed")
@@ -379,7 +380,8 @@ enum SealFile {
             )
         }
         guard let protection = VaultSeal.Protection(rawValue: file[10]) else {
-            throw VaultError(.corrupt, "\(path): unknown machine secret kind in byte 10; delete it and run moat vault seal")
+            throw VaultError(
+                .corrupt, "\(path): unknown machine secret kind in byte 10; delete it and run moat vault seal")
         }
         guard file.count >= VaultSeal.fixedHeaderLength else { throw truncated }
         let parameters = Argon2Parameters(uncheckedMemoryKiB: u32(12), iterations: u32(16), parallelism: u32(20))

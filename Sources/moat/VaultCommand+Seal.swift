@@ -107,7 +107,8 @@ extension VaultCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         @Flag(
-            help: "Also require a PIN of at least 14 characters to open the seal (asked twice on the terminal, or --pin-file)."
+            help:
+                "Also require a PIN of at least 14 characters to open the seal (asked twice on the terminal, or --pin-file)."
         )
         var pin = false
 

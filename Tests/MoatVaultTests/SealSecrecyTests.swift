@@ -83,7 +83,9 @@ import Testing
         #expect(try unsealed.secrets().map(\.name) == ["API_KEY"])
 
         // The copy: every file of the state directory and the fingerprint, but not the host key.
-        let copy = vaultError { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here) }
+        let copy = vaultError {
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
+        }
         #expect(copy?.code == .sealDidNotOpen)
         #expect(copy?.message.contains("host key") == true)
         let elsewhere = SealMachine(
@@ -144,7 +146,8 @@ import Testing
         #expect(VaultSeal.pinParameters == Argon2Parameters.recommended)
 
         let wrong = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret("86420975312469"), machine: VaultFixture.here)
+            _ = try UnlockedVault.unseal(
+                paths: fixture.paths, pin: secret("86420975312469"), machine: VaultFixture.here)
         }
         #expect(wrong?.code == .sealDidNotOpen)
         #expect(wrong?.message.contains("the PIN is wrong") == true)
@@ -152,7 +155,8 @@ import Testing
         // Lowered to what a seal without a PIN uses, raised, or other lanes: all refused, fast.
         for (offset, value) in [(12, 8 * 1024), (16, 1), (12, 4 * 1024 * 1024), (16, 64), (20, 1), (20, 64)] {
             var edited = file
-            edited.replaceSubrange(offset..<(offset + 4), with: withUnsafeBytes(of: UInt32(value).bigEndian, Array.init))
+            edited.replaceSubrange(
+                offset..<(offset + 4), with: withUnsafeBytes(of: UInt32(value).bigEndian, Array.init))
             let error = vaultError {
                 _ = try VaultSeal.open(
                     path: fixture.paths.seal, pin: secret(Self.pin), machine: VaultFixture.here, data: edited)
@@ -190,11 +194,15 @@ import Testing
         #expect(info.holdsPassword)
         #expect(info.exposure.contains("holds the master password itself"))
         #expect(info.exposure.contains("moat vault seal"))
-        #expect(throws: Never.self) { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here) }
+        #expect(throws: Never.self) {
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
+        }
 
         try vault.seal(password: secret(password), pin: nil, machine: VaultFixture.here)
         #expect(try VaultSeal.inspect(fixture.paths.seal)?.holdsPassword == false)
         #expect(!contains(try bytes(fixture.paths.seal), Array(password.utf8)))
-        #expect(throws: Never.self) { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here) }
+        #expect(throws: Never.self) {
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
+        }
     }
 }

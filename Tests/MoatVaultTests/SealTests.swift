@@ -64,7 +64,8 @@ import Testing
             _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret(Self.pin), machine: VaultFixture.here)
         }
         let wrong = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret("13579246801357"), machine: VaultFixture.here)
+            _ = try UnlockedVault.unseal(
+                paths: fixture.paths, pin: secret("13579246801357"), machine: VaultFixture.here)
         }
         #expect(wrong?.code == .sealDidNotOpen)
         #expect(wrong?.message.contains("the PIN is wrong") == true)
