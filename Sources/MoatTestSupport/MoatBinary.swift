@@ -29,7 +29,8 @@ public enum MoatBinary {
     }
 
     /// The tests' host key file, created by systemd-creds on first use.
-    public static let testHostKey = NSTemporaryDirectory() + "/moat-test-host-key-\(getuid()).secret"
+    public static let testHostKey = FileManager.default.temporaryDirectory
+        .appendingPathComponent("moat-test-host-key-\(getuid()).secret").standardizedFileURL.path
 
     /// Runs `moat ARGS` to completion (killed after `timeout` seconds) and returns its output.
     public static func run(
