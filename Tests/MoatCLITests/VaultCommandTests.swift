@@ -169,13 +169,20 @@ import Testing
         expectNoSecrets(results + [list], [Self.token, Self.password, "an entirely new password", "97531864209753"])
     }
 
+    /// A home with a vault made by `vault init --no-seal`, and the file holding its password.
+    func unsealedVault(_ temp: TemporaryDirectory) throws -> (home: String, passwordFile: String) {
+        let home = temp.file("home")
+        let passwordFile = try temp.write("password", Self.password + "\n")
+        let created = try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home)
+        #expect(created.status == 0, "\(created.stderr)")
+        return (home, passwordFile)
+    }
+
     @Test("seal --pin refuses a PIN under 14 characters with the rule, and seals nothing")
     func shortPINRefused() throws {
         let temp = TemporaryDirectory()
-        let home = temp.file("home")
-        let passwordFile = try temp.write("password", Self.password + "\n")
+        let (home, passwordFile) = try unsealedVault(temp)
         let shortPIN = try temp.write("pin", "2468\n")
-        #expect(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home).status == 0)
         let refused = try moat(["vault", "seal", "--password-file", passwordFile, "--pin-file", shortPIN], home)
         #expect(refused.status == 64)
         #expect(refused.stderr.contains("the PIN is too short: use at least 14 characters"))
@@ -206,9 +213,7 @@ import Testing
     @Test("a vault header raised to m=4 GiB, t=64 is refused before any key is derived, by status and by list")
     func expensiveHeaderRefused() throws {
         let temp = TemporaryDirectory()
-        let home = temp.file("home")
-        let passwordFile = try temp.write("password", Self.password + "\n")
-        #expect(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home).status == 0)
+        let (home, passwordFile) = try unsealedVault(temp)
         let path = home + "/vault.moat"
         var file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
         file.replaceSubrange(11..<19, with: [0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40])
@@ -270,10 +275,8 @@ import Testing
     @Test("serve refuses (78) a vault that is not sealed when there is no terminal, and a PIN seal without --pin-file")
     func serveRefusesLocked() throws {
         let temp = TemporaryDirectory()
-        let home = temp.file("home")
-        let passwordFile = try temp.write("password", Self.password + "\n")
+        let (home, passwordFile) = try unsealedVault(temp)
         let pinFile = try temp.write("pin", "24681357902468\n")
-        #expect(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home).status == 0)
         let unsealed = try moat(["serve", "--port", "0"], home)
         #expect(unsealed.status == 78)
         #expect(unsealed.stderr.contains("is not sealed and there is no terminal"))
