@@ -37,7 +37,7 @@ public struct SystemdCredentials: Sendable {
     public let tool: String
     /// The host key file for this tool only (`SYSTEMD_CREDENTIAL_SECRET`), for tests; nil uses systemd's.
     public let hostKeyFile: String?
-    /// Whether to bind to the TPM2 as well as the host key.
+    /// Whether to try binding to the TPM2 as well as the host key.
     public let useTPM: Bool
 
     /// The credential name systemd-creds binds into the ciphertext and checks on decryption.
@@ -59,9 +59,9 @@ public struct SystemdCredentials: Sendable {
         return nil
     }
 
-    /// Encrypts `share` with the host key (and TPM2); the result is not secret.
-    func encrypt(_ share: SecretBytes) throws(VaultError) -> [UInt8] {
-        let key = useTPM ? "host+tpm2" : "host"
+    /// Encrypts `share` with the host key, and the TPM2 when `withTPM`; the result is not secret.
+    func encrypt(_ share: SecretBytes, withTPM: Bool) throws(VaultError) -> [UInt8] {
+        let key = withTPM ? "host+tpm2" : "host"
         let (status, output, errors) = try run(
             ["encrypt", "--name=\(Self.credentialName)", "--with-key=\(key)", "-", "-"], input: share
         ) { fd throws(VaultError) in try Self.readOutput(fd, limit: Self.maximumCredentialLength) }

@@ -156,14 +156,17 @@ public enum VaultSeal {
         var credential: [UInt8] = []
         var share = machine.fingerprint.digest.withUnsafeBytes { SecretBytes(copying: $0) }
         var problem = "systemd-creds is not installed"
+        // The strongest binding that works: host key and TPM2, host key alone, the fingerprint.
         if let hostKey = machine.hostKey {
             let random = Sodium.randomSecret(keyLength)
-            do {
-                credential = try hostKey.encrypt(random)
-                share = random
-                protection = hostKey.useTPM ? .hostKeyAndTPM : .hostKey
-            } catch {
-                problem = error.message
+            for withTPM in hostKey.useTPM ? [true, false] : [false] where protection == .fingerprint {
+                do {
+                    credential = try hostKey.encrypt(random, withTPM: withTPM)
+                    share = random
+                    protection = withTPM ? .hostKeyAndTPM : .hostKey
+                } catch {
+                    problem = error.message
+                }
             }
         }
         if protection == .fingerprint && requireHostKey {
