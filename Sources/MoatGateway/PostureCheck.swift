@@ -237,19 +237,24 @@ public enum PostureCheck {
                             + "the master password on a terminal"
                     )
                 )
-            case .some(let seal) where seal.hasPIN:
+            case .some(let seal) where seal.holdsPassword:
+                findings.append(
+                    Finding(
+                        check: "vault", status: .warn, message: seal.exposure, fix: "moat vault seal; moat vault rekey")
+                )
+            case .some(let seal) where seal.hasPIN || seal.protection != .fingerprint:
                 findings.append(
                     Finding(
                         check: "vault", status: .pass,
-                        message: "\(paths.vault) readable (\(status.parameters)); sealed with a PIN")
+                        message: "\(paths.vault) readable (\(status.parameters)); sealed "
+                            + (seal.hasPIN ? "with a PIN, " : "without a PIN, ") + "\(seal.binding): \(seal.exposure)")
                 )
-            case .some:
+            case .some(let seal):
                 findings.append(
                     Finding(
                         check: "vault",
                         status: .warn,
-                        message: "sealed without a PIN: a copy of the state directory plus this machine's identity "
-                            + "(host name, machine-id) opens the vault",
+                        message: "sealed without a PIN, \(seal.binding): \(seal.exposure)",
                         fix: "moat vault seal --pin"
                     )
                 )

@@ -17,14 +17,20 @@ public enum MoatBinary {
     }
 
     /// The environment tests give the binary: no inherited MOAT_HOME or XDG paths, so a developer's own
-    /// state is never touched.
+    /// state is never touched, and a systemd credential host key of the tests' own (a path, not a
+    /// secret), so sealing never creates or uses the machine's `/var/lib/systemd/credential.secret`.
     public static func environment(home: String?, extra: [String: String] = [:]) -> [String: String] {
         var env = ProcessInfo.processInfo.environment
         for key in ["MOAT_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME"] { env[key] = nil }
         if let home { env["MOAT_HOME"] = home }
+        env["SYSTEMD_CREDENTIAL_SECRET"] = testHostKey
         env.merge(extra) { $1 }
         return env
     }
+
+    /// The tests' host key file, created by systemd-creds on first use.
+    public static let testHostKey = FileManager.default.temporaryDirectory
+        .appendingPathComponent("moat-test-host-key-\(getuid()).secret").standardizedFileURL.path
 
     /// Runs `moat ARGS` to completion (killed after `timeout` seconds) and returns its output.
     public static func run(

@@ -6,7 +6,8 @@ import MoatCore
 /// A vault's parameters are stored in its header. Reading a header that asks for less than
 /// ``minimumMemoryKiB`` or ``minimumIterations`` is refused: an attacker who can write the file must
 /// not be able to make the next write use a key that is cheap to brute-force (the downgrade guard).
-/// Absurdly expensive parameters are refused as well, so a tampered header cannot exhaust memory.
+/// More than a few times what Moat writes is refused as well, before any derivation: a header edited
+/// to 4 GiB and 64 passes once cost 4.2 GB and minutes of CPU per open, repeated by every reload.
 public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
     /// Memory, in KiB.
     public let memoryKiB: UInt32
@@ -21,12 +22,13 @@ public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
     public static let minimumMemoryKiB: UInt32 = 19 * 1024
     /// The fewest passes a vault may ask for.
     public static let minimumIterations: UInt32 = 2
-    /// The most memory a header may ask for: 4 GiB.
-    public static let maximumMemoryKiB: UInt32 = 4 * 1024 * 1024
-    /// The most passes a header may ask for.
-    public static let maximumIterations: UInt32 = 64
+    /// The most memory a header may ask for: 256 MiB, four times ``recommended``.
+    public static let maximumMemoryKiB: UInt32 = 256 * 1024
+    /// The most passes a header may ask for: with ``maximumMemoryKiB``, about five times the work of
+    /// ``recommended`` (about one second of CPU on a small machine).
+    public static let maximumIterations: UInt32 = 4
     /// The most lanes a header may ask for.
-    public static let maximumParallelism: UInt32 = 64
+    public static let maximumParallelism: UInt32 = 8
 
     /// Parameters for a new vault; refused below the floor or above the ceiling.
     ///
@@ -64,7 +66,7 @@ public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
         else {
             throw VaultError(
                 .weakParameters,
-                "\(source) ask for key derivation Moat does not allow (\(self); at most m=4 GiB, t=64, p=64): "
+                "\(source) ask for key derivation Moat does not allow (\(self); at most m=256 MiB, t=4, p=8): "
                     + "the file was tampered with or damaged; restore it from a backup"
             )
         }
@@ -78,25 +80,30 @@ public struct Argon2Parameters: Sendable, Hashable, CustomStringConvertible {
 
 /// Argon2id through libargon2; the only file that touches libargon2's C API.
 enum Argon2id {
-    /// Derives a `length`-byte key from `password` and `salt` directly into secret memory.
+    /// Derives a `length`-byte key from `password` and `salt` (and RFC 9106's optional `secret`,
+    /// which the seal uses for its machine secret) directly into secret memory.
     static func deriveKey(
         password: SecretBytes,
         salt: [UInt8],
+        secret: SecretBytes? = nil,
         parameters: Argon2Parameters,
         length: Int = 32
     ) throws(VaultError) -> SecretBytes {
         try parameters.checkCeiling(source: "key derivation")
         var status: Int32 = 0
+        let noSecret = SecretBytes(count: 0) { _ in }
         let key = SecretBytes(count: length) { output in
             password.withUnsafeBytes { passwordBytes in
-                status = run(
-                    output: output,
-                    password: passwordBytes,
-                    salt: salt,
-                    secret: [],
-                    associatedData: [],
-                    parameters: parameters
-                )
+                (secret ?? noSecret).withUnsafeBytes { secretBytes in
+                    status = run(
+                        output: output,
+                        password: passwordBytes,
+                        salt: salt,
+                        secret: secretBytes,
+                        associatedData: [],
+                        parameters: parameters
+                    )
+                }
             }
         }
         guard status == ARGON2_OK.rawValue else { throw failure(status, parameters) }
@@ -115,14 +122,16 @@ enum Argon2id {
         var output = [UInt8](repeating: 0, count: length)
         let status = output.withUnsafeMutableBytes { buffer in
             password.withUnsafeBytes { passwordBytes in
-                run(
-                    output: buffer,
-                    password: passwordBytes,
-                    salt: salt,
-                    secret: secret,
-                    associatedData: associatedData,
-                    parameters: parameters
-                )
+                secret.withUnsafeBytes { secretBytes in
+                    run(
+                        output: buffer,
+                        password: passwordBytes,
+                        salt: salt,
+                        secret: secretBytes,
+                        associatedData: associatedData,
+                        parameters: parameters
+                    )
+                }
             }
         }
         guard status == ARGON2_OK.rawValue else { throw failure(status, parameters) }
@@ -133,43 +142,42 @@ enum Argon2id {
         output: UnsafeMutableRawBufferPointer,
         password: UnsafeRawBufferPointer,
         salt: [UInt8],
-        secret: [UInt8],
+        secret: UnsafeRawBufferPointer,
         associatedData: [UInt8],
         parameters: Argon2Parameters
     ) -> Int32 {
         var salt = salt
-        var secret = secret
         var associatedData = associatedData
         // libargon2 takes non-const pointers for inputs it only reads (and, with the default flags,
         // leaves the password and secret untouched); a zero-length input gets a valid dummy pointer.
         var empty: UInt8 = 0
         return withUnsafeMutablePointer(to: &empty) { dummy in
             salt.withUnsafeMutableBufferPointer { saltBuffer in
-                secret.withUnsafeMutableBufferPointer { secretBuffer in
-                    associatedData.withUnsafeMutableBufferPointer { adBuffer in
-                        var context = argon2_context()
-                        context.out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                        context.outlen = UInt32(output.count)
-                        context.pwd = UnsafeMutablePointer(
-                            mutating: password.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
-                        )
-                        context.pwdlen = UInt32(password.count)
-                        context.salt = saltBuffer.baseAddress ?? dummy
-                        context.saltlen = UInt32(saltBuffer.count)
-                        context.secret = secretBuffer.baseAddress ?? dummy
-                        context.secretlen = UInt32(secretBuffer.count)
-                        context.ad = adBuffer.baseAddress ?? dummy
-                        context.adlen = UInt32(adBuffer.count)
-                        context.t_cost = parameters.iterations
-                        context.m_cost = parameters.memoryKiB
-                        context.lanes = parameters.parallelism
-                        context.threads = parameters.parallelism
-                        context.version = UInt32(ARGON2_VERSION_13.rawValue)
-                        context.allocate_cbk = nil
-                        context.free_cbk = nil
-                        context.flags = 0  // ARGON2_DEFAULT_FLAGS: the password and secret are left as they are
-                        return argon2_ctx(&context, Argon2_id)
-                    }
+                associatedData.withUnsafeMutableBufferPointer { adBuffer in
+                    var context = argon2_context()
+                    context.out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                    context.outlen = UInt32(output.count)
+                    context.pwd = UnsafeMutablePointer(
+                        mutating: password.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
+                    )
+                    context.pwdlen = UInt32(password.count)
+                    context.salt = saltBuffer.baseAddress ?? dummy
+                    context.saltlen = UInt32(saltBuffer.count)
+                    context.secret = UnsafeMutablePointer(
+                        mutating: secret.baseAddress?.assumingMemoryBound(to: UInt8.self) ?? UnsafePointer(dummy)
+                    )
+                    context.secretlen = UInt32(secret.count)
+                    context.ad = adBuffer.baseAddress ?? dummy
+                    context.adlen = UInt32(adBuffer.count)
+                    context.t_cost = parameters.iterations
+                    context.m_cost = parameters.memoryKiB
+                    context.lanes = parameters.parallelism
+                    context.threads = parameters.parallelism
+                    context.version = UInt32(ARGON2_VERSION_13.rawValue)
+                    context.allocate_cbk = nil
+                    context.free_cbk = nil
+                    context.flags = 0  // ARGON2_DEFAULT_FLAGS: the password and secret are left as they are
+                    return argon2_ctx(&context, Argon2_id)
                 }
             }
         }

@@ -13,7 +13,8 @@ import Foundation
 /// `/etc/machine-id`.
 ///
 /// None of it is secret: it binds the seal to a machine so that a copied state directory alone does
-/// not open on another one, which is all it promises (Docs/Vault.md). Tests inject their own.
+/// not open on another one, which is all it promises (Docs/Vault.md). It is the whole binding only
+/// where no machine secret can be used (``SealMachine``). Tests inject their own.
 public struct MachineFingerprint: Sendable, Equatable {
     public var hostname: String
     /// `uname -s`, e.g. `Linux`.
@@ -52,9 +53,9 @@ public struct MachineFingerprint: Sendable, Equatable {
         )
     }
 
-    /// The Argon2id salt of the seal key: SHA-256 over the fields, each preceded by its length so no
-    /// two different fingerprints hash the same input.
-    var salt: [UInt8] {
+    /// SHA-256 over the fields, each preceded by its length so no two different fingerprints hash the
+    /// same input: the Argon2id secret of a fingerprint-only seal (the salt of a format-1 seal).
+    var digest: [UInt8] {
         var input = Array("moat-seal-fingerprint-v1".utf8)
         for field in [hostname, operatingSystem, architecture, machineID] {
             let bytes = Array(field.utf8)

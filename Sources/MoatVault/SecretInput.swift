@@ -47,11 +47,15 @@ public enum SecretInput {
         return password
     }
 
-    /// Reads a PIN: at least four characters; on a terminal asked twice when `confirm`.
+    /// Reads a PIN. With `confirm` it is a new one: at least ``VaultSeal/minimumPINLength`` characters,
+    /// asked twice on a terminal. Without, it opens an existing seal (possibly an older, shorter one).
     public static func pin(from source: SecretSource, confirm: Bool) throws(VaultError) -> SecretBytes {
         let pin = try readSecret(from: source, prompt: "Seal PIN: ", limit: maximumPasswordBytes, exact: false)
-        guard characterCount(pin) >= VaultSeal.minimumPINLength else {
-            throw VaultError(.badInput, "the PIN is too short: use at least \(VaultSeal.minimumPINLength) characters")
+        if confirm {
+            try VaultSeal.checkPIN(pin)
+        } else if characterCount(pin) < 4 {
+            // No seal was ever written with a shorter PIN (format 1 took 4 characters and up).
+            throw VaultError(.badInput, "the PIN is too short: no seal has a PIN under 4 characters")
         }
         try confirmOnTerminal(pin, source: source, confirm: confirm, prompt: "Repeat the PIN: ", what: "PINs")
         return pin

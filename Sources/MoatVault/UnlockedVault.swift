@@ -38,15 +38,16 @@ public typealias VaultWriteRecorder = (VaultRevision) throws -> Void
 /// Every access first checks the file's identity (inode, size, modification time); when it changed,
 /// the vault is read again under the shared lock. Every change is a read-modify-write under the
 /// exclusive lock, so two writers never lose each other's changes. When another process re-keyed the
-/// vault, the new password comes from `reopen` (the seal, for a server that unsealed); without it the
+/// vault, the new key comes from `reopen` (the seal, for a server that unsealed); without it the
 /// old contents stay in use and the error says to unlock again.
 ///
-/// The master password is not kept: only the 32-byte key derived from it, in ``SecretBytes``.
+/// The master password is not kept: only the 32-byte key derived from it, in ``SecretBytes``. That key,
+/// never the password, is also what the seal holds.
 public final class UnlockedVault: Sendable {
     /// The vault's files.
     public let paths: VaultPaths
     private let state: Mutex<State>
-    private let reopen: (@Sendable () throws(VaultError) -> [SecretBytes])?
+    private let reopen: (@Sendable () throws(VaultError) -> [VaultCredential])?
 
     struct State {
         var header: VaultHeader
@@ -60,7 +61,7 @@ public final class UnlockedVault: Sendable {
     private init(
         paths: VaultPaths,
         state: State,
-        reopen: (@Sendable () throws(VaultError) -> [SecretBytes])?
+        reopen: (@Sendable () throws(VaultError) -> [VaultCredential])?
     ) {
         self.paths = paths
         self.state = Mutex(state)
@@ -142,21 +143,21 @@ public final class UnlockedVault: Sendable {
     /// Opens the vault with its master password.
     public static func open(paths: VaultPaths, password: SecretBytes) throws(VaultError) -> UnlockedVault {
         try VaultLock.holding(paths.lock, .shared) { () throws(VaultError) -> UnlockedVault in
-            let state = try load(paths, candidates: [password], failure: cannotDecrypt(paths))
+            let state = try load(paths, candidates: [.password(password)], failure: cannotDecrypt(paths))
             return UnlockedVault(paths: paths, state: state, reopen: nil)
         }
     }
 
-    /// Opens the vault with the password in its seal: no prompt unless the seal has a PIN.
+    /// Opens the vault with the key in its seal: no prompt unless the seal has a PIN.
     ///
     /// The returned vault follows re-keys made by other processes by opening the seal again.
     public static func unseal(
         paths: VaultPaths,
         pin: SecretBytes?,
-        fingerprint: MachineFingerprint = .current()
+        machine: SealMachine = .current()
     ) throws(VaultError) -> UnlockedVault {
-        let reopen: @Sendable () throws(VaultError) -> [SecretBytes] = { () throws(VaultError) in
-            try VaultSeal.open(path: paths.seal, pin: pin, fingerprint: fingerprint)
+        let reopen: @Sendable () throws(VaultError) -> [VaultCredential] = { () throws(VaultError) in
+            try VaultSeal.open(path: paths.seal, pin: pin, machine: machine)
         }
         return try VaultLock.holding(paths.lock, .shared) { () throws(VaultError) -> UnlockedVault in
             guard VaultFileSystem.exists(paths.vault) else { throw missing(paths) }
@@ -165,7 +166,7 @@ public final class UnlockedVault: Sendable {
                 candidates: try reopen(),
                 failure: VaultError(
                     .sealDidNotOpen,
-                    "the seal opened, but its password does not open \(paths.vault) (the vault was re-keyed "
+                    "the seal opened, but its key does not open \(paths.vault) (the vault was re-keyed "
                         + "or replaced without sealing again): unlock with the master password and seal again: "
                         + "moat vault seal"
                 )
@@ -174,16 +175,23 @@ public final class UnlockedVault: Sendable {
         }
     }
 
-    /// Reads the vault and tries each password in turn (two only while a re-key was interrupted).
+    /// Reads the vault and tries each candidate in turn (two only while a re-key was interrupted). The
+    /// header's parameters are checked before any password is stretched.
     private static func load(
         _ paths: VaultPaths,
-        candidates: [SecretBytes],
+        candidates: [VaultCredential],
         failure: VaultError
     ) throws(VaultError) -> State {
         guard let (file, identity) = try VaultFileSystem.readFile(paths.vault) else { throw missing(paths) }
         let header = try VaultHeader.parse(file, path: paths.vault)
-        for password in candidates {
-            let key = try Argon2id.deriveKey(password: password, salt: header.salt, parameters: header.parameters)
+        for candidate in candidates {
+            let key: SecretBytes
+            switch candidate {
+            case .key(let sealed):
+                key = sealed
+            case .password(let password):
+                key = try Argon2id.deriveKey(password: password, salt: header.salt, parameters: header.parameters)
+            }
             do {
                 let (generation, entries) = try decrypt(file, header: header, key: key, path: paths.vault)
                 return State(
@@ -389,26 +397,27 @@ public final class UnlockedVault: Sendable {
     }
 
     /// Re-encrypts the vault under `newPassword` with a new salt (and `parameters`), and seals it again
-    /// when it was sealed (`sealPIN` is needed when the seal has a PIN).
+    /// when it was sealed (`sealPIN` is needed when the seal has a PIN). A seal bound to a host key stays
+    /// bound to one; a format-1 seal is replaced by the current format.
     ///
-    /// `currentPassword` nil takes the current password from the seal, for a vault that was unsealed:
-    /// whoever can open the seal can read the password anyway.
+    /// `currentPassword` nil is allowed for a vault that was unsealed: whoever can open the seal holds
+    /// the key anyway.
     ///
-    /// Crash-safe in every order: while the re-key is in flight the seal holds both passwords, so
-    /// whichever vault file is on disk after a crash, the seal (and the matching password) opens it.
+    /// Crash-safe in every order: while the re-key is in flight the seal holds both keys, so whichever
+    /// vault file is on disk after a crash, the seal (and the matching password) opens it.
     public func rekey(
         currentPassword: SecretBytes?,
         newPassword: SecretBytes,
         parameters: Argon2Parameters = .recommended,
         sealPIN: SecretBytes? = nil,
-        fingerprint: MachineFingerprint = .current(),
+        machine: SealMachine = .current(),
         record: VaultWriteRecorder? = nil
     ) throws(VaultError) {
         try SecretInput.checkPassword(newPassword)
         try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
             let prepared = try state.withLock { state throws(VaultError) -> PreparedRekey in
                 _ = try reloadLocked(&state)
-                let currentPassword = try current(currentPassword, state: state)
+                try checkCurrent(currentPassword, state: state)
                 let seal = try VaultSeal.inspect(paths.seal)
                 if seal?.hasPIN == true && sealPIN == nil {
                     throw VaultError(
@@ -425,8 +434,9 @@ public final class UnlockedVault: Sendable {
                     key: key
                 )
                 return PreparedRekey(
-                    currentPassword: currentPassword,
+                    oldKey: state.key,
                     sealed: seal != nil,
+                    hostKey: seal.map { $0.protection != .fingerprint } ?? false,
                     pin: seal?.hasPIN == true ? sealPIN : nil,
                     header: header,
                     key: key,
@@ -440,9 +450,10 @@ public final class UnlockedVault: Sendable {
                 try record?(prepared.revision)
                 if prepared.sealed {
                     try VaultSeal.write(
-                        passwords: [newPassword, prepared.currentPassword],
+                        keys: [prepared.key, prepared.oldKey],
                         pin: prepared.pin,
-                        fingerprint: fingerprint,
+                        machine: machine,
+                        requireHostKey: prepared.hostKey,
                         to: paths.seal
                     )
                 }
@@ -454,7 +465,12 @@ public final class UnlockedVault: Sendable {
             try VaultFileSystem.install(staged)
             if prepared.sealed {
                 try VaultSeal.write(
-                    passwords: [newPassword], pin: prepared.pin, fingerprint: fingerprint, to: paths.seal)
+                    keys: [prepared.key],
+                    pin: prepared.pin,
+                    machine: machine,
+                    requireHostKey: prepared.hostKey,
+                    to: paths.seal
+                )
             }
             state.withLock { state in
                 state.header = prepared.header
@@ -467,8 +483,9 @@ public final class UnlockedVault: Sendable {
 
     /// What a re-key computed under the state lock, to be recorded and written outside it.
     private struct PreparedRekey {
-        let currentPassword: SecretBytes
+        let oldKey: SecretBytes
         let sealed: Bool
+        let hostKey: Bool
         let pin: SecretBytes?
         let header: VaultHeader
         let key: SecretBytes
@@ -477,17 +494,19 @@ public final class UnlockedVault: Sendable {
     }
 
     /// Writes `vault.seal` so the vault opens on this machine without the password (with `pin`, if
-    /// given). `password` must be the vault's master password.
+    /// given, at least ``VaultSeal/minimumPINLength`` characters). `password` must be the vault's master
+    /// password; the seal holds the vault's key, never the password.
+    @discardableResult
     public func seal(
         password: SecretBytes,
         pin: SecretBytes?,
-        fingerprint: MachineFingerprint = .current()
-    ) throws(VaultError) {
-        try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) in
-            try state.withLock { state throws(VaultError) in
+        machine: SealMachine = .current()
+    ) throws(VaultError) -> VaultSeal.Written {
+        try VaultLock.holding(paths.lock, .exclusive) { () throws(VaultError) -> VaultSeal.Written in
+            try state.withLock { state throws(VaultError) -> VaultSeal.Written in
                 _ = try reloadLocked(&state)
                 try verify(password, against: state)
-                try VaultSeal.write(passwords: [password], pin: pin, fingerprint: fingerprint, to: paths.seal)
+                return try VaultSeal.write(keys: [state.key], pin: pin, machine: machine, to: paths.seal)
             }
         }
     }
@@ -499,23 +518,14 @@ public final class UnlockedVault: Sendable {
         }
     }
 
-    /// The given password once verified, or the one from the seal that opens the vault.
-    private func current(_ given: SecretBytes?, state: State) throws(VaultError) -> SecretBytes {
+    /// Verifies the given password; without one, the vault must have been opened from the seal.
+    private func checkCurrent(_ given: SecretBytes?, state: State) throws(VaultError) {
         if let given {
             try verify(given, against: state)
-            return given
-        }
-        guard let reopen else {
+        } else if reopen == nil {
             throw VaultError(
                 .badInput, "the current master password is needed: give it with --password-file or --password-stdin")
         }
-        for candidate in try reopen() {
-            if (try? verify(candidate, against: state)) != nil { return candidate }
-        }
-        throw VaultError(
-            .sealDidNotOpen,
-            "the seal's password does not open \(paths.vault): give the master password with --password-file or --password-stdin"
-        )
     }
 
     private func verify(_ password: SecretBytes, against state: State) throws(VaultError) {
@@ -566,6 +576,13 @@ public final class UnlockedVault: Sendable {
             }
         }
     }
+}
+
+/// What opens the vault: its master password, or the 32-byte key a seal holds (a format-1 seal, from
+/// an older Moat, holds passwords).
+enum VaultCredential {
+    case password(SecretBytes)
+    case key(SecretBytes)
 }
 
 /// What can be learned about a vault without its password: for `moat vault status` and `moat doctor`.

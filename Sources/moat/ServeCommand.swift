@@ -77,6 +77,9 @@ struct ServeCommand: AsyncParsableCommand {
                 + "store it somewhere safe, then delete the file"
             logger.warning("\(message)", metadata: ["file": "\(file)"])
         }
+        if opening.source == .seal, let seal = try? VaultSeal.inspect(opening.vault.paths.seal), seal.holdsPassword {
+            logger.warning("the vault's seal is in the old format", metadata: ["problem": "\(seal.exposure)"])
+        }
         let secrets = (try? opening.vault.secrets().count) ?? 0
         logger.notice("vault unlocked", metadata: ["source": "\(opening.source.rawValue)", "secrets": "\(secrets)"])
         let audit: AuditLog

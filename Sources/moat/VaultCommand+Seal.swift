@@ -4,14 +4,24 @@ import MoatAudit
 import MoatCore
 import MoatVault
 
-/// Text shared by `init` and `seal`.
+/// Text shared by `init` and `seal`: how the seal is bound, and what a copy of the state directory allows.
 enum SealCommandText {
-    static func sealed(withPIN: Bool) -> String {
-        withPIN
-            ? "sealed to this machine with a PIN: moat serve asks for the PIN (terminal or --pin-file)"
-            : "sealed to this machine without a PIN: moat serve starts without asking "
-                + "(anyone with a copy of the state directory and this machine's identity can open it; "
-                + "moat vault seal --pin adds a PIN)"
+    static func sealed(_ written: VaultSeal.Written) -> String {
+        let info = written.info
+        var lines = [
+            info.hasPIN
+                ? "sealed to this machine with a PIN, \(info.binding): moat serve asks for the PIN "
+                    + "(terminal or --pin-file)"
+                : "sealed to this machine without a PIN, \(info.binding): moat serve starts without asking"
+        ]
+        if let problem = written.hostKeyProblem {
+            lines.append("no machine secret could be used: \(problem)")
+        }
+        lines.append("what a copy of the state directory allows: \(info.exposure)")
+        if info.protection == .fingerprint && !info.hasPIN {
+            lines.append("moat vault seal --pin adds a PIN (at least \(VaultSeal.minimumPINLength) characters)")
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
@@ -89,14 +99,20 @@ extension VaultCommand {
             abstract: "Seal the vault to this machine so moat serve starts without the master password.",
             discussion: """
                 Needs the master password (never the old seal): this is also how to seal again after the \
-                machine's fingerprint changed. With --pin (or --pin-file) the seal also needs a PIN.
+                machine's fingerprint changed. The seal holds the vault's key, never the password, bound to \
+                the systemd credential host key where Moat can use it (root), else to the machine fingerprint \
+                only; the output says which, and what a copy of the state directory allows. With --pin (or \
+                --pin-file) the seal also needs a PIN of at least 14 characters.
                 """
         )
 
         @OptionGroup var state: StateOptions
         @OptionGroup var unlock: VaultUnlockOptions
 
-        @Flag(help: "Also require a PIN to open the seal (asked twice on the terminal, or --pin-file).")
+        @Flag(
+            help:
+                "Also require a PIN of at least 14 characters to open the seal (asked twice on the terminal, or --pin-file)."
+        )
         var pin = false
 
         func run() throws {
@@ -106,8 +122,7 @@ extension VaultCommand {
                 let sealPIN =
                     pin || unlock.pinFile != nil ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
                 try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
-                try vault.seal(password: password, pin: sealPIN)
-                print(SealCommandText.sealed(withPIN: sealPIN != nil))
+                print(SealCommandText.sealed(try vault.seal(password: password, pin: sealPIN)))
             }
         }
     }

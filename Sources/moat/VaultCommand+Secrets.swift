@@ -52,8 +52,7 @@ extension VaultCommand {
                 print("created \(paths.vault) (\(vault.parameters))")
                 if !noSeal {
                     try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
-                    try vault.seal(password: password, pin: sealPIN)
-                    print(SealCommandText.sealed(withPIN: sealPIN != nil))
+                    print(SealCommandText.sealed(try vault.seal(password: password, pin: sealPIN)))
                 }
                 print("Keep the master password safe: it is the only way to open the vault on another machine.")
             }
@@ -81,7 +80,9 @@ extension VaultCommand {
             case nil:
                 print("seal   none: moat serve asks for the master password on a terminal")
             case .some(let seal):
-                print("seal   \(paths.seal): " + (seal.hasPIN ? "sealed with a PIN" : "sealed without a PIN"))
+                print(
+                    "seal   \(paths.seal): " + (seal.hasPIN ? "sealed with a PIN, " : "sealed without a PIN, ")
+                        + seal.binding + "\n       a copy of the state directory: " + seal.exposure)
             }
             if FileManager.default.fileExists(atPath: paths.recoveryKey) {
                 print("note   \(paths.recoveryKey) still holds the recovery key: store it safely, then delete the file")

@@ -88,6 +88,7 @@ struct VaultContext {
         } else {
             guard let status = try VaultStatus.inspect(paths) else { throw missing }
             if let seal = status.seal {
+                if seal.holdsPassword { note("warning: \(paths.seal): \(seal.exposure)") }
                 let pin = seal.hasPIN ? try SecretInput.pin(from: options.pinSource, confirm: false) : nil
                 vault = try UnlockedVault.unseal(paths: paths, pin: pin)
             } else {

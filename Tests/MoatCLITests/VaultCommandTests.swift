@@ -7,8 +7,10 @@ import Testing
     static let password = "correct horse battery staple"
     static let token = "ghp_ThisIsTheTokenValue0123456789abcdef"
 
-    func moat(_ arguments: [String], _ home: String, stdin: String? = nil) throws -> MoatBinary.Result {
-        try MoatBinary.run(arguments, home: home, stdin: stdin)
+    func moat(
+        _ arguments: [String], _ home: String, stdin: String? = nil, timeout: TimeInterval = 60
+    ) throws -> MoatBinary.Result {
+        try MoatBinary.run(arguments, home: home, stdin: stdin, timeout: timeout)
     }
 
     /// Neither output stream of any run may hold a secret.
@@ -62,6 +64,7 @@ import Testing
         let status = try moat(["vault", "status"], home)
         results.append(status)
         #expect(status.stdout.contains("sealed without a PIN"))
+        #expect(status.stdout.contains("a copy of the state directory"))
         let check = try moat(["vault", "unseal-check"], home)
         results.append(check)
         #expect(check.status == 0)
@@ -125,8 +128,8 @@ import Testing
         let home = temp.file("home")
         let passwordFile = try temp.write("password", Self.password + "\n")
         let newFile = try temp.write("new", "an entirely new password\n")
-        let pinFile = try temp.write("pin", "97531\n")
-        let wrongPIN = try temp.write("wrong-pin", "13579\n")
+        let pinFile = try temp.write("pin", "97531864209753\n")
+        let wrongPIN = try temp.write("wrong-pin", "13579246801357\n")
         let valueFile = try temp.write("value", Self.token)
         var results: [MoatBinary.Result] = []
 
@@ -163,7 +166,65 @@ import Testing
         let list = try moat(["vault", "list", "--password-file", newFile], home)
         #expect(list.stdout.contains("TOKEN"))
         #expect(try moat(["vault", "unseal-check", "--pin-file", pinFile], home).status == 0)
-        expectNoSecrets(results + [list], [Self.token, Self.password, "an entirely new password", "97531"])
+        expectNoSecrets(results + [list], [Self.token, Self.password, "an entirely new password", "97531864209753"])
+    }
+
+    /// A home with a vault made by `vault init --no-seal`, and the file holding its password.
+    func unsealedVault(_ temp: TemporaryDirectory) throws -> (home: String, passwordFile: String) {
+        let home = temp.file("home")
+        let passwordFile = try temp.write("password", Self.password + "\n")
+        let created = try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home)
+        #expect(created.status == 0, "\(created.stderr)")
+        return (home, passwordFile)
+    }
+
+    @Test("seal --pin refuses a PIN under 14 characters with the rule, and seals nothing")
+    func shortPINRefused() throws {
+        let temp = TemporaryDirectory()
+        let (home, passwordFile) = try unsealedVault(temp)
+        let shortPIN = try temp.write("pin", "2468\n")
+        let refused = try moat(["vault", "seal", "--password-file", passwordFile, "--pin-file", shortPIN], home)
+        #expect(refused.status == 64)
+        #expect(refused.stderr.contains("the PIN is too short: use at least 14 characters"))
+        #expect(!FileManager.default.fileExists(atPath: home + "/vault.seal"))
+        expectNoSecrets([refused], [Self.password, "2468"])
+    }
+
+    @Test("the seal says what binds it and holds no password; bound to the host key where systemd-creds works")
+    func sealBinding() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let sealed = try moat(["vault", "init", "--password-stdin"], home, stdin: Self.password + "\n")
+        #expect(sealed.status == 0, "\(sealed.stderr)")
+        #expect(sealed.stdout.contains("what a copy of the state directory allows: "))
+        let seal = try [UInt8](Data(contentsOf: URL(fileURLWithPath: home + "/vault.seal")))
+        #expect(seal[8] == 2)
+        #expect(!String(decoding: seal, as: UTF8.self).contains(Self.password))
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/systemd-creds") && seal[10] != 2 {
+            Issue.record("systemd-creds is installed but the seal is not bound to the host key: \(sealed.stdout)")
+        }
+        if seal[10] == 2 {
+            #expect(sealed.stdout.contains("with this machine's systemd credential host key"))
+            #expect(sealed.stdout.contains("does not open the vault"))
+        }
+        expectNoSecrets([sealed])
+    }
+
+    @Test("a vault header raised to m=4 GiB, t=64 is refused before any key is derived, by status and by list")
+    func expensiveHeaderRefused() throws {
+        let temp = TemporaryDirectory()
+        let (home, passwordFile) = try unsealedVault(temp)
+        let path = home + "/vault.moat"
+        var file = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        file.replaceSubrange(11..<19, with: [0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x40])
+        try Data(file).write(to: URL(fileURLWithPath: path))
+        // status reads the header only: on a Moat without the bound it passes, and nothing is derived.
+        let status = try moat(["vault", "status"], home)
+        try #require(status.status == 65, "\(status.stdout)")
+        #expect(status.stderr.contains("at most m=256 MiB, t=4, p=8"))
+        let list = try moat(["vault", "list", "--password-file", passwordFile], home, timeout: 20)
+        #expect(list.status == 65)
+        #expect(list.stderr.contains("ask for key derivation Moat does not allow"))
     }
 
     @Test(
@@ -214,10 +275,8 @@ import Testing
     @Test("serve refuses (78) a vault that is not sealed when there is no terminal, and a PIN seal without --pin-file")
     func serveRefusesLocked() throws {
         let temp = TemporaryDirectory()
-        let home = temp.file("home")
-        let passwordFile = try temp.write("password", Self.password + "\n")
-        let pinFile = try temp.write("pin", "2468\n")
-        #expect(try moat(["vault", "init", "--password-file", passwordFile, "--no-seal"], home).status == 0)
+        let (home, passwordFile) = try unsealedVault(temp)
+        let pinFile = try temp.write("pin", "24681357902468\n")
         let unsealed = try moat(["serve", "--port", "0"], home)
         #expect(unsealed.status == 78)
         #expect(unsealed.stderr.contains("is not sealed and there is no terminal"))

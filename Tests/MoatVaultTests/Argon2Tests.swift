@@ -38,7 +38,8 @@ import Testing
         #expect(throws: Never.self) { try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1) }
         for (memory, iterations, lanes) in [
             (19 * 1024 - 1, 2, 1), (19 * 1024, 1, 1), (8 * 1024, 1, 1), (8 * 1024 * 1024, 3, 4), (65536, 65, 4),
-            (65536, 3, 0), (65536, 3, 65),
+            (65536, 3, 0), (65536, 3, 65), (4 * 1024 * 1024, 64, 4), (256 * 1024 + 1, 3, 4), (65536, 5, 4),
+            (65536, 3, 9),
         ] as [(UInt32, UInt32, UInt32)] {
             let error = vaultError {
                 _ = try Argon2Parameters(memoryKiB: memory, iterations: iterations, parallelism: lanes)

@@ -62,7 +62,9 @@ import Testing
         let fixture = VaultFixture()
         let vault = try fixture.create(password: "password number one")
         try vault.add("KEEP", value: secret("kept across re-keys"), policy: .none)
-        try vault.seal(password: secret("password number one"), pin: nil)
+        // The helper re-seals with this machine's fingerprint and no host key: the same binding here.
+        let machine = SealMachine(fingerprint: .current(), hostKey: nil)
+        try vault.seal(password: secret("password number one"), pin: nil, machine: machine)
         let first = try fixture.directory.write("a", "password number one\n")
         let second = try fixture.directory.write("b", "password number two\n")
         var opened: [String: Int] = [:]
@@ -77,7 +79,7 @@ import Testing
             }
             let vault = try #require(reopened, "the vault opened with neither password")
             #expect(try vault.value(named: "KEEP") == secret("kept across re-keys"))
-            let unsealed = try UnlockedVault.unseal(paths: fixture.paths, pin: nil)
+            let unsealed = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: machine)
             #expect(try unsealed.secrets().map(\.name) == ["KEEP"])
         }
         #expect(opened.count == 2, "the helper never completed a re-key: \(opened)")

@@ -29,14 +29,14 @@ import Testing
         let fixture = VaultFixture()
         let creator = try fixture.create()
         try creator.add("KEEP", value: secret("kept value"), policy: .none)
-        try creator.seal(password: secret("correct horse battery"), pin: nil, fingerprint: VaultFixture.here)
-        let server = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: VaultFixture.here)
+        try creator.seal(password: secret("correct horse battery"), pin: nil, machine: VaultFixture.here)
+        let server = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
         let byPassword = try UnlockedVault.open(paths: fixture.paths, password: secret("correct horse battery"))
         try creator.rekey(
             currentPassword: secret("correct horse battery"),
             newPassword: secret("the second password"),
             parameters: VaultFixture.weak,
-            fingerprint: VaultFixture.here
+            machine: VaultFixture.here
         )
         try creator.add("AFTER", value: secret("after rekey"), policy: .none)
         #expect(try server.secrets().map(\.name) == ["AFTER", "KEEP"])

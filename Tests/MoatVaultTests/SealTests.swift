@@ -6,24 +6,25 @@ import Testing
 
 @Suite struct SealTests {
     let password = "correct horse battery"
+    static let pin = "24681357902468"
 
     func sealedVault(pin: String? = nil) throws -> VaultFixture {
         let fixture = VaultFixture()
         let vault = try fixture.create(password: password)
         try vault.add("API_KEY", value: secret("sk-live-0123456789abcdef"), policy: .none)
-        try vault.seal(password: secret(password), pin: pin.map(secret), fingerprint: VaultFixture.here)
+        try vault.seal(password: secret(password), pin: pin.map(secret), machine: VaultFixture.here)
         return fixture
     }
 
     @Test("the seal opens here without a password, and the file is 0600 with no password in it")
     func opensHere() throws {
         let fixture = try sealedVault()
-        let vault = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: VaultFixture.here)
+        let vault = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
         #expect(try vault.secrets().map(\.name) == ["API_KEY"])
         #expect(FileModes(fixture.paths.seal).mode == 0o600)
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: fixture.paths.seal)))
         #expect(!contains(bytes, Array(password.utf8)))
-        #expect(try VaultSeal.inspect(fixture.paths.seal) == VaultSeal.Info(hasPIN: false))
+        #expect(try VaultSeal.inspect(fixture.paths.seal) == VaultSeal.Info(hasPIN: false, protection: .fingerprint))
     }
 
     @Test(
@@ -43,33 +44,35 @@ import Testing
                 machineID: "0123456789abcdef0123456789abcdef"),
         ]
     )
-    func changedFingerprint(_ other: MachineFingerprint) throws {
+    func changedFingerprint(_ fingerprint: MachineFingerprint) throws {
+        let other = SealMachine(fingerprint: fingerprint, hostKey: nil)
         let fixture = try sealedVault()
-        let error = vaultError { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: other) }
+        let error = vaultError { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: other) }
         #expect(error?.code == .sealDidNotOpen)
         #expect(error?.message.contains("Unlock with the master password and seal again: moat vault seal") == true)
         // The master password still works, and sealing again binds the vault to the new fingerprint.
         let vault = try UnlockedVault.open(paths: fixture.paths, password: secret(password))
-        try vault.seal(password: secret(password), pin: nil, fingerprint: other)
-        #expect(throws: Never.self) { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: other) }
+        try vault.seal(password: secret(password), pin: nil, machine: other)
+        #expect(throws: Never.self) { _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: other) }
     }
 
     @Test("with a PIN: the right PIN opens, a wrong PIN or no PIN does not")
     func pin() throws {
-        let fixture = try sealedVault(pin: "2468")
-        #expect(try VaultSeal.inspect(fixture.paths.seal) == VaultSeal.Info(hasPIN: true))
+        let fixture = try sealedVault(pin: Self.pin)
+        #expect(try VaultSeal.inspect(fixture.paths.seal) == VaultSeal.Info(hasPIN: true, protection: .fingerprint))
         #expect(throws: Never.self) {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret("2468"), fingerprint: VaultFixture.here)
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret(Self.pin), machine: VaultFixture.here)
         }
         let wrong = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: secret("1357"), fingerprint: VaultFixture.here)
+            _ = try UnlockedVault.unseal(
+                paths: fixture.paths, pin: secret("13579246801357"), machine: VaultFixture.here)
         }
         #expect(wrong?.code == .sealDidNotOpen)
         #expect(wrong?.message.contains("the PIN is wrong") == true)
-        #expect(wrong?.message.contains("2468") == false)
-        #expect(wrong?.message.contains("1357") == false)
+        #expect(wrong?.message.contains(Self.pin) == false)
+        #expect(wrong?.message.contains("13579246801357") == false)
         let missing = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: VaultFixture.here)
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
         }
         #expect(missing?.code == .noTerminal)
         #expect(missing?.message.contains("--pin-file") == true)
@@ -80,12 +83,12 @@ import Testing
         let fixture = VaultFixture()
         let vault = try fixture.create(password: password)
         let error = vaultError {
-            try vault.seal(password: secret("not the password"), pin: nil, fingerprint: VaultFixture.here)
+            try vault.seal(password: secret("not the password"), pin: nil, machine: VaultFixture.here)
         }
         #expect(error?.code == .badInput)
         #expect(!FileManager.default.fileExists(atPath: fixture.paths.seal))
         let unsealed = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: VaultFixture.here)
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
         }
         #expect(unsealed?.code == .notSealed)
     }
@@ -99,13 +102,13 @@ import Testing
             flipped[index] ^= 0x01
             let error = vaultError {
                 _ = try VaultSeal.open(
-                    path: fixture.paths.seal, pin: nil, fingerprint: VaultFixture.here, data: flipped)
+                    path: fixture.paths.seal, pin: nil, machine: VaultFixture.here, data: flipped)
             }
             #expect(error != nil, "byte \(index)")
         }
     }
 
-    @Test("a seal whose password no longer opens the vault says to seal again")
+    @Test("a seal whose key no longer opens the vault says to seal again")
     func staleSeal() throws {
         let fixture = try sealedVault()
         let other = VaultFixture()
@@ -113,7 +116,7 @@ import Testing
         // Replace the vault by one with another password, keeping the old seal.
         try fixture.writeFile(other.fileBytes)
         let error = vaultError {
-            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, fingerprint: VaultFixture.here)
+            _ = try UnlockedVault.unseal(paths: fixture.paths, pin: nil, machine: VaultFixture.here)
         }
         #expect(error?.code == .sealDidNotOpen)
         #expect(error?.message.contains("seal again") == true)
@@ -121,15 +124,15 @@ import Testing
 
     @Test("rekey changes the password and salt, re-seals, and keeps the secrets")
     func rekey() throws {
-        let fixture = try sealedVault(pin: "2468")
+        let fixture = try sealedVault(pin: Self.pin)
         let before = fixture.fileBytes
-        let vault = try UnlockedVault.unseal(paths: fixture.paths, pin: secret("2468"), fingerprint: VaultFixture.here)
+        let vault = try UnlockedVault.unseal(paths: fixture.paths, pin: secret(Self.pin), machine: VaultFixture.here)
         let noPIN = vaultError {
             try vault.rekey(
                 currentPassword: secret(password),
                 newPassword: secret("a brand new password"),
                 parameters: VaultFixture.weak,
-                fingerprint: VaultFixture.here
+                machine: VaultFixture.here
             )
         }
         #expect(noPIN?.code == .noTerminal)
@@ -138,8 +141,8 @@ import Testing
                 currentPassword: secret("not the current one"),
                 newPassword: secret("a brand new password"),
                 parameters: VaultFixture.weak,
-                sealPIN: secret("2468"),
-                fingerprint: VaultFixture.here
+                sealPIN: secret(Self.pin),
+                machine: VaultFixture.here
             )
         }
         #expect(wrongCurrent?.code == .badInput)
@@ -149,8 +152,8 @@ import Testing
             currentPassword: secret(password),
             newPassword: secret("a brand new password"),
             parameters: VaultFixture.weak,
-            sealPIN: secret("2468"),
-            fingerprint: VaultFixture.here
+            sealPIN: secret(Self.pin),
+            machine: VaultFixture.here
         )
         let after = fixture.fileBytes
         #expect(before[23..<55] != after[23..<55])
@@ -160,11 +163,10 @@ import Testing
         let reopened = try UnlockedVault.open(paths: fixture.paths, password: secret("a brand new password"))
         #expect(try reopened.value(named: "API_KEY") == secret("sk-live-0123456789abcdef"))
         let unsealed = try UnlockedVault.unseal(
-            paths: fixture.paths, pin: secret("2468"), fingerprint: VaultFixture.here)
+            paths: fixture.paths, pin: secret(Self.pin), machine: VaultFixture.here)
         #expect(try unsealed.secrets().count == 1)
-        let passwords = try VaultSeal.open(
-            path: fixture.paths.seal, pin: secret("2468"), fingerprint: VaultFixture.here)
-        #expect(passwords.count == 1)
+        let keys = try VaultSeal.open(path: fixture.paths.seal, pin: secret(Self.pin), machine: VaultFixture.here)
+        #expect(keys.count == 1)
         // The vault still works for writes after the re-key.
         try vault.add("SECOND", value: secret("second value"), policy: .none)
         #expect(try reopened.secrets().count == 2)

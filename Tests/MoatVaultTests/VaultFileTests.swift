@@ -156,6 +156,29 @@ import Testing
         #expect(error?.code == .weakParameters)
     }
 
+    @Test(
+        "a header raised above m=256 MiB, t=4 or p=8 (4 GiB and 64 passes once cost 4.2 GB per open) is refused before any key is derived"
+    )
+    func expensiveParametersRefused() throws {
+        let (fixture, original) = try vaultWithSecret()
+        let password = secret("correct horse battery")
+        for (offset, value) in [
+            (11, 4 * 1024 * 1024), (11, 256 * 1024 + 1), (15, 64), (15, 5), (19, 9), (19, 64), (19, 0),
+        ] as [(Int, UInt32)] {
+            var edited = original
+            edited.replaceSubrange(offset..<(offset + 4), with: withUnsafeBytes(of: value.bigEndian, Array.init))
+            try fixture.writeFile(edited)
+            // Reading the header alone already refuses it (this is what stops a derivation).
+            let inspected = vaultError { _ = try VaultStatus.inspect(fixture.paths) }
+            try #require(inspected?.code == .weakParameters, "offset \(offset) = \(value)")
+            #expect(inspected?.message.contains("at most m=256 MiB, t=4, p=8") == true)
+            let opened = vaultError { _ = try UnlockedVault.open(paths: fixture.paths, password: password) }
+            #expect(opened?.code == .weakParameters)
+        }
+        // The ceiling itself is allowed.
+        #expect(throws: Never.self) { try Argon2Parameters(memoryKiB: 256 * 1024, iterations: 4, parallelism: 8) }
+    }
+
     @Test("create refuses an existing vault and passwords under 12 characters")
     func createGuards() throws {
         let fixture = VaultFixture()
@@ -220,9 +243,9 @@ import Testing
         #expect(status.seal == nil)
         #expect(status.size == bytes.count)
         let vault = try UnlockedVault.open(paths: fixture.paths, password: secret("correct horse battery"))
-        try vault.seal(password: secret("correct horse battery"), pin: nil, fingerprint: VaultFixture.here)
+        try vault.seal(password: secret("correct horse battery"), pin: nil, machine: VaultFixture.here)
         status = try #require(try VaultStatus.inspect(fixture.paths))
-        #expect(status.seal == VaultSeal.Info(hasPIN: false))
+        #expect(status.seal == VaultSeal.Info(hasPIN: false, protection: .fingerprint))
         try fixture.writeFile(Array(bytes.prefix(10)))
         #expect(vaultError { _ = try VaultStatus.inspect(fixture.paths) }?.code == .corrupt)
         #expect(try VaultStatus.inspect(VaultFixture().paths) == nil)

@@ -11,12 +11,25 @@ struct VaultFixture {
     var paths: VaultPaths { VaultPaths(stateDirectory: directory.path) }
 
     static let weak = try! Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1)
-    static let here = MachineFingerprint(
+    static let fingerprint = MachineFingerprint(
         hostname: "workstation",
         operatingSystem: "Linux",
         architecture: "x86_64",
         machineID: "0123456789abcdef0123456789abcdef"
     )
+    /// A machine with no secret Moat can use: the seal is bound to `fingerprint` alone.
+    static let here = SealMachine(fingerprint: fingerprint, hostKey: nil)
+
+    /// The same machine with systemd-creds and a host key file of this fixture's own (never the
+    /// machine's real one); nil where systemd-creds is not installed.
+    var withHostKey: SealMachine? {
+        SystemdCredentials.installed().map { installed in
+            SealMachine(
+                fingerprint: Self.fingerprint,
+                hostKey: SystemdCredentials(tool: installed.tool, hostKeyFile: directory.path + "/host-key.secret")
+            )
+        }
+    }
 
     func create(password: String = "correct horse battery") throws -> UnlockedVault {
         try UnlockedVault.create(paths: paths, password: secret(password), parameters: Self.weak)

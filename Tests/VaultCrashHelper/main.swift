@@ -57,7 +57,12 @@ do {
         ready()
         let weakest = try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1)
         while true {
-            try vault.rekey(currentPassword: current, newPassword: next, parameters: weakest)
+            try vault.rekey(
+                currentPassword: current,
+                newPassword: next,
+                parameters: weakest,
+                machine: SealMachine(fingerprint: .current(), hostKey: nil)
+            )
             swap(&current, &next)
         }
     default:
