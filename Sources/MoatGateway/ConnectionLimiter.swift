@@ -1,3 +1,4 @@
+public import HummingbirdCore
 public import Logging
 public import NIOCore
 import NIOHTTPTypes
@@ -125,11 +126,12 @@ public final class ConnectionLimiter: Sendable {
             })
     }
 
-    /// Connections held now (for tests).
-    public var openCount: Int { state.withLock { $0.open.count } }
-
-    /// The per-connection handler; one for every accepted connection.
-    public func makeHandler() -> any RemovableChannelHandler { ConnectionLimitHandler(self) }
+    /// The HTTP/1.1 channel set-up with this limiter on every connection and `idleTimeout`, which also
+    /// bounds the time a request head may take: the codec's partial reads do not count as activity, only
+    /// complete request parts and answers do.
+    public func http1Configuration(idleTimeout: TimeAmount) -> HTTP1Channel.Configuration {
+        HTTP1Channel.Configuration(additionalChannelHandlers: [ConnectionLimitHandler(self)], idleTimeout: idleTimeout)
+    }
 }
 
 /// Sits after the HTTP codec on every connection: admits the connection to the ``ConnectionLimiter``,

@@ -140,10 +140,7 @@ public struct GatewayServer: Sendable {
         let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
-        // The idle timeout also bounds the time to send a request head: the codec's partial reads do not
-        // count as activity, only complete request parts and answers do.
-        let http1 = HTTP1Channel.Configuration(
-            additionalChannelHandlers: [limiter.makeHandler()], idleTimeout: Self.idleTimeout)
+        let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
         let server: HTTPServerBuilder
         if let tls = bind.tls {
             do {
