@@ -63,6 +63,31 @@ import Testing
         #expect(server.stop().status == 0)
     }
 
+    @Test("a CLI command is non-dumpable too, from before it reads anything")
+    func cliNonDumpable() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        _ = try RunningServer(arguments: [], home: home).stop()
+        // `moat owner setup` waits for the password on its standard input: a live CLI process to look at.
+        let command = Self.withoutPtrace + [MoatBinary.path, "owner", "setup", "--owner-password-stdin"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.environment = MoatBinary.environment(home: home)
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(500_000)
+        let pid = process.processIdentifier
+        #expect(process.isRunning)
+        #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
+        #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
     @Test(
         "a core dump root takes of moat serve holds none of the long-lived vault keys (audit seed and HMAC key, row-MAC keys)",
         .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore"))
