@@ -49,6 +49,13 @@ import Testing
         _ = Array(text.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
+    @Test(
+        "the cap leaves descriptors for everything else: at most 1,024, 768 at the common limit of 1,024",
+        arguments: [(1024, 768), (4096, 1024), (1_048_576, 1024), (256, 128), (20, 10), (4, 8)])
+    func cap(_ openFiles: Int, _ expected: Int) {
+        #expect(ConnectionLimiter.cap(openFiles: openFiles) == expected)
+    }
+
     @Test("at the cap, a new connection closes the quietest idle one and is answered")
     func evictsQuietest() async throws {
         let limiter = ConnectionLimiter(limit: 2, logger: Logger(label: "test"))
