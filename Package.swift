@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "4.1.0"..<"6.0.0"),
@@ -117,6 +118,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -140,9 +142,12 @@ let package = Package(
             dependencies: ["MoatCore"],
             swiftSettings: swiftSettings
         ),
+        // prctl(2) for the moat process (non-dumpable); a C shim because the libc prototype is variadic.
+        .target(name: "CMoatProcess"),
         .executableTarget(
             name: "moat",
             dependencies: [
+                "CMoatProcess",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatCore",
@@ -289,6 +294,7 @@ let package = Package(
             dependencies: [
                 "moat",
                 "MoatTestSupport",
+                "MoatVault",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings

@@ -15,10 +15,10 @@ public enum AuditKeyring {
 
     /// The keys from `vault`, generating and storing any that is missing.
     public static func keys(from vault: UnlockedVault) throws -> AuditKeys {
-        let fingerprint = try vault.internalKey(named: fingerprintKeyName)
-        let signingKey = try privateKey(try vault.internalKey(named: signingKeyName))
-        let fingerprintKey = SymmetricKey(data: bytes(of: fingerprint))
-        return AuditKeys(fingerprintKey: fingerprintKey, signingKey: signingKey, scrub: { vault.scrub($0) })
+        try AuditKeys(
+            fingerprintSecret: try vault.internalKey(named: fingerprintKeyName),
+            signingSeed: try vault.internalKey(named: signingKeyName),
+            scrub: { vault.scrub($0) })
     }
 
     /// Fresh keys for a vault about to be created (``UnlockedVault/create(paths:password:parameters:seed:now:record:)``
@@ -53,11 +53,6 @@ public enum AuditKeyring {
     }
 
     private static func privateKey(_ seed: SecretBytes) throws -> Curve25519.Signing.PrivateKey {
-        try Curve25519.Signing.PrivateKey(rawRepresentation: bytes(of: seed))
-    }
-
-    /// A short-lived copy for a CryptoKit initializer (which keeps its own copy of the key anyway).
-    private static func bytes(of secret: SecretBytes) -> Data {
-        secret.withUnsafeBytes { (buffer: UnsafeRawBufferPointer) -> Data in Data(buffer) }
+        try seed.withUnsafeBytes { try Curve25519.Signing.PrivateKey(rawRepresentation: $0) }
     }
 }

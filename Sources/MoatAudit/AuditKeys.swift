@@ -1,4 +1,7 @@
 public import Crypto
+import Foundation
+public import MoatCore
+import MoatVault
 
 /// The keys the audit log needs, held in the vault and handed over when it is unlocked.
 ///
@@ -7,8 +10,12 @@ public import Crypto
 /// - `signingKey` (Ed25519) signs checkpoints; its public half verifies them.
 /// - `scrub` replaces every vault secret value in a string with `[secret:NAME]`.
 public struct AuditKeys: Sendable {
-    public let fingerprintKey: SymmetricKey
-    public let signingKey: Curve25519.Signing.PrivateKey
+    /// Both keys stay in ``SecretBytes`` (locked, left out of core dumps) for the life of the process;
+    /// swift-crypto gets a copy for one operation at a time (``fingerprintKey``, ``signingKey``).
+    private let fingerprintSecret: SecretBytes
+    private let signingSeed: SecretBytes
+    /// The public key that verifies this installation's checkpoints.
+    public let verifyingKey: Curve25519.Signing.PublicKey
     public let scrub: @Sendable (String) -> String
 
     public init(
@@ -16,13 +23,37 @@ public struct AuditKeys: Sendable {
         signingKey: Curve25519.Signing.PrivateKey,
         scrub: @escaping @Sendable (String) -> String
     ) {
-        self.fingerprintKey = fingerprintKey
-        self.signingKey = signingKey
+        self.fingerprintSecret = SecretBytes(copying: fingerprintKey)
+        self.signingSeed = signingKey.rawRepresentation.withUnsafeBytes { SecretBytes(copying: $0) }
+        self.verifyingKey = signingKey.publicKey
         self.scrub = scrub
     }
 
-    /// The public key that verifies this installation's checkpoints.
-    public var verifyingKey: Curve25519.Signing.PublicKey { signingKey.publicKey }
+    /// The keys from their secret bytes: a 32-byte HMAC key and a 32-byte Ed25519 seed.
+    public init(
+        fingerprintSecret: SecretBytes,
+        signingSeed: SecretBytes,
+        scrub: @escaping @Sendable (String) -> String
+    ) throws {
+        self.verifyingKey = try signingSeed.withUnsafeBytes {
+            try Curve25519.Signing.PrivateKey(rawRepresentation: $0).publicKey
+        }
+        self.fingerprintSecret = fingerprintSecret
+        self.signingSeed = signingSeed
+        self.scrub = scrub
+    }
+
+    /// A short-lived copy of the fingerprint HMAC key, for one computation.
+    public var fingerprintKey: SymmetricKey { fingerprintSecret.withSymmetricKey { $0 } }
+
+    /// A short-lived copy of the signing key, for one signature (the seed was checked at init).
+    public var signingKey: Curve25519.Signing.PrivateKey {
+        do {
+            return try signingSeed.withUnsafeBytes { try Curve25519.Signing.PrivateKey(rawRepresentation: $0) }
+        } catch {
+            preconditionFailure("the audit signing seed was checked when the keys were made")
+        }
+    }
 }
 
 /// Redacts and scrubs an event before it is hashed and stored.

@@ -16,6 +16,9 @@ public struct AuthSettings: Sendable, Equatable {
     public var setupFailuresPerAddress = 10
     /// The window the failure limits count in (15 minutes).
     public var failureWindow: TimeInterval = 15 * 60
+    /// Audit entries for refusals (failed logins, wrong setup tokens, refused identities) per minute,
+    /// all sources together; past it refusals are counted in one summary entry instead.
+    public var refusalAuditsPerMinute = 20
     /// Argon2 password checks allowed to run at once; more get 429 (an attacker cannot pin the CPU).
     public var concurrentPasswordChecks = 2
     /// A session ends after this long without a request (2 hours).
@@ -54,6 +57,17 @@ public struct ClientInfo: Sendable, Equatable {
         guard (1...4).contains(parts.count) else { return nil }
         let addresses = parts.compactMap { IPAddress($0)?.description }
         return addresses.count == parts.count ? addresses.joined(separator: ", ") : nil
+    }
+
+    /// The source that limits and audit throttles count: every loopback address (127.0.0.0/8, `::1`,
+    /// `::ffff:127.x.y.z`) is one source, since any local process may use any of them; an IPv6 address
+    /// counts by its /64, the block one host is usually given; anything else as it is.
+    public var limitKey: String {
+        guard let address = IPAddress(sourceIP) else { return sourceIP }
+        if address.isLoopback { return "loopback" }
+        if let mapped = address.ipv4Mapped { return IPAddress.v4(mapped).description }
+        guard case .v6(let bytes) = address else { return address.description }
+        return IPAddress.v6(Array(bytes.prefix(8)) + Array(repeating: 0, count: 8)).description + "/64"
     }
 
     /// A command run on this machine by the owner's own account (the CLI or the admin socket).

@@ -1,7 +1,9 @@
 import Crypto
 import Foundation
 import GRDB
+import MoatAudit
 import MoatStore
+import MoatVault
 
 /// What a counted failure was.
 enum FailureKind: String, Sendable {
@@ -75,7 +77,9 @@ extension OwnerAuthority {
     }
 
     private func storedKey(_ kind: FailureKind, _ key: String) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: Data((kind.rawValue + "\n" + key).utf8), using: csrfKey)
+        let code = csrfKey.withSymmetricKey {
+            HMAC<SHA256>.authenticationCode(for: Data((kind.rawValue + "\n" + key).utf8), using: $0)
+        }
         return AuthRandom.hex(code.prefix(16))
     }
 
@@ -83,5 +87,55 @@ extension OwnerAuthority {
         if seconds < 120 { return "\(seconds) seconds" }
         if seconds < 7200 { return "\((seconds + 59) / 60) minutes" }
         return "\((seconds + 3599) / 3600) hours"
+    }
+}
+
+/// One budget for audit entries of refusals (failed logins, wrong setup tokens, refused identities),
+/// shared by every source: the per-source limits bound what one address can add, this bounds what many
+/// addresses together can add. Past the budget, refusals still answer as usual but are only counted;
+/// the count is written as one `auth.refusals.suppressed` entry when the next window's first refusal
+/// arrives.
+struct RefusalBudget: Sendable {
+    static let windowMillis: Int64 = 60_000
+    private(set) var windowStart: Int64?
+    private(set) var recorded = 0
+    private(set) var suppressed = 0
+    private(set) var suppressedSince: Int64 = 0
+
+    /// Whether a refusal at `now` may be recorded under `limit` per window, and the count of refusals
+    /// left unrecorded in the window before (nil when there were none), with when the first of them came.
+    mutating func admit(now: Int64, limit: Int) -> (record: Bool, suppressed: (count: Int, since: Int64)?) {
+        var carried: (count: Int, since: Int64)?
+        let inWindow = windowStart.map { now >= $0 && now - $0 < Self.windowMillis } ?? false
+        if !inWindow {
+            if suppressed > 0 { carried = (suppressed, suppressedSince) }
+            windowStart = now
+            recorded = 0
+            suppressed = 0
+        }
+        guard recorded < limit else {
+            if suppressed == 0 { suppressedSince = now }
+            suppressed += 1
+            return (false, carried)
+        }
+        recorded += 1
+        return (true, carried)
+    }
+}
+
+extension OwnerAuthority {
+    /// Whether a `record` of `outcome` fits the global refusal budget (successes always do), and the
+    /// summary entry to write first when an earlier window's refusals went unrecorded.
+    func refusalAuditDecision(outcome: String) -> (record: Bool, summary: AuditEvent?) {
+        guard outcome != "success" else { return (true, nil) }
+        let (record, carried) = refusalBudget.admit(now: nowMillis(), limit: settings.refusalAuditsPerMinute)
+        guard let carried else { return (record, nil) }
+        let summary = AuditEvent(
+            actor: "system", action: "auth.refusals.suppressed", outcome: "ignored",
+            metadata: [
+                "count": .int(Int64(carried.count)), "since": .string(Self.timestamp(carried.since)),
+                "limit_per_minute": .int(Int64(settings.refusalAuditsPerMinute)),
+            ])
+        return (record, summary)
     }
 }

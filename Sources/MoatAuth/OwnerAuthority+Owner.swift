@@ -315,7 +315,7 @@ extension OwnerAuthority {
         password: SecretBytes,
         client: ClientInfo
     ) async throws(AuthError) -> OwnerRecord {
-        try checkLimit(.setup, key: client.sourceIP, limit: settings.setupFailuresPerAddress)
+        try checkLimit(.setup, key: client.limitKey, limit: settings.setupFailuresPerAddress)
         let hash = AuthRandom.sha256Hex(token)
         let now = nowMillis()
         let found = try read { db -> (created: Int64, expires: Int64, used: Int64?, mac: String)? in
@@ -337,7 +337,7 @@ extension OwnerAuthority {
             problem = "unknown"
         }
         if let problem {
-            try recordFailure(.setup, key: client.sourceIP)
+            try recordFailure(.setup, key: client.limitKey)
             await record("auth.setup", outcome: "failure", client: client, metadata: ["reason": .string(problem)])
             throw AuthError(
                 .unauthorized,
@@ -363,7 +363,7 @@ extension OwnerAuthority {
         } catch {
             throw AuthError(.storage, "could not store the owner: \(error)")
         }
-        try clearFailures(.setup, key: client.sourceIP)
+        try clearFailures(.setup, key: client.limitKey)
         return owner
     }
 

@@ -35,7 +35,7 @@ extension OwnerAuthority {
         let account = username.trimmingCharacters(in: .whitespaces).lowercased()
         let needsCode = try totpRequired(owner)
         do {
-            try checkLimit(.passwordAddress, key: client.sourceIP, limit: settings.passwordFailuresPerAddress)
+            try checkLimit(.passwordAddress, key: client.limitKey, limit: settings.passwordFailuresPerAddress)
             try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
             // A TOTP lockout refuses every login before the password is checked, whatever the username:
             // answering 429 only after a correct password would tell an attacker the password is right.
@@ -45,7 +45,7 @@ extension OwnerAuthority {
         } catch  where error.code == .rateLimited {
             // Throttled per source address only: a key with the attempted username in it would let an
             // attacker grow this table (and the audit log) by trying many names.
-            if shouldRecordRefusal("login " + client.sourceIP) {
+            if shouldRecordRefusal("login " + client.limitKey) {
                 await record(
                     "auth.login", outcome: "rate-limited", client: client,
                     metadata: ["retry_after": .int(Int64(error.retryAfter ?? 0))])
@@ -57,14 +57,14 @@ extension OwnerAuthority {
         // at once cannot slip past the limit together; a success clears them, a refused slot takes them back.
         let provisional = [
             try recordFailure(.passwordAccount, key: account),
-            try recordFailure(.passwordAddress, key: client.sourceIP),
+            try recordFailure(.passwordAddress, key: client.limitKey),
         ]
         let matches: Bool
         do {
             matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
         } catch {
             try withdrawFailures(provisional)
-            if shouldRecordRefusal("busy " + client.sourceIP) {
+            if shouldRecordRefusal("busy " + client.limitKey) {
                 await record(
                     "auth.login", outcome: "rate-limited", client: client, metadata: ["reason": .string("busy")])
             }
@@ -82,7 +82,7 @@ extension OwnerAuthority {
             try await checkSecondFactor(code, owner: current, client: client)
         }
         try clearFailures(.passwordAccount, key: account)
-        try clearFailures(.passwordAddress, key: client.sourceIP)
+        try clearFailures(.passwordAddress, key: client.limitKey)
         return try await startSession(owner: current, client: client)
     }
 
@@ -193,7 +193,9 @@ extension OwnerAuthority {
     /// The CSRF token of a session: an HMAC of its id hash, so it needs no storage and cannot be
     /// derived without the vault key.
     nonisolated func csrfToken(sessionHash: String) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: Data(("session\n" + sessionHash).utf8), using: csrfKey)
+        let code = csrfKey.withSymmetricKey {
+            HMAC<SHA256>.authenticationCode(for: Data(("session\n" + sessionHash).utf8), using: $0)
+        }
         return AuthRandom.base64URL(Array(code))
     }
 
@@ -202,7 +204,7 @@ extension OwnerAuthority {
     public func tailscaleCSRFToken(login: String) async throws(AuthError) -> String {
         let owner = try await requireOwner()
         let text = "tailscale\n" + login.lowercased() + "\n" + String(owner.tokenVersion)
-        let code = HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: csrfKey)
+        let code = csrfKey.withSymmetricKey { HMAC<SHA256>.authenticationCode(for: Data(text.utf8), using: $0) }
         return AuthRandom.base64URL(Array(code))
     }
 

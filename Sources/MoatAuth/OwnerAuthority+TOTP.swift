@@ -152,7 +152,7 @@ extension OwnerAuthority {
         do {
             try checkLimit(.totp, key: account, limit: settings.totpFailures)
         } catch {
-            if shouldRecordRefusal("totp " + client.sourceIP) {
+            if shouldRecordRefusal("totp " + client.limitKey) {
                 await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
             }
             throw error
@@ -253,6 +253,7 @@ extension OwnerAuthority {
     /// A recovery code as stored: an HMAC keyed from the vault, so a copy of `moat.db` alone does not
     /// allow testing guesses offline (the codes have about 59 bits; a plain hash would be a start).
     nonisolated func recoveryHash(_ code: String) -> String {
-        AuthRandom.hex(HMAC<SHA256>.authenticationCode(for: Data(code.utf8), using: recoveryKey))
+        let mac = recoveryKey.withSymmetricKey { HMAC<SHA256>.authenticationCode(for: Data(code.utf8), using: $0) }
+        return AuthRandom.hex(mac)
     }
 }

@@ -37,10 +37,11 @@ public actor OwnerAuthority {
     let vault: UnlockedVault
     public nonisolated let settings: AuthSettings
     let now: @Sendable () -> Date
-    let csrfKey: SymmetricKey
+    /// Keys CSRF tokens and the stored form of limit keys (in secret memory; see ``hmac(_:with:)``).
+    let csrfKey: SecretBytes
     /// Keys the stored form of recovery codes.
-    let recoveryKey: SymmetricKey
-    let jwtKey: [UInt8]
+    let recoveryKey: SecretBytes
+    let jwtKey: SecretBytes
     let slots: PasswordSlots
     /// The hash unknown usernames are checked against, so they cost exactly what a wrong password costs.
     let dummyHash: String
@@ -53,6 +54,8 @@ public actor OwnerAuthority {
     var setupRunning = false
     /// When each repeated refusal was last audited (see ``shouldRecordRefusal(_:)``).
     var recentRefusals: [String: Int64] = [:]
+    /// The global refusal budget's window (see ``refusalAuditDecision(outcome:)``).
+    var refusalBudget = RefusalBudget()
 
     /// Opens the authority over `database`, taking its keys from `vault` (created on first use).
     public init(
@@ -63,13 +66,11 @@ public actor OwnerAuthority {
         now: @escaping @Sendable () -> Date = { Date() }
     ) throws {
         let macKey = try vault.internalKey(named: Self.macKeyName)
-        let key = macKey.withUnsafeBytes { SymmetricKey(data: $0) }
         self.database = database
-        self.rows = RowAuthenticator(key: key)
-        self.csrfKey = SymmetricKey(data: HMAC<SHA256>.authenticationCode(for: Data("moat-csrf-v1".utf8), using: key))
-        self.recoveryKey = SymmetricKey(
-            data: HMAC<SHA256>.authenticationCode(for: Data("moat-recovery-v1".utf8), using: key))
-        self.jwtKey = try vault.internalKey(named: Self.jwtKeyName).withUnsafeBytes { Array($0) }
+        self.rows = RowAuthenticator(secret: macKey)
+        self.csrfKey = Self.hmac(Data("moat-csrf-v1".utf8), with: macKey)
+        self.recoveryKey = Self.hmac(Data("moat-recovery-v1".utf8), with: macKey)
+        self.jwtKey = try vault.internalKey(named: Self.jwtKeyName)
         self.audit = audit
         self.vault = vault
         self.settings = settings
@@ -85,8 +86,18 @@ public actor OwnerAuthority {
         return Result { () throws(VaultError) -> String in try PasswordHash.make(SecretBytes(wiping: &random)) }
     }()
 
-    /// The key for ``LiveTokenIssuer`` (short-lived JWTs), from the vault.
-    public nonisolated var liveTokenKey: [UInt8] { jwtKey }
+    /// HMAC-SHA256 of `data` keyed by `key`, itself kept in secret memory (a derived key or a MAC that
+    /// is only compared).
+    static func hmac(_ data: Data, with key: SecretBytes) -> SecretBytes {
+        key.withSymmetricKey { key in
+            let code = HMAC<SHA256>.authenticationCode(for: data, using: key)
+            return code.withUnsafeBytes { SecretBytes(copying: $0) }
+        }
+    }
+
+    /// The key for ``LiveTokenIssuer`` (short-lived JWTs), from the vault: a copy for jwt-kit, which
+    /// keeps its own for the life of the issuer.
+    public nonisolated var liveTokenKey: [UInt8] { jwtKey.withUnsafeBytes { Array($0) } }
 
     func nowMillis() -> Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded(.down)) }
 
@@ -118,7 +129,9 @@ public actor OwnerAuthority {
     }
 
     /// Records an event that changes nothing (a failure, a refusal). Best effort: the refusal stands
-    /// whether or not the entry could be written.
+    /// whether or not the entry could be written. Refusals share one budget per minute across all
+    /// sources (``refusalAuditDecision(outcome:)``), so traffic that proves nothing cannot grow the log
+    /// without bound.
     func record(
         _ action: String,
         actor: String = "anonymous",
@@ -127,6 +140,11 @@ public actor OwnerAuthority {
         client: ClientInfo,
         metadata: [String: AuditValue] = [:]
     ) async {
+        let decision = refusalAuditDecision(outcome: outcome)
+        if let summary = decision.summary {
+            _ = try? await audit.append(summary)
+        }
+        guard decision.record else { return }
         _ = try? await audit.append(
             AuditEvent(
                 actor: actor, action: action, target: target, sourceIP: client.sourceIP,

@@ -6,7 +6,7 @@ public import MoatAudit
 import MoatCore
 public import MoatStore
 public import MoatVault
-import NIOCore
+public import NIOCore
 import ServiceLifecycle
 import UnixSignals
 
@@ -44,6 +44,9 @@ public struct GatewayServer: Sendable {
     /// Where the configuration came from (a path, or "defaults").
     public let configurationSource: String
     public let bind: BindPolicy.Decision
+    /// A connection is closed after this long without a complete request part or an answer (which also
+    /// bounds how long a request head may take to arrive).
+    public static let idleTimeout: TimeAmount = .seconds(30)
 
     /// Resolves the layout, loads the config and applies the flags, and checks the bind policy.
     ///
@@ -106,11 +109,14 @@ public struct GatewayServer: Sendable {
     /// - Parameters:
     ///   - vault: the unlocked vault, kept current with the file while the server runs.
     ///   - onListening: called with the real bound port once the socket is listening.
+    ///   - openFiles: the process's limit on open files, which sets the connection cap
+    ///     (``ConnectionLimiter/cap(openFiles:)``).
     public func run(
         database: MoatDatabase,
         vault: UnlockedVault? = nil,
         audit: AuditLog? = nil,
         logger: Logger,
+        openFiles: Int = 1024,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let hostGuard = HostGuard(
@@ -133,20 +139,24 @@ public struct GatewayServer: Sendable {
         }
         let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth)
         let ownerAuth = auth
+        let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
+        let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
         let server: HTTPServerBuilder
         if let tls = bind.tls {
             do {
-                server = try .tls(.http1(), tlsConfiguration: tls.configuration)
+                server = try .tls(.http1(configuration: http1), tlsConfiguration: tls.configuration)
             } catch {
                 throw GatewayError(.tls, "cannot set up TLS with the configured certificate and key")
             }
         } else {
-            server = .http1()
+            server = .http1(configuration: http1)
         }
         let app = Application(
             router: router,
             server: server,
-            configuration: .init(address: .hostname(bind.address.description, port: bind.port), serverName: nil),
+            configuration: .init(
+                address: .hostname(bind.address.description, port: bind.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limiter.acceptLimit, logger: logger)),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? bind.port
                 hostGuard.setBoundPort(port)
@@ -166,7 +176,10 @@ public struct GatewayServer: Sendable {
                 // Logged last, so "listening" also means the setup link (when there is one) is ready.
                 logger.notice(
                     "listening",
-                    metadata: ["url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)"]
+                    metadata: [
+                        "url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)",
+                        "max_connections": "\(limiter.limit)",
+                    ]
                 )
                 onListening(port)
             },

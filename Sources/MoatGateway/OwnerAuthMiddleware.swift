@@ -226,12 +226,14 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             }
             return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client))
         }
-        if auth.mode != .token,
-            let id = Self.cookie(named: auth.cookieName(https: true), in: request.headers)
-                ?? Self.cookie(named: auth.cookieName(https: false), in: request.headers)
-        {
-            if let session = try await auth.authority.session(id: id, touch: false) {
-                return .session(session)
+        if auth.mode != .token {
+            // Every session cookie is tried, not only the first: a program on another local port can set
+            // `moat_session=junk; Path=/api`, which browsers send before the owner's `Path=/` cookie.
+            let names = [auth.cookieName(https: true), auth.cookieName(https: false)]
+            for id in Self.cookies(named: names, in: request.headers) {
+                if let session = try await auth.authority.session(id: id, touch: false) {
+                    return .session(session)
+                }
             }
         }
         // Token mode turns every ambient browser identity off: the cookie above and Tailscale's headers.
@@ -250,7 +252,7 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
                 }
                 return .tailscale(login: login, csrfToken: try await auth.authority.tailscaleCSRFToken(login: login))
             case .refused(let reason):
-                if auth.tailscaleAudits.shouldAudit("no " + client.sourceIP + reason) {
+                if auth.tailscaleAudits.shouldAudit("no " + client.limitKey + reason) {
                     await auth.authority.recordTailscale(login: nil, accepted: false, reason: reason, client: client)
                 }
                 return nil
@@ -279,17 +281,22 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
             forwardedFor: local ? request.headers[values: .xForwardedFor].joined(separator: ",") : nil)
     }
 
-    /// The value of cookie `name` (the first one; cookie values are never logged).
-    static func cookie(named name: String, in headers: HTTPFields) -> String? {
+    /// How many session cookies one request may offer; the rest are ignored (each one costs a lookup).
+    static let sessionCookieLimit = 8
+
+    /// The values of every cookie named one of `names`, in the order sent, at most
+    /// ``sessionCookieLimit`` of them (cookie values are never logged).
+    static func cookies(named names: [String], in headers: HTTPFields) -> [String] {
+        var values: [String] = []
         for header in headers[values: .cookie] {
             for pair in header.split(separator: ";") {
                 let parts = pair.split(separator: "=", maxSplits: 1)
-                if parts.count == 2, parts[0].trimmingCharacters(in: .whitespaces) == name {
-                    return parts[1].trimmingCharacters(in: .whitespaces)
-                }
+                guard parts.count == 2, names.contains(parts[0].trimmingCharacters(in: .whitespaces)) else { continue }
+                values.append(parts[1].trimmingCharacters(in: .whitespaces))
+                if values.count == sessionCookieLimit { return values }
             }
         }
-        return nil
+        return values
     }
 }
 

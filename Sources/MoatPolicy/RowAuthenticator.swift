@@ -1,6 +1,6 @@
 public import Crypto
 import Foundation
-import MoatCore
+public import MoatCore
 public import MoatVault
 
 /// Computes and checks the HMAC-SHA256 that makes a policy row tamper-proof.
@@ -9,24 +9,34 @@ public import MoatVault
 /// cannot shift (`"ab","c"` and `"a","bc"` differ). The key lives in the vault, never in `moat.db`, so
 /// someone who can write the database but not read the vault cannot make a row that verifies.
 public struct RowAuthenticator: Sendable {
-    private let key: SymmetricKey
+    /// In secret memory for the life of the process; swift-crypto gets a copy per MAC only.
+    private let key: SecretBytes
 
-    /// Uses `key` directly (tests; ``PolicyKeyring`` for the real one).
+    /// Uses `key` directly (tests).
     public init(key: SymmetricKey) {
-        self.key = key
+        self.key = SecretBytes(copying: key)
+    }
+
+    /// Uses the key in `secret` (``PolicyKeyring``, the owner authority).
+    public init(secret: SecretBytes) {
+        self.key = secret
     }
 
     /// The hex MAC of `fields` in `table`.
     public func mac(_ table: String, _ fields: [String]) -> String {
-        var hmac = HMAC<SHA256>(key: key)
-        hmac.update(data: Self.encode(table, fields))
-        return hmac.finalize().map { String(format: "%02x", $0) }.joined()
+        key.withSymmetricKey { key in
+            var hmac = HMAC<SHA256>(key: key)
+            hmac.update(data: Self.encode(table, fields))
+            return hmac.finalize().map { String(format: "%02x", $0) }.joined()
+        }
     }
 
     /// Whether `mac` is the MAC of `fields` in `table` (compared in constant time).
     public func verify(_ mac: String, _ table: String, _ fields: [String]) -> Bool {
         guard mac.utf8.count == 64, let bytes = Self.hexBytes(mac) else { return false }
-        return HMAC<SHA256>.isValidAuthenticationCode(bytes, authenticating: Self.encode(table, fields), using: key)
+        return key.withSymmetricKey { key in
+            HMAC<SHA256>.isValidAuthenticationCode(bytes, authenticating: Self.encode(table, fields), using: key)
+        }
     }
 
     static func encode(_ table: String, _ fields: [String]) -> Data {
@@ -68,7 +78,6 @@ public enum PolicyKeyring {
 
     /// The authenticator keyed from `vault`, generating and storing the key when it is missing.
     public static func authenticator(from vault: UnlockedVault) throws -> RowAuthenticator {
-        let key = try vault.internalKey(named: macKeyName)
-        return RowAuthenticator(key: key.withUnsafeBytes { SymmetricKey(data: $0) })
+        RowAuthenticator(secret: try vault.internalKey(named: macKeyName))
     }
 }

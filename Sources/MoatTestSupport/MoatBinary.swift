@@ -110,10 +110,19 @@ public final class RunningServer: @unchecked Sendable {
     private let reader = DispatchGroup()
 
     /// Starts `moat serve ARGS --port 0` and waits until it logs the port it listens on.
-    public init(arguments: [String], home: String, timeout: TimeInterval = 60) throws {
+    ///
+    /// - Parameter launcher: a command that sets something up and then execs the rest of its arguments
+    ///   (`prlimit --nofile=…`, `setpriv …`), so the process id stays the server's.
+    public init(arguments: [String], home: String, launcher: [String] = [], timeout: TimeInterval = 60) throws {
         process = Process()
-        process.executableURL = URL(fileURLWithPath: MoatBinary.path)
-        process.arguments = ["serve", "--log-format", "json", "--port", "0"] + arguments
+        let serve = ["serve", "--log-format", "json", "--port", "0"] + arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [MoatBinary.path] + serve
+        } else {
+            process.executableURL = URL(fileURLWithPath: MoatBinary.path)
+            process.arguments = serve
+        }
         process.environment = MoatBinary.environment(home: home)
         process.standardError = errPipe
         process.standardOutput = FileHandle.nullDevice

@@ -1,4 +1,7 @@
 public import Foundation
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A minimal HTTP/1.1 client over a real TCP socket, sending exactly the bytes a test chooses.
 ///
@@ -20,37 +23,14 @@ public enum RawHTTP {
     }
 
     /// Sends `request` verbatim to `host:port` (IPv4 or IPv6 literal) and reads until the server closes.
-    public static func send(_ request: String, host: String = "127.0.0.1", port: Int) throws -> Response {
-        let isV6 = host.contains(":")
-        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw RawHTTPError("socket failed") }
-        defer { close(fd) }
+    ///
+    /// - Parameter source: an IPv4 address to send from (any of 127.0.0.0/8 works on Linux without setup).
+    public static func send(
+        _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
+    ) throws -> Response {
         // Generous: on a 2-core CI machine other tests may hold the cooperative threads for a while.
-        var timeout = timeval(tv_sec: 60, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let connected: Int32
-        if isV6 {
-            var address = sockaddr_in6()
-            address.sin6_family = sa_family_t(AF_INET6)
-            address.sin6_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET6, host, &address.sin6_addr)
-            connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
-                }
-            }
-        } else {
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(port).bigEndian)
-            inet_pton(AF_INET, host, &address.sin_addr)
-            connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
-        }
-        guard connected == 0 else { throw RawHTTPError("connect to \(host):\(port) failed: errno \(errno)") }
+        let fd = try connect(host: host, port: port, source: source, receiveTimeout: 60)
+        defer { close(fd) }
         let bytes = Array(request.utf8)
         var sent = 0
         while sent < bytes.count {
@@ -70,10 +50,12 @@ public enum RawHTTP {
 
     /// ``send(_:host:port:)`` on a thread of its own, for async tests whose server runs in the same
     /// process: a blocking read on a cooperative thread could starve the very server it waits for.
-    public static func sendOffPool(_ request: String, host: String = "127.0.0.1", port: Int) async throws -> Response {
+    public static func sendOffPool(
+        _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
+    ) async throws -> Response {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread {
-                continuation.resume(with: Result { try send(request, host: host, port: port) })
+                continuation.resume(with: Result { try send(request, host: host, port: port, source: source) })
             }
         }
     }
@@ -93,6 +75,64 @@ public enum RawHTTP {
             text += "Content-Length: 0\r\n"
         }
         return text + "Connection: close\r\n\r\n" + (body ?? "")
+    }
+
+    /// A TCP socket connected to `host:port` (IPv4 or IPv6 literal), optionally from the IPv4 address
+    /// `source`; the caller closes it. A connect waits at most `connectTimeout` seconds.
+    public static func connect(
+        host: String = "127.0.0.1", port: Int, source: String? = nil, receiveTimeout: Int = 60,
+        connectTimeout: Int = 60
+    ) throws -> Int32 {
+        let isV6 = host.contains(":")
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw RawHTTPError("socket failed: errno \(errno)") }
+        var receive = timeval(tv_sec: receiveTimeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &receive, socklen_t(MemoryLayout<timeval>.size))
+        // Linux bounds connect(2) by the send timeout.
+        var send = timeval(tv_sec: connectTimeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &send, socklen_t(MemoryLayout<timeval>.size))
+        if let source, !isV6 {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, source, &local.sin_addr)
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else {
+                close(fd)
+                throw RawHTTPError("bind to \(source) failed: errno \(errno)")
+            }
+        }
+        let connected: Int32
+        if isV6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET6, host, &address.sin6_addr)
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+                }
+            }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            inet_pton(AF_INET, host, &address.sin_addr)
+            connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+        }
+        guard connected == 0 else {
+            let code = errno
+            close(fd)
+            throw RawHTTPError("connect to \(host):\(port) failed: errno \(code)")
+        }
+        return fd
     }
 
     static func parse(_ text: String) throws -> Response {

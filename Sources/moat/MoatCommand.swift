@@ -23,6 +23,8 @@ struct MoatCommand: AsyncParsableCommand {
     /// process with its own exit code (argument-parser would print "Error:" and always exit 1).
     static func main() async {
         do {
+            // Before anything is parsed or read: no command's memory may end up in a core dump.
+            try ProcessHardening.protectMemory()
             var command = try parseAsRoot()
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()

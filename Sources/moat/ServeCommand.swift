@@ -39,6 +39,8 @@ struct ServeCommand: AsyncParsableCommand {
     func run() async throws {
         // Every file Moat creates (database, WAL, later the vault) is private to the owner.
         umask(0o077)
+        // Before any file is opened: the connection cap is derived from the limit in force.
+        let openFiles = ProcessHardening.raiseOpenFileLimit()
         let options = GatewayServer.Options(
             home: state.home,
             configPath: state.config,
@@ -94,7 +96,8 @@ struct ServeCommand: AsyncParsableCommand {
             throw reportAndExit(error)
         }
         do {
-            try await server.run(database: database, vault: opening.vault, audit: audit, logger: logger)
+            try await server.run(
+                database: database, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles)
         } catch let error as GatewayError {
             throw reportAndExit(error)
         }

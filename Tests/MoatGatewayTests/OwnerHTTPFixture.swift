@@ -58,11 +58,12 @@ final class OwnerHTTPFixture: Sendable {
         var origin: String { "http://127.0.0.1:\(port)" }
 
         func send(
-            _ method: String, _ path: String, headers: [(String, String)] = [], json: String? = nil
+            _ method: String, _ path: String, headers: [(String, String)] = [], json: String? = nil,
+            from source: String? = nil
         ) async throws -> RawHTTP.Response {
             try await RawHTTP.sendOffPool(
                 RawHTTP.request(method, path, headers: [("Host", "127.0.0.1:\(port)")] + headers, body: json),
-                port: port)
+                port: port, source: source)
         }
 
         /// A browser-like state-changing request: same Origin, the session cookie and the CSRF token.

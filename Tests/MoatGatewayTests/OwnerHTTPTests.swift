@@ -146,6 +146,47 @@ struct OwnerHTTPTests {
         }
     }
 
+    @Test("logins from 127.0.0.2, 127.0.0.3, … share one per-address limit: rotating loopback sources does not help")
+    func loopbackSourcesShareOneLimit() async throws {
+        var settings = AuthSettings()
+        settings.passwordFailuresPerAddress = 4
+        let fixture = try OwnerHTTPFixture(settings: settings)
+        try await fixture.live { client in
+            _ = try await fixture.setUp(client)
+            // A new username each time, so only the per-address limit can stop these.
+            for index in 0..<4 {
+                let wrong = try await client.send(
+                    "POST", "/api/auth/login", headers: [("Origin", client.origin)],
+                    json: #"{"username":"user\#(index)","password":"wrong passphrase here"}"#,
+                    from: "127.0.0.\(index + 2)")
+                #expect(wrong.status == 401)
+            }
+            let locked = try await client.send(
+                "POST", "/api/auth/login", headers: [("Origin", client.origin)],
+                json: #"{"username":"user9","password":"wrong passphrase here"}"#, from: "127.0.0.99")
+            #expect(locked.status == 429)
+            #expect(try await fixture.login(client).status == 429)
+        }
+    }
+
+    @Test("wrong setup tokens from rotating loopback sources add at most the per-address limit to the audit log")
+    func setupTokensFromRotatingSources() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            var statuses: [Int] = []
+            for index in 0..<30 {
+                let response = try await client.send(
+                    "POST", "/api/setup", headers: [("Origin", client.origin)],
+                    json: #"{"token":"wrong-token-\#(index)","password":"\#(OwnerHTTPFixture.password)"}"#,
+                    from: "127.0.\(index / 200).\(index % 200 + 2)")
+                statuses.append(response.status)
+            }
+            #expect(statuses.prefix(10).allSatisfy { $0 == 401 }, "\(statuses)")
+            #expect(statuses.dropFirst(10).allSatisfy { $0 == 429 }, "\(statuses)")
+            #expect(try fixture.auditMetadata("auth.setup").count == 10)
+        }
+    }
+
     @Test("an old cookie after logout is 401; the session id changes at every login")
     func logoutAndRotation() async throws {
         let fixture = try OwnerHTTPFixture()
@@ -193,6 +234,33 @@ struct OwnerHTTPTests {
             #expect(session.status == 200)
             #expect(session.json["csrf_token"] == nil && !session.body.contains(csrf))
             #expect(session.json["via"] as? String == "session")
+        }
+    }
+
+    @Test(
+        "a junk moat_session cookie tossed in front of the owner's does not log the owner out; the CSRF token is still needed"
+    )
+    func cookieTossing() async throws {
+        let fixture = try OwnerHTTPFixture()
+        try await fixture.live { client in
+            let (cookie, csrf) = try await fixture.setUp(client)
+            // What a browser sends after a program on another local port set `moat_session=junk; Path=/api`:
+            // the longer path's cookie comes first.
+            let tossed = "moat_session=junkjunkjunkjunkjunk; " + cookie
+            let session = try await client.browser("GET", "/api/auth/session", cookie: tossed, csrf: csrf)
+            #expect(session.status == 200, "\(session.body)")
+            #expect(session.json["via"] as? String == "session")
+            let split = try await client.send(
+                "GET", "/api/auth/session",
+                headers: [("Cookie", "moat_session=x"), ("Cookie", cookie), ("X-CSRF-Token", csrf)])
+            #expect(split.status == 200, "\(split.body)")
+            let noToken = try await client.send("GET", "/api/auth/session", headers: [("Cookie", tossed)])
+            #expect(noToken.status == 403)
+            // Only the first eight session cookies are looked at.
+            let flood = Array(repeating: "moat_session=junkjunkjunkjunkjunk", count: 8).joined(separator: "; ")
+            let buried = try await client.browser(
+                "GET", "/api/auth/session", cookie: flood + "; " + cookie, csrf: csrf)
+            #expect(buried.status == 401)
         }
     }
 

@@ -1,0 +1,235 @@
+import Foundation
+import MoatCore
+import MoatTestSupport
+import MoatVault
+import Testing
+
+/// What the `moat serve` process itself withstands: memory readers and descriptor exhaustion.
+@Suite(.serialized) struct ServeProcessTests {
+    /// As root, run a command without `CAP_SYS_PTRACE`: with it, root may read any process's memory
+    /// whatever the process asked for. Run as another user, nothing is needed.
+    static var withoutPtrace: [String] {
+        getuid() == 0 ? ["/usr/bin/setpriv", "--bounding-set=-sys_ptrace", "--"] : []
+    }
+
+    /// A state directory with an owner and a `read` API token (set up offline, before the test's server).
+    static func installation(_ temp: TemporaryDirectory) throws -> (home: String, token: String) {
+        let home = temp.file("home")
+        _ = try RunningServer(arguments: [], home: home).stop()
+        let setup = try MoatBinary.run(
+            ["owner", "setup", "--owner-password-stdin"], home: home, stdin: "a long owner passphrase\n")
+        try #require(setup.status == 0, "\(setup.stderr)")
+        let created = try MoatBinary.run(["token", "create", "probe", "--scope", "read"], home: home)
+        try #require(created.status == 0, "\(created.stderr)")
+        return (home, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Runs `argv` (through ``withoutPtrace`` unless `asIs`) and returns its exit status.
+    static func status(_ argv: [String], asIs: Bool = false) throws -> Int32 {
+        let command = asIs ? argv : withoutPtrace + argv
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    /// The line of `/proc/PID/limits` that starts with `name`, its columns split.
+    static func limit(_ name: String, pid: Int32) throws -> [String] {
+        let text = try String(contentsOfFile: "/proc/\(pid)/limits", encoding: .utf8)
+        let line = text.split(separator: "\n").first { $0.hasPrefix(name) } ?? ""
+        return line.dropFirst(name.count).split(separator: " ").map(String.init)
+    }
+
+    @Test(
+        "moat serve is non-dumpable: a process of its own user can neither open its memory nor gcore it, and its core limit is 0"
+    )
+    func nonDumpable() throws {
+        let temp = TemporaryDirectory()
+        let server = try RunningServer(arguments: [], home: temp.file("home"), launcher: Self.withoutPtrace)
+        let pid = server.process.processIdentifier
+        // /proc/PID/mem is what debuggers and gcore read; the kernel lets a process of the same user
+        // (without CAP_SYS_PTRACE) open it only while the target is dumpable.
+        #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
+        #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])
+        if FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
+            let core = temp.file("core")
+            _ = try Self.status(["/usr/bin/timeout", "60", "/usr/bin/gcore", "-o", core, "\(pid)"])
+            #expect(!FileManager.default.fileExists(atPath: "\(core).\(pid)"), "gcore wrote a dump of moat serve")
+        }
+        #expect(server.stop().status == 0)
+    }
+
+    @Test("a CLI command is non-dumpable too, from before it reads anything")
+    func cliNonDumpable() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        _ = try RunningServer(arguments: [], home: home).stop()
+        // `moat owner setup` waits for the password on its standard input: a live CLI process to look at.
+        let command = Self.withoutPtrace + [MoatBinary.path, "owner", "setup", "--owner-password-stdin"]
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.environment = MoatBinary.environment(home: home)
+        let input = Pipe()
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        usleep(500_000)
+        let pid = process.processIdentifier
+        #expect(process.isRunning)
+        #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
+        #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    @Test(
+        "a core dump root takes of moat serve holds none of the long-lived vault keys (audit seed and HMAC key, row-MAC keys)",
+        .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore"))
+    )
+    func dumpLacksKeys() throws {
+        let temp = TemporaryDirectory()
+        let (home, token) = try Self.installation(temp)
+        let server = try RunningServer(arguments: [], home: home)
+        let port = try #require(server.port)
+        // Use the keys: an authenticated request (token lookup, row MACs) and refusals (audit entries).
+        let session = try RawHTTP.send(
+            RawHTTP.request(
+                "GET", "/api/auth/session",
+                headers: [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(token)")]),
+            port: port)
+        #expect(session.status == 200)
+        let pid = server.process.processIdentifier
+        let core = temp.file("core")
+        // As root, with CAP_SYS_PTRACE: the dump is taken whatever the process asked for; what it holds is
+        // what MADV_DONTDUMP and short-lived crypto copies leave out.
+        let status = try Self.status(["/usr/bin/timeout", "120", "/usr/bin/gcore", "-o", core, "\(pid)"], asIs: true)
+        try #require(status == 0, "gcore failed")
+        let dump = try Data(contentsOf: URL(fileURLWithPath: "\(core).\(pid)"), options: .alwaysMapped)
+        #expect(dump.count > 1_000_000)
+        let vault = try UnlockedVault.unseal(paths: VaultPaths(stateDirectory: home), pin: nil)
+        for name in [
+            "MOAT_AUDIT_SIGNING_KEY", "MOAT_AUDIT_FINGERPRINT_KEY", "MOAT_AUTH_MAC_KEY", "MOAT_POLICY_MAC_KEY",
+        ] {
+            guard let key = try vault.value(named: name) else { continue }
+            let bytes = key.withUnsafeBytes { Data($0) }
+            #expect(bytes.count >= 32)
+            #expect(dump.range(of: bytes) == nil, "\(name) is in the core dump")
+        }
+        #expect(server.stop().status == 0)
+    }
+
+    @Test("serve raises its soft open-file limit to the hard limit and caps connections below it")
+    func raisesOpenFileLimit() throws {
+        let temp = TemporaryDirectory()
+        let server = try RunningServer(
+            arguments: [], home: temp.file("home"), launcher: ["/usr/bin/prlimit", "--nofile=1024:4096", "--"])
+        #expect(try Self.limit("Max open files", pid: server.process.processIdentifier).prefix(2) == ["4096", "4096"])
+        #expect(server.log.contains(#""max_connections":"1024""#), "\(server.log)")
+        #expect(server.stop().status == 0)
+    }
+
+    @Test(
+        "1,100 held connections with pipelined requests at a 1,024 open-file limit: serve stays up, answers the owner, logs the refusals and closes idle connections"
+    )
+    func heldConnections() throws {
+        try HeldConnections.allowDescriptors(2_500)
+        let temp = TemporaryDirectory()
+        let (home, token) = try Self.installation(temp)
+        let server = try RunningServer(
+            arguments: [], home: home, launcher: ["/usr/bin/prlimit", "--nofile=1024:1024", "--"])
+        let port = try #require(server.port)
+        let held = HeldConnections(count: 1_100, port: port, within: 60)
+        #expect(held.opened > 1_000, "only \(held.opened) connections opened")
+        // The attack: pipelined unauthenticated requests on every held connection, answers never read.
+        let request = "GET /api/tokens HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+        held.sendOnEach(request + request)
+
+        let health = try RawHTTP.send(RawHTTP.request(headers: [("Host", "127.0.0.1:\(port)")]), port: port)
+        #expect(health.status == 200)
+        let session = try RawHTTP.send(
+            RawHTTP.request(
+                "GET", "/api/auth/session",
+                headers: [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(token)")]),
+            port: port)
+        #expect(session.status == 200, "\(session.body)")
+        #expect(server.process.isRunning)
+        #expect(server.log.contains("connection limit reached"), "the refusals were not logged")
+
+        // Idle connections do not stay: every held one is closed by the server (30 s idle timeout).
+        let stillOpen = held.waitUntilClosedByServer(within: 120)
+        #expect(stillOpen == 0, "\(stillOpen) idle connections still open after 120 s")
+        held.closeAll()
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        #expect(log.contains("\"stopped\""))
+        let audit = try MoatBinary.run(["audit", "tail", "-n", "5"], home: home)
+        #expect(audit.stdout.contains("gateway.stop"), "\(audit.stdout)\(audit.stderr)")
+    }
+}
+
+/// Many client connections to one loopback port, opened and held by the test (bounded in count and time).
+final class HeldConnections {
+    private(set) var descriptors: [Int32] = []
+
+    /// Raises this test process's own soft open-file limit to at least `count` (within its hard limit).
+    static func allowDescriptors(_ count: Int) throws {
+        var limit = rlimit()
+        _ = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+        guard limit.rlim_cur < rlim_t(count) else { return }
+        try #require(limit.rlim_max >= rlim_t(count), "the test needs \(count) open files; the hard limit is lower")
+        limit.rlim_cur = rlim_t(count)
+        _ = setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit)
+    }
+
+    /// Opens up to `count` connections, giving up after `seconds` in all (each connect waits 2 s at most).
+    init(count: Int, port: Int, within seconds: TimeInterval) {
+        let deadline = Date().addingTimeInterval(seconds)
+        for _ in 0..<count where Date() < deadline {
+            guard let fd = try? RawHTTP.connect(port: port, connectTimeout: 2) else { continue }
+            descriptors.append(fd)
+        }
+    }
+
+    var opened: Int { descriptors.count }
+
+    /// Writes `text` on every connection (without SIGPIPE on those the server closed already).
+    func sendOnEach(_ text: String) {
+        let bytes = Array(text.utf8)
+        for fd in descriptors {
+            _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+        }
+    }
+
+    /// Reads and discards until the server has closed every connection or `seconds` pass; returns how many
+    /// are still open.
+    func waitUntilClosedByServer(within seconds: TimeInterval) -> Int {
+        var open = Set(descriptors)
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        let deadline = Date().addingTimeInterval(seconds)
+        while !open.isEmpty && Date() < deadline {
+            for fd in open {
+                while true {
+                    let count = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+                    if count > 0 { continue }
+                    if count == 0 || (errno != EAGAIN && errno != EWOULDBLOCK) { open.remove(fd) }
+                    break
+                }
+            }
+            if !open.isEmpty { usleep(500_000) }
+        }
+        return open.count
+    }
+
+    func closeAll() {
+        for fd in descriptors { close(fd) }
+        descriptors = []
+    }
+
+    deinit { closeAll() }
+}
