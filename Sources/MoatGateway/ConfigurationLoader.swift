@@ -32,10 +32,10 @@ public enum ConfigurationLoader {
     /// Parses configuration text; `file` is only used in messages.
     public static func parse(_ text: String, file: String) throws(GatewayError) -> GatewayConfiguration {
         if let reference = YAMLReferenceScan.firstReference(in: text) {
-            let example = reference.kind == "anchor" ? "&name" : "*name"
+            let what = reference.kind == "anchor" ? "anchors (&name)" : "aliases (*name)"
             throw GatewayError(
                 .configuration,
-                "\(file):\(reference.line): YAML \(reference.kind)s (\(example)) are not accepted in a Moat config; "
+                "\(file):\(reference.line): YAML \(what) are not accepted in a Moat config; "
                     + "write each value out in full (quote a value that starts with & or *)"
             )
         }
