@@ -2,6 +2,7 @@ import Foundation
 import MoatAuth
 import MoatCore
 import MoatPolicy
+import MoatStore
 internal import Yams
 
 #if canImport(Glibc)
@@ -12,8 +13,9 @@ internal import Yams
 
 /// Reads `config.yaml` strictly.
 ///
-/// An unknown key, a wrong type, an out-of-range value, a duplicate key or an empty file is an error
-/// that names the file, the line, the key and what is allowed, in the form editors understand:
+/// An unknown key, a wrong type, an out-of-range value, a duplicate key, a YAML anchor or alias, or an
+/// empty file is an error that names the file, the line, the key and what is allowed, in the form
+/// editors understand:
 /// `config.yaml:7: gateway.prot: unknown key (did you mean gateway.port?)`.
 public enum ConfigurationLoader {
     /// The largest config file Moat reads; a bigger one is certainly a mistake.
@@ -29,6 +31,14 @@ public enum ConfigurationLoader {
 
     /// Parses configuration text; `file` is only used in messages.
     public static func parse(_ text: String, file: String) throws(GatewayError) -> GatewayConfiguration {
+        if let reference = YAMLReferenceScan.firstReference(in: text) {
+            let what = reference.kind == "anchor" ? "anchors (&name)" : "aliases (*name)"
+            throw GatewayError(
+                .configuration,
+                "\(file):\(reference.line): YAML \(what) are not accepted in a Moat config; "
+                    + "write each value out in full (quote a value that starts with & or *)"
+            )
+        }
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -54,20 +64,41 @@ public enum ConfigurationLoader {
         return try reader.read(root)
     }
 
+    /// Reads the file the way Moat reads its own state: a regular file, not through a symbolic link,
+    /// owned by this user or root and writable by no one else, in a directory no one else can write to.
+    /// Another user who could edit it could add `allowed_hosts` (re-opening DNS rebinding) or move the bind.
     private static func readFile(_ path: String, required: Bool) throws(GatewayError) -> String? {
         let bytes: [UInt8]
+        let status: BoundedFile.Status
         do {
-            bytes = try BoundedFile.read(path, limit: maximumSize)
+            (bytes, status) = try BoundedFile.readWithStatus(path, limit: maximumSize, followLinks: false)
         } catch .open(let code) {
             if code == ENOENT && !required {
                 return nil
+            }
+            if code == ELOOP {
+                throw GatewayError(
+                    .unsafeState,
+                    "\(path): is a symbolic link; Moat does not follow links for its config: "
+                        + "point --config at the real file, or replace the link with it")
             }
             let fix = code == ENOENT ? " (check the path given to --config)" : ""
             throw GatewayError(.configuration, "\(path): cannot read: \(BoundedFile.describe(code))\(fix)")
         } catch .read(let code) {
             throw GatewayError(.configuration, "\(path): cannot read: \(BoundedFile.describe(code))")
+        } catch .notRegular(let what) {
+            throw GatewayError(
+                .unsafeState, "\(path): is \(what), not a regular file; a config file must be a regular file")
         } catch {
             throw GatewayError(.configuration, "\(path): larger than 1 MiB; this is not a Moat config file")
+        }
+        let problems = FileModes.configFileProblems(path, owner: status.owner, mode: status.mode)
+        guard problems.isEmpty else {
+            throw GatewayError(
+                .unsafeState,
+                "refusing to read \(path): another user could change it (as OpenSSH refuses for ~/.ssh/config):\n"
+                    + PermissionProblem.report(problems)
+            )
         }
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw GatewayError(.configuration, "\(path): not UTF-8 text")

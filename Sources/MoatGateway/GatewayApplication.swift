@@ -7,7 +7,7 @@ public import Hummingbird
 public enum GatewayApplication {
     /// The router with every middleware in its order: request log first (so refusals are logged too),
     /// then the security headers (on every response, refusals included), the Host/Origin guard, owner
-    /// authentication for `/api/`, then the routes.
+    /// authentication for `/api/`, then the routes; last, the 405 answer for a known path with another method.
     ///
     /// - Parameter auth: owner authentication; nil serves only `/healthz` (tests of the guards).
     public static func makeRouter(hostGuard: HostGuard, auth: GatewayAuth? = nil) -> Router<GatewayRequestContext> {
@@ -25,6 +25,7 @@ public enum GatewayApplication {
             LiveRoutes.register(on: router, auth: auth)
             DashboardRoutes.register(on: router)
         }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
         return router
     }
 }

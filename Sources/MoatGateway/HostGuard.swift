@@ -37,7 +37,9 @@ public final class HostGuard: Sendable {
         self.loopbackNames = ["localhost", "127.0.0.1", "[::1]"]
         self.scheme = tls ? "https" : "http"
         self.boundPort = Atomic(port)
-        if boundAddress.isUnspecified || boundAddress.isLoopback {
+        // A loopback address other than 127.0.0.1 (127.0.0.2, say) is named here too: the setup link
+        // printed at start-up uses it, so it must be answered.
+        if boundAddress.isUnspecified {
             self.boundAddress = nil
         } else if case .v6 = boundAddress {
             self.boundAddress = "[\(boundAddress)]"

@@ -15,7 +15,9 @@ import ServiceLifecycle
 enum LiveRoutes {
     static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth) {
         router.get("/api/audit") { request, _ -> Response in
-            let limit = request.uri.queryParameters.get("limit").flatMap(Int.init) ?? 50
+            // Present means it must be a number: `limit=null` or `limit=` is a 400, not the default.
+            let text = request.uri.queryParameters.get("limit")
+            let limit = text.map { $0.allSatisfy { $0.isASCII && $0.isNumber } ? Int($0) ?? 0 : 0 } ?? 50
             guard (1...500).contains(limit) else {
                 return APIError.response(status: .badRequest, "limit must be a number from 1 to 500")
             }

@@ -208,12 +208,17 @@ enum TokenJSON {
 }
 
 /// `30d`, `12h`, `90m`, `never` → seconds (`.infinity` for never); nil stays nil (the default applies).
+///
+/// Exactly the pattern Docs/openapi.yaml gives (`TokenRequest.expires`): digits and a unit, or `never`, in
+/// either case; no sign, no spaces.
 public enum TokenLifetime {
     public static func parse(_ text: String?) throws(AuthError) -> TimeInterval? {
-        guard let text = text?.trimmingCharacters(in: .whitespaces).lowercased() else { return nil }
+        guard let text = text?.lowercased() else { return nil }
         if text == "never" { return .infinity }
         let units: [Character: Double] = ["m": 60, "h": 3600, "d": 86400]
-        guard let unit = text.last.flatMap({ units[$0] }), let number = Int(text.dropLast()), number > 0,
+        let digits = text.dropLast()
+        guard let unit = text.last.flatMap({ units[$0] }), !digits.isEmpty,
+            digits.allSatisfy({ $0.isASCII && $0.isNumber }), let number = Int(digits), number > 0,
             Double(number) * unit <= 3650 * 86400
         else {
             throw AuthError(.invalidInput, "expires must look like 30d, 12h or 90m (at most 10 years), or never")
@@ -256,8 +261,10 @@ struct JSONBody {
         return value
     }
 
+    /// An optional field: absent is nil; `null` is refused like any other wrong type, because no field of
+    /// the API is nullable (Docs/openapi.yaml) and a client sending null has a bug worth hearing about.
     func optionalString(_ key: String) throws(AuthError) -> String? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let value = object[key] else { return nil }
         guard let text = value as? String else {
             throw AuthError(.invalidInput, "the field \"\(key)\" must be a string")
         }
@@ -265,7 +272,7 @@ struct JSONBody {
     }
 
     func optionalBool(_ key: String) throws(AuthError) -> Bool? {
-        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let value = object[key] else { return nil }
         guard let flag = value as? Bool else {
             throw AuthError(.invalidInput, "the field \"\(key)\" must be true or false")
         }

@@ -49,7 +49,11 @@ public enum PostureCheck {
             findings.append(Finding(check: "config", status: .pass, message: "configuration valid (\(loaded.2))"))
         } catch {
             findings.append(
-                Finding(check: "config", status: .fail, message: error.message, fix: "correct the file at that line")
+                Finding(
+                    check: "config", status: .fail, message: error.message,
+                    fix: error.code == .unsafeState
+                        ? "make it a regular file that only you (or root) can change, as the message says"
+                        : "correct the file at that line")
             )
             // Without a configuration the remaining checks would describe defaults that will not run.
             if let layout = try? StateLayout.resolve(home: options.home, environment: options.environment) {

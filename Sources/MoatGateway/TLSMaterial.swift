@@ -70,6 +70,7 @@ public struct TLSMaterial: Sendable {
             privateKey: .privateKey(key)
         )
         configuration.minimumTLSVersion = .tlsv12
+        configuration.cipherSuites = Self.tls12CipherSuites
         // BoringSSL checks that the private key belongs to the leaf certificate when the context is built.
         do {
             _ = try NIOSSLContext(configuration: configuration)
@@ -83,6 +84,14 @@ public struct TLSMaterial: Sendable {
         self.configuration = configuration
         self.notValidAfter = notAfter
     }
+
+    /// The TLS 1.2 suites offered: ECDHE key exchange (forward secrecy) with an AEAD cipher only, as in
+    /// Mozilla's "intermediate" profile. No `TLS_RSA_*` (a stolen key would decrypt recorded traffic) and
+    /// no CBC-SHA1. TLS 1.3 suites are fixed by BoringSSL and all qualify.
+    static let tls12CipherSuites = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
 
     private static func readPEM(_ path: String, what: String) throws(GatewayError) -> [UInt8] {
         do {

@@ -66,7 +66,40 @@ public enum FileModes {
     static func check(_ path: String, kind: Kind, forbidden: UInt32) -> [PermissionProblem] {
         var info = stat()
         guard lstat(path, &info) == 0 else { return [] }
-        let type = UInt32(info.st_mode) & UInt32(S_IFMT)
+        return problems(path, owner: UInt32(info.st_uid), mode: UInt32(info.st_mode), kind: kind, forbidden: forbidden)
+    }
+
+    /// Every reason a config file is unsafe to read: another user could change it (owner, group or world
+    /// write bits) or its directory, or something other than a regular file stands in its place.
+    ///
+    /// The same rules as `config.yaml` in the config directory, for any path (`--config FILE`). `owner` and
+    /// `mode` come from the `fstat` of the descriptor the file is read through, so the file checked is the
+    /// file read; the directory is checked with `lstat` (a symbolic link in its place is refused). A sticky
+    /// directory such as `/tmp` passes: others can add files there but cannot replace or rename ours.
+    public static func configFileProblems(_ path: String, owner: UInt32, mode: UInt32) -> [PermissionProblem] {
+        problems(path, owner: owner, mode: mode, kind: .file, forbidden: 0o022)
+            + check(directoryName(of: path), kind: .directory, forbidden: 0o022)
+    }
+
+    /// The directory part of `path` (`.` for a bare file name, `/` for a file at the root).
+    static func directoryName(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// The problems of a path whose owner and `st_mode` are known.
+    static func problems(
+        _ path: String, owner: UInt32, mode fullMode: UInt32, kind: Kind, forbidden: UInt32
+    ) -> [PermissionProblem] {
+        let type = fullMode & UInt32(S_IFMT)
+        let expected = kind == .directory ? UInt32(S_IFDIR) : UInt32(S_IFREG)
+        if kind != .socket && type != expected && type != UInt32(S_IFLNK) {
+            let what = kind == .directory ? "directory" : "regular file"
+            return [
+                PermissionProblem(
+                    path: path, problem: "is not a \(what)", fix: "replace it with the real \(what)")
+            ]
+        }
         if type == UInt32(S_IFLNK) {
             return [
                 PermissionProblem(
@@ -78,17 +111,18 @@ public enum FileModes {
         }
         var problems: [PermissionProblem] = []
         let uid = getuid()
-        if info.st_uid != uid && info.st_uid != 0 {
+        if owner != uid && owner != 0 {
             problems.append(
                 PermissionProblem(
                     path: path,
-                    problem: "is owned by uid \(info.st_uid), not by this user (uid \(uid))",
+                    problem: "is owned by uid \(owner), not by this user (uid \(uid))",
                     fix: "chown \(uid) \(shellQuoted(path))"
                 )
             )
         }
-        let mode = UInt32(info.st_mode) & 0o7777
-        if mode & forbidden != 0 {
+        let mode = fullMode & 0o7777
+        let sticky = kind == .directory && forbidden == 0o022 && mode & UInt32(S_ISVTX) != 0
+        if mode & forbidden != 0 && !sticky {
             let wanted = mode & ~forbidden & 0o777
             let what = forbidden == 0o077 ? "group- or world-accessible" : "group- or world-writable"
             problems.append(

@@ -2,17 +2,19 @@ public import Foundation
 
 /// Self-signed certificates made with the `openssl` command for TLS tests.
 public enum TestCertificates {
-    /// Writes `name.crt` and `name.key` (EC P-256, self-signed for localhost/127.0.0.1) into `directory`.
+    /// Writes `name.crt` and `name.key` (EC P-256, or RSA 2048 when `rsa`; self-signed for
+    /// localhost/127.0.0.1) into `directory`.
     @discardableResult
-    public static func make(in directory: TemporaryDirectory, name: String = "server", days: Int = 30) throws -> (
-        cert: String, key: String
-    ) {
+    public static func make(
+        in directory: TemporaryDirectory, name: String = "server", days: Int = 30, rsa: Bool = false
+    ) throws -> (cert: String, key: String) {
         let cert = directory.file("\(name).crt")
         let key = directory.file("\(name).key")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
         process.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "req", "-x509", "-newkey", rsa ? "rsa:2048" : "ec", "-pkeyopt",
+            rsa ? "rsa_keygen_bits:2048" : "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", cert, "-days", "\(days)", "-subj", "/CN=localhost",
             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
         ]

@@ -30,6 +30,53 @@ import Testing
         #expect(try MoatBinary.run(["doctor"], home: temp.path).status == 0)
     }
 
+    @Test("a --config file or directory other users can write is refused by serve (78) and failed by doctor")
+    func unsafeConfigFile() throws {
+        let temp = TemporaryDirectory()
+        let home = temp.file("home")
+        let config = try temp.write("moat.yaml", "gateway:\n  allowed_hosts: [attacker.example]\n", mode: 0o666)
+        var result = try MoatBinary.run(["serve", "--port", "0", "--config", config], home: home)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("refusing to read \(config)"), "\(result.stderr)")
+        #expect(result.stderr.contains("fix: chmod 0644 \(config)"), "\(result.stderr)")
+        #expect(FileManager.default.fileExists(atPath: home) == false)
+        result = try MoatBinary.run(["doctor", "--config", config], home: home)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("fail  config"), "\(result.stdout)")
+        #expect(result.stdout.contains("fix: chmod 0644 \(config)"), "\(result.stdout)")
+
+        // The file private, but its directory open to everyone: someone could put another file in its place.
+        TemporaryDirectory.chmod(config, 0o600)
+        TemporaryDirectory.chmod(temp.path, 0o777)
+        result = try MoatBinary.run(["serve", "--port", "0", "--config", config], home: home)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("fix: chmod 0755 \(temp.path)"), "\(result.stderr)")
+        TemporaryDirectory.chmod(temp.path, 0o700)
+
+        // A symbolic link in the file's place is not followed.
+        let link = temp.file("link.yaml")
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: config)
+        result = try MoatBinary.run(["doctor", "--config", link], home: home)
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("is a symbolic link"), "\(result.stdout)")
+        #expect(try MoatBinary.run(["doctor", "--config", config], home: home).status == 0)
+    }
+
+    @Test("a FIFO given as --config is refused at once instead of blocking start-up")
+    func fifoConfig() throws {
+        let temp = TemporaryDirectory()
+        let fifo = temp.file("moat.yaml")
+        #expect(mkfifo(fifo, 0o600) == 0)
+        // Bounded wait: a server blocked on the FIFO is killed after 30 s and then fails the status check.
+        let result = try MoatBinary.run(
+            ["serve", "--port", "0", "--config", fifo], home: temp.file("home"), timeout: 30)
+        #expect(result.status == 78)
+        #expect(result.stderr.contains("is a FIFO (named pipe), not a regular file"), "\(result.stderr)")
+        let doctor = try MoatBinary.run(["doctor", "--config", fifo], home: temp.file("home"), timeout: 30)
+        #expect(doctor.status == 1)
+        #expect(doctor.stdout.contains("fail  config"), "\(doctor.stdout)")
+    }
+
     @Test("--host 0.0.0.0 without TLS exits 78 saying why, and creates nothing")
     func unsafeBind() throws {
         let temp = TemporaryDirectory()
@@ -115,20 +162,61 @@ import Testing
         let server = try RunningServer(arguments: ["--config", config], home: temp.file("home"))
         let port = try #require(server.port)
         #expect(server.log.contains("https://127.0.0.1:\(port)"))
-        func handshake(_ version: String) throws -> Int32 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", version, "-brief"]
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            process.waitUntilExit()
-            return process.terminationStatus
-        }
-        #expect(try handshake("-tls1_2") == 0)
-        #expect(try handshake("-tls1_1") != 0)
+        #expect(try Self.handshake(port: port, ["-tls1_2"]) == 0)
+        #expect(try Self.handshake(port: port, ["-tls1_1"]) != 0)
         #expect(server.stop().status == 0)
+    }
+
+    @Test("TLS 1.2 offers only ECDHE with AES-GCM or ChaCha20-Poly1305: no TLS_RSA key exchange, no CBC-SHA1")
+    func tls12CipherSuites() throws {
+        let temp = TemporaryDirectory()
+        // An RSA certificate, so the TLS_RSA_* suites (no forward secrecy) would be possible at all.
+        let (cert, key) = try TestCertificates.make(in: temp, rsa: true)
+        let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
+        let server = try RunningServer(arguments: ["--config", config], home: temp.file("home"))
+        let port = try #require(server.port)
+        for refused in ["AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"] {
+            #expect(try Self.handshake(port: port, ["-tls1_2", "-cipher", refused]) != 0, "\(refused) was accepted")
+        }
+        for accepted in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"] {
+            #expect(try Self.handshake(port: port, ["-tls1_2", "-cipher", accepted]) == 0, "\(accepted) was refused")
+        }
+        #expect(try Self.handshake(port: port, ["-tls1_3"]) == 0)
+        #expect(server.stop().status == 0)
+    }
+
+    @Test("bound to 127.0.0.2, the server answers Host: 127.0.0.2:PORT, the address its setup link names")
+    func otherLoopbackAddress() throws {
+        let temp = TemporaryDirectory()
+        let server = try RunningServer(arguments: ["--host", "127.0.0.2"], home: temp.file("home"))
+        let port = try #require(server.port)
+        #expect(server.log.contains("http://127.0.0.2:\(port)"))
+        let response = try RawHTTP.send(
+            RawHTTP.request("GET", "/healthz", headers: [("Host", "127.0.0.2:\(port)")]), host: "127.0.0.2", port: port)
+        #expect(response.status == 200)
+        let setup = try RawHTTP.send(
+            RawHTTP.request("GET", "/api/setup", headers: [("Host", "127.0.0.2:\(port)")]), host: "127.0.0.2",
+            port: port)
+        #expect(setup.status == 200)
+        // Another port on the same address is still a foreign Host.
+        let foreign = try RawHTTP.send(
+            RawHTTP.request("GET", "/healthz", headers: [("Host", "127.0.0.2:\(port == 1 ? 2 : port - 1)")]),
+            host: "127.0.0.2", port: port)
+        #expect(foreign.status == 421)
+        #expect(server.stop().status == 0)
+    }
+
+    /// Runs `openssl s_client` against the port with these extra arguments; its exit status.
+    static func handshake(port: Int, _ arguments: [String]) throws -> Int32 {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        return process.terminationStatus
     }
 }
 

@@ -134,6 +134,37 @@ import Testing
         #expect(message.contains("line"))
     }
 
+    @Test("YAML anchors and aliases are refused before the tree is built, with file and line")
+    func anchorsAndAliases() {
+        // Aliases of aliases as mapping keys: hashing the last key walks 2^24 nodes when the tree is built.
+        var yaml = "a0: &a0 [x]\n"
+        for level in 1...24 { yaml += "a\(level): &a\(level) [*a\(level - 1), *a\(level - 1)]\n" }
+        yaml += "gateway: {*a24: 1}\n"
+        #expect(
+            error(yaml)?.message
+                == "config.yaml:1: YAML anchors (&name) are not accepted in a Moat config; "
+                + "write each value out in full (quote a value that starts with & or *)")
+        let alias = error("gateway:\n  host: 127.0.0.1\n  port: *p\n")?.message ?? ""
+        #expect(alias.hasPrefix("config.yaml:3: YAML aliases (*name) are not accepted"), "\(alias)")
+        let merge = error("base: &b {port: 1}\ngateway:\n  <<: *b\n")?.message ?? ""
+        #expect(merge.hasPrefix("config.yaml:1: YAML anchors"), "\(merge)")
+    }
+
+    @Test("& and * inside quoted strings, plain words and comments are text, not anchors")
+    func ampersandAsText() throws {
+        let yaml = """
+            # &not-an-anchor *nor-an-alias
+            gateway:
+              auth:
+                tailscale:
+                  owner: "&a*b@example.com"  # *comment
+                  socket: /run/a&b*c.sock
+            """
+        let config = try ConfigurationLoader.parse(yaml, file: "config.yaml")
+        #expect(config.tailscaleOwner == "&a*b@example.com")
+        #expect(config.tailscaleSocket == "/run/a&b*c.sock")
+    }
+
     @Test("a control character in a bad value is not echoed to the terminal")
     func noControlCharactersEchoed() {
         let message = error("log:\n  level: \"\\e[31mred\"\n")?.message ?? ""

@@ -84,6 +84,28 @@ import Testing
         #expect(layout.permissionProblems().map(\.fix) == ["chmod 0640 \(layout.configFile)"])
     }
 
+    @Test("a config path's checks: its directory too, a sticky directory passes, a FIFO in its place is refused")
+    func configFileProblems() throws {
+        let temp = TemporaryDirectory()
+        let private0600 = UInt32(S_IFREG) | 0o600
+        #expect(FileModes.configFileProblems(temp.file("moat.yaml"), owner: getuid(), mode: private0600).isEmpty)
+        let worldWritable = FileModes.configFileProblems(
+            temp.file("moat.yaml"), owner: getuid(), mode: UInt32(S_IFREG) | 0o646)
+        #expect(worldWritable.map(\.fix) == ["chmod 0644 \(temp.file("moat.yaml"))"])
+        let shared = temp.file("shared")
+        mkdir(shared, 0o777)
+        TemporaryDirectory.chmod(shared, 0o777)
+        #expect(
+            FileModes.configFileProblems(shared + "/moat.yaml", owner: getuid(), mode: private0600).map(\.fix)
+                == ["chmod 0755 \(shared)"])
+        TemporaryDirectory.chmod(shared, 0o1777)
+        #expect(FileModes.configFileProblems(shared + "/moat.yaml", owner: getuid(), mode: private0600).isEmpty)
+
+        let layout = StateLayout(configDirectory: temp.path, stateDirectory: temp.path)
+        #expect(mkfifo(layout.configFile, 0o600) == 0)
+        #expect(layout.permissionProblems().map(\.problem) == ["is not a regular file"])
+    }
+
     @Test("a path with spaces is quoted in the fix command")
     func quotedFix() throws {
         let temp = TemporaryDirectory()
