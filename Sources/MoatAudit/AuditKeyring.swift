@@ -39,11 +39,7 @@ public enum AuditKeyring {
             throw AuditError(.invalidEvent, "the seed does not hold the audit keys")
         }
         // Nothing else is in a vault being created, so there is nothing to scrub yet.
-        return AuditKeys(
-            fingerprintKey: SymmetricKey(data: bytes(of: fingerprint)),
-            signingKey: try privateKey(signingSeed),
-            scrub: { $0 }
-        )
+        return try AuditKeys(fingerprintSecret: fingerprint, signingSeed: signingSeed, scrub: { $0 })
     }
 
     /// The public key that verifies this vault's checkpoints, without creating anything.
