@@ -112,7 +112,13 @@ import Testing
         try #require(status == 0, "gcore failed")
         let dump = try Data(contentsOf: URL(fileURLWithPath: "\(core).\(pid)"), options: .alwaysMapped)
         #expect(dump.count > 1_000_000)
-        let vault = try UnlockedVault.unseal(paths: VaultPaths(stateDirectory: home), pin: nil)
+        // The binary sealed with the tests' own systemd host key (MoatBinary.environment): open it with the same.
+        let machine = SealMachine(
+            fingerprint: .current(),
+            hostKey: SystemdCredentials.installed().map {
+                SystemdCredentials(tool: $0.tool, hostKeyFile: MoatBinary.testHostKey, useTPM: $0.useTPM)
+            })
+        let vault = try UnlockedVault.unseal(paths: VaultPaths(stateDirectory: home), pin: nil, machine: machine)
         for name in [
             "MOAT_AUDIT_SIGNING_KEY", "MOAT_AUDIT_FINGERPRINT_KEY", "MOAT_AUTH_MAC_KEY", "MOAT_POLICY_MAC_KEY",
         ] {
