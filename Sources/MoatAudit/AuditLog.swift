@@ -121,67 +121,95 @@ public actor AuditLog {
         return try commitNow([prepared])[0]
     }
 
+    /// Batched appends go through the pool's async write, so the fsync never blocks a thread of the
+    /// cooperative pool.
     private func commit(_ events: [PreparedEvent]) async -> Result<[AuditEntry], any Error> {
-        Result { try commitNow(events) }
+        let batch = Batch(log: self, events: events)
+        do {
+            return .success(try await database.pool.write { db in try batch.write(db) })
+        } catch {
+            return .failure(Self.appendFailed(error))
+        }
     }
 
     private nonisolated func commitNow(_ events: [PreparedEvent]) throws -> [AuditEntry] {
-        let time = Self.timestamp(now())
-        let interval = checkpointInterval
-        let signingKey = keys.signingKey
-        let origin = self.origin
+        let batch = Batch(log: self, events: events)
         do {
-            return try database.pool.write { db in
-                var (sequence, previous) = try Self.head(db)
-                var entries: [AuditEntry] = []
-                entries.reserveCapacity(events.count)
-                for event in events {
-                    sequence += 1
-                    let hash = AuditChain.hash(
-                        sequence: sequence,
-                        time: time,
-                        actor: event.actor,
-                        action: event.action,
-                        target: event.target,
-                        sourceIP: event.sourceIP,
-                        userAgent: event.userAgent,
-                        outcome: event.outcome,
-                        metadata: event.metadata,
-                        previousHash: previous
-                    )
-                    let entry = AuditEntry(
-                        sequence: sequence,
-                        time: time,
-                        actor: event.actor,
-                        action: event.action,
-                        target: event.target,
-                        sourceIP: event.sourceIP,
-                        userAgent: event.userAgent,
-                        outcome: event.outcome,
-                        metadata: event.metadata,
-                        previousHash: previous,
-                        hash: hash
-                    )
-                    try AuditStore.insertConfirmed(entry, db)
-                    if sequence % interval == 0 {
-                        let checkpoint = try AuditCheckpoint(
-                            origin: origin,
-                            count: sequence,
-                            head: hash,
-                            signingKey: signingKey
-                        )
-                        try AuditStore.insert(checkpoint, createdAt: time, db)
-                    }
-                    entries.append(entry)
-                    previous = hash
-                }
-                return entries
-            }
+            return try database.pool.write { db in try batch.write(db) }
         } catch {
-            throw AuditError(
-                .appendFailed,
-                "the audit log could not record the event, so it was not carried out: \(Self.describe(error))"
-            )
+            throw Self.appendFailed(error)
+        }
+    }
+
+    private static func appendFailed(_ error: any Error) -> AuditError {
+        AuditError(
+            .appendFailed,
+            "the audit log could not record the event, so it was not carried out: \(describe(error))"
+        )
+    }
+
+    /// One write transaction's worth of entries: chained onto the head read inside the transaction, each
+    /// row confirmed as stored, a signed checkpoint every `interval` entries.
+    private struct Batch: Sendable {
+        let events: [PreparedEvent]
+        let time: String
+        let interval: Int64
+        let signingKey: Curve25519.Signing.PrivateKey
+        let origin: String
+
+        init(log: AuditLog, events: [PreparedEvent]) {
+            self.events = events
+            self.time = AuditLog.timestamp(log.now())
+            self.interval = log.checkpointInterval
+            self.signingKey = log.keys.signingKey
+            self.origin = log.origin
+        }
+
+        func write(_ db: Database) throws -> [AuditEntry] {
+            var (sequence, previous) = try AuditLog.head(db)
+            var entries: [AuditEntry] = []
+            entries.reserveCapacity(events.count)
+            for event in events {
+                sequence += 1
+                let hash = AuditChain.hash(
+                    sequence: sequence,
+                    time: time,
+                    actor: event.actor,
+                    action: event.action,
+                    target: event.target,
+                    sourceIP: event.sourceIP,
+                    userAgent: event.userAgent,
+                    outcome: event.outcome,
+                    metadata: event.metadata,
+                    previousHash: previous
+                )
+                let entry = AuditEntry(
+                    sequence: sequence,
+                    time: time,
+                    actor: event.actor,
+                    action: event.action,
+                    target: event.target,
+                    sourceIP: event.sourceIP,
+                    userAgent: event.userAgent,
+                    outcome: event.outcome,
+                    metadata: event.metadata,
+                    previousHash: previous,
+                    hash: hash
+                )
+                try AuditStore.insertConfirmed(entry, db)
+                if sequence % interval == 0 {
+                    let checkpoint = try AuditCheckpoint(
+                        origin: origin,
+                        count: sequence,
+                        head: hash,
+                        signingKey: signingKey
+                    )
+                    try AuditStore.insert(checkpoint, createdAt: time, db)
+                }
+                entries.append(entry)
+                previous = hash
+            }
+            return entries
         }
     }
 
