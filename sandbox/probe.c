@@ -616,6 +616,24 @@ static int probe_proc1(int argc, char **argv) {
     return verdict(strcmp(comm, "moat-init") == 0, "proc1", "pid 1 is '%s' (%s)", comm, cmdline);
 }
 
+/* Init obeys the stop signal only from the launcher: a queued SIGPWR that claims sender pid 0 must
+ * not make it kill everything (this probe would die before printing). */
+static int probe_spoof_stop(int argc, char **argv) {
+    (void)argc, (void)argv;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = MOAT_STOP_SIGNAL;
+    info.si_code = SI_QUEUE;
+    info.si_pid = 0;
+    errno = 0;
+    long sent = syscall(SYS_rt_sigqueueinfo, 1, MOAT_STOP_SIGNAL, &info);
+    int send_error = errno;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return verdict(true, "spoof-stop", "rt_sigqueueinfo(1, SIGPWR, SI_QUEUE, pid 0): %s; still alive",
+                   sent == 0 ? "delivered" : errno_name(send_error));
+}
+
 static int probe_pid_namespace(int argc, char **argv) {
     (void)argc, (void)argv;
     errno = 0;
@@ -929,6 +947,7 @@ static const struct probe probes[] = {
     {"x32", probe_x32, false},
     {"proc1", probe_proc1, true},
     {"kill-all", probe_pid_namespace, true},
+    {"spoof-stop", probe_spoof_stop, true},
     {"write-proc1-exe", probe_write_proc1_exe, true},
     {"fds", probe_fds, true},
     {"privileges", probe_privileges, true},

@@ -36,6 +36,7 @@ import Testing
         ("write-proc-sys", ["refused writing"]),
         ("proc1", ["moat-init"]),
         ("kill-all", []),
+        ("spoof-stop", ["delivered"]),
         ("write-proc1-exe", []),
         ("fds", []),
         ("privileges", []),
