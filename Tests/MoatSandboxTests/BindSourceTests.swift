@@ -83,4 +83,58 @@ import Testing
         let error = await #expect(throws: SandboxError.self) { try await Launcher.sandbox().run(root) }
         #expect(error?.message.contains("contains /proc, /sys, /dev") == true, "\(String(describing: error))")
     }
+    /// Runs `script` as root in a private mount namespace of its own (its mounts never reach the host),
+    /// with `$MOAT` naming the real `moat` binary; returns what it printed.
+    private static func inPrivateMountNamespace(_ script: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        process.arguments = ["-m", "--propagation", "private", "/bin/sh", "-c", script]
+        process.environment = MoatBinary.environment(home: nil, extra: ["MOAT": MoatBinary.path])
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    @Test(
+        "a bind cannot reach Moat's state through another mount: not an alias made by a bind mount, not one below it",
+        .enabled(if: geteuid() == 0, "needs root to make a private mount namespace")
+    )
+    func stateAliasesMadeByMounts() throws {
+        let temp = TemporaryDirectory("moat-bind-alias")
+        let root = temp.path
+        // C: the state directory is reached through a bind mount of a directory elsewhere (as fstab's
+        // `/srv/homes /home none bind`), so the real directory has other ancestors than the state's path.
+        // E: an alias of the state directory is mounted below an unrelated directory.
+        // G: an unrelated mount below the source.
+        let script = """
+            set -e
+            R=\(root)
+            mkdir -p $R/C/data/state $R/D/mnt $R/E/sub/alias $R/G/sub
+            echo SECRET-STATE > $R/C/data/state/secret
+            chmod -R a+rX $R
+            mount --bind $R/C/data $R/D/mnt
+            export MOAT_HOME=$R/D/mnt/state
+            mount --bind $MOAT_HOME $R/E/sub/alias
+            mount -t tmpfs tmpfs $R/G/sub
+            set +e
+            for source in $R/C $R/C/data $R/E $R/E/sub $R/E/sub/alias; do
+                "$MOAT" sandbox run --ro $source -- cat $R/C/data/state/secret $R/E/sub/alias/secret
+                echo "case $source rc=$?"
+            done
+            "$MOAT" sandbox run --ro $R/G -- ls $R/G/sub
+            echo "case G rc=$?"
+            """
+        let output = try Self.inPrivateMountNamespace(script)
+        #expect(!output.contains("SECRET-STATE"), "\(output)")
+        for source in ["C", "C/data", "E", "E/sub", "E/sub/alias"] {
+            #expect(output.contains("case \(root)/\(source) rc=125"), "\(source): \(output)")
+        }
+        #expect(output.contains("contains /proc, /sys, /dev or Moat's state"), "\(output)")
+        #expect(output.contains("the source has other mounts below it"), "\(output)")
+        #expect(output.contains("case G rc=125"), "\(output)")
+    }
 }
