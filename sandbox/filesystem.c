@@ -221,9 +221,11 @@ static bool add_alias(const struct mount_record *record, void *context) {
         path_join(alias, sizeof alias, record->point, rest);
         path_join(whole, sizeof whole, alias, search->missing);
         guard_add_object(search->guard, whole);
-    } else if (path_below(record->root, search->within)) {
+    } else {
         /* The mount shows a part of the object: the mount point itself is forbidden. */
-        guard_add_object(search->guard, record->point);
+        char object[PATH_MAX];
+        path_join(object, sizeof object, search->within, search->missing);
+        if (path_below(record->root, object)) guard_add_object(search->guard, record->point);
     }
     return true;
 }

@@ -86,17 +86,10 @@ import Testing
     /// Runs `script` as root in a private mount namespace of its own (its mounts never reach the host),
     /// with `$MOAT` naming the real `moat` binary; returns what it printed.
     private static func inPrivateMountNamespace(_ script: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        process.arguments = ["-m", "--propagation", "private", "/bin/sh", "-c", script]
-        process.environment = MoatBinary.environment(home: nil, extra: ["MOAT": MoatBinary.path])
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
+        try HostCommand.run(
+            "/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script],
+            environment: MoatBinary.environment(home: nil, extra: ["MOAT": MoatBinary.path])
+        ).output
     }
 
     @Test(
@@ -109,20 +102,23 @@ import Testing
         // C: the state directory is reached through a bind mount of a directory elsewhere (as fstab's
         // `/srv/homes /home none bind`), so the real directory has other ancestors than the state's path.
         // E: an alias of the state directory is mounted below an unrelated directory.
+        // H: a part of the state directory is mounted elsewhere.
         // G: an unrelated mount below the source.
         let script = """
             set -e
             R=\(root)
-            mkdir -p $R/C/data/state $R/D/mnt $R/E/sub/alias $R/G/sub
+            mkdir -p $R/C/data/state/part $R/D/mnt $R/E/sub/alias $R/G/sub $R/H/x
             echo SECRET-STATE > $R/C/data/state/secret
+            echo SECRET-STATE > $R/C/data/state/part/secret
             chmod -R a+rX $R
             mount --bind $R/C/data $R/D/mnt
             export MOAT_HOME=$R/D/mnt/state
             mount --bind $MOAT_HOME $R/E/sub/alias
+            mount --bind $MOAT_HOME/part $R/H/x
             mount -t tmpfs tmpfs $R/G/sub
             set +e
-            for source in $R/C $R/C/data $R/E $R/E/sub $R/E/sub/alias; do
-                "$MOAT" sandbox run --ro $source -- cat $R/C/data/state/secret $R/E/sub/alias/secret
+            for source in $R/C $R/C/data $R/E $R/E/sub $R/E/sub/alias $R/H/x; do
+                "$MOAT" sandbox run --ro $source -- cat $R/C/data/state/secret $R/E/sub/alias/secret $R/H/x/secret
                 echo "case $source rc=$?"
             done
             "$MOAT" sandbox run --ro $R/G -- ls $R/G/sub
@@ -130,7 +126,7 @@ import Testing
             """
         let output = try Self.inPrivateMountNamespace(script)
         #expect(!output.contains("SECRET-STATE"), "\(output)")
-        for source in ["C", "C/data", "E", "E/sub", "E/sub/alias"] {
+        for source in ["C", "C/data", "E", "E/sub", "E/sub/alias", "H/x"] {
             #expect(output.contains("case \(root)/\(source) rc=125"), "\(source): \(output)")
         }
         #expect(output.contains("contains /proc, /sys, /dev or Moat's state"), "\(output)")
