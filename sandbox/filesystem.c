@@ -18,6 +18,7 @@
 #include "include/moat_sandbox.h"
 #include "include/moat_syscalls.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -265,6 +266,31 @@ static void guard_add_object(struct bind_guard *guard, const char *path) {
     }
 }
 
+/* A regular file with more than one name inside a protected directory may have a name outside it
+ * (made on the host: the sandbox cannot make one). Its inode is forbidden too, so binding that name
+ * is refused; a bind of the directory holding it is not (see Docs/Sandbox.md). Bounded walk. */
+static void guard_add_linked_files(struct bind_guard *guard, int directory_fd, int depth, size_t *budget) {
+    DIR *listing = fdopendir(directory_fd);
+    if (!listing) {
+        close(directory_fd);
+        return;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(listing)) != NULL && *budget > 0) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        (*budget)--;
+        struct stat status;
+        if (fstatat(dirfd(listing), entry->d_name, &status, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (S_ISREG(status.st_mode) && status.st_nlink > 1) {
+            guard_append(&guard->forbidden, &guard->forbidden_count, &status);
+        } else if (S_ISDIR(status.st_mode) && depth > 0) {
+            int child = openat(dirfd(listing), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child >= 0) guard_add_linked_files(guard, child, depth - 1, budget);
+        }
+    }
+    closedir(listing);
+}
+
 /* The protected path itself, and every alias of it that a mount (a bind mount of a directory above
  * it, or of a part of it) makes elsewhere in the caller's mount namespace. */
 static void guard_add_path(struct bind_guard *guard, const char *path) {
@@ -303,7 +329,12 @@ void bind_guard_create(const struct spec *spec, struct bind_guard *guard) {
     static const char *const kernel_interfaces[] = {"/proc", "/sys", "/dev"};
     for (size_t index = 0; index < sizeof kernel_interfaces / sizeof kernel_interfaces[0]; index++)
         guard_add_path(guard, kernel_interfaces[index]);
-    for (char **path = spec->protected_paths; path && *path; path++) guard_add_path(guard, *path);
+    size_t budget = 4096;
+    for (char **path = spec->protected_paths; path && *path; path++) {
+        guard_add_path(guard, *path);
+        int directory = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (directory >= 0) guard_add_linked_files(guard, directory, 3, &budget);
+    }
 }
 
 /* File systems that are kernel interfaces wherever they are mounted. */

@@ -133,4 +133,19 @@ import Testing
         #expect(output.contains("the source has other mounts below it"), "\(output)")
         #expect(output.contains("case G rc=125"), "\(output)")
     }
+
+    @Test("a host-made hard link to a state file cannot be bound by its outside name")
+    func hardLinkToStateFile() throws {
+        let temp = TemporaryDirectory("moat-bind-link")
+        TemporaryDirectory.chmod(temp.path, 0o755)
+        let home = Self.sandboxDirectory(temp, "home")
+        let outside = Self.sandboxDirectory(temp, "outside")
+        try Data("SECRET-STATE".utf8).write(to: URL(fileURLWithPath: home + "/vault.moat"))
+        TemporaryDirectory.chmod(home + "/vault.moat", 0o644)
+        #expect(link(home + "/vault.moat", outside + "/copy") == 0)
+        let result = try Self.run(["--ro", outside + "/copy"], ["cat", outside + "/copy"], home: home)
+        #expect(result.status == 125, "\(result.stdout)\(result.stderr)")
+        #expect(result.stderr.contains("inside") && result.stderr.contains("Moat's state"), "\(result.stderr)")
+        #expect(!result.stdout.contains("SECRET-STATE"))
+    }
 }
