@@ -7,7 +7,8 @@
  *      synthetic files plus the dynamic-linker cache; /dev holds five host device nodes;
  *      The caller's bind sources are opened one component at a time without following any symlink,
  *      and the object reached (not the path text) is checked against /proc, /sys, /dev and Moat's
- *      own state before it is cloned from that very descriptor;
+ *      own state (and their aliases made by mounts) before its own mount alone is cloned from that
+ *      very descriptor; a source with any mount below it is refused;
  *   3. the clones are attached by file descriptor under the new root, whose directories are walked
  *      without following any symlink, so a path inside a writable bind cannot redirect a mount;
  *   4. a fresh /proc for the new PID namespace, with /proc/sys and /proc/sysrq-trigger read-only
@@ -17,6 +18,7 @@
 #include "include/moat_sandbox.h"
 #include "include/moat_syscalls.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -114,22 +116,146 @@ static bool guard_contains(const struct object_id *list, size_t count, const str
     return false;
 }
 
+/* ---- the host's mount table ---- */
+
+struct mount_record {
+    char device[32];      /* major:minor */
+    char root[PATH_MAX];  /* the directory of that file system the mount shows */
+    char point[PATH_MAX]; /* where it is mounted */
+};
+
+/* mountinfo escapes space, tab, newline and backslash as \ooo. */
+static void mountinfo_unescape(char *field) {
+    char *out = field;
+    for (char *in = field; *in; in++) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' && in[3] >= '0' && in[3] <= '7') {
+            *out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 3;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+}
+
+/* Calls visit for each mount of this process's mount namespace, in mountinfo order (a later mount
+ * on the same point is on top); stops early when visit returns false. Returns false when the table
+ * cannot be read. */
+static bool mounts_each(bool (*visit)(const struct mount_record *record, void *context), void *context) {
+    FILE *table = fopen("/proc/self/mountinfo", "re");
+    if (!table) return false;
+    char *line = NULL;
+    size_t capacity = 0;
+    struct mount_record *record = checked_malloc(sizeof *record);
+    while (getline(&line, &capacity, table) > 0) {
+        /* id parent major:minor root point ... */
+        char *save = NULL;
+        char *fields[5];
+        size_t count = 0;
+        for (char *field = strtok_r(line, " \n", &save); field && count < 5; field = strtok_r(NULL, " \n", &save))
+            fields[count++] = field;
+        if (count < 5) continue;
+        snprintf(record->device, sizeof record->device, "%s", fields[2]);
+        snprintf(record->root, sizeof record->root, "%s", fields[3]);
+        snprintf(record->point, sizeof record->point, "%s", fields[4]);
+        mountinfo_unescape(record->root);
+        mountinfo_unescape(record->point);
+        if (!visit(record, context)) break;
+    }
+    free(record);
+    free(line);
+    fclose(table);
+    return true;
+}
+
+/* The rest of `path` when `prefix` is it or one of its ancestor directories ("" or "/..."), else NULL. */
+static const char *path_below(const char *path, const char *prefix) {
+    if (strcmp(prefix, "/") == 0) return strcmp(path, "/") == 0 ? "" : path;
+    size_t length = strlen(prefix);
+    if (strncmp(path, prefix, length) != 0 || (path[length] != '\0' && path[length] != '/')) return NULL;
+    return path + length;
+}
+
+static void path_join(char *out, size_t size, const char *base, const char *rest) {
+    if (rest[0] == '\0') snprintf(out, size, "%s", base);
+    else if (strcmp(base, "/") == 0) snprintf(out, size, "%s", rest);
+    else snprintf(out, size, "%s%s", base, rest);
+}
+
+/* Finds the mount that shows `path` (the deepest mount point above it, the last one stacked there). */
+struct containing_mount {
+    const char *path;
+    size_t point_length;
+    struct mount_record found;
+    bool any;
+};
+
+static bool find_containing_mount(const struct mount_record *record, void *context) {
+    struct containing_mount *search = context;
+    if (!path_below(search->path, record->point)) return true;
+    size_t length = strlen(record->point);
+    if (!search->any || length >= search->point_length) {
+        search->found = *record;
+        search->point_length = length;
+        search->any = true;
+    }
+    return true;
+}
+
+static void guard_add_object(struct bind_guard *guard, const char *path);
+
+/* Every other place the protected object shows through a mount of the same file system. */
+struct alias_search {
+    struct bind_guard *guard;
+    const char *device;
+    char within[PATH_MAX]; /* the object's path inside its file system */
+    const char *missing;   /* the part of the protected path that does not exist yet ("" or "/...") */
+};
+
+static bool add_alias(const struct mount_record *record, void *context) {
+    struct alias_search *search = context;
+    if (strcmp(record->device, search->device) != 0) return true;
+    char alias[PATH_MAX], whole[PATH_MAX];
+    const char *rest = path_below(search->within, record->root);
+    if (rest) {
+        /* The mount shows a directory at or above the object: the object is inside it. */
+        path_join(alias, sizeof alias, record->point, rest);
+        path_join(whole, sizeof whole, alias, search->missing);
+        guard_add_object(search->guard, whole);
+    } else {
+        /* The mount shows a part of the object: the mount point itself is forbidden. */
+        char object[PATH_MAX];
+        path_join(object, sizeof object, search->within, search->missing);
+        if (path_below(record->root, object)) guard_add_object(search->guard, record->point);
+    }
+    return true;
+}
+
 /* One forbidden path: the object it names if it exists, and every directory above it (or above
  * the part of it that exists: a bind of that directory could create the rest). These paths are the
- * kernel's and Moat's own, so symlinks in them are resolved here. */
-static void guard_add_path(struct bind_guard *guard, const char *path) {
-    char existing[PATH_MAX], resolved[PATH_MAX];
+ * kernel's and Moat's own, so symlinks in them are resolved here. Returns the part that exists. */
+static bool guard_resolve(const char *path, char *resolved, size_t *existing_length) {
+    char existing[PATH_MAX];
     snprintf(existing, sizeof existing, "%s", path);
     bool whole = true;
     while (!realpath(existing, resolved)) {
         whole = false;
         char *slash = strrchr(existing, '/');
         if (!slash || slash == existing) {
-            snprintf(resolved, sizeof resolved, "/");
+            snprintf(resolved, PATH_MAX, "/");
+            existing[0] = '\0';
             break;
         }
         *slash = '\0';
     }
+    *existing_length = strlen(existing);
+    return whole;
+}
+
+static void guard_add_object(struct bind_guard *guard, const char *path) {
+    char resolved[PATH_MAX];
+    size_t existing_length;
+    bool whole = guard_resolve(path, resolved, &existing_length);
     struct stat status;
     if (whole && stat(resolved, &status) == 0) guard_append(&guard->forbidden, &guard->forbidden_count, &status);
     for (;;) {
@@ -140,13 +266,75 @@ static void guard_add_path(struct bind_guard *guard, const char *path) {
     }
 }
 
+/* A regular file with more than one name inside a protected directory may have a name outside it
+ * (made on the host: the sandbox cannot make one). Its inode is forbidden too, so binding that name
+ * is refused; a bind of the directory holding it is not (see Docs/Sandbox.md). Bounded walk. */
+static void guard_add_linked_files(struct bind_guard *guard, int directory_fd, int depth, size_t *budget) {
+    DIR *listing = fdopendir(directory_fd);
+    if (!listing) {
+        close(directory_fd);
+        return;
+    }
+    struct dirent *entry;
+    while ((entry = readdir(listing)) != NULL && *budget > 0) {
+        if (strcmp(entry->d_name, ".") == 0 || strcmp(entry->d_name, "..") == 0) continue;
+        (*budget)--;
+        struct stat status;
+        if (fstatat(dirfd(listing), entry->d_name, &status, AT_SYMLINK_NOFOLLOW) != 0) continue;
+        if (S_ISREG(status.st_mode) && status.st_nlink > 1) {
+            guard_append(&guard->forbidden, &guard->forbidden_count, &status);
+        } else if (S_ISDIR(status.st_mode) && depth > 0) {
+            int child = openat(dirfd(listing), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (child >= 0) guard_add_linked_files(guard, child, depth - 1, budget);
+        }
+    }
+    closedir(listing);
+}
+
+/* The protected path itself, and every alias of it that a mount (a bind mount of a directory above
+ * it, or of a part of it) makes elsewhere in the caller's mount namespace. */
+static void guard_add_path(struct bind_guard *guard, const char *path) {
+    guard_add_object(guard, path);
+    char resolved[PATH_MAX];
+    size_t existing_length;
+    guard_resolve(path, resolved, &existing_length);
+    struct containing_mount containing = {.path = resolved};
+    if (!mounts_each(find_containing_mount, &containing) || !containing.any) return;
+    struct alias_search search = {.guard = guard, .device = containing.found.device, .missing = path + existing_length};
+    const char *rest = path_below(resolved, containing.found.point);
+    path_join(search.within, sizeof search.within, containing.found.root, rest ? rest : "");
+    mounts_each(add_alias, &search);
+}
+
+/* Whether any mount lies strictly below `path` (a clone of it would carry that mount along, or the
+ * kernel would refuse to clone it alone). */
+struct submount_search {
+    const char *path;
+    bool found;
+};
+
+static bool find_submount(const struct mount_record *record, void *context) {
+    struct submount_search *search = context;
+    const char *rest = path_below(record->point, search->path);
+    if (rest && rest[0] != '\0') {
+        search->found = true;
+        return false;
+    }
+    return true;
+}
+
 void bind_guard_create(const struct spec *spec, struct bind_guard *guard) {
     memset(guard, 0, sizeof *guard);
     if (spec->bind_count == 0) return;
     static const char *const kernel_interfaces[] = {"/proc", "/sys", "/dev"};
     for (size_t index = 0; index < sizeof kernel_interfaces / sizeof kernel_interfaces[0]; index++)
         guard_add_path(guard, kernel_interfaces[index]);
-    for (char **path = spec->protected_paths; path && *path; path++) guard_add_path(guard, *path);
+    size_t budget = 4096;
+    for (char **path = spec->protected_paths; path && *path; path++) {
+        guard_add_path(guard, *path);
+        int directory = open(*path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (directory >= 0) guard_add_linked_files(guard, directory, 3, &budget);
+    }
 }
 
 /* File systems that are kernel interfaces wherever they are mounted. */
@@ -156,6 +344,7 @@ static bool is_kernel_interface(const struct statfs *filesystem) {
         DEBUGFS_MAGIC,    TRACEFS_MAGIC, SECURITYFS_MAGIC,  BPF_FS_MAGIC,       NSFS_MAGIC,
         0x62656570 /* configfs */, 0xde5e81e4 /* efivarfs */, 0x6165676c /* pstore */,
         0x42494e4d /* binfmt_misc */, 0x19800202 /* mqueue */, 0x65735543 /* fusectl */,
+        0x67596969 /* rpc_pipefs */,
     };
     for (size_t index = 0; index < sizeof types / sizeof types[0]; index++)
         if ((long)filesystem->f_type == types[index]) return true;
@@ -225,7 +414,15 @@ static int open_bind_source(struct builder *builder, const struct bind_guard *gu
 static int plan_clone_bind(struct builder *builder, const struct bind_guard *guard, struct plan_entry *entry) {
     int source = open_bind_source(builder, guard, entry);
     if (source < 0) return -1;
-    entry->tree_fd = sys_open_tree(source, "", MOAT_OPEN_TREE_CLONE | O_CLOEXEC | MOAT_AT_RECURSIVE | AT_EMPTY_PATH);
+    /* Only the source's own mount is cloned, never the mounts below it: one of those could be an
+     * alias of Moat's state made by a bind mount, which the walk above never saw. */
+    struct submount_search below = {.path = entry->source};
+    if (!mounts_each(find_submount, &below) || below.found) {
+        close(source);
+        errno = EPERM;
+        return step_failed(builder, "%s: the source has other mounts below it (bind each of them separately)", entry->label);
+    }
+    entry->tree_fd = sys_open_tree(source, "", MOAT_OPEN_TREE_CLONE | O_CLOEXEC | AT_EMPTY_PATH);
     close(source);
     if (entry->tree_fd < 0) return step_failed(builder, "%s: cannot clone the source mount", entry->label);
     return plan_finish_clone(builder, entry);

@@ -6,7 +6,9 @@
  *
  * In rlimit mode (no memory cgroup) a third filter of the same kind refuses the syscalls that create
  * memory RLIMIT_AS never sees: memfd_create (pages written with write() belong to no mapping) and
- * the SysV shared memory, message queue and semaphore sets of the sandbox's IPC namespace.
+ * the SysV shared memory, message queue and semaphore sets of the sandbox's IPC namespace; and it
+ * refuses raising a socket's buffers (SO_SNDBUF, SO_RCVBUF and their FORCE forms) or a pipe's
+ * (F_SETPIPE_SZ), so that RLIMIT_NOFILE bounds that kernel memory.
  *
  * All filters kill the whole process on a syscall from a non-native ABI (i386 `int 0x80` or x32 on
  * x86_64): those calls would bypass every rule written for the native numbers.
@@ -24,6 +26,7 @@
 #include "include/moat_sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -180,7 +183,17 @@ static int add_memory_guard(scmp_filter_ctx guard) {
         int result = seccomp_rule_add(guard, SCMP_ACT_ERRNO(EPERM), number, 0);
         if (result != 0) return result;
     }
-    return 0;
+    /* Socket and pipe buffers stay at their defaults (net.core.wmem_default / rmem_default, 16
+     * pages a pipe), so RLIMIT_NOFILE bounds what they hold. The kernel reads these as int. */
+    static const scmp_datum_t buffer_options[] = {SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE};
+    for (size_t index = 0; index < sizeof buffer_options / sizeof buffer_options[0]; index++) {
+        int result = seccomp_rule_add(guard, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(setsockopt), 2,
+                                      SCMP_A1(SCMP_CMP_MASKED_EQ, LOW_32_BITS, SOL_SOCKET),
+                                      SCMP_A2(SCMP_CMP_MASKED_EQ, LOW_32_BITS, buffer_options[index]));
+        if (result != 0) return result;
+    }
+    return seccomp_rule_add(guard, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 1,
+                            SCMP_A1(SCMP_CMP_MASKED_EQ, LOW_32_BITS, F_SETPIPE_SZ));
 }
 
 static int add_ioctl_guard(scmp_filter_ctx guard) {

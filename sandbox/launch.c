@@ -213,10 +213,11 @@ static void forward_signal(int signal_number) {
 }
 
 /* The launcher's timeout: everything in the namespace but init dies now, and init reaps it. Only a
- * sender outside the namespace (whose pid reads as 0 here) is obeyed. */
+ * kill() from outside the namespace is obeyed: si_code SI_USER (which rt_sigqueueinfo cannot forge
+ * for another process) and a sender pid that reads as 0 here. */
 static void stop_sandbox(int signal_number, siginfo_t *info, void *context) {
     (void)signal_number, (void)context;
-    if (info->si_pid == 0) kill(-1, SIGKILL);
+    if (info->si_code == SI_USER && info->si_pid == 0) kill(-1, SIGKILL);
 }
 
 /* Kills whatever is left in the namespace and reaps it: a process reaped here adds its CPU time to

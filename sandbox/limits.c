@@ -6,7 +6,8 @@
  *          children, as a delegated systemd unit does). The sandbox is cloned straight into the new
  *          cgroup: memory.max (no swap, whole group killed on OOM), pids.max, cpu.max.
  * rlimit   otherwise: RLIMIT_AS for memory, RLIMIT_NPROC for processes (counted per user namespace
- *          and host uid, and the sandbox has both to itself), and CPU affinity to `cpus` cores, which
+ *          and host uid, and the sandbox has both to itself), RLIMIT_NOFILE = 256 (bounds socket and
+ *          pipe buffers and epoll watches, which RLIMIT_AS does not see), and CPU affinity to `cpus` cores, which
  *          the seccomp filter keeps the command from widening.
  *
  * Both modes also set RLIMIT_CPU (CPU seconds), RLIMIT_FSIZE (largest file), RLIMIT_CORE = 0 and
@@ -28,6 +29,10 @@
 
 #define CGROUP_ROOT "/sys/fs/cgroup"
 #define CGROUP2_MAGIC 0x63677270
+/* Descriptors per process in rlimit mode. Socket and pipe buffers are kernel memory RLIMIT_AS never
+ * sees; each descriptor holds at most one default-sized buffer (the filter refuses raising it), so
+ * this bounds them per process. */
+#define MOAT_RLIMIT_NOFILE 256
 /* Signals a sandbox may have queued at once (the host's default is tens of thousands per user). */
 #define MOAT_SIGNALS_PENDING 1024
 
@@ -170,7 +175,8 @@ int limits_apply_in_child(const struct spec *spec, const struct limits_plan *pla
      * sandbox's init runs as the same host uid it is one of them. */
     uint64_t processes = (uint64_t)limits->pids + (init_shares_uid ? 1 : 0);
     if (!set_limit(RLIMIT_AS, limits->memory_bytes, limits->memory_bytes, "set RLIMIT_AS", failed_step) ||
-        !set_limit(RLIMIT_NPROC, processes, processes, "set RLIMIT_NPROC", failed_step))
+        !set_limit(RLIMIT_NPROC, processes, processes, "set RLIMIT_NPROC", failed_step) ||
+        !set_limit(RLIMIT_NOFILE, MOAT_RLIMIT_NOFILE, MOAT_RLIMIT_NOFILE, "set RLIMIT_NOFILE", failed_step))
         return -1;
     if (sched_setaffinity(0, sizeof plan->affinity, &plan->affinity) != 0) {
         *failed_step = "set the CPU affinity";

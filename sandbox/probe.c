@@ -474,6 +474,45 @@ static int probe_memfd_fill(int argc, char **argv) {
                    error ? errno_name(error) : "no error");
 }
 
+/* Kernel memory in socket and pipe buffers, which RLIMIT_AS never sees: raise the descriptor limit,
+ * try to enlarge the buffers, then fill socketpairs and pipes until the target or a limit. */
+static int probe_buffer_fill(int argc, char **argv) {
+    uint64_t target = argc > 0 ? strtoull(argv[0], NULL, 10) : 512ull << 20;
+    struct rlimit files;
+    getrlimit(RLIMIT_NOFILE, &files);
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+    int pair[2], pipe_ends[2];
+    int big = 64 << 20, sndbuf_error = 0, force_error = 0, pipe_error = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair) != 0) return verdict(false, "buffer-fill", "socketpair failed");
+    if (setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big) != 0) sndbuf_error = errno;
+    if (setsockopt(pair[0], SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof big) != 0) force_error = errno;
+    close(pair[0]);
+    close(pair[1]);
+    if (pipe(pipe_ends) != 0) return verdict(false, "buffer-fill", "pipe failed");
+    if (fcntl(pipe_ends[1], F_SETPIPE_SZ, 1 << 20) < 0) pipe_error = errno;
+    close(pipe_ends[0]);
+    close(pipe_ends[1]);
+    static char block[1 << 16];
+    memset(block, 'b', sizeof block);
+    uint64_t total = 0;
+    int error = 0;
+    while (total < target && !error) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair) != 0) {
+            error = errno;
+            break;
+        }
+        for (int end = 0; end < 2 && total < target; end++) {
+            ssize_t written;
+            while (total < target && (written = write(pair[end], block, sizeof block)) > 0) total += (uint64_t)written;
+        }
+    }
+    return verdict(total < target && sndbuf_error && force_error && pipe_error, "buffer-fill",
+                   "descriptors %llu; SO_SNDBUF: %s; SO_SNDBUFFORCE: %s; F_SETPIPE_SZ: %s; socket buffers hold %llu MiB (%s)",
+                   (unsigned long long)files.rlim_cur, errno_name(sndbuf_error), errno_name(force_error),
+                   errno_name(pipe_error), (unsigned long long)(total >> 20), error ? errno_name(error) : "no error");
+}
+
 static int probe_sysv_shm_fill(int argc, char **argv) {
     uint64_t target = argc > 0 ? strtoull(argv[0], NULL, 10) : 512ull << 20;
     const size_t segment = 16u << 20;
@@ -614,6 +653,24 @@ static int probe_proc1(int argc, char **argv) {
         return verdict(false, "proc1", "cannot read /proc/1");
     comm[strcspn(comm, "\n")] = '\0';
     return verdict(strcmp(comm, "moat-init") == 0, "proc1", "pid 1 is '%s' (%s)", comm, cmdline);
+}
+
+/* Init obeys the stop signal only from the launcher: a queued SIGPWR that claims sender pid 0 must
+ * not make it kill everything (this probe would die before printing). */
+static int probe_spoof_stop(int argc, char **argv) {
+    (void)argc, (void)argv;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    info.si_signo = MOAT_STOP_SIGNAL;
+    info.si_code = SI_QUEUE;
+    info.si_pid = 0;
+    errno = 0;
+    long sent = syscall(SYS_rt_sigqueueinfo, 1, MOAT_STOP_SIGNAL, &info);
+    int send_error = errno;
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 300 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    return verdict(true, "spoof-stop", "rt_sigqueueinfo(1, SIGPWR, SI_QUEUE, pid 0): %s; still alive",
+                   sent == 0 ? "delivered" : errno_name(send_error));
 }
 
 static int probe_pid_namespace(int argc, char **argv) {
@@ -921,6 +978,7 @@ static const struct probe probes[] = {
     {"memfd-fill", probe_memfd_fill, false},
     {"sysv-shm-fill", probe_sysv_shm_fill, false},
     {"sysv-msg-sem", probe_sysv_msg_sem, false},
+    {"buffer-fill", probe_buffer_fill, false},
     {"dev-shm", probe_dev_shm, true},
     {"tiocsti", probe_tiocsti, true},
     {"open_by_handle_at", probe_open_by_handle, true},
@@ -929,6 +987,7 @@ static const struct probe probes[] = {
     {"x32", probe_x32, false},
     {"proc1", probe_proc1, true},
     {"kill-all", probe_pid_namespace, true},
+    {"spoof-stop", probe_spoof_stop, true},
     {"write-proc1-exe", probe_write_proc1_exe, true},
     {"fds", probe_fds, true},
     {"privileges", probe_privileges, true},

@@ -27,7 +27,8 @@ public struct SandboxResult: Sendable, Equatable {
     public let signal: Int32?
     /// From the sandbox's creation to its end.
     public let wallTime: Duration
-    /// User and system time of everything in the sandbox.
+    /// User and system time of everything in the sandbox. In rlimit mode a lower bound: children whose
+    /// parent ignores SIGCHLD are reaped by the kernel without their time being counted.
     public let cpuTime: Duration
     /// The largest resident set of any one process in the sandbox, in KiB.
     public let peakResidentKilobytes: UInt64

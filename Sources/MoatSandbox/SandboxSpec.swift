@@ -64,7 +64,8 @@ public struct BindMount: Sendable, Equatable {
 }
 
 /// Resource limits for one run. The launcher enforces them with cgroup v2 where a delegated subtree
-/// exists, with rlimits and CPU affinity otherwise (``SandboxResult/limitsMode``).
+/// exists, with rlimits and CPU affinity otherwise (``SandboxResult/limitsMode``); rlimit mode also caps
+/// each process at 256 open descriptors, which bounds the socket and pipe buffers it can hold.
 public struct SandboxLimits: Sendable, Equatable {
     /// Memory (cgroup2) or address space (rlimit mode); 16 MiB … 1 TiB.
     public var memoryBytes: UInt64

@@ -36,6 +36,7 @@ import Testing
         ("write-proc-sys", ["refused writing"]),
         ("proc1", ["moat-init"]),
         ("kill-all", []),
+        ("spoof-stop", ["delivered"]),
         ("write-proc1-exe", []),
         ("fds", []),
         ("privileges", []),
@@ -119,8 +120,8 @@ import Testing
     }
 
     @Test(
-        "memory RLIMIT_AS does not see (memfds, SysV shared memory, message queues, semaphores) is refused in rlimit mode",
-        arguments: ["memfd-fill", "sysv-shm-fill", "sysv-msg-sem"]
+        "memory RLIMIT_AS does not see (memfds, SysV IPC, enlarged socket and pipe buffers) is refused or bounded in rlimit mode",
+        arguments: ["memfd-fill", "sysv-shm-fill", "sysv-msg-sem", "buffer-fill"]
     )
     func memoryOutsideAddressSpace(probe: String) async throws {
         let limit: UInt64 = 64 << 20

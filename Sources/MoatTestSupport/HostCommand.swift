@@ -1,0 +1,23 @@
+public import Foundation
+
+/// Runs a host program (not `moat`) to completion, for tests that need a tool such as `unshare` or
+/// `setpriv` around the real binary.
+public enum HostCommand {
+    /// Runs `executable ARGUMENTS` with `environment` (the test's own when nil) and returns its exit
+    /// status and everything it wrote to stdout and stderr, interleaved.
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil
+    ) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
