@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+
+@testable import MoatPolicy
+
+@Suite struct RegexPrefilterTests {
+    @Test(
+        "the strings a pattern requires are those every match contains",
+        arguments: [
+            (#"\bignore (?:all|any) rules\b"#, Set(["ignore all rules", "ignore any rules"])),
+            (#"\b(?:reveal|show)\s+(?:the )?prompt"#, Set(["the prompt", "prompt"])),
+            (#"<\|\s*(?:system|user)\s*\|>"#, Set(["system", "user"])),
+            (#"ab?c"#, Set(["abc", "ac"])),
+            (#"(?<!your )act as\b"#, Set(["act as"])),
+            (#"x{2,}y"#, Set(["x"])),
+            (#"系统(?:提示|指令)"#, Set(["系统提示", "系统指令"])),
+        ])
+    func required(pattern: String, expected: Set<String>) {
+        #expect(RegexLiterals.required(pattern) == expected)
+    }
+
+    @Test(
+        "a pattern with nothing every match must contain, or a construct the reader does not know, is always run",
+        arguments: [#"\w+\s*\d"#, #"(?i)ignore"#, #"a|\w"#, #"(?:ab)*c?"#, #"\p{L}x"#, #"[a-z]{16,}"#])
+    func unknown(pattern: String) {
+        #expect(RegexLiterals.required(pattern) == nil)
+    }
+
+    @Test("the prefilter never rules out a signal that matches a corpus text (so results are unchanged)")
+    func sound() throws {
+        var texts = try Corpus.lines("attacks.txt") + Corpus.lines("benign.txt")
+        texts += try (Corpus.labelled("dev.jsonl") + Corpus.labelled("heldout.jsonl")).map(\.text)
+        var ruledOut = 0
+        for text in texts {
+            let views = TextNormalizer.views(of: text)
+            let inFolded = InjectionFlagger.prefilter.possible(in: views.folded)
+            let inPlain = InjectionFlagger.prefilter.possible(in: views.plain)
+            for (index, signal) in InjectionFlagger.signals.enumerated() {
+                let possible = signal.view == .folded ? inFolded[index] : inPlain[index]
+                let matches =
+                    InjectionFlagger.firstMatch(signal.pattern, in: signal.view == .folded ? views.folded : views.plain)
+                    != nil
+                #expect(possible || !matches, "\(signal.label) ruled out but matches \(text)")
+                if !possible { ruledOut += 1 }
+            }
+        }
+        // The prefilter must also rule something out, or it does no good.
+        #expect(ruledOut > texts.count * InjectionFlagger.signals.count / 2)
+    }
+}
