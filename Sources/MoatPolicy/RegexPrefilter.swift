@@ -1,38 +1,48 @@
 import Foundation
 
-/// What every match of a regular expression must contain, so a text that contains none of it can skip
-/// the expression.
+/// What every match of a regular expression must contain, so a text that lacks it can skip the
+/// expression.
 ///
 /// The injection flagger runs about 90 expressions over each window of text; most cannot match a given
 /// window because it lacks their words. ``RegexLiterals/required(_:)`` reads an ICU pattern (the subset
-/// the flagger uses) and returns a set of strings such that every match contains at least one of them as
-/// a substring (of code points, so a UTF-8 byte search finds it), or nil when it can say nothing. It
-/// errs only towards nil: any construct it does not know makes the whole pattern unknown, and a nil
-/// pattern always runs. Patterns are matched case-sensitively (the flagger lower-cases the text first).
+/// the flagger uses) and returns sets of strings such that every match contains, for each set, at least
+/// one of its strings as a substring (of code points, so a UTF-8 byte search finds it); or nil when it
+/// can say nothing. It errs only towards knowing less: any construct it does not know makes the whole
+/// pattern unknown, and an unknown pattern always runs. Patterns are matched case-sensitively (the
+/// flagger lower-cases the text first).
 enum RegexLiterals {
     /// What is known about the strings a piece of pattern matches.
     enum Info: Equatable {
         /// It matches exactly one of these strings.
         case exact(Set<String>)
-        /// Every match contains one of these strings.
-        case required(Set<String>)
-        /// Nothing is known.
-        case unknown
+        /// Every match contains one string of each set (no set: nothing is known).
+        case required([Set<String>])
+
+        /// The sets, each a requirement; a set holding "" requires nothing and is left out.
+        var clauses: [Set<String>] {
+            switch self {
+            case .exact(let set): set.contains("") ? [] : [set]
+            case .required(let sets): sets.filter { !$0.contains("") }
+            }
+        }
+
+        /// The most selective single set, if any.
+        var best: Set<String>? {
+            clauses.max { RegexLiterals.score($0) < RegexLiterals.score($1) }
+        }
+
+        static let unknown = Info.required([])
     }
 
     /// Exact sets larger than this are cut into separate requirements.
     static let maximumSet = 400
 
-    /// Strings one of which every match of `pattern` contains, or nil.
-    static func required(_ pattern: String) -> Set<String>? {
+    /// Sets of strings such that every match of `pattern` holds one string of each, or nil.
+    static func required(_ pattern: String) -> [Set<String>]? {
         var parser = Parser(scalars: Array(pattern.unicodeScalars))
         guard let info = parser.alternation(), parser.index == parser.scalars.count else { return nil }
-        let strings: Set<String>
-        switch info {
-        case .exact(let set), .required(let set): strings = set
-        case .unknown: return nil
-        }
-        return score(strings) > 0 ? strings : nil
+        let clauses = info.clauses
+        return clauses.isEmpty ? nil : clauses
     }
 
     /// How selective a set is: the length of its shortest string in bytes (0 when it holds "").
@@ -59,50 +69,45 @@ enum RegexLiterals {
             var union = Set<String>()
             var allExact = true
             for branch in branches {
-                switch branch {
-                case .exact(let set): union.formUnion(set)
-                case .required(let set):
+                if case .exact(let set) = branch {
                     union.formUnion(set)
+                } else {
+                    // Any match holds a match of one branch, so one string of that branch's best set.
+                    guard let best = branch.best else { return .unknown }
+                    union.formUnion(best)
                     allExact = false
-                case .unknown: return .unknown
                 }
             }
-            return allExact && union.count <= maximumSet ? .exact(union) : .required(union)
+            return allExact && union.count <= maximumSet ? .exact(union) : .required([union])
         }
 
-        /// Quantified atoms one after another.
+        /// Quantified atoms one after another: every requirement of each holds for the whole.
         mutating func sequence() -> Info? {
             var run: Set<String> = [""]
             var exact = true
-            var candidates: [Set<String>] = []
+            var clauses: [Set<String>] = []
             func flush() {
-                if run != [""] { candidates.append(run) }
+                clauses.append(run)
                 run = [""]
                 exact = false
             }
             while let scalar = current, scalar != "|", scalar != ")" {
                 guard let info = quantified() else { return nil }
-                switch info {
-                case .exact(let set):
+                if case .exact(let set) = info {
                     if run.count * set.count <= RegexLiterals.maximumSet {
                         run = Set(run.flatMap { head in set.map { head + $0 } })
                     } else {
                         flush()
                         run = set
                     }
-                case .required(let set):
+                } else {
                     flush()
-                    candidates.append(set)
-                case .unknown:
-                    flush()
+                    clauses += info.clauses
                 }
             }
             if exact { return .exact(run) }
             flush()
-            guard let best = candidates.max(by: { RegexLiterals.score($0) < RegexLiterals.score($1) }),
-                RegexLiterals.score(best) > 0
-            else { return .unknown }
-            return .required(best)
+            return .required(clauses.filter { !$0.contains("") })
         }
 
         /// One atom with its quantifier, if any.
@@ -141,10 +146,8 @@ enum RegexLiterals {
                 return .unknown
             }
             if minimum == 1 && maximum == 1 { return atom }
-            switch atom {
-            case .exact(let set), .required(let set): return .required(set)
-            case .unknown: return .unknown
-            }
+            // Each match holds at least one match of the atom.
+            return .required(atom.clauses)
         }
 
         mutating func number() -> Int? {
@@ -163,7 +166,7 @@ enum RegexLiterals {
             switch scalar {
             case "^", "$": return .exact([""])
             case ".": return .unknown
-            case "[": return characterClass() ? .unknown : nil
+            case "[": return characterClass() ? Info.unknown : nil
             case "(":
                 var lookaround = false
                 if current == "?" {
@@ -228,8 +231,9 @@ enum RegexLiterals {
 struct RegexPrefilter: @unchecked Sendable {
     // @unchecked: immutable after creation.
 
-    /// For each pattern, the ids of the strings one of which a match needs; nil: always run it.
-    let requirements: [[Int]?]
+    /// For each pattern, sets of string ids such that a match holds one string of each set; nil:
+    /// always run it.
+    let requirements: [[[Int]]?]
     /// Byte to column of `transitions` (0 for bytes in no required string).
     let column: [Int]
     let columns: Int
@@ -237,18 +241,22 @@ struct RegexPrefilter: @unchecked Sendable {
     let transitions: [Int32]
     /// For each state, the ids of the strings that end there (including shorter suffixes).
     let outputs: [[Int]]
+    let strings: Int
 
     init(patterns: [NSRegularExpression]) {
         var ids: [String: Int] = [:]
         requirements = patterns.map { pattern in
-            RegexLiterals.required(pattern.pattern).map { strings in
-                strings.sorted().map { string in
-                    if let id = ids[string] { return id }
-                    ids[string] = ids.count
-                    return ids.count - 1
+            RegexLiterals.required(pattern.pattern).map { sets in
+                sets.map { strings in
+                    strings.sorted().map { string in
+                        if let id = ids[string] { return id }
+                        ids[string] = ids.count
+                        return ids.count - 1
+                    }
                 }
             }
         }
+        self.strings = ids.count
         var column = [Int](repeating: 0, count: 256)
         var columns = 1
         for string in ids.keys {
@@ -320,11 +328,13 @@ struct RegexPrefilter: @unchecked Sendable {
                 }
             }
         }
+        var present = [Bool](repeating: false, count: strings)
+        for state in reached.indices where reached[state] {
+            for id in outputs[state] { present[id] = true }
+        }
         var found = [Bool](repeating: false, count: requirements.count)
-        var present = Set<Int>()
-        for state in reached.indices where reached[state] { present.formUnion(outputs[state]) }
         for (index, requirement) in requirements.enumerated() {
-            found[index] = requirement.map { $0.contains(where: present.contains) } ?? true
+            found[index] = requirement?.allSatisfy { $0.contains { present[$0] } } ?? true
         }
         return found
     }

@@ -7,15 +7,16 @@ import Testing
     @Test(
         "the strings a pattern requires are those every match contains",
         arguments: [
-            (#"\bignore (?:all|any) rules\b"#, Set(["ignore all rules", "ignore any rules"])),
-            (#"\b(?:reveal|show)\s+(?:the )?prompt"#, Set(["the prompt", "prompt"])),
-            (#"<\|\s*(?:system|user)\s*\|>"#, Set(["system", "user"])),
-            (#"ab?c"#, Set(["abc", "ac"])),
-            (#"(?<!your )act as\b"#, Set(["act as"])),
-            (#"x{2,}y"#, Set(["x"])),
-            (#"系统(?:提示|指令)"#, Set(["系统提示", "系统指令"])),
-        ])
-    func required(pattern: String, expected: Set<String>) {
+            (#"\bignore (?:all|any) rules\b"#, [Set(["ignore all rules", "ignore any rules"])]),
+            (#"\b(?:reveal|show)\s+(?:the )?prompt"#, [["reveal", "show"], ["the prompt", "prompt"]]),
+            (#"<\|\s*(?:system|user)\s*\|>"#, [["<|"], ["system", "user"], ["|>"]]),
+            (#"ab?c"#, [["abc", "ac"]]),
+            (#"(?<!your )act as\b"#, [["act as"]]),
+            (#"x{2,}y"#, [["x"], ["y"]]),
+            (#"(?:a\w+b|cd)e"#, [["a", "cd"], ["e"]]),
+            (#"系统(?:提示|指令)"#, [["系统提示", "系统指令"]]),
+        ] as [(String, [Set<String>])])
+    func required(pattern: String, expected: [Set<String>]) {
         #expect(RegexLiterals.required(pattern) == expected)
     }
 
