@@ -158,7 +158,7 @@ public enum InjectionFlagger {
                     weight: threshold))
         }
         let possibleInFolded = prefilter.possible(in: views.folded)
-        let possibleInPlain = prefilter.possible(in: views.plain)
+        let possibleInPlain = views.plain == views.folded ? possibleInFolded : prefilter.possible(in: views.plain)
         let possible = signals.indices.map { signals[$0].view == .folded ? possibleInFolded[$0] : possibleInPlain[$0] }
         found += matches(folded: views.folded, plain: views.plain, possible: possible, prefix: prefix)
         if depth > 0, possibleInFolded[signals.count + 1], let excerpt = firstMatch(shell, in: views.folded) {
