@@ -53,11 +53,17 @@ import Testing
 @Suite struct TextNormalizerASCIITests {
     @Test("ASCII text gets the same views from the fast path as from the Unicode path")
     func asciiMatchesUnicode() throws {
-        var texts = try (Corpus.lines("attacks.txt") + Corpus.lines("benign.txt")).filter { $0.utf8.allSatisfy { $0 < 0x80 } }
+        var texts = try (Corpus.lines("attacks.txt") + Corpus.lines("benign.txt")).filter {
+            $0.utf8.allSatisfy { $0 < 0x80 }
+        }
         let every = String(decoding: (0..<128).map { UInt8($0) }, as: UTF8.self)
-        texts += [every, every.uppercased(), "a\r\nb\r\n\r\nc \t\n d\u{0B}e\u{0C}f\u{1C}g\u{1D}\u{1E}\u{1F}h", "\r\n  x", " \t", ""]
+        texts += [
+            every, every.uppercased(), "a\r\nb\r\n\r\nc \t\n d\u{0B}e\u{0C}f\u{1C}g\u{1D}\u{1E}\u{1F}h", "\r\n  x",
+            " \t", "",
+        ]
         for seed in 0..<200 {
-            texts.append(String(decoding: (0..<40).map { UInt8(($0 * 37 + seed * 101 + $0 * $0 * seed) % 128) }, as: UTF8.self))
+            texts.append(
+                String(decoding: (0..<40).map { UInt8(($0 * 37 + seed * 101 + $0 * $0 * seed) % 128) }, as: UTF8.self))
         }
         for text in texts {
             let fast = TextNormalizer.views(of: text)
