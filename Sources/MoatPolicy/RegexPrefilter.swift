@@ -166,7 +166,10 @@ enum RegexLiterals {
             switch scalar {
             case "^", "$": return .exact([""])
             case ".": return .unknown
-            case "[": return characterClass() ? Info.unknown : nil
+            case "[":
+                let start = index
+                guard characterClass() else { return nil }
+                return Self.smallClass(scalars[start..<(index - 1)]).map { Info.exact($0) } ?? Info.unknown
             case "(":
                 var lookaround = false
                 if current == "?" {
@@ -204,6 +207,30 @@ enum RegexLiterals {
             case ")", "|", "?", "*", "+", "{": return nil
             default: return .exact([String(scalar)])
             }
+        }
+
+        /// The members of a class body (between `[` and `]`) made only of a few plain characters or
+        /// escaped punctuation (`["']`, `[.!?]`); nil for anything else (negation, ranges, `\s`, set
+        /// operations, nesting), which then counts as unknown.
+        static func smallClass(_ body: ArraySlice<Unicode.Scalar>) -> Set<String>? {
+            var members = Set<String>()
+            var escaped = false
+            for scalar in body {
+                if escaped {
+                    guard !scalar.properties.isAlphabetic, !("0"..."9").contains(scalar) else { return nil }
+                    members.insert(String(scalar))
+                    escaped = false
+                } else if scalar == "\\" {
+                    escaped = true
+                } else if ["[", "]", "-", "&", "$", "{", "}", ":"].contains(scalar)
+                    || (scalar == "^" && members.isEmpty)
+                {
+                    return nil
+                } else {
+                    members.insert(String(scalar))
+                }
+            }
+            return !escaped && !members.isEmpty && members.count <= 6 ? members : nil
         }
 
         /// Skips a `[...]` class (after its `[`); false when it is malformed or nested.

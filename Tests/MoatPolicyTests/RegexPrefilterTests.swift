@@ -15,6 +15,8 @@ import Testing
             (#"x{2,}y"#, [["x"], ["y"]]),
             (#"(?:a\w+b|cd)e"#, [["a", "cd"], ["e"]]),
             (#"系统(?:提示|指令)"#, [["系统提示", "系统指令"]]),
+            (#"["'](?:nc|ssh)["']"#, [["\"nc\"", "\"nc'", "'nc\"", "'nc'", "\"ssh\"", "\"ssh'", "'ssh\"", "'ssh'"]]),
+            (#"[\]x]y[^ab]z[a-c]w"#, [["xy", "]y"], ["z"], ["w"]]),
         ] as [(String, [Set<String>])])
     func required(pattern: String, expected: [Set<String>]) {
         #expect(RegexLiterals.required(pattern) == expected)
