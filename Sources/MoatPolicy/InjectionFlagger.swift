@@ -239,7 +239,20 @@ public enum InjectionFlagger {
     static func decodedBlobs(in text: String) -> [(encoding: String, text: String)] {
         var results: [(String, String)] = []
         let range = NSRange(text.startIndex..., in: text)
-        for match in base64Blob.matches(in: text, options: [], range: range).prefix(64) {
+        // A base64 blob needs 16 blob characters in a row (all ASCII, so a byte run): without one, the
+        // expression is not run.
+        var run = 0
+        let mayHoldBase64 = text.utf8.contains { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "/"), UInt8(ascii: "_"),
+                UInt8(ascii: "-"):
+                run += 1
+            default: run = 0
+            }
+            return run >= 16
+        }
+        for match in (mayHoldBase64 ? base64Blob.matches(in: text, options: [], range: range) : []).prefix(64) {
             guard let matched = Range(match.range, in: text) else { continue }
             var token = String(text[matched]).replacingOccurrences(of: "-", with: "+")
                 .replacingOccurrences(of: "_", with: "/")
