@@ -181,11 +181,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The documented benchmarks (`swift run -c release moat-bench audit`); never installed.
+        // The documented benchmarks (`swift run -c release moat-bench audit|flagger`); never installed.
         .executableTarget(
             name: "moat-bench",
             dependencies: [
                 "MoatAudit",
+                "MoatPolicy",
                 "MoatStore",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -1,10 +1,14 @@
-// moat-bench: the documented performance measurements (Docs/Audit.md). Not a test: run it by hand,
-// in release mode, on an otherwise idle machine:
+// moat-bench: the documented performance measurements (Docs/Audit.md, Docs/Policy.md). Not a test: run
+// it by hand, in release mode, on an otherwise idle machine:
 //
 //   swift run -c release moat-bench audit [--entries 1000000] [--appends 20000] [--tasks 8]
+//   swift run -c release moat-bench flagger [--mib 4] [--dump FILE...]
 //
-// It prints the figures Docs/Audit.md records: durable appends per second from concurrent callers
-// (group commit, synchronous=FULL), and the time to verify a log of --entries entries.
+// `audit` prints the figures Docs/Audit.md records: durable appends per second from concurrent callers
+// (group commit, synchronous=FULL), and the time to verify a log of --entries entries. `flagger` prints
+// the injection flagger's throughput on --mib MiB of mixed text (Docs/Policy.md); with --dump it instead
+// prints one line per text of the given corpus files (hash of the text, then its flags), to check that a
+// change to the flagger leaves every result as it was.
 
 import Crypto
 import Foundation
@@ -24,8 +28,14 @@ func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
+if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "flagger" {
+    flaggerBenchmark()
+    exit(0)
+}
+
 guard CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "audit" else {
     print("usage: moat-bench audit [--entries N] [--appends N] [--tasks N]")
+    print("       moat-bench flagger [--mib N] [--dump FILE...]")
     exit(64)
 }
 

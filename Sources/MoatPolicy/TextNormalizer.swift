@@ -56,6 +56,14 @@ public enum TextNormalizer {
     }
 
     static func views(of text: String) -> Views {
+        if let ascii = asciiView(of: text) {
+            return Views(folded: ascii, plain: ascii, tagged: "", findings: Findings())
+        }
+        return unicodeViews(of: text)
+    }
+
+    /// ``views(of:)`` for any text.
+    static func unicodeViews(of text: String) -> Views {
         var findings = Findings()
         let compatible = text.precomposedStringWithCompatibilityMapping
         var scalars: [Unicode.Scalar] = []
@@ -107,8 +115,8 @@ public enum TextNormalizer {
         plain.reserveCapacity(stripped.utf8.count)
         var plainSpace = false
         for character in stripped {
-            if character.isWhitespace {
-                if !plainSpace { plain.append(character.isNewline ? "\n" : " ") }
+            if isWhitespace(character) {
+                if !plainSpace { plain.append(isNewline(character) ? "\n" : " ") }
                 plainSpace = true
             } else {
                 plain.append(character)
@@ -129,14 +137,24 @@ public enum TextNormalizer {
             wordHasLookalike = false
         }
         for character in stripped {
-            if character.isWhitespace {
+            if isWhitespace(character) {
                 endWord()
-                if !lastWasSpace { output.append(character.isNewline ? "\n" : " ") }
+                if !lastWasSpace { output.append(isNewline(character) ? "\n" : " ") }
                 lastWasSpace = true
                 continue
             }
             lastWasSpace = false
-            if let latin = homoglyphs[character] {
+            if let ascii = character.asciiValue {
+                // ASCII has no look-alikes; its letters are Latin (faster than the Unicode properties).
+                if isASCIILetter(ascii) {
+                    wordHasLatin = true
+                } else if !(0x30...0x39).contains(ascii) {
+                    endWord()
+                    output.append(character)
+                    continue
+                }
+                word.append(character)
+            } else if let latin = homoglyphs[character] {
                 wordHasLookalike = true
                 word.append(latin)
             } else {
@@ -152,5 +170,48 @@ public enum TextNormalizer {
         endWord()
         let folded = output.folding(options: .diacriticInsensitive, locale: nil)
         return Views(folded: folded, plain: plain, tagged: String(tagged), findings: findings)
+    }
+
+    /// The views of ASCII text, without the Unicode work: NFKC, accent removal and look-alike folding
+    /// leave ASCII as it is, no ASCII character is invisible, bidi or a look-alike, and folding then
+    /// equals plain. What is left is lower-casing and collapsing whitespace runs (`\t`…`\r`, space) into
+    /// one space, or one line break when the run starts with a line break (`\n`…`\r`). Nil when `text` is
+    /// not all ASCII.
+    static func asciiView(of text: String) -> String? {
+        let utf8 = text.utf8
+        guard utf8.allSatisfy({ $0 < 0x80 }) else { return nil }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(utf8.count)
+        var lastWasSpace = false
+        for byte in utf8 {
+            switch byte {
+            case 0x09...0x0D, 0x20:
+                if !lastWasSpace { bytes.append(byte == 0x09 || byte == 0x20 ? 0x20 : 0x0A) }
+                lastWasSpace = true
+            case 0x41...0x5A:
+                bytes.append(byte + 0x20)
+                lastWasSpace = false
+            default:
+                bytes.append(byte)
+                lastWasSpace = false
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `character.isWhitespace`, without the Unicode property look-up for ASCII (`\r\n` is ASCII 0x0A).
+    static func isWhitespace(_ character: Character) -> Bool {
+        guard let ascii = character.asciiValue else { return character.isWhitespace }
+        return ascii == 0x20 || (0x09...0x0D).contains(ascii)
+    }
+
+    /// `character.isNewline`, likewise.
+    static func isNewline(_ character: Character) -> Bool {
+        guard let ascii = character.asciiValue else { return character.isNewline }
+        return (0x0A...0x0D).contains(ascii)
+    }
+
+    static func isASCIILetter(_ ascii: UInt8) -> Bool {
+        (0x41...0x5A).contains(ascii) || (0x61...0x7A).contains(ascii)
     }
 }
