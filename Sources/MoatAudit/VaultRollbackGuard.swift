@@ -28,12 +28,14 @@ public enum VaultRollbackGuard {
     /// The newest vault revision the log records, with the entry that records it; nil when none does.
     public static func newestRecorded(_ database: MoatDatabase) throws -> (sequence: Int64, revision: VaultRevision)? {
         try database.pool.read { db in
-            // Only vault.* entries record a revision; the range uses the action index.
+            // Walked from the newest entry through the table itself (seq is its rowid), never through an
+            // index: an index is not covered by the hash chain, and one pointed by `PRAGMA writable_schema`
+            // at a b-tree that leaves out the newest vault.* entry would otherwise hide it.
             let row = try Row.fetchOne(
                 db,
                 sql: """
                     SELECT seq, json_extract(metadata, '$.\(generationKey)'), json_extract(metadata, '$.\(sha256Key)')
-                    FROM audit_entries
+                    FROM audit_entries NOT INDEXED
                     WHERE action >= 'vault.' AND action < 'vault/'
                       AND json_extract(metadata, '$.\(generationKey)') IS NOT NULL
                     ORDER BY seq DESC LIMIT 1

@@ -19,11 +19,15 @@ extension MoatDatabase {
     }
 
     /// The schema of `db` (SQLite's own statistics tables aside: `ANALYZE` and `PRAGMA optimize` make
-    /// them, and they change no query's result).
+    /// them, and they change no query's result). Only those exact tables are left out: any other object
+    /// named `sqlite_…` (a trigger put in through `PRAGMA writable_schema`, say) is listed like the rest.
     static func schema(_ db: Database) throws -> Set<SchemaObject> {
         let rows = try Row.fetchAll(
             db,
-            sql: "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_stat%' ESCAPE '\\'"
+            sql: """
+                SELECT type, name, tbl_name, sql FROM sqlite_master
+                WHERE NOT (type = 'table' AND name IN ('sqlite_stat1', 'sqlite_stat4'))
+                """
         )
         return Set(
             rows.map { row in

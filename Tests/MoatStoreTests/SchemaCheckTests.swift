@@ -41,6 +41,25 @@ import Testing
         }
     }
 
+    @Test("a trigger named like SQLite's statistics tables (put in through writable_schema) is refused too")
+    func triggerNamedLikeStatistics() throws {
+        let temp = try tampered(
+            """
+            PRAGMA writable_schema = ON;
+            INSERT INTO sqlite_master (type, name, tbl_name, rootpage, sql) VALUES ('trigger', 'sqlite_stat_x',
+              'audit_entries', 0, 'CREATE TRIGGER sqlite_stat_x BEFORE INSERT ON audit_entries BEGIN SELECT RAISE(IGNORE); END');
+            PRAGMA writable_schema = OFF;
+            """
+        )
+        let (open, doctor) = refusal(temp)
+        for error in [open, doctor] {
+            #expect(error?.code == .foreignSchema)
+            #expect(
+                error?.message.contains("trigger sqlite_stat_x on audit_entries") == true,
+                "\(String(describing: error))")
+        }
+    }
+
     @Test("a view and a table Moat did not create are refused")
     func foreignViewAndTable() throws {
         let view = try tampered("CREATE VIEW recent AS SELECT * FROM audit_entries")
