@@ -32,11 +32,17 @@ public enum ConfigurationLoader {
     /// Parses configuration text; `file` is only used in messages.
     public static func parse(_ text: String, file: String) throws(GatewayError) -> GatewayConfiguration {
         if let reference = YAMLReferenceScan.firstReference(in: text) {
-            let what = reference.kind == "anchor" ? "anchors (&name)" : "aliases (*name)"
+            let problem =
+                switch reference.kind {
+                case "anchor": "YAML anchors (&name) are not accepted in a Moat config"
+                case "alias": "YAML aliases (*name) are not accepted in a Moat config"
+                case "tag": "YAML tags (!name, !!type) are not accepted in a Moat config"
+                default: "nested more than \(YAMLReferenceScan.maximumDepth) levels deep; a Moat config is a few levels"
+                }
             throw GatewayError(
                 .configuration,
-                "\(file):\(reference.line): YAML \(what) are not accepted in a Moat config; "
-                    + "write each value out in full (quote a value that starts with & or *)"
+                "\(file):\(reference.line): \(problem); "
+                    + "write each value out in full (quote a value that starts with &, * or !)"
             )
         }
         let root: Node?

@@ -143,11 +143,25 @@ import Testing
         #expect(
             error(yaml)?.message
                 == "config.yaml:1: YAML anchors (&name) are not accepted in a Moat config; "
-                + "write each value out in full (quote a value that starts with & or *)")
+                + "write each value out in full (quote a value that starts with &, * or !)")
         let alias = error("gateway:\n  host: 127.0.0.1\n  port: *p\n")?.message ?? ""
         #expect(alias.hasPrefix("config.yaml:3: YAML aliases (*name) are not accepted"), "\(alias)")
         let merge = error("base: &b {port: 1}\ngateway:\n  <<: *b\n")?.message ?? ""
         #expect(merge.hasPrefix("config.yaml:1: YAML anchors"), "\(merge)")
+    }
+
+    @Test("tags and deep nesting are refused before anything is built (deep flow nesting is quadratic in libyaml)")
+    func tagsAndDeepNesting() {
+        let tag = error("gateway: !!python/object:os.system\n  port: 1\n")?.message ?? ""
+        #expect(tag.hasPrefix("config.yaml:1: YAML tags (!name, !!type) are not accepted"), "\(tag)")
+        let typed = error("gateway:\n  port: !!int 28791\n")?.message ?? ""
+        #expect(typed.hasPrefix("config.yaml:2: YAML tags"), "\(typed)")
+        // 200,000 levels took minutes of CPU in libyaml's scanner; refused at level 33, at once.
+        let deep = "x: " + String(repeating: "[", count: 200_000) + String(repeating: "]", count: 200_000) + "\n"
+        let nested = error(deep)?.message ?? ""
+        #expect(nested.hasPrefix("config.yaml:1: nested more than 32 levels deep"), "\(nested)")
+        let deepMap = "x: " + String(repeating: "{a: ", count: 40) + "1" + String(repeating: "}", count: 40) + "\n"
+        #expect(error(deepMap)?.message.contains("nested more than 32 levels deep") == true)
     }
 
     @Test("& and * inside quoted strings, plain words and comments are text, not anchors")
