@@ -134,22 +134,6 @@ enum VaultFileSystem {
         unlink(staged.temporary)
     }
 
-    /// Writes a new file that must not exist yet (mode 0600, never through a symlink), durably.
-    static func createExclusive(_ path: String, with bytes: [UInt8]) throws(VaultError) {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else {
-            if errno == EEXIST { throw VaultError(.alreadyExists, "\(path) already exists") }
-            throw ioError("cannot create \(path)")
-        }
-        defer { close(fd) }
-        let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        guard written == bytes.count, fsync(fd) == 0 else {
-            unlink(path)
-            throw ioError("cannot write \(path)")
-        }
-        try syncDirectory(split(path).0)
-    }
-
     /// Removes `path` and makes the removal durable; a missing file is not an error.
     static func remove(_ path: String) throws(VaultError) {
         guard unlink(path) == 0 || errno == ENOENT else { throw ioError("cannot remove \(path)") }
