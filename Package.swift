@@ -61,6 +61,7 @@ let package = Package(
             dependencies: [
                 "MoatAudit",
                 "MoatCore",
+                "MoatNet",
                 "MoatStore",
                 "MoatVault",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -99,20 +100,30 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The outbound HTTP client: the SSRF guard (URL parsing, address classes, redirects) and the
+        // SwiftNIO transport pinned to the checked address. Providers, channels and tools fetch through it.
         .target(
-            name: "MoatGateway",
+            name: "MoatNet",
+            dependencies: [
+                "MoatCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
+        // the bind policy, TLS material, connection limits, Tailscale identity.
+        .target(
+            name: "MoatHTTP",
             dependencies: [
                 "MoatAudit",
                 "MoatAuth",
                 "MoatCore",
-                "MoatPolicy",
                 "MoatStore",
-                "MoatVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -120,9 +131,75 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The owner's API and pages (routes under /api, the dashboard, live events) and the router.
+        .target(
+            name: "MoatConsole",
+            dependencies: [
+                "MoatAudit",
+                "MoatAuth",
+                "MoatCore",
+                "MoatHTTP",
+                "MoatStore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Owner operations and the admin socket (`moat.sock`): the server and the client the CLI uses.
+        // No Hummingbird here.
+        .target(
+            name: "MoatAdmin",
+            dependencies: [
+                "MoatAuth",
+                "MoatCore",
+                "MoatPolicy",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // `config.yaml`: one strict loader aggregating each module's settings value.
+        .target(
+            name: "MoatConfig",
+            dependencies: [
+                "MoatAuth",
+                "MoatCore",
+                "MoatHTTP",
+                "MoatNet",
+                "MoatPolicy",
+                "MoatStore",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The composition root: opens the installation once, runs the server's services, the doctor.
+        .target(
+            name: "MoatApp",
+            dependencies: [
+                "MoatAdmin",
+                "MoatAudit",
+                "MoatAuth",
+                "MoatConfig",
+                "MoatConsole",
+                "MoatCore",
+                "MoatHTTP",
+                "MoatPolicy",
+                "MoatStore",
+                "MoatVault",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -154,7 +231,11 @@ let package = Package(
                 "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
-                "MoatGateway",
+                "MoatAdmin",
+                "MoatApp",
+                "MoatConfig",
+                "MoatHTTP",
+                "MoatNet",
                 "MoatSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -218,15 +299,20 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "MoatGatewayTests",
+            name: "MoatServerTests",
             dependencies: [
+                "MoatAdmin",
+                "MoatApp",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatConfig",
+                "MoatConsole",
                 "MoatCore",
+                "MoatHTTP",
+                "MoatNet",
                 "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
-                "MoatGateway",
                 "MoatTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -240,6 +326,20 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatNetTests",
+            dependencies: [
+                "MoatCore",
+                "MoatNet",
+                "MoatTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -6,7 +6,7 @@ public struct PolicyError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
             case invalidInput, evidenceMissing, notFound, alreadyDecided, expired, requestMismatch, notApproved
-            case alreadyUsed, conflict, storage, urlRefused, fetchFailed
+            case alreadyUsed, conflict, storage
         }
         fileprivate let value: Value
 
@@ -30,10 +30,6 @@ public struct PolicyError: Error, CustomStringConvertible, Sendable {
         public static let conflict = Code(value: .conflict)
         /// Reading or writing `moat.db` failed.
         public static let storage = Code(value: .storage)
-        /// The SSRF guard refused a URL.
-        public static let urlRefused = Code(value: .urlRefused)
-        /// A guarded fetch failed (transport error, too many redirects).
-        public static let fetchFailed = Code(value: .fetchFailed)
 
         public var description: String { "\(value)" }
     }

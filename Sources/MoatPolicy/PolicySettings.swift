@@ -1,5 +1,6 @@
 public import Foundation
 public import MoatCore
+public import MoatNet
 
 /// The owner's policy settings from `config.yaml` (`policy:`), with restrictive defaults.
 public struct PolicySettings: Sendable, Equatable {

@@ -2,7 +2,10 @@ import ArgumentParser
 import Foundation
 import MoatAudit
 import MoatCore
-import MoatGateway
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatHTTP
 import MoatStore
 import MoatVault
 

@@ -1,7 +1,10 @@
 import ArgumentParser
 import Foundation
 import MoatCore
-import MoatGateway
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatHTTP
 
 struct DoctorCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

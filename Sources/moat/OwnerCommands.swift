@@ -3,7 +3,10 @@ import Foundation
 import MoatAudit
 import MoatAuth
 import MoatCore
-import MoatGateway
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatHTTP
 import MoatPolicy
 import MoatStore
 import MoatVault

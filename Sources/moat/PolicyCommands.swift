@@ -2,7 +2,11 @@ public import ArgumentParser
 import Foundation
 import MoatAudit
 import MoatCore
-import MoatGateway
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatHTTP
+import MoatNet
 import MoatPolicy
 import MoatStore
 import MoatVault

@@ -3,7 +3,10 @@ import Foundation
 import Logging
 import MoatAudit
 import MoatCore
-import MoatGateway
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatHTTP
 import MoatStore
 import MoatVault
 

@@ -1,0 +1,63 @@
+public import MoatAudit
+public import MoatCore
+public import MoatConfig
+import MoatHTTP
+public import MoatStore
+public import MoatVault
+
+extension GatewayServer {
+    /// Opens the audit log with the keys from the vault and records how the server came up.
+    ///
+    /// Fail-closed: if the first entries cannot be appended, the gateway does not start (it would
+    /// otherwise act without a record).
+    public func openAudit(
+        database: MoatDatabase,
+        vault: UnlockedVault,
+        vaultSource: String
+    ) async throws(GatewayError) -> AuditLog {
+        do {
+            // Before anything in the vault is used (the audit keys included): a copied-back older vault
+            // is refused.
+            try VaultRollbackGuard.check(vault, database: database)
+        } catch {
+            throw Self.gatewayError(error)
+        }
+        do {
+            let keys = try AuditKeyring.keys(from: vault)
+            let log = AuditLog(database: database, keys: keys, origin: try AuditLog.origin(for: database))
+            var unlocked: [String: AuditValue] = ["source": .string(vaultSource)]
+            unlocked.merge(VaultRollbackGuard.metadata(vault.revision)) { $1 }
+            try await log.append(AuditEvent(actor: "system", action: "vault.unlock", metadata: unlocked))
+            try await log.append(
+                AuditEvent(
+                    actor: "system",
+                    action: "config.loaded",
+                    target: configurationSource,
+                    metadata: [
+                        "host": .string(configuration.host),
+                        "port": .int(Int64(configuration.port)),
+                        "tls": .bool(configuration.tls != nil),
+                        "auth_mode": .string(configuration.authMode.rawValue),
+                        "allowed_hosts": .array(configuration.allowedHosts.map { .string($0) }),
+                    ]
+                )
+            )
+            return log
+        } catch let error as AuditError {
+            throw GatewayError(.startup, "refusing to start without an audit record: \(error.message)")
+        } catch {
+            throw GatewayError(.startup, "refusing to start: the audit keys could not be read from the vault: \(error)")
+        }
+    }
+
+    /// The metadata of `gateway.start`.
+    func startMetadata(port: Int) -> [String: AuditValue] {
+        [
+            "address": .string(bind.address.description),
+            "port": .int(Int64(port)),
+            "loopback_only": .bool(bind.isLoopback),
+            "tls": .bool(bind.tls != nil),
+            "version": .string(MoatVersion.current),
+        ]
+    }
+}

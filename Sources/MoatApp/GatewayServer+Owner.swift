@@ -1,0 +1,135 @@
+import Foundation
+import Logging
+import MoatAudit
+import MoatAuth
+import MoatCore
+import MoatConfig
+import MoatHTTP
+import MoatConsole
+import MoatAdmin
+import MoatPolicy
+import MoatStore
+import MoatVault
+import Synchronization
+
+/// The gateway's address once it listens (the port is only known then when 0 was asked for).
+final class BaseURLBox: Sendable {
+    private let value = Mutex<String?>(nil)
+    func set(_ url: String) { value.withLock { $0 = url } }
+    func get() -> String? { value.withLock { $0 } }
+}
+
+/// Owner authentication as the running server uses it: the HTTP side and the admin socket.
+struct OwnerAccess {
+    let auth: GatewayAuth
+    let operations: (@escaping @Sendable () -> String?) -> OwnerOperations
+    let policy: PolicyOperations
+    let socketPath: String
+    let logger: Logger
+
+    func adminSocket(baseURL: BaseURLBox) -> AdminSocketServer {
+        let operations = AdminOperations(owner: self.operations { baseURL.get() }, policy: policy)
+        let authority = auth.authority
+        return AdminSocketServer(
+            path: socketPath,
+            handler: { request, peer in
+                await operations.perform(
+                    request, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
+            },
+            onRefused: { peer in
+                await authority.recordAdminRefusal(uid: peer.uid, pid: peer.pid)
+            },
+            logger: logger
+        )
+    }
+}
+
+extension GatewayServer {
+    /// The setup link goes to the terminal when there is one, else to `setup-link.txt` (0600) in the
+    /// state directory: it is a credential, so it never goes through the logger.
+    public var setupLinkFile: String { layout.stateDirectory + "/setup-link.txt" }
+
+    /// The admin socket's path.
+    public var adminSocketPath: String { layout.stateDirectory + "/moat.sock" }
+
+    func makeOwnerAccess(
+        database: MoatDatabase, vault: UnlockedVault, audit: AuditLog, logger: Logger
+    ) throws(GatewayError) -> OwnerAccess {
+        let authority: OwnerAuthority
+        let installation: String
+        let engine: PolicyEngine
+        do {
+            authority = try OwnerAuthority(
+                database: database, vault: vault, audit: audit, settings: configuration.auth)
+            installation = try database.installationID()
+            engine = PolicyEngine(
+                database: database, authenticator: try PolicyKeyring.authenticator(from: vault), audit: audit,
+                settings: configuration.policy)
+        } catch {
+            throw GatewayError(.startup, "cannot open owner authentication: \(error)")
+        }
+        let tailscale = configuration.tailscaleOwner.map {
+            TailscaleIdentity(
+                owner: $0, localAPI: TailscaleLocalAPI(socketPath: configuration.tailscaleSocket),
+                proxyUID: configuration.tailscaleProxyUID)
+        }
+        let auth = GatewayAuth(
+            authority: authority, database: database, tailscale: tailscale, tls: bind.tls != nil,
+            mode: configuration.authMode,
+            liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:" + installation),
+            setupLinkFile: setupLinkFile)
+        let linkFile = setupLinkFile
+        return OwnerAccess(
+            auth: auth,
+            operations: { baseURL in
+                OwnerOperations(authority: authority, baseURL: baseURL) { link in
+                    Self.deliverSetupLink(link, file: linkFile, logger: logger)
+                }
+            },
+            policy: PolicyOperations(engine: engine),
+            socketPath: adminSocketPath,
+            logger: logger
+        )
+    }
+
+    /// With no owner yet, creates a setup link and shows it; with an owner, removes a stale link file.
+    func offerSetupLink(auth: GatewayAuth, baseURL: String, logger: Logger) async {
+        let client = ClientInfo.local("serve")
+        let state = try? await auth.authority.state()
+        guard state == .needsSetup else {
+            unlink(setupLinkFile)
+            if state == .damaged { logger.error("\(OwnerState.damagedAdvice)") }
+            return
+        }
+        do {
+            let token = try await auth.authority.createSetupToken(client: client)
+            Self.deliverSetupLink("\(baseURL)/setup#\(token)", file: setupLinkFile, logger: logger)
+        } catch {
+            logger.error("could not create a setup link", metadata: ["error": "\(error.message)"])
+        }
+    }
+
+    static func deliverSetupLink(_ link: String, file: String, logger: Logger) {
+        if isatty(STDOUT_FILENO) == 1 {
+            let text = """
+
+                Moat has no owner yet. Open this link in a browser on this machine within 15 minutes to set
+                the owner password (it works once; `moat owner setup` does the same in a terminal):
+
+                    \(link)
+
+
+                """
+            FileHandle.standardOutput.write(Data(text.utf8))
+            return
+        }
+        do {
+            try FileModes.writePrivateFile(file, contents: Array((link + "\n").utf8))
+            logger.notice(
+                "Moat has no owner yet: the one-time setup link (valid 15 minutes) is in a file; open it in a browser, or run `moat owner setup`",
+                metadata: ["file": "\(file)"])
+        } catch {
+            logger.error("could not write the setup link file", metadata: ["file": "\(file)"])
+        }
+    }
+}

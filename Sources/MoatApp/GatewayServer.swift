@@ -1,0 +1,226 @@
+import Hummingbird
+import HummingbirdCore
+import HummingbirdTLS
+public import Logging
+public import MoatAudit
+public import MoatCore
+public import MoatConfig
+public import MoatHTTP
+import MoatConsole
+import MoatAdmin
+public import MoatStore
+public import MoatVault
+public import NIOCore
+import ServiceLifecycle
+import UnixSignals
+
+/// `moat serve`: checks everything that can be checked before listening, then runs until SIGINT or
+/// SIGTERM and shuts down gracefully (in-flight requests finish, then the database closes).
+public struct GatewayServer: Sendable {
+    /// What the command line asked for; flags win over the config file.
+    public struct Options: Sendable {
+        public var home: String?
+        public var configPath: String?
+        public var host: String?
+        public var port: Int?
+        public var logFormat: GatewayConfiguration.LogFormat?
+        public var environment: [String: String]
+
+        public init(
+            home: String? = nil,
+            configPath: String? = nil,
+            host: String? = nil,
+            port: Int? = nil,
+            logFormat: GatewayConfiguration.LogFormat? = nil,
+            environment: [String: String]
+        ) {
+            self.home = home
+            self.configPath = configPath
+            self.host = host
+            self.port = port
+            self.logFormat = logFormat
+            self.environment = environment
+        }
+    }
+
+    public let layout: StateLayout
+    public let configuration: GatewayConfiguration
+    /// Where the configuration came from (a path, or "defaults").
+    public let configurationSource: String
+    public let bind: BindPolicy.Decision
+    /// A connection is closed after this long without a complete request part or an answer (which also
+    /// bounds how long a request head may take to arrive).
+    public static let idleTimeout: TimeAmount = .seconds(30)
+
+    /// Resolves the layout, loads the config and applies the flags, and checks the bind policy.
+    ///
+    /// Nothing is created on disk yet: a refused start changes nothing.
+    public static func load(_ options: Options) throws(GatewayError) -> (StateLayout, GatewayConfiguration, String) {
+        let layout: StateLayout
+        do {
+            layout = try StateLayout.resolve(home: options.home, environment: options.environment)
+        } catch {
+            throw GatewayError(.configuration, error.message)
+        }
+        let path = options.configPath ?? layout.configFile
+        var configuration = try ConfigurationLoader.load(path: path, required: options.configPath != nil)
+        let source = FileModes.mode(of: path) == nil && options.configPath == nil ? "defaults (no \(path))" : path
+        if let host = options.host { configuration.host = host }
+        if let port = options.port {
+            guard (0...65535).contains(port) else {
+                throw GatewayError(.configuration, "--port \(port): out of range; use a port from 1 to 65535")
+            }
+            configuration.port = port
+        }
+        if let format = options.logFormat { configuration.logFormat = format }
+        return (layout, configuration, source)
+    }
+
+    /// Everything `moat serve` checks before it opens a socket.
+    public static func prepare(
+        _ options: Options,
+        resolver: HostResolver = .system
+    ) throws(GatewayError) -> GatewayServer {
+        let (layout, configuration, source) = try load(options)
+        let bind = try BindPolicy.evaluate(configuration.http, resolver: resolver)
+        return GatewayServer(layout: layout, configuration: configuration, configurationSource: source, bind: bind)
+    }
+
+    /// Creates the state directories, refuses unsafe file modes, and opens the database.
+    public func openState() throws(GatewayError) -> MoatDatabase {
+        do {
+            try layout.createDirectories()
+        } catch {
+            throw GatewayError(.unsafeState, error.message)
+        }
+        let problems = layout.permissionProblems()
+        guard problems.isEmpty else {
+            throw GatewayError(
+                .unsafeState,
+                "refusing to start: Moat's state must be private to you (as OpenSSH requires for ~/.ssh):\n"
+                    + PermissionProblem.report(problems) + "\nThen start Moat again."
+            )
+        }
+        do {
+            return try MoatDatabase(path: layout.databaseFile)
+        } catch {
+            throw GatewayError(.database, error.message)
+        }
+    }
+
+    /// Runs the server until a shutdown signal; closes the database afterwards.
+    ///
+    /// - Parameters:
+    ///   - vault: the unlocked vault, kept current with the file while the server runs.
+    ///   - onListening: called with the real bound port once the socket is listening.
+    ///   - openFiles: the process's limit on open files, which sets the connection cap
+    ///     (``ConnectionLimiter/cap(openFiles:)``).
+    public func run(
+        database: MoatDatabase,
+        vault: UnlockedVault? = nil,
+        audit: AuditLog? = nil,
+        logger: Logger,
+        openFiles: Int = 1024,
+        onListening: @escaping @Sendable (Int) -> Void = { _ in }
+    ) async throws {
+        let hostGuard = HostGuard(
+            boundAddress: bind.address,
+            port: bind.port,
+            tls: bind.tls != nil,
+            allowedHosts: configuration.allowedHosts
+        )
+        let scheme = bind.tls == nil ? "http" : "https"
+        let hostText: String
+        if case .v6 = bind.address { hostText = "[\(bind.address)]" } else { hostText = bind.address.description }
+        let linkHost = bind.address.isUnspecified ? "127.0.0.1" : hostText
+        let baseURL = BaseURLBox()
+        var auth: GatewayAuth?
+        var adminSocket: AdminSocketServer?
+        if let vault, let audit {
+            let owner = try makeOwnerAccess(database: database, vault: vault, audit: audit, logger: logger)
+            auth = owner.auth
+            adminSocket = owner.adminSocket(baseURL: baseURL)
+        }
+        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth)
+        let ownerAuth = auth
+        let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
+        let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
+        let server: HTTPServerBuilder
+        if let tls = bind.tls {
+            do {
+                server = try .tls(.http1(configuration: http1), tlsConfiguration: tls.configuration)
+            } catch {
+                throw GatewayError(.tls, "cannot set up TLS with the configured certificate and key")
+            }
+        } else {
+            server = .http1(configuration: http1)
+        }
+        let app = Application(
+            router: router,
+            server: server,
+            configuration: .init(
+                address: .hostname(bind.address.description, port: bind.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limiter.acceptLimit, logger: logger)),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? bind.port
+                hostGuard.setBoundPort(port)
+                if let audit {
+                    do {
+                        try await audit.append(
+                            AuditEvent(actor: "system", action: "gateway.start", metadata: startMetadata(port: port))
+                        )
+                    } catch {
+                        logger.error("could not record gateway.start in the audit log", metadata: ["error": "\(error)"])
+                    }
+                }
+                baseURL.set("\(scheme)://\(linkHost):\(port)")
+                if let ownerAuth {
+                    await offerSetupLink(auth: ownerAuth, baseURL: "\(scheme)://\(linkHost):\(port)", logger: logger)
+                }
+                // Logged last, so "listening" also means the setup link (when there is one) is ready.
+                logger.notice(
+                    "listening",
+                    metadata: [
+                        "url": "\(scheme)://\(hostText):\(port)", "loopback_only": "\(bind.isLoopback)",
+                        "max_connections": "\(limiter.limit)",
+                    ]
+                )
+                onListening(port)
+            },
+            logger: logger
+        )
+        do {
+            var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+            if let adminSocket {
+                services.append(.init(service: adminSocket))
+            }
+            if let vault {
+                let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)
+                services.append(.init(service: watcher, successTerminationBehavior: .ignore))
+            }
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            )
+            try await group.run()
+        } catch {
+            try? database.close()
+            throw GatewayError(.startup, "the server stopped: \(error)")
+        }
+        if let audit {
+            // Recorded, then covered by a signed checkpoint, before the database closes.
+            do {
+                try await audit.append(AuditEvent(actor: "system", action: "gateway.stop"))
+                let checkpoint = try await audit.writeCheckpoint()
+                logger.info("audit checkpoint written", metadata: ["entries": "\(checkpoint.count)"])
+            } catch {
+                logger.error("could not record the shutdown in the audit log", metadata: ["error": "\(error)"])
+            }
+        }
+        do {
+            try database.close()
+            logger.notice("stopped", metadata: ["database": "closed"])
+        } catch {
+            logger.error("stopped, but the database did not close cleanly", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,315 @@
+public import MoatCore
+public import MoatConfig
+public import MoatHTTP
+import MoatStore
+import MoatVault
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// `moat doctor`: the security posture of this installation, one finding per check.
+///
+/// Read-only: it never creates a directory, never migrates the database and never changes a mode.
+public enum PostureCheck {
+    /// One check's result.
+    public struct Finding: Sendable, Equatable {
+        public enum Status: String, Sendable {
+            case pass, warn, fail
+        }
+        /// A short name, e.g. `bind`, `file modes`.
+        public let check: String
+        public let status: Status
+        /// What was found.
+        public let message: String
+        /// What to do about it, when something is to be done.
+        public let fix: String?
+
+        public init(check: String, status: Status, message: String, fix: String? = nil) {
+            self.check = check
+            self.status = status
+            self.message = message
+            self.fix = fix
+        }
+    }
+
+    /// Runs every check; `now` is injectable for certificate-expiry tests.
+    public static func run(
+        _ options: GatewayServer.Options,
+        resolver: HostResolver = .system,
+        now: Int? = nil
+    ) -> [Finding] {
+        var findings: [Finding] = []
+        let layout: StateLayout
+        let configuration: GatewayConfiguration
+        do {
+            let loaded = try GatewayServer.load(options)
+            layout = loaded.0
+            configuration = loaded.1
+            findings.append(Finding(check: "config", status: .pass, message: "configuration valid (\(loaded.2))"))
+        } catch {
+            findings.append(
+                Finding(
+                    check: "config", status: .fail, message: error.message,
+                    fix: error.code == .unsafeState
+                        ? "make it a regular file that only you (or root) can change, as the message says"
+                        : "correct the file at that line")
+            )
+            // Without a configuration the remaining checks would describe defaults that will not run.
+            if let layout = try? StateLayout.resolve(home: options.home, environment: options.environment) {
+                findings += stateFindings(layout)
+            }
+            return findings
+        }
+
+        findings += bindFindings(configuration, resolver: resolver, now: now)
+        findings += stateFindings(layout)
+        return findings
+    }
+
+    static func bindFindings(_ configuration: GatewayConfiguration, resolver: HostResolver, now: Int?) -> [Finding] {
+        var findings: [Finding] = []
+        do {
+            let decision = try BindPolicy.evaluate(configuration.http, resolver: resolver) { files throws(GatewayError) in
+                try TLSMaterial(files: files, now: now)
+            }
+            if decision.isLoopback {
+                findings.append(
+                    Finding(
+                        check: "bind",
+                        status: .pass,
+                        message: "listens on loopback only (\(configuration.host) port \(configuration.port))"
+                    )
+                )
+            } else {
+                findings.append(
+                    Finding(
+                        check: "bind",
+                        status: .warn,
+                        message: "listens beyond loopback (\(configuration.host)) with TLS and authentication",
+                        fix: "prefer the loopback default with `tailscale serve --bg \(configuration.port)`"
+                    )
+                )
+            }
+            if let tls = decision.tls {
+                let current = now ?? Int(time(nil))
+                let days = (tls.notValidAfter - current) / 86400
+                findings.append(
+                    days < 30
+                        ? Finding(
+                            check: "tls",
+                            status: .warn,
+                            message: "certificate expires in \(days) days",
+                            fix: "renew the certificate before it expires"
+                        )
+                        : Finding(check: "tls", status: .pass, message: "certificate valid for \(days) more days")
+                )
+            } else {
+                findings.append(
+                    Finding(check: "tls", status: .pass, message: "not configured (not needed on loopback)"))
+            }
+        } catch {
+            let status: Finding.Status = .fail
+            findings.append(
+                Finding(
+                    check: error.code == .tls ? "tls" : "bind",
+                    status: status,
+                    message: error.message,
+                    fix: error.code == .tls ? "fix gateway.tls in config.yaml" : "see the message"
+                )
+            )
+        }
+        if configuration.authMode == .none {
+            findings.append(
+                Finding(
+                    check: "auth",
+                    status: .warn,
+                    message: "gateway.auth.mode is none: any local program or proxy reaching the port acts as owner",
+                    fix: "set gateway.auth.mode to password"
+                )
+            )
+        } else {
+            findings.append(
+                Finding(
+                    check: "auth", status: .pass, message: "gateway.auth.mode is \(configuration.authMode.rawValue)")
+            )
+            if let owner = configuration.tailscaleOwner {
+                findings.append(
+                    Finding(
+                        check: "tailscale", status: .pass,
+                        message: "tailscale serve identity is on for \(owner), confirmed with tailscaled's whois "
+                            + "(safe only on a machine where no one else runs programs; Docs/RemoteAccess.md)")
+                )
+            }
+        }
+        return findings
+    }
+
+    static func stateFindings(_ layout: StateLayout) -> [Finding] {
+        var findings: [Finding] = []
+        if FileModes.mode(of: layout.stateDirectory) == nil {
+            findings.append(
+                Finding(
+                    check: "file modes",
+                    status: .pass,
+                    message: "\(layout.stateDirectory) does not exist yet; moat serve creates it with mode 0700"
+                )
+            )
+        } else {
+            let problems = layout.permissionProblems()
+            if problems.isEmpty {
+                findings.append(
+                    Finding(
+                        check: "file modes", status: .pass,
+                        message: "\(layout.stateDirectory) and its files are private")
+                )
+            }
+            for problem in problems {
+                findings.append(
+                    Finding(
+                        check: "file modes", status: .fail, message: "\(problem.path) \(problem.problem)",
+                        fix: problem.fix)
+                )
+            }
+        }
+        if FileModes.mode(of: layout.databaseFile) == nil {
+            findings.append(
+                Finding(
+                    check: "database", status: .pass,
+                    message: "no database yet; moat serve creates \(layout.databaseFile)")
+            )
+        } else {
+            do {
+                let problems = try MoatDatabase.inspect(path: layout.databaseFile)
+                if problems.isEmpty {
+                    findings.append(Finding(check: "database", status: .pass, message: "integrity check ok"))
+                    if MoatDatabase.ownerExists(path: layout.databaseFile) == false {
+                        findings.append(
+                            Finding(
+                                check: "owner", status: .warn,
+                                message: "no owner is set up yet: until then every API answers 503",
+                                fix: "open the setup link moat serve printed (or setup-link.txt), "
+                                    + "or run moat owner setup"
+                            )
+                        )
+                    } else if MoatDatabase.ownerExists(path: layout.databaseFile) == true {
+                        findings.append(Finding(check: "owner", status: .pass, message: "the owner is set up"))
+                    }
+                } else {
+                    findings.append(
+                        Finding(
+                            check: "database",
+                            status: .fail,
+                            message: "integrity check failed: \(problems.prefix(3).joined(separator: "; "))",
+                            fix: "restore moat.db from a backup"
+                        )
+                    )
+                }
+            } catch {
+                // A trigger, view or changed table Moat did not create can hide audit entries.
+                let fix =
+                    error.code == .foreignSchema
+                    ? "restore moat.db from a backup, or remove the object (sqlite3 moat.db) and run "
+                        + "moat audit verify --checkpoint FILE with a checkpoint you kept"
+                    : "see the message"
+                findings.append(Finding(check: "database", status: .fail, message: error.message, fix: fix))
+            }
+        }
+        findings += vaultFindings(layout)
+        return findings
+    }
+
+    /// The vault, from its headers only (doctor never asks for a password or opens the seal): fail when
+    /// `vault.moat` or `vault.seal` is unreadable or damaged, warn when sealed without a PIN or when the
+    /// recovery key file is still lying in the state directory.
+    static func vaultFindings(_ layout: StateLayout) -> [Finding] {
+        let paths = VaultPaths(stateDirectory: layout.stateDirectory)
+        var findings: [Finding] = []
+        do {
+            guard let status = try VaultStatus.inspect(paths) else {
+                return [
+                    Finding(check: "vault", status: .pass, message: "no vault yet; moat serve creates and seals one")
+                ]
+            }
+            switch status.seal {
+            case nil:
+                findings.append(
+                    Finding(
+                        check: "vault",
+                        status: .pass,
+                        message: "\(paths.vault) readable (\(status.parameters)); not sealed: moat serve asks for "
+                            + "the master password on a terminal"
+                    )
+                )
+            case .some(let seal) where seal.holdsPassword:
+                findings.append(
+                    Finding(
+                        check: "vault", status: .warn, message: seal.exposure, fix: "moat vault seal; moat vault rekey")
+                )
+            case .some(let seal) where seal.hasPIN || seal.protection != .fingerprint:
+                findings.append(
+                    Finding(
+                        check: "vault", status: .pass,
+                        message: "\(paths.vault) readable (\(status.parameters)); sealed "
+                            + (seal.hasPIN ? "with a PIN, " : "without a PIN, ") + "\(seal.binding): \(seal.exposure)")
+                )
+            case .some(let seal):
+                findings.append(
+                    Finding(
+                        check: "vault",
+                        status: .warn,
+                        message: "sealed without a PIN, \(seal.binding): \(seal.exposure)",
+                        fix: "moat vault seal --pin"
+                    )
+                )
+            }
+        } catch {
+            findings.append(
+                Finding(
+                    check: "vault",
+                    status: .fail,
+                    message: error.message,
+                    fix: "restore the file from a backup (or delete vault.seal and run moat vault seal)"
+                )
+            )
+        }
+        if FileModes.mode(of: paths.recoveryKey) != nil {
+            findings.append(
+                Finding(
+                    check: "vault",
+                    status: .warn,
+                    message: "\(paths.recoveryKey) still holds the vault's recovery key",
+                    fix: "store the key somewhere safe (a password manager, paper), then delete the file"
+                )
+            )
+        }
+        return findings
+    }
+
+    /// The findings as aligned text lines.
+    public static func text(_ findings: [Finding]) -> String {
+        let width = findings.map(\.check.count).max() ?? 0
+        return findings.map { finding in
+            let pad = String(repeating: " ", count: width - finding.check.count)
+            var line = "\(finding.status.rawValue)  \(finding.check)\(pad)  \(finding.message)"
+            if let fix = finding.fix, finding.status != .pass {
+                line += "\n      fix: \(fix)"
+            }
+            return line
+        }.joined(separator: "\n")
+    }
+
+    /// The findings as a JSON array of `{check, status, message, fix}`.
+    public static func json(_ findings: [Finding]) -> String {
+        let items = findings.map { finding in
+            var object = "{\"check\":\(JSONLinesLogHandler.quote(finding.check))"
+            object += ",\"status\":\(JSONLinesLogHandler.quote(finding.status.rawValue))"
+            object += ",\"message\":\(JSONLinesLogHandler.quote(finding.message))"
+            object += ",\"fix\":" + (finding.fix.map(JSONLinesLogHandler.quote) ?? "null") + "}"
+            return object
+        }
+        return "[" + items.joined(separator: ",\n ") + "]"
+    }
+}

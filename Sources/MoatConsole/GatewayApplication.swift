@@ -1,0 +1,32 @@
+public import Hummingbird
+public import MoatHTTP
+
+/// Builds the HTTP side of the gateway: the router, its middleware and routes.
+///
+/// Kept separate from ``GatewayServer`` so tests drive the exact same router through
+/// HummingbirdTesting without a socket.
+public enum GatewayApplication {
+    /// The router with every middleware in its order: request log first (so refusals are logged too),
+    /// then the security headers (on every response, refusals included), the Host/Origin guard, owner
+    /// authentication for `/api/`, then the routes; last, the 405 answer for a known path with another method.
+    ///
+    /// - Parameter auth: owner authentication; nil serves only `/healthz` (tests of the guards).
+    public static func makeRouter(hostGuard: HostGuard, auth: GatewayAuth? = nil) -> Router<GatewayRequestContext> {
+        let router = Router(context: GatewayRequestContext.self)
+        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: SecurityHeadersMiddleware(tls: auth?.tls ?? false))
+        router.add(middleware: HostGuardMiddleware(hostGuard))
+        router.get("/healthz") { _, _ -> Response in
+            // Deliberately tiny: no version, host name or uptime for a scanner to fingerprint.
+            .plainText(status: .ok, "ok\n")
+        }
+        if let auth {
+            router.add(middleware: OwnerAuthMiddleware(auth))
+            OwnerRoutes.register(on: router, auth: auth)
+            LiveRoutes.register(on: router, auth: auth)
+            DashboardRoutes.register(on: router)
+        }
+        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
+        return router
+    }
+}

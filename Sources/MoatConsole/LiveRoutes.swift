@@ -1,0 +1,87 @@
+import Foundation
+import HTTPTypes
+public import Hummingbird
+public import MoatHTTP
+import MoatAudit
+import MoatAuth
+import NIOCore
+import ServiceLifecycle
+
+/// The audit views: a page of recent entries, and a live event stream for open dashboards.
+///
+/// `/api/events` is a server-sent event stream authenticated only by a short-lived JWT
+/// (`POST /api/auth/live-token`, purpose `events`) in `Authorization: Bearer` — never by an API token,
+/// and never from a query string. The stream ends when the JWT expires (at most 5 minutes: the client
+/// fetches a new one and reconnects) or when "revoke everything" bumps the token version.
+enum LiveRoutes {
+    static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth) {
+        router.get("/api/audit") { request, _ -> Response in
+            // Present means it must be a number: `limit=null` or `limit=` is a 400, not the default.
+            let text = request.uri.queryParameters.get("limit")
+            let limit = text.map { $0.allSatisfy { $0.isASCII && $0.isNumber } ? Int($0) ?? 0 : 0 } ?? 50
+            guard (1...500).contains(limit) else {
+                return APIError.response(status: .badRequest, "limit must be a number from 1 to 500")
+            }
+            do {
+                let entries = try AuditReader.tail(auth.database, count: limit)
+                return APIError.json(status: .ok, ["entries": entries.reversed().map(entryObject)])
+            } catch {
+                return APIError.response(status: .internalServerError, "could not read the audit log")
+            }
+        }
+        router.get("/api/events") { request, context -> Response in
+            guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
+                var response = APIError.response(
+                    status: .unauthorized, "send a live token (POST /api/auth/live-token) as Authorization: Bearer")
+                response.headers[.wwwAuthenticate] = "Bearer realm=\"moat\""
+                return response
+            }
+            let claims: LiveTokenClaims
+            do {
+                let version = try await auth.authority.tokenVersion()
+                claims = try await auth.liveTokens.verify(
+                    String(header.dropFirst(7)), purpose: .events, tokenVersion: version)
+            } catch let error as AuthError {
+                return APIError.response(AuthError(.unauthorized, "invalid live token: \(error.message)"))
+            }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/event-stream", .cacheControl: "no-store"],
+                body: ResponseBody { writer in
+                    try await stream(to: &writer, auth: auth, claims: claims)
+                    try await writer.finish(nil)
+                })
+        }
+    }
+
+    private static func stream(
+        to writer: inout any ResponseBodyWriter, auth: GatewayAuth, claims: LiveTokenClaims
+    ) async throws {
+        var last = (try? AuditReader.tail(auth.database, count: 1).last?.sequence) ?? 0
+        try await writer.write(ByteBuffer(string: "retry: 5000\nevent: ready\ndata: {}\n\n"))
+        var tick = 0
+        // Ends at expiry, on cancellation, and when the server shuts down (so SIGTERM never waits for
+        // an open dashboard).
+        while Date() < claims.expires, !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try await Task.sleep(for: .seconds(1))
+            tick += 1
+            guard (try? await auth.authority.tokenVersion()) == claims.tokenVersion else { break }
+            var text = ""
+            try AuditReader.forEach(auth.database, filter: .init(afterSequence: last)) { entry in
+                last = entry.sequence
+                let data = (try? JSONSerialization.data(withJSONObject: entryObject(entry), options: [.sortedKeys]))
+                text += "event: audit\ndata: " + String(decoding: data ?? Data(), as: UTF8.self) + "\n\n"
+            }
+            if text.isEmpty && tick % 15 == 0 { text = ": keep-alive\n\n" }
+            if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
+        }
+        try await writer.write(ByteBuffer(string: "event: expired\ndata: {}\n\n"))
+    }
+
+    static func entryObject(_ entry: AuditEntry) -> [String: Any] {
+        [
+            "sequence": entry.sequence, "time": entry.time, "actor": entry.actor, "action": entry.action,
+            "target": entry.target, "outcome": entry.outcome, "source_ip": entry.sourceIP,
+        ]
+    }
+}

@@ -1,0 +1,335 @@
+import Foundation
+public import HTTPTypes
+public import Hummingbird
+public import MoatAuth
+import MoatCore
+public import MoatStore
+import NIOCore
+import Synchronization
+
+/// Everything the HTTP side needs to authenticate the owner.
+public struct GatewayAuth: Sendable {
+    public let authority: OwnerAuthority
+    /// `moat.db`, for the audit views (`/api/audit`, `/api/events`).
+    public let database: MoatDatabase
+    /// `gateway.auth.tailscale.owner` set: the `tailscale serve` identity check.
+    public let tailscale: TailscaleIdentity?
+    /// Whether the listener speaks TLS (cookie name and `Secure`).
+    public let tls: Bool
+    /// `gateway.auth.mode`: `token` turns browser login off.
+    public let mode: HTTPSettings.AuthMode
+    /// Issues and checks the short-lived JWTs of live connections.
+    public let liveTokens: LiveTokenIssuer
+    /// Where `moat serve` wrote the setup link (removed once setup succeeds).
+    public let setupLinkFile: String?
+    let tailscaleAudits = TailscaleAuditThrottle()
+
+    public init(
+        authority: OwnerAuthority,
+        database: MoatDatabase,
+        tailscale: TailscaleIdentity?,
+        tls: Bool,
+        mode: HTTPSettings.AuthMode,
+        liveTokens: LiveTokenIssuer,
+        setupLinkFile: String? = nil
+    ) {
+        self.authority = authority
+        self.database = database
+        self.tailscale = tailscale
+        self.tls = tls
+        self.mode = mode
+        self.liveTokens = liveTokens
+        self.setupLinkFile = setupLinkFile
+    }
+
+    /// Whether the browser reached Moat over HTTPS: Moat's own TLS, or `tailscale serve` (or another
+    /// local proxy) terminating TLS and saying so in `X-Forwarded-Proto`. Trusting that header can only
+    /// make the cookie stricter (`Secure`, `__Host-`), never grant anything.
+    public func isHTTPS(_ request: Request) -> Bool {
+        tls || request.headers[.xForwardedProto]?.lowercased() == "https"
+    }
+
+    /// `__Host-moat_session` over HTTPS (the prefix makes browsers insist on Secure, Path=/ and no
+    /// Domain), `moat_session` on plain-HTTP loopback.
+    public func cookieName(https: Bool) -> String { https ? "__Host-moat_session" : "moat_session" }
+
+    /// The `Set-Cookie` value for a new session.
+    public func sessionCookie(_ id: String, for request: Request) -> String {
+        let https = isHTTPS(request)
+        return "\(cookieName(https: https))=\(id); Path=/; HttpOnly; SameSite=Strict" + (https ? "; Secure" : "")
+    }
+
+    /// The `Set-Cookie` value that removes the session cookie.
+    public func expiredCookie(for request: Request) -> String {
+        let https = isHTTPS(request)
+        return "\(cookieName(https: https))=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict" + (https ? "; Secure" : "")
+    }
+}
+
+/// Audits Tailscale identity decisions without writing an entry for every request: each (address,
+/// outcome) pair at most once per 15 minutes.
+final class TailscaleAuditThrottle: Sendable {
+    private let last = Mutex<[String: ContinuousClock.Instant]>([:])
+
+    func shouldAudit(_ key: String) -> Bool {
+        let now = ContinuousClock.now
+        return last.withLock { seen in
+            if let previous = seen[key], now - previous < .seconds(900) { return false }
+            if seen.count > 10_000 { seen.removeAll() }
+            seen[key] = now
+            return true
+        }
+    }
+}
+
+/// Guards every `/api/` route: before setup only setup answers (503 otherwise); afterwards a request
+/// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity. Every request
+/// made with the session cookie needs its CSRF token (reads too: the cookie can reach other local
+/// ports, the token only this origin's page), and a state-changing request made with a cookie or
+/// Tailscale identity also needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a
+/// loopback peer counts as the owner.
+public struct OwnerAuthMiddleware: RouterMiddleware {
+    public typealias Context = GatewayRequestContext
+    let auth: GatewayAuth
+
+    public init(_ auth: GatewayAuth) {
+        self.auth = auth
+    }
+
+    /// Routes that answer without an identity.
+    static func isPublic(_ method: HTTPRequest.Method, _ path: String) -> Bool {
+        switch (method, path) {
+        case (.get, "/api/setup"), (.post, "/api/setup"), (.post, "/api/auth/login"): return true
+        default: return false
+        }
+    }
+
+    /// Whether `method path` answers without an identity (for tests and the OpenAPI check).
+    public static func isPublicRoute(_ method: String, _ path: String) -> Bool {
+        isPublic(HTTPRequest.Method(method) ?? .get, path)
+    }
+
+    /// Routes only an `admin` token (or the owner's browser) may use.
+    public static func needsAdmin(_ path: String) -> Bool {
+        path.hasPrefix("/api/tokens") || path == "/api/auth/revoke-all" || path == "/api/auth/password"
+            || path.hasPrefix("/api/auth/totp")
+    }
+
+    /// The API-token scope a route needs: `admin` for owner administration, `read` for reading and for
+    /// the two POSTs that change nothing an attacker could use (a live token for the caller's own
+    /// stream, logging out), `write` for every other state change.
+    public static func requiredScope(_ method: HTTPRequest.Method, _ path: String) -> TokenScope {
+        if needsAdmin(path) { return .admin }
+        if path == "/api/auth/live-token" || path == "/api/auth/logout" { return .read }
+        return HostGuardMiddleware<Context>.changesState(method) ? .write : .read
+    }
+
+    /// Routes authenticated only by a short-lived JWT (live connections).
+    public static func isLive(_ path: String) -> Bool { path == "/api/events" }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        // The router ignores empty path segments (`//api/tokens` reaches `/api/tokens`), so a guard that
+        // compared raw prefixes could be walked around. Refuse anything but the canonical form, and
+        // decide on the segments the router itself will use.
+        let raw = request.uri.path
+        let segments = raw.split(separator: "/", omittingEmptySubsequences: true)
+        guard !raw.contains("//"), !segments.contains("."), !segments.contains("..") else {
+            return APIError.response(
+                status: .badRequest, "the path is not canonical (repeated slashes or dot segments)")
+        }
+        let path = "/" + segments.joined(separator: "/")
+        guard segments.first == "api" else { return try await next(request, context) }
+        let state: OwnerState
+        do {
+            state = try await auth.authority.state()
+        } catch {
+            return APIError.response(error)
+        }
+        switch state {
+        case .needsSetup:
+            if request.method == .post, path == "/api/setup", !Self.sameOrigin(request, allowMissing: true) {
+                return APIError.response(status: .forbidden, "cross-site request refused")
+            }
+            guard path == "/api/setup" else {
+                return APIError.response(
+                    AuthError(
+                        .setupRequired,
+                        "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup`"))
+            }
+            return try await next(request, context)
+        case .damaged:
+            return APIError.response(AuthError(.tampered, OwnerState.damagedAdvice))
+        case .ready:
+            break
+        }
+        if Self.isPublic(request.method, path) {
+            if request.method == .post, !Self.sameOrigin(request, allowMissing: true) {
+                return APIError.response(status: .forbidden, "cross-site request refused")
+            }
+            return try await next(request, context)
+        }
+        if Self.isLive(path) { return try await next(request, context) }
+        var context = context
+        let client = Self.client(request, context)
+        do {
+            context.identity = try await identify(request, context: context, client: client)
+        } catch {
+            return APIError.response(error)
+        }
+        guard let identity = context.identity else {
+            var response = APIError.response(
+                status: .unauthorized,
+                "log in first (POST /api/auth/login) or send an API token as Authorization: Bearer")
+            response.headers[.wwwAuthenticate] = "Bearer realm=\"moat\""
+            return response
+        }
+        let mutates = HostGuardMiddleware<Context>.changesState(request.method)
+        if let expected = identity.csrfToken, mutates || identity.needsCSRFOnReads {
+            if mutates, !Self.sameOrigin(request, allowMissing: false) {
+                return APIError.response(status: .forbidden, "cross-site request refused (Origin or Sec-Fetch-Site)")
+            }
+            guard auth.authority.csrfMatches(request.headers[.csrfToken], expected: expected) else {
+                return APIError.response(
+                    status: .forbidden,
+                    "missing or wrong X-CSRF-Token header: send the csrf_token the login answered with, or log in again"
+                )
+            }
+        }
+        if case .session(let session) = identity {
+            do {
+                try await auth.authority.touchSession(session)
+            } catch {
+                return APIError.response(error)
+            }
+        }
+        let required = Self.requiredScope(request.method, path)
+        guard identity.scope.allows(required) else {
+            return APIError.response(
+                status: .forbidden,
+                "this API token's scope (\(identity.scope.rawValue)) does not allow this; it needs \(required.rawValue)"
+            )
+        }
+        return try await next(request, context)
+    }
+
+    /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
+    /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
+    func identify(_ request: Request, context: Context, client: ClientInfo) async throws(AuthError) -> OwnerIdentity? {
+        if let header = request.headers[.authorization] {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                throw AuthError(.unauthorized, "the Authorization header must be `Bearer <API token>`")
+            }
+            return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client))
+        }
+        if auth.mode != .token {
+            // Every session cookie is tried, not only the first: a program on another local port can set
+            // `moat_session=junk; Path=/api`, which browsers send before the owner's `Path=/` cookie.
+            let names = [auth.cookieName(https: true), auth.cookieName(https: false)]
+            for id in Self.cookies(named: names, in: request.headers) {
+                if let session = try await auth.authority.session(id: id, touch: false) {
+                    return .session(session)
+                }
+            }
+        }
+        // Token mode turns every ambient browser identity off: the cookie above and Tailscale's headers.
+        if auth.mode != .token, let tailscale = auth.tailscale {
+            let peer = IPAddress(client.sourceIP)
+            let peerUID = {
+                guard let remote = context.remoteAddress, let local = context.localAddress else { return UInt32?.none }
+                return SocketOwner.uid(peer: remote, local: local)
+            }
+            switch await tailscale.evaluate(peer: peer, peerUID: peerUID, headers: request.headers) {
+            case .absent:
+                return nil
+            case .owner(let login, let address):
+                if auth.tailscaleAudits.shouldAudit("ok " + address) {
+                    await auth.authority.recordTailscale(login: login, accepted: true, reason: nil, client: client)
+                }
+                return .tailscale(login: login, csrfToken: try await auth.authority.tailscaleCSRFToken(login: login))
+            case .refused(let reason):
+                if auth.tailscaleAudits.shouldAudit("no " + client.limitKey + reason) {
+                    await auth.authority.recordTailscale(login: nil, accepted: false, reason: reason, client: client)
+                }
+                return nil
+            }
+        }
+        return nil
+    }
+
+    /// A browser request is same-origin when its `Origin` is this gateway (``HostGuard`` already refused
+    /// foreign origins) or, without `Origin`, `Sec-Fetch-Site` says `same-origin`. With `allowMissing`,
+    /// a request with neither header (curl, a script) passes: it cannot be a browser's cross-site request.
+    public static func sameOrigin(_ request: Request, allowMissing: Bool) -> Bool {
+        let site = request.headers[.secFetchSite]?.lowercased()
+        if let site, site != "same-origin", site != "none" { return false }
+        if request.headers[.origin] != nil { return true }
+        if site == "same-origin" { return true }
+        return allowMissing && site == nil
+    }
+
+    public static func client(_ request: Request, _ context: Context) -> ClientInfo {
+        // Only a local proxy (tailscale serve) can stand in front of Moat, so only a loopback peer's
+        // X-Forwarded-For is recorded; it stays a claim either way.
+        let local = IPAddress(context.sourceIP)?.isLoopback == true
+        return ClientInfo(
+            sourceIP: context.sourceIP, userAgent: request.headers[.userAgent] ?? "",
+            forwardedFor: local ? request.headers[values: .xForwardedFor].joined(separator: ",") : nil)
+    }
+
+    /// How many session cookies one request may offer; the rest are ignored (each one costs a lookup).
+    static let sessionCookieLimit = 8
+
+    /// The values of every cookie named one of `names`, in the order sent, at most
+    /// ``sessionCookieLimit`` of them (cookie values are never logged).
+    public static func cookies(named names: [String], in headers: HTTPFields) -> [String] {
+        var values: [String] = []
+        for header in headers[values: .cookie] {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1)
+                guard parts.count == 2, names.contains(parts[0].trimmingCharacters(in: .whitespaces)) else { continue }
+                values.append(parts[1].trimmingCharacters(in: .whitespaces))
+                if values.count == sessionCookieLimit { return values }
+            }
+        }
+        return values
+    }
+}
+
+/// JSON error responses: `{"error": "…"}` with the right status, and `Retry-After` for 429.
+public enum APIError {
+    public static func response(_ error: AuthError) -> Response {
+        var response = response(status: status(error.code), error.message)
+        if let retry = error.retryAfter { response.headers[.retryAfter] = String(retry) }
+        return response
+    }
+
+    public static func status(_ code: AuthError.Code) -> HTTPResponse.Status {
+        switch code {
+        case .invalidInput: return .badRequest
+        case .setupRequired: return .serviceUnavailable
+        case .alreadySetUp: return .conflict
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .rateLimited: return .tooManyRequests
+        case .notFound: return .notFound
+        case .tampered, .storage: return .internalServerError
+        }
+    }
+
+    public static func response(status: HTTPResponse.Status, _ message: String) -> Response {
+        json(status: status, ["error": message])
+    }
+
+    public static func json(status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

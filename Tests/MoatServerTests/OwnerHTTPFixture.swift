@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import GRDB
+import Hummingbird
+import HummingbirdTesting
+import MoatAudit
+import MoatAuth
+import MoatCore
+import MoatAdmin
+import MoatApp
+import MoatConfig
+import MoatConsole
+import MoatHTTP
+import MoatNet
+import MoatStore
+import MoatTestSupport
+import MoatVault
+import Testing
+
+/// The real router with real owner authentication (real `moat.db`, vault and audit log) on a real
+/// loopback socket; requests are raw HTTP so tests choose every header.
+final class OwnerHTTPFixture: Sendable {
+    let directory = TemporaryDirectory("moat-owner-http")
+    let database: MoatDatabase
+    let vault: UnlockedVault
+    let audit: AuditLog
+    let authority: OwnerAuthority
+    let auth: GatewayAuth
+    let hostGuard: HostGuard
+    static let password = "a long owner passphrase"
+
+    init(
+        settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
+        allowedHosts: [String] = [], mode: GatewayConfiguration.AuthMode = .password
+    ) throws {
+        database = try MoatDatabase(path: directory.file("moat.db"))
+        var password = Array("correct horse battery staple".utf8)
+        vault = try UnlockedVault.create(
+            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
+            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        audit = AuditLog(database: database, keys: try AuditKeyring.keys(from: vault), origin: "moat/test")
+        authority = try OwnerAuthority(database: database, vault: vault, audit: audit, settings: settings)
+        auth = GatewayAuth(
+            authority: authority, database: database, tailscale: tailscale, tls: tls, mode: mode,
+            liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
+        hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
+    }
+
+    var router: Router<GatewayRequestContext> { GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth) }
+
+    /// Runs `body` with a live server on 127.0.0.1 and a client bound to it.
+    func live(_ body: @escaping @Sendable (Client) async throws -> Void) async throws {
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { testClient in
+            let port = try #require(testClient.port)
+            self.hostGuard.setBoundPort(port)
+            try await body(Client(port: port))
+        }
+    }
+
+    struct Client: Sendable {
+        let port: Int
+        var origin: String { "http://127.0.0.1:\(port)" }
+
+        func send(
+            _ method: String, _ path: String, headers: [(String, String)] = [], json: String? = nil,
+            from source: String? = nil
+        ) async throws -> RawHTTP.Response {
+            try await RawHTTP.sendOffPool(
+                RawHTTP.request(method, path, headers: [("Host", "127.0.0.1:\(port)")] + headers, body: json),
+                port: port, source: source)
+        }
+
+        /// A browser-like state-changing request: same Origin, the session cookie and the CSRF token.
+        func browser(
+            _ method: String, _ path: String, cookie: String, csrf: String?, json: String? = nil,
+            extra: [(String, String)] = []
+        ) async throws -> RawHTTP.Response {
+            var headers = [("Cookie", cookie), ("Origin", origin), ("Sec-Fetch-Site", "same-origin")] + extra
+            if let csrf { headers.append(("X-CSRF-Token", csrf)) }
+            return try await send(method, path, headers: headers, json: json)
+        }
+    }
+
+    /// Sets up the owner through a setup link over HTTP and returns the cookie pair and CSRF token.
+    func setUp(_ client: Client) async throws -> (cookie: String, csrf: String) {
+        let token = try await authority.createSetupToken(client: .local("test"))
+        let response = try await client.send(
+            "POST", "/api/setup", headers: [("Origin", client.origin)],
+            json: #"{"token":"\#(token)","username":"owner","password":"\#(Self.password)"}"#)
+        precondition(response.status == 201, "setup failed: \(response.status) \(response.body)")
+        return (Self.cookiePair(response), response.json["csrf_token"] as? String ?? "")
+    }
+
+    func login(_ client: Client, password: String = OwnerHTTPFixture.password) async throws -> RawHTTP.Response {
+        try await client.send(
+            "POST", "/api/auth/login", headers: [("Origin", client.origin)],
+            json: #"{"username":"owner","password":"\#(password)"}"#)
+    }
+
+    /// `name=value` of the response's Set-Cookie.
+    static func cookiePair(_ response: RawHTTP.Response) -> String {
+        String(response.header("Set-Cookie")?.split(separator: ";").first ?? "")
+    }
+
+    /// The metadata (JSON text) of every audit entry with `action`, oldest first.
+    func auditMetadata(_ action: String) throws -> [String] {
+        try database.pool.read { db in
+            try String.fetchAll(
+                db, sql: "SELECT metadata FROM audit_entries WHERE action = ? ORDER BY seq", arguments: [action])
+        }
+    }
+
+    func auditActions() throws -> [String] {
+        try database.pool.read { db in try String.fetchAll(db, sql: "SELECT action FROM audit_entries ORDER BY seq") }
+    }
+}
