@@ -1,6 +1,6 @@
 public import MoatAudit
-public import MoatCore
 public import MoatConfig
+public import MoatCore
 import MoatHTTP
 public import MoatStore
 public import MoatVault

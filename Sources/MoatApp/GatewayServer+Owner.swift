@@ -1,12 +1,12 @@
 import Foundation
 import Logging
+import MoatAdmin
 import MoatAudit
 import MoatAuth
-import MoatCore
 import MoatConfig
-import MoatHTTP
 import MoatConsole
-import MoatAdmin
+import MoatCore
+import MoatHTTP
 import MoatPolicy
 import MoatStore
 import MoatVault

@@ -2,12 +2,12 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
 public import Logging
-public import MoatAudit
-public import MoatCore
-public import MoatConfig
-public import MoatHTTP
-import MoatConsole
 import MoatAdmin
+public import MoatAudit
+public import MoatConfig
+import MoatConsole
+public import MoatCore
+public import MoatHTTP
 public import MoatStore
 public import MoatVault
 public import NIOCore

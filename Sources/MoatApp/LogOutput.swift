@@ -1,7 +1,7 @@
 import Foundation
 public import Logging
-import MoatCore
 public import MoatConfig
+import MoatCore
 
 #if canImport(Glibc)
     import Glibc

@@ -1,5 +1,5 @@
-public import MoatCore
 public import MoatConfig
+public import MoatCore
 public import MoatHTTP
 import MoatStore
 import MoatVault
@@ -72,7 +72,8 @@ public enum PostureCheck {
     static func bindFindings(_ configuration: GatewayConfiguration, resolver: HostResolver, now: Int?) -> [Finding] {
         var findings: [Finding] = []
         do {
-            let decision = try BindPolicy.evaluate(configuration.http, resolver: resolver) { files throws(GatewayError) in
+            let decision = try BindPolicy.evaluate(configuration.http, resolver: resolver) {
+                files throws(GatewayError) in
                 try TLSMaterial(files: files, now: now)
             }
             if decision.isLoopback {

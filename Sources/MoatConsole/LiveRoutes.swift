@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
 public import Hummingbird
-public import MoatHTTP
 import MoatAudit
 import MoatAuth
+public import MoatHTTP
 import NIOCore
 import ServiceLifecycle
 

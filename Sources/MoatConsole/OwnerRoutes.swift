@@ -1,9 +1,9 @@
 public import Foundation
 import HTTPTypes
 public import Hummingbird
-public import MoatHTTP
 public import MoatAuth
 import MoatCore
+public import MoatHTTP
 import NIOCore
 
 /// The owner-access API under `/api/` (Docs/openapi.yaml describes each route, its auth and its errors).

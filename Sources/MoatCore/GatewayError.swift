@@ -1,4 +1,3 @@
-
 /// An error that stops the gateway from starting or a command from finishing.
 ///
 /// Every message says what is wrong and how to fix it, and never holds a secret or a raw request.

@@ -1,9 +1,9 @@
 import ArgumentParser
 import Foundation
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
+import MoatCore
 import MoatHTTP
 
 struct DoctorCommand: ParsableCommand {

@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
-import MoatAudit
-import MoatAuth
-import MoatCore
 import MoatAdmin
 import MoatApp
+import MoatAudit
+import MoatAuth
 import MoatConfig
+import MoatCore
 import MoatHTTP
 import MoatPolicy
 import MoatStore

@@ -1,10 +1,10 @@
 public import ArgumentParser
 import Foundation
-import MoatAudit
-import MoatCore
 import MoatAdmin
 import MoatApp
+import MoatAudit
 import MoatConfig
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatPolicy

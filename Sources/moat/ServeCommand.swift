@@ -1,11 +1,11 @@
 import ArgumentParser
 import Foundation
 import Logging
-import MoatAudit
-import MoatCore
 import MoatAdmin
 import MoatApp
+import MoatAudit
 import MoatConfig
+import MoatCore
 import MoatHTTP
 import MoatStore
 import MoatVault

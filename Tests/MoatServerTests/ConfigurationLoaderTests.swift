@@ -1,7 +1,7 @@
 import Foundation
-import MoatAuth
 import MoatAdmin
 import MoatApp
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatCore

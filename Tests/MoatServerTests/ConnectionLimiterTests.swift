@@ -3,11 +3,11 @@ import Hummingbird
 import HummingbirdCore
 import HummingbirdTesting
 import Logging
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatTestSupport

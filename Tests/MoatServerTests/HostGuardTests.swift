@@ -2,11 +2,11 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatTestSupport

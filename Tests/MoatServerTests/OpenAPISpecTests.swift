@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import MoatAuth
 import MoatAdmin
 import MoatApp
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatHTTP

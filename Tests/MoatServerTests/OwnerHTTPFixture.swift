@@ -3,13 +3,13 @@ import Foundation
 import GRDB
 import Hummingbird
 import HummingbirdTesting
-import MoatAudit
-import MoatAuth
-import MoatCore
 import MoatAdmin
 import MoatApp
+import MoatAudit
+import MoatAuth
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatStore

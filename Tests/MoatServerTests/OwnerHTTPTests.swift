@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
-import MoatAuth
 import MoatAdmin
 import MoatApp
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatHTTP

@@ -1,8 +1,8 @@
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatPolicy

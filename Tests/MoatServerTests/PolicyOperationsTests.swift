@@ -1,9 +1,9 @@
 import Crypto
 import Foundation
-import MoatAudit
-import MoatAuth
 import MoatAdmin
 import MoatApp
+import MoatAudit
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatHTTP

@@ -1,9 +1,9 @@
 import Foundation
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatStore

@@ -1,8 +1,8 @@
 import Foundation
 import GRDB
-import MoatAuth
 import MoatAdmin
 import MoatApp
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatHTTP

@@ -1,10 +1,10 @@
 import Foundation
 import HTTPTypes
-import MoatCore
 import MoatAdmin
 import MoatApp
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatTestSupport
