@@ -35,7 +35,7 @@ public struct OwnerOperations: Sendable {
         do {
             return try await run(request, client: client)
         } catch let error as AuthError {
-            return AdminResponse(status: Self.exitStatus(error.code), output: "", error: error.message)
+            return AdminResponse(status: error.kind.exitCode, output: "", error: error.message)
         } catch {
             return AdminResponse(status: ExitStatus.failure, output: "", error: "\(error)")
         }
@@ -146,15 +146,6 @@ public struct OwnerOperations: Sendable {
             row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
                 .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
         }.joined(separator: "\n") + "\n"
-    }
-
-    static func exitStatus(_ code: AuthError.Code) -> Int32 {
-        switch code {
-        case .invalidInput: return ExitStatus.usage
-        case .tampered: return ExitStatus.dataError
-        case .setupRequired: return ExitStatus.configuration
-        default: return ExitStatus.failure
-        }
     }
 }
 

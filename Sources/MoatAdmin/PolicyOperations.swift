@@ -24,7 +24,7 @@ public struct PolicyOperations: Sendable {
         do {
             return AdminResponse(status: 0, output: try await run(request))
         } catch let error as PolicyError {
-            return AdminResponse(status: ExitStatus.failure, error: error.message)
+            return AdminResponse(status: error.kind.exitCode, error: error.message)
         } catch let error as UsageError {
             return AdminResponse(status: ExitStatus.usage, error: error.message)
         } catch {

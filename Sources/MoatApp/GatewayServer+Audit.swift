@@ -11,20 +11,12 @@ extension GatewayServer {
     /// Fail-closed: if the first entries cannot be appended, the gateway does not start (it would
     /// otherwise act without a record).
     public func openAudit(
-        database: MoatDatabase,
+        state: InstallationState,
         vault: UnlockedVault,
         vaultSource: String
     ) async throws(GatewayError) -> AuditLog {
+        let log = try state.auditLog(vault: vault)
         do {
-            // Before anything in the vault is used (the audit keys included): a copied-back older vault
-            // is refused.
-            try VaultRollbackGuard.check(vault, database: database)
-        } catch {
-            throw Self.gatewayError(error)
-        }
-        do {
-            let keys = try AuditKeyring.keys(from: vault)
-            let log = AuditLog(database: database, keys: keys, origin: try AuditLog.origin(for: database))
             var unlocked: [String: AuditValue] = ["source": .string(vaultSource)]
             unlocked.merge(VaultRollbackGuard.metadata(vault.revision)) { $1 }
             try await log.append(AuditEvent(actor: "system", action: "vault.unlock", metadata: unlocked))
@@ -46,7 +38,7 @@ extension GatewayServer {
         } catch let error as AuditError {
             throw GatewayError(.startup, "refusing to start without an audit record: \(error.message)")
         } catch {
-            throw GatewayError(.startup, "refusing to start: the audit keys could not be read from the vault: \(error)")
+            throw GatewayError(.startup, "refusing to start without an audit record: \(error)")
         }
     }
 

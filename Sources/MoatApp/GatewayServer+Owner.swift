@@ -22,13 +22,12 @@ final class BaseURLBox: Sendable {
 /// Owner authentication as the running server uses it: the HTTP side and the admin socket.
 struct OwnerAccess {
     let auth: GatewayAuth
-    let operations: (@escaping @Sendable () -> String?) -> OwnerOperations
-    let policy: PolicyOperations
+    let operations: (@escaping @Sendable () -> String?) -> AdminOperations
     let socketPath: String
     let logger: Logger
 
     func adminSocket(baseURL: BaseURLBox) -> AdminSocketServer {
-        let operations = AdminOperations(owner: self.operations { baseURL.get() }, policy: policy)
+        let operations = self.operations { baseURL.get() }
         let authority = auth.authority
         return AdminSocketServer(
             path: socketPath,
@@ -47,26 +46,21 @@ struct OwnerAccess {
 extension GatewayServer {
     /// The setup link goes to the terminal when there is one, else to `setup-link.txt` (0600) in the
     /// state directory: it is a credential, so it never goes through the logger.
-    public var setupLinkFile: String { layout.stateDirectory + "/setup-link.txt" }
+    public var setupLinkFile: String { installation.setupLinkFile }
 
     /// The admin socket's path.
-    public var adminSocketPath: String { layout.stateDirectory + "/moat.sock" }
+    public var adminSocketPath: String { installation.adminSocketPath }
 
     func makeOwnerAccess(
-        database: MoatDatabase, vault: UnlockedVault, audit: AuditLog, logger: Logger
+        state: InstallationState, vault: UnlockedVault, audit: AuditLog, logger: Logger
     ) throws(GatewayError) -> OwnerAccess {
-        let authority: OwnerAuthority
+        let authority = try state.ownerAuthority(vault: vault, audit: audit)
+        let engine = try state.policyEngine(vault: vault, audit: audit)
         let installation: String
-        let engine: PolicyEngine
         do {
-            authority = try OwnerAuthority(
-                database: database, vault: vault, audit: audit, settings: configuration.auth)
-            installation = try database.installationID()
-            engine = PolicyEngine(
-                database: database, authenticator: try PolicyKeyring.authenticator(from: vault), audit: audit,
-                settings: configuration.policy)
+            installation = try state.database.installationID()
         } catch {
-            throw GatewayError(.startup, "cannot open owner authentication: \(error)")
+            throw GatewayError(.database, ExitStatus.message(for: error))
         }
         let tailscale = configuration.tailscaleOwner.map {
             TailscaleIdentity(
@@ -74,7 +68,7 @@ extension GatewayServer {
                 proxyUID: configuration.tailscaleProxyUID)
         }
         let auth = GatewayAuth(
-            authority: authority, database: database, tailscale: tailscale, tls: bind.tls != nil,
+            authority: authority, database: state.database, tailscale: tailscale, tls: bind.tls != nil,
             mode: configuration.authMode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:" + installation),
             setupLinkFile: setupLinkFile)
@@ -82,11 +76,10 @@ extension GatewayServer {
         return OwnerAccess(
             auth: auth,
             operations: { baseURL in
-                OwnerOperations(authority: authority, baseURL: baseURL) { link in
+                state.adminOperations(authority: authority, engine: engine, baseURL: baseURL) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }
             },
-            policy: PolicyOperations(engine: engine),
             socketPath: adminSocketPath,
             logger: logger
         )

@@ -38,7 +38,7 @@ extension GatewayServer {
         do {
             status = try VaultStatus.inspect(paths)
         } catch {
-            throw Self.gatewayError(error)
+            throw Installation.vaultFailure(error)
         }
         guard let status else { return try createVault(paths, stderrIsTerminal: stderrIsTerminal) }
         do {
@@ -74,7 +74,7 @@ extension GatewayServer {
         } catch let error as GatewayError {
             throw error
         } catch let error as VaultError {
-            throw Self.gatewayError(error)
+            throw Installation.vaultFailure(error)
         } catch {
             throw GatewayError(.vaultLocked, "cannot unlock the vault: \(error)")
         }
@@ -101,17 +101,10 @@ extension GatewayServer {
                 recoveryKeyFile: stderrIsTerminal ? nil : paths.recoveryKey
             )
         } catch {
-            throw Self.gatewayError(error)
+            throw Installation.vaultFailure(error)
         }
     }
 
-    static func gatewayError(_ error: VaultError) -> GatewayError {
-        let damaged: Set<VaultError.Code> = [.corrupt, .unsupportedVersion, .weakParameters, .rolledBack]
-        return GatewayError(
-            damaged.contains(error.code) ? .vaultDamaged : .vaultLocked,
-            "cannot unlock the vault: \(error.message)"
-        )
-    }
 }
 
 /// Re-reads the vault every few seconds when its file changed (the CLI added, removed or re-keyed), so

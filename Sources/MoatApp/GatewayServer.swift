@@ -18,94 +18,34 @@ import UnixSignals
 /// SIGTERM and shuts down gracefully (in-flight requests finish, then the database closes).
 public struct GatewayServer: Sendable {
     /// What the command line asked for; flags win over the config file.
-    public struct Options: Sendable {
-        public var home: String?
-        public var configPath: String?
-        public var host: String?
-        public var port: Int?
-        public var logFormat: GatewayConfiguration.LogFormat?
-        public var environment: [String: String]
+    public typealias Options = Installation.Options
 
-        public init(
-            home: String? = nil,
-            configPath: String? = nil,
-            host: String? = nil,
-            port: Int? = nil,
-            logFormat: GatewayConfiguration.LogFormat? = nil,
-            environment: [String: String]
-        ) {
-            self.home = home
-            self.configPath = configPath
-            self.host = host
-            self.port = port
-            self.logFormat = logFormat
-            self.environment = environment
-        }
-    }
-
-    public let layout: StateLayout
-    public let configuration: GatewayConfiguration
+    /// Where the installation is and how it is configured (nothing opened yet).
+    public let installation: Installation
+    public var layout: StateLayout { installation.layout }
+    public var configuration: GatewayConfiguration { installation.configuration }
     /// Where the configuration came from (a path, or "defaults").
-    public let configurationSource: String
+    public var configurationSource: String { installation.configurationSource }
     public let bind: BindPolicy.Decision
     /// A connection is closed after this long without a complete request part or an answer (which also
     /// bounds how long a request head may take to arrive).
     public static let idleTimeout: TimeAmount = .seconds(30)
 
-    /// Resolves the layout, loads the config and applies the flags, and checks the bind policy.
+    /// Everything `moat serve` checks before it opens a socket: the configuration and the bind policy.
     ///
     /// Nothing is created on disk yet: a refused start changes nothing.
-    public static func load(_ options: Options) throws(GatewayError) -> (StateLayout, GatewayConfiguration, String) {
-        let layout: StateLayout
-        do {
-            layout = try StateLayout.resolve(home: options.home, environment: options.environment)
-        } catch {
-            throw GatewayError(.configuration, error.message)
-        }
-        let path = options.configPath ?? layout.configFile
-        var configuration = try ConfigurationLoader.load(path: path, required: options.configPath != nil)
-        let source = FileModes.mode(of: path) == nil && options.configPath == nil ? "defaults (no \(path))" : path
-        if let host = options.host { configuration.host = host }
-        if let port = options.port {
-            guard (0...65535).contains(port) else {
-                throw GatewayError(.configuration, "--port \(port): out of range; use a port from 1 to 65535")
-            }
-            configuration.port = port
-        }
-        if let format = options.logFormat { configuration.logFormat = format }
-        return (layout, configuration, source)
-    }
-
-    /// Everything `moat serve` checks before it opens a socket.
     public static func prepare(
         _ options: Options,
         resolver: HostResolver = .system
     ) throws(GatewayError) -> GatewayServer {
-        let (layout, configuration, source) = try load(options)
-        let bind = try BindPolicy.evaluate(configuration.http, resolver: resolver)
-        return GatewayServer(layout: layout, configuration: configuration, configurationSource: source, bind: bind)
+        let installation = try Installation.locate(options)
+        let bind = try BindPolicy.evaluate(installation.configuration.http, resolver: resolver)
+        return GatewayServer(installation: installation, bind: bind)
     }
 
     /// Creates the state directories, refuses unsafe file modes, and opens the database.
-    public func openState() throws(GatewayError) -> MoatDatabase {
-        do {
-            try layout.createDirectories()
-        } catch {
-            throw GatewayError(.unsafeState, error.message)
-        }
-        let problems = layout.permissionProblems()
-        guard problems.isEmpty else {
-            throw GatewayError(
-                .unsafeState,
-                "refusing to start: Moat's state must be private to you (as OpenSSH requires for ~/.ssh):\n"
-                    + PermissionProblem.report(problems) + "\nThen start Moat again."
-            )
-        }
-        do {
-            return try MoatDatabase(path: layout.databaseFile)
-        } catch {
-            throw GatewayError(.database, error.message)
-        }
+    public func openState() throws(GatewayError) -> InstallationState {
+        try installation.open(.create)
     }
 
     /// Runs the server until a shutdown signal; closes the database afterwards.
@@ -116,7 +56,7 @@ public struct GatewayServer: Sendable {
     ///   - openFiles: the process's limit on open files, which sets the connection cap
     ///     (``ConnectionLimiter/cap(openFiles:)``).
     public func run(
-        database: MoatDatabase,
+        state: InstallationState,
         vault: UnlockedVault? = nil,
         audit: AuditLog? = nil,
         logger: Logger,
@@ -137,7 +77,7 @@ public struct GatewayServer: Sendable {
         var auth: GatewayAuth?
         var adminSocket: AdminSocketServer?
         if let vault, let audit {
-            let owner = try makeOwnerAccess(database: database, vault: vault, audit: audit, logger: logger)
+            let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
             adminSocket = owner.adminSocket(baseURL: baseURL)
         }
@@ -203,7 +143,7 @@ public struct GatewayServer: Sendable {
             )
             try await group.run()
         } catch {
-            try? database.close()
+            try? state.close()
             throw GatewayError(.startup, "the server stopped: \(error)")
         }
         if let audit {
@@ -217,10 +157,10 @@ public struct GatewayServer: Sendable {
             }
         }
         do {
-            try database.close()
+            try state.close()
             logger.notice("stopped", metadata: ["database": "closed"])
         } catch {
-            logger.error("stopped, but the database did not close cleanly", metadata: ["error": "\(error)"])
+            logger.error("stopped, but the database did not close cleanly", metadata: ["error": "\(error.message)"])
         }
     }
 }

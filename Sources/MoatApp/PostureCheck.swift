@@ -37,7 +37,7 @@ public enum PostureCheck {
 
     /// Runs every check; `now` is injectable for certificate-expiry tests.
     public static func run(
-        _ options: GatewayServer.Options,
+        _ options: Installation.Options,
         resolver: HostResolver = .system,
         now: Int? = nil
     ) -> [Finding] {
@@ -45,10 +45,13 @@ public enum PostureCheck {
         let layout: StateLayout
         let configuration: GatewayConfiguration
         do {
-            let loaded = try GatewayServer.load(options)
-            layout = loaded.0
-            configuration = loaded.1
-            findings.append(Finding(check: "config", status: .pass, message: "configuration valid (\(loaded.2))"))
+            let installation = try Installation.locate(options)
+            layout = installation.layout
+            configuration = installation.configuration
+            findings.append(
+                Finding(
+                    check: "config", status: .pass,
+                    message: "configuration valid (\(installation.configurationSource))"))
         } catch {
             findings.append(
                 Finding(
@@ -58,7 +61,7 @@ public enum PostureCheck {
                         : "correct the file at that line")
             )
             // Without a configuration the remaining checks would describe defaults that will not run.
-            if let layout = try? StateLayout.resolve(home: options.home, environment: options.environment) {
+            if let layout = try? Installation.layout(options) {
                 findings += stateFindings(layout)
             }
             return findings

@@ -1,7 +1,7 @@
 /// An error that stops the gateway from starting or a command from finishing.
 ///
 /// Every message says what is wrong and how to fix it, and never holds a secret or a raw request.
-public struct GatewayError: Error, CustomStringConvertible, Sendable {
+public struct GatewayError: ClassifiedError, Sendable {
     /// What kind of failure this is; each maps to one process exit code.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
@@ -39,13 +39,16 @@ public struct GatewayError: Error, CustomStringConvertible, Sendable {
 
     public var description: String { message }
 
-    /// The exit code `moat` ends with for this error: 78 (`EX_CONFIG`) for anything the owner fixes in
-    /// configuration or file modes, 65 for unusable data, 1 otherwise.
-    public var exitCode: Int32 {
+    /// 78 (`EX_CONFIG`) for anything the owner fixes in configuration or file modes, 65 for unusable
+    /// data, 1 otherwise.
+    public var kind: FailureKind {
         switch code.value {
-        case .configuration, .bindRefused, .tls, .unsafeState, .vaultLocked: ExitStatus.configuration
-        case .database, .vaultDamaged: ExitStatus.dataError
-        case .startup: ExitStatus.failure
+        case .configuration, .bindRefused, .tls, .unsafeState, .vaultLocked: .configuration
+        case .database, .vaultDamaged: .dataError
+        case .startup: .failure
         }
     }
+
+    /// The exit code `moat` ends with for this error (its ``kind``'s).
+    public var exitCode: Int32 { kind.exitCode }
 }

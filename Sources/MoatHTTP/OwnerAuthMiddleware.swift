@@ -2,7 +2,7 @@ import Foundation
 public import HTTPTypes
 public import Hummingbird
 public import MoatAuth
-import MoatCore
+public import MoatCore
 public import MoatStore
 import NIOCore
 import Synchronization
@@ -301,23 +301,26 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
 }
 
 /// JSON error responses: `{"error": "…"}` with the right status, and `Retry-After` for 429.
+/// The one error → HTTP mapping: every route answers a failed operation through here, by the error's
+/// ``FailureKind`` (a `ClassifiedError` of any module) with `{"error": message}`.
 public enum APIError {
-    public static func response(_ error: AuthError) -> Response {
-        var response = response(status: status(error.code), error.message)
-        if let retry = error.retryAfter { response.headers[.retryAfter] = String(retry) }
+    public static func response(_ error: any ClassifiedError) -> Response {
+        var response = response(status: status(error.kind), error.message)
+        if let retry = (error as? AuthError)?.retryAfter { response.headers[.retryAfter] = String(retry) }
         return response
     }
 
-    public static func status(_ code: AuthError.Code) -> HTTPResponse.Status {
-        switch code {
-        case .invalidInput: return .badRequest
-        case .setupRequired: return .serviceUnavailable
-        case .alreadySetUp: return .conflict
-        case .unauthorized: return .unauthorized
-        case .forbidden: return .forbidden
-        case .rateLimited: return .tooManyRequests
-        case .notFound: return .notFound
-        case .tampered, .storage: return .internalServerError
+    /// The status of each kind of failure.
+    public static func status(_ kind: FailureKind) -> HTTPResponse.Status {
+        switch kind {
+        case .invalidInput: .badRequest
+        case .setupRequired: .serviceUnavailable
+        case .conflict: .conflict
+        case .unauthorized: .unauthorized
+        case .forbidden: .forbidden
+        case .rateLimited: .tooManyRequests
+        case .notFound: .notFound
+        default: .internalServerError
         }
     }
 

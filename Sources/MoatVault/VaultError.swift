@@ -74,16 +74,6 @@ public struct VaultError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 
     /// The exit code a command ends with for this error: 64 for bad input on the command line, 65 for a
-    /// damaged or unreadable file, 1 otherwise.
-    public var exitCode: Int32 {
-        switch code.value {
-        case .invalidName, .invalidPolicy, .invalidValue, .badInput, .noTerminal, .invalidPlaceholder:
-            ExitStatus.usage
-        case .corrupt, .unsupportedVersion, .weakParameters:
-            ExitStatus.dataError
-        case .notFound, .alreadyExists, .cannotDecrypt, .unknownSecret, .duplicateSecret, .policyDenied,
-            .sealDidNotOpen, .notSealed, .cancelled, .changedElsewhere, .rolledBack, .io:
-            ExitStatus.failure
-        }
-    }
+    /// damaged or unreadable file, 1 otherwise (its ``kind``'s).
+    public var exitCode: Int32 { kind.exitCode }
 }

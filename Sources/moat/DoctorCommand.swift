@@ -19,12 +19,7 @@ struct DoctorCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let options = GatewayServer.Options(
-            home: state.home,
-            configPath: state.config,
-            environment: ProcessInfo.processInfo.environment
-        )
-        let findings = PostureCheck.run(options)
+        let findings = PostureCheck.run(state.installationOptions)
         print(json ? PostureCheck.json(findings) : PostureCheck.text(findings))
         if findings.contains(where: { $0.status == .fail }) {
             throw ExitCode(ExitStatus.failure)

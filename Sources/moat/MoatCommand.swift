@@ -19,9 +19,13 @@ struct MoatCommand: AsyncParsableCommand {
         ]
     )
 
-    /// Parses and runs the command; a ``CommandFailure`` is printed as `moat: <message>` and ends the
-    /// process with its own exit code (argument-parser would print "Error:" and always exit 1).
+    /// Parses and runs the command; a ``CommandFailure`` (or any module's ``ClassifiedError``) is printed
+    /// as `moat: <message>` and ends the process with its kind's exit code (argument-parser would print
+    /// "Error:" and always exit 1).
     static func main() async {
+        // Every file any command creates (database, WAL, vault, seal, socket, setup link) is private to
+        // the owner: set once, here, before anything can create one.
+        umask(0o077)
         do {
             // Before anything is parsed or read: no command's memory may end up in a core dump.
             try ProcessHardening.protectMemory()
@@ -32,7 +36,11 @@ struct MoatCommand: AsyncParsableCommand {
                 try command.run()
             }
         } catch let failure as CommandFailure {
-            FileHandle.standardError.write(Data("moat: \(failure.message)\n".utf8))
+            FileHandle.standardError.write(Data(failure.printed.utf8))
+            Foundation.exit(failure.exitCode)
+        } catch let error as any ClassifiedError {
+            let failure = CommandFailure(error)
+            FileHandle.standardError.write(Data(failure.printed.utf8))
             Foundation.exit(failure.exitCode)
         } catch {
             exit(withError: error)

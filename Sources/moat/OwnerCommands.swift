@@ -26,9 +26,8 @@ enum AdminChannel {
     static func send(
         _ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions
     ) async throws -> AdminResponse {
-        umask(0o077)
         let layout = try CommandContext.layout(state)
-        let socket = layout.stateDirectory + "/moat.sock"
+        let socket = Installation.adminSocketPath(layout)
         if AdminClient.isServerListening(at: socket) {
             do {
                 return try AdminClient.send(request, to: socket)
@@ -37,24 +36,15 @@ enum AdminChannel {
             }
         }
         let context = try CommandContext.open(state: state)
-        defer { try? context.database.close() }
+        defer { try? context.state.close() }
         let vault = try context.unlockVault(unlock)
-        let configuration: GatewayConfiguration
-        do {
-            let options = GatewayServer.Options(
-                home: state.home, configPath: state.config, environment: ProcessInfo.processInfo.environment)
-            configuration = try GatewayServer.load(options).1
-        } catch {
-            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
+        let operations = try CommandFailure.wrap { () throws(GatewayError) in
+            let audit = try context.state.auditLog(vault: vault)
+            return context.state.adminOperations(
+                authority: try context.state.ownerAuthority(vault: vault, audit: audit),
+                engine: try context.state.policyEngine(vault: vault, audit: audit),
+                baseURL: { nil })
         }
-        let audit = try context.auditLog(AuditKeyring.keys(from: vault))
-        let authority = try OwnerAuthority(
-            database: context.database, vault: vault, audit: audit, settings: configuration.auth)
-        let engine = PolicyEngine(
-            database: context.database, authenticator: try PolicyKeyring.authenticator(from: vault), audit: audit,
-            settings: configuration.policy)
-        let operations = AdminOperations(
-            owner: OwnerOperations(authority: authority, baseURL: { nil }), policy: PolicyOperations(engine: engine))
         return await operations.perform(request, client: .local("cli"))
     }
 }

@@ -15,18 +15,6 @@ import MoatVault
 ///
 /// `moat trust …` and `moat approvals …` go through ``AdminChannel``: the admin socket when `moat serve`
 /// runs, the same ``PolicyOperations`` in this process otherwise.
-enum PolicyCommandContext {
-    static func settings(_ state: StateOptions) throws -> PolicySettings {
-        do {
-            let options = GatewayServer.Options(
-                home: state.home, configPath: state.config, environment: ProcessInfo.processInfo.environment)
-            return try GatewayServer.load(options).1.policy
-        } catch {
-            throw CommandFailure(error.message, exitCode: ExitStatus.configuration)
-        }
-    }
-}
-
 extension TrustDomain: ExpressibleByArgument {}
 
 extension TrustLevel: ExpressibleByArgument {}
@@ -245,7 +233,7 @@ extension PolicyCommand {
         var url: String
 
         func run() async throws {
-            let settings = try PolicyCommandContext.settings(state)
+            let settings = try CommandContext.configuration(state).policy
             switch await URLGuard(settings: settings.ssrf).check(url) {
             case .allow:
                 print("allow")

@@ -40,11 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
     var pinFile: String?
 
     func run() async throws {
-        // Every file Moat creates (database, WAL, later the vault) is private to the owner.
-        umask(0o077)
         // Before any file is opened: the connection cap is derived from the limit in force.
         let openFiles = ProcessHardening.raiseOpenFileLimit()
-        let options = GatewayServer.Options(
+        let options = Installation.Options(
             home: state.home,
             configPath: state.config,
             host: host,
@@ -53,15 +51,15 @@ struct ServeCommand: AsyncParsableCommand {
             environment: ProcessInfo.processInfo.environment
         )
         let server: GatewayServer
-        let database: MoatDatabase
+        let opened: InstallationState
         do {
             server = try GatewayServer.prepare(options)
-            database = try server.openState()
+            opened = try server.openState()
         } catch {
             if error.code == .bindRefused {
                 await recordBindRefusal(options)
             }
-            throw reportAndExit(error)
+            throw CommandFailure(error)
         }
         LogOutput.bootstrap(format: server.configuration.logFormat, level: server.configuration.logLevel)
         let logger = Logger(label: "moat")
@@ -70,8 +68,8 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             opening = try server.openVault(pinFile: pinFile, stderrIsTerminal: isatty(STDERR_FILENO) == 1)
         } catch {
-            try? database.close()
-            throw reportAndExit(error)
+            try? opened.close()
+            throw CommandFailure(error)
         }
         if let key = opening.recoveryKeyToShow {
             showRecoveryKey(key, vault: opening.vault.paths.vault)
@@ -90,19 +88,16 @@ struct ServeCommand: AsyncParsableCommand {
         let audit: AuditLog
         do {
             audit = try await server.openAudit(
-                database: database,
-                vault: opening.vault,
-                vaultSource: opening.source.rawValue
-            )
+                state: opened, vault: opening.vault, vaultSource: opening.source.rawValue)
         } catch {
-            try? database.close()
-            throw reportAndExit(error)
+            try? opened.close()
+            throw CommandFailure(error)
         }
         do {
             try await server.run(
-                database: database, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles)
-        } catch let error as GatewayError {
-            throw reportAndExit(error)
+                state: opened, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles)
+        } catch {
+            throw CommandFailure(error)
         }
     }
 }
@@ -110,19 +105,16 @@ struct ServeCommand: AsyncParsableCommand {
 /// Records a refused bind in an existing installation's audit log, when that is possible without a
 /// prompt (state present and private, vault sealed without a PIN). Best effort: the refusal stands
 /// either way, and an empty home is left untouched.
-func recordBindRefusal(_ options: GatewayServer.Options) async {
-    guard let (layout, configuration, _) = try? GatewayServer.load(options),
-        FileModes.mode(of: layout.databaseFile) != nil, layout.permissionProblems().isEmpty
+func recordBindRefusal(_ options: Installation.Options) async {
+    guard let installation = try? Installation.locate(options),
+        let opened = try? installation.open(.existing)
     else { return }
-    let paths = VaultPaths(stateDirectory: layout.stateDirectory)
-    guard let status = try? VaultStatus.inspect(paths), status.seal?.hasPIN == false,
-        let vault = try? UnlockedVault.unseal(paths: paths, pin: nil),
-        let database = try? MoatDatabase(path: layout.databaseFile),
-        let keys = try? AuditKeyring.keys(from: vault),
-        let origin = try? AuditLog.origin(for: database)
+    defer { try? opened.close() }
+    let configuration = installation.configuration
+    guard let status = try? VaultStatus.inspect(installation.vaultPaths), status.seal?.hasPIN == false,
+        let vault = try? UnlockedVault.unseal(paths: installation.vaultPaths, pin: nil),
+        let log = try? opened.auditLog(vault: vault)
     else { return }
-    defer { try? database.close() }
-    let log = AuditLog(database: database, keys: keys, origin: origin)
     _ = try? await log.append(
         AuditEvent(
             actor: "system",
@@ -152,11 +144,4 @@ func showRecoveryKey(_ key: SecretBytes, vault: String) {
     // Straight from secret memory to the terminal: no String or Data copy of the key.
     _ = key.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
     FileHandle.standardError.write(Data("\n\n".utf8))
-}
-
-/// Prints a `GatewayError` for the owner and turns it into the process exit code.
-func reportAndExit(_ error: GatewayError) -> ExitCode {
-    let text = error.code == .configuration ? error.message : "moat: " + error.message
-    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-    return ExitCode(error.exitCode)
 }

@@ -1,18 +1,17 @@
 import Foundation
+import MoatApp
 import MoatAudit
+import MoatCore
 import MoatStore
 import MoatVault
 
 extension VaultContext {
-    /// The database's path in this state directory.
-    var databasePath: String { paths.directory + "/moat.db" }
-
     /// Opens the audit log vault changes are recorded in, with `keys`, before anything changes; the
     /// database is created if this home has none yet (a vault set up before the first `moat serve`).
     func auditLog(keys: () throws -> AuditKeys, for action: String) throws(VaultError) -> AuditLog {
         do {
-            let database = try MoatDatabase(path: databasePath)
-            return AuditLog(database: database, keys: try keys(), origin: try AuditLog.origin(for: database))
+            let database = try Installation.openDatabase(layout)
+            return try Installation.auditLog(database: database, keys: try keys())
         } catch {
             throw Self.notRecorded(action, error)
         }
@@ -66,10 +65,10 @@ extension VaultContext {
     /// Refuses a vault older than the newest revision this home's audit log records (see
     /// ``VaultRollbackGuard``). Without a database there is nothing to compare with.
     func checkNotRolledBack(_ vault: UnlockedVault) throws(VaultError) {
-        guard FileManager.default.fileExists(atPath: databasePath) else { return }
+        guard FileManager.default.fileExists(atPath: layout.databaseFile) else { return }
         let database: MoatDatabase
         do {
-            database = try MoatDatabase(path: databasePath)
+            database = try Installation.openDatabase(layout)
         } catch {
             throw VaultError(.io, "cannot check the vault against the audit log: \(error.message)")
         }
@@ -78,9 +77,7 @@ extension VaultContext {
     }
 
     static func notRecorded(_ action: String, _ error: any Error) -> VaultError {
-        let reason =
-            (error as? AuditError)?.message ?? (error as? StoreError)?.message ?? (error as? VaultError)?.message
-            ?? "\(error)"
-        return VaultError(.io, "the audit log could not record \(action), so nothing was changed: \(reason)")
+        VaultError(
+            .io, "the audit log could not record \(action), so nothing was changed: \(ExitStatus.message(for: error))")
     }
 }

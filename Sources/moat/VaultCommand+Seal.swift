@@ -57,7 +57,7 @@ extension VaultCommand {
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
             let paths = context.paths
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 guard let status = try VaultStatus.inspect(paths) else { throw context.missing }
                 var current: SecretBytes?
                 var pin: SecretBytes?
@@ -117,7 +117,7 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 let (vault, password) = try context.unlockWithPassword(unlock)
                 let sealPIN =
                     pin || unlock.pinFile != nil ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
@@ -141,7 +141,7 @@ extension VaultCommand {
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
             let paths = context.paths
-            let count = try vaultStep { () throws(VaultError) in
+            let count = try CommandFailure.wrap { () throws(VaultError) in
                 guard let status = try VaultStatus.inspect(paths) else { throw context.missing }
                 guard let seal = status.seal else {
                     throw VaultError(.notSealed, "the vault is not sealed: moat vault seal seals it to this machine")
@@ -177,7 +177,7 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 let vault = try context.unlock(unlock, acceptingRollback: true)
                 let log = try context.auditLog(for: vault, action: "vault.rollback.accept")
                 let recorded: VaultRevision?

@@ -33,7 +33,7 @@ extension VaultCommand {
         func run() throws {
             let context = try VaultContext.prepare(state, create: true)
             let paths = context.paths
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 if FileManager.default.fileExists(atPath: paths.vault) {
                     throw VaultError(
                         .alreadyExists,
@@ -70,7 +70,7 @@ extension VaultCommand {
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
             let paths = context.paths
-            let status = try vaultStep { () throws(VaultError) in try VaultStatus.inspect(paths) }
+            let status = try CommandFailure.wrap { () throws(VaultError) in try VaultStatus.inspect(paths) }
             guard let status else {
                 print("no vault at \(paths.vault): moat vault init (or moat serve) creates one")
                 throw ExitCode(ExitStatus.failure)
@@ -132,7 +132,7 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 // Checked before anything is asked, so a typo costs no password prompt.
                 try SecretName.validate(name)
                 let policy = try SecretPolicy(tools: tools, hosts: hosts)
@@ -175,7 +175,7 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            let secrets = try vaultStep { () throws(VaultError) in try context.unlock(unlock).secrets() }
+            let secrets = try CommandFailure.wrap { () throws(VaultError) in try context.unlock(unlock).secrets() }
             let dates = ISO8601DateFormatter()
             if json {
                 let items: [[String: Any]] = secrets.map {
@@ -212,7 +212,7 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try vaultStep { () throws(VaultError) in
+            try CommandFailure.wrap { () throws(VaultError) in
                 try SecretName.validate(name)
                 let vault = try context.unlock(unlock)
                 guard try vault.value(named: name) != nil else {

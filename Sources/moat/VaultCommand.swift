@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoatApp
 import MoatCore
 import MoatStore
 import MoatVault
@@ -51,30 +52,19 @@ struct VaultUnlockOptions: ParsableArguments {
     var pinSource: SecretSource { pinFile.map { .file($0) } ?? .terminal }
 }
 
-/// The state directory of a vault command, checked as `moat serve` checks it.
+/// The state directory of a vault command, checked as `moat serve` checks it (through ``Installation``).
 struct VaultContext {
-    let paths: VaultPaths
+    let layout: StateLayout
+    var paths: VaultPaths { VaultPaths(stateDirectory: layout.stateDirectory) }
 
     /// Resolves the layout and refuses a state directory other users can reach. With `create`, the
     /// directories are made (0700) when missing.
-    static func prepare(_ state: StateOptions, create: Bool) throws -> VaultContext {
-        // Every file a vault command creates (vault, seal, lock) is private to the owner.
-        umask(0o077)
-        let layout: StateLayout
-        do {
-            layout = try StateLayout.resolve(home: state.home, environment: ProcessInfo.processInfo.environment)
-            if create { try layout.createDirectories() }
-        } catch {
-            throw fail(error.message, ExitStatus.configuration)
+    static func prepare(_ state: StateOptions, create: Bool) throws(CommandFailure) -> VaultContext {
+        try CommandFailure.wrap { () throws(GatewayError) in
+            let layout = try Installation.layout(state.installationOptions)
+            try Installation.checkState(layout, create ? .create : .asFound)
+            return VaultContext(layout: layout)
         }
-        let problems = layout.permissionProblems()
-        guard problems.isEmpty else {
-            let message =
-                "refusing to use the vault: Moat's state must be private to you:\n"
-                + PermissionProblem.report(problems) + "\nThen run the command again."
-            throw fail(message, ExitStatus.configuration)
-        }
-        return VaultContext(paths: VaultPaths(stateDirectory: layout.stateDirectory))
     }
 
     /// Opens the vault: with the master password when an option names one, otherwise from the seal,
@@ -112,22 +102,6 @@ struct VaultContext {
 
     var missing: VaultError {
         VaultError(.notFound, "there is no vault at \(paths.vault): create one with moat vault init (or moat serve)")
-    }
-}
-
-/// Prints `message` for the owner and returns the exit code to end with.
-func fail(_ message: String, _ status: Int32) -> ExitCode {
-    let text = message.hasPrefix("moat") || message.hasPrefix("refusing") ? message : "moat: " + message
-    FileHandle.standardError.write(Data((text.hasSuffix("\n") ? text : text + "\n").utf8))
-    return ExitCode(status)
-}
-
-/// Runs a vault operation, turning a ``VaultError`` into its message on stderr and its exit code.
-func vaultStep<T>(_ body: () throws(VaultError) -> T) throws -> T {
-    do {
-        return try body()
-    } catch {
-        throw fail(error.message, error.exitCode)
     }
 }
 

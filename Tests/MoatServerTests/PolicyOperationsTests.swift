@@ -60,6 +60,7 @@ import Testing
         #expect(set.status == 0 && set.output.contains("web 1 (inform) -> 2 (suggest)"))
         let empty = await operations.perform(
             AdminRequest(op: "trust.set", params: ["domain": "web", "level": "0", "reason": " "]), client: client)
-        #expect(empty.status == 1)
+        // Bad input exits 64 (usage), as for every other command (one error → exit-code mapping).
+        #expect(empty.status == 64 && empty.error?.contains("reason") == true)
     }
 }
