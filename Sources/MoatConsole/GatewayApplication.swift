@@ -7,26 +7,37 @@ public import MoatHTTP
 /// HummingbirdTesting without a socket.
 public enum GatewayApplication {
     /// The router with every middleware in its order: request log first (so refusals are logged too),
-    /// then the security headers (on every response, refusals included), the Host/Origin guard, owner
-    /// authentication for `/api/`, then the routes; last, the 405 answer for a known path with another method.
+    /// then the security headers (on every response, refusals included), the Host/Origin guard, the
+    /// canonical-path check, then the routes — each `/api/` route inside the group of its access rule
+    /// (``RouteAccess``); last, the 405 answer for a known path with another method.
     ///
-    /// - Parameter auth: owner authentication; nil serves only `/healthz` (tests of the guards).
-    public static func makeRouter(hostGuard: HostGuard, auth: GatewayAuth? = nil) -> Router<GatewayRequestContext> {
+    /// - Parameters:
+    ///   - auth: owner authentication; nil serves only `/healthz` (tests of the guards).
+    ///   - table: receives each route's access rule as it is declared (tests, the OpenAPI check).
+    public static func makeRouter(
+        hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable()
+    ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
         router.add(middleware: SecurityHeadersMiddleware(tls: auth?.tls ?? false))
         router.add(middleware: HostGuardMiddleware(hostGuard))
+        router.add(middleware: CanonicalPathMiddleware())
         router.get("/healthz") { _, _ -> Response in
             // Deliberately tiny: no version, host name or uptime for a scanner to fingerprint.
             .plainText(status: .ok, "ok\n")
         }
         if let auth {
-            router.add(middleware: OwnerAuthMiddleware(auth))
-            OwnerRoutes.register(on: router, auth: auth)
-            LiveRoutes.register(on: router, auth: auth)
+            OwnerRoutes.register(on: router, auth: auth, table: table)
+            LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
         }
-        router.add(middleware: MethodNotAllowedMiddleware(routes: router.routes.map { ($0.path, $0.method) }))
+        router.add(
+            middleware: MethodNotAllowedMiddleware(
+                routes: router.routes.map { ($0.path, $0.method) },
+                guardOf: { path in
+                    guard let auth, let access = table.access(path: path.description) else { return nil }
+                    return OwnerAccessMiddleware(auth, access)
+                }))
         return router
     }
 }

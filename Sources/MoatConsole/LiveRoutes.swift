@@ -14,8 +14,8 @@ import ServiceLifecycle
 /// and never from a query string. The stream ends when the JWT expires (at most 5 minutes: the client
 /// fetches a new one and reconnects) or when "revoke everything" bumps the token version.
 enum LiveRoutes {
-    static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth) {
-        router.get("/api/audit") { request, _ -> Response in
+    static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth, table: RouteTable) {
+        AccessRoutes(router, "/api", .owner(.read), auth: auth, table: table).get("audit") { request, _ -> Response in
             // Present means it must be a number: `limit=null` or `limit=` is a 400, not the default.
             let text = request.uri.queryParameters.get("limit")
             let limit = text.map { $0.allSatisfy { $0.isASCII && $0.isNumber } ? Int($0) ?? 0 : 0 } ?? 50
@@ -29,7 +29,8 @@ enum LiveRoutes {
                 return APIError.response(status: .internalServerError, "could not read the audit log")
             }
         }
-        router.get("/api/events") { request, context -> Response in
+        AccessRoutes(router, "/api", .liveToken, auth: auth, table: table).get("events") {
+            request, context -> Response in
             guard let header = request.headers[.authorization], header.lowercased().hasPrefix("bearer ") else {
                 var response = APIError.response(
                     status: .unauthorized, "send a live token (POST /api/auth/live-token) as Authorization: Bearer")

@@ -8,23 +8,30 @@ import NIOCore
 
 /// The owner-access API under `/api/` (Docs/openapi.yaml describes each route, its auth and its errors).
 ///
-/// ``OwnerAuthMiddleware`` has already decided who the caller is; these handlers parse input strictly
-/// (unknown JSON types are a 400 that says which field), never echo a secret, and never change state on GET.
+/// Each route is declared in the group of its access rule (``RouteAccess``), whose middleware has
+/// already decided who the caller is; these handlers parse input strictly (unknown JSON types are a 400
+/// that says which field), never echo a secret, and never change state on GET.
 public enum OwnerRoutes {
-    /// Registers every owner route.
-    public static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth) {
+    /// Registers every owner route, each with its access rule.
+    public static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth, table: RouteTable) {
         let authority = auth.authority
-        router.get("/api/setup") { _, _ -> Response in
+        let setup = AccessRoutes(router, "/api", .setup, auth: auth, table: table)
+        let anonymous = AccessRoutes(router, "/api", .anonymous, auth: auth, table: table)
+        // `read` also covers the two POSTs that change nothing an attacker could use: a live token for the
+        // caller's own stream, and logging out.
+        let read = AccessRoutes(router, "/api", .owner(.read), auth: auth, table: table)
+        let admin = AccessRoutes(router, "/api", .owner(.admin), auth: auth, table: table)
+        setup.get("setup") { _, _ -> Response in
             let state = try? await authority.state()
             return APIError.json(status: .ok, ["required": state == .needsSetup])
         }
-        router.post("/api/setup") { request, context -> Response in
+        setup.post("setup") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 var password = try body.secret("password")
                 let token = try body.string("token")
                 let username = try body.optionalString("username")
-                let client = OwnerAuthMiddleware.client(request, context)
+                let client = OwnerAccessMiddleware.client(request, context)
                 guard auth.mode != .token else {
                     // Browser sessions are off: no session, no cookie; the owner continues with an API token.
                     try await authority.completeSetupWithoutLogin(
@@ -44,7 +51,7 @@ public enum OwnerRoutes {
                 return loggedIn(result, status: .created, auth: auth, request: request)
             }
         }
-        router.post("/api/auth/login") { request, context -> Response in
+        anonymous.post("auth/login") { request, context -> Response in
             try await respond {
                 guard auth.mode != .token else {
                     throw AuthError(.forbidden, "browser login is off (gateway.auth.mode: token); use an API token")
@@ -53,21 +60,21 @@ public enum OwnerRoutes {
                 var password = try body.secret("password")
                 let result = try await authority.login(
                     username: try body.string("username"), password: password.take(),
-                    code: try body.optionalString("code"), client: OwnerAuthMiddleware.client(request, context))
+                    code: try body.optionalString("code"), client: OwnerAccessMiddleware.client(request, context))
                 return loggedIn(result, status: .ok, auth: auth, request: request)
             }
         }
-        router.post("/api/auth/logout") { request, context -> Response in
+        read.post("auth/logout") { request, context -> Response in
             try await respond {
                 if case .session(let session) = context.identity {
-                    try await authority.logout(session, client: OwnerAuthMiddleware.client(request, context))
+                    try await authority.logout(session, client: OwnerAccessMiddleware.client(request, context))
                 }
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
-        router.get("/api/auth/session") { _, context -> Response in
+        read.get("auth/session") { _, context -> Response in
             try await respond {
                 guard let identity = context.identity else { throw AuthError(.unauthorized, "not logged in") }
                 let state = try await authority.state()
@@ -86,49 +93,49 @@ public enum OwnerRoutes {
                 return APIError.json(status: .ok, object)
             }
         }
-        router.post("/api/auth/password") { request, context -> Response in
+        admin.post("auth/password") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 var current = try body.secret("current_password")
                 var new = try body.secret("new_password")
                 try await authority.changePassword(
-                    current: current.take(), new: new.take(), client: OwnerAuthMiddleware.client(request, context))
+                    current: current.take(), new: new.take(), client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
-        router.post("/api/auth/revoke-all") { request, context -> Response in
+        admin.post("auth/revoke-all") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context, allowEmpty: true)
                 try await authority.revokeAll(
                     tokens: try body.optionalBool("api_tokens") ?? false, actor: context.identity?.actor ?? "owner",
-                    client: OwnerAuthMiddleware.client(request, context))
+                    client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
             }
         }
-        router.post("/api/auth/totp/enrol") { request, context -> Response in
+        admin.post("auth/totp/enrol") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 var password = try body.secret("password")
                 let enrolment = try await authority.beginTOTPEnrolment(
-                    currentPassword: password.take(), client: OwnerAuthMiddleware.client(request, context))
+                    currentPassword: password.take(), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
                     ["uri": enrolment.uri, "secret": enrolment.secretBase32, "qr_svg": enrolment.qrSVG])
             }
         }
-        router.post("/api/auth/totp/confirm") { request, context -> Response in
+        admin.post("auth/totp/confirm") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 let codes = try await authority.confirmTOTP(
-                    code: try body.string("code"), client: OwnerAuthMiddleware.client(request, context))
+                    code: try body.string("code"), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(status: .ok, ["recovery_codes": codes])
             }
         }
-        router.post("/api/auth/live-token") { request, context -> Response in
+        read.post("auth/live-token") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context, allowEmpty: true)
                 let name = try body.optionalString("purpose") ?? "events"
@@ -141,13 +148,13 @@ public enum OwnerRoutes {
                     status: .ok, ["token": token, "expires_in": Int(LiveTokenIssuer.maximumLifetime)])
             }
         }
-        router.get("/api/tokens") { _, _ -> Response in
+        admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
                 return APIError.json(status: .ok, ["tokens": tokens.map(TokenJSON.object)])
             }
         }
-        router.post("/api/tokens") { request, context -> Response in
+        admin.post("tokens") { request, context -> Response in
             try await respond {
                 let body = try await JSONBody.read(request, context)
                 let scopeText = try body.optionalString("scope") ?? "read"
@@ -157,28 +164,28 @@ public enum OwnerRoutes {
                 let lifetime = try TokenLifetime.parse(try body.optionalString("expires"))
                 let created = try await authority.createToken(
                     name: try body.string("name"), scope: scope, lifetime: lifetime,
-                    actor: context.identity?.actor ?? "owner", client: OwnerAuthMiddleware.client(request, context))
+                    actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
                 var object = TokenJSON.object(created.record)
                 object["token"] = created.token
                 return APIError.json(status: .created, object)
             }
         }
-        router.delete("/api/tokens/{prefix}") { request, context -> Response in
+        admin.delete("tokens/{prefix}") { request, context -> Response in
             try await respond {
                 let prefix = context.parameters.get("prefix") ?? ""
                 try await authority.revokeToken(
                     prefix: prefix, actor: context.identity?.actor ?? "owner",
-                    client: OwnerAuthMiddleware.client(request, context))
+                    client: OwnerAccessMiddleware.client(request, context))
                 return Response(status: .noContent)
             }
         }
     }
 
-    /// Runs a handler, turning an ``AuthError`` into its JSON response.
+    /// Runs a handler, turning a module's error into its JSON response (``APIError``).
     static func respond(_ body: () async throws -> Response) async throws -> Response {
         do {
             return try await body()
-        } catch let error as AuthError {
+        } catch let error as any ClassifiedError {
             return APIError.response(error)
         }
     }

@@ -2,7 +2,7 @@ public import Hummingbird
 public import MoatAuth
 public import NIOCore
 
-/// Who a request was proven to come from, set by ``OwnerAuthMiddleware``.
+/// Who a request was proven to come from, set by ``OwnerAccessMiddleware``.
 public enum OwnerIdentity: Sendable {
     /// A browser session (cookie). Every request needs its CSRF token, reads too: browsers send a
     /// cookie to every port of the host, so a listener on another local port can receive the cookie,
@@ -61,7 +61,7 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     public let remoteAddress: SocketAddress?
     /// This end of the connection (the listener's address and port).
     public let localAddress: SocketAddress?
-    /// Set by ``OwnerAuthMiddleware`` on authenticated `/api/` requests.
+    /// Set by ``OwnerAccessMiddleware`` on requests to owner routes.
     public var identity: OwnerIdentity?
 
     public init(source: ApplicationRequestContextSource) {

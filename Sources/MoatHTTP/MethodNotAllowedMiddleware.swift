@@ -5,12 +5,20 @@ public import Hummingbird
 /// PUT on a POST-only route, …), instead of Hummingbird's 404 for both cases (RFC 9110 §15.5.6).
 ///
 /// Added to the router after every route, so it wraps only the not-found path: a request that matched
-/// a route never reaches it, and it runs after the Host guard and owner authentication like any route.
+/// a route never reaches it. The 405 is answered through the access guard of the path's routes
+/// (`guardOf`), so without credentials a protected path is 401, and its methods are not told.
 public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddleware {
+    public typealias Guard = any MiddlewareProtocol<Request, Response, Context>
     /// Each route's path and the methods registered for it.
     let routes: [(path: RouterPath, methods: [HTTPRequest.Method])]
+    /// The access guard of the routes at a path (as declared), if they have one.
+    let guardOf: @Sendable (RouterPath) -> Guard?
 
-    public init(routes: [(path: RouterPath, method: HTTPRequest.Method)]) {
+    public init(
+        routes: [(path: RouterPath, method: HTTPRequest.Method)],
+        guardOf: @escaping @Sendable (RouterPath) -> Guard? = { _ in nil }
+    ) {
+        self.guardOf = guardOf
         var table: [(path: RouterPath, methods: [HTTPRequest.Method])] = []
         for route in routes {
             if let index = table.firstIndex(where: { $0.path == route.path }) {
@@ -28,7 +36,8 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let path = request.uri.path
-        let allowed = routes.filter { Self.matches($0.path, path) }.flatMap(\.methods)
+        let matching = routes.filter { Self.matches($0.path, path) }
+        let allowed = matching.flatMap(\.methods)
         guard !allowed.isEmpty, !allowed.contains(request.method) else {
             return try await next(request, context)
         }
@@ -39,6 +48,9 @@ public struct MethodNotAllowedMiddleware<Context: RequestContext>: RouterMiddlew
             ? APIError.response(status: .methodNotAllowed, message)
             : .plainText(status: .methodNotAllowed, "405 Method Not Allowed: \(message)\n")
         response.headers[.allow] = allow
+        if let access = matching.first.flatMap({ guardOf($0.path) }) {
+            return try await access.handle(request, context: context) { _, _ in response }
+        }
         return response
     }
 

@@ -39,12 +39,19 @@ struct OpenAPISpecTests {
             }
         }
         #expect(registered.count >= 14)
+        // Every /api route was declared in the group of an access rule: none was registered without one.
+        for route in registered {
+            let parts = route.split(separator: " ", maxSplits: 1).map(String.init)
+            #expect(fixture.routeTable.access(parts[0], parts[1]) != nil, "\(route) has no access rule")
+        }
         #expect(registered.subtracting(documented).isEmpty, "undocumented: \(registered.subtracting(documented))")
         #expect(documented.subtracting(registered).isEmpty, "not served: \(documented.subtracting(registered))")
     }
 
-    @Test("every operation states its auth and its errors, matching what the middleware enforces")
+    @Test("every operation states its auth and its errors, matching the access rule its route was declared with")
     func authAndErrors() throws {
+        let fixture = try OwnerHTTPFixture()
+        _ = fixture.router
         let spec = try Self.spec()
         let paths = try #require(spec["paths"] as? [String: [String: Any]])
         for (path, operations) in paths {
@@ -53,21 +60,22 @@ struct OpenAPISpecTests {
                 let name = "\(method.uppercased()) \(path)"
                 let responses = try #require(operation["responses"] as? [String: Any], "\(name) has no responses")
                 #expect(responses.keys.contains { $0.hasPrefix("4") }, "\(name) documents no error")
-                let isPublic = OwnerAuthMiddleware.isPublicRoute(method.uppercased(), path)
+                let access = try #require(fixture.routeTable.access(method, path), "\(name) is not served")
+                let isPublic = access.isPublic
                 let security = operation["security"] as? [Any]
                 #expect(
                     (security?.isEmpty == true) == isPublic, "\(name): security [] must mark exactly the public routes")
-                if !isPublic && path != "/api/events" {
+                if !isPublic && access != .liveToken {
                     #expect(responses["401"] != nil, "\(name) must document 401")
                 }
                 let scope = operation["x-moat-scope"] as? String
                 if isPublic {
                     #expect(scope == nil, "\(name): a public route has no scope")
                 } else {
-                    let required = OwnerAuthMiddleware.requiredScope(HTTPRequest.Method(method.uppercased())!, path)
+                    let required: String? = if case .owner(let needed) = access { needed.rawValue } else { "read" }
                     #expect(
-                        scope == required.rawValue,
-                        "\(name): x-moat-scope \(scope ?? "missing"), the middleware requires \(required.rawValue)")
+                        scope == required,
+                        "\(name): x-moat-scope \(scope ?? "missing"), the route is declared \(access)")
                 }
             }
         }

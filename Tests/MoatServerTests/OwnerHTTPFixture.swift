@@ -46,7 +46,12 @@ final class OwnerHTTPFixture: Sendable {
         hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
     }
 
-    var router: Router<GatewayRequestContext> { GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth) }
+    /// Each route's access rule, as the router declared it.
+    let routeTable = RouteTable()
+
+    var router: Router<GatewayRequestContext> {
+        GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, table: routeTable)
+    }
 
     /// Runs `body` with a live server on 127.0.0.1 and a client bound to it.
     func live(_ body: @escaping @Sendable (Client) async throws -> Void) async throws {

@@ -82,67 +82,135 @@ final class TailscaleAuditThrottle: Sendable {
     }
 }
 
-/// Guards every `/api/` route: before setup only setup answers (503 otherwise); afterwards a request
-/// needs an identity — an API token, a session cookie, or a confirmed Tailscale identity. Every request
-/// made with the session cookie needs its CSRF token (reads too: the cookie can reach other local
-/// ports, the token only this origin's page), and a state-changing request made with a cookie or
-/// Tailscale identity also needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a
-/// loopback peer counts as the owner.
-public struct OwnerAuthMiddleware: RouterMiddleware {
-    public typealias Context = GatewayRequestContext
-    let auth: GatewayAuth
+/// Who may call a route. Declared with the route — each route is added to the group of its rule
+/// (``AccessRoutes``) — never looked up in a path table, so a route cannot be registered without one.
+public enum RouteAccess: Sendable, Equatable, CustomStringConvertible {
+    /// Setup (`/api/setup`): the only routes that answer before an owner exists.
+    case setup
+    /// No identity needed once there is an owner (login). A POST still needs a same-origin browser.
+    case anonymous
+    /// Authenticated in the handler by a short-lived JWT (live streams); never by an API token.
+    case liveToken
+    /// An owner identity — API token, session cookie or Tailscale identity — whose scope allows this.
+    case owner(TokenScope)
 
-    public init(_ auth: GatewayAuth) {
-        self.auth = auth
-    }
+    /// Whether the route answers without an identity.
+    public var isPublic: Bool { self == .setup || self == .anonymous }
 
-    /// Routes that answer without an identity.
-    static func isPublic(_ method: HTTPRequest.Method, _ path: String) -> Bool {
-        switch (method, path) {
-        case (.get, "/api/setup"), (.post, "/api/setup"), (.post, "/api/auth/login"): return true
-        default: return false
+    public var description: String {
+        switch self {
+        case .setup: "setup"
+        case .anonymous: "anonymous"
+        case .liveToken: "live token"
+        case .owner(let scope): "owner (\(scope.rawValue))"
         }
     }
+}
 
-    /// Whether `method path` answers without an identity (for tests and the OpenAPI check).
-    public static func isPublicRoute(_ method: String, _ path: String) -> Bool {
-        isPublic(HTTPRequest.Method(method) ?? .get, path)
+/// The access rule of every route, as the routes were declared: what the OpenAPI check and the CSRF
+/// tests read instead of a second table.
+public final class RouteTable: Sendable {
+    private let rules = Mutex<[String: RouteAccess]>([:])
+
+    public init() {}
+
+    func record(_ method: HTTPRequest.Method, _ path: String, _ access: RouteAccess) {
+        rules.withLock { $0[method.rawValue + " " + path] = access }
     }
 
-    /// Routes only an `admin` token (or the owner's browser) may use.
-    public static func needsAdmin(_ path: String) -> Bool {
-        path.hasPrefix("/api/tokens") || path == "/api/auth/revoke-all" || path == "/api/auth/password"
-            || path.hasPrefix("/api/auth/totp")
+    /// The rule of the routes at `path` (as declared), whatever their method.
+    public func access(path: String) -> RouteAccess? {
+        rules.withLock { rules in rules.first { $0.key.split(separator: " ").last.map(String.init) == path }?.value }
     }
 
-    /// The API-token scope a route needs: `admin` for owner administration, `read` for reading and for
-    /// the two POSTs that change nothing an attacker could use (a live token for the caller's own
-    /// stream, logging out), `write` for every other state change.
-    public static func requiredScope(_ method: HTTPRequest.Method, _ path: String) -> TokenScope {
-        if needsAdmin(path) { return .admin }
-        if path == "/api/auth/live-token" || path == "/api/auth/logout" { return .read }
-        return HostGuardMiddleware<Context>.changesState(method) ? .write : .read
+    /// The rule of `method path` (the path as declared, e.g. `/api/tokens/{prefix}`), nil when no such route.
+    public func access(_ method: String, _ path: String) -> RouteAccess? {
+        rules.withLock { $0[method.uppercased() + " " + path] }
+    }
+}
+
+/// A group of `/api/` routes that share one access rule: every route added through it gets the
+/// ``OwnerAccessMiddleware`` for that rule and is recorded in the ``RouteTable``.
+public struct AccessRoutes: Sendable {
+    let group: RouterGroup<GatewayRequestContext>
+    let prefix: String
+    let access: RouteAccess
+    let table: RouteTable
+
+    /// The routes under `prefix` (e.g. `/api`) that follow `access`.
+    public init(
+        _ router: Router<GatewayRequestContext>, _ prefix: String, _ access: RouteAccess, auth: GatewayAuth,
+        table: RouteTable
+    ) {
+        self.group = router.group(RouterPath(prefix)).add(middleware: OwnerAccessMiddleware(auth, access))
+        self.prefix = prefix
+        self.access = access
+        self.table = table
     }
 
-    /// Routes authenticated only by a short-lived JWT (live connections).
-    public static func isLive(_ path: String) -> Bool { path == "/api/events" }
+    public typealias Handler = @Sendable (Request, GatewayRequestContext) async throws -> Response
+
+    @discardableResult public func get(_ path: String, use handler: @escaping Handler) -> Self {
+        on(path, .get, handler)
+    }
+
+    @discardableResult public func post(_ path: String, use handler: @escaping Handler) -> Self {
+        on(path, .post, handler)
+    }
+
+    @discardableResult public func delete(_ path: String, use handler: @escaping Handler) -> Self {
+        on(path, .delete, handler)
+    }
+
+    private func on(_ path: String, _ method: HTTPRequest.Method, _ handler: @escaping Handler) -> Self {
+        table.record(method, prefix + "/" + path, access)
+        group.on(RouterPath(path), method: method, use: handler)
+        return self
+    }
+}
+
+/// Refuses a request path that is not canonical (repeated slashes, dot segments): the router ignores
+/// empty segments, so `//api/tokens` would reach `/api/tokens`; nothing may depend on a path's text.
+public struct CanonicalPathMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
 
     public func handle(
         _ request: Request,
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        // The router ignores empty path segments (`//api/tokens` reaches `/api/tokens`), so a guard that
-        // compared raw prefixes could be walked around. Refuse anything but the canonical form, and
-        // decide on the segments the router itself will use.
         let raw = request.uri.path
         let segments = raw.split(separator: "/", omittingEmptySubsequences: true)
         guard !raw.contains("//"), !segments.contains("."), !segments.contains("..") else {
             return APIError.response(
                 status: .badRequest, "the path is not canonical (repeated slashes or dot segments)")
         }
-        let path = "/" + segments.joined(separator: "/")
-        guard segments.first == "api" else { return try await next(request, context) }
+        return try await next(request, context)
+    }
+}
+
+/// The guard of one ``RouteAccess`` rule, added to the route group that declares it. Before setup only
+/// setup answers (503 otherwise); afterwards an owner route needs an identity — an API token, a session
+/// cookie, or a confirmed Tailscale identity — whose scope allows the route. Every request made with
+/// the session cookie needs its CSRF token (reads too: the cookie can reach other local ports, the token
+/// only this origin's page), and a state-changing request made with a cookie or Tailscale identity also
+/// needs a same-origin `Origin` or `Sec-Fetch-Site`. There is no path on which a loopback peer counts as
+/// the owner.
+public struct OwnerAccessMiddleware: RouterMiddleware {
+    public typealias Context = GatewayRequestContext
+    let auth: GatewayAuth
+    let access: RouteAccess
+
+    public init(_ auth: GatewayAuth, _ access: RouteAccess) {
+        self.auth = auth
+        self.access = access
+    }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
         let state: OwnerState
         do {
             state = try await auth.authority.state()
@@ -151,14 +219,14 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         }
         switch state {
         case .needsSetup:
-            if request.method == .post, path == "/api/setup", !Self.sameOrigin(request, allowMissing: true) {
-                return APIError.response(status: .forbidden, "cross-site request refused")
-            }
-            guard path == "/api/setup" else {
+            guard access == .setup else {
                 return APIError.response(
                     AuthError(
                         .setupRequired,
                         "Moat has no owner yet: open the setup link `moat serve` printed, or run `moat owner setup`"))
+            }
+            if request.method == .post, !Self.sameOrigin(request, allowMissing: true) {
+                return APIError.response(status: .forbidden, "cross-site request refused")
             }
             return try await next(request, context)
         case .damaged:
@@ -166,13 +234,18 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
         case .ready:
             break
         }
-        if Self.isPublic(request.method, path) {
+        let required: TokenScope
+        switch access {
+        case .setup, .anonymous:
             if request.method == .post, !Self.sameOrigin(request, allowMissing: true) {
                 return APIError.response(status: .forbidden, "cross-site request refused")
             }
             return try await next(request, context)
+        case .liveToken:
+            return try await next(request, context)
+        case .owner(let scope):
+            required = scope
         }
-        if Self.isLive(path) { return try await next(request, context) }
         var context = context
         let client = Self.client(request, context)
         do {
@@ -206,7 +279,6 @@ public struct OwnerAuthMiddleware: RouterMiddleware {
                 return APIError.response(error)
             }
         }
-        let required = Self.requiredScope(request.method, path)
         guard identity.scope.allows(required) else {
             return APIError.response(
                 status: .forbidden,
