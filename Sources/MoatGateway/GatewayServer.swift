@@ -98,7 +98,7 @@ public struct GatewayServer: Sendable {
             )
         }
         do {
-            return try MoatDatabase(path: layout.databaseFile)
+            return try MoatDatabase(path: layout.databaseFile, migrations: MoatSchema.migrations)
         } catch {
             throw GatewayError(.database, error.message)
         }

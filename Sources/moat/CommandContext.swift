@@ -41,7 +41,9 @@ struct CommandContext {
             )
         }
         do {
-            return CommandContext(layout: layout, database: try MoatDatabase(path: layout.databaseFile))
+            return CommandContext(
+                layout: layout, database: try MoatDatabase(path: layout.databaseFile, migrations: MoatSchema.migrations)
+            )
         } catch {
             throw CommandFailure(error.message, exitCode: ExitStatus.dataError)
         }

@@ -114,7 +114,7 @@ func recordBindRefusal(_ options: GatewayServer.Options) async {
     let paths = VaultPaths(stateDirectory: layout.stateDirectory)
     guard let status = try? VaultStatus.inspect(paths), status.seal?.hasPIN == false,
         let vault = try? UnlockedVault.unseal(paths: paths, pin: nil),
-        let database = try? MoatDatabase(path: layout.databaseFile),
+        let database = try? MoatDatabase(path: layout.databaseFile, migrations: MoatSchema.migrations),
         let keys = try? AuditKeyring.keys(from: vault),
         let origin = try? AuditLog.origin(for: database)
     else { return }

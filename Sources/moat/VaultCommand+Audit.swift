@@ -1,5 +1,6 @@
 import Foundation
 import MoatAudit
+import MoatGateway
 import MoatStore
 import MoatVault
 
@@ -11,7 +12,7 @@ extension VaultContext {
     /// database is created if this home has none yet (a vault set up before the first `moat serve`).
     func auditLog(keys: () throws -> AuditKeys, for action: String) throws(VaultError) -> AuditLog {
         do {
-            let database = try MoatDatabase(path: databasePath)
+            let database = try MoatDatabase(path: databasePath, migrations: MoatSchema.migrations)
             return AuditLog(database: database, keys: try keys(), origin: try AuditLog.origin(for: database))
         } catch {
             throw Self.notRecorded(action, error)
@@ -69,7 +70,7 @@ extension VaultContext {
         guard FileManager.default.fileExists(atPath: databasePath) else { return }
         let database: MoatDatabase
         do {
-            database = try MoatDatabase(path: databasePath)
+            database = try MoatDatabase(path: databasePath, migrations: MoatSchema.migrations)
         } catch {
             throw VaultError(.io, "cannot check the vault against the audit log: \(error.message)")
         }
