@@ -30,6 +30,8 @@ public final class MoatDatabase: Sendable {
     ///   schema check refuses any object they do not create, and a file with a migration not in the list
     ///   is refused as written by a newer Moat.
     public init(path: String, migrations: [SchemaMigration], busyTimeoutSeconds: Double = 5) throws(StoreError) {
+        // A list without it would make a database with no application_id, refused at its next open.
+        precondition(migrations.first?.name == StoreSchema.meta.name, "the first migration must be StoreSchema.meta")
         self.path = path
         let migrator = DatabaseMigrator(migrations)
         self.migrator = migrator

@@ -20,7 +20,7 @@ public protocol AuthenticatedRow {
 /// The MAC covers a table tag and the row's meaningful fields, each length-prefixed so field boundaries
 /// cannot shift (`"ab","c"` and `"a","bc"` differ). The key lives in the vault, never in `moat.db`, so
 /// someone who can write the database but not read the vault cannot make a row that verifies. Each
-/// module keys its own authenticator (``MoatPolicy/PolicyKeyring``, the owner authority).
+/// module keys its own authenticator (`PolicyKeyring`, the owner authority).
 public struct RowAuthenticator: Sendable {
     /// In secret memory for the life of the process; swift-crypto gets a copy per MAC only.
     private let key: SecretBytes

@@ -107,6 +107,14 @@ enum TestSchema {
         #expect(error?.code == .newerSchema)
     }
 
+    @Test("a migration list that does not start with MoatStore's own migration stops the process")
+    func metaFirst() async {
+        await #expect(processExitsWith: .failure) {
+            let temp = TemporaryDirectory()
+            _ = try? MoatDatabase(path: temp.file("moat.db"), migrations: [AuditSchema.log])
+        }
+    }
+
     @Test("inspect reports a sound database without changing it")
     func inspect() throws {
         let temp = TemporaryDirectory()
