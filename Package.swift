@@ -37,10 +37,13 @@ let package = Package(
             name: "MoatCore",
             swiftSettings: swiftSettings
         ),
+        // The database (the migrator runs each module's migrations in the order the composition root gives)
+        // and row MACs (swift-crypto's HMAC; the keys come from the vault, through the modules above).
         .target(
             name: "MoatStore",
             dependencies: [
                 "MoatCore",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -75,7 +78,6 @@ let package = Package(
             dependencies: [
                 "MoatAudit",
                 "MoatCore",
-                "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
                 "CQRencode",
@@ -252,12 +254,15 @@ let package = Package(
             dependencies: ["MoatCore"],
             swiftSettings: swiftSettings
         ),
+        // The schema check is tested against the audit log's real tables (MoatAudit's migration).
         .testTarget(
             name: "MoatStoreTests",
             dependencies: [
+                "MoatAudit",
                 "MoatCore",
                 "MoatStore",
                 "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
@@ -349,7 +354,6 @@ let package = Package(
                 "MoatAudit",
                 "MoatAuth",
                 "MoatCore",
-                "MoatPolicy",
                 "MoatStore",
                 "MoatVault",
                 "MoatTestSupport",

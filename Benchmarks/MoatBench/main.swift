@@ -39,6 +39,8 @@ guard CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "audit" else
     exit(64)
 }
 
+/// The audit log's tables, in the installation's order.
+let auditMigrations = [StoreSchema.meta, AuditSchema.log]
 let directory = NSTemporaryDirectory() + "moat-bench-\(getpid())"
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -53,7 +55,7 @@ let keys = AuditKeys(
 let appends = option("--appends", 20000)
 let tasks = option("--tasks", 8)
 do {
-    let database = try MoatDatabase(path: directory + "/append.db")
+    let database = try MoatDatabase(path: directory + "/append.db", migrations: auditMigrations)
     let log = AuditLog(database: database, keys: keys, origin: "moat/bench")
     let clock = ContinuousClock()
     let elapsed = try await clock.measure {
@@ -90,7 +92,7 @@ do {
 // through append would only measure appends again).
 let entries = option("--entries", 1_000_000)
 do {
-    let database = try MoatDatabase(path: directory + "/verify.db")
+    let database = try MoatDatabase(path: directory + "/verify.db", migrations: auditMigrations)
     let time = AuditLog.timestamp(Date())
     try database.pool.write { db in
         var previous = AuditChain.genesis

@@ -139,7 +139,7 @@ public struct Installation: Sendable {
     /// The one place `moat.db` is opened (and migrated).
     public static func openDatabase(_ layout: StateLayout) throws(GatewayError) -> MoatDatabase {
         do {
-            return try MoatDatabase(path: layout.databaseFile)
+            return try MoatDatabase(path: layout.databaseFile, migrations: MoatSchema.migrations)
         } catch {
             throw GatewayError(.database, error.message)
         }

@@ -1,3 +1,4 @@
+import MoatAuth
 public import MoatConfig
 public import MoatCore
 public import MoatHTTP
@@ -186,10 +187,10 @@ public enum PostureCheck {
             )
         } else {
             do {
-                let problems = try MoatDatabase.inspect(path: layout.databaseFile)
+                let problems = try MoatDatabase.inspect(path: layout.databaseFile, migrations: MoatSchema.migrations)
                 if problems.isEmpty {
                     findings.append(Finding(check: "database", status: .pass, message: "integrity check ok"))
-                    if MoatDatabase.ownerExists(path: layout.databaseFile) == false {
+                    if AuthSchema.ownerExists(databasePath: layout.databaseFile) == false {
                         findings.append(
                             Finding(
                                 check: "owner", status: .warn,
@@ -198,7 +199,7 @@ public enum PostureCheck {
                                     + "or run moat owner setup"
                             )
                         )
-                    } else if MoatDatabase.ownerExists(path: layout.databaseFile) == true {
+                    } else if AuthSchema.ownerExists(databasePath: layout.databaseFile) == true {
                         findings.append(Finding(check: "owner", status: .pass, message: "the owner is set up"))
                     }
                 } else {

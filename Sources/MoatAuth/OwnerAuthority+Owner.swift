@@ -2,7 +2,6 @@ public import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
-import MoatPolicy
 import MoatStore
 import MoatVault
 import Synchronization
@@ -23,7 +22,9 @@ public enum OwnerState: Sendable, Equatable {
 }
 
 /// The owner row, as verified.
-struct OwnerRecord: Sendable {
+struct OwnerRecord: Sendable, AuthenticatedRow {
+    static let macTable = "auth_owner"
+
     var username: String
     var passwordHash: String
     var totpEnabled: Bool
@@ -32,6 +33,7 @@ struct OwnerRecord: Sendable {
     var createdAt: Int64
     var updatedAt: Int64
 
+    /// Every field but the MAC itself.
     var macFields: [String] {
         [
             username, passwordHash, totpEnabled ? "1" : "0", String(totpLastStep), String(tokenVersion),
@@ -65,6 +67,17 @@ struct OwnerRecord: Sendable {
         createdAt = now
         updatedAt = now
     }
+}
+
+/// A stored setup token: only its hash, never the token. `used_at` is left out of the MAC (marking a token
+/// used can only take power away).
+struct SetupTokenRow: AuthenticatedRow {
+    static let macTable = "auth_setup_tokens"
+    let tokenHash: String
+    let createdAt: Int64
+    let expiresAt: Int64
+
+    var macFields: [String] { [tokenHash, String(createdAt), String(expiresAt)] }
 }
 
 /// The result of a successful login or setup: the new session's cookie value and CSRF token.
@@ -116,7 +129,7 @@ extension OwnerAuthority {
             return nil
         }
         let owner = OwnerRecord(row: row)
-        guard rows.verify(row["mac"], "auth_owner", owner.macFields) else {
+        guard rows.verify(row["mac"], of: owner) else {
             throw AuthError(.tampered, Self.damagedMessage)
         }
         if let floor, owner.tokenVersion < floor { throw AuthError(.tampered, Self.rolledBackMessage) }
@@ -246,7 +259,7 @@ extension OwnerAuthority {
                 """,
             arguments: [
                 owner.username, owner.passwordHash, owner.totpEnabled ? 1 : 0, owner.totpLastStep,
-                owner.tokenVersion, owner.createdAt, owner.updatedAt, rows.mac("auth_owner", owner.macFields),
+                owner.tokenVersion, owner.createdAt, owner.updatedAt, rows.mac(owner),
             ]
         )
     }
@@ -265,7 +278,7 @@ extension OwnerAuthority {
         let hash = AuthRandom.sha256Hex(token)
         let created = nowMillis()
         let expires = created + Int64(settings.setupTokenLifetime * 1000)
-        let mac = rows.mac("auth_setup_tokens", [hash, String(created), String(expires)])
+        let mac = rows.mac(SetupTokenRow(tokenHash: hash, createdAt: created, expiresAt: expires))
         do {
             try await audited(
                 "auth.setup.link", actor: "system", client: client,
@@ -325,7 +338,7 @@ extension OwnerAuthority {
         }
         var problem: String?
         if let (created, expires, used, mac) = found {
-            if !rows.verify(mac, "auth_setup_tokens", [hash, String(created), String(expires)]) {
+            if !rows.verify(mac, of: SetupTokenRow(tokenHash: hash, createdAt: created, expiresAt: expires)) {
                 await reportTamper(table: "auth_setup_tokens", key: String(hash.prefix(12)))
                 problem = "unknown"
             } else if used != nil {

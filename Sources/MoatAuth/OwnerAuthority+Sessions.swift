@@ -3,9 +3,19 @@ public import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
-import MoatPolicy
 import MoatStore
 import MoatVault
+
+/// A stored session: only the hash of its id. `last_seen_at`, the source and the user agent are left out
+/// of the MAC (bookkeeping; the token version and the lifetimes decide).
+struct SessionRow: AuthenticatedRow {
+    static let macTable = "auth_sessions"
+    let idHash: String
+    let tokenVersion: Int64
+    let createdAt: Int64
+
+    var macFields: [String] { [idHash, String(tokenVersion), String(createdAt)] }
+}
 
 /// A verified browser session.
 public struct SessionInfo: Sendable, Equatable {
@@ -94,7 +104,7 @@ extension OwnerAuthority {
         let id = AuthRandom.base64URL(AuthRandom.bytes(16))
         let hash = AuthRandom.sha256Hex(id)
         let now = nowMillis()
-        let mac = rows.mac("auth_sessions", [hash, String(owner.tokenVersion), String(now)])
+        let mac = rows.mac(SessionRow(idHash: hash, tokenVersion: owner.tokenVersion, createdAt: now))
         let idleCutoff = now - Int64(settings.sessionIdleTimeout * 1000)
         let absoluteCutoff = now - Int64(settings.sessionAbsoluteTimeout * 1000)
         do {
@@ -148,7 +158,7 @@ extension OwnerAuthority {
             }
         }
         guard let (version, created, lastSeen, mac) = found else { return nil }
-        guard rows.verify(mac, "auth_sessions", [hash, String(version), String(created)]) else {
+        guard rows.verify(mac, of: SessionRow(idHash: hash, tokenVersion: version, createdAt: created)) else {
             await reportTamper(table: "auth_sessions", key: String(hash.prefix(12)))
             return nil
         }
@@ -239,7 +249,7 @@ extension OwnerAuthority {
                     if tokens {
                         for row in try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens WHERE revoked_at IS NULL") {
                             var record = APITokenRecord(row: row)
-                            guard self.rows.verify(row["mac"], "auth_api_tokens", record.macFields) else { continue }
+                            guard self.rows.verify(row["mac"], of: record) else { continue }
                             record.revokedAt = now
                             try self.storeToken(record, in: db)
                         }

@@ -3,9 +3,18 @@ public import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
-import MoatPolicy
 import MoatStore
 import MoatVault
+
+/// A stored recovery code: only its keyed hash. `used_at` is left out of the MAC (marking a code used
+/// can only take power away).
+struct RecoveryCodeRow: AuthenticatedRow {
+    static let macTable = "auth_recovery_codes"
+    let codeHash: String
+    let createdAt: Int64
+
+    var macFields: [String] { [codeHash, String(createdAt)] }
+}
 
 /// A TOTP enrolment in progress: what the owner scans, shown once.
 public struct TOTPEnrolment: Sendable {
@@ -126,7 +135,7 @@ extension OwnerAuthority {
             for hash in hashes {
                 try db.execute(
                     sql: "INSERT INTO auth_recovery_codes (code_hash, created_at, mac) VALUES (?, ?, ?)",
-                    arguments: [hash, now, self.rows.mac("auth_recovery_codes", [hash, String(now)])])
+                    arguments: [hash, now, self.rows.mac(RecoveryCodeRow(codeHash: hash, createdAt: now))])
             }
         }
     }
@@ -224,7 +233,7 @@ extension OwnerAuthority {
             return nil
         }
         guard let (hash, created, usedAt, mac) = found, usedAt == nil else { return false }
-        guard rows.verify(mac, "auth_recovery_codes", [hash, String(created)]) else {
+        guard rows.verify(mac, of: RecoveryCodeRow(codeHash: hash, createdAt: created)) else {
             await reportTamper(table: "auth_recovery_codes", key: String(hash.prefix(12)))
             return false
         }

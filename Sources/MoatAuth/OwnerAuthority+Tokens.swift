@@ -2,11 +2,12 @@ public import Foundation
 import GRDB
 import MoatAudit
 import MoatCore
-import MoatPolicy
-import MoatStore
+public import MoatStore
 
 /// An API token as listed: never the token itself, only its prefix.
-public struct APITokenRecord: Sendable, Equatable {
+public struct APITokenRecord: Sendable, Equatable, AuthenticatedRow {
+    public static let macTable = "auth_api_tokens"
+
     /// The 8-character public prefix (`moat_<prefix>_…`); logs and audit show only this.
     public let prefix: String
     public let name: String
@@ -19,7 +20,9 @@ public struct APITokenRecord: Sendable, Equatable {
     public internal(set) var lastUsedAt: Int64?
     public internal(set) var revokedAt: Int64?
 
-    var macFields: [String] {
+    /// What the row MAC covers: every field but `last_used_at` (bookkeeping, never a grant). Holds the
+    /// token's hash, not the token.
+    public var macFields: [String] {
         [
             prefix, name, scope.rawValue, tokenHash, String(createdAt), expiresAt.map(String.init) ?? "",
             revokedAt.map(String.init) ?? "",
@@ -114,7 +117,7 @@ extension OwnerAuthority {
                 """,
             arguments: [
                 record.prefix, record.name, record.scope.rawValue, record.tokenHash, record.createdAt,
-                record.expiresAt, record.lastUsedAt, record.revokedAt, rows.mac("auth_api_tokens", record.macFields),
+                record.expiresAt, record.lastUsedAt, record.revokedAt, rows.mac(record),
             ])
     }
 
@@ -127,7 +130,7 @@ extension OwnerAuthority {
         }
         var out: [APITokenRecord] = []
         for (record, mac) in all {
-            if rows.verify(mac, "auth_api_tokens", record.macFields) {
+            if rows.verify(mac, of: record) {
                 out.append(record)
             } else {
                 await reportTamper(table: "auth_api_tokens", key: record.prefix)
@@ -166,7 +169,7 @@ extension OwnerAuthority {
             }
         }
         guard var (record, mac) = found else { throw AuthError(.unauthorized, "invalid API token") }
-        guard rows.verify(mac, "auth_api_tokens", record.macFields) else {
+        guard rows.verify(mac, of: record) else {
             await reportTamper(table: "auth_api_tokens", key: prefix)
             throw AuthError(.unauthorized, "invalid API token")
         }

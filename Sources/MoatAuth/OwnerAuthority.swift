@@ -3,7 +3,6 @@ public import Foundation
 import GRDB
 public import MoatAudit
 import MoatCore
-import MoatPolicy
 public import MoatStore
 public import MoatVault
 import Synchronization

@@ -21,7 +21,7 @@ public struct FetchResponse: Sendable {
 ///
 /// An implementation must open its connection to ``CheckedURL/address`` (not resolve the name again),
 /// send ``FetchURL/hostHeader`` as `Host` and use the name for TLS SNI and certificate checks. The real
-/// one is `PinnedHTTPTransport` (MoatGateway, over SwiftNIO); tests may provide fakes.
+/// one is `PinnedHTTPTransport` (over SwiftNIO); tests may provide fakes.
 public protocol PinnedTransport: Sendable {
     func send(
         _ target: CheckedURL,

@@ -3,6 +3,7 @@ public import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
+public import MoatStore
 
 /// The exact action a tool call asks for; an approval is bound to its hash.
 public struct ActionRequest: Sendable, Hashable, Codable {
@@ -62,20 +63,53 @@ public struct ApprovalRecord: Sendable, Hashable {
     public let status: Status
 }
 
-struct DecisionRow: Sendable {
+extension ApprovalRecord: AuthenticatedRow {
+    public static let macTable = "policy_approvals"
+
+    /// What the row MAC covers: the request and its hash, who asked, in which domain, and when it expires
+    /// (the status comes from the decision and use rows, each with its own MAC).
+    public var macFields: [String] {
+        [
+            id, principal, domain.rawValue, request.tool, request.arguments, request.destination, requestHash,
+            String(createdAt), String(expiresAt),
+        ]
+    }
+}
+
+/// The owner's decision on an approval (`policy_approval_decisions`).
+struct DecisionRow: Sendable, AuthenticatedRow {
+    static let macTable = "policy_approval_decisions"
     let approvalID: String
     let seq: Int64
     let approved: Bool
     let actor: String
     let reason: String
+    let domain: TrustDomain
     let requestHash: String
     let decidedAt: Int64
+
+    var macFields: [String] {
+        [
+            approvalID, String(seq), approved ? "approved" : "denied", actor, reason, domain.rawValue, requestHash,
+            String(decidedAt),
+        ]
+    }
+}
+
+/// That an approved request ran (`policy_approval_uses`): at most one per approval.
+struct ApprovalUseRow: AuthenticatedRow {
+    static let macTable = "policy_approval_uses"
+    let approvalID: String
+    let requestHash: String
+    let usedAt: Int64
+
+    var macFields: [String] { [approvalID, requestHash, String(usedAt)] }
 }
 
 extension PolicyEngine {
-    static let approvalsTable = "policy_approvals"
-    static let decisionsTable = "policy_approval_decisions"
-    static let usesTable = "policy_approval_uses"
+    static let approvalsTable = ApprovalRecord.macTable
+    static let decisionsTable = DecisionRow.macTable
+    static let usesTable = ApprovalUseRow.macTable
 
     /// Holds `request` for the owner's decision; it can be decided until it expires.
     public func requestApproval(
@@ -119,7 +153,7 @@ extension PolicyEngine {
                     arguments: [
                         id, record.principal, domain.rawValue, request.tool, request.arguments, request.destination,
                         record.requestHash, record.createdAt, record.expiresAt,
-                        authenticator.mac(Self.approvalsTable, Self.fields(record)),
+                        authenticator.mac(record),
                     ]
                 )
                 return record
@@ -218,7 +252,8 @@ extension PolicyEngine {
                     sql:
                         "INSERT INTO policy_approval_uses (approval_id, request_hash, used_at, mac) VALUES (?, ?, ?, ?)",
                     arguments: [
-                        id, presented, used, authenticator.mac(Self.usesTable, [id, presented, String(used)]),
+                        id, presented, used,
+                        authenticator.mac(ApprovalUseRow(approvalID: id, requestHash: presented, usedAt: used)),
                     ]
                 )
             }
@@ -267,6 +302,7 @@ extension PolicyEngine {
                     approved: approve,
                     actor: actor,
                     reason: reason,
+                    domain: record.domain,
                     requestHash: record.requestHash,
                     decidedAt: decidedAt
                 )
@@ -278,7 +314,7 @@ extension PolicyEngine {
                         """,
                     arguments: [
                         id, seq, decision, actor, reason, record.domain.rawValue, record.requestHash, decidedAt,
-                        authenticator.mac(Self.decisionsTable, Self.fields(row, domain: record.domain)),
+                        authenticator.mac(row),
                     ]
                 )
             }
@@ -318,20 +354,6 @@ extension PolicyEngine {
         return String((0..<10).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
     }
 
-    static func fields(_ record: ApprovalRecord) -> [String] {
-        [
-            record.id, record.principal, record.domain.rawValue, record.request.tool, record.request.arguments,
-            record.request.destination, record.requestHash, String(record.createdAt), String(record.expiresAt),
-        ]
-    }
-
-    static func fields(_ row: DecisionRow, domain: TrustDomain) -> [String] {
-        [
-            row.approvalID, String(row.seq), row.approved ? "approved" : "denied", row.actor, row.reason,
-            domain.rawValue, row.requestHash, String(row.decidedAt),
-        ]
-    }
-
     /// Builds a verified record from a `policy_approvals` row, or nil (with findings) when it fails.
     static func approval(
         _ row: Row,
@@ -355,7 +377,7 @@ extension PolicyEngine {
             expiresAt: row["expires_at"],
             status: .pending
         )
-        guard authenticator.verify(row["mac"], approvalsTable, fields(record)),
+        guard authenticator.verify(row["mac"], of: record),
             record.requestHash == request.hash(domain: domain)
         else { return (nil, [.init(table: approvalsTable, key: key, problem: "MAC does not verify")]) }
         var findings: [TamperFinding] = []
@@ -369,6 +391,7 @@ extension PolicyEngine {
                 approved: (decision["decision"] as String) == "approved",
                 actor: decision["actor"],
                 reason: decision["reason"],
+                domain: domain,
                 requestHash: decision["request_hash"],
                 decidedAt: decision["decided_at"]
             )
@@ -376,7 +399,7 @@ extension PolicyEngine {
                 ["approved", "denied"].contains(decision["decision"] as String)
                 && (decision["domain"] as String) == domain.rawValue
                 && parsed.requestHash == record.requestHash
-                && authenticator.verify(decision["mac"], decisionsTable, fields(parsed, domain: domain))
+                && authenticator.verify(decision["mac"], of: parsed)
             if validDecision {
                 status =
                     parsed.approved
@@ -391,7 +414,9 @@ extension PolicyEngine {
                 db, sql: "SELECT * FROM policy_approval_uses WHERE approval_id = ?", arguments: [id])
         {
             let usedAt: Int64 = use["used_at"]
-            if authenticator.verify(use["mac"], usesTable, [id, use["request_hash"], String(usedAt)]) {
+            if authenticator.verify(
+                use["mac"], of: ApprovalUseRow(approvalID: id, requestHash: use["request_hash"], usedAt: usedAt))
+            {
                 status = .used(at: usedAt)
             } else {
                 // A forged "used" row can only block the approval: it stays unusable (fail closed).
@@ -446,11 +471,12 @@ extension PolicyEngine {
                 approved: decision == "approved",
                 actor: row["actor"],
                 reason: row["reason"],
+                domain: domain,
                 requestHash: row["request_hash"],
                 decidedAt: row["decided_at"]
             )
             if ["approved", "denied"].contains(decision),
-                authenticator.verify(row["mac"], decisionsTable, fields(parsed, domain: domain))
+                authenticator.verify(row["mac"], of: parsed)
             {
                 if parsed.actor == "owner" { valid.append(parsed) }
             } else {

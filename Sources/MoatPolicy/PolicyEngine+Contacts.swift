@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
+public import MoatStore
 
 /// A paired contact and what it may at most do.
 public struct ContactGrant: Sendable, Hashable {
@@ -18,9 +19,40 @@ public struct ContactGrant: Sendable, Hashable {
     public var principal: Principal { .contact(id: id, ceilings: ceilings) }
 }
 
+extension ContactGrant: AuthenticatedRow {
+    public static let macTable = "policy_contacts"
+
+    /// What the row MAC covers: every field, the ceilings in their stored form.
+    public var macFields: [String] {
+        [id, channel, senderID, PolicyEngine.encode(ceilings), addedBy, String(addedAt)]
+    }
+}
+
+/// A row of `policy_taint`: a taint (its MAC is not what makes it count: a forged one only restricts) or
+/// the owner's clear (only a clear whose MAC verifies lifts the taint).
+struct TaintRow: AuthenticatedRow {
+    enum Event {
+        case taint(reason: String)
+        /// The row's id is covered, so a clear cannot be copied to another place in the history.
+        case clear(id: Int64)
+    }
+
+    static let macTable = "policy_taint"
+    let conversation: String
+    let event: Event
+    let createdAt: Int64
+
+    var macFields: [String] {
+        switch event {
+        case .taint(let reason): [conversation, "taint", reason, String(createdAt)]
+        case .clear(let id): [String(id), conversation, "clear", String(createdAt)]
+        }
+    }
+}
+
 extension PolicyEngine {
-    static let contactsTable = "policy_contacts"
-    static let taintTable = "policy_taint"
+    static let contactsTable = ContactGrant.macTable
+    static let taintTable = TaintRow.macTable
 
     /// Grants `senderID` on `channel` the standing of a paired contact (pairing calls this once the
     /// owner approved the code). Ceilings above `inform` outside messaging are refused: raising a
@@ -59,7 +91,7 @@ extension PolicyEngine {
                         """,
                     arguments: [
                         grant.id, channel, senderID, Self.encode(ceilings), actor, grant.addedAt,
-                        authenticator.mac(Self.contactsTable, Self.fields(grant)),
+                        authenticator.mac(grant),
                     ]
                 )
                 return grant
@@ -94,7 +126,7 @@ extension PolicyEngine {
                     addedAt: row["added_at"]
                 )
                 guard Self.encode(ceilings) == ceilingsText,
-                    authenticator.verify(row["mac"], Self.contactsTable, Self.fields(grant))
+                    authenticator.verify(row["mac"], of: grant)
                 else {
                     findings.append(
                         .init(table: Self.contactsTable, key: "contact:\(id)", problem: "MAC does not verify"))
@@ -106,10 +138,6 @@ extension PolicyEngine {
         }
         await reportTamper(findings)
         return grants
-    }
-
-    static func fields(_ grant: ContactGrant) -> [String] {
-        [grant.id, grant.channel, grant.senderID, encode(grant.ceilings), grant.addedBy, String(grant.addedAt)]
     }
 
     /// `domain=level` pairs sorted by domain, e.g. `calendar=1,email=1,…`.
@@ -147,7 +175,8 @@ extension PolicyEngine {
                         "INSERT INTO policy_taint (conversation, event, reason, created_at, mac) VALUES (?, 'taint', ?, ?, ?)",
                     arguments: [
                         conversation, reason, created,
-                        authenticator.mac(Self.taintTable, [conversation, "taint", reason, String(created)]),
+                        authenticator.mac(
+                            TaintRow(conversation: conversation, event: .taint(reason: reason), createdAt: created)),
                     ]
                 )
             }
@@ -167,7 +196,8 @@ extension PolicyEngine {
                         "INSERT INTO policy_taint (id, conversation, event, reason, created_at, mac) VALUES (?, ?, 'clear', '', ?, ?)",
                     arguments: [
                         id, conversation, created,
-                        authenticator.mac(Self.taintTable, [String(id), conversation, "clear", String(created)]),
+                        authenticator.mac(
+                            TaintRow(conversation: conversation, event: .clear(id: id), createdAt: created)),
                     ]
                 )
             }
@@ -188,7 +218,7 @@ extension PolicyEngine {
                 let created: Int64 = row["created_at"]
                 if event == "clear" {
                     if authenticator.verify(
-                        row["mac"], Self.taintTable, [String(id), conversation, "clear", String(created)])
+                        row["mac"], of: TaintRow(conversation: conversation, event: .clear(id: id), createdAt: created))
                     {
                         reasons.removeAll()
                     } else {

@@ -2,6 +2,7 @@ public import Foundation
 import GRDB
 import MoatAudit
 public import MoatCore
+import MoatStore
 
 /// One recorded change of a domain's trust level (rows are append-only).
 public struct TrustChange: Sendable, Hashable {
@@ -54,8 +55,25 @@ public struct TrustEvidence: Sendable, Hashable {
     public func suffices(_ required: Int) -> Bool { approvals.count >= required && denials.isEmpty }
 }
 
+/// A stored trust change: the change and the MAC of the row before it in its domain, so removing or
+/// reordering rows breaks the chain.
+struct TrustChangeRow: AuthenticatedRow {
+    static let macTable = "policy_trust_changes"
+    let change: TrustChange
+    /// The previous row's MAC; empty for a domain's first change.
+    let prev: String
+
+    var macFields: [String] {
+        [
+            String(change.id), change.domain.rawValue, String(change.from.rawValue), String(change.to.rawValue),
+            change.kind.rawValue, change.actor, change.reason, change.evidence,
+            change.rollbackOf.map(String.init) ?? "", String(change.createdAt), prev,
+        ]
+    }
+}
+
 extension PolicyEngine {
-    static let changesTable = "policy_trust_changes"
+    static let changesTable = TrustChangeRow.macTable
 
     // MARK: Reading
 
@@ -288,7 +306,7 @@ extension PolicyEngine {
                     createdAt: max(createdAt, (chain.lastStoredTime ?? 0) + 1)
                 )
                 let prev = chain.lastStoredMAC ?? ""
-                let mac = authenticator.mac(Self.changesTable, Self.fields(change, prev: prev))
+                let mac = authenticator.mac(TrustChangeRow(change: change, prev: prev))
                 try db.execute(
                     sql: """
                         INSERT INTO policy_trust_changes
@@ -314,15 +332,6 @@ extension PolicyEngine {
         var findings: [TamperFinding] = []
         var lastStoredMAC: String?
         var lastStoredTime: Int64?
-    }
-
-    static func fields(_ change: TrustChange, prev: String) -> [String] {
-        [
-            String(change.id), change.domain.rawValue, String(change.from.rawValue), String(change.to.rawValue),
-            change.kind.rawValue, change.actor, change.reason, change.evidence,
-            change.rollbackOf.map(String.init) ?? "",
-            String(change.createdAt), prev,
-        ]
     }
 
     /// Walks a domain's changes in order. The current level is the last row's when that row verifies and
@@ -377,7 +386,7 @@ extension PolicyEngine {
                 rollbackOf: row["rollback_of"],
                 createdAt: row["created_at"]
             )
-            guard authenticator.verify(mac, changesTable, fields(change, prev: storedPrev)) else {
+            guard authenticator.verify(mac, of: TrustChangeRow(change: change, prev: storedPrev)) else {
                 chain.findings.append(
                     .init(table: changesTable, key: "trust_change:\(id)", problem: "MAC does not verify"))
                 brokenAfterGood = true

@@ -42,15 +42,15 @@ extension MoatDatabase {
         )
     }
 
-    /// The schema Moat's own migrations create, up to and including `lastMigration`: computed by running
+    /// The schema `migrator`'s migrations create, up to and including `lastMigration`: computed by running
     /// them on an empty in-memory database, so the migrations stay the one definition of the schema.
-    static func expectedSchema(upTo lastMigration: String) throws -> Set<SchemaObject> {
+    static func expectedSchema(upTo lastMigration: String, migrator: DatabaseMigrator) throws -> Set<SchemaObject> {
         let queue = try DatabaseQueue()
         try migrator.migrate(queue, upTo: lastMigration)
         return try queue.read { db in try schema(db) }
     }
 
-    /// Refuses a database that holds schema objects Moat's migrations did not create, or whose tables,
+    /// Refuses a database that holds schema objects `migrator`'s migrations did not create, or whose tables,
     /// indexes or triggers differ from theirs.
     ///
     /// Such an object is how an attacker with write access to `moat.db` would change what Moat's own
@@ -58,10 +58,10 @@ extension MoatDatabase {
     /// view or an altered table changes what is read. An object Moat created that is now missing (a
     /// dropped append-only trigger) is not refused here: those triggers guard against Moat's own bugs,
     /// and the hash chain and row MACs detect what their absence lets an attacker do.
-    static func checkSchema(_ db: Database, path: String) throws {
+    static func checkSchema(_ db: Database, path: String, migrator: DatabaseMigrator) throws {
         let applied = try migrator.appliedIdentifiers(db)
         guard let last = migrator.migrations.last(where: { applied.contains($0) }) else { return }
-        let expected = try expectedSchema(upTo: last)
+        let expected = try expectedSchema(upTo: last, migrator: migrator)
         let expectedByName = Dictionary(expected.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let unexpected = try schema(db).subtracting(expected).sorted()
         guard !unexpected.isEmpty else { return }

@@ -9,7 +9,8 @@ public import GRDB
 /// The one SQLite database of a Moat installation, `moat.db`, opened once as a GRDB `DatabasePool`.
 ///
 /// WAL journal, `synchronous=FULL` (a committed transaction survives power loss, which the audit log's
-/// durability promise depends on), foreign keys on, and named append-only migrations. Opening checks
+/// durability promise depends on), foreign keys on, and the named append-only migrations each module
+/// contributes (``SchemaMigration``), run in the order the caller gives. Opening checks
 /// that the file really is Moat's: a non-SQLite file, another program's database, a damaged file or one
 /// migrated by a newer Moat each give a ``StoreError`` that says what to do, never a crash.
 public final class MoatDatabase: Sendable {
@@ -20,10 +21,20 @@ public final class MoatDatabase: Sendable {
     public let pool: DatabasePool
     /// The path of `moat.db`.
     public let path: String
+    /// Every migration of this installation, in order: what the file is migrated to and checked against.
+    let migrator: DatabaseMigrator
 
     /// Opens (creating if needed, mode 0600) and migrates the database at `path`.
-    public init(path: String, busyTimeoutSeconds: Double = 5) throws(StoreError) {
+    ///
+    /// - Parameter migrations: every migration, in the one fixed order (``StoreSchema/meta`` first); the
+    ///   schema check refuses any object they do not create, and a file with a migration not in the list
+    ///   is refused as written by a newer Moat.
+    public init(path: String, migrations: [SchemaMigration], busyTimeoutSeconds: Double = 5) throws(StoreError) {
+        // A list without it would make a database with no application_id, refused at its next open.
+        precondition(migrations.first?.name == StoreSchema.meta.name, "the first migration must be StoreSchema.meta")
         self.path = path
+        let migrator = DatabaseMigrator(migrations)
+        self.migrator = migrator
         var existedBefore = stat()
         let isNew = lstat(path, &existedBefore) != 0 || existedBefore.st_size == 0
         try FileModes.createPrivateFile(path)
@@ -50,7 +61,7 @@ public final class MoatDatabase: Sendable {
             // promise needs FULL on the one connection that commits.
             try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             try pool.write { db in
-                if try Self.migrator.hasBeenSuperseded(db) {
+                if try migrator.hasBeenSuperseded(db) {
                     throw StoreError(
                         .newerSchema,
                         "\(path) was written by a newer version of Moat; install that version again "
@@ -58,8 +69,8 @@ public final class MoatDatabase: Sendable {
                     )
                 }
             }
-            try Self.migrator.migrate(pool)
-            try pool.read { db in try Self.checkSchema(db, path: path) }
+            try migrator.migrate(pool)
+            try pool.read { db in try Self.checkSchema(db, path: path, migrator: migrator) }
         } catch let error as StoreError {
             throw error
         } catch {
@@ -84,7 +95,7 @@ public final class MoatDatabase: Sendable {
 
     /// The names of the migrations applied to this database, oldest first.
     public func appliedMigrations() throws -> [String] {
-        try pool.read { db in try Self.migrator.appliedMigrations(db) }
+        try pool.read { db in try migrator.appliedMigrations(db) }
     }
 
     /// The random identifier of this installation, created with the database.
@@ -93,199 +104,6 @@ public final class MoatDatabase: Sendable {
             try String.fetchOne(db, sql: "SELECT value FROM moat_meta WHERE key = 'installation_id'") ?? ""
         }
     }
-
-    // MARK: Migrations
-
-    /// Append-only: a released migration is never edited or removed; a change is a new migration.
-    static let migrator: DatabaseMigrator = {
-        var migrator = DatabaseMigrator()
-        migrator.registerMigration("2026-11-23 meta") { db in
-            try db.execute(sql: "PRAGMA application_id = \(applicationID)")
-            try db.create(table: "moat_meta") { table in
-                table.primaryKey("key", .text)
-                table.column("value", .text).notNull()
-            }
-            try db.execute(
-                sql: "INSERT INTO moat_meta (key, value) VALUES ('installation_id', lower(hex(randomblob(16))))"
-            )
-            try db.execute(
-                sql: "INSERT INTO moat_meta (key, value) VALUES ('created_at', strftime('%Y-%m-%dT%H:%M:%SZ','now'))"
-            )
-        }
-        migrator.registerMigration("2026-11-23 audit") { db in
-            // The audit log (MoatAudit). Entries are append-only; the triggers stop accidental UPDATE or
-            // DELETE by Moat's own code. They do not stop an attacker with write access to the file —
-            // the hash chain and signed checkpoints detect that.
-            try db.execute(
-                sql: """
-                    CREATE TABLE audit_entries (
-                      seq INTEGER PRIMARY KEY,
-                      time TEXT NOT NULL,
-                      actor TEXT NOT NULL,
-                      action TEXT NOT NULL,
-                      target TEXT NOT NULL,
-                      source_ip TEXT NOT NULL,
-                      user_agent TEXT NOT NULL,
-                      outcome TEXT NOT NULL,
-                      metadata TEXT NOT NULL,
-                      prev_hash TEXT NOT NULL,
-                      hash TEXT NOT NULL
-                    );
-                    CREATE INDEX audit_entries_time ON audit_entries(time);
-                    CREATE INDEX audit_entries_action ON audit_entries(action);
-                    CREATE TRIGGER audit_entries_no_update BEFORE UPDATE ON audit_entries
-                      BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-                    CREATE TRIGGER audit_entries_no_delete BEFORE DELETE ON audit_entries
-                      BEGIN SELECT RAISE(ABORT, 'audit entries are append-only'); END;
-                    CREATE TABLE audit_checkpoints (
-                      count INTEGER PRIMARY KEY,
-                      head TEXT NOT NULL,
-                      origin TEXT NOT NULL,
-                      signature BLOB NOT NULL,
-                      created_at TEXT NOT NULL
-                    );
-                    """
-            )
-        }
-        migrator.registerMigration("2026-11-23 policy") { db in
-            // MoatPolicy's tables. Rows that grant power carry `mac`, an HMAC keyed from the vault: a row
-            // that does not verify is ignored. The triggers stop Moat's own code from rewriting history;
-            // they do not stop an attacker with write access to the file — the MACs do that.
-            try db.execute(
-                sql: """
-                    CREATE TABLE policy_trust_changes (
-                      id INTEGER PRIMARY KEY,
-                      domain TEXT NOT NULL,
-                      from_level INTEGER NOT NULL,
-                      to_level INTEGER NOT NULL,
-                      kind TEXT NOT NULL,
-                      actor TEXT NOT NULL,
-                      reason TEXT NOT NULL,
-                      evidence TEXT NOT NULL,
-                      rollback_of INTEGER,
-                      created_at INTEGER NOT NULL,
-                      prev_mac TEXT NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE INDEX policy_trust_changes_domain ON policy_trust_changes(domain, id);
-                    CREATE TRIGGER policy_trust_changes_no_update BEFORE UPDATE ON policy_trust_changes
-                      BEGIN SELECT RAISE(ABORT, 'trust changes are append-only'); END;
-                    CREATE TRIGGER policy_trust_changes_no_delete BEFORE DELETE ON policy_trust_changes
-                      BEGIN SELECT RAISE(ABORT, 'trust changes are append-only'); END;
-                    CREATE TABLE policy_approvals (
-                      id TEXT PRIMARY KEY,
-                      principal TEXT NOT NULL,
-                      domain TEXT NOT NULL,
-                      tool TEXT NOT NULL,
-                      arguments TEXT NOT NULL,
-                      destination TEXT NOT NULL,
-                      request_hash TEXT NOT NULL,
-                      created_at INTEGER NOT NULL,
-                      expires_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE INDEX policy_approvals_created ON policy_approvals(created_at);
-                    CREATE TABLE policy_approval_decisions (
-                      approval_id TEXT PRIMARY KEY REFERENCES policy_approvals(id),
-                      seq INTEGER NOT NULL UNIQUE,
-                      decision TEXT NOT NULL,
-                      actor TEXT NOT NULL,
-                      reason TEXT NOT NULL,
-                      domain TEXT NOT NULL,
-                      request_hash TEXT NOT NULL,
-                      decided_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE policy_approval_uses (
-                      approval_id TEXT PRIMARY KEY REFERENCES policy_approvals(id),
-                      request_hash TEXT NOT NULL,
-                      used_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE policy_contacts (
-                      id TEXT PRIMARY KEY,
-                      channel TEXT NOT NULL,
-                      sender_id TEXT NOT NULL,
-                      ceilings TEXT NOT NULL,
-                      added_by TEXT NOT NULL,
-                      added_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL,
-                      UNIQUE (channel, sender_id)
-                    );
-                    CREATE TABLE policy_taint (
-                      id INTEGER PRIMARY KEY,
-                      conversation TEXT NOT NULL,
-                      event TEXT NOT NULL,
-                      reason TEXT NOT NULL,
-                      created_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE INDEX policy_taint_conversation ON policy_taint(conversation, id);
-                    """
-            )
-        }
-        migrator.registerMigration("2026-11-24 owner") { db in
-            // Owner authentication (MoatAuth). Times are milliseconds since 1970. Rows that grant power
-            // (the owner, sessions, API tokens, recovery codes, setup tokens) carry an HMAC keyed from the
-            // vault, so writing this file alone cannot log anyone in. Secrets are stored only as hashes.
-            try db.execute(
-                sql: """
-                    CREATE TABLE auth_owner (
-                      id INTEGER PRIMARY KEY CHECK (id = 1),
-                      username TEXT NOT NULL,
-                      password_hash TEXT NOT NULL,
-                      totp_enabled INTEGER NOT NULL DEFAULT 0,
-                      totp_last_step INTEGER NOT NULL DEFAULT 0,
-                      token_version INTEGER NOT NULL,
-                      created_at INTEGER NOT NULL,
-                      updated_at INTEGER NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE auth_setup_tokens (
-                      token_hash TEXT PRIMARY KEY,
-                      created_at INTEGER NOT NULL,
-                      expires_at INTEGER NOT NULL,
-                      used_at INTEGER,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE auth_sessions (
-                      id_hash TEXT PRIMARY KEY,
-                      token_version INTEGER NOT NULL,
-                      created_at INTEGER NOT NULL,
-                      last_seen_at INTEGER NOT NULL,
-                      source TEXT NOT NULL,
-                      user_agent TEXT NOT NULL,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE auth_api_tokens (
-                      prefix TEXT PRIMARY KEY,
-                      name TEXT NOT NULL,
-                      scope TEXT NOT NULL,
-                      token_hash TEXT NOT NULL,
-                      created_at INTEGER NOT NULL,
-                      expires_at INTEGER,
-                      last_used_at INTEGER,
-                      revoked_at INTEGER,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE auth_recovery_codes (
-                      code_hash TEXT PRIMARY KEY,
-                      created_at INTEGER NOT NULL,
-                      used_at INTEGER,
-                      mac TEXT NOT NULL
-                    );
-                    CREATE TABLE auth_failures (
-                      id INTEGER PRIMARY KEY,
-                      kind TEXT NOT NULL,
-                      key TEXT NOT NULL,
-                      at INTEGER NOT NULL
-                    );
-                    CREATE INDEX auth_failures_key ON auth_failures(kind, key, at);
-                    """
-            )
-        }
-        return migrator
-    }()
 
     // MARK: Errors
 
@@ -361,26 +179,23 @@ public final class MoatDatabase: Sendable {
 }
 
 extension MoatDatabase {
-    /// Whether `path` (a Moat database, opened read-only) has an owner row; nil when the owner table
-    /// does not exist yet (a database from before owner access) or cannot be read.
-    public static func ownerExists(path: String) -> Bool? {
+    /// `body`'s answer about the existing database at `path`, opened read-only and neither migrated nor
+    /// checked (for `moat doctor`: a module asking about its own tables); nil when it cannot be read.
+    public static func readExisting<Answer>(path: String, _ body: (Database) throws -> Answer) -> Answer? {
         var configuration = Configuration()
         configuration.readonly = true
         guard let queue = try? DatabaseQueue(path: path, configuration: configuration) else { return nil }
         defer { try? queue.close() }
-        return try? queue.read { db -> Bool? in
-            guard try db.tableExists("auth_owner") else { return nil }
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_owner") ?? 0 > 0
-        }
+        return try? queue.read { db in try body(db) }
     }
 
     /// Checks an existing `moat.db` without changing it (for `moat doctor`): that it is Moat's, holds
-    /// only the schema Moat's migrations create, and is sound.
+    /// only the schema `migrations` create, and is sound.
     ///
     /// - Returns: the integrity problems; empty when sound.
     /// - Throws: ``StoreError`` when the file is not a database, another program's, unreadable, or holds
     ///   schema objects Moat did not create.
-    public static func inspect(path: String) throws(StoreError) -> [String] {
+    public static func inspect(path: String, migrations: [SchemaMigration]) throws(StoreError) -> [String] {
         try checkOwnership(path)
         var configuration = Configuration()
         configuration.readonly = true
@@ -388,7 +203,7 @@ extension MoatDatabase {
             let queue = try DatabaseQueue(path: path, configuration: configuration)
             defer { try? queue.close() }
             return try queue.read { db in
-                try checkSchema(db, path: path)
+                try checkSchema(db, path: path, migrator: DatabaseMigrator(migrations))
                 let rows = try String.fetchAll(db, sql: "PRAGMA integrity_check")
                 return rows == ["ok"] ? [] : rows
             }

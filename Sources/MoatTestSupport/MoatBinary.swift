@@ -116,9 +116,17 @@ public final class RunningServer: @unchecked Sendable {
 
     /// Starts `moat serve ARGS --port 0` and waits until it logs the port it listens on.
     ///
-    /// - Parameter launcher: a command that sets something up and then execs the rest of its arguments
-    ///   (`prlimit --nofile=…`, `setpriv …`), so the process id stays the server's.
-    public init(arguments: [String], home: String, launcher: [String] = [], timeout: TimeInterval = 60) throws {
+    /// - Parameters:
+    ///   - launcher: a command that sets something up and then execs the rest of its arguments
+    ///     (`prlimit --nofile=…`, `setpriv …`), so the process id stays the server's.
+    ///   - extraEnvironment: added to ``MoatBinary/environment(home:extra:)``.
+    public init(
+        arguments: [String],
+        home: String,
+        launcher: [String] = [],
+        extraEnvironment: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) throws {
         process = Process()
         let serve = ["serve", "--log-format", "json", "--port", "0"] + arguments
         if let program = launcher.first {
@@ -128,7 +136,7 @@ public final class RunningServer: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: MoatBinary.path)
             process.arguments = serve
         }
-        process.environment = MoatBinary.environment(home: home)
+        process.environment = MoatBinary.environment(home: home, extra: extraEnvironment)
         process.standardError = errPipe
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice

@@ -153,7 +153,7 @@ import Testing
     @Test("two logs on the same file (server and CLI) still produce one chain")
     func twoWriters() async throws {
         let fixture = try AuditFixture()
-        let second = try MoatDatabase(path: fixture.temp.file("moat.db"))
+        let second = try MoatDatabase(path: fixture.temp.file("moat.db"), migrations: AuditFixture.migrations)
         let other = AuditLog(database: second, keys: fixture.keys, origin: fixture.log.origin)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await fixture.append(200) }
@@ -219,7 +219,7 @@ import Testing
                 line.hasPrefix("ack ") ? Int64(line.dropFirst(4)) : nil
             }
             if let last = acks.last { acknowledged = max(acknowledged, last) }
-            let database = try MoatDatabase(path: path)
+            let database = try MoatDatabase(path: path, migrations: AuditFixture.migrations)
             let count = try AuditReader.count(database)
             #expect(count >= acknowledged, "round \(round): acknowledged \(acknowledged), found \(count)")
             #expect(try database.integrityProblems().isEmpty)

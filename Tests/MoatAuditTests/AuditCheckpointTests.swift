@@ -118,7 +118,7 @@ import Testing
             try? FileManager.default.removeItem(atPath: fixture.temp.file("moat.db" + suffix))
         }
         try FileManager.default.moveItem(atPath: backup, toPath: fixture.temp.file("moat.db"))
-        let restored = try MoatDatabase(path: fixture.temp.file("moat.db"))
+        let restored = try MoatDatabase(path: fixture.temp.file("moat.db"), migrations: AuditFixture.migrations)
         #expect(
             try AuditVerifier.verify(restored, publicKey: fixture.keys.verifyingKey)
                 == .intact(entries: 5, lastCheckpoint: nil))

@@ -13,9 +13,11 @@ struct AuditFixture {
     let log: AuditLog
 
     static let secretValue = "sk-live-4f9a8b7c6d5e4f3a2b1c"
+    /// The audit log's tables need only MoatStore's and its own migrations (the installation's order).
+    static let migrations = [StoreSchema.meta, AuditSchema.log]
 
     init(checkpointInterval: Int = 1000) throws {
-        database = try MoatDatabase(path: temp.file("moat.db"))
+        database = try MoatDatabase(path: temp.file("moat.db"), migrations: Self.migrations)
         keys = AuditKeys(
             fingerprintKey: SymmetricKey(size: .bits256),
             signingKey: Curve25519.Signing.PrivateKey(),

@@ -35,7 +35,7 @@ import Testing
             try db.execute(sql: "PRAGMA writable_schema = OFF")
         }
         try fixture.database.close()
-        let reopened = try MoatDatabase(path: fixture.temp.file("moat.db"))
+        let reopened = try MoatDatabase(path: fixture.temp.file("moat.db"), migrations: AuditFixture.migrations)
         // The swapped index is really in use: a lookup through it misses entry 3.
         let throughIndex = try await reopened.pool.read { db in
             try Int64.fetchOne(

@@ -19,9 +19,12 @@ final class AuthFixture: Sendable {
     let authority: OwnerAuthority
     let clock = FixtureClock()
     static let client = ClientInfo(sourceIP: "127.0.0.1", userAgent: "test-agent/1.0")
+    /// The owner authority's tables and the audit log it writes to, in the installation's order (it reads
+    /// no policy table).
+    static let migrations = [StoreSchema.meta, AuditSchema.log, AuthSchema.owner]
 
     init(settings: AuthSettings = AuthSettings()) throws {
-        database = try MoatDatabase(path: directory.file("moat.db"))
+        database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)
         var password = Array("correct horse battery staple".utf8)
         vault = try UnlockedVault.create(
             paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),

@@ -2,7 +2,6 @@ import Foundation
 import GRDB
 import MoatAuth
 import MoatCore
-import MoatPolicy
 import MoatStore
 import MoatTestSupport
 import MoatVault
@@ -128,7 +127,7 @@ struct OwnerFailurePathTests {
         _ = try await TwoFactorTests.enrolled(fixture)
         let code = "abcd-efgh-jkmn"
         let hash = OwnerAuthority.legacyRecoveryHash(code)
-        let mac = await fixture.authority.rows.mac("auth_recovery_codes", [hash, "5"])
+        let mac = await fixture.authority.rows.mac(RecoveryCodeRow(codeHash: hash, createdAt: 5))
         try fixture.sql(
             "INSERT INTO auth_recovery_codes (code_hash, created_at, mac) VALUES (?, 5, ?)", [hash, mac])
         _ = try await fixture.login(code: code)

@@ -15,9 +15,11 @@ final class PolicyFixture: Sendable {
     let audit: AuditLog
     let engine: PolicyEngine
     let clock = TestClock()
+    /// The policy engine's tables and the audit log it writes to, in the installation's order.
+    static let migrations = [StoreSchema.meta, AuditSchema.log, PolicySchema.tables]
 
     init(settings: PolicySettings = PolicySettings()) throws {
-        database = try MoatDatabase(path: directory.file("moat.db"))
+        database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)
         let keys = AuditKeys(
             fingerprintKey: SymmetricKey(size: .bits256),
             signingKey: Curve25519.Signing.PrivateKey(),

@@ -33,7 +33,7 @@ final class OwnerHTTPFixture: Sendable {
         settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
         allowedHosts: [String] = [], mode: GatewayConfiguration.AuthMode = .password
     ) throws {
-        database = try MoatDatabase(path: directory.file("moat.db"))
+        database = try MoatDatabase(path: directory.file("moat.db"), migrations: MoatSchema.migrations)
         var password = Array("correct horse battery staple".utf8)
         vault = try UnlockedVault.create(
             paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),

@@ -1,16 +1,17 @@
 import Foundation
 import GRDB
+import MoatAudit
 import MoatStore
 import MoatTestSupport
 import Testing
 
 /// `moat.db` holds exactly the schema Moat's migrations create: anything else is refused at open and
-/// reported by `moat doctor` (``MoatDatabase/inspect(path:)``).
+/// reported by `moat doctor` (``MoatDatabase/inspect(path:migrations:)``).
 @Suite struct SchemaCheckTests {
     /// A migrated database changed by `sql`, as an attacker with write access to the file would.
     func tampered(_ sql: String) throws -> TemporaryDirectory {
         let temp = TemporaryDirectory()
-        try MoatDatabase(path: temp.file("moat.db")).close()
+        try MoatDatabase(path: temp.file("moat.db"), migrations: TestSchema.migrations).close()
         let queue = try DatabaseQueue(path: temp.file("moat.db"))
         try queue.write { db in try db.execute(sql: sql) }
         try queue.close()
@@ -18,8 +19,12 @@ import Testing
     }
 
     func refusal(_ temp: TemporaryDirectory) -> (open: StoreError?, doctor: StoreError?) {
-        let open = #expect(throws: StoreError.self) { try MoatDatabase(path: temp.file("moat.db")) }
-        let doctor = #expect(throws: StoreError.self) { try MoatDatabase.inspect(path: temp.file("moat.db")) }
+        let open = #expect(throws: StoreError.self) {
+            try MoatDatabase(path: temp.file("moat.db"), migrations: TestSchema.migrations)
+        }
+        let doctor = #expect(throws: StoreError.self) {
+            try MoatDatabase.inspect(path: temp.file("moat.db"), migrations: TestSchema.migrations)
+        }
         return (open, doctor)
     }
 
@@ -79,7 +84,7 @@ import Testing
     @Test("a dropped append-only trigger is not refused (the hash chain detects what it allows); nor is ANALYZE")
     func missingAndStatistics() throws {
         let temp = try tampered("DROP TRIGGER audit_entries_no_delete; ANALYZE")
-        try MoatDatabase(path: temp.file("moat.db")).close()
-        #expect(try MoatDatabase.inspect(path: temp.file("moat.db")).isEmpty)
+        try MoatDatabase(path: temp.file("moat.db"), migrations: TestSchema.migrations).close()
+        #expect(try MoatDatabase.inspect(path: temp.file("moat.db"), migrations: TestSchema.migrations).isEmpty)
     }
 }

@@ -28,7 +28,8 @@ func unhex(_ text: String) -> [UInt8] {
 
 switch arguments[1] {
 case "audit-append-loop":
-    let database = try MoatDatabase(path: arguments[2])
+    // The audit log's own tables only, as MoatAuditTests (AuditFixture.migrations) opens the file.
+    let database = try MoatDatabase(path: arguments[2], migrations: [StoreSchema.meta, AuditSchema.log])
     let keys = AuditKeys(
         fingerprintKey: SymmetricKey(data: unhex(arguments[3])),
         signingKey: try Curve25519.Signing.PrivateKey(rawRepresentation: unhex(arguments[3])),
