@@ -15,16 +15,9 @@ import Testing
         let temp = TemporaryDirectory("moat-sandbox-spec")
         let file = temp.file("spec.json")
         try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
-        launcher.arguments = ["--spec", file]
-        let output = Pipe()
-        launcher.standardOutput = output
-        try launcher.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        launcher.waitUntilExit()
-        let result = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
-        return (launcher.terminationStatus, result)
+        let (status, output) = try Launcher.runDirectly(["--spec", file])
+        let result = (try? JSONSerialization.jsonObject(with: Data(output.utf8))) as? [String: Any] ?? [:]
+        return (status, result)
     }
 
     /// Expects a setup error (exit 125, nothing run) whose message contains `expected`.
@@ -107,15 +100,8 @@ import Testing
 @Suite struct LauncherContentsTests {
     @Test("the launcher has no probe mode: --probe is a setup error that names the test-only probe")
     func probeModeRefused() throws {
-        let launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
-        launcher.arguments = ["--probe", "mount"]
-        let output = Pipe()
-        launcher.standardOutput = output
-        try launcher.run()
-        let result = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        launcher.waitUntilExit()
-        #expect(launcher.terminationStatus == 125, "\(result)")
+        let (status, result) = try Launcher.runDirectly(["--probe", "mount"])
+        #expect(status == 125, "\(result)")
         #expect(result.contains(#""status":"setup_error""#), "\(result)")
         #expect(result.contains("--probe is not part of the launcher"), "\(result)")
         #expect(result.contains("moat-sandbox-probe"), "\(result)")

@@ -19,6 +19,19 @@ enum Launcher {
 
     static func sandbox() throws -> Sandbox { try Sandbox() }
 
+    /// Runs the real launcher directly with `arguments`; returns its exit status and what it wrote on stdout.
+    static func runDirectly(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let launcher = Process()
+        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
+        launcher.arguments = arguments
+        let output = Pipe()
+        launcher.standardOutput = output
+        try launcher.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        launcher.waitUntilExit()
+        return (launcher.terminationStatus, text)
+    }
+
     /// A spec that runs `moat-sandbox-probe NAME ARGS` as the sandboxed command.
     static func probeSpec(
         _ name: String,
