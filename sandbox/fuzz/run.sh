@@ -4,7 +4,7 @@
 #   sandbox/fuzz/run.sh                      fuzz the spec parser for FUZZ_SECONDS (60), then report
 #   sandbox/fuzz/run.sh result               fuzz the result writer (the command's output into JSON)
 #   FUZZ_SECONDS=1200 sandbox/fuzz/run.sh    a longer run
-#   sandbox/fuzz/run.sh --replay             run every spec corpus file once (the regression cases)
+#   sandbox/fuzz/run.sh --replay             run every spec corpus file once, whole (the regression cases)
 #   sandbox/fuzz/run.sh --coverage           line and branch coverage of json.c and spec.c by the spec
 #                                            corpus (the seeds plus what runs found in .build/fuzz/corpus)
 #
@@ -43,7 +43,8 @@ build() { # NAME SOURCES...
     "$clang" -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         "${linker[@]}" -Wall -Wextra -Werror "$@" -o "$out/$name"
 }
-common=(-max_len=65536 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/" -print_final_stats=1)
+# Inputs up to 16 KiB keep the fuzzer fast; the seeds past that size (the caps) run whole in --replay.
+common=(-max_len=16384 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$out/" -print_final_stats=1)
 
 case "$mode" in
 spec)
@@ -57,17 +58,21 @@ result)
     exec "$out/fuzz_result" "${common[@]}" -max_total_time="$seconds" "$out/result-corpus"
     ;;
 --replay)
-    # Each corpus file once: the seeds must be accepted or refused without a crash, leak or UB.
+    # Each corpus file once and whole (files, unlike directories, are not cut at -max_len): the seeds
+    # must be accepted or refused without a crash, leak or UB.
     build fuzz_spec "$here/fuzz_spec.c" "$root/sandbox/json.c" "$root/sandbox/spec.c"
-    exec "$out/fuzz_spec" "${common[@]}" -runs=0 "$here/corpus"
+    exec "$out/fuzz_spec" "${common[@]}" "$here"/corpus/*
     ;;
 --coverage)
     tools="$(dirname "$clang")"
     "$clang" -g -O0 -fsanitize=fuzzer -fprofile-instr-generate -fcoverage-mapping "${linker[@]}" \
         "$here/fuzz_spec.c" "$root/sandbox/json.c" "$root/sandbox/spec.c" -o "$out/fuzz_spec_coverage"
-    LLVM_PROFILE_FILE="$out/coverage.profraw" "$out/fuzz_spec_coverage" -runs=0 "$out/corpus" "$here/corpus" \
-        2>&1 | grep -E "files found|DONE" || true
-    "$tools/llvm-profdata" merge -sparse "$out/coverage.profraw" -o "$out/coverage.profdata"
+    rm -f "$out"/coverage-*.profraw
+    # What the fuzzer kept (cut at -max_len like any run), then every seed whole.
+    LLVM_PROFILE_FILE="$out/coverage-%p.profraw" "$out/fuzz_spec_coverage" -runs=0 "$out/corpus" 2>&1 |
+        grep -E "files found|DONE" || true
+    LLVM_PROFILE_FILE="$out/coverage-%p.profraw" "$out/fuzz_spec_coverage" "$here"/corpus/* >/dev/null 2>&1
+    "$tools/llvm-profdata" merge -sparse "$out"/coverage-*.profraw -o "$out/coverage.profdata"
     exec "$tools/llvm-cov" report "$out/fuzz_spec_coverage" -instr-profile="$out/coverage.profdata" \
         "$root/sandbox/json.c" "$root/sandbox/spec.c"
     ;;
