@@ -209,11 +209,19 @@ let package = Package(
         .executableTarget(
             name: "moat-sandbox",
             path: "sandbox",
+            // The libFuzzer harness for the spec parser is built by sandbox/fuzz/run.sh with clang, never here.
+            exclude: ["fuzz"],
             publicHeadersPath: "include",
             // swiftc would link the Swift runtime into this plain C program (via its startup file); linked
-            // static without it, the launcher starts faster and runs inside a sandbox (its probes) with no
-            // toolchain visible.
+            // static without it, the launcher starts faster and needs nothing from the toolchain.
             linkerSettings: [.linkedLibrary("seccomp"), .unsafeFlags(["-nostartfiles", "-static-executable"])]
+        ),
+        // The escape probes, run as the sandboxed command by the escape suite; test-only, never installed.
+        // Static like the launcher, so it runs inside a sandbox with no toolchain visible.
+        .executableTarget(
+            name: "moat-sandbox-probe",
+            path: "Tests/SandboxProbe",
+            linkerSettings: [.unsafeFlags(["-nostartfiles", "-static-executable"])]
         ),
         // The Swift API over the launcher; it finds `moat-sandbox` beside the running executable.
         .target(
@@ -391,7 +399,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MoatSandboxTests",
-            dependencies: ["moat", "moat-sandbox", "MoatCore", "MoatSandbox", "MoatTestSupport"],
+            dependencies: ["moat", "moat-sandbox", "moat-sandbox-probe", "MoatCore", "MoatSandbox", "MoatTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

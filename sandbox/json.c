@@ -15,7 +15,12 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { JSON_MAX_DEPTH = 32 };
+/* Sized for the spec, the only document parsed here: the largest valid spec nests 4 deep, has at most
+ * 4,096 members in an object (env) and about 9,100 values (4,096 arguments, 4,096 environment entries,
+ * 256 binds, 64 protected paths). The value cap bounds the memory a refused 8 MiB spec can cost (each
+ * string is an allocation of its own: 8 MiB of "" took 900 MB); the member cap bounds the duplicate-key
+ * check, which compares each key with the earlier keys of its object (800,000 keys took hours). */
+enum { JSON_MAX_DEPTH = 32, JSON_MAX_VALUES = 16384, JSON_MAX_MEMBERS = 4096 };
 
 /* ---- memory and buffers ---- */
 
@@ -39,6 +44,12 @@ void *checked_realloc(void *pointer, size_t size) {
     return resized;
 }
 
+void *checked_calloc(size_t count, size_t size) {
+    void *pointer = calloc(count ? count : 1, size ? size : 1);
+    if (!pointer) out_of_memory();
+    return pointer;
+}
+
 char *checked_strdup(const char *text) {
     size_t length = strlen(text);
     char *copy = checked_malloc(length + 1);
@@ -55,6 +66,8 @@ static void buffer_reserve(struct buffer *buffer, size_t extra) {
     }
     buffer->data = checked_realloc(buffer->data, capacity);
     buffer->capacity = capacity;
+    /* Terminated from the first allocation on: an empty JSON string is "" here, not uninitialised bytes. */
+    buffer->data[buffer->length] = '\0';
 }
 
 void buffer_append(struct buffer *buffer, const void *bytes, size_t count) {
@@ -166,6 +179,7 @@ struct parser {
     char *error;
     size_t error_size;
     bool failed;
+    size_t values; /* parsed or being parsed, at every depth */
 };
 
 static bool fail(struct parser *parser, const char *expectation) {
@@ -404,8 +418,8 @@ static bool parse_array(struct parser *parser, struct json_value *out, int depth
             out->items = checked_realloc(out->items, capacity * sizeof *out->items);
         }
         skip_whitespace(parser);
-        if (!parse_value(parser, &out->items[out->count], depth + 1)) return false;
-        out->count++;
+        /* Counted before it is parsed, so json_free releases a half-parsed item too. */
+        if (!parse_value(parser, &out->items[out->count++], depth + 1)) return false;
         skip_whitespace(parser);
         if (parser->position >= parser->length) return fail(parser, "unterminated array");
         unsigned char byte = parser->text[parser->position++];
@@ -432,33 +446,29 @@ static bool parse_object(struct parser *parser, struct json_value *out, int dept
         skip_whitespace(parser);
         if (parser->position >= parser->length || parser->text[parser->position] != '"')
             return fail(parser, "expected a string key");
+        if (out->count == JSON_MAX_MEMBERS) return fail(parser, "an object with more than 4096 members");
         if (out->count == capacity) {
             capacity = capacity ? capacity * 2 : 4;
             out->members = checked_realloc(out->members, capacity * sizeof *out->members);
         }
-        struct json_member *member = &out->members[out->count];
+        /* Counted (empty) before it is parsed, so json_free releases a half-parsed member too. */
+        struct json_member *member = &out->members[out->count++];
+        memset(member, 0, sizeof *member);
         size_t key_position = parser->position;
         if (!parse_string(parser, &member->key, &member->key_length)) return false;
-        for (size_t index = 0; index < out->count; index++) {
+        for (size_t index = 0; index + 1 < out->count; index++) {
             if (out->members[index].key_length == member->key_length &&
                 memcmp(out->members[index].key, member->key, member->key_length) == 0) {
                 parser->position = key_position;
-                free(member->key);
                 return fail(parser, "duplicate key in object");
             }
         }
         skip_whitespace(parser);
-        if (parser->position >= parser->length || parser->text[parser->position] != ':') {
-            free(member->key);
+        if (parser->position >= parser->length || parser->text[parser->position] != ':')
             return fail(parser, "expected ':'");
-        }
         parser->position++;
         skip_whitespace(parser);
-        if (!parse_value(parser, &member->value, depth + 1)) {
-            free(member->key);
-            return false;
-        }
-        out->count++;
+        if (!parse_value(parser, &member->value, depth + 1)) return false;
         skip_whitespace(parser);
         if (parser->position >= parser->length) return fail(parser, "unterminated object");
         unsigned char byte = parser->text[parser->position++];
@@ -472,7 +482,8 @@ static bool parse_object(struct parser *parser, struct json_value *out, int dept
 
 static bool parse_value(struct parser *parser, struct json_value *out, int depth) {
     memset(out, 0, sizeof *out);
-    if (depth > JSON_MAX_DEPTH) return fail(parser, "nested too deeply");
+    if (depth > JSON_MAX_DEPTH) return fail(parser, "nested more than 32 deep");
+    if (++parser->values > JSON_MAX_VALUES) return fail(parser, "more than 16384 values (a spec needs far fewer)");
     if (parser->position >= parser->length) return fail(parser, "expected a value");
     unsigned char byte = parser->text[parser->position];
     switch (byte) {
@@ -493,10 +504,34 @@ static bool parse_value(struct parser *parser, struct json_value *out, int depth
 bool json_parse(const char *text, size_t length, struct json_value *out, char *error, size_t error_size) {
     struct parser parser = {
         .text = (const unsigned char *)text, .length = length, .error = error, .error_size = error_size};
+    memset(out, 0, sizeof *out);
     if (length >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) return fail(&parser, "byte-order mark not allowed");
     skip_whitespace(&parser);
-    if (!parse_value(&parser, out, 0)) return false;
-    skip_whitespace(&parser);
-    if (parser.position != parser.length) return fail(&parser, "unexpected data after the value");
-    return true;
+    if (parse_value(&parser, out, 0)) {
+        skip_whitespace(&parser);
+        if (parser.position == parser.length) return true;
+        fail(&parser, "unexpected data after the value");
+    }
+    /* Nothing of a refused document is kept. */
+    json_free(out);
+    return false;
+}
+
+void json_free(struct json_value *value) {
+    switch (value->type) {
+    case JSON_STRING: free(value->string); break;
+    case JSON_ARRAY:
+        for (size_t index = 0; index < value->count; index++) json_free(&value->items[index]);
+        free(value->items);
+        break;
+    case JSON_OBJECT:
+        for (size_t index = 0; index < value->count; index++) {
+            free(value->members[index].key);
+            json_free(&value->members[index].value);
+        }
+        free(value->members);
+        break;
+    default: break;
+    }
+    memset(value, 0, sizeof *value);
 }

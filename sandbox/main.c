@@ -4,9 +4,10 @@
  *   moat-sandbox                 read the JSON spec on stdin, write the JSON result on stdout
  *   moat-sandbox --spec FILE     the same, with the spec read from FILE
  *   moat-sandbox --check         print what this machine supports, as JSON
- *   moat-sandbox --probe NAME …  try one escape; meant to run as the sandboxed command itself
  *   moat-sandbox --export-filter print the compiled seccomp programs (include/moat_filter_blob.h)
  *   moat-sandbox --verify-filter check that header against the rules in filter.c
+ *
+ * The escape probes are not in here: they are the test-only moat-sandbox-probe (Tests/SandboxProbe).
  *
  * Exit codes: the command's own; 124 timeout; 125 setup error; 126 not executable; 127 not found;
  * 128+N killed by signal N. Docs/Sandbox.md describes the spec, the result and every step.
@@ -27,7 +28,6 @@
 static const char usage[] =
     "usage: moat-sandbox [--spec FILE]     run the JSON spec from stdin (or FILE), print a JSON result\n"
     "       moat-sandbox --check           print what this machine supports\n"
-    "       moat-sandbox --probe NAME ...  try one sandbox escape (run inside the sandbox)\n"
     "       moat-sandbox --export-filter   print the compiled seccomp programs as a C header\n"
     "       moat-sandbox --verify-filter   check the stored seccomp programs against the rules\n";
 
@@ -66,7 +66,10 @@ int main(int argc, char **argv) {
     }
 
     int spec_fd = STDIN_FILENO;
-    if (argc >= 2 && strcmp(argv[1], "--probe") == 0) return probe_main(argc - 2, argv + 2);
+    if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
+        return report_setup_error("--probe is not part of the launcher: the escape probes are the test-only "
+                                  "moat-sandbox-probe (Docs/Sandbox.md, \"Escape suite\")",
+                                  "none");
     if (argc == 2 && strcmp(argv[1], "--check") == 0) return check_main();
     if (argc == 2 && strcmp(argv[1], "--export-filter") == 0) return seccomp_filters_export();
     if (argc == 2 && strcmp(argv[1], "--verify-filter") == 0) return seccomp_filters_verify();
@@ -90,10 +93,9 @@ int main(int argc, char **argv) {
     char error[300];
     if (!read_spec(spec_fd, &text, error, sizeof error)) return report_setup_error(error, "none");
     if (spec_fd != STDIN_FILENO) close(spec_fd);
-    struct json_value root;
-    if (!json_parse(text.data ? text.data : "", text.length, &root, error, sizeof error))
-        return report_setup_error(error, "none");
+    struct json_value tree;
     struct spec spec;
-    if (!spec_from_json(&root, &spec, error, sizeof error)) return report_setup_error(error, "none");
+    if (!spec_parse(text.data ? text.data : "", text.length, &tree, &spec, error, sizeof error))
+        return report_setup_error(error, "none");
     return sandbox_run(&spec);
 }

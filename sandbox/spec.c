@@ -134,7 +134,7 @@ static bool read_binds(const struct json_value *value, const char *field, bool w
 static bool read_protected_paths(const struct json_value *value, struct spec *spec, char *error, size_t size) {
     if (value->type != JSON_ARRAY || value->count > MAX_PROTECTED_PATHS)
         return field_error(error, size, "protected_paths", "must be an array of at most 64 paths");
-    spec->protected_paths = checked_malloc((value->count + 1) * sizeof *spec->protected_paths);
+    spec->protected_paths = checked_calloc(value->count + 1, sizeof *spec->protected_paths);
     for (size_t index = 0; index < value->count; index++) {
         const struct json_value *item = &value->items[index];
         if (!plain_string(item) || !normal_absolute_path(item->string))
@@ -189,7 +189,7 @@ static bool read_limits(const struct json_value *value, struct spec *spec, char 
 static bool read_env(const struct json_value *value, struct spec *spec, char *error, size_t size) {
     if (value->type != JSON_OBJECT) return field_error(error, size, "env", "must be an object of strings");
     if (value->count > MAX_ENVIRONMENT) return field_error(error, size, "env", "has too many entries");
-    spec->env = checked_malloc((value->count + 1) * sizeof *spec->env);
+    spec->env = checked_calloc(value->count + 1, sizeof *spec->env);
     for (size_t index = 0; index < value->count; index++) {
         const struct json_member *member = &value->members[index];
         char field[64];
@@ -233,7 +233,7 @@ bool spec_from_json(const struct json_value *root, struct spec *spec, char *erro
         if (key_is(member, "argv")) {
             if (value->type != JSON_ARRAY || value->count == 0 || value->count > MAX_ARGUMENTS)
                 return field_error(error, size, "argv", "must be an array of 1 to 4096 strings");
-            spec->argv = checked_malloc((value->count + 1) * sizeof *spec->argv);
+            spec->argv = checked_calloc(value->count + 1, sizeof *spec->argv);
             for (size_t item = 0; item < value->count; item++) {
                 if (!plain_string(&value->items[item]))
                     return field_error(error, size, "argv", "must hold only strings without NUL bytes");
@@ -290,4 +290,26 @@ bool spec_from_json(const struct json_value *root, struct spec *spec, char *erro
         spec->limits.cpu_seconds = seconds * spec->limits.cpus;
     }
     return true;
+}
+
+bool spec_parse(const char *text, size_t length, struct json_value *tree, struct spec *spec, char *error,
+                size_t size) {
+    memset(spec, 0, sizeof *spec);
+    if (!json_parse(text, length, tree, error, size)) return false;
+    return spec_from_json(tree, spec, error, size);
+}
+
+void spec_free(struct spec *spec, struct json_value *tree) {
+    /* argv, cwd and protected_paths borrow their strings from the tree; env entries and binds own theirs. */
+    free(spec->argv);
+    for (char **entry = spec->env; entry && *entry; entry++) free(*entry);
+    free(spec->env);
+    for (size_t index = 0; index < spec->bind_count; index++) {
+        free(spec->binds[index].source);
+        free(spec->binds[index].target);
+    }
+    free(spec->binds);
+    free(spec->protected_paths);
+    memset(spec, 0, sizeof *spec);
+    json_free(tree);
 }

@@ -2,8 +2,9 @@ import Foundation
 import MoatSandbox
 import Testing
 
-/// The escape suite of issue 5, run through the real launcher: each attempt is one of the launcher's own
-/// probes, run as the sandboxed command, which prints `held: …` (exit 0) or `ESCAPED: …` (exit 1).
+/// The escape suite of issue 5, run through the real launcher: each attempt is one of the probes of the
+/// test-only `moat-sandbox-probe`, run as the sandboxed command, which prints `held: …` (exit 0) or
+/// `ESCAPED: …` (exit 1).
 @Suite struct EscapeSuiteTests {
     /// Probes that take no argument and judge themselves, with the errors they must see.
     static let selfJudgingProbes: [(name: String, expected: [String])] = [
@@ -159,7 +160,7 @@ import Testing
         #expect(result.status == .timeout)
         #expect(result.exitCode == 124)
         #expect(result.wallTime < .seconds(4))
-        #expect(Launcher.hostProcesses(commandLine: ["/moat/moat-sandbox", "--probe", "orphan", seconds]).isEmpty)
+        #expect(Launcher.hostProcesses(commandLine: [Launcher.probeInsidePath, "orphan", seconds]).isEmpty)
     }
 
     @Test("10 MiB on stdout is truncated at the 1 MiB cap with the flag set")

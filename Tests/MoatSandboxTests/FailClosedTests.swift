@@ -128,15 +128,8 @@ import Testing
         let spec: [String: Any] = ["argv": Self.markerCommand(marker), "parent_pid": 1]
         let file = temp.file("spec.json")
         try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: file))
-        let launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
-        launcher.arguments = ["--spec", file]
-        let output = Pipe()
-        launcher.standardOutput = output
-        try launcher.run()
-        let result = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        launcher.waitUntilExit()
-        #expect(launcher.terminationStatus == 125, "\(result)")
+        let (status, result) = try Launcher.runDirectly(["--spec", file])
+        #expect(status == 125, "\(result)")
         #expect(result.contains("the process that started the launcher has exited"), "\(result)")
         #expect(!FileManager.default.fileExists(atPath: marker))
     }

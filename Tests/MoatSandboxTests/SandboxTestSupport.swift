@@ -6,14 +6,33 @@ import MoatTestSupport
     import Glibc
 #endif
 
-/// The real launcher from the build directory, and specs that run its escape probes inside the sandbox.
+/// The real launcher from the build directory, and specs that run the escape probes inside its sandbox.
 enum Launcher {
-    /// Where the launcher is bound inside the sandbox (read-only), as Docs/Sandbox.md describes.
-    static let insidePath = "/moat/moat-sandbox"
+    /// Where the probe is bound inside the sandbox (read-only), as Docs/Sandbox.md describes.
+    static let probeInsidePath = "/moat/moat-sandbox-probe"
+
+    /// The test-only probe executable (target `moat-sandbox-probe`), built beside the launcher.
+    static var probeHostPath: String {
+        URL(fileURLWithPath: Sandbox.defaultLauncherPath()).deletingLastPathComponent()
+            .appendingPathComponent("moat-sandbox-probe").path
+    }
 
     static func sandbox() throws -> Sandbox { try Sandbox() }
 
-    /// A spec that runs `moat-sandbox --probe NAME ARGS` as the sandboxed command.
+    /// Runs the real launcher directly with `arguments`; returns its exit status and what it wrote on stdout.
+    static func runDirectly(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let launcher = Process()
+        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
+        launcher.arguments = arguments
+        let output = Pipe()
+        launcher.standardOutput = output
+        try launcher.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        launcher.waitUntilExit()
+        return (launcher.terminationStatus, text)
+    }
+
+    /// A spec that runs `moat-sandbox-probe NAME ARGS` as the sandboxed command.
     static func probeSpec(
         _ name: String,
         _ arguments: [String] = [],
@@ -21,8 +40,8 @@ enum Launcher {
         timeout: Duration = .seconds(10)
     ) -> SandboxSpec {
         SandboxSpec(
-            [insidePath, "--probe", name] + arguments,
-            readOnlyBinds: [BindMount(Sandbox.defaultLauncherPath(), at: insidePath)],
+            [probeInsidePath, name] + arguments,
+            readOnlyBinds: [BindMount(probeHostPath, at: probeInsidePath)],
             limits: limits,
             timeout: timeout
         )

@@ -49,6 +49,8 @@ void buffer_printf(struct buffer *buffer, const char *format, ...) __attribute__
 void buffer_append_json_string(struct buffer *buffer, const char *bytes, size_t count);
 
 void *checked_malloc(size_t size);
+/* Zeroed, and refuses a count * size that overflows. */
+void *checked_calloc(size_t count, size_t size);
 void *checked_realloc(void *pointer, size_t size);
 char *checked_strdup(const char *text);
 
@@ -80,6 +82,8 @@ struct json_member {
 
 /* Parses a whole document. On failure returns false and writes a message (which never quotes the input). */
 bool json_parse(const char *text, size_t length, struct json_value *out, char *error, size_t error_size);
+/* Frees what json_parse allocated and zeroes the value. */
+void json_free(struct json_value *value);
 
 /* ---- the spec ---- */
 struct bind_mount {
@@ -133,6 +137,14 @@ void bind_guard_create(const struct spec *spec, struct bind_guard *guard);
 
 bool spec_from_json(const struct json_value *root, struct spec *spec, char *error, size_t error_size);
 
+/* The launcher's whole parse, bytes to a checked spec: what main runs on the spec it read, and what the
+ * fuzz harness (sandbox/fuzz/) runs on every input. The spec borrows strings from tree, which must
+ * outlive it. On failure returns false with a message that names a byte offset or a field, never the input. */
+bool spec_parse(const char *text, size_t length, struct json_value *tree, struct spec *spec, char *error,
+                size_t error_size);
+/* Frees what spec_parse allocated, after a success or a failure (the launcher itself never needs to). */
+void spec_free(struct spec *spec, struct json_value *tree);
+
 /* ---- reports from inside the sandbox to the launcher (one record per write, atomic on a pipe) ---- */
 enum report_kind { REPORT_SETUP_ERROR = 'E', REPORT_EXEC_ERROR = 'X', REPORT_COMMAND_STATUS = 'S' };
 
@@ -179,9 +191,6 @@ int report_setup_error(const char *message, const char *limits_mode);
 
 /* Runs the spec and writes the result; returns the launcher's exit code. */
 int sandbox_run(const struct spec *spec);
-
-/* Probe mode: `moat-sandbox --probe NAME [ARGS]`, meant to run as the sandboxed command. */
-int probe_main(int argc, char **argv);
 
 /* Check mode: `moat-sandbox --check` prints what this machine supports as JSON. */
 int check_main(void);

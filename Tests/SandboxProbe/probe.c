@@ -1,20 +1,23 @@
 /*
- * Escape probes: `moat-sandbox --probe NAME [ARGS]`, run as the sandboxed command (the launcher's
- * own binary, bound read-only into the sandbox). Each probe tries one thing a hostile command would
- * try, with raw syscalls where a libc wrapper could hide the answer, and prints one line:
+ * moat-sandbox-probe: the escape probes, a test-only executable (never installed; Docs/Sandbox.md,
+ * "Escape suite"). `moat-sandbox-probe NAME [ARGS]` runs as the sandboxed command, bound read-only into
+ * the sandbox the real launcher builds. Each probe tries one thing a hostile command would try, with
+ * raw syscalls where a libc wrapper could hide the answer, and prints one line:
  *
  *   held: NAME: what happened          exit 0: the sandbox held
  *   ESCAPED: NAME: what happened       exit 1: it did not
  *
  * A few probes are judged from outside instead (int80 and x32 are expected to be killed by SIGSYS;
  * orphan is expected to end at the timeout; flood and memory-bomb are judged by the result too).
- * `--probe all` runs every probe that needs no argument and reports a count.
+ * `moat-sandbox-probe all` runs every probe that needs no argument and reports a count.
  *
- * Probe mode refuses to run outside a sandbox (no seccomp filter, or no_new_privs unset): several
- * probes are real attacks (a fork bomb, a memory bomb) that must never meet the host.
+ * The probe refuses to run outside a sandbox (no seccomp filter, or no_new_privs unset): several
+ * probes are real attacks (a fork bomb, a memory bomb) that must never meet the host. It used to be
+ * the launcher's `--probe` mode; it lives apart so the installed launcher carries no attack code.
  */
-#include "include/moat_sandbox.h"
-#include "include/moat_syscalls.h"
+/* The launcher's constants (its stop signal, clone3's argument), so the probes test the real values. */
+#include "../../sandbox/include/moat_sandbox.h"
+#include "../../sandbox/include/moat_syscalls.h"
 
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -827,7 +830,8 @@ static int probe_setuid_binary(int argc, char **argv) {
 
 static int probe_fork_bomb(int argc, char **argv) {
     long limit = argc > 0 ? atol(argv[0]) : 64;
-    pid_t *children = checked_malloc(sizeof *children * 100000);
+    pid_t *children = malloc(sizeof *children * 100000);
+    if (!children) return verdict(false, "fork-bomb", "cannot allocate the child list");
     int count = 0, error = 0;
     while (count < 100000) {
         pid_t child = fork();
@@ -1027,9 +1031,10 @@ static int run_isolated(const struct probe *probe, int expected_signal) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-int probe_main(int argc, char **argv) {
+int main(int argc, char **argv) {
+    argc--, argv++;
     if (argc < 1) {
-        fprintf(stderr, "usage: moat-sandbox --probe NAME [ARGS] | all | list\n");
+        fprintf(stderr, "usage: moat-sandbox-probe NAME [ARGS] | all | list\n");
         return 2;
     }
     if (strcmp(argv[0], "list") == 0) {
@@ -1037,7 +1042,7 @@ int probe_main(int argc, char **argv) {
         return 0;
     }
     if (!inside_a_sandbox()) {
-        fprintf(stderr, "moat-sandbox --probe runs only inside a sandbox (seccomp filter and no_new_privs)\n");
+        fprintf(stderr, "moat-sandbox-probe runs only inside a sandbox (seccomp filter and no_new_privs)\n");
         return 2;
     }
     if (strcmp(argv[0], "all") == 0) {
@@ -1060,6 +1065,6 @@ int probe_main(int argc, char **argv) {
     }
     for (size_t index = 0; index < sizeof probes / sizeof probes[0]; index++)
         if (strcmp(probes[index].name, argv[0]) == 0) return probes[index].run(argc - 1, argv + 1);
-    fprintf(stderr, "unknown probe (try: moat-sandbox --probe list)\n");
+    fprintf(stderr, "unknown probe (try: moat-sandbox-probe list)\n");
     return 2;
 }
