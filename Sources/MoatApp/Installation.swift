@@ -61,12 +61,14 @@ public struct Installation: Sendable {
     public let configurationSource: String
 
     /// Resolves the layout, loads the config and applies the flags. Nothing is created on disk.
-    public static func locate(_ options: Options) throws(GatewayError) -> Installation {
-        let layout: StateLayout
-        do {
-            layout = try StateLayout.resolve(home: options.home, environment: options.environment)
-        } catch {
-            throw GatewayError(.configuration, error.message)
+    ///
+    /// With `readConfiguration` false the config file is not read and the defaults stand in: for the
+    /// read-only audit commands, which must work exactly when something (a config file included) is wrong.
+    public static func locate(_ options: Options, readConfiguration: Bool = true) throws(GatewayError) -> Installation {
+        let layout = try Self.layout(options)
+        guard readConfiguration else {
+            return Installation(
+                layout: layout, configuration: GatewayConfiguration(), configurationSource: "not read")
         }
         let path = options.configPath ?? layout.configFile
         var configuration = try ConfigurationLoader.load(path: path, required: options.configPath != nil)

@@ -31,6 +31,12 @@ public enum GatewayApplication {
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
         }
+        // An /api/ route added any other way than through its access rule's group would answer without a guard.
+        for route in router.routes where route.path.description == "/api" || route.path.description.hasPrefix("/api/") {
+            precondition(
+                table.access(route.method.rawValue, route.path.description) != nil,
+                "\(route.method) \(route.path) has no access rule: declare it on an AccessRoutes group")
+        }
         router.add(
             middleware: MethodNotAllowedMiddleware(
                 routes: router.routes.map { ($0.path, $0.method) },

@@ -115,7 +115,13 @@ public final class RouteTable: Sendable {
     public init() {}
 
     func record(_ method: HTTPRequest.Method, _ path: String, _ access: RouteAccess) {
-        rules.withLock { $0[method.rawValue + " " + path] = access }
+        rules.withLock { rules in
+            // One rule per path: the 405 answer for a path is guarded by its rule, which must not depend
+            // on which of the path's methods is looked at.
+            let other = rules.first { $0.key.split(separator: " ").last.map(String.init) == path && $0.value != access }
+            precondition(other == nil, "\(path) is declared with two access rules (\(access), \(other!.value))")
+            rules[method.rawValue + " " + path] = access
+        }
     }
 
     /// The rule of the routes at `path` (as declared), whatever their method.

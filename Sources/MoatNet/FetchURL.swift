@@ -42,6 +42,9 @@ public struct FetchURL: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The `Host` header value for a request to this URL.
+    /// `scheme://host[:port]`, for messages: never the path or query, which may hold a caller's values.
+    public var origin: String { "\(scheme)://\(hostHeader)" }
+
     public var hostHeader: String {
         port == Self.defaultPort(scheme) ? host.description : "\(host):\(port)"
     }
@@ -119,7 +122,6 @@ public struct FetchURL: Sendable, Hashable, CustomStringConvertible {
         {
             return location
         }
-        let origin = "\(scheme)://\(hostHeader)"
         if location.hasPrefix("//") { return "\(scheme):\(location)" }
         if location.hasPrefix("/") { return origin + location }
         let path = pathAndQuery.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]

@@ -67,7 +67,9 @@ public struct GuardedFetcher: Sendable {
             switch await guardrail.check(next) {
             case .allow(let allowed): checked = allowed
             case .deny(let reason):
-                let which = hop == 0 ? "the URL" : "redirect \(hop) (\(NetError.printable(next)))"
+                // Only the scheme and host: a path or query may hold a value the caller put there.
+                let target = (try? FetchURL.parse(next).get()).map { NetError.printable($0.origin) } ?? "not a URL"
+                let which = hop == 0 ? "the URL" : "redirect \(hop) (\(target))"
                 throw NetError(.urlRefused, "\(which) was refused: \(reason)")
             }
             if let previous = visited.last,
@@ -82,9 +84,9 @@ public struct GuardedFetcher: Sendable {
             do {
                 response = try await transport.send(checked, method: method, headers: headers)
             } catch let error as NetError {
-                throw NetError(.fetchFailed, "fetching \(checked.url) failed: \(error.message)")
+                throw NetError(.fetchFailed, "fetching from \(checked.url.origin) failed: \(error.message)")
             } catch {
-                throw NetError(.fetchFailed, "fetching \(checked.url) failed")
+                throw NetError(.fetchFailed, "fetching from \(checked.url.origin) failed")
             }
             guard [301, 302, 303, 307, 308].contains(response.status), let location = response.header("location")
             else { return Outcome(response: response, visited: visited) }

@@ -31,7 +31,7 @@ extension AuditCommand {
         var checkpoint: String?
 
         func run() async throws {
-            let context = try CommandContext.open(state: state)
+            let context = try CommandContext.open(state: state, readConfiguration: false)
             let vault = try context.unlockVault(unlock)
             let keys = try AuditKeyring.keys(from: vault)
             var kept: AuditCheckpoint?
@@ -74,7 +74,7 @@ extension AuditCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            let context = try CommandContext.open(state: state)
+            let context = try CommandContext.open(state: state, readConfiguration: false)
             let vault = try context.unlockVault(unlock)
             let keys = try AuditKeyring.keys(from: vault)
             let log = try context.auditLog(keys)
@@ -100,7 +100,7 @@ extension AuditCommand {
         }
 
         func run() async throws {
-            let context = try CommandContext.open(state: state)
+            let context = try CommandContext.open(state: state, readConfiguration: false)
             var last: Int64 = 0
             for entry in try AuditReader.tail(context.database, count: n) {
                 print(Self.format(entry))
@@ -164,7 +164,7 @@ extension AuditCommand {
         }
 
         func run() throws {
-            let context = try CommandContext.open(state: state)
+            let context = try CommandContext.open(state: state, readConfiguration: false)
             if format == .csv { print(AuditExportFormat.csvHeader) }
             let filter = AuditReader.Filter(
                 since: since.map(Self.normalize),

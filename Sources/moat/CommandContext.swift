@@ -36,10 +36,13 @@ struct CommandContext {
         }
     }
 
-    static func open(state: StateOptions) throws(CommandFailure) -> CommandContext {
+    /// Opens the installation; `readConfiguration` false for the audit commands, which read no setting
+    /// and must work when the config file is what is wrong.
+    static func open(state: StateOptions, readConfiguration: Bool = true) throws(CommandFailure) -> CommandContext {
         CommandContext(
             state: try CommandFailure.wrap { () throws(GatewayError) in
-                try Installation.locate(state.installationOptions).open(.existing)
+                try Installation.locate(state.installationOptions, readConfiguration: readConfiguration)
+                    .open(.existing)
             })
     }
 

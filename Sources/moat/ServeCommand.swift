@@ -106,15 +106,17 @@ struct ServeCommand: AsyncParsableCommand {
 /// prompt (state present and private, vault sealed without a PIN). Best effort: the refusal stands
 /// either way, and an empty home is left untouched.
 func recordBindRefusal(_ options: Installation.Options) async {
+    // Only when the vault opens without a prompt, checked before the database is opened (and migrated):
+    // otherwise the refused start changes nothing.
     guard let installation = try? Installation.locate(options),
+        (try? Installation.checkState(installation.layout, .existing)) != nil,
+        let status = try? VaultStatus.inspect(installation.vaultPaths), status.seal?.hasPIN == false,
+        let vault = try? UnlockedVault.unseal(paths: installation.vaultPaths, pin: nil),
         let opened = try? installation.open(.existing)
     else { return }
     defer { try? opened.close() }
     let configuration = installation.configuration
-    guard let status = try? VaultStatus.inspect(installation.vaultPaths), status.seal?.hasPIN == false,
-        let vault = try? UnlockedVault.unseal(paths: installation.vaultPaths, pin: nil),
-        let log = try? opened.auditLog(vault: vault)
-    else { return }
+    guard let log = try? opened.auditLog(vault: vault) else { return }
     _ = try? await log.append(
         AuditEvent(
             actor: "system",

@@ -29,6 +29,17 @@ import Testing
         #expect(try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).stdout.contains("audit.verify"))
     }
 
+    @Test("the audit commands read no setting: a broken config file stops trust, not audit verify")
+    func auditWithoutConfig() throws {
+        let home = try Self.servedHome()
+        _ = try home.write("config.yaml", "gateway:\n  prot: 1\n")
+        let trust = try MoatBinary.run(["trust", "show"], home: home.path)
+        #expect(trust.status == 78, "\(trust.stderr)")
+        let verify = try MoatBinary.run(["audit", "verify"], home: home.path)
+        #expect(verify.status == 0, "\(verify.stderr)")
+        #expect(try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).status == 0)
+    }
+
     @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
     func keptCheckpointCatchesTruncation() throws {
         let home = try Self.servedHome()

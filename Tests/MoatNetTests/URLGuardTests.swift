@@ -157,6 +157,15 @@ final class ScriptedTransport: PinnedTransport {
 
 }
 
+/// A transport whose every request fails (a connection refused).
+struct FailingTransport: PinnedTransport {
+    func send(_ target: CheckedURL, method: String, headers: [(name: String, value: String)]) async throws
+        -> FetchResponse
+    {
+        throw NetError(.fetchFailed, "cannot connect")
+    }
+}
+
 extension FetchResponse {
     static func redirect(_ location: String, status: Int = 302) -> FetchResponse {
         FetchResponse(status: status, headers: [(name: "Location", value: location)], body: [])
@@ -172,6 +181,33 @@ extension FetchResponse {
         let fetcher = GuardedFetcher(guardrail: URLGuard(resolver: fakeResolver(resolverTable)), transport: transport)
         await #expect(throws: NetError.self) { try await fetcher.fetch("http://good.example/") }
         #expect(transport.log.withLock { $0.map(\.0) } == ["http://good.example/"])
+    }
+
+    @Test("a refused redirect and a failed fetch name the origin only, never a path or query that may hold a value")
+    func messagesNameOriginOnly() async {
+        let refusing = GuardedFetcher(
+            guardrail: URLGuard(resolver: fakeResolver(resolverTable)),
+            transport: ScriptedTransport([
+                "http://good.example/": .redirect("http://169.254.169.254/latest/meta-data/?key=s3cr3t-in-query")
+            ]))
+        do {
+            _ = try await refusing.fetch("http://good.example/")
+            Issue.record("the redirect to the metadata address was followed")
+        } catch {
+            #expect(error.code == .urlRefused)
+            #expect(error.message.contains("http://169.254.169.254"), "\(error.message)")
+            #expect(!error.message.contains("s3cr3t") && !error.message.contains("meta-data"), "\(error.message)")
+        }
+        let failing = GuardedFetcher(
+            guardrail: URLGuard(resolver: fakeResolver(resolverTable)), transport: FailingTransport())
+        do {
+            _ = try await failing.fetch("http://good.example/path/s3cr3t?token=s3cr3t")
+            Issue.record("a failed transport returned a response")
+        } catch {
+            #expect(error.code == .fetchFailed)
+            #expect(error.message.hasPrefix("fetching from http://good.example failed"), "\(error.message)")
+            #expect(!error.message.contains("s3cr3t"), "\(error.message)")
+        }
     }
 
     @Test("redirects are followed by hand up to 5, each checked, relative ones resolved")
