@@ -153,6 +153,8 @@ import Testing
             .trustShow, .trustSet(domain: .files, level: .actAndReport, reason: "r", force: true),
             .trustHistory(domain: nil), .trustRollback(id: 3, reason: nil, force: false), .approvalsList(all: true),
             .approvalsShow(id: "a"), .approvalsApprove(id: "a"), .approvalsDeny(id: "a", reason: "no"),
+            .vaultAdd(name: "A_B", value: secret, tools: ["http"], hosts: ["example.com"], replace: true),
+            .vaultRemove(name: "A_B"),
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {
