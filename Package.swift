@@ -157,9 +157,11 @@ let package = Package(
         .target(
             name: "MoatAdmin",
             dependencies: [
+                "MoatAudit",
                 "MoatAuth",
                 "MoatCore",
                 "MoatPolicy",
+                "MoatVault",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -24,27 +24,25 @@ public enum AdminClient {
         UnixDomainSocket.probe(path) == .listening
     }
 
-    /// Sends one request and waits for the response.
+    /// Sends one operation and waits for the response.
     ///
     /// - Parameters:
-    ///   - request: the operation to run.
+    ///   - operation: the operation to run.
     ///   - path: the admin socket (`moat.sock` in the state directory).
     ///   - timeout: how long the whole exchange may take, in seconds.
     /// - Throws: ``GatewayError`` with a message that says what to do (start `moat serve`, check the
     ///   state directory, retry).
-    public static func send(_ request: AdminRequest, to path: String, timeout: TimeInterval = 30) throws
+    public static func send(_ operation: AdminOperation, to path: String, timeout: TimeInterval = 30) throws
         -> AdminResponse
     {
-        let line: [UInt8]
-        do {
-            line = try AdminProtocol.line(request)
-        } catch {
-            throw GatewayError(.configuration, "cannot encode the admin request \(request.op)")
-        }
+        // The line may carry a password: wiped once sent.
+        var line = try AdminProtocol.request(operation)
+        defer { AdminProtocol.wipe(&line) }
+        let name = operation.name.rawValue
         guard line.count - 1 <= AdminProtocol.maximumRequestBytes else {
             throw GatewayError(
                 .configuration,
-                "the admin request \(request.op) is larger than 64 KiB; shorten its arguments"
+                "the admin request \(name) is larger than 64 KiB; shorten its arguments"
             )
         }
         let deadline = Date().addingTimeInterval(max(timeout, 0.001))

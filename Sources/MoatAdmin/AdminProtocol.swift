@@ -1,100 +1,72 @@
 import Foundation
 import MoatCore
 
-// The admin socket's wire format (`moat.sock`, in the state directory).
+// The admin socket's wire format (`moat.sock`, in the state directory). It is internal: the `moat` CLI
+// and the `moat serve` of the same version speak it.
 //
-// One request per connection. The client sends one JSON object on one line, terminated by "\n", at most
-// ``AdminProtocol/maximumRequestBytes`` bytes (64 KiB) before the newline:
+// One request per connection. The client sends one ``AdminOperation`` as one JSON object on one line,
+// terminated by "\n", at most ``AdminProtocol/maximumRequestBytes`` bytes (64 KiB) before the newline:
 //
-//     {"op": "token.create", "params": {"name": "ci", "scope": "read"}}
+//     {"op": "token.create", "params": {"expiry": {"standard": {}}, "name": "ci", "scope": "read"}}
 //
-// `params` maps strings to strings and may be left out. The server answers with one JSON line and closes
-// the connection:
+// `op` is a name from the table ``AdminOperation/Name``; `params` holds that operation's typed parameters
+// (strings, booleans, numbers, trust domains and levels by their raw values) and may be left out when it
+// has none. Passwords and codes are JSON strings on the wire; the server decodes them straight into
+// `SecretBytes` and wipes its copy of the request line. An unknown `op` ("this moat and the running
+// server may be different versions") or a parameter of the wrong type is a usage error (exit 64) that
+// names the operation and the parameter, never a value. The server answers with one JSON line and
+// closes the connection:
 //
-//     {"status": 0, "output": "text for stdout", "error": null}
+//     {"error": null, "result": {"tokenRevoked": {"prefix": "mt_ab12cd"}}, "status": 0}
 //
-// `status` is the exit code the CLI should end with, `output` goes to stdout and `error` (a string or
-// null) to stderr. A client that sends nothing within the read timeout (10 s) gets an error line.
+// `status` is the exit code the CLI should end with; `result` (an ``AdminResult``, or null on failure) is
+// rendered as text by the CLI; `error` (a string or null) goes to stderr. A client that sends nothing
+// within the read timeout (10 s) gets an error line.
 
-/// One owner operation the `moat` CLI asks the running `moat serve` to carry out.
-public struct AdminRequest: Codable, Sendable, Equatable {
-    /// The operation, such as `token.create` or `sessions.revoke-all`.
-    public var op: String
-    /// The operation's arguments; names and values are plain strings.
-    public var params: [String: String]
-
-    /// - Parameters:
-    ///   - op: the operation name.
-    ///   - params: its arguments.
-    public init(op: String, params: [String: String] = [:]) {
-        self.op = op
-        self.params = params
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case op, params
-    }
-
-    /// Decodes a request; a missing `params` is an empty one.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        op = try container.decode(String.self, forKey: .op)
-        params = try container.decodeIfPresent([String: String].self, forKey: .params) ?? [:]
-    }
-}
-
-/// The server's answer to one ``AdminRequest``: what the CLI prints and the exit code it ends with.
+/// The server's answer to one ``AdminOperation``: its result, or the error and the exit code.
 public struct AdminResponse: Codable, Sendable, Equatable {
     /// The process exit code the CLI should use (0 for success; see `ExitStatus`).
     public var status: Int32
-    /// Text for stdout (may be empty).
-    public var output: String
+    /// The operation's result; nil when it failed.
+    public var result: AdminResult?
     /// Text for stderr, or nil when there is none.
     public var error: String?
 
     /// - Parameters:
     ///   - status: the exit code for the CLI.
-    ///   - output: text for stdout.
+    ///   - result: the operation's result, if it succeeded.
     ///   - error: text for stderr, if any.
-    public init(status: Int32, output: String = "", error: String? = nil) {
+    public init(status: Int32, result: AdminResult? = nil, error: String? = nil) {
         self.status = status
-        self.output = output
+        self.result = result
         self.error = error
     }
 
-    /// A successful answer that prints `output`.
-    public static func success(_ output: String) -> AdminResponse {
-        AdminResponse(status: ExitStatus.ok, output: output, error: nil)
+    /// A successful answer.
+    public static func success(_ result: AdminResult) -> AdminResponse {
+        AdminResponse(status: ExitStatus.ok, result: result, error: nil)
     }
 
     /// A failed answer that prints `message` on stderr and ends the CLI with `status` (by default 1,
     /// `ExitStatus.failure`).
     public static func failure(_ message: String, status: Int32 = 1) -> AdminResponse {
-        AdminResponse(status: status, output: "", error: message)
+        AdminResponse(status: status, result: nil, error: message)
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, output, error
+        case status, result, error
     }
 
-    /// Decodes a response; `output` may be missing (empty) and `error` missing or null.
-    public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        status = try container.decode(Int32.self, forKey: .status)
-        output = try container.decodeIfPresent(String.self, forKey: .output) ?? ""
-        error = try container.decodeIfPresent(String.self, forKey: .error)
-    }
-
-    /// Encodes all three keys, with an explicit `null` when there is no error text.
+    /// Encodes all three keys, with an explicit `null` for a missing result or error.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(status, forKey: .status)
-        try container.encode(output, forKey: .output)
-        if let error {
-            try container.encode(error, forKey: .error)
+        if let result {
+            try container.encode(result, forKey: .result)
         } else {
-            try container.encodeNil(forKey: .error)
+            try container.encodeNil(forKey: .result)
         }
+        if let error { try container.encode(error, forKey: .error) } else { try container.encodeNil(forKey: .error) }
     }
 }
 
@@ -134,7 +106,32 @@ enum AdminProtocol {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         // JSONEncoder never emits a raw newline (string newlines are escaped), so this is one line.
-        return Array(try encoder.encode(value)) + [UInt8(ascii: "\n")]
+        var data = try encoder.encode(value)
+        // The request may carry a password: the encoder's buffer is wiped once copied.
+        defer { data.resetBytes(in: 0..<data.count) }
+        return Array(data) + [UInt8(ascii: "\n")]
+    }
+
+    /// An operation's request line, with its newline.
+    static func request(_ operation: AdminOperation) throws(GatewayError) -> [UInt8] {
+        do {
+            return try line(operation)
+        } catch {
+            throw GatewayError(.configuration, "cannot encode the admin request \(operation.name.rawValue)")
+        }
+    }
+
+    /// Overwrites `bytes` with zeros (a request line that may carry a password).
+    static func wipe(_ bytes: inout [UInt8]) {
+        for index in bytes.indices { bytes[index] = 0 }
+    }
+
+    /// Decodes a request line into an operation: an ``AdminRequestError`` for an unknown operation or a bad
+    /// parameter, any other error for a line that is not a request at all.
+    static func operation(from line: [UInt8]) throws -> AdminOperation {
+        var data = Data(line)
+        defer { data.resetBytes(in: 0..<data.count) }
+        return try JSONDecoder().decode(AdminOperation.self, from: data)
     }
 
     /// The response sent to a peer whose uid is not allowed.

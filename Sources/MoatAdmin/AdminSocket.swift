@@ -18,16 +18,10 @@ import Synchronization
 /// The admin socket (`moat.sock` in the state directory): how the `moat` CLI asks the running
 /// `moat serve` to carry out owner operations (API tokens, sessions, approvals).
 ///
-/// Wire format: one request per connection, one JSON object on one line terminated by `"\n"`, at most
-/// 64 KiB, sent within the read timeout (10 s):
-///
-///     {"op": "token.create", "params": {"name": "ci", "scope": "read"}}
-///
-/// (`params` maps strings to strings.) The answer is one JSON line, then the server closes:
-///
-///     {"status": 0, "output": "text for stdout", "error": null}
-///
-/// where `status` is the exit code the CLI should use and `error` is text for stderr or null.
+/// Wire format (described at the top of `AdminProtocol.swift`): one request per connection, one typed
+/// ``AdminOperation`` as a JSON object on one line terminated by `"\n"`, at most 64 KiB, sent within the
+/// read timeout (10 s); the answer is one ``AdminResponse`` JSON line (exit status, structured result,
+/// error text), then the server closes. Only the operation's name is logged, never its parameters.
 ///
 /// Who may connect: the socket file is created mode 0600 (umask 077 around `bind`, then checked), and on
 /// top of the file mode every accepted connection's peer is checked with `SO_PEERCRED`: only the
@@ -40,7 +34,7 @@ import Synchronization
 /// graceful shutdown or cancellation, waits for connections in progress, and removes the socket file.
 public final class AdminSocketServer: Service {
     private let path: String
-    private let handler: @Sendable (AdminRequest, AdminPeer) async -> AdminResponse
+    private let handler: @Sendable (AdminOperation, AdminPeer) async -> AdminResponse
     private let onRefused: @Sendable (AdminPeer) async -> Void
     private let logger: Logger
     private let allowedUID: uid_t
@@ -56,7 +50,7 @@ public final class AdminSocketServer: Service {
     ///   - readTimeout: how long a client has to send its request line.
     public init(
         path: String,
-        handler: @escaping @Sendable (AdminRequest, AdminPeer) async -> AdminResponse,
+        handler: @escaping @Sendable (AdminOperation, AdminPeer) async -> AdminResponse,
         onRefused: @escaping @Sendable (AdminPeer) async -> Void,
         logger: Logger,
         allowedUID: uid_t = geteuid(),
@@ -236,14 +230,19 @@ public final class AdminSocketServer: Service {
                     response = .failure("moat: the admin request is larger than 64 KiB", status: ExitStatus.usage)
                 case .unterminated:
                     response = .failure("moat: the admin request must end with a newline", status: ExitStatus.usage)
-                case .line(let bytes):
-                    if let request = try? JSONDecoder().decode(AdminRequest.self, from: Data(bytes)) {
-                        logger.info("admin request", metadata: ["op": "\(request.op)", "peer_uid": "\(peer.uid)"])
-                        response = await handler(request, peer)
-                    } else {
+                case .line(var bytes):
+                    defer { AdminProtocol.wipe(&bytes) }
+                    do {
+                        let operation = try AdminProtocol.operation(from: bytes)
+                        logger.info(
+                            "admin request", metadata: ["op": "\(operation.name.rawValue)", "peer_uid": "\(peer.uid)"])
+                        response = await handler(operation, peer)
+                    } catch let error as AdminRequestError {
+                        response = .failure("moat: " + error.message, status: ExitStatus.usage)
+                    } catch {
                         response = .failure(
                             "moat: malformed admin request: expected one JSON object "
-                                + #"{"op": "...", "params": {"name": "value"}}"#,
+                                + #"{"op": "...", "params": {...}}"#,
                             status: ExitStatus.usage
                         )
                     }

@@ -31,9 +31,9 @@ struct OwnerAccess {
         let authority = auth.authority
         return AdminSocketServer(
             path: socketPath,
-            handler: { request, peer in
-                await operations.perform(
-                    request, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
+            handler: { operation, peer in
+                await operations.respond(
+                    to: operation, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
             },
             onRefused: { peer in
                 await authority.recordAdminRefusal(uid: peer.uid, pid: peer.pid)
@@ -76,7 +76,10 @@ extension GatewayServer {
         return OwnerAccess(
             auth: auth,
             operations: { baseURL in
-                state.adminOperations(authority: authority, engine: engine, baseURL: baseURL) { link in
+                state.adminOperations(
+                    authority: authority, engine: engine,
+                    vault: VaultOperations(vault: vault, audit: audit, userAgent: "moat-admin-socket"), baseURL: baseURL
+                ) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }
             },

@@ -228,12 +228,13 @@ public final class InstallationState: Sendable {
     public func adminOperations(
         authority: OwnerAuthority,
         engine: PolicyEngine,
+        vault: VaultOperations? = nil,
         baseURL: @escaping @Sendable () -> String?,
         onSetupLink: (@Sendable (String) -> Void)? = nil
     ) -> AdminOperations {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
-            policy: PolicyOperations(engine: engine))
+            policy: PolicyOperations(engine: engine), vault: vault)
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

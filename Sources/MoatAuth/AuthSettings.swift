@@ -75,7 +75,7 @@ public struct ClientInfo: Sendable, Equatable {
 }
 
 /// What an API token may do.
-public enum TokenScope: String, Sendable, CaseIterable, Comparable {
+public enum TokenScope: String, Sendable, CaseIterable, Comparable, Codable {
     /// GET requests only.
     case read
     /// Everything except owner administration (tokens, revoke-all, password, TOTP).

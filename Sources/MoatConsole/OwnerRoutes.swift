@@ -151,7 +151,7 @@ public enum OwnerRoutes {
         admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
-                return APIError.json(status: .ok, ["tokens": tokens.map(TokenJSON.object)])
+                return APIError.json(status: .ok, ["tokens": tokens.map { TokenView($0).jsonObject }])
             }
         }
         admin.post("tokens") { request, context -> Response in
@@ -165,7 +165,7 @@ public enum OwnerRoutes {
                 let created = try await authority.createToken(
                     name: try body.string("name"), scope: scope, lifetime: lifetime,
                     actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
-                var object = TokenJSON.object(created.record)
+                var object = TokenView(created.record).jsonObject
                 object["token"] = created.token
                 return APIError.json(status: .created, object)
             }

@@ -13,28 +13,49 @@ import MoatVault
 
 /// Sends an owner or policy operation to the running server through the admin socket, or — when no
 /// server runs — performs it in this process on the same files with the same code (``AdminOperations``).
+/// Either way the result comes back typed and is rendered here, so the output is the same.
 enum AdminChannel {
-    static func run(_ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions) async throws {
-        let response = try await send(request, state: state, unlock: unlock)
-        if !response.output.isEmpty { FileHandle.standardOutput.write(Data(response.output.utf8)) }
-        if response.status != 0 {
-            throw CommandFailure(response.error ?? "the operation failed", exitCode: response.status)
-        }
-        if let note = response.error, !note.isEmpty { FileHandle.standardError.write(Data(note.utf8)) }
+    /// Runs `operation` and prints its result (`json` for the listings' `--json`).
+    static func run(
+        _ operation: AdminOperation, json: Bool = false, state: StateOptions, unlock: VaultUnlockOptions
+    ) async throws {
+        try print(try await perform(operation, state: state, unlock: unlock), json: json)
     }
 
-    static func send(
-        _ request: AdminRequest, state: StateOptions, unlock: VaultUnlockOptions
-    ) async throws -> AdminResponse {
-        let layout = try CommandContext.layout(state)
+    /// Prints `result` as the command's output: the result on stdout, notes on stderr.
+    static func print(_ result: AdminResult, json: Bool = false) throws {
+        let rendered = try CommandFailure.wrap { () throws in try result.rendered(json: json) }
+        if !rendered.output.isEmpty { FileHandle.standardOutput.write(Data(rendered.output.utf8)) }
+        if let note = rendered.note, !note.isEmpty { FileHandle.standardError.write(Data(note.utf8)) }
+    }
+
+    /// The admin socket of the server running on `layout`, or nil when none runs.
+    static func runningServer(_ layout: StateLayout) -> String? {
         let socket = Installation.adminSocketPath(layout)
-        if AdminClient.isServerListening(at: socket) {
-            do {
-                return try AdminClient.send(request, to: socket)
-            } catch {
-                throw CommandFailure("cannot talk to the running moat serve through \(socket): \(error)")
-            }
+        return AdminClient.isServerListening(at: socket) ? socket : nil
+    }
+
+    /// The result of `operation` from the server listening on `socket`; its failure as the command's.
+    static func send(_ operation: AdminOperation, to socket: String) throws -> AdminResult {
+        let response: AdminResponse
+        do {
+            response = try AdminClient.send(operation, to: socket)
+        } catch {
+            throw CommandFailure("cannot talk to the running moat serve through \(socket): \(error)")
         }
+        guard response.status == 0, let result = response.result else {
+            throw CommandFailure(
+                response.error ?? "the operation failed",
+                exitCode: response.status == 0 ? ExitStatus.failure : response.status)
+        }
+        return result
+    }
+
+    /// The result of `operation`, from the running server or from this process.
+    static func perform(
+        _ operation: AdminOperation, state: StateOptions, unlock: VaultUnlockOptions
+    ) async throws -> AdminResult {
+        if let socket = runningServer(try CommandContext.layout(state)) { return try send(operation, to: socket) }
         let context = try CommandContext.open(state: state)
         defer { try? context.state.close() }
         let vault = try context.unlockVault(unlock)
@@ -45,7 +66,11 @@ enum AdminChannel {
                 engine: try context.state.policyEngine(vault: vault, audit: audit),
                 baseURL: { nil })
         }
-        return await operations.perform(request, client: .local("cli"))
+        do {
+            return try await operations.perform(operation, client: .local("cli"))
+        } catch {
+            throw CommandFailure(error.message, exitCode: error.status)
+        }
     }
 }
 
@@ -82,14 +107,13 @@ struct OwnerCommand: AsyncParsableCommand {
 
         func run() async throws {
             if link {
-                try await AdminChannel.run(AdminRequest(op: "owner.setup-link"), state: state, unlock: unlock)
+                try await AdminChannel.run(.ownerSetupLink, state: state, unlock: unlock)
                 return
             }
             let password = try OwnerPassword.read(
                 file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "Owner password: ")
-            var params = ["password": password, "reset": reset ? "true" : "false"]
-            if let username { params["username"] = username }
-            try await AdminChannel.run(AdminRequest(op: "owner.setup", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(
+                .ownerSetup(username: username, password: password, reset: reset), state: state, unlock: unlock)
             // A setup link written by `moat serve` is useless now; do not leave it lying around.
             if let layout = try? CommandContext.layout(state) { unlink(layout.stateDirectory + "/setup-link.txt") }
         }
@@ -101,7 +125,7 @@ struct OwnerCommand: AsyncParsableCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            try await AdminChannel.run(AdminRequest(op: "owner.status"), state: state, unlock: unlock)
+            try await AdminChannel.run(.ownerStatus, state: state, unlock: unlock)
         }
     }
 
@@ -118,8 +142,7 @@ struct OwnerCommand: AsyncParsableCommand {
         func run() async throws {
             let password = try OwnerPassword.read(
                 file: ownerPasswordFile, stdin: ownerPasswordStdin, prompt: "New owner password: ")
-            try await AdminChannel.run(
-                AdminRequest(op: "owner.password", params: ["password": password]), state: state, unlock: unlock)
+            try await AdminChannel.run(.ownerPassword(password), state: state, unlock: unlock)
         }
     }
 
@@ -130,13 +153,14 @@ struct OwnerCommand: AsyncParsableCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            try await AdminChannel.run(AdminRequest(op: "owner.totp-begin"), state: state, unlock: unlock)
+            try await AdminChannel.run(.ownerTOTPBegin, state: state, unlock: unlock)
             FileHandle.standardError.write(Data("Code from the app: ".utf8))
-            guard let code = readLine(strippingNewline: true), !code.isEmpty else {
+            guard let line = readLine(strippingNewline: true), !line.isEmpty else {
                 throw CommandFailure("no code given; two-factor login stays off", exitCode: ExitStatus.usage)
             }
-            try await AdminChannel.run(
-                AdminRequest(op: "owner.totp-confirm", params: ["code": code]), state: state, unlock: unlock)
+            var bytes = Array(line.utf8)
+            let code = SecretBytes(wiping: &bytes)
+            try await AdminChannel.run(.ownerTOTPConfirm(code: code), state: state, unlock: unlock)
         }
     }
 
@@ -150,24 +174,21 @@ struct OwnerCommand: AsyncParsableCommand {
         var tokens = false
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "owner.revoke-all", params: ["tokens": tokens ? "true" : "false"]), state: state,
-                unlock: unlock)
+            try await AdminChannel.run(.ownerRevokeAll(tokens: tokens), state: state, unlock: unlock)
         }
     }
 }
 
 /// Reads an owner password from a file, standard input or the terminal (without echo, asked twice).
 enum OwnerPassword {
-    static func read(file: String?, stdin: Bool, prompt: String) throws -> String {
+    static func read(file: String?, stdin: Bool, prompt: String) throws -> SecretBytes {
         if file != nil && stdin {
             throw CommandFailure("give the owner password once: a file or standard input", exitCode: ExitStatus.usage)
         }
         let source: SecretSource = file.map { .file($0) } ?? (stdin ? .standardInput : .terminal)
-        let secret = try CommandFailure.wrap { () throws(VaultError) in
+        return try CommandFailure.wrap { () throws(VaultError) in
             try SecretInput.password(from: source, prompt: prompt, confirm: true)
         }
-        return secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
     }
 }
 
@@ -189,9 +210,14 @@ struct TokenCommand: AsyncParsableCommand {
         var expires: String?
 
         func run() async throws {
-            var params = ["name": name, "scope": scope]
-            if let expires { params["expires"] = expires }
-            try await AdminChannel.run(AdminRequest(op: "token.create", params: params), state: state, unlock: unlock)
+            let operation = try CommandFailure.wrap { () throws(AuthError) in
+                guard let tokenScope = TokenScope(rawValue: scope) else {
+                    throw AuthError(.invalidInput, "--scope must be read, write or admin")
+                }
+                return AdminOperation.tokenCreate(
+                    name: name, scope: tokenScope, expiry: try TokenExpiry(parsing: expires))
+            }
+            try await AdminChannel.run(operation, state: state, unlock: unlock)
         }
     }
 
@@ -202,8 +228,7 @@ struct TokenCommand: AsyncParsableCommand {
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "token.list", params: ["json": json ? "true" : "false"]), state: state, unlock: unlock)
+            try await AdminChannel.run(.tokenList, json: json, state: state, unlock: unlock)
         }
     }
 
@@ -214,8 +239,7 @@ struct TokenCommand: AsyncParsableCommand {
         @Argument(help: "The token's 8-character prefix (see `moat token list`).") var prefix: String
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "token.revoke", params: ["prefix": prefix]), state: state, unlock: unlock)
+            try await AdminChannel.run(.tokenRevoke(prefix: prefix), state: state, unlock: unlock)
         }
     }
 }

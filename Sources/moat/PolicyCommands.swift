@@ -40,7 +40,7 @@ extension TrustCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
-            try await AdminChannel.run(AdminRequest(op: "trust.show"), state: state, unlock: unlock)
+            try await AdminChannel.run(.trustShow, state: state, unlock: unlock)
         }
     }
 
@@ -66,9 +66,8 @@ extension TrustCommand {
         var force = false
 
         func run() async throws {
-            var params = ["domain": domain.rawValue, "level": String(level.rawValue), "reason": reason]
-            if force { params["force"] = "true" }
-            try await AdminChannel.run(AdminRequest(op: "trust.set", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(
+                .trustSet(domain: domain, level: level, reason: reason, force: force), state: state, unlock: unlock)
         }
     }
 
@@ -83,9 +82,7 @@ extension TrustCommand {
         var domain: TrustDomain?
 
         func run() async throws {
-            var params: [String: String] = [:]
-            if let domain { params["domain"] = domain.rawValue }
-            try await AdminChannel.run(AdminRequest(op: "trust.history", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(.trustHistory(domain: domain), state: state, unlock: unlock)
         }
     }
 
@@ -106,10 +103,8 @@ extension TrustCommand {
         var force = false
 
         func run() async throws {
-            var params = ["id": String(changeID)]
-            if let reason { params["reason"] = reason }
-            if force { params["force"] = "true" }
-            try await AdminChannel.run(AdminRequest(op: "trust.rollback", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(
+                .trustRollback(id: changeID, reason: reason, force: force), state: state, unlock: unlock)
         }
     }
 }
@@ -141,8 +136,7 @@ extension ApprovalsCommand {
         var json = false
 
         func run() async throws {
-            let params = ["all": all ? "true" : "false", "json": json ? "true" : "false"]
-            try await AdminChannel.run(AdminRequest(op: "approvals.list", params: params), state: state, unlock: unlock)
+            try await AdminChannel.run(.approvalsList(all: all), json: json, state: state, unlock: unlock)
         }
     }
 
@@ -156,8 +150,7 @@ extension ApprovalsCommand {
         var id: String
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "approvals.show", params: ["id": id]), state: state, unlock: unlock)
+            try await AdminChannel.run(.approvalsShow(id: id), state: state, unlock: unlock)
         }
     }
 
@@ -171,8 +164,7 @@ extension ApprovalsCommand {
         var id: String
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "approvals.approve", params: ["id": id]), state: state, unlock: unlock)
+            try await AdminChannel.run(.approvalsApprove(id: id), state: state, unlock: unlock)
         }
     }
 
@@ -189,8 +181,7 @@ extension ApprovalsCommand {
         var reason = ""
 
         func run() async throws {
-            try await AdminChannel.run(
-                AdminRequest(op: "approvals.deny", params: ["id": id, "reason": reason]), state: state, unlock: unlock)
+            try await AdminChannel.run(.approvalsDeny(id: id, reason: reason), state: state, unlock: unlock)
         }
     }
 }

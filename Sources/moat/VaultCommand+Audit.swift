@@ -1,4 +1,5 @@
 import Foundation
+import MoatAdmin
 import MoatApp
 import MoatAudit
 import MoatCore
@@ -31,20 +32,20 @@ extension VaultContext {
         metadata: [String: AuditValue] = [:],
         log: AuditLog
     ) -> VaultWriteRecorder {
-        { revision in
-            let event = AuditEvent(
-                actor: "owner",
-                action: action,
-                target: target,
-                userAgent: "moat-cli",
-                metadata: metadata.merging(VaultRollbackGuard.metadata(revision)) { $1 }
-            )
-            do {
-                try log.appendNow(event)
-            } catch {
-                throw Self.notRecorded(action, error)
-            }
+        VaultOperations.recorder(action, target: target, metadata: metadata, audit: log, userAgent: "moat-cli")
+    }
+
+    /// Runs a vault change in this process (no server runs), recorded in this home's audit log: the
+    /// same ``VaultOperations`` the server runs for the admin socket.
+    func perform(_ operation: AdminOperation, on vault: UnlockedVault) throws(VaultError) -> AdminResult {
+        var action = operation.name.rawValue
+        if case .vaultAdd(_, _, _, _, replace: true) = operation { action = "vault.replace" }
+        let operations = VaultOperations(
+            vault: vault, audit: try auditLog(for: vault, action: action), userAgent: "moat-cli")
+        guard let result = try operations.perform(operation) else {
+            throw VaultError(.io, "\(action) is not a vault operation")
         }
+        return result
     }
 
     /// Records a change that does not write `vault.moat` (the seal) *before* it is made; fail-closed.
@@ -77,7 +78,6 @@ extension VaultContext {
     }
 
     static func notRecorded(_ action: String, _ error: any Error) -> VaultError {
-        VaultError(
-            .io, "the audit log could not record \(action), so nothing was changed: \(ExitStatus.message(for: error))")
+        VaultOperations.notRecorded(action, error)
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoatAdmin
 import MoatAudit
 import MoatCore
 import MoatVault
@@ -132,33 +133,30 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try CommandFailure.wrap { () throws(VaultError) in
+            let policy = try CommandFailure.wrap { () throws(VaultError) in
                 // Checked before anything is asked, so a typo costs no password prompt.
                 try SecretName.validate(name)
-                let policy = try SecretPolicy(tools: tools, hosts: hosts)
-                let vault = try context.unlock(unlock)
-                let source: SecretSource =
-                    fromFile.map { .file($0) } ?? (SecretInput.terminalAvailable ? .terminal : .standardInput)
-                let value = try SecretInput.value(from: source, name: name)
-                let action = replace ? "vault.replace" : "vault.add"
-                let record = context.recorder(
-                    action,
-                    target: name,
-                    metadata: [
-                        "tools": .array(policy.tools.map { .string($0) }),
-                        "hosts": .array(policy.hosts.map { .string($0) }),
-                    ],
-                    log: try context.auditLog(for: vault, action: action)
-                )
-                try vault.add(name, value: value, policy: policy, replace: replace, record: record)
-                print("\(replace ? "stored" : "added") \(name) (\(policy.summary))")
-                if value.count < 4 {
-                    note("warning: values under 4 bytes are not scrubbed from tool output and logs")
-                }
-                if policy.tools.isEmpty || policy.hosts.isEmpty {
-                    note("note: no tool can use \(name) yet; allow one with --replace --allow-tool T --allow-host H")
-                }
+                return try SecretPolicy(tools: tools, hosts: hosts)
             }
+            let source: SecretSource =
+                fromFile.map { .file($0) } ?? (SecretInput.terminalAvailable ? .terminal : .standardInput)
+            func operation(_ value: SecretBytes) -> AdminOperation {
+                .vaultAdd(name: name, value: value, tools: policy.tools, hosts: policy.hosts, replace: replace)
+            }
+            // With `moat serve` running, the server changes the vault it holds open (and records it).
+            if let socket = AdminChannel.runningServer(context.layout) {
+                let value = try CommandFailure.wrap { () throws(VaultError) in
+                    try SecretInput.value(from: source, name: name)
+                }
+                try AdminChannel.print(try AdminChannel.send(operation(value), to: socket))
+                return
+            }
+            let result = try CommandFailure.wrap { () throws(VaultError) in
+                let vault = try context.unlock(unlock)
+                let value = try SecretInput.value(from: source, name: name)
+                return try context.perform(operation(value), on: vault)
+            }
+            try AdminChannel.print(result)
         }
     }
 
@@ -212,17 +210,15 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
-            try CommandFailure.wrap { () throws(VaultError) in
-                try SecretName.validate(name)
-                let vault = try context.unlock(unlock)
-                guard try vault.value(named: name) != nil else {
-                    throw VaultError(
-                        .unknownSecret, "there is no secret named \(name); moat vault list shows the names")
-                }
-                let log = try context.auditLog(for: vault, action: "vault.rm")
-                try vault.remove(name, record: context.recorder("vault.rm", target: name, log: log))
+            try CommandFailure.wrap { () throws(VaultError) in try SecretName.validate(name) }
+            if let socket = AdminChannel.runningServer(context.layout) {
+                try AdminChannel.print(try AdminChannel.send(.vaultRemove(name: name), to: socket))
+                return
             }
-            print("removed \(name)")
+            let result = try CommandFailure.wrap { () throws(VaultError) in
+                try context.perform(.vaultRemove(name: name), on: try context.unlock(unlock))
+            }
+            try AdminChannel.print(result)
         }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MoatAdmin
 import MoatApp
+import MoatAuth
 import MoatConfig
 import MoatConsole
 import MoatCore
@@ -17,10 +18,10 @@ import Testing
 @Suite struct AdminSocketTests {
     /// What the server's callbacks saw.
     actor Recorder {
-        var requests: [(AdminRequest, AdminPeer)] = []
+        var requests: [(AdminOperation.Name, AdminPeer)] = []
         var refused: [AdminPeer] = []
 
-        func record(_ request: AdminRequest, _ peer: AdminPeer) { requests.append((request, peer)) }
+        func record(_ operation: AdminOperation, _ peer: AdminPeer) { requests.append((operation.name, peer)) }
         func refuse(_ peer: AdminPeer) { refused.append(peer) }
     }
 
@@ -33,9 +34,11 @@ import Testing
     ) -> AdminSocketServer {
         AdminSocketServer(
             path: path,
-            handler: { request, peer in
-                await recorder.record(request, peer)
-                return .success("did \(request.op) for \(request.params["name"] ?? "-")\n")
+            handler: { operation, peer in
+                await recorder.record(operation, peer)
+                var name = "-"
+                if case .tokenCreate(let tokenName, _, _) = operation { name = tokenName }
+                return .success(.tokenRevoked(prefix: "did \(operation.name.rawValue) for \(name)"))
             },
             onRefused: { peer in await recorder.refuse(peer) },
             logger: quiet,
@@ -89,14 +92,13 @@ import Testing
         let recorder = Recorder()
         let response = try await Self.withRunningServer(Self.makeServer(path, recorder), at: path) {
             try await Self.offPool {
-                try AdminClient.send(
-                    AdminRequest(op: "token.create", params: ["name": "ci", "scope": "read"]), to: path)
+                try AdminClient.send(.tokenCreate(name: "ci", scope: .read, expiry: .seconds(3600)), to: path)
             }
         }
-        #expect(response == AdminResponse(status: 0, output: "did token.create for ci\n", error: nil))
+        #expect(response == AdminResponse(status: 0, result: .tokenRevoked(prefix: "did token.create for ci")))
         let requests = await recorder.requests
         #expect(requests.count == 1)
-        #expect(requests.first?.0 == AdminRequest(op: "token.create", params: ["name": "ci", "scope": "read"]))
+        #expect(requests.first?.0 == .tokenCreate)
         #expect(requests.first?.1 == AdminPeer(uid: UInt32(geteuid()), pid: getpid()))
         #expect(await recorder.refused.isEmpty)
         // Removed on shutdown.
@@ -109,10 +111,12 @@ import Testing
         let path = directory.file("moat.sock")
         let reply = try await Self.withRunningServer(Self.makeServer(path, Recorder()), at: path) {
             try await Self.offPool {
-                try RawUnixClient.exchange(path, Array(#"{"op": "sessions.revoke-all"}"#.utf8) + [10])
+                try RawUnixClient.exchange(path, Array(#"{"op": "owner.revoke-all"}"#.utf8) + [10])
             }
         }
-        #expect(reply == #"{"error":null,"output":"did sessions.revoke-all for -\n","status":0}"# + "\n")
+        #expect(
+            reply == #"{"error":null,"result":{"tokenRevoked":{"prefix":"did owner.revoke-all for -"}},"status":0}"#
+                + "\n")
     }
 
     @Test("the socket file is a socket with mode 0600")
@@ -137,7 +141,7 @@ import Testing
                 try await Self.makeServer(path, Recorder()).run()
             }
             #expect(error?.message.hasPrefix("another moat serve is running: \(path)") == true)
-            let response = try await Self.offPool { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+            let response = try await Self.offPool { try AdminClient.send(.ownerStatus, to: path) }
             #expect(response.status == 0)
         }
     }
@@ -149,7 +153,7 @@ import Testing
         try RawUnixClient.leaveStaleSocket(at: path)
         #expect(!AdminClient.isServerListening(at: path))
         let response = try await Self.withRunningServer(Self.makeServer(path, Recorder()), at: path) {
-            try await Self.offPool { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+            try await Self.offPool { try AdminClient.send(.ownerStatus, to: path) }
         }
         #expect(response.status == 0)
     }
@@ -208,13 +212,13 @@ import Testing
         let directory = TemporaryDirectory("moat-admin")
         let path = directory.file("moat.sock")
         #expect(!AdminClient.isServerListening(at: path))
-        let missing = #expect(throws: GatewayError.self) { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+        let missing = #expect(throws: GatewayError.self) { try AdminClient.send(.ownerStatus, to: path) }
         #expect(missing?.message.contains("start it with `moat serve`") == true)
         try RawUnixClient.leaveStaleSocket(at: path)
-        let stale = #expect(throws: GatewayError.self) { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+        let stale = #expect(throws: GatewayError.self) { try AdminClient.send(.ownerStatus, to: path) }
         #expect(stale?.message.contains("moat serve is not running") == true)
         let large = #expect(throws: GatewayError.self) {
-            try AdminClient.send(AdminRequest(op: "x", params: ["v": String(repeating: "a", count: 70_000)]), to: path)
+            try AdminClient.send(.tokenRevoke(prefix: String(repeating: "a", count: 70_000)), to: path)
         }
         #expect(large?.message.contains("larger than 64 KiB") == true)
     }
@@ -251,7 +255,7 @@ import Testing
         #expect(reply.status == 0, "the helper process failed: \(reply.output)")
         let response = try JSONDecoder().decode(AdminResponse.self, from: Data(reply.output.utf8))
         #expect(response.status == 77)
-        #expect(response.output == "")
+        #expect(response.result == nil)
         #expect(response.error?.contains("permission denied") == true)
         #expect(await recorder.requests.isEmpty)
         let refused = await recorder.refused

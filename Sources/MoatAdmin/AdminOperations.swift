@@ -1,0 +1,61 @@
+public import MoatAuth
+public import MoatCore
+
+/// A failed admin operation: the message for the owner (never a parameter's value) and the exit code
+/// the CLI ends with.
+public struct AdminFailure: Error, Sendable, Equatable, CustomStringConvertible {
+    public let message: String
+    public let status: Int32
+
+    public init(_ message: String, status: Int32 = ExitStatus.failure) {
+        self.message = message
+        self.status = status
+    }
+
+    /// Any error of the modules below, with its kind's exit code; a malformed request is a usage error.
+    init(_ error: any Error) {
+        switch error {
+        case let failure as AdminFailure: self = failure
+        case let request as AdminRequestError: self.init(request.message, status: ExitStatus.usage)
+        default: self.init(ExitStatus.message(for: error), status: ExitStatus.code(for: error))
+        }
+    }
+
+    public var description: String { message }
+}
+
+/// The one dispatch of every admin operation: each ``AdminOperation`` goes to the table that owns it
+/// (``OwnerOperations`` for `owner.`/`token.`, ``PolicyOperations`` for `trust.`/`approvals.`,
+/// ``VaultOperations`` for `vault.` when the vault is open).
+public struct AdminOperations: Sendable {
+    let owner: OwnerOperations
+    let policy: PolicyOperations
+    let vault: VaultOperations?
+
+    public init(owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil) {
+        self.owner = owner
+        self.policy = policy
+        self.vault = vault
+    }
+
+    /// Runs one operation; `client` names the caller for the audit log.
+    public func perform(_ operation: AdminOperation, client: ClientInfo) async throws(AdminFailure) -> AdminResult {
+        do {
+            if let result = try await owner.perform(operation, client: client) { return result }
+            if let result = try await policy.perform(operation) { return result }
+            if let vault, let result = try vault.perform(operation) { return result }
+        } catch {
+            throw AdminFailure(error)
+        }
+        throw AdminFailure(AdminRequestError.unknown(operation.name.rawValue))
+    }
+
+    /// Runs one operation and answers as the admin socket does.
+    public func respond(to operation: AdminOperation, client: ClientInfo) async -> AdminResponse {
+        do {
+            return .success(try await perform(operation, client: client))
+        } catch {
+            return .failure(error.message, status: error.status)
+        }
+    }
+}

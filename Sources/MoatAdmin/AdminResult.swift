@@ -1,0 +1,129 @@
+import Foundation
+public import MoatAuth
+public import MoatCore
+public import MoatPolicy
+
+/// What an ``AdminOperation`` answers: structured data, one case per kind of answer. The server sends
+/// it as JSON; the CLI renders it as text (`AdminRendering.swift` in `Sources/moat`), the same text whether it ran through
+/// the admin socket or in the command's own process.
+public enum AdminResult: Sendable, Equatable, Codable {
+    /// `owner.status`: nil when there is no owner yet.
+    case ownerStatus(OwnerStatusView?)
+    /// `owner.setup`: the running server's login address, when there is one.
+    case ownerSetUp(loginURL: String?)
+    case setupLink(String)
+    case passwordChanged
+    case revokedAll(tokens: Bool)
+    case totpEnrolment(qrText: String, uri: String, secret: String)
+    case recoveryCodes([String])
+    case tokenCreated(TokenCreated)
+    case tokens([TokenView])
+    case tokenRevoked(prefix: String)
+    case trust([DomainTrustView])
+    case trustChanged(TrustChangeView)
+    case trustRolledBack(TrustChangeView, of: Int64)
+    case trustHistory([TrustChangeView])
+    case approvals([ApprovalView], all: Bool)
+    case approval(ApprovalView)
+    case approved(id: String)
+    case denied(id: String)
+    case vaultAdded(VaultAdded)
+    case vaultRemoved(name: String)
+}
+
+/// A secret stored in the vault: its name and policy (never its value) and what to warn about.
+public struct VaultAdded: Sendable, Equatable, Codable {
+    public let name: String
+    /// Whether an existing secret was replaced.
+    public let replaced: Bool
+    /// The policy as `moat vault list` shows it.
+    public let policy: String
+    /// Whether the value is under 4 bytes (not scrubbed from output).
+    public let shortValue: Bool
+    /// Whether some tool may use it (at least one tool and one host allowed).
+    public let usable: Bool
+}
+
+/// The owner as `moat owner status` shows it.
+public struct OwnerStatusView: Sendable, Equatable, Codable {
+    public let username: String
+    public let totp: Bool
+    public let activeTokens: Int
+}
+
+/// A new API token: the token itself (shown once) and what to say about it.
+public struct TokenCreated: Sendable, Equatable, Codable {
+    public let token: String
+    public let prefix: String
+    public let scope: TokenScope
+    public let expiresAt: String?
+}
+
+/// One recorded trust change.
+public struct TrustChangeView: Sendable, Equatable, Codable {
+    public let id: Int64
+    public let domain: TrustDomain
+    public let from: TrustLevel
+    public let to: TrustLevel
+    public let kind: String
+    public let actor: String
+    public let reason: String
+    public let evidence: String
+    public let rollbackOf: Int64?
+    public let createdAt: Int64
+
+    init(_ change: TrustChange) {
+        id = change.id
+        domain = change.domain
+        from = change.from
+        to = change.to
+        kind = change.kind.rawValue
+        actor = change.actor
+        reason = change.reason
+        evidence = change.evidence
+        rollbackOf = change.rollbackOf
+        createdAt = change.createdAt
+    }
+}
+
+/// One domain's trust level and its last change.
+public struct DomainTrustView: Sendable, Equatable, Codable {
+    public let domain: TrustDomain
+    public let level: TrustLevel
+    public let lastChange: TrustChangeView?
+    public let tampered: Bool
+
+    init(_ trust: DomainTrust) {
+        domain = trust.domain
+        level = trust.level
+        lastChange = trust.lastChange.map(TrustChangeView.init)
+        tampered = trust.tampered
+    }
+}
+
+/// One approval with its exact request.
+public struct ApprovalView: Sendable, Equatable, Codable {
+    public let id: String
+    public let status: String
+    public let domain: TrustDomain
+    public let tool: String
+    public let arguments: String
+    public let destination: String
+    public let requestHash: String
+    public let principal: String
+    public let createdAt: Int64
+    public let expiresAt: Int64
+
+    init(_ record: ApprovalRecord) {
+        id = record.id
+        status = record.status.description
+        domain = record.domain
+        tool = record.request.tool
+        arguments = record.request.arguments
+        destination = record.request.destination
+        requestHash = record.requestHash
+        principal = record.principal
+        createdAt = record.createdAt
+        expiresAt = record.expiresAt
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import MoatAdmin
+import MoatAuth
+import MoatCore
+import MoatPolicy
+
+// The text (and `--json`) the CLI prints for each admin operation's result. The server never renders:
+// it answers an ``AdminResult``, and this is the one place that turns it into output, so a command prints
+// the same bytes whether it ran through the admin socket or in its own process.
+
+/// A result as the CLI prints it: `output` on stdout, `note` (details, never the result itself) on stderr.
+struct RenderedResult: Sendable, Equatable {
+    var output: String
+    var note: String?
+}
+
+extension AdminResult {
+    /// The text the CLI prints; `json` asks for JSON where the command has `--json` (token and
+    /// approval lists).
+    func rendered(json: Bool = false) throws -> RenderedResult {
+        switch self {
+        case .tokenCreated(let created):
+            return RenderedResult(
+                output: created.token + "\n",
+                note: "token \(created.prefix) (\(created.scope.rawValue), expires \(created.expiresAt ?? "never")) "
+                    + "— shown only this once; send it as `Authorization: Bearer <token>`\n")
+        case .vaultAdded(let added):
+            var notes: [String] = []
+            if added.shortValue {
+                notes.append("warning: values under 4 bytes are not scrubbed from tool output and logs")
+            }
+            if !added.usable {
+                notes.append(
+                    "note: no tool can use \(added.name) yet; allow one with --replace --allow-tool T --allow-host H")
+            }
+            return RenderedResult(output: text, note: notes.isEmpty ? nil : notes.map { $0 + "\n" }.joined())
+        case .tokens(let tokens) where json:
+            let data = try JSONSerialization.data(
+                withJSONObject: tokens.map(\.jsonObject), options: [.sortedKeys, .prettyPrinted])
+            return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
+        case .approvals(let records, _) where json:
+            let data = try JSONSerialization.data(withJSONObject: records.map(AdminText.json), options: [.sortedKeys])
+            return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
+        default:
+            return RenderedResult(output: text)
+        }
+    }
+
+    /// The text rendering of every result (stdout).
+    var text: String {
+        switch self {
+        case .ownerStatus(nil):
+            return "no owner yet: run `moat owner setup`\n"
+        case .ownerStatus(let status?):
+            return "owner: \(status.username)\ntwo-factor (TOTP): \(status.totp ? "on" : "off")\n"
+                + "active API tokens: \(status.activeTokens)\n"
+        case .ownerSetUp(let url?):
+            return "owner set up; log in at \(url)/login\n"
+        case .ownerSetUp(nil):
+            return "owner set up; start `moat serve` and log in at its address "
+                + "(http://127.0.0.1:18789/login by default)\n"
+        case .setupLink(let link):
+            return link + "\n"
+        case .passwordChanged:
+            return "password changed; every session was ended\n"
+        case .revokedAll(let tokens):
+            return "every session and live token was ended" + (tokens ? ", and every API token revoked" : "") + "\n"
+        case .totpEnrolment(let qrText, let uri, let secret):
+            return qrText + "\n" + uri + "\n\nsecret (to type in by hand): " + secret + "\n"
+        case .recoveryCodes(let codes):
+            return
+                "two-factor login is on. Recovery codes — each works once in place of a code; store them offline:\n\n"
+                + codes.map { "    " + $0 }.joined(separator: "\n") + "\n"
+        case .tokenCreated(let created):
+            return created.token + "\n"
+        case .tokens(let tokens):
+            return AdminText.table(tokens)
+        case .tokenRevoked(let prefix):
+            return "revoked \(prefix)\n"
+        case .trust(let items):
+            return items.map(AdminText.line).joined()
+        case .trustChanged(let change):
+            return "change \(change.id): \(change.domain) \(change.from) -> \(change.to) (\(change.kind))\n"
+        case .trustRolledBack(let change, let id):
+            return "change \(change.id): \(change.domain) \(change.from) -> \(change.to) (rollback of \(id))\n"
+        case .trustHistory(let changes):
+            return changes.map(AdminText.line).joined()
+        case .approvals(let records, let all):
+            if records.isEmpty { return all ? "no approvals\n" : "no pending approvals\n" }
+            return records.map { AdminText.line($0) + "\n" }.joined()
+        case .approval(let record):
+            return AdminText.line(record) + "\n"
+                + PrintableText.strip("tool:        \(record.tool)") + "\n"
+                + PrintableText.strip("arguments:   \(record.arguments)") + "\n"
+                + PrintableText.strip("destination: \(record.destination)") + "\n"
+                + "hash:        \(record.requestHash)\n"
+        case .approved(let id):
+            return "approved \(id)\n"
+        case .denied(let id):
+            return "denied \(id)\n"
+        case .vaultAdded(let added):
+            return "\(added.replaced ? "stored" : "added") \(added.name) (\(added.policy))\n"
+        case .vaultRemoved(let name):
+            return "removed \(name)\n"
+        }
+    }
+}
+
+/// The text forms of the listings.
+enum AdminText {
+    /// Control characters removed, so stored text cannot drive the owner's terminal.
+    static func printable(_ text: String) -> String {
+        String(PrintableText.strip(text).prefix(80))
+    }
+
+    static func table(_ tokens: [TokenView]) -> String {
+        guard !tokens.isEmpty else { return "no API tokens; create one with `moat token create NAME`\n" }
+        var lines = [["PREFIX", "NAME", "SCOPE", "CREATED", "LAST USED", "EXPIRES", "STATE"]]
+        for token in tokens {
+            let state = token.revokedAt != nil ? "revoked" : (token.active ? "active" : "expired")
+            lines.append([
+                token.prefix, printable(token.name), token.scope.rawValue, token.createdAt,
+                token.lastUsedAt ?? "never", token.expiresAt ?? "never", state,
+            ])
+        }
+        let widths = (0..<lines[0].count).map { column in lines.map { $0[column].count }.max() ?? 0 }
+        return lines.map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n") + "\n"
+    }
+
+    static func line(_ item: DomainTrustView) -> String {
+        var line = "\(item.domain.rawValue.padding(toLength: 13, withPad: " ", startingAt: 0))\(item.level)"
+        if let change = item.lastChange {
+            line += "  (change \(change.id), \(PolicyEngine.timestamp(change.createdAt)), \(change.kind))"
+        } else {
+            line += "  (default)"
+        }
+        if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
+        return PrintableText.strip(line) + "\n"
+    }
+
+    static func line(_ change: TrustChangeView) -> String {
+        var line =
+            "\(change.id)  \(PolicyEngine.timestamp(change.createdAt))  \(change.domain)  "
+            + "\(change.from.rawValue) -> \(change.to.rawValue)  \(change.kind)  by \(change.actor)"
+        if let undone = change.rollbackOf { line += "  (undoes \(undone))" }
+        line += "  reason: \(change.reason)  evidence: \(change.evidence)"
+        return PrintableText.strip(line) + "\n"
+    }
+
+    static func line(_ record: ApprovalView) -> String {
+        PrintableText.strip(
+            "\(record.id)  \(record.status)  \(record.domain)  \(record.tool)  "
+                + "\(record.destination.isEmpty ? "-" : record.destination)  by \(record.principal)  "
+                + "expires \(PolicyEngine.timestamp(record.expiresAt))"
+        )
+    }
+
+    static func json(_ record: ApprovalView) -> [String: Any] {
+        [
+            "id": record.id, "status": record.status, "domain": record.domain.rawValue,
+            "tool": record.tool, "arguments": record.arguments,
+            "destination": record.destination, "request_hash": record.requestHash,
+            "principal": record.principal, "created_at": PolicyEngine.timestamp(record.createdAt),
+            "expires_at": PolicyEngine.timestamp(record.expiresAt),
+        ]
+    }
+}
