@@ -16,7 +16,7 @@ extension GatewayServer {
         do {
             // Before anything in the vault is used (the audit keys included): a copied-back older vault
             // is refused.
-            try VaultRollbackGuard.check(vault, database: database)
+            try await VaultRollbackGuard.check(vault, against: database)
         } catch {
             throw Self.gatewayError(error)
         }

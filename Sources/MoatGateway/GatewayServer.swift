@@ -202,6 +202,12 @@ public struct GatewayServer: Sendable {
             try? database.close()
             throw GatewayError(.startup, "the server stopped: \(error)")
         }
+        do {
+            // Uses of tokens and sessions kept in memory (written at most once a minute each) go to disk.
+            try await ownerAuth?.authority.flushUsage()
+        } catch {
+            logger.error("could not write the last use of tokens and sessions", metadata: ["error": "\(error)"])
+        }
         if let audit {
             // Recorded, then covered by a signed checkpoint, before the database closes.
             do {
