@@ -67,7 +67,7 @@ extension OwnerAuthority {
         do {
             provisional = try await admitAttempt(
                 within: limits, counting: [(.passwordAccount, account), (.passwordAddress, client.limitKey)])
-        } catch where error.code == .rateLimited {
+        } catch  where error.code == .rateLimited {
             // Throttled per source address only: a key with the attempted username in it would let an
             // attacker grow this table (and the audit log) by trying many names.
             if shouldRecordRefusal("login " + client.limitKey) {

@@ -74,7 +74,8 @@ extension OwnerAuthority {
         // Counted as a failure in the transaction that checks the limit (codes tried at once cannot pass
         // it together), taken back when the code matches.
         let provisional = try await admitAttempt(
-            within: [FailureLimit(kind: .totp, key: account, limit: settings.totpFailures)], counting: [(.totp, account)])
+            within: [FailureLimit(kind: .totp, key: account, limit: settings.totpFailures)],
+            counting: [(.totp, account)])
         let totp = pending.withUnsafeBytes { TOTP(secret: Array($0)) }
         guard let step = totp.match(code, at: now(), window: 1, after: 0) else {
             await record(
@@ -159,7 +160,7 @@ extension OwnerAuthority {
             _ = try await admitAttempt(
                 within: [FailureLimit(kind: .totp, key: account, limit: settings.totpFailures)],
                 counting: [(.totp, account)])
-        } catch where error.code == .rateLimited {
+        } catch  where error.code == .rateLimited {
             if shouldRecordRefusal("totp " + client.limitKey) {
                 await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
             }

@@ -71,7 +71,7 @@ extension OwnerAuthority {
         actor: String = "owner",
         client: ClientInfo
     ) async throws(AuthError) -> CreatedAPIToken {
-        _ = try await requireOwner()
+        let owner = try await requireOwner()
         let cleanName = name.trimmingCharacters(in: .whitespaces)
         guard (1...64).contains(cleanName.count),
             PrintableText.isPrintable(cleanName)
@@ -94,7 +94,12 @@ extension OwnerAuthority {
                     "expires_at": expires.map { .string(Self.timestamp($0)) } ?? .null,
                 ]
             ) {
-                try await self.database.pool.write { db in try self.storeToken(record, in: db, new: true) }
+                try await self.database.pool.write { db in
+                    // The owner checked above must still be the owner: a reset or revoke-all that ran while
+                    // the audit entry was written would otherwise miss this token.
+                    guard try self.currentOwner(in: db).sameCredentials(owner) else { throw Self.ownerChanged }
+                    try self.storeToken(record, in: db, new: true)
+                }
             }
         } catch let error as AuthError {
             throw error

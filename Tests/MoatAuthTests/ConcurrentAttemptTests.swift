@@ -95,4 +95,22 @@ struct ConcurrentAttemptTests {
         #expect(try await fixture.authority.state() == .ready(username: winner, totpEnabled: false))
         _ = try await fixture.login(winner)
     }
+
+    @Test("an API token whose owner check raced a revoke-all by another process is refused, not left valid")
+    func tokenCreatedDuringRevokeAll() async throws {
+        let fixture = try AuthFixture()
+        try await fixture.setUp()
+        let before = try fixture.ownerState()
+        try await fixture.secondAuthority().revokeAll(tokens: true, client: .local("cli"))
+        let revoked = try fixture.ownerState()
+        try fixture.restoreOwnerState(before)
+        // The revoke-all lands between the creation's first look at the owner and its write.
+        fixture.onNextClockRead { try? fixture.restoreOwnerState(revoked) }
+        let refused = await authError {
+            try await fixture.authority.createToken(
+                name: "ci", scope: .read, lifetime: nil, client: AuthFixture.client)
+        }
+        #expect(refused?.code == .unauthorized)
+        #expect(try await fixture.authority.tokens().isEmpty)
+    }
 }

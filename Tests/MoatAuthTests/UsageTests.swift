@@ -98,7 +98,8 @@ struct UsageTests {
         #expect(refused?.code == .unauthorized)
     }
 
-    @Test("a session's activity counts at once for its idle deadline, and reaches moat.db once a minute and at shutdown")
+    @Test(
+        "a session's activity counts at once for its idle deadline, and reaches moat.db once a minute and at shutdown")
     func sessionActivity() async throws {
         let fixture = try AuthFixture()
         let login = try await fixture.setUp()
@@ -138,21 +139,29 @@ struct UsageTests {
     @Test("the ledger: due at the first use and a minute after the stored one; a failed write makes the next use due")
     func ledgerRules() {
         var ledger = UsageLedger(interval: 60_000)
-        #expect(ledger.use("a", at: 1_000, stored: nil))
-        #expect(!ledger.use("a", at: 2_000, stored: nil))
-        // A use racing the write in flight sees it, whatever the row it read said.
-        #expect(!ledger.use("a", at: 3_000, stored: nil))
+        // Whether each use is due to be written, in order.
+        var due: [Bool] = []
+        for time: Int64 in [1_000, 2_000, 3_000] { due.append(ledger.use("a", at: time, stored: nil)) }
+        // Due at the first use; later ones, racing the write in flight, see it whatever their row said.
+        #expect(due == [true, false, false])
         #expect(ledger.latest("a", stored: 1_000) == 3_000)
-        #expect(ledger.use("a", at: 61_000, stored: 1_000))
+        let minuteLater = ledger.use("a", at: 61_000, stored: 1_000)
+        #expect(minuteLater)
         #expect(ledger.latest("a", stored: 1_000) == 61_000)
-        #expect(!ledger.use("a", at: 62_000, stored: 61_000))
+        let soonAfter = ledger.use("a", at: 62_000, stored: 61_000)
+        #expect(!soonAfter)
         ledger.failed("a", at: 61_000)
         #expect(ledger.latest("a", stored: 1_000) == 62_000)
-        #expect(ledger.use("a", at: 63_000, stored: 1_000))
-        #expect(!ledger.use("b", at: 63_000, stored: 40_000))
-        #expect(ledger.takePending() == ["b": 63_000])
-        #expect(ledger.takePending().isEmpty)
-        #expect(!ledger.use("b", at: 64_000, stored: 40_000))
+        let retried = ledger.use("a", at: 63_000, stored: 1_000)
+        #expect(retried)
+        let other = ledger.use("b", at: 63_000, stored: 40_000)
+        #expect(!other)
+        let taken = ledger.takePending()
+        #expect(taken == ["b": 63_000])
+        let again = ledger.takePending()
+        #expect(again.isEmpty)
+        let afterFlush = ledger.use("b", at: 64_000, stored: 40_000)
+        #expect(!afterFlush)
     }
 }
 
