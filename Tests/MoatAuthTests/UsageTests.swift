@@ -11,12 +11,18 @@ import Testing
 /// session and at shutdown, never making a credential valid that the database says is not.
 @Suite("Token and session use kept in memory")
 struct UsageTests {
-    @Test("a token's first use is written at once, later ones at most once a minute; a listing shows the newest")
-    func tokenUseWrittenOncePerInterval() async throws {
+    /// An owner with one `read` API token.
+    static func tokenFixture(lifetime: TimeInterval? = nil) async throws -> (AuthFixture, CreatedAPIToken) {
         let fixture = try AuthFixture()
         try await fixture.setUp()
         let created = try await fixture.authority.createToken(
-            name: "ci", scope: .read, lifetime: nil, client: AuthFixture.client)
+            name: "ci", scope: .read, lifetime: lifetime, client: AuthFixture.client)
+        return (fixture, created)
+    }
+
+    @Test("a token's first use is written at once, later ones at most once a minute; a listing shows the newest")
+    func tokenUseWrittenOncePerInterval() async throws {
+        let (fixture, created) = try await Self.tokenFixture()
         let prefix = created.record.prefix
         let first = fixture.millis
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
@@ -38,10 +44,7 @@ struct UsageTests {
 
     @Test("uses not written yet reach moat.db at shutdown (flushUsage), for the next process to list")
     func tokenUseFlushedAtShutdown() async throws {
-        let fixture = try AuthFixture()
-        try await fixture.setUp()
-        let created = try await fixture.authority.createToken(
-            name: "ci", scope: .read, lifetime: nil, client: AuthFixture.client)
+        let (fixture, created) = try await Self.tokenFixture()
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
         fixture.advance(5)
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
@@ -58,10 +61,7 @@ struct UsageTests {
 
     @Test("a token revoked elsewhere fails at the next request although its use is kept in memory")
     func revokedTokenFailsAtOnce() async throws {
-        let fixture = try AuthFixture()
-        try await fixture.setUp()
-        let created = try await fixture.authority.createToken(
-            name: "ci", scope: .read, lifetime: nil, client: AuthFixture.client)
+        let (fixture, created) = try await Self.tokenFixture()
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
         fixture.advance(5)
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
@@ -84,10 +84,7 @@ struct UsageTests {
 
     @Test("an expired token fails even when it was used a moment before")
     func expiredTokenFailsAtOnce() async throws {
-        let fixture = try AuthFixture()
-        try await fixture.setUp()
-        let created = try await fixture.authority.createToken(
-            name: "short", scope: .read, lifetime: 30, client: AuthFixture.client)
+        let (fixture, created) = try await Self.tokenFixture(lifetime: 30)
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
         fixture.advance(29)
         _ = try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
