@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdTLS
 public import Logging
 public import MoatAudit
+import MoatAuth
 import MoatCore
 public import MoatStore
 public import MoatVault
