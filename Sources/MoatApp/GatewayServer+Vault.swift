@@ -124,8 +124,10 @@ struct VaultWatcher: Service {
         try await cancelWhenGracefulShutdown { [vault, logger, audit, interval] in
             var lastFailure: String?
             // The newest generation in the log (the unlock's), so writes made since start-up are recorded.
-            var recorded =
-                audit.flatMap { try? VaultRollbackGuard.newestRecorded($0.database)?.revision.generation } ?? 0
+            var recorded: UInt64 = 0
+            if let audit, let newest = try? await VaultRollbackGuard.newestRecorded(in: audit.database) {
+                recorded = newest.revision.generation
+            }
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)
                 if Task.isCancelled { break }

@@ -8,6 +8,7 @@ public import MoatConfig
 import MoatConsole
 public import MoatCore
 public import MoatHTTP
+import MoatAuth
 public import MoatStore
 public import MoatVault
 public import NIOCore
@@ -145,6 +146,12 @@ public struct GatewayServer: Sendable {
         } catch {
             try? state.close()
             throw GatewayError(.startup, "the server stopped: \(error)")
+        }
+        do {
+            // Uses of tokens and sessions kept in memory (written at most once a minute each) go to disk.
+            try await ownerAuth?.authority.flushUsage()
+        } catch {
+            logger.error("could not write the last use of tokens and sessions", metadata: ["error": "\(error)"])
         }
         if let audit {
             // Recorded, then covered by a signed checkpoint, before the database closes.

@@ -31,13 +31,32 @@ public enum AuditReader {
 
     /// The last `count` entries, oldest first.
     public static func tail(_ database: MoatDatabase, count: Int) throws -> [AuditEntry] {
-        try database.pool.read { db in
+        try database.pool.read { db in try tail(db, count: count) }
+    }
+
+    /// ``tail(_:count:)`` for async code (a route, an actor): read on the database's own queue, so no
+    /// thread of the cooperative pool waits for SQLite.
+    public static func tail(of database: MoatDatabase, count: Int) async throws -> [AuditEntry] {
+        try await database.pool.read { db in try tail(db, count: count) }
+    }
+
+    /// Every entry after `sequence`, oldest first, for async code (see ``tail(of:count:)``); a live view
+    /// polls with the last sequence it has shown.
+    public static func entries(of database: MoatDatabase, after sequence: Int64) async throws -> [AuditEntry] {
+        try await database.pool.read { db in
             try Row.fetchAll(
-                db,
-                sql: "SELECT \(AuditStore.columns) FROM audit_entries ORDER BY seq DESC LIMIT ?",
-                arguments: [max(0, count)]
-            ).map(AuditStore.entry).reversed()
+                db, sql: "SELECT \(AuditStore.columns) FROM audit_entries WHERE seq > ? ORDER BY seq",
+                arguments: [sequence]
+            ).map(AuditStore.entry)
         }
+    }
+
+    private static func tail(_ db: Database, count: Int) throws -> [AuditEntry] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT \(AuditStore.columns) FROM audit_entries ORDER BY seq DESC LIMIT ?",
+            arguments: [max(0, count)]
+        ).map(AuditStore.entry).reversed()
     }
 
     /// Entries matching `filter`, oldest first, handed to `body` one at a time (exports stream).

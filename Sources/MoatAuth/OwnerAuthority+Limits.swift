@@ -17,66 +17,87 @@ enum FailureKind: String, Sendable {
     case setup
 }
 
+/// One failure limit an attempt must be within: `limit` failures of `kind` for `key`.
+struct FailureLimit: Sendable {
+    let kind: FailureKind
+    let key: String
+    let limit: Int
+}
+
 extension OwnerAuthority {
-    /// Refuses with 429 while `key` has too many recent failures of `kind`.
+    /// Refuses with 429 while any of `limits` has too many recent failures; otherwise counts a
+    /// provisional failure for each of `counted` and returns their row ids (so a success or a refused
+    /// slot can take them back with ``withdrawFailures(_:)``).
+    ///
+    /// The check and the count are one transaction: attempts running at once cannot all pass the check
+    /// before any of them is counted (the actor runs other calls while it waits for the database).
     ///
     /// Failures are kept in `moat.db` for 24 hours (a restart does not reset them). The first lockout
     /// lasts one window after the last failure; each further lockout within 24 hours doubles it (growing
     /// back-off), capped at 24 hours. Keys are stored as keyed hashes, so an attempted username (which
     /// may be a password typed in the wrong field) is never written down.
-    func checkLimit(_ kind: FailureKind, key: String, limit: Int) throws(AuthError) {
+    func admitAttempt(
+        within limits: [FailureLimit], counting counted: [(kind: FailureKind, key: String)]
+    ) async throws(AuthError) -> [Int64] {
         let now = nowMillis()
-        let keyHash = storedKey(kind, key)
-        let times = try read { db in
-            try Int64.fetchAll(
-                db, sql: "SELECT at FROM auth_failures WHERE kind = ? AND key = ? AND at > ? ORDER BY at",
-                arguments: [kind.rawValue, keyHash, now - 86_400_000])
-        }
-        guard let last = times.last else { return }
         let window = Int64(settings.failureWindow * 1000)
-        let inWindow = times.filter { $0 > now - window }.count
-        let lockouts = times.count / max(1, limit)
-        guard inWindow >= limit || lockouts >= 2 else { return }
-        let backoff = min(86_400_000, window << Int64(min(max(lockouts, 1) - 1, 20)))
-        let unlock = last + backoff
-        guard now < unlock else { return }
-        let seconds = Int((Double(unlock - now) / 1000).rounded(.up))
-        throw AuthError(
-            .rateLimited, "too many failed attempts; try again in \(Self.duration(seconds))",
-            retryAfter: max(1, seconds))
+        let checks = limits.map { (kind: $0.kind, keyHash: storedKey($0.kind, $0.key), limit: $0.limit) }
+        let counts = counted.map { (kind: $0.kind, keyHash: storedKey($0.kind, $0.key)) }
+        return try await write { db in
+            for check in checks {
+                let times = try Int64.fetchAll(
+                    db, sql: "SELECT at FROM auth_failures WHERE kind = ? AND key = ? AND at > ? ORDER BY at",
+                    arguments: [check.kind.rawValue, check.keyHash, now - 86_400_000])
+                if let refusal = Self.lockout(times, limit: check.limit, window: window, now: now) { throw refusal }
+            }
+            var ids: [Int64] = []
+            for count in counts {
+                try db.execute(
+                    sql: "INSERT INTO auth_failures (kind, key, at) VALUES (?, ?, ?)",
+                    arguments: [count.kind.rawValue, count.keyHash, now])
+                ids.append(db.lastInsertedRowID)
+            }
+            if !counts.isEmpty {
+                try db.execute(sql: "DELETE FROM auth_failures WHERE at <= ?", arguments: [now - 86_400_000])
+            }
+            return ids
+        }
     }
 
-    /// Counts a failure; returns its row id (so a provisional one can be taken back).
-    @discardableResult
-    func recordFailure(_ kind: FailureKind, key: String) throws(AuthError) -> Int64 {
-        let now = nowMillis()
-        let keyHash = storedKey(kind, key)
-        return try write { db in
-            try db.execute(
-                sql: "INSERT INTO auth_failures (kind, key, at) VALUES (?, ?, ?)",
-                arguments: [kind.rawValue, keyHash, now])
-            let id = db.lastInsertedRowID
-            try db.execute(sql: "DELETE FROM auth_failures WHERE at <= ?", arguments: [now - 86_400_000])
-            return id
-        }
+    /// The 429 for failures at `times` (oldest first, the last 24 hours), or nil when there is no lockout.
+    private static func lockout(_ times: [Int64], limit: Int, window: Int64, now: Int64) -> AuthError? {
+        guard let last = times.last else { return nil }
+        let inWindow = times.filter { $0 > now - window }.count
+        let lockouts = times.count / max(1, limit)
+        guard inWindow >= limit || lockouts >= 2 else { return nil }
+        let backoff = min(86_400_000, window << Int64(min(max(lockouts, 1) - 1, 20)))
+        let unlock = last + backoff
+        guard now < unlock else { return nil }
+        let seconds = Int((Double(unlock - now) / 1000).rounded(.up))
+        return AuthError(
+            .rateLimited, "too many failed attempts; try again in \(duration(seconds))", retryAfter: max(1, seconds))
     }
 
     /// Takes back provisional failures (an attempt that was refused before its password was checked).
-    func withdrawFailures(_ ids: [Int64]) throws(AuthError) {
-        try write { db in
+    func withdrawFailures(_ ids: [Int64]) async throws(AuthError) {
+        try await write { db in
             for id in ids { try db.execute(sql: "DELETE FROM auth_failures WHERE id = ?", arguments: [id]) }
         }
     }
 
-    func clearFailures(_ kind: FailureKind, key: String) throws(AuthError) {
-        let keyHash = storedKey(kind, key)
-        try write { db in
-            try db.execute(
-                sql: "DELETE FROM auth_failures WHERE kind = ? AND key = ?", arguments: [kind.rawValue, keyHash])
+    /// Forgets every counted failure of each `(kind, key)` (a success), in one transaction.
+    func clearFailures(_ cleared: [(kind: FailureKind, key: String)]) async throws(AuthError) {
+        let hashes = cleared.map { (kind: $0.kind, keyHash: storedKey($0.kind, $0.key)) }
+        try await write { db in
+            for entry in hashes {
+                try db.execute(
+                    sql: "DELETE FROM auth_failures WHERE kind = ? AND key = ?",
+                    arguments: [entry.kind.rawValue, entry.keyHash])
+            }
         }
     }
 
-    private func storedKey(_ kind: FailureKind, _ key: String) -> String {
+    private nonisolated func storedKey(_ kind: FailureKind, _ key: String) -> String {
         let code = csrfKey.withSymmetricKey {
             HMAC<SHA256>.authenticationCode(for: Data((kind.rawValue + "\n" + key).utf8), using: $0)
         }

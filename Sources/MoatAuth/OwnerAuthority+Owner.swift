@@ -94,7 +94,7 @@ public struct LoginResult: Sendable {
 extension OwnerAuthority {
     /// The owner's state; a tampered owner row is audited.
     public func state() async throws(AuthError) -> OwnerState {
-        switch try loadOwner() {
+        switch try await loadOwner() {
         case .none: return .needsSetup
         case .some(.success(let owner)): return .ready(username: owner.username, totpEnabled: owner.totpEnabled)
         case .some(.failure):
@@ -106,15 +106,17 @@ extension OwnerAuthority {
     /// The owner row: nil when there is none (and this vault never had an owner), `.failure` when its
     /// MAC does not verify, when it is older than the vault's floor, or when it is missing although the
     /// vault has had an owner.
-    func loadOwner() throws(AuthError) -> Result<OwnerRecord, AuthError>? {
+    func loadOwner() async throws(AuthError) -> Result<OwnerRecord, AuthError>? {
+        try await read { db in try self.ownerResult(in: db) }
+    }
+
+    /// ``loadOwner()`` inside the caller's transaction.
+    nonisolated func ownerResult(in db: Database) throws -> Result<OwnerRecord, AuthError>? {
         do {
-            let owner = try read { db in
-                try self.verifiedOwner(try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1"))
-            }
-            guard let owner else { return nil }
+            guard let owner = try verifiedOwner(try Row.fetchOne(db, sql: "SELECT * FROM auth_owner WHERE id = 1"))
+            else { return nil }
             return .success(owner)
-        } catch {
-            guard error.code == .tampered else { throw error }
+        } catch let error as AuthError where error.code == .tampered {
             return .failure(error)
         }
     }
@@ -186,7 +188,7 @@ extension OwnerAuthority {
 
     /// The verified owner, or the error that explains why there is none.
     func requireOwner() async throws(AuthError) -> OwnerRecord {
-        switch try loadOwner() {
+        switch try await loadOwner() {
         case .none:
             throw AuthError(.setupRequired, Self.setupMessage)
         case .some(.success(let owner)):
@@ -269,7 +271,7 @@ extension OwnerAuthority {
     /// A fresh single-use setup token (valid ``AuthSettings/setupTokenLifetime``); earlier unused ones stop
     /// working. Refused once an owner exists.
     public func createSetupToken(client: ClientInfo) async throws(AuthError) -> String {
-        switch try loadOwner() {
+        switch try await loadOwner() {
         case .none: break
         case .some(.success): throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
         case .some(.failure(let error)): throw error
@@ -284,7 +286,7 @@ extension OwnerAuthority {
                 "auth.setup.link", actor: "system", client: client,
                 metadata: ["expires_at": .string(Self.timestamp(expires))]
             ) {
-                try self.database.pool.write { db in
+                try await self.database.pool.write { db in
                     try db.execute(sql: "DELETE FROM auth_setup_tokens")
                     try db.execute(
                         sql:
@@ -328,13 +330,22 @@ extension OwnerAuthority {
         password: SecretBytes,
         client: ClientInfo
     ) async throws(AuthError) -> OwnerRecord {
-        try checkLimit(.setup, key: client.limitKey, limit: settings.setupFailuresPerAddress)
+        // Counted as a failure in the transaction that checks the limit (guesses sent at once cannot pass
+        // it together), taken back once the link proves valid.
+        let provisional = try await admitAttempt(
+            within: [FailureLimit(kind: .setup, key: client.limitKey, limit: settings.setupFailuresPerAddress)],
+            counting: [(.setup, client.limitKey)])
         let hash = AuthRandom.sha256Hex(token)
         let now = nowMillis()
-        let found = try read { db -> (created: Int64, expires: Int64, used: Int64?, mac: String)? in
-            try Row.fetchOne(db, sql: "SELECT * FROM auth_setup_tokens WHERE token_hash = ?", arguments: [hash]).map {
-                ($0["created_at"], $0["expires_at"], $0["used_at"], $0["mac"])
+        let found: (created: Int64, expires: Int64, used: Int64?, mac: String)?
+        do {
+            found = try await read { db -> (created: Int64, expires: Int64, used: Int64?, mac: String)? in
+                try Row.fetchOne(db, sql: "SELECT * FROM auth_setup_tokens WHERE token_hash = ?", arguments: [hash])
+                    .map { ($0["created_at"], $0["expires_at"], $0["used_at"], $0["mac"]) }
             }
+        } catch {
+            try? await withdrawFailures(provisional)
+            throw error
         }
         var problem: String?
         if let (created, expires, used, mac) = found {
@@ -350,13 +361,13 @@ extension OwnerAuthority {
             problem = "unknown"
         }
         if let problem {
-            try recordFailure(.setup, key: client.limitKey)
             await record("auth.setup", outcome: "failure", client: client, metadata: ["reason": .string(problem)])
             throw AuthError(
                 .unauthorized,
                 "this setup link is not valid (unknown, used or expired); get a new one with `moat owner setup --link` "
                     + "or by restarting `moat serve`")
         }
+        try await withdrawFailures(provisional)
         let name = try Self.validUsername(username ?? "owner")
         try Self.checkPasswordRules(password)
         let passwordHash = try Self.hashPassword(password)
@@ -376,13 +387,13 @@ extension OwnerAuthority {
         } catch {
             throw AuthError(.storage, "could not store the owner: \(error)")
         }
-        try clearFailures(.setup, key: client.limitKey)
+        try await clearFailures([(.setup, client.limitKey)])
         return owner
     }
 
-    private func writeSetup(owner fresh: OwnerRecord, tokenHash: String, now: Int64) throws -> OwnerRecord {
-        let owner = try database.pool.write { db -> OwnerRecord in
-            if try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil || (try self.ownerFloor()) != nil {
+    private func writeSetup(owner fresh: OwnerRecord, tokenHash: String, now: Int64) async throws -> OwnerRecord {
+        let owner = try await database.pool.write { db -> OwnerRecord in
+            if try self.hasOwner(in: db) {
                 throw AuthError(.alreadySetUp, "Moat already has an owner; log in instead")
             }
             try db.execute(
@@ -413,6 +424,11 @@ extension OwnerAuthority {
         raiseOwnerFloor(to: owner.tokenVersion)
     }
 
+    /// Whether there is an owner row, or this vault has had an owner (its floor is set).
+    nonisolated func hasOwner(in db: Database) throws -> Bool {
+        try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil || (try ownerFloor()) != nil
+    }
+
     /// Stores `fresh` as the owner, starting above every earlier token version, and removes everything
     /// an earlier owner left: sessions, API tokens, recovery codes (and setup tokens, unless asked).
     private nonisolated func replaceOwner(
@@ -439,22 +455,24 @@ extension OwnerAuthority {
     ) async throws(AuthError) {
         let name = try Self.validUsername(username ?? "owner")
         try Self.checkPasswordRules(password)
-        let hasRow = try read { db in try Row.fetchOne(db, sql: "SELECT 1 FROM auth_owner") != nil }
-        let hadOwner = try ownerFloor() != nil
-        let exists = hasRow || hadOwner
-        if exists && !replace {
-            throw AuthError(
-                .alreadySetUp,
-                "Moat already has an owner; change the password with `moat owner password`, or start over with "
-                    + "`moat owner setup --reset` (ends every session and revokes every API token)")
-        }
+        let exists = try await read { db in try self.hasOwner(in: db) }
+        let existing = AuthError(
+            .alreadySetUp,
+            "Moat already has an owner; change the password with `moat owner password`, or start over with "
+                + "`moat owner setup --reset` (ends every session and revokes every API token)")
+        if exists && !replace { throw existing }
         let owner = OwnerRecord(username: name, passwordHash: try Self.hashPassword(password), now: nowMillis())
         do {
             try await audited(
                 "auth.setup", client: client,
                 metadata: ["via": .string("terminal"), "replaced": .bool(exists)]
             ) {
-                let stored = try self.database.pool.write { db in try self.replaceOwner(with: owner, in: db) }
+                let stored = try await self.database.pool.write { db in
+                    // Checked again where the owner is written: a setup that finished meanwhile (a link,
+                    // another terminal) is never replaced without `--reset`.
+                    if !replace, try self.hasOwner(in: db) { throw existing }
+                    return try self.replaceOwner(with: owner, in: db)
+                }
                 try self.finishNewOwner(stored)
             }
         } catch let error as AuthError {

@@ -25,6 +25,24 @@ public struct SessionInfo: Sendable, Equatable {
     public let csrfToken: String
     /// When it ends unless used again (idle expiry), or at the latest (absolute expiry).
     public let expires: Date
+    /// The last use its row held when it was looked up (``UsageLedger`` decides from it whether a use
+    /// is written).
+    let storedLastSeen: Int64
+}
+
+/// A session row as read, before its MAC is checked.
+struct StoredSession: Sendable {
+    let version: Int64
+    let created: Int64
+    let lastSeen: Int64
+    let mac: String
+
+    init(row: Row) {
+        version = row["token_version"]
+        created = row["created_at"]
+        lastSeen = row["last_seen_at"]
+        mac = row["mac"]
+    }
 }
 
 extension OwnerAuthority {
@@ -44,14 +62,21 @@ extension OwnerAuthority {
         let owner = try await requireOwner()
         let account = username.trimmingCharacters(in: .whitespaces).lowercased()
         let needsCode = try totpRequired(owner)
+        var limits = [
+            FailureLimit(kind: .passwordAddress, key: client.limitKey, limit: settings.passwordFailuresPerAddress),
+            FailureLimit(kind: .passwordAccount, key: account, limit: settings.passwordFailuresPerAccount),
+        ]
+        // A TOTP lockout refuses every login before the password is checked, whatever the username:
+        // answering 429 only after a correct password would tell an attacker the password is right.
+        if needsCode {
+            limits.append(FailureLimit(kind: .totp, key: owner.username.lowercased(), limit: settings.totpFailures))
+        }
+        // Counted as failures in the transaction that checks the limits, so logins running at once cannot
+        // slip past the limit together; a success clears them, a refused slot takes them back.
+        let provisional: [Int64]
         do {
-            try checkLimit(.passwordAddress, key: client.limitKey, limit: settings.passwordFailuresPerAddress)
-            try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
-            // A TOTP lockout refuses every login before the password is checked, whatever the username:
-            // answering 429 only after a correct password would tell an attacker the password is right.
-            if needsCode {
-                try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
-            }
+            provisional = try await admitAttempt(
+                within: limits, counting: [(.passwordAccount, account), (.passwordAddress, client.limitKey)])
         } catch  where error.code == .rateLimited {
             // Throttled per source address only: a key with the attempted username in it would let an
             // attacker grow this table (and the audit log) by trying many names.
@@ -63,17 +88,11 @@ extension OwnerAuthority {
             throw error
         }
         let known = account == owner.username.lowercased()
-        // Counted as failures before the check (no suspension since the limit check), so logins running
-        // at once cannot slip past the limit together; a success clears them, a refused slot takes them back.
-        let provisional = [
-            try recordFailure(.passwordAccount, key: account),
-            try recordFailure(.passwordAddress, key: client.limitKey),
-        ]
         let matches: Bool
         do {
             matches = try await slots.verify(password, against: known ? owner.passwordHash : dummyHash)
         } catch {
-            try withdrawFailures(provisional)
+            try await withdrawFailures(provisional)
             if shouldRecordRefusal("busy " + client.limitKey) {
                 await record(
                     "auth.login", outcome: "rate-limited", client: client, metadata: ["reason": .string("busy")])
@@ -91,8 +110,7 @@ extension OwnerAuthority {
         if try totpRequired(current) {
             try await checkSecondFactor(code, owner: current, client: client)
         }
-        try clearFailures(.passwordAccount, key: account)
-        try clearFailures(.passwordAddress, key: client.limitKey)
+        try await clearFailures([(.passwordAccount, account), (.passwordAddress, client.limitKey)])
         return try await startSession(owner: current, client: client)
     }
 
@@ -105,13 +123,15 @@ extension OwnerAuthority {
         let hash = AuthRandom.sha256Hex(id)
         let now = nowMillis()
         let mac = rows.mac(SessionRow(idHash: hash, tokenVersion: owner.tokenVersion, createdAt: now))
-        let idleCutoff = now - Int64(settings.sessionIdleTimeout * 1000)
+        // A session's stored last use may be up to one write interval behind its real one (UsageLedger),
+        // so expired rows are removed only once they are idle for longer than that as well.
+        let idleCutoff = now - Int64(settings.sessionIdleTimeout * 1000) - Self.usageWriteInterval
         let absoluteCutoff = now - Int64(settings.sessionAbsoluteTimeout * 1000)
         do {
             try await audited(
                 "auth.login", target: "session:" + hash.prefix(12), client: client
             ) {
-                try self.database.pool.write { db in
+                try await self.database.pool.write { db in
                     guard try self.currentOwner(in: db).sameCredentials(owner) else { throw Self.invalidCredentials }
                     try db.execute(
                         sql: "DELETE FROM auth_sessions WHERE last_seen_at <= ? OR created_at <= ?",
@@ -143,45 +163,51 @@ extension OwnerAuthority {
     /// alone cannot keep a session alive.
     public func session(id: String, touch: Bool = true) async throws(AuthError) -> SessionInfo? {
         guard (16...64).contains(id.utf8.count) else { return nil }
+        let hash = AuthRandom.sha256Hex(id)
+        // The owner and the session in one read transaction: one trip to the database's queue.
+        let (ownerResult, found) = try await read { db in
+            let owner = try self.ownerResult(in: db)
+            guard case .some(.success) = owner else { return (owner, StoredSession?.none) }
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM auth_sessions WHERE id_hash = ?", arguments: [hash])
+            return (owner, row.map(StoredSession.init(row:)))
+        }
         let owner: OwnerRecord
-        switch try loadOwner() {
+        switch ownerResult {
         case .some(.success(let verified)): owner = verified
         case .some(.failure):
             await reportTamper(table: "auth_owner", key: "1")
             return nil
         case .none: return nil
         }
-        let hash = AuthRandom.sha256Hex(id)
-        let found = try read { db -> (version: Int64, created: Int64, lastSeen: Int64, mac: String)? in
-            try Row.fetchOne(db, sql: "SELECT * FROM auth_sessions WHERE id_hash = ?", arguments: [hash]).map {
-                ($0["token_version"], $0["created_at"], $0["last_seen_at"], $0["mac"])
-            }
-        }
-        guard let (version, created, lastSeen, mac) = found else { return nil }
-        guard rows.verify(mac, of: SessionRow(idHash: hash, tokenVersion: version, createdAt: created)) else {
+        guard let found else { return nil }
+        guard rows.verify(found.mac, of: SessionRow(idHash: hash, tokenVersion: found.version, createdAt: found.created))
+        else {
             await reportTamper(table: "auth_sessions", key: String(hash.prefix(12)))
             return nil
         }
         let now = nowMillis()
-        let absoluteEnd = created + Int64(settings.sessionAbsoluteTimeout * 1000)
-        guard version == owner.tokenVersion, now < absoluteEnd,
+        let lastSeen = sessionUse.latest(hash, stored: found.lastSeen) ?? found.lastSeen
+        let absoluteEnd = found.created + Int64(settings.sessionAbsoluteTimeout * 1000)
+        guard found.version == owner.tokenVersion, now < absoluteEnd,
             now < lastSeen + Int64(settings.sessionIdleTimeout * 1000)
         else { return nil }
         let info = SessionInfo(
             idHash: hash, csrfToken: csrfToken(sessionHash: hash),
             expires: Date(
-                timeIntervalSince1970: Double(min(absoluteEnd, now + Int64(settings.sessionIdleTimeout * 1000))) / 1000)
+                timeIntervalSince1970: Double(min(absoluteEnd, now + Int64(settings.sessionIdleTimeout * 1000))) / 1000),
+            storedLastSeen: found.lastSeen
         )
-        if touch { try touchSession(info) }
+        if touch { try await touchSession(info) }
         return info
     }
 
-    /// Marks a session used now (its idle expiry starts again).
-    public func touchSession(_ session: SessionInfo) throws(AuthError) {
+    /// Marks a session used now (its idle expiry starts again). The use counts at once in this process;
+    /// it is written to `moat.db` at most once per ``usageWriteInterval`` (``UsageLedger``), never
+    /// failing the request it came with.
+    public func touchSession(_ session: SessionInfo) async throws(AuthError) {
         let now = nowMillis()
-        try write { db in
-            try db.execute(
-                sql: "UPDATE auth_sessions SET last_seen_at = ? WHERE id_hash = ?", arguments: [now, session.idHash])
+        if sessionUse.use(session.idHash, at: now, stored: session.storedLastSeen) {
+            await storeUse(session: session.idHash, at: now)
         }
     }
 
@@ -189,7 +215,7 @@ extension OwnerAuthority {
     public func logout(_ session: SessionInfo, client: ClientInfo) async throws(AuthError) {
         do {
             try await audited("auth.logout", target: "session:" + session.idHash.prefix(12), client: client) {
-                try self.database.pool.write { db in
+                try await self.database.pool.write { db in
                     try db.execute(sql: "DELETE FROM auth_sessions WHERE id_hash = ?", arguments: [session.idHash])
                 }
             }
@@ -240,7 +266,7 @@ extension OwnerAuthority {
             try await audited(
                 "auth.revoke_all", actor: actor, client: client, metadata: ["api_tokens": .bool(tokens)]
             ) {
-                let owner = try self.database.pool.write { db in
+                let owner = try await self.database.pool.write { db in
                     let owner = try self.updateOwner(in: db) { owner in
                         owner.tokenVersion += 1
                         owner.updatedAt = now
@@ -270,18 +296,20 @@ extension OwnerAuthority {
         _ password: SecretBytes, owner: OwnerRecord, action: String, client: ClientInfo
     ) async throws(AuthError) {
         let account = owner.username.lowercased()
-        try checkLimit(.passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)
-        // Counted before the check, as at login, so checks running at once cannot pass the limit together.
-        let provisional = try recordFailure(.passwordAccount, key: account)
+        // Counted in the transaction that checks the limit, as at login, so checks running at once cannot
+        // pass the limit together.
+        let provisional = try await admitAttempt(
+            within: [FailureLimit(kind: .passwordAccount, key: account, limit: settings.passwordFailuresPerAccount)],
+            counting: [(.passwordAccount, account)])
         let matches: Bool
         do {
             matches = try await slots.verify(password, against: owner.passwordHash)
         } catch {
-            try withdrawFailures([provisional])
+            try await withdrawFailures(provisional)
             throw error
         }
         if matches {
-            try withdrawFailures([provisional])
+            try await withdrawFailures(provisional)
             return
         }
         await record(
@@ -321,7 +349,7 @@ extension OwnerAuthority {
         let metadata: [String: AuditValue] = clearFailures ? ["via": .string("terminal")] : [:]
         do {
             try await audited("auth.password.change", client: client, metadata: metadata) {
-                let owner = try self.database.pool.write { db in
+                let owner = try await self.database.pool.write { db in
                     let owner = try self.updateOwner(in: db, checked: checked) { owner in
                         owner.passwordHash = hash
                         owner.tokenVersion += 1

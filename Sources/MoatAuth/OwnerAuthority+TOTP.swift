@@ -70,7 +70,7 @@ extension OwnerAuthority {
     /// recovery codes are returned (shown once; only their hashes are stored).
     public func confirmTOTP(code: String, client: ClientInfo) async throws(AuthError) -> [String] {
         let owner = try await requireOwner()
-        try checkLimit(.totp, key: owner.username.lowercased(), limit: settings.totpFailures)
+        let account = owner.username.lowercased()
         let pending: SecretBytes?
         do {
             pending = try vault.value(named: Self.pendingTOTPSecretName)
@@ -80,14 +80,19 @@ extension OwnerAuthority {
         guard let pending else {
             throw AuthError(.invalidInput, "no TOTP enrolment is in progress; start one first")
         }
+        // Counted as a failure in the transaction that checks the limit (codes tried at once cannot pass
+        // it together), taken back when the code matches.
+        let provisional = try await admitAttempt(
+            within: [FailureLimit(kind: .totp, key: account, limit: settings.totpFailures)],
+            counting: [(.totp, account)])
         let totp = pending.withUnsafeBytes { TOTP(secret: Array($0)) }
         guard let step = totp.match(code, at: now(), window: 1, after: 0) else {
-            try recordFailure(.totp, key: owner.username.lowercased())
             await record(
                 "auth.totp.failure", actor: "owner", outcome: "failure", client: client,
                 metadata: ["during": .string("enrolment")])
             throw AuthError(.unauthorized, "that code does not match; check the app's clock and try the next code")
         }
+        try await withdrawFailures(provisional)
         let codes = (0..<Self.recoveryCodeCount).map { _ in
             let raw = AuthRandom.string(12, alphabet: Self.recoveryAlphabet)
             return String(raw.prefix(4)) + "-" + String(raw.dropFirst(4).prefix(4)) + "-" + String(raw.suffix(4))
@@ -103,7 +108,7 @@ extension OwnerAuthority {
                 let policy = try SecretPolicy(tools: [], hosts: [])
                 try self.vault.add(Self.totpSecretName, value: pending, policy: policy, replace: true)
                 do {
-                    try self.storeEnrolment(step: step, hashes: hashes, now: now)
+                    try await self.storeEnrolment(step: step, hashes: hashes, now: now)
                 } catch {
                     if let previous {
                         try? self.vault.add(Self.totpSecretName, value: previous, policy: policy, replace: true)
@@ -119,13 +124,13 @@ extension OwnerAuthority {
         } catch {
             throw AuthError(.storage, "could not turn TOTP on: \(error)")
         }
-        try clearFailures(.totp, key: owner.username.lowercased())
+        try await clearFailures([(.totp, account)])
         return codes
     }
 
     /// The database half of confirming enrolment: TOTP on, the step used, the new recovery codes.
-    private nonisolated func storeEnrolment(step: Int64, hashes: [String], now: Int64) throws {
-        try database.pool.write { db in
+    private nonisolated func storeEnrolment(step: Int64, hashes: [String], now: Int64) async throws {
+        try await database.pool.write { db in
             try self.updateOwner(in: db) { owner in
                 owner.totpEnabled = true
                 owner.totpLastStep = max(owner.totpLastStep, step)
@@ -158,9 +163,13 @@ extension OwnerAuthority {
     /// code works once even when logins race.
     func checkSecondFactor(_ code: String?, owner: OwnerRecord, client: ClientInfo) async throws(AuthError) {
         let account = owner.username.lowercased()
+        // Counted as a failure in the transaction that checks the limit, so codes tried at once cannot
+        // pass it together; an accepted code clears the account's failures.
         do {
-            try checkLimit(.totp, key: account, limit: settings.totpFailures)
-        } catch {
+            _ = try await admitAttempt(
+                within: [FailureLimit(kind: .totp, key: account, limit: settings.totpFailures)],
+                counting: [(.totp, account)])
+        } catch  where error.code == .rateLimited {
             if shouldRecordRefusal("totp " + client.limitKey) {
                 await record("auth.totp.failure", actor: "owner", outcome: "rate-limited", client: client)
             }
@@ -168,28 +177,27 @@ extension OwnerAuthority {
         }
         let text = (code ?? "").filter { !$0.isWhitespace }
         if text.count == TOTP.digits, text.allSatisfy(\.isASCII), let step = try await matchTOTP(text, owner: owner),
-            try claimTOTPStep(step, owner: owner)
+            try await claimTOTPStep(step, owner: owner)
         {
             // Accepted, and the step is used up.
         } else if text.count == 14, try await useRecoveryCode(text.lowercased(), client: client) {
             // Accepted; useRecoveryCode audited it.
         } else {
-            try recordFailure(.totp, key: account)
             await record(
                 "auth.totp.failure", actor: "owner", outcome: "failure", client: client,
                 metadata: ["during": .string("login")])
             throw Self.invalidCredentials
         }
-        try clearFailures(.totp, key: account)
+        try await clearFailures([(.totp, account)])
     }
 
     /// Marks `step` used, in one transaction with the check that no later or equal step was used:
     /// another process sharing `moat.db` (or a concurrent login) cannot use the same code too. False
     /// when the code was already used, or the owner's credentials changed meanwhile.
-    private func claimTOTPStep(_ step: Int64, owner: OwnerRecord) throws(AuthError) -> Bool {
+    private func claimTOTPStep(_ step: Int64, owner: OwnerRecord) async throws(AuthError) -> Bool {
         let now = nowMillis()
         let unusable = AuthError(.unauthorized, "this code was used already")
-        return try write { db -> Bool in
+        return try await write { db -> Bool in
             do {
                 try self.updateOwner(in: db, checked: owner, refusal: unusable) { owner in
                     guard step > owner.totpLastStep else { throw unusable }
@@ -222,7 +230,7 @@ extension OwnerAuthority {
         let now = nowMillis()
         // The keyed form first; codes issued before it (plain SHA-256) keep working until used.
         let candidates = [recoveryHash(code), Self.legacyRecoveryHash(code)]
-        let found = try read { db -> (hash: String, created: Int64, used: Int64?, mac: String)? in
+        let found = try await read { db -> (hash: String, created: Int64, used: Int64?, mac: String)? in
             for hash in candidates {
                 if let row = try Row.fetchOne(
                     db, sql: "SELECT * FROM auth_recovery_codes WHERE code_hash = ?", arguments: [hash])
@@ -237,14 +245,14 @@ extension OwnerAuthority {
             await reportTamper(table: "auth_recovery_codes", key: String(hash.prefix(12)))
             return false
         }
-        let used = try write { db -> Bool in
+        let used = try await write { db -> Bool in
             try db.execute(
                 sql: "UPDATE auth_recovery_codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL",
                 arguments: [now, hash])
             return db.changesCount == 1
         }
         if used {
-            let left = try read { db in
+            let left = try await read { db in
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM auth_recovery_codes WHERE used_at IS NULL") ?? 0
             }
             await record(

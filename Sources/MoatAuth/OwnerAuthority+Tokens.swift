@@ -74,7 +74,7 @@ extension OwnerAuthority {
         actor: String = "owner",
         client: ClientInfo
     ) async throws(AuthError) -> CreatedAPIToken {
-        _ = try await requireOwner()
+        let owner = try await requireOwner()
         let cleanName = name.trimmingCharacters(in: .whitespaces)
         guard (1...64).contains(cleanName.count),
             PrintableText.isPrintable(cleanName)
@@ -97,7 +97,12 @@ extension OwnerAuthority {
                     "expires_at": expires.map { .string(Self.timestamp($0)) } ?? .null,
                 ]
             ) {
-                try self.database.pool.write { db in try self.storeToken(record, in: db, new: true) }
+                try await self.database.pool.write { db in
+                    // The owner checked above must still be the owner: a reset or revoke-all that ran while
+                    // the audit entry was written would otherwise miss this token.
+                    guard try self.currentOwner(in: db).sameCredentials(owner) else { throw Self.ownerChanged }
+                    try self.storeToken(record, in: db, new: true)
+                }
             }
         } catch let error as AuthError {
             throw error
@@ -121,9 +126,10 @@ extension OwnerAuthority {
             ])
     }
 
-    /// Every API token whose row verifies, newest first (tampered rows are audited and left out).
+    /// Every API token whose row verifies, newest first (tampered rows are audited and left out). The
+    /// last-used time includes uses not written to `moat.db` yet (``UsageLedger``).
     public func tokens() async throws(AuthError) -> [APITokenRecord] {
-        let all = try read { db in
+        let all = try await read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM auth_api_tokens ORDER BY created_at DESC").map {
                 (APITokenRecord(row: $0), $0["mac"] as String)
             }
@@ -131,6 +137,8 @@ extension OwnerAuthority {
         var out: [APITokenRecord] = []
         for (record, mac) in all {
             if rows.verify(mac, of: record) {
+                var record = record
+                record.lastUsedAt = tokenUse.latest(record.prefix, stored: record.lastUsedAt)
                 out.append(record)
             } else {
                 await reportTamper(table: "auth_api_tokens", key: record.prefix)
@@ -141,16 +149,26 @@ extension OwnerAuthority {
 
     /// Revokes the token with `prefix`; it answers 401 from then on.
     public func revokeToken(prefix: String, actor: String = "owner", client: ClientInfo) async throws(AuthError) {
-        guard var record = try await tokens().first(where: { $0.prefix == prefix }) else {
-            throw AuthError(
-                .notFound, "no API token with prefix \(Self.printable(prefix)); `moat token list` shows them")
-        }
+        let missing = AuthError(
+            .notFound, "no API token with prefix \(Self.printable(prefix)); `moat token list` shows them")
+        guard let record = try await tokens().first(where: { $0.prefix == prefix }) else { throw missing }
         guard record.revokedAt == nil else { return }
-        record.revokedAt = nowMillis()
-        let revoked = record
+        let now = nowMillis()
         do {
             try await audited("auth.token.revoke", actor: actor, target: "token:" + prefix, client: client) {
-                try self.database.pool.write { db in try self.storeToken(revoked, in: db) }
+                // The row as it is now, not the copy read before the audit append: a revoke-all or a
+                // last-used write in between is kept, and the first revocation time stands.
+                try await self.database.pool.write { db in
+                    guard
+                        let row = try Row.fetchOne(
+                            db, sql: "SELECT * FROM auth_api_tokens WHERE prefix = ?", arguments: [prefix])
+                    else { throw missing }
+                    var current = APITokenRecord(row: row)
+                    guard self.rows.verify(row["mac"], of: current) else { throw missing }
+                    guard current.revokedAt == nil else { return }
+                    current.revokedAt = now
+                    try self.storeToken(current, in: db)
+                }
             }
         } catch let error as AuthError {
             throw error
@@ -161,12 +179,16 @@ extension OwnerAuthority {
 
     /// The token a bearer credential names, when it is well-formed, known, intact, unexpired and not
     /// revoked. Use of a revoked token is audited. The hash is compared in constant time.
+    ///
+    /// Every call reads the token's row (a revocation counts from the next request), but the use itself
+    /// is written at most once per ``usageWriteInterval`` (``UsageLedger``): a read never waits for an fsync.
     public func authenticate(bearer token: String, client: ClientInfo) async throws(AuthError) -> APITokenRecord {
         guard let prefix = Self.tokenPrefix(token) else { throw AuthError(.unauthorized, "invalid API token") }
-        let found = try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM auth_api_tokens WHERE prefix = ?", arguments: [prefix]).map {
-                (APITokenRecord(row: $0), $0["mac"] as String)
-            }
+        // The owner is read in the same transaction: one trip to the database's queue per request.
+        let (found, owner) = try await read { db in
+            let token = try Row.fetchOne(db, sql: "SELECT * FROM auth_api_tokens WHERE prefix = ?", arguments: [prefix])
+                .map { (APITokenRecord(row: $0), $0["mac"] as String) }
+            return (token, try self.ownerResult(in: db))
         }
         guard var (record, mac) = found else { throw AuthError(.unauthorized, "invalid API token") }
         guard rows.verify(mac, of: record) else {
@@ -186,10 +208,14 @@ extension OwnerAuthority {
         if let expires = record.expiresAt, now >= expires {
             throw AuthError(.unauthorized, "this API token expired; create a new one with `moat token create`")
         }
-        _ = try requireOwnerSync()
-        try write { db in
-            try db.execute(
-                sql: "UPDATE auth_api_tokens SET last_used_at = ? WHERE prefix = ?", arguments: [now, prefix])
+        // The owner must exist and be intact for any token to count (a damaged owner row fails closed).
+        switch owner {
+        case .some(.success): break
+        case .some(.failure(let error)): throw error
+        case .none: throw AuthError(.setupRequired, Self.setupMessage)
+        }
+        if tokenUse.use(prefix, at: now, stored: record.lastUsedAt) {
+            await storeUse(token: prefix, at: now)
         }
         record.lastUsedAt = now
         return record
@@ -202,15 +228,6 @@ extension OwnerAuthority {
             parts[1].utf8.allSatisfy(AuthRandom.isBase62), parts[2].utf8.allSatisfy(AuthRandom.isBase62)
         else { return nil }
         return String(parts[1])
-    }
-
-    /// The owner must exist and be intact for any token to count (a damaged owner row fails closed).
-    private func requireOwnerSync() throws(AuthError) -> OwnerRecord {
-        switch try loadOwner() {
-        case .some(.success(let owner)): return owner
-        case .some(.failure(let error)): throw error
-        case .none: throw AuthError(.setupRequired, Self.setupMessage)
-        }
     }
 
     static func printable(_ text: String) -> String {

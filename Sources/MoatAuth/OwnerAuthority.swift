@@ -55,6 +55,10 @@ public actor OwnerAuthority {
     var recentRefusals: [String: Int64] = [:]
     /// The global refusal budget's window (see ``refusalAuditDecision(outcome:)``).
     var refusalBudget = RefusalBudget()
+    /// When each API token was last used, written at most once per ``usageWriteInterval`` per token.
+    var tokenUse = UsageLedger(interval: OwnerAuthority.usageWriteInterval)
+    /// When each session was last used (its idle deadline), written like ``tokenUse``.
+    var sessionUse = UsageLedger(interval: OwnerAuthority.usageWriteInterval)
 
     /// Opens the authority over `database`, taking its keys from `vault` (created on first use).
     public init(
@@ -167,9 +171,12 @@ public actor OwnerAuthority {
                 metadata: ["table": .string(table)]))
     }
 
-    func read<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(AuthError) -> T {
+    /// Runs `body` in a read transaction on the database's own queue: no thread of the cooperative pool
+    /// waits for SQLite. The actor may run other calls meanwhile, so a check that a later change relies
+    /// on belongs in the same transaction as the change.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(AuthError) -> T {
         do {
-            return try database.pool.read(body)
+            return try await database.pool.read(body)
         } catch let error as AuthError {
             throw error
         } catch {
@@ -177,9 +184,10 @@ public actor OwnerAuthority {
         }
     }
 
-    func write<T: Sendable>(_ body: @Sendable (Database) throws -> T) throws(AuthError) -> T {
+    /// Runs `body` in one write transaction on the database's own queue (see ``read(_:)``).
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(AuthError) -> T {
         do {
-            return try database.pool.write(body)
+            return try await database.pool.write(body)
         } catch let error as AuthError {
             throw error
         } catch {

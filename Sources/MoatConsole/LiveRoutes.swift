@@ -23,7 +23,7 @@ enum LiveRoutes {
                 return APIError.response(status: .badRequest, "limit must be a number from 1 to 500")
             }
             do {
-                let entries = try AuditReader.tail(auth.database, count: limit)
+                let entries = try await AuditReader.tail(of: auth.database, count: limit)
                 return APIError.json(status: .ok, ["entries": entries.reversed().map(entryObject)])
             } catch {
                 return APIError.response(status: .internalServerError, "could not read the audit log")
@@ -58,7 +58,7 @@ enum LiveRoutes {
     private static func stream(
         to writer: inout any ResponseBodyWriter, auth: GatewayAuth, claims: LiveTokenClaims
     ) async throws {
-        var last = (try? AuditReader.tail(auth.database, count: 1).last?.sequence) ?? 0
+        var last = (try? await AuditReader.tail(of: auth.database, count: 1).last?.sequence) ?? 0
         try await writer.write(ByteBuffer(string: "retry: 5000\nevent: ready\ndata: {}\n\n"))
         var tick = 0
         // Ends at expiry, on cancellation, and when the server shuts down (so SIGTERM never waits for
@@ -68,7 +68,7 @@ enum LiveRoutes {
             tick += 1
             guard (try? await auth.authority.tokenVersion()) == claims.tokenVersion else { break }
             var text = ""
-            try AuditReader.forEach(auth.database, filter: .init(afterSequence: last)) { entry in
+            for entry in try await AuditReader.entries(of: auth.database, after: last) {
                 last = entry.sequence
                 let data = (try? JSONSerialization.data(withJSONObject: entryObject(entry), options: [.sortedKeys]))
                 text += "event: audit\ndata: " + String(decoding: data ?? Data(), as: UTF8.self) + "\n\n"

@@ -278,13 +278,8 @@ struct BruteForceTests {
         settings.concurrentPasswordChecks = 16
         let fixture = try AuthFixture(settings: settings)
         try await fixture.setUp()
-        let codes = await withTaskGroup(of: AuthError.Code?.self) { group in
-            for _ in 0..<10 {
-                group.addTask { await authError { try await fixture.login("owner", "wrong password here") }?.code }
-            }
-            var codes: [AuthError.Code?] = []
-            for await code in group { codes.append(code) }
-            return codes
+        let codes = await ConcurrentAttemptTests.atOnce(10) {
+            _ = try await fixture.login("owner", "wrong password here")
         }
         #expect(codes.filter { $0 == .unauthorized }.count == 3)
         #expect(codes.filter { $0 == .rateLimited }.count == 7)
