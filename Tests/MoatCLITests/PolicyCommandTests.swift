@@ -19,7 +19,7 @@ import Testing
         let offlineShow = try MoatBinary.run(["trust", "show"], home: temp.path)
         #expect(offlineShow.status == 0)
         let server = try RunningServer(arguments: [], home: temp.path)
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: temp.file("moat.sock")) && Date() < deadline { usleep(20_000) }
         let show = try MoatBinary.run(["trust", "show"], home: temp.path)
         #expect(show.status == 0 && show.stdout == offlineShow.stdout)

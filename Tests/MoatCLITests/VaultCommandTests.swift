@@ -251,7 +251,7 @@ import Testing
         #expect(second.log.contains("\"source\":\"seal\""))
         let added = try moat(["vault", "add", "FROM_CLI"], home, stdin: Self.token + "\n")
         #expect(added.status == 0, "\(added.stderr)")
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(60)
         while !second.log.contains("vault reloaded") && Date() < deadline { usleep(100_000) }
         let (_, secondLog) = second.stop()
         #expect(secondLog.contains("\"message\":\"vault reloaded\""), "\(secondLog)")
