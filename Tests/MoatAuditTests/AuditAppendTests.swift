@@ -192,7 +192,7 @@ import Testing
     }
 }
 
-@Suite struct AuditCrashTests {
+@Suite(.tags(.slow)) struct AuditCrashTests {
     @Test(
         "a child appending in a loop, SIGKILLed at random times: every acknowledged entry survives, the file is sound")
     func killedWriter() async throws {

@@ -5,7 +5,7 @@ import MoatVault
 import Testing
 
 /// What the `moat serve` process itself withstands: memory readers and descriptor exhaustion.
-@Suite(.serialized) struct ServeProcessTests {
+@Suite(.serialized, .tags(.slow)) struct ServeProcessTests {
     /// As root, run a command without `CAP_SYS_PTRACE`: with it, root may read any process's memory
     /// whatever the process asked for. Run as another user, nothing is needed.
     static var withoutPtrace: [String] {

@@ -18,12 +18,16 @@ import Testing
         func refuse(_ peer: AdminPeer) { refused.append(peer) }
     }
 
+    /// The client's limit for answers the test expects: it only bounds a broken run (a loaded 2-core machine
+    /// has kept the in-process server from answering for more than the CLI's 30 s).
+    static let generous: TimeInterval = 300
+
     static let quiet = Logger(label: "moat.test.admin") { _ in SwiftLogNoOpLogHandler() }
 
     static func makeServer(
         _ path: String,
         _ recorder: Recorder,
-        readTimeout: Duration = .seconds(10)
+        readTimeout: Duration = .seconds(120)
     ) -> AdminSocketServer {
         AdminSocketServer(
             path: path,
@@ -84,7 +88,8 @@ import Testing
         let response = try await Self.withRunningServer(Self.makeServer(path, recorder), at: path) {
             try await Self.offPool {
                 try AdminClient.send(
-                    AdminRequest(op: "token.create", params: ["name": "ci", "scope": "read"]), to: path)
+                    AdminRequest(op: "token.create", params: ["name": "ci", "scope": "read"]), to: path,
+                    timeout: Self.generous)
             }
         }
         #expect(response == AdminResponse(status: 0, output: "did token.create for ci\n", error: nil))
@@ -131,7 +136,9 @@ import Testing
                 try await Self.makeServer(path, Recorder()).run()
             }
             #expect(error?.message.hasPrefix("another moat serve is running: \(path)") == true)
-            let response = try await Self.offPool { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+            let response = try await Self.offPool {
+                try AdminClient.send(AdminRequest(op: "ping"), to: path, timeout: Self.generous)
+            }
             #expect(response.status == 0)
         }
     }
@@ -143,7 +150,9 @@ import Testing
         try RawUnixClient.leaveStaleSocket(at: path)
         #expect(!AdminClient.isServerListening(at: path))
         let response = try await Self.withRunningServer(Self.makeServer(path, Recorder()), at: path) {
-            try await Self.offPool { try AdminClient.send(AdminRequest(op: "ping"), to: path) }
+            try await Self.offPool {
+                try AdminClient.send(AdminRequest(op: "ping"), to: path, timeout: Self.generous)
+            }
         }
         #expect(response.status == 0)
     }

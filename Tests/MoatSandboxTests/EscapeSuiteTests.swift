@@ -1,10 +1,11 @@
 import Foundation
 import MoatSandbox
+import MoatTestSupport
 import Testing
 
 /// The escape suite of issue 5, run through the real launcher: each attempt is one of the launcher's own
 /// probes, run as the sandboxed command, which prints `held: …` (exit 0) or `ESCAPED: …` (exit 1).
-@Suite struct EscapeSuiteTests {
+@Suite(.tags(.slow)) struct EscapeSuiteTests {
     /// Probes that take no argument and judge themselves, with the errors they must see.
     static let selfJudgingProbes: [(name: String, expected: [String])] = [
         ("write-etc", ["EROFS"]),

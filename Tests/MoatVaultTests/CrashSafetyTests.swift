@@ -7,7 +7,7 @@ import Testing
 
 /// A child process changes the vault in a loop and is killed with SIGKILL at a random moment, many
 /// times: afterwards the vault must always open, with the old or the new password.
-@Suite(.serialized) struct CrashSafetyTests {
+@Suite(.serialized, .tags(.slow)) struct CrashSafetyTests {
     static var helperPath: String {
         URL(fileURLWithPath: MoatBinary.path).deletingLastPathComponent().appendingPathComponent(
             "moat-vault-crash-helper"
@@ -39,7 +39,8 @@ import Testing
             done: lines.dropFirst().compactMap { Int($0.dropFirst("done ".count)) })
     }
 
-    @Test("killed at random points of a write, the vault always opens and holds the last acknowledged value or the next")
+    @Test(
+        "killed at random points of a write, the vault always opens and holds the last acknowledged value or the next")
     func killDuringWrites() throws {
         let fixture = VaultFixture()
         let vault = try fixture.create()
