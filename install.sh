@@ -93,8 +93,8 @@ require_swift
 cd "$(dirname "$0")"
 say "building release (the first build takes a few minutes)"
 # --static-swift-stdlib links the Swift runtime, Foundation (with its ICU data) and Dispatch into the
-# binary, so the installed moat needs only the system libraries (libsodium, libargon2, libseccomp,
-# libsqlite3, libqrencode, libc, libstdc++): no Swift toolchain on the machine that runs it.
+# binary, so the installed moat needs only the system libraries (libsodium, libargon2, libsqlite3,
+# libqrencode, libstdc++, libc): no Swift toolchain on the machine that runs it.
 swift build -c release --static-swift-stdlib --product moat
 # The sandbox launcher: moat looks for it beside itself and runs no tool command without it. It is a
 # static C program already (Package.swift).
@@ -107,8 +107,7 @@ fi
 mkdir -p "$prefix"
 for tool in moat moat-sandbox; do
     if [ -x "$bin_dir/$tool" ]; then
-        # Stripped (-s): the symbol tables and debug info are most of a release binary's size and
-        # nothing at run time reads them (crash backtraces still name functions from the dynamic symbols).
+        # Stripped (-s): nothing at run time reads the symbol table and debug sections.
         install -s -m 0755 "$bin_dir/$tool" "$prefix/$tool.new"
         mv -f "$prefix/$tool.new" "$prefix/$tool"
         say "installed $prefix/$tool"

@@ -42,10 +42,10 @@ toolchain=""
 if command -v swift >/dev/null 2>&1; then
     toolchain="$(dirname "$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")")"
 fi
-hidden() { # runs "$@" with the toolchain (if any) behind an empty tmpfs
+hidden() { # execs "$@" with the toolchain (if any) behind an empty tmpfs; call it in a subshell: $(…) or &
     local unshare=(unshare -m)
     [[ "$(id -u)" -eq 0 ]] || unshare=(unshare -rm)
-    "${unshare[@]}" sh -c 'if [ -n "$1" ]; then mount -t tmpfs -o ro,size=4k none "$1" || exit 90; fi; shift; exec "$@"' \
+    exec "${unshare[@]}" sh -c 'if [ -n "$1" ]; then mount -t tmpfs -o ro,size=4k none "$1" || exit 90; fi; shift; exec "$@"' \
         hide "$toolchain" env -u LD_LIBRARY_PATH "$@"
 }
 [[ -z "$toolchain" ]] || echo "toolchain hidden while moat runs: $toolchain"
