@@ -5,17 +5,9 @@ import Testing
 
 /// `moat audit` through the real binary, on state a real `moat serve` created.
 @Suite(.serialized) struct AuditCommandTests {
-    /// Starts and stops the gateway once, so the home has a vault, a seal, a database and audit entries.
-    static func servedHome() throws -> TemporaryDirectory {
-        let temp = TemporaryDirectory()
-        let server = try RunningServer(arguments: [], home: temp.path)
-        #expect(server.stop().status == 0)
-        return temp
-    }
-
     @Test("serve records start, config and stop; verify proves the chain intact with the shutdown checkpoint")
     func verifyAfterServe() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let tail = try MoatBinary.run(["audit", "tail", "-n", "50"], home: home.path)
         #expect(tail.status == 0)
         for action in ["gateway.start", "config.loaded", "gateway.stop"] {
@@ -31,7 +23,7 @@ import Testing
 
     @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
     func keptCheckpointCatchesTruncation() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let checkpoint = try MoatBinary.run(["audit", "checkpoint"], home: home.path)
         #expect(checkpoint.status == 0, "\(checkpoint.stderr)")
         let lines = checkpoint.stdout.split(separator: "\n", omittingEmptySubsequences: false)
@@ -62,7 +54,7 @@ import Testing
 
     @Test("an edited entry is named by verify, and a forged checkpoint file is refused")
     func editedEntryAndForgedCheckpoint() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let queue = try DatabaseQueue(path: home.file("moat.db"))
         try queue.write { db in
             try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
@@ -81,7 +73,7 @@ import Testing
 
     @Test("export writes CSV with a header and JSON lines, filtered by action")
     func export() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let csv = try MoatBinary.run(["audit", "export", "--format", "csv"], home: home.path)
         #expect(csv.status == 0)
         #expect(
@@ -101,7 +93,7 @@ import Testing
 
     @Test("vault changes from the CLI are recorded by name before they happen, never with the value")
     func vaultChangesAudited() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let value = "tok-9f8e7d6c5b4a39281706"
         let added = try MoatBinary.run(
             ["vault", "add", "DEPLOY_TOKEN", "--allow-tool", "http", "--allow-host", "api.example.com"],
@@ -121,7 +113,7 @@ import Testing
 
     @Test("a refused bind is recorded in an existing installation's log")
     func bindRefusalAudited() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let refused = try MoatBinary.run(["serve", "--host", "0.0.0.0"], home: home.path)
         #expect(refused.status == 78)
         let tail = try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path)
