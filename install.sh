@@ -92,10 +92,14 @@ fi
 require_swift
 cd "$(dirname "$0")"
 say "building release (the first build takes a few minutes)"
-swift build -c release --product moat
-# The sandbox launcher: moat looks for it beside itself and runs no tool command without it.
-swift build -c release --product moat-sandbox
-bin_dir="$(swift build -c release --show-bin-path)"
+# --static-swift-stdlib links the Swift runtime, Foundation (with its ICU data) and Dispatch into the
+# binary, so the installed moat needs only the system libraries (libsodium, libargon2, libsqlite3,
+# libqrencode, libstdc++, libc): no Swift toolchain on the machine that runs it.
+swift build -c release --static-swift-stdlib --product moat
+# The sandbox launcher: moat looks for it beside itself and runs no tool command without it. It is a
+# static C program already (Package.swift).
+swift build -c release --static-swift-stdlib --product moat-sandbox
+bin_dir="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 
 if [ -z "$prefix" ]; then
     if [ "$(id -u)" -eq 0 ]; then prefix=/usr/local/bin; else prefix="$HOME/.local/bin"; fi
@@ -103,7 +107,8 @@ fi
 mkdir -p "$prefix"
 for tool in moat moat-sandbox; do
     if [ -x "$bin_dir/$tool" ]; then
-        install -m 0755 "$bin_dir/$tool" "$prefix/$tool.new"
+        # Stripped (-s): nothing at run time reads the symbol table and debug sections.
+        install -s -m 0755 "$bin_dir/$tool" "$prefix/$tool.new"
         mv -f "$prefix/$tool.new" "$prefix/$tool"
         say "installed $prefix/$tool"
     fi

@@ -4,11 +4,11 @@ import HummingbirdTLS
 public import Logging
 import MoatAdmin
 public import MoatAudit
+import MoatAuth
 public import MoatConfig
 import MoatConsole
 public import MoatCore
 public import MoatHTTP
-import MoatAuth
 public import MoatStore
 public import MoatVault
 public import NIOCore

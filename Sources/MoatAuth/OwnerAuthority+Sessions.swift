@@ -180,7 +180,8 @@ extension OwnerAuthority {
         case .none: return nil
         }
         guard let found else { return nil }
-        guard rows.verify(found.mac, of: SessionRow(idHash: hash, tokenVersion: found.version, createdAt: found.created))
+        guard
+            rows.verify(found.mac, of: SessionRow(idHash: hash, tokenVersion: found.version, createdAt: found.created))
         else {
             await reportTamper(table: "auth_sessions", key: String(hash.prefix(12)))
             return nil

@@ -98,6 +98,13 @@ final class OutputCollector: @unchecked Sendable {
         }
     }
 
+    /// What the process wrote to stdout so far (it may still be running).
+    var standardOutputSoFar: String {
+        lock.lock()
+        defer { lock.unlock() }
+        return String(decoding: outData, as: UTF8.self)
+    }
+
     func finish() -> (String, String) {
         group.wait()
         lock.lock()

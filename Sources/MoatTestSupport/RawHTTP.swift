@@ -29,8 +29,9 @@ public enum RawHTTP {
     public static func send(
         _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
     ) throws -> Response {
-        // Generous: on a 2-core CI machine other tests may hold the cooperative threads for a while.
-        let fd = try connect(host: host, port: port, source: source, receiveTimeout: 60)
+        // Generous, as it only bounds a broken run: on a loaded 2-core machine other tests may hold the
+        // cooperative threads (and the in-process server with them) for more than a minute.
+        let fd = try connect(host: host, port: port, source: source, receiveTimeout: 300)
         defer { close(fd) }
         let bytes = Array(request.utf8)
         var sent = 0

@@ -5,17 +5,9 @@ import Testing
 
 /// `moat audit` through the real binary, on state a real `moat serve` created.
 @Suite(.serialized) struct AuditCommandTests {
-    /// Starts and stops the gateway once, so the home has a vault, a seal, a database and audit entries.
-    static func servedHome() throws -> TemporaryDirectory {
-        let temp = TemporaryDirectory()
-        let server = try RunningServer(arguments: [], home: temp.path)
-        #expect(server.stop().status == 0)
-        return temp
-    }
-
     @Test("serve records start, config and stop; verify proves the chain intact with the shutdown checkpoint")
     func verifyAfterServe() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let tail = try MoatBinary.run(["audit", "tail", "-n", "50"], home: home.path)
         #expect(tail.status == 0)
         for action in ["gateway.start", "config.loaded", "gateway.stop"] {
@@ -31,7 +23,7 @@ import Testing
 
     @Test("the audit commands read no setting: a broken config file stops trust, not audit verify")
     func auditWithoutConfig() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         _ = try home.write("config.yaml", "gateway:\n  prot: 1\n")
         let trust = try MoatBinary.run(["trust", "show"], home: home.path)
         #expect(trust.status == 78, "\(trust.stderr)")
@@ -42,7 +34,7 @@ import Testing
 
     @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
     func keptCheckpointCatchesTruncation() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let checkpoint = try MoatBinary.run(["audit", "checkpoint"], home: home.path)
         #expect(checkpoint.status == 0, "\(checkpoint.stderr)")
         let lines = checkpoint.stdout.split(separator: "\n", omittingEmptySubsequences: false)
@@ -73,7 +65,7 @@ import Testing
 
     @Test("an edited entry is named by verify, and a forged checkpoint file is refused")
     func editedEntryAndForgedCheckpoint() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let queue = try DatabaseQueue(path: home.file("moat.db"))
         try queue.write { db in
             try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
@@ -92,7 +84,7 @@ import Testing
 
     @Test("export writes CSV with a header and JSON lines, filtered by action")
     func export() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let csv = try MoatBinary.run(["audit", "export", "--format", "csv"], home: home.path)
         #expect(csv.status == 0)
         #expect(
@@ -112,7 +104,7 @@ import Testing
 
     @Test("vault changes from the CLI are recorded by name before they happen, never with the value")
     func vaultChangesAudited() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let value = "tok-9f8e7d6c5b4a39281706"
         let added = try MoatBinary.run(
             ["vault", "add", "DEPLOY_TOKEN", "--allow-tool", "http", "--allow-host", "api.example.com"],
@@ -132,7 +124,7 @@ import Testing
 
     @Test("a refused bind is recorded in an existing installation's log")
     func bindRefusalAudited() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let refused = try MoatBinary.run(["serve", "--host", "0.0.0.0"], home: home.path)
         #expect(refused.status == 78)
         let tail = try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path)

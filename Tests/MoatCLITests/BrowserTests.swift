@@ -4,7 +4,7 @@ import Testing
 
 /// The owner's pages in a real browser: headless Chromium driven by Selenium (Tests/Browser), against
 /// the real `moat serve`. `./install.sh --deps` installs chromium, chromium-driver and python3-selenium.
-@Suite(.serialized) struct BrowserTests {
+@Suite(.serialized, .tags(.slow)) struct BrowserTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let password = "a browser owner passphrase"

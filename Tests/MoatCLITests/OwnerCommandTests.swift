@@ -36,7 +36,7 @@ import Testing
         #expect(!server.log.contains(token))
         #expect(server.log.contains("setup-link.txt"))
         // The admin socket starts beside the HTTP listener.
-        let socketDeadline = Date().addingTimeInterval(15)
+        let socketDeadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: home + "/moat.sock") && Date() < socketDeadline {
             usleep(20_000)
         }

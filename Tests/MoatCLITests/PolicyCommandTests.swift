@@ -5,21 +5,13 @@ import Testing
 
 /// `moat trust`, `moat approvals` and `moat policy` through the real binary.
 @Suite(.serialized) struct PolicyCommandTests {
-    /// A home with a vault, a seal and a database, made by one real `moat serve` run.
-    static func servedHome() throws -> TemporaryDirectory {
-        let temp = TemporaryDirectory()
-        let server = try RunningServer(arguments: [], home: temp.path)
-        #expect(server.stop().status == 0)
-        return temp
-    }
-
     @Test("with moat serve running, trust and approvals go through the admin socket with the same results")
     func throughAdminSocket() throws {
-        let temp = try Self.servedHome()
+        let temp = try ServedHome.copy()
         let offlineShow = try MoatBinary.run(["trust", "show"], home: temp.path)
         #expect(offlineShow.status == 0)
         let server = try RunningServer(arguments: [], home: temp.path)
-        let deadline = Date().addingTimeInterval(15)
+        let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: temp.file("moat.sock")) && Date() < deadline { usleep(20_000) }
         let show = try MoatBinary.run(["trust", "show"], home: temp.path)
         #expect(show.status == 0 && show.stdout == offlineShow.stdout)
@@ -94,7 +86,7 @@ import Testing
 
     @Test("trust set, the evidence rule, --force, history and rollback work from the CLI")
     func trustFlow() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         let show = try MoatBinary.run(["trust", "show"], home: home.path)
         #expect(show.status == 0, "\(show.stderr)")
         #expect(show.stdout.contains("shell        0 (none)  (default)"))
@@ -124,7 +116,7 @@ import Testing
 
     @Test("rows written with plain SQL grant nothing: a forged trust row and a forged approval are ignored")
     func tamperFromCLI() throws {
-        let home = try Self.servedHome()
+        let home = try ServedHome.copy()
         // Creates the MAC key and the tables.
         #expect(try MoatBinary.run(["trust", "show"], home: home.path).status == 0)
         let queue = try DatabaseQueue(path: home.file("moat.db"))

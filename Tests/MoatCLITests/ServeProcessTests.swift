@@ -5,7 +5,7 @@ import MoatVault
 import Testing
 
 /// What the `moat serve` process itself withstands: memory readers and descriptor exhaustion.
-@Suite(.serialized) struct ServeProcessTests {
+@Suite(.serialized, .tags(.slow)) struct ServeProcessTests {
     /// As root, run a command without `CAP_SYS_PTRACE`: with it, root may read any process's memory
     /// whatever the process asked for. Run as another user, nothing is needed.
     static var withoutPtrace: [String] {
@@ -79,8 +79,13 @@ import Testing
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
-        usleep(500_000)
         let pid = process.processIdentifier
+        // Wait for the hardening itself (an event, not a guessed time): moat makes itself non-dumpable,
+        // then sets its core limit to 0, before it reads any input.
+        let deadline = Date().addingTimeInterval(60)
+        while (try? Self.limit("Max core file size", pid: pid).prefix(2)) != ["0", "0"] && Date() < deadline {
+            usleep(10_000)
+        }
         #expect(process.isRunning)
         #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
         #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])

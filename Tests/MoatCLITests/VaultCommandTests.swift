@@ -3,7 +3,7 @@ import MoatTestSupport
 import Testing
 
 /// `moat vault` and the vault side of `moat serve`, through the real binary.
-@Suite(.serialized) struct VaultCommandTests {
+@Suite(.serialized, .tags(.slow)) struct VaultCommandTests {
     static let password = "correct horse battery staple"
     static let token = "ghp_ThisIsTheTokenValue0123456789abcdef"
 

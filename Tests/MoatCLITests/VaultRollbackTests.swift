@@ -5,7 +5,7 @@ import Testing
 
 /// The audit log cannot be silenced and the vault cannot be rolled back unnoticed, through the real
 /// binary as an attacker with write access to the state directory would try.
-@Suite(.serialized) struct VaultRollbackTests {
+@Suite(.serialized, .tags(.slow)) struct VaultRollbackTests {
     static let password = "correct horse battery staple"
     static let token = "ghp_ThisIsTheTokenValue0123456789abcdef"
 

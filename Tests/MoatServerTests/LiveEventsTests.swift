@@ -8,29 +8,15 @@ import Testing
 
 /// `/api/events`: a server-sent event stream that only a short-lived JWT opens.
 @Suite struct LiveEventsTests {
-    /// Sends `request` and reads until `marker` arrives (or 30 s pass); returns what was read.
-    static func readUntil(_ marker: String, request: String, port: Int) async -> String {
+    /// Reads from `fd` until `marker` arrives (or the socket's 30 s receive timeout passes), on a thread
+    /// of its own: a blocking read on a cooperative thread could starve the server in this process.
+    static func read(_ fd: Int32, until marker: String) async -> String {
         await withCheckedContinuation { continuation in
             Thread.detachNewThread {
-                let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                defer { close(fd) }
-                var timeout = timeval(tv_sec: 30, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-                var address = sockaddr_in()
-                address.sin_family = sa_family_t(AF_INET)
-                address.sin_port = in_port_t(UInt16(port).bigEndian)
-                inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-                _ = withUnsafePointer(to: &address) {
-                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                    }
-                }
-                let bytes = Array(request.utf8)
-                _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
                 var text = ""
                 var buffer = [UInt8](repeating: 0, count: 4096)
                 while !text.contains(marker) {
-                    let count = read(fd, &buffer, buffer.count)
+                    let count = Glibc.read(fd, &buffer, buffer.count)
                     if count <= 0 { break }
                     text += String(decoding: buffer[0..<count], as: UTF8.self)
                 }
@@ -54,12 +40,16 @@ import Testing
             let request = RawHTTP.request(
                 "GET", "/api/events",
                 headers: [("Host", "127.0.0.1:\(client.port)"), ("Authorization", "Bearer \(jwt)")])
-            async let streamed = Self.readUntil("auth.token.create", request: request, port: client.port)
-            try await Task.sleep(for: .milliseconds(300))
+            let fd = try RawHTTP.connect(port: client.port, receiveTimeout: 30)
+            defer { close(fd) }
+            _ = Array(request.utf8).withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // The stream says "ready" once it has noted where the audit log ends: anything appended after
+            // that is sent. Waiting for it (not for a guessed time) keeps the order under any load.
+            let opened = await Self.read(fd, until: "event: ready")
             let made = try await client.browser(
                 "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":"seen-live"}"#)
             #expect(made.status == 201)
-            let text = await streamed
+            let text = opened + (await Self.read(fd, until: "auth.token.create"))
             #expect(text.contains("HTTP/1.1 200"))
             #expect(text.contains("text/event-stream"))
             #expect(text.contains("event: ready"))
