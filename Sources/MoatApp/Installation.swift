@@ -60,6 +60,17 @@ public struct Installation: Sendable {
     /// Where the configuration came from (a path, or "defaults").
     public let configurationSource: String
 
+    /// An installation at `layout` with a configuration given in code rather than read from a file (the
+    /// test fixtures; ``locate(_:readConfiguration:)`` is what the commands use).
+    public init(
+        layout: StateLayout, configuration: GatewayConfiguration = GatewayConfiguration(),
+        configurationSource: String = "given in code"
+    ) {
+        self.layout = layout
+        self.configuration = configuration
+        self.configurationSource = configurationSource
+    }
+
     /// Resolves the layout, loads the config and applies the flags. Nothing is created on disk.
     ///
     /// With `readConfiguration` false the config file is not read and the defaults stand in: for the

@@ -21,6 +21,7 @@ import Testing
 /// loopback socket; requests are raw HTTP so tests choose every header.
 final class OwnerHTTPFixture: Sendable {
     let directory = TemporaryDirectory("moat-owner-http")
+    let state: InstallationState
     let database: MoatDatabase
     let vault: UnlockedVault
     let audit: AuditLog
@@ -33,13 +34,19 @@ final class OwnerHTTPFixture: Sendable {
         settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
         allowedHosts: [String] = [], mode: GatewayConfiguration.AuthMode = .password
     ) throws {
-        database = try MoatDatabase(path: directory.file("moat.db"), migrations: MoatSchema.migrations)
+        // Opened through the composition root, as `moat serve` opens it (only the vault's KDF is cheaper).
+        var configuration = GatewayConfiguration()
+        configuration.auth = settings
+        state = try Installation(
+            layout: try StateLayout.resolve(home: directory.path, environment: [:]), configuration: configuration
+        ).open(.create)
+        database = state.database
         var password = Array("correct horse battery staple".utf8)
         vault = try UnlockedVault.create(
-            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
+            paths: state.installation.vaultPaths, password: SecretBytes(wiping: &password),
             parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
-        audit = AuditLog(database: database, keys: try AuditKeyring.keys(from: vault), origin: "moat/test")
-        authority = try OwnerAuthority(database: database, vault: vault, audit: audit, settings: settings)
+        audit = try state.auditLog(vault: vault)
+        authority = try state.ownerAuthority(vault: vault, audit: audit)
         auth = GatewayAuth(
             authority: authority, database: database, tailscale: tailscale, tls: tls, mode: mode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
