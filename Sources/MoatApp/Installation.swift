@@ -107,12 +107,9 @@ public struct Installation: Sendable {
     /// The vault's files in this installation.
     public var vaultPaths: VaultPaths { VaultPaths(stateDirectory: layout.stateDirectory) }
     /// The admin socket's path.
-    public var adminSocketPath: String { Self.adminSocketPath(layout) }
+    public var adminSocketPath: String { layout.adminSocket }
     /// Where `moat serve` writes the one-time setup link when there is no terminal.
-    public var setupLinkFile: String { layout.stateDirectory + "/setup-link.txt" }
-
-    /// The admin socket's path in `layout`.
-    public static func adminSocketPath(_ layout: StateLayout) -> String { layout.stateDirectory + "/moat.sock" }
+    public var setupLinkFile: String { layout.setupLinkFile }
 
     /// Checks the state directory (creating it with `.create`) and refuses modes others can reach.
     public static func checkState(_ layout: StateLayout, _ access: Access) throws(GatewayError) {

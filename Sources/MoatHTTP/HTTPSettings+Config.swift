@@ -9,7 +9,6 @@ extension HTTPSettings {
         var tlsCert: String?
         var tlsKey: String?
         var tlsLine = 0
-        var tlsSeen = false
         for (key, value) in try node.mapping(path: path, allowed: ["host", "port", "allowed_hosts", "tls", "auth"]) {
             let keyPath = path + "." + key
             switch key {
@@ -33,7 +32,6 @@ extension HTTPSettings {
                 }
             case "tls":
                 tlsLine = value.line
-                tlsSeen = true
                 for (tlsKeyName, tlsValue) in try value.mapping(path: keyPath, allowed: ["cert", "key"]) {
                     let text = try tlsValue.optionalString(path: keyPath + "." + tlsKeyName)
                     if tlsKeyName == "cert" { tlsCert = text } else { tlsKey = text }
@@ -46,7 +44,7 @@ extension HTTPSettings {
         case (let cert?, let key?):
             tls = TLSFiles(certificatePath: cert, keyPath: key)
         case (nil, nil):
-            if tlsSeen { tls = nil }
+            break  // no TLS files: the value read over (the default, none) stands
         case (nil, _):
             throw ConfigError(
                 line: tlsLine, path: path + ".tls.cert",

@@ -110,7 +110,8 @@ public enum RouteAccess: Sendable, Equatable, CustomStringConvertible {
 /// The access rule of every route, as the routes were declared: what the OpenAPI check and the CSRF
 /// tests read instead of a second table.
 public final class RouteTable: Sendable {
-    private let rules = Mutex<[String: RouteAccess]>([:])
+    /// Each declared path's rule and the methods declared for it.
+    private let rules = Mutex<[String: (access: RouteAccess, methods: Set<String>)]>([:])
 
     public init() {}
 
@@ -118,20 +119,21 @@ public final class RouteTable: Sendable {
         rules.withLock { rules in
             // One rule per path: the 405 answer for a path is guarded by its rule, which must not depend
             // on which of the path's methods is looked at.
-            let other = rules.first { $0.key.split(separator: " ").last.map(String.init) == path && $0.value != access }
-            precondition(other == nil, "\(path) is declared with two access rules (\(access), \(other!.value))")
-            rules[method.rawValue + " " + path] = access
+            let declared = rules[path, default: (access, [])]
+            precondition(
+                declared.access == access, "\(path) is declared with two access rules (\(declared.access), \(access))")
+            rules[path] = (access, declared.methods.union([method.rawValue]))
         }
     }
 
     /// The rule of the routes at `path` (as declared), whatever their method.
     public func access(path: String) -> RouteAccess? {
-        rules.withLock { rules in rules.first { $0.key.split(separator: " ").last.map(String.init) == path }?.value }
+        rules.withLock { $0[path]?.access }
     }
 
     /// The rule of `method path` (the path as declared, e.g. `/api/tokens/{prefix}`), nil when no such route.
     public func access(_ method: String, _ path: String) -> RouteAccess? {
-        rules.withLock { $0[method.uppercased() + " " + path] }
+        rules.withLock { rules in rules[path].flatMap { $0.methods.contains(method.uppercased()) ? $0.access : nil } }
     }
 }
 

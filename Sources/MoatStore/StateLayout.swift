@@ -56,6 +56,10 @@ public struct StateLayout: Sendable, Equatable {
     public var configFile: String { configDirectory + "/config.yaml" }
     /// The SQLite database.
     public var databaseFile: String { stateDirectory + "/moat.db" }
+    /// The admin socket the CLI talks to a running `moat serve` through.
+    public var adminSocket: String { stateDirectory + "/moat.sock" }
+    /// Where `moat serve` writes the one-time setup link when there is no terminal.
+    public var setupLinkFile: String { stateDirectory + "/setup-link.txt" }
 
     /// Files in the state directory that hold secrets or power: they must be private to the owner.
     public var secretBearingFiles: [String] {
@@ -92,7 +96,7 @@ public struct StateLayout: Sendable, Equatable {
         for file in secretBearingFiles where !file.hasSuffix(".sock") {
             problems += FileModes.check(file, kind: .file, forbidden: 0o077)
         }
-        problems += FileModes.check(stateDirectory + "/moat.sock", kind: .socket, forbidden: 0o077)
+        problems += FileModes.check(adminSocket, kind: .socket, forbidden: 0o077)
         return problems
     }
 

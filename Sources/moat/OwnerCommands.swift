@@ -31,7 +31,7 @@ enum AdminChannel {
 
     /// The admin socket of the server running on `layout`, or nil when none runs.
     static func runningServer(_ layout: StateLayout) -> String? {
-        let socket = Installation.adminSocketPath(layout)
+        let socket = layout.adminSocket
         return AdminClient.isServerListening(at: socket) ? socket : nil
     }
 
@@ -115,7 +115,7 @@ struct OwnerCommand: AsyncParsableCommand {
             try await AdminChannel.run(
                 .ownerSetup(username: username, password: password, reset: reset), state: state, unlock: unlock)
             // A setup link written by `moat serve` is useless now; do not leave it lying around.
-            if let layout = try? CommandContext.layout(state) { unlink(layout.stateDirectory + "/setup-link.txt") }
+            if let layout = try? CommandContext.layout(state) { unlink(layout.setupLinkFile) }
         }
     }
 

@@ -112,11 +112,11 @@ func recordBindRefusal(_ options: Installation.Options) async {
         (try? Installation.checkState(installation.layout, .existing)) != nil,
         let status = try? VaultStatus.inspect(installation.vaultPaths), status.seal?.hasPIN == false,
         let vault = try? UnlockedVault.unseal(paths: installation.vaultPaths, pin: nil),
-        let opened = try? installation.open(.existing)
+        let database = try? Installation.openDatabase(installation.layout)
     else { return }
-    defer { try? opened.close() }
+    defer { try? database.close() }
     let configuration = installation.configuration
-    guard let log = try? opened.auditLog(vault: vault) else { return }
+    guard let log = try? Installation.auditLog(database: database, vault: vault) else { return }
     _ = try? await log.append(
         AuditEvent(
             actor: "system",
