@@ -115,6 +115,20 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Model wire formats (OpenAI-compatible chat completions first): one round of a conversation in,
+        // text and tool calls out. Providers never run tools; keys come from the vault at egress.
+        .target(
+            name: "MoatProviders",
+            dependencies: ["MoatCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The tool contract and the built-in tools (files under the workspace root, shell in the sandbox,
+        // web through the SSRF guard, http with secret placeholders resolved at egress).
+        .target(
+            name: "MoatTools",
+            dependencies: ["MoatCore"],
+            swiftSettings: swiftSettings
+        ),
         // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
         // the bind policy, TLS material, connection limits, Tailscale identity.
         .target(

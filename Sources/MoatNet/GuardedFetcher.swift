@@ -23,10 +23,12 @@ public struct FetchResponse: Sendable {
 /// send ``FetchURL/hostHeader`` as `Host` and use the name for TLS SNI and certificate checks. The real
 /// one is `PinnedHTTPTransport` (over SwiftNIO); tests may provide fakes.
 public protocol PinnedTransport: Sendable {
+    /// Sends `method` with `headers` and, when not empty, `body` (with its `Content-Length`).
     func send(
         _ target: CheckedURL,
         method: String,
-        headers: [(name: String, value: String)]
+        headers: [(name: String, value: String)],
+        body: [UInt8]
     ) async throws -> FetchResponse
 }
 
@@ -56,11 +58,13 @@ public struct GuardedFetcher: Sendable {
     public func fetch(
         _ url: String,
         method: String = "GET",
-        headers: [(name: String, value: String)] = []
+        headers: [(name: String, value: String)] = [],
+        body: [UInt8] = []
     ) async throws(NetError) -> Outcome {
         var next = url
         var method = method
         var headers = headers
+        var body = body
         var visited: [CheckedURL] = []
         for hop in 0...Self.maximumRedirects {
             let checked: CheckedURL
@@ -82,7 +86,7 @@ public struct GuardedFetcher: Sendable {
             visited.append(checked)
             let response: FetchResponse
             do {
-                response = try await transport.send(checked, method: method, headers: headers)
+                response = try await transport.send(checked, method: method, headers: headers, body: body)
             } catch let error as NetError {
                 throw NetError(.fetchFailed, "fetching from \(checked.url.origin) failed: \(error.message)")
             } catch {
@@ -92,6 +96,7 @@ public struct GuardedFetcher: Sendable {
             else { return Outcome(response: response, visited: visited) }
             if response.status == 303 || (method == "POST" && [301, 302].contains(response.status)) {
                 method = "GET"
+                body = []
             }
             next = checked.url.resolve(location)
         }

@@ -51,7 +51,8 @@ public struct PinnedHTTPTransport: PinnedTransport {
     public func send(
         _ target: CheckedURL,
         method: String,
-        headers: [(name: String, value: String)]
+        headers: [(name: String, value: String)],
+        body: [UInt8] = []
     ) async throws -> FetchResponse {
         let url = target.url
         let host = url.host.description
@@ -79,6 +80,7 @@ public struct PinnedHTTPTransport: PinnedTransport {
         for header in headers where !fixed.contains(header.name.lowercased()) {
             head.headers.add(name: header.name, value: header.value)
         }
+        if !body.isEmpty { head.headers.add(name: "Content-Length", value: String(body.count)) }
         let tls = self.tls
         let limit = limits.maximumBodyBytes
         let channel: any Channel
@@ -112,6 +114,9 @@ public struct PinnedHTTPTransport: PinnedTransport {
             }
         }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty {
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+        }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         defer {
             timeout.cancel()

@@ -54,6 +54,7 @@ final class RecordingServer: Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let server: RecordingServer
         var path = ""
+        var received = 0
 
         init(server: RecordingServer) { self.server = server }
 
@@ -61,11 +62,12 @@ final class RecordingServer: Sendable {
             switch unwrapInboundIn(data) {
             case .head(let head):
                 path = head.uri
+                received = 0
                 server.seen.withLock {
                     $0.append("\(head.method.rawValue) \(head.uri) Host=\(head.headers["Host"].first ?? "")")
                 }
-            case .body:
-                break
+            case .body(let part):
+                received += part.readableBytes
             case .end:
                 respond(context: context)
             }
@@ -82,6 +84,8 @@ final class RecordingServer: Sendable {
                 status = .found
                 headers.add(name: "Location", value: "http://169.254.169.254/latest/meta-data/")
                 body = ByteBuffer()
+            case "/echo-length":
+                body = ByteBuffer(string: "received \(received) bytes")
             case "/big":
                 body = ByteBuffer(repeating: UInt8(ascii: "x"), count: 6 << 20)
             default:
@@ -191,6 +195,19 @@ struct GuardRefused: Error {
                 try await Self.checked("http://rebind.test:\(port)/silent", port: port), method: "GET", headers: [])
         }
         #expect(silent?.contains("did not answer within the time limit") == true)
+    }
+
+    @Test("a request body is sent with its Content-Length; none is sent without one")
+    func requestBody() async throws {
+        let server = RecordingServer()
+        let port = try await server.start()
+        defer { Task { await server.stop() } }
+        let transport = try PinnedHTTPTransport()
+        let target = try await Self.checked("http://rebind.test:\(port)/echo-length", port: port)
+        let posted = try await transport.send(target, method: "POST", headers: [], body: Array("0123456789".utf8))
+        #expect(String(decoding: posted.body, as: UTF8.self) == "received 10 bytes")
+        let plain = try await transport.send(target, method: "GET", headers: [])
+        #expect(String(decoding: plain.body, as: UTF8.self) == "received 0 bytes")
     }
 
     @Test("with GuardedFetcher: a redirect to the metadata address is refused before any connection")

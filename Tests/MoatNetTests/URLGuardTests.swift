@@ -144,13 +144,16 @@ let resolverTable: [String: [String]] = [
 final class ScriptedTransport: PinnedTransport {
     let script: [String: FetchResponse]
     let log = Mutex<[(String, IPAddress, [String])]>([])
+    /// The method and body size of each request, in order.
+    let bodies = Mutex<[(String, Int)]>([])
 
     init(_ script: [String: FetchResponse]) { self.script = script }
 
-    func send(_ target: CheckedURL, method: String, headers: [(name: String, value: String)]) async throws
-        -> FetchResponse
-    {
+    func send(
+        _ target: CheckedURL, method: String, headers: [(name: String, value: String)], body: [UInt8]
+    ) async throws -> FetchResponse {
         log.withLock { $0.append(("\(target.url)", target.address, headers.map(\.name))) }
+        bodies.withLock { $0.append((method, body.count)) }
         guard let response = script["\(target.url)"] else { return FetchResponse(status: 404, headers: [], body: []) }
         return response
     }
@@ -159,9 +162,9 @@ final class ScriptedTransport: PinnedTransport {
 
 /// A transport whose every request fails (a connection refused).
 struct FailingTransport: PinnedTransport {
-    func send(_ target: CheckedURL, method: String, headers: [(name: String, value: String)]) async throws
-        -> FetchResponse
-    {
+    func send(
+        _ target: CheckedURL, method: String, headers: [(name: String, value: String)], body: [UInt8]
+    ) async throws -> FetchResponse {
         throw NetError(.fetchFailed, "cannot connect")
     }
 }
@@ -229,6 +232,18 @@ extension FetchResponse {
             transport.log.withLock { $0.map { $0.2.contains("Authorization") } } == [
                 true, true, true, false, false, false,
             ])
+    }
+
+    @Test("a POST body follows a 307 and is dropped when a 303 turns the request into a GET")
+    func bodyAcrossRedirects() async throws {
+        let transport = ScriptedTransport([
+            "http://good.example/form": .redirect("/kept", status: 307),
+            "http://good.example/kept": .redirect("/seen", status: 303),
+            "http://good.example/seen": FetchResponse(status: 200, headers: [], body: []),
+        ])
+        let fetcher = GuardedFetcher(guardrail: URLGuard(resolver: fakeResolver(resolverTable)), transport: transport)
+        _ = try await fetcher.fetch("http://good.example/form", method: "POST", body: Array("a=1".utf8))
+        #expect(transport.bodies.withLock { $0.map { "\($0.0) \($0.1)" } } == ["POST 3", "POST 3", "GET 0"])
     }
 
     @Test("a sixth redirect is not followed")
