@@ -1,4 +1,5 @@
 import Crypto
+import MoatCore
 
 /// The hash chain's definition: the canonical encoding of an entry and the genesis value.
 ///
@@ -68,16 +69,7 @@ public enum AuditChain {
         buffer += unhex(previousHash) ?? [UInt8](repeating: 0xff, count: 32)
     }
 
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Hex.encode(digest) }
 
     /// Parses 64 lowercase hex digits into 32 bytes; nil for anything else.
     static func unhex(_ text: String) -> [UInt8]? {

@@ -186,14 +186,16 @@ extension OwnerAuthority {
     /// read, else from the database. The use itself is written at most once per ``usageWriteInterval``
     /// (``UsageLedger``): a read never waits for an fsync, and a request whose rows are in the snapshot
     /// waits for neither the actor nor the database.
-    public nonisolated func authenticate(bearer token: String, client: ClientInfo) async throws(AuthError)
-        -> APITokenRecord
-    {
+    ///
+    /// `client` is evaluated only when the database path needs it (to audit a revoked token's use).
+    public nonisolated func authenticate(
+        bearer token: String, client: @autoclosure @Sendable () -> ClientInfo
+    ) async throws(AuthError) -> APITokenRecord {
         guard let prefix = Self.tokenPrefix(token) else { throw AuthError(.unauthorized, "invalid API token") }
         let version = changeVersion()
         // A revoked token takes the database path, which audits its use.
         guard let version, let cached = snapshotToken(prefix, at: version), cached.revokedAt == nil else {
-            return try await authenticateFromDatabase(token, prefix: prefix, client: client, version: version)
+            return try await authenticateFromDatabase(token, prefix: prefix, client: client(), version: version)
         }
         return try await accept(token, cached)
     }

@@ -74,3 +74,24 @@ public enum PrintableText {
         return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
     }
 }
+
+/// Hexadecimal: lower case is the form every digest and MAC in `moat.db` and the audit log is stored in.
+public enum Hex {
+    /// `bytes` as lower-case hex, two digits per byte.
+    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        String(decoding: digits(bytes, upper: false), as: UTF8.self)
+    }
+
+    /// The ASCII hex digits of `bytes`, two per byte, in lower or upper case.
+    public static func digits<S: Sequence>(_ bytes: S, upper: Bool) -> [UInt8] where S.Element == UInt8 {
+        let letters: UInt8 = upper ? 0x41 : 0x61
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : letters + nibble - 10 }
+        for byte in bytes {
+            out.append(digit(byte >> 4))
+            out.append(digit(byte & 0x0f))
+        }
+        return out
+    }
+}

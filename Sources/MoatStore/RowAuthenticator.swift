@@ -40,7 +40,7 @@ public struct RowAuthenticator: Sendable {
         withKey { key in
             var hmac = HMAC<SHA256>(key: key)
             hmac.update(data: Self.encode(type(of: row).macTable, row.macFields))
-            return hmac.finalize().map { String(format: "%02x", $0) }.joined()
+            return Hex.encode(hmac.finalize())
         }
     }
 
