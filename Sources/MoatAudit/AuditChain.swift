@@ -73,21 +73,6 @@ public enum AuditChain {
 
     /// Parses 64 lowercase hex digits into 32 bytes; nil for anything else.
     static func unhex(_ text: String) -> [UInt8]? {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 64 else { return nil }
-        var out = [UInt8](repeating: 0, count: 32)
-        for index in 0..<32 {
-            guard let high = nibble(bytes[2 * index]), let low = nibble(bytes[2 * index + 1]) else { return nil }
-            out[index] = high << 4 | low
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
-        }
+        text.utf8.count == 64 ? Hex.decode(text) : nil
     }
 }
