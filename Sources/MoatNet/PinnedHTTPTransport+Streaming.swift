@@ -116,12 +116,15 @@ extension PinnedHTTPTransport {
         }
         guard let channel else { throw failure }
         return try await channel.executeThenClose { inbound, outbound in
+            // A server may answer (and close) before the last part is handed over (with Content-Length,
+            // `.end` carries no bytes): a failed write is reported only when no answer follows.
+            var writeFailure: (any Error)?
             do {
                 try await outbound.write(.head(head))
                 if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
                 try await outbound.write(.end(nil))
             } catch {
-                throw Self.streamFailure(error, origin: origin)
+                writeFailure = error
             }
             var parts = inbound.makeAsyncIterator()
             var responseHead: HTTPResponseHead?
@@ -130,13 +133,15 @@ extension PinnedHTTPTransport {
                 do {
                     part = try await parts.next()
                 } catch {
-                    throw Self.streamFailure(error, origin: origin)
+                    throw Self.streamFailure(writeFailure ?? error, origin: origin)
                 }
                 switch part {
                 // An interim 1xx answer (100 Continue) is followed by the real one.
                 case .head(let head) where head.status.code >= 200: responseHead = head
                 case .head, .body, .end: continue
-                case nil: throw NetError(.fetchFailed, "\(origin) closed the connection without answering")
+                case nil:
+                    if let writeFailure { throw Self.streamFailure(writeFailure, origin: origin) }
+                    throw NetError(.fetchFailed, "\(origin) closed the connection without answering")
                 }
             }
             guard let responseHead else { throw NetError(.fetchFailed, "\(origin) sent no response") }
@@ -200,7 +205,9 @@ private final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHan
     func channelActive(context: ChannelHandlerContext) {
         let loop = context.eventLoop.assumeIsolated()
         whole = loop.scheduleTask(in: limits.totalTimeout) {
-            self.stop(context, NetError(.timedOut, "\(self.origin) did not finish within \(self.limits.totalTimeout.secondsText) s"))
+            self.stop(
+                context,
+                NetError(.timedOut, "\(self.origin) did not finish within \(self.limits.totalTimeout.secondsText) s"))
         }
         watch(context, limits.firstByteTimeout, "did not start answering within")
         context.fireChannelActive()

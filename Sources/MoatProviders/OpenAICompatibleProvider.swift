@@ -64,10 +64,13 @@ public struct OpenAICompatibleProvider: ModelProvider {
         do {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes]
-            body = Array(try encoder.encode(try ChatCompletionRequest(model: settings.model, request: request, stream: settings.stream)))
+            body = Array(
+                try encoder.encode(
+                    try ChatCompletionRequest(model: settings.model, request: request, stream: settings.stream)))
         } catch let error as ToolParametersError {
             throw ProviderError(
-                .configuration, "the parameters of tool \(PrintableText.excerpt(error.tool, limit: 64)) are not a JSON object")
+                .configuration,
+                "the parameters of tool \(PrintableText.excerpt(error.tool, limit: 64)) are not a JSON object")
         } catch {
             throw ProviderError(.configuration, "the request for provider \(name) cannot be encoded")
         }
@@ -77,7 +80,8 @@ public struct OpenAICompatibleProvider: ModelProvider {
         } catch {
             throw error.code == .urlRefused
                 ? ProviderError(.configuration, "providers.\(name).base_url is refused: \(error.message)")
-                : ProviderError(.unreachable, "the model server of provider \(name) cannot be reached: \(error.message)")
+                : ProviderError(
+                    .unreachable, "the model server of provider \(name) cannot be reached: \(error.message)")
         }
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/json"),
@@ -95,7 +99,8 @@ public struct OpenAICompatibleProvider: ModelProvider {
         } catch let error as NetError {
             throw failure(error)
         } catch {
-            throw ProviderError(.badResponse, "the exchange with the model server at \(origin) (provider \(name)) failed")
+            throw ProviderError(
+                .badResponse, "the exchange with the model server at \(origin) (provider \(name)) failed")
         }
     }
 
@@ -214,7 +219,9 @@ public struct OpenAICompatibleProvider: ModelProvider {
                     await onText(piece)
                 }
                 for (position, call) in (choice.delta?.toolCalls ?? []).enumerated() {
-                    if let problem = assembler.add(call, position: position, streaming: true) { throw bad("sent \(problem)") }
+                    if let problem = assembler.add(call, position: position, streaming: true) {
+                        throw bad("sent \(problem)")
+                    }
                 }
                 if let reason = choice.finishReason { finishReason = reason }
             }
@@ -266,7 +273,10 @@ public struct OpenAICompatibleProvider: ModelProvider {
                     "\(server) requires an API key (HTTP \(status)): add it with `moat vault add OPENAI_API_KEY` "
                         + "and set providers.\(name).api_key_secret: OPENAI_API_KEY")
             }
-            let what = status == 401 ? "refused the API key in vault secret \(secret)" : "refused access to model \(model) with the API key in vault secret \(secret)"
+            let what =
+                status == 401
+                ? "refused the API key in vault secret \(secret)"
+                : "refused access to model \(model) with the API key in vault secret \(secret)"
             return ProviderError(
                 .rejected,
                 "\(server) \(what) (HTTP \(status)): check the key, or replace it "
@@ -279,7 +289,9 @@ public struct OpenAICompatibleProvider: ModelProvider {
                     + "providers.\(name).base_url is right (it usually ends in /v1)")
         case 429:
             var wait = ""
-            if let retryAfter, let seconds = Int(retryAfter.trimmingCharacters(in: .whitespaces)), (0...86400).contains(seconds) {
+            if let retryAfter, let seconds = Int(retryAfter.trimmingCharacters(in: .whitespaces)),
+                (0...86400).contains(seconds)
+            {
                 wait = " in \(seconds) s"
             }
             return ProviderError(.rateLimited, "\(server) is limiting requests (HTTP 429): try again\(wait)")
@@ -303,7 +315,8 @@ public struct OpenAICompatibleProvider: ModelProvider {
         switch error.code {
         case .connectFailed:
             let state = error.message.contains("connection refused") ? "is not running" : "cannot be reached"
-            return ProviderError(.unreachable, "the model server at \(origin) \(state): \(startHint) (provider \(name))")
+            return ProviderError(
+                .unreachable, "the model server at \(origin) \(state): \(startHint) (provider \(name))")
         case .timedOut:
             return ProviderError(
                 .timedOut,

@@ -232,7 +232,9 @@ struct ToolCallAssembler {
     /// Returns a problem in words, or nil.
     mutating func add(_ delta: WireCompletion.CallDelta, position: Int, streaming: Bool) -> String? {
         let slot: Int
-        if let index = delta.index ?? (streaming ? nil : position), let found = calls.firstIndex(where: { $0.index == index }) {
+        if let index = delta.index ?? (streaming ? nil : position),
+            let found = calls.firstIndex(where: { $0.index == index })
+        {
             slot = found
         } else if delta.index == nil, streaming, let last = calls.indices.last,
             delta.id == nil || delta.id == calls[last].id

@@ -32,7 +32,9 @@ extension ProvidersSettings: ConfigSection {
         guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.utf8.count <= 32 else {
             return false
         }
-        return name.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_".unicodeScalars.contains($0) }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_".unicodeScalars.contains($0)
+        }
     }
 }
 
@@ -53,7 +55,8 @@ extension ProviderSettings {
                 model = try value.string(path: keyPath)
                 guard model.utf8.count <= 200, model.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f })
                 else {
-                    throw value.fail(keyPath, "must be a model name without spaces or control characters, e.g. qwen2.5:1.5b")
+                    throw value.fail(
+                        keyPath, "must be a model name without spaces or control characters, e.g. qwen2.5:1.5b")
                 }
             case "api_key_secret":
                 apiKeySecret = try value.optionalString(path: keyPath)
@@ -90,7 +93,9 @@ extension ProviderSettings {
         case .failure(let error): return "is not a usable URL: \(error.message)"
         }
         if url.userInfo != nil { return "must not hold credentials (user@host): put the key in the vault" }
-        if url.pathAndQuery.contains("?") { return "must not have a query (?…): write the URL before /chat/completions" }
+        if url.pathAndQuery.contains("?") {
+            return "must not have a query (?…): write the URL before /chat/completions"
+        }
         if url.pathAndQuery.hasSuffix("/chat/completions") || url.pathAndQuery.hasSuffix("/chat/completions/") {
             return "is the URL before /chat/completions (e.g. http://127.0.0.1:11434/v1); Moat adds that part"
         }
@@ -116,7 +121,8 @@ extension ProviderTimeouts {
     mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
         let keys = ["connect_seconds", "first_byte_seconds", "idle_seconds", "total_seconds"]
         for (key, value) in try node.mapping(path: path, allowed: keys) {
-            let seconds = try value.integer(path: path + "." + key, range: 1...86400, allowed: "seconds from 1 to 86400")
+            let seconds = try value.integer(
+                path: path + "." + key, range: 1...86400, allowed: "seconds from 1 to 86400")
             switch key {
             case "connect_seconds": connect = .seconds(seconds)
             case "first_byte_seconds": firstByte = .seconds(seconds)

@@ -29,37 +29,38 @@ public struct PythonVenv: Sendable {
         let directory = cache + "/moat-test-venvs/" + name
         let marker = directory + "/.moat-ready"
         if FileManager.default.fileExists(atPath: marker) { return PythonVenv(directory: directory) }
-        let building = directory + ".partial-\(getpid())"
+        // Built in place (a venv's scripts hold its absolute path); the marker is written last, so a
+        // half-built one left by an interrupted run is removed and built again.
+        try? FileManager.default.removeItem(atPath: directory)
         try? FileManager.default.createDirectory(atPath: cache + "/moat-test-venvs", withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: building) }
         let interpreters = ["/usr/bin/python3", "/usr/local/bin/python3"].filter {
             FileManager.default.isExecutableFile(atPath: $0)
         }
-        guard interpreters.contains(where: { (try? HostCommand.run($0, ["-m", "venv", building]))?.status == 0 })
+        guard interpreters.contains(where: { (try? HostCommand.run($0, ["-m", "venv", directory]))?.status == 0 })
         else {
             throw .failed("no python3 here can create a venv: install python3 and python3-venv (./install.sh --deps)")
         }
         let install: (status: Int32, output: String)
         do {
             install = try HostCommand.run(
-                building + "/bin/pip", ["install", "--disable-pip-version-check", "--timeout", "30", "--retries", "1"] + packages)
+                directory + "/bin/python",
+                ["-m", "pip", "install", "--disable-pip-version-check", "--timeout", "30", "--retries", "1"] + packages)
         } catch {
-            throw .failed("pip could not be started in \(building)")
+            throw .failed("pip could not be started in \(directory)")
         }
         guard install.status == 0 else {
-            let networkSigns = ["NewConnectionError", "Max retries", "Temporary failure in name resolution",
-                "Network is unreachable", "ConnectTimeout", "ReadTimeout", "No matching distribution"]
+            let networkSigns = [
+                "NewConnectionError", "Max retries", "Temporary failure in name resolution", "Network is unreachable",
+                "ConnectTimeout", "ReadTimeout", "No matching distribution",
+            ]
             if networkSigns.contains(where: install.output.contains) {
-                throw .offline("PyPI is unreachable, so \(packages.joined(separator: " ")) cannot be installed into \(directory)")
+                throw .offline(
+                    "PyPI is unreachable, so \(packages.joined(separator: " ")) cannot be installed into \(directory)")
             }
             throw .failed("pip install \(packages.joined(separator: " ")) failed:\n\(install.output.suffix(2000))")
         }
-        _ = FileManager.default.createFile(atPath: building + "/.moat-ready", contents: Data())
-        // Another run may have finished first; theirs is as good as ours.
-        if (try? FileManager.default.moveItem(atPath: building, toPath: directory)) == nil,
-            !FileManager.default.fileExists(atPath: marker)
-        {
-            throw .failed("cannot move the new venv to \(directory)")
+        guard FileManager.default.createFile(atPath: marker, contents: Data()) else {
+            throw .failed("cannot write \(marker)")
         }
         return PythonVenv(directory: directory)
     }

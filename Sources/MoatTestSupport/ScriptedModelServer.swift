@@ -220,7 +220,8 @@ public final class ScriptedModelServer: Sendable {
             method: method, path: path, headers: headers.map { ($0.name, $0.value) }, body: text)
         state.withLock { $0.requests.append(recorded) }
         guard method == "POST", path.hasSuffix("/chat/completions") else {
-            return error(404, "Unknown request URL: \(method) \(path)", type: "invalid_request_error", code: "unknown_url")
+            return error(
+                404, "Unknown request URL: \(method) \(path)", type: "invalid_request_error", code: "unknown_url")
         }
         if let key = options.requiredAPIKey, headers["Authorization"].first != "Bearer \(key)" {
             return error(401, "Incorrect API key provided.", type: "invalid_request_error", code: "invalid_api_key")
@@ -236,19 +237,24 @@ public final class ScriptedModelServer: Sendable {
             return state.queue.isEmpty ? nil : state.queue.removeFirst()
         }
         guard var reply = next ?? hostileReply(messages) else {
-            return error(500, "the scripted model server has no reply left in its script", type: "server_error", code: nil)
+            return error(
+                500, "the scripted model server has no reply left in its script", type: "server_error", code: nil)
         }
         reply.toolCalls = reply.toolCalls.map { call in
             var call = call
-            if call.id == nil { call.id = state.withLock { state in
-                state.calls += 1
-                return "call_\(state.calls)"
-            } }
+            if call.id == nil {
+                call.id = state.withLock { state in
+                    state.calls += 1
+                    return "call_\(state.calls)"
+                }
+            }
             return call
         }
-        let usage = reply.usage ?? Usage(
-            prompt: messages.reduce(0) { $0 + Self.words(Self.content($1)) },
-            completion: Self.words(reply.text) + reply.toolCalls.reduce(0) { $0 + Self.words($1.arguments) })
+        let usage =
+            reply.usage
+            ?? Usage(
+                prompt: messages.reduce(0) { $0 + Self.words(Self.content($1)) },
+                completion: Self.words(reply.text) + reply.toolCalls.reduce(0) { $0 + Self.words($1.arguments) })
         let id = "chatcmpl-moat\(state.withLock { $0.served })"
         switch reply.fault {
         case .status(let status, let body):
@@ -278,7 +284,8 @@ public final class ScriptedModelServer: Sendable {
             "{\"error\":{\"message\":\(Self.quote(message)),\"type\":\(Self.quote(type)),\"param\":null,"
             + "\"code\":\(code.map(Self.quote) ?? "null")}}"
         return Answer(
-            status: status, headers: [("Content-Type", "application/json"), ("Content-Length", String(body.utf8.count))],
+            status: status,
+            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.utf8.count))],
             pieces: [Array(body.utf8)])
     }
 
@@ -330,13 +337,16 @@ public final class ScriptedModelServer: Sendable {
                     "{\"tool_calls\":[{\"index\":\(index),\"id\":\(Self.quote(call.id ?? "")),\"type\":\"function\","
                         + "\"function\":{\"name\":\(Self.quote(call.name)),\"arguments\":\"\"}}]}"))
             for piece in Self.pieces(call.arguments, options.argumentPieceLength) {
-                events.append(chunk("{\"tool_calls\":[{\"index\":\(index),\"function\":{\"arguments\":\(Self.quote(piece))}}]}"))
+                events.append(
+                    chunk("{\"tool_calls\":[{\"index\":\(index),\"function\":{\"arguments\":\(Self.quote(piece))}}]}"))
             }
         }
         events.append(chunk("{}", finish: finishReason(reply)))
         if let usage { events.append(head + "\"choices\":[],\(usageJSON(usage))}") }
         events.append("[DONE]")
-        var answer = Answer(headers: [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache")])
+        var answer = Answer(headers: [
+            ("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control", "no-cache"),
+        ])
         let newline = options.lineEnding
         var text = events.map { "data: \($0)\(newline)\(newline)" }
         if options.comments { text = text.map { ": keep-alive\(newline)" + $0 } }
@@ -366,7 +376,8 @@ public final class ScriptedModelServer: Sendable {
     func hostileReply(_ messages: [[String: Any]]) -> Reply? {
         guard options.hostile != .off else { return nil }
         var read = messages
-        if options.hostile == .newInput, let last = messages.lastIndex(where: { $0["role"] as? String == "assistant" }) {
+        if options.hostile == .newInput, let last = messages.lastIndex(where: { $0["role"] as? String == "assistant" })
+        {
             read = Array(messages[(last + 1)...])
         }
         var calls: [Call] = []
@@ -446,7 +457,8 @@ public final class ScriptedModelServer: Sendable {
                 body += buffer.readBytes(length: buffer.readableBytes) ?? []
             case .end:
                 guard let head, let server else { return }
-                let answer = server.answer(method: head.method.rawValue, path: head.uri, headers: head.headers, body: body)
+                let answer = server.answer(
+                    method: head.method.rawValue, path: head.uri, headers: head.headers, body: body)
                 respond(answer, keepAlive: head.isKeepAlive, context: context)
             }
         }
@@ -456,7 +468,9 @@ public final class ScriptedModelServer: Sendable {
             var headers = HTTPHeaders(answer.headers)
             if !keepAlive { headers.add(name: "Connection", value: "close") }
             let status = HTTPResponseStatus(statusCode: answer.status)
-            context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+            context.writeAndFlush(
+                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+                promise: nil)
             for piece in answer.pieces {
                 context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
             }

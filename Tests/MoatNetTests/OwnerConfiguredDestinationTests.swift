@@ -1,5 +1,6 @@
 import MoatCore
 import MoatNet
+import MoatTestSupport
 import Testing
 
 /// An owner-configured destination (a model server's base_url) may be on loopback or the LAN, unlike a
@@ -63,5 +64,28 @@ import Testing
             return
         }
         #expect(unknown.code == .connectFailed)
+    }
+
+    @Test(
+        "a streamed request goes to the resolved addresses in order, with the name as Host; a refusing one falls through"
+    )
+    func addressFallback() async throws {
+        let server = try await ScriptedModelServer.start(replies: [.text("hi")])
+        defer { Task { await server.stop() } }
+        // 127.0.0.2 is loopback too, but nothing listens there on this port.
+        let resolver = AddressResolver { _ in [IPAddress("127.0.0.2")!, IPAddress("127.0.0.1")!] }
+        let url = try FetchURL.parse("http://model.test:\(server.port)/v1/chat/completions").get()
+        let target = try await CheckedURL.ownerConfigured(url, resolver: resolver)
+        let body = Array(#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#.utf8)
+        let (status, text) = try await PinnedHTTPTransport().stream(
+            target, method: "POST", headers: [("Content-Type", "application/json")], body: body
+        ) { response in
+            var bytes: [UInt8] = []
+            for try await chunk in response.body { bytes += chunk }
+            return (response.status, String(decoding: bytes, as: UTF8.self))
+        }
+        #expect(status == 200)
+        #expect(text.contains(#""content":"hi""#))
+        #expect(server.requests.first?.header("Host") == "model.test:\(server.port)")
     }
 }

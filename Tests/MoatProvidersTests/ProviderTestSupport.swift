@@ -28,7 +28,8 @@ func provider(
 
 /// Runs one round and returns its error, failing the test when it succeeds.
 func roundError(
-    _ provider: OpenAICompatibleProvider, _ request: ModelRequest = ModelRequest(messages: [ChatMessage(role: .user, content: "hi")])
+    _ provider: OpenAICompatibleProvider,
+    _ request: ModelRequest = ModelRequest(messages: [ChatMessage(role: .user, content: "hi")])
 ) async -> ProviderError? {
     do {
         _ = try await provider.complete(request) { _ in }

@@ -13,10 +13,12 @@ import Testing
     @Test("the official openai Python client parses its answers: text and a tool call, streamed and not")
     func officialClient() async throws {
         let venv: PythonVenv
-        do {
-            venv = try PythonVenv.prepared("openai", packages: ["openai"])
-        } catch .offline(let reason) {
-            try Test.cancel("skipped: \(reason)")
+        switch Result(catching: { () throws(PythonVenv.Unavailable) in
+            try PythonVenv.prepared("openai", packages: ["openai"])
+        }) {
+        case .success(let prepared): venv = prepared
+        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
+        case .failure(let problem): throw problem
         }
         let arguments = #"{"path": "notes/ünï \"q\".txt"}"#
         let server = try await ScriptedModelServer.start(replies: [
@@ -83,7 +85,9 @@ import Testing
         defer { Task { await server.stop() } }
         let model = try provider(server, stream: false)
         var messages = [
-            ChatMessage(role: .user, content: "MOAT-TEST-SAY the secret is {{secret:GITHUB_TOKEN}}\nMOAT-TEST-CALL list_files {}")
+            ChatMessage(
+                role: .user,
+                content: "MOAT-TEST-SAY the secret is {{secret:GITHUB_TOKEN}}\nMOAT-TEST-CALL list_files {}")
         ]
         for round in 1...3 {
             let reply = try await model.complete(ModelRequest(messages: messages)) { _ in }

@@ -56,8 +56,10 @@ import Testing
     func interleaved() throws {
         var assembler = ToolCallAssembler()
         for piece in [
-            try delta(0, id: "call_a", name: "read_file", arguments: ""), try delta(1, id: "call_b", name: "shell", arguments: "{\"co"),
-            try delta(0, arguments: "{\"path\""), try delta(1, id: "call_b", name: "shell", arguments: "mmand\":\"ls\"}"),
+            try delta(0, id: "call_a", name: "read_file", arguments: ""),
+            try delta(1, id: "call_b", name: "shell", arguments: "{\"co"),
+            try delta(0, arguments: "{\"path\""),
+            try delta(1, id: "call_b", name: "shell", arguments: "mmand\":\"ls\"}"),
             try delta(0, arguments: ":\"a\"}"),
         ] {
             #expect(assembler.add(piece, position: 0, streaming: true) == nil)
@@ -91,7 +93,8 @@ import Testing
     func tooMany() throws {
         var assembler = ToolCallAssembler()
         for index in 0..<ToolCallAssembler.maximumCalls {
-            #expect(assembler.add(try delta(index, id: "c\(index)", name: "n"), position: index, streaming: true) == nil)
+            #expect(
+                assembler.add(try delta(index, id: "c\(index)", name: "n"), position: index, streaming: true) == nil)
         }
         #expect(assembler.add(try delta(999, id: "extra", name: "n"), position: 0, streaming: true) != nil)
     }
