@@ -119,7 +119,12 @@ let package = Package(
         // text and tool calls out. Providers never run tools; keys come from the vault at egress.
         .target(
             name: "MoatProviders",
-            dependencies: ["MoatCore"],
+            dependencies: [
+                "MoatCore",
+                "MoatNet",
+                "MoatVault",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // Channel adapters: the signed webhook first (Telegram, Matrix and web chat later); each turns its
@@ -202,6 +207,7 @@ let package = Package(
                 "MoatHTTP",
                 "MoatNet",
                 "MoatPolicy",
+                "MoatProviders",
                 "MoatStore",
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -281,6 +287,11 @@ let package = Package(
         // Helpers shared by the test targets (temporary directories, the real binary, a raw HTTP client).
         .target(
             name: "MoatTestSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -385,6 +396,19 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The OpenAI-compatible provider against the scripted model server (and the real `openai` client).
+        .testTarget(
+            name: "MoatProvidersTests",
+            dependencies: [
+                "MoatConfig",
+                "MoatCore",
+                "MoatNet",
+                "MoatProviders",
+                "MoatTestSupport",
+                "MoatVault",
             ],
             swiftSettings: swiftSettings
         ),

@@ -5,6 +5,7 @@ public import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatPolicy
+import MoatProviders
 import MoatStore
 internal import Yams
 
@@ -80,7 +81,7 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels"]) {
+        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers"]) {
             switch key {
             case "gateway":
                 var auth = config.auth
@@ -92,6 +93,8 @@ public enum ConfigurationLoader {
                 try config.policy.read(value, path: key)
             case "channels":
                 try config.channels.read(value, path: key)
+            case "providers":
+                try config.providers.read(value, path: key)
             default:
                 for (logKey, logValue) in try value.mapping(path: "log", allowed: ["format", "level"]) {
                     if logKey == "format" {

@@ -3,6 +3,7 @@ public import MoatAuth
 public import MoatChannels
 public import MoatHTTP
 public import MoatPolicy
+public import MoatProviders
 
 /// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
 ///
@@ -26,6 +27,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var policy = PolicySettings()
     /// `channels:` (signed webhooks).
     public var channels = ChannelsSettings()
+    /// `providers`: the model servers (MoatProviders; Docs/Providers.md). Default: Ollama on loopback.
+    public var providers = ProvidersSettings()
 
     public init() {}
 

@@ -13,6 +13,11 @@ public enum AddressClassifier {
         IPAddress("fd00:ec2::254")!,  // AWS over IPv6
     ]
 
+    /// Whether `address` is a cloud metadata address, directly or as an IPv4-mapped IPv6 address.
+    public static func isMetadata(_ address: IPAddress) -> Bool {
+        metadataAddresses.contains(address) || address.ipv4Mapped.map { metadataAddresses.contains(.v4($0)) } == true
+    }
+
     /// Why `address` must not be fetched, or nil when it is public.
     public static func refusal(_ address: IPAddress) -> String? {
         if metadataAddresses.contains(address) {

@@ -6,7 +6,7 @@ public struct NetError: Error, CustomStringConvertible, Sendable {
     /// What kind of failure this is, for callers that branch on it.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
-            case urlRefused, fetchFailed
+            case urlRefused, fetchFailed, connectFailed, timedOut
         }
         fileprivate let value: Value
 
@@ -14,6 +14,12 @@ public struct NetError: Error, CustomStringConvertible, Sendable {
         public static let urlRefused = Code(value: .urlRefused)
         /// A guarded fetch failed (transport error, too many redirects, a limit reached).
         public static let fetchFailed = Code(value: .fetchFailed)
+        /// No connection could be opened (nothing listening, unreachable, the connect timeout passed).
+        /// Reported by ``PinnedHTTPTransport/stream(_:method:headers:body:limits:_:)``.
+        public static let connectFailed = Code(value: .connectFailed)
+        /// The server went silent: no first byte, a gap between chunks, or the whole exchange took longer
+        /// than its limit. Reported by ``PinnedHTTPTransport/stream(_:method:headers:body:limits:_:)``.
+        public static let timedOut = Code(value: .timedOut)
 
         public var description: String { "\(value)" }
     }

@@ -30,7 +30,7 @@ public struct PinnedHTTPTransport: PinnedTransport {
 
     let limits: Limits
     let userAgent: String
-    private let tls: NIOSSLContext
+    let tls: NIOSSLContext
 
     /// - Parameters:
     ///   - additionalTrustRoots: certificates trusted besides the system's (tests; a private CA).
@@ -56,32 +56,8 @@ public struct PinnedHTTPTransport: PinnedTransport {
     ) async throws -> FetchResponse {
         let url = target.url
         let host = url.host.description
-        let https = url.scheme == "https"
-        let serverName: String?
-        switch (https, url.host) {
-        case (false, _): serverName = nil
-        case (true, .name(let name)): serverName = name
-        case (true, .address):
-            throw NetError(
-                .fetchFailed, "https to a bare IP address (\(host)) is refused: its certificate cannot be checked")
-        }
-        let address: SocketAddress
-        do {
-            address = try SocketAddress(ipAddress: target.address.description, port: url.port)
-        } catch {
-            throw NetError(.fetchFailed, "\(target.address) is not a usable address")
-        }
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
-        head.headers.add(name: "Host", value: url.hostHeader)
-        head.headers.add(name: "User-Agent", value: userAgent)
-        head.headers.add(name: "Accept-Encoding", value: "identity")
-        head.headers.add(name: "Connection", value: "close")
-        let fixed: Set<String> = ["host", "user-agent", "accept-encoding", "connection", "content-length"]
-        for header in headers where !fixed.contains(header.name.lowercased()) {
-            head.headers.add(name: header.name, value: header.value)
-        }
-        if !body.isEmpty { head.headers.add(name: "Content-Length", value: String(body.count)) }
-        let tls = self.tls
+        let (serverName, head) = try request(target, method: method, headers: headers, bodyCount: body.count)
+        let address = try socketAddress(target.address, port: url.port)
         let limit = limits.maximumBodyBytes
         let channel: any Channel
         do {
@@ -89,11 +65,7 @@ public struct PinnedHTTPTransport: PinnedTransport {
                 .connectTimeout(limits.connectTimeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        if let serverName {
-                            let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
-                            try channel.pipeline.syncOperations.addHandler(handler)
-                        }
-                        try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                        try self.addClientHandlers(to: channel, serverName: serverName)
                         try channel.pipeline.syncOperations.addHandler(ResponseCollector(limit: limit))
                     }
                 }
@@ -131,6 +103,53 @@ public struct PinnedHTTPTransport: PinnedTransport {
         } catch {
             throw NetError(.fetchFailed, "fetching from \(host) failed: \(error)")
         }
+    }
+}
+
+extension PinnedHTTPTransport {
+    /// The TLS server name (nil for `http`) and the request head for `target`: the fixed headers first
+    /// (`Host` from the URL, never from the caller), then the caller's, less the ones the transport owns.
+    func request(
+        _ target: CheckedURL, method: String, headers: [(name: String, value: String)], bodyCount: Int
+    ) throws(NetError) -> (serverName: String?, head: HTTPRequestHead) {
+        let url = target.url
+        let serverName: String?
+        switch (url.scheme == "https", url.host) {
+        case (false, _): serverName = nil
+        case (true, .name(let name)): serverName = name
+        case (true, .address):
+            throw NetError(
+                .fetchFailed,
+                "https to a bare IP address (\(url.host)) is refused: its certificate cannot be checked")
+        }
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: method), uri: url.pathAndQuery)
+        head.headers.add(name: "Host", value: url.hostHeader)
+        head.headers.add(name: "User-Agent", value: userAgent)
+        head.headers.add(name: "Accept-Encoding", value: "identity")
+        head.headers.add(name: "Connection", value: "close")
+        let fixed: Set<String> = ["host", "user-agent", "accept-encoding", "connection", "content-length"]
+        for header in headers where !fixed.contains(header.name.lowercased()) {
+            head.headers.add(name: header.name, value: header.value)
+        }
+        if bodyCount > 0 { head.headers.add(name: "Content-Length", value: String(bodyCount)) }
+        return (serverName, head)
+    }
+
+    func socketAddress(_ address: IPAddress, port: Int) throws(NetError) -> SocketAddress {
+        do {
+            return try SocketAddress(ipAddress: address.description, port: port)
+        } catch {
+            throw NetError(.fetchFailed, "\(address) is not a usable address")
+        }
+    }
+
+    /// Adds the TLS client handler (for `https`) and the HTTP/1.1 client codec.
+    func addClientHandlers(to channel: any Channel, serverName: String?) throws {
+        if let serverName {
+            let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
+            try channel.pipeline.syncOperations.addHandler(handler)
+        }
+        try channel.pipeline.syncOperations.addHTTPClientHandlers()
     }
 }
 

@@ -5,6 +5,11 @@ public import MoatCore
 #elseif canImport(Musl)
     import Musl
 #endif
+// The socket structs' members below can be attributed to CNIOLinux's module (it includes the same libc
+// headers) depending on the order clang builds its modules; importing it keeps the lookup valid either way.
+#if canImport(CNIOLinux)
+    internal import CNIOLinux
+#endif
 
 /// The owner's SSRF settings from `config.yaml` (`policy.ssrf`).
 public struct SSRFSettings: Sendable, Equatable {
@@ -157,9 +162,7 @@ public struct URLGuard: Sendable {
         }
         for address in addresses {
             if allowlisted {
-                if AddressClassifier.metadataAddresses.contains(address)
-                    || address.ipv4Mapped.map({ AddressClassifier.metadataAddresses.contains(.v4($0)) }) == true
-                {
+                if AddressClassifier.isMetadata(address) {
                     return .deny("\(address) is a cloud metadata address (refused even for allowlisted hosts)")
                 }
                 continue

@@ -1,0 +1,134 @@
+public import MoatCore
+import MoatNet
+import MoatVault
+
+extension ProvidersSettings: ConfigSection {
+    /// Reads `providers:`: a mapping from a provider's name to its settings. A section that is present
+    /// replaces the default list (write `local:` in it to keep Ollama).
+    public mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        guard case .mapping(let entries) = node.value else {
+            if node.isNull { return }
+            throw node.fail(path, "must be a mapping from a provider's name to its settings, e.g. local: {…}")
+        }
+        var read: [ProviderSettings] = []
+        for (keyNode, value) in entries {
+            guard case .scalar(let name, _) = keyNode.value, Self.isValidName(name) else {
+                let text = if case .scalar(let name, _) = keyNode.value { ConfigNode.printable(name) } else { "" }
+                throw keyNode.fail(
+                    path + "." + text,
+                    "a provider's name is lower-case letters, digits, '-' and '_', starting with a letter, "
+                        + "at most 32 characters (for example local or openai)")
+            }
+            var provider =
+                name == Self.defaultLocal.name
+                ? Self.defaultLocal : ProviderSettings(name: name, baseURL: "", model: "")
+            try provider.read(value, path: path + "." + name)
+            read.append(provider)
+        }
+        providers = read
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.unicodeScalars.first, ("a"..."z").contains(first), name.utf8.count <= 32 else {
+            return false
+        }
+        return name.unicodeScalars.allSatisfy {
+            ("a"..."z").contains($0) || ("0"..."9").contains($0) || "-_".unicodeScalars.contains($0)
+        }
+    }
+}
+
+extension ProviderSettings {
+    static let keys = ["kind", "base_url", "model", "api_key_secret", "stream", "timeouts"]
+
+    /// Reads one provider over its starting values; `base_url` and `model` must end up set.
+    mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        for (key, value) in try node.mapping(path: path, allowed: Self.keys) {
+            let keyPath = path + "." + key
+            switch key {
+            case "kind":
+                kind = try value.enumeration(path: keyPath)
+            case "base_url":
+                baseURL = try value.string(path: keyPath)
+                if let problem = Self.baseURLProblem(baseURL) { throw value.fail(keyPath, problem) }
+            case "model":
+                model = try value.string(path: keyPath)
+                guard model.utf8.count <= 200, model.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f })
+                else {
+                    throw value.fail(
+                        keyPath, "must be a model name without spaces or control characters, e.g. qwen2.5:1.5b")
+                }
+            case "api_key_secret":
+                apiKeySecret = try value.optionalString(path: keyPath)
+                if let secret = apiKeySecret, !SecretName.isValid(secret) {
+                    throw value.fail(
+                        keyPath,
+                        "\"\(ConfigNode.printable(secret))\" is not a vault secret name: upper-case letters, digits "
+                            + "and '_', e.g. OPENAI_API_KEY (the NAME of the secret; never the key itself)")
+                }
+            case "stream":
+                let text = try value.scalar(path: keyPath, expected: "true or false").text
+                guard let flag = ["true": true, "false": false][text] else {
+                    throw value.fail(keyPath, "must be true or false, not \"\(ConfigNode.printable(text))\"")
+                }
+                stream = flag
+            default:
+                try timeouts.read(value, path: keyPath)
+            }
+        }
+        guard !baseURL.isEmpty else {
+            throw node.fail(path + ".base_url", "is required, e.g. base_url: http://127.0.0.1:8080/v1")
+        }
+        guard !model.isEmpty else { throw node.fail(path + ".model", "is required: the model name the server knows") }
+        if apiKeySecret != nil, let problem = Self.cleartextKeyProblem(baseURL) {
+            throw node.fail(path + ".api_key_secret", problem)
+        }
+    }
+
+    /// Why `text` cannot be a base URL, or nil.
+    static func baseURLProblem(_ text: String) -> String? {
+        let url: FetchURL
+        switch FetchURL.parse(text) {
+        case .success(let parsed): url = parsed
+        case .failure(let error): return "is not a usable URL: \(error.message)"
+        }
+        if url.userInfo != nil { return "must not hold credentials (user@host): put the key in the vault" }
+        if url.pathAndQuery.contains("?") {
+            return "must not have a query (?…): write the URL before /chat/completions"
+        }
+        if url.pathAndQuery.hasSuffix("/chat/completions") || url.pathAndQuery.hasSuffix("/chat/completions/") {
+            return "is the URL before /chat/completions (e.g. http://127.0.0.1:11434/v1); Moat adds that part"
+        }
+        return nil
+    }
+
+    /// A key over plain http would cross the network readable by anyone on the path; on loopback it
+    /// never leaves the machine.
+    static func cleartextKeyProblem(_ text: String) -> String? {
+        guard case .success(let url) = FetchURL.parse(text), url.scheme == "http" else { return nil }
+        switch url.host {
+        case .address(let address) where address.isLoopback: return nil
+        case .name("localhost"): return nil
+        default:
+            return "an API key is only sent over https, or over http to a loopback address (127.0.0.1): "
+                + "use an https base_url for \(url.origin)"
+        }
+    }
+}
+
+extension ProviderTimeouts {
+    /// Reads `timeouts:` (whole seconds).
+    mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        let keys = ["connect_seconds", "first_byte_seconds", "idle_seconds", "total_seconds"]
+        for (key, value) in try node.mapping(path: path, allowed: keys) {
+            let seconds = try value.integer(
+                path: path + "." + key, range: 1...86400, allowed: "seconds from 1 to 86400")
+            switch key {
+            case "connect_seconds": connect = .seconds(seconds)
+            case "first_byte_seconds": firstByte = .seconds(seconds)
+            case "idle_seconds": idle = .seconds(seconds)
+            default: total = .seconds(seconds)
+            }
+        }
+    }
+}

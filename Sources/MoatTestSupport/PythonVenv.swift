@@ -1,0 +1,99 @@
+import Foundation
+import Synchronization
+
+/// A Python virtual environment for tests that drive a real client (the `openai` package), kept in a
+/// cache outside the repository (`$XDG_CACHE_HOME/moat-test-venvs/NAME`, else `~/.cache/…`) and
+/// created with `pip install` when absent.
+public struct PythonVenv: Sendable {
+    public let directory: String
+    public var python: String { directory + "/bin/python" }
+
+    /// Why a venv could not be made ready.
+    public enum Unavailable: Error, CustomStringConvertible {
+        /// PyPI could not be reached: the test that needs the venv is skipped, saying so.
+        case offline(String)
+        /// Anything else (no venv module, a failed install): a real failure.
+        case failed(String)
+
+        public var description: String {
+            switch self {
+            case .offline(let text), .failed(let text): text
+            }
+        }
+    }
+
+    /// The venv `name` with `packages` installed, made now when missing (once; later runs reuse it).
+    public static func prepared(_ name: String, packages: [String]) throws(Unavailable) -> PythonVenv {
+        let environment = ProcessInfo.processInfo.environment
+        let cache = environment["XDG_CACHE_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache")
+        let directory = cache + "/moat-test-venvs/" + name
+        let marker = directory + "/.moat-ready"
+        if FileManager.default.fileExists(atPath: marker) { return PythonVenv(directory: directory) }
+        // Built in place (a venv's scripts hold its absolute path); the marker is written last, so a
+        // half-built one left by an interrupted run is removed and built again.
+        try? FileManager.default.removeItem(atPath: directory)
+        try? FileManager.default.createDirectory(atPath: cache + "/moat-test-venvs", withIntermediateDirectories: true)
+        let interpreters = ["/usr/bin/python3", "/usr/local/bin/python3"].filter {
+            FileManager.default.isExecutableFile(atPath: $0)
+        }
+        guard interpreters.contains(where: { (try? HostCommand.run($0, ["-m", "venv", directory]))?.status == 0 })
+        else {
+            throw .failed("no python3 here can create a venv: install python3 and python3-venv (./install.sh --deps)")
+        }
+        let install: (status: Int32, output: String)
+        do {
+            install = try HostCommand.run(
+                directory + "/bin/python",
+                ["-m", "pip", "install", "--disable-pip-version-check", "--timeout", "30", "--retries", "1"] + packages)
+        } catch {
+            throw .failed("pip could not be started in \(directory)")
+        }
+        guard install.status == 0 else {
+            let networkSigns = [
+                "NewConnectionError", "Max retries", "Temporary failure in name resolution", "Network is unreachable",
+                "ConnectTimeout", "ReadTimeout", "No matching distribution",
+            ]
+            if networkSigns.contains(where: install.output.contains) {
+                throw .offline(
+                    "PyPI is unreachable, so \(packages.joined(separator: " ")) cannot be installed into \(directory)")
+            }
+            throw .failed("pip install \(packages.joined(separator: " ")) failed:\n\(install.output.suffix(2000))")
+        }
+        guard FileManager.default.createFile(atPath: marker, contents: Data()) else {
+            throw .failed("cannot write \(marker)")
+        }
+        return PythonVenv(directory: directory)
+    }
+
+    /// Runs `python SCRIPT ARGUMENTS` on a thread of its own (never blocking the cooperative pool, where
+    /// an in-process server may be waiting); returns the exit status, stdout and stderr.
+    public func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread.detachNewThread {
+                do {
+                    let process = Process()
+                    process.executableURL = URL(fileURLWithPath: python)
+                    process.arguments = [script] + arguments
+                    let stdout = Pipe()
+                    let stderr = Pipe()
+                    process.standardOutput = stdout
+                    process.standardError = stderr
+                    try process.run()
+                    let errors = Mutex<Data>(Data())
+                    let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
+                    reader.start()
+                    let out = stdout.fileHandleForReading.readDataToEndOfFile()
+                    process.waitUntilExit()
+                    while !reader.isFinished { usleep(1000) }
+                    continuation.resume(
+                        returning: (
+                            process.terminationStatus, String(decoding: out, as: UTF8.self),
+                            String(decoding: errors.withLock { $0 }, as: UTF8.self)
+                        ))
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+}
