@@ -126,7 +126,14 @@ let package = Package(
         // web through the SSRF guard, http with secret placeholders resolved at egress).
         .target(
             name: "MoatTools",
-            dependencies: ["MoatCore"],
+            dependencies: [
+                "MoatCore",
+                "MoatNet",
+                "MoatSandbox",
+                "MoatStore",
+                "MoatVault",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
@@ -193,6 +200,7 @@ let package = Package(
                 "MoatNet",
                 "MoatPolicy",
                 "MoatStore",
+                "MoatTools",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -416,6 +424,24 @@ let package = Package(
         .testTarget(
             name: "MoatSandboxTests",
             dependencies: ["moat", "moat-sandbox", "moat-sandbox-probe", "MoatCore", "MoatSandbox", "MoatTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The built-in tools against the real file system, the real sandbox launcher and servers on loopback.
+        .testTarget(
+            name: "MoatToolsTests",
+            dependencies: [
+                "moat-sandbox",
+                "MoatCore",
+                "MoatNet",
+                "MoatSandbox",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                "MoatTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -2,6 +2,7 @@ public import Foundation
 public import MoatAuth
 public import MoatHTTP
 public import MoatPolicy
+public import MoatTools
 
 /// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
 ///
@@ -23,6 +24,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel = .info
     /// `policy`: trust defaults per domain, evidence rule, approval lifetime, SSRF lists (MoatPolicy).
     public var policy = PolicySettings()
+    /// `tools`: the workspace, the built-in tools' caps and time limits (MoatTools).
+    public var tools = ToolsSettings()
 
     public init() {}
 
