@@ -1,4 +1,6 @@
 public import MoatCore
+public import MoatNet
+public import MoatVault
 
 /// What the model is told about one tool: the schema a provider sends.
 public struct ToolDescriptor: Sendable, Hashable {
@@ -53,5 +55,35 @@ public struct ToolRegistry: Sendable {
     /// Checks a call the model made: finds the tool and prepares the call (no side effects).
     public func prepare(tool name: String, arguments: String) throws(ToolError) -> PreparedCall {
         try tool(named: name).prepare(arguments)
+    }
+}
+
+extension ToolRegistry {
+    /// The built-in tools of an installation, for the composition root: the file tools and the shell over
+    /// `workspace`, the web tools through the SSRF guard with the owner's `ssrf` exceptions, and
+    /// `send_message` when a channel gives a sender.
+    ///
+    /// - Parameters:
+    ///   - vault: where `http_request` resolves placeholders and scrubs results; nil refuses placeholders.
+    ///   - launcherPath: the sandbox launcher; by default `moat-sandbox` beside the running executable.
+    public static func builtin(
+        workspace: Workspace,
+        settings: ToolsSettings,
+        ssrf: SSRFSettings,
+        vault: UnlockedVault?,
+        messageSender: (any MessageSender)? = nil,
+        launcherPath: String? = nil
+    ) throws(ToolError) -> ToolRegistry {
+        let access = try WebAccess(ssrf: ssrf, settings: settings)
+        var tools: [any Tool] = [
+            ReadFileTool(workspace: workspace, settings: settings),
+            WriteFileTool(workspace: workspace, settings: settings),
+            ListFilesTool(workspace: workspace, settings: settings),
+            ShellTool(workspace: workspace, settings: settings, launcherPath: launcherPath),
+            WebFetchTool(access: access, settings: settings),
+            HTTPRequestTool(access: access, settings: settings, vault: vault),
+        ]
+        if let messageSender { tools.append(SendMessageTool(sender: messageSender)) }
+        return try ToolRegistry(tools)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import MoatCore
+import MoatNet
 import MoatStore
 import MoatTestSupport
 import MoatTools
@@ -154,6 +155,22 @@ struct FileFixture {
         let listing = try await fixture.list("")
         #expect(listing.split(separator: "\n").count == 11)
         #expect(listing.hasSuffix("[cut: 6 more of 16 entries not listed]"))
+    }
+
+    @Test("the built-in registry offers the contract's tools, each in its domain, in a stable order")
+    func builtinRegistry() throws {
+        let fixture = try FileFixture()
+        let registry = try ToolRegistry.builtin(
+            workspace: fixture.workspace, settings: fixture.settings, ssrf: SSRFSettings(), vault: nil,
+            messageSender: RecordingSender(contacts: []))
+        let domains = registry.descriptors.map { "\($0.name):\($0.domain)" }
+        #expect(
+            domains == [
+                "http_request:integrations", "list_files:files", "read_file:files", "send_message:messaging",
+                "shell:shell", "web_fetch:web", "write_file:files",
+            ])
+        #expect(registry.descriptors.allSatisfy { $0.parameters.contains(#""additionalProperties":false"#) })
+        #expect(try registry.prepare(tool: "list_files", arguments: #"{"path":""}"#).destination == ".")
     }
 
     @Test("a workspace root replaced after it was opened is refused, not followed to the new directory")
