@@ -127,6 +127,7 @@ let package = Package(
         .target(
             name: "MoatTools",
             dependencies: [
+                "CMoatFiles",
                 "MoatCore",
                 "MoatNet",
                 "MoatSandbox",
@@ -255,6 +256,8 @@ let package = Package(
         ),
         // prctl(2) for the moat process (non-dumpable); a C shim because the libc prototype is variadic.
         .target(name: "CMoatProcess"),
+        // openat2(2) for the workspace's file tools (MoatTools); a C shim because `syscall` is variadic.
+        .target(name: "CMoatFiles"),
         .executableTarget(
             name: "moat",
             dependencies: [
@@ -430,6 +433,7 @@ let package = Package(
         .testTarget(
             name: "MoatToolsTests",
             dependencies: [
+                "CMoatFiles",
                 "moat-sandbox",
                 "MoatCore",
                 "MoatNet",

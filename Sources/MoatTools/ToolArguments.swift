@@ -46,8 +46,9 @@ enum JSONValue: Sendable, Hashable {
 /// escapes (a lone surrogate is refused); nesting is at most 16 deep and the text at most
 /// ``maximumBytes``. Every refusal says what was wrong, for the model to correct its call.
 struct JSONArgumentReader {
-    /// Arguments larger than this are refused before they are parsed (4 MiB: a written file fits).
-    static let maximumBytes = 4 << 20
+    /// Arguments larger than this are refused before they are parsed (8 MiB: the largest content
+    /// `write_file` may be configured to take, 4 MiB, fits with its JSON escapes).
+    static let maximumBytes = 8 << 20
     static let maximumDepth = 16
 
     private let bytes: [UInt8]

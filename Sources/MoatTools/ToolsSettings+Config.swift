@@ -5,7 +5,7 @@ extension ToolsSettings: ConfigSection {
     static let limits: [String: [(key: String, range: ClosedRange<Int>, unit: String)]] = [
         "": [("output_bytes", 1024...(1 << 20), " bytes")],
         "files": [
-            ("read_bytes", 1024...(16 << 20), " bytes"), ("write_bytes", 1024...(16 << 20), " bytes"),
+            ("read_bytes", 1024...(16 << 20), " bytes"), ("write_bytes", 1024...(4 << 20), " bytes"),
             ("list_entries", 10...100_000, " entries"),
         ],
         "shell": [("time_limit_seconds", 1...3600, " seconds")],

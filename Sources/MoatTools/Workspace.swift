@@ -23,6 +23,8 @@ public struct Workspace: Sendable {
 
     let device: UInt64
     let inode: UInt64
+    /// Whether the file tools try openat2 before walking (``WorkspaceFiles``); tests turn it off.
+    var resolveBeneath = true
     /// The state and configuration directories (canonical), for the shell's protected paths.
     let layout: StateLayout
 

@@ -1,6 +1,8 @@
-// The one file in MoatTools with raw file-system calls: every access below the workspace root walks
-// from a descriptor of the root with openat(2), one component at a time, never following a symlink.
+// The one file in MoatTools with raw file-system calls: every access below the workspace root is
+// resolved by the kernel beneath a descriptor of the root (openat2), or walks from that descriptor with
+// openat(2), one component at a time, never following a symlink.
 
+import CMoatFiles
 import MoatCore
 
 #if canImport(Glibc)
@@ -45,6 +47,15 @@ struct WorkspaceEntry: Equatable {
 /// name, which replaces the directory entry and never writes through whatever it pointed at.
 struct WorkspaceFiles {
     let workspace: Workspace
+    /// Whether to try openat2 first (the kernel resolves the whole path beneath the root, refusing
+    /// symlinks, magic links and mount points); the walk decides and explains whenever it fails, and
+    /// does everything on kernels before 5.6. Tests turn it off to run the walk alone.
+    var beneath = true
+
+    init(workspace: Workspace) {
+        self.workspace = workspace
+        self.beneath = workspace.resolveBeneath
+    }
 
     /// The directories to walk and the last component; refuses a path naming the root itself.
     private func split(_ path: String, action: String) throws(ToolError) -> ([String], String) {
@@ -69,11 +80,21 @@ struct WorkspaceFiles {
         return root
     }
 
-    /// Opens the directories of `components` one by one from the root; `create` makes missing ones (0700).
+    /// `components` opened beneath `root` in one openat2 call, or nil when that failed for any reason
+    /// (the caller then walks, which refuses with the exact reason or succeeds just as safely).
+    private func openBeneath(_ root: FileDescriptor, _ components: [String], flags: Int32) -> FileDescriptor? {
+        guard beneath, !components.isEmpty else { return nil }
+        let fd = moat_open_beneath(root.fd, components.joined(separator: "/"), flags, 0)
+        return fd >= 0 ? FileDescriptor(fd) : nil
+    }
+
+    /// Opens the directories of `components` from the root; `create` makes missing ones (0700).
     private func openDirectory(_ components: [String], path: String, create: Bool = false) throws(ToolError)
         -> FileDescriptor
     {
         var current = try openRoot()
+        let flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC
+        if let opened = openBeneath(current, components, flags: flags) { return opened }
         for component in components {
             var fd = openat(current.fd, component, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             if fd < 0 && errno == ENOENT && create {
@@ -152,10 +173,17 @@ struct WorkspaceFiles {
     /// The first `limit` bytes of the file at `path`, and its whole size.
     func readFile(_ path: String, limit: Int) throws(ToolError) -> (bytes: [UInt8], size: Int) {
         let (parents, name) = try split(path, action: "read_file")
-        let directory = try openDirectory(parents, path: path)
-        let fd = openat(directory.fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)
-        guard fd >= 0 else { throw explain(errno, in: directory, name, path: path, wanted: "a file") }
-        let file = FileDescriptor(fd)
+        let flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC
+        let file: FileDescriptor
+        if let opened = openBeneath(try openRoot(), parents + [name], flags: flags) {
+            file = opened
+        } else {
+            let directory = try openDirectory(parents, path: path)
+            let fd = openat(directory.fd, name, flags)
+            guard fd >= 0 else { throw explain(errno, in: directory, name, path: path, wanted: "a file") }
+            file = FileDescriptor(fd)
+        }
+        let fd = file.fd
         guard let info = file.status() else { throw ToolError(.failed, "\(Workspace.printable(path)) cannot be read") }
         try checkRegularFile(info, path: path)
         var bytes = [UInt8](repeating: 0, count: limit)

@@ -1,11 +1,13 @@
+import CMoatFiles
 import Foundation
 import MoatCore
 import MoatNet
 import MoatStore
 import MoatTestSupport
-import MoatTools
 import Synchronization
 import Testing
+
+@testable import MoatTools
 
 #if canImport(Glibc)
     import Glibc
@@ -19,10 +21,13 @@ struct FileFixture {
     let settings: ToolsSettings
     let context = ToolContext(principal: .owner, conversationID: "test")
 
-    init(settings: ToolsSettings = ToolsSettings()) throws {
+    /// - Parameter beneath: false makes the file tools walk without trying openat2 first.
+    init(settings: ToolsSettings = ToolsSettings(), beneath: Bool = true) throws {
         layout = StateLayout(configDirectory: temp.file("state"), stateDirectory: temp.file("state"))
         try layout.createDirectories()
-        workspace = try Workspace.open(configured: nil, layout: layout)
+        var workspace = try Workspace.open(configured: nil, layout: layout)
+        workspace.resolveBeneath = beneath
+        self.workspace = workspace
         self.settings = settings
         // Something outside the workspace that no call may ever return or change.
         try temp.write("outside.txt", "OUTSIDE-SECRET")
@@ -57,9 +62,11 @@ struct FileFixture {
 }
 
 @Suite struct FileToolsTests {
-    @Test("normal use: write a file (0600, through missing directories), read it back, list it, replace it")
-    func normalUse() async throws {
-        let fixture = try FileFixture()
+    @Test(
+        "normal use: write a file (0600, through missing directories), read it back, list it, replace it",
+        arguments: [true, false])
+    func normalUse(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         #expect(FileModes.mode(of: fixture.root) == 0o700)
         #expect(try await fixture.write("notes/todo.txt", "buy milk\n") == "wrote 9 bytes to notes/todo.txt")
         #expect(FileModes.mode(of: fixture.path("notes/todo.txt")) == 0o600)
@@ -74,9 +81,10 @@ struct FileFixture {
         #expect(try FileManager.default.contentsOfDirectory(atPath: fixture.path("notes")) == ["todo.txt"])
     }
 
-    @Test("'..' and absolute paths outside the workspace are refused before anything is opened")
-    func lexicalEscapes() async throws {
-        let fixture = try FileFixture()
+    @Test(
+        "'..' and absolute paths outside the workspace are refused before anything is opened", arguments: [true, false])
+    func lexicalEscapes(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         for path in [
             "../outside.txt", "notes/../../outside.txt", "..", "/etc/passwd", fixture.temp.file("outside.txt"),
             "/workspace/../outside.txt", fixture.root + "x/a",
@@ -89,9 +97,11 @@ struct FileFixture {
         #expect(try String(contentsOfFile: fixture.temp.file("outside.txt"), encoding: .utf8) == "OUTSIDE-SECRET")
     }
 
-    @Test("a symlink is never followed: not to /etc/passwd, not as a directory component, not when written")
-    func symlinks() async throws {
-        let fixture = try FileFixture()
+    @Test(
+        "a symlink is never followed: not to /etc/passwd, not as a directory component, not when written",
+        arguments: [true, false])
+    func symlinks(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         symlink("/etc/passwd", fixture.path("passwd"))
         symlink(fixture.temp.file("outside-dir"), fixture.path("linked"))
         symlink(fixture.temp.file("outside.txt"), fixture.path("out.txt"))
@@ -112,9 +122,9 @@ struct FileFixture {
         #expect(try await fixture.list(".").contains("link passwd (not followed)"))
     }
 
-    @Test("a hard link to a file outside is neither read nor overwritten")
-    func hardLinks() async throws {
-        let fixture = try FileFixture()
+    @Test("a hard link to a file outside is neither read nor overwritten", arguments: [true, false])
+    func hardLinks(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         #expect(link(fixture.temp.file("outside.txt"), fixture.path("hard.txt")) == 0)
         let read = await asyncToolError { _ = try await fixture.read("hard.txt") }
         #expect(read?.code == .refused)
@@ -124,9 +134,9 @@ struct FileFixture {
         #expect(try String(contentsOfFile: fixture.temp.file("outside.txt"), encoding: .utf8) == "OUTSIDE-SECRET")
     }
 
-    @Test("a FIFO or a socket in the workspace is refused at once, never waited on")
-    func specialFiles() async throws {
-        let fixture = try FileFixture()
+    @Test("a FIFO or a socket in the workspace is refused at once, never waited on", arguments: [true, false])
+    func specialFiles(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         #expect(mkfifo(fixture.path("pipe"), 0o600) == 0)
         let error = await asyncToolError { _ = try await fixture.read("pipe") }
         #expect(error?.code == .refused)
@@ -155,6 +165,24 @@ struct FileFixture {
         let listing = try await fixture.list("")
         #expect(listing.split(separator: "\n").count == 11)
         #expect(listing.hasSuffix("[cut: 6 more of 16 entries not listed]"))
+    }
+
+    @Test("openat2 beneath the root (the fast path) refuses '..', a symlink and an absolute path on this kernel")
+    func openat2Shim() throws {
+        let fixture = try FileFixture()
+        let root = open(fixture.root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        defer { close(root) }
+        try Data("x".utf8).write(to: URL(fileURLWithPath: fixture.path("plain.txt")))
+        symlink(fixture.temp.file("outside.txt"), fixture.path("out.txt"))
+        let plain = moat_open_beneath(root, "plain.txt", O_RDONLY | O_CLOEXEC, 0)
+        #expect(plain >= 0)
+        close(plain)
+        for (path, expected) in [
+            ("../outside.txt", EXDEV), ("out.txt", ELOOP), (fixture.temp.file("outside.txt"), EXDEV),
+        ] {
+            let fd = moat_open_beneath(root, path, O_RDONLY | O_CLOEXEC, 0)
+            #expect(fd == -1 && errno == expected, "\(path)")
+        }
     }
 
     @Test("the built-in registry offers the contract's tools, each in its domain, in a stable order")
@@ -213,9 +241,11 @@ struct FileFixture {
         #expect(FileModes.mode(of: layout.workspaceDirectory) == 0o700)
     }
 
-    @Test("a symlink swapped in by a racing thread never makes a read return content from outside")
-    func racingSymlinks() async throws {
-        let fixture = try FileFixture()
+    @Test(
+        "a symlink swapped in by a racing thread never makes a read return content from outside",
+        arguments: [true, false])
+    func racingSymlinks(beneath: Bool) async throws {
+        let fixture = try FileFixture(beneath: beneath)
         let root = fixture.root
         mkdir(root + "/d", 0o700)
         try Data("inside".utf8).write(to: URL(fileURLWithPath: root + "/d/secret.txt"))
