@@ -138,7 +138,15 @@ let package = Package(
         // web through the SSRF guard, http with secret placeholders resolved at egress).
         .target(
             name: "MoatTools",
-            dependencies: ["MoatCore"],
+            dependencies: [
+                "CMoatFiles",
+                "MoatCore",
+                "MoatNet",
+                "MoatSandbox",
+                "MoatStore",
+                "MoatVault",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
@@ -209,6 +217,7 @@ let package = Package(
                 "MoatPolicy",
                 "MoatProviders",
                 "MoatStore",
+                "MoatTools",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
@@ -263,6 +272,8 @@ let package = Package(
         ),
         // prctl(2) for the moat process (non-dumpable); a C shim because the libc prototype is variadic.
         .target(name: "CMoatProcess"),
+        // openat2(2) for the workspace's file tools (MoatTools); a C shim because `syscall` is variadic.
+        .target(name: "CMoatFiles"),
         .executableTarget(
             name: "moat",
             dependencies: [
@@ -456,6 +467,25 @@ let package = Package(
         .testTarget(
             name: "MoatSandboxTests",
             dependencies: ["moat", "moat-sandbox", "moat-sandbox-probe", "MoatCore", "MoatSandbox", "MoatTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        // The built-in tools against the real file system, the real sandbox launcher and servers on loopback.
+        .testTarget(
+            name: "MoatToolsTests",
+            dependencies: [
+                "CMoatFiles",
+                "moat-sandbox",
+                "MoatCore",
+                "MoatNet",
+                "MoatSandbox",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                "MoatTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -7,6 +7,7 @@ import MoatNet
 import MoatPolicy
 import MoatProviders
 import MoatStore
+import MoatTools
 internal import Yams
 
 #if canImport(Glibc)
@@ -81,7 +82,7 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers"]) {
+        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers", "tools"]) {
             switch key {
             case "gateway":
                 var auth = config.auth
@@ -95,6 +96,8 @@ public enum ConfigurationLoader {
                 try config.channels.read(value, path: key)
             case "providers":
                 try config.providers.read(value, path: key)
+            case "tools":
+                try config.tools.read(value, path: key)
             default:
                 for (logKey, logValue) in try value.mapping(path: "log", allowed: ["format", "level"]) {
                     if logKey == "format" {

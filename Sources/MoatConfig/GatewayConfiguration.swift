@@ -4,6 +4,7 @@ public import MoatChannels
 public import MoatHTTP
 public import MoatPolicy
 public import MoatProviders
+public import MoatTools
 
 /// Everything `config.yaml` can set, with the safe defaults Moat runs on when there is no file.
 ///
@@ -29,6 +30,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var channels = ChannelsSettings()
     /// `providers`: the model servers (MoatProviders; Docs/Providers.md). Default: Ollama on loopback.
     public var providers = ProvidersSettings()
+    /// `tools`: the workspace, the built-in tools' caps and time limits (MoatTools).
+    public var tools = ToolsSettings()
 
     public init() {}
 

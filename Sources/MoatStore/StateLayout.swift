@@ -60,6 +60,9 @@ public struct StateLayout: Sendable, Equatable {
     public var adminSocket: String { stateDirectory + "/moat.sock" }
     /// Where `moat serve` writes the one-time setup link when there is no terminal.
     public var setupLinkFile: String { stateDirectory + "/setup-link.txt" }
+    /// The default workspace of the built-in tools (files, shell): a 0700 directory the model's tools
+    /// may read and write, and the only part of the state directory they reach (Docs/Tools.md).
+    public var workspaceDirectory: String { stateDirectory + "/workspace" }
 
     /// Files in the state directory that hold secrets or power: they must be private to the owner.
     public var secretBearingFiles: [String] {
