@@ -129,6 +129,22 @@ let package = Package(
             dependencies: ["MoatCore"],
             swiftSettings: swiftSettings
         ),
+        // The agent pipeline: principal, limits, flagger and taint, model rounds, the per-call trust gate,
+        // approvals resumed, budgets; conversations, messages and tool calls in moat.db (Docs/Agent.md).
+        .target(
+            name: "MoatAgent",
+            dependencies: [
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatProviders",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
         // the bind policy, TLS material, connection limits, Tailscale identity.
         .target(
@@ -187,6 +203,7 @@ let package = Package(
         .target(
             name: "MoatConfig",
             dependencies: [
+                "MoatAgent",
                 "MoatAuth",
                 "MoatCore",
                 "MoatHTTP",
@@ -202,6 +219,7 @@ let package = Package(
             name: "MoatApp",
             dependencies: [
                 "MoatAdmin",
+                "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatConfig",
@@ -416,6 +434,23 @@ let package = Package(
         .testTarget(
             name: "MoatSandboxTests",
             dependencies: ["moat", "moat-sandbox", "moat-sandbox-probe", "MoatCore", "MoatSandbox", "MoatTestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatAgentTests",
+            dependencies: [
+                "MoatAgent",
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatProviders",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatAgent
 public import MoatAuth
 public import MoatHTTP
 public import MoatPolicy
@@ -23,6 +24,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel = .info
     /// `policy`: trust defaults per domain, evidence rule, approval lifetime, SSRF lists (MoatPolicy).
     public var policy = PolicySettings()
+    /// `agent`: the provider to use, the system prompt and the budgets of a turn (MoatAgent).
+    public var agent = AgentSettings()
 
     public init() {}
 
