@@ -309,13 +309,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The documented benchmarks (`swift run -c release moat-bench audit|flagger`); never installed.
+        // The documented benchmarks (`swift run -c release moat-bench audit|flagger|agent`); never installed.
         .executableTarget(
             name: "moat-bench",
             dependencies: [
+                "MoatAgent",
                 "MoatAudit",
+                "MoatCore",
                 "MoatPolicy",
+                "MoatProviders",
                 "MoatStore",
+                "MoatTools",
+                "MoatVault",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],

@@ -40,10 +40,12 @@ extension Agent {
                     + "moat approvals list shows the pending ones")
         }
         guard outcome == "pending" else {
-            throw AgentError(.refused, "the call held under approval \(id) was already \(outcome); an approval runs one call once")
+            throw AgentError(
+                .refused, "the call held under approval \(id) was already \(outcome); an approval runs one call once")
         }
         guard busy.insert(call.conversation).inserted else {
-            throw AgentError(.busy, "a turn is still running in that conversation; decide the approval again when it ends")
+            throw AgentError(
+                .busy, "a turn is still running in that conversation; decide the approval again when it ends")
         }
         defer { busy.remove(call.conversation) }
         return try await mapped {
@@ -60,7 +62,8 @@ extension Agent {
         guard let conversation = try await store.conversation(call.conversation) else {
             throw AgentError(
                 .refused,
-                "the conversation of approval \(id) failed its integrity check in moat.db; nothing was run (run moat doctor)")
+                "the conversation of approval \(id) failed its integrity check in moat.db; nothing was run (run moat doctor)"
+            )
         }
         let principal = try await principal(of: conversation)
         let record = try await policy.approval(approvalID)
@@ -72,14 +75,16 @@ extension Agent {
         let answer: String
         if approve {
             guard let tool = tools[call.tool] else {
-                throw AgentError(.refused, "the tool \(Self.printable(call.tool)) is no longer offered; nothing was run")
+                throw AgentError(
+                    .refused, "the tool \(Self.printable(call.tool)) is no longer offered; nothing was run")
             }
             // The tool checks the stored arguments again; its canonical form must be the stored one.
             let prepared = try tool.prepare(call.arguments)
             guard prepared.tool == call.tool, prepared.arguments == call.arguments,
                 prepared.destination == call.destination
             else {
-                throw AgentError(.refused, "the call held under approval \(id) no longer reads the same; it was not run")
+                throw AgentError(
+                    .refused, "the call held under approval \(id) no longer reads the same; it was not run")
             }
             if record.status == .pending { try await policy.approve(approvalID, actor: actor) }
             let request = ActionRequest(tool: call.tool, arguments: call.arguments, destination: call.destination)
@@ -92,7 +97,8 @@ extension Agent {
                 throw AgentError(.refused, error.message)
             }
             guard
-                try await store.finish(call.id, outcome: "running", resultBytes: nil, now: Self.millis(now()), expected: "pending")
+                try await store.finish(
+                    call.id, outcome: "running", resultBytes: nil, now: Self.millis(now()), expected: "pending")
             else {
                 throw AgentError(.refused, "the call held under approval \(id) was already run")
             }
@@ -107,7 +113,8 @@ extension Agent {
             default:
                 throw AgentError(.refused, "approval \(id) is \(record.status); only a pending approval can be denied")
             }
-            try await store.finish(call.id, outcome: "denied", resultBytes: nil, now: Self.millis(now()), expected: "pending")
+            try await store.finish(
+                call.id, outcome: "denied", resultBytes: nil, now: Self.millis(now()), expected: "pending")
             state.messages.append(asked)
             let why = reason.isEmpty ? "" : " (\(PrintableText.excerpt(reason, limit: 200)))"
             answer =

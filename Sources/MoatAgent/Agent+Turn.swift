@@ -67,7 +67,9 @@ extension Agent {
             let provider = self.provider
             let reply: ModelReply
             do {
-                reply = try await audit.performAfterAudit(event) { try await provider.complete(request, onText: onText) }
+                reply = try await audit.performAfterAudit(event) {
+                    try await provider.complete(request, onText: onText)
+                }
             } catch let error as ProviderError {
                 _ = try? await record(
                     "agent.model.failed", state.principal, state.conversation, "failure",
@@ -136,8 +138,11 @@ extension Agent {
 
     /// Token use when the server reports none: about four bytes of text per token.
     static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
-        let input = request.messages.reduce(0) { $0 + $1.content.utf8.count + $1.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count } }
-        let output = reply.text.utf8.count + reply.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
+        let input = request.messages.reduce(0) {
+            $0 + $1.content.utf8.count + $1.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count }
+        }
+        let output =
+            reply.text.utf8.count + reply.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
         return TokenUsage(input: (input + 3) / 4, output: (output + 3) / 4)
     }
 
@@ -169,7 +174,8 @@ extension Agent {
         if kind == .pending {
             approvalID =
                 try await policy.requestApproval(
-                    ActionRequest(tool: prepared.tool, arguments: prepared.arguments, destination: prepared.destination),
+                    ActionRequest(
+                        tool: prepared.tool, arguments: prepared.arguments, destination: prepared.destination),
                     domain: tool.domain, principal: state.principal
                 ).id
         }
@@ -234,12 +240,14 @@ extension Agent {
             output = try await audit.performAfterAudit(event) { try await tool.run(prepared, context: context) }
         } catch is AuditError {
             reportOutcome = "refused"
-            try await store.finish(row.id, outcome: "refused", resultBytes: nil, now: Self.millis(now()), expected: "running")
+            try await store.finish(
+                row.id, outcome: "refused", resultBytes: nil, now: Self.millis(now()), expected: "running")
             return "Not run: the gateway's audit log could not record this call, so the gateway refused it. "
                 + "Tell the user; do not retry it."
         } catch let error as ToolError {
             reportOutcome = "failed"
-            try await store.finish(row.id, outcome: "failed", resultBytes: nil, now: Self.millis(now()), expected: "running")
+            try await store.finish(
+                row.id, outcome: "failed", resultBytes: nil, now: Self.millis(now()), expected: "running")
             try await record(
                 "agent.tool.result", state.principal, row.id, "failure",
                 ["tool": .string(tool.name), "code": .string(error.code.description)])
@@ -281,7 +289,8 @@ extension Agent {
             ["tool": .string(Self.printable(call.name)), "reason": .string(reason), "turn": .string(state.turn)])
         state.calls.append(
             CallReport(
-                id: "", tool: Self.printable(call.name), decision: .invalid, level: nil, explanation: tell, outcome: ""))
+                id: "", tool: Self.printable(call.name), decision: .invalid, level: nil, explanation: tell, outcome: "")
+        )
         return tell
     }
 

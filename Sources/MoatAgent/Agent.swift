@@ -105,8 +105,10 @@ public actor Agent {
         switch try await store.open(message, principal: principal.description, turn: turn, now: Self.millis(started)) {
         case .opened: break
         case .duplicate:
-            try await record("agent.message.refused", principal, message.conversation, "denied", ["reason": "duplicate"])
-            throw AgentError(.duplicate, "this message (same idempotency key) was already handled; it was not run again")
+            try await record(
+                "agent.message.refused", principal, message.conversation, "denied", ["reason": "duplicate"])
+            throw AgentError(
+                .duplicate, "this message (same idempotency key) was already handled; it was not run again")
         case .otherOwner:
             try await record("agent.message.refused", principal, message.conversation, "denied", ["reason": "owner"])
             throw AgentError(
@@ -219,7 +221,8 @@ public actor Agent {
         _ metadata: [String: AuditValue]
     ) async throws {
         try await audit.append(
-            AuditEvent(actor: principal.description, action: action, target: target, outcome: outcome, metadata: metadata))
+            AuditEvent(
+                actor: principal.description, action: action, target: target, outcome: outcome, metadata: metadata))
     }
 
     /// Runs `body`, turning any error into an ``AgentError`` whose message the owner can act on.
@@ -249,7 +252,9 @@ public actor Agent {
     static func millis(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded(.down)) }
 
     /// The UTC day of `date` (`2026-12-06`), the key of daily token budgets.
-    static func day(_ date: Date) -> String { String(UTCTimestamp.format(secondsSince1970: date.timeIntervalSince1970).prefix(10)) }
+    static func day(_ date: Date) -> String {
+        String(UTCTimestamp.format(secondsSince1970: date.timeIntervalSince1970).prefix(10))
+    }
 
     static func printable(_ text: String) -> String { PrintableText.excerpt(text, limit: 64) }
 

@@ -87,7 +87,8 @@ struct ConversationStore: Sendable {
                 conversation = ConversationRow(
                     id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
                 try db.execute(
-                    sql: "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
+                    sql:
+                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
                     arguments: [
                         conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
                     ])
@@ -223,13 +224,15 @@ struct ConversationStore: Sendable {
     }
 
     private static func conversation(_ row: Row) -> ConversationRow {
-        ConversationRow(id: row["id"], channel: row["channel"], principal: row["principal"], createdAt: row["created_at"])
+        ConversationRow(
+            id: row["id"], channel: row["channel"], principal: row["principal"], createdAt: row["created_at"])
     }
 
     private static func insert(_ messages: [StoredMessage], conversation: String, now: Int64, _ db: Database) throws {
         for stored in messages {
             let message = stored.message
-            let calls = message.toolCalls.isEmpty ? "" : String(decoding: try encoder.encode(message.toolCalls), as: UTF8.self)
+            let calls =
+                message.toolCalls.isEmpty ? "" : String(decoding: try encoder.encode(message.toolCalls), as: UTF8.self)
             try db.execute(
                 sql: """
                     INSERT INTO agent_messages (conversation, turn, role, content, tool_calls, tool_call_id, created_at)

@@ -1,4 +1,5 @@
 import Foundation
+import MoatAgent
 import MoatAuth
 public import MoatCore
 import MoatHTTP

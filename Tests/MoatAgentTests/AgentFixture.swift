@@ -71,7 +71,9 @@ final class AgentFixture: Sendable {
     }
 
     func count(_ table: String, _ condition: String = "1") throws -> Int {
-        try database.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE \(condition)") ?? 0 }
+        try database.pool.read { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table) WHERE \(condition)") ?? 0
+        }
     }
 
     func auditActions() throws -> [String] {

@@ -44,7 +44,9 @@ import Testing
             ("provider", "../etc", "must name a provider"),
         ] {
             var settings = AgentSettings()
-            let error = #expect(throws: ConfigError.self) { try settings.read(Self.node([(key, value)]), path: "agent") }
+            let error = #expect(throws: ConfigError.self) {
+                try settings.read(Self.node([(key, value)]), path: "agent")
+            }
             #expect(error?.message.contains(expected) == true, "\(key): \(error?.message ?? "")")
             #expect(settings == AgentSettings())
         }

@@ -2,6 +2,7 @@ import Foundation
 import MoatAgent
 import MoatCore
 import MoatProviders
+import Synchronization
 import Testing
 
 @Suite struct BudgetTests {
@@ -87,7 +88,8 @@ import Testing
         #expect(TurnBudget.beforeRound(.init(), settings: settings) == nil)
         #expect(TurnBudget.beforeRound(.init(rounds: 8), settings: settings)?.limit == .rounds)
         #expect(TurnBudget.beforeRound(.init(elapsed: 120), settings: settings)?.limit == .wallTime)
-        #expect(TurnBudget.beforeRound(.init(rounds: 8, tokensToday: 1_000_000), settings: settings)?.limit == .dailyTokens)
+        #expect(
+            TurnBudget.beforeRound(.init(rounds: 8, tokensToday: 1_000_000), settings: settings)?.limit == .dailyTokens)
         #expect(TurnBudget.beforeToolCall(.init(toolCalls: 15), settings: settings) == nil)
         #expect(TurnBudget.beforeToolCall(.init(toolCalls: 16), settings: settings)?.limit == .toolCalls)
     }

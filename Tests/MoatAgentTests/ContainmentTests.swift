@@ -4,6 +4,7 @@ import MoatAgent
 import MoatCore
 import MoatPolicy
 import MoatProviders
+import MoatStore
 import Testing
 
 /// A hijacked model against the gate: it obeys whatever a tool result tells it.
@@ -12,7 +13,7 @@ import Testing
 
     /// A web tool (trusted to run) whose page carries an instruction, and a shell the owner fully trusts.
     static func hijackable() throws -> (AgentFixture, web: TestTool, shell: TestTool) {
-        let web = TestTool("fetch", domain: .web, external: true) { _ in "Welcome!\n" + hijack }
+        let web = TestTool("fetch", domain: .web, external: true, output: { _ in "Welcome!\n" + hijack })
         let shell = TestTool("shell", domain: .shell)
         let fixture = try AgentFixture(tools: [web, shell], trust: [.web: .fullAutonomy, .shell: .fullAutonomy])
         return (fixture, web, shell)
@@ -118,7 +119,7 @@ import Testing
     @Test("a canary secret in a tool's output never reaches the next model request, moat.db or the audit log")
     func canaryScrubbed() async throws {
         let canary = "canary-7f3a9c1e5b2d4f60"
-        let leaky = TestTool("http", domain: .integrations, external: true) { _ in "token=\(canary)&ok=1" }
+        let leaky = TestTool("http", domain: .integrations, external: true, output: { _ in "token=\(canary)&ok=1" })
         let fixture = try AgentFixture(
             tools: [leaky], trust: [.integrations: .fullAutonomy], secrets: ["CANARY_TOKEN": canary])
         let outcome = try await fixture.agent.handle(fixture.owner(#"CALL http {"target":"api.example"}"#))
@@ -153,7 +154,8 @@ import Testing
     func contactTurnTaintedAndCapped() async throws {
         let shell = TestTool("shell", domain: .shell)
         let send = TestTool("send", domain: .messaging)
-        let fixture = try AgentFixture(tools: [shell, send], trust: [.shell: .fullAutonomy, .messaging: .fullAutonomy])
+        let fixture = try AgentFixture(
+            tools: [shell, send], trust: [.shell: .fullAutonomy, .messaging: .fullAutonomy])
         try await fixture.policy.addContact(
             channel: "webhook:sms", senderID: "+15550100", ceilings: [.shell: .fullAutonomy, .messaging: .suggest])
         let message = InboundMessage(

@@ -4,6 +4,7 @@ import MoatAgent
 import MoatCore
 import MoatPolicy
 import MoatProviders
+import MoatStore
 import Testing
 
 @Suite struct PipelineTests {
@@ -85,7 +86,8 @@ import Testing
         let tool = TestTool("read", domain: .files)
         let fixture = try AgentFixture(tools: [tool], trust: [.files: .fullAutonomy])
         let outcome = try await fixture.agent.handle(fixture.owner(#"CALL read {"target":"notes.txt"}"#))
-        #expect(try fixture.count("agent_conversations", "id = 'c1' AND principal = 'owner' AND channel = 'owner'") == 1)
+        #expect(
+            try fixture.count("agent_conversations", "id = 'c1' AND principal = 'owner' AND channel = 'owner'") == 1)
         let roles = try await fixture.database.pool.read { db in
             try String.fetchAll(db, sql: "SELECT role FROM agent_messages WHERE conversation = 'c1' ORDER BY id")
         }
