@@ -75,23 +75,13 @@ struct ConversationStore: Sendable {
     ) async throws -> Opening {
         let authenticator = self.authenticator
         return try await database.pool.write { db -> Opening in
-            let conversation: ConversationRow
-            if let row = try Row.fetchOne(
+            // Checks first, writes after: a refused message leaves nothing behind.
+            let existing = try Row.fetchOne(
                 db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [message.conversation])
-            {
-                let stored = Self.conversation(row)
-                guard authenticator.verify(row["mac"], of: stored) else { return .tampered }
+            if let existing {
+                let stored = Self.conversation(existing)
+                guard authenticator.verify(existing["mac"], of: stored) else { return .tampered }
                 guard stored.principal == principal, stored.channel == message.channel else { return .otherOwner }
-                conversation = stored
-            } else {
-                conversation = ConversationRow(
-                    id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
-                try db.execute(
-                    sql:
-                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
-                    arguments: [
-                        conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
-                    ])
             }
             try db.execute(
                 sql: """
@@ -103,6 +93,18 @@ struct ConversationStore: Sendable {
                     Int64((message.receivedAt.timeIntervalSince1970 * 1000).rounded(.down)),
                 ])
             guard db.changesCount == 1 else { return .duplicate }
+            let conversation =
+                existing.map(Self.conversation)
+                ?? ConversationRow(
+                    id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
+            if existing == nil {
+                try db.execute(
+                    sql:
+                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
+                    ])
+            }
             try Self.insert(
                 [StoredMessage(turn: turn, message: ChatMessage(role: .user, content: message.text))],
                 conversation: message.conversation, now: now, db)

@@ -47,6 +47,17 @@ import Testing
         #expect(stored?["approval_id"] == pending.approvalID)
     }
 
+    @Test("web content read by one call caps the next call of the same model reply")
+    func taintCapsLaterCallsInTheSameRound() async throws {
+        let (fixture, web, shell) = try Self.hijackable()
+        let outcome = try await fixture.agent.handle(
+            fixture.owner("CALL fetch {\"target\":\"news.example\"}\nCALL shell {\"target\":\"ls\"}"))
+        #expect(fixture.model.requests.count == 2)
+        #expect(outcome.calls.map(\.decision) == [.ran, .pending])
+        #expect(web.ran.count == 1)
+        #expect(shell.ran.isEmpty)
+    }
+
     @Test("an approval runs exactly the stored call once, continues the conversation, and cannot be replayed")
     func approvalRunsOnce() async throws {
         let (fixture, _, shell) = try Self.hijackable()
@@ -198,5 +209,12 @@ import Testing
         let error = await agentError { try await fixture.agent.handle(fixture.owner("hello", key: "same")) }
         #expect(error?.code == .duplicate)
         #expect(fixture.model.requests.count == 1)
+        // A repeated key naming a new conversation leaves nothing behind.
+        let again = await agentError {
+            try await fixture.agent.handle(fixture.owner("hello", conversation: "c2", key: "same"))
+        }
+        #expect(again?.code == .duplicate)
+        #expect(try fixture.count("agent_conversations") == 1)
+        #expect(try fixture.count("agent_messages", "role = 'user'") == 1)
     }
 }
