@@ -54,7 +54,7 @@ extension Agent {
         }
     }
 
-    private func continueAfterDecision(
+    private nonisolated func continueAfterDecision(
         _ call: ToolCallRow, approvalID: String, approve: Bool, reason: String, actor: String,
         onText: @escaping @Sendable (String) async -> Void
     ) async throws -> TurnOutcome {
@@ -129,7 +129,7 @@ extension Agent {
     }
 
     /// The principal a stored conversation belongs to, with its current verified ceilings.
-    private func principal(of conversation: ConversationRow) async throws -> Principal {
+    private nonisolated func principal(of conversation: ConversationRow) async throws -> Principal {
         if conversation.principal == Principal.owner.description { return .owner }
         let contact = try await policy.contacts().first { $0.principal.description == conversation.principal }
         guard let contact else {

@@ -45,7 +45,7 @@ extension Agent {
     // MARK: Rounds
 
     /// Model rounds until the model answers without tool calls or a budget stops the turn.
-    func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void) async throws
+    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void) async throws
         -> TurnOutcome
     {
         let principal = state.principal.description
@@ -120,13 +120,13 @@ extension Agent {
         }
     }
 
-    private func budgetUsage(_ state: TurnState, tokensToday: Int) -> TurnBudget.Usage {
+    private nonisolated func budgetUsage(_ state: TurnState, tokensToday: Int) -> TurnBudget.Usage {
         TurnBudget.Usage(
             rounds: state.rounds, toolCalls: state.toolCalls, elapsed: now().timeIntervalSince(state.started),
             tokensToday: tokensToday)
     }
 
-    private func stopTurn(_ state: TurnState, _ stop: BudgetStop) async throws -> TurnOutcome {
+    private nonisolated func stopTurn(_ state: TurnState, _ stop: BudgetStop) async throws -> TurnOutcome {
         try await record(
             "agent.budget", state.principal, state.conversation, "denied",
             [
@@ -149,7 +149,7 @@ extension Agent {
     // MARK: One tool call
 
     /// Decides one call and carries the decision out; returns what the model is told.
-    func gate(_ call: ToolCall, _ state: inout TurnState) async throws -> String {
+    nonisolated func gate(_ call: ToolCall, _ state: inout TurnState) async throws -> String {
         guard let tool = tools[call.name] else {
             return try await invalid(
                 call, &state, reason: "unknown_tool",
@@ -221,7 +221,7 @@ extension Agent {
     }
 
     /// Runs a call whose audit entry is appended first; returns what the model is told.
-    func execute(
+    nonisolated func execute(
         _ tool: any Tool, _ prepared: PreparedCall, _ row: ToolCallRow, report: CallDecision, explanation: String,
         _ state: inout TurnState
     ) async throws -> String {
@@ -281,7 +281,7 @@ extension Agent {
         return text
     }
 
-    private func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String) async throws
+    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String) async throws
         -> String
     {
         try await record(

@@ -20,8 +20,9 @@ public import MoatVault
 /// Budgets (``TurnBudget``) end a turn with a message for the user. Approvals resume exactly the stored
 /// call (``approve(_:actor:onText:)``).
 ///
-/// An actor: turns of different conversations interleave at their suspension points (model, tools,
-/// database); a second message for a conversation whose turn is still running is refused (`busy`).
+/// An actor only for its set of busy conversations: a turn itself runs off the actor (its steps are
+/// `nonisolated`), so turns of different conversations run in parallel; a second message for a
+/// conversation whose turn is still running is refused (`busy`).
 public actor Agent {
     let provider: any ModelProvider
     let tools: [String: any Tool]
@@ -97,7 +98,7 @@ public actor Agent {
         }
     }
 
-    private func runMessage(
+    private nonisolated func runMessage(
         _ message: InboundMessage, principal: Principal, onText: @escaping @Sendable (String) async -> Void
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
@@ -162,7 +163,7 @@ public actor Agent {
     }
 
     /// The owner on the owner's channel, a verified contact, or refused (audited, the owner told).
-    private func resolvePrincipal(_ message: InboundMessage) async throws(AgentError) -> Principal {
+    private nonisolated func resolvePrincipal(_ message: InboundMessage) async throws(AgentError) -> Principal {
         if message.channel == InboundMessage.ownerChannel { return .owner }
         let found: Principal?
         do {
@@ -188,7 +189,7 @@ public actor Agent {
             "the sender is not a contact of this Moat on \(message.channel); the owner was told")
     }
 
-    private func admit(_ message: InboundMessage, principal: Principal) async throws(AgentError) {
+    private nonisolated func admit(_ message: InboundMessage, principal: Principal) async throws(AgentError) {
         let key = "\(principal)|\(message.channel)"
         guard case .refused(let retry) = limiter.admit(key, now: now().timeIntervalSince1970) else { return }
         _ = try? await audit.append(
@@ -204,7 +205,7 @@ public actor Agent {
     // MARK: Helpers
 
     /// A fresh turn's state: the conversation's stored taint, plus "a non-owner wrote" for a contact.
-    func newTurn(conversation: String, turn: String, principal: Principal, started: Date) async throws -> TurnState {
+    nonisolated func newTurn(conversation: String, turn: String, principal: Principal, started: Date) async throws -> TurnState {
         var taint = try await policy.taint(of: conversation)
         if principal != .owner {
             taint.reasons.append("a message from \(principal) (not the owner) is part of this turn")
@@ -216,7 +217,7 @@ public actor Agent {
     }
 
     /// Appends an audit entry for the pipeline.
-    func record(
+    nonisolated func record(
         _ action: String, _ principal: Principal, _ target: String, _ outcome: String,
         _ metadata: [String: AuditValue]
     ) async throws {

@@ -59,6 +59,13 @@ struct StoredMessage: Sendable {
 struct ConversationStore: Sendable {
     let database: MoatDatabase
     let authenticator: RowAuthenticator
+    let writer: GroupWriter
+
+    init(database: MoatDatabase, authenticator: RowAuthenticator) {
+        self.database = database
+        self.authenticator = authenticator
+        self.writer = GroupWriter(pool: database.pool)
+    }
 
     /// Where a message opens its turn.
     enum Opening: Sendable {
@@ -74,7 +81,7 @@ struct ConversationStore: Sendable {
         _ message: InboundMessage, principal: String, turn: String, now: Int64
     ) async throws -> Opening {
         let authenticator = self.authenticator
-        return try await database.pool.write { db -> Opening in
+        return try await writer.write { db -> Opening in
             // Checks first, writes after: a refused message leaves nothing behind.
             let existing = try Row.fetchOne(
                 db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [message.conversation])
@@ -141,7 +148,7 @@ struct ConversationStore: Sendable {
     }
 
     func append(_ messages: [StoredMessage], conversation: String, now: Int64) async throws {
-        try await database.pool.write { db in try Self.insert(messages, conversation: conversation, now: now, db) }
+        try await writer.write { db in try Self.insert(messages, conversation: conversation, now: now, db) }
     }
 
     /// Adds `tokens` to `principal`'s use on `day`, with `messages` of the same round, in one transaction.
@@ -149,7 +156,7 @@ struct ConversationStore: Sendable {
         _ messages: [StoredMessage], conversation: String, principal: String, day: String, usage: TokenUsage,
         now: Int64
     ) async throws {
-        try await database.pool.write { db in
+        try await writer.write { db in
             try Self.insert(messages, conversation: conversation, now: now, db)
             try db.execute(
                 sql: """
@@ -173,7 +180,7 @@ struct ConversationStore: Sendable {
 
     func insert(_ call: ToolCallRow, outcome: String) async throws {
         let mac = authenticator.mac(call)
-        try await database.pool.write { db in
+        try await writer.write { db in
             try db.execute(
                 sql: """
                     INSERT INTO agent_tool_calls
@@ -193,7 +200,7 @@ struct ConversationStore: Sendable {
     /// Returns false when it had another outcome already.
     @discardableResult
     func finish(_ id: String, outcome: String, resultBytes: Int?, now: Int64, expected: String) async throws -> Bool {
-        try await database.pool.write { db in
+        try await writer.write { db in
             try db.execute(
                 sql: """
                     UPDATE agent_tool_calls SET outcome = ?, result_bytes = ?, finished_at = ?
