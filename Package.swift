@@ -149,6 +149,22 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The agent pipeline: principal, limits, flagger and taint, model rounds, the per-call trust gate,
+        // approvals resumed, budgets; conversations, messages and tool calls in moat.db (Docs/Agent.md).
+        .target(
+            name: "MoatAgent",
+            dependencies: [
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatProviders",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // The Hummingbird core: request context, guards (Host, owner authentication, security headers),
         // the bind policy, TLS material, connection limits, Tailscale identity.
         .target(
@@ -209,6 +225,7 @@ let package = Package(
         .target(
             name: "MoatConfig",
             dependencies: [
+                "MoatAgent",
                 "MoatAuth",
                 "MoatChannels",
                 "MoatCore",
@@ -227,6 +244,7 @@ let package = Package(
             name: "MoatApp",
             dependencies: [
                 "MoatAdmin",
+                "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatConfig",
@@ -323,13 +341,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The documented benchmarks (`swift run -c release moat-bench audit|flagger`); never installed.
+        // The documented benchmarks (`swift run -c release moat-bench audit|flagger|agent`); never installed.
         .executableTarget(
             name: "moat-bench",
             dependencies: [
+                "MoatAgent",
                 "MoatAudit",
+                "MoatCore",
                 "MoatPolicy",
+                "MoatProviders",
                 "MoatStore",
+                "MoatTools",
+                "MoatVault",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
@@ -485,6 +508,23 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatAgentTests",
+            dependencies: [
+                "MoatAgent",
+                "MoatAudit",
+                "MoatCore",
+                "MoatPolicy",
+                "MoatProviders",
+                "MoatStore",
+                "MoatTools",
+                "MoatVault",
+                "MoatTestSupport",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRDB", package: "GRDB.swift"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -3,12 +3,14 @@
 //
 //   swift run -c release moat-bench audit [--entries 1000000] [--appends 20000] [--tasks 8]
 //   swift run -c release moat-bench flagger [--mib 4] [--dump FILE...]
+//   swift run -c release moat-bench agent [--messages 5000] [--conversations 16]
 //
 // `audit` prints the figures Docs/Audit.md records: durable appends per second from concurrent callers
 // (group commit, synchronous=FULL), and the time to verify a log of --entries entries. `flagger` prints
 // the injection flagger's throughput on --mib MiB of mixed text (Docs/Policy.md); with --dump it instead
 // prints one line per text of the given corpus files (hash of the text, then its flags), to check that a
-// change to the flagger leaves every result as it was.
+// change to the flagger leaves every result as it was. `agent` prints messages per second through the agent
+// pipeline and the latency it adds per message, with a model that answers at once (Docs/Agent.md).
 
 import Crypto
 import Foundation
@@ -33,9 +35,10 @@ if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "flagger" {
     exit(0)
 }
 
-guard CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "audit" else {
+guard CommandLine.arguments.count >= 2, ["audit", "agent"].contains(CommandLine.arguments[1]) else {
     print("usage: moat-bench audit [--entries N] [--appends N] [--tasks N]")
     print("       moat-bench flagger [--mib N] [--dump FILE...]")
+    print("       moat-bench agent [--messages N] [--conversations N]")
     exit(64)
 }
 
@@ -44,6 +47,12 @@ let auditMigrations = [StoreSchema.meta, AuditSchema.log]
 let directory = NSTemporaryDirectory() + "moat-bench-\(getpid())"
 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(atPath: directory) }
+
+if CommandLine.arguments[1] == "agent" {
+    try await agentBenchmark(directory: directory)
+    try? FileManager.default.removeItem(atPath: directory)
+    exit(0)
+}
 
 let keys = AuditKeys(
     fingerprintKey: SymmetricKey(size: .bits256),

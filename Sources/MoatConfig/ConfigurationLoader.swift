@@ -1,4 +1,5 @@
 import Foundation
+import MoatAgent
 import MoatAuth
 import MoatChannels
 public import MoatCore
@@ -82,7 +83,7 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers", "tools"]) {
+        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers", "tools", "agent"]) {
             switch key {
             case "gateway":
                 var auth = config.auth
@@ -98,6 +99,8 @@ public enum ConfigurationLoader {
                 try config.providers.read(value, path: key)
             case "tools":
                 try config.tools.read(value, path: key)
+            case "agent":
+                try config.agent.read(value, path: key)
             default:
                 for (logKey, logValue) in try value.mapping(path: "log", allowed: ["format", "level"]) {
                     if logKey == "format" {

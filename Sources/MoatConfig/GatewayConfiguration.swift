@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatAgent
 public import MoatAuth
 public import MoatChannels
 public import MoatHTTP
@@ -32,6 +33,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var providers = ProvidersSettings()
     /// `tools`: the workspace, the built-in tools' caps and time limits (MoatTools).
     public var tools = ToolsSettings()
+    /// `agent`: the provider to use, the system prompt and the budgets of a turn (MoatAgent).
+    public var agent = AgentSettings()
 
     public init() {}
 

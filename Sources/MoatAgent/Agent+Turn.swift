@@ -1,0 +1,330 @@
+import Foundation
+import MoatAudit
+import MoatCore
+import MoatPolicy
+import MoatProviders
+import MoatTools
+import MoatVault
+
+/// What one turn carries from step to step.
+struct TurnState: Sendable {
+    let conversation: String
+    let turn: String
+    let principal: Principal
+    let started: Date
+    /// The conversation's taint plus what this turn read.
+    var taint: ConversationTaint
+    /// The conversation as the model sees it (without the system prompt).
+    var messages: [ChatMessage]
+    var rounds = 0
+    var toolCalls = 0
+    var pending: [PendingAction] = []
+    var described: [String] = []
+    var calls: [CallReport] = []
+
+    init(
+        conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
+        messages: [ChatMessage]
+    ) {
+        self.conversation = conversation
+        self.turn = turn
+        self.principal = principal
+        self.started = started
+        self.taint = taint
+        self.messages = messages
+    }
+
+    func outcome(reply: String, stoppedBy: BudgetStop?) -> TurnOutcome {
+        TurnOutcome(
+            conversationID: conversation, turnID: turn, reply: reply, stoppedBy: stoppedBy, pending: pending,
+            described: described, calls: calls, rounds: rounds)
+    }
+}
+
+extension Agent {
+    // MARK: Rounds
+
+    /// Model rounds until the model answers without tool calls or a budget stops the turn.
+    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void) async throws
+        -> TurnOutcome
+    {
+        let principal = state.principal.description
+        while true {
+            let day = Self.day(now())
+            let tokens = try await store.tokensUsed(principal: principal, day: day)
+            if let stop = TurnBudget.beforeRound(budgetUsage(state, tokensToday: tokens), settings: settings) {
+                return try await stopTurn(state, stop)
+            }
+            state.rounds += 1
+            let request = ModelRequest(
+                messages: [ChatMessage(role: .system, content: settings.systemPrompt)] + state.messages, tools: schemas)
+            let event = AuditEvent(
+                actor: principal, action: "agent.model", target: state.conversation,
+                metadata: [
+                    "provider": .string(provider.name), "turn": .string(state.turn), "round": .int(Int64(state.rounds)),
+                    "messages": .int(Int64(request.messages.count)),
+                ])
+            let provider = self.provider
+            let reply: ModelReply
+            do {
+                reply = try await audit.performAfterAudit(event) {
+                    try await provider.complete(request, onText: onText)
+                }
+            } catch let error as ProviderError {
+                _ = try? await record(
+                    "agent.model.failed", state.principal, state.conversation, "failure",
+                    ["provider": .string(provider.name), "code": .string(error.code.description)])
+                throw error
+            }
+            let usage = reply.usage ?? Self.estimate(request, reply)
+            let assistant = ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)
+            state.messages.append(assistant)
+            try await store.recordRound(
+                [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
+                principal: principal, day: day, usage: usage, now: Self.millis(now()))
+            if reply.toolCalls.isEmpty {
+                try await record(
+                    "agent.reply", state.principal, state.conversation, "success",
+                    [
+                        "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
+                        "tool_calls": .int(Int64(state.toolCalls)), "input_tokens": .int(Int64(usage.input)),
+                        "output_tokens": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
+                    ])
+                return state.outcome(reply: reply.text, stoppedBy: nil)
+            }
+            for (index, call) in reply.toolCalls.enumerated() {
+                if let stop = TurnBudget.beforeToolCall(budgetUsage(state, tokensToday: 0), settings: settings) {
+                    // Every call gets an answer, so the conversation stays well-formed for the next turn.
+                    var answers: [StoredMessage] = []
+                    for skipped in reply.toolCalls[index...] {
+                        let answer = ChatMessage(
+                            role: .tool, content: "Not run: \(stop.message)", toolCallID: skipped.id)
+                        state.messages.append(answer)
+                        answers.append(StoredMessage(turn: state.turn, message: answer))
+                        state.calls.append(
+                            CallReport(
+                                id: "", tool: Self.printable(skipped.name), decision: .skipped, level: nil,
+                                explanation: stop.message, outcome: ""))
+                    }
+                    try await store.append(answers, conversation: state.conversation, now: Self.millis(now()))
+                    return try await stopTurn(state, stop)
+                }
+                state.toolCalls += 1
+                let content = try await gate(call, &state)
+                let answer = ChatMessage(role: .tool, content: content, toolCallID: call.id)
+                state.messages.append(answer)
+                try await store.append(
+                    [StoredMessage(turn: state.turn, message: answer)], conversation: state.conversation,
+                    now: Self.millis(now()))
+            }
+        }
+    }
+
+    private nonisolated func budgetUsage(_ state: TurnState, tokensToday: Int) -> TurnBudget.Usage {
+        TurnBudget.Usage(
+            rounds: state.rounds, toolCalls: state.toolCalls, elapsed: now().timeIntervalSince(state.started),
+            tokensToday: tokensToday)
+    }
+
+    private nonisolated func stopTurn(_ state: TurnState, _ stop: BudgetStop) async throws -> TurnOutcome {
+        try await record(
+            "agent.budget", state.principal, state.conversation, "denied",
+            [
+                "limit": .string(stop.limit.rawValue), "turn": .string(state.turn),
+                "rounds": .int(Int64(state.rounds)), "tool_calls": .int(Int64(state.toolCalls)),
+            ])
+        return state.outcome(reply: stop.message, stoppedBy: stop)
+    }
+
+    /// Token use when the server reports none: about four bytes of text per token.
+    static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
+        let input = request.messages.reduce(0) {
+            $0 + $1.content.utf8.count + $1.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count }
+        }
+        let output =
+            reply.text.utf8.count + reply.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
+        return TokenUsage(input: (input + 3) / 4, output: (output + 3) / 4)
+    }
+
+    // MARK: One tool call
+
+    /// Decides one call and carries the decision out; returns what the model is told.
+    nonisolated func gate(_ call: ToolCall, _ state: inout TurnState) async throws -> String {
+        guard let tool = tools[call.name] else {
+            return try await invalid(
+                call, &state, reason: "unknown_tool",
+                tell: "There is no tool named \(Self.printable(call.name)). The tools are: "
+                    + "\(tools.keys.sorted().joined(separator: ", ")).")
+        }
+        let prepared: PreparedCall
+        do {
+            prepared = try tool.prepare(call.arguments)
+        } catch {
+            return try await invalid(
+                call, &state, reason: "invalid_arguments",
+                tell: "The arguments of \(tool.name) were not accepted: \(vault.scrub(error.message)) "
+                    + "Correct them and call \(tool.name) again.")
+        }
+        let trust = try await policy.trust(tool.domain)
+        let decision = TrustDecision.evaluate(
+            domainLevel: trust.level, principal: state.principal, domain: tool.domain, action: tool.name,
+            taint: state.taint)
+        let kind = Self.decision(decision.level)
+        var approvalID: String?
+        if kind == .pending {
+            approvalID =
+                try await policy.requestApproval(
+                    ActionRequest(
+                        tool: prepared.tool, arguments: prepared.arguments, destination: prepared.destination),
+                    domain: tool.domain, principal: state.principal
+                ).id
+        }
+        let row = ToolCallRow(
+            id: Self.newID(), conversation: state.conversation, turn: state.turn, round: state.rounds,
+            callID: call.id, tool: tool.name, domain: tool.domain.rawValue, arguments: prepared.arguments,
+            destination: prepared.destination, level: decision.level.rawValue, decision: kind,
+            limitedBy: decision.limitedBy.map(\.rawValue).joined(separator: ","),
+            taint: state.taint.reasons.joined(separator: "; "), approvalID: approvalID,
+            createdAt: Self.millis(now()))
+        let runs = kind == .ran || kind == .ranAndReported
+        try await store.insert(row, outcome: runs ? "running" : kind == .pending ? "pending" : "")
+        if runs {
+            return try await execute(tool, prepared, row, report: kind, explanation: decision.explanation, &state)
+        }
+        try await record(
+            "agent.tool.call", state.principal, row.id, kind == .refused ? "denied" : "success", Self.metadata(row))
+        state.calls.append(
+            CallReport(
+                id: row.id, tool: tool.name, decision: kind, level: decision.level, explanation: decision.explanation,
+                outcome: ""))
+        switch kind {
+        case .refused:
+            return "Refused by the gateway: \(decision.explanation). Do not try to reach the same result another way."
+        case .described:
+            state.described.append(prepared.summary)
+            return "Not run: \(decision.explanation). The user was shown what it would do: \(prepared.summary)"
+        default:
+            let approval = approvalID ?? ""
+            let taintReasons = decision.limitedBy.contains(.taint) ? state.taint.reasons : []
+            state.pending.append(
+                PendingAction(
+                    approvalID: approval, tool: tool.name, domain: tool.domain, summary: prepared.summary,
+                    explanation: decision.explanation, taintReasons: taintReasons))
+            let cause = taintReasons.isEmpty ? "" : " (tainted: \(taintReasons.joined(separator: "; ")))"
+            await notifier.notify(
+                OwnerNotice(
+                    kind: .approvalPending, conversationID: state.conversation, approvalID: approval,
+                    text: "\(prepared.summary) waits for your approval \(approval): \(decision.explanation)\(cause)"))
+            return "Held for the owner's approval (\(approval)): \(decision.explanation). It runs only if the owner "
+                + "approves it; tell the user it is waiting for the owner."
+        }
+    }
+
+    /// Runs a call whose audit entry is appended first; returns what the model is told.
+    nonisolated func execute(
+        _ tool: any Tool, _ prepared: PreparedCall, _ row: ToolCallRow, report: CallDecision, explanation: String,
+        _ state: inout TurnState
+    ) async throws -> String {
+        let context = ToolContext(principal: state.principal, conversationID: state.conversation)
+        let event = AuditEvent(
+            actor: state.principal.description, action: "agent.tool.run", target: row.id, metadata: Self.metadata(row))
+        var reportOutcome = "success"
+        defer {
+            state.calls.append(
+                CallReport(
+                    id: row.id, tool: tool.name, decision: report, level: TrustLevel(rawValue: row.level),
+                    explanation: explanation, outcome: reportOutcome))
+        }
+        let output: ToolOutput
+        do {
+            output = try await audit.performAfterAudit(event) { try await tool.run(prepared, context: context) }
+        } catch is AuditError {
+            reportOutcome = "refused"
+            try await store.finish(
+                row.id, outcome: "refused", resultBytes: nil, now: Self.millis(now()), expected: "running")
+            return "Not run: the gateway's audit log could not record this call, so the gateway refused it. "
+                + "Tell the user; do not retry it."
+        } catch let error as ToolError {
+            reportOutcome = "failed"
+            try await store.finish(
+                row.id, outcome: "failed", resultBytes: nil, now: Self.millis(now()), expected: "running")
+            try await record(
+                "agent.tool.result", state.principal, row.id, "failure",
+                ["tool": .string(tool.name), "code": .string(error.code.description)])
+            return "\(tool.name) failed: \(vault.scrub(error.message))"
+        }
+        let text = Self.cut(vault.scrub(output.text), bytes: settings.toolOutputBytes)
+        let flags = InjectionFlagger.scan(text)
+        if output.external || !flags.isEmpty {
+            let source: ContentSource = tool.domain == .web ? .web : .toolOutput
+            let read = ConversationTaint.clean.reading(from: source, flags: flags).reasons
+            for reason in read where !state.taint.reasons.contains(reason) {
+                state.taint.reasons.append(reason)
+                try await policy.taint(state.conversation, reason: reason)
+            }
+        }
+        try await store.finish(
+            row.id, outcome: "success", resultBytes: text.utf8.count, now: Self.millis(now()), expected: "running")
+        try await record(
+            "agent.tool.result", state.principal, row.id, "success",
+            [
+                "tool": .string(tool.name), "bytes": .int(Int64(text.utf8.count)), "external": .bool(output.external),
+                "truncated": .bool(output.truncated || text.utf8.count < output.text.utf8.count),
+                "flags": .array(flags.map { .string($0.kind.rawValue) }),
+            ])
+        if report == .ranAndReported {
+            await notifier.notify(
+                OwnerNotice(
+                    kind: .actionTaken, conversationID: state.conversation,
+                    text: "ran \(tool.name): \(prepared.summary) (\(explanation))"))
+        }
+        return text
+    }
+
+    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String) async throws
+        -> String
+    {
+        try await record(
+            "agent.tool.invalid", state.principal, state.conversation, "denied",
+            ["tool": .string(Self.printable(call.name)), "reason": .string(reason), "turn": .string(state.turn)])
+        state.calls.append(
+            CallReport(
+                id: "", tool: Self.printable(call.name), decision: .invalid, level: nil, explanation: tell, outcome: "")
+        )
+        return tell
+    }
+
+    static func decision(_ level: TrustLevel) -> CallDecision {
+        switch level {
+        case .none: .refused
+        case .inform: .described
+        case .suggest: .pending
+        case .actAndReport: .ranAndReported
+        case .fullAutonomy: .ran
+        }
+    }
+
+    /// A call's audit metadata: what, where, at which level and why; never the arguments.
+    static func metadata(_ row: ToolCallRow) -> [String: AuditValue] {
+        [
+            "conversation": .string(row.conversation), "turn": .string(row.turn), "tool": .string(row.tool),
+            "domain": .string(row.domain), "destination": .string(PrintableText.excerpt(row.destination, limit: 200)),
+            "level": .int(Int64(row.level)), "decision": .string(row.decision.rawValue),
+            "limited_by": .string(row.limitedBy), "approval": row.approvalID.map { .string($0) } ?? .null,
+        ]
+    }
+
+    /// `text` cut to at most `bytes` UTF-8 bytes on a character boundary, with a marker saying so.
+    static func cut(_ text: String, bytes: Int) -> String {
+        guard text.utf8.count > bytes else { return text }
+        var kept = 0
+        var end = text.startIndex
+        for index in text.indices {
+            let size = text[index].utf8.count
+            if kept + size > bytes { break }
+            kept += size
+            end = text.index(after: index)
+        }
+        return String(text[..<end]) + "\n[cut by Moat at \(bytes) bytes]"
+    }
+}

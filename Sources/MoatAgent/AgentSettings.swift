@@ -1,0 +1,34 @@
+public import Foundation
+
+/// The agent's settings from `config.yaml` (`agent:`): the model to use, the system prompt and every
+/// budget a turn runs under. Defaults are what a fresh install runs with.
+public struct AgentSettings: Sendable, Equatable {
+    /// The default system prompt: who the model works for and that the gateway decides what runs.
+    public static let defaultSystemPrompt =
+        "You are a personal assistant running behind Moat, a security gateway. Use the tools when they help. "
+        + "Every tool call is checked by the gateway; when it refuses a call or holds it for the owner's "
+        + "approval, say so plainly instead of trying another way around it."
+
+    /// `agent.provider`: the name of the provider under `providers:` that answers (`ollama` by default).
+    public var provider = "ollama"
+    /// `agent.system_prompt`.
+    public var systemPrompt = AgentSettings.defaultSystemPrompt
+    /// `agent.max_tool_calls_per_turn`: tool calls one turn may make (each counts, whatever its level).
+    public var maxToolCallsPerTurn = 16
+    /// `agent.max_rounds_per_turn`: model rounds one turn may take.
+    public var maxRoundsPerTurn = 8
+    /// `agent.turn_seconds`: wall time of one turn, checked before each model round and each tool call.
+    public var turnTimeLimit: TimeInterval = 120
+    /// `agent.tokens_per_day`: model tokens (input + output) each principal may use per UTC day.
+    public var tokensPerDay = 1_000_000
+    /// `agent.messages_per_minute`: messages one principal may send on one channel per minute.
+    public var messagesPerMinute = 30
+    /// `agent.tool_output_bytes`: the most of one tool result the model sees (cut with a marker).
+    public var toolOutputBytes = 16 * 1024
+    /// `agent.history_messages`: the most earlier messages of a conversation sent with each round.
+    public var historyMessages = 60
+    /// `agent.message_bytes`: the longest inbound message accepted.
+    public var messageBytes = 32 * 1024
+
+    public init() {}
+}

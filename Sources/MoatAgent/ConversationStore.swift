@@ -1,0 +1,269 @@
+import Foundation
+import GRDB
+import MoatCore
+import MoatProviders
+import MoatStore
+
+/// A conversation: who it belongs to. The MAC binds the principal to the id, so a database-only
+/// attacker cannot make a contact's conversation continue (after an approval) as the owner's.
+struct ConversationRow: Sendable, Hashable, AuthenticatedRow {
+    static let macTable = "agent_conversations"
+    let id: String
+    let channel: String
+    /// `owner` or `contact:<id>` (the ceilings are read from the verified contact grant each time).
+    let principal: String
+    let createdAt: Int64
+
+    var macFields: [String] { [id, channel, principal, String(createdAt)] }
+}
+
+/// A tool call and the gateway's decision, fixed when it is made. The MAC covers everything an approval
+/// resumes from (which conversation, which provider call id, the exact request), so a changed row is
+/// refused; the outcome columns are filled in once afterwards and are informational.
+struct ToolCallRow: Sendable, Hashable, AuthenticatedRow {
+    static let macTable = "agent_tool_calls"
+    let id: String
+    let conversation: String
+    let turn: String
+    let round: Int
+    /// The provider's id for the call (`call_…`).
+    let callID: String
+    let tool: String
+    let domain: String
+    let arguments: String
+    let destination: String
+    let level: Int
+    let decision: CallDecision
+    /// The trust decision's limits (`domain,principal,taint`).
+    let limitedBy: String
+    /// The taint reasons when the call was decided, `; `-separated.
+    let taint: String
+    let approvalID: String?
+    let createdAt: Int64
+
+    var macFields: [String] {
+        [
+            id, conversation, turn, String(round), callID, tool, domain, arguments, destination, String(level),
+            decision.rawValue, limitedBy, taint, approvalID ?? "", String(createdAt),
+        ]
+    }
+}
+
+/// One stored message of a conversation.
+struct StoredMessage: Sendable {
+    let turn: String
+    let message: ChatMessage
+}
+
+/// MoatAgent's reads and writes of `moat.db`.
+struct ConversationStore: Sendable {
+    let database: MoatDatabase
+    let authenticator: RowAuthenticator
+    let writer: GroupWriter
+
+    init(database: MoatDatabase, authenticator: RowAuthenticator) {
+        self.database = database
+        self.authenticator = authenticator
+        self.writer = GroupWriter(pool: database.pool)
+    }
+
+    /// Where a message opens its turn.
+    enum Opening: Sendable {
+        case opened(ConversationRow)
+        case duplicate
+        case otherOwner
+        case tampered
+    }
+
+    /// In one transaction: the conversation (created, or checked to belong to `principal` on `channel`),
+    /// the idempotency key (refused when seen), and the inbound message.
+    func open(
+        _ message: InboundMessage, principal: String, turn: String, now: Int64
+    ) async throws -> Opening {
+        let authenticator = self.authenticator
+        return try await writer.write { db -> Opening in
+            // Checks first, writes after: a refused message leaves nothing behind.
+            let existing = try Row.fetchOne(
+                db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [message.conversation])
+            if let existing {
+                let stored = Self.conversation(existing)
+                guard authenticator.verify(existing["mac"], of: stored) else { return .tampered }
+                guard stored.principal == principal, stored.channel == message.channel else { return .otherOwner }
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO agent_inbound (channel, sender_id, idempotency_key, conversation, turn, received_at)
+                    VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                    """,
+                arguments: [
+                    message.channel, message.senderID, message.idempotencyKey, message.conversation, turn,
+                    Int64((message.receivedAt.timeIntervalSince1970 * 1000).rounded(.down)),
+                ])
+            guard db.changesCount == 1 else { return .duplicate }
+            let conversation =
+                existing.map(Self.conversation)
+                ?? ConversationRow(
+                    id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
+            if existing == nil {
+                try db.execute(
+                    sql:
+                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
+                    ])
+            }
+            try Self.insert(
+                [StoredMessage(turn: turn, message: ChatMessage(role: .user, content: message.text))],
+                conversation: message.conversation, now: now, db)
+            return .opened(conversation)
+        }
+    }
+
+    /// The verified conversation `id`, or nil when there is none or its MAC fails.
+    func conversation(_ id: String) async throws -> ConversationRow? {
+        let authenticator = self.authenticator
+        return try await database.pool.read { db in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [id])
+            else { return nil }
+            let stored = Self.conversation(row)
+            return authenticator.verify(row["mac"], of: stored) ? stored : nil
+        }
+    }
+
+    /// The last `limit` messages of `conversation`, oldest first, never starting with a `tool` message
+    /// (whose call would be cut off).
+    func history(_ conversation: String, limit: Int) async throws -> [ChatMessage] {
+        try await database.pool.read { db in
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT role, content, tool_calls, tool_call_id FROM agent_messages
+                    WHERE conversation = ? ORDER BY id DESC LIMIT ?
+                    """,
+                arguments: [conversation, limit])
+            var messages = rows.reversed().compactMap(Self.message(_:))
+            while messages.first?.role == .tool { messages.removeFirst() }
+            return messages
+        }
+    }
+
+    func append(_ messages: [StoredMessage], conversation: String, now: Int64) async throws {
+        try await writer.write { db in try Self.insert(messages, conversation: conversation, now: now, db) }
+    }
+
+    /// Adds `tokens` to `principal`'s use on `day`, with `messages` of the same round, in one transaction.
+    func recordRound(
+        _ messages: [StoredMessage], conversation: String, principal: String, day: String, usage: TokenUsage,
+        now: Int64
+    ) async throws {
+        try await writer.write { db in
+            try Self.insert(messages, conversation: conversation, now: now, db)
+            try db.execute(
+                sql: """
+                    INSERT INTO agent_usage (principal, day, input_tokens, output_tokens) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (principal, day) DO UPDATE SET
+                      input_tokens = input_tokens + excluded.input_tokens,
+                      output_tokens = output_tokens + excluded.output_tokens
+                    """,
+                arguments: [principal, day, usage.input, usage.output])
+        }
+    }
+
+    /// Tokens `principal` used on `day`.
+    func tokensUsed(principal: String, day: String) async throws -> Int {
+        try await database.pool.read { db in
+            try Int.fetchOne(
+                db, sql: "SELECT input_tokens + output_tokens FROM agent_usage WHERE principal = ? AND day = ?",
+                arguments: [principal, day]) ?? 0
+        }
+    }
+
+    func insert(_ call: ToolCallRow, outcome: String) async throws {
+        let mac = authenticator.mac(call)
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO agent_tool_calls
+                      (id, conversation, turn, round, call_id, tool, domain, arguments, destination, level, decision,
+                       limited_by, taint, approval_id, created_at, mac, outcome)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    call.id, call.conversation, call.turn, call.round, call.callID, call.tool, call.domain,
+                    call.arguments, call.destination, call.level, call.decision.rawValue, call.limitedBy, call.taint,
+                    call.approvalID, call.createdAt, mac, outcome,
+                ])
+        }
+    }
+
+    /// Records how a call ended; `expected` is the outcome it must still have (so a call is finished once).
+    /// Returns false when it had another outcome already.
+    @discardableResult
+    func finish(_ id: String, outcome: String, resultBytes: Int?, now: Int64, expected: String) async throws -> Bool {
+        try await writer.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE agent_tool_calls SET outcome = ?, result_bytes = ?, finished_at = ?
+                    WHERE id = ? AND outcome = ?
+                    """,
+                arguments: [outcome, resultBytes, now, id, expected])
+            return db.changesCount == 1
+        }
+    }
+
+    /// The verified tool call held under `approvalID` and its current outcome, or nil when there is none
+    /// or its MAC fails.
+    func call(approvalID: String) async throws -> (row: ToolCallRow, outcome: String)? {
+        let authenticator = self.authenticator
+        return try await database.pool.read { db in
+            guard
+                let row = try Row.fetchOne(
+                    db, sql: "SELECT * FROM agent_tool_calls WHERE approval_id = ?", arguments: [approvalID]),
+                let decision = CallDecision(rawValue: row["decision"])
+            else { return nil }
+            let call = ToolCallRow(
+                id: row["id"], conversation: row["conversation"], turn: row["turn"], round: row["round"],
+                callID: row["call_id"], tool: row["tool"], domain: row["domain"], arguments: row["arguments"],
+                destination: row["destination"], level: row["level"], decision: decision,
+                limitedBy: row["limited_by"], taint: row["taint"], approvalID: row["approval_id"],
+                createdAt: row["created_at"])
+            guard authenticator.verify(row["mac"], of: call) else { return nil }
+            return (call, row["outcome"])
+        }
+    }
+
+    private static func conversation(_ row: Row) -> ConversationRow {
+        ConversationRow(
+            id: row["id"], channel: row["channel"], principal: row["principal"], createdAt: row["created_at"])
+    }
+
+    private static func insert(_ messages: [StoredMessage], conversation: String, now: Int64, _ db: Database) throws {
+        for stored in messages {
+            let message = stored.message
+            let calls =
+                message.toolCalls.isEmpty ? "" : String(decoding: try encoder.encode(message.toolCalls), as: UTF8.self)
+            try db.execute(
+                sql: """
+                    INSERT INTO agent_messages (conversation, turn, role, content, tool_calls, tool_call_id, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    conversation, stored.turn, message.role.rawValue, message.content, calls, message.toolCallID, now,
+                ])
+        }
+    }
+
+    private static func message(_ row: Row) -> ChatMessage? {
+        guard let role = ChatMessage.Role(rawValue: row["role"]) else { return nil }
+        let callsText: String = row["tool_calls"]
+        let calls =
+            callsText.isEmpty ? [] : (try? JSONDecoder().decode([ToolCall].self, from: Data(callsText.utf8))) ?? []
+        return ChatMessage(role: role, content: row["content"], toolCalls: calls, toolCallID: row["tool_call_id"])
+    }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        return encoder
+    }()
+}

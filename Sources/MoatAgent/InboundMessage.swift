@@ -1,0 +1,41 @@
+public import Foundation
+
+/// One message arriving on a channel, as the channel adapter hands it to the pipeline.
+///
+/// `channel` is set by the entry point, never by the sender: only the owner's authenticated entry
+/// points (`moat chat` through the admin socket, `POST /api/chat`) use ``ownerChannel``; every other
+/// channel's senders are contacts the owner added (`PolicyEngine.principal(channel:senderID:)`) or
+/// unknown, and refused.
+public struct InboundMessage: Sendable, Hashable {
+    /// The channel of the owner's own entry points: its messages come from the owner.
+    public static let ownerChannel = "owner"
+
+    /// `owner`, `webhook:NAME`, `telegram`, …
+    public var channel: String
+    /// The sender's id on that channel (ignored on ``ownerChannel``).
+    public var senderID: String
+    /// The conversation the message belongs to, as the channel names it. A conversation belongs to the
+    /// principal and channel that started it; another sender naming it is refused.
+    public var conversation: String
+    /// The text (untrusted: it is scanned by the injection flagger and never logged or audited).
+    public var text: String
+    /// Chosen by the sender or the channel; a second message with the same key is refused unanswered.
+    public var idempotencyKey: String
+    public var receivedAt: Date
+
+    public init(
+        channel: String,
+        senderID: String,
+        conversation: String,
+        text: String,
+        idempotencyKey: String,
+        receivedAt: Date = Date()
+    ) {
+        self.channel = channel
+        self.senderID = senderID
+        self.conversation = conversation
+        self.text = text
+        self.idempotencyKey = idempotencyKey
+        self.receivedAt = receivedAt
+    }
+}

@@ -1,0 +1,33 @@
+/// Something the owner is told about while it happens.
+public struct OwnerNotice: Sendable, Hashable {
+    public enum Kind: String, Sendable, Hashable {
+        /// Someone who is not a contact wrote; nothing reached the model.
+        case unknownSender = "unknown-sender"
+        /// A call waits for the owner's approval.
+        case approvalPending = "approval-pending"
+        /// A level-3 call ran ("act and report").
+        case actionTaken = "action-taken"
+    }
+
+    public let kind: Kind
+    /// The conversation, or empty for an unknown sender.
+    public let conversationID: String
+    /// The approval to decide, for ``Kind/approvalPending``.
+    public let approvalID: String?
+    /// One printable line for the owner; never a message's text, a tool's output or a secret.
+    public let text: String
+
+    public init(kind: Kind, conversationID: String, approvalID: String? = nil, text: String) {
+        self.kind = kind
+        self.conversationID = conversationID
+        self.approvalID = approvalID
+        self.text = text
+    }
+}
+
+/// Where the pipeline tells the owner things (the dashboard's live events, the owner's chat).
+/// Implementations must return quickly and must not fail the turn: a notice that cannot be delivered is
+/// still in the audit log.
+public protocol OwnerNotifier: Sendable {
+    func notify(_ notice: OwnerNotice) async
+}

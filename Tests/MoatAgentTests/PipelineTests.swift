@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+import MoatAgent
+import MoatCore
+import MoatPolicy
+import MoatProviders
+import MoatStore
+import Testing
+
+@Suite struct PipelineTests {
+    @Test("levels 0, 1, 3 and 4: refused, described only, run with the owner told, run")
+    func levels() async throws {
+        let none = TestTool("pay", domain: .finance)
+        let inform = TestTool("mail", domain: .email)
+        let act = TestTool("lights", domain: .integrations)
+        let full = TestTool("read", domain: .files)
+        let fixture = try AgentFixture(
+            tools: [none, inform, act, full],
+            trust: [.finance: .none, .email: .inform, .integrations: .actAndReport, .files: .fullAutonomy])
+        let text = ["pay", "mail", "lights", "read"].map { "CALL \($0) {\"target\":\"t-\($0)\"}" }
+            .joined(separator: "\n")
+        let outcome = try await fixture.agent.handle(fixture.owner(text))
+        #expect(outcome.calls.map(\.decision) == [.refused, .described, .ranAndReported, .ran])
+        #expect(outcome.calls.map(\.level) == [TrustLevel.none, .inform, .actAndReport, .fullAutonomy])
+        #expect(none.ran.isEmpty && inform.ran.isEmpty)
+        #expect(act.ran.count == 1 && full.ran.count == 1)
+        #expect(outcome.described == ["mail on t-mail"])
+        #expect(outcome.pending.isEmpty)
+        #expect(fixture.notices.all.map(\.kind) == [.actionTaken])
+        // What the model was told for each call, in order.
+        let answers = try #require(fixture.model.requests.last).messages.filter { $0.role == .tool }.map(\.content)
+        #expect(answers.count == 4)
+        #expect(answers[0].hasPrefix("Refused by the gateway"))
+        #expect(answers[1].hasPrefix("Not run") && answers[1].contains("mail on t-mail"))
+        #expect(answers[2] == #"ran lights {"target":"t-lights"}"#)
+        #expect(answers[3] == #"ran read {"target":"t-read"}"#)
+    }
+
+    @Test("bad arguments and unknown tools are explained to the model and nothing runs")
+    func badArgumentsExplained() async throws {
+        let tool = TestTool("read", domain: .files)
+        let fixture = try AgentFixture(tools: [tool], trust: [.files: .fullAutonomy])
+        let outcome = try await fixture.agent.handle(fixture.owner("CALL read [1,2]\nCALL rm {}"))
+        #expect(outcome.calls.map(\.decision) == [.invalid, .invalid])
+        #expect(tool.ran.isEmpty)
+        let answers = try #require(fixture.model.requests.last).messages.filter { $0.role == .tool }.map(\.content)
+        #expect(answers[0].contains("must be a JSON object"))
+        #expect(answers[1].contains("There is no tool named rm"))
+    }
+
+    @Test("a call whose audit entry cannot be appended is not run; the model is told why")
+    func failingAuditRefusesCall() async throws {
+        let tool = TestTool("read", domain: .files)
+        let fixture = try AgentFixture(tools: [tool], trust: [.files: .fullAutonomy])
+        try fixture.sql(
+            """
+            CREATE TRIGGER fail_tool_runs BEFORE INSERT ON audit_entries WHEN NEW.action = 'agent.tool.run'
+              BEGIN SELECT RAISE(ABORT, 'disk full'); END
+            """)
+        let outcome = try await fixture.agent.handle(fixture.owner(#"CALL read {"target":"notes.txt"}"#))
+        #expect(tool.ran.isEmpty)
+        #expect(outcome.calls.map(\.outcome) == ["refused"])
+        let told = try #require(fixture.model.requests.last?.messages.last)
+        #expect(told.content.contains("audit log could not record this call"))
+        let stored = try await fixture.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT outcome FROM agent_tool_calls")
+        }
+        #expect(stored == "refused")
+    }
+
+    @Test("a model round whose audit entry cannot be appended does not happen")
+    func failingAuditRefusesModelRound() async throws {
+        let fixture = try AgentFixture(tools: [])
+        try fixture.sql(
+            """
+            CREATE TRIGGER fail_rounds BEFORE INSERT ON audit_entries WHEN NEW.action = 'agent.model'
+              BEGIN SELECT RAISE(ABORT, 'disk full'); END
+            """)
+        let error = await agentError { try await fixture.agent.handle(fixture.owner("hello")) }
+        #expect(error?.code == .refused)
+        #expect(fixture.model.requests.isEmpty)
+    }
+
+    @Test("after a turn the conversation, its messages and the tool call with its decision are in moat.db")
+    func turnStored() async throws {
+        let tool = TestTool("read", domain: .files)
+        let fixture = try AgentFixture(tools: [tool], trust: [.files: .fullAutonomy])
+        let outcome = try await fixture.agent.handle(fixture.owner(#"CALL read {"target":"notes.txt"}"#))
+        #expect(
+            try fixture.count("agent_conversations", "id = 'c1' AND principal = 'owner' AND channel = 'owner'") == 1)
+        let roles = try await fixture.database.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT role FROM agent_messages WHERE conversation = 'c1' ORDER BY id")
+        }
+        #expect(roles == ["user", "assistant", "tool", "assistant"])
+        let call = try #require(
+            try await fixture.database.pool.read { db in try Row.fetchOne(db, sql: "SELECT * FROM agent_tool_calls") })
+        #expect(call["tool"] == "read")
+        #expect(call["arguments"] == #"{"target":"notes.txt"}"#)
+        #expect(call["destination"] == "notes.txt")
+        #expect(call["level"] == 4)
+        #expect(call["decision"] == "ran")
+        #expect(call["outcome"] == "success")
+        #expect(call["result_bytes"] == #"ran read {"target":"notes.txt"}"#.utf8.count)
+        #expect(call["id"] == outcome.calls[0].id)
+        #expect(try fixture.count("agent_usage", "principal = 'owner'") == 1)
+        // The next turn sends the stored history.
+        _ = try await fixture.agent.handle(fixture.owner("and now?"))
+        #expect(fixture.model.requests.last?.messages.count == 1 + 4 + 1)
+        // The audit log has each step, and never the message text.
+        let actions = try fixture.auditActions()
+        for action in ["agent.message", "agent.model", "agent.tool.run", "agent.tool.result", "agent.reply"] {
+            #expect(actions.contains(action))
+        }
+        let metadata = try await fixture.database.pool.read { db in
+            try String.fetchAll(db, sql: "SELECT metadata || target FROM audit_entries").joined()
+        }
+        #expect(!metadata.contains("and now?"))
+    }
+
+    @Test("a tool-call row forged in moat.db (no valid MAC) cannot be approved")
+    func forgedCallRowRefused() async throws {
+        let tool = TestTool("shell", domain: .shell)
+        let fixture = try AgentFixture(tools: [tool], trust: [.shell: .suggest])
+        let outcome = try await fixture.agent.handle(fixture.owner(#"CALL shell {"target":"ls"}"#))
+        let approval = try #require(outcome.pending.first).approvalID
+        // Point the held call at another conversation: its MAC no longer verifies.
+        _ = try await fixture.agent.handle(fixture.owner("other", conversation: "c2"))
+        try fixture.sql("UPDATE agent_tool_calls SET conversation = 'c2' WHERE approval_id = ?", [approval])
+        let error = await agentError { try await fixture.agent.approve(approval) }
+        #expect(error?.code == .notFound)
+        #expect(tool.ran.isEmpty)
+    }
+}
