@@ -190,6 +190,7 @@ let package = Package(
         .target(
             name: "MoatConsole",
             dependencies: [
+                "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatChannels",
@@ -209,6 +210,7 @@ let package = Package(
         .target(
             name: "MoatAdmin",
             dependencies: [
+                "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatCore",
@@ -252,7 +254,9 @@ let package = Package(
                 "MoatCore",
                 "MoatHTTP",
                 "MoatPolicy",
+                "MoatProviders",
                 "MoatStore",
+                "MoatTools",
                 "MoatVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -296,6 +300,7 @@ let package = Package(
             name: "moat",
             dependencies: [
                 "CMoatProcess",
+                "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
                 "MoatCore",

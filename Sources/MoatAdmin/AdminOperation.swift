@@ -32,6 +32,8 @@ public enum AdminOperation: Sendable {
     case contactAdd(channel: String, sender: String, ceilings: [TrustDomain: TrustLevel])
     case contactList
     case contactRemove(id: String)
+    /// `moat chat --message TEXT`: one turn of the owner's conversation (a new one when nil).
+    case chat(message: String, conversation: String?)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -56,6 +58,7 @@ public enum AdminOperation: Sendable {
         case contactAdd = "contact.add"
         case contactList = "contact.list"
         case contactRemove = "contact.remove"
+        case chat = "chat"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
     }
@@ -85,7 +88,18 @@ public enum AdminOperation: Sendable {
         case .contactAdd: .contactAdd
         case .contactList: .contactList
         case .contactRemove: .contactRemove
+        case .chat: .chat
         case .vaultRemove: .vaultRemove
+        }
+    }
+}
+
+extension AdminOperation {
+    /// Whether the operation runs an agent turn (a chat, or an approval decision that resumes one).
+    public var isAgentTurn: Bool {
+        switch self {
+        case .chat, .approvalsApprove, .approvalsDeny: true
+        default: false
         }
     }
 }
@@ -150,7 +164,7 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace, channel, sender, ceilings
+            id, all, value, tools, hosts, replace, channel, sender, ceilings, message, conversation
     }
 
     public init(from decoder: any Decoder) throws {
@@ -219,6 +233,10 @@ extension AdminOperation: Codable {
                 ceilings: ceilings)
         case .contactList: return .contactList
         case .contactRemove: return .contactRemove(id: try params.required(String.self, .id))
+        case .chat:
+            return .chat(
+                message: try params.required(String.self, .message),
+                conversation: try params.optional(String.self, .conversation))
         }
     }
 
@@ -275,6 +293,9 @@ extension AdminOperation: Codable {
             try params.encode(channel, forKey: .channel)
             try params.encode(sender, forKey: .sender)
             try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
+        case .chat(let message, let conversation):
+            try params.encode(message, forKey: .message)
+            try params.encodeIfPresent(conversation, forKey: .conversation)
         }
     }
 

@@ -31,21 +31,30 @@ public struct AdminOperations: Sendable {
     let owner: OwnerOperations
     let policy: PolicyOperations
     let vault: VaultOperations?
+    let agent: AgentOperations?
 
-    public init(owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil) {
+    public init(
+        owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil, agent: AgentOperations? = nil
+    ) {
         self.owner = owner
         self.policy = policy
         self.vault = vault
+        self.agent = agent
     }
 
     /// Runs one operation; `client` names the caller for the audit log.
     public func perform(_ operation: AdminOperation, client: ClientInfo) async throws(AdminFailure) -> AdminResult {
         do {
+            // The agent first: with it, deciding an approval also runs the held call and goes on.
+            if let agent, let result = try await agent.perform(operation) { return result }
             if let result = try await owner.perform(operation, client: client) { return result }
             if let result = try await policy.perform(operation) { return result }
             if let vault, let result = try vault.perform(operation) { return result }
         } catch {
             throw AdminFailure(error)
+        }
+        if case .chat = operation {
+            throw AdminFailure("the agent is not open in this process; start `moat serve` or run `moat chat` again")
         }
         throw AdminFailure(AdminRequestError.unknown(operation.name.rawValue))
     }

@@ -1,4 +1,5 @@
 import Foundation
+public import MoatAgent
 public import MoatAuth
 public import MoatCore
 public import MoatPolicy
@@ -32,6 +33,11 @@ public enum AdminResult: Sendable, Equatable, Codable {
     case contactAdded(ContactView)
     case contacts([ContactView])
     case contactRemoved(id: String)
+    /// `chat`: the turn.
+    case chatTurn(TurnView)
+    /// An approval decided by the agent: the held call ran (or the model was told it was denied) and the
+    /// conversation went on.
+    case approvalResumed(id: String, approved: Bool, TurnView)
 }
 
 /// A contact and its ceilings (Docs/Channels.md).

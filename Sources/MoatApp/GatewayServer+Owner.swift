@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MoatAdmin
+import MoatAgent
 import MoatAudit
 import MoatAuth
 import MoatConfig
@@ -22,6 +23,8 @@ final class BaseURLBox: Sendable {
 /// Owner authentication as the running server uses it: the HTTP side and the admin socket.
 struct OwnerAccess {
     let auth: GatewayAuth
+    /// The agent pipeline the owner's chat, approvals and the channels feed.
+    let agent: Agent
     let operations: (@escaping @Sendable () -> String?) -> AdminOperations
     let socketPath: String
     let logger: Logger
@@ -56,6 +59,8 @@ extension GatewayServer {
     ) throws(GatewayError) -> OwnerAccess {
         let authority = try state.ownerAuthority(vault: vault, audit: audit)
         let engine = try state.policyEngine(vault: vault, audit: audit)
+        let agent = try state.agent(
+            vault: vault, audit: audit, engine: engine, notifier: LoggingNotifier(logger: logger))
         let installation: String
         do {
             installation = try state.database.installationID()
@@ -75,10 +80,12 @@ extension GatewayServer {
         let linkFile = setupLinkFile
         return OwnerAccess(
             auth: auth,
+            agent: agent,
             operations: { baseURL in
                 state.adminOperations(
                     authority: authority, engine: engine,
-                    vault: VaultOperations(vault: vault, audit: audit, userAgent: "moat-admin-socket"), baseURL: baseURL
+                    vault: VaultOperations(vault: vault, audit: audit, userAgent: "moat-admin-socket"),
+                    agent: AgentOperations(agent: agent), baseURL: baseURL
                 ) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }

@@ -3,6 +3,7 @@ import HummingbirdCore
 import HummingbirdTLS
 public import Logging
 import MoatAdmin
+import MoatAgent
 public import MoatAudit
 import MoatAuth
 public import MoatConfig
@@ -77,12 +78,19 @@ public struct GatewayServer: Sendable {
         let baseURL = BaseURLBox()
         var auth: GatewayAuth?
         var adminSocket: AdminSocketServer?
+        var agent: Agent?
+        var webhooks: WebhookRoutes?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
+            agent = owner.agent
             adminSocket = owner.adminSocket(baseURL: baseURL)
+            if !configuration.channels.webhooks.isEmpty {
+                webhooks = WebhookRoutes(
+                    settings: configuration.channels, vault: vault, receiver: AgentWebhookReceiver(agent: owner.agent))
+            }
         }
-        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth)
+        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, agent: agent, webhooks: webhooks)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)

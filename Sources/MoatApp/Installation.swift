@@ -1,12 +1,15 @@
 import Foundation
 public import MoatAdmin
+public import MoatAgent
 public import MoatAudit
 public import MoatAuth
 public import MoatConfig
 public import MoatCore
 import MoatHTTP
 public import MoatPolicy
+import MoatProviders
 public import MoatStore
+import MoatTools
 public import MoatVault
 
 /// The composition root: the one way every entry point (`moat serve`, each CLI command run in its own
@@ -231,18 +234,50 @@ public final class InstallationState: Sendable {
         }
     }
 
+    /// The agent pipeline: the configured provider (`agent.provider` among `providers:`), the built-in
+    /// tools over the workspace, the policy engine and the audit log. Nothing is contacted here: the model
+    /// server is reached at the first turn.
+    public func agent(
+        vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine, notifier: any OwnerNotifier
+    ) throws(GatewayError) -> Agent {
+        let settings = configuration.agent
+        guard let providerSettings = configuration.providers.named(settings.provider) else {
+            throw GatewayError(
+                .configuration,
+                "agent.provider names \(settings.provider), which is not among providers: "
+                    + configuration.providers.providers.map(\.name).joined(separator: ", "))
+        }
+        do {
+            let provider = try OpenAICompatibleProvider(settings: providerSettings, vault: vault)
+            let workspace = try Workspace.open(configured: configuration.tools.workspace, layout: layout)
+            let tools = try ToolRegistry.builtin(
+                workspace: workspace, settings: configuration.tools, ssrf: configuration.policy.ssrf, vault: vault)
+            return Agent(
+                provider: provider, tools: tools.all, policy: engine, audit: audit, vault: vault,
+                database: database, authenticator: try AgentKeyring.authenticator(from: vault), settings: settings,
+                notifier: notifier)
+        } catch let error as ProviderError {
+            throw GatewayError(.configuration, error.message)
+        } catch let error as ToolError {
+            throw GatewayError(.configuration, error.message)
+        } catch {
+            throw GatewayError(.startup, "cannot open the agent: \(error)")
+        }
+    }
+
     /// Every owner operation (owner, tokens, trust, approvals, contacts), as the admin socket serves
     /// them and as a command runs them in its own process when no server is running.
     public func adminOperations(
         authority: OwnerAuthority,
         engine: PolicyEngine,
         vault: VaultOperations? = nil,
+        agent: AgentOperations? = nil,
         baseURL: @escaping @Sendable () -> String?,
         onSetupLink: (@Sendable (String) -> Void)? = nil
     ) -> AdminOperations {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
-            policy: PolicyOperations(engine: engine), vault: vault)
+            policy: PolicyOperations(engine: engine), vault: vault, agent: agent)
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

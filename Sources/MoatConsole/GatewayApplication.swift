@@ -1,4 +1,5 @@
 public import Hummingbird
+public import MoatAgent
 public import MoatHTTP
 
 /// Builds the HTTP side of the gateway: the router, its middleware and routes.
@@ -17,7 +18,7 @@ public enum GatewayApplication {
     ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
     public static func makeRouter(
         hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
-        webhooks: WebhookRoutes? = nil
+        agent: Agent? = nil, webhooks: WebhookRoutes? = nil
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
@@ -32,6 +33,7 @@ public enum GatewayApplication {
             OwnerRoutes.register(on: router, auth: auth, table: table)
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
+            if let agent { ChatRoutes.register(on: router, auth: auth, agent: agent, table: table) }
         }
         webhooks?.register(on: router)
         // An /api/ route added any other way than through its access rule's group would answer without a guard.

@@ -68,6 +68,11 @@ public enum PrintableText {
         String(String.UnicodeScalarView(text.unicodeScalars.filter { !isControl($0) }))
     }
 
+    /// ``strip(_:)`` but keeping line breaks and tabs: for multi-line text such as a model's reply.
+    public static func stripKeepingLines(_ text: some StringProtocol) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { !isControl($0) || $0 == "\n" || $0 == "\t" }))
+    }
+
     /// ``strip(_:)``, and cut to `limit` characters with "…" when longer.
     public static func excerpt(_ text: some StringProtocol, limit: Int) -> String {
         let cleaned = strip(text)

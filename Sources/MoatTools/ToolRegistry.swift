@@ -33,6 +33,9 @@ public struct ToolRegistry: Sendable {
     /// The names, sorted.
     public var names: [String] { tools.keys.sorted() }
 
+    /// Every tool, sorted by name (the order the model is offered them in).
+    public var all: [any Tool] { names.compactMap { tools[$0] } }
+
     /// The tool called `name`.
     /// - Throws: ``ToolError`` `.unknownTool` listing the tools there are.
     public func tool(named name: String) throws(ToolError) -> any Tool {

@@ -1,5 +1,6 @@
 import Foundation
 import MoatAdmin
+import MoatAgent
 import MoatAuth
 import MoatCore
 import MoatPolicy
@@ -38,6 +39,10 @@ extension AdminResult {
             let data = try JSONSerialization.data(
                 withJSONObject: tokens.map(\.jsonObject), options: [.sortedKeys, .prettyPrinted])
             return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
+        case .chatTurn(let turn) where json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return RenderedResult(output: String(decoding: try encoder.encode(turn), as: UTF8.self) + "\n")
         case .approvals(let records, _) where json:
             let data = try JSONSerialization.data(withJSONObject: records.map(AdminText.json), options: [.sortedKeys])
             return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
@@ -109,6 +114,10 @@ extension AdminResult {
             return contacts.map { AdminText.line($0) + "\n" }.joined()
         case .contactRemoved(let id):
             return "removed contact \(id)\n"
+        case .chatTurn(let turn):
+            return AdminText.turn(turn)
+        case .approvalResumed(let id, let approved, let turn):
+            return "\(approved ? "approved" : "denied") \(id)\n" + AdminText.turn(turn)
         }
     }
 }
@@ -146,6 +155,22 @@ enum AdminText {
         }
         if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
         return PrintableText.strip(line) + "\n"
+    }
+
+    /// A turn: the reply, then what waits for the owner, what was only described, and a budget's stop.
+    /// The model's text is printed without control characters (it is untrusted output).
+    static func turn(_ turn: TurnView) -> String {
+        var text = PrintableText.stripKeepingLines(turn.reply)
+        if !text.hasSuffix("\n") { text += "\n" }
+        for pending in turn.pending {
+            text += PrintableText.strip(
+                "pending approval \(pending.approvalID): \(pending.tool): \(pending.summary) (\(pending.reason))") + "\n"
+            text += "  decide with: moat approvals approve \(pending.approvalID)  |  moat approvals deny \(pending.approvalID)\n"
+        }
+        for described in turn.described { text += PrintableText.strip("described, not run: " + described) + "\n" }
+        if let stop = turn.stoppedBy { text += PrintableText.strip("stopped: " + stop) + "\n" }
+        text += "conversation \(turn.conversation)\n"
+        return text
     }
 
     /// `ID CHANNEL:SENDER domain=level,…` (sender ids are printed without control characters).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import MoatAdmin
 import MoatApp
 import MoatAudit
@@ -39,7 +40,8 @@ enum AdminChannel {
     static func send(_ operation: AdminOperation, to socket: String) throws -> AdminResult {
         let response: AdminResponse
         do {
-            response = try AdminClient.send(operation, to: socket)
+            // A turn waits for the model (and its tools): as long as the agent's own limits allow.
+            response = try AdminClient.send(operation, to: socket, timeout: operation.isAgentTurn ? 900 : 30)
         } catch {
             throw CommandFailure("cannot talk to the running moat serve through \(socket): \(error)")
         }
@@ -61,10 +63,17 @@ enum AdminChannel {
         let vault = try context.unlockVault(unlock)
         let operations = try CommandFailure.wrap { () throws(GatewayError) in
             let audit = try context.state.auditLog(vault: vault)
+            let engine = try context.state.policyEngine(vault: vault, audit: audit)
+            // The agent only for what needs it: a broken provider setting must not block `moat token list`.
+            let agent = try operation.isAgentTurn
+                ? AgentOperations(
+                    agent: context.state.agent(
+                        vault: vault, audit: audit, engine: engine,
+                        notifier: LoggingNotifier(logger: Logger(label: "moat.chat") { _ in SwiftLogNoOpLogHandler() })))
+                : nil
             return context.state.adminOperations(
-                authority: try context.state.ownerAuthority(vault: vault, audit: audit),
-                engine: try context.state.policyEngine(vault: vault, audit: audit),
-                baseURL: { nil })
+                authority: try context.state.ownerAuthority(vault: vault, audit: audit), engine: engine,
+                agent: agent, baseURL: { nil })
         }
         do {
             return try await operations.perform(operation, client: .local("cli"))

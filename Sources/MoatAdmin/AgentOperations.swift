@@ -1,0 +1,52 @@
+import Foundation
+public import MoatAgent
+import MoatCore
+
+/// The agent's owner operations: `moat chat` and deciding approvals, which resume the held call and the
+/// conversation (``Agent/approve(_:actor:onText:)``). Without them (no agent in this process), approvals
+/// are decided by ``PolicyOperations`` alone.
+public struct AgentOperations: Sendable {
+    let agent: Agent
+
+    public init(agent: Agent) {
+        self.agent = agent
+    }
+
+    /// Runs one agent operation; nil for an operation of another table.
+    func perform(_ operation: AdminOperation) async throws -> AdminResult? {
+        switch operation {
+        case .chat(let message, let conversation):
+            let inbound = InboundMessage(
+                channel: InboundMessage.ownerChannel, senderID: "owner",
+                conversation: conversation ?? "owner-" + Self.randomID(), text: message,
+                idempotencyKey: "owner-" + Self.randomID())
+            return .chatTurn(TurnView(try await agent.handle(inbound)))
+        case .approvalsApprove(let id):
+            return try await resumed(id, approved: true) { () async throws(AgentError) in try await agent.approve(id) }
+        case .approvalsDeny(let id, let reason):
+            return try await resumed(id, approved: false) { () async throws(AgentError) in
+                try await agent.deny(id, reason: reason)
+            }
+        default:
+            return nil
+        }
+    }
+
+    /// The decision through the agent; nil (the policy engine decides alone) for an approval that holds
+    /// no agent call, such as one a test or an earlier release made.
+    private func resumed(
+        _ id: String, approved: Bool, _ decide: () async throws(AgentError) -> TurnOutcome
+    ) async throws -> AdminResult? {
+        do {
+            return .approvalResumed(id: id, approved: approved, TurnView(try await decide()))
+        } catch where error.code == .notFound {
+            return nil
+        }
+    }
+
+    /// 16 random hex digits: new conversation ids and the owner's idempotency keys.
+    static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}

@@ -1,0 +1,54 @@
+import Foundation
+
+/// One turn as `moat chat` and `POST /api/chat` show it.
+public struct TurnView: Sendable, Equatable, Codable {
+    public let conversation: String
+    public let reply: String
+    /// What stopped the turn early, when a budget did.
+    public let stoppedBy: String?
+    /// Calls waiting for the owner: id, tool, what it would do and why it waits.
+    public let pending: [Pending]
+    /// Level-1 calls, described and not run.
+    public let described: [String]
+    /// Each tool call: tool, decision, level.
+    public let calls: [Call]
+
+    public struct Pending: Sendable, Equatable, Codable {
+        public let approvalID: String
+        public let tool: String
+        public let summary: String
+        public let reason: String
+
+        enum CodingKeys: String, CodingKey {
+            case approvalID = "approval_id"
+            case tool, summary, reason
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case conversation, reply, pending, described, calls
+        case stoppedBy = "stopped_by"
+    }
+
+    public struct Call: Sendable, Equatable, Codable {
+        public let tool: String
+        public let decision: String
+        public let level: Int?
+        public let outcome: String
+    }
+
+    public init(_ outcome: TurnOutcome) {
+        conversation = outcome.conversationID
+        reply = outcome.reply
+        stoppedBy = outcome.stoppedBy?.message
+        pending = outcome.pending.map {
+            Pending(
+                approvalID: $0.approvalID, tool: $0.tool, summary: $0.summary,
+                reason: ([$0.explanation] + $0.taintReasons.map { "tainted: " + $0 }).joined(separator: "; "))
+        }
+        described = outcome.described
+        calls = outcome.calls.map {
+            Call(tool: $0.tool, decision: $0.decision.rawValue, level: $0.level?.rawValue, outcome: $0.outcome)
+        }
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+public import Hummingbird
+public import MoatAgent
+import MoatAuth
+import MoatCore
+public import MoatHTTP
+import NIOCore
+
+/// `POST /api/chat`: one turn of the owner's conversation, as `moat chat --message` runs it. Needs an
+/// owner identity with the `write` scope: a turn can lead to actions (each still gated by its domain).
+enum ChatRoutes {
+    static func register(on router: Router<GatewayRequestContext>, auth: GatewayAuth, agent: Agent, table: RouteTable) {
+        let write = AccessRoutes(router, "/api", .owner(.write), auth: auth, table: table)
+        write.post("chat") { request, context -> Response in
+            try await OwnerRoutes.respond {
+                let body = try await JSONBody.read(request, context)
+                let message = try body.string("message")
+                guard !message.isEmpty else { throw AuthError(.invalidInput, "the field \"message\" is empty") }
+                let conversation = try body.optionalString("conversation")
+                let inbound = InboundMessage(
+                    channel: InboundMessage.ownerChannel, senderID: "owner",
+                    conversation: conversation ?? "owner-" + Self.randomID(), text: message,
+                    idempotencyKey: "owner-" + Self.randomID())
+                return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
+            }
+        }
+    }
+
+    static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}

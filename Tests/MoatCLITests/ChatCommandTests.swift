@@ -1,0 +1,94 @@
+import Foundation
+import MoatTestSupport
+import Testing
+
+/// `moat chat` through the real binary against a model server on loopback (the scripted one, which
+/// speaks the OpenAI wire format byte for byte): the model's tool calls are gated by trust, run by the
+/// real tools, and the reply comes back.
+@Suite(.serialized) struct ChatCommandTests {
+    /// A served home whose `local` provider is `server`, with one file in its workspace.
+    static func home(_ server: ScriptedModelServer) throws -> TemporaryDirectory {
+        let home = try ServedHome.copy()
+        let config = """
+            providers:
+              local:
+                base_url: \(server.baseURL)
+                model: scripted
+            """
+        try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
+        chmod(home.file("config.yaml"), 0o600)
+        let workspace = home.file("workspace")
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        chmod(workspace, 0o700)
+        try "groceries: milk, eggs\n".write(toFile: workspace + "/notes.txt", atomically: true, encoding: .utf8)
+        return home
+    }
+
+    @Test("moat chat: a trusted list_files call runs in the workspace and the model's reply is printed")
+    func listFilesRuns() async throws {
+        let server = try await ScriptedModelServer.start(replies: [
+            .toolCall("list_files", #"{"path":"."}"#),
+            .text("Your workspace holds notes.txt."),
+        ])
+        defer { Task { await server.stop() } }
+        let home = try Self.home(server)
+        let trust = try MoatBinary.run(
+            ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
+        #expect(trust.status == 0, "\(trust.stderr)")
+        let chat = try MoatBinary.run(["chat", "--message", "list the files in my workspace"], home: home.path)
+        #expect(chat.status == 0, "\(chat.stderr)")
+        #expect(chat.stdout.hasPrefix("Your workspace holds notes.txt.\n"))
+        #expect(chat.stdout.contains("conversation owner-"))
+        // The second model round carried the real tool's result: the file the workspace holds.
+        let requests = server.requests
+        #expect(requests.count == 2)
+        #expect(requests.last?.body.contains("notes.txt") == true)
+        let audit = try MoatBinary.run(["audit", "tail", "-n", "40"], home: home.path)
+        #expect(audit.stdout.contains("agent."))
+        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
+
+    @Test("moat chat: at the default trust a call is held for approval; approving runs exactly it, once")
+    func approvalRunsTheHeldCall() async throws {
+        let server = try await ScriptedModelServer.start(replies: [
+            .toolCall("read_file", #"{"path":"notes.txt"}"#),
+            .text("I asked to read notes.txt; it waits for your approval."),
+            .text("notes.txt says: groceries."),
+        ])
+        defer { Task { await server.stop() } }
+        let home = try Self.home(server)
+        #expect(
+            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
+        let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        #expect(chat.status == 0, "\(chat.stderr)")
+        let pendingLine = try #require(chat.stdout.split(separator: "\n").first { $0.hasPrefix("pending approval ") })
+        let id = String(pendingLine.dropFirst("pending approval ".count).prefix { $0 != ":" })
+        // The file was not read: the model's second round saw no file content.
+        #expect(server.requests.allSatisfy { !$0.body.contains("groceries") })
+        let approve = try MoatBinary.run(["approvals", "approve", id], home: home.path)
+        #expect(approve.status == 0, "\(approve.stderr)")
+        #expect(approve.stdout.hasPrefix("approved \(id)\nnotes.txt says: groceries.\n"))
+        #expect(server.requests.last?.body.contains("groceries") == true)
+        // An approval runs once.
+        let again = try MoatBinary.run(["approvals", "approve", id], home: home.path)
+        #expect(again.status != 0)
+    }
+
+    @Test("with moat serve running, moat chat goes through the admin socket; an unreachable model server is named")
+    func throughTheServer() async throws {
+        let server = try await ScriptedModelServer.start(replies: [.text("Hello from the model.")])
+        let home = try Self.home(server)
+        let running = try RunningServer(arguments: [], home: home.path)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let chat = try MoatBinary.run(["chat", "--message", "hello"], home: home.path)
+        #expect(chat.status == 0 && chat.stdout.hasPrefix("Hello from the model.\n"), "\(chat.stderr)")
+        await server.stop()
+        let down = try MoatBinary.run(["chat", "--message", "hello again"], home: home.path)
+        #expect(down.status != 0)
+        #expect(down.stderr.contains("127.0.0.1:\(server.port)"), "\(down.stderr)")
+        let (status, log) = running.stop()
+        #expect(status == 0)
+        #expect(log.contains("\"op\":\"chat\""))
+    }
+}
