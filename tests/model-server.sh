@@ -59,7 +59,7 @@ check)
     echo
     ;;
 *)
-    sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
     exit 64
     ;;
 esac
