@@ -19,6 +19,9 @@
 #       base_url: http://127.0.0.1:8000/v1
 #       model: smollm2
 #       stream: false   # llama-cpp-python answers some streamed tool requests with an empty body
+#
+# The provider against it: MOAT_REAL_MODEL_URL=http://127.0.0.1:8000/v1 MOAT_REAL_MODEL=smollm2 \
+#   swift test --skip-build --filter RealModelServerTests
 set -euo pipefail
 
 home="${MOAT_MODEL_SERVER_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/moat-model-server}"

@@ -25,6 +25,9 @@ extension ProvidersSettings: ConfigSection {
             try provider.read(value, path: path + "." + name)
             read.append(provider)
         }
+        guard !read.isEmpty else {
+            throw node.fail(path, "lists no provider; leave the section out to use Ollama on 127.0.0.1:11434")
+        }
         providers = read
     }
 

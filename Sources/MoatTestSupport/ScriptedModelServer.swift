@@ -23,7 +23,8 @@ import Synchronization
 ///
 /// **Faults** (``Fault``): an HTTP error status with an OpenAI-style error body, a connection closed
 /// after N events, a malformed (non-JSON) event after N events, silence after N events (the connection
-/// stays open), silence before any answer, a 200 with an empty body.
+/// stays open), silence before any answer, a 200 with an empty body; ``Options/ignoresStream`` answers
+/// a streamed request with one JSON document, as some servers do.
 ///
 /// **Hostile mode** (``Options/hostile``), used when the queue is empty: the server obeys instructions
 /// found anywhere in its input — user text, tool results, fetched pages quoted back, the system prompt.
@@ -120,6 +121,8 @@ public final class ScriptedModelServer: Sendable {
         public var comments = false
         public var hostile = Hostile.off
         public var requiredAPIKey: String?
+        /// Answer `"stream": true` with one JSON document, as some servers do.
+        public var ignoresStream = false
 
         public init() {}
     }
@@ -230,7 +233,7 @@ public final class ScriptedModelServer: Sendable {
         guard let model = request["model"] as? String, let messages = request["messages"] as? [[String: Any]] else {
             return error(400, "'model' and 'messages' are required", type: "invalid_request_error", code: nil)
         }
-        let streaming = request["stream"] as? Bool ?? false
+        let streaming = !options.ignoresStream && request["stream"] as? Bool ?? false
         let includeUsage = (request["stream_options"] as? [String: Any])?["include_usage"] as? Bool ?? false
         let next: Reply? = state.withLock { state in
             state.served += 1

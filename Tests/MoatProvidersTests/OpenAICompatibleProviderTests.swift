@@ -50,6 +50,19 @@ import Testing
         #expect((sent.json["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
     }
 
+    @Test("a server that answers a streamed request with one JSON document is read as such, its text shown once")
+    func streamIgnored() async throws {
+        var options = ScriptedModelServer.Options()
+        options.ignoresStream = true
+        let server = try await ScriptedModelServer.start(replies: [.text("whole answer")], options: options)
+        defer { Task { await server.stop() } }
+        let pieces = TextPieces()
+        let reply = try await provider(server).complete(Self.question, onText: pieces.onText)
+        #expect(reply.text == "whole answer")
+        #expect(pieces.all == ["whole answer"])
+        #expect(server.requests.last?.json["stream"] as? Bool == true)
+    }
+
     @Test("tool calls are assembled from deltas split one byte per HTTP chunk, with CRLF lines and comments")
     func streamedToolCalls() async throws {
         var options = ScriptedModelServer.Options()

@@ -92,6 +92,7 @@ import Testing
         #expect(failure("providers:\n  Local:\n    model: m\n").contains("a provider's name is lower-case"))
         #expect(
             failure("providers:\n  local:\n    timeouts:\n      idle_seconds: 0\n").contains("seconds from 1 to 86400"))
+        #expect(failure("providers: {}\n").contains("providers: lists no provider"))
     }
 
     @Test("a key over http to loopback, or over https anywhere, is accepted")
