@@ -17,12 +17,16 @@ extension SSRFSettings: ConfigSection {
                 allowPorts = ports
                 continue
             }
+            let withPort = key == "allow_hosts"
             let hosts = try value.stringList(path: keyPath).map { (entry, item) throws(ConfigError) in
-                guard SSRFSettings.isValidHostEntry(entry) else {
+                guard SSRFSettings.isValidHostEntry(entry, withPort: withPort) else {
+                    let forms =
+                        withPort
+                        ? "*.suffix, optionally with :port (no scheme or path)"
+                        : "*.suffix (no scheme, "
+                            + "port or path)"
                     throw item.fail(
-                        keyPath,
-                        "\"\(ConfigNode.printable(entry))\" is not a host name, IP address or *.suffix (no scheme, "
-                            + "port or path)")
+                        keyPath, "\"\(ConfigNode.printable(entry))\" is not a host name, IP address or \(forms)")
                 }
                 return entry.lowercased()
             }

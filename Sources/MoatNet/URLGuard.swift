@@ -14,7 +14,9 @@ public import MoatCore
 /// The owner's SSRF settings from `config.yaml` (`policy.ssrf`).
 public struct SSRFSettings: Sendable, Equatable {
     /// Hosts (names or IP literals, `*.suffix` for every subdomain) that may resolve to private addresses,
-    /// e.g. a home server. Cloud metadata addresses stay refused even for these.
+    /// e.g. a home server. Cloud metadata addresses stay refused even for these. An entry with a port
+    /// (`homeassistant.lan:8123`, `[fd00::5]:8080`) is the narrowest exception: that host on that port
+    /// only, which needs no `allowPorts` entry (and opens the port for no other host).
     public var allowHosts: [String]
     /// Hosts (same forms) that are always refused.
     public var blockHosts: [String]
@@ -27,8 +29,10 @@ public struct SSRFSettings: Sendable, Equatable {
         self.allowPorts = allowPorts
     }
 
-    /// Whether `entry` is a valid host list entry (a name, an IP literal or `*.suffix`).
-    public static func isValidHostEntry(_ entry: String) -> Bool {
+    /// Whether `entry` is a valid host list entry (a name, an IP literal or `*.suffix`), or, with
+    /// `withPort`, such a host followed by `:port` (an IPv6 literal in brackets).
+    public static func isValidHostEntry(_ entry: String, withPort: Bool = false) -> Bool {
+        if withPort, let pinned = URLGuard.splitPort(entry) { return isValidHostEntry(pinned.host) }
         let name = entry.hasPrefix("*.") ? String(entry.dropFirst(2)) : entry
         if IPAddress(name) != nil { return !entry.hasPrefix("*.") }
         guard case .success(.name) = FetchURL.parseHost(Substring(name)) else { return false }
@@ -134,18 +138,24 @@ public struct URLGuard: Sendable {
 
     /// Checks a parsed URL.
     public func check(_ url: FetchURL) async -> URLVerdict {
-        if url.port != 80 && url.port != 443 && !settings.allowPorts.contains(url.port) {
-            return .deny("port \(url.port) is not allowed (80 and 443, or add it to policy.ssrf.allow_ports)")
-        }
         let hostKey: String
         switch url.host {
         case .address(let address): hostKey = address.description
         case .name(let name): hostKey = name
         }
+        // An explicit `host:port` exception allows this host on this port only.
+        let pinned = settings.allowHosts.contains { entry in
+            Self.splitPort(entry).map { $0.port == url.port && Self.matches(hostKey, [$0.host]) } ?? false
+        }
+        if url.port != 80 && url.port != 443 && !settings.allowPorts.contains(url.port) && !pinned {
+            return .deny(
+                "port \(url.port) is not allowed (80 and 443, or add it to policy.ssrf.allow_ports, or allow "
+                    + "the host with its port, host:\(url.port), in policy.ssrf.allow_hosts)")
+        }
         if Self.matches(hostKey, settings.blockHosts) {
             return .deny("\(hostKey) is on the owner's blocklist (policy.ssrf.block_hosts)")
         }
-        let allowlisted = Self.matches(hostKey, settings.allowHosts)
+        let allowlisted = pinned || Self.matches(hostKey, settings.allowHosts)
         let addresses: [IPAddress]
         switch url.host {
         case .address(let address):
@@ -178,6 +188,22 @@ public struct URLGuard: Sendable {
             return .deny("credentials in the URL (user@host) are refused: they hide the real host")
         }
         return .allow(CheckedURL(url: url, addresses: addresses))
+    }
+
+    /// The host and port of a `host:port` entry (`[v6]:port` for an IPv6 literal); nil for a bare host.
+    static func splitPort(_ entry: String) -> (host: String, port: Int)? {
+        guard let colon = entry.lastIndex(of: ":") else { return nil }
+        let portText = entry[entry.index(after: colon)...]
+        guard (1...5).contains(portText.count), portText.allSatisfy({ $0.isASCII && $0.isNumber }),
+            let port = Int(portText), (1...65535).contains(port)
+        else { return nil }
+        var host = entry[..<colon]
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = host.dropFirst().dropLast()
+        } else if host.contains(":") {
+            return nil  // a bare IPv6 literal, not host:port
+        }
+        return (String(host), port)
     }
 
     static func matches(_ host: String, _ entries: [String]) -> Bool {

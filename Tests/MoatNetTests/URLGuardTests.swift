@@ -129,6 +129,37 @@ let resolverTable: [String: [String]] = [
         }
     }
 
+    @Test("a host:port exception allows that host on that port only, and never a metadata address")
+    func pinnedExceptions() async {
+        let custom = URLGuard(
+            settings: SSRFSettings(
+                allowHosts: ["home.example:8123", "10.0.0.5:8443", "[fd00::5]:8080", "evil-home.example:80"]),
+            resolver: fakeResolver(resolverTable)
+        )
+        for url in ["http://home.example:8123/api", "http://10.0.0.5:8443/", "http://[fd00::5]:8080/"] {
+            guard case .allow = await custom.check(url) else {
+                Issue.record("\(url): the explicit exception was refused")
+                continue
+            }
+        }
+        for url in [
+            "http://home.example/", "http://home.example:8124/", "http://10.0.0.5/", "http://10.0.0.6:8443/",
+            "http://good.example:8123/", "http://[fd00::5]/", "http://evil-home.example/",
+        ] {
+            guard case .deny = await custom.check(url) else {
+                Issue.record("\(url): allowed without an exception for that host and port")
+                continue
+            }
+        }
+        #expect(SSRFSettings.isValidHostEntry("home.example:8123", withPort: true))
+        #expect(SSRFSettings.isValidHostEntry("[fd00::5]:8080", withPort: true))
+        #expect(SSRFSettings.isValidHostEntry("*.lan:443", withPort: true))
+        #expect(!SSRFSettings.isValidHostEntry("home.example:8123"))
+        #expect(!SSRFSettings.isValidHostEntry("home.example:99999", withPort: true))
+        #expect(!SSRFSettings.isValidHostEntry("home.example:", withPort: true))
+        #expect(!SSRFSettings.isValidHostEntry("http://home.example:8123", withPort: true))
+    }
+
     @Test("host list entries are validated")
     func hostEntries() {
         #expect(SSRFSettings.isValidHostEntry("home.example"))

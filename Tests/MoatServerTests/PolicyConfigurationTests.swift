@@ -20,7 +20,7 @@ import Testing
               evidence_approvals: 20
               approval_expiry_minutes: 30
               ssrf:
-                allow_hosts: [homeassistant.lan, 192.168.1.10]
+                allow_hosts: [homeassistant.lan, 192.168.1.10, "nas.lan:5001", "[fd00::5]:8080"]
                 block_hosts: ["*.example.com"]
                 allow_ports: [8123]
             """,
@@ -31,7 +31,8 @@ import Testing
         #expect(config.policy.defaultLevel(.email) == .inform)
         #expect(config.policy.evidenceApprovals == 20)
         #expect(config.policy.approvalLifetime == 1800)
-        #expect(config.policy.ssrf.allowHosts == ["homeassistant.lan", "192.168.1.10"])
+        #expect(
+            config.policy.ssrf.allowHosts == ["homeassistant.lan", "192.168.1.10", "nas.lan:5001", "[fd00::5]:8080"])
         #expect(config.policy.ssrf.blockHosts == ["*.example.com"])
         #expect(config.policy.ssrf.allowPorts == [8123])
     }
@@ -45,6 +46,8 @@ import Testing
             ("policy:\n  evidence_approvals: 0\n", "policy.evidence_approvals: 0 is out of range"),
             ("policy:\n  approval_expiry_minutes: 0\n", "policy.approval_expiry_minutes: 0 is out of range"),
             ("policy:\n  ssrf:\n    allow_hosts: [http://x/]\n", "policy.ssrf.allow_hosts: \"http://x/\" is not"),
+            ("policy:\n  ssrf:\n    allow_hosts: [nas.lan:0]\n", "policy.ssrf.allow_hosts: \"nas.lan:0\" is not"),
+            ("policy:\n  ssrf:\n    block_hosts: [nas.lan:80]\n", "policy.ssrf.block_hosts: \"nas.lan:80\" is not"),
             ("policy:\n  ssrf:\n    allow_ports: [0]\n", "policy.ssrf.allow_ports: 0 is out of range"),
             ("policy:\n  ssrf:\n    allow_ports: 80\n", "policy.ssrf.allow_ports: must be a list"),
             ("policy:\n  sssrf: {}\n", "policy.sssrf: unknown key (did you mean policy.ssrf?)"),

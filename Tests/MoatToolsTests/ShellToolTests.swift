@@ -94,6 +94,35 @@ struct ShellFixture {
         #expect(slow.text.hasPrefix("the command was stopped after its time limit (1 s)"))
     }
 
+    @Test("links and FIFOs a command plants in the workspace never lead the file tools outside, nor hang them")
+    func plantedByCommand() async throws {
+        let fixture = try ShellFixture()
+        let state = fixture.layout.stateDirectory
+        let planted = try await fixture.run(
+            "ln -s \(state) state && ln -s \(state)/vault.moat vault && ln -s /etc etc && mkfifo pipe && echo ok")
+        #expect(planted.text.hasPrefix("exit status 0"), "\(planted.text)")
+        var settings = ToolsSettings()
+        settings.outputBytes = 4096
+        let read = ReadFileTool(workspace: fixture.workspace, settings: settings)
+        let write = WriteFileTool(workspace: fixture.workspace, settings: settings)
+        for path in ["state/vault.moat", "vault", "etc/passwd", "pipe"] {
+            let error = await asyncToolError {
+                _ = try await read.run(try read.prepare(FileFixture.json(["path": path])), context: fixture.context)
+            }
+            #expect(error?.code == .refused, "\(path): \(String(describing: error))")
+            #expect(error?.message.contains(ShellFixture.stateSecret) != true)
+        }
+        for path in ["state/new", "etc/moat-was-here"] {
+            let error = await asyncToolError {
+                _ = try await write.run(
+                    try write.prepare(FileFixture.json(["path": path, "content": "x"])), context: fixture.context)
+            }
+            #expect(error?.code == .refused, "\(path)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: state + "/new"))
+        #expect(!FileManager.default.fileExists(atPath: "/etc/moat-was-here"))
+    }
+
     @Test("a sandbox that cannot be set up runs nothing: the command is refused, never run unsandboxed")
     func failsClosed() async throws {
         let fixture = try ShellFixture()

@@ -35,8 +35,8 @@ struct WebFixture {
             policy: try SecretPolicy(tools: ["web_fetch"], hosts: ["127.0.0.1"]))
     }
 
-    /// The owner's explicit exception for the echo server; without it loopback is refused.
-    var exception: SSRFSettings { SSRFSettings(allowHosts: ["127.0.0.1"], allowPorts: [port]) }
+    /// The owner's explicit `host:port` exception for the echo server; without it loopback is refused.
+    var exception: SSRFSettings { SSRFSettings(allowHosts: ["127.0.0.1:\(port)"]) }
 
     func fetchTool(_ ssrf: SSRFSettings? = nil, settings: ToolsSettings = ToolsSettings()) throws -> WebFetchTool {
         WebFetchTool(access: try WebAccess(ssrf: ssrf ?? exception, settings: settings), settings: settings)
@@ -82,6 +82,8 @@ struct WebFixture {
             (SSRFSettings(allowPorts: [port]), "http://127.0.0.1:\(port)/"),
             (SSRFSettings(allowPorts: [port]), "http://localhost:\(port)/"),
             (SSRFSettings(allowPorts: [port]), "http://2130706433:\(port)/"),
+            (SSRFSettings(allowHosts: ["127.0.0.1:\(port + 1)"]), "http://127.0.0.1:\(port)/"),
+            (SSRFSettings(allowHosts: ["127.0.0.1:\(port)"]), "http://[::1]:\(port)/"),
             (SSRFSettings(), "http://10.0.0.1/"),
             (SSRFSettings(), "http://192.168.1.1/"),
             (SSRFSettings(), "http://169.254.169.254/latest/meta-data/"),
