@@ -1,7 +1,7 @@
-public import Foundation
+import Foundation
 import HTTPTypes
 public import Hummingbird
-public import MoatAuth
+import MoatAuth
 import MoatCore
 public import MoatHTTP
 import NIOCore
@@ -23,30 +23,26 @@ public enum OwnerRoutes {
         let admin = AccessRoutes(router, "/api", .owner(.admin), auth: auth, table: table)
         setup.get("setup") { _, _ -> Response in
             let state = try? await authority.state()
-            return APIError.json(status: .ok, ["required": state == .needsSetup])
+            return APIError.json(status: .ok, OwnerAPI.SetupState(required: state == .needsSetup))
         }
         setup.post("setup") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
-                let token = try body.string("token")
-                let username = try body.optionalString("username")
+                var body = try await RequestBody.read(OwnerAPI.SetupRequest.self, request, context)
                 let client = OwnerAccessMiddleware.client(request, context)
                 guard auth.mode != .token else {
                     // Browser sessions are off: no session, no cookie; the owner continues with an API token.
                     try await authority.completeSetupWithoutLogin(
-                        token: token, username: username, password: password.take(), client: client)
+                        token: body.token, username: body.username, password: body.password.take(), client: client)
                     if let file = auth.setupLinkFile { unlink(file) }
                     return APIError.json(
                         status: .created,
-                        [
-                            "setup": "done",
-                            "next":
-                                "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`",
-                        ])
+                        OwnerAPI.SetupDone(
+                            next:
+                                "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`"
+                        ))
                 }
                 let result = try await authority.completeSetup(
-                    token: token, username: username, password: password.take(), client: client)
+                    token: body.token, username: body.username, password: body.password.take(), client: client)
                 if let file = auth.setupLinkFile { unlink(file) }
                 return loggedIn(result, status: .created, auth: auth, request: request)
             }
@@ -56,11 +52,10 @@ public enum OwnerRoutes {
                 guard auth.mode != .token else {
                     throw AuthError(.forbidden, "browser login is off (gateway.auth.mode: token); use an API token")
                 }
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
+                var body = try await RequestBody.read(OwnerAPI.LoginRequest.self, request, context)
                 let result = try await authority.login(
-                    username: try body.string("username"), password: password.take(),
-                    code: try body.optionalString("code"), client: OwnerAccessMiddleware.client(request, context))
+                    username: body.username, password: body.password.take(), code: body.code,
+                    client: OwnerAccessMiddleware.client(request, context))
                 return loggedIn(result, status: .ok, auth: auth, request: request)
             }
         }
@@ -78,28 +73,25 @@ public enum OwnerRoutes {
             try await respond {
                 guard let identity = context.identity else { throw AuthError(.unauthorized, "not logged in") }
                 let state = try await authority.state()
-                var object: [String: Any] = ["via": identity.via, "scope": identity.scope.rawValue]
+                var session = OwnerAPI.Session(via: identity.via, scope: identity.scope.rawValue)
                 if case .ready(let username, let totp) = state {
-                    object["username"] = username
-                    object["totp_enabled"] = totp
+                    session.username = username
+                    session.totpEnabled = totp
                 }
                 // Only the Tailscale identity learns its token here. A cookie session's token is given
                 // once, by login or setup: a listener on another local port that received the cookie
                 // must not be able to fetch it.
-                if case .tailscale(_, let csrf) = identity { object["csrf_token"] = csrf }
-                if case .session(let session) = identity {
-                    object["expires_at"] = AuditTime.text(session.expires)
-                }
-                return APIError.json(status: .ok, object)
+                if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
+                if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
+                return APIError.json(status: .ok, session)
             }
         }
         admin.post("auth/password") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var current = try body.secret("current_password")
-                var new = try body.secret("new_password")
+                var body = try await RequestBody.read(OwnerAPI.PasswordChange.self, request, context)
                 try await authority.changePassword(
-                    current: current.take(), new: new.take(), client: OwnerAccessMiddleware.client(request, context))
+                    current: body.currentPassword.take(), new: body.newPassword.take(),
+                    client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
@@ -107,9 +99,10 @@ public enum OwnerRoutes {
         }
         admin.post("auth/revoke-all") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context, allowEmpty: true)
+                let body = try await RequestBody.read(
+                    OwnerAPI.RevokeAllRequest.self, request, context, allowEmpty: true)
                 try await authority.revokeAll(
-                    tokens: try body.optionalBool("api_tokens") ?? false, actor: context.identity?.actor ?? "owner",
+                    tokens: body.apiTokens, actor: context.identity?.actor ?? "owner",
                     client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
@@ -118,56 +111,46 @@ public enum OwnerRoutes {
         }
         admin.post("auth/totp/enrol") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
+                var body = try await RequestBody.read(OwnerAPI.TOTPEnrolRequest.self, request, context)
                 let enrolment = try await authority.beginTOTPEnrolment(
-                    currentPassword: password.take(), client: OwnerAccessMiddleware.client(request, context))
+                    currentPassword: body.password.take(), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
-                    ["uri": enrolment.uri, "secret": enrolment.secretBase32, "qr_svg": enrolment.qrSVG])
+                    OwnerAPI.TOTPEnrolment(uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
             }
         }
         admin.post("auth/totp/confirm") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
+                let body = try await RequestBody.read(OwnerAPI.TOTPConfirmRequest.self, request, context)
                 let codes = try await authority.confirmTOTP(
-                    code: try body.string("code"), client: OwnerAccessMiddleware.client(request, context))
-                return APIError.json(status: .ok, ["recovery_codes": codes])
+                    code: body.code, client: OwnerAccessMiddleware.client(request, context))
+                return APIError.json(status: .ok, OwnerAPI.RecoveryCodes(recoveryCodes: codes))
             }
         }
         read.post("auth/live-token") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context, allowEmpty: true)
-                let name = try body.optionalString("purpose") ?? "events"
-                guard let purpose = LiveTokenPurpose.allCases.first(where: { $0.rawValue == "moat." + name }) else {
-                    throw AuthError(.invalidInput, "purpose must be one of: events, websocket")
-                }
+                let body = try await RequestBody.read(
+                    OwnerAPI.LiveTokenRequest.self, request, context, allowEmpty: true)
                 let version = try await authority.tokenVersion()
-                let token = try await auth.liveTokens.issue(purpose: purpose, tokenVersion: version)
+                let token = try await auth.liveTokens.issue(purpose: body.purpose, tokenVersion: version)
                 return APIError.json(
-                    status: .ok, ["token": token, "expires_in": Int(LiveTokenIssuer.maximumLifetime)])
+                    status: .ok, OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
             }
         }
         admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
-                return APIError.json(status: .ok, ["tokens": tokens.map { TokenView($0).jsonObject }])
+                return APIError.json(status: .ok, OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
             }
         }
         admin.post("tokens") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                let scopeText = try body.optionalString("scope") ?? "read"
-                guard let scope = TokenScope(rawValue: scopeText) else {
-                    throw AuthError(.invalidInput, "scope must be read, write or admin")
-                }
-                let lifetime = try TokenLifetime.parse(try body.optionalString("expires"))
+                let body = try await RequestBody.read(OwnerAPI.TokenRequest.self, request, context)
                 let created = try await authority.createToken(
-                    name: try body.string("name"), scope: scope, lifetime: lifetime,
+                    name: body.name, scope: body.scope, lifetime: body.lifetime,
                     actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
-                var object = TokenView(created.record).jsonObject
-                object["token"] = created.token
-                return APIError.json(status: .created, object)
+                return APIError.json(
+                    status: .created, OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
             }
         }
         admin.delete("tokens/{prefix}") { request, context -> Response in
@@ -194,7 +177,7 @@ public enum OwnerRoutes {
         _ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth, request: Request
     ) -> Response {
         var response = APIError.json(
-            status: status, ["csrf_token": result.csrfToken, "expires_at": AuditTime.text(result.expires)])
+            status: status, OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
         response.headers[.setCookie] = auth.sessionCookie(result.sessionID, for: request)
         return response
     }
@@ -203,64 +186,4 @@ public enum OwnerRoutes {
 /// RFC 3339 UTC text of a date.
 enum AuditTime {
     static func text(_ date: Date) -> String { OwnerAuthority.timestamp(Int64(date.timeIntervalSince1970 * 1000)) }
-}
-
-/// A JSON request body read strictly: at most 64 KiB, an object, fields of the declared types.
-struct JSONBody {
-    let object: [String: Any]
-
-    static func read(
-        _ request: Request, _ context: GatewayRequestContext, allowEmpty: Bool = false
-    ) async throws -> JSONBody {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch {
-            throw AuthError(.invalidInput, "the request body is larger than 64 KiB")
-        }
-        if buffer.readableBytes == 0 && allowEmpty { return JSONBody(object: [:]) }
-        guard let any = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)),
-            let object = any as? [String: Any]
-        else {
-            throw AuthError(.invalidInput, "the request body must be a JSON object (Content-Type: application/json)")
-        }
-        return JSONBody(object: object)
-    }
-
-    func string(_ key: String) throws(AuthError) -> String {
-        guard let value = try optionalString(key) else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" is required")
-        }
-        return value
-    }
-
-    /// An optional field: absent is nil; `null` is refused like any other wrong type, because no field of
-    /// the API is nullable (Docs/openapi.yaml) and a client sending null has a bug worth hearing about.
-    func optionalString(_ key: String) throws(AuthError) -> String? {
-        guard let value = object[key] else { return nil }
-        guard let text = value as? String else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" must be a string")
-        }
-        return text
-    }
-
-    func optionalBool(_ key: String) throws(AuthError) -> Bool? {
-        guard let value = object[key] else { return nil }
-        guard let flag = value as? Bool else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" must be true or false")
-        }
-        return flag
-    }
-
-    /// A password field, moved into secret memory (the JSON text itself cannot be wiped).
-    func secret(_ key: String) throws(AuthError) -> SecretField {
-        SecretField(bytes: Array(try string(key).utf8))
-    }
-}
-
-/// Bytes of a secret field on their way into ``SecretBytes``.
-struct SecretField {
-    var bytes: [UInt8]
-
-    mutating func take() -> SecretBytes { SecretBytes(wiping: &bytes) }
 }
