@@ -28,6 +28,11 @@ public enum AdminOperation: Sendable {
     case approvalsDeny(id: String, reason: String)
     case vaultAdd(name: String, value: SecretBytes, tools: [String], hosts: [String], replace: Bool)
     case vaultRemove(name: String)
+    /// The secrets' names, policies and dates (never a value).
+    case vaultList
+    /// A new master password (and salt) for the vault the server holds, its seal written again. Without
+    /// `current` the caller must open the seal (with `pin` when it has one), as an in-process re-key does.
+    case vaultRekey(current: SecretBytes?, new: SecretBytes, pin: SecretBytes?)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -51,6 +56,8 @@ public enum AdminOperation: Sendable {
         case approvalsDeny = "approvals.deny"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
+        case vaultList = "vault.list"
+        case vaultRekey = "vault.rekey"
     }
 
     /// The operation's wire name (for logs and errors: never its parameters).
@@ -76,6 +83,8 @@ public enum AdminOperation: Sendable {
         case .approvalsDeny: .approvalsDeny
         case .vaultAdd: .vaultAdd
         case .vaultRemove: .vaultRemove
+        case .vaultList: .vaultList
+        case .vaultRekey: .vaultRekey
         }
     }
 }
@@ -140,7 +149,9 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace
+            id, all, value, tools, hosts, replace, pin
+        case currentPassword = "current_password"
+        case newPassword = "new_password"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -200,6 +211,11 @@ extension AdminOperation: Codable {
                 tools: try params.optional([String].self, .tools) ?? [],
                 hosts: try params.optional([String].self, .hosts) ?? [], replace: try params.flag(.replace))
         case .vaultRemove: return .vaultRemove(name: try params.required(String.self, .name))
+        case .vaultList: return .vaultList
+        case .vaultRekey:
+            return .vaultRekey(
+                current: try params.optionalSecret(.currentPassword), new: try params.secret(.newPassword),
+                pin: try params.optionalSecret(.pin))
         }
     }
 
@@ -208,7 +224,7 @@ extension AdminOperation: Codable {
         try container.encode(name, forKey: .op)
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList:
             break
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)
@@ -252,6 +268,10 @@ extension AdminOperation: Codable {
             try params.encode(replace, forKey: .replace)
         case .vaultRemove(let name):
             try params.encode(name, forKey: .name)
+        case .vaultRekey(let current, let new, let pin):
+            if let current { try Self.encode(current, .currentPassword, in: &params) }
+            try Self.encode(new, .newPassword, in: &params)
+            if let pin { try Self.encode(pin, .pin, in: &params) }
         }
     }
 
@@ -292,7 +312,12 @@ extension AdminOperation: Codable {
 
         /// A secret parameter: decoded into ``SecretBytes`` and the intermediate bytes wiped.
         func secret(_ key: Parameter) throws(AdminRequestError) -> SecretBytes {
-            var bytes = Array(try required(String.self, key).utf8)
+            guard let secret = try optionalSecret(key) else { throw invalid(key, "given") }
+            return secret
+        }
+
+        func optionalSecret(_ key: Parameter) throws(AdminRequestError) -> SecretBytes? {
+            guard var bytes = try optional(String.self, key).map({ Array($0.utf8) }) else { return nil }
             return SecretBytes(wiping: &bytes)
         }
 

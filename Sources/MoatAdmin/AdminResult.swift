@@ -2,6 +2,7 @@ import Foundation
 public import MoatAuth
 public import MoatCore
 public import MoatPolicy
+public import MoatVault
 
 /// What an ``AdminOperation`` answers: structured data, one case per kind of answer. The server sends
 /// it as JSON; the CLI renders it as text (`AdminRendering.swift` in `Sources/moat`), the same text whether it ran through
@@ -29,6 +30,26 @@ public enum AdminResult: Sendable, Equatable, Codable {
     case denied(id: String)
     case vaultAdded(VaultAdded)
     case vaultRemoved(name: String)
+    /// `vault.list`: names, policies and dates, never a value.
+    case vaultSecrets([SecretSummary])
+    case vaultRekeyed(VaultRekeyed)
+}
+
+/// A re-keyed vault: where it is, its new key-derivation parameters, and what else changed.
+public struct VaultRekeyed: Sendable, Equatable, Codable {
+    public let vault: String
+    public let parameters: String
+    /// The seal written again, when the vault was sealed.
+    public let seal: String?
+    /// A `recovery-key.txt` that still holds the old recovery key, which no longer opens the vault.
+    public let staleRecoveryKey: String?
+
+    public init(vault: String, parameters: String, seal: String?, staleRecoveryKey: String?) {
+        self.vault = vault
+        self.parameters = parameters
+        self.seal = seal
+        self.staleRecoveryKey = staleRecoveryKey
+    }
 }
 
 /// A secret stored in the vault: its name and policy (never its value) and what to warn about.
