@@ -271,6 +271,7 @@ let package = Package(
         // Helpers shared by the test targets (temporary directories, the real binary, a raw HTTP client).
         .target(
             name: "MoatTestSupport",
+            dependencies: ["MoatCore", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
