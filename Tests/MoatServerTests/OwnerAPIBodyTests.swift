@@ -157,4 +157,10 @@ struct OwnerAPIBodyTests {
         #expect(String(decoding: encoded, as: UTF8.self) == String(decoding: old, as: UTF8.self))
         #expect(String(decoding: encoded, as: UTF8.self).contains(#""last_used_at":null"#))
     }
+
+    @Test("setup without login (gateway.auth.mode: token) answers the two keys openapi.yaml's prose names")
+    func setupDoneBytes() {
+        let written = APIError.jsonData(OwnerAPI.SetupDone(next: "create an API token"))
+        #expect(String(decoding: written, as: UTF8.self) == #"{"next":"create an API token","setup":"done"}"#)
+    }
 }
