@@ -326,6 +326,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            dependencies: ["MoatCore", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

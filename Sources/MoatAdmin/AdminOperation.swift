@@ -34,6 +34,11 @@ public enum AdminOperation: Sendable {
     case contactRemove(id: String)
     /// `moat chat --message TEXT`: one turn of the owner's conversation (a new one when nil).
     case chat(message: String, conversation: String?)
+    /// The secrets' names, policies and dates (never a value).
+    case vaultList
+    /// A new master password (and salt) for the vault the server holds, its seal written again. Without
+    /// `current` the caller must open the seal (with `pin` when it has one), as an in-process re-key does.
+    case vaultRekey(current: SecretBytes?, new: SecretBytes, pin: SecretBytes?)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -61,6 +66,8 @@ public enum AdminOperation: Sendable {
         case chat = "chat"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
+        case vaultList = "vault.list"
+        case vaultRekey = "vault.rekey"
     }
 
     /// The operation's wire name (for logs and errors: never its parameters).
@@ -90,6 +97,8 @@ public enum AdminOperation: Sendable {
         case .contactRemove: .contactRemove
         case .chat: .chat
         case .vaultRemove: .vaultRemove
+        case .vaultList: .vaultList
+        case .vaultRekey: .vaultRekey
         }
     }
 }
@@ -165,6 +174,9 @@ extension AdminOperation: Codable {
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
             id, all, value, tools, hosts, replace, channel, sender, ceilings, message, conversation
+            id, all, value, tools, hosts, replace, pin
+        case currentPassword = "current_password"
+        case newPassword = "new_password"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -237,6 +249,11 @@ extension AdminOperation: Codable {
             return .chat(
                 message: try params.required(String.self, .message),
                 conversation: try params.optional(String.self, .conversation))
+        case .vaultList: return .vaultList
+        case .vaultRekey:
+            return .vaultRekey(
+                current: try params.optionalSecret(.currentPassword), new: try params.secret(.newPassword),
+                pin: try params.optionalSecret(.pin))
         }
     }
 
@@ -246,6 +263,7 @@ extension AdminOperation: Codable {
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
         case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .contactList:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList:
             break
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)
@@ -296,6 +314,10 @@ extension AdminOperation: Codable {
         case .chat(let message, let conversation):
             try params.encode(message, forKey: .message)
             try params.encodeIfPresent(conversation, forKey: .conversation)
+        case .vaultRekey(let current, let new, let pin):
+            if let current { try Self.encode(current, .currentPassword, in: &params) }
+            try Self.encode(new, .newPassword, in: &params)
+            if let pin { try Self.encode(pin, .pin, in: &params) }
         }
     }
 
@@ -336,7 +358,12 @@ extension AdminOperation: Codable {
 
         /// A secret parameter: decoded into ``SecretBytes`` and the intermediate bytes wiped.
         func secret(_ key: Parameter) throws(AdminRequestError) -> SecretBytes {
-            var bytes = Array(try required(String.self, key).utf8)
+            guard let secret = try optionalSecret(key) else { throw invalid(key, "given") }
+            return secret
+        }
+
+        func optionalSecret(_ key: Parameter) throws(AdminRequestError) -> SecretBytes? {
+            guard var bytes = try optional(String.self, key).map({ Array($0.utf8) }) else { return nil }
             return SecretBytes(wiping: &bytes)
         }
 

@@ -3,6 +3,7 @@ public import MoatAgent
 public import MoatAuth
 public import MoatCore
 public import MoatPolicy
+public import MoatVault
 
 /// What an ``AdminOperation`` answers: structured data, one case per kind of answer. The server sends
 /// it as JSON; the CLI renders it as text (`AdminRendering.swift` in `Sources/moat`), the same text whether it ran through
@@ -70,6 +71,25 @@ public struct ContactView: Sendable, Equatable, Codable {
             ceilings[domain] = level
         }
         return ceilings
+    /// `vault.list`: names, policies and dates, never a value.
+    case vaultSecrets([SecretSummary])
+    case vaultRekeyed(VaultRekeyed)
+}
+
+/// A re-keyed vault: where it is, its new key-derivation parameters, and what else changed.
+public struct VaultRekeyed: Sendable, Equatable, Codable {
+    public let vault: String
+    public let parameters: String
+    /// The seal written again, when the vault was sealed.
+    public let seal: String?
+    /// A `recovery-key.txt` that still holds the old recovery key, which no longer opens the vault.
+    public let staleRecoveryKey: String?
+
+    public init(vault: String, parameters: String, seal: String?, staleRecoveryKey: String?) {
+        self.vault = vault
+        self.parameters = parameters
+        self.seal = seal
+        self.staleRecoveryKey = staleRecoveryKey
     }
 }
 

@@ -3,10 +3,11 @@ public import MoatAudit
 import MoatCore
 public import MoatVault
 
-/// The vault changes of the command line (`moat vault add`, `moat vault rm`) as admin operations: run by
-/// the server on the vault it holds open when `moat serve` runs, or by the command on the vault it
-/// unlocked itself when it does not. Either way the change is recorded in the audit log before the
-/// vault file is replaced (fail-closed), with names and policies only, never a value.
+/// The vault commands that must see or change the vault the server holds (`moat vault add`, `rm`, `list`,
+/// `rekey`) as admin operations: run by the server on the vault it holds open when `moat serve` runs,
+/// or by the command on the vault it unlocked itself when it does not. Either way a change is recorded
+/// in the audit log before the vault file is replaced (fail-closed), with names and policies only,
+/// never a value. (Docs/Vault.md says why the other vault commands stay in their own process.)
 ///
 /// Reading a secret's value is deliberately not an operation: nothing on the admin socket returns one.
 public struct VaultOperations: Sendable {
@@ -45,6 +46,30 @@ public struct VaultOperations: Sendable {
             }
             try vault.remove(name, record: recorder("vault.rm", target: name))
             return .vaultRemoved(name: name)
+        case .vaultList:
+            return .vaultSecrets(try vault.secrets())
+        case .vaultRekey(let current, let new, let pin):
+            let sealed = try VaultStatus.inspect(vault.paths)?.seal != nil
+            if current == nil {
+                // What a re-key in the command's own process proves by unsealing: that the caller opens the
+                // seal on this machine, with its PIN when it has one. (The server may hold a vault it
+                // unsealed without that PIN's holder.)
+                guard sealed else {
+                    throw VaultError(
+                        .badInput,
+                        "the current master password is needed: give it with --password-file or --password-stdin")
+                }
+                _ = try UnlockedVault.unseal(paths: vault.paths, pin: pin)
+            }
+            try vault.rekey(
+                currentPassword: current, newPassword: new, sealPIN: pin,
+                record: recorder("vault.rekey", target: "", metadata: ["resealed": .bool(sealed)]))
+            let paths = vault.paths
+            return .vaultRekeyed(
+                VaultRekeyed(
+                    vault: paths.vault, parameters: "\(vault.parameters)", seal: sealed ? paths.seal : nil,
+                    staleRecoveryKey: FileManager.default.fileExists(atPath: paths.recoveryKey)
+                        ? paths.recoveryKey : nil))
         default:
             return nil
         }

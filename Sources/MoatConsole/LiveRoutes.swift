@@ -24,7 +24,8 @@ enum LiveRoutes {
             }
             do {
                 let entries = try await AuditReader.tail(of: auth.database, count: limit)
-                return APIError.json(status: .ok, ["entries": entries.reversed().map(entryObject)])
+                return APIError.json(
+                    status: .ok, OwnerAPI.AuditEntries(entries: entries.reversed().map(OwnerAPI.AuditEntryView.init)))
             } catch {
                 return APIError.response(status: .internalServerError, "could not read the audit log")
             }
@@ -70,19 +71,12 @@ enum LiveRoutes {
             var text = ""
             for entry in try await AuditReader.entries(of: auth.database, after: last) {
                 last = entry.sequence
-                let data = (try? JSONSerialization.data(withJSONObject: entryObject(entry), options: [.sortedKeys]))
-                text += "event: audit\ndata: " + String(decoding: data ?? Data(), as: UTF8.self) + "\n\n"
+                let data = APIError.jsonData(OwnerAPI.AuditEntryView(entry))
+                text += "event: audit\ndata: " + String(decoding: data, as: UTF8.self) + "\n\n"
             }
             if text.isEmpty && tick % 15 == 0 { text = ": keep-alive\n\n" }
             if !text.isEmpty { try await writer.write(ByteBuffer(string: text)) }
         }
         try await writer.write(ByteBuffer(string: "event: expired\ndata: {}\n\n"))
-    }
-
-    static func entryObject(_ entry: AuditEntry) -> [String: Any] {
-        [
-            "sequence": entry.sequence, "time": entry.time, "actor": entry.actor, "action": entry.action,
-            "target": entry.target, "outcome": entry.outcome, "source_ip": entry.sourceIP,
-        ]
     }
 }

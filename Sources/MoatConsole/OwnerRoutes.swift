@@ -1,7 +1,7 @@
-public import Foundation
+import Foundation
 import HTTPTypes
 public import Hummingbird
-public import MoatAuth
+import MoatAuth
 import MoatCore
 public import MoatHTTP
 import NIOCore
@@ -23,30 +23,26 @@ public enum OwnerRoutes {
         let admin = AccessRoutes(router, "/api", .owner(.admin), auth: auth, table: table)
         setup.get("setup") { _, _ -> Response in
             let state = try? await authority.state()
-            return APIError.json(status: .ok, ["required": state == .needsSetup])
+            return APIError.json(status: .ok, OwnerAPI.SetupState(required: state == .needsSetup))
         }
         setup.post("setup") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
-                let token = try body.string("token")
-                let username = try body.optionalString("username")
+                var body = try await RequestBody.read(OwnerAPI.SetupRequest.self, request, context)
                 let client = OwnerAccessMiddleware.client(request, context)
                 guard auth.mode != .token else {
                     // Browser sessions are off: no session, no cookie; the owner continues with an API token.
                     try await authority.completeSetupWithoutLogin(
-                        token: token, username: username, password: password.take(), client: client)
+                        token: body.token, username: body.username, password: body.password.take(), client: client)
                     if let file = auth.setupLinkFile { unlink(file) }
                     return APIError.json(
                         status: .created,
-                        [
-                            "setup": "done",
-                            "next":
-                                "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`",
-                        ])
+                        OwnerAPI.SetupDone(
+                            next:
+                                "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`"
+                        ))
                 }
                 let result = try await authority.completeSetup(
-                    token: token, username: username, password: password.take(), client: client)
+                    token: body.token, username: body.username, password: body.password.take(), client: client)
                 if let file = auth.setupLinkFile { unlink(file) }
                 return loggedIn(result, status: .created, auth: auth, request: request)
             }
@@ -56,11 +52,10 @@ public enum OwnerRoutes {
                 guard auth.mode != .token else {
                     throw AuthError(.forbidden, "browser login is off (gateway.auth.mode: token); use an API token")
                 }
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
+                var body = try await RequestBody.read(OwnerAPI.LoginRequest.self, request, context)
                 let result = try await authority.login(
-                    username: try body.string("username"), password: password.take(),
-                    code: try body.optionalString("code"), client: OwnerAccessMiddleware.client(request, context))
+                    username: body.username, password: body.password.take(), code: body.code,
+                    client: OwnerAccessMiddleware.client(request, context))
                 return loggedIn(result, status: .ok, auth: auth, request: request)
             }
         }
@@ -80,6 +75,8 @@ public enum OwnerRoutes {
                 let state: OwnerState
                 if let known = context.ownerState { state = known } else { state = try await authority.state() }
                 var session = SessionView(via: identity.via, scope: identity.scope.rawValue)
+                let state = try await authority.state()
+                var session = OwnerAPI.Session(via: identity.via, scope: identity.scope.rawValue)
                 if case .ready(let username, let totp) = state {
                     session.username = username
                     session.totpEnabled = totp
@@ -90,15 +87,16 @@ public enum OwnerRoutes {
                 if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
                 if case .session(let active) = identity { session.expiresAt = AuditTime.text(active.expires) }
                 return APIError.json(status: .ok, encoding: session)
+                if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
+                return APIError.json(status: .ok, session)
             }
         }
         admin.post("auth/password") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var current = try body.secret("current_password")
-                var new = try body.secret("new_password")
+                var body = try await RequestBody.read(OwnerAPI.PasswordChange.self, request, context)
                 try await authority.changePassword(
-                    current: current.take(), new: new.take(), client: OwnerAccessMiddleware.client(request, context))
+                    current: body.currentPassword.take(), new: body.newPassword.take(),
+                    client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
                 return response
@@ -106,9 +104,10 @@ public enum OwnerRoutes {
         }
         admin.post("auth/revoke-all") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context, allowEmpty: true)
+                let body = try await RequestBody.read(
+                    OwnerAPI.RevokeAllRequest.self, request, context, allowEmpty: true)
                 try await authority.revokeAll(
-                    tokens: try body.optionalBool("api_tokens") ?? false, actor: context.identity?.actor ?? "owner",
+                    tokens: body.apiTokens, actor: context.identity?.actor ?? "owner",
                     client: OwnerAccessMiddleware.client(request, context))
                 var response = Response(status: .noContent)
                 response.headers[.setCookie] = auth.expiredCookie(for: request)
@@ -117,56 +116,46 @@ public enum OwnerRoutes {
         }
         admin.post("auth/totp/enrol") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                var password = try body.secret("password")
+                var body = try await RequestBody.read(OwnerAPI.TOTPEnrolRequest.self, request, context)
                 let enrolment = try await authority.beginTOTPEnrolment(
-                    currentPassword: password.take(), client: OwnerAccessMiddleware.client(request, context))
+                    currentPassword: body.password.take(), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
-                    ["uri": enrolment.uri, "secret": enrolment.secretBase32, "qr_svg": enrolment.qrSVG])
+                    OwnerAPI.TOTPEnrolment(uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
             }
         }
         admin.post("auth/totp/confirm") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
+                let body = try await RequestBody.read(OwnerAPI.TOTPConfirmRequest.self, request, context)
                 let codes = try await authority.confirmTOTP(
-                    code: try body.string("code"), client: OwnerAccessMiddleware.client(request, context))
-                return APIError.json(status: .ok, ["recovery_codes": codes])
+                    code: body.code, client: OwnerAccessMiddleware.client(request, context))
+                return APIError.json(status: .ok, OwnerAPI.RecoveryCodes(recoveryCodes: codes))
             }
         }
         read.post("auth/live-token") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context, allowEmpty: true)
-                let name = try body.optionalString("purpose") ?? "events"
-                guard let purpose = LiveTokenPurpose.allCases.first(where: { $0.rawValue == "moat." + name }) else {
-                    throw AuthError(.invalidInput, "purpose must be one of: events, websocket")
-                }
+                let body = try await RequestBody.read(
+                    OwnerAPI.LiveTokenRequest.self, request, context, allowEmpty: true)
                 let version = try await authority.tokenVersion()
-                let token = try await auth.liveTokens.issue(purpose: purpose, tokenVersion: version)
+                let token = try await auth.liveTokens.issue(purpose: body.purpose, tokenVersion: version)
                 return APIError.json(
-                    status: .ok, ["token": token, "expires_in": Int(LiveTokenIssuer.maximumLifetime)])
+                    status: .ok, OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
             }
         }
         admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
-                return APIError.json(status: .ok, ["tokens": tokens.map { TokenView($0).jsonObject }])
+                return APIError.json(status: .ok, OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
             }
         }
         admin.post("tokens") { request, context -> Response in
             try await respond {
-                let body = try await JSONBody.read(request, context)
-                let scopeText = try body.optionalString("scope") ?? "read"
-                guard let scope = TokenScope(rawValue: scopeText) else {
-                    throw AuthError(.invalidInput, "scope must be read, write or admin")
-                }
-                let lifetime = try TokenLifetime.parse(try body.optionalString("expires"))
+                let body = try await RequestBody.read(OwnerAPI.TokenRequest.self, request, context)
                 let created = try await authority.createToken(
-                    name: try body.string("name"), scope: scope, lifetime: lifetime,
+                    name: body.name, scope: body.scope, lifetime: body.lifetime,
                     actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
-                var object = TokenView(created.record).jsonObject
-                object["token"] = created.token
-                return APIError.json(status: .created, object)
+                return APIError.json(
+                    status: .created, OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
             }
         }
         admin.delete("tokens/{prefix}") { request, context -> Response in
@@ -193,7 +182,7 @@ public enum OwnerRoutes {
         _ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth, request: Request
     ) -> Response {
         var response = APIError.json(
-            status: status, ["csrf_token": result.csrfToken, "expires_at": AuditTime.text(result.expires)])
+            status: status, OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
         response.headers[.setCookie] = auth.sessionCookie(result.sessionID, for: request)
         return response
     }

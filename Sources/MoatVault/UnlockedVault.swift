@@ -175,6 +175,26 @@ public final class UnlockedVault: Sendable {
         }
     }
 
+    /// Copies this vault's file to `destination` and opens the copy with the key held here, so no key is
+    /// derived: the same header, salt and contents (the copy opens with the same password). For test
+    /// fixtures that need a fresh vault each and do not test key derivation; it gives a caller nothing it
+    /// does not have already, since whoever holds an open vault can read every value in it.
+    @_spi(Testing) public func copy(to destination: VaultPaths) throws(VaultError) -> UnlockedVault {
+        let (file, key) = try VaultLock.holding(paths.lock, .shared) {
+            () throws(VaultError) -> ([UInt8], SecretBytes) in
+            guard let (file, _) = try VaultFileSystem.readFile(paths.vault) else { throw Self.missing(paths) }
+            return (file, state.withLock { $0.key })
+        }
+        return try VaultLock.holding(destination.lock, .exclusive) { () throws(VaultError) -> UnlockedVault in
+            guard !VaultFileSystem.exists(destination.vault) else {
+                throw VaultError(.alreadyExists, "a vault already exists at \(destination.vault)")
+            }
+            try VaultFileSystem.install(try VaultFileSystem.stage(destination.vault, with: file), exclusive: true)
+            let state = try Self.load(destination, candidates: [.key(key)], failure: Self.cannotDecrypt(destination))
+            return UnlockedVault(paths: destination, state: state, reopen: nil)
+        }
+    }
+
     /// Reads the vault and tries each candidate in turn (two only while a re-key was interrupted). The
     /// header's parameters are checked before any password is stretched.
     private static func load(

@@ -4,6 +4,7 @@ import MoatAgent
 import MoatAuth
 import MoatCore
 import MoatPolicy
+import MoatVault
 
 // The text (and `--json`) the CLI prints for each admin operation's result. The server never renders:
 // it answers an ``AdminResult``, and this is the one place that turns it into output, so a command prints
@@ -43,6 +44,22 @@ extension AdminResult {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             return RenderedResult(output: String(decoding: try encoder.encode(turn), as: UTF8.self) + "\n")
+        case .vaultSecrets(let secrets) where json:
+            let dates = ISO8601DateFormatter()
+            let items: [[String: Any]] = secrets.map {
+                [
+                    "name": $0.name, "tools": $0.policy.tools, "hosts": $0.policy.hosts,
+                    "created": dates.string(from: $0.createdAt), "updated": dates.string(from: $0.updatedAt),
+                ]
+            }
+            let data = try JSONSerialization.data(withJSONObject: items, options: [.prettyPrinted, .sortedKeys])
+            return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
+        case .vaultRekeyed(let rekeyed):
+            return RenderedResult(
+                output: text,
+                note: rekeyed.staleRecoveryKey.map {
+                    "note: \($0) holds the old recovery key, which no longer opens the vault; delete it\n"
+                })
         case .approvals(let records, _) where json:
             let data = try JSONSerialization.data(withJSONObject: records.map(AdminText.json), options: [.sortedKeys])
             return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
@@ -118,6 +135,11 @@ extension AdminResult {
             return AdminText.turn(turn)
         case .approvalResumed(let id, let approved, let turn):
             return "\(approved ? "approved" : "denied") \(id)\n" + AdminText.turn(turn)
+        case .vaultSecrets(let secrets):
+            return AdminText.table(secrets)
+        case .vaultRekeyed(let rekeyed):
+            return "re-keyed \(rekeyed.vault) with a new password and salt (\(rekeyed.parameters))\n"
+                + (rekeyed.seal.map { "sealed again: \($0)\n" } ?? "")
         }
     }
 }
@@ -127,6 +149,18 @@ enum AdminText {
     /// Control characters removed, so stored text cannot drive the owner's terminal.
     static func printable(_ text: String) -> String {
         String(PrintableText.strip(text).prefix(80))
+    }
+
+    static func table(_ secrets: [SecretSummary]) -> String {
+        guard !secrets.isEmpty else { return "the vault holds no secrets; add one with moat vault add NAME\n" }
+        let dates = ISO8601DateFormatter()
+        let width = max(4, secrets.map(\.name.count).max() ?? 0)
+        var text = "NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  UPDATED               POLICY\n"
+        for secret in secrets {
+            let name = secret.name.padding(toLength: width, withPad: " ", startingAt: 0)
+            text += "\(name)  \(dates.string(from: secret.updatedAt))  \(secret.policy.summary)\n"
+        }
+        return text
     }
 
     static func table(_ tokens: [TokenView]) -> String {

@@ -48,7 +48,7 @@ struct CommandContext {
 
     /// Opens the vault the way `moat vault` commands do (password options, else the seal, else a prompt).
     func unlockVault(_ options: VaultUnlockOptions) throws -> UnlockedVault {
-        let context = VaultContext(layout: layout)
+        let context = VaultContext(layout: layout, database: database)
         return try CommandFailure.wrap { () throws(VaultError) in try context.unlock(options) }
     }
 

@@ -11,7 +11,9 @@ extension VaultContext {
     /// database is created if this home has none yet (a vault set up before the first `moat serve`).
     func auditLog(keys: () throws -> AuditKeys, for action: String) throws(VaultError) -> AuditLog {
         do {
-            let database = try Installation.openDatabase(layout)
+            guard let database = try self.database(creating: true) else {
+                throw VaultError(.io, "moat.db was not opened")
+            }
             return try Installation.auditLog(database: database, keys: try keys())
         } catch {
             throw Self.notRecorded(action, error)
@@ -66,14 +68,13 @@ extension VaultContext {
     /// Refuses a vault older than the newest revision this home's audit log records (see
     /// ``VaultRollbackGuard``). Without a database there is nothing to compare with.
     func checkNotRolledBack(_ vault: UnlockedVault) throws(VaultError) {
-        guard FileManager.default.fileExists(atPath: layout.databaseFile) else { return }
-        let database: MoatDatabase
+        let database: MoatDatabase?
         do {
-            database = try Installation.openDatabase(layout)
+            database = try self.database(creating: false)
         } catch {
             throw VaultError(.io, "cannot check the vault against the audit log: \(error.message)")
         }
-        defer { try? database.close() }
+        guard let database else { return }
         try VaultRollbackGuard.check(vault, database: database)
     }
 

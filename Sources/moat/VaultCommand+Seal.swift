@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MoatAdmin
 import MoatAudit
 import MoatCore
 import MoatVault
@@ -57,39 +58,39 @@ extension VaultCommand {
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
             let paths = context.paths
-            try CommandFailure.wrap { () throws(VaultError) in
+            // With `moat serve` running, the server re-keys the vault it holds, so its key in memory is the
+            // new one (a re-key in this process would leave the server on the old key).
+            let server = AdminChannel.runningServer(context.layout)
+            let (operation, vault) = try CommandFailure.wrap {
+                () throws(VaultError) -> (AdminOperation, UnlockedVault?) in
                 guard let status = try VaultStatus.inspect(paths) else { throw context.missing }
                 var current: SecretBytes?
                 var pin: SecretBytes?
-                let vault: UnlockedVault
+                var vault: UnlockedVault?
                 if let source = unlock.passwordSource {
                     current = try SecretInput.password(from: source, confirm: false)
-                    vault = try UnlockedVault.open(paths: paths, password: current!)
+                    if server == nil { vault = try UnlockedVault.open(paths: paths, password: current!) }
                     if status.seal?.hasPIN == true { pin = try SecretInput.pin(from: unlock.pinSource, confirm: false) }
                 } else if let seal = status.seal {
                     pin = seal.hasPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: false) : nil
-                    vault = try UnlockedVault.unseal(paths: paths, pin: pin)
+                    if server == nil { vault = try UnlockedVault.unseal(paths: paths, pin: pin) }
                 } else {
                     current = try SecretInput.password(
                         from: .terminal, prompt: "Current master password: ", confirm: false)
-                    vault = try UnlockedVault.open(paths: paths, password: current!)
+                    if server == nil { vault = try UnlockedVault.open(paths: paths, password: current!) }
                 }
-                try context.checkNotRolledBack(vault)
+                if let vault { try context.checkNotRolledBack(vault) }
                 let newSource: SecretSource =
                     newPasswordFile.map { .file($0) } ?? (newPasswordStdin ? .standardInput : .terminal)
                 let newPassword = try SecretInput.password(
                     from: newSource, prompt: "New master password: ", confirm: true)
-                let log = try context.auditLog(for: vault, action: "vault.rekey")
-                let record = context.recorder(
-                    "vault.rekey", metadata: ["resealed": .bool(status.seal != nil)], log: log)
-                try vault.rekey(currentPassword: current, newPassword: newPassword, sealPIN: pin, record: record)
-                print("re-keyed \(paths.vault) with a new password and salt (\(vault.parameters))")
-                if status.seal != nil { print("sealed again: \(paths.seal)") }
-                if FileManager.default.fileExists(atPath: paths.recoveryKey) {
-                    note(
-                        "note: \(paths.recoveryKey) holds the old recovery key, which no longer opens the vault; delete it"
-                    )
-                }
+                return (.vaultRekey(current: current, new: newPassword, pin: pin), vault)
+            }
+            if let server {
+                try AdminChannel.print(try AdminChannel.send(operation, to: server))
+            } else if let vault {
+                try AdminChannel.print(
+                    try CommandFailure.wrap { () throws(VaultError) in try context.perform(operation, on: vault) })
             }
         }
     }
@@ -177,6 +178,13 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
+            if AdminChannel.runningServer(context.layout) != nil {
+                // The running server checked its vault when it started and holds it open: writing vault.moat
+                // again here would race the server's own writes. Stopping it is the safe order.
+                throw CommandFailure(
+                    "stop moat serve first: accept-rollback rewrites vault.moat, which the running server holds "
+                        + "open; then run it again and start the server")
+            }
             try CommandFailure.wrap { () throws(VaultError) in
                 let vault = try context.unlock(unlock, acceptingRollback: true)
                 let log = try context.auditLog(for: vault, action: "vault.rollback.accept")

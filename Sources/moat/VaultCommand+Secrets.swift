@@ -41,6 +41,12 @@ extension VaultCommand {
                         "a vault already exists at \(paths.vault); to change its password use moat vault rekey"
                     )
                 }
+                if AdminChannel.runningServer(context.layout) != nil {
+                    throw VaultError(
+                        .alreadyExists,
+                        "stop moat serve first: it runs on this home and holds the vault that was at \(paths.vault) "
+                            + "open; a new vault made beside it would be overwritten by the server's next change")
+                }
                 let password = try SecretInput.password(from: unlock.passwordSource ?? .terminal, confirm: true)
                 let wantsPIN = pin || unlock.pinFile != nil
                 let sealPIN = !noSeal && wantsPIN ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
@@ -173,29 +179,14 @@ extension VaultCommand {
 
         func run() throws {
             let context = try VaultContext.prepare(state, create: false)
+            // With `moat serve` running, the list is what the server holds (no password or PIN asked).
+            if let socket = AdminChannel.runningServer(context.layout) {
+                try AdminChannel.print(try AdminChannel.send(.vaultList, to: socket), json: json)
+                return
+            }
+            // Reading records nothing, so no audit log (nor moat.db) is needed here.
             let secrets = try CommandFailure.wrap { () throws(VaultError) in try context.unlock(unlock).secrets() }
-            let dates = ISO8601DateFormatter()
-            if json {
-                let items: [[String: Any]] = secrets.map {
-                    [
-                        "name": $0.name, "tools": $0.policy.tools, "hosts": $0.policy.hosts,
-                        "created": dates.string(from: $0.createdAt), "updated": dates.string(from: $0.updatedAt),
-                    ]
-                }
-                let data = try JSONSerialization.data(withJSONObject: items, options: [.prettyPrinted, .sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-                return
-            }
-            guard !secrets.isEmpty else {
-                print("the vault holds no secrets; add one with moat vault add NAME")
-                return
-            }
-            let width = max(4, secrets.map(\.name.count).max() ?? 0)
-            print("NAME".padding(toLength: width, withPad: " ", startingAt: 0) + "  UPDATED               POLICY")
-            for secret in secrets {
-                let name = secret.name.padding(toLength: width, withPad: " ", startingAt: 0)
-                print("\(name)  \(dates.string(from: secret.updatedAt))  \(secret.policy.summary)")
-            }
+            try AdminChannel.print(.vaultSecrets(secrets), json: json)
         }
     }
 

@@ -52,10 +52,35 @@ struct VaultUnlockOptions: ParsableArguments {
     var pinSource: SecretSource { pinFile.map { .file($0) } ?? .terminal }
 }
 
-/// The state directory of a vault command, checked as `moat serve` checks it (through ``Installation``).
-struct VaultContext {
+/// The state directory of a vault command, checked as `moat serve` checks it (through ``Installation``),
+/// and its `moat.db`, opened at most once per command and closed with the context.
+final class VaultContext {
     let layout: StateLayout
     var paths: VaultPaths { VaultPaths(stateDirectory: layout.stateDirectory) }
+    private var opened: MoatDatabase?
+    /// What this context opened itself, closed with it.
+    private var state: InstallationState?
+
+    /// With `database`, a command that has the installation open already lends it (never closed here).
+    init(layout: StateLayout, database: MoatDatabase? = nil) {
+        self.layout = layout
+        opened = database
+    }
+
+    deinit {
+        try? state?.close()
+    }
+
+    /// `moat.db` through ``Installation``, opened on first use and kept for the command's later steps
+    /// (the rollback check, then the audit record). Without `creating`, nil when this home has none.
+    func database(creating: Bool) throws(GatewayError) -> MoatDatabase? {
+        if let opened { return opened }
+        guard creating || FileManager.default.fileExists(atPath: layout.databaseFile) else { return nil }
+        let state = try Installation(layout: layout).open(.asFound)
+        self.state = state
+        opened = state.database
+        return state.database
+    }
 
     /// Resolves the layout and refuses a state directory other users can reach. With `create`, the
     /// directories are made (0700) when missing.

@@ -25,10 +25,8 @@ final class AuthFixture: Sendable {
 
     init(settings: AuthSettings = AuthSettings()) throws {
         database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)
-        var password = Array("correct horse battery staple".utf8)
-        vault = try UnlockedVault.create(
-            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
-            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        // A copy of the process's prepared vault: these tests are about owner authentication, not Argon2.
+        vault = try PreparedVault.copy(to: VaultPaths(stateDirectory: directory.path))
         let keys = AuditKeys(
             fingerprintKey: SymmetricKey(size: .bits256), signingKey: Curve25519.Signing.PrivateKey(), scrub: { $0 })
         audit = AuditLog(database: database, keys: keys, origin: "moat/test")

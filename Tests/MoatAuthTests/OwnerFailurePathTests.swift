@@ -112,9 +112,9 @@ struct OwnerFailurePathTests {
         #expect(try await fixture.authority.state() == .ready(username: "owner", totpEnabled: false))
         let other = try UnlockedVault.open(
             paths: VaultPaths(stateDirectory: fixture.directory.path),
-            password: AuthFixture.secret("correct horse battery staple"))
+            password: AuthFixture.secret(PreparedVault.password))
         try other.rekey(
-            currentPassword: AuthFixture.secret("correct horse battery staple"),
+            currentPassword: AuthFixture.secret(PreparedVault.password),
             newPassword: AuthFixture.secret("another vault password here"),
             parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
         #expect(throws: VaultError.self) { try fixture.vault.value(named: OwnerAuthority.ownerFloorName) }

@@ -169,6 +169,32 @@ import Testing
         expectNoSecrets(results + [list], [Self.token, Self.password, "an entirely new password", "97531864209753"])
     }
 
+    @Test(
+        "a vault change in its own process opens moat.db once (rollback check and audit record share it) and closes it",
+        .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/strace")))
+    func databaseOpenedOnce() throws {
+        let temp = TemporaryDirectory()
+        let (home, passwordFile) = try unsealedVault(temp)
+        let valueFile = try temp.write("value", Self.token)
+        let trace = temp.file("trace")
+        let (status, output) = try HostCommand.run(
+            "/usr/bin/strace",
+            [
+                "-f", "-e", "trace=openat,close", "-o", trace, MoatBinary.path, "vault", "add", "TRACED",
+                "--password-file", passwordFile, "--from-file", valueFile,
+            ],
+            environment: MoatBinary.environment(home: home, extra: [:]))
+        #expect(status == 0, "\(output)")
+        let lines = try String(contentsOfFile: trace, encoding: .utf8).split(separator: "\n").map(String.init)
+        // SQLite opens the file read-write once per database connection pool's writer.
+        let opens = lines.indices.filter { lines[$0].contains("\"\(home)/moat.db\", O_RDWR") }
+        #expect(opens.count == 1, "\(opens.map { lines[$0] })")
+        let descriptor = try #require(opens.first.flatMap { lines[$0].split(separator: "=").last })
+            .trimmingCharacters(in: .whitespaces)
+        let closed = lines[(opens.first ?? 0)...].contains { $0.contains("close(\(descriptor))") }
+        #expect(closed, "moat.db's descriptor \(descriptor) was never closed")
+    }
+
     /// A home with a vault made by `vault init --no-seal`, and the file holding its password.
     func unsealedVault(_ temp: TemporaryDirectory) throws -> (home: String, passwordFile: String) {
         let home = temp.file("home")

@@ -5,12 +5,13 @@ import MoatAdmin
 import MoatApp
 import MoatAuth
 import MoatConfig
-import MoatConsole
 import MoatHTTP
 import MoatNet
 import MoatTestSupport
 import Testing
 import Yams
+
+@testable import MoatConsole
 
 @Suite("Docs/openapi.yaml")
 struct OpenAPISpecTests {
@@ -132,9 +133,14 @@ struct OpenAPISpecTests {
                 let response = try await client.browser("POST", "/api/tokens", cookie: cookie, csrf: csrf, json: body)
                 #expect(response.status == 400, "\(body): \(response.status)")
             }
+            // The whole answer, as a client reads it: the decoder's message through the one error mapping.
+            let name = try await client.browser(
+                "POST", "/api/tokens", cookie: cookie, csrf: csrf, json: #"{"name":null}"#)
+            #expect(name.body == #"{"error":"the field \"name\" must be a string"}"#)
             let revoke = try await client.browser(
                 "POST", "/api/auth/revoke-all", cookie: cookie, csrf: csrf, json: #"{"api_tokens":null}"#)
             #expect(revoke.status == 400)
+            #expect(revoke.body == #"{"error":"the field \"api_tokens\" must be true or false"}"#)
             for query in ["limit=null", "limit=", "limit=+5", "limit=0", "limit=501"] {
                 let response = try await client.browser("GET", "/api/audit?\(query)", cookie: cookie, csrf: csrf)
                 #expect(response.status == 400, "\(query): \(response.status)")
@@ -144,6 +150,129 @@ struct OpenAPISpecTests {
             let list = try await client.browser("GET", "/api/tokens", cookie: cookie, csrf: csrf)
             #expect(list.body.contains("\"tokens\":[]"), "a refused request created a token")
         }
+    }
+
+    /// A schema of the spec by `#/components/...` reference or inline, `$ref` resolved.
+    static func schema(_ value: Any?, in spec: [String: Any]) throws -> [String: Any] {
+        let object = try #require(value as? [String: Any])
+        guard let reference = object["$ref"] as? String else { return object }
+        var node: Any = spec
+        for part in reference.dropFirst(2).split(separator: "/") {
+            node = try #require((node as? [String: Any])?[String(part)], "\(reference) is not in the spec")
+        }
+        return try #require(node as? [String: Any])
+    }
+
+    /// The JSON schema of an operation's request body or of one of its responses.
+    static func body(_ method: String, _ path: String, response: String? = nil) throws -> [String: Any] {
+        let spec = try Self.spec()
+        let operation = try #require(
+            ((spec["paths"] as? [String: Any])?[path] as? [String: Any])?[method] as? [String: Any])
+        let holder =
+            if let response {
+                try Self.schema((operation["responses"] as? [String: Any])?[response], in: spec)
+            } else {
+                try #require(operation["requestBody"] as? [String: Any])
+            }
+        let content = try #require(holder["content"] as? [String: Any])
+        return try Self.schema((content["application/json"] as? [String: Any])?["schema"], in: spec)
+    }
+
+    static func properties(_ schema: [String: Any]) throws -> [String: [String: Any]] {
+        try #require(schema["properties"] as? [String: [String: Any]])
+    }
+
+    @Test("each request body type reads exactly the fields its schema names")
+    func requestFieldNames() throws {
+        let readers: [(String, String, [String])] = [
+            ("post", "/api/setup", OwnerAPI.SetupRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/login", OwnerAPI.LoginRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/password", OwnerAPI.PasswordChange.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/revoke-all", OwnerAPI.RevokeAllRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/totp/enrol", OwnerAPI.TOTPEnrolRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/totp/confirm", OwnerAPI.TOTPConfirmRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/auth/live-token", OwnerAPI.LiveTokenRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/tokens", OwnerAPI.TokenRequest.CodingKeys.allCases.map(\.stringValue)),
+        ]
+        var documented = 0
+        for (method, path, fields) in readers {
+            let schema = try Self.body(method, path)
+            #expect(Set(try Self.properties(schema).keys) == Set(fields), "\(method.uppercased()) \(path)")
+            for required in schema["required"] as? [String] ?? [] {
+                #expect(fields.contains(required), "\(path): required \(required) is not read")
+            }
+        }
+        for (_, operation) in try Self.operations() where operation["requestBody"] != nil { documented += 1 }
+        #expect(documented == readers.count, "a documented request body has no reader type here")
+    }
+
+    @Test("each response body round-trips through its schema: the same field names, each of the schema's type")
+    func responseFieldNames() throws {
+        let view = try JSONDecoder().decode(
+            TokenView.self,
+            from: Data(#"{"prefix":"abcdefgh","name":"ci","scope":"read","created_at":"t","active":true}"#.utf8))
+        let time = "2026-12-06T10:00:00.000Z"
+        let written: [(String, String, String, Data)] = [
+            ("get", "/api/setup", "200", APIError.jsonData(OwnerAPI.SetupState(required: true))),
+            ("post", "/api/setup", "201", APIError.jsonData(OwnerAPI.LoggedIn(csrfToken: "c", expiresAt: time))),
+            ("post", "/api/auth/login", "200", APIError.jsonData(OwnerAPI.LoggedIn(csrfToken: "c", expiresAt: time))),
+            (
+                "get", "/api/auth/session", "200",
+                APIError.jsonData(
+                    OwnerAPI.Session(
+                        via: "session", scope: "admin", username: "owner", totpEnabled: false, csrfToken: "c",
+                        expiresAt: time))
+            ),
+            (
+                "post", "/api/auth/totp/enrol", "200",
+                APIError.jsonData(OwnerAPI.TOTPEnrolment(uri: "otpauth://totp/x", secret: "ABC", qrSVG: "<svg/>"))
+            ),
+            ("post", "/api/auth/totp/confirm", "200", APIError.jsonData(OwnerAPI.RecoveryCodes(recoveryCodes: ["a"]))),
+            ("post", "/api/auth/live-token", "200", APIError.jsonData(OwnerAPI.LiveToken(token: "j", expiresIn: 300))),
+            ("get", "/api/tokens", "200", APIError.jsonData(OwnerAPI.TokenList(tokens: [view]))),
+            ("post", "/api/tokens", "201", APIError.jsonData(OwnerAPI.CreatedToken(view: view, token: "moat_x"))),
+        ]
+        for (method, path, status, data) in written {
+            let name = "\(method.uppercased()) \(path) \(status)"
+            let schema = try Self.body(method, path, response: status)
+            let object = try JSONDecoder().decode([String: JSONValue].self, from: data)
+            let properties = try Self.properties(schema)
+            #expect(Set(object.keys) == Set(properties.keys), "\(name): \(object.keys.sorted())")
+            for (key, value) in object {
+                let property = try #require(properties[key], "\(name): \(key) is not in the schema")
+                #expect(Self.matches(value, property), "\(name): \(key) = \(value) is not \(property["type"] ?? "?")")
+            }
+        }
+    }
+
+    /// A JSON value by its type, read strictly (JSONDecoder reads neither 1 as true nor true as 1).
+    enum JSONValue: Decodable {
+        case null, boolean, integer, number, string, array, object
+
+        init(from decoder: any Decoder) throws {
+            let value = try decoder.singleValueContainer()
+            if value.decodeNil() {
+                self = .null
+            } else if (try? value.decode(Bool.self)) != nil {
+                self = .boolean
+            } else if (try? value.decode(Int.self)) != nil {
+                self = .integer
+            } else if (try? value.decode(Double.self)) != nil {
+                self = .number
+            } else if (try? value.decode(String.self)) != nil {
+                self = .string
+            } else if (try? value.decode([JSONValue].self)) != nil {
+                self = .array
+            } else {
+                self = .object
+            }
+        }
+    }
+
+    /// Whether a value has the schema's `type` (a name or a list of names).
+    static func matches(_ value: JSONValue, _ property: [String: Any]) -> Bool {
+        let types = (property["type"] as? [String]) ?? [property["type"] as? String ?? ""]
+        return types.contains { "\(value)" == $0 }
     }
 
     @Test("TokenRequest.expires: the spec's pattern and the server accept and refuse the same values")

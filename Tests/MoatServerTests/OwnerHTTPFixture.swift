@@ -34,17 +34,15 @@ final class OwnerHTTPFixture: Sendable {
         settings: AuthSettings = AuthSettings(), tailscale: TailscaleIdentity? = nil, tls: Bool = false,
         allowedHosts: [String] = [], mode: GatewayConfiguration.AuthMode = .password
     ) throws {
-        // Opened through the composition root, as `moat serve` opens it (only the vault's KDF is cheaper).
+        // Opened through the composition root, as `moat serve` opens it; the vault is a copy of the process's
+        // prepared one (no key derivation: these tests are about HTTP and owner access, not Argon2).
         var configuration = GatewayConfiguration()
         configuration.auth = settings
         state = try Installation(
             layout: try StateLayout.resolve(home: directory.path, environment: [:]), configuration: configuration
         ).open(.create)
         database = state.database
-        var password = Array("correct horse battery staple".utf8)
-        vault = try UnlockedVault.create(
-            paths: state.installation.vaultPaths, password: SecretBytes(wiping: &password),
-            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        vault = try PreparedVault.copy(to: state.installation.vaultPaths)
         audit = try state.auditLog(vault: vault)
         authority = try state.ownerAuthority(vault: vault, audit: audit)
         auth = GatewayAuth(

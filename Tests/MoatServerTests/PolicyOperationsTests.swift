@@ -154,7 +154,7 @@ import Testing
             .trustHistory(domain: nil), .trustRollback(id: 3, reason: nil, force: false), .approvalsList(all: true),
             .approvalsShow(id: "a"), .approvalsApprove(id: "a"), .approvalsDeny(id: "a", reason: "no"),
             .vaultAdd(name: "A_B", value: secret, tools: ["http"], hosts: ["example.com"], replace: true),
-            .vaultRemove(name: "A_B"),
+            .vaultRemove(name: "A_B"), .vaultList, .vaultRekey(current: nil, new: secret, pin: secret),
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {
@@ -169,5 +169,22 @@ import Testing
             return
         }
         #expect(password == secret)
+        // A re-key's three secrets keep their places; an absent current password stays absent.
+        var newBytes = Array("a new password".utf8)
+        let new = SecretBytes(wiping: &newBytes)
+        for current in [nil, secret] {
+            let rekey = try JSONDecoder().decode(
+                AdminOperation.self,
+                from: JSONEncoder().encode(AdminOperation.vaultRekey(current: current, new: new, pin: nil)))
+            guard case .vaultRekey(let readCurrent, let readNew, nil) = rekey else {
+                Issue.record("vault.rekey did not round-trip")
+                return
+            }
+            #expect(readCurrent == current && readNew == new)
+        }
+        let missing = #expect(throws: AdminRequestError.self) {
+            try JSONDecoder().decode(AdminOperation.self, from: Data(#"{"op":"vault.rekey","params":{}}"#.utf8))
+        }
+        #expect(missing?.message == "the admin operation vault.rekey: parameter new_password must be given")
     }
 }
