@@ -322,11 +322,12 @@ let package = Package(
         .target(
             name: "MoatTestSupport",
             dependencies: [
+                "MoatCore",
+                "MoatVault",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            dependencies: ["MoatCore", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

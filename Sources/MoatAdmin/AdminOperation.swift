@@ -173,8 +173,7 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace, channel, sender, ceilings, message, conversation
-            id, all, value, tools, hosts, replace, pin
+            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings, message, conversation
         case currentPassword = "current_password"
         case newPassword = "new_password"
     }

@@ -39,6 +39,9 @@ public enum AdminResult: Sendable, Equatable, Codable {
     /// An approval decided by the agent: the held call ran (or the model was told it was denied) and the
     /// conversation went on.
     case approvalResumed(id: String, approved: Bool, TurnView)
+    /// `vault.list`: names, policies and dates, never a value.
+    case vaultSecrets([SecretSummary])
+    case vaultRekeyed(VaultRekeyed)
 }
 
 /// A contact and its ceilings (Docs/Channels.md).
@@ -71,9 +74,7 @@ public struct ContactView: Sendable, Equatable, Codable {
             ceilings[domain] = level
         }
         return ceilings
-    /// `vault.list`: names, policies and dates, never a value.
-    case vaultSecrets([SecretSummary])
-    case vaultRekeyed(VaultRekeyed)
+    }
 }
 
 /// A re-keyed vault: where it is, its new key-derivation parameters, and what else changed.

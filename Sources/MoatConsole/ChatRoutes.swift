@@ -21,7 +21,7 @@ enum ChatRoutes {
                     channel: InboundMessage.ownerChannel, senderID: "owner",
                     conversation: conversation ?? "owner-" + Self.randomID(), text: message,
                     idempotencyKey: "owner-" + Self.randomID())
-                return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
+                return APIError.json(status: .ok, TurnView(try await agent.handle(inbound)))
             }
         }
     }

@@ -74,8 +74,6 @@ public enum OwnerRoutes {
                 guard let identity = context.identity else { throw AuthError(.unauthorized, "not logged in") }
                 let state: OwnerState
                 if let known = context.ownerState { state = known } else { state = try await authority.state() }
-                var session = SessionView(via: identity.via, scope: identity.scope.rawValue)
-                let state = try await authority.state()
                 var session = OwnerAPI.Session(via: identity.via, scope: identity.scope.rawValue)
                 if case .ready(let username, let totp) = state {
                     session.username = username
@@ -85,8 +83,6 @@ public enum OwnerRoutes {
                 // once, by login or setup: a listener on another local port that received the cookie
                 // must not be able to fetch it.
                 if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
-                if case .session(let active) = identity { session.expiresAt = AuditTime.text(active.expires) }
-                return APIError.json(status: .ok, encoding: session)
                 if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
                 return APIError.json(status: .ok, session)
             }
@@ -251,26 +247,4 @@ struct SecretField {
     var bytes: [UInt8]
 
     mutating func take() -> SecretBytes { SecretBytes(wiping: &bytes) }
-}
-
-/// The answer of `GET /api/auth/session` (Docs/openapi.yaml `Session`): absent fields are left out.
-struct SessionView: Encodable {
-    let via: String
-    let scope: String
-    var username: String?
-    var totpEnabled: Bool?
-    var csrfToken: String?
-    var expiresAt: String?
-
-    init(via: String, scope: String) {
-        self.via = via
-        self.scope = scope
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case via, scope, username
-        case totpEnabled = "totp_enabled"
-        case csrfToken = "csrf_token"
-        case expiresAt = "expires_at"
-    }
 }

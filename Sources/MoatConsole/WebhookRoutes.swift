@@ -66,7 +66,7 @@ public struct WebhookRoutes: Sendable {
             signature: request.headers[HTTPField.Name(SignedWebhook.signatureHeader)!],
             body: Array(buffer.readableBytesView), key: key, now: now())
         let reply = try await receiver.receive(message)
-        return APIError.json(status: .ok, encoding: WebhookReply(reply: reply))
+        return APIError.json(status: .ok, WebhookReply(reply: reply))
     }
 }
 

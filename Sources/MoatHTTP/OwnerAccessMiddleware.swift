@@ -411,18 +411,6 @@ public enum APIError {
         json(status: status, ["error": message])
     }
 
-    /// `body` as JSON (sorted keys, as ``json(status:_:)`` writes), through `JSONEncoder`: about a tenth of
-    /// the cost of `JSONSerialization` on a hot route.
-    public static func json<Body: Encodable>(status: HTTPResponse.Status, encoding body: Body) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(body)) ?? Data("{}".utf8)
-        return Response(
-            status: status,
-            headers: [.contentType: "application/json; charset=utf-8"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
-    }
-
     public static func json(status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(
