@@ -5,8 +5,10 @@ import Synchronization
 /// verified (MAC, owner floor) at one version of `moat.db` (``DatabaseChangeWatch``).
 ///
 /// A request uses them only while the database's version is still the one they were read at: any
-/// commit, by this process or another (a revocation, a new password, a restored or tampered file),
-/// changes the version, and the next request reads and verifies the rows again. The version is taken
+/// commit, by this process or another (a revocation, a new password, an attacker's SQL), changes the
+/// version, and the next request reads and verifies the rows again. (A file copied over `moat.db` while the
+/// server runs is not a commit; ``DatabaseChangeWatch`` says why a restore needs the server stopped.) A
+/// raise of the owner floor in the vault forgets the snapshot too, so no hit depends on the floor. The version is taken
 /// before the rows are read, so a commit that lands in between only makes the copy look older than it is.
 /// Nothing here is a grant of its own: a row is remembered only after it verified, and a revoked token,
 /// a damaged owner or a missing one always take the database path (which audits them).
@@ -22,6 +24,11 @@ struct AuthSnapshot: Sendable {
 }
 
 extension OwnerAuthority {
+    /// Forgets every remembered row: the next request reads and verifies them again.
+    nonisolated func forgetSnapshot() {
+        snapshot.withLock { $0 = nil }
+    }
+
     /// `moat.db`'s current version, or nil when it cannot be read (then every request reads the rows).
     nonisolated func changeVersion() -> Int64? {
         try? database.changes().version()

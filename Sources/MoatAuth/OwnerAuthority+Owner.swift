@@ -184,6 +184,7 @@ extension OwnerAuthority {
     /// ``verifiedOwner(_:)`` raises it again.
     nonisolated func raiseOwnerFloor(to version: Int64) {
         floorSeen.withLock { $0 = max($0, version) }
+        forgetSnapshot()
         if let stored = try? vault.value(named: Self.ownerFloorName), let current = Self.floorVersion(stored),
             current >= version
         {

@@ -51,10 +51,11 @@ extension ChannelsSettings: ConfigSection {
                 var secret: String?
                 for (field, fieldNode) in try hook.mapping(path: hookPath, allowed: ["key_secret"]) {
                     let text = try fieldNode.string(path: hookPath + "." + field)
-                    guard SecretName.isValid(text) else {
+                    guard SecretName.isValid(text), !text.hasPrefix("MOAT_") else {
                         throw fieldNode.fail(
                             hookPath + "." + field,
-                            "must name a vault secret (A-Z, 0-9 and _, starting with a letter), e.g. SMS_HOOK_KEY")
+                            "must name a vault secret of your own (A-Z, 0-9 and _, starting with a letter, not MOAT_…), "
+                                + "e.g. SMS_HOOK_KEY")
                     }
                     secret = text
                 }

@@ -42,6 +42,12 @@ public enum SignedWebhook {
     public static let timestampHeader = "X-Moat-Timestamp"
     public static let signatureHeader = "X-Moat-Signature"
 
+    /// The refusal of a wrong signature — also the answer for an unknown webhook, so names stay private.
+    public static let badSignature = ChannelError(
+        .unauthorized,
+        "the signature does not match: \(signatureHeader) must be sha256= and the hex HMAC-SHA256 of "
+            + "timestamp + \".\" + body with the webhook's key")
+
     /// `webhook:NAME`.
     public static func channel(_ webhook: String) -> String { "webhook:" + webhook }
 
@@ -74,12 +80,7 @@ public enum SignedWebhook {
         guard signature.hasPrefix("sha256="),
             let presented = Hex.decode(String(signature.dropFirst("sha256=".count))), presented.count == 32,
             constantTimeEquals(presented, mac(key: key, timestamp: timestamp, body: body))
-        else {
-            throw ChannelError(
-                .unauthorized,
-                "the signature does not match: \(signatureHeader) must be sha256= and the hex HMAC-SHA256 of "
-                    + "timestamp + \".\" + body with the webhook's key")
-        }
+        else { throw badSignature }
         let sentAt = Date(timeIntervalSince1970: seconds)
         guard abs(sentAt.timeIntervalSince(now)) <= window else {
             throw ChannelError(

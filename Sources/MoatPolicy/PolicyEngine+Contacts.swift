@@ -80,15 +80,35 @@ extension PolicyEngine {
             actor: actor,
             action: "contact.add",
             target: grant.id,
-            metadata: ["channel": .string(channel), "ceilings": .string(Self.encode(ceilings))]
+            metadata: [
+                "channel": .string(channel), "sender": .string(PolicyError.printable(senderID, limit: 80)),
+                "ceilings": .string(Self.encode(ceilings)),
+            ]
         )
         return try await audited(event) {
             try await self.write { db in
-                // One grant per sender: a second would leave which ceilings apply to chance.
-                if try Bool.fetchOne(
-                    db, sql: "SELECT 1 FROM policy_contacts WHERE channel = ? AND sender_id = ?",
-                    arguments: [channel, senderID]) == true
-                {
+                // One grant per sender (the table's UNIQUE key): a second would leave which ceilings apply to
+                // chance. Only a genuine grant counts: a row planted in moat.db (its MAC fails) grants nothing
+                // and blocks nothing.
+                let existing = try Row.fetchAll(
+                    db, sql: "SELECT * FROM policy_contacts WHERE channel = ? AND sender_id = ?",
+                    arguments: [channel, senderID])
+                let genuine = existing.contains { row in
+                    guard let ceilings = Self.decode(row["ceilings"]) else { return false }
+                    return authenticator.verify(
+                        row["mac"],
+                        of: ContactGrant(
+                            id: row["id"], channel: row["channel"], senderID: row["sender_id"], ceilings: ceilings,
+                            addedBy: row["added_by"], addedAt: row["added_at"]))
+                }
+                if !genuine, !existing.isEmpty {
+                    // A planted row (the table's UNIQUE key would refuse the owner's grant): the owner's
+                    // deliberate add replaces it.
+                    try db.execute(
+                        sql: "DELETE FROM policy_contacts WHERE channel = ? AND sender_id = ?",
+                        arguments: [channel, senderID])
+                }
+                if genuine {
                     throw PolicyError(
                         .conflict,
                         "\(PolicyError.printable(channel)):\(PolicyError.printable(senderID)) is a contact already; "
@@ -113,11 +133,15 @@ extension PolicyEngine {
     public func removeContact(_ id: String, actor: String = "owner") async throws {
         let missing = PolicyError(.notFound, "no contact \(PolicyError.printable(id)); `moat contact list` shows them")
         // Checked before the audit entry, so a mistyped id records nothing.
-        let exists = try await read { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM policy_contacts WHERE id = ?", arguments: [id]) == true
+        let exists = try await read { db -> (String, String)? in
+            try Row.fetchOne(db, sql: "SELECT channel, sender_id FROM policy_contacts WHERE id = ?", arguments: [id])
+                .map { ($0["channel"], $0["sender_id"]) }
         }
-        guard exists else { throw missing }
-        let event = AuditEvent(actor: actor, action: "contact.remove", target: id)
+        guard let (channel, sender) = exists else { throw missing }
+        // Who it was, so `contact:<id>` entries can still be traced once the row is gone.
+        let event = AuditEvent(
+            actor: actor, action: "contact.remove", target: id,
+            metadata: ["channel": .string(channel), "sender": .string(PolicyError.printable(sender, limit: 80))])
         try await audited(event) {
             try await self.write { db in
                 try db.execute(sql: "DELETE FROM policy_contacts WHERE id = ?", arguments: [id])
@@ -127,8 +151,17 @@ extension PolicyEngine {
     }
 
     /// The principal of a sender: its verified contact grant, or nil (an unknown sender, who must pair).
+    ///
+    /// Ids are compared byte for byte, never by Unicode equivalence: a sender who picks a look-alike
+    /// handle (`\u{212A}evin` for `Kevin`, a decomposed accent) is a different sender.
     public func principal(channel: String, senderID: String) async throws(PolicyError) -> Principal? {
-        try await contacts().first { $0.channel == channel && $0.senderID == senderID }?.principal
+        try await contacts().first { Self.sameBytes($0.channel, channel) && Self.sameBytes($0.senderID, senderID) }?
+            .principal
+    }
+
+    /// Byte equality of two ids (Swift's `==` on `String` compares canonical equivalence).
+    static func sameBytes(_ left: String, _ right: String) -> Bool {
+        left.utf8.elementsEqual(right.utf8)
     }
 
     /// Every verified contact grant; rows whose MAC fails are left out and audited.

@@ -4,6 +4,10 @@ import GRDB
 /// another process — so a module can keep a verified copy of a few rows in memory and use it until the
 /// database changes.
 ///
+/// It sees commits made through SQLite. A file copied or renamed over `moat.db` while the server runs is
+/// not a commit (the pool's own connections keep reading the file they opened, too): stop `moat serve`
+/// before restoring `moat.db` from a backup.
+///
 /// It asks SQLite's `PRAGMA data_version` on a read-only connection of its own: the number changes
 /// whenever another connection commits. The check reads the shared-memory WAL index only (no file I/O,
 /// no fsync), so it is made synchronously on the caller's thread; it costs microseconds. A value read

@@ -83,20 +83,24 @@ public final class MoatDatabase: Sendable {
     /// at shutdown.
     public func close() throws {
         try watch.withLock { watch in
-            try watch?.close()
-            watch = nil
+            try watch.connection?.close()
+            watch = (nil, true)
         }
         try pool.close()
     }
 
-    private let watch = Mutex<DatabaseChangeWatch?>(nil)
+    /// The change watch once opened, and whether the database was closed (then none is opened again: a
+    /// new connection would count from the start and could repeat a version seen before).
+    private let watch = Mutex<(connection: DatabaseChangeWatch?, closed: Bool)>((nil, false))
 
     /// The database's ``DatabaseChangeWatch``, opened on first use (one per database).
+    /// - Throws: ``StoreError`` once the database is closed.
     public func changes() throws(StoreError) -> DatabaseChangeWatch {
         try watch.withLock { watch throws(StoreError) -> DatabaseChangeWatch in
-            if let watch { return watch }
+            if let connection = watch.connection { return connection }
+            guard !watch.closed else { throw StoreError(.io, "moat.db is closed") }
             let opened = try DatabaseChangeWatch(path: path)
-            watch = opened
+            watch.connection = opened
             return opened
         }
     }

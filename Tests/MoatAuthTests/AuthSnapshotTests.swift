@@ -62,6 +62,23 @@ struct AuthSnapshotTests {
             }?.code == .tampered)
     }
 
+    @Test("a closed database opens no new change watch: a request racing shutdown cannot hit the snapshot")
+    func noWatchAfterClose() async throws {
+        let (fixture, _) = try await Self.usedToken()
+        try fixture.database.close()
+        #expect(throws: StoreError.self) { try fixture.database.changes() }
+    }
+
+    @Test("revoke-all with tokens, made through the same authority, counts from the next request")
+    func changesThroughTheSameAuthority() async throws {
+        let (fixture, created) = try await Self.usedToken()
+        try await fixture.authority.revokeAll(tokens: true, client: AuthFixture.client)
+        #expect(
+            await authError {
+                try await fixture.authority.authenticate(bearer: created.token, client: AuthFixture.client)
+            }?.code == .unauthorized)
+    }
+
     @Test("a wrong token with a remembered prefix is refused from memory as from the database")
     func wrongSecretSamePrefix() async throws {
         let (fixture, created) = try await Self.usedToken()

@@ -144,6 +144,8 @@ import Testing
         let badName = #expect(throws: ConfigError.self) { try read([("SMS", [("key_secret", "K")])]) }
         #expect(badName?.line == 2 && badName?.path == "channels.webhooks.SMS")
         #expect(throws: ConfigError.self) { try read([("sms", [("key_secret", "lower")])]) }
+        // Moat's own keys (row MACs, the audit key) are never a webhook's.
+        #expect(throws: ConfigError.self) { try read([("sms", [("key_secret", "MOAT_AUTH_MAC_KEY")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [("secret", "K")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [])]) }
     }

@@ -136,6 +136,35 @@ import Testing
         #expect(Set(try fixture.auditTargets("policy.tamper")) == ["contact:evil", "contact:\(grant.id)"])
     }
 
+    @Test(
+        "a planted contact row blocks nothing: the owner can still add that sender, and only the genuine grant counts")
+    func plantedRowDoesNotBlock() async throws {
+        let fixture = try PolicyFixture()
+        try fixture.sql(
+            """
+            INSERT INTO policy_contacts (id, channel, sender_id, ceilings, added_by, added_at, mac)
+            VALUES ('evil', 'telegram', '666', 'shell=4', 'owner', 1, 'deadbeef')
+            """)
+        let grant = try await fixture.engine.addContact(channel: "telegram", senderID: "666")
+        #expect(try await fixture.engine.principal(channel: "telegram", senderID: "666") == grant.principal)
+        // A second genuine grant for the same sender is refused.
+        await #expect(throws: PolicyError.self) {
+            try await fixture.engine.addContact(channel: "telegram", senderID: "666")
+        }
+    }
+
+    @Test("senders are matched byte for byte: a look-alike handle (Kelvin sign, decomposed accent) is not the contact")
+    func lookAlikeSenders() async throws {
+        let fixture = try PolicyFixture()
+        let kevin = try await fixture.engine.addContact(
+            channel: "webhook:chat", senderID: "Kevin", ceilings: [.web: .actAndReport])
+        let jose = try await fixture.engine.addContact(channel: "webhook:chat", senderID: "Jos\u{E9}")
+        #expect(try await fixture.engine.principal(channel: "webhook:chat", senderID: "Kevin") == kevin.principal)
+        #expect(try await fixture.engine.principal(channel: "webhook:chat", senderID: "\u{212A}evin") == nil)
+        #expect(try await fixture.engine.principal(channel: "webhook:chat", senderID: "Jose\u{301}") == nil)
+        #expect(try await fixture.engine.principal(channel: "webhook:chat", senderID: "Jos\u{E9}") == jose.principal)
+    }
+
     @Test("taint is cleared only by a genuine clear row; a forged clear keeps the conversation tainted")
     func taintClear() async throws {
         let fixture = try PolicyFixture()

@@ -26,7 +26,8 @@ import Testing
     static let now = Date(timeIntervalSince1970: 1_780_000_000)
     static let body = Array(#"{"id":"msg-0001","sender":"+15551234567","text":"Is the garage door closed?"}"#.utf8)
 
-    /// A router with webhook `sms` (its key stored) and webhook `nokey` (its key missing).
+    /// A router with webhook `sms` (its key stored) and webhooks the owner did not finish: `nokey` (its key
+    /// missing), `short` (a 16-byte key), `tooluse` (a key a tool may send).
     static func app(_ recorder: Recorder, directory: TemporaryDirectory) throws -> (
         Application<RouterResponder<GatewayRequestContext>>, SecretBytes
     ) {
@@ -37,8 +38,16 @@ import Testing
         var keyBytes = Array("0123456789abcdef0123456789abcdef".utf8)
         let key = SecretBytes(wiping: &keyBytes)
         try vault.add("SMS_HOOK_KEY", value: key, policy: try SecretPolicy(tools: [], hosts: []))
+        var shortBytes = Array("0123456789abcdef".utf8)
+        try vault.add(
+            "SHORT_KEY", value: SecretBytes(wiping: &shortBytes), policy: try SecretPolicy(tools: [], hosts: []))
+        var toolBytes = Array("0123456789abcdef0123456789abcdef".utf8)
+        try vault.add(
+            "TOOL_KEY", value: SecretBytes(wiping: &toolBytes),
+            policy: try SecretPolicy(tools: ["http_request"], hosts: ["api.example.com"]))
         let settings = ChannelsSettings(webhooks: [
             "sms": .init(keySecret: "SMS_HOOK_KEY"), "nokey": .init(keySecret: "MISSING_KEY"),
+            "short": .init(keySecret: "SHORT_KEY"), "tooluse": .init(keySecret: "TOOL_KEY"),
         ])
         let hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 80, tls: false, allowedHosts: [])
         let routes = WebhookRoutes(settings: settings, vault: vault, receiver: recorder, now: { Self.now })
@@ -82,20 +91,27 @@ import Testing
                     #expect(!String(buffer: response.body).contains("the garage door"))
                 }
             }
-            // Unknown webhooks all answer the same; a configured one without its key says what the owner must do.
-            try await client.execute(
-                uri: "/hooks/other", method: .post, headers: Self.headers("1780000000", signature),
-                body: ByteBuffer(bytes: Self.body)
-            ) { response in
-                #expect(
-                    response.status == .notFound && String(buffer: response.body) == #"{"error":"no such webhook"}"#)
+            // An unknown name and the unfinished webhooks answer exactly as a wrong signature on a known one:
+            // a sender learns neither which names exist nor a secret's name (the owner reads it in the log).
+            var answers: [String] = []
+            for path in ["/hooks/sms", "/hooks/other", "/hooks/nokey", "/hooks/short", "/hooks/tooluse"] {
+                let wrong = path == "/hooks/sms" ? "sha256=" + String(repeating: "0", count: 64) : signature
+                try await client.execute(
+                    uri: path, method: .post, headers: Self.headers("1780000000", wrong),
+                    body: ByteBuffer(bytes: Self.body)
+                ) { response in
+                    #expect(response.status == .unauthorized, "\(path)")
+                    answers.append(String(buffer: response.body))
+                }
             }
-            try await client.execute(
-                uri: "/hooks/nokey", method: .post, headers: Self.headers("1780000000", signature),
-                body: ByteBuffer(bytes: Self.body)
-            ) { response in
-                #expect(response.status == .internalServerError)
-                #expect(String(buffer: response.body).contains("moat vault add MISSING_KEY"))
+            #expect(Set(answers).count == 1)
+            #expect(!answers[0].contains("KEY"))
+            // Unsigned, an unknown name answers as a known one does.
+            for path in ["/hooks/sms", "/hooks/other"] {
+                try await client.execute(uri: path, method: .post, body: ByteBuffer(bytes: Self.body)) { response in
+                    #expect(response.status == .unauthorized)
+                    #expect(String(buffer: response.body).contains("sign the request"))
+                }
             }
             try await client.execute(uri: "/hooks/sms", method: .get) { response in
                 #expect(response.status == .methodNotAllowed)
