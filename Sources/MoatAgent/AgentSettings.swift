@@ -9,8 +9,8 @@ public struct AgentSettings: Sendable, Equatable {
         + "Every tool call is checked by the gateway; when it refuses a call or holds it for the owner's "
         + "approval, say so plainly instead of trying another way around it."
 
-    /// `agent.provider`: the name of the provider under `providers:` that answers (`ollama` by default).
-    public var provider = "ollama"
+    /// `agent.provider`: the name of the provider under `providers:` that answers (`local` by default).
+    public var provider = "local"
     /// `agent.system_prompt`.
     public var systemPrompt = AgentSettings.defaultSystemPrompt
     /// `agent.max_tool_calls_per_turn`: tool calls one turn may make (each counts, whatever its level).
