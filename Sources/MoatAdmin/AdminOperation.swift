@@ -33,6 +33,10 @@ public enum AdminOperation: Sendable {
     /// A new master password (and salt) for the vault the server holds, its seal written again. Without
     /// `current` the caller must open the seal (with `pin` when it has one), as an in-process re-key does.
     case vaultRekey(current: SecretBytes?, new: SecretBytes, pin: SecretBytes?)
+    /// `moat contact add CHANNEL:SENDER`: `channel` is `webhook:NAME`, `telegram`, …
+    case contactAdd(channel: String, sender: String, ceilings: [TrustDomain: TrustLevel])
+    case contactList
+    case contactRemove(id: String)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -54,6 +58,9 @@ public enum AdminOperation: Sendable {
         case approvalsShow = "approvals.show"
         case approvalsApprove = "approvals.approve"
         case approvalsDeny = "approvals.deny"
+        case contactAdd = "contact.add"
+        case contactList = "contact.list"
+        case contactRemove = "contact.remove"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
         case vaultList = "vault.list"
@@ -82,6 +89,9 @@ public enum AdminOperation: Sendable {
         case .approvalsApprove: .approvalsApprove
         case .approvalsDeny: .approvalsDeny
         case .vaultAdd: .vaultAdd
+        case .contactAdd: .contactAdd
+        case .contactList: .contactList
+        case .contactRemove: .contactRemove
         case .vaultRemove: .vaultRemove
         case .vaultList: .vaultList
         case .vaultRekey: .vaultRekey
@@ -149,7 +159,7 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace, pin
+            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings
         case currentPassword = "current_password"
         case newPassword = "new_password"
     }
@@ -216,6 +226,15 @@ extension AdminOperation: Codable {
             return .vaultRekey(
                 current: try params.optionalSecret(.currentPassword), new: try params.secret(.newPassword),
                 pin: try params.optionalSecret(.pin))
+        case .contactAdd:
+            guard let ceilings = ContactView.ceilings(try params.required([String: Int].self, .ceilings)) else {
+                throw params.invalid(.ceilings, "a map of trust domains to levels 0-4")
+            }
+            return .contactAdd(
+                channel: try params.required(String.self, .channel), sender: try params.required(String.self, .sender),
+                ceilings: ceilings)
+        case .contactList: return .contactList
+        case .contactRemove: return .contactRemove(id: try params.required(String.self, .id))
         }
     }
 
@@ -224,7 +243,7 @@ extension AdminOperation: Codable {
         try container.encode(name, forKey: .op)
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList, .contactList:
             break
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)
@@ -255,7 +274,7 @@ extension AdminOperation: Codable {
             try params.encode(force, forKey: .force)
         case .approvalsList(let all):
             try params.encode(all, forKey: .all)
-        case .approvalsShow(let id), .approvalsApprove(let id):
+        case .approvalsShow(let id), .approvalsApprove(let id), .contactRemove(let id):
             try params.encode(id, forKey: .id)
         case .approvalsDeny(let id, let reason):
             try params.encode(id, forKey: .id)
@@ -272,6 +291,10 @@ extension AdminOperation: Codable {
             if let current { try Self.encode(current, .currentPassword, in: &params) }
             try Self.encode(new, .newPassword, in: &params)
             if let pin { try Self.encode(pin, .pin, in: &params) }
+        case .contactAdd(let channel, let sender, let ceilings):
+            try params.encode(channel, forKey: .channel)
+            try params.encode(sender, forKey: .sender)
+            try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
         }
     }
 

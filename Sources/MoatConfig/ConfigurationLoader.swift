@@ -1,5 +1,6 @@
 import Foundation
 import MoatAuth
+import MoatChannels
 public import MoatCore
 import MoatHTTP
 import MoatNet
@@ -79,7 +80,7 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy"]) {
+        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels"]) {
             switch key {
             case "gateway":
                 var auth = config.auth
@@ -89,6 +90,8 @@ public enum ConfigurationLoader {
                 config.auth = auth
             case "policy":
                 try config.policy.read(value, path: key)
+            case "channels":
+                try config.channels.read(value, path: key)
             default:
                 for (logKey, logValue) in try value.mapping(path: "log", allowed: ["format", "level"]) {
                     if logKey == "format" {

@@ -1,5 +1,6 @@
 public import Foundation
 public import MoatAuth
+public import MoatChannels
 public import MoatHTTP
 public import MoatPolicy
 
@@ -23,6 +24,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel = .info
     /// `policy`: trust defaults per domain, evidence rule, approval lifetime, SSRF lists (MoatPolicy).
     public var policy = PolicySettings()
+    /// `channels:` (signed webhooks).
+    public var channels = ChannelsSettings()
 
     public init() {}
 

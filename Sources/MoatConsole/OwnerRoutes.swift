@@ -23,7 +23,7 @@ public enum OwnerRoutes {
         let admin = AccessRoutes(router, "/api", .owner(.admin), auth: auth, table: table)
         setup.get("setup") { _, _ -> Response in
             let state = try? await authority.state()
-            return APIError.json(status: .ok, OwnerAPI.SetupState(required: state == .needsSetup))
+            return APIError.json(status: .ok, encoding: OwnerAPI.SetupState(required: state == .needsSetup))
         }
         setup.post("setup") { request, context -> Response in
             try await respond {
@@ -36,7 +36,7 @@ public enum OwnerRoutes {
                     if let file = auth.setupLinkFile { unlink(file) }
                     return APIError.json(
                         status: .created,
-                        OwnerAPI.SetupDone(
+                        encoding: OwnerAPI.SetupDone(
                             next:
                                 "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`"
                         ))
@@ -72,7 +72,8 @@ public enum OwnerRoutes {
         read.get("auth/session") { _, context -> Response in
             try await respond {
                 guard let identity = context.identity else { throw AuthError(.unauthorized, "not logged in") }
-                let state = try await authority.state()
+                let state: OwnerState
+                if let known = context.ownerState { state = known } else { state = try await authority.state() }
                 var session = OwnerAPI.Session(via: identity.via, scope: identity.scope.rawValue)
                 if case .ready(let username, let totp) = state {
                     session.username = username
@@ -83,7 +84,7 @@ public enum OwnerRoutes {
                 // must not be able to fetch it.
                 if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
                 if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
-                return APIError.json(status: .ok, session)
+                return APIError.json(status: .ok, encoding: session)
             }
         }
         admin.post("auth/password") { request, context -> Response in
@@ -116,7 +117,8 @@ public enum OwnerRoutes {
                     currentPassword: body.password.take(), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
-                    OwnerAPI.TOTPEnrolment(uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
+                    encoding: OwnerAPI.TOTPEnrolment(
+                        uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
             }
         }
         admin.post("auth/totp/confirm") { request, context -> Response in
@@ -124,7 +126,7 @@ public enum OwnerRoutes {
                 let body = try await RequestBody.read(OwnerAPI.TOTPConfirmRequest.self, request, context)
                 let codes = try await authority.confirmTOTP(
                     code: body.code, client: OwnerAccessMiddleware.client(request, context))
-                return APIError.json(status: .ok, OwnerAPI.RecoveryCodes(recoveryCodes: codes))
+                return APIError.json(status: .ok, encoding: OwnerAPI.RecoveryCodes(recoveryCodes: codes))
             }
         }
         read.post("auth/live-token") { request, context -> Response in
@@ -134,13 +136,14 @@ public enum OwnerRoutes {
                 let version = try await authority.tokenVersion()
                 let token = try await auth.liveTokens.issue(purpose: body.purpose, tokenVersion: version)
                 return APIError.json(
-                    status: .ok, OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
+                    status: .ok,
+                    encoding: OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
             }
         }
         admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
-                return APIError.json(status: .ok, OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
+                return APIError.json(status: .ok, encoding: OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
             }
         }
         admin.post("tokens") { request, context -> Response in
@@ -150,7 +153,8 @@ public enum OwnerRoutes {
                     name: body.name, scope: body.scope, lifetime: body.lifetime,
                     actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
-                    status: .created, OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
+                    status: .created,
+                    encoding: OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
             }
         }
         admin.delete("tokens/{prefix}") { request, context -> Response in
@@ -177,7 +181,8 @@ public enum OwnerRoutes {
         _ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth, request: Request
     ) -> Response {
         var response = APIError.json(
-            status: status, OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
+            status: status,
+            encoding: OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
         response.headers[.setCookie] = auth.sessionCookie(result.sessionID, for: request)
         return response
     }

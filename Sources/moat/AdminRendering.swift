@@ -124,6 +124,13 @@ extension AdminResult {
         case .vaultRekeyed(let rekeyed):
             return "re-keyed \(rekeyed.vault) with a new password and salt (\(rekeyed.parameters))\n"
                 + (rekeyed.seal.map { "sealed again: \($0)\n" } ?? "")
+        case .contactAdded(let contact):
+            return "added contact " + AdminText.line(contact) + "\n"
+        case .contacts(let contacts):
+            if contacts.isEmpty { return "no contacts\n" }
+            return contacts.map { AdminText.line($0) + "\n" }.joined()
+        case .contactRemoved(let id):
+            return "removed contact \(id)\n"
         }
     }
 }
@@ -173,6 +180,13 @@ enum AdminText {
         }
         if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
         return PrintableText.strip(line) + "\n"
+    }
+
+    /// `ID CHANNEL:SENDER domain=level,…` (sender ids are printed without control characters).
+    static func line(_ contact: ContactView) -> String {
+        let ceilings = contact.ceilings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ",")
+        return PrintableText.strip("\(contact.id) \(contact.channel):\(contact.sender) \(ceilings)")
     }
 
     static func line(_ change: TrustChangeView) -> String {
