@@ -261,8 +261,7 @@ extension AdminOperation: Codable {
         try container.encode(name, forKey: .op)
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .contactList:
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList, .contactList:
             break
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)

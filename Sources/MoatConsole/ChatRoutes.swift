@@ -13,15 +13,15 @@ enum ChatRoutes {
         let write = AccessRoutes(router, "/api", .owner(.write), auth: auth, table: table)
         write.post("chat") { request, context -> Response in
             try await OwnerRoutes.respond {
-                let body = try await JSONBody.read(request, context)
-                let message = try body.string("message")
+                let body = try await RequestBody.read(OwnerAPI.ChatRequest.self, request, context)
+                let message = body.message
                 guard !message.isEmpty else { throw AuthError(.invalidInput, "the field \"message\" is empty") }
-                let conversation = try body.optionalString("conversation")
+                let conversation = body.conversation
                 let inbound = InboundMessage(
                     channel: InboundMessage.ownerChannel, senderID: "owner",
                     conversation: conversation ?? "owner-" + Self.randomID(), text: message,
                     idempotencyKey: "owner-" + Self.randomID())
-                return APIError.json(status: .ok, TurnView(try await agent.handle(inbound)))
+                return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
             }
         }
     }
@@ -29,5 +29,21 @@ enum ChatRoutes {
     static func randomID() -> String {
         var generator = SystemRandomNumberGenerator()
         return Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
+    }
+}
+
+extension OwnerAPI {
+    /// `POST /api/chat` (its inline schema).
+    struct ChatRequest: Decodable {
+        let message: String
+        let conversation: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case message, conversation }
+
+        init(from decoder: any Decoder) throws {
+            let body = try decoder.container(keyedBy: CodingKeys.self)
+            message = try body.required(.message)
+            conversation = try body.optional(.conversation)
+        }
     }
 }

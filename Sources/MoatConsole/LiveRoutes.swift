@@ -25,7 +25,8 @@ enum LiveRoutes {
             do {
                 let entries = try await AuditReader.tail(of: auth.database, count: limit)
                 return APIError.json(
-                    status: .ok, OwnerAPI.AuditEntries(entries: entries.reversed().map(OwnerAPI.AuditEntryView.init)))
+                    status: .ok,
+                    encoding: OwnerAPI.AuditEntries(entries: entries.reversed().map(OwnerAPI.AuditEntryView.init)))
             } catch {
                 return APIError.response(status: .internalServerError, "could not read the audit log")
             }

@@ -2,7 +2,7 @@ import MoatAudit
 import MoatAuth
 
 // The owner API's response bodies, one per Docs/openapi.yaml schema (an inline schema gets the name of its
-// route), written by ``MoatHTTP/APIError/json(status:_:)``. A nil optional leaves its key out, as the
+// route), written by ``MoatHTTP/APIError/json(status:encoding:)``. A nil optional leaves its key out, as the
 // spec's schemas have no nullable field except the token times, which ``TokenView`` writes as `null`.
 
 /// The owner API's bodies, named after their Docs/openapi.yaml schemas.

@@ -23,7 +23,7 @@ public enum OwnerRoutes {
         let admin = AccessRoutes(router, "/api", .owner(.admin), auth: auth, table: table)
         setup.get("setup") { _, _ -> Response in
             let state = try? await authority.state()
-            return APIError.json(status: .ok, OwnerAPI.SetupState(required: state == .needsSetup))
+            return APIError.json(status: .ok, encoding: OwnerAPI.SetupState(required: state == .needsSetup))
         }
         setup.post("setup") { request, context -> Response in
             try await respond {
@@ -36,7 +36,7 @@ public enum OwnerRoutes {
                     if let file = auth.setupLinkFile { unlink(file) }
                     return APIError.json(
                         status: .created,
-                        OwnerAPI.SetupDone(
+                        encoding: OwnerAPI.SetupDone(
                             next:
                                 "browser login is off (gateway.auth.mode: token); create an API token with `moat token create`"
                         ))
@@ -84,7 +84,7 @@ public enum OwnerRoutes {
                 // must not be able to fetch it.
                 if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
                 if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
-                return APIError.json(status: .ok, session)
+                return APIError.json(status: .ok, encoding: session)
             }
         }
         admin.post("auth/password") { request, context -> Response in
@@ -117,7 +117,8 @@ public enum OwnerRoutes {
                     currentPassword: body.password.take(), client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
                     status: .ok,
-                    OwnerAPI.TOTPEnrolment(uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
+                    encoding: OwnerAPI.TOTPEnrolment(
+                        uri: enrolment.uri, secret: enrolment.secretBase32, qrSVG: enrolment.qrSVG))
             }
         }
         admin.post("auth/totp/confirm") { request, context -> Response in
@@ -125,7 +126,7 @@ public enum OwnerRoutes {
                 let body = try await RequestBody.read(OwnerAPI.TOTPConfirmRequest.self, request, context)
                 let codes = try await authority.confirmTOTP(
                     code: body.code, client: OwnerAccessMiddleware.client(request, context))
-                return APIError.json(status: .ok, OwnerAPI.RecoveryCodes(recoveryCodes: codes))
+                return APIError.json(status: .ok, encoding: OwnerAPI.RecoveryCodes(recoveryCodes: codes))
             }
         }
         read.post("auth/live-token") { request, context -> Response in
@@ -135,13 +136,14 @@ public enum OwnerRoutes {
                 let version = try await authority.tokenVersion()
                 let token = try await auth.liveTokens.issue(purpose: body.purpose, tokenVersion: version)
                 return APIError.json(
-                    status: .ok, OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
+                    status: .ok,
+                    encoding: OwnerAPI.LiveToken(token: token, expiresIn: Int(LiveTokenIssuer.maximumLifetime)))
             }
         }
         admin.get("tokens") { _, _ -> Response in
             try await respond {
                 let tokens = try await authority.tokens()
-                return APIError.json(status: .ok, OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
+                return APIError.json(status: .ok, encoding: OwnerAPI.TokenList(tokens: tokens.map(TokenView.init)))
             }
         }
         admin.post("tokens") { request, context -> Response in
@@ -151,7 +153,8 @@ public enum OwnerRoutes {
                     name: body.name, scope: body.scope, lifetime: body.lifetime,
                     actor: context.identity?.actor ?? "owner", client: OwnerAccessMiddleware.client(request, context))
                 return APIError.json(
-                    status: .created, OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
+                    status: .created,
+                    encoding: OwnerAPI.CreatedToken(view: TokenView(created.record), token: created.token))
             }
         }
         admin.delete("tokens/{prefix}") { request, context -> Response in
@@ -178,7 +181,8 @@ public enum OwnerRoutes {
         _ result: LoginResult, status: HTTPResponse.Status, auth: GatewayAuth, request: Request
     ) -> Response {
         var response = APIError.json(
-            status: status, OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
+            status: status,
+            encoding: OwnerAPI.LoggedIn(csrfToken: result.csrfToken, expiresAt: AuditTime.text(result.expires)))
         response.headers[.setCookie] = auth.sessionCookie(result.sessionID, for: request)
         return response
     }
@@ -187,64 +191,4 @@ public enum OwnerRoutes {
 /// RFC 3339 UTC text of a date.
 enum AuditTime {
     static func text(_ date: Date) -> String { OwnerAuthority.timestamp(Int64(date.timeIntervalSince1970 * 1000)) }
-}
-
-/// A JSON request body read strictly: at most 64 KiB, an object, fields of the declared types.
-struct JSONBody {
-    let object: [String: Any]
-
-    static func read(
-        _ request: Request, _ context: GatewayRequestContext, allowEmpty: Bool = false
-    ) async throws -> JSONBody {
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: 64 * 1024)
-        } catch {
-            throw AuthError(.invalidInput, "the request body is larger than 64 KiB")
-        }
-        if buffer.readableBytes == 0 && allowEmpty { return JSONBody(object: [:]) }
-        guard let any = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)),
-            let object = any as? [String: Any]
-        else {
-            throw AuthError(.invalidInput, "the request body must be a JSON object (Content-Type: application/json)")
-        }
-        return JSONBody(object: object)
-    }
-
-    func string(_ key: String) throws(AuthError) -> String {
-        guard let value = try optionalString(key) else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" is required")
-        }
-        return value
-    }
-
-    /// An optional field: absent is nil; `null` is refused like any other wrong type, because no field of
-    /// the API is nullable (Docs/openapi.yaml) and a client sending null has a bug worth hearing about.
-    func optionalString(_ key: String) throws(AuthError) -> String? {
-        guard let value = object[key] else { return nil }
-        guard let text = value as? String else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" must be a string")
-        }
-        return text
-    }
-
-    func optionalBool(_ key: String) throws(AuthError) -> Bool? {
-        guard let value = object[key] else { return nil }
-        guard let flag = value as? Bool else {
-            throw AuthError(.invalidInput, "the field \"\(key)\" must be true or false")
-        }
-        return flag
-    }
-
-    /// A password field, moved into secret memory (the JSON text itself cannot be wiped).
-    func secret(_ key: String) throws(AuthError) -> SecretField {
-        SecretField(bytes: Array(try string(key).utf8))
-    }
-}
-
-/// Bytes of a secret field on their way into ``SecretBytes``.
-struct SecretField {
-    var bytes: [UInt8]
-
-    mutating func take() -> SecretBytes { SecretBytes(wiping: &bytes) }
 }

@@ -67,7 +67,7 @@ public struct WebhookRoutes: Sendable {
         let message = try SignedWebhook.verify(
             webhook: name, timestamp: timestamp, signature: signature, body: body, key: key, now: now())
         let reply = try await receiver.receive(message)
-        return APIError.json(status: .ok, WebhookReply(reply: reply))
+        return APIError.json(status: .ok, encoding: WebhookReply(reply: reply))
     }
 }
 

@@ -411,6 +411,14 @@ public enum APIError {
         json(status: status, ["error": message])
     }
 
+    /// `body` as JSON (sorted keys, `/` unescaped; ``jsonData(_:)``): the one writer of every answer.
+    public static func json<Body: Encodable>(status: HTTPResponse.Status, encoding body: Body) -> Response {
+        Response(
+            status: status,
+            headers: [.contentType: "application/json; charset=utf-8"],
+            body: .init(byteBuffer: ByteBuffer(bytes: jsonData(body))))
+    }
+
     public static func json(status: HTTPResponse.Status, _ object: [String: Any]) -> Response {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(
