@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 
 /// One turn as `moat chat` and `POST /api/chat` show it.
 public struct TurnView: Sendable, Equatable, Codable {
