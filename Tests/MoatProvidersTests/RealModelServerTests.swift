@@ -36,13 +36,15 @@ struct RealModelServerTests {
         #expect(pieces.all.joined() == streamed.text)
     }
 
-    @Test("a real model offered a tool answers a well-formed round (a tool call or text), not streamed")
+    @Test("a real model offered a tool answers a well-formed round (a tool call or text), streamed and not")
     func toolRound() async throws {
         let request = ModelRequest(
             messages: [ChatMessage(role: .user, content: "List the files in my workspace.")], tools: Self.tools,
             maximumOutputTokens: 64)
-        let reply = try await provider(stream: false).complete(request) { _ in }
-        #expect(!reply.text.isEmpty || !reply.toolCalls.isEmpty)
-        for call in reply.toolCalls { #expect(call.name == "list_files") }
+        for stream in [false, true] {
+            let reply = try await provider(stream: stream).complete(request) { _ in }
+            #expect(!reply.text.isEmpty || !reply.toolCalls.isEmpty)
+            for call in reply.toolCalls { #expect(call.name == "list_files") }
+        }
     }
 }
