@@ -250,6 +250,7 @@ let package = Package(
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatConfig",
                 "MoatConsole",
                 "MoatCore",
@@ -394,6 +395,7 @@ let package = Package(
             name: "MoatServerTests",
             dependencies: [
                 "MoatAdmin",
+                "MoatAgent",
                 "MoatApp",
                 "MoatAudit",
                 "MoatAuth",

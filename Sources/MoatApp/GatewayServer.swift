@@ -4,6 +4,7 @@ import HummingbirdTLS
 public import Logging
 import MoatAdmin
 import MoatAgent
+import MoatChannels
 public import MoatAudit
 import MoatAuth
 public import MoatConfig

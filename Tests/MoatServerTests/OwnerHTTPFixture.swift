@@ -2,8 +2,10 @@ import Crypto
 import Foundation
 import GRDB
 import Hummingbird
+import Logging
 import HummingbirdTesting
 import MoatAdmin
+import MoatAgent
 import MoatApp
 import MoatAudit
 import MoatAuth
@@ -27,6 +29,8 @@ final class OwnerHTTPFixture: Sendable {
     let audit: AuditLog
     let authority: OwnerAuthority
     let auth: GatewayAuth
+    /// The agent as `moat serve` builds it (the default provider; nothing is contacted until a turn).
+    let agent: Agent
     let hostGuard: HostGuard
     static let password = "a long owner passphrase"
 
@@ -49,13 +53,16 @@ final class OwnerHTTPFixture: Sendable {
             authority: authority, database: database, tailscale: tailscale, tls: tls, mode: mode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
         hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
+        agent = try state.agent(
+            vault: vault, audit: audit, engine: try state.policyEngine(vault: vault, audit: audit),
+            notifier: LoggingNotifier(logger: Logger(label: "moat.test") { _ in SwiftLogNoOpLogHandler() }))
     }
 
     /// Each route's access rule, as the router declared it.
     let routeTable = RouteTable()
 
     var router: Router<GatewayRequestContext> {
-        GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, table: routeTable)
+        GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, table: routeTable, agent: agent)
     }
 
     /// Runs `body` with a live server on 127.0.0.1 and a client bound to it.

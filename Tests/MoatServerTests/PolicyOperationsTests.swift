@@ -156,7 +156,7 @@ import Testing
             .vaultAdd(name: "A_B", value: secret, tools: ["http"], hosts: ["example.com"], replace: true),
             .vaultRemove(name: "A_B"), .vaultList, .vaultRekey(current: nil, new: secret, pin: secret),
             .contactAdd(channel: "telegram", sender: "42", ceilings: [.web: .inform]), .contactList,
-            .contactRemove(id: "c1"),
+            .contactRemove(id: "c1"), .chat(message: "hello", conversation: nil),
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {
