@@ -45,7 +45,8 @@ extension Agent {
     // MARK: Rounds
 
     /// Model rounds until the model answers without tool calls or a budget stops the turn.
-    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void) async throws
+    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void)
+        async throws
         -> TurnOutcome
     {
         let principal = state.principal.description
@@ -281,7 +282,8 @@ extension Agent {
         return text
     }
 
-    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String) async throws
+    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String)
+        async throws
         -> String
     {
         try await record(
