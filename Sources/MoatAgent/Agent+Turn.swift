@@ -88,8 +88,8 @@ extension Agent {
                     "agent.reply", state.principal, state.conversation, "success",
                     [
                         "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
-                        "tool_calls": .int(Int64(state.toolCalls)), "input_tokens": .int(Int64(usage.input)),
-                        "output_tokens": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
+                        "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
+                        "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
                     ])
                 return state.outcome(reply: reply.text, stoppedBy: nil)
             }

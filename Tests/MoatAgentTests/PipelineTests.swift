@@ -116,6 +116,12 @@ import Testing
             try String.fetchAll(db, sql: "SELECT metadata || target FROM audit_entries").joined()
         }
         #expect(!metadata.contains("and now?"))
+        // Usage is in the reply's entry as numbers (a key naming tokens would be redacted).
+        let reply = try await fixture.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT metadata FROM audit_entries WHERE action = 'agent.reply'")
+        }
+        #expect(reply?.contains(#""usage_in":"#) == true)
+        #expect(reply?.contains("REDACTED") == false)
     }
 
     @Test("a tool-call row forged in moat.db (no valid MAC) cannot be approved")
