@@ -122,6 +122,13 @@ let package = Package(
             dependencies: ["MoatCore"],
             swiftSettings: swiftSettings
         ),
+        // Channel adapters: the signed webhook first (Telegram, Matrix and web chat later); each turns its
+        // platform's deliveries into checked messages for the pipeline.
+        .target(
+            name: "MoatChannels",
+            dependencies: ["MoatCore", "MoatVault", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
         // The tool contract and the built-in tools (files under the workspace root, shell in the sandbox,
         // web through the SSRF guard, http with secret placeholders resolved at egress).
         .target(
@@ -172,9 +179,11 @@ let package = Package(
             dependencies: [
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatHTTP",
                 "MoatStore",
+                "MoatVault",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -205,6 +214,7 @@ let package = Package(
             dependencies: [
                 "MoatAgent",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatHTTP",
                 "MoatNet",
@@ -357,6 +367,7 @@ let package = Package(
                 "MoatApp",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatConfig",
                 "MoatConsole",
                 "MoatCore",
@@ -379,6 +390,11 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MoatChannelsTests",
+            dependencies: ["MoatChannels", "MoatCore", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

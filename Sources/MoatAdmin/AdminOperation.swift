@@ -28,6 +28,10 @@ public enum AdminOperation: Sendable {
     case approvalsDeny(id: String, reason: String)
     case vaultAdd(name: String, value: SecretBytes, tools: [String], hosts: [String], replace: Bool)
     case vaultRemove(name: String)
+    /// `moat contact add CHANNEL:SENDER`: `channel` is `webhook:NAME`, `telegram`, …
+    case contactAdd(channel: String, sender: String, ceilings: [TrustDomain: TrustLevel])
+    case contactList
+    case contactRemove(id: String)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -49,6 +53,9 @@ public enum AdminOperation: Sendable {
         case approvalsShow = "approvals.show"
         case approvalsApprove = "approvals.approve"
         case approvalsDeny = "approvals.deny"
+        case contactAdd = "contact.add"
+        case contactList = "contact.list"
+        case contactRemove = "contact.remove"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
     }
@@ -75,6 +82,9 @@ public enum AdminOperation: Sendable {
         case .approvalsApprove: .approvalsApprove
         case .approvalsDeny: .approvalsDeny
         case .vaultAdd: .vaultAdd
+        case .contactAdd: .contactAdd
+        case .contactList: .contactList
+        case .contactRemove: .contactRemove
         case .vaultRemove: .vaultRemove
         }
     }
@@ -140,7 +150,7 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace
+            id, all, value, tools, hosts, replace, channel, sender, ceilings
     }
 
     public init(from decoder: any Decoder) throws {
@@ -200,6 +210,15 @@ extension AdminOperation: Codable {
                 tools: try params.optional([String].self, .tools) ?? [],
                 hosts: try params.optional([String].self, .hosts) ?? [], replace: try params.flag(.replace))
         case .vaultRemove: return .vaultRemove(name: try params.required(String.self, .name))
+        case .contactAdd:
+            guard let ceilings = ContactView.ceilings(try params.required([String: Int].self, .ceilings)) else {
+                throw params.invalid(.ceilings, "a map of trust domains to levels 0-4")
+            }
+            return .contactAdd(
+                channel: try params.required(String.self, .channel), sender: try params.required(String.self, .sender),
+                ceilings: ceilings)
+        case .contactList: return .contactList
+        case .contactRemove: return .contactRemove(id: try params.required(String.self, .id))
         }
     }
 
@@ -208,7 +227,7 @@ extension AdminOperation: Codable {
         try container.encode(name, forKey: .op)
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .contactList:
             break
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)
@@ -239,7 +258,7 @@ extension AdminOperation: Codable {
             try params.encode(force, forKey: .force)
         case .approvalsList(let all):
             try params.encode(all, forKey: .all)
-        case .approvalsShow(let id), .approvalsApprove(let id):
+        case .approvalsShow(let id), .approvalsApprove(let id), .contactRemove(let id):
             try params.encode(id, forKey: .id)
         case .approvalsDeny(let id, let reason):
             try params.encode(id, forKey: .id)
@@ -252,6 +271,10 @@ extension AdminOperation: Codable {
             try params.encode(replace, forKey: .replace)
         case .vaultRemove(let name):
             try params.encode(name, forKey: .name)
+        case .contactAdd(let channel, let sender, let ceilings):
+            try params.encode(channel, forKey: .channel)
+            try params.encode(sender, forKey: .sender)
+            try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
         }
     }
 

@@ -29,6 +29,42 @@ public enum AdminResult: Sendable, Equatable, Codable {
     case denied(id: String)
     case vaultAdded(VaultAdded)
     case vaultRemoved(name: String)
+    case contactAdded(ContactView)
+    case contacts([ContactView])
+    case contactRemoved(id: String)
+}
+
+/// A contact and its ceilings (Docs/Channels.md).
+public struct ContactView: Sendable, Equatable, Codable {
+    public let id: String
+    public let channel: String
+    public let sender: String
+    /// Domain name → level (0–4), as JSON shows it.
+    public let ceilings: [String: Int]
+    public let addedAt: Int64
+
+    init(_ grant: ContactGrant) {
+        id = grant.id
+        channel = grant.channel
+        sender = grant.senderID
+        ceilings = Self.wire(grant.ceilings)
+        addedAt = grant.addedAt
+    }
+
+    /// Ceilings as JSON carries them.
+    static func wire(_ ceilings: [TrustDomain: TrustLevel]) -> [String: Int] {
+        Dictionary(uniqueKeysWithValues: ceilings.map { ($0.key.rawValue, $0.value.rawValue) })
+    }
+
+    /// Ceilings from JSON; nil when a domain or level is unknown.
+    static func ceilings(_ wire: [String: Int]) -> [TrustDomain: TrustLevel]? {
+        var ceilings: [TrustDomain: TrustLevel] = [:]
+        for (name, value) in wire {
+            guard let domain = TrustDomain(rawValue: name), let level = TrustLevel(rawValue: value) else { return nil }
+            ceilings[domain] = level
+        }
+        return ceilings
+    }
 }
 
 /// A secret stored in the vault: its name and policy (never its value) and what to warn about.

@@ -32,6 +32,14 @@ public struct PolicyOperations: Sendable {
             return .approved(id: try await engine.approve(id).id)
         case .approvalsDeny(let id, let reason):
             return .denied(id: try await engine.deny(id, reason: reason).id)
+        case .contactAdd(let channel, let sender, let ceilings):
+            return .contactAdded(
+                ContactView(try await engine.addContact(channel: channel, senderID: sender, ceilings: ceilings)))
+        case .contactList:
+            return .contacts(try await engine.contacts().map(ContactView.init))
+        case .contactRemove(let id):
+            try await engine.removeContact(id)
+            return .contactRemoved(id: id)
         default:
             return nil
         }

@@ -1,4 +1,5 @@
 import Crypto
+import MoatCore
 
 /// The hash chain's definition: the canonical encoding of an entry and the genesis value.
 ///
@@ -68,34 +69,10 @@ public enum AuditChain {
         buffer += unhex(previousHash) ?? [UInt8](repeating: 0xff, count: 32)
     }
 
-    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    static func hex<D: Sequence>(_ digest: D) -> String where D.Element == UInt8 { Hex.encode(digest) }
 
     /// Parses 64 lowercase hex digits into 32 bytes; nil for anything else.
     static func unhex(_ text: String) -> [UInt8]? {
-        let bytes = Array(text.utf8)
-        guard bytes.count == 64 else { return nil }
-        var out = [UInt8](repeating: 0, count: 32)
-        for index in 0..<32 {
-            guard let high = nibble(bytes[2 * index]), let low = nibble(bytes[2 * index + 1]) else { return nil }
-            out[index] = high << 4 | low
-        }
-        return out
-    }
-
-    private static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
-        default: nil
-        }
+        text.utf8.count == 64 ? Hex.decode(text) : nil
     }
 }

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MoatCore
 
 /// Random identifiers and the hashes Moat stores instead of them.
 ///
@@ -35,7 +36,7 @@ enum AuthRandom {
     }
 
     static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
-        bytes.map { String(format: "%02x", $0) }.joined()
+        Hex.encode(bytes)
     }
 
     /// Compares two strings in time that depends only on their lengths.

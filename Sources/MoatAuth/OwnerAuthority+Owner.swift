@@ -92,11 +92,20 @@ public struct LoginResult: Sendable {
 }
 
 extension OwnerAuthority {
-    /// The owner's state; a tampered owner row is audited.
-    public func state() async throws(AuthError) -> OwnerState {
+    /// The owner's state; a tampered owner row is audited. While `moat.db` has not changed since the owner
+    /// was last verified, the verified state is answered from memory (``AuthSnapshot``).
+    public nonisolated func state() async throws(AuthError) -> OwnerState {
+        let version = changeVersion()
+        if let version, let owner = snapshotOwner(at: version) { return owner }
+        return try await loadState(version: version)
+    }
+
+    private func loadState(version: Int64?) async throws(AuthError) -> OwnerState {
         switch try await loadOwner() {
         case .none: return .needsSetup
-        case .some(.success(let owner)): return .ready(username: owner.username, totpEnabled: owner.totpEnabled)
+        case .some(.success(let owner)):
+            if let version { remember(owner: owner, token: nil, at: version) }
+            return .ready(username: owner.username, totpEnabled: owner.totpEnabled)
         case .some(.failure):
             await reportTamper(table: "auth_owner", key: "1")
             return .damaged

@@ -3,6 +3,7 @@ import GRDB
 import MoatAudit
 import MoatCore
 public import MoatStore
+import Synchronization
 
 /// An API token as listed: never the token itself, only its prefix.
 public struct APITokenRecord: Sendable, Equatable, AuthenticatedRow {
@@ -138,7 +139,7 @@ extension OwnerAuthority {
         for (record, mac) in all {
             if rows.verify(mac, of: record) {
                 var record = record
-                record.lastUsedAt = tokenUse.latest(record.prefix, stored: record.lastUsedAt)
+                record.lastUsedAt = tokenUse.withLock { $0.latest(record.prefix, stored: record.lastUsedAt) }
                 out.append(record)
             } else {
                 await reportTamper(table: "auth_api_tokens", key: record.prefix)
@@ -180,17 +181,36 @@ extension OwnerAuthority {
     /// The token a bearer credential names, when it is well-formed, known, intact, unexpired and not
     /// revoked. Use of a revoked token is audited. The hash is compared in constant time.
     ///
-    /// Every call reads the token's row (a revocation counts from the next request), but the use itself
-    /// is written at most once per ``usageWriteInterval`` (``UsageLedger``): a read never waits for an fsync.
-    public func authenticate(bearer token: String, client: ClientInfo) async throws(AuthError) -> APITokenRecord {
+    /// Every call sees the token's row as of the latest commit (a revocation counts from the next
+    /// request): from the verified copy in ``snapshot`` while `moat.db` has not changed since it was
+    /// read, else from the database. The use itself is written at most once per ``usageWriteInterval``
+    /// (``UsageLedger``): a read never waits for an fsync, and a request whose rows are in the snapshot
+    /// waits for neither the actor nor the database.
+    ///
+    /// `client` is evaluated only when the database path needs it (to audit a revoked token's use).
+    public nonisolated func authenticate(
+        bearer token: String, client: @autoclosure @Sendable () -> ClientInfo
+    ) async throws(AuthError) -> APITokenRecord {
         guard let prefix = Self.tokenPrefix(token) else { throw AuthError(.unauthorized, "invalid API token") }
-        // The owner is read in the same transaction: one trip to the database's queue per request.
+        let version = changeVersion()
+        // A revoked token takes the database path, which audits its use.
+        guard let version, let cached = snapshotToken(prefix, at: version), cached.revokedAt == nil else {
+            return try await authenticateFromDatabase(token, prefix: prefix, client: client(), version: version)
+        }
+        return try await accept(token, cached)
+    }
+
+    /// ``authenticate(bearer:client:)`` reading the row and the owner from `moat.db` (one transaction),
+    /// remembering both in the snapshot of `version` when they verify.
+    private func authenticateFromDatabase(
+        _ token: String, prefix: String, client: ClientInfo, version: Int64?
+    ) async throws(AuthError) -> APITokenRecord {
         let (found, owner) = try await read { db in
             let token = try Row.fetchOne(db, sql: "SELECT * FROM auth_api_tokens WHERE prefix = ?", arguments: [prefix])
                 .map { (APITokenRecord(row: $0), $0["mac"] as String) }
             return (token, try self.ownerResult(in: db))
         }
-        guard var (record, mac) = found else { throw AuthError(.unauthorized, "invalid API token") }
+        guard let (record, mac) = found else { throw AuthError(.unauthorized, "invalid API token") }
         guard rows.verify(mac, of: record) else {
             await reportTamper(table: "auth_api_tokens", key: prefix)
             throw AuthError(.unauthorized, "invalid API token")
@@ -198,24 +218,34 @@ extension OwnerAuthority {
         guard AuthRandom.constantTimeEquals(AuthRandom.sha256Hex(token), record.tokenHash) else {
             throw AuthError(.unauthorized, "invalid API token")
         }
-        let now = nowMillis()
         if record.revokedAt != nil {
             await self.record(
                 "auth.token.use_revoked", actor: "token:" + prefix, target: "token:" + prefix, outcome: "denied",
                 client: client)
             throw AuthError(.unauthorized, "this API token was revoked")
         }
-        if let expires = record.expiresAt, now >= expires {
-            throw AuthError(.unauthorized, "this API token expired; create a new one with `moat token create`")
-        }
         // The owner must exist and be intact for any token to count (a damaged owner row fails closed).
         switch owner {
-        case .some(.success): break
+        case .some(.success(let owner)):
+            if let version { remember(owner: owner, token: record, at: version) }
         case .some(.failure(let error)): throw error
         case .none: throw AuthError(.setupRequired, Self.setupMessage)
         }
-        if tokenUse.use(prefix, at: now, stored: record.lastUsedAt) {
-            await storeUse(token: prefix, at: now)
+        return try await accept(token, record)
+    }
+
+    /// The last checks of a verified, unrevoked row: the token's hash and expiry; then its use is noted.
+    private nonisolated func accept(_ token: String, _ row: APITokenRecord) async throws(AuthError) -> APITokenRecord {
+        var record = row
+        guard AuthRandom.constantTimeEquals(AuthRandom.sha256Hex(token), record.tokenHash) else {
+            throw AuthError(.unauthorized, "invalid API token")
+        }
+        let now = nowMillis()
+        if let expires = record.expiresAt, now >= expires {
+            throw AuthError(.unauthorized, "this API token expired; create a new one with `moat token create`")
+        }
+        if tokenUse.withLock({ $0.use(record.prefix, at: now, stored: record.lastUsedAt) }) {
+            await storeUse(token: record.prefix, at: now)
         }
         record.lastUsedAt = now
         return record

@@ -1,4 +1,5 @@
 import GRDB
+import Synchronization
 
 extension OwnerAuthority {
     /// Milliseconds between two writes of one token's last use or one session's last activity (one
@@ -12,7 +13,7 @@ extension OwnerAuthority {
         do {
             try await write { db in try Self.storeTokenUse(prefix, at: time, in: db) }
         } catch {
-            tokenUse.failed(prefix, at: time)
+            tokenUse.withLock { $0.failed(prefix, at: time) }
         }
     }
 
@@ -29,7 +30,7 @@ extension OwnerAuthority {
     /// calls it once the server has stopped taking requests; uses that could not be written stay for
     /// the next call.
     public func flushUsage() async throws(AuthError) {
-        let tokens = tokenUse.takePending()
+        let tokens = tokenUse.withLock { $0.takePending() }
         let sessions = sessionUse.takePending()
         guard !tokens.isEmpty || !sessions.isEmpty else { return }
         do {
@@ -38,7 +39,7 @@ extension OwnerAuthority {
                 for (hash, time) in sessions { try Self.storeSessionUse(hash, at: time, in: db) }
             }
         } catch {
-            for (prefix, time) in tokens { tokenUse.failed(prefix, at: time) }
+            tokenUse.withLock { ledger in for (prefix, time) in tokens { ledger.failed(prefix, at: time) } }
             for (hash, time) in sessions { sessionUse.failed(hash, at: time) }
             throw error
         }

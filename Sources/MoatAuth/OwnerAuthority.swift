@@ -56,7 +56,10 @@ public actor OwnerAuthority {
     /// The global refusal budget's window (see ``refusalAuditDecision(outcome:)``).
     var refusalBudget = RefusalBudget()
     /// When each API token was last used, written at most once per ``usageWriteInterval`` per token.
-    var tokenUse = UsageLedger(interval: OwnerAuthority.usageWriteInterval)
+    /// Behind a lock, not the actor: a request whose rows are in ``snapshot`` never waits for the actor.
+    let tokenUse = Mutex(UsageLedger(interval: OwnerAuthority.usageWriteInterval))
+    /// The verified owner state and API tokens as of one version of `moat.db` (see ``AuthSnapshot``).
+    let snapshot = Mutex<AuthSnapshot?>(nil)
     /// When each session was last used (its idle deadline), written like ``tokenUse``.
     var sessionUse = UsageLedger(interval: OwnerAuthority.usageWriteInterval)
 
@@ -102,7 +105,7 @@ public actor OwnerAuthority {
     /// keeps its own for the life of the issuer.
     public nonisolated var liveTokenKey: [UInt8] { jwtKey.withUnsafeBytes { Array($0) } }
 
-    func nowMillis() -> Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded(.down)) }
+    nonisolated func nowMillis() -> Int64 { Int64((now().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     /// RFC 3339 UTC with milliseconds, for display.
     public nonisolated static func timestamp(_ millis: Int64) -> String {

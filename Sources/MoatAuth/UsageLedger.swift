@@ -6,7 +6,8 @@
 /// written at most once per interval, and the stored time is never more than one interval behind the
 /// real last use, even after a crash. Later uses wait here for the next use that is due, or for
 /// ``OwnerAuthority/flushUsage()`` at shutdown. Only bookkeeping lives here: whether a credential is
-/// valid (revoked, expired, deleted) is still read from the database on every request.
+/// valid (revoked, expired, deleted) is checked on every request against the rows as of the latest
+/// commit (``AuthSnapshot``).
 struct UsageLedger: Sendable {
     /// Milliseconds between two writes of one row.
     let interval: Int64

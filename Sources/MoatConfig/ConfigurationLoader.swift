@@ -1,6 +1,7 @@
 import Foundation
 import MoatAgent
 import MoatAuth
+import MoatChannels
 public import MoatCore
 import MoatHTTP
 import MoatNet
@@ -80,7 +81,7 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "agent"]) {
+        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "agent"]) {
             switch key {
             case "gateway":
                 var auth = config.auth
@@ -90,6 +91,8 @@ public enum ConfigurationLoader {
                 config.auth = auth
             case "policy":
                 try config.policy.read(value, path: key)
+            case "channels":
+                try config.channels.read(value, path: key)
             case "agent":
                 try config.agent.read(value, path: key)
             default:

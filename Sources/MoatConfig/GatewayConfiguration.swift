@@ -1,6 +1,7 @@
 public import Foundation
 public import MoatAgent
 public import MoatAuth
+public import MoatChannels
 public import MoatHTTP
 public import MoatPolicy
 
@@ -24,6 +25,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var logLevel: LogLevel = .info
     /// `policy`: trust defaults per domain, evidence rule, approval lifetime, SSRF lists (MoatPolicy).
     public var policy = PolicySettings()
+    /// `channels:` (signed webhooks).
+    public var channels = ChannelsSettings()
     /// `agent`: the provider to use, the system prompt and the budgets of a turn (MoatAgent).
     public var agent = AgentSettings()
 

@@ -14,8 +14,10 @@ public enum GatewayApplication {
     /// - Parameters:
     ///   - auth: owner authentication; nil serves only `/healthz` (tests of the guards).
     ///   - table: receives each route's access rule as it is declared (tests, the OpenAPI check).
+    ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
     public static func makeRouter(
-        hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable()
+        hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
+        webhooks: WebhookRoutes? = nil
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
@@ -31,6 +33,7 @@ public enum GatewayApplication {
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
         }
+        webhooks?.register(on: router)
         // An /api/ route added any other way than through its access rule's group would answer without a guard.
         for route in router.routes where route.path.description == "/api" || route.path.description.hasPrefix("/api/") {
             precondition(

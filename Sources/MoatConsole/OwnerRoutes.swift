@@ -77,20 +77,19 @@ public enum OwnerRoutes {
         read.get("auth/session") { _, context -> Response in
             try await respond {
                 guard let identity = context.identity else { throw AuthError(.unauthorized, "not logged in") }
-                let state = try await authority.state()
-                var object: [String: Any] = ["via": identity.via, "scope": identity.scope.rawValue]
+                let state: OwnerState
+                if let known = context.ownerState { state = known } else { state = try await authority.state() }
+                var session = SessionView(via: identity.via, scope: identity.scope.rawValue)
                 if case .ready(let username, let totp) = state {
-                    object["username"] = username
-                    object["totp_enabled"] = totp
+                    session.username = username
+                    session.totpEnabled = totp
                 }
                 // Only the Tailscale identity learns its token here. A cookie session's token is given
                 // once, by login or setup: a listener on another local port that received the cookie
                 // must not be able to fetch it.
-                if case .tailscale(_, let csrf) = identity { object["csrf_token"] = csrf }
-                if case .session(let session) = identity {
-                    object["expires_at"] = AuditTime.text(session.expires)
-                }
-                return APIError.json(status: .ok, object)
+                if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
+                if case .session(let active) = identity { session.expiresAt = AuditTime.text(active.expires) }
+                return APIError.json(status: .ok, encoding: session)
             }
         }
         admin.post("auth/password") { request, context -> Response in
@@ -263,4 +262,26 @@ struct SecretField {
     var bytes: [UInt8]
 
     mutating func take() -> SecretBytes { SecretBytes(wiping: &bytes) }
+}
+
+/// The answer of `GET /api/auth/session` (Docs/openapi.yaml `Session`): absent fields are left out.
+struct SessionView: Encodable {
+    let via: String
+    let scope: String
+    var username: String?
+    var totpEnabled: Bool?
+    var csrfToken: String?
+    var expiresAt: String?
+
+    init(via: String, scope: String) {
+        self.via = via
+        self.scope = scope
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case via, scope, username
+        case totpEnabled = "totp_enabled"
+        case csrfToken = "csrf_token"
+        case expiresAt = "expires_at"
+    }
 }

@@ -74,3 +74,45 @@ public enum PrintableText {
         return cleaned.count > limit ? String(cleaned.prefix(limit)) + "…" : cleaned
     }
 }
+
+/// Hexadecimal: lower case is the form every digest and MAC in `moat.db` and the audit log is stored in.
+public enum Hex {
+    /// `bytes` as lower-case hex, two digits per byte.
+    public static func encode<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        String(decoding: digits(bytes, upper: false), as: UTF8.self)
+    }
+
+    /// The bytes of lower-case hex `text` (an even number of `0-9a-f` digits); nil for anything else, upper
+    /// case included: every hex value Moat stores or checks is written lower case.
+    public static func decode(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        func value(_ digit: UInt8) -> UInt8? {
+            switch digit {
+            case 0x30...0x39: digit - 0x30
+            case 0x61...0x66: digit - 0x61 + 10
+            default: nil
+            }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(digits.count / 2)
+        for index in stride(from: 0, to: digits.count, by: 2) {
+            guard let high = value(digits[index]), let low = value(digits[index + 1]) else { return nil }
+            out.append(high << 4 | low)
+        }
+        return out
+    }
+
+    /// The ASCII hex digits of `bytes`, two per byte, in lower or upper case.
+    public static func digits<S: Sequence>(_ bytes: S, upper: Bool) -> [UInt8] where S.Element == UInt8 {
+        let letters: UInt8 = upper ? 0x41 : 0x61
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.underestimatedCount * 2)
+        func digit(_ nibble: UInt8) -> UInt8 { nibble < 10 ? 0x30 + nibble : letters + nibble - 10 }
+        for byte in bytes {
+            out.append(digit(byte >> 4))
+            out.append(digit(byte & 0x0f))
+        }
+        return out
+    }
+}

@@ -63,6 +63,8 @@ public struct GatewayRequestContext: RequestContext, RemoteAddressRequestContext
     public let localAddress: SocketAddress?
     /// Set by ``OwnerAccessMiddleware`` on requests to owner routes.
     public var identity: OwnerIdentity?
+    /// The owner's state as ``OwnerAccessMiddleware`` read it for this request (nil before it ran).
+    public var ownerState: OwnerState?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)

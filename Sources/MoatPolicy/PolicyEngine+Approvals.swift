@@ -27,7 +27,7 @@ public struct ActionRequest: Sendable, Hashable, Codable {
             withUnsafeBytes(of: UInt64(bytes.count).bigEndian) { data.append(contentsOf: $0) }
             data.append(contentsOf: bytes)
         }
-        return SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        return Hex.encode(SHA256.hash(data: data))
     }
 }
 

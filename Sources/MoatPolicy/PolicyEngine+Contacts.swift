@@ -54,9 +54,9 @@ extension PolicyEngine {
     static let contactsTable = ContactGrant.macTable
     static let taintTable = TaintRow.macTable
 
-    /// Grants `senderID` on `channel` the standing of a paired contact (pairing calls this once the
-    /// owner approved the code). Ceilings above `inform` outside messaging are refused: raising a
-    /// contact is a separate, deliberate step.
+    /// Grants `senderID` on `channel` the standing of a contact (`moat contact add`, or pairing once the
+    /// owner approved the code), with the ceilings the owner chose (by default `suggest` for messaging and
+    /// `inform` elsewhere). One grant per sender: a second is refused.
     @discardableResult
     public func addContact(
         channel: String,
@@ -84,6 +84,16 @@ extension PolicyEngine {
         )
         return try await audited(event) {
             try await self.write { db in
+                // One grant per sender: a second would leave which ceilings apply to chance.
+                if try Bool.fetchOne(
+                    db, sql: "SELECT 1 FROM policy_contacts WHERE channel = ? AND sender_id = ?",
+                    arguments: [channel, senderID]) == true
+                {
+                    throw PolicyError(
+                        .conflict,
+                        "\(PolicyError.printable(channel)):\(PolicyError.printable(senderID)) is a contact already; "
+                            + "remove it first (`moat contact list` shows its id)")
+                }
                 try db.execute(
                     sql: """
                         INSERT INTO policy_contacts (id, channel, sender_id, ceilings, added_by, added_at, mac)
@@ -95,6 +105,23 @@ extension PolicyEngine {
                     ]
                 )
                 return grant
+            }
+        }
+    }
+
+    /// Removes the contact `id`: from the next message on, its sender is unknown again.
+    public func removeContact(_ id: String, actor: String = "owner") async throws {
+        let missing = PolicyError(.notFound, "no contact \(PolicyError.printable(id)); `moat contact list` shows them")
+        // Checked before the audit entry, so a mistyped id records nothing.
+        let exists = try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT 1 FROM policy_contacts WHERE id = ?", arguments: [id]) == true
+        }
+        guard exists else { throw missing }
+        let event = AuditEvent(actor: actor, action: "contact.remove", target: id)
+        try await audited(event) {
+            try await self.write { db in
+                try db.execute(sql: "DELETE FROM policy_contacts WHERE id = ?", arguments: [id])
+                guard db.changesCount > 0 else { throw missing }
             }
         }
     }

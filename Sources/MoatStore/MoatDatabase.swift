@@ -1,4 +1,5 @@
 public import GRDB
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -78,9 +79,26 @@ public final class MoatDatabase: Sendable {
         }
     }
 
-    /// Closes the pool; later use of it fails. Called once at shutdown.
+    /// Closes the pool (and the change watch, if one was opened); later use of them fails. Called once
+    /// at shutdown.
     public func close() throws {
+        try watch.withLock { watch in
+            try watch?.close()
+            watch = nil
+        }
         try pool.close()
+    }
+
+    private let watch = Mutex<DatabaseChangeWatch?>(nil)
+
+    /// The database's ``DatabaseChangeWatch``, opened on first use (one per database).
+    public func changes() throws(StoreError) -> DatabaseChangeWatch {
+        try watch.withLock { watch throws(StoreError) -> DatabaseChangeWatch in
+            if let watch { return watch }
+            let opened = try DatabaseChangeWatch(path: path)
+            watch = opened
+            return opened
+        }
     }
 
     /// Runs `PRAGMA integrity_check`; returns an empty array when the database is sound.

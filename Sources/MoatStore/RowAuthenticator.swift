@@ -40,7 +40,7 @@ public struct RowAuthenticator: Sendable {
         withKey { key in
             var hmac = HMAC<SHA256>(key: key)
             hmac.update(data: Self.encode(type(of: row).macTable, row.macFields))
-            return hmac.finalize().map { String(format: "%02x", $0) }.joined()
+            return Hex.encode(hmac.finalize())
         }
     }
 
@@ -67,21 +67,5 @@ public struct RowAuthenticator: Sendable {
         return data
     }
 
-    static func hexBytes(_ text: String) -> [UInt8]? {
-        var bytes: [UInt8] = []
-        var iterator = text.utf8.makeIterator()
-        while let high = iterator.next() {
-            guard let low = iterator.next(), let h = hexValue(high), let l = hexValue(low) else { return nil }
-            bytes.append(h << 4 | l)
-        }
-        return bytes
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        default: return nil
-        }
-    }
+    static func hexBytes(_ text: String) -> [UInt8]? { Hex.decode(text) }
 }

@@ -132,8 +132,8 @@ struct SecretScrubber: Sendable {
                 if core.count >= minimumEncodedCoreLength { add(core) }
             }
         }
-        add(Hex.encode(bytes, upper: false))
-        add(Hex.encode(bytes, upper: true))
+        add(Hex.digits(bytes, upper: false))
+        add(Hex.digits(bytes, upper: true))
         for upper in [true, false] {
             add(PercentEncoding.encode(bytes, upperHex: upper, spaceAsPlus: false))
             add(PercentEncoding.encode(bytes, upperHex: upper, spaceAsPlus: true))
@@ -187,19 +187,6 @@ enum Base64 {
     }
 }
 
-enum Hex {
-    static func encode(_ bytes: [UInt8], upper: Bool) -> [UInt8] {
-        let digits = Array((upper ? "0123456789ABCDEF" : "0123456789abcdef").utf8)
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0f)])
-        }
-        return output
-    }
-}
-
 enum PercentEncoding {
     static func isUnreserved(_ byte: UInt8) -> Bool {
         (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
@@ -216,7 +203,7 @@ enum PercentEncoding {
                 output.append(UInt8(ascii: "+"))
             } else {
                 output.append(UInt8(ascii: "%"))
-                output += Hex.encode([byte], upper: upperHex)
+                output += Hex.digits([byte], upper: upperHex)
             }
         }
         return output

@@ -22,7 +22,7 @@ public struct VaultRevision: Sendable, Equatable, CustomStringConvertible {
 
     init(generation: UInt64, file: [UInt8]) {
         self.generation = generation
-        self.sha256 = SHA256.hash(data: file).map { String(format: "%02x", $0) }.joined()
+        self.sha256 = Hex.encode(SHA256.hash(data: file))
     }
 
     public var description: String { "generation \(generation) (sha256 \(sha256.prefix(12))…)" }

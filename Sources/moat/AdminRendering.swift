@@ -102,6 +102,13 @@ extension AdminResult {
             return "\(added.replaced ? "stored" : "added") \(added.name) (\(added.policy))\n"
         case .vaultRemoved(let name):
             return "removed \(name)\n"
+        case .contactAdded(let contact):
+            return "added contact " + AdminText.line(contact) + "\n"
+        case .contacts(let contacts):
+            if contacts.isEmpty { return "no contacts\n" }
+            return contacts.map { AdminText.line($0) + "\n" }.joined()
+        case .contactRemoved(let id):
+            return "removed contact \(id)\n"
         }
     }
 }
@@ -139,6 +146,13 @@ enum AdminText {
         }
         if item.tampered { line += "  TAMPERED ROWS IGNORED, see `moat audit tail`" }
         return PrintableText.strip(line) + "\n"
+    }
+
+    /// `ID CHANNEL:SENDER domain=level,…` (sender ids are printed without control characters).
+    static func line(_ contact: ContactView) -> String {
+        let ceilings = contact.ceilings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
+            separator: ",")
+        return PrintableText.strip("\(contact.id) \(contact.channel):\(contact.sender) \(ceilings)")
     }
 
     static func line(_ change: TrustChangeView) -> String {
