@@ -45,7 +45,8 @@ extension Agent {
     // MARK: Rounds
 
     /// Model rounds until the model answers without tool calls or a budget stops the turn.
-    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void) async throws
+    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void)
+        async throws
         -> TurnOutcome
     {
         let principal = state.principal.description
@@ -87,8 +88,8 @@ extension Agent {
                     "agent.reply", state.principal, state.conversation, "success",
                     [
                         "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
-                        "tool_calls": .int(Int64(state.toolCalls)), "input_tokens": .int(Int64(usage.input)),
-                        "output_tokens": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
+                        "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
+                        "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
                     ])
                 return state.outcome(reply: reply.text, stoppedBy: nil)
             }
@@ -281,7 +282,8 @@ extension Agent {
         return text
     }
 
-    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String) async throws
+    private nonisolated func invalid(_ call: ToolCall, _ state: inout TurnState, reason: String, tell: String)
+        async throws
         -> String
     {
         try await record(

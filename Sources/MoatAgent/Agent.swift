@@ -205,7 +205,9 @@ public actor Agent {
     // MARK: Helpers
 
     /// A fresh turn's state: the conversation's stored taint, plus "a non-owner wrote" for a contact.
-    nonisolated func newTurn(conversation: String, turn: String, principal: Principal, started: Date) async throws -> TurnState {
+    nonisolated func newTurn(conversation: String, turn: String, principal: Principal, started: Date) async throws
+        -> TurnState
+    {
         var taint = try await policy.taint(of: conversation)
         if principal != .owner {
             taint.reasons.append("a message from \(principal) (not the owner) is part of this turn")

@@ -84,17 +84,19 @@ struct ConversationStore: Sendable {
         return try await writer.write { db -> Opening in
             // Checks first, writes after: a refused message leaves nothing behind.
             let existing = try Row.fetchOne(
-                db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [message.conversation])
+                db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"),
+                arguments: [message.conversation])
             if let existing {
                 let stored = Self.conversation(existing)
                 guard authenticator.verify(existing["mac"], of: stored) else { return .tampered }
                 guard stored.principal == principal, stored.channel == message.channel else { return .otherOwner }
             }
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO agent_inbound (channel, sender_id, idempotency_key, conversation, turn, received_at)
                     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     message.channel, message.senderID, message.idempotencyKey, message.conversation, turn,
                     Int64((message.receivedAt.timeIntervalSince1970 * 1000).rounded(.down)),
@@ -105,9 +107,10 @@ struct ConversationStore: Sendable {
                 ?? ConversationRow(
                     id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
             if existing == nil {
-                try db.execute(
+                try db.cachedStatement(
                     sql:
-                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)"
+                ).execute(
                     arguments: [
                         conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
                     ])
@@ -123,7 +126,9 @@ struct ConversationStore: Sendable {
     func conversation(_ id: String) async throws -> ConversationRow? {
         let authenticator = self.authenticator
         return try await database.pool.read { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM agent_conversations WHERE id = ?", arguments: [id])
+            guard
+                let row = try Row.fetchOne(
+                    db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"), arguments: [id])
             else { return nil }
             let stored = Self.conversation(row)
             return authenticator.verify(row["mac"], of: stored) ? stored : nil
@@ -135,11 +140,11 @@ struct ConversationStore: Sendable {
     func history(_ conversation: String, limit: Int) async throws -> [ChatMessage] {
         try await database.pool.read { db in
             let rows = try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT role, content, tool_calls, tool_call_id FROM agent_messages
-                    WHERE conversation = ? ORDER BY id DESC LIMIT ?
-                    """,
+                db.cachedStatement(
+                    sql: """
+                        SELECT role, content, tool_calls, tool_call_id FROM agent_messages
+                        WHERE conversation = ? ORDER BY id DESC LIMIT ?
+                        """),
                 arguments: [conversation, limit])
             var messages = rows.reversed().compactMap(Self.message(_:))
             while messages.first?.role == .tool { messages.removeFirst() }
@@ -158,13 +163,14 @@ struct ConversationStore: Sendable {
     ) async throws {
         try await writer.write { db in
             try Self.insert(messages, conversation: conversation, now: now, db)
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO agent_usage (principal, day, input_tokens, output_tokens) VALUES (?, ?, ?, ?)
                     ON CONFLICT (principal, day) DO UPDATE SET
                       input_tokens = input_tokens + excluded.input_tokens,
                       output_tokens = output_tokens + excluded.output_tokens
-                    """,
+                    """
+            ).execute(
                 arguments: [principal, day, usage.input, usage.output])
         }
     }
@@ -173,7 +179,8 @@ struct ConversationStore: Sendable {
     func tokensUsed(principal: String, day: String) async throws -> Int {
         try await database.pool.read { db in
             try Int.fetchOne(
-                db, sql: "SELECT input_tokens + output_tokens FROM agent_usage WHERE principal = ? AND day = ?",
+                db.cachedStatement(
+                    sql: "SELECT input_tokens + output_tokens FROM agent_usage WHERE principal = ? AND day = ?"),
                 arguments: [principal, day]) ?? 0
         }
     }
@@ -181,13 +188,14 @@ struct ConversationStore: Sendable {
     func insert(_ call: ToolCallRow, outcome: String) async throws {
         let mac = authenticator.mac(call)
         try await writer.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO agent_tool_calls
                       (id, conversation, turn, round, call_id, tool, domain, arguments, destination, level, decision,
                        limited_by, taint, approval_id, created_at, mac, outcome)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     call.id, call.conversation, call.turn, call.round, call.callID, call.tool, call.domain,
                     call.arguments, call.destination, call.level, call.decision.rawValue, call.limitedBy, call.taint,
@@ -201,11 +209,12 @@ struct ConversationStore: Sendable {
     @discardableResult
     func finish(_ id: String, outcome: String, resultBytes: Int?, now: Int64, expected: String) async throws -> Bool {
         try await writer.write { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE agent_tool_calls SET outcome = ?, result_bytes = ?, finished_at = ?
                     WHERE id = ? AND outcome = ?
-                    """,
+                    """
+            ).execute(
                 arguments: [outcome, resultBytes, now, id, expected])
             return db.changesCount == 1
         }
@@ -218,7 +227,8 @@ struct ConversationStore: Sendable {
         return try await database.pool.read { db in
             guard
                 let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM agent_tool_calls WHERE approval_id = ?", arguments: [approvalID]),
+                    db.cachedStatement(sql: "SELECT * FROM agent_tool_calls WHERE approval_id = ?"),
+                    arguments: [approvalID]),
                 let decision = CallDecision(rawValue: row["decision"])
             else { return nil }
             let call = ToolCallRow(
@@ -242,11 +252,12 @@ struct ConversationStore: Sendable {
             let message = stored.message
             let calls =
                 message.toolCalls.isEmpty ? "" : String(decoding: try encoder.encode(message.toolCalls), as: UTF8.self)
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO agent_messages (conversation, turn, role, content, tool_calls, tool_call_id, created_at)
                     VALUES (?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: [
                     conversation, stored.turn, message.role.rawValue, message.content, calls, message.toolCallID, now,
                 ])

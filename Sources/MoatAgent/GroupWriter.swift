@@ -19,7 +19,6 @@ actor GroupWriter {
     func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let job: Job = { db in try body(db) }
         if flushing {
-            // swift-format-ignore: NeverForceUnwrap
             return try await withCheckedThrowingContinuation { waiting.append((job, $0)) } as! T
         }
         flushing = true
@@ -55,7 +54,6 @@ actor GroupWriter {
             batch = waiting.map { ($0.0, Optional($0.1)) }
             waiting.removeAll()
         }
-        // swift-format-ignore: NeverForceUnwrap
         return try mine!.get() as! T
     }
 }

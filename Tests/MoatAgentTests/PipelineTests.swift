@@ -5,6 +5,7 @@ import MoatCore
 import MoatPolicy
 import MoatProviders
 import MoatStore
+import Synchronization
 import Testing
 
 @Suite struct PipelineTests {
@@ -115,6 +116,12 @@ import Testing
             try String.fetchAll(db, sql: "SELECT metadata || target FROM audit_entries").joined()
         }
         #expect(!metadata.contains("and now?"))
+        // Usage is in the reply's entry as numbers (a key naming tokens would be redacted).
+        let reply = try await fixture.database.pool.read { db in
+            try String.fetchOne(db, sql: "SELECT metadata FROM audit_entries WHERE action = 'agent.reply'")
+        }
+        #expect(reply?.contains(#""usage_in":"#) == true)
+        #expect(reply?.contains("REDACTED") == false)
     }
 
     @Test("a tool-call row forged in moat.db (no valid MAC) cannot be approved")
@@ -129,5 +136,58 @@ import Testing
         let error = await agentError { try await fixture.agent.approve(approval) }
         #expect(error?.code == .notFound)
         #expect(tool.ran.isEmpty)
+    }
+}
+
+/// A model that holds each round until the test releases them all.
+final class HeldModel: ModelProvider {
+    let name = "held"
+    private let held = Mutex<(arrived: Int, waiting: [CheckedContinuation<Void, Never>], open: Bool)>((0, [], false))
+
+    var arrived: Int { held.withLock { $0.arrived } }
+
+    func releaseAll() {
+        let waiting = held.withLock { state in
+            state.open = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    func complete(
+        _ request: ModelRequest, onText: @escaping @Sendable (String) async -> Void
+    ) async throws(ProviderError) -> ModelReply {
+        await withCheckedContinuation { continuation in
+            let open = held.withLock { state in
+                state.arrived += 1
+                if !state.open { state.waiting.append(continuation) }
+                return state.open
+            }
+            if open { continuation.resume() }
+        }
+        return ModelReply(text: "ok")
+    }
+}
+
+@Suite struct ConcurrencyTests {
+    @Test("a second message for a conversation whose turn is running is refused; other conversations go on")
+    func busyConversation() async throws {
+        let model = HeldModel()
+        let fixture = try AgentFixture(tools: [])
+        let agent = Agent(
+            provider: model, tools: [], policy: fixture.policy, audit: fixture.audit, vault: fixture.vault,
+            database: fixture.database, authenticator: try AgentKeyring.authenticator(from: fixture.vault),
+            notifier: fixture.notices)
+        let first = Task { try await agent.handle(fixture.owner("one", conversation: "a")) }
+        while model.arrived == 0 { await Task.yield() }
+        let busy = await agentError { try await agent.handle(fixture.owner("two", conversation: "a")) }
+        #expect(busy?.code == .busy)
+        let other = Task { try await agent.handle(fixture.owner("three", conversation: "b")) }
+        while model.arrived < 2 { await Task.yield() }
+        model.releaseAll()
+        #expect(try await first.value.reply == "ok")
+        #expect(try await other.value.reply == "ok")
+        #expect(try fixture.count("agent_messages", "role = 'user'") == 2)
     }
 }
