@@ -39,7 +39,7 @@ public struct AgentOperations: Sendable {
     ) async throws -> AdminResult? {
         do {
             return .approvalResumed(id: id, approved: approved, TurnView(try await decide()))
-        } catch where error.code == .notFound {
+        } catch  where error.code == .notFound {
             return nil
         }
     }

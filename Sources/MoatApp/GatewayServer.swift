@@ -4,9 +4,9 @@ import HummingbirdTLS
 public import Logging
 import MoatAdmin
 import MoatAgent
-import MoatChannels
 public import MoatAudit
 import MoatAuth
+import MoatChannels
 public import MoatConfig
 import MoatConsole
 public import MoatCore

@@ -83,7 +83,9 @@ public enum ConfigurationLoader {
     /// The top level: each section goes to the settings value of the module that owns it.
     static func read(_ root: ConfigNode) throws(ConfigError) -> GatewayConfiguration {
         var config = GatewayConfiguration()
-        for (key, value) in try root.mapping(path: "", allowed: ["gateway", "log", "policy", "channels", "providers", "tools", "agent"]) {
+        for (key, value) in try root.mapping(
+            path: "", allowed: ["gateway", "log", "policy", "channels", "providers", "tools", "agent"])
+        {
             switch key {
             case "gateway":
                 var auth = config.auth

@@ -197,9 +197,12 @@ enum AdminText {
         var text = PrintableText.stripKeepingLines(turn.reply)
         if !text.hasSuffix("\n") { text += "\n" }
         for pending in turn.pending {
-            text += PrintableText.strip(
-                "pending approval \(pending.approvalID): \(pending.tool): \(pending.summary) (\(pending.reason))") + "\n"
-            text += "  decide with: moat approvals approve \(pending.approvalID)  |  moat approvals deny \(pending.approvalID)\n"
+            text +=
+                PrintableText.strip(
+                    "pending approval \(pending.approvalID): \(pending.tool): \(pending.summary) (\(pending.reason))")
+                + "\n"
+            text +=
+                "  decide with: moat approvals approve \(pending.approvalID)  |  moat approvals deny \(pending.approvalID)\n"
         }
         for described in turn.described { text += PrintableText.strip("described, not run: " + described) + "\n" }
         if let stop = turn.stoppedBy { text += PrintableText.strip("stopped: " + stop) + "\n" }

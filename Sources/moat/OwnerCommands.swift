@@ -65,11 +65,13 @@ enum AdminChannel {
             let audit = try context.state.auditLog(vault: vault)
             let engine = try context.state.policyEngine(vault: vault, audit: audit)
             // The agent only for what needs it: a broken provider setting must not block `moat token list`.
-            let agent = try operation.isAgentTurn
+            let agent =
+                try operation.isAgentTurn
                 ? AgentOperations(
                     agent: context.state.agent(
                         vault: vault, audit: audit, engine: engine,
-                        notifier: LoggingNotifier(logger: Logger(label: "moat.chat") { _ in SwiftLogNoOpLogHandler() })))
+                        notifier: LoggingNotifier(logger: Logger(label: "moat.chat") { _ in SwiftLogNoOpLogHandler() }))
+                )
                 : nil
             return context.state.adminOperations(
                 authority: try context.state.ownerAuthority(vault: vault, audit: audit), engine: engine,

@@ -2,8 +2,8 @@ import Crypto
 import Foundation
 import GRDB
 import Hummingbird
-import Logging
 import HummingbirdTesting
+import Logging
 import MoatAdmin
 import MoatAgent
 import MoatApp
