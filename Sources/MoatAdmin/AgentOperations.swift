@@ -16,10 +16,7 @@ public struct AgentOperations: Sendable {
     func perform(_ operation: AdminOperation) async throws -> AdminResult? {
         switch operation {
         case .chat(let message, let conversation):
-            let inbound = InboundMessage(
-                channel: InboundMessage.ownerChannel, senderID: "owner",
-                conversation: conversation ?? "owner-" + Self.randomID(), text: message,
-                idempotencyKey: "owner-" + Self.randomID())
+            let inbound = InboundMessage.fromOwner(message, conversation: conversation)
             return .chatTurn(TurnView(try await agent.handle(inbound)))
         case .approvalsApprove(let id):
             return try await resumed(id, approved: true) { () async throws(AgentError) in try await agent.approve(id) }
@@ -42,11 +39,5 @@ public struct AgentOperations: Sendable {
         } catch  where error.code == .notFound {
             return nil
         }
-    }
-
-    /// 16 random hex digits: new conversation ids and the owner's idempotency keys.
-    static func randomID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }

@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// One message arriving on a channel, as the channel adapter hands it to the pipeline.
 ///
@@ -39,3 +40,21 @@ public struct InboundMessage: Sendable, Hashable {
         self.receivedAt = receivedAt
     }
 }
+
+extension InboundMessage {
+    /// A message from the owner's own entry points (`moat chat`, `POST /api/chat`): in `conversation`, or a
+    /// new one, with a fresh idempotency key (the owner's entry points do not retry on their own).
+    public static func fromOwner(_ text: String, conversation: String?) -> InboundMessage {
+        InboundMessage(
+            channel: ownerChannel, senderID: "owner", conversation: conversation ?? "owner-" + randomID(), text: text,
+            idempotencyKey: "owner-" + randomID())
+    }
+
+    /// 16 random hex digits.
+    static func randomID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return Hex.encode(bytes)
+    }
+}
+

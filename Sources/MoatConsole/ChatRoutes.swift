@@ -17,18 +17,10 @@ enum ChatRoutes {
                 let message = body.message
                 guard !message.isEmpty else { throw AuthError(.invalidInput, "the field \"message\" is empty") }
                 let conversation = body.conversation
-                let inbound = InboundMessage(
-                    channel: InboundMessage.ownerChannel, senderID: "owner",
-                    conversation: conversation ?? "owner-" + Self.randomID(), text: message,
-                    idempotencyKey: "owner-" + Self.randomID())
+                let inbound = InboundMessage.fromOwner(message, conversation: conversation)
                 return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
             }
         }
-    }
-
-    static func randomID() -> String {
-        var generator = SystemRandomNumberGenerator()
-        return Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) })
     }
 }
 
