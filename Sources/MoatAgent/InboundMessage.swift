@@ -57,4 +57,3 @@ extension InboundMessage {
         return Hex.encode(bytes)
     }
 }
-
