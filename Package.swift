@@ -542,6 +542,8 @@ let package = Package(
             name: "MoatCLITests",
             dependencies: [
                 "moat",
+                "MoatChannels",
+                "MoatCore",
                 "MoatTestSupport",
                 "MoatVault",
                 .product(name: "GRDB", package: "GRDB.swift"),

@@ -133,6 +133,9 @@ extension PinnedHTTPTransport {
                 do {
                     part = try await parts.next()
                 } catch {
+                    // The watchdog's own verdict (a time limit, the size cap) wins over the write it cut
+                    // short: on a loaded machine the request may still be going out when a limit fires.
+                    if let limit = error as? NetError { throw limit }
                     throw Self.streamFailure(writeFailure ?? error, origin: origin)
                 }
                 switch part {
