@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatAgent
 import MoatCore
 
 #if canImport(Glibc)
@@ -30,11 +31,14 @@ public enum AdminClient {
     ///   - operation: the operation to run.
     ///   - path: the admin socket (`moat.sock` in the state directory).
     ///   - timeout: how long the whole exchange may take, in seconds.
+    ///   - onEvent: for an operation that streams (``AdminOperation/streamsEvents``), each event of its
+    ///     turn as it arrives, before the response.
     /// - Throws: ``GatewayError`` with a message that says what to do (start `moat serve`, check the
     ///   state directory, retry).
-    public static func send(_ operation: AdminOperation, to path: String, timeout: TimeInterval = 30) throws
-        -> AdminResponse
-    {
+    public static func send(
+        _ operation: AdminOperation, to path: String, timeout: TimeInterval = 30,
+        onEvent: (TurnEventView) -> Void = { _ in }
+    ) throws -> AdminResponse {
         // The line may carry a password: wiped once sent.
         var line = try AdminProtocol.request(operation)
         defer { AdminProtocol.wipe(&line) }
@@ -58,12 +62,15 @@ public enum AdminClient {
             )
         }
         try UnixDomainSocket.writeAll(fd, line, deadline: deadline, path: path)
-        let reply = try UnixDomainSocket.readLine(
-            fd,
-            limit: AdminProtocol.maximumResponseBytes,
-            deadline: deadline,
-            path: path
-        )
+        var reader = UnixDomainSocket.LineReader(fd: fd, path: path)
+        var reply = try reader.next(limit: AdminProtocol.maximumResponseBytes, deadline: deadline)
+        // Only a streamed answer has event lines; anywhere else one is not a response.
+        while operation.streamsEvents,
+            let frame = try? JSONDecoder().decode(AdminEventFrame.self, from: Data(reply))
+        {
+            onEvent(frame.event)
+            reply = try reader.next(limit: AdminProtocol.maximumResponseBytes, deadline: deadline)
+        }
         do {
             return try JSONDecoder().decode(AdminResponse.self, from: Data(reply))
         } catch {
@@ -305,40 +312,52 @@ enum UnixDomainSocket {
         }
     }
 
-    /// Reads up to the first newline (not included), failing after `deadline`, past `limit` bytes, or
-    /// when the server closes before a whole line.
-    static func readLine(_ fd: Int32, limit: Int, deadline: Date, path: String) throws(GatewayError) -> [UInt8] {
-        var received: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16 * 1024)
-        while true {
-            guard setTimeout(fd, SO_RCVTIMEO, until: deadline) else {
-                throw GatewayError(.startup, "moat serve at \(path) did not answer in time; try again")
-            }
-            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno == EINTR { continue }
-            if count < 0 {
-                let failure = errno
-                if failure == EAGAIN || failure == EWOULDBLOCK {
+    /// Reads a connection line by line, keeping what arrived after a line for the next one.
+    struct LineReader {
+        let fd: Int32
+        let path: String
+        private var buffered: [UInt8] = []
+
+        init(fd: Int32, path: String) {
+            self.fd = fd
+            self.path = path
+        }
+
+        /// The next line (without its newline), failing after `deadline`, past `limit` bytes, or when
+        /// the server closes before a whole line.
+        mutating func next(limit: Int, deadline: Date) throws(GatewayError) -> [UInt8] {
+            var chunk = [UInt8](repeating: 0, count: 16 * 1024)
+            while true {
+                if let newline = buffered.firstIndex(of: UInt8(ascii: "\n")) {
+                    guard newline <= limit else { break }
+                    let line = Array(buffered[..<newline])
+                    buffered.removeFirst(newline + 1)
+                    return line
+                }
+                guard buffered.count <= limit else { break }
+                guard setTimeout(fd, SO_RCVTIMEO, until: deadline) else {
                     throw GatewayError(.startup, "moat serve at \(path) did not answer in time; try again")
                 }
-                throw GatewayError(.startup, "reading from moat serve at \(path) failed: \(reason(failure))")
+                let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                if count < 0 {
+                    let failure = errno
+                    if failure == EAGAIN || failure == EWOULDBLOCK {
+                        throw GatewayError(.startup, "moat serve at \(path) did not answer in time; try again")
+                    }
+                    throw GatewayError(.startup, "reading from moat serve at \(path) failed: \(reason(failure))")
+                }
+                if count == 0 {
+                    throw GatewayError(
+                        .startup,
+                        "moat serve at \(path) closed the connection without an answer; see its log"
+                    )
+                }
+                buffered += chunk[0..<count]
             }
-            if count == 0 {
-                throw GatewayError(
-                    .startup,
-                    "moat serve at \(path) closed the connection without an answer; see its log"
-                )
-            }
-            let chunk = buffer[0..<count]
-            if let newline = chunk.firstIndex(of: UInt8(ascii: "\n")) {
-                received += chunk[..<newline]
-                guard received.count <= limit else { break }
-                return received
-            }
-            received += chunk
-            guard received.count <= limit else { break }
+            throw GatewayError(
+                .startup, "moat serve at \(path) sent an answer larger than \(limit / 1024 / 1024) MiB")
         }
-        throw GatewayError(.startup, "moat serve at \(path) sent an answer larger than \(limit / 1024 / 1024) MiB")
     }
 
     /// Sets a send or receive timeout to the time left until `deadline`; false when none is left.

@@ -34,6 +34,9 @@ public enum AdminOperation: Sendable {
     case contactRemove(id: String)
     /// `moat chat --message TEXT`: one turn of the owner's conversation (a new one when nil).
     case chat(message: String, conversation: String?)
+    /// `moat chat` streaming: the same turn, answered with the turn's events (one `{"event": …}` line
+    /// each, ``AdminEventFrame``) before the result line.
+    case chatStream(message: String, conversation: String?)
     /// The secrets' names, policies and dates (never a value).
     case vaultList
     /// A new master password (and salt) for the vault the server holds, its seal written again. Without
@@ -64,6 +67,7 @@ public enum AdminOperation: Sendable {
         case contactList = "contact.list"
         case contactRemove = "contact.remove"
         case chat = "chat"
+        case chatStream = "chat.stream"
         case vaultAdd = "vault.add"
         case vaultRemove = "vault.rm"
         case vaultList = "vault.list"
@@ -96,6 +100,7 @@ public enum AdminOperation: Sendable {
         case .contactList: .contactList
         case .contactRemove: .contactRemove
         case .chat: .chat
+        case .chatStream: .chatStream
         case .vaultRemove: .vaultRemove
         case .vaultList: .vaultList
         case .vaultRekey: .vaultRekey
@@ -104,10 +109,24 @@ public enum AdminOperation: Sendable {
 }
 
 extension AdminOperation {
+    /// Whether the operation is a chat turn (streamed or not).
+    public var isChat: Bool {
+        switch self {
+        case .chat, .chatStream: true
+        default: false
+        }
+    }
+
+    /// Whether the answer streams the turn's events (``AdminEventFrame`` lines) before its result line.
+    public var streamsEvents: Bool {
+        if case .chatStream = self { return true }
+        return false
+    }
+
     /// Whether the operation runs an agent turn (a chat, or an approval decision that resumes one).
     public var isAgentTurn: Bool {
         switch self {
-        case .chat, .approvalsApprove, .approvalsDeny: true
+        case .chat, .chatStream, .approvalsApprove, .approvalsDeny: true
         default: false
         }
     }
@@ -248,6 +267,10 @@ extension AdminOperation: Codable {
             return .chat(
                 message: try params.required(String.self, .message),
                 conversation: try params.optional(String.self, .conversation))
+        case .chatStream:
+            return .chatStream(
+                message: try params.required(String.self, .message),
+                conversation: try params.optional(String.self, .conversation))
         case .vaultList: return .vaultList
         case .vaultRekey:
             return .vaultRekey(
@@ -309,7 +332,7 @@ extension AdminOperation: Codable {
             try params.encode(channel, forKey: .channel)
             try params.encode(sender, forKey: .sender)
             try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
-        case .chat(let message, let conversation):
+        case .chat(let message, let conversation), .chatStream(let message, let conversation):
             try params.encode(message, forKey: .message)
             try params.encodeIfPresent(conversation, forKey: .conversation)
         case .vaultRekey(let current, let new, let pin):

@@ -1,3 +1,4 @@
+public import MoatAgent
 public import MoatAuth
 public import MoatCore
 
@@ -42,27 +43,32 @@ public struct AdminOperations: Sendable {
         self.agent = agent
     }
 
-    /// Runs one operation; `client` names the caller for the audit log.
-    public func perform(_ operation: AdminOperation, client: ClientInfo) async throws(AdminFailure) -> AdminResult {
+    /// Runs one operation; `client` names the caller for the audit log, `events` watches the turn of a
+    /// streamed chat (`chat.stream`).
+    public func perform(
+        _ operation: AdminOperation, client: ClientInfo, events: (@Sendable (TurnEvent) async -> Void)? = nil
+    ) async throws(AdminFailure) -> AdminResult {
         do {
             // The agent first: with it, deciding an approval also runs the held call and goes on.
-            if let agent, let result = try await agent.perform(operation) { return result }
+            if let agent, let result = try await agent.perform(operation, events: events) { return result }
             if let result = try await owner.perform(operation, client: client) { return result }
             if let result = try await policy.perform(operation) { return result }
             if let vault, let result = try vault.perform(operation) { return result }
         } catch {
             throw AdminFailure(error)
         }
-        if case .chat = operation {
+        if operation.isChat {
             throw AdminFailure("the agent is not open in this process; start `moat serve` or run `moat chat` again")
         }
         throw AdminFailure(AdminRequestError.unknown(operation.name.rawValue))
     }
 
     /// Runs one operation and answers as the admin socket does.
-    public func respond(to operation: AdminOperation, client: ClientInfo) async -> AdminResponse {
+    public func respond(
+        to operation: AdminOperation, client: ClientInfo, events: (@Sendable (TurnEvent) async -> Void)? = nil
+    ) async -> AdminResponse {
         do {
-            return .success(try await perform(operation, client: client))
+            return .success(try await perform(operation, client: client, events: events))
         } catch {
             return .failure(error.message, status: error.status)
         }

@@ -1,4 +1,5 @@
 import Foundation
+public import MoatAgent
 import MoatCore
 
 // The admin socket's wire format (`moat.sock`, in the state directory). It is internal: the `moat` CLI
@@ -22,6 +23,18 @@ import MoatCore
 // `status` is the exit code the CLI should end with; `result` (an ``AdminResult``, or null on failure) is
 // rendered as text by the CLI; `error` (a string or null) goes to stderr. A client that sends nothing
 // within the read timeout (10 s) gets an error line.
+//
+// One operation streams: `chat.stream` (same parameters as `chat`) is answered with one line per event
+// of the running turn, each an object with the single key `event` (``AdminEventFrame``, the event as
+// ``TurnEventView``), then the usual result line, then the server closes:
+//
+//     {"event": {"round": 1, "text": "Hel", "type": "delta"}}
+//     {"event": {"approval_id": "…", "reason": "…", "summary": "…", "tool": "shell", "type": "approval"}}
+//     {"error": null, "result": {"chatTurn": {…}}, "status": 0}
+//
+// Every line obeys the response size limit. Any other operation is answered with its result line alone,
+// and a client refuses an event line there. A client that goes away mid-turn does not stop the turn: it
+// completes and is stored (the server stops writing to it).
 
 /// The server's answer to one ``AdminOperation``: its result, or the error and the exit code.
 public struct AdminResponse: Codable, Sendable, Equatable {
@@ -67,6 +80,15 @@ public struct AdminResponse: Codable, Sendable, Equatable {
             try container.encodeNil(forKey: .result)
         }
         if let error { try container.encode(error, forKey: .error) } else { try container.encodeNil(forKey: .error) }
+    }
+}
+
+/// One event line of a streamed answer (`chat.stream`).
+public struct AdminEventFrame: Codable, Sendable, Equatable {
+    public var event: TurnEventView
+
+    public init(event: TurnEventView) {
+        self.event = event
     }
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+public import MoatAgent
 import MoatCore
 import NIOCore
 import NIOPosix
@@ -34,7 +35,9 @@ import Synchronization
 /// graceful shutdown or cancellation, waits for connections in progress, and removes the socket file.
 public final class AdminSocketServer: Service {
     private let path: String
-    private let handler: @Sendable (AdminOperation, AdminPeer) async -> AdminResponse
+    private let handler:
+        @Sendable (AdminOperation, AdminPeer, (@Sendable (TurnEvent) async -> Void)?) async ->
+            AdminResponse
     private let onRefused: @Sendable (AdminPeer) async -> Void
     private let logger: Logger
     private let allowedUID: uid_t
@@ -42,7 +45,8 @@ public final class AdminSocketServer: Service {
 
     /// - Parameters:
     ///   - path: where to create the socket (normally `moat.sock` in the state directory).
-    ///   - handler: carries out one request from an allowed peer and says what the CLI prints.
+    ///   - handler: carries out one request from an allowed peer and says what the CLI prints; for an
+    ///     operation that streams (``AdminOperation/streamsEvents``) it is given where the turn's events go.
     ///   - onRefused: told about each peer refused for its uid (to audit it); runs before the refusal is
     ///     sent.
     ///   - logger: for start, stop and refusals; requests' parameters and outputs are never logged.
@@ -50,7 +54,10 @@ public final class AdminSocketServer: Service {
     ///   - readTimeout: how long a client has to send its request line.
     public init(
         path: String,
-        handler: @escaping @Sendable (AdminOperation, AdminPeer) async -> AdminResponse,
+        handler:
+            @escaping @Sendable (
+                AdminOperation, AdminPeer, _ events: (@Sendable (TurnEvent) async -> Void)?
+            ) async -> AdminResponse,
         onRefused: @escaping @Sendable (AdminPeer) async -> Void,
         logger: Logger,
         allowedUID: uid_t = geteuid(),
@@ -62,6 +69,20 @@ public final class AdminSocketServer: Service {
         self.logger = logger
         self.allowedUID = allowedUID
         self.readTimeout = readTimeout
+    }
+
+    /// A server whose operations never stream.
+    public convenience init(
+        path: String,
+        handler: @escaping @Sendable (AdminOperation, AdminPeer) async -> AdminResponse,
+        onRefused: @escaping @Sendable (AdminPeer) async -> Void,
+        logger: Logger,
+        allowedUID: uid_t = geteuid(),
+        readTimeout: Duration = .seconds(10)
+    ) {
+        self.init(
+            path: path, handler: { operation, peer, _ in await handler(operation, peer) }, onRefused: onRefused,
+            logger: logger, allowedUID: allowedUID, readTimeout: readTimeout)
     }
 
     /// Whether a peer with `peerUID` may use the socket: the allowed uid (the server's own) or root.
@@ -236,7 +257,7 @@ public final class AdminSocketServer: Service {
                         let operation = try AdminProtocol.operation(from: bytes)
                         logger.info(
                             "admin request", metadata: ["op": "\(operation.name.rawValue)", "peer_uid": "\(peer.uid)"])
-                        response = await handler(operation, peer)
+                        response = await answer(operation, peer: peer, outbound: outbound)
                     } catch let error as AdminRequestError {
                         response = .failure("moat: " + error.message, status: ExitStatus.usage)
                     } catch {
@@ -251,6 +272,23 @@ public final class AdminSocketServer: Service {
             }
         } catch {
             logger.debug("admin connection ended with an error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The operation's result; for one that streams, each event of its turn is written first, as one
+    /// ``AdminEventFrame`` line. A client gone mid-turn ends the writing, not the turn.
+    private func answer(
+        _ operation: AdminOperation, peer: AdminPeer, outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    ) async -> AdminResponse {
+        guard operation.streamsEvents else { return await handler(operation, peer, nil) }
+        let handler = self.handler
+        return await LiveTurn.relay { events in
+            await handler(operation, peer, events)
+        } to: { event in
+            // The result line carries the finished turn.
+            if case .finished = event { return }
+            try await outbound.write(
+                ByteBuffer(bytes: try AdminProtocol.line(AdminEventFrame(event: TurnEventView(event)))))
         }
     }
 

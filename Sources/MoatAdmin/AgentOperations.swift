@@ -12,12 +12,15 @@ public struct AgentOperations: Sendable {
         self.agent = agent
     }
 
-    /// Runs one agent operation; nil for an operation of another table.
-    func perform(_ operation: AdminOperation) async throws -> AdminResult? {
+    /// Runs one agent operation; nil for an operation of another table. `events` watches a streamed
+    /// chat's turn (`chat.stream`).
+    func perform(
+        _ operation: AdminOperation, events: (@Sendable (TurnEvent) async -> Void)? = nil
+    ) async throws -> AdminResult? {
         switch operation {
-        case .chat(let message, let conversation):
+        case .chat(let message, let conversation), .chatStream(let message, let conversation):
             let inbound = InboundMessage.fromOwner(message, conversation: conversation)
-            return .chatTurn(TurnView(try await agent.handle(inbound)))
+            return .chatTurn(TurnView(try await agent.handle(inbound, events: events)))
         case .approvalsApprove(let id):
             return try await resumed(id, approved: true) { () async throws(AgentError) in try await agent.approve(id) }
         case .approvalsDeny(let id, let reason):

@@ -13,23 +13,25 @@ extension Agent {
     /// An approval already decided with `moat approvals approve` is used as it is.
     /// - Throws: ``AgentError`` `.notFound` (no verified held call), `.refused` (already used, expired,
     ///   denied, a changed request, or the audit log could not record a step), `.busy`, `.provider`.
+    ///
+    /// - Parameter events: the continued turn, live (as ``handle(_:events:)`` shows a turn).
     public func approve(
-        _ approvalID: String, actor: String = "owner", onText: @escaping @Sendable (String) async -> Void = { _ in }
+        _ approvalID: String, actor: String = "owner", events: (@Sendable (TurnEvent) async -> Void)? = nil
     ) async throws(AgentError) -> TurnOutcome {
-        try await resume(approvalID, approve: true, reason: "", actor: actor, onText: onText)
+        try await resume(approvalID, approve: true, reason: "", actor: actor, events: events)
     }
 
     /// The owner denies the call held under `approvalID`; the model is told and answers the user.
     public func deny(
         _ approvalID: String, reason: String = "", actor: String = "owner",
-        onText: @escaping @Sendable (String) async -> Void = { _ in }
+        events: (@Sendable (TurnEvent) async -> Void)? = nil
     ) async throws(AgentError) -> TurnOutcome {
-        try await resume(approvalID, approve: false, reason: reason, actor: actor, onText: onText)
+        try await resume(approvalID, approve: false, reason: reason, actor: actor, events: events)
     }
 
     private func resume(
         _ approvalID: String, approve: Bool, reason: String, actor: String,
-        onText: @escaping @Sendable (String) async -> Void
+        events: (@Sendable (TurnEvent) async -> Void)?
     ) async throws(AgentError) -> TurnOutcome {
         let id = Self.printable(approvalID)
         let held = try await mapped { try await self.store.call(approvalID: approvalID) }
@@ -48,15 +50,16 @@ extension Agent {
                 .busy, "a turn is still running in that conversation; decide the approval again when it ends")
         }
         defer { busy.remove(call.conversation) }
+        let observer = events.map { TurnObserver(vault: vault, sink: $0) }
         return try await mapped {
             try await self.continueAfterDecision(
-                call, approvalID: approvalID, approve: approve, reason: reason, actor: actor, onText: onText)
+                call, approvalID: approvalID, approve: approve, reason: reason, actor: actor, observer: observer)
         }
     }
 
     private nonisolated func continueAfterDecision(
         _ call: ToolCallRow, approvalID: String, approve: Bool, reason: String, actor: String,
-        onText: @escaping @Sendable (String) async -> Void
+        observer: TurnObserver?
     ) async throws -> TurnOutcome {
         let id = Self.printable(approvalID)
         guard let conversation = try await store.conversation(call.conversation) else {
@@ -69,6 +72,7 @@ extension Agent {
         let record = try await policy.approval(approvalID)
         var state = try await newTurn(
             conversation: call.conversation, turn: Self.newID(), principal: principal, started: now())
+        state.observer = observer
         // The model sees its call again under a new id, answered with the result or the denial.
         let again = ToolCall(id: "approved-\(approvalID)", name: call.tool, arguments: call.arguments)
         let asked = ChatMessage(role: .assistant, content: "", toolCalls: [again])
@@ -106,6 +110,9 @@ extension Agent {
             state.toolCalls += 1
             answer = try await execute(
                 tool, prepared, call, report: .ran, explanation: "approved by \(Self.printable(actor))", &state)
+            if let report = state.calls.last {
+                await observer?.emit(.toolFinished(FinishedCall(index: state.toolCalls, report: report)))
+            }
         } else {
             switch record.status {
             case .pending: try await policy.deny(approvalID, reason: reason, actor: actor)
@@ -125,7 +132,7 @@ extension Agent {
         try await store.append(
             [StoredMessage(turn: state.turn, message: asked), StoredMessage(turn: state.turn, message: answered)],
             conversation: call.conversation, now: Self.millis(now()))
-        return try await runRounds(&state, onText: onText)
+        return try await runRounds(&state)
     }
 
     /// The principal a stored conversation belongs to, with its current verified ceilings.

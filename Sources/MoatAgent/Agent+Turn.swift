@@ -21,6 +21,8 @@ struct TurnState: Sendable {
     var pending: [PendingAction] = []
     var described: [String] = []
     var calls: [CallReport] = []
+    /// Who watches the turn live, if anyone.
+    var observer: TurnObserver?
 
     init(
         conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
@@ -44,11 +46,15 @@ struct TurnState: Sendable {
 extension Agent {
     // MARK: Rounds
 
-    /// Model rounds until the model answers without tool calls or a budget stops the turn.
-    nonisolated func runRounds(_ state: inout TurnState, onText: @escaping @Sendable (String) async -> Void)
-        async throws
-        -> TurnOutcome
-    {
+    /// Model rounds until the model answers without tool calls or a budget stops the turn; the
+    /// observer's last event is `.finished`.
+    nonisolated func runRounds(_ state: inout TurnState) async throws -> TurnOutcome {
+        let outcome = try await modelRounds(&state)
+        await state.observer?.emit(.finished(outcome))
+        return outcome
+    }
+
+    private nonisolated func modelRounds(_ state: inout TurnState) async throws -> TurnOutcome {
         let principal = state.principal.description
         while true {
             let day = Self.day(now())
@@ -66,11 +72,14 @@ extension Agent {
                     "messages": .int(Int64(request.messages.count)),
                 ])
             let provider = self.provider
+            let observer = state.observer
+            let round = state.rounds
             let reply: ModelReply
             do {
                 reply = try await audit.performAfterAudit(event) {
-                    try await provider.complete(request, onText: onText)
+                    try await provider.complete(request) { await observer?.text($0, round: round) }
                 }
+                await observer?.endRound(round, text: reply.text)
             } catch let error as ProviderError {
                 _ = try? await record(
                     "agent.model.failed", state.principal, state.conversation, "failure",
@@ -91,7 +100,7 @@ extension Agent {
                         "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
                         "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
                     ])
-                return state.outcome(reply: reply.text, stoppedBy: nil)
+                return state.outcome(reply: vault.scrub(reply.text), stoppedBy: nil)
             }
             for (index, call) in reply.toolCalls.enumerated() {
                 if let stop = TurnBudget.beforeToolCall(budgetUsage(state, tokensToday: 0), settings: settings) {
@@ -106,12 +115,29 @@ extension Agent {
                             CallReport(
                                 id: "", tool: Self.printable(skipped.name), decision: .skipped, level: nil,
                                 explanation: stop.message, outcome: ""))
+                        await state.observer?.emit(
+                            .toolFinished(
+                                FinishedCall(
+                                    index: state.toolCalls + answers.count, report: state.calls[state.calls.count - 1]))
+                        )
                     }
                     try await store.append(answers, conversation: state.conversation, now: Self.millis(now()))
                     return try await stopTurn(state, stop)
                 }
                 state.toolCalls += 1
+                if let observer = state.observer, observer.watched {
+                    await observer.emit(
+                        .toolProposed(
+                            ProposedCall(
+                                index: state.toolCalls, round: state.rounds,
+                                tool: observer.excerpt(call.name, limit: 64),
+                                domain: tools[call.name]?.domain,
+                                arguments: observer.excerpt(call.arguments, limit: 200))))
+                }
                 let content = try await gate(call, &state)
+                if let report = state.calls.last {
+                    await state.observer?.emit(.toolFinished(FinishedCall(index: state.toolCalls, report: report)))
+                }
                 let answer = ChatMessage(role: .tool, content: content, toolCallID: call.id)
                 state.messages.append(answer)
                 try await store.append(
@@ -128,6 +154,7 @@ extension Agent {
     }
 
     private nonisolated func stopTurn(_ state: TurnState, _ stop: BudgetStop) async throws -> TurnOutcome {
+        await state.observer?.emit(.budgetReached(stop))
         try await record(
             "agent.budget", state.principal, state.conversation, "denied",
             [
@@ -171,6 +198,14 @@ extension Agent {
             domainLevel: trust.level, principal: state.principal, domain: tool.domain, action: tool.name,
             taint: state.taint)
         let kind = Self.decision(decision.level)
+        let summary = vault.scrub(prepared.summary)
+        await state.observer?.emit(
+            .toolDecided(
+                DecidedCall(
+                    index: state.toolCalls, tool: tool.name, decision: kind, domainLevel: trust.level,
+                    level: decision.level, limitedBy: decision.limitedBy.map(\.rawValue),
+                    explanation: decision.explanation,
+                    taintReasons: decision.limitedBy.contains(.taint) ? state.taint.reasons : [])))
         var approvalID: String?
         if kind == .pending {
             approvalID =
@@ -202,20 +237,21 @@ extension Agent {
         case .refused:
             return "Refused by the gateway: \(decision.explanation). Do not try to reach the same result another way."
         case .described:
-            state.described.append(prepared.summary)
+            state.described.append(summary)
             return "Not run: \(decision.explanation). The user was shown what it would do: \(prepared.summary)"
         default:
             let approval = approvalID ?? ""
             let taintReasons = decision.limitedBy.contains(.taint) ? state.taint.reasons : []
-            state.pending.append(
-                PendingAction(
-                    approvalID: approval, tool: tool.name, domain: tool.domain, summary: prepared.summary,
-                    explanation: decision.explanation, taintReasons: taintReasons))
+            let action = PendingAction(
+                approvalID: approval, tool: tool.name, domain: tool.domain, summary: summary,
+                explanation: decision.explanation, taintReasons: taintReasons)
+            state.pending.append(action)
+            await state.observer?.emit(.approvalPending(action))
             let cause = taintReasons.isEmpty ? "" : " (tainted: \(taintReasons.joined(separator: "; ")))"
             await notifier.notify(
                 OwnerNotice(
                     kind: .approvalPending, conversationID: state.conversation, approvalID: approval,
-                    text: "\(prepared.summary) waits for your approval \(approval): \(decision.explanation)\(cause)"))
+                    text: "\(summary) waits for your approval \(approval): \(decision.explanation)\(cause)"))
             return "Held for the owner's approval (\(approval)): \(decision.explanation). It runs only if the owner "
                 + "approves it; tell the user it is waiting for the owner."
         }
@@ -277,7 +313,7 @@ extension Agent {
             await notifier.notify(
                 OwnerNotice(
                     kind: .actionTaken, conversationID: state.conversation,
-                    text: "ran \(tool.name): \(prepared.summary) (\(explanation))"))
+                    text: "ran \(tool.name): \(vault.scrub(prepared.summary)) (\(explanation))"))
         }
         return text
     }

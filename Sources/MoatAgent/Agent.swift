@@ -18,7 +18,7 @@ public import MoatVault
 /// output or a secret). A model round and a tool run happen only after their entry is durable
 /// (``AuditLog/performAfterAudit(_:_:)``): when the audit log cannot record it, it does not happen.
 /// Budgets (``TurnBudget``) end a turn with a message for the user. Approvals resume exactly the stored
-/// call (``approve(_:actor:onText:)``).
+/// call (``approve(_:actor:events:)``).
 ///
 /// An actor only for its set of busy conversations: a turn itself runs off the actor (its steps are
 /// `nonisolated`), so turns of different conversations run in parallel; a second message for a
@@ -77,13 +77,25 @@ public actor Agent {
 
     /// Handles one inbound message: a whole turn, up to the reply (or the budget that stopped it).
     ///
-    /// - Parameter onText: receives the final reply's text as the provider streams it.
+    /// - Parameter onText: receives the model's text (scrubbed) as the provider streams it.
     /// - Throws: ``AgentError`` `.unknownSender` (the owner is told), `.rateLimited`, `.duplicate`,
     ///   `.busy`, `.invalidInput`, `.provider`, `.refused` (the audit log could not record a step),
     ///   `.storage`. Nothing reaches the model when the message is refused.
     public func handle(
         _ message: InboundMessage,
-        onText: @escaping @Sendable (String) async -> Void = { _ in }
+        onText: (@Sendable (String) async -> Void)? = nil
+    ) async throws(AgentError) -> TurnOutcome {
+        try await handle(message, events: onText.map(Self.textOnly))
+    }
+
+    /// Handles one inbound message as ``handle(_:onText:)`` does, showing the turn live: `events` gets
+    /// each ``TurnEvent`` in order, every text in them scrubbed, ending with `.finished` when the turn
+    /// completes (a thrown error ends it otherwise). The turn does not depend on the watcher: one that
+    /// stops listening (its client went away) should return at once, and the turn still completes and
+    /// is stored.
+    public func handle(
+        _ message: InboundMessage,
+        events: (@Sendable (TurnEvent) async -> Void)?
     ) async throws(AgentError) -> TurnOutcome {
         try Self.validate(message, settings: settings)
         let principal = try await resolvePrincipal(message)
@@ -93,13 +105,14 @@ public actor Agent {
                 .busy, "a turn is still running in conversation \(Self.printable(message.conversation)); try again")
         }
         defer { busy.remove(message.conversation) }
+        let observer = events.map { TurnObserver(vault: vault, sink: $0) }
         return try await mapped {
-            try await self.runMessage(message, principal: principal, onText: onText)
+            try await self.runMessage(message, principal: principal, observer: observer)
         }
     }
 
     private nonisolated func runMessage(
-        _ message: InboundMessage, principal: Principal, onText: @escaping @Sendable (String) async -> Void
+        _ message: InboundMessage, principal: Principal, observer: TurnObserver?
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
         let started = now()
@@ -139,7 +152,8 @@ public actor Agent {
             ])
         var state = try await newTurn(
             conversation: message.conversation, turn: turn, principal: principal, started: started)
-        return try await runRounds(&state, onText: onText)
+        state.observer = observer
+        return try await runRounds(&state)
     }
 
     // MARK: Before the turn

@@ -24,6 +24,20 @@ public struct TurnView: Sendable, Equatable, Codable {
             case approvalID = "approval_id"
             case tool, summary, reason
         }
+
+        public init(approvalID: String, tool: String, summary: String, reason: String) {
+            self.approvalID = approvalID
+            self.tool = tool
+            self.summary = summary
+            self.reason = reason
+        }
+
+        /// A held call, with why it waits (the decision's explanation, then each taint reason).
+        init(_ action: PendingAction) {
+            self.init(
+                approvalID: action.approvalID, tool: action.tool, summary: action.summary,
+                reason: ([action.explanation] + action.taintReasons.map { "tainted: " + $0 }).joined(separator: "; "))
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -42,11 +56,7 @@ public struct TurnView: Sendable, Equatable, Codable {
         conversation = outcome.conversationID
         reply = outcome.reply
         stoppedBy = outcome.stoppedBy?.message
-        pending = outcome.pending.map {
-            Pending(
-                approvalID: $0.approvalID, tool: $0.tool, summary: $0.summary,
-                reason: ([$0.explanation] + $0.taintReasons.map { "tainted: " + $0 }).joined(separator: "; "))
-        }
+        pending = outcome.pending.map(Pending.init)
         described = outcome.described
         calls = outcome.calls.map {
             Call(tool: $0.tool, decision: $0.decision.rawValue, level: $0.level?.rawValue, outcome: $0.outcome)

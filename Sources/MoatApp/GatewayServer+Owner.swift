@@ -34,9 +34,10 @@ struct OwnerAccess {
         let authority = auth.authority
         return AdminSocketServer(
             path: socketPath,
-            handler: { operation, peer in
+            handler: { operation, peer, events in
                 await operations.respond(
-                    to: operation, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"))
+                    to: operation, client: ClientInfo(sourceIP: "admin-socket", userAgent: "uid \(peer.uid)"),
+                    events: events)
             },
             onRefused: { peer in
                 await authority.recordAdminRefusal(uid: peer.uid, pid: peer.pid)

@@ -48,6 +48,8 @@ public final class ScriptedModelServer: Sendable {
         /// Default: `tool_calls` when there are calls, else `stop`.
         public var finishReason: String?
         public var fault: Fault
+        /// Seconds the server waits before it answers (a slow model; a test's client can leave meanwhile).
+        public var delay: Double?
 
         public init(
             text: String = "", toolCalls: [Call] = [], usage: Usage? = nil, finishReason: String? = nil,
@@ -157,6 +159,8 @@ public final class ScriptedModelServer: Sendable {
         var requests: [Recorded] = []
         var served = 0
         var calls = 0
+        /// The delay of the reply being answered.
+        var nextDelay: Double?
     }
 
     /// Starts on a free port of 127.0.0.1.
@@ -215,9 +219,17 @@ public final class ScriptedModelServer: Sendable {
         enum End { case finish, cut, hang }
         var end = End.finish
         var respond = true
+        var delay: Double?
     }
 
     func answer(method: String, path: String, headers: HTTPHeaders, body: [UInt8]) -> Answer {
+        state.withLock { $0.nextDelay = nil }
+        var answer = scriptedAnswer(method: method, path: path, headers: headers, body: body)
+        answer.delay = state.withLock { $0.nextDelay }
+        return answer
+    }
+
+    func scriptedAnswer(method: String, path: String, headers: HTTPHeaders, body: [UInt8]) -> Answer {
         let text = String(decoding: body, as: UTF8.self)
         let recorded = Recorded(
             method: method, path: path, headers: headers.map { ($0.name, $0.value) }, body: text)
@@ -237,7 +249,9 @@ public final class ScriptedModelServer: Sendable {
         let includeUsage = (request["stream_options"] as? [String: Any])?["include_usage"] as? Bool ?? false
         let next: Reply? = state.withLock { state in
             state.served += 1
-            return state.queue.isEmpty ? nil : state.queue.removeFirst()
+            let reply = state.queue.isEmpty ? nil : state.queue.removeFirst()
+            state.nextDelay = reply?.delay
+            return reply
         }
         guard var reply = next ?? hostileReply(messages) else {
             return error(
@@ -462,7 +476,15 @@ public final class ScriptedModelServer: Sendable {
                 guard let head, let server else { return }
                 let answer = server.answer(
                     method: head.method.rawValue, path: head.uri, headers: head.headers, body: body)
-                respond(answer, keepAlive: head.isKeepAlive, context: context)
+                guard let delay = answer.delay else {
+                    respond(answer, keepAlive: head.isKeepAlive, context: context)
+                    return
+                }
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let keepAlive = head.isKeepAlive
+                context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay * 1000))) {
+                    bound.value.0.respond(answer, keepAlive: keepAlive, context: bound.value.1)
+                }
             }
         }
 

@@ -80,25 +80,50 @@ struct SecretScrubber: Sendable {
     /// `text` with every occurrence of every value (in every form above) replaced by `[secret:NAME]`.
     func scrub(_ text: String) -> String {
         guard !patterns.isEmpty else { return text }
+        return scan(text, final: true).scrubbed ?? text
+    }
+
+    /// Scrubs the part of `text` that no later text can change: `held` is the end of `text` from the
+    /// first place where a value may begin that `text` ends inside of (empty when there is none). A
+    /// caller that streams text prepends `held` to the next piece, and scrubs the last `held` with
+    /// ``scrub(_:)``: the pieces it shows then add up to the scrub of the whole text.
+    func scrubPrefix(_ text: String) -> (scrubbed: String, held: String) {
+        guard !patterns.isEmpty else { return (text, "") }
+        let (scrubbed, held) = scan(text, final: false)
+        return (scrubbed ?? text, held)
+    }
+
+    /// Leftmost, then longest matching. Unless `final`, scanning stops where a value could begin that
+    /// the text ends inside of (a longer value wins over a shorter one that already matches, so it waits
+    /// too); the rest is returned as `held`. Values begin with an ASCII or a UTF-8 lead byte, so `held`
+    /// starts on a character boundary. `scrubbed` is nil when nothing changed and nothing is held.
+    private func scan(_ text: String, final: Bool) -> (scrubbed: String?, held: String) {
         var input = Array(text.utf8)
         defer { input.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         var output: [UInt8] = []
         output.reserveCapacity(input.count)
         var changed = false
+        var stop = input.count
         arena.withUnsafeBytes { arenaBytes in
             input.withUnsafeBytes { source in
                 var index = 0
-                while index < source.count {
+                scanning: while index < source.count {
                     var matched: Pattern?
                     for candidate in buckets[Int(source[index])] {
                         let pattern = patterns[candidate]
-                        if pattern.length <= source.count - index,
-                            memcmp(
-                                source.baseAddress! + index, arenaBytes.baseAddress! + pattern.offset, pattern.length)
+                        let left = source.count - index
+                        let compared = min(pattern.length, left)
+                        guard
+                            memcmp(source.baseAddress! + index, arenaBytes.baseAddress! + pattern.offset, compared)
                                 == 0
-                        {
+                        else { continue }
+                        if pattern.length <= left {
                             matched = pattern
                             break
+                        }
+                        if !final {
+                            stop = index
+                            break scanning
                         }
                     }
                     if let matched {
@@ -112,7 +137,9 @@ struct SecretScrubber: Sendable {
                 }
             }
         }
-        return changed ? String(decoding: output, as: UTF8.self) : text
+        let held = stop < input.count ? String(decoding: input[stop...], as: UTF8.self) : ""
+        guard changed || !held.isEmpty else { return (nil, "") }
+        return (String(decoding: output, as: UTF8.self), held)
     }
 
     /// Every form of `value` to search for, without duplicates.

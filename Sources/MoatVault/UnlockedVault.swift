@@ -322,6 +322,16 @@ public final class UnlockedVault: Sendable {
         return scrubber.scrub(text)
     }
 
+    /// For text that arrives in pieces (a streamed model reply): `text` scrubbed up to the first place
+    /// where a vault value may begin that `text` ends inside of, and that rest (`held`), which the caller
+    /// prepends to the next piece; the last `held` goes through ``scrub(_:)``. A value split across
+    /// pieces is therefore never shown in part, and the pieces shown add up to `scrub` of the whole.
+    public func scrubPrefix(_ text: String) -> (scrubbed: String, held: String) {
+        _ = try? refreshIfChanged()
+        let scrubber = state.withLock { $0.scrubber }
+        return scrubber.scrubPrefix(text)
+    }
+
     /// Re-reads the vault if another process changed it; returns whether it did.
     @discardableResult
     public func refreshIfChanged() throws(VaultError) -> Bool {

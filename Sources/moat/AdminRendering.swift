@@ -193,21 +193,23 @@ enum AdminText {
 
     /// A turn: the reply, then what waits for the owner, what was only described, and a budget's stop.
     /// The model's text is printed without control characters (it is untrusted output).
-    static func turn(_ turn: TurnView) -> String {
-        var text = PrintableText.stripKeepingLines(turn.reply)
-        if !text.hasSuffix("\n") { text += "\n" }
-        for pending in turn.pending {
-            text +=
-                PrintableText.strip(
-                    "pending approval \(pending.approvalID): \(pending.tool): \(pending.summary) (\(pending.reason))")
-                + "\n"
-            text +=
-                "  decide with: moat approvals approve \(pending.approvalID)  |  moat approvals deny \(pending.approvalID)\n"
-        }
+    /// The turn as `moat chat` prints it; `streamed` leaves out what the live stream already showed (the
+    /// reply and the pending approvals).
+    static func turn(_ turn: TurnView, streamed: Bool = false) -> String {
+        var text = streamed ? "" : PrintableText.stripKeepingLines(turn.reply)
+        if !streamed && !text.hasSuffix("\n") { text += "\n" }
+        for pending in streamed ? [] : turn.pending { text += self.pending(pending) }
         for described in turn.described { text += PrintableText.strip("described, not run: " + described) + "\n" }
         if let stop = turn.stoppedBy { text += PrintableText.strip("stopped: " + stop) + "\n" }
         text += "conversation \(turn.conversation)\n"
         return text
+    }
+
+    /// `pending approval ID: …` and the commands that decide it.
+    static func pending(_ pending: TurnView.Pending) -> String {
+        PrintableText.strip(
+            "pending approval \(pending.approvalID): \(pending.tool): \(pending.summary) (\(pending.reason))")
+            + "\n  decide with: moat approvals approve \(pending.approvalID)  |  moat approvals deny \(pending.approvalID)\n"
     }
 
     /// `ID CHANNEL:SENDER domain=level,…` (sender ids are printed without control characters).

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import MoatAdmin
+import MoatAgent
 import MoatApp
 import MoatAudit
 import MoatAuth
@@ -37,11 +38,15 @@ enum AdminChannel {
     }
 
     /// The result of `operation` from the server listening on `socket`; its failure as the command's.
-    static func send(_ operation: AdminOperation, to socket: String) throws -> AdminResult {
+    /// `onEvent` gets a streamed turn's events as they arrive.
+    static func send(
+        _ operation: AdminOperation, to socket: String, onEvent: (TurnEventView) -> Void = { _ in }
+    ) throws -> AdminResult {
         let response: AdminResponse
         do {
             // A turn waits for the model (and its tools): as long as the agent's own limits allow.
-            response = try AdminClient.send(operation, to: socket, timeout: operation.isAgentTurn ? 900 : 30)
+            response = try AdminClient.send(
+                operation, to: socket, timeout: operation.isAgentTurn ? 900 : 30, onEvent: onEvent)
         } catch {
             throw CommandFailure("cannot talk to the running moat serve through \(socket): \(error)")
         }
@@ -53,11 +58,15 @@ enum AdminChannel {
         return result
     }
 
-    /// The result of `operation`, from the running server or from this process.
+    /// The result of `operation`, from the running server or from this process; `onEvent` gets a
+    /// streamed turn's events (``AdminOperation/streamsEvents``) as they arrive, either way.
     static func perform(
-        _ operation: AdminOperation, state: StateOptions, unlock: VaultUnlockOptions
+        _ operation: AdminOperation, state: StateOptions, unlock: VaultUnlockOptions,
+        onEvent: @escaping @Sendable (TurnEventView) -> Void = { _ in }
     ) async throws -> AdminResult {
-        if let socket = runningServer(try CommandContext.layout(state)) { return try send(operation, to: socket) }
+        if let socket = runningServer(try CommandContext.layout(state)) {
+            return try send(operation, to: socket, onEvent: onEvent)
+        }
         let context = try CommandContext.open(state: state)
         defer { try? context.state.close() }
         let vault = try context.unlockVault(unlock)
@@ -77,8 +86,10 @@ enum AdminChannel {
                 authority: try context.state.ownerAuthority(vault: vault, audit: audit), engine: engine,
                 agent: agent, baseURL: { nil })
         }
+        let show: @Sendable (TurnEvent) async -> Void = { event in onEvent(TurnEventView(event)) }
         do {
-            return try await operations.perform(operation, client: .local("cli"))
+            return try await operations.perform(
+                operation, client: .local("cli"), events: operation.streamsEvents ? show : nil)
         } catch {
             throw CommandFailure(error.message, exitCode: error.status)
         }

@@ -157,6 +157,7 @@ import Testing
             .vaultRemove(name: "A_B"), .vaultList, .vaultRekey(current: nil, new: secret, pin: secret),
             .contactAdd(channel: "telegram", sender: "42", ceilings: [.web: .inform]), .contactList,
             .contactRemove(id: "c1"), .chat(message: "hello", conversation: nil),
+            .chatStream(message: "hello", conversation: "c"),
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {

@@ -103,6 +103,56 @@ import Testing
         #expect(scrubber.scrub("k=\(data.map { String(format: "%02X", $0) }.joined())") == "k=[secret:BLOB]")
     }
 
+    /// Feeds `pieces` as a stream does: each piece after what was held, the last rest scrubbed whole.
+    static func streamed(_ pieces: [String], _ scrubber: SecretScrubber) -> [String] {
+        var shown: [String] = []
+        var held = ""
+        for piece in pieces {
+            let (scrubbed, rest) = scrubber.scrubPrefix(held + piece)
+            shown.append(scrubbed)
+            held = rest
+        }
+        shown.append(scrubber.scrub(held))
+        return shown
+    }
+
+    @Test("streamed in two pieces split anywhere, a value never shows in part and the pieces add up to the scrub")
+    func streamedSplitAnywhere() throws {
+        let scrubber = try scrubber(["LONG": "abcdefgh-long", "SHORT": "abcdefgh", "TOKEN": Self.token])
+        let hex = Data(Self.token.utf8).map { String(format: "%02x", $0) }.joined()
+        let texts = [
+            "key \(Self.token) end", "ü \(hex)!", "abcdefgh-long and abcdefgh", "abcdefg abcdefgh-lon",
+            "no secret at all", "abcdefgh",
+        ]
+        for text in texts {
+            let whole = scrubber.scrub(text)
+            let characters = Array(text)
+            for cut in 0...characters.count {
+                let shown = Self.streamed([String(characters[..<cut]), String(characters[cut...])], scrubber)
+                #expect(shown.joined() == whole, "cut \(cut) of \(text): \(shown)")
+                for piece in shown {
+                    // A fragment the whole text shows is no secret's part there (`abcdefg` alone is no value).
+                    for fragment in [Self.token.prefix(4), hex.prefix(6), "abcdefgh".prefix(4)]
+                    where !whole.contains(fragment) {
+                        #expect(!piece.contains(fragment), "cut \(cut) of \(text): \(piece)")
+                    }
+                }
+            }
+        }
+        // One character at a time (as a slow stream sends it), too.
+        let text = "a \(Self.token) b \(hex) abcdefgh-long."
+        #expect(Self.streamed(text.map(String.init), scrubber).joined() == scrubber.scrub(text))
+    }
+
+    @Test("a held rest that turns out to be no value is shown once the next piece says so, nothing lost")
+    func streamedHoldsOnlyWhatCouldBeAValue() throws {
+        let scrubber = try scrubber(["TOKEN": Self.token])
+        #expect(scrubber.scrubPrefix("plain text") == ("plain text", ""))
+        let (shown, held) = scrubber.scrubPrefix("it is s3cr")
+        #expect(shown == "it is " && held == "s3cr")
+        #expect(scrubber.scrubPrefix(held + "ew") == ("s3crew", ""))
+    }
+
     @Test("the vault scrubs with its current values, following changes")
     func vaultScrubs() throws {
         let fixture = VaultFixture()
