@@ -113,6 +113,7 @@ import Testing
         #expect(lines.last?["reply"] as? String == reply)
         _ = server.stop()
         // Without a server the same command streams from its own process.
+        model.enqueue(.text(reply))
         let offline = try MoatBinary.run(["chat", "--message", "again", "--stream"], home: home.path)
         #expect(offline.status == 0, "\(offline.stderr)")
         #expect(offline.stdout.hasPrefix("A streamed answer"), "\(offline.stdout)")
