@@ -190,6 +190,7 @@ let package = Package(
         .target(
             name: "MoatConsole",
             dependencies: [
+                "MoatAdmin",
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",

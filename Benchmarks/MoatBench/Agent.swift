@@ -31,7 +31,10 @@ func agentBenchmark(directory: String) async throws {
     let conversations = option("--conversations", 16)
     let database = try MoatDatabase(
         path: directory + "/agent.db",
-        migrations: [StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations])
+        migrations: [
+            StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations,
+            AgentSchema.usageByProvider,
+        ])
     var password = Array("benchmark vault password".utf8)
     let vault = try UnlockedVault.create(
         paths: VaultPaths(stateDirectory: directory), password: SecretBytes(wiping: &password),

@@ -42,6 +42,8 @@ public enum AdminResult: Sendable, Equatable, Codable {
     /// `vault.list`: names, policies and dates, never a value.
     case vaultSecrets([SecretSummary])
     case vaultRekeyed(VaultRekeyed)
+    /// `usage`: the entries of the last `days` UTC days, newest first.
+    case usage([UsageLedger.Entry], days: Int)
 }
 
 /// A contact and its ceilings (Docs/Channels.md).

@@ -82,7 +82,7 @@ extension Agent {
             state.messages.append(assistant)
             try await store.recordRound(
                 [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
-                principal: principal, day: day, usage: usage, now: Self.millis(now()))
+                principal: principal, day: day, provider: provider.name, usage: usage, now: Self.millis(now()))
             if reply.toolCalls.isEmpty {
                 try await record(
                     "agent.reply", state.principal, state.conversation, "success",

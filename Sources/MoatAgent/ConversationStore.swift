@@ -156,31 +156,37 @@ struct ConversationStore: Sendable {
         try await writer.write { db in try Self.insert(messages, conversation: conversation, now: now, db) }
     }
 
-    /// Adds `tokens` to `principal`'s use on `day`, with `messages` of the same round, in one transaction.
+    /// Adds one model round's `usage` to `principal`'s use of `provider` on `day`, with `messages` of the
+    /// same round, in one transaction.
     func recordRound(
-        _ messages: [StoredMessage], conversation: String, principal: String, day: String, usage: TokenUsage,
-        now: Int64
+        _ messages: [StoredMessage], conversation: String, principal: String, day: String, provider: String,
+        usage: TokenUsage, now: Int64
     ) async throws {
         try await writer.write { db in
             try Self.insert(messages, conversation: conversation, now: now, db)
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO agent_usage (principal, day, input_tokens, output_tokens) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (principal, day) DO UPDATE SET
+                    INSERT INTO agent_token_usage (principal, day, provider, input_tokens, output_tokens, rounds)
+                    VALUES (?, ?, ?, ?, ?, 1)
+                    ON CONFLICT (principal, day, provider) DO UPDATE SET
                       input_tokens = input_tokens + excluded.input_tokens,
-                      output_tokens = output_tokens + excluded.output_tokens
+                      output_tokens = output_tokens + excluded.output_tokens,
+                      rounds = rounds + 1
                     """
             ).execute(
-                arguments: [principal, day, usage.input, usage.output])
+                arguments: [principal, day, provider, usage.input, usage.output])
         }
     }
 
-    /// Tokens `principal` used on `day`.
+    /// Tokens `principal` used on `day`, every provider together.
     func tokensUsed(principal: String, day: String) async throws -> Int {
         try await database.pool.read { db in
             try Int.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT input_tokens + output_tokens FROM agent_usage WHERE principal = ? AND day = ?"),
+                    sql: """
+                        SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
+                        WHERE principal = ? AND day = ?
+                        """),
                 arguments: [principal, day]) ?? 0
         }
     }

@@ -81,17 +81,20 @@ public struct GatewayServer: Sendable {
         var adminSocket: AdminSocketServer?
         var agent: Agent?
         var webhooks: WebhookRoutes?
+        var operations: AdminOperations?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
             agent = owner.agent
+            operations = owner.operations { baseURL.get() }
             adminSocket = owner.adminSocket(baseURL: baseURL)
             if !configuration.channels.webhooks.isEmpty {
                 webhooks = WebhookRoutes(
                     settings: configuration.channels, vault: vault, receiver: AgentWebhookReceiver(agent: owner.agent))
             }
         }
-        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, agent: agent, webhooks: webhooks)
+        let router = GatewayApplication.makeRouter(
+            hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)

@@ -277,7 +277,8 @@ public final class InstallationState: Sendable {
     ) -> AdminOperations {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
-            policy: PolicyOperations(engine: engine), vault: vault, agent: agent)
+            policy: PolicyOperations(engine: engine), vault: vault, agent: agent,
+            usage: UsageLedger(database: database))
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

@@ -103,7 +103,7 @@ import Testing
         #expect(call["outcome"] == "success")
         #expect(call["result_bytes"] == #"ran read {"target":"notes.txt"}"#.utf8.count)
         #expect(call["id"] == outcome.calls[0].id)
-        #expect(try fixture.count("agent_usage", "principal = 'owner'") == 1)
+        #expect(try fixture.count("agent_token_usage", "principal = 'owner'") == 1)
         // The next turn sends the stored history.
         _ = try await fixture.agent.handle(fixture.owner("and now?"))
         #expect(fixture.model.requests.last?.messages.count == 1 + 4 + 1)
