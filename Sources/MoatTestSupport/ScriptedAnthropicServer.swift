@@ -130,14 +130,11 @@ public final class ScriptedAnthropicServer: Sendable {
     public static func start(replies: [Reply] = [], options: Options = Options()) async throws
         -> ScriptedAnthropicServer
     {
-        let box = Mutex<ScriptedAnthropicServer?>(nil)
-        let channel = try await startScriptedHTTPServer { method, path, headers, body in
-            guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
-            return server.answer(method: method, path: path, headers: headers, body: body)
+        try await startScriptedServer {
+            ScriptedAnthropicServer(channel: $0, replies: replies, options: options)
+        } answer: {
+            $0.answer(method: $1, path: $2, headers: $3, body: $4)
         }
-        let server = ScriptedAnthropicServer(channel: channel, replies: replies, options: options)
-        box.withLock { $0 = server }
-        return server
     }
 
     private init(channel: any Channel, replies: [Reply], options: Options) {

@@ -38,6 +38,22 @@ func startScriptedHTTPServer(
         .get()
 }
 
+/// Starts a scripted server: `make` builds it around its listening channel, and every request is
+/// answered by `answer` on it (a request that arrives before it exists gets no answer).
+func startScriptedServer<Server: AnyObject & Sendable>(
+    _ make: (any Channel) -> Server,
+    answer: @escaping @Sendable (Server, String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+) async throws -> Server {
+    let box = Mutex<Server?>(nil)
+    let channel = try await startScriptedHTTPServer { method, path, headers, body in
+        guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
+        return answer(server, method, path, headers, body)
+    }
+    let server = make(channel)
+    box.withLock { $0 = server }
+    return server
+}
+
 /// One connection: reads requests (keep-alive) and writes each answer as scripted.
 private final class ScriptedHTTPConnection: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart

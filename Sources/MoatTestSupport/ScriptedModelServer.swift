@@ -163,14 +163,11 @@ public final class ScriptedModelServer: Sendable {
     public static func start(replies: [Reply] = [], options: Options = Options()) async throws
         -> ScriptedModelServer
     {
-        let box = Mutex<ScriptedModelServer?>(nil)
-        let channel = try await startScriptedHTTPServer { method, path, headers, body in
-            guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
-            return server.answer(method: method, path: path, headers: headers, body: body)
+        try await startScriptedServer {
+            ScriptedModelServer(channel: $0, replies: replies, options: options)
+        } answer: {
+            $0.answer(method: $1, path: $2, headers: $3, body: $4)
         }
-        let server = ScriptedModelServer(channel: channel, replies: replies, options: options)
-        box.withLock { $0 = server }
-        return server
     }
 
     private init(channel: any Channel, replies: [Reply], options: Options) {

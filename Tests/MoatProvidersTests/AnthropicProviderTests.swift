@@ -187,7 +187,7 @@ import Testing
             .fault(.status(400, type: "invalid_request_error")), .fault(.status(500, type: "api_error")),
         ])
         defer { Task { await server.stop() } }
-        let provider = try anthropic(server, keySecret: "ANTHROPIC_API_KEY", vault: keys.vault)
+        let provider = try anthropic(server, keySecret: "ANTHROPIC_API_KEY", vault: keys.vault, model: "claude-x")
         let overloaded = try #require(await failure(of: provider))
         #expect(
             overloaded.message
