@@ -53,29 +53,11 @@ public final class ScriptedAnthropicServer: Sendable {
         public static func fault(_ fault: Fault, text: String = "") -> Reply { Reply(text: text, fault: fault) }
     }
 
-    public struct Call: Sendable {
-        public var name: String
-        /// The input as JSON text; streamed in pieces exactly as written (invalid JSON stays invalid).
-        public var input: String
-        /// Default: `toolu_moat<n>`, numbered across the server's life.
-        public var id: String?
-
-        public init(_ name: String, _ input: String, id: String? = nil) {
-            self.name = name
-            self.input = input
-            self.id = id
-        }
-    }
-
-    public struct Usage: Sendable, Equatable {
-        public var input: Int
-        public var output: Int
-
-        public init(input: Int, output: Int) {
-            self.input = input
-            self.output = output
-        }
-    }
+    /// A tool call: name, input as JSON text (streamed in pieces exactly as written, so invalid JSON stays
+    /// invalid), and an id (default `toolu_moat<n>`, numbered across the server's life).
+    public typealias Call = ScriptedModelServer.Call
+    /// Tokens: `prompt` is reported as `input_tokens`, `completion` as `output_tokens`.
+    public typealias Usage = ScriptedModelServer.Usage
 
     public enum Fault: Sendable {
         case none
@@ -203,9 +185,9 @@ public final class ScriptedAnthropicServer: Sendable {
         let usage =
             reply.usage
             ?? Usage(
-                input: messages.reduce(0) { $0 + ScriptedModelServer.words(Self.text(of: $1)) },
-                output: ScriptedModelServer.words(reply.text)
-                    + reply.toolCalls.reduce(0) { $0 + ScriptedModelServer.words($1.input) })
+                prompt: messages.reduce(0) { $0 + ScriptedModelServer.words(Self.text(of: $1)) },
+                completion: ScriptedModelServer.words(reply.text)
+                    + reply.toolCalls.reduce(0) { $0 + ScriptedModelServer.words($1.arguments) })
         let id = "msg_moat\(state.withLock { $0.served })"
         switch reply.fault {
         case .status(let status, let type, let extra):
@@ -305,13 +287,13 @@ public final class ScriptedAnthropicServer: Sendable {
         if !reply.text.isEmpty { blocks.append("{\"type\":\"text\",\"text\":\(quote(reply.text))}") }
         for call in reply.toolCalls {
             blocks.append(
-                "{\"type\":\"tool_use\",\"id\":\(quote(call.id ?? "")),\"name\":\(quote(call.name)),\"input\":\(call.input)}"
+                "{\"type\":\"tool_use\",\"id\":\(quote(call.id ?? "")),\"name\":\(quote(call.name)),\"input\":\(call.arguments)}"
             )
         }
         return "{\"id\":\"\(id)\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\(quote(model)),"
             + "\"content\":[\(blocks.joined(separator: ","))],\"stop_reason\":\(quote(stopReason(reply))),"
-            + "\"stop_sequence\":null,\"usage\":{\"input_tokens\":\(usage.input),\"cache_creation_input_tokens\":0,"
-            + "\"cache_read_input_tokens\":0,\"output_tokens\":\(usage.output)}}"
+            + "\"stop_sequence\":null,\"usage\":{\"input_tokens\":\(usage.prompt),\"cache_creation_input_tokens\":0,"
+            + "\"cache_read_input_tokens\":0,\"output_tokens\":\(usage.completion)}}"
     }
 
     /// The events of a streamed answer, in the API's order.
@@ -322,7 +304,7 @@ public final class ScriptedAnthropicServer: Sendable {
                 "message_start",
                 "{\"type\":\"message_start\",\"message\":{\"id\":\"\(id)\",\"type\":\"message\",\"role\":\"assistant\","
                     + "\"model\":\(quote(model)),\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-                    + "\"usage\":{\"input_tokens\":\(usage.input),\"cache_creation_input_tokens\":0,"
+                    + "\"usage\":{\"input_tokens\":\(usage.prompt),\"cache_creation_input_tokens\":0,"
                     + "\"cache_read_input_tokens\":0,\"output_tokens\":1}}}"
             ))
         if case .unknownEvents = reply.fault {
@@ -361,7 +343,7 @@ public final class ScriptedAnthropicServer: Sendable {
                     "{\"type\":\"content_block_start\",\"index\":\(index),\"content_block\":{\"type\":\"tool_use\","
                         + "\"id\":\(quote(call.id ?? "")),\"name\":\(quote(call.name)),\"input\":{}}}"
                 ))
-            for piece in [""] + ScriptedModelServer.pieces(call.input, options.argumentPieceLength) {
+            for piece in [""] + ScriptedModelServer.pieces(call.arguments, options.argumentPieceLength) {
                 events.append(
                     (
                         "content_block_delta",
@@ -376,7 +358,7 @@ public final class ScriptedAnthropicServer: Sendable {
             (
                 "message_delta",
                 "{\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\(quote(stopReason(reply))),\"stop_sequence\":null},"
-                    + "\"usage\":{\"output_tokens\":\(usage.output)}}"
+                    + "\"usage\":{\"output_tokens\":\(usage.completion)}}"
             ))
         events.append(("message_stop", "{\"type\":\"message_stop\"}"))
         var answer = ScriptedAnswer(headers: [

@@ -19,7 +19,7 @@ import Testing
             replies: [
                 .init(
                     text: "Looking ✓ ünï…", toolCalls: [.init("list_files", Self.arguments, id: "toolu_01")],
-                    usage: .init(input: 31, output: 12))
+                    usage: .init(prompt: 31, completion: 12))
             ], options: options)
         defer { Task { await server.stop() } }
         let pieces = TextPieces()
@@ -40,7 +40,7 @@ import Testing
     func sameTurnBothWays() async throws {
         let script: [ScriptedAnthropicServer.Reply] = [
             .init(text: "Two calls.", toolCalls: [.init("a", #"{"x":1}"#, id: "t1"), .init("b", "{}", id: "t2")]),
-            .text("Plain ✓", usage: .init(input: 4, output: 2)),
+            .text("Plain ✓", usage: .init(prompt: 4, completion: 2)),
         ]
         var replies: [Bool: [ModelReply]] = [:]
         for stream in [true, false] {

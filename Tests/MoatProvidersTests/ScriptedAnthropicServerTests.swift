@@ -23,10 +23,10 @@ import Testing
         }
         let input = #"{"path": "notes/ünï \"q\".txt"}"#
         let server = try await ScriptedAnthropicServer.start(replies: [
-            .text("Hello from the script ✓", usage: .init(input: 11, output: 5)),
+            .text("Hello from the script ✓", usage: .init(prompt: 11, completion: 5)),
             .init(
                 text: "Streamed ✓ hello", toolCalls: [.init("list_files", input, id: "toolu_x1")],
-                usage: .init(input: 13, output: 9), fault: .unknownEvents),
+                usage: .init(prompt: 13, completion: 9), fault: .unknownEvents),
             .init(toolCalls: [.init("list_files", input, id: "toolu_x2")]),
             .fault(.status(429, type: "rate_limit_error", headers: [("retry-after-ms", "20"), ("retry-after", "1")])),
             .text("after the wait"),
