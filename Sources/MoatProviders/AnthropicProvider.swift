@@ -10,7 +10,8 @@ public import MoatVault
 /// `tool_use` and `tool_result` content blocks, the tools with their `input_schema`, and `max_tokens`
 /// (required by the API). A streamed answer hands `text_delta` pieces to `onText` and assembles each
 /// `tool_use` block's input from its `input_json_delta` pieces; event types it does not know are
-/// skipped. The API key is read from the vault at egress and sent as `x-api-key`; it appears in no
+/// skipped; an `error` event ends the round (retryable only when no content block had started). The
+/// API key is read from the vault at egress and sent as `x-api-key`; it appears in no
 /// error, and the server's own error text is never shown (only its `error.type`).
 public struct AnthropicProvider: ModelProvider {
     /// The API version this wire format follows.
@@ -106,7 +107,9 @@ public struct AnthropicProvider: ModelProvider {
             case "message_stop":
                 stopped = true
             case "error":
-                throw streamError(event.error?.type, event: count)
+                // Before any content block nothing of the answer was read: the same as a 529 or 429 status.
+                let error = streamError(event.error?.type, event: count)
+                throw assembler.isEmpty ? error.markedRetryable() : error
             default:
                 // content_block_stop, ping, and event types added after this client was written.
                 break
@@ -206,6 +209,9 @@ struct ContentAssembler {
         /// The `input` of `content_block_start`, used when no `partial_json` followed.
         var startInput: JSONValue?
     }
+
+    /// Whether no content block has started.
+    var isEmpty: Bool { order.isEmpty }
 
     /// Records a block's start; blocks of other types than `text` and `tool_use` are kept out.
     mutating func start(_ block: ContentBlock, index: Int) -> String? {

@@ -224,4 +224,24 @@ import Testing
         for _ in 1...2 { #expect(try #require(await failure(of: provider)).code == .rejected) }
         #expect(server.requests.count == 2 && clock.sleeps.isEmpty)
     }
+
+    @Test("an error event before any content block is retried like a 529; after a block started it is not")
+    func streamErrorEvents() async throws {
+        let server = try await ScriptedAnthropicServer.start(replies: [
+            .init(text: "never shown", fault: .errorEvent(type: "overloaded_error", after: 2)), .text("second try"),
+            .init(text: "half", fault: .errorEvent(type: "overloaded_error", after: 4)), .text("must not be asked for"),
+        ])
+        defer { Task { await server.stop() } }
+        let clock = FakeClock()
+        let resilient = try anthropic(server).settings.makeProvider(vault: nil, environment: clock.environment)
+        let pieces = TextPieces()
+        let reply = try await resilient.complete(
+            ModelRequest(messages: [ChatMessage(role: .user, content: "x")]), onText: pieces.onText)
+        #expect(reply.text == "second try")
+        #expect(pieces.all.joined() == "second try")
+        #expect(server.requests.count == 2 && clock.sleeps.count == 1)
+        let error = try #require(await failure(of: resilient))
+        #expect(error.message.contains("reported overloaded_error in the middle of the answer"))
+        #expect(server.requests.count == 3)
+    }
 }
