@@ -248,7 +248,7 @@ public final class InstallationState: Sendable {
                     + configuration.providers.providers.map(\.name).joined(separator: ", "))
         }
         do {
-            let provider = try OpenAICompatibleProvider(settings: providerSettings, vault: vault)
+            let provider = try providerSettings.makeProvider(vault: vault)
             let workspace = try Workspace.open(configured: configuration.tools.workspace, layout: layout)
             let tools = try ToolRegistry.builtin(
                 workspace: workspace, settings: configuration.tools, ssrf: configuration.policy.ssrf, vault: vault)
