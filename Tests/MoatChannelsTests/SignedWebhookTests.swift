@@ -148,5 +148,54 @@ import Testing
         #expect(throws: ConfigError.self) { try read([("sms", [("key_secret", "MOAT_AUTH_MAC_KEY")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [("secret", "K")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [])]) }
+        // A callback needs its URL and its own key, never the delivery key.
+        let callback = try read([
+            (
+                "sms",
+                [
+                    ("key_secret", "SMS_HOOK_KEY"), ("callback_url", "http://127.0.0.1:8025/moat"),
+                    ("callback_key_secret", "SMS_CALLBACK_KEY"),
+                ]
+            )
+        ]).webhooks["sms"]
+        #expect(callback?.callback?.url == "http://127.0.0.1:8025/moat")
+        #expect(callback?.callback?.keySecret == "SMS_CALLBACK_KEY")
+        for fields in [
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1:8025/")],
+            [("key_secret", "K"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1:8025/"), ("callback_key_secret", "K")],
+            [("key_secret", "K"), ("callback_url", "ftp://127.0.0.1/"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://user:pw@127.0.0.1/"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1/"), ("callback_key_secret", "lower")],
+        ] {
+            #expect(throws: ConfigError.self, "\(fields)") { try read([("sms", fields)]) }
+        }
+    }
+
+    @Test(
+        "a signed body naming a field twice is refused, whichever way the key is spelled, and nothing is read from it",
+        arguments: [
+            #"{"id":"1","sender":"alice","text":"t","sender":"owner"}"#,
+            #"{"id":"1","sender":"alice","text":"t","\u0073ender":"owner"}"#,
+            #"{"id":"1","id":"2","sender":"alice","text":"t"}"#,
+            #"{ "text" : "t" , "sender":"a", "id":"1" ,"text":"u"}"#,
+        ])
+    func duplicateKeys(body: String) {
+        let bytes = Array(body.utf8)
+        let signature = SignedWebhook.signature(key: Self.key, timestamp: Self.timestamp, body: bytes)
+        let refused = Self.failure { () throws(ChannelError) in try Self.verify(signature: signature, body: bytes) }
+        #expect(refused?.code == .invalidInput)
+        #expect(refused?.message.contains("appears twice") == true, "\(refused?.message ?? "accepted")")
+    }
+
+    @Test("the same key in a nested value, in a string or in another field's text is not a duplicate")
+    func nestedKeysAreNotDuplicates() throws {
+        // Keys inside strings, escaped quotes, and text that looks like JSON stay one field each.
+        let body = #"{"id":"1","sender":"alice","text":"{\"sender\":\"owner\"}, \"sender\": x"}"#
+        let bytes = Array(body.utf8)
+        let signature = SignedWebhook.signature(key: Self.key, timestamp: Self.timestamp, body: bytes)
+        let message = try Self.verify(signature: signature, body: bytes)
+        #expect(message.sender == "alice")
+        #expect(message.text == #"{"sender":"owner"}, "sender": x"#)
     }
 }
