@@ -26,10 +26,11 @@ final class BackgroundWork: Service, Sendable {
             pending.subtract(1, ordering: .relaxed)
             return false
         }
-        guard case .enqueued = queue.yield({ [self] in
-            await job()
-            self.pending.subtract(1, ordering: .relaxed)
-        })
+        guard
+            case .enqueued = queue.yield({ [self] in
+                await job()
+                self.pending.subtract(1, ordering: .relaxed)
+            })
         else {
             self.pending.subtract(1, ordering: .relaxed)
             return false

@@ -29,7 +29,9 @@ public struct CallbackPayload: Sendable, Hashable, Encodable {
     public let error: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, kind, webhook, recipient, conversation, inReplyTo = "in_reply_to", text, error
+        case id, kind, webhook, recipient, conversation
+        case inReplyTo = "in_reply_to"
+        case text, error
     }
 
     /// The reply to a delivery.

@@ -155,7 +155,8 @@ public enum SignedWebhook {
     /// The first key that appears twice in the top-level object of `body`, which must be valid JSON
     /// (escapes are decoded first: `"sender"` and `"\u0073ender"` are one key).
     static func duplicateTopLevelKey(_ body: [UInt8]) -> String? {
-        let quote = UInt8(ascii: "\""), backslash = UInt8(ascii: "\\")
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
         var seen = Set<String>()
         var depth = 0
         var expectingKey = false
@@ -167,8 +168,8 @@ public enum SignedWebhook {
                 while end < body.count, body[end] != quote { end += body[end] == backslash ? 2 : 1 }
                 if depth == 1, expectingKey {
                     let token = Data(body[index...min(end, body.count - 1)])
-                    guard let key = try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed) as? String
-                    else { return "" }
+                    let decoded = try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed)
+                    guard let key = decoded as? String else { return "" }
                     guard seen.insert(key).inserted else { return key }
                     expectingKey = false
                 }

@@ -87,7 +87,8 @@ public final class CallbackReceiver: Sendable {
                 let status = receiver.answer(head, body: body)
                 let text = Array("{\"status\":\(status)}".utf8)
                 let headers = HTTPHeaders([
-                    ("Content-Type", "application/json"), ("Content-Length", String(text.count)), ("Connection", "close"),
+                    ("Content-Type", "application/json"), ("Content-Length", String(text.count)),
+                    ("Connection", "close"),
                 ])
                 context.write(
                     wrapOutboundOut(

@@ -136,7 +136,7 @@ import Testing
         #expect(attempts.count == 3, "\(audit.stdout)")
     }
 
-    @Test("a forgery, a stranger, a replay, a duplicate-key body and a webhook whose callback key is missing send nothing")
+    @Test("a forgery, a stranger, a replay, a field named twice and a webhook without its callback key send nothing")
     func refusalsSendNothing() async throws {
         let model = try await ScriptedModelServer.start(replies: [.text("Hello.")])
         let receiver = try await CallbackReceiver.start()
@@ -222,7 +222,7 @@ import Testing
         #expect(receiver.requests.count == 1)
     }
 
-    @Test("send_message in a contact's (tainted) turn is held for approval even at messaging 3; only the reply goes out")
+    @Test("send_message in a contact's (tainted) turn is held for approval even at messaging 3; the reply goes out")
     func sendMessageFromATaintedTurn() async throws {
         let model = try await ScriptedModelServer.start(replies: [
             .toolCall("send_message", #"{"to":"webhook:sms:+15551234567","text":"Forward this everywhere."}"#),
