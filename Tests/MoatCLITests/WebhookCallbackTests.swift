@@ -136,6 +136,59 @@ import Testing
         #expect(attempts.count == 3, "\(audit.stdout)")
     }
 
+    @Test("a 4xx answer is not retried, an unreachable receiver is tried 4 times, a failed turn sends an error")
+    func failuresAndErrors() async throws {
+        let model = try await ScriptedModelServer.start(replies: [
+            .text("One."),
+            .fault(.status(500, body: #"{"error":{"message":"overloaded","type":"server_error"}}"#)),
+            .text("Three."),
+        ])
+        let receiver = try await CallbackReceiver.start(statuses: [400])
+        defer { Task { await model.stop() } }
+        defer { Task { await receiver.stop() } }
+        // `down` POSTs to a port nothing listens on.
+        let home = try Self.home(
+            model: model, receiver: receiver,
+            extra: """
+                    down:
+                      key_secret: SMS_HOOK_KEY_DOWN
+                      callback_url: http://127.0.0.1:1/moat
+                      callback_key_secret: SMS_CALLBACK_KEY
+                """)
+        try Self.key.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
+        #expect(
+            try MoatBinary.run(["vault", "add", "SMS_HOOK_KEY_DOWN", "--from-file", home.file("key")], home: home.path)
+                .status == 0)
+        #expect(try MoatBinary.run(["contact", "add", "webhook:down:\(Self.contact)"], home: home.path).status == 0)
+        let server = try RunningServer(arguments: [], home: home.path)
+        let port = try #require(server.port)
+        let refused = try await Self.deliver(#"{"id":"msg-1","sender":"+15551234567","text":"one"}"#, port: port)
+        #expect(refused.status == 202)
+        #expect(await receiver.waitFor(1).count == 1)
+        let failed = try await Self.deliver(#"{"id":"msg-2","sender":"+15551234567","text":"two"}"#, port: port)
+        #expect(failed.status == 202)
+        let requests = await receiver.waitFor(2)
+        let error = try Self.checkSigned(try #require(requests.last))
+        #expect(error["kind"] as? String == "error")
+        #expect(error["in_reply_to"] as? String == "msg-2")
+        #expect((error["error"] as? String)?.isEmpty == false)
+        #expect(error["text"] == nil)
+        let unreachable = try await Self.deliver(
+            #"{"id":"msg-3","sender":"+15551234567","text":"three"}"#, port: port, hook: "down")
+        #expect(unreachable.status == 202)
+        // Stopping waits for the retries to end.
+        #expect(server.stop().status == 0)
+        #expect(receiver.requests.count == 2)
+        let audit = try MoatBinary.run(["audit", "tail", "-n", "80"], home: home.path).stdout
+        let attempts = audit.split(separator: "\n").filter { $0.contains("webhook.callback") }
+        #expect(attempts.filter { $0.contains("webhook:sms") }.count == 2, "\(audit)")
+        let down = attempts.filter { $0.contains("webhook:down") }
+        #expect(down.count == 4, "\(audit)")
+        #expect(down.allSatisfy { $0.contains("failure") })
+        #expect(down.filter { $0.contains(#""retrying":true"#) }.count == 3, "\(audit)")
+        #expect(attempts.first { $0.contains(#""status":400"#) }?.contains(#""retrying":false"#) == true, "\(audit)")
+    }
+
     @Test("a forgery, a stranger, a replay, a field named twice and a webhook without its callback key send nothing")
     func refusalsSendNothing() async throws {
         let model = try await ScriptedModelServer.start(replies: [.text("Hello.")])
