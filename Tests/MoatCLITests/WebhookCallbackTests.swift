@@ -266,6 +266,7 @@ import Testing
         #expect(body["recipient"] as? String == Self.contact)
         #expect(body["text"] as? String == "Dinner at 7.")
         #expect(body["in_reply_to"] == nil)
+        #expect(model.requests[0].body.contains(#""name":"send_message""#))
         // The model was told the message went.
         #expect(model.requests[1].body.contains("message sent to webhook:sms:+15551234567"))
         let unknown = try MoatBinary.run(["chat", "--message", "write to +15559999999"], home: home.path)

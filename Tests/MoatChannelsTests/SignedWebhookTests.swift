@@ -1,8 +1,9 @@
 import Foundation
-import MoatChannels
 import MoatCore
 import MoatVault
 import Testing
+
+@testable import MoatChannels
 
 /// The signed webhook's checks: the HMAC over timestamp + "." + body, the ±5-minute window, the body format.
 @Suite struct SignedWebhookTests {
@@ -197,5 +198,32 @@ import Testing
         let message = try Self.verify(signature: signature, body: bytes)
         #expect(message.sender == "alice")
         #expect(message.text == #"{"sender":"owner"}, "sender": x"#)
+    }
+
+    @Test("the documented callback example: its body is the bytes Moat sends and its signature the one Python computes")
+    func callbackWorkedExample() {
+        let payload = CallbackPayload(
+            id: "9b2f3c1e-4a5d-4e6f-8a7b-0c1d2e3f4a5b", kind: .reply, webhook: "sms", recipient: "+15551234567",
+            conversation: "+15551234567", inReplyTo: "msg-0001", text: "The garage door is closed.", error: nil)
+        let documented =
+            #"{"conversation":"+15551234567","id":"9b2f3c1e-4a5d-4e6f-8a7b-0c1d2e3f4a5b","in_reply_to":"msg-0001","#
+            + #""kind":"reply","recipient":"+15551234567","text":"The garage door is closed.","webhook":"sms"}"#
+        #expect(payload.body == Array(documented.utf8))
+        var keyBytes = Array("fedcba9876543210fedcba9876543210".utf8)
+        let key = SecretBytes(wiping: &keyBytes)
+        // Computed independently with Python's hmac module (Docs/Channels.md, "Callbacks").
+        #expect(
+            SignedWebhook.signature(key: key, timestamp: "1780000002", body: payload.body)
+                == "sha256=dce309c863915f1baafa3ccfa33fee716352900bec41ea922dd716cc97cce65f")
+    }
+
+    @Test("a callback's text is cut at 32 KiB on a character boundary, with a marker")
+    func callbackTextCut() {
+        let long = String(repeating: "é", count: SignedWebhook.maximumTextBytes)
+        let cut = CallbackPayload.cut(long)
+        #expect(cut.utf8.count <= SignedWebhook.maximumTextBytes)
+        #expect(cut.hasSuffix("[cut: longer than 32 KiB]"))
+        #expect(cut.hasPrefix("éé"))
+        #expect(CallbackPayload.cut("short") == "short")
     }
 }
