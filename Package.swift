@@ -131,7 +131,10 @@ let package = Package(
         // platform's deliveries into checked messages for the pipeline.
         .target(
             name: "MoatChannels",
-            dependencies: ["MoatCore", "MoatVault", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The tool contract and the built-in tools (files under the workspace root, shell in the sandbox,

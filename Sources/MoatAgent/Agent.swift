@@ -77,12 +77,16 @@ public actor Agent {
 
     /// Handles one inbound message: a whole turn, up to the reply (or the budget that stopped it).
     ///
-    /// - Parameter onText: receives the final reply's text as the provider streams it.
+    /// - Parameters:
+    ///   - onAccepted: called once the message is admitted, stored and audited, before the first model
+    ///     round (a channel that answers "accepted" and sends the reply later waits for this).
+    ///   - onText: receives the final reply's text as the provider streams it.
     /// - Throws: ``AgentError`` `.unknownSender` (the owner is told), `.rateLimited`, `.duplicate`,
     ///   `.busy`, `.invalidInput`, `.provider`, `.refused` (the audit log could not record a step),
     ///   `.storage`. Nothing reaches the model when the message is refused.
     public func handle(
         _ message: InboundMessage,
+        onAccepted: @escaping @Sendable () async -> Void = {},
         onText: @escaping @Sendable (String) async -> Void = { _ in }
     ) async throws(AgentError) -> TurnOutcome {
         try Self.validate(message, settings: settings)
@@ -94,12 +98,13 @@ public actor Agent {
         }
         defer { busy.remove(message.conversation) }
         return try await mapped {
-            try await self.runMessage(message, principal: principal, onText: onText)
+            try await self.runMessage(message, principal: principal, onAccepted: onAccepted, onText: onText)
         }
     }
 
     private nonisolated func runMessage(
-        _ message: InboundMessage, principal: Principal, onText: @escaping @Sendable (String) async -> Void
+        _ message: InboundMessage, principal: Principal, onAccepted: @escaping @Sendable () async -> Void,
+        onText: @escaping @Sendable (String) async -> Void
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
         let started = now()
@@ -139,6 +144,7 @@ public actor Agent {
             ])
         var state = try await newTurn(
             conversation: message.conversation, turn: turn, principal: principal, started: started)
+        await onAccepted()
         return try await runRounds(&state, onText: onText)
     }
 

@@ -82,6 +82,7 @@ public struct GatewayServer: Sendable {
         var agent: Agent?
         var webhooks: WebhookRoutes?
         var operations: AdminOperations?
+        var background: BackgroundWork?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
@@ -89,8 +90,11 @@ public struct GatewayServer: Sendable {
             operations = owner.operations { baseURL.get() }
             adminSocket = owner.adminSocket(baseURL: baseURL)
             if !configuration.channels.webhooks.isEmpty {
-                webhooks = WebhookRoutes(
-                    settings: configuration.channels, vault: vault, receiver: AgentWebhookReceiver(agent: owner.agent))
+                let callbacks = try state.webhookCallbacks(vault: vault, audit: audit)
+                background = callbacks.map { _ in BackgroundWork() }
+                let receiver = AgentWebhookReceiver(
+                    agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
+                webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
             }
         }
         let router = GatewayApplication.makeRouter(
@@ -146,6 +150,11 @@ public struct GatewayServer: Sendable {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
             if let adminSocket {
                 services.append(.init(service: adminSocket))
+            }
+            if let background {
+                // First in the list, so it stops last: the routes that queue work are closed by then, and
+                // the turns still running finish before the database closes.
+                services.insert(.init(service: background), at: 0)
             }
             if let vault {
                 let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)
