@@ -31,12 +31,17 @@ public final class LoopbackHTTPServer: Sendable {
     public struct Response: Sendable {
         public var status: Int
         public var headers: [(name: String, value: String)]
-        public var body: String
+        public var body: [UInt8]
 
         public init(status: Int = 200, headers: [(name: String, value: String)] = [], body: String) {
+            self.init(status: status, headers: headers, bytes: Array(body.utf8))
+        }
+
+        /// A body of any bytes (not necessarily UTF-8).
+        public init(status: Int = 200, headers: [(name: String, value: String)] = [], bytes: [UInt8]) {
             self.status = status
             self.headers = headers
-            self.body = body
+            self.body = bytes
         }
     }
 
@@ -111,13 +116,13 @@ public final class LoopbackHTTPServer: Sendable {
                 server.received.withLock { $0.append(request) }
                 let response = server.respond(request)
                 var headers = HTTPHeaders(response.headers.map { ($0.name, $0.value) })
-                headers.replaceOrAdd(name: "Content-Length", value: String(response.body.utf8.count))
+                headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
                 if !head.isKeepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
                 let status = HTTPResponseStatus(statusCode: response.status)
                 context.write(
                     wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
                     promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: response.body)))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
                 let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
                 if !head.isKeepAlive {
                     let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)

@@ -159,15 +159,21 @@ import Testing
         #expect(log.contains("approval-pending"))
     }
 
-    @Test(
-        "a contact's message is a tainted turn: its shell call waits for the owner even with shell=4 in trust and ceiling"
-    )
-    func taintedContactTurnHeld() async throws {
+    /// A server with the webhook `sms`, shell at trust 4, and the contact +15551234567 whose shell ceiling is 4.
+    static func contactWithShell() async throws -> HostileServe {
         var setup = HostileServe.Setup()
         setup.webhook = true
         let serve = try await HostileServe(setup)
         try serve.trust("shell", "full")
         try serve.addContact("+15551234567", ceilings: ["shell=4"])
+        return serve
+    }
+
+    @Test(
+        "a contact's message is a tainted turn: its shell call waits for the owner even with shell=4 in trust and ceiling"
+    )
+    func taintedContactTurnHeld() async throws {
+        let serve = try await Self.contactWithShell()
         let text = Self.call("shell", ["command": "echo from-contact >> /workspace/contact.txt"])
         let answer = try await serve.deliver(id: "m1", sender: "+15551234567", text: text)
         #expect(answer.status == 200, "\(answer.body)")
@@ -194,11 +200,7 @@ import Testing
     @Test(
         "an approval cannot be applied to a changed call: a rewritten tool-call or approval row in moat.db is refused")
     func changedCallRefused() async throws {
-        var setup = HostileServe.Setup()
-        setup.webhook = true
-        let serve = try await HostileServe(setup)
-        try serve.trust("shell", "full")
-        try serve.addContact("+15551234567", ceilings: ["shell=4"])
+        let serve = try await Self.contactWithShell()
         for (index, name) in ["first", "second"].enumerated() {
             let text = Self.call("shell", ["command": "echo \(name) >> /workspace/\(name).txt"])
             let answer = try await serve.deliver(id: "m\(index)", sender: "+15551234567", text: text)
