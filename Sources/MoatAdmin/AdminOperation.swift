@@ -116,6 +116,14 @@ extension AdminOperation {
         default: false
         }
     }
+
+    /// Whether the agent adds to the result (why each call it holds waits) when it is open.
+    public var showsApprovals: Bool {
+        switch self {
+        case .approvalsList, .approvalsShow: true
+        default: false
+        }
+    }
 }
 
 /// An API token's lifetime as `moat token create --expires` gives it.

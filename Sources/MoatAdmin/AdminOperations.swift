@@ -56,7 +56,7 @@ public struct AdminOperations: Sendable {
             // The agent first: with it, deciding an approval also runs the held call and goes on.
             if let agent, let result = try await agent.perform(operation) { return result }
             if let result = try await owner.perform(operation, client: client) { return result }
-            if let result = try await policy.perform(operation) { return result }
+            if let result = try await policy.perform(operation) { return await agent?.annotated(result) ?? result }
             if let vault, let result = try vault.perform(operation) { return result }
             if let usage, case .usage(let days) = operation {
                 return .usage(try await usage.report(days: days), days: days)

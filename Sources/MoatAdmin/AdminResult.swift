@@ -178,6 +178,8 @@ public struct ApprovalView: Sendable, Equatable, Codable {
     public let principal: String
     public let createdAt: Int64
     public let expiresAt: Int64
+    /// For a call the agent holds: what set its level and, under the taint cap, the taint's causes.
+    public internal(set) var heldBecause: String?
 
     init(_ record: ApprovalRecord) {
         id = record.id

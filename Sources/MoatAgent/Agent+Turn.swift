@@ -134,6 +134,11 @@ extension Agent {
                 "limit": .string(stop.limit.rawValue), "turn": .string(state.turn),
                 "rounds": .int(Int64(state.rounds)), "tool_calls": .int(Int64(state.toolCalls)),
             ])
+        // The owner hears of it whoever wrote: a contact's runaway turn is otherwise only in the audit log.
+        await notifier.notify(
+            OwnerNotice(
+                kind: .budgetReached, conversationID: state.conversation,
+                text: "a turn of \(state.principal) stopped at a budget: \(stop.message)"))
         return state.outcome(reply: stop.message, stoppedBy: stop)
     }
 

@@ -226,25 +226,34 @@ struct ConversationStore: Sendable {
         }
     }
 
-    /// The verified tool call held under `approvalID` and its current outcome, or nil when there is none
-    /// or its MAC fails.
-    func call(approvalID: String) async throws -> (row: ToolCallRow, outcome: String)? {
+    /// What is held under an approval id.
+    enum HeldCall {
+        /// No tool call holds this approval (one the policy engine made alone, or none at all).
+        case none
+        /// A row holds it, but it was changed outside Moat (its MAC fails, or its decision is unknown).
+        case tampered
+        /// The verified call and its current outcome.
+        case held(ToolCallRow, outcome: String)
+    }
+
+    /// The tool call held under `approvalID`, verified.
+    func call(approvalID: String) async throws -> HeldCall {
         let authenticator = self.authenticator
         return try await database.pool.read { db in
             guard
                 let row = try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT * FROM agent_tool_calls WHERE approval_id = ?"),
-                    arguments: [approvalID]),
-                let decision = CallDecision(rawValue: row["decision"])
-            else { return nil }
+                    arguments: [approvalID])
+            else { return .none }
+            guard let decision = CallDecision(rawValue: row["decision"]) else { return .tampered }
             let call = ToolCallRow(
                 id: row["id"], conversation: row["conversation"], turn: row["turn"], round: row["round"],
                 callID: row["call_id"], tool: row["tool"], domain: row["domain"], arguments: row["arguments"],
                 destination: row["destination"], level: row["level"], decision: decision,
                 limitedBy: row["limited_by"], taint: row["taint"], approvalID: row["approval_id"],
                 createdAt: row["created_at"])
-            guard authenticator.verify(row["mac"], of: call) else { return nil }
-            return (call, row["outcome"])
+            guard authenticator.verify(row["mac"], of: call) else { return .tampered }
+            return .held(call, outcome: row["outcome"])
         }
     }
 

@@ -260,6 +260,7 @@ enum AdminText {
             "\(record.id)  \(record.status)  \(record.domain)  \(record.tool)  "
                 + "\(record.destination.isEmpty ? "-" : record.destination)  by \(record.principal)  "
                 + "expires \(PolicyEngine.timestamp(record.expiresAt))"
+                + (record.heldBecause.map { "  held: \($0)" } ?? "")
         )
     }
 
@@ -269,7 +270,7 @@ enum AdminText {
             "tool": record.tool, "arguments": record.arguments,
             "destination": record.destination, "request_hash": record.requestHash,
             "principal": record.principal, "created_at": PolicyEngine.timestamp(record.createdAt),
-            "expires_at": PolicyEngine.timestamp(record.expiresAt),
+            "expires_at": PolicyEngine.timestamp(record.expiresAt), "held_because": record.heldBecause ?? NSNull(),
         ]
     }
 }

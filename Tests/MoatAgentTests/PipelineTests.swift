@@ -134,8 +134,12 @@ import Testing
         _ = try await fixture.agent.handle(fixture.owner("other", conversation: "c2"))
         try fixture.sql("UPDATE agent_tool_calls SET conversation = 'c2' WHERE approval_id = ?", [approval])
         let error = await agentError { try await fixture.agent.approve(approval) }
-        #expect(error?.code == .notFound)
+        #expect(error?.code == .refused)
         #expect(tool.ran.isEmpty)
+        #expect(try fixture.auditActions().contains("agent.approval.refused"))
+        // An approval no agent call holds is "not found" (the policy engine may decide it alone).
+        let none = await agentError { try await fixture.agent.approve("no-such-approval") }
+        #expect(none?.code == .notFound)
     }
 }
 
