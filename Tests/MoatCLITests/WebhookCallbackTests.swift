@@ -140,7 +140,8 @@ import Testing
     func failuresAndErrors() async throws {
         let model = try await ScriptedModelServer.start(replies: [
             .text("One."),
-            .fault(.status(500, body: #"{"error":{"message":"overloaded","type":"server_error"}}"#)),
+            // A refusal (4xx) fails the turn at once; a 5xx would be retried by the provider and take "Three.".
+            .fault(.status(400, body: #"{"error":{"message":"bad request","type":"invalid_request_error"}}"#)),
             .text("Three."),
         ])
         let receiver = try await CallbackReceiver.start(statuses: [400])
