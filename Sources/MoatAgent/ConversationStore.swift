@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MoatAudit
 import MoatCore
 import MoatProviders
 import MoatStore
@@ -56,15 +57,20 @@ struct StoredMessage: Sendable {
 }
 
 /// MoatAgent's reads and writes of `moat.db`.
+///
+/// Writes go through the audit log's group commit (``AuditLog/append(event:writing:)``): concurrent
+/// turns' rows and audit entries share one transaction and one fsync, each write in its own savepoint,
+/// and a step's rows and its audit entry (the message and `agent.message`, the round and
+/// `agent.reply`) are durable together.
 struct ConversationStore: Sendable {
     let database: MoatDatabase
     let authenticator: RowAuthenticator
-    let writer: GroupWriter
+    let writer: AuditLog
 
-    init(database: MoatDatabase, authenticator: RowAuthenticator) {
+    init(database: MoatDatabase, authenticator: RowAuthenticator, audit: AuditLog) {
         self.database = database
         self.authenticator = authenticator
-        self.writer = GroupWriter(pool: database.pool)
+        self.writer = audit
     }
 
     /// Where a message opens its turn.
@@ -77,11 +83,14 @@ struct ConversationStore: Sendable {
 
     /// In one transaction: the conversation (created, or checked to belong to `principal` on `channel`),
     /// the idempotency key (refused when seen), and the inbound message.
+    ///
+    /// `entry` makes the audit entry of the outcome, appended in the same transaction.
     func open(
-        _ message: InboundMessage, principal: String, turn: String, now: Int64
+        _ message: InboundMessage, principal: String, turn: String, now: Int64,
+        entry: @escaping @Sendable (Opening) -> AuditEvent
     ) async throws -> Opening {
         let authenticator = self.authenticator
-        return try await writer.write { db -> Opening in
+        return try await writer.append(event: entry) { db -> Opening in
             // Checks first, writes after: a refused message leaves nothing behind.
             let existing = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"),
@@ -157,12 +166,12 @@ struct ConversationStore: Sendable {
     }
 
     /// Adds one model round's `usage` to `principal`'s use of `provider` on `day`, with `messages` of the
-    /// same round, in one transaction.
+    /// same round, in one transaction with `entry` (when there is one) in the audit log.
     func recordRound(
         _ messages: [StoredMessage], conversation: String, principal: String, day: String, provider: String,
-        usage: TokenUsage, now: Int64
+        usage: TokenUsage, now: Int64, entry: AuditEvent? = nil
     ) async throws {
-        try await writer.write { db in
+        try await writer.append(entry) { db in
             try Self.insert(messages, conversation: conversation, now: now, db)
             try db.cachedStatement(
                 sql: """
