@@ -115,7 +115,7 @@ import Testing
         let error = await agentError { try await fixture.agent.handle(fixture.owner("hello")) }
         #expect(error?.code == .refused)
         #expect(try fixture.count("agent_messages", "role = 'assistant'") == 0)
-        #expect(try fixture.count("agent_usage") == 0)
+        #expect(try fixture.count("agent_token_usage") == 0)
         #expect(try fixture.auditActions().contains("agent.model"))
     }
 
