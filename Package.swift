@@ -131,7 +131,10 @@ let package = Package(
         // platform's deliveries into checked messages for the pipeline.
         .target(
             name: "MoatChannels",
-            dependencies: ["MoatCore", "MoatVault", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The tool contract and the built-in tools (files under the workspace root, shell in the sandbox,
@@ -190,6 +193,7 @@ let package = Package(
         .target(
             name: "MoatConsole",
             dependencies: [
+                "MoatAdmin",
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
@@ -364,6 +368,9 @@ let package = Package(
                 "MoatVault",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             path: "Benchmarks/MoatBench",
             swiftSettings: swiftSettings

@@ -8,7 +8,7 @@ import MoatStore
 import MoatTools
 import MoatVault
 
-/// A model that answers at once, so what is measured is the gateway's own work per message.
+/// A model that answers at once inside the process (`--in-process`): the pipeline without any HTTP.
 struct InstantModel: ModelProvider {
     let name = "instant"
     func complete(
@@ -23,15 +23,22 @@ struct SilentNotifier: OwnerNotifier {
 }
 
 /// `moat-bench agent`: messages per second through the whole pipeline (principal, rate limit, flagger,
-/// moat.db, audit appends, one model round, reply) and the latency it adds per message (p50, p99), with
-/// a model that answers at once. `--conversations` messages are in flight at a time, each in its own
-/// conversation.
+/// moat.db, audit appends, one model round through the real ``OpenAICompatibleProvider`` to a stub model
+/// on loopback that answers at once (``StubModelServer``), reply) and the latency the gateway adds per
+/// message (p50, p99): a turn's time minus the time the stub spent on its request, so the provider's own
+/// work (request JSON, connection, reading the stream) counts as added. `--conversations` messages are in
+/// flight at a time, each in its own conversation. `--in-process` uses a model inside the process instead
+/// (no HTTP at all), to see the rest of the pipeline alone.
 func agentBenchmark(directory: String) async throws {
     let messages = option("--messages", 5000)
     let conversations = option("--conversations", 16)
+    let inProcess = CommandLine.arguments.contains("--in-process")
     let database = try MoatDatabase(
         path: directory + "/agent.db",
-        migrations: [StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations])
+        migrations: [
+            StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations,
+            AgentSchema.usageByProvider,
+        ])
     var password = Array("benchmark vault password".utf8)
     let vault = try UnlockedVault.create(
         paths: VaultPaths(stateDirectory: directory), password: SecretBytes(wiping: &password),
@@ -42,41 +49,89 @@ func agentBenchmark(directory: String) async throws {
     var settings = AgentSettings()
     // One principal sends everything here; the per-principal limit is not what is measured.
     settings.messagesPerMinute = Int.max / 2
+    let stub = inProcess ? nil : try await StubModelServer.start()
+    let provider: any ModelProvider =
+        try stub.map {
+            try OpenAICompatibleProvider(
+                settings: ProviderSettings(name: "stub", baseURL: $0.baseURL, model: "bench"), vault: nil)
+        }
+        ?? InstantModel()
     let agent = Agent(
-        provider: InstantModel(), tools: [], policy: policy, audit: audit, vault: vault, database: database,
+        provider: provider, tools: [], policy: policy, audit: audit, vault: vault, database: database,
         authenticator: try AgentKeyring.authenticator(from: vault), settings: settings, notifier: SilentNotifier())
+    print(
+        inProcess
+            ? "agent: model in the process (no HTTP)" : "agent: stub model on loopback through OpenAICompatibleProvider"
+    )
+    // Throughput under load, then the latency one message at a time adds when nothing queues before it.
+    try await agentPhase(agent, stub: stub, name: "load", messages: messages, conversations: conversations)
+    try await agentPhase(
+        agent, stub: stub, name: "alone", messages: option("--alone-messages", 1000),
+        conversations: option("--alone-conversations", 1))
+    await stub?.stop()
+    try database.close()
+}
+
+/// One run of `messages` owner messages, `conversations` in flight at a time (each in its own
+/// conversation); prints messages per second and the added latency (p50, p99).
+func agentPhase(
+    _ agent: Agent, stub: StubModelServer?, name: String, messages: Int, conversations: Int
+) async throws {
     let clock = ContinuousClock()
-    let perTask = messages / conversations
+    let perTask = max(1, messages / conversations)
     let started = clock.now
-    let latencies = try await withThrowingTaskGroup(of: [Double].self) { group in
+    let turns = try await withThrowingTaskGroup(of: [(String, Duration)].self) { group in
         for task in 0..<conversations {
             group.addTask {
-                var times: [Double] = []
+                var times: [(String, Duration)] = []
                 times.reserveCapacity(perTask)
                 for index in 0..<perTask {
+                    let marker = "[bench \(name)-\(task)-\(index)]"
                     let message = InboundMessage(
-                        channel: InboundMessage.ownerChannel, senderID: "owner", conversation: "bench-\(task)",
-                        text: "what is on my calendar tomorrow? (\(index))", idempotencyKey: "\(task)-\(index)")
+                        channel: InboundMessage.ownerChannel, senderID: "owner", conversation: "\(name)-\(task)",
+                        text: "what is on my calendar tomorrow? \(marker)", idempotencyKey: marker)
                     let begin = clock.now
                     _ = try await agent.handle(message)
-                    times.append(seconds(clock.now - begin))
+                    times.append((marker, clock.now - begin))
                 }
                 return times
             }
         }
-        var all: [Double] = []
+        var all: [(String, Duration)] = []
         for try await times in group { all += times }
-        return all.sorted()
+        return all
     }
     let elapsed = seconds(clock.now - started)
-    func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+    // The stub records a request once its answer is written; the turn may have read it a moment before.
+    try await Task.sleep(for: .milliseconds(100))
+    var model: [Double] = []
+    var added: [Double] = []
+    var missing = 0
+    for (marker, turn) in turns {
+        var spent = Duration.zero
+        if let stub {
+            if let time = stub.serviceTime(marker) { spent = time } else { missing += 1 }
+        }
+        model.append(seconds(spent))
+        added.append(seconds(turn - spent))
+    }
+    func percentile(_ values: [Double], _ p: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))] * 1000
+    }
     print(
         String(
-            format: "agent: %d messages in %d conversations in %.2f s = %.0f messages/s", latencies.count,
-            conversations, elapsed, Double(latencies.count) / elapsed))
+            format: "agent %@: %d messages, %d conversations in flight, %.2f s = %.0f messages/s", name, turns.count,
+            conversations, elapsed, Double(turns.count) / elapsed))
     print(
         String(
-            format: "agent: added latency per message p50 %.2f ms, p99 %.2f ms", percentile(0.5) * 1000,
-            percentile(0.99) * 1000))
-    try database.close()
+            format: "agent %@: added latency per message p50 %.2f ms, p99 %.2f ms (turn minus the model's time)",
+            name, percentile(added, 0.5), percentile(added, 0.99)))
+    if stub != nil {
+        print(
+            String(
+                format: "agent %@: the stub model's own time per request p50 %.3f ms, p99 %.3f ms%@", name,
+                percentile(model, 0.5), percentile(model, 0.99),
+                missing == 0 ? "" : " (\(missing) requests not matched: counted as 0)"))
+    }
 }

@@ -3,14 +3,17 @@
 //
 //   swift run -c release moat-bench audit [--entries 1000000] [--appends 20000] [--tasks 8]
 //   swift run -c release moat-bench flagger [--mib 4] [--dump FILE...]
-//   swift run -c release moat-bench agent [--messages 5000] [--conversations 16]
+//   swift run -c release moat-bench agent [--messages 5000] [--conversations 16] [--alone-messages 1000]
+//                                          [--in-process]
 //
 // `audit` prints the figures Docs/Audit.md records: durable appends per second from concurrent callers
 // (group commit, synchronous=FULL), and the time to verify a log of --entries entries. `flagger` prints
 // the injection flagger's throughput on --mib MiB of mixed text (Docs/Policy.md); with --dump it instead
 // prints one line per text of the given corpus files (hash of the text, then its flags), to check that a
 // change to the flagger leaves every result as it was. `agent` prints messages per second through the agent
-// pipeline and the latency it adds per message, with a model that answers at once (Docs/Agent.md).
+// pipeline and the latency it adds per message, with a stub model on loopback that answers at once, reached
+// through the real OpenAI-compatible provider: first with --conversations in flight, then one message at a
+// time (Docs/Agent.md, Docs/Performance.md).
 
 import Crypto
 import Foundation
@@ -38,7 +41,7 @@ if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "flagger" {
 guard CommandLine.arguments.count >= 2, ["audit", "agent"].contains(CommandLine.arguments[1]) else {
     print("usage: moat-bench audit [--entries N] [--appends N] [--tasks N]")
     print("       moat-bench flagger [--mib N] [--dump FILE...]")
-    print("       moat-bench agent [--messages N] [--conversations N]")
+    print("       moat-bench agent [--messages N] [--conversations N] [--alone-messages N] [--in-process]")
     exit(64)
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import MoatAgent
 public import MoatAuth
 public import MoatCore
 
@@ -42,6 +43,8 @@ public enum AdminOperation: Sendable {
     /// A new master password (and salt) for the vault the server holds, its seal written again. Without
     /// `current` the caller must open the seal (with `pin` when it has one), as an in-process re-key does.
     case vaultRekey(current: SecretBytes?, new: SecretBytes, pin: SecretBytes?)
+    /// `moat usage`: model tokens per day, principal and provider over the last `days` UTC days.
+    case usage(days: Int)
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -72,6 +75,7 @@ public enum AdminOperation: Sendable {
         case vaultRemove = "vault.rm"
         case vaultList = "vault.list"
         case vaultRekey = "vault.rekey"
+        case usage = "usage"
     }
 
     /// The operation's wire name (for logs and errors: never its parameters).
@@ -104,6 +108,7 @@ public enum AdminOperation: Sendable {
         case .vaultRemove: .vaultRemove
         case .vaultList: .vaultList
         case .vaultRekey: .vaultRekey
+        case .usage: .usage
         }
     }
 }
@@ -127,6 +132,14 @@ extension AdminOperation {
     public var isAgentTurn: Bool {
         switch self {
         case .chat, .chatStream, .approvalsApprove, .approvalsDeny: true
+        default: false
+        }
+    }
+
+    /// Whether the agent adds to the result (why each call it holds waits) when it is open.
+    public var showsApprovals: Bool {
+        switch self {
+        case .approvalsList, .approvalsShow: true
         default: false
         }
     }
@@ -192,7 +205,7 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings, message, conversation
+            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings, message, conversation, days
         case currentPassword = "current_password"
         case newPassword = "new_password"
     }
@@ -276,6 +289,12 @@ extension AdminOperation: Codable {
             return .vaultRekey(
                 current: try params.optionalSecret(.currentPassword), new: try params.secret(.newPassword),
                 pin: try params.optionalSecret(.pin))
+        case .usage:
+            let days = try params.optional(Int64.self, .days) ?? 7
+            guard (1...Int64(UsageLedger.maximumDays)).contains(days) else {
+                throw params.invalid(.days, "a number of days from 1 to \(UsageLedger.maximumDays)")
+            }
+            return .usage(days: Int(days))
         }
     }
 
@@ -339,6 +358,8 @@ extension AdminOperation: Codable {
             if let current { try Self.encode(current, .currentPassword, in: &params) }
             try Self.encode(new, .newPassword, in: &params)
             if let pin { try Self.encode(pin, .pin, in: &params) }
+        case .usage(let days):
+            try params.encode(days, forKey: .days)
         }
     }
 

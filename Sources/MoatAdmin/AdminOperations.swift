@@ -2,23 +2,27 @@ public import MoatAgent
 public import MoatAuth
 public import MoatCore
 
-/// A failed admin operation: the message for the owner (never a parameter's value) and the exit code
-/// the CLI ends with.
-public struct AdminFailure: Error, Sendable, Equatable, CustomStringConvertible {
+/// A failed admin operation: the message for the owner (never a parameter's value), its kind (for an
+/// HTTP route that runs the operation) and the exit code the CLI ends with.
+public struct AdminFailure: ClassifiedError, Sendable, Equatable {
     public let message: String
+    public let kind: FailureKind
     public let status: Int32
 
-    public init(_ message: String, status: Int32 = ExitStatus.failure) {
+    public init(_ message: String, kind: FailureKind = .failure, status: Int32? = nil) {
         self.message = message
-        self.status = status
+        self.kind = kind
+        self.status = status ?? kind.exitCode
     }
 
-    /// Any error of the modules below, with its kind's exit code; a malformed request is a usage error.
+    /// Any error of the modules below, with its kind and its kind's exit code; a malformed request is a
+    /// usage error.
     init(_ error: any Error) {
         switch error {
         case let failure as AdminFailure: self = failure
-        case let request as AdminRequestError: self.init(request.message, status: ExitStatus.usage)
-        default: self.init(ExitStatus.message(for: error), status: ExitStatus.code(for: error))
+        case let request as AdminRequestError: self.init(request.message, kind: .invalidInput)
+        case let classified as any ClassifiedError: self.init(classified.message, kind: classified.kind)
+        default: self.init("\(error)")
         }
     }
 
@@ -33,14 +37,17 @@ public struct AdminOperations: Sendable {
     let policy: PolicyOperations
     let vault: VaultOperations?
     let agent: AgentOperations?
+    let usage: UsageLedger?
 
     public init(
-        owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil, agent: AgentOperations? = nil
+        owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil, agent: AgentOperations? = nil,
+        usage: UsageLedger? = nil
     ) {
         self.owner = owner
         self.policy = policy
         self.vault = vault
         self.agent = agent
+        self.usage = usage
     }
 
     /// Runs one operation; `client` names the caller for the audit log, `events` watches the turn of a
@@ -52,8 +59,11 @@ public struct AdminOperations: Sendable {
             // The agent first: with it, deciding an approval also runs the held call and goes on.
             if let agent, let result = try await agent.perform(operation, events: events) { return result }
             if let result = try await owner.perform(operation, client: client) { return result }
-            if let result = try await policy.perform(operation) { return result }
+            if let result = try await policy.perform(operation) { return await agent?.annotated(result) ?? result }
             if let vault, let result = try vault.perform(operation) { return result }
+            if let usage, case .usage(let days) = operation {
+                return .usage(try await usage.report(days: days), days: days)
+            }
         } catch {
             throw AdminFailure(error)
         }

@@ -42,6 +42,8 @@ public enum AdminResult: Sendable, Equatable, Codable {
     /// `vault.list`: names, policies and dates, never a value.
     case vaultSecrets([SecretSummary])
     case vaultRekeyed(VaultRekeyed)
+    /// `usage`: the entries of the last `days` UTC days, newest first.
+    case usage([UsageLedger.Entry], days: Int)
 }
 
 /// A contact and its ceilings (Docs/Channels.md).
@@ -176,6 +178,8 @@ public struct ApprovalView: Sendable, Equatable, Codable {
     public let principal: String
     public let createdAt: Int64
     public let expiresAt: Int64
+    /// For a call the agent holds: what set its level and, under the taint cap, the taint's causes.
+    public internal(set) var heldBecause: String?
 
     init(_ record: ApprovalRecord) {
         id = record.id

@@ -32,6 +32,25 @@ public struct AgentOperations: Sendable {
         }
     }
 
+    /// An approval list or view with, for each call the agent holds, why it waits (``Agent/holdReason(approvalID:)``).
+    func annotated(_ result: AdminResult) async -> AdminResult {
+        func annotate(_ view: ApprovalView) async -> ApprovalView {
+            var view = view
+            view.heldBecause = await agent.holdReason(approvalID: view.id)
+            return view
+        }
+        switch result {
+        case .approvals(let views, let all):
+            var annotated: [ApprovalView] = []
+            for view in views { annotated.append(await annotate(view)) }
+            return .approvals(annotated, all: all)
+        case .approval(let view):
+            return .approval(await annotate(view))
+        default:
+            return result
+        }
+    }
+
     /// The decision through the agent; nil (the policy engine decides alone) for an approval that holds
     /// no agent call, such as one a test or an earlier release made.
     private func resumed(

@@ -32,7 +32,7 @@ public struct OwnerOperations: Sendable {
             case .needsSetup:
                 return .ownerStatus(nil)
             case .damaged:
-                throw AdminFailure(OwnerState.damagedAdvice, status: ExitStatus.dataError)
+                throw AdminFailure(OwnerState.damagedAdvice, kind: .dataError)
             case .ready(let username, let totp):
                 let now = Int64(Date().timeIntervalSince1970 * 1000)
                 let tokens = try await authority.tokens().filter { $0.isActive(at: now) }.count

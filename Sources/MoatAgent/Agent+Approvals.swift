@@ -29,17 +29,51 @@ extension Agent {
         try await resume(approvalID, approve: false, reason: reason, actor: actor, events: events)
     }
 
+    /// Why the call held under `approvalID` waits, for the owner's view of the approval: what set its
+    /// level (the domain's trust, the principal's ceiling, the taint cap) and, when the taint did, its
+    /// causes. Nil when no verified agent call holds it.
+    public nonisolated func holdReason(approvalID: String) async -> String? {
+        guard case .held(let call, _)? = try? await store.call(approvalID: approvalID) else { return nil }
+        let limits = call.limitedBy.split(separator: ",").map { limit in
+            switch limit {
+            case "domain": "the \(call.domain) trust level"
+            case "principal": "the sender's ceiling"
+            case "taint": "the taint cap"
+            default: String(limit)
+            }
+        }
+        var text = "level \(call.level), set by "
+        text += limits.isEmpty ? "the \(call.domain) trust level" : limits.joined(separator: " and ")
+        if call.limitedBy.split(separator: ",").contains("taint") && !call.taint.isEmpty {
+            text += "; tainted: " + call.taint
+        }
+        return PrintableText.excerpt(text, limit: 1000)
+    }
+
     private func resume(
         _ approvalID: String, approve: Bool, reason: String, actor: String,
         events: (@Sendable (TurnEvent) async -> Void)?
     ) async throws(AgentError) -> TurnOutcome {
         let id = Self.printable(approvalID)
-        let held = try await mapped { try await self.store.call(approvalID: approvalID) }
-        guard let (call, outcome) = held else {
+        let call: ToolCallRow
+        let outcome: String
+        switch try await mapped({ try await self.store.call(approvalID: approvalID) }) {
+        case .held(let row, let current):
+            (call, outcome) = (row, current)
+        case .none:
             throw AgentError(
-                .notFound,
-                "no tool call is held under approval \(id) (or its row in moat.db failed its integrity check); "
-                    + "moat approvals list shows the pending ones")
+                .notFound, "no tool call is held under approval \(id); moat approvals list shows the pending ones")
+        case .tampered:
+            // Refused, not "not found": the caller would otherwise decide the approval without the agent
+            // and tell the owner it was approved, while the changed call can never run.
+            _ = try? await audit.append(
+                AuditEvent(
+                    actor: actor, action: "agent.approval.refused", target: approvalID, outcome: "denied",
+                    metadata: ["approval": .string(approvalID), "code": "tamper"]))
+            throw AgentError(
+                .refused,
+                "the tool call held under approval \(id) failed its integrity check (its row in moat.db was changed "
+                    + "outside Moat); nothing was run and the approval was left as it was. Run moat doctor")
         }
         guard outcome == "pending" else {
             throw AgentError(

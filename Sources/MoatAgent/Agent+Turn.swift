@@ -89,19 +89,21 @@ extension Agent {
             let usage = reply.usage ?? Self.estimate(request, reply)
             let assistant = ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)
             state.messages.append(assistant)
-            try await store.recordRound(
-                [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
-                principal: principal, day: day, usage: usage, now: Self.millis(now()))
-            if reply.toolCalls.isEmpty {
-                try await record(
+            // The last round's rows and `agent.reply` are committed together.
+            let replied =
+                reply.toolCalls.isEmpty
+                ? Self.event(
                     "agent.reply", state.principal, state.conversation, "success",
                     [
                         "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
                         "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
                         "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
-                    ])
-                return state.outcome(reply: vault.scrub(reply.text), stoppedBy: nil)
-            }
+                    ]) : nil
+            try await store.recordRound(
+                [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
+                principal: principal, day: day, provider: provider.name, usage: usage, now: Self.millis(now()),
+                entry: replied)
+            if replied != nil { return state.outcome(reply: vault.scrub(reply.text), stoppedBy: nil) }
             for (index, call) in reply.toolCalls.enumerated() {
                 if let stop = TurnBudget.beforeToolCall(budgetUsage(state, tokensToday: 0), settings: settings) {
                     // Every call gets an answer, so the conversation stays well-formed for the next turn.
@@ -161,6 +163,11 @@ extension Agent {
                 "limit": .string(stop.limit.rawValue), "turn": .string(state.turn),
                 "rounds": .int(Int64(state.rounds)), "tool_calls": .int(Int64(state.toolCalls)),
             ])
+        // The owner hears of it whoever wrote: a contact's runaway turn is otherwise only in the audit log.
+        await notifier.notify(
+            OwnerNotice(
+                kind: .budgetReached, conversationID: state.conversation,
+                text: "a turn of \(state.principal) stopped at a budget: \(stop.message)"))
         return state.outcome(reply: stop.message, stoppedBy: stop)
     }
 

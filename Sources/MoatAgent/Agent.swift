@@ -66,7 +66,7 @@ public actor Agent {
         self.policy = policy
         self.audit = audit
         self.vault = vault
-        self.store = ConversationStore(database: database, authenticator: authenticator)
+        self.store = ConversationStore(database: database, authenticator: authenticator, audit: audit)
         self.settings = settings
         self.notifier = notifier
         self.now = now
@@ -77,24 +77,29 @@ public actor Agent {
 
     /// Handles one inbound message: a whole turn, up to the reply (or the budget that stopped it).
     ///
-    /// - Parameter onText: receives the model's text (scrubbed) as the provider streams it.
+    /// - Parameters:
+    ///   - onAccepted: called once the message is admitted, stored and audited, before the first model
+    ///     round (a channel that answers "accepted" and sends the reply later waits for this).
+    ///   - onText: receives the model's text (scrubbed) as the provider streams it.
     /// - Throws: ``AgentError`` `.unknownSender` (the owner is told), `.rateLimited`, `.duplicate`,
     ///   `.busy`, `.invalidInput`, `.provider`, `.refused` (the audit log could not record a step),
     ///   `.storage`. Nothing reaches the model when the message is refused.
     public func handle(
         _ message: InboundMessage,
+        onAccepted: @escaping @Sendable () async -> Void = {},
         onText: (@Sendable (String) async -> Void)? = nil
     ) async throws(AgentError) -> TurnOutcome {
-        try await handle(message, events: onText.map(Self.textOnly))
+        try await handle(message, onAccepted: onAccepted, events: onText.map(Self.textOnly))
     }
 
-    /// Handles one inbound message as ``handle(_:onText:)`` does, showing the turn live: `events` gets
-    /// each ``TurnEvent`` in order, every text in them scrubbed, ending with `.finished` when the turn
-    /// completes (a thrown error ends it otherwise). The turn does not depend on the watcher: one that
-    /// stops listening (its client went away) should return at once, and the turn still completes and
-    /// is stored.
+    /// Handles one inbound message as ``handle(_:onAccepted:onText:)`` does, showing the turn live:
+    /// `events` gets each ``TurnEvent`` in order, every text in them scrubbed, ending with `.finished`
+    /// when the turn completes (a thrown error ends it otherwise). The turn does not depend on the
+    /// watcher: one that stops listening (its client went away) should return at once, and the turn
+    /// still completes and is stored.
     public func handle(
         _ message: InboundMessage,
+        onAccepted: @escaping @Sendable () async -> Void = {},
         events: (@Sendable (TurnEvent) async -> Void)?
     ) async throws(AgentError) -> TurnOutcome {
         try Self.validate(message, settings: settings)
@@ -107,52 +112,65 @@ public actor Agent {
         defer { busy.remove(message.conversation) }
         let observer = events.map { TurnObserver(vault: vault, sink: $0) }
         return try await mapped {
-            try await self.runMessage(message, principal: principal, observer: observer)
+            try await self.runMessage(message, principal: principal, onAccepted: onAccepted, observer: observer)
         }
     }
 
     private nonisolated func runMessage(
-        _ message: InboundMessage, principal: Principal, observer: TurnObserver?
+        _ message: InboundMessage, principal: Principal, onAccepted: @escaping @Sendable () async -> Void,
+        observer: TurnObserver?
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
         let started = now()
-        switch try await store.open(message, principal: principal.description, turn: turn, now: Self.millis(started)) {
+        // The flagger reads the message; a hit taints the conversation (recorded, nothing dropped).
+        let flags = InjectionFlagger.scan(message.text)
+        // The message's rows and its audit entry (what was received, or why it was refused) in one commit.
+        let opening = try await store.open(
+            message, principal: principal.description, turn: turn, now: Self.millis(started)
+        ) {
+            opening in
+            let refusal: String
+            switch opening {
+            case .opened:
+                return Self.event(
+                    "agent.message", principal, message.conversation, "success",
+                    [
+                        "channel": .string(message.channel), "turn": .string(turn),
+                        "bytes": .int(Int64(message.text.utf8.count)),
+                        "flags": .array(flags.map { .string($0.kind.rawValue) }),
+                    ])
+            case .duplicate: refusal = "duplicate"
+            case .otherOwner: refusal = "owner"
+            case .tampered: refusal = "tamper"
+            }
+            return Self.event(
+                "agent.message.refused", principal, message.conversation, "denied", ["reason": .string(refusal)])
+        }
+        switch opening {
         case .opened: break
         case .duplicate:
-            try await record(
-                "agent.message.refused", principal, message.conversation, "denied", ["reason": "duplicate"])
             throw AgentError(
                 .duplicate, "this message (same idempotency key) was already handled; it was not run again")
         case .otherOwner:
-            try await record("agent.message.refused", principal, message.conversation, "denied", ["reason": "owner"])
             throw AgentError(
                 .invalidInput,
                 "conversation \(Self.printable(message.conversation)) belongs to another sender or channel; "
                     + "start a new conversation")
         case .tampered:
-            try await record("agent.message.refused", principal, message.conversation, "denied", ["reason": "tamper"])
             throw AgentError(
                 .refused,
                 "conversation \(Self.printable(message.conversation)) failed its integrity check (its row in moat.db "
                     + "was changed outside Moat); start a new conversation and run moat doctor")
         }
-        // The flagger reads the message; a hit taints the conversation (recorded, nothing dropped).
-        let source: ContentSource = principal == .owner ? .owner : .contact
-        let flags = InjectionFlagger.scan(message.text)
         if !flags.isEmpty {
+            let source: ContentSource = principal == .owner ? .owner : .contact
             let reason = ConversationTaint.clean.reading(from: source, flags: flags).reasons.joined(separator: "; ")
             try await policy.taint(message.conversation, reason: reason)
         }
-        try await record(
-            "agent.message", principal, message.conversation, "success",
-            [
-                "channel": .string(message.channel), "turn": .string(turn),
-                "bytes": .int(Int64(message.text.utf8.count)),
-                "flags": .array(flags.map { .string($0.kind.rawValue) }),
-            ])
         var state = try await newTurn(
             conversation: message.conversation, turn: turn, principal: principal, started: started)
         state.observer = observer
+        await onAccepted()
         return try await runRounds(&state)
     }
 
@@ -237,9 +255,15 @@ public actor Agent {
         _ action: String, _ principal: Principal, _ target: String, _ outcome: String,
         _ metadata: [String: AuditValue]
     ) async throws {
-        try await audit.append(
-            AuditEvent(
-                actor: principal.description, action: action, target: target, outcome: outcome, metadata: metadata))
+        try await audit.append(Self.event(action, principal, target, outcome, metadata))
+    }
+
+    /// The pipeline's audit entry of `action` by `principal`.
+    static func event(
+        _ action: String, _ principal: Principal, _ target: String, _ outcome: String,
+        _ metadata: [String: AuditValue]
+    ) -> AuditEvent {
+        AuditEvent(actor: principal.description, action: action, target: target, outcome: outcome, metadata: metadata)
     }
 
     /// Runs `body`, turning any error into an ``AgentError`` whose message the owner can act on.

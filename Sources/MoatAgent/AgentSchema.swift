@@ -74,4 +74,27 @@ public enum AgentSchema {
                 """
         )
     }
+
+    /// `2026-12-06 agent usage by provider`: token use per principal, UTC day and provider, with the
+    /// number of model rounds (issue 16's usage ledger, `moat usage`). Rows of the first table are kept
+    /// under the provider `""` (not recorded).
+    public static let usageByProvider = SchemaMigration("2026-12-06 agent usage by provider") { db in
+        try db.execute(
+            sql: """
+                CREATE TABLE agent_token_usage (
+                  principal TEXT NOT NULL,
+                  day TEXT NOT NULL,
+                  provider TEXT NOT NULL,
+                  input_tokens INTEGER NOT NULL,
+                  output_tokens INTEGER NOT NULL,
+                  rounds INTEGER NOT NULL,
+                  PRIMARY KEY (principal, day, provider)
+                );
+                CREATE INDEX agent_token_usage_day ON agent_token_usage(day);
+                INSERT INTO agent_token_usage (principal, day, provider, input_tokens, output_tokens, rounds)
+                  SELECT principal, day, '', input_tokens, output_tokens, 0 FROM agent_usage;
+                DROP TABLE agent_usage;
+                """
+        )
+    }
 }

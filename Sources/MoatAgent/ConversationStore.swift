@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MoatAudit
 import MoatCore
 import MoatProviders
 import MoatStore
@@ -56,15 +57,20 @@ struct StoredMessage: Sendable {
 }
 
 /// MoatAgent's reads and writes of `moat.db`.
+///
+/// Writes go through the audit log's group commit (``AuditLog/append(event:writing:)``): concurrent
+/// turns' rows and audit entries share one transaction and one fsync, each write in its own savepoint,
+/// and a step's rows and its audit entry (the message and `agent.message`, the round and
+/// `agent.reply`) are durable together.
 struct ConversationStore: Sendable {
     let database: MoatDatabase
     let authenticator: RowAuthenticator
-    let writer: GroupWriter
+    let writer: AuditLog
 
-    init(database: MoatDatabase, authenticator: RowAuthenticator) {
+    init(database: MoatDatabase, authenticator: RowAuthenticator, audit: AuditLog) {
         self.database = database
         self.authenticator = authenticator
-        self.writer = GroupWriter(pool: database.pool)
+        self.writer = audit
     }
 
     /// Where a message opens its turn.
@@ -77,11 +83,14 @@ struct ConversationStore: Sendable {
 
     /// In one transaction: the conversation (created, or checked to belong to `principal` on `channel`),
     /// the idempotency key (refused when seen), and the inbound message.
+    ///
+    /// `entry` makes the audit entry of the outcome, appended in the same transaction.
     func open(
-        _ message: InboundMessage, principal: String, turn: String, now: Int64
+        _ message: InboundMessage, principal: String, turn: String, now: Int64,
+        entry: @escaping @Sendable (Opening) -> AuditEvent
     ) async throws -> Opening {
         let authenticator = self.authenticator
-        return try await writer.write { db -> Opening in
+        return try await writer.append(event: entry) { db -> Opening in
             // Checks first, writes after: a refused message leaves nothing behind.
             let existing = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"),
@@ -156,31 +165,37 @@ struct ConversationStore: Sendable {
         try await writer.write { db in try Self.insert(messages, conversation: conversation, now: now, db) }
     }
 
-    /// Adds `tokens` to `principal`'s use on `day`, with `messages` of the same round, in one transaction.
+    /// Adds one model round's `usage` to `principal`'s use of `provider` on `day`, with `messages` of the
+    /// same round, in one transaction with `entry` (when there is one) in the audit log.
     func recordRound(
-        _ messages: [StoredMessage], conversation: String, principal: String, day: String, usage: TokenUsage,
-        now: Int64
+        _ messages: [StoredMessage], conversation: String, principal: String, day: String, provider: String,
+        usage: TokenUsage, now: Int64, entry: AuditEvent? = nil
     ) async throws {
-        try await writer.write { db in
+        try await writer.append(entry) { db in
             try Self.insert(messages, conversation: conversation, now: now, db)
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO agent_usage (principal, day, input_tokens, output_tokens) VALUES (?, ?, ?, ?)
-                    ON CONFLICT (principal, day) DO UPDATE SET
+                    INSERT INTO agent_token_usage (principal, day, provider, input_tokens, output_tokens, rounds)
+                    VALUES (?, ?, ?, ?, ?, 1)
+                    ON CONFLICT (principal, day, provider) DO UPDATE SET
                       input_tokens = input_tokens + excluded.input_tokens,
-                      output_tokens = output_tokens + excluded.output_tokens
+                      output_tokens = output_tokens + excluded.output_tokens,
+                      rounds = rounds + 1
                     """
             ).execute(
-                arguments: [principal, day, usage.input, usage.output])
+                arguments: [principal, day, provider, usage.input, usage.output])
         }
     }
 
-    /// Tokens `principal` used on `day`.
+    /// Tokens `principal` used on `day`, every provider together.
     func tokensUsed(principal: String, day: String) async throws -> Int {
         try await database.pool.read { db in
             try Int.fetchOne(
                 db.cachedStatement(
-                    sql: "SELECT input_tokens + output_tokens FROM agent_usage WHERE principal = ? AND day = ?"),
+                    sql: """
+                        SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
+                        WHERE principal = ? AND day = ?
+                        """),
                 arguments: [principal, day]) ?? 0
         }
     }
@@ -220,25 +235,34 @@ struct ConversationStore: Sendable {
         }
     }
 
-    /// The verified tool call held under `approvalID` and its current outcome, or nil when there is none
-    /// or its MAC fails.
-    func call(approvalID: String) async throws -> (row: ToolCallRow, outcome: String)? {
+    /// What is held under an approval id.
+    enum HeldCall {
+        /// No tool call holds this approval (one the policy engine made alone, or none at all).
+        case none
+        /// A row holds it, but it was changed outside Moat (its MAC fails, or its decision is unknown).
+        case tampered
+        /// The verified call and its current outcome.
+        case held(ToolCallRow, outcome: String)
+    }
+
+    /// The tool call held under `approvalID`, verified.
+    func call(approvalID: String) async throws -> HeldCall {
         let authenticator = self.authenticator
         return try await database.pool.read { db in
             guard
                 let row = try Row.fetchOne(
                     db.cachedStatement(sql: "SELECT * FROM agent_tool_calls WHERE approval_id = ?"),
-                    arguments: [approvalID]),
-                let decision = CallDecision(rawValue: row["decision"])
-            else { return nil }
+                    arguments: [approvalID])
+            else { return .none }
+            guard let decision = CallDecision(rawValue: row["decision"]) else { return .tampered }
             let call = ToolCallRow(
                 id: row["id"], conversation: row["conversation"], turn: row["turn"], round: row["round"],
                 callID: row["call_id"], tool: row["tool"], domain: row["domain"], arguments: row["arguments"],
                 destination: row["destination"], level: row["level"], decision: decision,
                 limitedBy: row["limited_by"], taint: row["taint"], approvalID: row["approval_id"],
                 createdAt: row["created_at"])
-            guard authenticator.verify(row["mac"], of: call) else { return nil }
-            return (call, row["outcome"])
+            guard authenticator.verify(row["mac"], of: call) else { return .tampered }
+            return .held(call, outcome: row["outcome"])
         }
     }
 

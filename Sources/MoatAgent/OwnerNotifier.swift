@@ -7,6 +7,8 @@ public struct OwnerNotice: Sendable, Hashable {
         case approvalPending = "approval-pending"
         /// A level-3 call ran ("act and report").
         case actionTaken = "action-taken"
+        /// A budget ended a turn early (a looping or runaway model, or the day's tokens).
+        case budgetReached = "budget-reached"
     }
 
     public let kind: Kind

@@ -81,17 +81,24 @@ public struct GatewayServer: Sendable {
         var adminSocket: AdminSocketServer?
         var agent: Agent?
         var webhooks: WebhookRoutes?
+        var operations: AdminOperations?
+        var background: BackgroundWork?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
             agent = owner.agent
+            operations = owner.operations { baseURL.get() }
             adminSocket = owner.adminSocket(baseURL: baseURL)
             if !configuration.channels.webhooks.isEmpty {
-                webhooks = WebhookRoutes(
-                    settings: configuration.channels, vault: vault, receiver: AgentWebhookReceiver(agent: owner.agent))
+                let callbacks = try state.webhookCallbacks(vault: vault, audit: audit)
+                background = callbacks.map { _ in BackgroundWork() }
+                let receiver = AgentWebhookReceiver(
+                    agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
+                webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
             }
         }
-        let router = GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, agent: agent, webhooks: webhooks)
+        let router = GatewayApplication.makeRouter(
+            hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
@@ -143,6 +150,11 @@ public struct GatewayServer: Sendable {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
             if let adminSocket {
                 services.append(.init(service: adminSocket))
+            }
+            if let background {
+                // First in the list, so it stops last: the routes that queue work are closed by then, and
+                // the turns still running finish before the database closes.
+                services.insert(.init(service: background), at: 0)
             }
             if let vault {
                 let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)

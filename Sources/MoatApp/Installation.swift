@@ -3,6 +3,7 @@ public import MoatAdmin
 public import MoatAgent
 public import MoatAudit
 public import MoatAuth
+import MoatChannels
 public import MoatConfig
 public import MoatCore
 import MoatHTTP
@@ -248,10 +249,14 @@ public final class InstallationState: Sendable {
                     + configuration.providers.providers.map(\.name).joined(separator: ", "))
         }
         do {
-            let provider = try OpenAICompatibleProvider(settings: providerSettings, vault: vault)
+            let provider = try providerSettings.makeProvider(vault: vault)
             let workspace = try Workspace.open(configured: configuration.tools.workspace, layout: layout)
+            let sender = try webhookCallbacks(vault: vault, audit: audit).map {
+                WebhookMessageSender(callbacks: $0, engine: engine)
+            }
             let tools = try ToolRegistry.builtin(
-                workspace: workspace, settings: configuration.tools, ssrf: configuration.policy.ssrf, vault: vault)
+                workspace: workspace, settings: configuration.tools, ssrf: configuration.policy.ssrf, vault: vault,
+                messageSender: sender)
             return Agent(
                 provider: provider, tools: tools.all, policy: engine, audit: audit, vault: vault,
                 database: database, authenticator: try AgentKeyring.authenticator(from: vault), settings: settings,
@@ -262,6 +267,18 @@ public final class InstallationState: Sendable {
             throw GatewayError(.configuration, error.message)
         } catch {
             throw GatewayError(.startup, "cannot open the agent: \(error)")
+        }
+    }
+
+    /// The signed callbacks of the webhooks that have a `callback_url`; nil when none has one (then
+    /// `send_message` is not offered and every webhook answers with its reply).
+    func webhookCallbacks(vault: UnlockedVault, audit: AuditLog) throws(GatewayError) -> SignedCallback? {
+        let channels = configuration.channels
+        guard channels.webhooks.values.contains(where: { $0.callback != nil }) else { return nil }
+        do {
+            return try SignedCallback(settings: channels, vault: vault, audit: audit)
+        } catch {
+            throw GatewayError(.startup, error.message)
         }
     }
 
@@ -277,7 +294,8 @@ public final class InstallationState: Sendable {
     ) -> AdminOperations {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
-            policy: PolicyOperations(engine: engine), vault: vault, agent: agent)
+            policy: PolicyOperations(engine: engine), vault: vault, agent: agent,
+            usage: UsageLedger(database: database))
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

@@ -17,5 +17,6 @@ public enum MoatSchema {
         PolicySchema.tables,  // 2026-11-23 policy
         AuthSchema.owner,  // 2026-11-24 owner
         AgentSchema.conversations,  // 2026-12-06 agent
+        AgentSchema.usageByProvider,  // 2026-12-06 agent usage by provider
     ]
 }

@@ -1,6 +1,6 @@
 import Crypto
 public import Foundation
-import GRDB
+public import GRDB
 import MoatCore
 public import MoatStore
 
@@ -22,7 +22,7 @@ public actor AuditLog {
     private let now: @Sendable () -> Date
 
     private var flushing = false
-    private var waiting: [(PreparedEvent, CheckedContinuation<AuditEntry, any Error>)] = []
+    private var waiting: [(Work, CheckedContinuation<Done, any Error>)] = []
 
     /// - Parameters:
     ///   - checkpointInterval: a signed checkpoint is stored every this many entries (default 1000).
@@ -55,29 +55,84 @@ public actor AuditLog {
     @discardableResult
     public func append(_ event: AuditEvent) async throws -> AuditEntry {
         let prepared = try redactor.prepare(event)
+        return try await submit(Work(event: { _ in prepared }, rows: nil)).entry!
+    }
+
+    /// Runs `body` in the log's next group commit and appends the entry `event` makes of its result in
+    /// the same transaction (each caller's part in its own savepoint): the rows and their entry are
+    /// durable together or not at all. `event` returning nil appends nothing. When `body` throws, its
+    /// error is thrown and nothing of it is kept; when the entry cannot be stored, ``AuditError``
+    /// `.appendFailed` is thrown and the rows are not kept either. Other callers' parts are unaffected.
+    ///
+    /// For a module's own rows written next to its audit trail (the agent's conversations): one fsync
+    /// where a separate write and append would take two, shared with every append in flight.
+    public func append<T: Sendable>(
+        event: @escaping @Sendable (T) -> AuditEvent?,
+        writing body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        let redactor = self.redactor
+        let work = Work(
+            event: { value in
+                guard let made = event(value as! T) else { return nil }
+                return try redactor.prepare(made)
+            },
+            rows: { db in try body(db) })
+        return try await submit(work).value as! T
+    }
+
+    /// ``append(event:writing:)`` with an entry known beforehand (nil: none).
+    public func append<T: Sendable>(
+        _ event: AuditEvent?, writing body: @escaping @Sendable (Database) throws -> T
+    ) async throws -> T {
+        try await append(event: { _ in event }, writing: body)
+    }
+
+    /// Runs `body` in the log's next group commit, in its own savepoint, without an entry (see
+    /// ``append(event:writing:)``).
+    public func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        try await append(nil, writing: body)
+    }
+
+    /// One caller's part of a group commit: rows to write (optional) and the entry made of their result.
+    private struct Work: Sendable {
+        let event: @Sendable (any Sendable) throws -> PreparedEvent?
+        let rows: (@Sendable (Database) throws -> any Sendable)?
+    }
+
+    /// What one part left behind: the rows' result and the entry stored with them.
+    private struct Done: Sendable {
+        let value: any Sendable
+        let entry: AuditEntry?
+    }
+
+    /// Queues `work` for the group commit: the first caller to find the writer idle commits its own part
+    /// and returns as soon as it is durable; parts queued meanwhile are committed together by a drain that
+    /// runs on (so no caller waits for batches queued after its own).
+    private func submit(_ work: Work) async throws -> Done {
         if flushing {
             return try await withCheckedThrowingContinuation { continuation in
-                waiting.append((prepared, continuation))
+                waiting.append((work, continuation))
             }
         }
         flushing = true
-        defer { flushing = false }
-        var mine: Result<AuditEntry, any Error>?
-        var batch: [(PreparedEvent, CheckedContinuation<AuditEntry, any Error>?)] = [(prepared, nil)]
-        while !batch.isEmpty {
-            let result = await commit(batch.map(\.0))
-            for (index, item) in batch.enumerated() {
-                let outcome = result.map { $0[index] }
-                if let continuation = item.1 {
-                    continuation.resume(with: outcome)
-                } else {
-                    mine = outcome
-                }
-            }
-            batch = waiting.map { ($0.0, Optional($0.1)) }
-            waiting.removeAll()
+        let mine = await commit([work])[0]
+        if waiting.isEmpty {
+            flushing = false
+        } else {
+            Task { await self.drain() }
         }
-        return try mine!.get()
+        return try mine.get()
+    }
+
+    /// Commits the queued parts, batch after batch, until none is left.
+    private func drain() async {
+        while !waiting.isEmpty {
+            let batch = waiting
+            waiting.removeAll()
+            let results = await commit(batch.map(\.0))
+            for (item, result) in zip(batch, results) { item.1.resume(with: result) }
+        }
+        flushing = false
     }
 
     /// Appends `event`, and only once it is durable runs `action`. If the append fails, `action` never
@@ -122,20 +177,24 @@ public actor AuditLog {
     }
 
     /// Batched appends go through the pool's async write, so the fsync never blocks a thread of the
-    /// cooperative pool.
-    private func commit(_ events: [PreparedEvent]) async -> Result<[AuditEntry], any Error> {
-        let batch = Batch(log: self, events: events)
+    /// cooperative pool. A failed commit fails every part of the batch.
+    private func commit(_ parts: [Work]) async -> [Result<Done, any Error>] {
+        let batch = Batch(log: self, parts: parts)
         do {
-            return .success(try await database.pool.write { db in try batch.write(db) })
+            return try await database.pool.write { db in try batch.write(db) }
+        } catch let error as AuditError where error.code == .appendFailed {
+            return Array(repeating: .failure(error), count: parts.count)
         } catch {
-            return .failure(Self.appendFailed(error))
+            return Array(repeating: .failure(Self.appendFailed(error)), count: parts.count)
         }
     }
 
     private nonisolated func commitNow(_ events: [PreparedEvent]) throws -> [AuditEntry] {
-        let batch = Batch(log: self, events: events)
+        let batch = Batch(log: self, parts: events.map { event in Work(event: { _ in event }, rows: nil) })
         do {
-            return try database.pool.write { db in try batch.write(db) }
+            return try database.pool.write { db in try batch.write(db) }.map { try $0.get().entry! }
+        } catch let error as AuditError where error.code == .appendFailed {
+            throw error
         } catch {
             throw Self.appendFailed(error)
         }
@@ -148,54 +207,86 @@ public actor AuditLog {
         )
     }
 
-    /// One write transaction's worth of entries: chained onto the head read inside the transaction, each
-    /// row confirmed as stored, a signed checkpoint every `interval` entries.
+    /// One write transaction's worth of parts: each in its own savepoint (one that fails rolls back alone),
+    /// entries chained onto the head read inside the transaction, each row confirmed as stored, a signed
+    /// checkpoint every `interval` entries.
     private struct Batch: Sendable {
-        let events: [PreparedEvent]
+        let parts: [Work]
         let time: String
         let interval: Int64
         let signingKey: Curve25519.Signing.PrivateKey
         let origin: String
 
-        init(log: AuditLog, events: [PreparedEvent]) {
-            self.events = events
+        init(log: AuditLog, parts: [Work]) {
+            self.parts = parts
             self.time = AuditLog.timestamp(log.now())
             self.interval = log.checkpointInterval
             self.signingKey = log.keys.signingKey
             self.origin = log.origin
         }
 
-        func write(_ db: Database) throws -> [AuditEntry] {
+        func write(_ db: Database) throws -> [Result<Done, any Error>] {
             var (sequence, previous) = try AuditLog.head(db)
-            var entries: [AuditEntry] = []
-            entries.reserveCapacity(events.count)
-            for event in events {
-                sequence += 1
-                let hash = AuditChain.hash(
-                    sequence: sequence,
-                    time: time,
-                    actor: event.actor,
-                    action: event.action,
-                    target: event.target,
-                    sourceIP: event.sourceIP,
-                    userAgent: event.userAgent,
-                    outcome: event.outcome,
-                    metadata: event.metadata,
-                    previousHash: previous
-                )
-                let entry = AuditEntry(
-                    sequence: sequence,
-                    time: time,
-                    actor: event.actor,
-                    action: event.action,
-                    target: event.target,
-                    sourceIP: event.sourceIP,
-                    userAgent: event.userAgent,
-                    outcome: event.outcome,
-                    metadata: event.metadata,
-                    previousHash: previous,
-                    hash: hash
-                )
+            var results: [Result<Done, any Error>] = []
+            results.reserveCapacity(parts.count)
+            for part in parts {
+                var done: Done?
+                let result = Result { () throws -> Done in
+                    try db.inSavepoint {
+                        let value: any Sendable = try part.rows?(db) ?? ()
+                        let entry = try part.event(value).map { try self.store($0, after: sequence, previous, db) }
+                        done = Done(value: value, entry: entry)
+                        return .commit
+                    }
+                    return done!
+                }
+                switch result {
+                case .success(let done):
+                    if let entry = done.entry {
+                        sequence = entry.sequence
+                        previous = entry.hash
+                    }
+                case .failure(let error):
+                    // SQLite rolls a whole transaction back on some errors (a full disk, I/O): then the parts
+                    // before this one are gone too, and the whole batch fails.
+                    if !db.isInsideTransaction { throw error }
+                }
+                results.append(result)
+            }
+            return results
+        }
+
+        /// Stores `event` as the entry after `sequence` (whose hash is `previous`), confirmed.
+        func store(_ event: PreparedEvent, after sequence: Int64, _ previous: String, _ db: Database) throws
+            -> AuditEntry
+        {
+            let sequence = sequence + 1
+            let hash = AuditChain.hash(
+                sequence: sequence,
+                time: time,
+                actor: event.actor,
+                action: event.action,
+                target: event.target,
+                sourceIP: event.sourceIP,
+                userAgent: event.userAgent,
+                outcome: event.outcome,
+                metadata: event.metadata,
+                previousHash: previous
+            )
+            let entry = AuditEntry(
+                sequence: sequence,
+                time: time,
+                actor: event.actor,
+                action: event.action,
+                target: event.target,
+                sourceIP: event.sourceIP,
+                userAgent: event.userAgent,
+                outcome: event.outcome,
+                metadata: event.metadata,
+                previousHash: previous,
+                hash: hash
+            )
+            do {
                 try AuditStore.insertConfirmed(entry, db)
                 if sequence % interval == 0 {
                     let checkpoint = try AuditCheckpoint(
@@ -206,10 +297,10 @@ public actor AuditLog {
                     )
                     try AuditStore.insert(checkpoint, createdAt: time, db)
                 }
-                entries.append(entry)
-                previous = hash
+            } catch {
+                throw AuditLog.appendFailed(error)
             }
-            return entries
+            return entry
         }
     }
 

@@ -39,6 +39,19 @@ enum AuthRandom {
         Hex.encode(bytes)
     }
 
+    /// Whether the SHA-256 of `text` is `digest`, compared in time that depends only on the lengths
+    /// (no hex text, no copies: the check of every request made with an API token).
+    static func sha256(of text: String, matches digest: [UInt8]) -> Bool {
+        var text = text
+        let hash = text.withUTF8 { SHA256.hash(data: UnsafeRawBufferPointer($0)) }
+        return hash.withUnsafeBytes { bytes in
+            guard bytes.count == digest.count else { return false }
+            var difference: UInt8 = 0
+            for index in 0..<bytes.count { difference |= bytes[index] ^ digest[index] }
+            return difference == 0
+        }
+    }
+
     /// Compares two strings in time that depends only on their lengths.
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         let x = Array(a.utf8)

@@ -23,7 +23,22 @@ struct AuthSnapshot: Sendable {
     static let tokenLimit = 256
 }
 
+/// One reading of `moat.db`'s version (``OwnerAuthority/moment()``), taken once at the start of a request
+/// and handed to each check the request makes (``OwnerAuthority/state(at:)``,
+/// ``OwnerAuthority/authenticate(bearer:client:at:)``), so one request asks SQLite once. A check answers
+/// from the snapshot only when the snapshot was read at this very version: a commit made before the
+/// moment (a revocation by another process included) is always seen; one that lands during the request
+/// counts from the next request, as it would had the request come a moment earlier.
+public struct AuthMoment: Sendable {
+    let version: Int64?
+}
+
 extension OwnerAuthority {
+    /// `moat.db`'s version now, for the checks of one request.
+    public nonisolated func moment() -> AuthMoment {
+        AuthMoment(version: changeVersion())
+    }
+
     /// Forgets every remembered row: the next request reads and verifies them again.
     nonisolated func forgetSnapshot() {
         snapshot.withLock { $0 = nil }

@@ -95,9 +95,13 @@ extension OwnerAuthority {
     /// The owner's state; a tampered owner row is audited. While `moat.db` has not changed since the owner
     /// was last verified, the verified state is answered from memory (``AuthSnapshot``).
     public nonisolated func state() async throws(AuthError) -> OwnerState {
-        let version = changeVersion()
-        if let version, let owner = snapshotOwner(at: version) { return owner }
-        return try await loadState(version: version)
+        try await state(at: moment())
+    }
+
+    /// ``state()`` as of `moment` (the version one request read once; see ``AuthMoment``).
+    public nonisolated func state(at moment: AuthMoment) async throws(AuthError) -> OwnerState {
+        if let version = moment.version, let owner = snapshotOwner(at: version) { return owner }
+        return try await loadState(version: moment.version)
     }
 
     private func loadState(version: Int64?) async throws(AuthError) -> OwnerState {

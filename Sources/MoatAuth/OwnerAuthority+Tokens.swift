@@ -15,6 +15,9 @@ public struct APITokenRecord: Sendable, Equatable, AuthenticatedRow {
     public let scope: TokenScope
     /// Hex SHA-256 of the whole token.
     let tokenHash: String
+    /// The same hash as bytes, what a bearer token is compared with (empty when the hex is malformed:
+    /// then nothing matches).
+    let tokenDigest: [UInt8]
     /// Milliseconds since 1970.
     public let createdAt: Int64
     public let expiresAt: Int64?
@@ -35,6 +38,7 @@ public struct APITokenRecord: Sendable, Equatable, AuthenticatedRow {
         name = row["name"]
         scope = TokenScope(rawValue: row["scope"]) ?? .read
         tokenHash = row["token_hash"]
+        tokenDigest = Hex.decode(tokenHash) ?? []
         createdAt = row["created_at"]
         expiresAt = row["expires_at"]
         lastUsedAt = row["last_used_at"]
@@ -46,6 +50,7 @@ public struct APITokenRecord: Sendable, Equatable, AuthenticatedRow {
         self.name = name
         self.scope = scope
         self.tokenHash = tokenHash
+        self.tokenDigest = Hex.decode(tokenHash) ?? []
         self.createdAt = createdAt
         self.expiresAt = expiresAt
     }
@@ -188,11 +193,12 @@ extension OwnerAuthority {
     /// waits for neither the actor nor the database.
     ///
     /// `client` is evaluated only when the database path needs it (to audit a revoked token's use).
+    /// `moment` is the version the request read once (``AuthMoment``); nil reads it now.
     public nonisolated func authenticate(
-        bearer token: String, client: @autoclosure @Sendable () -> ClientInfo
+        bearer token: String, client: @autoclosure @Sendable () -> ClientInfo, at moment: AuthMoment? = nil
     ) async throws(AuthError) -> APITokenRecord {
         guard let prefix = Self.tokenPrefix(token) else { throw AuthError(.unauthorized, "invalid API token") }
-        let version = changeVersion()
+        let version = (moment ?? self.moment()).version
         // A revoked token takes the database path, which audits its use.
         guard let version, let cached = snapshotToken(prefix, at: version), cached.revokedAt == nil else {
             return try await authenticateFromDatabase(token, prefix: prefix, client: client(), version: version)
@@ -215,7 +221,7 @@ extension OwnerAuthority {
             await reportTamper(table: "auth_api_tokens", key: prefix)
             throw AuthError(.unauthorized, "invalid API token")
         }
-        guard AuthRandom.constantTimeEquals(AuthRandom.sha256Hex(token), record.tokenHash) else {
+        guard AuthRandom.sha256(of: token, matches: record.tokenDigest) else {
             throw AuthError(.unauthorized, "invalid API token")
         }
         if record.revokedAt != nil {
@@ -237,7 +243,7 @@ extension OwnerAuthority {
     /// The last checks of a verified, unrevoked row: the token's hash and expiry; then its use is noted.
     private nonisolated func accept(_ token: String, _ row: APITokenRecord) async throws(AuthError) -> APITokenRecord {
         var record = row
-        guard AuthRandom.constantTimeEquals(AuthRandom.sha256Hex(token), record.tokenHash) else {
+        guard AuthRandom.sha256(of: token, matches: record.tokenDigest) else {
             throw AuthError(.unauthorized, "invalid API token")
         }
         let now = nowMillis()

@@ -5,7 +5,7 @@ public import MoatCore
 public struct ChannelError: Error, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         fileprivate enum Value: Hashable, Sendable {
-            case invalidInput, unauthorized, notFound, configuration
+            case invalidInput, unauthorized, notFound, configuration, busy, deliveryFailed
         }
         fileprivate let value: Value
 
@@ -17,6 +17,10 @@ public struct ChannelError: Error, CustomStringConvertible, Sendable {
         public static let notFound = Code(value: .notFound)
         /// The channel's configuration is unusable (its key is missing from the vault).
         public static let configuration = Code(value: .configuration)
+        /// Too many callback deliveries are waiting; the sender should try again later.
+        public static let busy = Code(value: .busy)
+        /// A callback could not be delivered (after its retries).
+        public static let deliveryFailed = Code(value: .deliveryFailed)
 
         public var description: String { "\(value)" }
     }
@@ -38,6 +42,8 @@ extension ChannelError: ClassifiedError {
         case .invalidInput: .invalidInput
         case .unauthorized: .unauthorized
         case .notFound: .notFound
+        case .busy: .rateLimited
+        case .deliveryFailed: .failure
         default: .configuration
         }
     }

@@ -119,6 +119,13 @@ public enum SignedWebhook {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
             throw ChannelError(.invalidInput, format)
         }
+        if let duplicate = duplicateTopLevelKey(body) {
+            // A parser keeps one of two values silently (which one differs between parsers): a bridge and
+            // Moat could read different senders from one signed body.
+            throw ChannelError(
+                .invalidInput,
+                "the field \"\(PrintableText.excerpt(duplicate, limit: 40))\" appears twice; send each field once")
+        }
         if let unknown = object.keys.sorted().first(where: { !["id", "sender", "text", "conversation"].contains($0) }) {
             throw ChannelError(
                 .invalidInput, "unknown field \"\(PrintableText.excerpt(unknown, limit: 40))\": " + format)
@@ -143,5 +150,45 @@ public enum SignedWebhook {
             let text = try field("text", limit: maximumTextBytes)
         else { throw ChannelError(.invalidInput, format) }
         return (id, sender, text, try field("conversation", limit: maximumSenderBytes, required: false))
+    }
+
+    /// The first key that appears twice in the top-level object of `body`, which must be valid JSON
+    /// (escapes are decoded first: `"sender"` and `"\u0073ender"` are one key).
+    static func duplicateTopLevelKey(_ body: [UInt8]) -> String? {
+        let quote = UInt8(ascii: "\"")
+        let backslash = UInt8(ascii: "\\")
+        var seen = Set<String>()
+        var depth = 0
+        var expectingKey = false
+        var index = 0
+        while index < body.count {
+            let byte = body[index]
+            if byte == quote {
+                var end = index + 1
+                while end < body.count, body[end] != quote { end += body[end] == backslash ? 2 : 1 }
+                if depth == 1, expectingKey {
+                    let token = Data(body[index...min(end, body.count - 1)])
+                    let decoded = try? JSONSerialization.jsonObject(with: token, options: .fragmentsAllowed)
+                    guard let key = decoded as? String else { return "" }
+                    guard seen.insert(key).inserted else { return key }
+                    expectingKey = false
+                }
+                index = end + 1
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                depth += 1
+                expectingKey = depth == 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                expectingKey = depth == 1
+            default:
+                break
+            }
+            index += 1
+        }
+        return nil
     }
 }

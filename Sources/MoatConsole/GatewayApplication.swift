@@ -1,4 +1,5 @@
 public import Hummingbird
+public import MoatAdmin
 public import MoatAgent
 public import MoatHTTP
 
@@ -15,10 +16,11 @@ public enum GatewayApplication {
     /// - Parameters:
     ///   - auth: owner authentication; nil serves only `/healthz` (tests of the guards).
     ///   - table: receives each route's access rule as it is declared (tests, the OpenAPI check).
+    ///   - operations: the owner's typed operations, for the approval and usage routes.
     ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
     public static func makeRouter(
         hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
-        agent: Agent? = nil, webhooks: WebhookRoutes? = nil
+        agent: Agent? = nil, operations: AdminOperations? = nil, webhooks: WebhookRoutes? = nil
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
@@ -34,6 +36,7 @@ public enum GatewayApplication {
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
             if let agent { ChatRoutes.register(on: router, auth: auth, agent: agent, table: table) }
+            if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
         }
         webhooks?.register(on: router)
         // An /api/ route added any other way than through its access rule's group would answer without a guard.

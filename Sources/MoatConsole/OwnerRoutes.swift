@@ -84,7 +84,7 @@ public enum OwnerRoutes {
                 // must not be able to fetch it.
                 if case .tailscale(_, let csrf) = identity { session.csrfToken = csrf }
                 if case .session(let cookie) = identity { session.expiresAt = AuditTime.text(cookie.expires) }
-                return APIError.json(status: .ok, encoding: session)
+                return session.flat.response(status: .ok)
             }
         }
         admin.post("auth/password") { request, context -> Response in

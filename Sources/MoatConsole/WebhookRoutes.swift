@@ -8,15 +8,20 @@ public import MoatHTTP
 public import MoatVault
 import NIOCore
 
-/// Where a checked webhook message goes: the agent pipeline (bound by the composition root). It answers
-/// with the reply text for the response, or throws a ``ClassifiedError`` the route maps to a status.
+/// Where a checked webhook message goes: the agent pipeline (bound by the composition root).
 public protocol WebhookReceiver: Sendable {
+    /// Runs the message's turn and answers with the reply text for the response, or throws a
+    /// ``ClassifiedError`` the route maps to a status.
     func receive(_ message: WebhookMessage) async throws -> String
+    /// For a webhook with a callback: returns once the pipeline has accepted the message (or throws its
+    /// refusal, as ``receive(_:)`` does); the turn goes on, and its reply is POSTed to the callback.
+    func accept(_ message: WebhookMessage) async throws
 }
 
 /// `POST /hooks/NAME`: the signed webhook channel (Docs/Channels.md). Outside `/api/`, with no owner
 /// identity: the signature is the credential. Every check is ``SignedWebhook``'s; this route only reads
-/// the body (at most 64 KiB), finds the webhook's key in the vault and answers `{"reply": …}`.
+/// the body (at most 64 KiB), finds the webhook's key in the vault and answers `{"reply": …}` — or, for a
+/// webhook with a callback URL, `202 {"accepted": ID}` once the pipeline took the message.
 public struct WebhookRoutes: Sendable {
     let settings: ChannelsSettings
     let vault: UnlockedVault
@@ -32,9 +37,6 @@ public struct WebhookRoutes: Sendable {
         self.receiver = receiver
         self.now = now
     }
-
-    /// The shortest key accepted: 32 bytes, so one captured request cannot be brute-forced offline.
-    public static let minimumKeyBytes = 32
 
     func register(on router: Router<GatewayRequestContext>) {
         router.post("/hooks/:name") { request, context -> Response in
@@ -66,6 +68,10 @@ public struct WebhookRoutes: Sendable {
         }
         let message = try SignedWebhook.verify(
             webhook: name, timestamp: timestamp, signature: signature, body: body, key: key, now: now())
+        if webhook.callback != nil {
+            try await receiver.accept(message)
+            return APIError.json(status: .accepted, encoding: WebhookAccepted(accepted: message.id))
+        }
         let reply = try await receiver.receive(message)
         return APIError.json(status: .ok, encoding: WebhookReply(reply: reply))
     }
@@ -79,23 +85,17 @@ extension WebhookRoutes {
         return SecretBytes(wiping: &bytes)
     }()
 
-    /// The webhook's key when it is usable: present, at least ``minimumKeyBytes`` long, and a key no tool
-    /// can use (a secret a tool may send somewhere could be used to sign deliveries as any sender).
+    /// The webhook's key when it and its callback's key (if any) are usable (``WebhookKey/usable(_:in:)``);
+    /// otherwise nil, with the reason in the log. A webhook whose callback cannot be signed takes nothing
+    /// in: its replies could not go out.
     func usableKey(_ webhook: ChannelsSettings.Webhook, name: String, context: GatewayRequestContext) -> SecretBytes? {
-        let problem: String
-        if let key = try? vault.value(named: webhook.keySecret), key.count >= Self.minimumKeyBytes {
-            guard let summary = try? vault.secrets().first(where: { $0.name == webhook.keySecret }),
-                !summary.policy.tools.isEmpty || !summary.policy.hosts.isEmpty
-            else { return key }
-            problem =
-                "its key \(webhook.keySecret) may be used by tools (--allow-tool/--allow-host); store the key "
-                + "again without a policy"
-        } else {
-            problem =
-                "store a key of at least \(Self.minimumKeyBytes) random bytes as \(webhook.keySecret) "
-                + "(`moat vault add \(webhook.keySecret)`)"
+        let key = WebhookKey.usable(webhook.keySecret, in: vault)
+        let problem: MoatChannels.ChannelError
+        switch (key, webhook.callback.map { WebhookKey.usable($0.keySecret, in: vault) }) {
+        case (.success(let key), .none), (.success(let key), .success?): return key
+        case (.failure(let error), _), (.success, .failure(let error)?): problem = error
         }
-        context.logger.error("webhook \(name) refused a delivery: \(problem)")
+        context.logger.error("webhook \(name) refused a delivery: \(problem.message)")
         return nil
     }
 }
@@ -103,4 +103,9 @@ extension WebhookRoutes {
 /// The answer to a delivery: the agent's reply.
 struct WebhookReply: Encodable {
     let reply: String
+}
+
+/// The answer to a delivery whose reply goes to the callback: the delivery's id.
+struct WebhookAccepted: Encodable {
+    let accepted: String
 }

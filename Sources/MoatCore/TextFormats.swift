@@ -52,11 +52,22 @@ public enum UTCTimestamp {
     }
 }
 
-/// Text from outside (a config value, a reason, a stored name) made safe to show on a terminal or in a
-/// message: C0 control characters and DEL removed, so it cannot move the cursor or forge output.
+/// Text from outside (a config value, a reason, a stored name, a model's tool call) made safe to show on a
+/// terminal or in a message: control characters removed, so it cannot move the cursor, forge a line or
+/// reorder what the owner reads before approving it.
+///
+/// "Control" here is C0 and DEL, the C1 controls (U+0080–U+009F: some terminals take U+009B as CSI), the
+/// Unicode line and paragraph separators (U+2028, U+2029: a second line in some viewers), and the
+/// bidirectional formatting characters (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069), with
+/// which `rm -rf ~ #‮txt.exe` shows as something else (CVE-2021-42574, "Trojan Source").
 public enum PrintableText {
-    /// Whether `scalar` is a C0 control character or DEL.
-    public static func isControl(_ scalar: Unicode.Scalar) -> Bool { scalar.value < 0x20 || scalar.value == 0x7f }
+    /// Whether `scalar` is a control character in the sense above.
+    public static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0..<0x20, 0x7f...0x9f, 0x061c, 0x200e, 0x200f, 0x2028...0x202e, 0x2066...0x2069: true
+        default: false
+        }
+    }
 
     /// Whether `text` has no control characters.
     public static func isPrintable(_ text: some StringProtocol) -> Bool {

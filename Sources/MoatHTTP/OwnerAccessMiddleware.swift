@@ -219,9 +219,11 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
         context: Context,
         next: (Request, Context) async throws -> Response
     ) async throws -> Response {
+        // One reading of moat.db's version serves every check of this request (``AuthMoment``).
+        let moment = auth.authority.moment()
         let state: OwnerState
         do {
-            state = try await auth.authority.state()
+            state = try await auth.authority.state(at: moment)
         } catch {
             return APIError.response(error)
         }
@@ -257,7 +259,7 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
         var context = context
         context.ownerState = state
         do {
-            context.identity = try await identify(request, context: context)
+            context.identity = try await identify(request, context: context, at: moment)
         } catch {
             return APIError.response(error)
         }
@@ -298,7 +300,9 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
 
     /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
     /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
-    func identify(_ request: Request, context: Context) async throws(AuthError) -> OwnerIdentity? {
+    func identify(_ request: Request, context: Context, at moment: AuthMoment) async throws(AuthError)
+        -> OwnerIdentity?
+    {
         // Built only where it is recorded (audit entries), not on every request.
         let client: @Sendable () -> ClientInfo = { Self.client(request, context) }
         if let header = request.headers[.authorization] {
@@ -306,7 +310,7 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw AuthError(.unauthorized, "the Authorization header must be `Bearer <API token>`")
             }
-            return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client()))
+            return .token(try await auth.authority.authenticate(bearer: String(parts[1]), client: client(), at: moment))
         }
         if auth.mode != .token {
             // Every session cookie is tried, not only the first: a program on another local port can set

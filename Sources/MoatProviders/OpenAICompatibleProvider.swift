@@ -18,12 +18,9 @@ import NIOCore
 /// the server's origin, say how to fix the problem, and never hold a body or model output.
 public struct OpenAICompatibleProvider: ModelProvider {
     public var name: String { settings.name }
-    public let settings: ProviderSettings
-    /// `{base_url}/chat/completions`.
-    let endpoint: FetchURL
-    let vault: UnlockedVault?
-    let resolver: AddressResolver
-    let transport: PinnedHTTPTransport
+    public var settings: ProviderSettings { connection.settings }
+    /// `{base_url}/chat/completions`, its key and its transport.
+    let connection: ProviderEndpoint
 
     /// - Parameters:
     ///   - vault: where ``ProviderSettings/apiKeySecret`` is read from (nil: no vault is open; a
@@ -34,132 +31,36 @@ public struct OpenAICompatibleProvider: ModelProvider {
         settings: ProviderSettings, vault: UnlockedVault?, resolver: AddressResolver = .system,
         userAgent: String = "Moat/\(MoatVersion.current)"
     ) throws(ProviderError) {
-        if let problem = ProviderSettings.baseURLProblem(settings.baseURL) {
-            throw ProviderError(.configuration, "providers.\(settings.name).base_url \(problem)")
-        }
-        let base = settings.baseURL.hasSuffix("/") ? String(settings.baseURL.dropLast()) : settings.baseURL
-        guard case .success(let endpoint) = FetchURL.parse(base + "/chat/completions") else {
-            throw ProviderError(.configuration, "providers.\(settings.name).base_url is not a usable URL")
-        }
-        var limits = PinnedHTTPTransport.Limits()
-        limits.maximumBodyBytes = settings.maximumResponseBytes
-        do {
-            transport = try PinnedHTTPTransport(limits: limits, userAgent: userAgent)
-        } catch {
-            throw ProviderError(.configuration, "the TLS client for provider \(settings.name) cannot be set up")
-        }
-        self.settings = settings
-        self.endpoint = endpoint
-        self.vault = vault
-        self.resolver = resolver
+        connection = try ProviderEndpoint(
+            settings: settings, path: "/chat/completions", vault: vault, resolver: resolver, userAgent: userAgent)
     }
 
+    var endpoint: FetchURL { connection.url }
     /// `scheme://host:port` of the model server, for messages.
-    var origin: String { endpoint.origin }
+    var origin: String { connection.origin }
 
     public func complete(
         _ request: ModelRequest, onText: @escaping @Sendable (String) async -> Void
     ) async throws(ProviderError) -> ModelReply {
-        let body: [UInt8]
-        do {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.withoutEscapingSlashes]
-            body = Array(
-                try encoder.encode(
-                    try ChatCompletionRequest(model: settings.model, request: request, stream: settings.stream)))
-        } catch let error as ToolParametersError {
-            throw ProviderError(
-                .configuration,
-                "the parameters of tool \(PrintableText.excerpt(error.tool, limit: 64)) are not a JSON object")
-        } catch {
-            throw ProviderError(.configuration, "the request for provider \(name) cannot be encoded")
-        }
-        let target: CheckedURL
-        do {
-            target = try await CheckedURL.ownerConfigured(endpoint, resolver: resolver)
-        } catch {
-            throw error.code == .urlRefused
-                ? ProviderError(.configuration, "providers.\(name).base_url is refused: \(error.message)")
-                : ProviderError(
-                    .unreachable, "the model server of provider \(name) cannot be reached: \(error.message)")
+        let body = try connection.encode { () throws(ToolParametersError) in
+            try ChatCompletionRequest(
+                model: settings.model, request: request, stream: settings.stream,
+                maxTokens: request.maximumOutputTokens ?? settings.maxTokens)
         }
         var headers: [(name: String, value: String)] = [
             ("Content-Type", "application/json"),
             ("Accept", settings.stream ? "text/event-stream" : "application/json"),
         ]
-        if let key = try apiKey() { headers.append(("Authorization", "Bearer " + key)) }
-        do {
-            return try await transport.stream(
-                target, method: "POST", headers: headers, body: body, limits: streamLimits
-            ) { response in
-                try await read(response, onText: onText)
-            }
-        } catch let error as ProviderError {
-            throw error
-        } catch let error as NetError {
-            throw failure(error)
-        } catch {
-            throw ProviderError(
-                .badResponse, "the exchange with the model server at \(origin) (provider \(name)) failed")
-        }
+        if let key = try connection.apiKey() { headers.append(("Authorization", "Bearer " + key)) }
+        return try await connection.post(
+            body, headers: headers, statusFailure: { status, _ in statusFailure(status) },
+            read: { response in try await read(response, onText: onText) })
     }
 
-    var streamLimits: PinnedHTTPTransport.StreamLimits {
-        var limits = PinnedHTTPTransport.StreamLimits()
-        limits.connectTimeout = TimeAmount(settings.timeouts.connect)
-        limits.firstByteTimeout = TimeAmount(settings.timeouts.firstByte)
-        limits.idleTimeout = TimeAmount(settings.timeouts.idle)
-        limits.totalTimeout = TimeAmount(settings.timeouts.total)
-        limits.maximumBodyBytes = settings.maximumResponseBytes
-        return limits
-    }
-
-    /// The key for this request, read from the vault now (so a key replaced in the vault is used from
-    /// the next round on); nil when the provider has none.
-    func apiKey() throws(ProviderError) -> String? {
-        guard let secret = settings.apiKeySecret else { return nil }
-        guard let vault else {
-            throw ProviderError(
-                .configuration,
-                "provider \(name) needs the API key in vault secret \(secret), but the vault is not open: "
-                    + "unlock it (moat vault unseal-check) or remove providers.\(name).api_key_secret")
-        }
-        let value: SecretBytes?
-        do {
-            value = try vault.value(named: secret)
-        } catch {
-            throw ProviderError(.configuration, "provider \(name) cannot read vault secret \(secret): \(error.message)")
-        }
-        guard let value, !value.isEmpty else {
-            throw ProviderError(
-                .configuration,
-                "provider \(name) needs the API key in vault secret \(secret), which does not exist: "
-                    + "add it with `moat vault add \(secret)`")
-        }
-        let key = value.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
-        guard key.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7f }) else {
-            throw ProviderError(
-                .configuration,
-                "vault secret \(secret) holds a value that cannot be an API key (spaces, line breaks or "
-                    + "non-ASCII characters): store the key alone with `moat vault add \(secret)`")
-        }
-        return key
-    }
-
-    /// Reads one answer: an error status, server-sent events, or one JSON document.
+    /// Reads one 2xx answer: server-sent events, or one JSON document.
     func read(
         _ response: PinnedHTTPTransport.StreamedResponse, onText: @escaping @Sendable (String) async -> Void
     ) async throws -> ModelReply {
-        guard (200..<300).contains(response.status) else {
-            // Drain a little of the error body so the server sees a clean read; its text is not shown (it
-            // may quote the request).
-            var drained = 0
-            for try await chunk in response.body {
-                drained += chunk.count
-                if drained > 64 << 10 { break }
-            }
-            throw statusFailure(response.status, retryAfter: response.header("retry-after"))
-        }
         let contentType = response.header("content-type")?.lowercased() ?? ""
         if contentType.hasPrefix("text/event-stream") {
             return try await readEvents(response.body, onText: onText)
@@ -256,31 +157,17 @@ public struct OpenAICompatibleProvider: ModelProvider {
         return TokenUsage(input: max(0, wire.promptTokens ?? 0), output: max(0, wire.completionTokens ?? 0))
     }
 
-    /// "the model server at ORIGIN (provider NAME) <problem>": an answer that broke the wire format.
-    func bad(_ problem: String) -> ProviderError {
-        ProviderError(.badResponse, "the model server at \(origin) (provider \(name)) \(problem)")
-    }
+    func bad(_ problem: String) -> ProviderError { connection.bad(problem) }
+
+    func failure(_ error: NetError) -> ProviderError { connection.failure(error) }
 
     /// What an HTTP error status means for the owner, and what to do.
-    func statusFailure(_ status: Int, retryAfter: String?) -> ProviderError {
-        let server = "the model server at \(origin) (provider \(name))"
-        let model = "\"\(PrintableText.excerpt(settings.model, limit: 80))\""
+    func statusFailure(_ status: Int) -> ProviderError {
+        let server = connection.server
+        let model = connection.quotedModel
         switch status {
         case 401, 403:
-            guard let secret = settings.apiKeySecret else {
-                return ProviderError(
-                    .rejected,
-                    "\(server) requires an API key (HTTP \(status)): add it with `moat vault add OPENAI_API_KEY` "
-                        + "and set providers.\(name).api_key_secret: OPENAI_API_KEY")
-            }
-            let what =
-                status == 401
-                ? "refused the API key in vault secret \(secret)"
-                : "refused access to model \(model) with the API key in vault secret \(secret)"
-            return ProviderError(
-                .rejected,
-                "\(server) \(what) (HTTP \(status)): check the key, or replace it "
-                    + "(`moat vault rm \(secret)`, then `moat vault add \(secret)`)")
+            return connection.keyFailure(status, exampleSecret: "OPENAI_API_KEY")
         case 404:
             return ProviderError(
                 .rejected,
@@ -288,53 +175,16 @@ public struct OpenAICompatibleProvider: ModelProvider {
                     + "there (for Ollama: `ollama pull \(PrintableText.excerpt(settings.model, limit: 80))`) and that "
                     + "providers.\(name).base_url is right (it usually ends in /v1)")
         case 429:
-            var wait = ""
-            if let retryAfter, let seconds = Int(retryAfter.trimmingCharacters(in: .whitespaces)),
-                (0...86400).contains(seconds)
-            {
-                wait = " in \(seconds) s"
-            }
-            return ProviderError(.rateLimited, "\(server) is limiting requests (HTTP 429): try again\(wait)")
+            return connection.rateLimited
         case 400, 413, 422:
             return ProviderError(
                 .rejected,
                 "\(server) refused the request (HTTP \(status)): model \(model) may not support tools, or the "
                     + "conversation may be too long for it")
         case 500...599:
-            return ProviderError(
-                .badResponse,
-                "\(server) failed (HTTP \(status)): see the server's log; a server that runs out of memory needs a "
-                    + "smaller model")
+            return connection.serverFailure(status)
         default:
             return ProviderError(.badResponse, "\(server) answered with unexpected HTTP status \(status)")
-        }
-    }
-
-    /// A transport failure in the owner's words.
-    func failure(_ error: NetError) -> ProviderError {
-        switch error.code {
-        case .connectFailed:
-            let state = error.message.contains("connection refused") ? "is not running" : "cannot be reached"
-            return ProviderError(
-                .unreachable, "the model server at \(origin) \(state): \(startHint) (provider \(name))")
-        case .timedOut:
-            return ProviderError(
-                .timedOut,
-                "provider \(name): \(error.message); a slow model needs longer providers.\(name).timeouts "
-                    + "(or a smaller model)")
-        default:
-            return ProviderError(.badResponse, "provider \(name): \(error.message)")
-        }
-    }
-
-    /// How to start the server usually found on this port.
-    var startHint: String {
-        switch endpoint.port {
-        case 11434: "start it with `ollama serve`"
-        case 1234: "start the server in LM Studio (or `lms server start`)"
-        case 8080: "start it (llama.cpp: `llama-server -m MODEL.gguf --jinja`)"
-        case 8000: "start it (vLLM: `vllm serve MODEL`; llama-cpp-python: `python -m llama_cpp.server`)"
-        default: "start it, or fix providers.\(name).base_url"
         }
     }
 }

@@ -24,13 +24,13 @@ struct ChatCompletionRequest: Encodable {
         case maxTokens = "max_tokens"
     }
 
-    init(model: String, request: ModelRequest, stream: Bool) throws(ToolParametersError) {
+    init(model: String, request: ModelRequest, stream: Bool, maxTokens: Int?) throws(ToolParametersError) {
         self.model = model
         self.messages = request.messages.map(WireMessage.init)
         self.tools = request.tools.isEmpty ? nil : try request.tools.map(WireTool.init)
         self.stream = stream
         self.streamOptions = stream ? StreamOptions(includeUsage: true) : nil
-        self.maxTokens = request.maximumOutputTokens
+        self.maxTokens = maxTokens
     }
 }
 

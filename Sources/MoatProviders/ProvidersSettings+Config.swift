@@ -42,10 +42,15 @@ extension ProvidersSettings: ConfigSection {
 }
 
 extension ProviderSettings {
-    static let keys = ["kind", "base_url", "model", "api_key_secret", "stream", "timeouts"]
+    static let keys = [
+        "kind", "base_url", "model", "api_key_secret", "stream", "timeouts", "max_tokens", "retries",
+        "circuit_breaker",
+    ]
 
-    /// Reads one provider over its starting values; `base_url` and `model` must end up set.
+    /// Reads one provider over its starting values; `base_url` (except for `kind: anthropic`) and
+    /// `model` must end up set.
     mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        var baseURLNode: ConfigNode?
         for (key, value) in try node.mapping(path: path, allowed: Self.keys) {
             let keyPath = path + "." + key
             switch key {
@@ -53,7 +58,7 @@ extension ProviderSettings {
                 kind = try value.enumeration(path: keyPath)
             case "base_url":
                 baseURL = try value.string(path: keyPath)
-                if let problem = Self.baseURLProblem(baseURL) { throw value.fail(keyPath, problem) }
+                baseURLNode = value
             case "model":
                 model = try value.string(path: keyPath)
                 guard model.utf8.count <= 200, model.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f })
@@ -75,9 +80,20 @@ extension ProviderSettings {
                     throw value.fail(keyPath, "must be true or false, not \"\(ConfigNode.printable(text))\"")
                 }
                 stream = flag
+            case "max_tokens":
+                maxTokens = try value.integer(
+                    path: keyPath, range: 1...1_000_000, allowed: "a number of tokens from 1 to 1000000")
+            case "retries":
+                try retries.read(value, path: keyPath)
+            case "circuit_breaker":
+                try circuitBreaker.read(value, path: keyPath)
             default:
                 try timeouts.read(value, path: keyPath)
             }
+        }
+        if baseURL.isEmpty, kind == .anthropic { baseURL = Self.anthropicBaseURL }
+        if let baseURLNode, let problem = Self.baseURLProblem(baseURL, kind: kind) {
+            throw baseURLNode.fail(path + ".base_url", problem)
         }
         guard !baseURL.isEmpty else {
             throw node.fail(path + ".base_url", "is required, e.g. base_url: http://127.0.0.1:8080/v1")
@@ -89,15 +105,21 @@ extension ProviderSettings {
     }
 
     /// Why `text` cannot be a base URL, or nil.
-    static func baseURLProblem(_ text: String) -> String? {
+    static func baseURLProblem(_ text: String, kind: Kind = .openai) -> String? {
         let url: FetchURL
         switch FetchURL.parse(text) {
         case .success(let parsed): url = parsed
         case .failure(let error): return "is not a usable URL: \(error.message)"
         }
         if url.userInfo != nil { return "must not hold credentials (user@host): put the key in the vault" }
+        let suffix = kind == .anthropic ? "/v1/messages" : "/chat/completions"
         if url.pathAndQuery.contains("?") {
-            return "must not have a query (?…): write the URL before /chat/completions"
+            return "must not have a query (?…): write the URL before \(suffix)"
+        }
+        if kind == .anthropic {
+            let path = url.pathAndQuery.hasSuffix("/") ? String(url.pathAndQuery.dropLast()) : url.pathAndQuery
+            guard path.hasSuffix("/v1/messages") || path.hasSuffix("/v1") else { return nil }
+            return "is the URL before /v1/messages (e.g. https://api.anthropic.com); Moat adds that part"
         }
         if url.pathAndQuery.hasSuffix("/chat/completions") || url.pathAndQuery.hasSuffix("/chat/completions/") {
             return "is the URL before /chat/completions (e.g. http://127.0.0.1:11434/v1); Moat adds that part"
@@ -131,6 +153,44 @@ extension ProviderTimeouts {
             case "first_byte_seconds": firstByte = .seconds(seconds)
             case "idle_seconds": idle = .seconds(seconds)
             default: total = .seconds(seconds)
+            }
+        }
+    }
+}
+
+extension ProviderRetries {
+    /// Reads `retries:`.
+    mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        for (key, value) in try node.mapping(
+            path: path, allowed: ["max_attempts", "base_delay_ms", "max_wait_seconds"])
+        {
+            let keyPath = path + "." + key
+            switch key {
+            case "max_attempts":
+                maximumAttempts = try value.integer(
+                    path: keyPath, range: 1...10, allowed: "attempts from 1 (never retry) to 10")
+            case "base_delay_ms":
+                baseDelay = .milliseconds(
+                    try value.integer(path: keyPath, range: 1...60000, allowed: "milliseconds from 1 to 60000"))
+            default:
+                maximumWait = .seconds(
+                    try value.integer(path: keyPath, range: 1...3600, allowed: "seconds from 1 to 3600"))
+            }
+        }
+    }
+}
+
+extension CircuitBreakerSettings {
+    /// Reads `circuit_breaker:`.
+    mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
+        for (key, value) in try node.mapping(path: path, allowed: ["failures", "cool_down_seconds"]) {
+            let keyPath = path + "." + key
+            if key == "failures" {
+                failureThreshold = try value.integer(
+                    path: keyPath, range: 1...1000, allowed: "consecutive failures from 1 to 1000")
+            } else {
+                coolDown = .seconds(
+                    try value.integer(path: keyPath, range: 1...86400, allowed: "seconds from 1 to 86400"))
             }
         }
     }

@@ -23,11 +23,18 @@ public struct ProvidersSettings: Sendable, Equatable {
 
 /// One model server: where it is, which model, how it authenticates, how long to wait.
 public struct ProviderSettings: Sendable, Equatable {
-    /// The wire format. Only OpenAI-compatible chat completions for now.
+    /// The wire format.
     public enum Kind: String, Sendable, CaseIterable {
         /// `POST {base_url}/chat/completions` (Ollama, llama.cpp server, vLLM, LM Studio, OpenAI).
         case openai
+        /// `POST {base_url}/v1/messages`, Anthropic's Messages API.
+        case anthropic
     }
+
+    /// Anthropic's API, the base URL of a `kind: anthropic` provider that names none.
+    public static let anthropicBaseURL = "https://api.anthropic.com"
+    /// The output limit sent to Anthropic (which requires one) when neither the round nor `max_tokens` sets it.
+    public static let anthropicDefaultMaxTokens = 4096
 
     /// The key under `providers:`, used in messages and audit entries.
     public var name: String
@@ -37,17 +44,24 @@ public struct ProviderSettings: Sendable, Equatable {
     public var baseURL: String
     /// The model name the server knows (`qwen2.5:1.5b`, `gpt-4o-mini`, …).
     public var model: String
-    /// The NAME of the vault secret holding the API key, sent as `Authorization: Bearer`; nil: no key.
+    /// The NAME of the vault secret holding the API key, sent as `Authorization: Bearer` (`x-api-key`
+    /// for Anthropic); nil: no key.
     public var apiKeySecret: String?
     /// Whether to ask for server-sent events (text as it is generated) rather than one JSON answer.
     public var stream = true
     public var timeouts = ProviderTimeouts()
+    /// The most output tokens a round may produce when the round itself sets no limit (`max_tokens`);
+    /// nil: the server's own default (Anthropic, which requires a value, gets 4096).
+    public var maxTokens: Int?
+    public var retries = ProviderRetries()
+    public var circuitBreaker = CircuitBreakerSettings()
     /// The largest answer accepted, streamed or not (8 MiB).
     public var maximumResponseBytes = 8 << 20
 
     public init(
         name: String, kind: Kind = .openai, baseURL: String, model: String, apiKeySecret: String? = nil,
-        stream: Bool = true, timeouts: ProviderTimeouts = ProviderTimeouts()
+        stream: Bool = true, timeouts: ProviderTimeouts = ProviderTimeouts(), maxTokens: Int? = nil,
+        retries: ProviderRetries = ProviderRetries(), circuitBreaker: CircuitBreakerSettings = CircuitBreakerSettings()
     ) {
         self.name = name
         self.kind = kind
@@ -56,6 +70,45 @@ public struct ProviderSettings: Sendable, Equatable {
         self.apiKeySecret = apiKeySecret
         self.stream = stream
         self.timeouts = timeouts
+        self.maxTokens = maxTokens
+        self.retries = retries
+        self.circuitBreaker = circuitBreaker
+    }
+}
+
+/// How a failed round is tried again (`providers.NAME.retries`): only when nothing of the answer was
+/// read yet, with exponential backoff and full jitter, honouring the server's `Retry-After`.
+public struct ProviderRetries: Sendable, Equatable {
+    /// Attempts per round, the first included (`max_attempts`, default 3; 1: never retry).
+    public var maximumAttempts = 3
+    /// The first backoff's ceiling (`base_delay_ms`, default 500); attempt n waits a random time
+    /// between 0 and base × 2^(n-1), at most ``maximumWait``.
+    public var baseDelay: Duration = .milliseconds(500)
+    /// The longest wait between two attempts (`max_wait_seconds`, default 60). A server that asks for
+    /// a longer wait (Retry-After) gets no retry: the round fails at once saying when to try again.
+    public var maximumWait: Duration = .seconds(60)
+
+    public init(
+        maximumAttempts: Int = 3, baseDelay: Duration = .milliseconds(500), maximumWait: Duration = .seconds(60)
+    ) {
+        self.maximumAttempts = maximumAttempts
+        self.baseDelay = baseDelay
+        self.maximumWait = maximumWait
+    }
+}
+
+/// When to stop calling a server that is not answering (`providers.NAME.circuit_breaker`).
+public struct CircuitBreakerSettings: Sendable, Equatable {
+    /// Consecutive failed attempts (no connection, a timeout, a 5xx or 529) that open the breaker
+    /// (`failures`, default 5).
+    public var failureThreshold = 5
+    /// How long an open breaker refuses rounds at once before one probe is let through
+    /// (`cool_down_seconds`, default 30).
+    public var coolDown: Duration = .seconds(30)
+
+    public init(failureThreshold: Int = 5, coolDown: Duration = .seconds(30)) {
+        self.failureThreshold = failureThreshold
+        self.coolDown = coolDown
     }
 }
 

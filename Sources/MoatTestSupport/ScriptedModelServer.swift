@@ -167,20 +167,11 @@ public final class ScriptedModelServer: Sendable {
     public static func start(replies: [Reply] = [], options: Options = Options()) async throws
         -> ScriptedModelServer
     {
-        let box = Mutex<ScriptedModelServer?>(nil)
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(Connection(server: box.withLock { $0 }))
-                }
-            }
-            .bind(host: "127.0.0.1", port: 0)
-            .get()
-        let server = ScriptedModelServer(channel: channel, replies: replies, options: options)
-        box.withLock { $0 = server }
-        return server
+        try await startScriptedServer {
+            ScriptedModelServer(channel: $0, replies: replies, options: options)
+        } answer: {
+            $0.answer(method: $1, path: $2, headers: $3, body: $4)
+        }
     }
 
     private init(channel: any Channel, replies: [Reply], options: Options) {
@@ -210,17 +201,7 @@ public final class ScriptedModelServer: Sendable {
 
     // MARK: Answering
 
-    /// What one request gets: the status, headers and the body's pieces (each its own write), and
-    /// whether the connection closes (or hangs) after them.
-    struct Answer {
-        var status = 200
-        var headers: [(String, String)] = []
-        var pieces: [[UInt8]] = []
-        enum End { case finish, cut, hang }
-        var end = End.finish
-        var respond = true
-        var delay: Double?
-    }
+    typealias Answer = ScriptedAnswer
 
     func answer(method: String, path: String, headers: HTTPHeaders, body: [UInt8]) -> Answer {
         state.withLock { $0.nextDelay = nil }
@@ -383,10 +364,7 @@ public final class ScriptedModelServer: Sendable {
         return answer
     }
 
-    func split(_ bytes: [UInt8]) -> [[UInt8]] {
-        guard let size = options.writeSize, size > 0 else { return [bytes] }
-        return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min($0 + size, bytes.count)]) }
-    }
+    func split(_ bytes: [UInt8]) -> [[UInt8]] { ScriptedAnswer.split(bytes, size: options.writeSize) }
 
     // MARK: Hostile mode
 
@@ -448,73 +426,5 @@ public final class ScriptedModelServer: Sendable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.withoutEscapingSlashes]
         return String(decoding: (try? encoder.encode(text)) ?? Data("\"\"".utf8), as: UTF8.self)
-    }
-
-    /// One connection: reads requests (keep-alive), answers each from the script.
-    private final class Connection: ChannelInboundHandler {
-        typealias InboundIn = HTTPServerRequestPart
-        typealias OutboundOut = HTTPServerResponsePart
-
-        let server: ScriptedModelServer?
-        var head: HTTPRequestHead?
-        var body: [UInt8] = []
-
-        init(server: ScriptedModelServer?) { self.server = server }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                self.head = head
-                body = []
-            case .body(var buffer):
-                guard body.count + buffer.readableBytes <= 32 << 20 else {
-                    context.close(promise: nil)
-                    return
-                }
-                body += buffer.readBytes(length: buffer.readableBytes) ?? []
-            case .end:
-                guard let head, let server else { return }
-                let answer = server.answer(
-                    method: head.method.rawValue, path: head.uri, headers: head.headers, body: body)
-                guard let delay = answer.delay else {
-                    respond(answer, keepAlive: head.isKeepAlive, context: context)
-                    return
-                }
-                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                let keepAlive = head.isKeepAlive
-                context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay * 1000))) {
-                    bound.value.0.respond(answer, keepAlive: keepAlive, context: bound.value.1)
-                }
-            }
-        }
-
-        func respond(_ answer: Answer, keepAlive: Bool, context: ChannelHandlerContext) {
-            guard answer.respond else { return }
-            var headers = HTTPHeaders(answer.headers)
-            if !keepAlive { headers.add(name: "Connection", value: "close") }
-            let status = HTTPResponseStatus(statusCode: answer.status)
-            context.writeAndFlush(
-                wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
-                promise: nil)
-            for piece in answer.pieces {
-                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
-            }
-            switch answer.end {
-            case .hang:
-                return
-            case .cut:
-                context.close(promise: nil)
-            case .finish:
-                let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-                if !keepAlive {
-                    let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                    done.whenComplete { _ in loopBound.value.close(promise: nil) }
-                }
-            }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
-        }
     }
 }

@@ -280,6 +280,13 @@ public final class UnlockedVault: Sendable {
         return state.withLock { $0.entries[name]?.value }
     }
 
+    /// The value and policy of `name` from one read (a consumer that checks the policy of the value it
+    /// uses, like a webhook key, must not read them apart); nil when absent.
+    public func entry(named name: String) throws(VaultError) -> SecretEntry? {
+        try refreshIfChanged()
+        return state.withLock { $0.entries[name] }
+    }
+
     /// The 32-byte key Moat keeps under `name` for its own use (audit, policy row MACs), created from
     /// the system CSPRNG on first use.
     ///

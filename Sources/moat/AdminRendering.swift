@@ -60,6 +60,11 @@ extension AdminResult {
                 note: rekeyed.staleRecoveryKey.map {
                     "note: \($0) holds the old recovery key, which no longer opens the vault; delete it\n"
                 })
+        case .usage(let entries, _) where json:
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            return RenderedResult(output: String(decoding: try encoder.encode(entries), as: UTF8.self) + "\n")
         case .approvals(let records, _) where json:
             let data = try JSONSerialization.data(withJSONObject: records.map(AdminText.json), options: [.sortedKeys])
             return RenderedResult(output: String(decoding: data, as: UTF8.self) + "\n")
@@ -137,6 +142,8 @@ extension AdminResult {
             return "\(approved ? "approved" : "denied") \(id)\n" + AdminText.turn(turn)
         case .vaultSecrets(let secrets):
             return AdminText.table(secrets)
+        case .usage(let entries, let days):
+            return AdminText.usage(entries, days: days)
         case .vaultRekeyed(let rekeyed):
             return "re-keyed \(rekeyed.vault) with a new password and salt (\(rekeyed.parameters))\n"
                 + (rekeyed.seal.map { "sealed again: \($0)\n" } ?? "")
@@ -173,6 +180,28 @@ enum AdminText {
                 token.lastUsedAt ?? "never", token.expiresAt ?? "never", state,
             ])
         }
+        return columns(lines)
+    }
+
+    /// Token use per day, principal and provider, with each day's total.
+    static func usage(_ entries: [UsageLedger.Entry], days: Int) -> String {
+        let span = days == 1 ? "today (UTC)" : "the last \(days) days (UTC)"
+        guard !entries.isEmpty else { return "no model tokens used \(span)\n" }
+        var lines = [["DAY", "PRINCIPAL", "PROVIDER", "ROUNDS", "IN", "OUT", "TOTAL"]]
+        for entry in entries {
+            lines.append([
+                entry.day, printable(entry.principal),
+                entry.provider.isEmpty ? "(not recorded)" : printable(entry.provider),
+                String(entry.rounds), String(entry.inputTokens), String(entry.outputTokens),
+                String(entry.inputTokens + entry.outputTokens),
+            ])
+        }
+        let total = entries.reduce(0) { $0 + $1.inputTokens + $1.outputTokens }
+        return columns(lines) + "total \(span): \(total) tokens\n"
+    }
+
+    /// Rows as left-aligned columns two spaces apart, the first row the header.
+    static func columns(_ lines: [[String]]) -> String {
         let widths = (0..<lines[0].count).map { column in lines.map { $0[column].count }.max() ?? 0 }
         return lines.map { row in
             row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
@@ -233,6 +262,7 @@ enum AdminText {
             "\(record.id)  \(record.status)  \(record.domain)  \(record.tool)  "
                 + "\(record.destination.isEmpty ? "-" : record.destination)  by \(record.principal)  "
                 + "expires \(PolicyEngine.timestamp(record.expiresAt))"
+                + (record.heldBecause.map { "  held: \($0)" } ?? "")
         )
     }
 
@@ -242,7 +272,7 @@ enum AdminText {
             "tool": record.tool, "arguments": record.arguments,
             "destination": record.destination, "request_hash": record.requestHash,
             "principal": record.principal, "created_at": PolicyEngine.timestamp(record.createdAt),
-            "expires_at": PolicyEngine.timestamp(record.expiresAt),
+            "expires_at": PolicyEngine.timestamp(record.expiresAt), "held_because": record.heldBecause ?? NSNull(),
         ]
     }
 }

@@ -73,15 +73,17 @@ enum AdminChannel {
         let operations = try CommandFailure.wrap { () throws(GatewayError) in
             let audit = try context.state.auditLog(vault: vault)
             let engine = try context.state.policyEngine(vault: vault, audit: audit)
-            // The agent only for what needs it: a broken provider setting must not block `moat token list`.
-            let agent =
-                try operation.isAgentTurn
-                ? AgentOperations(
-                    agent: context.state.agent(
+            // The agent only for what needs it: a broken provider setting must not block `moat token list`,
+            // nor the approval list (it only adds why each held call waits).
+            func openAgent() throws(GatewayError) -> AgentOperations {
+                AgentOperations(
+                    agent: try context.state.agent(
                         vault: vault, audit: audit, engine: engine,
                         notifier: LoggingNotifier(logger: Logger(label: "moat.chat") { _ in SwiftLogNoOpLogHandler() }))
                 )
-                : nil
+            }
+            let agent =
+                operation.isAgentTurn ? try openAgent() : operation.showsApprovals ? try? openAgent() : nil
             return context.state.adminOperations(
                 authority: try context.state.ownerAuthority(vault: vault, audit: audit), engine: engine,
                 agent: agent, baseURL: { nil })

@@ -25,7 +25,9 @@ final class AgentFixture: Sendable {
     let notices = NoticeRecorder()
     let clock: AgentClock
     /// The tables the agent uses, in the installation's order (MoatSchema's, without the owner's).
-    static let migrations = [StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations]
+    static let migrations = [
+        StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations, AgentSchema.usageByProvider,
+    ]
 
     init(
         model: ScriptedModel = ScriptedModel(),

@@ -20,6 +20,9 @@ import Testing
         #expect(tool.ran.count == 3)
         #expect(outcome.calls.last?.decision == .skipped)
         #expect(try fixture.auditActions().contains("agent.budget"))
+        // The owner is told, with the stop's message.
+        let notice = try #require(fixture.notices.all.first { $0.kind == .budgetReached })
+        #expect(notice.text.contains("agent.max_tool_calls_per_turn"))
     }
 
     @Test("a model that keeps asking is stopped at the round budget")

@@ -88,8 +88,11 @@ import Testing
             "UPDATE agent_tool_calls SET arguments = ? WHERE approval_id = ?",
             [#"{"target":"rm -rf ~"}"#, approval])
         let error = await agentError { try await fixture.agent.approve(approval) }
-        #expect(error?.code == .notFound)
+        // Refused (not "not found", which would let the policy engine decide the approval alone).
+        #expect(error?.code == .refused)
+        #expect(error?.message.contains("integrity check") == true)
         #expect(shell.ran.isEmpty)
+        #expect(try await fixture.policy.approval(approval).status == .pending)
     }
 
     @Test("a changed approved request (policy row rewritten with a matching hash) is refused, nothing runs")

@@ -82,6 +82,43 @@ import Testing
         #expect(fixture.model.requests.isEmpty)
     }
 
+    @Test(
+        "a message whose audit entry cannot be appended is not kept: no message row, and the same key can be sent again"
+    )
+    func failingAuditKeepsNoMessage() async throws {
+        let fixture = try AgentFixture(tools: [])
+        try fixture.sql(
+            """
+            CREATE TRIGGER fail_messages BEFORE INSERT ON audit_entries WHEN NEW.action = 'agent.message'
+              BEGIN SELECT RAISE(ABORT, 'disk full'); END
+            """)
+        let message = fixture.owner("hello", key: "k1")
+        let error = await agentError { try await fixture.agent.handle(message) }
+        #expect(error?.code == .refused)
+        #expect(fixture.model.requests.isEmpty)
+        #expect(try fixture.count("agent_messages") == 0)
+        #expect(try fixture.count("agent_inbound") == 0)
+        #expect(try fixture.count("agent_conversations") == 0)
+        try fixture.sql("DROP TRIGGER fail_messages")
+        _ = try await fixture.agent.handle(message)
+        #expect(try fixture.count("agent_messages", "role = 'user'") == 1)
+    }
+
+    @Test("a reply whose audit entry cannot be appended is not stored with its round's usage")
+    func failingAuditKeepsNoReply() async throws {
+        let fixture = try AgentFixture(tools: [])
+        try fixture.sql(
+            """
+            CREATE TRIGGER fail_replies BEFORE INSERT ON audit_entries WHEN NEW.action = 'agent.reply'
+              BEGIN SELECT RAISE(ABORT, 'disk full'); END
+            """)
+        let error = await agentError { try await fixture.agent.handle(fixture.owner("hello")) }
+        #expect(error?.code == .refused)
+        #expect(try fixture.count("agent_messages", "role = 'assistant'") == 0)
+        #expect(try fixture.count("agent_token_usage") == 0)
+        #expect(try fixture.auditActions().contains("agent.model"))
+    }
+
     @Test("after a turn the conversation, its messages and the tool call with its decision are in moat.db")
     func turnStored() async throws {
         let tool = TestTool("read", domain: .files)
@@ -103,7 +140,7 @@ import Testing
         #expect(call["outcome"] == "success")
         #expect(call["result_bytes"] == #"ran read {"target":"notes.txt"}"#.utf8.count)
         #expect(call["id"] == outcome.calls[0].id)
-        #expect(try fixture.count("agent_usage", "principal = 'owner'") == 1)
+        #expect(try fixture.count("agent_token_usage", "principal = 'owner'") == 1)
         // The next turn sends the stored history.
         _ = try await fixture.agent.handle(fixture.owner("and now?"))
         #expect(fixture.model.requests.last?.messages.count == 1 + 4 + 1)
@@ -134,8 +171,12 @@ import Testing
         _ = try await fixture.agent.handle(fixture.owner("other", conversation: "c2"))
         try fixture.sql("UPDATE agent_tool_calls SET conversation = 'c2' WHERE approval_id = ?", [approval])
         let error = await agentError { try await fixture.agent.approve(approval) }
-        #expect(error?.code == .notFound)
+        #expect(error?.code == .refused)
         #expect(tool.ran.isEmpty)
+        #expect(try fixture.auditActions().contains("agent.approval.refused"))
+        // An approval no agent call holds is "not found" (the policy engine may decide it alone).
+        let none = await agentError { try await fixture.agent.approve("no-such-approval") }
+        #expect(none?.code == .notFound)
     }
 }
 

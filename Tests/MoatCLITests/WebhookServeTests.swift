@@ -65,6 +65,8 @@ import Testing
             port: port)
         #expect(forged.status == 401)
         #expect(model.requests.count == 1)
+        // No webhook has a callback: no channel can send, so send_message is not offered.
+        #expect(model.requests.first?.body.contains("send_message") == false)
         let (status, _) = server.stop()
         #expect(status == 0)
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)

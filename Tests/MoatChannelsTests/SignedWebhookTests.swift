@@ -1,8 +1,9 @@
 import Foundation
-import MoatChannels
 import MoatCore
 import MoatVault
 import Testing
+
+@testable import MoatChannels
 
 /// The signed webhook's checks: the HMAC over timestamp + "." + body, the ±5-minute window, the body format.
 @Suite struct SignedWebhookTests {
@@ -148,5 +149,81 @@ import Testing
         #expect(throws: ConfigError.self) { try read([("sms", [("key_secret", "MOAT_AUTH_MAC_KEY")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [("secret", "K")])]) }
         #expect(throws: ConfigError.self) { try read([("sms", [])]) }
+        // A callback needs its URL and its own key, never the delivery key.
+        let callback = try read([
+            (
+                "sms",
+                [
+                    ("key_secret", "SMS_HOOK_KEY"), ("callback_url", "http://127.0.0.1:8025/moat"),
+                    ("callback_key_secret", "SMS_CALLBACK_KEY"),
+                ]
+            )
+        ]).webhooks["sms"]
+        #expect(callback?.callback?.url == "http://127.0.0.1:8025/moat")
+        #expect(callback?.callback?.keySecret == "SMS_CALLBACK_KEY")
+        for fields in [
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1:8025/")],
+            [("key_secret", "K"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1:8025/"), ("callback_key_secret", "K")],
+            [("key_secret", "K"), ("callback_url", "ftp://127.0.0.1/"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://user:pw@127.0.0.1/"), ("callback_key_secret", "C")],
+            [("key_secret", "K"), ("callback_url", "http://127.0.0.1/"), ("callback_key_secret", "lower")],
+        ] {
+            #expect(throws: ConfigError.self, "\(fields)") { try read([("sms", fields)]) }
+        }
+    }
+
+    @Test(
+        "a signed body naming a field twice is refused, whichever way the key is spelled, and nothing is read from it",
+        arguments: [
+            #"{"id":"1","sender":"alice","text":"t","sender":"owner"}"#,
+            #"{"id":"1","sender":"alice","text":"t","\u0073ender":"owner"}"#,
+            #"{"id":"1","id":"2","sender":"alice","text":"t"}"#,
+            #"{ "text" : "t" , "sender":"a", "id":"1" ,"text":"u"}"#,
+        ])
+    func duplicateKeys(body: String) {
+        let bytes = Array(body.utf8)
+        let signature = SignedWebhook.signature(key: Self.key, timestamp: Self.timestamp, body: bytes)
+        let refused = Self.failure { () throws(ChannelError) in try Self.verify(signature: signature, body: bytes) }
+        #expect(refused?.code == .invalidInput)
+        #expect(refused?.message.contains("appears twice") == true, "\(refused?.message ?? "accepted")")
+    }
+
+    @Test("the same key in a nested value, in a string or in another field's text is not a duplicate")
+    func nestedKeysAreNotDuplicates() throws {
+        // Keys inside strings, escaped quotes, and text that looks like JSON stay one field each.
+        let body = #"{"id":"1","sender":"alice","text":"{\"sender\":\"owner\"}, \"sender\": x"}"#
+        let bytes = Array(body.utf8)
+        let signature = SignedWebhook.signature(key: Self.key, timestamp: Self.timestamp, body: bytes)
+        let message = try Self.verify(signature: signature, body: bytes)
+        #expect(message.sender == "alice")
+        #expect(message.text == #"{"sender":"owner"}, "sender": x"#)
+    }
+
+    @Test("the documented callback example: its body is the bytes Moat sends and its signature the one Python computes")
+    func callbackWorkedExample() {
+        let payload = CallbackPayload(
+            id: "9b2f3c1e-4a5d-4e6f-8a7b-0c1d2e3f4a5b", kind: .reply, webhook: "sms", recipient: "+15551234567",
+            conversation: "+15551234567", inReplyTo: "msg-0001", text: "The garage door is closed.", error: nil)
+        let documented =
+            #"{"conversation":"+15551234567","id":"9b2f3c1e-4a5d-4e6f-8a7b-0c1d2e3f4a5b","in_reply_to":"msg-0001","#
+            + #""kind":"reply","recipient":"+15551234567","text":"The garage door is closed.","webhook":"sms"}"#
+        #expect(payload.body == Array(documented.utf8))
+        var keyBytes = Array("fedcba9876543210fedcba9876543210".utf8)
+        let key = SecretBytes(wiping: &keyBytes)
+        // Computed independently with Python's hmac module (Docs/Channels.md, "Callbacks").
+        #expect(
+            SignedWebhook.signature(key: key, timestamp: "1780000002", body: payload.body)
+                == "sha256=dce309c863915f1baafa3ccfa33fee716352900bec41ea922dd716cc97cce65f")
+    }
+
+    @Test("a callback's text is cut at 32 KiB on a character boundary, with a marker")
+    func callbackTextCut() {
+        let long = String(repeating: "é", count: SignedWebhook.maximumTextBytes)
+        let cut = CallbackPayload.cut(long)
+        #expect(cut.utf8.count <= SignedWebhook.maximumTextBytes)
+        #expect(cut.hasSuffix("[cut: longer than 32 KiB]"))
+        #expect(cut.hasPrefix("éé"))
+        #expect(CallbackPayload.cut("short") == "short")
     }
 }

@@ -31,13 +31,7 @@ func roundError(
     _ provider: OpenAICompatibleProvider,
     _ request: ModelRequest = ModelRequest(messages: [ChatMessage(role: .user, content: "hi")])
 ) async -> ProviderError? {
-    do {
-        _ = try await provider.complete(request) { _ in }
-        Issue.record("the round succeeded; an error was expected")
-        return nil
-    } catch {
-        return error
-    }
+    await failure(of: provider, request)
 }
 
 /// A vault in a temporary directory holding `secrets`, with the weakest parameters the vault accepts.
@@ -64,4 +58,56 @@ func closedPort() async throws -> Int {
     let port = server.port
     await server.stop()
     return port
+}
+
+/// An Anthropic provider aimed at `server`.
+func anthropic(
+    _ server: ScriptedAnthropicServer, stream: Bool = true, keySecret: String? = nil, vault: UnlockedVault? = nil,
+    model: String = "scripted-model"
+) throws -> AnthropicProvider {
+    let settings = ProviderSettings(
+        name: "claude", kind: .anthropic, baseURL: server.baseURL, model: model, apiKeySecret: keySecret,
+        stream: stream)
+    return try AnthropicProvider(settings: settings, vault: vault)
+}
+
+/// Runs one round of any provider and returns its error, failing the test when it succeeds.
+func failure(
+    of provider: any ModelProvider,
+    _ request: ModelRequest = ModelRequest(messages: [ChatMessage(role: .user, content: "hi")])
+) async -> ProviderError? {
+    do {
+        _ = try await provider.complete(request) { _ in }
+        Issue.record("the round succeeded; an error was expected")
+        return nil
+    } catch {
+        return error
+    }
+}
+
+/// A clock for the retry loop and the breaker: time moves only when the loop sleeps or the test
+/// advances it; every sleep is recorded; the jitter's random fraction is fixed.
+final class FakeClock: Sendable {
+    private let state = Mutex<(now: Date, sleeps: [Duration])>((Date(timeIntervalSince1970: 1_796_000_000), []))
+    let fraction: Double
+
+    init(fraction: Double = 0.5) { self.fraction = fraction }
+
+    var now: Date { state.withLock { $0.now } }
+    var sleeps: [Duration] { state.withLock { $0.sleeps } }
+
+    func advance(_ duration: Duration) {
+        state.withLock { $0.now = $0.now.addingTimeInterval(duration.inSeconds) }
+    }
+
+    var environment: RetryEnvironment {
+        RetryEnvironment(
+            now: { self.now },
+            sleep: { duration in
+                self.state.withLock { state in
+                    state.sleeps.append(duration)
+                    state.now = state.now.addingTimeInterval(duration.inSeconds)
+                }
+            }, random: { self.fraction })
+    }
 }

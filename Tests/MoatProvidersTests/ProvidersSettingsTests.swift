@@ -88,7 +88,7 @@ import Testing
             )
             .contains("is not a vault secret name"))
         #expect(failure("providers:\n  local:\n    stream: maybe\n").contains("must be true or false"))
-        #expect(failure("providers:\n  local:\n    kind: anthropic\n").contains("use one of openai"))
+        #expect(failure("providers:\n  local:\n    kind: gemini\n").contains("use one of openai, anthropic"))
         #expect(failure("providers:\n  Local:\n    model: m\n").contains("a provider's name is lower-case"))
         #expect(
             failure("providers:\n  local:\n    timeouts:\n      idle_seconds: 0\n").contains("seconds from 1 to 86400"))
@@ -110,5 +110,57 @@ import Testing
                 api_key_secret: REMOTE_KEY
             """)
         #expect(config.providers.providers.count == 2)
+    }
+
+    @Test("kind: anthropic defaults its base URL to the API, reads max_tokens, retries and the breaker")
+    func anthropicProvider() throws {
+        let config = try parse(
+            """
+            providers:
+              claude:
+                kind: anthropic
+                model: claude-sonnet-4-5
+                api_key_secret: ANTHROPIC_API_KEY
+                max_tokens: 2048
+                retries: {max_attempts: 4, base_delay_ms: 250, max_wait_seconds: 20}
+                circuit_breaker: {failures: 3, cool_down_seconds: 45}
+              local:
+                model: qwen2.5:1.5b
+            """)
+        let claude = try #require(config.providers.named("claude"))
+        #expect(claude.kind == .anthropic)
+        #expect(claude.baseURL == "https://api.anthropic.com")
+        #expect(claude.maxTokens == 2048)
+        #expect(
+            claude.retries
+                == ProviderRetries(maximumAttempts: 4, baseDelay: .milliseconds(250), maximumWait: .seconds(20)))
+        #expect(claude.circuitBreaker == CircuitBreakerSettings(failureThreshold: 3, coolDown: .seconds(45)))
+        let local = try #require(config.providers.named("local"))
+        #expect(local.retries == ProviderRetries())
+        #expect(local.circuitBreaker == CircuitBreakerSettings())
+        #expect(local.maxTokens == nil)
+    }
+
+    @Test("bad anthropic, retry and breaker settings are refused with the file, line, key and the fix")
+    func anthropicRefusals() {
+        let head = "providers:\n  claude:\n    kind: anthropic\n    model: m\n"
+        #expect(
+            failure(head + "    base_url: https://api.anthropic.com/v1/messages\n")
+                == "config.yaml:5: providers.claude.base_url: is the URL before /v1/messages "
+                + "(e.g. https://api.anthropic.com); Moat adds that part")
+        #expect(failure(head + "    base_url: https://api.anthropic.com/v1\n").contains("Moat adds that part"))
+        #expect(
+            failure(head + "    base_url: http://10.1.1.1:9000\n    api_key_secret: ANTHROPIC_API_KEY\n")
+                .contains("only sent over https"))
+        #expect(failure(head + "    max_tokens: 0\n").contains("config.yaml:5: providers.claude.max_tokens"))
+        #expect(
+            failure(head + "    retries:\n      max_attempts: 11\n").contains(
+                "config.yaml:6: providers.claude.retries.max_attempts"))
+        #expect(failure(head + "    retries:\n      max_wait: 3\n").contains("unknown key"))
+        #expect(
+            failure(head + "    circuit_breaker:\n      failures: 0\n").contains(
+                "providers.claude.circuit_breaker.failures"))
+        #expect(failure(head + "    circuit_breaker:\n      cool_down_seconds: -1\n").contains("cool_down_seconds"))
+        #expect(failure("providers:\n  claude:\n    kind: anthropic\n").contains("providers.claude.model: is required"))
     }
 }

@@ -194,6 +194,7 @@ struct OpenAPISpecTests {
             ("post", "/api/auth/live-token", OwnerAPI.LiveTokenRequest.CodingKeys.allCases.map(\.stringValue)),
             ("post", "/api/tokens", OwnerAPI.TokenRequest.CodingKeys.allCases.map(\.stringValue)),
             ("post", "/api/chat", OwnerAPI.ChatRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/approvals/{id}/deny", OwnerAPI.DenyRequest.CodingKeys.allCases.map(\.stringValue)),
         ]
         var documented = 0
         for (method, path, fields) in readers {

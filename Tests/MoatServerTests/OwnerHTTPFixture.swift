@@ -53,16 +53,23 @@ final class OwnerHTTPFixture: Sendable {
             authority: authority, database: database, tailscale: tailscale, tls: tls, mode: mode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:test"))
         hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: tls, allowedHosts: allowedHosts)
+        let engine = try state.policyEngine(vault: vault, audit: audit)
         agent = try state.agent(
-            vault: vault, audit: audit, engine: try state.policyEngine(vault: vault, audit: audit),
+            vault: vault, audit: audit, engine: engine,
             notifier: LoggingNotifier(logger: Logger(label: "moat.test") { _ in SwiftLogNoOpLogHandler() }))
+        operations = state.adminOperations(
+            authority: authority, engine: engine, agent: AgentOperations(agent: agent), baseURL: { nil })
     }
+
+    /// The owner's typed operations, as `moat serve` hands them to the approval and usage routes.
+    let operations: AdminOperations
 
     /// Each route's access rule, as the router declared it.
     let routeTable = RouteTable()
 
     var router: Router<GatewayRequestContext> {
-        GatewayApplication.makeRouter(hostGuard: hostGuard, auth: auth, table: routeTable, agent: agent)
+        GatewayApplication.makeRouter(
+            hostGuard: hostGuard, auth: auth, table: routeTable, agent: agent, operations: operations)
     }
 
     /// Runs `body` with a live server on 127.0.0.1 and a client bound to it.

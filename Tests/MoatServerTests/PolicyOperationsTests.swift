@@ -155,6 +155,7 @@ import Testing
             .approvalsShow(id: "a"), .approvalsApprove(id: "a"), .approvalsDeny(id: "a", reason: "no"),
             .vaultAdd(name: "A_B", value: secret, tools: ["http"], hosts: ["example.com"], replace: true),
             .vaultRemove(name: "A_B"), .vaultList, .vaultRekey(current: nil, new: secret, pin: secret),
+            .usage(days: 30),
             .contactAdd(channel: "telegram", sender: "42", ceilings: [.web: .inform]), .contactList,
             .contactRemove(id: "c1"), .chat(message: "hello", conversation: nil),
             .chatStream(message: "hello", conversation: "c"),

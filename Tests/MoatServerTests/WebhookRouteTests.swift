@@ -17,9 +17,13 @@ import Testing
     /// Records what reached it and answers with a fixed reply.
     final class Recorder: WebhookReceiver {
         let received = Mutex<[WebhookMessage]>([])
+        let accepted = Mutex<[WebhookMessage]>([])
         func receive(_ message: WebhookMessage) async throws -> String {
             received.withLock { $0.append(message) }
             return "the garage door is closed"
+        }
+        func accept(_ message: WebhookMessage) async throws {
+            accepted.withLock { $0.append(message) }
         }
     }
 
@@ -27,7 +31,8 @@ import Testing
     static let body = Array(#"{"id":"msg-0001","sender":"+15551234567","text":"Is the garage door closed?"}"#.utf8)
 
     /// A router with webhook `sms` (its key stored) and webhooks the owner did not finish: `nokey` (its key
-    /// missing), `short` (a 16-byte key), `tooluse` (a key a tool may send).
+    /// missing), `short` (a 16-byte key), `tooluse` (a key a tool may send), `nocallbackkey` (its callback's
+    /// key missing); `callme` has a callback.
     static func app(_ recorder: Recorder, directory: TemporaryDirectory) throws -> (
         Application<RouterResponder<GatewayRequestContext>>, SecretBytes
     ) {
@@ -45,9 +50,18 @@ import Testing
         try vault.add(
             "TOOL_KEY", value: SecretBytes(wiping: &toolBytes),
             policy: try SecretPolicy(tools: ["http_request"], hosts: ["api.example.com"]))
+        var callbackBytes = Array("fedcba9876543210fedcba9876543210".utf8)
+        try vault.add(
+            "SMS_CALLBACK_KEY", value: SecretBytes(wiping: &callbackBytes),
+            policy: try SecretPolicy(tools: [], hosts: []))
         let settings = ChannelsSettings(webhooks: [
             "sms": .init(keySecret: "SMS_HOOK_KEY"), "nokey": .init(keySecret: "MISSING_KEY"),
             "short": .init(keySecret: "SHORT_KEY"), "tooluse": .init(keySecret: "TOOL_KEY"),
+            "callme": .init(
+                keySecret: "SMS_HOOK_KEY", callbackURL: "http://127.0.0.1:9/moat", callbackKeySecret: "SMS_CALLBACK_KEY"
+            ),
+            "nocallbackkey": .init(
+                keySecret: "SMS_HOOK_KEY", callbackURL: "http://127.0.0.1:9/moat", callbackKeySecret: "MISSING_KEY"),
         ])
         let hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 80, tls: false, allowedHosts: [])
         let routes = WebhookRoutes(settings: settings, vault: vault, receiver: recorder, now: { Self.now })
@@ -94,7 +108,9 @@ import Testing
             // An unknown name and the unfinished webhooks answer exactly as a wrong signature on a known one:
             // a sender learns neither which names exist nor a secret's name (the owner reads it in the log).
             var answers: [String] = []
-            for path in ["/hooks/sms", "/hooks/other", "/hooks/nokey", "/hooks/short", "/hooks/tooluse"] {
+            for path in [
+                "/hooks/sms", "/hooks/other", "/hooks/nokey", "/hooks/short", "/hooks/tooluse", "/hooks/nocallbackkey",
+            ] {
                 let wrong = path == "/hooks/sms" ? "sha256=" + String(repeating: "0", count: 64) : signature
                 try await client.execute(
                     uri: path, method: .post, headers: Self.headers("1780000000", wrong),
@@ -120,5 +136,25 @@ import Testing
         let received = recorder.received.withLock { $0 }
         #expect(received.count == 1)
         #expect(received.first?.channel == "webhook:sms" && received.first?.id == "msg-0001")
+        #expect(recorder.accepted.withLock { $0 }.isEmpty)
+    }
+
+    @Test("a webhook with a callback answers 202 with the delivery's id once the receiver accepted it")
+    func callbackAnswersAccepted() async throws {
+        let directory = TemporaryDirectory("moat-webhook")
+        let recorder = Recorder()
+        let (app, key) = try Self.app(recorder, directory: directory)
+        let signature = SignedWebhook.signature(key: key, timestamp: "1780000000", body: Self.body)
+        try await app.test(.router) { client in
+            try await client.execute(
+                uri: "/hooks/callme", method: .post, headers: Self.headers("1780000000", signature),
+                body: ByteBuffer(bytes: Self.body)
+            ) { response in
+                #expect(response.status == .accepted)
+                #expect(String(buffer: response.body) == #"{"accepted":"msg-0001"}"#)
+            }
+        }
+        #expect(recorder.accepted.withLock { $0 }.map(\.id) == ["msg-0001"])
+        #expect(recorder.received.withLock { $0 }.isEmpty)
     }
 }

@@ -1,0 +1,126 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+/// What a scripted server sends for one request: the status, headers and the body's pieces (each its
+/// own write, so its own HTTP chunk), and whether the connection closes (or hangs) after them.
+struct ScriptedAnswer {
+    var status = 200
+    var headers: [(String, String)] = []
+    var pieces: [[UInt8]] = []
+    enum End { case finish, cut, hang }
+    var end = End.finish
+    /// False: read the request and never answer.
+    var respond = true
+    /// Seconds to wait before answering (nil: at once).
+    var delay: Double?
+
+    /// `bytes` in writes of `size` bytes (nil: one write).
+    static func split(_ bytes: [UInt8], size: Int?) -> [[UInt8]] {
+        guard let size, size > 0 else { return [bytes] }
+        return stride(from: 0, to: bytes.count, by: size).map { Array(bytes[$0..<min($0 + size, bytes.count)]) }
+    }
+}
+
+/// A real HTTP/1.1 server on 127.0.0.1 (a free port) whose every request is answered by `answer`
+/// (method, path, headers, body); keep-alive as the client asks.
+func startScriptedHTTPServer(
+    answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+) async throws -> any Channel {
+    try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(ScriptedHTTPConnection(answer: answer))
+            }
+        }
+        .bind(host: "127.0.0.1", port: 0)
+        .get()
+}
+
+/// Starts a scripted server: `make` builds it around its listening channel, and every request is
+/// answered by `answer` on it (a request that arrives before it exists gets no answer).
+func startScriptedServer<Server: AnyObject & Sendable>(
+    _ make: (any Channel) -> Server,
+    answer: @escaping @Sendable (Server, String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+) async throws -> Server {
+    let box = Mutex<Server?>(nil)
+    let channel = try await startScriptedHTTPServer { method, path, headers, body in
+        guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
+        return answer(server, method, path, headers, body)
+    }
+    let server = make(channel)
+    box.withLock { $0 = server }
+    return server
+}
+
+/// One connection: reads requests (keep-alive) and writes each answer as scripted.
+private final class ScriptedHTTPConnection: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let answer: @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+    var head: HTTPRequestHead?
+    var body: [UInt8] = []
+
+    init(answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer) {
+        self.answer = answer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body = []
+        case .body(var buffer):
+            guard body.count + buffer.readableBytes <= 32 << 20 else {
+                context.close(promise: nil)
+                return
+            }
+            body += buffer.readBytes(length: buffer.readableBytes) ?? []
+        case .end:
+            guard let head else { return }
+            let answer = answer(head.method.rawValue, head.uri, head.headers, body)
+            guard let delay = answer.delay else {
+                respond(answer, keepAlive: head.isKeepAlive, context: context)
+                return
+            }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let keepAlive = head.isKeepAlive
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(delay * 1000))) {
+                bound.value.0.respond(answer, keepAlive: keepAlive, context: bound.value.1)
+            }
+        }
+    }
+
+    func respond(_ answer: ScriptedAnswer, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard answer.respond else { return }
+        var headers = HTTPHeaders(answer.headers)
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let status = HTTPResponseStatus(statusCode: answer.status)
+        context.writeAndFlush(
+            wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))),
+            promise: nil)
+        for piece in answer.pieces {
+            context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
+        }
+        switch answer.end {
+        case .hang:
+            return
+        case .cut:
+            context.close(promise: nil)
+        case .finish:
+            let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+            if !keepAlive {
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                done.whenComplete { _ in loopBound.value.close(promise: nil) }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
