@@ -57,7 +57,21 @@ public enum TelegramWebhook {
     /// - Throws: ``ChannelError`` `.unauthorized` (``refused``) for a missing or wrong header, checked first;
     ///   `.invalidInput` for a body that is not one update.
     public static func verify(header: String?, body: [UInt8], secret: SecretBytes) throws(ChannelError) -> TelegramUpdate {
+        try authenticate(header: header, secret: secret)
+        return try update(body)
+    }
+
+    /// Checks the secret header alone (a route checks it before it reads the body).
+    ///
+    /// - Throws: ``refused`` for a missing or wrong header.
+    public static func authenticate(header: String?, secret: SecretBytes) throws(ChannelError) {
         guard let header, matches(header, secret: secret) else { throw refused }
+    }
+
+    /// The update a body holds.
+    ///
+    /// - Throws: ``ChannelError`` `.invalidInput` for a body that is too large or not one update.
+    public static func update(_ body: [UInt8]) throws(ChannelError) -> TelegramUpdate {
         guard body.count <= maximumBodyBytes else {
             throw ChannelError(.invalidInput, "the update is larger than \(maximumBodyBytes >> 20) MiB")
         }

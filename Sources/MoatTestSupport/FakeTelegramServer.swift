@@ -227,6 +227,9 @@ public final class FakeTelegramServer: Sendable {
     /// The ids of the updates not yet confirmed.
     public var pendingUpdateIDs: [Int64] { state.withLock { $0.updates.map(\.id) } }
 
+    /// The ids of the messages the bot sent, in order.
+    public var sentMessageIDs: [Int64] { state.withLock { $0.sent.keys.sorted() } }
+
     /// The URL given to `setWebhook`, while one is set.
     public var webhookURL: String? { state.withLock { $0.webhook } }
 
