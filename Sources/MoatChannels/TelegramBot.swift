@@ -55,7 +55,8 @@ public struct TelegramBot: Sendable {
     /// - Throws: ``ChannelError`` `.configuration` when the base URL is unusable.
     public init(
         settings: TelegramSettings, vault: UnlockedVault, resolver: AddressResolver = .system,
-        limits: Limits = Limits(), sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        limits: Limits = Limits(),
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) throws(ChannelError) {
         guard case .success(let url) = FetchURL.parse(settings.baseURL), url.userInfo == nil else {
             throw ChannelError(.configuration, "channels.telegram.base_url is not a usable URL")
@@ -141,7 +142,8 @@ public struct TelegramBot: Sendable {
         let _: Bool = try await call(
             "setWebhook",
             SetWebhook(
-                url: url, secretToken: token, allowedUpdates: Self.allowedUpdates, dropPendingUpdates: dropPendingUpdates))
+                url: url, secretToken: token, allowedUpdates: Self.allowedUpdates,
+                dropPendingUpdates: dropPendingUpdates))
     }
 
     /// `deleteWebhook`: back to `getUpdates`.
@@ -204,7 +206,8 @@ extension TelegramBot {
 
     /// A wait between half of `delay` and all of it, so many clients after one outage do not retry in step.
     static func jittered(_ delay: Duration) -> Duration {
-        let milliseconds = max(1, Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = max(
+            1, Int(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000))
         return .milliseconds(Int.random(in: (milliseconds / 2)...milliseconds))
     }
 
@@ -220,7 +223,8 @@ extension TelegramBot {
     ) async throws(Failure) -> Result {
         let base = settings.baseURL.hasSuffix("/") ? String(settings.baseURL.dropLast()) : settings.baseURL
         guard case .success(let url) = FetchURL.parse(base + "/bot" + token + "/" + method) else {
-            throw Failure(error: ChannelError(.configuration, "channels.telegram.base_url is not a usable URL"), retry: .never)
+            throw Failure(
+                error: ChannelError(.configuration, "channels.telegram.base_url is not a usable URL"), retry: .never)
         }
         let target: CheckedURL
         do {
@@ -234,10 +238,10 @@ extension TelegramBot {
                 retry: refused ? .never : .backoff)
         }
         var streamLimits = PinnedHTTPTransport.StreamLimits()
-        streamLimits.connectTimeout = Self.timeAmount(limits.connectTimeout)
-        streamLimits.firstByteTimeout = Self.timeAmount(limits.requestTimeout + .seconds(longPoll))
-        streamLimits.idleTimeout = Self.timeAmount(limits.requestTimeout)
-        streamLimits.totalTimeout = Self.timeAmount(limits.requestTimeout + .seconds(longPoll))
+        streamLimits.connectTimeout = SignedCallback.timeAmount(limits.connectTimeout)
+        streamLimits.firstByteTimeout = SignedCallback.timeAmount(limits.requestTimeout + .seconds(longPoll))
+        streamLimits.idleTimeout = SignedCallback.timeAmount(limits.requestTimeout)
+        streamLimits.totalTimeout = SignedCallback.timeAmount(limits.requestTimeout + .seconds(longPoll))
         streamLimits.maximumBodyBytes = limits.maximumResponseBytes
         let answer: (status: Int, body: [UInt8])
         do {
@@ -254,7 +258,8 @@ extension TelegramBot {
                 error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed: \(error.message)"),
                 retry: .backoff)
         } catch {
-            throw Failure(error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed"), retry: .backoff)
+            throw Failure(
+                error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed"), retry: .backoff)
         }
         return try read(answer, method: method, origin: url.origin)
     }
@@ -273,7 +278,8 @@ extension TelegramBot {
                     .deliveryFailed,
                     server
                         ? "\(origin) failed (HTTP \(answer.status)) on \(method)"
-                        : "\(origin) answered \(method) with something that is not the Bot API's format (HTTP \(answer.status))"),
+                        : "\(origin) answered \(method) with something that is not the Bot API's format (HTTP \(answer.status))"
+                ),
                 retry: server ? .backoff : .never)
         }
         switch envelope.outcome {
@@ -284,7 +290,9 @@ extension TelegramBot {
         }
     }
 
-    func failure(code: Int, description: String, parameters: TelegramResponseParameters?, method: String, origin: String)
+    func failure(
+        code: Int, description: String, parameters: TelegramResponseParameters?, method: String, origin: String
+    )
         -> Failure
     {
         let said = PrintableText.excerpt(description, limit: 200)
@@ -301,7 +309,8 @@ extension TelegramBot {
             let seconds = max(1, parameters?.retryAfter ?? 1)
             return Failure(
                 error: ChannelError(
-                    .busy, "Telegram is limiting \(method) (HTTP 429): it asks to wait \(seconds) s before the next try"),
+                    .busy, "Telegram is limiting \(method) (HTTP 429): it asks to wait \(seconds) s before the next try"
+                ),
                 retry: .after(.seconds(seconds)))
         case 409:
             return Failure(
@@ -312,12 +321,17 @@ extension TelegramBot {
                 retry: .never)
         case 403:
             return Failure(
-                error: ChannelError(.deliveryFailed, "Telegram refused \(method) (HTTP 403, \(said)): the user blocked the bot or left the chat"),
+                error: ChannelError(
+                    .deliveryFailed,
+                    "Telegram refused \(method) (HTTP 403, \(said)): the user blocked the bot or left the chat"),
                 retry: .never)
         case 500...599:
-            return Failure(error: ChannelError(.deliveryFailed, "\(origin) failed (HTTP \(code)) on \(method): \(said)"), retry: .backoff)
+            return Failure(
+                error: ChannelError(.deliveryFailed, "\(origin) failed (HTTP \(code)) on \(method): \(said)"),
+                retry: .backoff)
         default:
-            return Failure(error: ChannelError(.invalidInput, "Telegram refused \(method) (HTTP \(code)): \(said)"), retry: .never)
+            return Failure(
+                error: ChannelError(.invalidInput, "Telegram refused \(method) (HTTP \(code)): \(said)"), retry: .never)
         }
     }
 
@@ -328,7 +342,8 @@ extension TelegramBot {
         do {
             value = try vault.value(named: secret)
         } catch {
-            throw ChannelError(.configuration, "Telegram's bot token cannot be read from vault secret \(secret): \(error.message)")
+            throw ChannelError(
+                .configuration, "Telegram's bot token cannot be read from vault secret \(secret): \(error.message)")
         }
         guard let value, !value.isEmpty else {
             throw ChannelError(
@@ -352,15 +367,7 @@ extension TelegramBot {
             return false
         }
         return parts[0].utf8.allSatisfy { (0x30...0x39).contains($0) }
-            && parts[1].utf8.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
-    }
-
-    static func timeAmount(_ duration: Duration) -> TimeAmount {
-        let (seconds, attoseconds) = duration.components
-        return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            && parts[1].utf8.allSatisfy(TelegramText.isTokenByte)
     }
 }
 

@@ -48,13 +48,15 @@ public enum TelegramInbound: Sendable, Hashable {
         switch update.kind {
         case .message(let message):
             guard message.chat.isPrivate else {
-                return .ignored(updateID: id, reason: "a message in a \(kindOfChat(message.chat)): Moat answers private chats only")
+                return .ignored(
+                    updateID: id, reason: "a message in a \(kindOfChat(message.chat)): Moat answers private chats only")
             }
             guard let sender = message.from, !sender.isBot, sender.id == message.chat.id else {
                 return .ignored(updateID: id, reason: "a message without a human sender")
             }
             guard let text = message.text, !text.isEmpty else {
-                return .ignored(updateID: id, reason: "a message without text (photos, stickers, files and voice are not read)")
+                return .ignored(
+                    updateID: id, reason: "a message without text (photos, stickers, files and voice are not read)")
             }
             return .message(
                 TextMessage(
@@ -124,7 +126,8 @@ public struct TelegramPoller: Sendable {
     ///   - timeout: seconds one `getUpdates` waits for an update (``TelegramSettings/pollTimeout``).
     ///   - handle: takes one update; returns once it is safely taken (then its offset is stored).
     public init(
-        bot: TelegramBot, cursor: Cursor, timeout: Int, handle: @escaping @Sendable (TelegramInbound) async throws -> Void
+        bot: TelegramBot, cursor: Cursor, timeout: Int,
+        handle: @escaping @Sendable (TelegramInbound) async throws -> Void
     ) {
         self.bot = bot
         self.cursor = cursor
@@ -148,7 +151,8 @@ public struct TelegramPoller: Sendable {
         let updates = try await bot.getUpdates(offset: offset, timeout: timeout)
         var handled = 0
         for update in updates.sorted(by: { $0.updateID < $1.updateID }) {
-            if let offset, update.updateID < offset { continue }  // confirmed already; a server that resends it is ignored
+            // Confirmed already: a server that sends it again is not believed.
+            if let offset, update.updateID < offset { continue }
             do {
                 try await handle(TelegramInbound.classify(update))
             } catch {
@@ -157,7 +161,8 @@ public struct TelegramPoller: Sendable {
             do {
                 try await cursor.store(update.updateID + 1)
             } catch {
-                throw ChannelError(.deliveryFailed, "the Telegram offset cannot be stored; update \(update.updateID) comes again")
+                throw ChannelError(
+                    .deliveryFailed, "the Telegram offset cannot be stored; update \(update.updateID) comes again")
             }
             handled += 1
         }

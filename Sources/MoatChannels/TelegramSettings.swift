@@ -60,7 +60,8 @@ public struct TelegramSettings: Sendable, Equatable {
                         keyPath,
                         key == "base_url"
                             ? "must be an http(s) URL without credentials, e.g. https://api.telegram.org"
-                            : "must be the public https URL of /hooks/telegram/updates, e.g. https://moat.example.ts.net/hooks/telegram/updates")
+                            : "must be the public https URL of /hooks/telegram/updates, e.g. https://moat.example.ts.net/hooks/telegram/updates"
+                    )
                 }
                 if key == "base_url" { settings.baseURL = text } else { settings.webhookURL = text }
             default:

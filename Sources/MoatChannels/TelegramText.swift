@@ -41,6 +41,12 @@ public enum TelegramText {
         return pieces
     }
 
+    /// `A-Z a-z 0-9 _ -`: what bot tokens, webhook secrets and Moat's button ids are made of.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+    }
+
     private static func append(_ piece: Substring, to pieces: inout [String]) {
         if piece.contains(where: { !$0.isWhitespace }) { pieces.append(String(piece)) }
     }
@@ -91,10 +97,6 @@ public enum TelegramApprovalButtons {
     }
 
     static func isValidID(_ id: String) -> Bool {
-        (1...48).contains(id.utf8.count)
-            && id.utf8.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
+        (1...48).contains(id.utf8.count) && id.utf8.allSatisfy(TelegramText.isTokenByte)
     }
 }

@@ -25,7 +25,9 @@ public enum TelegramWebhook {
     /// `setWebhook` accepts), in a secret no tool may use.
     ///
     /// - Throws: ``ChannelError`` `.configuration` naming the secret (never its value) and the fix.
-    public static func secretToken(_ settings: TelegramSettings, vault: UnlockedVault) throws(ChannelError) -> SecretBytes {
+    public static func secretToken(_ settings: TelegramSettings, vault: UnlockedVault) throws(ChannelError)
+        -> SecretBytes
+    {
         guard let name = settings.webhookSecret else {
             throw ChannelError(
                 .configuration,
@@ -37,12 +39,7 @@ public enum TelegramWebhook {
         case .success(let found): secret = found
         case .failure(let error): throw ChannelError(.configuration, "the Telegram webhook secret: \(error.message)")
         }
-        let allowed = secret.count <= 256 && secret.withUnsafeBytes { bytes in
-            bytes.allSatisfy { byte in
-                (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-                    || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-            }
-        }
+        let allowed = secret.count <= 256 && secret.withUnsafeBytes { $0.allSatisfy(TelegramText.isTokenByte) }
         guard allowed else {
             throw ChannelError(
                 .configuration,
@@ -56,7 +53,9 @@ public enum TelegramWebhook {
     ///
     /// - Throws: ``ChannelError`` `.unauthorized` (``refused``) for a missing or wrong header, checked first;
     ///   `.invalidInput` for a body that is not one update.
-    public static func verify(header: String?, body: [UInt8], secret: SecretBytes) throws(ChannelError) -> TelegramUpdate {
+    public static func verify(header: String?, body: [UInt8], secret: SecretBytes) throws(ChannelError)
+        -> TelegramUpdate
+    {
         try authenticate(header: header, secret: secret)
         return try update(body)
     }

@@ -143,7 +143,9 @@ public struct TelegramUpdate: Sendable, Hashable, Decodable {
 
     /// A key name from outside, reduced to at most 40 of `a-z 0-9 _`.
     static func keyName(_ name: String) -> String {
-        String(name.unicodeScalars.filter { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }.prefix(40).map(Character.init))
+        String(
+            name.unicodeScalars.filter { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }.prefix(40)
+                .map(Character.init))
     }
 
     struct AnyKey: CodingKey {

@@ -309,10 +309,12 @@ public final class FakeTelegramServer: Sendable {
         ["id": botID, "is_bot": true, "first_name": "Moat Test", "username": botUsername]
     }
 
-    static var botCapabilities: [String: Any] { [
-        "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
-        "can_connect_to_business": false, "has_main_web_app": false,
-    ] }
+    static var botCapabilities: [String: Any] {
+        [
+            "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false,
+            "can_connect_to_business": false, "has_main_web_app": false,
+        ]
+    }
 
     func getUpdates(_ parameters: [String: String]) -> ScriptedAnswer {
         guard let offset = Self.integer(parameters["offset"], default: 0),
@@ -344,12 +346,15 @@ public final class FakeTelegramServer: Sendable {
             replaced.timer.cancel()
             replaced.respond(
                 Self.failure(
-                    409, "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
+                    409,
+                    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"
                 ))
         }
         if conflict {
             return Self.failure(
-                409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+                409,
+                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first"
+            )
         }
         if let ready { return Self.success(ready.map(Self.json)) }
         return ScriptedAnswer(hold: { [self] respond in
@@ -467,7 +472,8 @@ public final class FakeTelegramServer: Sendable {
             return Self.failure(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook")
         }
         if let secret = parameters["secret_token"] {
-            let allowed = (1...256).contains(secret.utf8.count)
+            let allowed =
+                (1...256).contains(secret.utf8.count)
                 && secret.unicodeScalars.allSatisfy {
                     $0.isASCII && (($0.properties.isAlphabetic) || ("0"..."9").contains($0) || $0 == "_" || $0 == "-")
                 }
@@ -508,7 +514,9 @@ public final class FakeTelegramServer: Sendable {
     }
 
     static func encode(_ object: Any) -> [UInt8] {
-        (try? Array(JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])))
+        (try? Array(
+            JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])))
             ?? Array("{}".utf8)
     }
 

@@ -166,13 +166,19 @@ import Testing
         let calls = server.calls("sendMessage")
         #expect(sent.count == calls.count && calls.count == 3)
         #expect(calls.allSatisfy { ($0.parameters["text"]?.utf16.count ?? 0) <= 4096 })
-        #expect(calls.contains { $0.parameters["text"]?.contains("https://example.org/a-link-that-must-stay-whole") == true })
+        #expect(
+            calls.contains {
+                $0.parameters["text"]?.contains("https://example.org/a-link-that-must-stay-whole") == true
+            })
         #expect(calls.dropLast().allSatisfy { $0.parameters["reply_markup"] == nil })
         let markup = try #require(calls.last?.parameters["reply_markup"])
-        #expect(markup.contains(#""callback_data":"approve:k7q2mxd4""#) && markup.contains(#""callback_data":"deny:k7q2mxd4""#))
+        #expect(
+            markup.contains(#""callback_data":"approve:k7q2mxd4""#)
+                && markup.contains(#""callback_data":"deny:k7q2mxd4""#))
         #expect(calls.allSatisfy { $0.parameters["link_preview_options"] == #"{"is_disabled":true}"# })
         #expect(calls.allSatisfy { $0.parameters["parse_mode"] == nil })
-        let words = calls.compactMap { $0.parameters["text"] }.joined(separator: " ").split(whereSeparator: \.isWhitespace)
+        let words = calls.compactMap { $0.parameters["text"] }.joined(separator: " ").split(
+            whereSeparator: \.isWhitespace)
         #expect(words == text.split(whereSeparator: \.isWhitespace))
     }
 
@@ -186,7 +192,8 @@ import Testing
         #expect(TelegramText.split(family).joined() == family)
         #expect(TelegramText.split(family).allSatisfy { $0.utf16.count <= 4096 && $0.utf16.count % 8 == 0 })
         let lines = String(repeating: "a", count: 4000) + "\n" + String(repeating: "b b ", count: 50)
-        #expect(TelegramText.split(lines) == [String(repeating: "a", count: 4000), String(repeating: "b b ", count: 50)])
+        #expect(
+            TelegramText.split(lines) == [String(repeating: "a", count: 4000), String(repeating: "b b ", count: 50)])
         #expect(TelegramText.split("one two three", limit: 8) == ["one two", "three"])
         #expect(TelegramText.split("  \n  ").isEmpty)
         #expect(TelegramText.split("short") == ["short"])
@@ -268,7 +275,9 @@ import Testing
             #expect(refused?.message.contains(stored) == false)
         }
         #expect(server.calls.isEmpty)
-        #expect(TelegramBot.scrubbed(ChannelError(.deliveryFailed, "x \(Self.token) y"), token: Self.token).message == "x [bot token] y")
+        #expect(
+            TelegramBot.scrubbed(ChannelError(.deliveryFailed, "x \(Self.token) y"), token: Self.token).message
+                == "x [bot token] y")
     }
 
     @Test("a button tap names its approval; it is answered once and its buttons are removed once")
@@ -357,14 +366,16 @@ import Testing
         for bad in ["", String(repeating: "a", count: 49), "a:b", "ab c", "é", "a\n"] {
             #expect(throws: ChannelError.self) { try TelegramApprovalButtons.data(.approve, approvalID: bad) }
         }
-        for data in ["approve:", "approve", "APPROVE:abc", "approve:abc:def", "grant:abc", "approve:ab c", ":abc",
-            "approve:" + String(repeating: "a", count: 60)]
-        {
+        for data in [
+            "approve:", "approve", "APPROVE:abc", "approve:abc:def", "grant:abc", "approve:ab c", ":abc",
+            "approve:" + String(repeating: "a", count: 60),
+        ] {
             #expect(TelegramApprovalButtons.parse(data) == nil)
         }
     }
 
-    @Test("setWebhook sends the vault's secret; polling is refused while a webhook is set, and works after deleteWebhook")
+    @Test(
+        "setWebhook sends the vault's secret; polling is refused while a webhook is set, and works after deleteWebhook")
     func webhookSwitch() async throws {
         let server = try await FakeTelegramServer.start(token: Self.token)
         defer { Task { await server.stop() } }
@@ -392,7 +403,8 @@ import Testing
                             ConfigNode(.scalar($0.1, plain: true), line: 3)
                         )
                     }), line: 2)
-            let node = ConfigNode(.mapping([(ConfigNode(.scalar("telegram", plain: true), line: 1), telegram)]), line: 1)
+            let node = ConfigNode(
+                .mapping([(ConfigNode(.scalar("telegram", plain: true), line: 1), telegram)]), line: 1)
             var settings = ChannelsSettings()
             try settings.read(node, path: "channels")
             return settings.telegram
@@ -401,21 +413,56 @@ import Testing
         #expect(plain?.tokenSecret == "TELEGRAM_BOT_TOKEN" && plain?.mode == .polling)
         #expect(plain?.baseURL == "https://api.telegram.org" && plain?.pollTimeout == 30)
         let hook = try read([
-            ("token_secret", "T"), ("mode", "webhook"), ("webhook_url", "https://moat.example.ts.net/hooks/telegram/updates"),
-            ("webhook_secret", "TELEGRAM_WEBHOOK_SECRET"), ("poll_timeout", "10"), ("base_url", "http://127.0.0.1:8081"),
+            ("token_secret", "T"), ("mode", "webhook"),
+            ("webhook_url", "https://moat.example.ts.net/hooks/telegram/updates"),
+            ("webhook_secret", "TELEGRAM_WEBHOOK_SECRET"), ("poll_timeout", "10"),
+            ("base_url", "http://127.0.0.1:8081"),
         ])
         #expect(hook?.mode == .webhook && hook?.webhookSecret == "TELEGRAM_WEBHOOK_SECRET" && hook?.pollTimeout == 10)
         #expect(hook?.baseURL == "http://127.0.0.1:8081")
         for fields in [
-            [], [("token_secret", "lower")], [("token_secret", "MOAT_AUDIT_KEY")], [("token_secret", "T"), ("mode", "push")],
+            [], [("token_secret", "lower")], [("token_secret", "MOAT_AUDIT_KEY")],
+            [("token_secret", "T"), ("mode", "push")],
             [("token_secret", "T"), ("mode", "webhook")],
-            [("token_secret", "T"), ("mode", "webhook"), ("webhook_url", "http://x.example/"), ("webhook_secret", "W")],
+            [
+                ("token_secret", "T"), ("mode", "webhook"), ("webhook_url", "http://x.example/"),
+                ("webhook_secret", "W"),
+            ],
             [("token_secret", "T"), ("base_url", "https://user:pw@api.telegram.org")],
-            [("token_secret", "T"), ("base_url", "ftp://api.telegram.org")], [("token_secret", "T"), ("poll_timeout", "0")],
+            [("token_secret", "T"), ("base_url", "ftp://api.telegram.org")],
+            [("token_secret", "T"), ("poll_timeout", "0")],
             [("token_secret", "T"), ("poll_timeout", "51")], [("token_secret", "T"), ("webhook_secret", "T")],
             [("token_secret", "T"), ("token", "123:abc")],
         ] as [[(String, String)]] {
             #expect(throws: ConfigError.self, "\(fields)") { try read(fields) }
         }
+    }
+
+    @Test("the webhook secret header is checked first: missing, empty, flipped, cut and extended ones are refused")
+    func webhookSecretHeader() throws {
+        let text = "S3cr3t_webhook-token_0123456789abcdef"
+        var bytes = Array(text.utf8)
+        let secret = SecretBytes(wiping: &bytes)
+        let update = Array(
+            #"{"update_id":5,"message":{"message_id":1,"date":0,"chat":{"id":1,"type":"private"}}}"#.utf8)
+        #expect(try TelegramWebhook.verify(header: text, body: update, secret: secret).updateID == 5)
+        var flipped = Array(text.utf8)
+        flipped[flipped.count - 1] ^= 0x01
+        for header in [
+            nil, "", String(decoding: flipped, as: UTF8.self), String(text.dropLast()), text + "0", text.uppercased(),
+        ] {
+            #expect(throws: ChannelError.self) {
+                try TelegramWebhook.verify(header: header, body: update, secret: secret)
+            }
+            // Refused for the header even when the body is not an update: the body is never read.
+            let refused = #expect(throws: ChannelError.self) {
+                try TelegramWebhook.verify(header: header, body: Array("not json".utf8), secret: secret)
+            }
+            #expect(refused?.code == .unauthorized && refused?.message.contains(text) == false)
+        }
+        let badBody = #expect(throws: ChannelError.self) {
+            try TelegramWebhook.verify(header: text, body: Array("not json".utf8), secret: secret)
+        }
+        #expect(badBody?.code == .invalidInput)
     }
 }

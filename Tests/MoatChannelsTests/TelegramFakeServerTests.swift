@@ -78,7 +78,9 @@ import Testing
         }
         server.sendPrivateMessage(from: Self.ada, text: "hi")
         let wrongToken = try await post("/bot123456789:AAH-wrong_token-for-moat-tests-000000000/getMe", "{}")
-        #expect(wrongToken.status == 401 && wrongToken.body == #"{"description":"Unauthorized","error_code":401,"ok":false}"#)
+        #expect(
+            wrongToken.status == 401
+                && wrongToken.body == #"{"description":"Unauthorized","error_code":401,"ok":false}"#)
         let noBot = try await post("/getMe", "{}")
         #expect(noBot.status == 404 && noBot.body.contains(#""description":"Not Found""#))
         let bot = "/bot\(Self.token)"
@@ -90,7 +92,8 @@ import Testing
         let data = String(repeating: "d", count: 65)
         let badButton = try await post(
             bot + "/sendMessage",
-            #"{"chat_id":4242,"text":"x","reply_markup":{"inline_keyboard":[[{"text":"A","callback_data":"\#(data)"}]]}}"#)
+            #"{"chat_id":4242,"text":"x","reply_markup":{"inline_keyboard":[[{"text":"A","callback_data":"\#(data)"}]]}}"#
+        )
         #expect(badButton.status == 400 && badButton.body.contains("BUTTON_DATA_INVALID"))
         let unknownChat = try await post(bot + "/sendMessage", #"{"chat_id":777,"text":"x"}"#)
         #expect(unknownChat.status == 400 && unknownChat.body.contains("chat not found"))

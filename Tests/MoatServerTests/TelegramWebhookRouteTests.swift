@@ -49,7 +49,9 @@ import Testing
         return fields
     }
 
-    @Test("an update with the right secret reaches the receiver; a missing, wrong, flipped, cut or longer one reaches nothing")
+    @Test(
+        "an update with the right secret reaches the receiver; a missing, wrong, flipped, cut or longer one reaches nothing"
+    )
     func secretHeader() async throws {
         let directory = TemporaryDirectory("moat-telegram-hook")
         let recorder = Recorder()
