@@ -58,10 +58,9 @@ public struct TelegramBot: Sendable {
         limits: Limits = Limits(),
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) throws(ChannelError) {
-        guard case .success(let url) = FetchURL.parse(settings.baseURL), url.userInfo == nil else {
+        guard case .success(let base) = FetchURL.parse(settings.baseURL), base.userInfo == nil else {
             throw ChannelError(.configuration, "channels.telegram.base_url is not a usable URL")
         }
-        _ = url
         do {
             transport = try PinnedHTTPTransport(userAgent: "Moat/\(MoatVersion.current)")
         } catch {
@@ -72,11 +71,6 @@ public struct TelegramBot: Sendable {
         self.resolver = resolver
         self.limits = limits
         self.sleep = sleep
-    }
-
-    /// `scheme://host[:port]` of the Bot API, for messages.
-    var origin: String {
-        (try? FetchURL.parse(settings.baseURL).get())?.origin ?? "the Telegram Bot API"
     }
 
     // MARK: Methods
@@ -204,6 +198,9 @@ extension TelegramBot {
         throw ChannelError(.deliveryFailed, "Telegram's \(method) failed")  // not reached: the loop returns or throws
     }
 
+    /// Whether a request to `method` may be sent again after a connection broke mid-exchange.
+    static func isRepeatable(_ method: String) -> Bool { method != "sendMessage" }
+
     /// A wait between half of `delay` and all of it, so many clients after one outage do not retry in step.
     static func jittered(_ delay: Duration) -> Duration {
         let milliseconds = max(
@@ -253,13 +250,14 @@ extension TelegramBot {
                 for try await chunk in response.body { bytes += chunk }
                 return (response.status, bytes)
             }
-        } catch let error as NetError {
-            throw Failure(
-                error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed: \(error.message)"),
-                retry: .backoff)
         } catch {
+            // The connection broke: when it was made, Telegram may have taken the request. A sendMessage is
+            // then not sent again (the reply would show twice); the other methods may be repeated.
+            let connected = (error as? NetError)?.code != .connectFailed
+            let detail = (error as? NetError).map { ": " + $0.message } ?? ""
             throw Failure(
-                error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed"), retry: .backoff)
+                error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed\(detail)"),
+                retry: connected && !Self.isRepeatable(method) ? .never : .backoff)
         }
         return try read(answer, method: method, origin: url.origin)
     }

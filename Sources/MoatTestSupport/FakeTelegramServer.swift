@@ -68,6 +68,8 @@ public final class FakeTelegramServer: Sendable {
         case serverError(Int)
         /// A 502 with an HTML page, as a proxy in front of the API answers.
         case badGatewayPage
+        /// The request is taken (and recorded), then the connection is closed in the middle of the answer.
+        case cutConnection
     }
 
     /// One request the server answered (or refused).
@@ -284,6 +286,10 @@ public final class FakeTelegramServer: Sendable {
             return ScriptedAnswer(
                 status: 502, headers: [("Content-Type", "text/html")],
                 pieces: [Array("<html><body><h1>502 Bad Gateway</h1></body></html>".utf8)])
+        case .cutConnection:
+            return ScriptedAnswer(
+                headers: [("Content-Type", "application/json"), ("Content-Length", "64")],
+                pieces: [Array(#"{"ok":true,"res"#.utf8)], end: .cut)
         case nil:
             break
         }

@@ -465,4 +465,47 @@ import Testing
         }
         #expect(badBody?.code == .invalidInput)
     }
+
+    @Test("a connection cut mid-answer repeats getMe but never sends a message twice")
+    func cutConnection() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let fixture = try Fixture(server: server)
+        server.sendPrivateMessage(from: Self.ada, text: "hi")
+        server.failNext(.cutConnection, method: "getMe")
+        #expect(try await fixture.bot.getMe().id == server.botID)
+        #expect(server.calls("getMe").count == 2)
+        server.failNext(.cutConnection, method: "sendMessage")
+        let cut = await Self.failure { () async throws(ChannelError) in
+            _ = try await fixture.bot.sendMessage(chatID: Self.ada.id, text: "only once")
+        }
+        #expect(cut?.code == .deliveryFailed && cut?.message.contains(Self.token) == false)
+        #expect(server.calls("sendMessage").count == 1)
+    }
+
+    @Test("the polling loop reports each failure and waits longer each time, then goes on taking updates")
+    func pollingLoop() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let fixture = try Fixture(server: server, attempts: 1)
+        let offsets = Offsets()
+        let reports = Mutex<[String]>([])
+        let taken = Mutex<[String]>([])
+        for _ in 0..<3 { server.failNext(.serverError(500), method: "getUpdates") }
+        let id = server.sendPrivateMessage(from: Self.ada, text: "after the outage")
+        let poller = TelegramPoller(bot: fixture.bot, cursor: offsets.cursor, timeout: 0) { inbound in
+            taken.withLock { $0.append(inbound.idempotencyKey) }
+        }
+        let loop = Task { await poller.run { error in reports.withLock { $0.append(error.message) } } }
+        for _ in 0..<2400 where taken.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(25)) }
+        loop.cancel()
+        await loop.value
+        #expect(taken.withLock { $0 }.first == "telegram:\(id)")
+        #expect(reports.withLock { $0 }.count == 3)
+        let waits = fixture.waits.all
+        try #require(waits.count == 3)
+        #expect((Duration.milliseconds(500)...Duration.seconds(1)).contains(waits[0]))
+        #expect((Duration.seconds(1)...Duration.seconds(2)).contains(waits[1]))
+        #expect((Duration.seconds(2)...Duration.seconds(4)).contains(waits[2]))
+    }
 }
