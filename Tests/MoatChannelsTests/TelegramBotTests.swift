@@ -508,4 +508,22 @@ import Testing
         #expect((Duration.seconds(1)...Duration.seconds(2)).contains(waits[1]))
         #expect((Duration.seconds(2)...Duration.seconds(4)).contains(waits[2]))
     }
+
+    @Test("a held poll ends empty at its timeout, and a second poll ends the first with 409 as Telegram does")
+    func pollEnds() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let fixture = try Fixture(server: server, attempts: 1)
+        #expect(try await fixture.bot.getUpdates(offset: nil, timeout: 1).isEmpty)
+        let first = Task { () async -> ChannelError? in
+            await Self.failure { () async throws(ChannelError) in
+                _ = try await fixture.bot.getUpdates(offset: nil, timeout: 40)
+            }
+        }
+        for _ in 0..<400 where server.calls("getUpdates").count < 2 { try await Task.sleep(for: .milliseconds(25)) }
+        try #require(server.calls("getUpdates").count == 2)
+        #expect(try await fixture.bot.getUpdates(offset: nil, timeout: 0).isEmpty)
+        let ended = await first.value
+        #expect(ended?.code == .configuration && ended?.message.contains("409") == true)
+    }
 }
