@@ -230,6 +230,10 @@ enum AdminText {
         for pending in streamed ? [] : turn.pending { text += self.pending(pending) }
         for described in turn.described { text += PrintableText.strip("described, not run: " + described) + "\n" }
         if let stop = turn.stoppedBy { text += PrintableText.strip("stopped: " + stop) + "\n" }
+        if let provider = turn.provider {
+            let passed = (turn.fallbacks ?? []).joined(separator: ", ")
+            text += "answered by provider \(provider)" + (passed.isEmpty ? "" : " (passed over: \(passed))") + "\n"
+        }
         text += "conversation \(turn.conversation)\n"
         return text
     }
