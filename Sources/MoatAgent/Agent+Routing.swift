@@ -170,12 +170,14 @@ extension Agent {
                 state.route = route
                 return .answered(reply, provider: name)
             } catch let error as ProviderError {
-                guard let next else {
+                // A turn that stays with the provider that answered it still names the route's next one.
+                let other = next ?? (route.answered == nil ? nil : route.candidates.first { $0 != name })
+                guard let other else {
                     failures.append(error)
                     break
                 }
                 if let refusal = Self.fallbackRefusal(
-                    error, next: next, delivered: delivered.isSet,
+                    error, next: other, delivered: delivered.isSet,
                     actedOn: state.toolCalls > 0 || !state.calls.isEmpty || state.rounds > 1)
                 {
                     throw refusal
@@ -184,7 +186,7 @@ extension Agent {
                 try await record(
                     "agent.model.fallback", state.principal, state.conversation, "failure",
                     [
-                        "from": .string(name), "to": .string(next), "reason": .string(error.code.description),
+                        "from": .string(name), "to": .string(other), "reason": .string(error.code.description),
                         "turn": .string(state.turn),
                     ])
             }

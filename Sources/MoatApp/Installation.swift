@@ -302,7 +302,9 @@ public final class InstallationState: Sendable {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
             policy: PolicyOperations(engine: engine), vault: vault, agent: agent,
-            usage: UsageLedger(database: database))
+            usage: UsageLedger(
+                database: database,
+                dailyLimits: configuration.providers.providers.reduce(into: [:]) { $0[$1.name] = $1.dailyTokenLimit }))
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).
