@@ -304,7 +304,8 @@ extension Agent {
             await notifier.notify(
                 OwnerNotice(
                     kind: .providerLimit, conversationID: state.conversation,
-                    text: "provider \(name) used its daily_token_limit of \(limit) tokens today (\(day) UTC). \(after)"))
+                    text: "provider \(name) used its daily_token_limit of \(limit) tokens today (\(day) UTC). \(after)")
+            )
         }
         try await record(
             "agent.model.fallback", state.principal, state.conversation, "denied",

@@ -190,27 +190,28 @@ struct ConversationStore: Sendable {
 
     /// Tokens `principal` used on `day`, every provider together.
     func tokensUsed(principal: String, day: String) async throws -> Int {
-        try await database.pool.read { db in
-            try Int.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
-                        WHERE principal = ? AND day = ?
-                        """),
-                arguments: [principal, day]) ?? 0
-        }
+        try await tokensUsed(on: day, where: .principal, is: principal)
     }
 
     /// Tokens every principal together used of `provider` on `day`.
     func tokensUsed(provider: String, day: String) async throws -> Int {
+        try await tokensUsed(on: day, where: .provider, is: provider)
+    }
+
+    /// The column a token sum is taken over.
+    enum UsageColumn: String {
+        case principal, provider
+    }
+
+    private func tokensUsed(on day: String, where column: UsageColumn, is value: String) async throws -> Int {
         try await database.pool.read { db in
             try Int.fetchOne(
                 db.cachedStatement(
                     sql: """
                         SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
-                        WHERE provider = ? AND day = ?
+                        WHERE \(column.rawValue) = ? AND day = ?
                         """),
-                arguments: [provider, day]) ?? 0
+                arguments: [value, day]) ?? 0
         }
     }
 

@@ -212,8 +212,10 @@ enum AdminText {
         }
         return used.keys.sorted().map { name in
             let (tokens, limit) = used[name] ?? (0, 0)
-            let state = tokens >= limit ? "reached: nothing more is sent to it until midnight UTC" : "\(limit - tokens) left"
-            return printable("provider \(name) on \(day): \(tokens) of its daily_token_limit \(limit) tokens (\(state))")
+            let state =
+                tokens >= limit ? "reached: nothing more is sent to it until midnight UTC" : "\(limit - tokens) left"
+            return printable(
+                "provider \(name) on \(day): \(tokens) of its daily_token_limit \(limit) tokens (\(state))")
                 + "\n"
         }.joined()
     }

@@ -54,7 +54,8 @@ struct ChatCommand: AsyncParsableCommand {
             try await session.turn(message)
         } else {
             try await AdminChannel.run(
-                .chat(message: message, conversation: conversation, provider: provider), json: json, state: state, unlock: unlock)
+                .chat(message: message, conversation: conversation, provider: provider), json: json, state: state,
+                unlock: unlock)
         }
     }
 }

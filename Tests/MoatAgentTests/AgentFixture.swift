@@ -58,7 +58,8 @@ final class AgentFixture: Sendable {
             settings: policySettings, now: { clock.now })
         self.model = model
         agent = Agent(
-            routing: routing ?? .single(model), tools: tools, policy: policy, audit: audit, vault: vault, database: database,
+            routing: routing ?? .single(model), tools: tools, policy: policy, audit: audit, vault: vault,
+            database: database,
             authenticator: try AgentKeyring.authenticator(from: vault), settings: settings, notifier: notices,
             now: { clock.now })
     }

@@ -62,10 +62,14 @@ import Testing
     func disallowedProviderIsSkipped() async throws {
         let hosted = try await ScriptedModelServer.start()
         let local = try await ScriptedModelServer.start(replies: [.text("local answer")])
-        defer { Task { await hosted.stop(); await local.stop() } }
+        defer { Task { await hosted.stop() } }
+        defer { Task { await local.stop() } }
         let routing = try ProviderRouting(
-            members: [try Self.member("hosted", hosted.baseURL, allowed: [.owner]), try Self.member("local", local.baseURL)],
-            defaultProvider: "local", routes: [ProviderRoute(principals: .channel("webhook:sms"), providers: ["hosted", "local"])])
+            members: [
+                try Self.member("hosted", hosted.baseURL, allowed: [.owner]), try Self.member("local", local.baseURL),
+            ],
+            defaultProvider: "local",
+            routes: [ProviderRoute(principals: .channel("webhook:sms"), providers: ["hosted", "local"])])
         let fixture = try AgentFixture(tools: [], routing: routing)
         try await fixture.policy.addContact(channel: "webhook:sms", senderID: "+15550100")
         let outcome = try await fixture.agent.handle(Self.contactMessage("hi"))
@@ -77,7 +81,8 @@ import Testing
     func fallbackOnOutage() async throws {
         let failing = try await ScriptedModelServer.start(replies: [.fault(.status(503, body: "{}"))])
         let live = try await ScriptedModelServer.start(replies: [.text("from live"), .text("again from live")])
-        defer { Task { await failing.stop(); await live.stop() } }
+        defer { Task { await failing.stop() } }
+        defer { Task { await live.stop() } }
         let routing = try ProviderRouting(
             members: [
                 try Self.member("dead", try await Self.deadURL()), try Self.member("failing", failing.baseURL),
@@ -102,7 +107,8 @@ import Testing
             .fault(.status(404, body: #"{"error":{"message":"model not found"}}"#))
         ])
         let other = try await ScriptedModelServer.start(replies: [.text("unused")])
-        defer { Task { await refusing.stop(); await other.stop() } }
+        defer { Task { await refusing.stop() } }
+        defer { Task { await other.stop() } }
         let routing = try ProviderRouting(
             members: [try Self.member("first", refusing.baseURL), try Self.member("second", other.baseURL)],
             defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
@@ -118,7 +124,8 @@ import Testing
             .toolCall("note", #"{"target":"x"}"#), .fault(.status(503, body: "{}")),
         ])
         let second = try await ScriptedModelServer.start(replies: [.text("unused")])
-        defer { Task { await first.stop(); await second.stop() } }
+        defer { Task { await first.stop() } }
+        defer { Task { await second.stop() } }
         let routing = try ProviderRouting(
             members: [try Self.member("first", first.baseURL), try Self.member("second", second.baseURL)],
             defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
@@ -138,7 +145,8 @@ import Testing
     func noFallbackAfterText() async throws {
         let first = try await ScriptedModelServer.start(replies: [.fault(.cutAfterEvents(3), text: "a long answer")])
         let second = try await ScriptedModelServer.start(replies: [.text("unused")])
-        defer { Task { await first.stop(); await second.stop() } }
+        defer { Task { await first.stop() } }
+        defer { Task { await second.stop() } }
         var settings = ProviderSettings(
             name: "first", baseURL: first.baseURL, model: "scripted", retries: ProviderRetries(maximumAttempts: 1))
         settings.stream = true
@@ -164,9 +172,12 @@ import Testing
             .text("first", usage: .init(prompt: 900, completion: 200))
         ])
         let local = try await ScriptedModelServer.start(replies: [.text("local one"), .text("local two")])
-        defer { Task { await hosted.stop(); await local.stop() } }
+        defer { Task { await hosted.stop() } }
+        defer { Task { await local.stop() } }
         let routing = try ProviderRouting(
-            members: [try Self.member("hosted", hosted.baseURL, dailyLimit: 1000), try Self.member("local", local.baseURL)],
+            members: [
+                try Self.member("hosted", hosted.baseURL, dailyLimit: 1000), try Self.member("local", local.baseURL),
+            ],
             defaultProvider: "hosted", routes: [ProviderRoute(principals: .owner, providers: ["hosted", "local"])])
         let fixture = try AgentFixture(tools: [], routing: routing)
         let first = try await fixture.agent.handle(fixture.owner("one", conversation: "a"))
@@ -207,7 +218,8 @@ import Testing
     func conversationProvider() async throws {
         let one = try await ScriptedModelServer.start(replies: [.text("unused")])
         let two = try await ScriptedModelServer.start(replies: [.text("from two"), .text("two again")])
-        defer { Task { await one.stop(); await two.stop() } }
+        defer { Task { await one.stop() } }
+        defer { Task { await two.stop() } }
         let routing = try ProviderRouting(
             members: [try Self.member("one", one.baseURL), try Self.member("two", two.baseURL)], defaultProvider: "one")
         let fixture = try AgentFixture(tools: [], routing: routing)
@@ -246,7 +258,10 @@ import Testing
 
     @Test("a route naming an unknown provider is refused naming the route and the providers there are")
     func unknownProviderInRoute() throws {
-        let members = [ProviderRouting.Member(ScriptedModel(), settings: ProviderSettings(name: "scripted", baseURL: "", model: ""))]
+        let members = [
+            ProviderRouting.Member(
+                ScriptedModel(), settings: ProviderSettings(name: "scripted", baseURL: "", model: ""))
+        ]
         do {
             _ = try ProviderRouting(
                 members: members, defaultProvider: "scripted",

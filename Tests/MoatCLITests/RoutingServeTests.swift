@@ -57,7 +57,8 @@ import Testing
 
         let usage = try MoatBinary.run(["usage"], home: home.path)
         #expect(usage.status == 0, "\(usage.stderr)")
-        #expect(usage.stdout.contains("LIMIT/DAY") && usage.stdout.contains("daily_token_limit 100000"), "\(usage.stdout)")
+        #expect(
+            usage.stdout.contains("LIMIT/DAY") && usage.stdout.contains("daily_token_limit 100000"), "\(usage.stdout)")
         let audit = try MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
         #expect(audit.stdout.contains("agent.model.fallback"), "\(audit.stdout)")
         let (status, _) = running.stop()
@@ -72,6 +73,8 @@ import Testing
         chmod(home.file("config.yaml"), 0o600)
         let check = try MoatBinary.run(["usage"], home: home.path)
         #expect(check.status != 0)
-        #expect(check.stderr.contains("agent.routes.contacts") && check.stderr.contains("add providers.claude"), "\(check.stderr)")
+        #expect(
+            check.stderr.contains("agent.routes.contacts") && check.stderr.contains("add providers.claude"),
+            "\(check.stderr)")
     }
 }

@@ -135,7 +135,8 @@ import Testing
 
     @Test("x-should-retry through a real server: false is asked once; true on a 409 is asked again and answers")
     func shouldRetryOverTheWire() async throws {
-        let answer = #"{"id":"1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"second time"},"finish_reason":"stop"}]}"#
+        let answer =
+            #"{"id":"1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"second time"},"finish_reason":"stop"}]}"#
         let count = Mutex(0)
         let server = try await LoopbackHTTPServer.start { request in
             let n = count.withLock { value in
