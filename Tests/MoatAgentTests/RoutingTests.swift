@@ -141,6 +141,28 @@ import Testing
         #expect(try fixture.count("agent_messages", "role = 'tool'") == 1)
     }
 
+    @Test("after an approved call ran, the resumed turn does not fall back: the second provider is never asked")
+    func noFallbackAfterApprovedCall() async throws {
+        let first = try await ScriptedModelServer.start(replies: [
+            .toolCall("note", #"{"target":"x"}"#), .text("it waits for you"), .fault(.status(503, body: "{}")),
+        ])
+        let second = try await ScriptedModelServer.start(replies: [.text("unused")])
+        defer { Task { await first.stop() } }
+        defer { Task { await second.stop() } }
+        let routing = try ProviderRouting(
+            members: [try Self.member("first", first.baseURL), try Self.member("second", second.baseURL)],
+            defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
+        let tool = TestTool("note", domain: .files)
+        let fixture = try AgentFixture(tools: [tool], trust: [.files: .suggest], routing: routing)
+        let held = try await fixture.agent.handle(fixture.owner("take a note"))
+        let approval = try #require(held.pending.first?.approvalID)
+        let error = await agentError { try await fixture.agent.approve(approval) }
+        #expect(tool.ran.count == 1)
+        #expect(error?.code == .provider)
+        #expect(error?.message.contains("acted on") == true, "\(error?.message ?? "")")
+        #expect(first.requests.count == 3 && second.requests.isEmpty)
+    }
+
     @Test("no fallback once text of the answer was shown: a stream cut after its text started stays an error")
     func noFallbackAfterText() async throws {
         let first = try await ScriptedModelServer.start(replies: [.fault(.cutAfterEvents(3), text: "a long answer")])
