@@ -118,19 +118,26 @@ import Testing
         #expect(other.requests.isEmpty)
     }
 
+    /// A `note` tool at `trust`, routed owner: [first, second]; `second` must never be asked.
+    static func noteTaker(_ first: ScriptedModelServer, trust: TrustLevel) async throws
+        -> (second: ScriptedModelServer, tool: TestTool, fixture: AgentFixture)
+    {
+        let second = try await ScriptedModelServer.start(replies: [.text("unused")])
+        let routing = try ProviderRouting(
+            members: [try member("first", first.baseURL), try member("second", second.baseURL)],
+            defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
+        let tool = TestTool("note", domain: .files)
+        return (second, tool, try AgentFixture(tools: [tool], trust: [.files: trust], routing: routing))
+    }
+
     @Test("no fallback once a tool call of the turn was acted on: the second provider is never asked")
     func noFallbackAfterToolCalls() async throws {
         let first = try await ScriptedModelServer.start(replies: [
             .toolCall("note", #"{"target":"x"}"#), .fault(.status(503, body: "{}")),
         ])
-        let second = try await ScriptedModelServer.start(replies: [.text("unused")])
+        let (second, tool, fixture) = try await Self.noteTaker(first, trust: .fullAutonomy)
         defer { Task { await first.stop() } }
         defer { Task { await second.stop() } }
-        let routing = try ProviderRouting(
-            members: [try Self.member("first", first.baseURL), try Self.member("second", second.baseURL)],
-            defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
-        let tool = TestTool("note", domain: .files)
-        let fixture = try AgentFixture(tools: [tool], trust: [.files: .fullAutonomy], routing: routing)
         let error = await agentError { try await fixture.agent.handle(fixture.owner("take a note")) }
         #expect(tool.ran.count == 1)
         #expect(error?.code == .provider)
@@ -146,14 +153,9 @@ import Testing
         let first = try await ScriptedModelServer.start(replies: [
             .toolCall("note", #"{"target":"x"}"#), .text("it waits for you"), .fault(.status(503, body: "{}")),
         ])
-        let second = try await ScriptedModelServer.start(replies: [.text("unused")])
+        let (second, tool, fixture) = try await Self.noteTaker(first, trust: .suggest)
         defer { Task { await first.stop() } }
         defer { Task { await second.stop() } }
-        let routing = try ProviderRouting(
-            members: [try Self.member("first", first.baseURL), try Self.member("second", second.baseURL)],
-            defaultProvider: "first", routes: [ProviderRoute(principals: .owner, providers: ["first", "second"])])
-        let tool = TestTool("note", domain: .files)
-        let fixture = try AgentFixture(tools: [tool], trust: [.files: .suggest], routing: routing)
         let held = try await fixture.agent.handle(fixture.owner("take a note"))
         let approval = try #require(held.pending.first?.approvalID)
         let error = await agentError { try await fixture.agent.approve(approval) }
