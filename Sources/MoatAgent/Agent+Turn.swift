@@ -23,6 +23,8 @@ struct TurnState: Sendable {
     var calls: [CallReport] = []
     /// Who watches the turn live, if anyone.
     var observer: TurnObserver?
+    /// The providers the turn may use and the one that answered (Agent+Routing.swift).
+    var route: TurnRoute?
 
     init(
         conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
@@ -39,7 +41,8 @@ struct TurnState: Sendable {
     func outcome(reply: String, stoppedBy: BudgetStop?) -> TurnOutcome {
         TurnOutcome(
             conversationID: conversation, turnID: turn, reply: reply, stoppedBy: stoppedBy, pending: pending,
-            described: described, calls: calls, rounds: rounds)
+            described: described, calls: calls, rounds: rounds, provider: route?.answered,
+            fallbacks: route?.fallbacks ?? [])
     }
 }
 
@@ -65,26 +68,11 @@ extension Agent {
             state.rounds += 1
             let request = ModelRequest(
                 messages: [ChatMessage(role: .system, content: settings.systemPrompt)] + state.messages, tools: schemas)
-            let event = AuditEvent(
-                actor: principal, action: "agent.model", target: state.conversation,
-                metadata: [
-                    "provider": .string(provider.name), "turn": .string(state.turn), "round": .int(Int64(state.rounds)),
-                    "messages": .int(Int64(request.messages.count)),
-                ])
-            let provider = self.provider
-            let observer = state.observer
-            let round = state.rounds
             let reply: ModelReply
-            do {
-                reply = try await audit.performAfterAudit(event) {
-                    try await provider.complete(request) { await observer?.text($0, round: round) }
-                }
-                await observer?.endRound(round, text: reply.text)
-            } catch let error as ProviderError {
-                _ = try? await record(
-                    "agent.model.failed", state.principal, state.conversation, "failure",
-                    ["provider": .string(provider.name), "code": .string(error.code.description)])
-                throw error
+            let provider: String
+            switch try await routedRound(request, &state, day: day) {
+            case .stopped(let outcome): return outcome
+            case .answered(let answer, let name): (reply, provider) = (answer, name)
             }
             let usage = reply.usage ?? Self.estimate(request, reply)
             let assistant = ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)
@@ -98,10 +86,11 @@ extension Agent {
                         "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
                         "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
                         "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
+                        "provider": .string(provider),
                     ]) : nil
             try await store.recordRound(
                 [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
-                principal: principal, day: day, provider: provider.name, usage: usage, now: Self.millis(now()),
+                principal: principal, day: day, provider: provider, usage: usage, now: Self.millis(now()),
                 entry: replied)
             if replied != nil { return state.outcome(reply: vault.scrub(reply.text), stoppedBy: nil) }
             for (index, call) in reply.toolCalls.enumerated() {
