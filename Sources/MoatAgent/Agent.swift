@@ -97,15 +97,17 @@ public actor Agent {
     /// Handles one inbound message: a whole turn, up to the reply (or the budget that stopped it).
     ///
     /// - Parameters:
-    ///   - onAccepted: called once the message is admitted, stored and audited, before the first model
-    ///     round (a channel that answers "accepted" and sends the reply later waits for this).
+    ///   - onAccepted: called once the message is admitted, stored and audited (on disk), before the first
+    ///     model round (a channel that answers "accepted" and sends the reply later waits for this).
+    ///     Without it the message's commit skips its fsync: the turn's next commit, durable and made
+    ///     before anything leaves the process, puts it on disk.
     ///   - onText: receives the model's text (scrubbed) as the provider streams it.
     /// - Throws: ``AgentError`` `.unknownSender` (the owner is told), `.rateLimited`, `.duplicate`,
     ///   `.busy`, `.invalidInput`, `.provider`, `.refused` (the audit log could not record a step),
     ///   `.storage`. Nothing reaches the model when the message is refused.
     public func handle(
         _ message: InboundMessage,
-        onAccepted: @escaping @Sendable () async -> Void = {},
+        onAccepted: (@Sendable () async -> Void)? = nil,
         onText: (@Sendable (String) async -> Void)? = nil
     ) async throws(AgentError) -> TurnOutcome {
         try await handle(message, onAccepted: onAccepted, events: onText.map(Self.textOnly))
@@ -118,7 +120,7 @@ public actor Agent {
     /// still completes and is stored.
     public func handle(
         _ message: InboundMessage,
-        onAccepted: @escaping @Sendable () async -> Void = {},
+        onAccepted: (@Sendable () async -> Void)? = nil,
         events: (@Sendable (TurnEvent) async -> Void)?
     ) async throws(AgentError) -> TurnOutcome {
         try Self.validate(message, settings: settings)
@@ -139,33 +141,41 @@ public actor Agent {
 
     private nonisolated func runMessage(
         _ message: InboundMessage, principal: Principal, route: String?,
-        onAccepted: @escaping @Sendable () async -> Void, observer: TurnObserver?
+        onAccepted: (@Sendable () async -> Void)?, observer: TurnObserver?
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
         let started = now()
         // The flagger reads the message; a hit taints the conversation (recorded, nothing dropped).
         let flags = InjectionFlagger.scan(message.text)
-        // The message's rows and its audit entry (what was received, or why it was refused) in one commit.
+        // The message's rows and `agent.message` in one commit. Nobody outside learns of it before the
+        // turn's next commit, which is durable (the model round's entry, made before the request leaves;
+        // or the budget stop's), so this one skips its own fsync — unless a channel answers "accepted"
+        // as soon as `onAccepted` runs, which must then find the message on disk.
         let opening = try await store.open(
-            message, principal: principal.description, turn: turn, now: Self.millis(started), route: route
-        ) {
-            opening in
-            let refusal: String
-            switch opening {
-            case .opened:
-                return Self.event(
-                    "agent.message", principal, message.conversation, "success",
-                    [
-                        "channel": .string(message.channel), "turn": .string(turn),
-                        "bytes": .int(Int64(message.text.utf8.count)),
-                        "flags": .array(flags.map { .string($0.kind.rawValue) }),
-                    ])
-            case .duplicate: refusal = "duplicate"
-            case .otherOwner: refusal = "owner"
-            case .tampered: refusal = "tamper"
-            }
+            message, principal: principal.description, turn: turn, now: Self.millis(started), route: route,
+            durability: onAccepted == nil ? .withNextCommit : .now
+        ) { opening in
+            guard case .opened = opening else { return nil }
             return Self.event(
-                "agent.message.refused", principal, message.conversation, "denied", ["reason": .string(refusal)])
+                "agent.message", principal, message.conversation, "success",
+                [
+                    "channel": .string(message.channel), "turn": .string(turn),
+                    "bytes": .int(Int64(message.text.utf8.count)),
+                    "flags": .array(flags.map { .string($0.kind.rawValue) }),
+                ])
+        }
+        // A refusal left no rows; its entry is durable before the sender hears of it.
+        let refusal: String? =
+            switch opening {
+            case .opened: nil
+            case .duplicate: "duplicate"
+            case .otherOwner: "owner"
+            case .tampered: "tamper"
+            }
+        if let refusal {
+            try await audit.append(
+                Self.event(
+                    "agent.message.refused", principal, message.conversation, "denied", ["reason": .string(refusal)]))
         }
         switch opening {
         case .opened: break
@@ -191,7 +201,7 @@ public actor Agent {
         var state = try await newTurn(
             conversation: message.conversation, turn: turn, principal: principal, started: started)
         state.observer = observer
-        await onAccepted()
+        await onAccepted?()
         return try await runRounds(&state)
     }
 

@@ -85,12 +85,14 @@ struct ConversationStore: Sendable {
     /// the idempotency key (refused when seen), and the inbound message.
     ///
     /// `entry` makes the audit entry of the outcome, appended in the same transaction.
+    /// `entry` returning nil appends nothing. `durability` is the audit log's: ``AuditLog/Durability/withNextCommit``
+    /// when nothing outside the process learns of the message before the turn's next durable commit.
     func open(
         _ message: InboundMessage, principal: String, turn: String, now: Int64, route: String? = nil,
-        entry: @escaping @Sendable (Opening) -> AuditEvent
+        durability: AuditLog.Durability = .now, entry: @escaping @Sendable (Opening) -> AuditEvent?
     ) async throws -> Opening {
         let authenticator = self.authenticator
-        return try await writer.append(event: entry) { db -> Opening in
+        return try await writer.append(event: entry, durability: durability) { db -> Opening in
             // Checks first, writes after: a refused message leaves nothing behind.
             let existing = try Row.fetchOne(
                 db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"),

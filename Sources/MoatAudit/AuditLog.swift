@@ -66,8 +66,12 @@ public actor AuditLog {
     ///
     /// For a module's own rows written next to its audit trail (the agent's conversations): one fsync
     /// where a separate write and append would take two, shared with every append in flight.
+    ///
+    /// - Parameter durability: ``Durability/now`` (the default) returns once the part is on disk;
+    ///   ``Durability/withNextCommit`` once it is committed, leaving it to the next durable commit.
     public func append<T: Sendable>(
         event: @escaping @Sendable (T) -> AuditEvent?,
+        durability: Durability = .now,
         writing body: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
         let redactor = self.redactor
@@ -76,7 +80,7 @@ public actor AuditLog {
                 guard let made = event(value as! T) else { return nil }
                 return try redactor.prepare(made)
             },
-            rows: { db in try body(db) })
+            rows: { db in try body(db) }, durability: durability)
         return try await submit(work).value as! T
     }
 
@@ -85,6 +89,20 @@ public actor AuditLog {
         _ event: AuditEvent?, writing body: @escaping @Sendable (Database) throws -> T
     ) async throws -> T {
         try await append(event: { _ in event }, writing: body)
+    }
+
+    /// When a part of a group commit is on disk.
+    public enum Durability: Sendable {
+        /// Before the call returns (`synchronous=FULL`: the WAL is fsynced at the commit).
+        case now
+        /// With the next durable commit of `moat.db`. The part is committed (visible, in order, in the
+        /// chain) but its WAL frames are written without an fsync; the next commit with ``now`` fsyncs the
+        /// WAL, which puts every earlier frame on disk too, since a WAL is only appended to. A power loss
+        /// before that commit loses the part and everything after it, never a part without the ones
+        /// before it. For a step whose effects nobody outside the process sees before the next durable
+        /// commit (the agent stores an inbound message, then records its model round durably before the
+        /// request leaves): one fsync where there were two.
+        case withNextCommit
     }
 
     /// Runs `body` in the log's next group commit, in its own savepoint, without an entry (see
@@ -97,6 +115,7 @@ public actor AuditLog {
     private struct Work: Sendable {
         let event: @Sendable (any Sendable) throws -> PreparedEvent?
         let rows: (@Sendable (Database) throws -> any Sendable)?
+        var durability = Durability.now
     }
 
     /// What one part left behind: the rows' result and the entry stored with them.
@@ -181,7 +200,10 @@ public actor AuditLog {
     private func commit(_ parts: [Work]) async -> [Result<Done, any Error>] {
         let batch = Batch(log: self, parts: parts)
         do {
-            return try await database.pool.write { db in try batch.write(db) }
+            let synchronous = parts.allSatisfy { $0.durability == .withNextCommit } ? "NORMAL" : "FULL"
+            return try await database.pool.writeWithoutTransaction { db in
+                try Self.transaction(db, synchronous: synchronous, batch.write)
+            }
         } catch let error as AuditError where error.code == .appendFailed {
             return Array(repeating: .failure(error), count: parts.count)
         } catch {
@@ -198,6 +220,31 @@ public actor AuditLog {
         } catch {
             throw Self.appendFailed(error)
         }
+    }
+
+    /// Runs `body` in a transaction committed with `synchronous` (`FULL`: the WAL is fsynced; `NORMAL`:
+    /// not), then leaves the writer at `FULL`, checked, as every other commit of `moat.db` relies on it.
+    /// The mode is set before each transaction (SQLite changes it only outside one; it costs no I/O), so
+    /// a writer left at `NORMAL` by a failure is put right by the next append.
+    private static func transaction<T>(_ db: Database, synchronous: String, _ body: (Database) throws -> T) throws -> T
+    {
+        try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        var result: T?
+        let outcome = Result {
+            try db.inTransaction {
+                result = try body(db)
+                return .commit
+            }
+        }
+        if synchronous != "FULL" {
+            // Outside any transaction now (inTransaction commits or rolls back), where the mode may change.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+                throw AuditError(.appendFailed, "moat.db's writer could not be set back to synchronous=FULL")
+            }
+        }
+        try outcome.get()
+        return result!
     }
 
     private static func appendFailed(_ error: any Error) -> AuditError {

@@ -150,6 +150,59 @@ import Testing
         #expect(perActor == Array(repeating: 1000, count: 8))
     }
 
+    @Test("appends made withNextCommit chain in order with durable ones, and leave the writer at synchronous=FULL")
+    func deferredDurability() async throws {
+        let fixture = try AuditFixture()
+        let log = fixture.log
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for task in 0..<4 {
+                group.addTask {
+                    for index in 0..<100 {
+                        let event = AuditEvent(actor: "task-\(task)", action: "test.deferred", target: "\(index)")
+                        if index.isMultiple(of: 2) {
+                            try await log.append(
+                                event: { (_: Void) in event }, durability: .withNextCommit, writing: { _ in })
+                        } else {
+                            try await log.append(event)
+                        }
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        #expect(try fixture.verify() == .intact(entries: 400, lastCheckpoint: nil))
+        // Every other commit of moat.db (the pool's, another module's) relies on FULL.
+        let mode = try await fixture.database.pool.writeWithoutTransaction { db in
+            try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        }
+        #expect(mode == 2)
+    }
+
+    @Test("a part made withNextCommit whose rows fail keeps nothing, throws, and the writer is back at FULL")
+    func deferredFailure() async throws {
+        struct Refused: Error {}
+        let fixture = try AuditFixture()
+        try await fixture.append(1)
+        await #expect(throws: (any Error).self) {
+            try await fixture.log.append(
+                event: { (_: Void) in AuditEvent(actor: "system", action: "test.refused") },
+                durability: .withNextCommit,
+                writing: { db in try db.execute(sql: "INSERT INTO audit_entries_probe_missing VALUES (1)") })
+        }
+        await #expect(throws: Refused.self) {
+            try await fixture.log.append(
+                event: { (_: Void) in AuditEvent(actor: "system", action: "test.refused") },
+                durability: .withNextCommit,
+                writing: { _ in throw Refused() })
+        }
+        try await fixture.append(1)
+        #expect(try fixture.verify() == .intact(entries: 2, lastCheckpoint: nil))
+        let mode = try await fixture.database.pool.writeWithoutTransaction { db in
+            try Int.fetchOne(db, sql: "PRAGMA synchronous")
+        }
+        #expect(mode == 2)
+    }
+
     @Test("two logs on the same file (server and CLI) still produce one chain")
     func twoWriters() async throws {
         let fixture = try AuditFixture()
