@@ -63,13 +63,13 @@ extension Agent {
                 return try await stopTurn(state, stop)
             }
             state.rounds += 1
-            let request = ModelRequest(
-                messages: [ChatMessage(role: .system, content: settings.systemPrompt)] + state.messages, tools: schemas)
+            let window = try contextWindow(state)
+            let request = ModelRequest(messages: window.messages, tools: schemas)
             let event = AuditEvent(
                 actor: principal, action: "agent.model", target: state.conversation,
                 metadata: [
                     "provider": .string(provider.name), "turn": .string(state.turn), "round": .int(Int64(state.rounds)),
-                    "messages": .int(Int64(request.messages.count)),
+                    "messages": .int(Int64(request.messages.count)), "left_out": .int(Int64(window.leftOut)),
                 ])
             let provider = self.provider
             let observer = state.observer
@@ -171,14 +171,22 @@ extension Agent {
         return state.outcome(reply: stop.message, stoppedBy: stop)
     }
 
-    /// Token use when the server reports none: about four bytes of text per token.
+    /// Token use when the server reports none, by Moat's estimate (``TokenEstimate``).
     static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
-        let input = request.messages.reduce(0) {
-            $0 + $1.content.utf8.count + $1.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count }
+        TokenUsage(
+            input: request.messages.reduce(TokenEstimate.tools(request.tools)) { $0 + TokenEstimate.message($1) },
+            output: TokenEstimate.message(ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)))
+    }
+
+    /// The round's messages fitted to the provider's context budget (``ContextWindow``).
+    nonisolated func contextWindow(_ state: TurnState) throws(AgentError) -> ContextWindow {
+        let budget = provider.contextTokens ?? settings.contextTokens
+        switch ContextWindow.fit(
+            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas, budget: budget)
+        {
+        case .success(let window): return window
+        case .failure(let overflow): throw AgentError(.invalidInput, "Moat did not send " + overflow.explanation)
         }
-        let output =
-            reply.text.utf8.count + reply.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
-        return TokenUsage(input: (input + 3) / 4, output: (output + 3) / 4)
     }
 
     // MARK: One tool call

@@ -57,6 +57,9 @@ public struct ProviderSettings: Sendable, Equatable {
     public var circuitBreaker = CircuitBreakerSettings()
     /// The largest answer accepted, streamed or not (8 MiB).
     public var maximumResponseBytes = 8 << 20
+    /// The most tokens one round to this provider may send (`context_tokens`), overriding
+    /// `agent.context_tokens`; nil: the agent's setting.
+    public var contextTokens: Int?
 
     public init(
         name: String, kind: Kind = .openai, baseURL: String, model: String, apiKeySecret: String? = nil,
