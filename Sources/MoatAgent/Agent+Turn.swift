@@ -84,7 +84,7 @@ extension Agent {
                 _ = try? await record(
                     "agent.model.failed", state.principal, state.conversation, "failure",
                     ["provider": .string(provider.name), "code": .string(error.code.description)])
-                throw error
+                throw AgentError(.provider, Self.keptAfter(error, state))
             }
             let usage = reply.usage ?? Self.estimate(request, reply)
             let assistant = ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)
@@ -176,6 +176,17 @@ extension Agent {
         TokenUsage(
             input: request.messages.reduce(TokenEstimate.tools(request.tools)) { $0 + TokenEstimate.message($1) },
             output: TokenEstimate.message(ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)))
+    }
+
+    /// A failed round in the owner's words: the provider's message, and that nothing of the conversation
+    /// was lost (the message is stored before the first round) with how to go on in it.
+    static func keptAfter(_ error: ProviderError, _ state: TurnState) -> String {
+        let id = state.conversation
+        let next =
+            state.principal == .owner
+            ? "continue it with `moat chat --conversation \(id)` once the model server answers"
+            : "the next message in it continues it"
+        return "\(error.message). Nothing was lost: the conversation is kept in moat.db as \(id); \(next)"
     }
 
     /// The round's messages fitted to the provider's context budget (``ContextWindow``).
