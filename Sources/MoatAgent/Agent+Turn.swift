@@ -175,7 +175,8 @@ extension Agent {
     static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
         TokenUsage(
             input: request.messages.reduce(TokenEstimate.tools(request.tools)) { $0 + TokenEstimate.message($1) },
-            output: TokenEstimate.message(ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)))
+            output: TokenEstimate.message(
+                ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)))
     }
 
     /// A failed round in the owner's words: the provider's message, and that nothing of the conversation
@@ -196,7 +197,8 @@ extension Agent {
             systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas, budget: budget)
         {
         case .success(let window): return window
-        case .failure(let overflow): throw AgentError(.invalidInput, "Moat did not send " + overflow.explanation)
+        case .failure(let overflow):
+            throw AgentError(.invalidInput, "Moat did not send the model round: " + overflow.explanation)
         }
     }
 

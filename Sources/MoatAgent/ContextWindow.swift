@@ -62,7 +62,8 @@ struct ContextWindow: Sendable, Equatable {
         systemPrompt: String, history: [ChatMessage], tools: [ToolSchema], budget: Int
     ) -> Result<ContextWindow, Overflow> {
         let (units, unpaired) = Self.units(history)
-        let fixed = TokenEstimate.message(ChatMessage(role: .system, content: systemPrompt)) + TokenEstimate.tools(tools)
+        let fixed =
+            TokenEstimate.message(ChatMessage(role: .system, content: systemPrompt)) + TokenEstimate.tools(tools)
         let all = units.reduce(0) { $0 + $1.tokens }
         if fixed + all <= budget {
             let kept = units.flatMap { unit in history[unit.range] }
@@ -80,7 +81,8 @@ struct ContextWindow: Sendable, Equatable {
         let needed = fixed + noteTokens + pinnedTokens
         guard needed <= budget else {
             let parts = [
-                ("the system prompt", TokenEstimate.text(systemPrompt)), ("the tool schemas", TokenEstimate.tools(tools)),
+                ("the system prompt", TokenEstimate.text(systemPrompt)),
+                ("the tool schemas", TokenEstimate.tools(tools)),
                 ("the current message", units.last(where: \.isUser)?.tokens ?? 0),
                 ("the latest tool results", units.last.flatMap { $0.isUser ? nil : $0.tokens } ?? 0),
             ]

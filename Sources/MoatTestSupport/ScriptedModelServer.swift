@@ -388,12 +388,15 @@ public final class ScriptedModelServer: Sendable {
         case .malformedEvent(let after):
             text.insert("data: {\"choices\": [\(newline)\(newline)", at: min(after, text.count))
         case .malformedToolDelta:
-            if let first = text.firstIndex(where: { $0.contains("\"arguments\":\"") && !$0.contains("\"arguments\":\"\"") }) {
+            if let first = text.firstIndex(where: {
+                $0.contains("\"arguments\":\"") && !$0.contains("\"arguments\":\"\"")
+            }) {
                 let event = text[first].dropLast(2 * newline.count)
                 text[first] = String(event.prefix(event.count - 12)) + newline + newline
             }
         case .unknownEvents:
-            text.insert("event: moat_future_event\(newline)data: {\"type\":\"moat_future_event\"}\(newline)\(newline)", at: 1)
+            text.insert(
+                "event: moat_future_event\(newline)data: {\"type\":\"moat_future_event\"}\(newline)\(newline)", at: 1)
         default:
             break
         }

@@ -166,7 +166,8 @@ import Testing
         history.append(ChatMessage(role: .tool, content: String(repeating: "f", count: 2000), toolCallID: "call_9"))
         let units = ContextWindow.units(history).units
         let pinned = units[5].tokens + units.last!.tokens
-        let base = TokenEstimate.message(ChatMessage(role: .system, content: Self.prompt))
+        let base =
+            TokenEstimate.message(ChatMessage(role: .system, content: Self.prompt))
             + TokenEstimate.tools(Self.tools) + TokenEstimate.text("\n\n" + ContextWindow.note(leftOut: history.count))
         let window = try Self.fit(history, budget: base + pinned).get()
         #expect(
@@ -211,7 +212,9 @@ import Testing
         let call = ChatMessage(
             role: .assistant, content: "", toolCalls: [ToolCall(id: "ab", name: "cd", arguments: "{}")])
         #expect(TokenEstimate.message(call) == 2 + TokenEstimate.framing)
-        #expect(TokenEstimate.tools(Self.tools) == TokenEstimate.text("read_fileReads a file." + Self.tools[0].parameters) + 4)
+        #expect(
+            TokenEstimate.tools(Self.tools) == TokenEstimate.text("read_fileReads a file." + Self.tools[0].parameters)
+                + 4)
     }
 }
 
@@ -273,7 +276,9 @@ import Testing
         var settings = AgentSettings()
         settings.contextTokens = 1024
         let fixture = try AgentFixture(tools: [], settings: settings)
-        let error = await agentError { try await fixture.agent.handle(fixture.owner(String(repeating: "q", count: 8000))) }
+        let error = await agentError {
+            try await fixture.agent.handle(fixture.owner(String(repeating: "q", count: 8000)))
+        }
         #expect(error?.code == .invalidInput)
         #expect(error?.message.contains("more than the context budget of 1024 tokens") == true)
         #expect(error?.message.contains("qqqq") == false)

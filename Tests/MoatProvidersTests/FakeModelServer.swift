@@ -25,6 +25,31 @@ enum WireFault: Sendable {
     case rateLimited(retryAfter: String)
 }
 
+/// What both fakes' own fault types can say.
+protocol SharedFault {
+    static var none: Self { get }
+    static func cutAfterEvents(_ count: Int) -> Self
+    static var malformedToolDelta: Self { get }
+    static var unknownEvents: Self { get }
+    static func rateLimited(retryAfter: String) -> Self
+}
+
+extension ScriptedModelServer.Fault: SharedFault {}
+extension ScriptedAnthropicServer.Fault: SharedFault {}
+
+extension WireFault {
+    /// This fault in a fake's own terms.
+    func translated<Fault: SharedFault>() -> Fault {
+        switch self {
+        case .none: .none
+        case .cutAfterEvents(let count): .cutAfterEvents(count)
+        case .malformedToolDelta: .malformedToolDelta
+        case .unknownEvents: .unknownEvents
+        case .rateLimited(let after): .rateLimited(retryAfter: after)
+        }
+    }
+}
+
 /// One scripted answer, in the terms both fakes share.
 struct ScriptedTurn: Sendable {
     var text = ""
@@ -57,15 +82,7 @@ struct FakeModelServer: Sendable {
             let replies = turns.map { turn in
                 ScriptedModelServer.Reply(
                     text: turn.text, toolCalls: turn.calls, usage: turn.usage,
-                    fault: {
-                        switch turn.fault {
-                        case .none: .none
-                        case .cutAfterEvents(let count): .cutAfterEvents(count)
-                        case .malformedToolDelta: .malformedToolDelta
-                        case .unknownEvents: .unknownEvents
-                        case .rateLimited(let after): .rateLimited(retryAfter: after)
-                        }
-                    }())
+                    fault: turn.fault.translated())
             }
             let server = try await ScriptedModelServer.start(replies: replies, options: options)
             return FakeModelServer(kind: kind, openAI: server, anthropic: nil)
@@ -77,15 +94,7 @@ struct FakeModelServer: Sendable {
             let replies = turns.map { turn in
                 ScriptedAnthropicServer.Reply(
                     text: turn.text, toolCalls: turn.calls, usage: turn.usage,
-                    fault: {
-                        switch turn.fault {
-                        case .none: .none
-                        case .cutAfterEvents(let count): .cutAfterEvents(count)
-                        case .malformedToolDelta: .malformedToolDelta
-                        case .unknownEvents: .unknownEvents
-                        case .rateLimited(let after): .rateLimited(retryAfter: after)
-                        }
-                    }())
+                    fault: turn.fault.translated())
             }
             let server = try await ScriptedAnthropicServer.start(replies: replies, options: options)
             return FakeModelServer(kind: kind, openAI: nil, anthropic: server)

@@ -61,7 +61,9 @@ import Testing
         #expect(pieces.isEmpty, "tool-call arguments never reach onText")
     }
 
-    @Test("two parallel tool calls come back in order, with text before them", arguments: WireKind.allCases, [true, false])
+    @Test(
+        "two parallel tool calls come back in order, with text before them", arguments: WireKind.allCases,
+        [true, false])
     func parallelToolCalls(kind: WireKind, stream: Bool) async throws {
         let calls: [ScriptedModelServer.Call] = [
             .init("read_file", #"{"path":"a.txt"}"#, id: "call_a"), .init("read_file", Self.arguments, id: "call_b"),
@@ -112,7 +114,8 @@ import Testing
     func sameTurnBothWays(kind: WireKind) async throws {
         let script = [
             ScriptedTurn(text: Self.text, usage: .init(prompt: 4, completion: 2)),
-            ScriptedTurn(calls: [.init("list_files", Self.arguments, id: "c1")], usage: .init(prompt: 9, completion: 3)),
+            ScriptedTurn(
+                calls: [.init("list_files", Self.arguments, id: "c1")], usage: .init(prompt: 9, completion: 3)),
             ScriptedTurn(
                 text: "Two calls.",
                 calls: [.init("a", #"{"x":1}"#, id: "c2"), .init("b", "{}", id: "c3")],
@@ -148,7 +151,9 @@ import Testing
         #expect(split.toolCalls == [ToolCall(id: "call_f", name: "list_files", arguments: Self.arguments)])
     }
 
-    @Test("a 429 with Retry-After is rate limited and retryable after the server's wait, then answered", arguments: WireKind.allCases)
+    @Test(
+        "a 429 with Retry-After is rate limited and retryable after the server's wait, then answered",
+        arguments: WireKind.allCases)
     func rateLimited(kind: WireKind) async throws {
         let turns = [ScriptedTurn(fault: .rateLimited(retryAfter: "7")), ScriptedTurn(text: "after the wait")]
         let bare = try await FakeModelServer.start(kind, turns)
