@@ -131,4 +131,26 @@ import Testing
         let (status, _) = running.stop()
         #expect(status == 0)
     }
+
+    @Test(
+        "moat chat: malformed JSON in a streamed tool-call delta fails the turn naming the provider, and nothing runs")
+    func malformedToolDeltaRunsNothing() async throws {
+        let canary = "sk-moat-canary-cli-0815"
+        let server = try await ScriptedModelServer.start(replies: [
+            ScriptedModelServer.Reply(
+                toolCalls: [.init("write_file", #"{"path":"pwned.txt","content":"\#(canary)"}"#)],
+                fault: .malformedToolDelta)
+        ])
+        defer { Task { await server.stop() } }
+        let home = try Self.home(server)
+        let trust = try MoatBinary.run(
+            ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
+        #expect(trust.status == 0, "\(trust.stderr)")
+        let chat = try MoatBinary.run(["chat", "--message", "write the file"], home: home.path)
+        #expect(chat.status != 0)
+        #expect(chat.stderr.contains("(provider local)") && chat.stderr.contains("not valid JSON"), "\(chat.stderr)")
+        #expect(!chat.stderr.contains(canary) && !chat.stdout.contains(canary))
+        #expect(!FileManager.default.fileExists(atPath: home.file("workspace") + "/pwned.txt"), "nothing ran")
+        #expect(server.requests.count == 1, "a round whose answer was read is not sent again")
+    }
 }
