@@ -433,7 +433,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MoatChannelsTests",
-            dependencies: ["MoatChannels", "MoatCore", "MoatVault"],
+            dependencies: ["MoatChannels", "MoatCore", "MoatNet", "MoatTestSupport", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

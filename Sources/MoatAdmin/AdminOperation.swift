@@ -34,10 +34,10 @@ public enum AdminOperation: Sendable {
     case contactList
     case contactRemove(id: String)
     /// `moat chat --message TEXT`: one turn of the owner's conversation (a new one when nil).
-    case chat(message: String, conversation: String?)
+    case chat(message: String, conversation: String?, provider: String? = nil)
     /// `moat chat` streaming: the same turn, answered with the turn's events (one `{"event": …}` line
     /// each, ``AdminEventFrame``) before the result line.
-    case chatStream(message: String, conversation: String?)
+    case chatStream(message: String, conversation: String?, provider: String? = nil)
     /// The secrets' names, policies and dates (never a value).
     case vaultList
     /// A new master password (and salt) for the vault the server holds, its seal written again. Without
@@ -205,7 +205,8 @@ extension AdminOperation: Codable {
     /// Parameter names, shared by every operation.
     enum Parameter: String, CodingKey {
         case username, password, reset, tokens, code, name, scope, expiry, prefix, domain, level, reason, force,
-            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings, message, conversation, days
+            id, all, value, tools, hosts, replace, pin, channel, sender, ceilings, message, conversation, days,
+            provider
         case currentPassword = "current_password"
         case newPassword = "new_password"
     }
@@ -279,11 +280,13 @@ extension AdminOperation: Codable {
         case .chat:
             return .chat(
                 message: try params.required(String.self, .message),
-                conversation: try params.optional(String.self, .conversation))
+                conversation: try params.optional(String.self, .conversation),
+                provider: try params.optional(String.self, .provider))
         case .chatStream:
             return .chatStream(
                 message: try params.required(String.self, .message),
-                conversation: try params.optional(String.self, .conversation))
+                conversation: try params.optional(String.self, .conversation),
+                provider: try params.optional(String.self, .provider))
         case .vaultList: return .vaultList
         case .vaultRekey:
             return .vaultRekey(
@@ -351,9 +354,11 @@ extension AdminOperation: Codable {
             try params.encode(channel, forKey: .channel)
             try params.encode(sender, forKey: .sender)
             try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
-        case .chat(let message, let conversation), .chatStream(let message, let conversation):
+        case .chat(let message, let conversation, let provider),
+            .chatStream(let message, let conversation, let provider):
             try params.encode(message, forKey: .message)
             try params.encodeIfPresent(conversation, forKey: .conversation)
+            try params.encodeIfPresent(provider, forKey: .provider)
         case .vaultRekey(let current, let new, let pin):
             if let current { try Self.encode(current, .currentPassword, in: &params) }
             try Self.encode(new, .newPassword, in: &params)

@@ -18,8 +18,9 @@ public struct AgentOperations: Sendable {
         _ operation: AdminOperation, events: (@Sendable (TurnEvent) async -> Void)? = nil
     ) async throws -> AdminResult? {
         switch operation {
-        case .chat(let message, let conversation), .chatStream(let message, let conversation):
-            let inbound = InboundMessage.fromOwner(message, conversation: conversation)
+        case .chat(let message, let conversation, let provider),
+            .chatStream(let message, let conversation, let provider):
+            let inbound = InboundMessage.fromOwner(message, conversation: conversation, provider: provider)
             return .chatTurn(TurnView(try await agent.handle(inbound, events: events)))
         case .approvalsApprove(let id):
             return try await resumed(id, approved: true) { () async throws(AgentError) in try await agent.approve(id) }

@@ -23,6 +23,8 @@ struct TurnState: Sendable {
     var calls: [CallReport] = []
     /// Who watches the turn live, if anyone.
     var observer: TurnObserver?
+    /// The providers the turn may use and the one that answered (Agent+Routing.swift).
+    var route: TurnRoute?
 
     init(
         conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
@@ -39,7 +41,8 @@ struct TurnState: Sendable {
     func outcome(reply: String, stoppedBy: BudgetStop?) -> TurnOutcome {
         TurnOutcome(
             conversationID: conversation, turnID: turn, reply: reply, stoppedBy: stoppedBy, pending: pending,
-            described: described, calls: calls, rounds: rounds)
+            described: described, calls: calls, rounds: rounds, provider: route?.answered,
+            fallbacks: route?.fallbacks ?? [])
     }
 }
 
@@ -63,28 +66,19 @@ extension Agent {
                 return try await stopTurn(state, stop)
             }
             state.rounds += 1
-            let window = try contextWindow(state)
+            let window = try await contextWindow(state)
             let request = ModelRequest(messages: window.messages, tools: schemas)
-            let event = AuditEvent(
-                actor: principal, action: "agent.model", target: state.conversation,
-                metadata: [
-                    "provider": .string(provider.name), "turn": .string(state.turn), "round": .int(Int64(state.rounds)),
-                    "messages": .int(Int64(request.messages.count)), "left_out": .int(Int64(window.leftOut)),
-                ])
-            let provider = self.provider
-            let observer = state.observer
-            let round = state.rounds
             let reply: ModelReply
+            let provider: String
+            let result: RoundResult
             do {
-                reply = try await audit.performAfterAudit(event) {
-                    try await provider.complete(request) { await observer?.text($0, round: round) }
-                }
-                await observer?.endRound(round, text: reply.text)
-            } catch let error as ProviderError {
-                _ = try? await record(
-                    "agent.model.failed", state.principal, state.conversation, "failure",
-                    ["provider": .string(provider.name), "code": .string(error.code.description)])
-                throw AgentError(.provider, Self.keptAfter(error, state))
+                result = try await routedRound(request, &state, day: day)
+            } catch let error as AgentError where error.code == .provider {
+                throw AgentError(.provider, Self.keptAfter(error.message, state))
+            }
+            switch result {
+            case .stopped(let outcome): return outcome
+            case .answered(let answer, let name): (reply, provider) = (answer, name)
             }
             let usage = reply.usage ?? Self.estimate(request, reply)
             let assistant = ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)
@@ -98,10 +92,11 @@ extension Agent {
                         "turn": .string(state.turn), "rounds": .int(Int64(state.rounds)),
                         "tool_calls": .int(Int64(state.toolCalls)), "usage_in": .int(Int64(usage.input)),
                         "usage_out": .int(Int64(usage.output)), "reported_usage": .bool(reply.usage != nil),
+                        "provider": .string(provider),
                     ]) : nil
             try await store.recordRound(
                 [StoredMessage(turn: state.turn, message: assistant)], conversation: state.conversation,
-                principal: principal, day: day, provider: provider.name, usage: usage, now: Self.millis(now()),
+                principal: principal, day: day, provider: provider, usage: usage, now: Self.millis(now()),
                 entry: replied)
             if replied != nil { return state.outcome(reply: vault.scrub(reply.text), stoppedBy: nil) }
             for (index, call) in reply.toolCalls.enumerated() {
@@ -171,7 +166,7 @@ extension Agent {
         return state.outcome(reply: stop.message, stoppedBy: stop)
     }
 
-    /// Token use when the server reports none, by Moat's estimate (``TokenEstimate``).
+    /// Token use when the server reports none: about four bytes of text per token.
     static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
         TokenUsage(
             input: request.messages.reduce(TokenEstimate.tools(request.tools)) { $0 + TokenEstimate.message($1) },
@@ -181,25 +176,41 @@ extension Agent {
 
     /// A failed round in the owner's words: the provider's message, and that nothing of the conversation
     /// was lost (the message is stored before the first round) with how to go on in it.
-    static func keptAfter(_ error: ProviderError, _ state: TurnState) -> String {
+    static func keptAfter(_ message: String, _ state: TurnState) -> String {
         let id = state.conversation
         let next =
             state.principal == .owner
             ? "continue it with `moat chat --conversation \(id)` once the model server answers"
             : "the next message in it continues it"
-        return "\(error.message). Nothing was lost: the conversation is kept in moat.db as \(id); \(next)"
+        return "\(message). Nothing was lost: the conversation is kept in moat.db as \(id); \(next)"
     }
 
-    /// The round's messages fitted to the provider's context budget (``ContextWindow``).
-    nonisolated func contextWindow(_ state: TurnState) throws(AgentError) -> ContextWindow {
-        let budget = provider.contextTokens ?? settings.contextTokens
+    /// The round's messages fitted to the context budget (``ContextWindow``).
+    nonisolated func contextWindow(_ state: TurnState) async throws -> ContextWindow {
         switch ContextWindow.fit(
-            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas, budget: budget)
+            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas,
+            budget: try await contextBudget(state))
         {
         case .success(let window): return window
         case .failure(let overflow):
             throw AgentError(.invalidInput, "Moat did not send the model round: " + overflow.explanation)
         }
+    }
+
+    /// The budget of a round: the smallest `context_tokens` among the providers that may answer it (the
+    /// one that answered the turn, else the turn's route), each provider's own or `agent.context_tokens`.
+    /// The same request goes to a fallback, so it must fit every provider it may reach.
+    nonisolated func contextBudget(_ state: TurnState) async throws -> Int {
+        var names = state.route.map { route in route.answered.map { [$0] } ?? route.candidates }
+        if names == nil {
+            let channel = try await store.conversation(state.conversation)?.channel ?? ""
+            let chosen = try await store.route(state.conversation)
+            names = routing.route(for: state.principal, channel: channel, chosen: chosen).names
+        }
+        let budgets = (names ?? []).compactMap { name in
+            routing.members[name].map { $0.settings.contextTokens ?? $0.provider.contextTokens ?? settings.contextTokens }
+        }
+        return budgets.min() ?? settings.contextTokens
     }
 
     // MARK: One tool call

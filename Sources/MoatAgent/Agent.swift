@@ -24,7 +24,7 @@ public import MoatVault
 /// `nonisolated`), so turns of different conversations run in parallel; a second message for a
 /// conversation whose turn is still running is refused (`busy`).
 public actor Agent {
-    let provider: any ModelProvider
+    let routing: ProviderRouting
     let tools: [String: any Tool]
     let schemas: [ToolSchema]
     let policy: PolicyEngine
@@ -54,7 +54,26 @@ public actor Agent {
         notifier: any OwnerNotifier,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.provider = provider
+        self.init(
+            routing: .single(provider), tools: tools, policy: policy, audit: audit, vault: vault, database: database,
+            authenticator: authenticator, settings: settings, notifier: notifier, now: now)
+    }
+
+    /// An agent that answers through `routing`: several providers, routes per principal or conversation,
+    /// fallbacks, allowlists and daily limits (``ProviderRouting``).
+    public init(
+        routing: ProviderRouting,
+        tools: [any Tool],
+        policy: PolicyEngine,
+        audit: AuditLog,
+        vault: UnlockedVault,
+        database: MoatDatabase,
+        authenticator: RowAuthenticator,
+        settings: AgentSettings = AgentSettings(),
+        notifier: any OwnerNotifier,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.routing = routing
         var byName: [String: any Tool] = [:]
         var schemas: [ToolSchema] = []
         for tool in tools where byName[tool.name] == nil {
@@ -105,6 +124,7 @@ public actor Agent {
         try Self.validate(message, settings: settings)
         let principal = try await resolvePrincipal(message)
         try await admit(message, principal: principal)
+        let route = try await chosenProvider(message, principal: principal)
         guard busy.insert(message.conversation).inserted else {
             throw AgentError(
                 .busy, "a turn is still running in conversation \(Self.printable(message.conversation)); try again")
@@ -112,13 +132,14 @@ public actor Agent {
         defer { busy.remove(message.conversation) }
         let observer = events.map { TurnObserver(vault: vault, sink: $0) }
         return try await mapped {
-            try await self.runMessage(message, principal: principal, onAccepted: onAccepted, observer: observer)
+            try await self.runMessage(
+                message, principal: principal, route: route, onAccepted: onAccepted, observer: observer)
         }
     }
 
     private nonisolated func runMessage(
-        _ message: InboundMessage, principal: Principal, onAccepted: @escaping @Sendable () async -> Void,
-        observer: TurnObserver?
+        _ message: InboundMessage, principal: Principal, route: String?,
+        onAccepted: @escaping @Sendable () async -> Void, observer: TurnObserver?
     ) async throws -> TurnOutcome {
         let turn = Self.newID()
         let started = now()
@@ -126,7 +147,7 @@ public actor Agent {
         let flags = InjectionFlagger.scan(message.text)
         // The message's rows and its audit entry (what was received, or why it was refused) in one commit.
         let opening = try await store.open(
-            message, principal: principal.description, turn: turn, now: Self.millis(started)
+            message, principal: principal.description, turn: turn, now: Self.millis(started), route: route
         ) {
             opening in
             let refusal: String

@@ -97,4 +97,27 @@ public enum AgentSchema {
                 """
         )
     }
+
+    /// `2026-12-06 agent routes`: the provider the owner chose for a conversation (`moat chat --provider`),
+    /// fixed when the conversation opens; and which providers' daily token limit the owner was told of,
+    /// so the notice comes once per provider and UTC day. Neither grants anything: every round still
+    /// checks the provider's `allowed_principals` in config.yaml, so a row written behind Moat's back
+    /// can at most pick among providers the principal may use anyway.
+    public static let routes = SchemaMigration("2026-12-06 agent routes") { db in
+        try db.execute(
+            sql: """
+                CREATE TABLE agent_conversation_routes (
+                  conversation TEXT PRIMARY KEY REFERENCES agent_conversations(id),
+                  provider TEXT NOT NULL,
+                  created_at INTEGER NOT NULL
+                );
+                CREATE TABLE agent_provider_notices (
+                  provider TEXT NOT NULL,
+                  day TEXT NOT NULL,
+                  created_at INTEGER NOT NULL,
+                  PRIMARY KEY (provider, day)
+                );
+                """
+        )
+    }
 }

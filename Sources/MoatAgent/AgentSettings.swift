@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatProviders
 
 /// The agent's settings from `config.yaml` (`agent:`): the model to use, the system prompt and every
 /// budget a turn runs under. Defaults are what a fresh install runs with.
@@ -9,8 +10,12 @@ public struct AgentSettings: Sendable, Equatable {
         + "Every tool call is checked by the gateway; when it refuses a call or holds it for the owner's "
         + "approval, say so plainly instead of trying another way around it."
 
-    /// `agent.provider`: the name of the provider under `providers:` that answers (`local` by default).
+    /// `agent.provider`: the name of the provider under `providers:` that answers (`local` by default),
+    /// for every principal no route of ``routes`` names.
     public var provider = "local"
+    /// `agent.routes`: who is answered by which providers, each an ordered fallback list
+    /// (Docs/Providers.md, "Routing"). Empty: everyone gets ``provider``.
+    public var routes: [ProviderRoute] = []
     /// `agent.system_prompt`.
     public var systemPrompt = AgentSettings.defaultSystemPrompt
     /// `agent.max_tool_calls_per_turn`: tool calls one turn may make (each counts, whatever its level).
@@ -35,4 +40,20 @@ public struct AgentSettings: Sendable, Equatable {
     public var contextTokens = 16_000
 
     public init() {}
+}
+
+/// One entry of `agent.routes`: the principals it applies to and the providers that answer them, the
+/// first that is available first.
+public struct ProviderRoute: Sendable, Equatable {
+    public var principals: PrincipalPattern
+    /// Names under `providers:`, in the order they are tried.
+    public var providers: [String]
+    /// The line of `config.yaml` it was read from (0: not from a file), for messages.
+    public var line: Int
+
+    public init(principals: PrincipalPattern, providers: [String], line: Int = 0) {
+        self.principals = principals
+        self.providers = providers
+        self.line = line
+    }
 }

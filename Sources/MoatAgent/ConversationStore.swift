@@ -86,7 +86,7 @@ struct ConversationStore: Sendable {
     ///
     /// `entry` makes the audit entry of the outcome, appended in the same transaction.
     func open(
-        _ message: InboundMessage, principal: String, turn: String, now: Int64,
+        _ message: InboundMessage, principal: String, turn: String, now: Int64, route: String? = nil,
         entry: @escaping @Sendable (Opening) -> AuditEvent
     ) async throws -> Opening {
         let authenticator = self.authenticator
@@ -123,6 +123,7 @@ struct ConversationStore: Sendable {
                     arguments: [
                         conversation.id, conversation.channel, principal, now, authenticator.mac(conversation),
                     ])
+                if let route { try Self.insertRoute(route, conversation: conversation.id, now: now, db) }
             }
             try Self.insert(
                 [StoredMessage(turn: turn, message: ChatMessage(role: .user, content: message.text))],
@@ -189,15 +190,58 @@ struct ConversationStore: Sendable {
 
     /// Tokens `principal` used on `day`, every provider together.
     func tokensUsed(principal: String, day: String) async throws -> Int {
+        try await tokensUsed(on: day, where: .principal, is: principal)
+    }
+
+    /// Tokens every principal together used of `provider` on `day`.
+    func tokensUsed(provider: String, day: String) async throws -> Int {
+        try await tokensUsed(on: day, where: .provider, is: provider)
+    }
+
+    /// The column a token sum is taken over.
+    enum UsageColumn: String {
+        case principal, provider
+    }
+
+    private func tokensUsed(on day: String, where column: UsageColumn, is value: String) async throws -> Int {
         try await database.pool.read { db in
             try Int.fetchOne(
                 db.cachedStatement(
                     sql: """
                         SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
-                        WHERE principal = ? AND day = ?
+                        WHERE \(column.rawValue) = ? AND day = ?
                         """),
-                arguments: [principal, day]) ?? 0
+                arguments: [value, day]) ?? 0
         }
+    }
+
+    /// The provider the owner chose for `conversation` when it opened, if any.
+    func route(_ conversation: String) async throws -> String? {
+        try await database.pool.read { db in
+            try String.fetchOne(
+                db.cachedStatement(sql: "SELECT provider FROM agent_conversation_routes WHERE conversation = ?"),
+                arguments: [conversation])
+        }
+    }
+
+    /// Records that the owner is being told `provider` reached its daily limit on `day`; false when
+    /// they were already told.
+    func firstLimitNotice(provider: String, day: String, now: Int64) async throws -> Bool {
+        try await writer.write { db in
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO agent_provider_notices (provider, day, created_at) VALUES (?, ?, ?)
+                    ON CONFLICT DO NOTHING
+                    """
+            ).execute(arguments: [provider, day, now])
+            return db.changesCount == 1
+        }
+    }
+
+    private static func insertRoute(_ provider: String, conversation: String, now: Int64, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: "INSERT INTO agent_conversation_routes (conversation, provider, created_at) VALUES (?, ?, ?)"
+        ).execute(arguments: [conversation, provider, now])
     }
 
     func insert(_ call: ToolCallRow, outcome: String) async throws {

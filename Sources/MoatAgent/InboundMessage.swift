@@ -23,6 +23,9 @@ public struct InboundMessage: Sendable, Hashable {
     /// Chosen by the sender or the channel; a second message with the same key is refused unanswered.
     public var idempotencyKey: String
     public var receivedAt: Date
+    /// The provider the owner chose for a new conversation (`moat chat --provider`); only the owner's
+    /// entry points set it, and it is refused for an existing conversation that was opened without it.
+    public var provider: String?
 
     public init(
         channel: String,
@@ -44,10 +47,12 @@ public struct InboundMessage: Sendable, Hashable {
 extension InboundMessage {
     /// A message from the owner's own entry points (`moat chat`, `POST /api/chat`): in `conversation`, or a
     /// new one, with a fresh idempotency key (the owner's entry points do not retry on their own).
-    public static func fromOwner(_ text: String, conversation: String?) -> InboundMessage {
-        InboundMessage(
+    public static func fromOwner(_ text: String, conversation: String?, provider: String? = nil) -> InboundMessage {
+        var message = InboundMessage(
             channel: ownerChannel, senderID: "owner", conversation: conversation ?? "owner-" + randomID(), text: text,
             idempotencyKey: "owner-" + randomID())
+        message.provider = provider
+        return message
     }
 
     /// 16 random hex digits.

@@ -9,6 +9,11 @@ public struct OwnerNotice: Sendable, Hashable {
         case actionTaken = "action-taken"
         /// A budget ended a turn early (a looping or runaway model, or the day's tokens).
         case budgetReached = "budget-reached"
+        /// A provider reached its daily token limit (`providers.NAME.daily_token_limit`); told once per
+        /// provider and UTC day.
+        case providerLimit = "provider-limit"
+        /// A turn stopped because no provider of its route may answer its sender.
+        case noProvider = "no-provider"
     }
 
     public let kind: Kind

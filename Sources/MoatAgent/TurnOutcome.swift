@@ -52,6 +52,10 @@ public struct BudgetStop: Sendable, Hashable {
         case rounds
         case wallTime = "wall_time"
         case dailyTokens = "daily_tokens"
+        /// Every provider the turn may use reached its `daily_token_limit`.
+        case providerTokens = "provider_tokens"
+        /// No provider of the route may answer this sender (`allowed_principals`).
+        case noProvider = "no_provider"
     }
 
     public let limit: Limit
@@ -75,4 +79,8 @@ public struct TurnOutcome: Sendable, Hashable {
     public let calls: [CallReport]
     /// Model rounds the turn took.
     public let rounds: Int
+    /// The provider that answered the turn's last round (nil when no round ran).
+    public internal(set) var provider: String? = nil
+    /// The providers that failed with an outage before ``provider`` answered, in order.
+    public internal(set) var fallbacks: [String] = []
 }

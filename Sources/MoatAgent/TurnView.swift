@@ -13,6 +13,10 @@ public struct TurnView: Sendable, Equatable, Codable {
     public let described: [String]
     /// Each tool call: tool, decision, level.
     public let calls: [Call]
+    /// The provider that answered (`providers.NAME`); nil when no model round ran.
+    public let provider: String?
+    /// Providers that were down and passed over before ``provider`` answered.
+    public let fallbacks: [String]?
 
     public struct Pending: Sendable, Equatable, Codable {
         public let approvalID: String
@@ -41,7 +45,7 @@ public struct TurnView: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case conversation, reply, pending, described, calls
+        case conversation, reply, pending, described, calls, provider, fallbacks
         case stoppedBy = "stopped_by"
     }
 
@@ -58,6 +62,8 @@ public struct TurnView: Sendable, Equatable, Codable {
         stoppedBy = outcome.stoppedBy?.message
         pending = outcome.pending.map(Pending.init)
         described = outcome.described
+        provider = outcome.provider
+        fallbacks = outcome.fallbacks.isEmpty ? nil : outcome.fallbacks
         calls = outcome.calls.map {
             Call(tool: $0.tool, decision: $0.decision.rawValue, level: $0.level?.rawValue, outcome: $0.outcome)
         }

@@ -11,9 +11,12 @@ public struct UsageLedger: Sendable {
     public static let maximumDays = 366
 
     let database: MoatDatabase
+    /// Each provider's `daily_token_limit`, shown next to its use.
+    let dailyLimits: [String: Int]
 
-    public init(database: MoatDatabase) {
+    public init(database: MoatDatabase, dailyLimits: [String: Int] = [:]) {
         self.database = database
+        self.dailyLimits = dailyLimits
     }
 
     /// One day's use of one provider by one principal.
@@ -28,6 +31,8 @@ public struct UsageLedger: Sendable {
         public let outputTokens: Int
         /// Model rounds (requests to the provider).
         public let rounds: Int
+        /// The provider's `daily_token_limit` (every principal together), when it has one.
+        public internal(set) var dailyLimit: Int?
     }
 
     /// The use of the `days` UTC days up to and including `now`'s, newest day first, then by principal
@@ -37,6 +42,7 @@ public struct UsageLedger: Sendable {
             throw AgentError(.invalidInput, "days must be from 1 to \(Self.maximumDays); \(days) was given")
         }
         let first = Agent.day(now.addingTimeInterval(-Double(days - 1) * 86_400))
+        let dailyLimits = self.dailyLimits
         do {
             return try await database.pool.read { db in
                 try Row.fetchAll(
@@ -47,9 +53,11 @@ public struct UsageLedger: Sendable {
                         """,
                     arguments: [first]
                 ).map { row in
-                    Entry(
-                        day: row["day"], principal: row["principal"], provider: row["provider"],
-                        inputTokens: row["input_tokens"], outputTokens: row["output_tokens"], rounds: row["rounds"])
+                    let provider: String = row["provider"]
+                    return Entry(
+                        day: row["day"], principal: row["principal"], provider: provider,
+                        inputTokens: row["input_tokens"], outputTokens: row["output_tokens"], rounds: row["rounds"],
+                        dailyLimit: dailyLimits[provider])
                 }
             }
         } catch {

@@ -249,7 +249,12 @@ public final class InstallationState: Sendable {
                     + configuration.providers.providers.map(\.name).joined(separator: ", "))
         }
         do {
-            let provider = try providerSettings.makeProvider(vault: vault)
+            // Every configured provider, each with its own breaker; the routes decide who reaches which.
+            let routing = try ProviderRouting(
+                members: try configuration.providers.providers.map { (provider) throws(ProviderError) in
+                    ProviderRouting.Member(try provider.makeProvider(vault: vault), settings: provider)
+                },
+                defaultProvider: providerSettings.name, routes: settings.routes)
             let workspace = try Workspace.open(configured: configuration.tools.workspace, layout: layout)
             let sender = try webhookCallbacks(vault: vault, audit: audit).map {
                 WebhookMessageSender(callbacks: $0, engine: engine)
@@ -258,10 +263,12 @@ public final class InstallationState: Sendable {
                 workspace: workspace, settings: configuration.tools, ssrf: configuration.policy.ssrf, vault: vault,
                 messageSender: sender)
             return Agent(
-                provider: provider, tools: tools.all, policy: engine, audit: audit, vault: vault,
+                routing: routing, tools: tools.all, policy: engine, audit: audit, vault: vault,
                 database: database, authenticator: try AgentKeyring.authenticator(from: vault), settings: settings,
                 notifier: notifier)
         } catch let error as ProviderError {
+            throw GatewayError(.configuration, error.message)
+        } catch let error as AgentError {
             throw GatewayError(.configuration, error.message)
         } catch let error as ToolError {
             throw GatewayError(.configuration, error.message)
@@ -295,7 +302,9 @@ public final class InstallationState: Sendable {
         AdminOperations(
             owner: OwnerOperations(authority: authority, baseURL: baseURL, onSetupLink: onSetupLink),
             policy: PolicyOperations(engine: engine), vault: vault, agent: agent,
-            usage: UsageLedger(database: database))
+            usage: UsageLedger(
+                database: database,
+                dailyLimits: configuration.providers.providers.reduce(into: [:]) { $0[$1.name] = $1.dailyTokenLimit }))
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

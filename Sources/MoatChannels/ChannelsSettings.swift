@@ -31,6 +31,8 @@ public struct ChannelsSettings: Sendable, Equatable {
 
     /// Signed webhooks by name (the `NAME` of `/hooks/NAME` and of `webhook:NAME` contacts).
     public var webhooks: [String: Webhook] = [:]
+    /// The Telegram bot (`channels.telegram`), when configured.
+    public var telegram: TelegramSettings?
 
     public init(webhooks: [String: Webhook] = [:]) { self.webhooks = webhooks }
 
@@ -59,9 +61,13 @@ public struct ChannelsSettings: Sendable, Equatable {
 extension ChannelsSettings: ConfigSection {
     /// Reads `channels:` (`webhooks:` → NAME → `key_secret`[, `callback_url`, `callback_key_secret`]).
     public mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
-        for (key, value) in try node.mapping(path: path, allowed: ["webhooks"]) {
+        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "telegram"]) {
             let keyPath = path + "." + key
             if value.isNull { continue }
+            if key == "telegram" {
+                telegram = try TelegramSettings.read(value, path: keyPath)
+                continue
+            }
             guard case .mapping(let entries) = value.value else {
                 throw value.fail(
                     keyPath, "must map webhook names to their settings, e.g. sms: {key_secret: SMS_HOOK_KEY}")

@@ -113,6 +113,8 @@ public enum ConfigurationLoader {
                 }
             }
         }
+        // Routes name providers of another section, so they are checked once both are read.
+        if let problem = config.agent.routeProblem(config.providers) { throw problem }
         return config
     }
 

@@ -22,7 +22,7 @@ enum ChatRoutes {
                 let message = body.message
                 guard !message.isEmpty else { throw AuthError(.invalidInput, "the field \"message\" is empty") }
                 let conversation = body.conversation
-                let inbound = InboundMessage.fromOwner(message, conversation: conversation)
+                let inbound = InboundMessage.fromOwner(message, conversation: conversation, provider: body.provider)
                 if wantsEvents(request) { return stream(inbound, agent: agent) }
                 return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
             }
@@ -87,13 +87,16 @@ extension OwnerAPI {
     struct ChatRequest: Decodable {
         let message: String
         let conversation: String?
+        /// The provider of a new conversation (`providers.NAME`), as `moat chat --provider`.
+        let provider: String?
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case message, conversation }
+        enum CodingKeys: String, CodingKey, CaseIterable { case message, conversation, provider }
 
         init(from decoder: any Decoder) throws {
             let body = try decoder.container(keyedBy: CodingKeys.self)
             message = try body.required(.message)
             conversation = try body.optional(.conversation)
+            provider = try body.optional(.provider)
         }
     }
 }

@@ -18,9 +18,11 @@ public enum GatewayApplication {
     ///   - table: receives each route's access rule as it is declared (tests, the OpenAPI check).
     ///   - operations: the owner's typed operations, for the approval and usage routes.
     ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
+    ///   - telegram: Telegram's webhook mode (`POST /hooks/telegram/updates`), when it is wired to a receiver.
     public static func makeRouter(
         hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
-        agent: Agent? = nil, operations: AdminOperations? = nil, webhooks: WebhookRoutes? = nil
+        agent: Agent? = nil, operations: AdminOperations? = nil, webhooks: WebhookRoutes? = nil,
+        telegram: TelegramWebhookRoutes? = nil
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
@@ -39,6 +41,7 @@ public enum GatewayApplication {
             if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
         }
         webhooks?.register(on: router)
+        telegram?.register(on: router)
         // An /api/ route added any other way than through its access rule's group would answer without a guard.
         for route in router.routes where route.path.description == "/api" || route.path.description.hasPrefix("/api/") {
             precondition(

@@ -173,6 +173,8 @@ extension OwnerAPI {
     struct UsageEntry: Encodable {
         let day, principal, provider: String
         let inputTokens, outputTokens, rounds: Int
+        /// The provider's `daily_token_limit`, when it has one.
+        let dailyLimit: Int?
 
         init(_ entry: UsageLedger.Entry) {
             day = entry.day
@@ -181,12 +183,14 @@ extension OwnerAPI {
             inputTokens = entry.inputTokens
             outputTokens = entry.outputTokens
             rounds = entry.rounds
+            dailyLimit = entry.dailyLimit
         }
 
         enum CodingKeys: String, CodingKey {
             case day, principal, provider, rounds
             case inputTokens = "input_tokens"
             case outputTokens = "output_tokens"
+            case dailyLimit = "daily_limit"
         }
     }
 }

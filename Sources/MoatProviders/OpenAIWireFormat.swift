@@ -9,6 +9,9 @@ struct ChatCompletionRequest: Encodable {
     let model: String
     let messages: [WireMessage]
     let tools: [WireTool]?
+    /// `"auto"` whenever tools are offered. The API's default is the same, but llama.cpp's Python server
+    /// (`chatml-function-calling`) treats a missing `tool_choice` as `"none"` and never calls a tool.
+    let toolChoice: String?
     let stream: Bool
     let streamOptions: StreamOptions?
     let maxTokens: Int?
@@ -20,6 +23,7 @@ struct ChatCompletionRequest: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case model, messages, tools, stream
+        case toolChoice = "tool_choice"
         case streamOptions = "stream_options"
         case maxTokens = "max_tokens"
     }
@@ -28,6 +32,7 @@ struct ChatCompletionRequest: Encodable {
         self.model = model
         self.messages = request.messages.map(WireMessage.init)
         self.tools = request.tools.isEmpty ? nil : try request.tools.map(WireTool.init)
+        self.toolChoice = request.tools.isEmpty ? nil : "auto"
         self.stream = stream
         self.streamOptions = stream ? StreamOptions(includeUsage: true) : nil
         self.maxTokens = maxTokens
@@ -53,12 +58,9 @@ struct WireMessage: Encodable {
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(message.role.rawValue, forKey: .role)
-        // An assistant turn that only called tools has `content: null`, as the API itself answers it.
-        if message.role == .assistant && message.content.isEmpty && !message.toolCalls.isEmpty {
-            try container.encodeNil(forKey: .content)
-        } else {
-            try container.encode(message.content, forKey: .content)
-        }
+        // An assistant turn that only called tools is sent with `content: ""`, not the `null` the API
+        // answers with: OpenAI, Ollama and vLLM take both, llama.cpp's Python server refuses `null` (500).
+        try container.encode(message.content, forKey: .content)
         if !message.toolCalls.isEmpty {
             try container.encode(message.toolCalls.map(WireOutgoingCall.init), forKey: .toolCalls)
         }

@@ -123,13 +123,29 @@ struct ProviderEndpoint: Sendable {
                 type.utf8.count <= 64 && type.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || $0 == "_" }
                     ? type : nil
             }
-        let error = statusFailure(response.status, errorType)
         let status = response.status
-        guard status == 408 || status == 429 || (500...599).contains(status) else { return error }
-        let after = RetryAfter.parse(
-            milliseconds: response.header("retry-after-ms"), header: response.header("retry-after"))
-        let marked = error.markedRetryable(after: after)
-        return status == 429 ? marked : marked.countsAsDown()
+        return Self.classified(
+            statusFailure(status, errorType), status: status, shouldRetry: response.header("x-should-retry"),
+            after: RetryAfter.parse(
+                milliseconds: response.header("retry-after-ms"), header: response.header("retry-after")))
+    }
+
+    /// An error status's failure marked as the status says: a 5xx or 529 counts toward the breaker;
+    /// 408, 429 and 5xx may be sent again, unless the server's `x-should-retry` (which Anthropic and
+    /// OpenAI send) says otherwise: `false` is never retried, `true` is retried whatever the status
+    /// (the answer's body was not read, so nothing of it reached the agent).
+    static func classified(_ error: ProviderError, status: Int, shouldRetry: String?, after: RetryAfter?)
+        -> ProviderError
+    {
+        let down = (500...599).contains(status) ? error.countsAsDown() : error
+        let byStatus = status == 408 || status == 429 || (500...599).contains(status)
+        let retry =
+            switch shouldRetry?.trimmingCharacters(in: .whitespaces).lowercased() {
+            case "true": true
+            case "false": false
+            default: byStatus
+            }
+        return retry ? down.markedRetryable(after: after) : down
     }
 
     var streamLimits: PinnedHTTPTransport.StreamLimits {

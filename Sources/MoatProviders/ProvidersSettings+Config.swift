@@ -44,7 +44,7 @@ extension ProvidersSettings: ConfigSection {
 extension ProviderSettings {
     static let keys = [
         "kind", "base_url", "model", "api_key_secret", "stream", "timeouts", "max_tokens", "retries",
-        "circuit_breaker", "context_tokens",
+        "circuit_breaker", "allowed_principals", "daily_token_limit", "context_tokens",
     ]
 
     /// Reads one provider over its starting values; `base_url` (except for `kind: anthropic`) and
@@ -90,6 +90,11 @@ extension ProviderSettings {
                 try retries.read(value, path: keyPath)
             case "circuit_breaker":
                 try circuitBreaker.read(value, path: keyPath)
+            case "allowed_principals":
+                allowedPrincipals = try Self.principals(value, path: keyPath)
+            case "daily_token_limit":
+                dailyTokenLimit = try value.integer(
+                    path: keyPath, range: 1...1_000_000_000_000, allowed: "a number of tokens per UTC day")
             default:
                 try timeouts.read(value, path: keyPath)
             }
@@ -105,6 +110,22 @@ extension ProviderSettings {
         if apiKeySecret != nil, let problem = Self.cleartextKeyProblem(baseURL) {
             throw node.fail(path + ".api_key_secret", problem)
         }
+    }
+
+    /// A list of principal patterns (`[owner, contact:ID, channel:NAME, contacts, everyone]`).
+    public static func principals(_ node: ConfigNode, path: String) throws(ConfigError) -> [PrincipalPattern] {
+        var patterns: [PrincipalPattern] = []
+        for (text, item) in try node.stringList(path: path) {
+            guard let pattern = PrincipalPattern(text) else {
+                throw item.fail(
+                    path, "\"\(ConfigNode.printable(text))\" is not a principal: write \(PrincipalPattern.forms)")
+            }
+            patterns.append(pattern)
+        }
+        guard !patterns.isEmpty else {
+            throw node.fail(path, "lists no one; leave it out for the default, or write [owner]")
+        }
+        return patterns
     }
 
     /// Why `text` cannot be a base URL, or nil.

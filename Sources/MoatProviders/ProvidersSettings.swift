@@ -57,6 +57,12 @@ public struct ProviderSettings: Sendable, Equatable {
     public var circuitBreaker = CircuitBreakerSettings()
     /// The largest answer accepted, streamed or not (8 MiB).
     public var maximumResponseBytes = 8 << 20
+    /// `allowed_principals`: who may have this provider answer; nil: the default, the owner alone for a
+    /// hosted provider and everyone for a keyless one on loopback (``effectiveAllowedPrincipals``).
+    public var allowedPrincipals: [PrincipalPattern]?
+    /// `daily_token_limit`: tokens (input + output, every principal together) this provider may use per
+    /// UTC day; nil: no limit of its own.
+    public var dailyTokenLimit: Int?
     /// The most tokens one round to this provider may send (`context_tokens`), overriding
     /// `agent.context_tokens`; nil: the agent's setting.
     public var contextTokens: Int?

@@ -5,7 +5,7 @@ import Synchronization
 
 /// What a scripted server sends for one request: the status, headers and the body's pieces (each its
 /// own write, so its own HTTP chunk), and whether the connection closes (or hangs) after them.
-struct ScriptedAnswer {
+struct ScriptedAnswer: Sendable {
     var status = 200
     var headers: [(String, String)] = []
     var pieces: [[UInt8]] = []
@@ -15,6 +15,9 @@ struct ScriptedAnswer {
     var respond = true
     /// Seconds to wait before answering (nil: at once).
     var delay: Double?
+    /// Set: the answer comes later. `hold` is called with a function that sends it (call it once, from
+    /// any thread); the fields above are not used (a long poll waiting for an event).
+    var hold: (@Sendable (@escaping @Sendable (ScriptedAnswer) -> Void) -> Void)?
 
     /// `bytes` in writes of `size` bytes (nil: one write).
     static func split(_ bytes: [UInt8], size: Int?) -> [[UInt8]] {
@@ -83,6 +86,15 @@ private final class ScriptedHTTPConnection: ChannelInboundHandler {
         case .end:
             guard let head else { return }
             let answer = answer(head.method.rawValue, head.uri, head.headers, body)
+            if let hold = answer.hold {
+                let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let loop = context.eventLoop
+                let keepAlive = head.isKeepAlive
+                hold { later in
+                    loop.execute { bound.value.0.respond(later, keepAlive: keepAlive, context: bound.value.1) }
+                }
+                return
+            }
             guard let delay = answer.delay else {
                 respond(answer, keepAlive: head.isKeepAlive, context: context)
                 return

@@ -187,17 +187,37 @@ enum AdminText {
     static func usage(_ entries: [UsageLedger.Entry], days: Int) -> String {
         let span = days == 1 ? "today (UTC)" : "the last \(days) days (UTC)"
         guard !entries.isEmpty else { return "no model tokens used \(span)\n" }
-        var lines = [["DAY", "PRINCIPAL", "PROVIDER", "ROUNDS", "IN", "OUT", "TOTAL"]]
+        let limited = entries.contains { $0.dailyLimit != nil }
+        var lines = [["DAY", "PRINCIPAL", "PROVIDER", "ROUNDS", "IN", "OUT", "TOTAL"] + (limited ? ["LIMIT/DAY"] : [])]
         for entry in entries {
-            lines.append([
-                entry.day, printable(entry.principal),
-                entry.provider.isEmpty ? "(not recorded)" : printable(entry.provider),
-                String(entry.rounds), String(entry.inputTokens), String(entry.outputTokens),
-                String(entry.inputTokens + entry.outputTokens),
-            ])
+            lines.append(
+                [
+                    entry.day, printable(entry.principal),
+                    entry.provider.isEmpty ? "(not recorded)" : printable(entry.provider),
+                    String(entry.rounds), String(entry.inputTokens), String(entry.outputTokens),
+                    String(entry.inputTokens + entry.outputTokens),
+                ] + (limited ? [entry.dailyLimit.map(String.init) ?? "-"] : []))
         }
         let total = entries.reduce(0) { $0 + $1.inputTokens + $1.outputTokens }
-        return columns(lines) + "total \(span): \(total) tokens\n"
+        return columns(lines) + "total \(span): \(total) tokens\n" + limits(entries)
+    }
+
+    /// For each provider with a `daily_token_limit` used on the newest day listed: how much of it is used.
+    static func limits(_ entries: [UsageLedger.Entry]) -> String {
+        guard let day = entries.first?.day else { return "" }
+        var used: [String: (tokens: Int, limit: Int)] = [:]
+        for entry in entries where entry.day == day {
+            guard let limit = entry.dailyLimit else { continue }
+            used[entry.provider, default: (0, limit)].tokens += entry.inputTokens + entry.outputTokens
+        }
+        return used.keys.sorted().map { name in
+            let (tokens, limit) = used[name] ?? (0, 0)
+            let state =
+                tokens >= limit ? "reached: nothing more is sent to it until midnight UTC" : "\(limit - tokens) left"
+            return printable(
+                "provider \(name) on \(day): \(tokens) of its daily_token_limit \(limit) tokens (\(state))")
+                + "\n"
+        }.joined()
     }
 
     /// Rows as left-aligned columns two spaces apart, the first row the header.
@@ -230,6 +250,10 @@ enum AdminText {
         for pending in streamed ? [] : turn.pending { text += self.pending(pending) }
         for described in turn.described { text += PrintableText.strip("described, not run: " + described) + "\n" }
         if let stop = turn.stoppedBy { text += PrintableText.strip("stopped: " + stop) + "\n" }
+        if let provider = turn.provider {
+            let passed = (turn.fallbacks ?? []).joined(separator: ", ")
+            text += "answered by provider \(provider)" + (passed.isEmpty ? "" : " (passed over: \(passed))") + "\n"
+        }
         text += "conversation \(turn.conversation)\n"
         return text
     }

@@ -28,6 +28,12 @@ struct ChatCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Continue this conversation (printed after each reply).", valueName: "id"))
     var conversation: String?
 
+    @Option(
+        help: ArgumentHelp(
+            "For a new conversation: the provider (a name under providers: in config.yaml) that answers it; "
+                + "its later turns keep it.", valueName: "name"))
+    var provider: String?
+
     @Flag(help: "Print the turn as JSON (with --stream or without --message: each event as a JSON line first).")
     var json = false
 
@@ -35,7 +41,8 @@ struct ChatCommand: AsyncParsableCommand {
     var stream = false
 
     func run() async throws {
-        var session = ChatSession(state: state, unlock: unlock, json: json, conversation: conversation)
+        var session = ChatSession(
+            state: state, unlock: unlock, json: json, conversation: conversation, provider: provider)
         guard let message else {
             try await session.converse()
             return
@@ -47,7 +54,8 @@ struct ChatCommand: AsyncParsableCommand {
             try await session.turn(message)
         } else {
             try await AdminChannel.run(
-                .chat(message: message, conversation: conversation), json: json, state: state, unlock: unlock)
+                .chat(message: message, conversation: conversation, provider: provider), json: json, state: state,
+                unlock: unlock)
         }
     }
 }
@@ -59,6 +67,8 @@ struct ChatSession {
     let unlock: VaultUnlockOptions
     let json: Bool
     var conversation: String?
+    /// The provider chosen for the new conversation; sent with its first turn only.
+    var provider: String?
 
     /// Turns from the terminal (with a prompt) or standard input, until `/quit` or the end of input. A
     /// failed turn is reported and the conversation goes on.
@@ -89,13 +99,14 @@ struct ChatSession {
         let id = conversation ?? "owner-" + Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
         conversation = id
         let result = try await AdminChannel.perform(
-            .chatStream(message: text, conversation: id), state: state, unlock: unlock,
+            .chatStream(message: text, conversation: id, provider: provider), state: state, unlock: unlock,
             onEvent: { printer.show($0) })
         guard case .chatTurn(let turn) = result else {
             throw CommandFailure(
                 "the running moat serve answered the chat with something else; is it the same version?")
         }
         conversation = turn.conversation
+        provider = nil
         printer.finish(turn)
     }
 }

@@ -27,6 +27,7 @@ final class AgentFixture: Sendable {
     /// The tables the agent uses, in the installation's order (MoatSchema's, without the owner's).
     static let migrations = [
         StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations, AgentSchema.usageByProvider,
+        AgentSchema.routes,
     ]
 
     init(
@@ -35,7 +36,8 @@ final class AgentFixture: Sendable {
         trust: [TrustDomain: TrustLevel] = [:],
         settings: AgentSettings = AgentSettings(),
         secrets: [String: String] = [:],
-        clock: AgentClock = AgentClock()
+        clock: AgentClock = AgentClock(),
+        routing: ProviderRouting? = nil
     ) throws {
         self.clock = clock
         database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)
@@ -56,7 +58,8 @@ final class AgentFixture: Sendable {
             settings: policySettings, now: { clock.now })
         self.model = model
         agent = Agent(
-            provider: model, tools: tools, policy: policy, audit: audit, vault: vault, database: database,
+            routing: routing ?? .single(model), tools: tools, policy: policy, audit: audit, vault: vault,
+            database: database,
             authenticator: try AgentKeyring.authenticator(from: vault), settings: settings, notifier: notices,
             now: { clock.now })
     }
