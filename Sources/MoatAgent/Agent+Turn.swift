@@ -208,7 +208,9 @@ extension Agent {
             names = routing.route(for: state.principal, channel: channel, chosen: chosen).names
         }
         let budgets = (names ?? []).compactMap { name in
-            routing.members[name].map { $0.settings.contextTokens ?? $0.provider.contextTokens ?? settings.contextTokens }
+            routing.members[name].map {
+                $0.settings.contextTokens ?? $0.provider.contextTokens ?? settings.contextTokens
+            }
         }
         return budgets.min() ?? settings.contextTokens
     }
