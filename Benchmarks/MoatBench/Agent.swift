@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import MoatAgent
 import MoatAudit
 import MoatCore
@@ -37,7 +38,7 @@ func agentBenchmark(directory: String) async throws {
         path: directory + "/agent.db",
         migrations: [
             StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations,
-            AgentSchema.usageByProvider,
+            AgentSchema.usageByProvider, AgentSchema.routes,
         ])
     var password = Array("benchmark vault password".utf8)
     let vault = try UnlockedVault.create(
@@ -63,6 +64,7 @@ func agentBenchmark(directory: String) async throws {
         inProcess
             ? "agent: model in the process (no HTTP)" : "agent: stub model on loopback through OpenAICompatibleProvider"
     )
+    try diskFloor(database, commits: option("--floor-commits", 300))
     // Throughput under load, then the latency one message at a time adds when nothing queues before it.
     try await agentPhase(agent, stub: stub, name: "load", messages: messages, conversations: conversations)
     try await agentPhase(
@@ -70,6 +72,28 @@ func agentBenchmark(directory: String) async throws {
         conversations: option("--alone-conversations", 1))
     await stub?.stop()
     try database.close()
+}
+
+/// What one durable commit of `moat.db` costs on this disk (one small row, `synchronous=FULL`: the WAL's
+/// fsync), p50 and p99: a plain message's turn makes three of them (the message with its entry, the model
+/// round's entry before the request leaves, the reply with its entry), so they bound the added latency
+/// from below.
+func diskFloor(_ database: MoatDatabase, commits: Int) throws {
+    try database.pool.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS main.bench_floor (x BLOB)") }
+    let clock = ContinuousClock()
+    var times: [Double] = []
+    for _ in 0..<commits {
+        let begin = clock.now
+        try database.pool.write { db in
+            try db.execute(sql: "INSERT INTO main.bench_floor (x) VALUES (zeroblob(200))")
+        }
+        times.append(seconds(clock.now - begin) * 1000)
+    }
+    times.sort()
+    print(
+        String(
+            format: "disk: one durable commit of moat.db p50 %.2f ms, p99 %.2f ms (%d commits; a message's turn makes 3)",
+            times[times.count / 2], times[min(times.count - 1, times.count * 99 / 100)], commits))
 }
 
 /// One run of `messages` owner messages, `conversations` in flight at a time (each in its own
