@@ -66,11 +66,17 @@ extension Agent {
                 return try await stopTurn(state, stop)
             }
             state.rounds += 1
-            let request = ModelRequest(
-                messages: [ChatMessage(role: .system, content: settings.systemPrompt)] + state.messages, tools: schemas)
+            let window = try await contextWindow(state)
+            let request = ModelRequest(messages: window.messages, tools: schemas)
             let reply: ModelReply
             let provider: String
-            switch try await routedRound(request, &state, day: day) {
+            let result: RoundResult
+            do {
+                result = try await routedRound(request, &state, day: day)
+            } catch let error as AgentError where error.code == .provider {
+                throw AgentError(.provider, Self.keptAfter(error.message, state))
+            }
+            switch result {
             case .stopped(let outcome): return outcome
             case .answered(let answer, let name): (reply, provider) = (answer, name)
             }
@@ -162,12 +168,51 @@ extension Agent {
 
     /// Token use when the server reports none: about four bytes of text per token.
     static func estimate(_ request: ModelRequest, _ reply: ModelReply) -> TokenUsage {
-        let input = request.messages.reduce(0) {
-            $0 + $1.content.utf8.count + $1.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count }
+        TokenUsage(
+            input: request.messages.reduce(TokenEstimate.tools(request.tools)) { $0 + TokenEstimate.message($1) },
+            output: TokenEstimate.message(
+                ChatMessage(role: .assistant, content: reply.text, toolCalls: reply.toolCalls)))
+    }
+
+    /// A failed round in the owner's words: the provider's message, and that nothing of the conversation
+    /// was lost (the message is stored before the first round) with how to go on in it.
+    static func keptAfter(_ message: String, _ state: TurnState) -> String {
+        let id = state.conversation
+        let next =
+            state.principal == .owner
+            ? "continue it with `moat chat --conversation \(id)` once the model server answers"
+            : "the next message in it continues it"
+        return "\(message). Nothing was lost: the conversation is kept in moat.db as \(id); \(next)"
+    }
+
+    /// The round's messages fitted to the context budget (``ContextWindow``).
+    nonisolated func contextWindow(_ state: TurnState) async throws -> ContextWindow {
+        switch ContextWindow.fit(
+            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas,
+            budget: try await contextBudget(state))
+        {
+        case .success(let window): return window
+        case .failure(let overflow):
+            throw AgentError(.invalidInput, "Moat did not send the model round: " + overflow.explanation)
         }
-        let output =
-            reply.text.utf8.count + reply.toolCalls.reduce(0) { $0 + $1.arguments.utf8.count + $1.name.utf8.count }
-        return TokenUsage(input: (input + 3) / 4, output: (output + 3) / 4)
+    }
+
+    /// The budget of a round: the smallest `context_tokens` among the providers that may answer it (the
+    /// one that answered the turn, else the turn's route), each provider's own or `agent.context_tokens`.
+    /// The same request goes to a fallback, so it must fit every provider it may reach.
+    nonisolated func contextBudget(_ state: TurnState) async throws -> Int {
+        var names = state.route.map { route in route.answered.map { [$0] } ?? route.candidates }
+        if names == nil {
+            let channel = try await store.conversation(state.conversation)?.channel ?? ""
+            let chosen = try await store.route(state.conversation)
+            names = routing.route(for: state.principal, channel: channel, chosen: chosen).names
+        }
+        let budgets = (names ?? []).compactMap { name in
+            routing.members[name].map {
+                $0.settings.contextTokens ?? $0.provider.contextTokens ?? settings.contextTokens
+            }
+        }
+        return budgets.min() ?? settings.contextTokens
     }
 
     // MARK: One tool call

@@ -9,6 +9,7 @@ extension AgentSettings: ConfigSection {
         ("turn_seconds", 1...3600, " seconds"), ("tokens_per_day", 1000...1_000_000_000, " tokens"),
         ("messages_per_minute", 1...6000, " messages"), ("tool_output_bytes", 256...1_048_576, " bytes"),
         ("history_messages", 2...1000, " messages"), ("message_bytes", 1...1_048_576, " bytes"),
+        ("context_tokens", 1024...10_000_000, " tokens"),
     ]
 
     /// Reads `agent:`.
@@ -95,6 +96,7 @@ extension AgentSettings: ConfigSection {
         case "messages_per_minute": messagesPerMinute = number
         case "tool_output_bytes": toolOutputBytes = number
         case "history_messages": historyMessages = number
+        case "context_tokens": contextTokens = number
         default: messageBytes = number
         }
     }

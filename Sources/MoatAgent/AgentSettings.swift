@@ -34,6 +34,10 @@ public struct AgentSettings: Sendable, Equatable {
     public var historyMessages = 60
     /// `agent.message_bytes`: the longest inbound message accepted.
     public var messageBytes = 32 * 1024
+    /// `agent.context_tokens`: the most tokens (estimated at four bytes a token) one model round sends:
+    /// system prompt, tool schemas and as much of the conversation as fits, oldest messages left out first
+    /// (a provider's `context_tokens` overrides it). Leave room for the answer below the model's window.
+    public var contextTokens = 16_000
 
     public init() {}
 }

@@ -19,6 +19,7 @@ public struct AnthropicProvider: ModelProvider {
 
     public var name: String { settings.name }
     public var settings: ProviderSettings { connection.settings }
+    public var contextTokens: Int? { settings.contextTokens }
     let connection: ProviderEndpoint
 
     /// - Throws: ``ProviderError`` `.configuration` when the base URL is unusable.

@@ -108,4 +108,12 @@ public protocol ModelProvider: Sendable {
     func complete(
         _ request: ModelRequest, onText: @escaping @Sendable (String) async -> Void
     ) async throws(ProviderError) -> ModelReply
+
+    /// The most tokens a round to this provider may send (`providers.NAME.context_tokens`); nil: the
+    /// agent's `agent.context_tokens` applies.
+    var contextTokens: Int? { get }
+}
+
+extension ModelProvider {
+    public var contextTokens: Int? { nil }
 }

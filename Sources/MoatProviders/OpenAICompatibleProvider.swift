@@ -19,6 +19,7 @@ import NIOCore
 public struct OpenAICompatibleProvider: ModelProvider {
     public var name: String { settings.name }
     public var settings: ProviderSettings { connection.settings }
+    public var contextTokens: Int? { settings.contextTokens }
     /// `{base_url}/chat/completions`, its key and its transport.
     let connection: ProviderEndpoint
 

@@ -44,7 +44,7 @@ extension ProvidersSettings: ConfigSection {
 extension ProviderSettings {
     static let keys = [
         "kind", "base_url", "model", "api_key_secret", "stream", "timeouts", "max_tokens", "retries",
-        "circuit_breaker", "allowed_principals", "daily_token_limit",
+        "circuit_breaker", "allowed_principals", "daily_token_limit", "context_tokens",
     ]
 
     /// Reads one provider over its starting values; `base_url` (except for `kind: anthropic`) and
@@ -83,6 +83,9 @@ extension ProviderSettings {
             case "max_tokens":
                 maxTokens = try value.integer(
                     path: keyPath, range: 1...1_000_000, allowed: "a number of tokens from 1 to 1000000")
+            case "context_tokens":
+                contextTokens = try value.integer(
+                    path: keyPath, range: 1024...10_000_000, allowed: "a number of tokens from 1024 to 10000000")
             case "retries":
                 try retries.read(value, path: keyPath)
             case "circuit_breaker":

@@ -63,6 +63,9 @@ public struct ProviderSettings: Sendable, Equatable {
     /// `daily_token_limit`: tokens (input + output, every principal together) this provider may use per
     /// UTC day; nil: no limit of its own.
     public var dailyTokenLimit: Int?
+    /// The most tokens one round to this provider may send (`context_tokens`), overriding
+    /// `agent.context_tokens`; nil: the agent's setting.
+    public var contextTokens: Int?
 
     public init(
         name: String, kind: Kind = .openai, baseURL: String, model: String, apiKeySecret: String? = nil,

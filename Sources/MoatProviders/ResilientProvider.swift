@@ -49,6 +49,7 @@ public struct ResilientProvider: ModelProvider {
     }
 
     public var name: String { inner.name }
+    public var contextTokens: Int? { settings.contextTokens }
 
     public func complete(
         _ request: ModelRequest, onText: @escaping @Sendable (String) async -> Void

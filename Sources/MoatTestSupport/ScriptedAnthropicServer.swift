@@ -18,9 +18,9 @@ import Synchronization
 /// content block `content_block_start`, its deltas (`text_delta` pieces of ``Options/textPieceLength``
 /// characters; for a tool call an empty `input_json_delta`, then the input in pieces of
 /// ``Options/argumentPieceLength`` characters) and `content_block_stop`, then `message_delta` (stop
-/// reason, output tokens) and `message_stop`. Each event is `event: TYPE` + `data: JSON` + a blank line,
-/// written ``Options/writeSize`` bytes at a time, each its own HTTP chunk, so event, line, JSON and
-/// UTF-8 boundaries fall anywhere.
+/// reason, output tokens) and `message_stop`. Each event is `event: TYPE` + `data: JSON` + a blank line
+/// (lines ending in ``Options/lineEnding``), written ``Options/writeSize`` bytes at a time, each its own
+/// HTTP chunk, so event, line, JSON and UTF-8 boundaries fall anywhere.
 ///
 /// **Faults** (``Fault``): an error status with the API's error body and extra headers (``Fault/rateLimited(retryAfter:)``:
 /// 429 with `retry-after`; ``Fault/overloaded``: 529), a connection closed after N events, an
@@ -88,6 +88,8 @@ public final class ScriptedAnthropicServer: Sendable {
         public var argumentPieceLength = 4
         /// Bytes per write (each its own HTTP chunk); nil: one write per event.
         public var writeSize: Int? = 7
+        /// Ends each line of the stream (`"\r\n"` and `"\r"` are as valid as the API's `"\n"`).
+        public var lineEnding = "\n"
         public var requiredAPIKey: String?
 
         public init() {}
@@ -380,7 +382,8 @@ public final class ScriptedAnthropicServer: Sendable {
         default:
             break
         }
-        let text = events.map { "event: \($0.type)\ndata: \($0.data)\n\n" }.joined()
+        let newline = options.lineEnding
+        let text = events.map { "event: \($0.type)\(newline)data: \($0.data)\(newline)\(newline)" }.joined()
         answer.pieces = ScriptedAnswer.split(Array(text.utf8), size: options.writeSize)
         return answer
     }

@@ -29,7 +29,7 @@ struct ScriptedAnswer: Sendable {
 /// A real HTTP/1.1 server on 127.0.0.1 (a free port) whose every request is answered by `answer`
 /// (method, path, headers, body); keep-alive as the client asks.
 func startScriptedHTTPServer(
-    answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+    port: Int = 0, answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
 ) async throws -> any Channel {
     try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -39,18 +39,18 @@ func startScriptedHTTPServer(
                 try channel.pipeline.syncOperations.addHandler(ScriptedHTTPConnection(answer: answer))
             }
         }
-        .bind(host: "127.0.0.1", port: 0)
+        .bind(host: "127.0.0.1", port: port)
         .get()
 }
 
 /// Starts a scripted server: `make` builds it around its listening channel, and every request is
 /// answered by `answer` on it (a request that arrives before it exists gets no answer).
 func startScriptedServer<Server: AnyObject & Sendable>(
-    _ make: (any Channel) -> Server,
+    port: Int = 0, _ make: (any Channel) -> Server,
     answer: @escaping @Sendable (Server, String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
 ) async throws -> Server {
     let box = Mutex<Server?>(nil)
-    let channel = try await startScriptedHTTPServer { method, path, headers, body in
+    let channel = try await startScriptedHTTPServer(port: port) { method, path, headers, body in
         guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
         return answer(server, method, path, headers, body)
     }

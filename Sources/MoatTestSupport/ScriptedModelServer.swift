@@ -21,10 +21,17 @@ import Synchronization
 /// `: keep-alive` comment lines. Without usage in the reply, usage counts words (prompt: every message's
 /// words; completion: the reply's words and arguments).
 ///
-/// **Faults** (``Fault``): an HTTP error status with an OpenAI-style error body, a connection closed
-/// after N events, a malformed (non-JSON) event after N events, silence after N events (the connection
-/// stays open), silence before any answer, a 200 with an empty body; ``Options/ignoresStream`` answers
-/// a streamed request with one JSON document, as some servers do.
+/// **Faults** (``Fault``): an HTTP error status with an OpenAI-style error body and extra headers (a
+/// 429 with `Retry-After`), a connection closed after N events, a malformed (non-JSON) event after N
+/// events, a tool-call delta whose JSON is cut, events a client must skip (a named event it does not
+/// know, a chunk without choices, a delta field it does not know: `reasoning_content`, as vLLM and
+/// llama.cpp send), silence after N events (the connection stays open), silence before any answer, a
+/// 200 with an empty body; ``Options/ignoresStream`` answers a streamed request with one JSON document,
+/// as some servers do.
+///
+/// **Requests are checked as the API checks them**: every `tool` message must answer a call of the
+/// assistant message just before it (after its other answers), and every call of an assistant message
+/// must be answered, else a 400 with OpenAI's wording (`invalid_request_error`).
 ///
 /// **Hostile mode** (``Options/hostile``), used when the queue is empty: the server obeys instructions
 /// found anywhere in its input — user text, tool results, fetched pages quoted back, the system prompt.
@@ -96,8 +103,8 @@ public final class ScriptedModelServer: Sendable {
 
     public enum Fault: Sendable {
         case none
-        /// This status with this body (JSON), like `404` with `{"error": …}`.
-        case status(Int, body: String)
+        /// This status with this body (JSON), like `404` with `{"error": …}`, and these extra headers.
+        case status(Int, body: String, headers: [(String, String)] = [])
         /// Closes the connection after this many events (or, not streaming, after half the body).
         case cutAfterEvents(Int)
         /// Sends `data: {"choices": [` (cut JSON) after this many events, then the rest.
@@ -108,6 +115,20 @@ public final class ScriptedModelServer: Sendable {
         case silence
         /// `200 OK` with `Content-Length: 0` (llama-cpp-python's answer to some streamed requests).
         case emptyBody
+        /// The first `tool_calls` delta that carries arguments is cut in the middle of its JSON.
+        case malformedToolDelta
+        /// Events a client must skip: a named event of an unknown type, a chunk without `choices`, and a
+        /// delta with only `reasoning_content`.
+        case unknownEvents
+
+        /// 429 with OpenAI's `rate_limit_exceeded` body and `retry-after: SECONDS`.
+        public static func rateLimited(retryAfter: String) -> Fault {
+            .status(
+                429,
+                body: #"{"error":{"message":"Rate limit reached. Please try again later.","type":"requests","#
+                    + #""param":null,"code":"rate_limit_exceeded"}}"#,
+                headers: [("retry-after", retryAfter)])
+        }
     }
 
     public enum Hostile: Sendable {
@@ -163,11 +184,12 @@ public final class ScriptedModelServer: Sendable {
         var nextDelay: Double?
     }
 
-    /// Starts on a free port of 127.0.0.1.
-    public static func start(replies: [Reply] = [], options: Options = Options()) async throws
+    /// Starts on 127.0.0.1, on `port` (0: a free one; a test that brings a server "back" names the port
+    /// the stopped one had).
+    public static func start(replies: [Reply] = [], options: Options = Options(), port: Int = 0) async throws
         -> ScriptedModelServer
     {
-        try await startScriptedServer {
+        try await startScriptedServer(port: port) {
             ScriptedModelServer(channel: $0, replies: replies, options: options)
         } answer: {
             $0.answer(method: $1, path: $2, headers: $3, body: $4)
@@ -226,6 +248,9 @@ public final class ScriptedModelServer: Sendable {
         guard let model = request["model"] as? String, let messages = request["messages"] as? [[String: Any]] else {
             return error(400, "'model' and 'messages' are required", type: "invalid_request_error", code: nil)
         }
+        if let problem = Self.toolPairingProblem(messages) {
+            return error(400, problem, type: "invalid_request_error", code: nil)
+        }
         let streaming = !options.ignoresStream && request["stream"] as? Bool ?? false
         let includeUsage = (request["stream_options"] as? [String: Any])?["include_usage"] as? Bool ?? false
         let next: Reply? = state.withLock { state in
@@ -255,8 +280,9 @@ public final class ScriptedModelServer: Sendable {
                 completion: Self.words(reply.text) + reply.toolCalls.reduce(0) { $0 + Self.words($1.arguments) })
         let id = "chatcmpl-moat\(state.withLock { $0.served })"
         switch reply.fault {
-        case .status(let status, let body):
-            return Answer(status: status, headers: [("Content-Type", "application/json")], pieces: [Array(body.utf8)])
+        case .status(let status, let body, let extra):
+            return Answer(
+                status: status, headers: [("Content-Type", "application/json")] + extra, pieces: [Array(body.utf8)])
         case .silence:
             return Answer(respond: false)
         case .emptyBody:
@@ -326,6 +352,10 @@ public final class ScriptedModelServer: Sendable {
                 + "\(finish.map(Self.quote) ?? "null")}]\(usageNull)}"
         }
         var events = [chunk("{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null}")]
+        if case .unknownEvents = reply.fault {
+            events.append(chunk("{\"reasoning_content\":\"thinking about it\"}"))
+            events.append(head + "\"choices\":[],\"moat_future_field\":{\"x\":[1,2]}}")
+        }
         for piece in Self.pieces(reply.text, options.textPieceLength) {
             events.append(chunk("{\"content\":\(Self.quote(piece))}"))
         }
@@ -357,6 +387,16 @@ public final class ScriptedModelServer: Sendable {
             answer.end = .hang
         case .malformedEvent(let after):
             text.insert("data: {\"choices\": [\(newline)\(newline)", at: min(after, text.count))
+        case .malformedToolDelta:
+            if let first = text.firstIndex(where: {
+                $0.contains("\"arguments\":\"") && !$0.contains("\"arguments\":\"\"")
+            }) {
+                let event = text[first].dropLast(2 * newline.count)
+                text[first] = String(event.prefix(event.count - 12)) + newline + newline
+            }
+        case .unknownEvents:
+            text.insert(
+                "event: moat_future_event\(newline)data: {\"type\":\"moat_future_event\"}\(newline)\(newline)", at: 1)
         default:
             break
         }
@@ -393,6 +433,37 @@ public final class ScriptedModelServer: Sendable {
         }
         let text = said.isEmpty ? (calls.isEmpty ? "Done." : "") : said.joined(separator: "\n")
         return Reply(text: text, toolCalls: calls)
+    }
+
+    /// Why the API would refuse these messages' tool calls and results, or nil.
+    static func toolPairingProblem(_ messages: [[String: Any]]) -> String? {
+        var unanswered: [String] = []
+        var callsOf = -1
+        for (position, message) in messages.enumerated() {
+            let role = message["role"] as? String
+            if role == "tool" {
+                guard let id = message["tool_call_id"] as? String, let found = unanswered.firstIndex(of: id) else {
+                    return "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                        + "with 'tool_calls'."
+                }
+                unanswered.remove(at: found)
+                continue
+            }
+            guard unanswered.isEmpty else {
+                return "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                    + "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                    + "\(unanswered.joined(separator: ", ")) (messages.[\(callsOf)])"
+            }
+            let calls = role == "assistant" ? message["tool_calls"] as? [[String: Any]] ?? [] : []
+            unanswered = calls.compactMap { $0["id"] as? String }
+            callsOf = position
+        }
+        guard unanswered.isEmpty else {
+            return "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                + "'tool_call_id'. The following tool_call_ids did not have response messages: "
+                + unanswered.joined(separator: ", ")
+        }
+        return nil
     }
 
     /// A message's text: `content` as a string, or the text parts of a list.

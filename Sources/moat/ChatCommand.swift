@@ -94,8 +94,12 @@ struct ChatSession {
     /// One streamed turn: the events as they come, then what the stream did not show.
     mutating func turn(_ text: String) async throws {
         let printer = TurnPrinter(json: json)
+        // The id is chosen before the first turn, so a turn that fails (the model server is down) leaves
+        // its message in the conversation the next line continues.
+        let id = conversation ?? "owner-" + Hex.encode((0..<8).map { _ in UInt8.random(in: 0...255) })
+        conversation = id
         let result = try await AdminChannel.perform(
-            .chatStream(message: text, conversation: conversation, provider: provider), state: state, unlock: unlock,
+            .chatStream(message: text, conversation: id, provider: provider), state: state, unlock: unlock,
             onEvent: { printer.show($0) })
         guard case .chatTurn(let turn) = result else {
             throw CommandFailure(

@@ -22,7 +22,7 @@ import Testing
                 ("provider", "local-llama"), ("system_prompt", "Be brief."), ("max_tool_calls_per_turn", "5"),
                 ("max_rounds_per_turn", "3"), ("turn_seconds", "60"), ("tokens_per_day", "50000"),
                 ("messages_per_minute", "10"), ("tool_output_bytes", "4096"), ("history_messages", "20"),
-                ("message_bytes", "2048"),
+                ("message_bytes", "2048"), ("context_tokens", "8192"),
             ]), path: "agent")
         #expect(settings.provider == "local-llama")
         #expect(settings.systemPrompt == "Be brief.")
@@ -34,6 +34,7 @@ import Testing
         #expect(settings.toolOutputBytes == 4096)
         #expect(settings.historyMessages == 20)
         #expect(settings.messageBytes == 2048)
+        #expect(settings.contextTokens == 8192)
     }
 
     @Test("an unknown key, a value out of range or a bad provider name is an error naming the key")
@@ -41,7 +42,7 @@ import Testing
         for (key, value, expected) in [
             ("max_tool_call_per_turn", "5", "did you mean agent.max_tool_calls_per_turn"),
             ("max_rounds_per_turn", "0", "out of range"), ("turn_seconds", "ten", "whole number"),
-            ("provider", "../etc", "must name a provider"),
+            ("provider", "../etc", "must name a provider"), ("context_tokens", "100", "out of range"),
         ] {
             var settings = AgentSettings()
             let error = #expect(throws: ConfigError.self) {

@@ -15,9 +15,16 @@ final class ScriptedModel: ModelProvider {
     /// Runs at each request (a test moves its clock here).
     let onRequest: @Sendable () -> Void
 
-    init(loop tool: String? = nil, usage: TokenUsage? = nil, onRequest: @escaping @Sendable () -> Void = {}) {
+    /// The provider's own context budget (`providers.NAME.context_tokens`), if any.
+    let contextTokens: Int?
+
+    init(
+        loop tool: String? = nil, usage: TokenUsage? = nil, contextTokens: Int? = nil,
+        onRequest: @escaping @Sendable () -> Void = {}
+    ) {
         self.loopTool = tool
         self.usage = usage
+        self.contextTokens = contextTokens
         self.onRequest = onRequest
     }
 

@@ -8,11 +8,16 @@ import Testing
 @Suite(.serialized) struct ChatCommandTests {
     /// A served home whose `local` provider is `server`, with one file in its workspace.
     static func home(_ server: ScriptedModelServer) throws -> TemporaryDirectory {
+        try home(baseURL: server.baseURL)
+    }
+
+    /// A served home whose `local` provider is at `baseURL`, with one file in its workspace.
+    static func home(baseURL: String) throws -> TemporaryDirectory {
         let home = try ServedHome.copy()
         let config = """
             providers:
               local:
-                base_url: \(server.baseURL)
+                base_url: \(baseURL)
                 model: scripted
             """
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
@@ -90,5 +95,62 @@ import Testing
         let (status, log) = running.stop()
         #expect(status == 0)
         #expect(log.contains("\"op\":\"chat\""))
+    }
+
+    @Test(
+        "an outage: the owner is told the model server is not running and how to start it, and the next chat in the conversation still has the message"
+    )
+    func outageLosesNothing() async throws {
+        let stopped = try await ScriptedModelServer.start()
+        let port = stopped.port
+        await stopped.stop()
+        let home = try Self.home(baseURL: "http://127.0.0.1:\(port)/v1")
+        let running = try RunningServer(arguments: [], home: home.path)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let down = try MoatBinary.run(["chat", "--message", "remember the number 4711"], home: home.path)
+        #expect(down.status != 0)
+        #expect(
+            down.stderr.contains("the model server at http://127.0.0.1:\(port) is not running: start it"),
+            "\(down.stderr)")
+        let hint = try #require(down.stderr.range(of: "moat chat --conversation "), "\(down.stderr)")
+        let conversation = String(down.stderr[hint.upperBound...].prefix { $0 != "`" && !$0.isWhitespace })
+        #expect(conversation.hasPrefix("owner-"))
+        // The server comes back on the same port; the conversation goes on with the earlier message in it.
+        let server = try await ScriptedModelServer.start(replies: [.text("You said 4711.")], port: port)
+        defer { Task { await server.stop() } }
+        let back = try MoatBinary.run(
+            ["chat", "--conversation", conversation, "--message", "which number did I say?"], home: home.path)
+        #expect(back.status == 0 && back.stdout.hasPrefix("You said 4711.\n"), "\(back.stderr)")
+        let sent = try #require(server.requests.last)
+        let messages = try #require(sent.json["messages"] as? [[String: Any]])
+        #expect(
+            messages.compactMap { $0["content"] as? String }.filter { !$0.isEmpty }.suffix(2)
+                == ["remember the number 4711", "which number did I say?"])
+        #expect(messages.first?["role"] as? String == "system")
+        let (status, _) = running.stop()
+        #expect(status == 0)
+    }
+
+    @Test(
+        "moat chat: malformed JSON in a streamed tool-call delta fails the turn naming the provider, and nothing runs")
+    func malformedToolDeltaRunsNothing() async throws {
+        let canary = "sk-moat-canary-cli-0815"
+        let server = try await ScriptedModelServer.start(replies: [
+            ScriptedModelServer.Reply(
+                toolCalls: [.init("write_file", #"{"path":"pwned.txt","content":"\#(canary)"}"#)],
+                fault: .malformedToolDelta)
+        ])
+        defer { Task { await server.stop() } }
+        let home = try Self.home(server)
+        let trust = try MoatBinary.run(
+            ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
+        #expect(trust.status == 0, "\(trust.stderr)")
+        let chat = try MoatBinary.run(["chat", "--message", "write the file"], home: home.path)
+        #expect(chat.status != 0)
+        #expect(chat.stderr.contains("(provider local)") && chat.stderr.contains("not valid JSON"), "\(chat.stderr)")
+        #expect(!chat.stderr.contains(canary) && !chat.stdout.contains(canary))
+        #expect(!FileManager.default.fileExists(atPath: home.file("workspace") + "/pwned.txt"), "nothing ran")
+        #expect(server.requests.count == 1, "a round whose answer was read is not sent again")
     }
 }

@@ -4,62 +4,10 @@ import Testing
 
 @testable import MoatProviders
 
-/// The Anthropic Messages provider against the wire-faithful fake: the request mapping, both answer
-/// forms, the stream's events split at any byte, and every failure in the owner's words.
+/// What only the Anthropic Messages provider has, against the wire-faithful fake: the request mapping,
+/// the error event, the API's statuses and error types. What both providers share is in
+/// ProviderConformanceTests.
 @Suite struct AnthropicProviderTests {
-    static let arguments = #"{"path": "notes/ünï \"q\".txt", "depth": 2}"#
-
-    @Test(
-        "a streamed answer split at every byte boundary gives the text piece by piece, the tool call whole, and usage",
-        arguments: [1, 2, 7, nil] as [Int?])
-    func streamedAssembly(writeSize: Int?) async throws {
-        var options = ScriptedAnthropicServer.Options()
-        options.writeSize = writeSize
-        let server = try await ScriptedAnthropicServer.start(
-            replies: [
-                .init(
-                    text: "Looking ✓ ünï…", toolCalls: [.init("list_files", Self.arguments, id: "toolu_01")],
-                    usage: .init(prompt: 31, completion: 12))
-            ], options: options)
-        defer { Task { await server.stop() } }
-        let pieces = TextPieces()
-        let reply = try await anthropic(server).complete(
-            ModelRequest(messages: [ChatMessage(role: .user, content: "list")]), onText: pieces.onText)
-        #expect(pieces.all.joined() == "Looking ✓ ünï…")
-        #expect(pieces.all.count > 1)
-        #expect(reply.text == "Looking ✓ ünï…")
-        #expect(
-            reply.toolCalls == [
-                ToolCall(id: "toolu_01", name: "list_files", arguments: #"{"depth":2,"path":"notes/ünï \"q\".txt"}"#)
-            ])
-        #expect(reply.finishReason == "tool_calls")
-        #expect(reply.usage == TokenUsage(input: 31, output: 12))
-    }
-
-    @Test("streamed and non-streamed rounds give the same assembled turn")
-    func sameTurnBothWays() async throws {
-        let script: [ScriptedAnthropicServer.Reply] = [
-            .init(text: "Two calls.", toolCalls: [.init("a", #"{"x":1}"#, id: "t1"), .init("b", "{}", id: "t2")]),
-            .text("Plain ✓", usage: .init(prompt: 4, completion: 2)),
-        ]
-        var replies: [Bool: [ModelReply]] = [:]
-        for stream in [true, false] {
-            let server = try await ScriptedAnthropicServer.start(replies: script)
-            defer { Task { await server.stop() } }
-            let provider = try anthropic(server, stream: stream)
-            for _ in script {
-                replies[stream, default: []].append(
-                    try await provider.complete(ModelRequest(messages: [ChatMessage(role: .user, content: "go")])) {
-                        _ in
-                    })
-            }
-        }
-        #expect(replies[true] == replies[false])
-        #expect(replies[true]?.first?.toolCalls.map(\.name) == ["a", "b"])
-        #expect(replies[true]?.first?.toolCalls.last?.arguments == "{}")
-        #expect(replies[true]?.last?.finishReason == "stop")
-    }
-
     @Test(
         "the request is the Messages API's: system on top, alternating turns, tool_use and tool_result, input_schema, headers"
     )
@@ -114,56 +62,28 @@ import Testing
         #expect((tools.first?["input_schema"] as? [String: Any])?["type"] as? String == "object")
     }
 
-    @Test("unknown event and delta types and pings are skipped, as the API asks of clients")
-    func unknownEventsSkipped() async throws {
+    @Test("model output that is not JSON in a tool call's input reaches the tool as text, which refuses it")
+    func malformedToolInput() async throws {
         let server = try await ScriptedAnthropicServer.start(replies: [
-            .init(text: "still fine", toolCalls: [.init("list_files", "{}", id: "t9")], fault: .unknownEvents)
+            .init(toolCalls: [.init("shell", #"{"command": "ls"#, id: "t1")])
         ])
         defer { Task { await server.stop() } }
         let reply = try await anthropic(server).complete(
             ModelRequest(messages: [ChatMessage(role: .user, content: "x")])
-        ) {
-            _ in
-        }
-        #expect(reply.text == "still fine")
-        #expect(reply.toolCalls.map(\.id) == ["t9"])
-    }
-
-    @Test("model output that is not JSON in a tool call's input reaches the tool as text; a cut event is an error")
-    func malformedToolInput() async throws {
-        let server = try await ScriptedAnthropicServer.start(replies: [
-            .init(toolCalls: [.init("shell", #"{"command": "ls"#, id: "t1")]),
-            .init(toolCalls: [.init("shell", #"{"command":"ls"}"#, id: "t2")], fault: .malformedToolDelta),
-        ])
-        defer { Task { await server.stop() } }
-        let provider = try anthropic(server)
-        let reply = try await provider.complete(ModelRequest(messages: [ChatMessage(role: .user, content: "x")])) { _ in
-        }
+        ) { _ in }
         #expect(reply.toolCalls.first?.arguments == #"{"command": "ls"#, "the tool that receives it checks it")
-        let error = try #require(await failure(of: provider))
-        #expect(error.code == .badResponse)
-        #expect(error.message.contains("which is not valid JSON"))
-        #expect(!error.retryable, "part of the answer was read")
     }
 
-    @Test("a stream cut before message_stop, or an error event in it, fails the round saying so; neither is retryable")
-    func brokenStreams() async throws {
+    @Test("an error event in the middle of the stream fails the round saying so, without the server's text")
+    func errorEvent() async throws {
         let server = try await ScriptedAnthropicServer.start(replies: [
-            .init(text: "half an answer", fault: .cutAfterEvents(5)),
-            .init(text: "overloaded soon", fault: .errorEvent(type: "overloaded_error", after: 4)),
-            .init(text: "whole", fault: .cutAfterEvents(1)),
+            .init(text: "overloaded soon", fault: .errorEvent(type: "overloaded_error", after: 4))
         ])
         defer { Task { await server.stop() } }
-        let provider = try anthropic(server)
-        let cut = try #require(await failure(of: provider))
-        #expect(cut.code == .badResponse)
-        #expect(!cut.retryable)
-        let overloaded = try #require(await failure(of: provider))
+        let overloaded = try #require(await failure(of: try anthropic(server)))
         #expect(overloaded.message.contains("reported overloaded_error in the middle of the answer"))
         #expect(!overloaded.message.contains("scripted"), "the server's own text is not shown")
         #expect(!overloaded.retryable && overloaded.serverDown)
-        let nonStreamed = try #require(await failure(of: try anthropic(server, stream: false)))
-        #expect(nonStreamed.code == .badResponse)
     }
 
     @Test(

@@ -11,45 +11,6 @@ import Testing
         ChatMessage(role: .system, content: "You are terse."), ChatMessage(role: .user, content: "Say hello"),
     ])
 
-    @Test("a non-streamed answer gives its text, finish_reason and usage, and onText is not called")
-    func nonStreamedText() async throws {
-        let server = try await ScriptedModelServer.start(replies: [
-            .text("Hello there, owner — ünïcödé ✓", usage: .init(prompt: 12, completion: 7))
-        ])
-        defer { Task { await server.stop() } }
-        let pieces = TextPieces()
-        let reply = try await provider(server, stream: false).complete(Self.question, onText: pieces.onText)
-        #expect(reply.text == "Hello there, owner — ünïcödé ✓")
-        #expect(reply.toolCalls.isEmpty)
-        #expect(reply.finishReason == "stop")
-        #expect(reply.usage == TokenUsage(input: 12, output: 7))
-        #expect(pieces.all.isEmpty)
-        let sent = try #require(server.requests.last)
-        #expect(sent.path == "/v1/chat/completions")
-        #expect(sent.json["stream"] as? Bool == false)
-        #expect(sent.json["stream_options"] == nil)
-        #expect(sent.json["model"] as? String == "scripted-model")
-        #expect(sent.header("Authorization") == nil)
-    }
-
-    @Test("a streamed answer reaches onText piece by piece and adds up to the reply's text, with usage")
-    func streamedText() async throws {
-        let server = try await ScriptedModelServer.start(replies: [
-            .text("Streaming works, even across ünïcödé ✓ boundaries.", usage: .init(prompt: 30, completion: 9))
-        ])
-        defer { Task { await server.stop() } }
-        let pieces = TextPieces()
-        let reply = try await provider(server).complete(Self.question, onText: pieces.onText)
-        #expect(reply.text == "Streaming works, even across ünïcödé ✓ boundaries.")
-        #expect(pieces.all.count > 5)
-        #expect(pieces.all.joined() == reply.text)
-        #expect(reply.finishReason == "stop")
-        #expect(reply.usage == TokenUsage(input: 30, output: 9))
-        let sent = try #require(server.requests.last)
-        #expect(sent.json["stream"] as? Bool == true)
-        #expect((sent.json["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
-    }
-
     @Test("a server that answers a streamed request with one JSON document is read as such, its text shown once")
     func streamIgnored() async throws {
         var options = ScriptedModelServer.Options()
@@ -61,47 +22,6 @@ import Testing
         #expect(reply.text == "whole answer")
         #expect(pieces.all == ["whole answer"])
         #expect(server.requests.last?.json["stream"] as? Bool == true)
-    }
-
-    @Test("tool calls are assembled from deltas split one byte per HTTP chunk, with CRLF lines and comments")
-    func streamedToolCalls() async throws {
-        var options = ScriptedModelServer.Options()
-        options.writeSize = 1
-        options.lineEnding = "\r\n"
-        options.comments = true
-        options.argumentPieceLength = 1
-        let arguments = #"{"path":"notes/ünï \"quoted\".txt","content":"line 1\nline 2"}"#
-        let server = try await ScriptedModelServer.start(
-            replies: [
-                ScriptedModelServer.Reply(
-                    text: "Writing now.",
-                    toolCalls: [
-                        .init("write_file", arguments, id: "call_a"),
-                        .init("list_files", #"{"path":"."}"#, id: "call_b"),
-                    ])
-            ], options: options)
-        defer { Task { await server.stop() } }
-        let reply = try await provider(server).complete(Self.question) { _ in }
-        #expect(reply.text == "Writing now.")
-        #expect(
-            reply.toolCalls == [
-                ToolCall(id: "call_a", name: "write_file", arguments: arguments),
-                ToolCall(id: "call_b", name: "list_files", arguments: #"{"path":"."}"#),
-            ])
-        #expect(reply.finishReason == "tool_calls")
-    }
-
-    @Test("a non-streamed tool call (content null) gives the call and empty text")
-    func nonStreamedToolCall() async throws {
-        let server = try await ScriptedModelServer.start(replies: [.toolCall("read_file", #"{"path":"a.txt"}"#)])
-        defer { Task { await server.stop() } }
-        let reply = try await provider(server, stream: false).complete(Self.question) { _ in }
-        #expect(reply.text == "")
-        #expect(reply.toolCalls.count == 1)
-        #expect(reply.toolCalls.first?.name == "read_file")
-        #expect(reply.toolCalls.first?.arguments == #"{"path":"a.txt"}"#)
-        #expect(reply.toolCalls.first?.id.hasPrefix("call_") == true)
-        #expect(reply.finishReason == "tool_calls")
     }
 
     @Test(
@@ -204,20 +124,6 @@ import Testing
             hint.message
                 == "the model server at http://127.0.0.1:11434 is not running: start it with `ollama serve` (provider local)"
         )
-    }
-
-    @Test("a server that stops mid-stream, or mid-body, is a bad response, not a short reply")
-    func cutStream() async throws {
-        let server = try await ScriptedModelServer.start(replies: [
-            Reply(text: "This answer will be cut off half way through.", fault: .cutAfterEvents(4)),
-            Reply(text: "This answer will be cut off half way through.", fault: .cutAfterEvents(1)),
-        ])
-        defer { Task { await server.stop() } }
-        let streamed = try #require(await roundError(try provider(server)))
-        #expect(streamed.code == .badResponse)
-        #expect(streamed.message.contains("127.0.0.1:\(server.port)"))
-        let whole = try #require(await roundError(try provider(server, stream: false)))
-        #expect(whole.code == .badResponse)
     }
 
     @Test("a stream event that is not JSON is a bad response that names the event, not its text")

@@ -112,7 +112,7 @@ import Testing
         #expect(config.providers.providers.count == 2)
     }
 
-    @Test("kind: anthropic defaults its base URL to the API, reads max_tokens, retries and the breaker")
+    @Test("kind: anthropic defaults its base URL to the API, reads max_tokens, context_tokens, retries and the breaker")
     func anthropicProvider() throws {
         let config = try parse(
             """
@@ -122,6 +122,7 @@ import Testing
                 model: claude-sonnet-4-5
                 api_key_secret: ANTHROPIC_API_KEY
                 max_tokens: 2048
+                context_tokens: 150000
                 retries: {max_attempts: 4, base_delay_ms: 250, max_wait_seconds: 20}
                 circuit_breaker: {failures: 3, cool_down_seconds: 45}
               local:
@@ -131,6 +132,7 @@ import Testing
         #expect(claude.kind == .anthropic)
         #expect(claude.baseURL == "https://api.anthropic.com")
         #expect(claude.maxTokens == 2048)
+        #expect(claude.contextTokens == 150_000)
         #expect(
             claude.retries
                 == ProviderRetries(maximumAttempts: 4, baseDelay: .milliseconds(250), maximumWait: .seconds(20)))
@@ -139,6 +141,7 @@ import Testing
         #expect(local.retries == ProviderRetries())
         #expect(local.circuitBreaker == CircuitBreakerSettings())
         #expect(local.maxTokens == nil)
+        #expect(local.contextTokens == nil, "the agent's context_tokens applies")
     }
 
     @Test("bad anthropic, retry and breaker settings are refused with the file, line, key and the fix")
@@ -153,6 +156,7 @@ import Testing
             failure(head + "    base_url: http://10.1.1.1:9000\n    api_key_secret: ANTHROPIC_API_KEY\n")
                 .contains("only sent over https"))
         #expect(failure(head + "    max_tokens: 0\n").contains("config.yaml:5: providers.claude.max_tokens"))
+        #expect(failure(head + "    context_tokens: 512\n").contains("providers.claude.context_tokens"))
         #expect(
             failure(head + "    retries:\n      max_attempts: 11\n").contains(
                 "config.yaml:6: providers.claude.retries.max_attempts"))

@@ -133,28 +133,6 @@ import Testing
         #expect(clock.sleeps == [.milliseconds(500)])
     }
 
-    @Test("a streamed answer cut after its text started is never sent again, whatever the attempts left")
-    func noRetryAfterDelivery() async throws {
-        let server = try await ScriptedAnthropicServer.start(replies: [
-            .init(text: "I will now call a tool", toolCalls: [.init("shell", "{}")], fault: .cutAfterEvents(6)),
-            .text("a second answer that must not be asked for"),
-        ])
-        defer { Task { await server.stop() } }
-        let clock = FakeClock()
-        let resilient = try anthropic(server).settings.makeProvider(vault: nil, environment: clock.environment)
-        let error = try #require(await failure(of: resilient))
-        #expect(error.code == .badResponse)
-        #expect(server.requests.count == 1)
-        #expect(clock.sleeps.isEmpty)
-        let openAI = try await ScriptedModelServer.start(replies: [
-            .init(text: "partial", toolCalls: [.init("shell", "{}")], fault: .cutAfterEvents(4)), .text("again"),
-        ])
-        defer { Task { await openAI.stop() } }
-        _ = try #require(
-            await failure(of: try provider(openAI).settings.makeProvider(vault: nil, environment: clock.environment)))
-        #expect(openAI.requests.count == 1)
-    }
-
     @Test("a Retry-After beyond max_wait fails the round at once with when to try again, without waiting")
     func retryAfterBeyondCapEndToEnd() async throws {
         let server = try await ScriptedAnthropicServer.start(replies: [.fault(.rateLimited(retryAfter: "600"))])
