@@ -31,8 +31,13 @@ public struct ChannelsSettings: Sendable, Equatable {
 
     /// Signed webhooks by name (the `NAME` of `/hooks/NAME` and of `webhook:NAME` contacts).
     public var webhooks: [String: Webhook] = [:]
+    /// The Matrix bot account (`channels.matrix:`), when the owner set one up.
+    public var matrix: MatrixSettings?
 
-    public init(webhooks: [String: Webhook] = [:]) { self.webhooks = webhooks }
+    public init(webhooks: [String: Webhook] = [:], matrix: MatrixSettings? = nil) {
+        self.webhooks = webhooks
+        self.matrix = matrix
+    }
 
     /// A webhook name: 1–32 of `a-z 0-9 - _`, starting with a letter or digit (it is a path segment and
     /// part of contact names).
@@ -59,9 +64,13 @@ public struct ChannelsSettings: Sendable, Equatable {
 extension ChannelsSettings: ConfigSection {
     /// Reads `channels:` (`webhooks:` → NAME → `key_secret`[, `callback_url`, `callback_key_secret`]).
     public mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
-        for (key, value) in try node.mapping(path: path, allowed: ["webhooks"]) {
+        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "matrix"]) {
             let keyPath = path + "." + key
             if value.isNull { continue }
+            if key == "matrix" {
+                matrix = try MatrixSettings.read(value, path: keyPath)
+                continue
+            }
             guard case .mapping(let entries) = value.value else {
                 throw value.fail(
                     keyPath, "must map webhook names to their settings, e.g. sms: {key_secret: SMS_HOOK_KEY}")
