@@ -330,6 +330,7 @@ let package = Package(
             dependencies: [
                 "MoatCore",
                 "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -433,7 +434,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MoatChannelsTests",
-            dependencies: ["MoatChannels", "MoatCore", "MoatVault"],
+            dependencies: ["MoatChannels", "MoatCore", "MoatNet", "MoatTestSupport", "MoatVault"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -109,6 +109,16 @@ public final class MatrixClient: Sendable {
         return sent.event_id
     }
 
+    /// Sends an approval prompt: `summary` (what the action will do and why it needs approval), then
+    /// ``MatrixApprovalAnswer/instructions``. Returns the prompt's event id, which a reaction
+    /// (`relatesTo`) or a reply (`inReplyTo`) names; sent again for the same `approvalID`, it is the same event.
+    @discardableResult
+    public func sendApprovalPrompt(_ summary: String, to roomID: String, approvalID: String) async throws(ChannelError)
+        -> String
+    {
+        try await sendText(summary + "\n\n" + MatrixApprovalAnswer.instructions, to: roomID, messageID: "approval:" + approvalID)
+    }
+
     /// The transaction id of outbound message `messageID`: a hash, so any id is a valid path segment.
     public static func transactionID(for messageID: String) -> String {
         "moat-" + SHA256.hash(data: Data(messageID.utf8)).prefix(16).map { String(format: "%02x", $0) }.joined()
