@@ -62,12 +62,45 @@ public final class SynapseHomeserver: @unchecked Sendable {
         else { throw SynapseError("homeserver.yaml has no registration_shared_secret") }
         let secret = line.dropFirst("registration_shared_secret: ".count).trimmingCharacters(in: ["\""])
         let server = SynapseHomeserver(directory: directory, port: port, sharedSecret: secret)
-        // Daemonized: the launcher returns once the server has forked (a bad configuration fails here).
-        let launched = try HostCommand.run(
-            venv.python, ["-m", "synapse.app.homeserver", "--config-path", directory.file("homeserver.yaml"), "--daemonize"])
-        guard launched.status == 0 else { throw SynapseError("Synapse did not start: \(launched.output.suffix(3000))") }
+        // Daemonized: the launcher exits once the server has forked (a bad configuration fails here). Its
+        // output goes to a file, never a pipe: the daemon keeps the launcher's stdout open, so reading a pipe
+        // to its end would wait for the server to stop.
+        let launchLog = directory.file("launch.log")
+        let arguments = ["-m", "synapse.app.homeserver", "--config-path", directory.file("homeserver.yaml"), "--daemonize"]
+        let status = try await spawnAndWait(venv.python, arguments, output: launchLog)
+        guard status == 0 else {
+            let text = (try? String(contentsOfFile: launchLog, encoding: .utf8)) ?? ""
+            throw SynapseError("Synapse did not start (exit \(status)): \(text.suffix(3000))")
+        }
         try await server.waitUntilAnswering()
         return server
+    }
+
+    /// Runs `executable ARGUMENTS` with stdin from /dev/null and stdout and stderr to `output`, and waits
+    /// on a thread of its own for its exit status. `posix_spawn` and `waitpid` directly: Foundation's
+    /// `Process` did not notice this launcher's exit in the test process (the launcher stayed a zombie).
+    static func spawnAndWait(_ executable: String, _ arguments: [String], output: String) async throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
+        guard spawned == 0 else { throw SynapseError("cannot start \(executable): error \(spawned)") }
+        let child = pid
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                var status: Int32 = 0
+                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+                // The exit code when it exited, else 128 + the signal (as a shell reports it).
+                let signal = status & 0x7f
+                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
+            }
+        }
     }
 
     /// Polls `/_matrix/client/versions` until it answers 200; the deadline only bounds a broken start.
