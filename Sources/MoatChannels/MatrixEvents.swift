@@ -81,8 +81,11 @@ enum MatrixSyncReading {
     ///
     /// Dropped: the bot's own events, edits (`m.replace`), notices and any `msgtype` other than `m.text`,
     /// redacted events, events without an id, and — when `backlog` is true (the first sync of a fresh
-    /// start) — every timeline event, so history is never replayed to the agent.
-    static func read(_ response: MatrixSyncResponse, ownUserID: String, backlog: Bool) -> (
+    /// start) — every timeline event, so history is never replayed to the agent; after a fresh start, also
+    /// every event the homeserver stamped before `notBefore` (ms since 1970): a homeserver may answer the
+    /// first sync from its response cache (Synapse keeps answers 2 minutes), with a position from before
+    /// the start, and the next batch would then carry history.
+    static func read(_ response: MatrixSyncResponse, ownUserID: String, backlog: Bool, notBefore: Int64? = nil) -> (
         invites: [MatrixInvite], events: [MatrixInbound]
     ) {
         var invites: [MatrixInvite] = []
@@ -101,6 +104,7 @@ enum MatrixSyncReading {
         let rooms = (response.rooms?.join ?? [:]).merging(response.rooms?.leave ?? [:]) { joined, _ in joined }
         for (roomID, room) in rooms.sorted(by: { $0.key < $1.key }) {
             for event in (room.timeline?.events ?? []).compactMap(\.event) {
+                if let notBefore, event.originServerTS ?? 0 < notBefore { continue }
                 if let inbound = inbound(event, roomID: roomID, ownUserID: ownUserID) { events.append(inbound) }
             }
         }

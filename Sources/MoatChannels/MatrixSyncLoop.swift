@@ -19,8 +19,8 @@ public struct MatrixSyncCursor: Sendable {
 /// Long-polls `/sync` for the bot and hands over what arrives, until cancelled.
 ///
 /// - Start: the credential is checked (`whoami`) and must belong to ``MatrixSettings/userID``. Without a
-///   stored `since` (a fresh start) the first sync only takes the position and the pending invites: the
-///   rooms' history is never replayed.
+///   stored `since` (a fresh start) the first sync only takes the position and the pending invites, and
+///   nothing stamped before the start is handed over in that run: the rooms' history is never replayed.
 /// - Each batch: direct-chat invites are joined (others declined) and handed over as `.joined`; then the
 ///   events, in order; then `since` is stored. A handler that throws stops the batch: it is fetched again
 ///   after the backoff (the same `since`), so nothing is lost.
@@ -78,11 +78,13 @@ public struct MatrixSyncLoop: Sendable {
             return
         }
         var since = stored
+        // A fresh start: nothing the homeserver stamped before now is handed over in this run.
+        let notBefore = stored == nil ? Int64(Date().timeIntervalSince1970 * 1000) : nil
         while !Task.isCancelled {
             let position = since
             guard
                 let next = try await retrying({ () async throws(MatrixClient.Failure) in
-                    try await once(since: position, ownUserID: ownUserID)
+                    try await once(since: position, ownUserID: ownUserID, notBefore: notBefore)
                 })
             else { return }
             since = .some(next)
@@ -90,10 +92,11 @@ public struct MatrixSyncLoop: Sendable {
     }
 
     /// One `/sync` from `since` (nil: a fresh start), handed over and stored; the new position.
-    func once(since: String?, ownUserID: String) async throws(MatrixClient.Failure) -> String {
+    func once(since: String?, ownUserID: String, notBefore: Int64?) async throws(MatrixClient.Failure) -> String {
         let response = try await client.sync(
             since: since, timeout: since == nil ? .zero : pollTimeout, filter: Self.filter)
-        let (invites, events) = MatrixSyncReading.read(response, ownUserID: ownUserID, backlog: since == nil)
+        let (invites, events) = MatrixSyncReading.read(
+            response, ownUserID: ownUserID, backlog: since == nil, notBefore: notBefore)
         for invite in invites {
             let path = "/rooms/\(MatrixClient.segment(invite.roomID))/" + (invite.accepted ? "join" : "leave")
             do {

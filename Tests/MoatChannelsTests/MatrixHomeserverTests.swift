@@ -62,7 +62,8 @@ import Testing
         func wait(_ what: String, until condition: ([MatrixInbound]) -> Bool) async throws {
             let deadline = Date().addingTimeInterval(120)
             while Date() < deadline {
-                if events.withLock({ condition($0) }) { return }
+                let received = events.withLock { $0 }
+                if condition(received) { return }
                 try await Task.sleep(for: .milliseconds(50))
             }
             Issue.record("timed out waiting for \(what); received: \(events.withLock { $0 })")

@@ -38,9 +38,9 @@ import Testing
             #"{"type":"m.room.message","sender":"@alice:localhost","content":{"msgtype":"m.text","body":"no id"}}"#,
             #"{"type":"m.room.message","event_id":"$red","sender":"@alice:localhost","content":{},"unsigned":{"redacted_because":{}}}"#,
             #"{"event_id":"$broken"}"#,
-            #"{"type":"m.reaction","event_id":"$2","sender":"@alice:localhost","content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$p","key":"👍"}}}"#,
+            #"{"type":"m.reaction","event_id":"$2","sender":"@alice:localhost","origin_server_ts":5,"content":{"m.relates_to":{"rel_type":"m.annotation","event_id":"$p","key":"👍"}}}"#,
             #"{"type":"m.reaction","event_id":"$3","sender":"@alice:localhost","content":{"m.relates_to":{"rel_type":"m.reference","event_id":"$p","key":"👍"}}}"#,
-            #"{"type":"m.room.member","event_id":"$4","sender":"@alice:localhost","state_key":"@alice:localhost","content":{"membership":"leave"}}"#,
+            #"{"type":"m.room.member","event_id":"$4","sender":"@alice:localhost","origin_server_ts":5,"state_key":"@alice:localhost","content":{"membership":"leave"}}"#,
             #"{"type":"m.room.member","event_id":"$5","sender":"@alice:localhost","state_key":"@alice:localhost","content":{"membership":"join"}}"#,
             Self.text("$6", #"{"msgtype":"m.text","body":"> <@bot:localhost> Approve?\n> more\n\napprove","m.relates_to":{"m.in_reply_to":{"event_id":"$p"}}}"#),
         ])
@@ -55,6 +55,9 @@ import Testing
             ])
         // The first sync of a fresh start: the same timeline is history, and none of it is handed over.
         #expect(MatrixSyncReading.read(response, ownUserID: Self.bot, backlog: true).events.isEmpty)
+        // After a fresh start, what the homeserver stamped before it is history too (a cached first answer).
+        #expect(MatrixSyncReading.read(response, ownUserID: Self.bot, backlog: false, notBefore: 6).events.isEmpty)
+        #expect(MatrixSyncReading.read(response, ownUserID: Self.bot, backlog: false, notBefore: 5).events.count == 4)
     }
 
     @Test("invites are read from the bot's own member event: direct chats are accepted, other rooms are not")
