@@ -42,7 +42,8 @@ public final class MatrixClient: Sendable {
         if ChannelsSettings.callbackURLProblem(settings.homeserverURL) != nil {
             throw ChannelError(.configuration, "channels.matrix.homeserver_url \(MatrixSettings.homeserverURLAdvice)")
         }
-        base = settings.homeserverURL.hasSuffix("/") ? String(settings.homeserverURL.dropLast()) : settings.homeserverURL
+        base =
+            settings.homeserverURL.hasSuffix("/") ? String(settings.homeserverURL.dropLast()) : settings.homeserverURL
         do {
             transport = try PinnedHTTPTransport(userAgent: "Moat/\(MoatVersion.current)")
         } catch {
@@ -72,14 +73,17 @@ public final class MatrixClient: Sendable {
     }
 
     func identity() async throws(Failure) -> String {
-        struct WhoAmI: Decodable { let user_id: String }
+        struct WhoAmI: Decodable {
+            let userID: String
+            enum CodingKeys: String, CodingKey { case userID = "user_id" }
+        }
         let answer: WhoAmI = try decode(try await call("GET", "/account/whoami"))
-        guard answer.user_id == settings.userID else {
+        guard answer.userID == settings.userID else {
             throw Failure(
-                configuration: "the \(credentialWords) belongs to \(PrintableText.excerpt(answer.user_id, limit: 80)), "
+                configuration: "the \(credentialWords) belongs to \(PrintableText.excerpt(answer.userID, limit: 80)), "
                     + "not to channels.matrix.user_id \(settings.userID): fix one of them")
         }
-        return answer.user_id
+        return answer.userID
     }
 
     /// Joins room `roomID` (an invite the bot accepts).
@@ -101,12 +105,20 @@ public final class MatrixClient: Sendable {
     /// timeout, or a restart — is answered with the first event instead of sending it twice.
     @discardableResult
     public func sendText(_ text: String, to roomID: String, messageID: String) async throws(ChannelError) -> String {
-        struct Content: Encodable { let msgtype = "m.text"; let body: String }
-        struct Sent: Decodable { let event_id: String }
+        struct Content: Encodable {
+            let msgtype = "m.text"
+            let body: String
+        }
+        struct Sent: Decodable {
+            let eventID: String
+            enum CodingKeys: String, CodingKey { case eventID = "event_id" }
+        }
         let body = Array((try? JSONEncoder().encode(Content(body: text))) ?? Data())
         let path = "/rooms/\(Self.segment(roomID))/send/m.room.message/\(Self.transactionID(for: messageID))"
-        let sent: Sent = try await owner { () async throws(Failure) in try decode(try await call("PUT", path, body: body)) }
-        return sent.event_id
+        let sent: Sent = try await owner { () async throws(Failure) in
+            try decode(try await call("PUT", path, body: body))
+        }
+        return sent.eventID
     }
 
     /// Sends an approval prompt: `summary` (what the action will do and why it needs approval), then
@@ -116,7 +128,8 @@ public final class MatrixClient: Sendable {
     public func sendApprovalPrompt(_ summary: String, to roomID: String, approvalID: String) async throws(ChannelError)
         -> String
     {
-        try await sendText(summary + "\n\n" + MatrixApprovalAnswer.instructions, to: roomID, messageID: "approval:" + approvalID)
+        try await sendText(
+            summary + "\n\n" + MatrixApprovalAnswer.instructions, to: roomID, messageID: "approval:" + approvalID)
     }
 
     /// The transaction id of outbound message `messageID`: a hash, so any id is a valid path segment.
@@ -186,24 +199,35 @@ public final class MatrixClient: Sendable {
         case .password(let secret):
             if let token = loginToken.withLock({ $0 }) { return Self.text(token) }
             let password = try vaultText(secret, what: "password", allowSpaces: true)
-            struct Identifier: Encodable { let type = "m.id.user"; let user: String }
+            struct Identifier: Encodable {
+                let type = "m.id.user"
+                let user: String
+            }
             struct Login: Encodable {
                 let type = "m.login.password"
                 let identifier: Identifier
                 let password: String
-                let device_id: String
-                let initial_device_display_name = "Moat"
+                let deviceID: String
+                let displayName = "Moat"
+                enum CodingKeys: String, CodingKey {
+                    case type, identifier, password
+                    case deviceID = "device_id"
+                    case displayName = "initial_device_display_name"
+                }
             }
-            struct LoggedIn: Decodable { let access_token: String }
+            struct LoggedIn: Decodable {
+                let accessToken: String
+                enum CodingKeys: String, CodingKey { case accessToken = "access_token" }
+            }
             let login = Login(
-                identifier: Identifier(user: settings.userID), password: password, device_id: settings.deviceID)
+                identifier: Identifier(user: settings.userID), password: password, deviceID: settings.deviceID)
             let body = Array((try? JSONEncoder().encode(login)) ?? Data())
             let answer: LoggedIn = try decode(
                 try await exchange("POST", "/_matrix/client/v3/login", query: [], body: body, token: nil))
-            var bytes = Array(answer.access_token.utf8)
+            var bytes = Array(answer.accessToken.utf8)
             let token = SecretBytes(wiping: &bytes)
             loginToken.withLock { $0 = token }
-            return answer.access_token
+            return answer.accessToken
         }
     }
 
@@ -225,7 +249,8 @@ public final class MatrixClient: Sendable {
         }
         let text = Self.text(value)
         let low: UInt32 = allowSpaces ? 0x1f : 0x20
-        guard text.unicodeScalars.allSatisfy({ $0.value > low && $0.value != 0x7f }), allowSpaces || text.utf8.allSatisfy({ $0 < 0x80 })
+        guard text.unicodeScalars.allSatisfy({ $0.value > low && $0.value != 0x7f }),
+            allowSpaces || text.utf8.allSatisfy({ $0 < 0x80 })
         else {
             throw Failure(
                 configuration: "vault secret \(secret) holds a value that cannot be a Matrix \(what) (line breaks, "
@@ -322,10 +347,12 @@ public final class MatrixClient: Sendable {
             retryAfter = .seconds(min(seconds, 3600))
         }
         let refused =
-            status == 401 || errcode == "M_UNKNOWN_TOKEN" || errcode == "M_MISSING_TOKEN" || (token == nil && status == 403)
+            status == 401 || errcode == "M_UNKNOWN_TOKEN" || errcode == "M_MISSING_TOKEN"
+            || (token == nil && status == 403)
         if status == 429 || errcode == "M_LIMIT_EXCEEDED" {
             return Failure(
-                error: ChannelError(.busy, "\(server) is limiting requests (HTTP \(status)\(code)): trying again later"),
+                error: ChannelError(
+                    .busy, "\(server) is limiting requests (HTTP \(status)\(code)): trying again later"),
                 errcode: errcode, retryAfter: retryAfter, transient: true)
         }
         if refused {
@@ -337,7 +364,8 @@ public final class MatrixClient: Sendable {
                     "check the password in vault secret \(secret) and channels.matrix.user_id"
                 }
             return Failure(
-                error: ChannelError(.unauthorized, "\(server) refused the \(credentialWords) (HTTP \(status)\(code)): \(fix)"),
+                error: ChannelError(
+                    .unauthorized, "\(server) refused the \(credentialWords) (HTTP \(status)\(code)): \(fix)"),
                 errcode: errcode, transient: false)
         }
         if (500...599).contains(status) {

@@ -77,7 +77,8 @@ public struct MatrixSettings: Sendable, Equatable {
             fields[field] = text
         }
         guard let url = fields["homeserver_url"] else {
-            throw node.fail(path, "homeserver_url is missing: the homeserver's address, e.g. https://matrix.example.org")
+            throw node.fail(
+                path, "homeserver_url is missing: the homeserver's address, e.g. https://matrix.example.org")
         }
         guard let user = fields["user_id"] else {
             throw node.fail(path, "user_id is missing: the bot's account, e.g. @moat:example.org")

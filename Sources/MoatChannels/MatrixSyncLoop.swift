@@ -72,9 +72,11 @@ public struct MatrixSyncLoop: Sendable {
 
     /// Runs until the task is cancelled (returns) or the credential is refused (throws).
     public func run() async throws(ChannelError) {
-        guard let ownUserID = try await retrying({ () async throws(MatrixClient.Failure) in try await client.identity() })
+        guard
+            let ownUserID = try await retrying({ () async throws(MatrixClient.Failure) in try await client.identity() })
         else { return }
-        guard let stored = try await retrying({ () async throws(MatrixClient.Failure) in try await loadCursor() }) else {
+        guard let stored = try await retrying({ () async throws(MatrixClient.Failure) in try await loadCursor() })
+        else {
             return
         }
         var since = stored

@@ -66,7 +66,9 @@ public final class SynapseHomeserver: @unchecked Sendable {
         // output goes to a file, never a pipe: the daemon keeps the launcher's stdout open, so reading a pipe
         // to its end would wait for the server to stop.
         let launchLog = directory.file("launch.log")
-        let arguments = ["-m", "synapse.app.homeserver", "--config-path", directory.file("homeserver.yaml"), "--daemonize"]
+        let arguments = [
+            "-m", "synapse.app.homeserver", "--config-path", directory.file("homeserver.yaml"), "--daemonize",
+        ]
         let status = try await spawnAndWait(venv.python, arguments, output: launchLog)
         guard status == 0 else {
             let text = (try? String(contentsOfFile: launchLog, encoding: .utf8)) ?? ""
@@ -87,7 +89,7 @@ public final class SynapseHomeserver: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        defer { for argument in argv { free(argument) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard spawned == 0 else { throw SynapseError("cannot start \(executable): error \(spawned)") }
@@ -201,7 +203,8 @@ public struct MatrixTestUser: Sendable {
         var headers = [("Host", "127.0.0.1:\(port)")]
         if !accessToken.isEmpty { headers.append(("Authorization", "Bearer " + accessToken)) }
         let body = try json.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-        let answer = try await RawHTTP.sendOffPool(RawHTTP.request(method, path, headers: headers, body: body), port: port)
+        let answer = try await RawHTTP.sendOffPool(
+            RawHTTP.request(method, path, headers: headers, body: body), port: port)
         guard answer.header("Transfer-Encoding")?.lowercased() == "chunked" else { return answer }
         return RawHTTP.Response(status: answer.status, headers: answer.headers, body: Self.dechunked(answer.body))
     }
@@ -243,7 +246,8 @@ public struct MatrixTestUser: Sendable {
     /// Invites `invitee` into a group room (not a direct chat); its room id.
     public func createGroupRoom(inviting invitee: String) async throws -> String {
         let answer = try await ok(
-            "POST", "/_matrix/client/v3/createRoom", json: ["preset": "private_chat", "name": "group", "invite": [invitee]])
+            "POST", "/_matrix/client/v3/createRoom",
+            json: ["preset": "private_chat", "name": "group", "invite": [invitee]])
         guard let room = answer["room_id"] as? String else { throw SynapseError("no room_id from createRoom") }
         return room
     }

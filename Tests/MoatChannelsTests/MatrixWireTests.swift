@@ -30,7 +30,8 @@ import Testing
         let response = try Self.timeline([
             Self.text("$1", #"{"msgtype":"m.text","body":"hello"}"#),
             Self.text("$own", from: Self.bot, #"{"msgtype":"m.text","body":"my own"}"#),
-            Self.text("$edit", #"{"msgtype":"m.text","body":"* x","m.relates_to":{"rel_type":"m.replace","event_id":"$1"}}"#),
+            Self.text(
+                "$edit", #"{"msgtype":"m.text","body":"* x","m.relates_to":{"rel_type":"m.replace","event_id":"$1"}}"#),
             Self.text("$notice", #"{"msgtype":"m.notice","body":"a notice"}"#),
             Self.text("$image", #"{"msgtype":"m.image","body":"cat.png"}"#),
             Self.text("$nobody", #"{"msgtype":"m.text"}"#),
@@ -42,16 +43,26 @@ import Testing
             #"{"type":"m.reaction","event_id":"$3","sender":"@alice:localhost","content":{"m.relates_to":{"rel_type":"m.reference","event_id":"$p","key":"👍"}}}"#,
             #"{"type":"m.room.member","event_id":"$4","sender":"@alice:localhost","origin_server_ts":5,"state_key":"@alice:localhost","content":{"membership":"leave"}}"#,
             #"{"type":"m.room.member","event_id":"$5","sender":"@alice:localhost","state_key":"@alice:localhost","content":{"membership":"join"}}"#,
-            Self.text("$6", #"{"msgtype":"m.text","body":"> <@bot:localhost> Approve?\n> more\n\napprove","m.relates_to":{"m.in_reply_to":{"event_id":"$p"}}}"#),
+            Self.text(
+                "$6",
+                #"{"msgtype":"m.text","body":"> <@bot:localhost> Approve?\n> more\n\napprove","m.relates_to":{"m.in_reply_to":{"event_id":"$p"}}}"#
+            ),
         ])
         let (invites, events) = MatrixSyncReading.read(response, ownUserID: Self.bot, backlog: false)
         #expect(invites.isEmpty)
         #expect(
             events == [
-                .message(MatrixMessage(roomID: "!r", eventID: "$1", sender: "@alice:localhost", text: "hello", inReplyTo: nil, sentAt: 5)),
-                .reaction(MatrixReaction(roomID: "!r", eventID: "$2", sender: "@alice:localhost", relatesTo: "$p", key: "👍")),
+                .message(
+                    MatrixMessage(
+                        roomID: "!r", eventID: "$1", sender: "@alice:localhost", text: "hello", inReplyTo: nil,
+                        sentAt: 5)),
+                .reaction(
+                    MatrixReaction(roomID: "!r", eventID: "$2", sender: "@alice:localhost", relatesTo: "$p", key: "👍")),
                 .left(roomID: "!r", userID: "@alice:localhost"),
-                .message(MatrixMessage(roomID: "!r", eventID: "$6", sender: "@alice:localhost", text: "approve", inReplyTo: "$p", sentAt: 5)),
+                .message(
+                    MatrixMessage(
+                        roomID: "!r", eventID: "$6", sender: "@alice:localhost", text: "approve", inReplyTo: "$p",
+                        sentAt: 5)),
             ])
         // The first sync of a fresh start: the same timeline is history, and none of it is handed over.
         #expect(MatrixSyncReading.read(response, ownUserID: Self.bot, backlog: true).events.isEmpty)
@@ -110,10 +121,12 @@ import Testing
     func failures() throws {
         let client = try MatrixClient(
             settings: MatrixSettings(
-                homeserverURL: "http://127.0.0.1:8008", userID: Self.bot, credential: .accessToken(secret: "MATRIX_TOKEN")),
+                homeserverURL: "http://127.0.0.1:8008", userID: Self.bot,
+                credential: .accessToken(secret: "MATRIX_TOKEN")),
             vault: try Self.vault())
         let limited = client.failure(
-            status: 429, body: Array(#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":2500}"#.utf8),
+            status: 429,
+            body: Array(#"{"errcode":"M_LIMIT_EXCEEDED","error":"Too Many Requests","retry_after_ms":2500}"#.utf8),
             retryAfterHeader: nil, token: "syt_secret")
         #expect(limited.transient && limited.retryAfter == .milliseconds(2500) && limited.error.code == .busy)
         let header = client.failure(status: 429, body: [], retryAfterHeader: "7", token: "syt_secret")
@@ -137,7 +150,10 @@ import Testing
         let one = MatrixClient.transactionID(for: "reply-0001")
         #expect(one == MatrixClient.transactionID(for: "reply-0001"))
         #expect(one != MatrixClient.transactionID(for: "reply-0002"))
-        #expect(MatrixClient.transactionID(for: "a/b?c#d ü").allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") })
+        #expect(
+            MatrixClient.transactionID(for: "a/b?c#d ü").allSatisfy {
+                $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-")
+            })
         #expect(MatrixClient.segment("!opaque:example.org/../x") == "%21opaque%3Aexample.org%2F..%2Fx")
     }
 
@@ -146,7 +162,12 @@ import Testing
         func read(_ fields: [(String, String)]) -> Result<MatrixSettings, ConfigError> {
             let node = ConfigNode(
                 .mapping(
-                    fields.map { (ConfigNode(.scalar($0.0, plain: true), line: 2), ConfigNode(.scalar($0.1, plain: true), line: 2)) }),
+                    fields.map {
+                        (
+                            ConfigNode(.scalar($0.0, plain: true), line: 2),
+                            ConfigNode(.scalar($0.1, plain: true), line: 2)
+                        )
+                    }),
                 line: 1)
             return Result { () throws(ConfigError) in try MatrixSettings.read(node, path: "channels.matrix") }
         }
