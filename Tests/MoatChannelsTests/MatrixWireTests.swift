@@ -175,6 +175,24 @@ import Testing
         let user = ("user_id", "@moat:example.org")
         let good = try read([url, user, ("access_token_secret", "MATRIX_TOKEN")]).get()
         #expect(good.credential == .accessToken(secret: "MATRIX_TOKEN") && good.deviceID == "MOAT")
+        // Through the channels: section, as config.yaml is read.
+        var channels = ChannelsSettings()
+        let section = ConfigNode(
+            .mapping([
+                (
+                    ConfigNode(.scalar("matrix", plain: true), line: 1),
+                    ConfigNode(
+                        .mapping(
+                            [url, user, ("access_token_secret", "MATRIX_TOKEN")].map {
+                                (
+                                    ConfigNode(.scalar($0.0, plain: true), line: 2),
+                                    ConfigNode(.scalar($0.1, plain: true), line: 2)
+                                )
+                            }), line: 2)
+                )
+            ]), line: 1)
+        try channels.read(section, path: "channels")
+        #expect(channels.matrix == good && channels.webhooks.isEmpty)
         let login = try read([url, user, ("password_secret", "MATRIX_PASSWORD"), ("device_id", "BOT1")]).get()
         #expect(login.credential == .password(secret: "MATRIX_PASSWORD") && login.deviceID == "BOT1")
         let bad: [([(String, String)], String)] = [
