@@ -132,7 +132,8 @@ let package = Package(
         .target(
             name: "MoatChannels",
             dependencies: [
-                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                "MoatAudit", "MoatCore", "MoatNet", "MoatPolicy", "MoatStore", "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -18,5 +18,6 @@ public enum MoatSchema {
         AuthSchema.owner,  // 2026-11-24 owner
         AgentSchema.conversations,  // 2026-12-06 agent
         AgentSchema.usageByProvider,  // 2026-12-06 agent usage by provider
+        PolicySchema.ownerBindings,  // 2026-12-06 policy owner bindings
     ]
 }

@@ -27,6 +27,7 @@ final class AgentFixture: Sendable {
     /// The tables the agent uses, in the installation's order (MoatSchema's, without the owner's).
     static let migrations = [
         StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations, AgentSchema.usageByProvider,
+        PolicySchema.ownerBindings,
     ]
 
     init(
