@@ -159,6 +159,7 @@ let package = Package(
             name: "MoatAgent",
             dependencies: [
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",
@@ -534,6 +535,7 @@ let package = Package(
             dependencies: [
                 "MoatAgent",
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",

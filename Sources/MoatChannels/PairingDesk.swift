@@ -302,14 +302,14 @@ public actor PairingDesk {
     public func tryBinding(_ message: ChannelMessage) async throws -> BindingAttempt {
         guard let typed = PairingCode.normalize(message.text) else { return .none }
         let nowMillis = millis(now())
+        let authenticator = self.authenticator
         let found = try await database.pool.read { db in
             try Row.fetchOne(
                 db, sql: "SELECT * FROM channel_codes WHERE purpose = 'bind' AND channel = ? AND expires_at > ?",
-                arguments: [message.channel, nowMillis])
+                arguments: [message.channel, nowMillis]
+            ).map { (row: CodeRow($0), genuine: authenticator.verify($0["mac"], of: CodeRow($0))) }
         }
-        guard let found else { return .none }
-        let row = CodeRow(found)
-        let genuine = authenticator.verify(found["mac"], of: row)
+        guard let (row, genuine) = found else { return .none }
         if genuine, PairingCode.matches(typed, PairingCode.derive(id: row.id, authenticator: authenticator)) {
             try await database.pool.write { db in
                 try db.execute(sql: "DELETE FROM channel_codes WHERE id = ?", arguments: [row.id])
