@@ -72,6 +72,9 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     private let jobs: AsyncStream<@Sendable () async -> Void>
     private let queue: AsyncStream<@Sendable () async -> Void>.Continuation
     private let running = Atomic<Int>(0)
+    /// Conversations with a turn running, and who waits for each: one turn per conversation at a time,
+    /// in the platform's order (the agent would refuse a second as busy, and the message would be lost).
+    private let lanes = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
 
     public init(
         adapters: [any ChannelAdapter],
@@ -229,10 +232,15 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             running.subtract(1, ordering: .relaxed)
             throw ChannelError(.busy, "too many turns are running; the channel will deliver again shortly")
         }
+        let lane = Self.scoped(message.channel, message.conversation)
+        await enterLane(lane)
         let (signal, answer) = AsyncStream<Result<Void, any Error>>.makeStream()
         let accepted = Atomic<Bool>(false)
         let job: @Sendable () async -> Void = { [self] in
-            defer { running.subtract(1, ordering: .relaxed) }
+            defer {
+                leaveLane(lane)
+                running.subtract(1, ordering: .relaxed)
+            }
             do {
                 let reply = try await turns.runTurn(message, principal: principal) {
                     accepted.store(true, ordering: .sequentiallyConsistent)
@@ -250,6 +258,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             }
         }
         guard case .enqueued = queue.yield(job) else {
+            leaveLane(lane)
             running.subtract(1, ordering: .relaxed)
             throw ChannelError(.busy, "the channels are shutting down")
         }
@@ -263,6 +272,35 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             }
         }
         throw ChannelError(.deliveryFailed, "the message was not taken in; it will be delivered again")
+    }
+
+    /// Waits until no turn runs in `lane`, then holds it.
+    private func enterLane(_ lane: String) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let free = lanes.withLock { lanes -> Bool in
+                guard lanes[lane] != nil else {
+                    lanes[lane] = []
+                    return true
+                }
+                lanes[lane]!.append(continuation)
+                return false
+            }
+            if free { continuation.resume() }
+        }
+    }
+
+    /// Hands `lane` to the next waiter, or frees it.
+    private func leaveLane(_ lane: String) {
+        let next = lanes.withLock { lanes -> CheckedContinuation<Void, Never>? in
+            guard var waiting = lanes[lane], !waiting.isEmpty else {
+                lanes[lane] = nil
+                return nil
+            }
+            let next = waiting.removeFirst()
+            lanes[lane] = waiting
+            return next
+        }
+        next?.resume()
     }
 
     // MARK: Out

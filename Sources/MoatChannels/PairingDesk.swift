@@ -378,6 +378,7 @@ public actor PairingDesk {
                     + "`moat pairing list` shows the pending ones")
         }
         guard row.expiresAt > nowMillis else {
+            try await prune(nowMillis)
             throw ChannelError(
                 .unauthorized,
                 "this code expired (codes are valid \(settings.codeLifetime / 60) minutes); ask the sender to "
