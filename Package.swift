@@ -220,6 +220,7 @@ let package = Package(
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatVault",

@@ -62,6 +62,7 @@ extension GatewayServer {
         let engine = try state.policyEngine(vault: vault, audit: audit)
         let agent = try state.agent(
             vault: vault, audit: audit, engine: engine, notifier: LoggingNotifier(logger: logger))
+        let pairing = try state.pairingDesk(vault: vault, audit: audit, engine: engine)
         let installation: String
         do {
             installation = try state.database.installationID()
@@ -86,7 +87,7 @@ extension GatewayServer {
                 state.adminOperations(
                     authority: authority, engine: engine,
                     vault: VaultOperations(vault: vault, audit: audit, userAgent: "moat-admin-socket"),
-                    agent: AgentOperations(agent: agent), baseURL: baseURL
+                    agent: AgentOperations(agent: agent), pairing: pairing, baseURL: baseURL
                 ) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }

@@ -60,10 +60,12 @@ final class ChannelFixture: Sendable {
     let desk: PairingDesk
     let router: ChannelRouter
     let requests = CodeRecorder()
+    /// The router's service (its turns run there), cancelled with the fixture.
+    let service: Task<Void, Never>?
 
     init(
         tools: [any Tool] = [], trust: [TrustDomain: TrustLevel] = [:], settings: PairingSettings = PairingSettings(),
-        adapter: TestAdapter = TestAdapter()
+        adapter: TestAdapter = TestAdapter(), running: Bool = true
     ) throws {
         base = try AgentFixture(tools: tools, trust: trust)
         self.adapter = adapter
@@ -76,7 +78,11 @@ final class ChannelFixture: Sendable {
             adapters: [adapter], database: base.database, policy: base.policy, pairing: desk,
             turns: AgentChannelTurns(agent: base.agent), backoff: ReconnectBackoff(base: .milliseconds(5)),
             now: { clock.now }, onPairingRequest: { code in requests.codes.withLock { $0.append(code) } })
+        let router = self.router
+        service = running ? Task { await router.run() } : nil
     }
+
+    deinit { service?.cancel() }
 
     /// A message from `sender` with a fresh idempotency key.
     func message(_ text: String, from sender: String = "alice") -> ChannelMessage {
@@ -347,7 +353,7 @@ final class CodeRecorder: Sendable {
     func restart() async throws {
         let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
         let first = TestAdapter(script: Array(script.prefix(2)), failFirstRuns: 2)
-        let fixture = try ChannelFixture(adapter: first)
+        let fixture = try ChannelFixture(adapter: first, running: false)
         let bind = try await fixture.desk.beginBinding(channel: "testchat")
         try await fixture.router.advance(channel: "testchat", to: "0")
         _ = try await fixture.router.deliver(
