@@ -154,7 +154,9 @@ extension AdminResult {
         case .ownerBindings(let bindings):
             if bindings.isEmpty { return "no owner accounts bound\n" }
             return bindings.map {
-                PrintableText.strip("\($0.channel) \($0.sender) bound \(UTCTimestamp.format(secondsSince1970: Double($0.boundAt) / 1000))") + "\n"
+                PrintableText.strip(
+                    "\($0.channel) \($0.sender) bound \(UTCTimestamp.format(secondsSince1970: Double($0.boundAt) / 1000))"
+                ) + "\n"
             }.joined()
         case .chatTurn(let turn):
             return AdminText.turn(turn)
@@ -265,7 +267,8 @@ enum AdminText {
     static func line(_ pending: PairingView) -> String {
         let expires = UTCTimestamp.format(secondsSince1970: Double(pending.expiresAt) / 1000)
         let who = pending.purpose == "bind" ? "owner binding" : "\(pending.channel):\(pending.sender)"
-        return PrintableText.strip("\(pending.code) \(pending.purpose) \(pending.channel) \(who) \(pending.state) until \(expires)")
+        return PrintableText.strip(
+            "\(pending.code) \(pending.purpose) \(pending.channel) \(who) \(pending.state) until \(expires)")
     }
 
     static func line(_ contact: ContactView) -> String {

@@ -2,13 +2,14 @@ import Crypto
 import Foundation
 import GRDB
 import MoatAgent
-@testable import MoatChannels
 import MoatCore
 import MoatPolicy
 import MoatStore
 import MoatTools
 import Synchronization
 import Testing
+
+@testable import MoatChannels
 
 /// A platform in the process: it hands in its script from the saved cursor on (the cursor is the index of
 /// the next message), keeps everything sent to it, and can fail its first runs like a dropped connection.
@@ -113,7 +114,8 @@ final class CodeRecorder: Sendable {
     @Test("codes are 8 Crockford base32 characters, differ per row id, and typing variants normalise to them")
     func shape() throws {
         let authenticator = RowAuthenticator(key: .init(size: .bits256))
-        let codes = Set((0..<200).map { _ in PairingCode.derive(id: PairingCode.newID(), authenticator: authenticator) })
+        let codes = Set(
+            (0..<200).map { _ in PairingCode.derive(id: PairingCode.newID(), authenticator: authenticator) })
         #expect(codes.count == 200)
         for code in codes {
             #expect(code.utf8.count == 8 && code.utf8.allSatisfy { PairingCode.alphabet.contains($0) })
@@ -136,9 +138,18 @@ final class CodeRecorder: Sendable {
         }
         #expect(decide(true, false, 3, 5) == .resend)
         #expect(decide(false, false, 2, 4) == .issue)
-        guard case .refuse = decide(false, false, 3, 0) else { Issue.record("4th pending code issued"); return }
-        guard case .refuse = decide(false, false, 0, 5) else { Issue.record("hourly cap ignored"); return }
-        guard case .refuse = decide(false, true, 0, 0) else { Issue.record("denied sender got a code"); return }
+        guard case .refuse = decide(false, false, 3, 0) else {
+            Issue.record("4th pending code issued")
+            return
+        }
+        guard case .refuse = decide(false, false, 0, 5) else {
+            Issue.record("hourly cap ignored")
+            return
+        }
+        guard case .refuse = decide(false, true, 0, 0) else {
+            Issue.record("denied sender got a code")
+            return
+        }
         #expect(PairingSettings(codeLifetime: 3600, pendingPerChannel: 9).codeLifetime == 600)
         #expect(PairingSettings(codeLifetime: 3600, pendingPerChannel: 9).pendingPerChannel == 3)
     }
@@ -203,7 +214,8 @@ final class CodeRecorder: Sendable {
         let fixture = try ChannelFixture()
         try await fixture.router.deliver(fixture.message("hi", from: "bob"))
         let code = try fixture.lastCode(to: "bob")
-        for typed in ["ABCD-EFGH", "0000-0000", "not a code", ""] where PairingCode.normalize(typed) != PairingCode.normalize(code) {
+        for typed in ["ABCD-EFGH", "0000-0000", "not a code", ""]
+        where PairingCode.normalize(typed) != PairingCode.normalize(code) {
             await #expect(throws: ChannelError.self) { try await fixture.desk.approve(code: typed, ceilings: [:]) }
         }
         _ = try await fixture.desk.deny(code: code)
@@ -331,7 +343,9 @@ final class CodeRecorder: Sendable {
         // The contact itself, and a stranger, tap Approve: refused, and the model never sees it.
         let requestsBefore = fixture.base.model.requests.count
         for sender in ["alice", "stranger"] {
-            guard case .refused = try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: sender))
+            guard
+                case .refused = try await fixture.router.deliver(
+                    fixture.message("approve \(approval.id)", from: sender))
             else {
                 Issue.record("an approval from \(sender) was taken")
                 return
@@ -340,7 +354,8 @@ final class CodeRecorder: Sendable {
         #expect(tool.ran.isEmpty)
         #expect(fixture.base.model.requests.count == requestsBefore)
         // The owner's bound account: it runs once; a second tap is refused.
-        #expect(try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: "me")) == .ownerCommand)
+        #expect(
+            try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: "me")) == .ownerCommand)
         #expect(tool.ran.count == 1)
         _ = try await fixture.router.deliver(fixture.message("Approve \(approval.id)", from: "me"))
         #expect(tool.ran.count == 1)
