@@ -340,6 +340,20 @@ final class CodeRecorder: Sendable {
         // The turn is over once the model has answered the held call.
         try await fixture.eventually { fixture.adapter.sent.contains { $0.text.hasPrefix("done: Held") } }
         let approval = try #require(try await fixture.base.policy.approvals(pendingOnly: true).first)
+        // The prompt goes to the owner's bound account, bound to this approval.
+        let notifier = ChannelOwnerNotifier(next: NoticeRecorder(), policy: fixture.base.policy)
+        notifier.attach(fixture.router)
+        await notifier.notify(
+            OwnerNotice(
+                kind: .approvalPending, conversationID: "testchat:dm-alice", approvalID: approval.id,
+                text: "lights on porch waits for your approval \(approval.id)"))
+        let prompt = try #require(fixture.adapter.sent.last { $0.recipient == "me" })
+        guard case .approvalPrompt(let details) = prompt.kind else {
+            Issue.record("the owner got no approval prompt")
+            return
+        }
+        #expect(details.approveReference == "approve \(approval.id)" && details.denyReference == "deny \(approval.id)")
+        #expect(details.domain == "integrations" && details.level == 2 && prompt.conversation == "dm-me")
         // The contact itself, and a stranger, tap Approve: refused, and the model never sees it.
         let requestsBefore = fixture.base.model.requests.count
         for sender in ["alice", "stranger"] {
