@@ -282,6 +282,10 @@ public final class InstallationState: Sendable {
         }
     }
 
+    /// The messaging channels' adapters (Telegram, Matrix) as `config.yaml` configures them; none yet.
+    /// Each adapter adds itself here (its settings, its vault credentials), and nothing else changes.
+    public func channelAdapters(vault: UnlockedVault) -> [any ChannelAdapter] { [] }
+
     /// DM pairing and owner binding over this installation's tables, keyed from the vault.
     public func pairingDesk(vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine) throws(GatewayError)
         -> PairingDesk
