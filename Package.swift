@@ -132,7 +132,8 @@ let package = Package(
         .target(
             name: "MoatChannels",
             dependencies: [
-                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                "MoatAudit", "MoatCore", "MoatNet", "MoatPolicy", "MoatStore", "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -158,6 +159,7 @@ let package = Package(
             name: "MoatAgent",
             dependencies: [
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",
@@ -218,6 +220,7 @@ let package = Package(
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatVault",
@@ -534,6 +537,7 @@ let package = Package(
             dependencies: [
                 "MoatAgent",
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",
