@@ -23,6 +23,13 @@ struct BackupPassphraseOptions: ParsableArguments {
         }
     }
 
+    /// Standard input carries one secret: refuses it for both the master password and the passphrase.
+    func validate(alongside unlock: VaultUnlockOptions) throws {
+        if unlock.passwordStdin && passphraseStdin {
+            throw ValidationError("standard input can carry the master password or the passphrase, not both")
+        }
+    }
+
     var source: SecretSource {
         if let passphraseFile { return .file(passphraseFile) }
         return passphraseStdin ? .standardInput : .terminal
@@ -61,9 +68,7 @@ struct BackupCommand: ParsableCommand {
     var force = false
 
     func validate() throws {
-        if unlock.passwordStdin && passphrase.passphraseStdin {
-            throw ValidationError("standard input can carry the master password or the passphrase, not both")
-        }
+        try passphrase.validate(alongside: unlock)
     }
 
     func run() throws {
@@ -140,9 +145,7 @@ struct RestoreCommand: ParsableCommand {
     var seal = false
 
     func validate() throws {
-        if unlock.passwordStdin && passphrase.passphraseStdin {
-            throw ValidationError("standard input can carry the master password or the passphrase, not both")
-        }
+        try passphrase.validate(alongside: unlock)
     }
 
     func run() throws {

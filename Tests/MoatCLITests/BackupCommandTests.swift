@@ -42,6 +42,12 @@ import Testing
             home: home)
     }
 
+    /// Waits (up to a minute) for a starting `moat serve` to create its admin socket.
+    static func waitForAdminSocket(_ home: String) {
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: home + "/moat.sock") && Date() < deadline { usleep(20_000) }
+    }
+
     static func mode(_ path: String) -> Int? {
         (try? FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) ?? nil
     }
@@ -66,10 +72,7 @@ import Testing
             "POST", "/api/setup", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
             json: #"{"token":"\#(setupToken)","password":"\#(OwnerCommandTests.password)"}"#)
         #expect(setup.status == 201)
-        let socketDeadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home + "/moat.sock") && Date() < socketDeadline {
-            usleep(20_000)
-        }
+        Self.waitForAdminSocket(home)
         let created = try MoatBinary.run(["token", "create", "ci", "--scope", "read", "--expires", "30d"], home: home)
         #expect(created.status == 0, "\(created.stderr)")
         let apiToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -231,10 +234,7 @@ import Testing
     func refusedWhileServing() throws {
         let made = try Self.makeBackup()
         let server = try RunningServer(arguments: [], home: made.home.path)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: made.home.file("moat.sock")) && Date() < deadline {
-            usleep(20_000)
-        }
+        Self.waitForAdminSocket(made.home.path)
         let result = try Self.restore(made, into: made.home.path, extra: ["--force"])
         #expect(result.status == 1)
         #expect(result.stderr.contains("stop moat serve first"))
