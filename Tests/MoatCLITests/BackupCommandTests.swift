@@ -147,6 +147,32 @@ import Testing
         }
     }
 
+    @Test("config.yaml travels byte for byte and is written 0600; vault.seal and recovery-key.txt never travel")
+    func configTravels() throws {
+        let temp = TemporaryDirectory()
+        let home = try ServedHome.copy()
+        let config = "# the owner's settings\nport: 8111\n"
+        _ = try home.write("config.yaml", config)
+        let passphraseFile = try temp.write("passphrase", Self.passphrase + "\n")
+        let passwordFile = try temp.write("password", try Self.recoveryKey(home.path))
+        let backup = temp.file("with-config.backup")
+        let made = try MoatBinary.run(["backup", "--passphrase-file", passphraseFile, backup], home: home.path)
+        #expect(made.status == 0, "\(made.stderr)")
+        let scratch = try FileManager.default.contentsOfDirectory(atPath: home.path).filter { $0.contains(".backup-") }
+        #expect(scratch.isEmpty, "the database copy is removed: \(scratch)")
+        let target = temp.file("fresh")
+        let result = try MoatBinary.run(
+            ["restore", "--passphrase-file", passphraseFile, "--password-file", passwordFile, backup], home: target)
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(try String(contentsOfFile: target + "/config.yaml", encoding: .utf8) == config)
+        #expect(Self.mode(target + "/config.yaml") == 0o600)
+        for absent in ["vault.seal", "recovery-key.txt", "setup-link.txt", "moat.sock"] {
+            #expect(!FileManager.default.fileExists(atPath: target + "/" + absent), "\(absent)")
+        }
+        let entries = try FileManager.default.contentsOfDirectory(atPath: target)
+        #expect(!entries.contains { $0.hasPrefix(".restore-") || $0.contains(".tmp-") }, "\(entries)")
+    }
+
     @Test("a wrong passphrase is refused with a clear error and writes nothing")
     func wrongPassphrase() throws {
         let made = try Self.makeBackup()
