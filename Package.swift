@@ -132,7 +132,8 @@ let package = Package(
         .target(
             name: "MoatChannels",
             dependencies: [
-                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                "MoatAudit", "MoatCore", "MoatNet", "MoatPolicy", "MoatStore", "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -158,6 +159,7 @@ let package = Package(
             name: "MoatAgent",
             dependencies: [
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",
@@ -533,6 +535,7 @@ let package = Package(
             dependencies: [
                 "MoatAgent",
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",

@@ -19,5 +19,6 @@ public enum MoatSchema {
         AgentSchema.conversations,  // 2026-12-06 agent
         AgentSchema.usageByProvider,  // 2026-12-06 agent usage by provider
         AgentSchema.routes,  // 2026-12-06 agent routes
+        PolicySchema.ownerBindings,  // 2026-12-06 policy owner bindings
     ]
 }
