@@ -25,6 +25,10 @@ struct OwnerAccess {
     let auth: GatewayAuth
     /// The agent pipeline the owner's chat, approvals and the channels feed.
     let agent: Agent
+    /// The policy engine the agent decides with (the channels' principal decision uses the same one).
+    let engine: PolicyEngine
+    /// Where owner notices reach the owner's bound channel accounts (``ChannelServices``).
+    let channelOutbox: ChannelOutbox
     let operations: (@escaping @Sendable () -> String?) -> AdminOperations
     let socketPath: String
     let logger: Logger
@@ -60,8 +64,10 @@ extension GatewayServer {
     ) throws(GatewayError) -> OwnerAccess {
         let authority = try state.ownerAuthority(vault: vault, audit: audit)
         let engine = try state.policyEngine(vault: vault, audit: audit)
+        let channelOutbox = ChannelOutbox()
         let agent = try state.agent(
-            vault: vault, audit: audit, engine: engine, notifier: LoggingNotifier(logger: logger))
+            vault: vault, audit: audit, engine: engine,
+            notifier: ServeOwnerNotifier(log: LoggingNotifier(logger: logger), outbox: channelOutbox))
         let installation: String
         do {
             installation = try state.database.installationID()
@@ -82,6 +88,8 @@ extension GatewayServer {
         return OwnerAccess(
             auth: auth,
             agent: agent,
+            engine: engine,
+            channelOutbox: channelOutbox,
             operations: { baseURL in
                 state.adminOperations(
                     authority: authority, engine: engine,

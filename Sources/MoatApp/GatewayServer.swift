@@ -83,6 +83,7 @@ public struct GatewayServer: Sendable {
         var webhooks: WebhookRoutes?
         var operations: AdminOperations?
         var background: BackgroundWork?
+        var channels: ChannelServices?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             auth = owner.auth
@@ -96,9 +97,11 @@ public struct GatewayServer: Sendable {
                     agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
                 webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
             }
+            channels = try ChannelServices.make(state: state, vault: vault, audit: audit, owner: owner, logger: logger)
         }
         let router = GatewayApplication.makeRouter(
-            hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks)
+            hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
+            telegram: channels?.telegramWebhook)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
@@ -150,6 +153,10 @@ public struct GatewayServer: Sendable {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
             if let adminSocket {
                 services.append(.init(service: adminSocket))
+            }
+            if let channels {
+                // Last, so it stops first: no platform message is taken in once shutdown began.
+                services.append(.init(service: channels.service))
             }
             if let background {
                 // First in the list, so it stops last: the routes that queue work are closed by then, and
