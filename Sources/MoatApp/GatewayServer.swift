@@ -155,7 +155,8 @@ public struct GatewayServer: Sendable {
                 services.append(.init(service: adminSocket))
             }
             if let channels {
-                // Last, so it stops first: no platform message is taken in once shutdown began.
+                // After the HTTP app and the admin socket, so it stops before them: no platform message is
+                // taken in once shutdown began.
                 services.append(.init(service: channels.service))
             }
             if let background {

@@ -112,11 +112,15 @@ final class TelegramChannelFixture: Sendable {
         let markup = try #require(sent.markup)
         #expect(markup.contains("\"approve:\(approvalID)\"") && markup.contains("\"deny:\(approvalID)\""))
         #expect(markup.contains("Approve") && markup.contains("Deny"))
-        // Mallory, who has no business here, taps Approve with forged data in her own chat: refused, nothing ran.
+        // Mallory, a stranger, writes (and gets a pairing code), then taps a button with forged data under
+        // that message in her own chat: refused, nothing ran, no model round.
         let requestsBefore = fixture.base.model.requests.count
-        fixture.telegram.tap(by: Self.mallory, messageID: sent.id, data: "approve:\(approvalID)")
+        fixture.telegram.sendPrivateMessage(from: Self.mallory, text: "hi")
         try await fixture.eventually { fixture.texts(to: Self.mallory).count == 1 }
-        #expect(fixture.texts(to: Self.mallory).first == "Only the owner's bound account can approve or deny.")
+        let hers = try #require(fixture.telegram.sentMessages.last { $0.chatID == Self.mallory.id })
+        fixture.telegram.tap(by: Self.mallory, messageID: hers.id, data: "approve:\(approvalID)")
+        try await fixture.eventually { fixture.texts(to: Self.mallory).count == 2 }
+        #expect(fixture.texts(to: Self.mallory).last == "Only the owner's bound account can approve or deny.")
         // A button Moat never made is answered and ignored.
         fixture.telegram.tap(by: Self.owner, messageID: sent.id, data: "launch:everything")
         try await fixture.eventually { fixture.telegram.calls("answerCallbackQuery").count == 2 }
