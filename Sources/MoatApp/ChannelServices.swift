@@ -29,7 +29,8 @@ struct ChannelServices {
         let adapter: TelegramAdapter
         let router: ChannelRouter
         do {
-            adapter = TelegramAdapter(bot: try TelegramBot(settings: settings, vault: vault), settings: settings, report: report)
+            adapter = TelegramAdapter(
+                bot: try TelegramBot(settings: settings, vault: vault), settings: settings, report: report)
             let pairing = PairingDesk(
                 database: state.database, authenticator: try ChannelKeyring.authenticator(from: vault), audit: audit,
                 policy: owner.engine)
@@ -55,7 +56,8 @@ struct ChannelServices {
         return ChannelServices(
             router: router, service: ChannelService(router: router),
             telegramWebhook: settings.mode == .webhook
-                ? TelegramWebhookRoutes(settings: settings, vault: vault, receiver: TelegramWebhookReceiver(adapter: adapter))
+                ? TelegramWebhookRoutes(
+                    settings: settings, vault: vault, receiver: TelegramWebhookReceiver(adapter: adapter))
                 : nil)
     }
 }
@@ -102,7 +104,8 @@ struct ServeOwnerNotifier: OwnerNotifier {
         if notice.kind == .approvalPending, let approvalID = notice.approvalID {
             let prompt = ApprovalPrompt(approvalID: approvalID, summary: notice.text, level: 2, domain: "", reason: nil)
             await outbox.notifyOwner(
-                notice.text + "\n\nTap Approve or Deny, or answer `\(prompt.approveReference)` / `\(prompt.denyReference)`.",
+                notice.text
+                    + "\n\nTap Approve or Deny, or answer `\(prompt.approveReference)` / `\(prompt.denyReference)`.",
                 prompt: prompt)
         } else {
             await outbox.notifyOwner(notice.text)

@@ -235,7 +235,9 @@ public final class FakeTelegramServer: Sendable {
     /// The messages the bot sent, in order: id, chat, text and the reply markup's JSON (nil once removed).
     public var sentMessages: [(id: Int64, chatID: Int64, text: String, markup: String?)] {
         state.withLock { state in
-            state.sent.keys.sorted().map { (id: $0, chatID: state.sent[$0]!.chatID, text: state.sent[$0]!.text, markup: state.sent[$0]!.markup) }
+            state.sent.keys.sorted().map {
+                (id: $0, chatID: state.sent[$0]!.chatID, text: state.sent[$0]!.text, markup: state.sent[$0]!.markup)
+            }
         }
     }
 

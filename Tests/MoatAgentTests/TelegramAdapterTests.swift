@@ -1,12 +1,13 @@
 import Foundation
 import MoatAgent
-@testable import MoatChannels
 import MoatCore
 import MoatPolicy
 import MoatTestSupport
 import MoatTools
 import MoatVault
 import Testing
+
+@testable import MoatChannels
 
 /// The Telegram adapter on the channel framework, against the fake Bot API on loopback: the router, the
 /// pairing desk and the real agent in the process, Telegram's wire on a real socket.
@@ -62,7 +63,9 @@ final class TelegramChannelFixture: Sendable {
     static let alice = FakeTelegramServer.User(id: 222_000_222, firstName: "Alice")
     static let mallory = FakeTelegramServer.User(id: 333_000_333, firstName: "Mallory")
 
-    @Test("an unknown Telegram user gets a pairing code and reaches no model; once approved, the next message is answered")
+    @Test(
+        "an unknown Telegram user gets a pairing code and reaches no model; once approved, the next message is answered"
+    )
     func pairing() async throws {
         let fixture = try await TelegramChannelFixture()
         defer { Task { await fixture.telegram.stop() } }
@@ -129,7 +132,9 @@ final class TelegramChannelFixture: Sendable {
         #expect(try await fixture.base.policy.approvals(pendingOnly: true).count == 1)
         // The owner's tap: the call runs once, the buttons go away, and a second tap runs nothing.
         fixture.telegram.tap(by: Self.owner, messageID: sent.id, data: "approve:\(approvalID)")
-        try await fixture.eventually { tool.ran.count == 1 && fixture.telegram.calls("editMessageReplyMarkup").count == 1 }
+        try await fixture.eventually {
+            tool.ran.count == 1 && fixture.telegram.calls("editMessageReplyMarkup").count == 1
+        }
         try await fixture.eventually { fixture.texts(to: Self.owner).contains("Approved \(approvalID).") }
         #expect(fixture.telegram.sentMessages.first { $0.id == sent.id }?.markup == nil)
         fixture.telegram.tap(by: Self.owner, messageID: sent.id, data: "approve:\(approvalID)")
@@ -164,7 +169,10 @@ final class TelegramChannelFixture: Sendable {
         try await fixture.eventually { fixture.telegram.pendingUpdateIDs.isEmpty }
         second.cancel()
         await second.value
-        #expect(fixture.texts(to: Self.owner).filter { $0.hasPrefix("done: ") } == ["done: one", "done: two", "done: three"])
+        #expect(
+            fixture.texts(to: Self.owner).filter { $0.hasPrefix("done: ") } == [
+                "done: one", "done: two", "done: three",
+            ])
         #expect(fixture.base.model.requests.count == 3)
         #expect(try fixture.base.count("agent_inbound") == 3)
         #expect(try await restarted.savedCursor(channel: "telegram") == String(savedOffset + 2))
