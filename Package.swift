@@ -220,6 +220,7 @@ let package = Package(
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatVault",
@@ -332,6 +333,7 @@ let package = Package(
             dependencies: [
                 "MoatCore",
                 "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

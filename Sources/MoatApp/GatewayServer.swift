@@ -83,9 +83,12 @@ public struct GatewayServer: Sendable {
         var webhooks: WebhookRoutes?
         var operations: AdminOperations?
         var background: BackgroundWork?
-        var channels: ChannelServices?
+        var channels: ChannelService?
+        var telegram: TelegramWebhookRoutes?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
+            channels = owner.channels.map(ChannelService.init)
+            telegram = telegramWebhook(router: owner.channels, vault: vault)
             auth = owner.auth
             agent = owner.agent
             operations = owner.operations { baseURL.get() }
@@ -97,11 +100,10 @@ public struct GatewayServer: Sendable {
                     agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
                 webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
             }
-            channels = try ChannelServices.make(state: state, vault: vault, audit: audit, owner: owner, logger: logger)
         }
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
-            telegram: channels?.telegramWebhook)
+            telegram: telegram)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
@@ -155,9 +157,7 @@ public struct GatewayServer: Sendable {
                 services.append(.init(service: adminSocket))
             }
             if let channels {
-                // After the HTTP app and the admin socket, so it stops before them: no platform message is
-                // taken in once shutdown began.
-                services.append(.init(service: channels.service))
+                services.append(.init(service: channels))
             }
             if let background {
                 // First in the list, so it stops last: the routes that queue work are closed by then, and

@@ -116,7 +116,8 @@ public final class ChannelRouter: ChannelInbox, Sendable {
                 let supervisor = ChannelSupervisor(
                     adapter: adapter, inbox: self, backoff: backoff,
                     onFailure: { [report] error, wait in
-                        report("the \(adapter.channel) channel failed (\(Self.describe(error))); reconnecting in \(wait)")
+                        report(
+                            "the \(adapter.channel) channel failed (\(Self.describe(error))); reconnecting in \(wait)")
                     })
                 group.addTask { await supervisor.run() }
             }
@@ -161,13 +162,15 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             message.senderID.utf8.count <= 256, message.conversation.utf8.count <= 90,
             message.idempotencyKey.utf8.count <= 90
         else {
-            return .refused("a sender id, conversation and idempotency key are required (sender ≤ 256 bytes, the others ≤ 90)")
+            return .refused(
+                "a sender id, conversation and idempotency key are required (sender ≤ 256 bytes, the others ≤ 90)")
         }
         // 1. A pending owner binding on this channel, and a code-shaped message.
         switch try await pairing.tryBinding(message) {
         case .bound(let binding):
             await send(
-                message, "This account is now the owner's on \(binding.channel). Approval prompts and notices come here.",
+                message,
+                "This account is now the owner's on \(binding.channel). Approval prompts and notices come here.",
                 kind: .notice)
             return .ownerBound
         case .wrong:
@@ -311,6 +314,9 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             OutboundMessage(conversation: message.conversation, recipient: message.senderID, text: text, kind: kind),
             on: message.channel)
     }
+
+    /// The adapter running `channel` (a webhook route hands its platform's deliveries to it), or nil.
+    public func adapter(for channel: String) -> (any ChannelAdapter)? { adapters[channel] }
 
     /// Sends `outbound` on `channel`; a failure is reported (the audit log holds what happened).
     public func send(_ outbound: OutboundMessage, on channel: String) async {

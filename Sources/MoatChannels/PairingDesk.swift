@@ -178,7 +178,8 @@ public actor PairingDesk {
                 try Row.fetchAll(
                     db, sql: "SELECT * FROM channel_codes WHERE purpose = 'pair' AND channel = ?", arguments: [channel]
                 ).map { (row: CodeRow($0), genuine: authenticator.verify($0["mac"], of: CodeRow($0))) },
-                try Int.fetchOne(db, sql: "SELECT attempts FROM channel_pairing_hours WHERE hour = ?", arguments: [hour])
+                try Int.fetchOne(
+                    db, sql: "SELECT attempts FROM channel_pairing_hours WHERE hour = ?", arguments: [hour])
                     ?? 0
             )
         }
@@ -217,11 +218,7 @@ public actor PairingDesk {
                 ])
             try await audit.append(event) { db in
                 try Self.insert(row, mac: mac, db)
-                try db.execute(
-                    sql: """
-                        INSERT INTO channel_pairing_hours (hour, attempts) VALUES (?, 1)
-                        ON CONFLICT(hour) DO UPDATE SET attempts = attempts + 1
-                        """, arguments: [hour])
+                try Self.countAttempt(hour: hour, db)
             }
             return .code(view(row), isNew: true)
         }
@@ -330,11 +327,7 @@ public actor PairingDesk {
             ])
         try await audit.append(event) { db in
             if withdrawn { try db.execute(sql: "DELETE FROM channel_codes WHERE id = ?", arguments: [row.id]) }
-            try db.execute(
-                sql: """
-                    INSERT INTO channel_pairing_hours (hour, attempts) VALUES (?, 1)
-                    ON CONFLICT(hour) DO UPDATE SET attempts = attempts + 1
-                    """, arguments: [hour])
+            try Self.countAttempt(hour: hour, db)
         }
         return .wrong
     }
@@ -439,6 +432,15 @@ public actor PairingDesk {
             senderID: row.senderID, conversation: row.conversation, createdAt: row.createdAt,
             expiresAt: row.expiresAt, state: row.state,
             code: PairingCode.display(PairingCode.derive(id: row.id, authenticator: authenticator)))
+    }
+
+    /// One more pairing attempt in the clock hour `hour`.
+    private static func countAttempt(hour: Int64, _ db: Database) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO channel_pairing_hours (hour, attempts) VALUES (?, 1)
+                ON CONFLICT(hour) DO UPDATE SET attempts = attempts + 1
+                """, arguments: [hour])
     }
 
     private static func insert(_ row: CodeRow, mac: String, _ db: Database) throws {

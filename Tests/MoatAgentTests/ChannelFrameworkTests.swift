@@ -2,13 +2,14 @@ import Crypto
 import Foundation
 import GRDB
 import MoatAgent
-@testable import MoatChannels
 import MoatCore
 import MoatPolicy
 import MoatStore
 import MoatTools
 import Synchronization
 import Testing
+
+@testable import MoatChannels
 
 /// A platform in the process: it hands in its script from the saved cursor on (the cursor is the index of
 /// the next message), keeps everything sent to it, and can fail its first runs like a dropped connection.
@@ -60,10 +61,12 @@ final class ChannelFixture: Sendable {
     let desk: PairingDesk
     let router: ChannelRouter
     let requests = CodeRecorder()
+    /// The router's service (its turns run there), cancelled with the fixture.
+    let service: Task<Void, Never>?
 
     init(
         tools: [any Tool] = [], trust: [TrustDomain: TrustLevel] = [:], settings: PairingSettings = PairingSettings(),
-        adapter: TestAdapter = TestAdapter()
+        adapter: TestAdapter = TestAdapter(), running: Bool = true
     ) throws {
         base = try AgentFixture(tools: tools, trust: trust)
         self.adapter = adapter
@@ -76,7 +79,11 @@ final class ChannelFixture: Sendable {
             adapters: [adapter], database: base.database, policy: base.policy, pairing: desk,
             turns: AgentChannelTurns(agent: base.agent), backoff: ReconnectBackoff(base: .milliseconds(5)),
             now: { clock.now }, onPairingRequest: { code in requests.codes.withLock { $0.append(code) } })
+        let router = self.router
+        service = running ? Task { await router.run() } : nil
     }
+
+    deinit { service?.cancel() }
 
     /// A message from `sender` with a fresh idempotency key.
     func message(_ text: String, from sender: String = "alice") -> ChannelMessage {
@@ -107,7 +114,8 @@ final class CodeRecorder: Sendable {
     @Test("codes are 8 Crockford base32 characters, differ per row id, and typing variants normalise to them")
     func shape() throws {
         let authenticator = RowAuthenticator(key: .init(size: .bits256))
-        let codes = Set((0..<200).map { _ in PairingCode.derive(id: PairingCode.newID(), authenticator: authenticator) })
+        let codes = Set(
+            (0..<200).map { _ in PairingCode.derive(id: PairingCode.newID(), authenticator: authenticator) })
         #expect(codes.count == 200)
         for code in codes {
             #expect(code.utf8.count == 8 && code.utf8.allSatisfy { PairingCode.alphabet.contains($0) })
@@ -130,9 +138,18 @@ final class CodeRecorder: Sendable {
         }
         #expect(decide(true, false, 3, 5) == .resend)
         #expect(decide(false, false, 2, 4) == .issue)
-        guard case .refuse = decide(false, false, 3, 0) else { Issue.record("4th pending code issued"); return }
-        guard case .refuse = decide(false, false, 0, 5) else { Issue.record("hourly cap ignored"); return }
-        guard case .refuse = decide(false, true, 0, 0) else { Issue.record("denied sender got a code"); return }
+        guard case .refuse = decide(false, false, 3, 0) else {
+            Issue.record("4th pending code issued")
+            return
+        }
+        guard case .refuse = decide(false, false, 0, 5) else {
+            Issue.record("hourly cap ignored")
+            return
+        }
+        guard case .refuse = decide(false, true, 0, 0) else {
+            Issue.record("denied sender got a code")
+            return
+        }
         #expect(PairingSettings(codeLifetime: 3600, pendingPerChannel: 9).codeLifetime == 600)
         #expect(PairingSettings(codeLifetime: 3600, pendingPerChannel: 9).pendingPerChannel == 3)
     }
@@ -197,7 +214,8 @@ final class CodeRecorder: Sendable {
         let fixture = try ChannelFixture()
         try await fixture.router.deliver(fixture.message("hi", from: "bob"))
         let code = try fixture.lastCode(to: "bob")
-        for typed in ["ABCD-EFGH", "0000-0000", "not a code", ""] where PairingCode.normalize(typed) != PairingCode.normalize(code) {
+        for typed in ["ABCD-EFGH", "0000-0000", "not a code", ""]
+        where PairingCode.normalize(typed) != PairingCode.normalize(code) {
             await #expect(throws: ChannelError.self) { try await fixture.desk.approve(code: typed, ceilings: [:]) }
         }
         _ = try await fixture.desk.deny(code: code)
@@ -322,10 +340,26 @@ final class CodeRecorder: Sendable {
         // The turn is over once the model has answered the held call.
         try await fixture.eventually { fixture.adapter.sent.contains { $0.text.hasPrefix("done: Held") } }
         let approval = try #require(try await fixture.base.policy.approvals(pendingOnly: true).first)
+        // The prompt goes to the owner's bound account, bound to this approval.
+        let notifier = ChannelOwnerNotifier(next: NoticeRecorder(), policy: fixture.base.policy)
+        notifier.attach(fixture.router)
+        await notifier.notify(
+            OwnerNotice(
+                kind: .approvalPending, conversationID: "testchat:dm-alice", approvalID: approval.id,
+                text: "lights on porch waits for your approval \(approval.id)"))
+        let prompt = try #require(fixture.adapter.sent.last { $0.recipient == "me" })
+        guard case .approvalPrompt(let details) = prompt.kind else {
+            Issue.record("the owner got no approval prompt")
+            return
+        }
+        #expect(details.approveReference == "approve \(approval.id)" && details.denyReference == "deny \(approval.id)")
+        #expect(details.domain == "integrations" && details.level == 2 && prompt.conversation == "dm-me")
         // The contact itself, and a stranger, tap Approve: refused, and the model never sees it.
         let requestsBefore = fixture.base.model.requests.count
         for sender in ["alice", "stranger"] {
-            guard case .refused = try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: sender))
+            guard
+                case .refused = try await fixture.router.deliver(
+                    fixture.message("approve \(approval.id)", from: sender))
             else {
                 Issue.record("an approval from \(sender) was taken")
                 return
@@ -334,7 +368,8 @@ final class CodeRecorder: Sendable {
         #expect(tool.ran.isEmpty)
         #expect(fixture.base.model.requests.count == requestsBefore)
         // The owner's bound account: it runs once; a second tap is refused.
-        #expect(try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: "me")) == .ownerCommand)
+        #expect(
+            try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: "me")) == .ownerCommand)
         #expect(tool.ran.count == 1)
         _ = try await fixture.router.deliver(fixture.message("Approve \(approval.id)", from: "me"))
         #expect(tool.ran.count == 1)
@@ -347,7 +382,7 @@ final class CodeRecorder: Sendable {
     func restart() async throws {
         let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
         let first = TestAdapter(script: Array(script.prefix(2)), failFirstRuns: 2)
-        let fixture = try ChannelFixture(adapter: first)
+        let fixture = try ChannelFixture(adapter: first, running: false)
         let bind = try await fixture.desk.beginBinding(channel: "testchat")
         try await fixture.router.advance(channel: "testchat", to: "0")
         _ = try await fixture.router.deliver(

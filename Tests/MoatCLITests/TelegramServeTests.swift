@@ -5,7 +5,9 @@ import Testing
 /// Telegram as a channel of the real `moat serve`, against the fake Bot API on loopback: pairing before
 /// any model round, the offset in moat.db across a restart, and the bot token kept out of every log.
 @Suite(.serialized) struct TelegramServeTests {
+    static let owner = FakeTelegramServer.User(id: 111_000_111, firstName: "Olivia")
     static let alice = FakeTelegramServer.User(id: 222_000_222, firstName: "Alice")
+    static let mallory = FakeTelegramServer.User(id: 333_000_333, firstName: "Mallory")
 
     /// A served home whose provider is `model` and whose bot is `telegram`, the token in the vault.
     static func home(model: ScriptedModelServer, telegram: FakeTelegramServer, token: String) throws
@@ -39,6 +41,11 @@ import Testing
         for _ in 0..<6000 where !condition() { try await Task.sleep(for: .milliseconds(10)) }
     }
 
+    /// The `XXXX-XXXX` code in `text`.
+    static func code(in text: String) -> String? {
+        text.range(of: #"[0-9A-Z]{4}-[0-9A-Z]{4}"#, options: .regularExpression).map { String(text[$0]) }
+    }
+
     static func texts(_ telegram: FakeTelegramServer, to user: FakeTelegramServer.User) -> [String] {
         telegram.sentMessages.filter { $0.chatID == user.id }.map(\.text)
     }
@@ -58,10 +65,13 @@ import Testing
         let codeText = try #require(Self.texts(telegram, to: Self.alice).first)
         #expect(codeText.contains("pairing code"), "\(codeText)")
         #expect(model.requests.isEmpty)
-        // The owner lets Alice in (`moat contact add` over the admin socket; `moat pairing approve CODE` once
-        // the pairing commands are merged).
-        let added = try MoatBinary.run(["contact", "add", "telegram:\(Self.alice.id)"], home: home.path)
-        #expect(added.status == 0, "\(added.stderr)")
+        // A code that is not Alice's is refused; hers makes her a contact.
+        let wrongCode = try MoatBinary.run(["pairing", "approve", "ABCD-EFGH"], home: home.path)
+        #expect(wrongCode.status != 0)
+        let code = try #require(Self.code(in: codeText))
+        let approved = try MoatBinary.run(["pairing", "approve", code], home: home.path)
+        #expect(approved.status == 0, "\(approved.stderr)")
+        #expect(model.requests.isEmpty)
         telegram.sendPrivateMessage(from: Self.alice, text: "what's new?")
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 2 }
         #expect(Self.texts(telegram, to: Self.alice).last == "Hello Alice.")
@@ -87,6 +97,68 @@ import Testing
         for text in [log, audit.stdout, audit.stderr] {
             #expect(!text.contains(secretHalf))
         }
+        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
+
+    @Test(
+        "moat serve: the owner binds their account; a held call's prompt has Approve/Deny; a stranger's tap is refused, the owner's runs it once"
+    )
+    func approvalFromThePhone() async throws {
+        let model = try await ScriptedModelServer.start(replies: [
+            .toolCall("read_file", #"{"path":"notes.txt"}"#),
+            .text("It waits for your approval."),
+            .text("notes.txt says: groceries."),
+        ])
+        defer { Task { await model.stop() } }
+        let telegram = try await FakeTelegramServer.start()
+        defer { Task { await telegram.stop() } }
+        let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
+        let workspace = home.file("workspace")
+        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
+        chmod(workspace, 0o700)
+        try "groceries: milk, eggs\n".write(toFile: workspace + "/notes.txt", atomically: true, encoding: .utf8)
+        #expect(
+            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
+        let server = try RunningServer(arguments: [], home: home.path)
+        // Binding: the code `moat channel bind telegram` shows, sent from the owner's own account.
+        let bind = try MoatBinary.run(["channel", "bind", "telegram"], home: home.path)
+        #expect(bind.status == 0, "\(bind.stderr)")
+        let bindCode = try #require(Self.code(in: bind.stdout))
+        telegram.sendPrivateMessage(from: Self.owner, text: bindCode)
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).count == 1 }
+        #expect(Self.texts(telegram, to: Self.owner).first?.hasPrefix("This account is now the owner's") == true)
+        // The owner asks; the call is held and the prompt comes with the two buttons.
+        telegram.sendPrivateMessage(from: Self.owner, text: "what is in notes.txt?")
+        try await Self.eventually { telegram.sentMessages.contains { $0.markup != nil } }
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).contains("It waits for your approval.") }
+        let prompt = try #require(telegram.sentMessages.first { $0.markup != nil })
+        #expect(prompt.chatID == Self.owner.id)
+        let markup = try #require(prompt.markup)
+        let range = try #require(markup.range(of: #"approve:[a-z0-9]+"#, options: .regularExpression))
+        let approvalID = String(markup[range].dropFirst("approve:".count))
+        #expect(markup.contains("deny:\(approvalID)") && markup.contains("Approve") && markup.contains("Deny"))
+        #expect(model.requests.allSatisfy { !$0.body.contains("groceries") })
+        // A stranger forges the owner's button data under the pairing message in their own chat.
+        telegram.sendPrivateMessage(from: Self.mallory, text: "hello")
+        try await Self.eventually { Self.texts(telegram, to: Self.mallory).count == 1 }
+        let hers = try #require(telegram.sentMessages.last { $0.chatID == Self.mallory.id })
+        telegram.tap(by: Self.mallory, messageID: hers.id, data: "approve:\(approvalID)")
+        try await Self.eventually { Self.texts(telegram, to: Self.mallory).count == 2 }
+        #expect(Self.texts(telegram, to: Self.mallory).last == "Only the owner's bound account can approve or deny.")
+        #expect(model.requests.count == 2)
+        #expect(model.requests.allSatisfy { !$0.body.contains("groceries") })
+        // The owner's tap: the call runs, once; the buttons go; a second tap runs nothing.
+        telegram.tap(by: Self.owner, messageID: prompt.id, data: "approve:\(approvalID)")
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).contains("notes.txt says: groceries.") }
+        #expect(model.requests.count == 3)
+        #expect(model.requests.last?.body.contains("groceries") == true)
+        try await Self.eventually { telegram.sentMessages.first { $0.id == prompt.id }?.markup == nil }
+        telegram.tap(by: Self.owner, messageID: prompt.id, data: "approve:\(approvalID)")
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).last?.hasPrefix("Not done") == true }
+        #expect(model.requests.count == 3)
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
