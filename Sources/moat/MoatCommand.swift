@@ -20,6 +20,8 @@ struct MoatCommand: AsyncParsableCommand {
             PolicyCommand.self,
             OwnerCommand.self,
             TokenCommand.self,
+            BackupCommand.self,
+            RestoreCommand.self,
         ]
     )
 
