@@ -1,4 +1,5 @@
 import MoatChannels
+import MoatConfig
 import MoatConsole
 import MoatCore
 import MoatVault

@@ -13,18 +13,18 @@ import Testing
     static func home(model: ScriptedModelServer, telegram: FakeTelegramServer, token: String) throws
         -> TemporaryDirectory
     {
-        let home = try ServedHome.copy()
-        let config = """
-            providers:
-              local:
-                base_url: \(model.baseURL)
-                model: scripted
+        // ChatCommandTests' home: the provider, and a workspace holding notes.txt.
+        let home = try ChatCommandTests.home(model)
+        let telegramSection = """
+
             channels:
               telegram:
                 token_secret: TELEGRAM_BOT_TOKEN
                 base_url: \(telegram.baseURL)
                 poll_timeout: 1
+
             """
+        let config = try String(contentsOfFile: home.file("config.yaml"), encoding: .utf8) + telegramSection
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
         try token.write(toFile: home.file("token"), atomically: true, encoding: .utf8)
@@ -113,10 +113,6 @@ import Testing
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
         let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
-        let workspace = home.file("workspace")
-        try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
-        chmod(workspace, 0o700)
-        try "groceries: milk, eggs\n".write(toFile: workspace + "/notes.txt", atomically: true, encoding: .utf8)
         #expect(
             try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
         let server = try RunningServer(arguments: [], home: home.path)
