@@ -10,9 +10,9 @@ import Testing
     static let mallory = FakeTelegramServer.User(id: 333_000_333, firstName: "Mallory")
 
     /// A served home whose provider is `model` and whose bot is `telegram`, the token in the vault.
-    static func home(model: ScriptedModelServer, telegram: FakeTelegramServer, token: String) throws
-        -> TemporaryDirectory
-    {
+    static func home(
+        model: ScriptedModelServer, telegram: FakeTelegramServer, token: String, extra: String = ""
+    ) throws -> TemporaryDirectory {
         // ChatCommandTests' home: the provider, and a workspace holding notes.txt.
         let home = try ChatCommandTests.home(model)
         let telegramSection = """
@@ -22,7 +22,7 @@ import Testing
                 token_secret: TELEGRAM_BOT_TOKEN
                 base_url: \(telegram.baseURL)
                 poll_timeout: 1
-
+            \(extra)
             """
         let config = try String(contentsOfFile: home.file("config.yaml"), encoding: .utf8) + telegramSection
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
@@ -156,6 +156,56 @@ import Testing
         #expect(status == 0)
         #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
+
+    @Test(
+        "moat serve, webhook mode: setWebhook at start; an update with the secret header is taken, without it refused")
+    func webhookMode() async throws {
+        let model = try await ScriptedModelServer.start(replies: [.text("never")])
+        defer { Task { await model.stop() } }
+        let telegram = try await FakeTelegramServer.start()
+        defer { Task { await telegram.stop() } }
+        let secret = "whsec_0123456789abcdefghijklmnopqrstuv"
+        let hookURL = "https://moat.example.test/hooks/telegram/updates"
+        let home = try Self.home(
+            model: model, telegram: telegram, token: telegram.token,
+            extra: """
+                    mode: webhook
+                    webhook_url: \(hookURL)
+                    webhook_secret: TELEGRAM_WEBHOOK_SECRET
+                """)
+        try secret.write(toFile: home.file("hook"), atomically: true, encoding: .utf8)
+        chmod(home.file("hook"), 0o600)
+        let added = try MoatBinary.run(
+            ["vault", "add", "TELEGRAM_WEBHOOK_SECRET", "--from-file", home.file("hook")], home: home.path)
+        #expect(added.status == 0, "\(added.stderr)")
+        let server = try RunningServer(arguments: [], home: home.path)
+        let port = try #require(server.port)
+        try await Self.eventually { telegram.webhookURL != nil }
+        #expect(telegram.webhookURL == hookURL)
+        let id = telegram.sendPrivateMessage(from: Self.alice, text: "hello by webhook")
+        let body = String(decoding: try #require(telegram.updateJSON(id)), as: UTF8.self)
+        func post(_ header: String?) async throws -> RawHTTP.Response {
+            var headers = [("Host", "127.0.0.1:\(port)"), ("Content-Type", "application/json")]
+            if let header { headers.append(("X-Telegram-Bot-Api-Secret-Token", header)) }
+            return try await RawHTTP.sendOffPool(
+                RawHTTP.request("POST", "/hooks/telegram/updates", headers: headers, body: body), port: port)
+        }
+        // No header, and a header one byte off: 401, nothing handled.
+        #expect(try await post(nil).status == 401)
+        #expect(try await post(String(secret.dropLast()) + "w").status == 401)
+        #expect(telegram.sentMessages.isEmpty)
+        // The real header: the stranger gets a pairing code; the same update again (Telegram retrying) gets
+        // the code still pending, not a second one.
+        #expect(try await post(secret).status == 200)
+        #expect(try await post(secret).status == 200)
+        try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 2 }
+        let codes = Self.texts(telegram, to: Self.alice).map { Self.code(in: $0) }
+        #expect(codes.count == 2 && codes[0] != nil && codes[0] == codes[1])
+        #expect(model.requests.isEmpty)
+        let (status, log) = server.stop()
+        #expect(status == 0)
+        #expect(!log.contains(secret) && !log.contains(String(telegram.token.split(separator: ":")[1])))
     }
 
     @Test("moat serve: a bot token Telegram refuses is named by its vault secret, never shown, and nothing is answered")
