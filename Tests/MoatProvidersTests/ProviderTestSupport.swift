@@ -54,20 +54,8 @@ struct KeyVault {
 
 /// A port on 127.0.0.1 where nothing listens: a socket bound to it, never listening, kept open.
 func closedPort() async throws -> Int {
-    // Bound and never listening: a connection is refused, and no other test's server can take the port
-    // while the test process runs (a port freed by closing a server could be handed out again at once).
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-        }
-    }
-    try #require(fd >= 0 && bound)
-    return Int(UInt16(bigEndian: address.sin_port))
+    // Never closed: a port freed by closing a server could be handed to another test's server at once.
+    try LoopbackPort.bound().port
 }
 
 /// An Anthropic provider aimed at `server`.
