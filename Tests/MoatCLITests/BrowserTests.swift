@@ -55,10 +55,9 @@ import Testing
         }
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        let server = try RunningServer(arguments: [], home: home)
+        let server = try await RunningServer.start(arguments: [], home: home)
         let linkFile = home + "/setup-link.txt"
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: linkFile) && Date() < deadline { usleep(20_000) }
+        await waitForFile(linkFile, within: 30)
         let link = try String(contentsOfFile: linkFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let script = Self.repository.appendingPathComponent("Tests/Browser/owner_login.py").path
         let (status, out, err) = try await Self.python(script, input: link + "\n" + Self.password + "\n")
@@ -70,11 +69,11 @@ import Testing
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         #expect(summary["ok"] as? Bool == true)
         #expect((summary["steps"] as? [String])?.contains("console clean") == true)
-        let (stopped, log) = server.stop()
+        let (stopped, log) = await server.stop()
         #expect(stopped == 0)
         let token = String(link.split(separator: "#").last ?? "")
         #expect(!log.contains(Self.password) && !log.contains(token))
-        let audit = try MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home)
+        let audit = try await MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home)
         let entries = audit.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
