@@ -300,12 +300,13 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
 
     /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
     /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
-    func identify(_ request: Request, context: Context, at moment: AuthMoment) async throws(AuthError)
-        -> OwnerIdentity?
+    /// With `bearer` false (the console's pages) the Authorization header is not looked at.
+    func identify(_ request: Request, context: Context, at moment: AuthMoment, bearer: Bool = true)
+        async throws(AuthError) -> OwnerIdentity?
     {
         // Built only where it is recorded (audit entries), not on every request.
         let client: @Sendable () -> ClientInfo = { Self.client(request, context) }
-        if let header = request.headers[.authorization] {
+        if bearer, let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw AuthError(.unauthorized, "the Authorization header must be `Bearer <API token>`")
