@@ -72,7 +72,9 @@ def main():
             fail("after setup the browser is not on the dashboard", driver)
         step("set up and logged in")
 
-        # 2. An API token from the dashboard, shown once, listed by prefix.
+        # 2. An API token from the settings page, shown once, listed by prefix.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/settings']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "token-form")))
         driver.find_element(By.ID, "token-name").send_keys("browser")
         driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
         wait.until(lambda d: d.find_element(By.ID, "token-value").text.startswith("moat_"))

@@ -89,4 +89,46 @@ import Testing
         #expect(audit.stdout.contains("HeadlessChrome"), "the audit log records the browser's User-Agent")
         #expect(!audit.stdout.contains(Self.password))
     }
+
+    @Test("the console in headless Chromium: log in, overview, approve a scripted model's held call — console clean")
+    func consoleInBrowser() async throws {
+        for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+            try #require(
+                FileManager.default.isExecutableFile(atPath: tool),
+                "\(tool) is missing: run ./install.sh --deps (it installs the browser the tests use)")
+        }
+        let model = try await ScriptedModelServer.start(replies: [
+            .toolCall("read_file", #"{"path":"notes.txt"}"#),
+            .text("It waits for your approval."),
+            .text("notes.txt says: groceries."),
+        ])
+        defer { Task { await model.stop() } }
+        let home = try ChatCommandTests.home(model)
+        #expect(
+            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
+        let setup = try MoatBinary.run(
+            ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: Self.password + "\n")
+        try #require(setup.status == 0, "\(setup.stderr)")
+        let server = try RunningServer(arguments: [], home: home.path)
+        let port = try #require(server.port)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        #expect(chat.status == 0, "\(chat.stderr)")
+        let id = try ApprovalAPITests.pendingID(chat)
+        let shots = Self.repository.appendingPathComponent("Docs/screenshots").path
+        let script = Self.repository.appendingPathComponent("Tests/Browser/console_walk.py").path
+        let (status, out, err) = try await Self.python(
+            script, input: "http://127.0.0.1:\(port)\n\(Self.password)\n\(id)\n\(shots)\n")
+        #expect(!err.contains("No module named 'selenium'"), "python3-selenium is missing: run ./install.sh --deps")
+        #expect(status == 0, "browser run failed: \(out) \(err)")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
+        #expect((summary["steps"] as? [String])?.contains("console clean") == true)
+        // Approving in the page ran exactly the held call: the file's text went to the model.
+        #expect(model.requests.last?.body.contains("groceries") == true)
+        let (stopped, _) = server.stop()
+        #expect(stopped == 0)
+        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
 }
