@@ -4,6 +4,10 @@ import Mustache
 /// The console's Mustache templates, compiled into the binary (no file to find at run time: the static
 /// `./install.sh` build carries them). `{{name}}` escapes HTML; the one triple-mustache, the layout's
 /// `{{{body}}}`, takes a page these same templates rendered, and the chart's numbers are computed here.
+///
+/// The layout's `<meta name="referrer" content="same-origin">` relaxes the header's `no-referrer` for
+/// this origin only: under `no-referrer` a browser sends `Origin: null` with a form post, which the
+/// Host/Origin guard rightly refuses; other sites still get no Referer.
 enum ConsoleTemplates {
     static let layout = """
         <!doctype html>
@@ -11,6 +15,7 @@ enum ConsoleTemplates {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
+        <meta name="referrer" content="same-origin">
         <title>{{title}} — Moat</title>
         <link rel="stylesheet" href="{{stylePath}}">
         <script src="{{scriptPath}}" defer></script>

@@ -29,7 +29,7 @@ def fail(message, driver=None):
     if driver is not None:
         detail["url"] = driver.current_url
         try:
-            detail["message"] = driver.find_element(By.ID, "message").text
+            detail["page"] = driver.find_element(By.TAG_NAME, "body").text[:500]
         except Exception:
             pass
     print(json.dumps(detail))
