@@ -216,7 +216,9 @@ enum ConsoleRoutes {
             }
             values["pending"] = pending
             values["pendingCount"] = pending.count
-            values["history"] = all.filter { $0.status != "pending" }.suffix(50).reversed().map(row)
+            let history = all.filter { $0.status != "pending" }.suffix(50).reversed().map(row)
+            values["history"] = history
+            values["hasHistory"] = !history.isEmpty
         } catch {
             notice = ["text": "Could not read the approvals: " + error.message, "ok": false]
             values["pendingCount"] = 0
@@ -251,9 +253,9 @@ enum ConsoleRoutes {
         ]
     }
 
-    static func time(_ seconds: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    /// An approval's time (milliseconds since 1970) as the audit log writes times.
+    static func time(_ millis: Int64) -> String {
+        AuditLog.timestamp(Date(timeIntervalSince1970: Double(millis) / 1000))
     }
 }
 

@@ -42,13 +42,6 @@ enum ConsoleTemplates {
         """
 
     static let overview = """
-        <section aria-labelledby="posture-h">
-        <h2 id="posture-h">Posture</h2>
-        {{^posture}}<p>The posture checks are not available here: run <code>moat doctor</code>.</p>{{/posture}}
-        <ul class="posture" id="posture">
-        {{#posture}}<li class="{{status}}"><span class="status-{{status}}">{{statusLabel}}</span> <strong>{{check}}</strong>: {{message}}{{#fix}}<br><span class="fix">Fix: {{fix}}</span>{{/fix}}</li>{{/posture}}
-        </ul>
-        </section>
         <section aria-labelledby="now-h">
         <h2 id="now-h">Now</h2>
         <div class="cards">
@@ -67,6 +60,13 @@ enum ConsoleTemplates {
         <line class="axis" x1="0" y1="{{chart.base}}" x2="{{chart.width}}" y2="{{chart.base}}"></line>
         {{#chart.ticks}}<text x="{{x}}" y="{{y}}">{{label}}</text>{{/chart.ticks}}
         </svg>
+        </section>
+        <section aria-labelledby="posture-h">
+        <h2 id="posture-h">Posture</h2>
+        {{^posture}}<p>The posture checks are not available here: run <code>moat doctor</code>.</p>{{/posture}}
+        <ul class="posture" id="posture">
+        {{#posture}}<li class="{{status}}"><span class="status-{{status}}">{{statusLabel}}</span> <strong>{{check}}</strong>: {{message}}{{#fix}}<br><span class="fix">Fix: {{fix}}</span>{{/fix}}</li>{{/posture}}
+        </ul>
         </section>
         """
 
@@ -102,9 +102,9 @@ enum ConsoleTemplates {
         </section>
         <section aria-labelledby="history-h">
         <h2 id="history-h">History</h2>
-        {{^history}}<p>No decided approvals yet.</p>{{/history}}
-        <div class="scroll"><table id="history"><thead><tr><th>Asked</th><th>Tool</th><th>Principal</th><th>Level</th><th>Status</th><th>Arguments</th></tr></thead>
-        <tbody>{{#history}}<tr><td>{{created}}</td><td><code>{{tool}}</code></td><td>{{principal}}</td><td>{{domain}}</td><td>{{status}}</td><td><code>{{short}}</code></td></tr>{{/history}}</tbody></table></div>
+        {{^hasHistory}}<p>No decided approvals yet.</p>{{/hasHistory}}
+        {{#hasHistory}}<div class="scroll"><table id="history"><thead><tr><th>Asked</th><th>Tool</th><th>Principal</th><th>Level</th><th>Status</th><th>Arguments</th></tr></thead>
+        <tbody>{{#history}}<tr><td>{{created}}</td><td><code>{{tool}}</code></td><td>{{principal}}</td><td>{{domain}}</td><td>{{status}}</td><td><code>{{short}}</code></td></tr>{{/history}}</tbody></table></div>{{/hasHistory}}
         </section>
         """
 

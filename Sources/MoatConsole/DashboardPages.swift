@@ -88,7 +88,8 @@ enum DashboardPages {
         table { border-collapse: collapse; width: 100%; }
         th, td { text-align: left; border-bottom: 1px solid var(--line); padding: 0.3rem; font-size: 0.9rem; vertical-align: top; }
         .scroll { overflow-x: auto; }
-        #message { min-height: 1.2rem; color: var(--bad); }
+        #message { color: var(--bad); }
+        #message:empty { display: none; }
         #message.ok, .notice.ok { color: var(--ok); }
         .notice { font-weight: 600; }
         code, pre { word-break: break-all; white-space: pre-wrap; font-size: 0.85rem; }

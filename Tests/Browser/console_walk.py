@@ -40,6 +40,14 @@ def step(name):
     steps.append(name)
 
 
+def shot(driver, folder, name):
+    """A PNG of the whole page at the window's width, no taller than its content."""
+    width = driver.get_window_size()["width"]
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(400, min(height + 20, 2000)))
+    driver.save_screenshot(os.path.join(folder, name))
+
+
 def console_problems(driver):
     """Every console error (a CSP violation is one) so far."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
@@ -58,7 +66,7 @@ def main():
     options.binary_location = "/usr/bin/chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                     "--window-size=1000,900", "--hide-scrollbars",
+                     "--window-size=1000,800", "--hide-scrollbars",
                      "--user-data-dir=" + tempfile.mkdtemp(prefix="moat-chromium-")):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -69,7 +77,7 @@ def main():
         driver.get(origin + "/approvals")
         wait.until(lambda d: urlparse(d.current_url).path == "/login")
         wait.until(EC.presence_of_element_located((By.ID, "login-form")))
-        driver.save_screenshot(os.path.join(shots, "login.png"))
+        shot(driver, shots, "login.png")
         step("login page")
         driver.find_element(By.ID, "login-username").send_keys("owner")
         driver.find_element(By.ID, "login-password").send_keys(password)
@@ -84,7 +92,7 @@ def main():
         driver.find_element(By.ID, "activity")
         if not driver.find_elements(By.CSS_SELECTOR, "#posture li"):
             fail("the overview shows no posture check", driver)
-        driver.save_screenshot(os.path.join(shots, "overview.png"))
+        shot(driver, shots, "overview.png")
         step("overview")
 
         # 3. Keyboard: the first link of the navigation takes focus with Tab.
@@ -97,13 +105,13 @@ def main():
         article = driver.find_element(By.ID, "approval-" + approval)
         if "read_file" not in article.text or "notes.txt" not in article.text:
             fail("the approval does not show the exact call", driver)
-        driver.save_screenshot(os.path.join(shots, "approvals.png"))
+        shot(driver, shots, "approvals.png")
         step("approvals page")
         driver.find_element(By.ID, "approve-" + approval).click()
         wait.until(EC.text_to_be_present_in_element((By.ID, "notice"), "Approved"))
         if driver.find_elements(By.ID, "approve-" + approval):
             fail("the approved call is still pending", driver)
-        driver.save_screenshot(os.path.join(shots, "approvals-decided.png"))
+        shot(driver, shots, "approvals-decided.png")
         step("approved")
 
         # 5. A phone-sized overview.
@@ -115,7 +123,7 @@ def main():
         width = driver.execute_script("return document.documentElement.scrollWidth")
         if width > 390:
             fail("the overview is wider than a phone's screen ({} px)".format(width), driver)
-        driver.save_screenshot(os.path.join(shots, "overview-phone.png"))
+        shot(driver, shots, "overview-phone.png")
         step("phone layout")
 
         # 6. No script error and no CSP violation on any page.
