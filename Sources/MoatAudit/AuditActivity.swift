@@ -54,7 +54,8 @@ public struct AuditActivity: Sendable, Equatable {
             }
             let todays = counts.filter { $0.key.hasPrefix(today) }.values
             let verify = try Row.fetchOne(
-                db, sql: "SELECT time, outcome FROM audit_entries WHERE action = 'audit.verify' ORDER BY seq DESC LIMIT 1")
+                db,
+                sql: "SELECT time, outcome FROM audit_entries WHERE action = 'audit.verify' ORDER BY seq DESC LIMIT 1")
             return AuditActivity(
                 hours: hourStarts.map { Hour(hour: $0, messages: counts[$0]?.0 ?? 0, toolCalls: counts[$0]?.1 ?? 0) },
                 messagesToday: todays.reduce(0) { $0 + $1.0 },

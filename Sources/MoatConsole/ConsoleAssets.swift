@@ -32,7 +32,8 @@ struct ConsoleAsset: Sendable {
 }
 
 enum ConsoleAssets {
-    static let style = ConsoleAsset(name: "moat", ext: "css", text: DashboardPages.style, type: "text/css; charset=utf-8")
+    static let style = ConsoleAsset(
+        name: "moat", ext: "css", text: DashboardPages.style, type: "text/css; charset=utf-8")
     static let script = ConsoleAsset(
         name: "moat", ext: "js", text: DashboardPages.script, type: "text/javascript; charset=utf-8")
 }

@@ -72,7 +72,8 @@ enum ConsoleRoutes {
                 return ConsolePageMiddleware.redirect("/approvals?result=malformed")
             }
             var request = request
-            let form = FormBody.fields(String(buffer: try await request.collectBody(upTo: ConsolePageMiddleware.formLimit)))
+            let form = FormBody.fields(
+                String(buffer: try await request.collectBody(upTo: ConsolePageMiddleware.formLimit)))
             let reason = PrintableText.excerpt(form["reason"] ?? "", limit: 200)
             let operation: AdminOperation = approve ? .approvalsApprove(id: id) : .approvalsDeny(id: id, reason: reason)
             let outcome: String
@@ -83,7 +84,8 @@ enum ConsoleRoutes {
                 outcome = "failed"
                 ConsoleOutcomes.remember(id: id, message: error.message)
             }
-            let query = "result=\(outcome)&id=" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
+            let query =
+                "result=\(outcome)&id=" + (id.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
             return ConsolePageMiddleware.redirect("/approvals?" + query)
         }
     }

@@ -22,7 +22,9 @@ import Testing
         return try RawHTTP.send(text + "Connection: close\r\n\r\n" + body, port: port)
     }
 
-    @Test("console pages need the session, forms need its CSRF token, hostile arguments are escaped, approve runs the call")
+    @Test(
+        "console pages need the session, forms need its CSRF token, hostile arguments are escaped, approve runs the call"
+    )
     func consoleApprovals() async throws {
         let hostile = #"{"path":"\#(Self.hostilePath.replacingOccurrences(of: "\"", with: "\\\""))"}"#
         let server = try await ScriptedModelServer.start(replies: [
@@ -80,7 +82,9 @@ import Testing
         let overview = try get("/", session)
         #expect(overview.status == 200, "\(overview.body)")
         let policy = try #require(overview.header("Content-Security-Policy"))
-        #expect(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval") && policy.contains("default-src 'self'"))
+        #expect(
+            !policy.contains("unsafe-inline") && !policy.contains("unsafe-eval")
+                && policy.contains("default-src 'self'"))
         #expect(overview.header("Cache-Control") == "no-store")
         #expect(overview.body.contains(#"id="pending-count">1<"#), "\(overview.body)")
         #expect(overview.body.contains(#"id="messages-today">1<"#))
@@ -103,7 +107,10 @@ import Testing
         let attempts: [([(String, String)], [(String, String)])] = [
             ([], session + [("Origin", origin)]),
             ([("csrf_token", "")], session + [("Origin", origin)]),
-            ([("csrf_token", String(csrf.dropLast()) + (csrf.hasSuffix("A") ? "B" : "A"))], session + [("Origin", origin)]),
+            (
+                [("csrf_token", String(csrf.dropLast()) + (csrf.hasSuffix("A") ? "B" : "A"))],
+                session + [("Origin", origin)]
+            ),
             ([("csrf_token", csrf)], session + [("Sec-Fetch-Site", "cross-site")]),
             ([("csrf_token", csrf)], session),
         ]
