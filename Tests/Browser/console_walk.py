@@ -11,33 +11,13 @@ message on the first failure.
 import json
 import os
 import sys
-import tempfile
 from urllib.parse import urlparse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 30
-steps = []
-
-
-def fail(message, driver=None):
-    detail = {"ok": False, "error": message, "steps": steps}
-    if driver is not None:
-        detail["url"] = driver.current_url
-        try:
-            detail["page"] = driver.find_element(By.TAG_NAME, "body").text[:500]
-        except Exception:
-            pass
-    print(json.dumps(detail))
-    sys.exit(1)
-
-
-def step(name):
-    steps.append(name)
+from browser_support import WAIT, chromium, fail, step, steps
 
 
 def shot(driver, folder, name):
@@ -62,15 +42,7 @@ def main():
         fail("stdin must hold the origin, the password, the approval id and the screenshot folder")
     os.makedirs(shots, exist_ok=True)
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                     "--window-size=1000,800", "--hide-scrollbars",
-                     "--user-data-dir=" + tempfile.mkdtemp(prefix="moat-chromium-")):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver = chromium("--window-size=1000,800", "--hide-scrollbars")
     wait = WebDriverWait(driver, WAIT)
     try:
         # 1. A page without a session leads to the login page.

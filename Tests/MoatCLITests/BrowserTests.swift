@@ -103,16 +103,7 @@ import Testing
             .text("notes.txt says: groceries."),
         ])
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
-        #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let setup = try MoatBinary.run(
-            ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: Self.password + "\n")
-        try #require(setup.status == 0, "\(setup.stderr)")
-        let server = try RunningServer(arguments: [], home: home.path)
-        let port = try #require(server.port)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let (home, server, port) = try ConsolePageTests.serve(model, password: Self.password)
         let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try ApprovalAPITests.pendingID(chat)

@@ -22,6 +22,24 @@ import Testing
         return try RawHTTP.send(text + "Connection: close\r\n\r\n" + body, port: port)
     }
 
+    /// `moat serve` on a home whose `local` provider is `model`, with `files` at `suggest` (so reading a
+    /// file is held for approval) and an owner set up with `password`; returns once the admin socket is up.
+    static func serve(
+        _ model: ScriptedModelServer, password: String
+    ) throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
+        let home = try ChatCommandTests.home(model)
+        #expect(
+            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
+        let setup = try MoatBinary.run(
+            ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: password + "\n")
+        try #require(setup.status == 0, "\(setup.stderr)")
+        let running = try RunningServer(arguments: [], home: home.path)
+        let port = try #require(running.port)
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        return (home, running, port)
+    }
+
     @Test(
         "console pages need the session, forms need its CSRF token, hostile arguments are escaped, approve runs the call"
     )
@@ -36,18 +54,10 @@ import Testing
             .text("notes.txt says: groceries."),
         ])
         defer { Task { await server.stop() } }
-        let home = try ChatCommandTests.home(server)
-        #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let setup = try MoatBinary.run(
-            ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: "a long owner passphrase\n")
-        try #require(setup.status == 0, "\(setup.stderr)")
+        let (home, running, port) = try Self.serve(server, password: "a long owner passphrase")
+        // Created through the running server's admin socket.
         let admin = [("Authorization", "Bearer " + (try ApprovalAPITests.token("admin", "admin", home: home.path)))]
-        let running = try RunningServer(arguments: [], home: home.path)
-        let port = try #require(running.port)
         let origin = "http://127.0.0.1:\(port)"
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
         func get(_ path: String, _ headers: [(String, String)] = []) throws -> RawHTTP.Response {
             try OwnerCommandTests.send("GET", path, port: port, headers: headers)
         }
