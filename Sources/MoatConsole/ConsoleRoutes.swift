@@ -245,14 +245,16 @@ enum ConsoleRoutes {
     static func row(_ view: ApprovalView) -> [String: Any] {
         let arguments = PrintableText.stripKeepingLines(view.arguments)
         let short = PrintableText.excerpt(view.arguments, limit: 120)
-        return [
+        var row: [String: Any] = [
             "id": PrintableText.strip(view.id), "status": PrintableText.strip(view.status),
             "domain": view.domain.rawValue, "tool": PrintableText.strip(view.tool),
             "principal": PrintableText.strip(view.principal), "destination": PrintableText.strip(view.destination),
             "arguments": arguments, "short": short, "long": arguments.count > 120,
-            "why": PrintableText.strip(view.heldBecause ?? "held by the trust level of this domain"),
             "created": time(view.createdAt), "expires": time(view.expiresAt),
         ]
+        // `moat approvals show`'s "held:" text; a call the agent does not hold now has none.
+        if let why = view.heldBecause { row["why"] = PrintableText.strip(why) }
+        return row
     }
 
     /// An approval's time (milliseconds since 1970) as the audit log writes times.

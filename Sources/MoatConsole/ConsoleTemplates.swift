@@ -80,7 +80,7 @@ enum ConsoleTemplates {
         <h3><code>{{tool}}</code> for {{principal}}</h3>
         <dl>
         <dt>Level</dt><dd>{{domain}} — held for your approval</dd>
-        <dt>Why</dt><dd class="why">{{why}}</dd>
+        {{#why}}<dt>Why</dt><dd class="why">{{why}}</dd>{{/why}}
         <dt>Destination</dt><dd>{{destination}}</dd>
         <dt>Arguments</dt><dd>{{#long}}<details><summary><code>{{short}}</code> (show all)</summary><pre class="arguments">{{arguments}}</pre></details>{{/long}}{{^long}}<pre class="arguments">{{arguments}}</pre>{{/long}}</dd>
         <dt>Asked</dt><dd>{{created}}; expires {{expires}}</dd>

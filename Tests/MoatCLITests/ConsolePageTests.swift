@@ -110,7 +110,8 @@ import Testing
         #expect(page.body.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"))
         #expect(!page.body.contains("<script>alert") && !page.body.contains("<img"))
         #expect(page.body.contains(#"id="approve-\#(hostileID)""#))
-        #expect(page.body.contains("trust level") || page.body.contains("files"))
+        // Why it was held: the text `moat approvals show` prints after "held:".
+        #expect(page.body.contains(#"<dd class="why">level 2, set by the files trust level"#), "\(page.body)")
         #expect(!page.body.contains(csrf))
 
         // Forms: no token, a wrong one, a cross-site one — refused, nothing decided.
