@@ -3,6 +3,7 @@ import HTTPTypes
 public import Hummingbird
 public import MoatAdmin
 import MoatAudit
+import MoatAuth
 import MoatCore
 public import MoatHTTP
 import NIOCore
@@ -50,15 +51,17 @@ enum ConsoleRoutes {
         pages.get("/") { request, context -> Response in
             let body = ConsoleTemplates.render(
                 "overview", await overview(request, context, auth: auth, operations: operations, sources: sources))
-            return page("overview", "Overview", body, path: "/")
+            return page("overview", "Overview", body, path: "/", context: context)
         }
-        pages.get("/settings") { _, _ -> Response in
-            page("settings", "Tokens & login", DashboardPages.settings, path: "/settings")
+        pages.get("/settings") { _, context -> Response in
+            page("settings", "Tokens & login", DashboardPages.settings, path: "/settings", context: context)
         }
         guard let operations else { return }
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
-            return page("approvals", "Approvals", ConsoleTemplates.render("approvals", values), path: "/approvals")
+            return page(
+                "approvals", "Approvals", ConsoleTemplates.render("approvals", values), path: "/approvals",
+                context: context)
         }
         pages.post("/approvals/{id}/{decision}") { request, context -> Response in
             let id = context.parameters.get("id") ?? ""
@@ -90,10 +93,16 @@ enum ConsoleRoutes {
         }
     }
 
-    /// A page in the layout, never cached.
-    static func page(_ name: String, _ title: String, _ body: String, path: String, owner: String = "owner")
-        -> Response
-    {
+    /// A page in the layout, naming who is logged in: the owner's username, or the Tailscale login.
+    static func page(
+        _ name: String, _ title: String, _ body: String, path: String, context: GatewayRequestContext
+    ) -> Response {
+        var owner = "owner"
+        if case .tailscale(let login, _) = context.identity {
+            owner = PrintableText.strip(login) + " (Tailscale)"
+        } else if case .ready(let username, _)? = context.ownerState {
+            owner = PrintableText.strip(username)
+        }
         let nav = navigation.map { ["path": $0.path, "label": $0.label, "current": $0.path == path] as [String: Any] }
         return html(layout(name, title, body, owner: owner, nav: nav))
     }
