@@ -28,9 +28,35 @@ public struct ConsoleSources: Sendable {
     public let started: Date
     public let posture: (@Sendable () async -> [Finding])?
 
-    public init(started: Date = Date(), posture: (@Sendable () async -> [Finding])? = nil) {
+    /// - Parameter postureLifetime: `moat doctor`'s checks read the whole database (integrity check) and
+    ///   the state directory, so one run serves the overview for this many seconds.
+    public init(
+        started: Date = Date(), postureLifetime: TimeInterval = 60, posture: (@Sendable () async -> [Finding])? = nil
+    ) {
         self.started = started
-        self.posture = posture
+        self.posture = posture.map { run in
+            let cache = PostureCache(lifetime: postureLifetime, run: run)
+            return { await cache.findings() }
+        }
+    }
+}
+
+/// The last posture run and when it was made.
+actor PostureCache {
+    let lifetime: TimeInterval
+    let run: @Sendable () async -> [ConsoleSources.Finding]
+    var last: (time: Date, findings: [ConsoleSources.Finding])?
+
+    init(lifetime: TimeInterval, run: @escaping @Sendable () async -> [ConsoleSources.Finding]) {
+        self.lifetime = lifetime
+        self.run = run
+    }
+
+    func findings() async -> [ConsoleSources.Finding] {
+        if let last, Date().timeIntervalSince(last.time) < lifetime { return last.findings }
+        let findings = await run()
+        last = (Date(), findings)
+        return findings
     }
 }
 
