@@ -7,7 +7,8 @@ import Testing
 /// from this origin, a hostile model's arguments are shown escaped, and approving from the page runs the
 /// held call exactly as the CLI and the API do.
 @Suite(.serialized) struct ConsolePageTests {
-    static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>.txt"#
+    /// Markup to break out of text and of an attribute, and a right-to-left override to disguise the name.
+    static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>"# + "\u{202E}txt.exe"
 
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
@@ -109,6 +110,10 @@ import Testing
         #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "\(page.body)")
         #expect(page.body.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"))
         #expect(!page.body.contains("<script>alert") && !page.body.contains("<img"))
+        // The held call keeps the override (the API answers it as stored); the page never shows it.
+        let stored = try OwnerCommandTests.send("GET", "/api/approvals/\(hostileID)", port: port, headers: admin)
+        #expect(stored.body.contains("\u{202E}txt.exe") || stored.body.contains("\\u202e"), "\(stored.body)")
+        #expect(page.body.contains("txt.exe") && !page.body.contains("\u{202E}"), "a bidi override reached the page")
         #expect(page.body.contains(#"id="approve-\#(hostileID)""#))
         // Why it was held: the text `moat approvals show` prints after "held:".
         #expect(page.body.contains(#"<dd class="why">level 2, set by the files trust level"#), "\(page.body)")
