@@ -133,7 +133,8 @@ let package = Package(
         .target(
             name: "MoatChannels",
             dependencies: [
-                "MoatAudit", "MoatCore", "MoatNet", "MoatVault", .product(name: "Crypto", package: "swift-crypto"),
+                "MoatAudit", "MoatCore", "MoatNet", "MoatPolicy", "MoatStore", "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -159,6 +160,7 @@ let package = Package(
             name: "MoatAgent",
             dependencies: [
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",
@@ -220,6 +222,7 @@ let package = Package(
                 "MoatAgent",
                 "MoatAudit",
                 "MoatAuth",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatVault",
@@ -332,6 +335,7 @@ let package = Package(
             dependencies: [
                 "MoatCore",
                 "MoatVault",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -535,6 +539,7 @@ let package = Package(
             dependencies: [
                 "MoatAgent",
                 "MoatAudit",
+                "MoatChannels",
                 "MoatCore",
                 "MoatPolicy",
                 "MoatProviders",

@@ -38,7 +38,7 @@ func agentBenchmark(directory: String) async throws {
         path: directory + "/agent.db",
         migrations: [
             StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations,
-            AgentSchema.usageByProvider, AgentSchema.routes,
+            AgentSchema.usageByProvider, AgentSchema.routes, PolicySchema.ownerBindings,
         ])
     var password = Array("benchmark vault password".utf8)
     let vault = try UnlockedVault.create(

@@ -45,6 +45,18 @@ public enum AdminOperation: Sendable {
     case vaultRekey(current: SecretBytes?, new: SecretBytes, pin: SecretBytes?)
     /// `moat usage`: model tokens per day, principal and provider over the last `days` UTC days.
     case usage(days: Int)
+    /// `moat pairing list`: pending pairings and owner bindings, with their codes.
+    case pairingList
+    /// `moat pairing approve CODE`: the sender becomes a contact with `ceilings`.
+    case pairingApprove(code: SecretBytes, ceilings: [TrustDomain: TrustLevel])
+    /// `moat pairing deny CODE`.
+    case pairingDeny(code: SecretBytes)
+    /// `moat channel bind CHANNEL`: a code to type from the owner's own account on that channel.
+    case channelBind(channel: String)
+    /// `moat channel unbind CHANNEL`.
+    case channelUnbind(channel: String)
+    /// `moat channel list`: the owner's bound accounts.
+    case channelList
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -76,6 +88,12 @@ public enum AdminOperation: Sendable {
         case vaultList = "vault.list"
         case vaultRekey = "vault.rekey"
         case usage = "usage"
+        case pairingList = "pairing.list"
+        case pairingApprove = "pairing.approve"
+        case pairingDeny = "pairing.deny"
+        case channelBind = "channel.bind"
+        case channelUnbind = "channel.unbind"
+        case channelList = "channel.list"
     }
 
     /// The operation's wire name (for logs and errors: never its parameters).
@@ -109,6 +127,12 @@ public enum AdminOperation: Sendable {
         case .vaultList: .vaultList
         case .vaultRekey: .vaultRekey
         case .usage: .usage
+        case .pairingList: .pairingList
+        case .pairingApprove: .pairingApprove
+        case .pairingDeny: .pairingDeny
+        case .channelBind: .channelBind
+        case .channelUnbind: .channelUnbind
+        case .channelList: .channelList
         }
     }
 }
@@ -298,6 +322,16 @@ extension AdminOperation: Codable {
                 throw params.invalid(.days, "a number of days from 1 to \(UsageLedger.maximumDays)")
             }
             return .usage(days: Int(days))
+        case .pairingList: return .pairingList
+        case .pairingApprove:
+            guard let ceilings = ContactView.ceilings(try params.required([String: Int].self, .ceilings)) else {
+                throw params.invalid(.ceilings, "a map of trust domains to levels 0-4")
+            }
+            return .pairingApprove(code: try params.secret(.code), ceilings: ceilings)
+        case .pairingDeny: return .pairingDeny(code: try params.secret(.code))
+        case .channelBind: return .channelBind(channel: try params.required(String.self, .channel))
+        case .channelUnbind: return .channelUnbind(channel: try params.required(String.self, .channel))
+        case .channelList: return .channelList
         }
     }
 
@@ -306,8 +340,16 @@ extension AdminOperation: Codable {
         try container.encode(name, forKey: .op)
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
-        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList, .contactList:
+        case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList, .contactList,
+            .pairingList, .channelList:
             break
+        case .pairingApprove(let code, let ceilings):
+            try Self.encode(code, .code, in: &params)
+            try params.encode(ContactView.wire(ceilings), forKey: .ceilings)
+        case .pairingDeny(let code):
+            try Self.encode(code, .code, in: &params)
+        case .channelBind(let channel), .channelUnbind(let channel):
+            try params.encode(channel, forKey: .channel)
         case .ownerSetup(let username, let password, let reset):
             try params.encodeIfPresent(username, forKey: .username)
             try Self.encode(password, .password, in: &params)

@@ -38,16 +38,18 @@ public struct AdminOperations: Sendable {
     let vault: VaultOperations?
     let agent: AgentOperations?
     let usage: UsageLedger?
+    let channels: ChannelOperations?
 
     public init(
         owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil, agent: AgentOperations? = nil,
-        usage: UsageLedger? = nil
+        usage: UsageLedger? = nil, channels: ChannelOperations? = nil
     ) {
         self.owner = owner
         self.policy = policy
         self.vault = vault
         self.agent = agent
         self.usage = usage
+        self.channels = channels
     }
 
     /// Runs one operation; `client` names the caller for the audit log, `events` watches the turn of a
@@ -61,6 +63,7 @@ public struct AdminOperations: Sendable {
             if let result = try await owner.perform(operation, client: client) { return result }
             if let result = try await policy.perform(operation) { return await agent?.annotated(result) ?? result }
             if let vault, let result = try vault.perform(operation) { return result }
+            if let channels, let result = try await channels.perform(operation) { return result }
             if let usage, case .usage(let days) = operation {
                 return .usage(try await usage.report(days: days), days: days)
             }

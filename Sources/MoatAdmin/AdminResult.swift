@@ -1,6 +1,7 @@
 import Foundation
 public import MoatAgent
 public import MoatAuth
+public import MoatChannels
 public import MoatCore
 public import MoatPolicy
 public import MoatVault
@@ -44,6 +45,50 @@ public enum AdminResult: Sendable, Equatable, Codable {
     case vaultRekeyed(VaultRekeyed)
     /// `usage`: the entries of the last `days` UTC days, newest first.
     case usage([UsageLedger.Entry], days: Int)
+    /// `pairing.list`: pending pairings and owner bindings.
+    case pairings([PairingView])
+    /// `pairing.approve`: the contact the pairing made.
+    case pairingApproved(ContactView)
+    /// `pairing.deny`: whose pairing was denied.
+    case pairingDenied(PairingView)
+    /// `channel.bind`: the code to type from the owner's account, valid until `expiresAt`.
+    case bindingCode(PairingView)
+    case channelUnbound(channel: String)
+    /// `channel.list`: the owner's bound accounts.
+    case ownerBindings([OwnerBindingView])
+}
+
+/// A pending pairing or owner binding (Docs/Channels.md); `code` is for the owner's eyes only.
+public struct PairingView: Sendable, Equatable, Codable {
+    /// `pair` or `bind`.
+    public let purpose: String
+    public let channel: String
+    public let sender: String
+    public let code: String
+    public let state: String
+    public let expiresAt: Int64
+
+    init(_ pending: PendingCode) {
+        purpose = pending.purpose.rawValue
+        channel = pending.channel
+        sender = pending.senderID
+        code = pending.code
+        state = pending.state
+        expiresAt = pending.expiresAt
+    }
+}
+
+/// The owner's account on a channel.
+public struct OwnerBindingView: Sendable, Equatable, Codable {
+    public let channel: String
+    public let sender: String
+    public let boundAt: Int64
+
+    init(_ binding: OwnerBinding) {
+        channel = binding.channel
+        sender = binding.senderID
+        boundAt = binding.boundAt
+    }
 }
 
 /// A contact and its ceilings (Docs/Channels.md).

@@ -81,25 +81,65 @@ public enum LiveTurn {
         _ turn: @escaping @Sendable (_ events: @escaping @Sendable (TurnEvent) async -> Void) async -> Outcome,
         to deliver: (TurnEvent) async throws -> Void
     ) async -> Outcome {
+        await relay(turn, to: deliver, idle: nil, keepAlive: {})
+    }
+
+    /// ``relay(_:to:)``, calling `keepAlive` (in order with `deliver`, on the caller's task) whenever
+    /// `idle` passed without an event: a local model can read a long conversation for minutes before it
+    /// writes a word, and a proxy in front of the watcher (`tailscale serve`, a reverse proxy) may close a
+    /// connection that stays silent that long. A `keepAlive` that throws ends delivery as `deliver` does.
+    public static func relay<Outcome: Sendable>(
+        _ turn: @escaping @Sendable (_ events: @escaping @Sendable (TurnEvent) async -> Void) async -> Outcome,
+        to deliver: (TurnEvent) async throws -> Void,
+        idle: Duration?,
+        keepAlive: () async throws -> Void
+    ) async -> Outcome {
         // Unbounded: what a turn can show is bounded by the provider's response size and the budgets.
-        let (stream, continuation) = AsyncStream.makeStream(of: TurnEvent.self)
-        return await withTaskGroup(of: Outcome.self) { group in
+        let (stream, continuation) = AsyncStream.makeStream(of: Item.self)
+        return await withTaskGroup(of: Outcome?.self) { group in
             group.addTask {
-                let outcome = await turn { continuation.yield($0) }
+                let outcome = await turn { continuation.yield(.event($0)) }
                 continuation.finish()
                 return outcome
             }
+            if let idle {
+                group.addTask {
+                    // Ends when the turn's stream does (a yield after `finish` is dropped) or on cancel.
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: idle)
+                        if case .terminated = continuation.yield(.tick) { break }
+                    }
+                    return nil
+                }
+            }
             var delivering = true
+            var quietSince = ContinuousClock.now
             // Read to the end even once delivery stopped, so the buffer empties as the turn goes on.
-            for await event in stream where delivering {
+            for await item in stream where delivering {
                 do {
-                    try await deliver(event)
+                    switch item {
+                    case .event(let event):
+                        try await deliver(event)
+                        quietSince = .now
+                    case .tick:
+                        guard let idle, ContinuousClock.now - quietSince >= idle else { continue }
+                        try await keepAlive()
+                        quietSince = .now
+                    }
                 } catch {
                     delivering = false
                 }
             }
-            // The stream ends when the turn does; its one child is done.
-            return await group.next()!
+            // The stream ends when the turn does; the ticker, if any, is stopped.
+            group.cancelAll()
+            var outcome: Outcome?
+            for await child in group where child != nil { outcome = child }
+            return outcome!
         }
+    }
+
+    private enum Item: Sendable {
+        case event(TurnEvent)
+        case tick
     }
 }

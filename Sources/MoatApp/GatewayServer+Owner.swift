@@ -4,6 +4,7 @@ import MoatAdmin
 import MoatAgent
 import MoatAudit
 import MoatAuth
+import MoatChannels
 import MoatConfig
 import MoatConsole
 import MoatCore
@@ -25,6 +26,8 @@ struct OwnerAccess {
     let auth: GatewayAuth
     /// The agent pipeline the owner's chat, approvals and the channels feed.
     let agent: Agent
+    /// The messaging channels' router, when any channel adapter is configured.
+    let channels: ChannelRouter?
     let operations: (@escaping @Sendable () -> String?) -> AdminOperations
     let socketPath: String
     let logger: Logger
@@ -60,8 +63,12 @@ extension GatewayServer {
     ) throws(GatewayError) -> OwnerAccess {
         let authority = try state.ownerAuthority(vault: vault, audit: audit)
         let engine = try state.policyEngine(vault: vault, audit: audit)
-        let agent = try state.agent(
-            vault: vault, audit: audit, engine: engine, notifier: LoggingNotifier(logger: logger))
+        let notifier = ChannelOwnerNotifier(next: LoggingNotifier(logger: logger), policy: engine)
+        let agent = try state.agent(vault: vault, audit: audit, engine: engine, notifier: notifier)
+        let pairing = try state.pairingDesk(vault: vault, audit: audit, engine: engine)
+        let channels = try Self.channelRouter(
+            adapters: state.channelAdapters(vault: vault), state: state, engine: engine, pairing: pairing,
+            agent: agent, notifier: notifier, logger: logger)
         let installation: String
         do {
             installation = try state.database.installationID()
@@ -82,11 +89,12 @@ extension GatewayServer {
         return OwnerAccess(
             auth: auth,
             agent: agent,
+            channels: channels,
             operations: { baseURL in
                 state.adminOperations(
                     authority: authority, engine: engine,
                     vault: VaultOperations(vault: vault, audit: audit, userAgent: "moat-admin-socket"),
-                    agent: AgentOperations(agent: agent), baseURL: baseURL
+                    agent: AgentOperations(agent: agent), pairing: pairing, baseURL: baseURL
                 ) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }
@@ -94,6 +102,32 @@ extension GatewayServer {
             socketPath: adminSocketPath,
             logger: logger
         )
+    }
+
+    /// The router over `adapters` (nil when there is none), its notices going to the owner's bound accounts.
+    static func channelRouter(
+        adapters: [any ChannelAdapter], state: InstallationState, engine: PolicyEngine, pairing: PairingDesk,
+        agent: Agent, notifier: ChannelOwnerNotifier, logger: Logger
+    ) throws(GatewayError) -> ChannelRouter? {
+        guard !adapters.isEmpty else { return nil }
+        do {
+            let router = try ChannelRouter(
+                adapters: adapters, database: state.database, policy: engine, pairing: pairing,
+                turns: AgentChannelTurns(agent: agent), report: { logger.warning("\($0)") },
+                onPairingRequest: { pending in
+                    await notifier.notify(
+                        OwnerNotice(
+                            kind: .unknownSender, conversationID: "",
+                            text: PrintableText.strip(
+                                "\(pending.channel) sender \(pending.senderID) asks to pair with code \(pending.code): "
+                                    + "moat pairing approve \(pending.code) [--ceiling DOMAIN=LEVEL] or moat pairing deny \(pending.code)"
+                            )))
+                })
+            notifier.attach(router)
+            return router
+        } catch {
+            throw GatewayError(.configuration, "cannot start the channels: \(error)")
+        }
     }
 
     /// With no owner yet, creates a setup link and shows it; with an owner, removes a stale link file.

@@ -85,8 +85,10 @@ public struct GatewayServer: Sendable {
         var webhooks: WebhookRoutes?
         var operations: AdminOperations?
         var background: BackgroundWork?
+        var channels: ChannelService?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
+            channels = owner.channels.map(ChannelService.init)
             auth = owner.auth
             agent = owner.agent
             operations = owner.operations { baseURL.get() }
@@ -163,6 +165,9 @@ public struct GatewayServer: Sendable {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
             if let adminSocket {
                 services.append(.init(service: adminSocket))
+            }
+            if let channels {
+                services.append(.init(service: channels))
             }
             if let background {
                 // First in the list, so it stops last: the routes that queue work are closed by then, and

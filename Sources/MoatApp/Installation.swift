@@ -3,7 +3,7 @@ public import MoatAdmin
 public import MoatAgent
 public import MoatAudit
 public import MoatAuth
-import MoatChannels
+public import MoatChannels
 public import MoatConfig
 public import MoatCore
 import MoatHTTP
@@ -289,6 +289,23 @@ public final class InstallationState: Sendable {
         }
     }
 
+    /// The messaging channels' adapters (Telegram, Matrix) as `config.yaml` configures them; none yet.
+    /// Each adapter adds itself here (its settings, its vault credentials), and nothing else changes.
+    public func channelAdapters(vault: UnlockedVault) -> [any ChannelAdapter] { [] }
+
+    /// DM pairing and owner binding over this installation's tables, keyed from the vault.
+    public func pairingDesk(vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine) throws(GatewayError)
+        -> PairingDesk
+    {
+        do {
+            return PairingDesk(
+                database: database, authenticator: try ChannelKeyring.authenticator(from: vault), audit: audit,
+                policy: engine)
+        } catch {
+            throw GatewayError(.startup, "cannot open DM pairing: \(error)")
+        }
+    }
+
     /// Every owner operation (owner, tokens, trust, approvals, contacts), as the admin socket serves
     /// them and as a command runs them in its own process when no server is running.
     public func adminOperations(
@@ -296,6 +313,7 @@ public final class InstallationState: Sendable {
         engine: PolicyEngine,
         vault: VaultOperations? = nil,
         agent: AgentOperations? = nil,
+        pairing: PairingDesk? = nil,
         baseURL: @escaping @Sendable () -> String?,
         onSetupLink: (@Sendable (String) -> Void)? = nil
     ) -> AdminOperations {
@@ -304,7 +322,8 @@ public final class InstallationState: Sendable {
             policy: PolicyOperations(engine: engine), vault: vault, agent: agent,
             usage: UsageLedger(
                 database: database,
-                dailyLimits: configuration.providers.providers.reduce(into: [:]) { $0[$1.name] = $1.dailyTokenLimit }))
+                dailyLimits: configuration.providers.providers.reduce(into: [:]) { $0[$1.name] = $1.dailyTokenLimit }),
+            channels: pairing.map { ChannelOperations(desk: $0, engine: engine) })
     }
 
     /// Closes the database (after the last write; a second call does nothing harmful).

@@ -1,6 +1,7 @@
 import MoatAgent
 import MoatAudit
 import MoatAuth
+import MoatChannels
 import MoatPolicy
 public import MoatStore
 
@@ -19,5 +20,7 @@ public enum MoatSchema {
         AgentSchema.conversations,  // 2026-12-06 agent
         AgentSchema.usageByProvider,  // 2026-12-06 agent usage by provider
         AgentSchema.routes,  // 2026-12-06 agent routes
+        PolicySchema.ownerBindings,  // 2026-12-06 policy owner bindings
+        ChannelSchema.tables,  // 2026-12-06 channels
     ]
 }

@@ -33,8 +33,13 @@ public struct ChannelsSettings: Sendable, Equatable {
     public var webhooks: [String: Webhook] = [:]
     /// The Telegram bot (`channels.telegram`), when configured.
     public var telegram: TelegramSettings?
+    /// The Matrix bot account (`channels.matrix:`), when the owner set one up.
+    public var matrix: MatrixSettings?
 
-    public init(webhooks: [String: Webhook] = [:]) { self.webhooks = webhooks }
+    public init(webhooks: [String: Webhook] = [:], matrix: MatrixSettings? = nil) {
+        self.webhooks = webhooks
+        self.matrix = matrix
+    }
 
     /// A webhook name: 1–32 of `a-z 0-9 - _`, starting with a letter or digit (it is a path segment and
     /// part of contact names).
@@ -61,11 +66,15 @@ public struct ChannelsSettings: Sendable, Equatable {
 extension ChannelsSettings: ConfigSection {
     /// Reads `channels:` (`webhooks:` → NAME → `key_secret`[, `callback_url`, `callback_key_secret`]).
     public mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
-        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "telegram"]) {
+        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "telegram", "matrix"]) {
             let keyPath = path + "." + key
             if value.isNull { continue }
             if key == "telegram" {
                 telegram = try TelegramSettings.read(value, path: keyPath)
+                continue
+            }
+            if key == "matrix" {
+                matrix = try MatrixSettings.read(value, path: keyPath)
                 continue
             }
             guard case .mapping(let entries) = value.value else {

@@ -39,21 +39,28 @@ enum ChatRoutes {
         }
     }
 
+    /// How long the stream may stay silent before a `: keep-alive` comment is written (a local model can
+    /// take minutes before its first word).
+    static let keepAliveInterval: Duration = .seconds(15)
+
     /// The turn as server-sent events, run while the body is written.
     static func stream(_ inbound: InboundMessage, agent: Agent) -> Response {
         Response(
             status: .ok,
             headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store"],
             body: ResponseBody { writer in
-                let result = await LiveTurn.relay { events -> Result<TurnOutcome, AgentError> in
-                    do throws(AgentError) {
-                        return .success(try await agent.handle(inbound, events: events))
-                    } catch {
-                        return .failure(error)
-                    }
-                } to: { event in
-                    try await writer.write(ByteBuffer(string: frame(TurnEventView(event))))
-                }
+                let result = await LiveTurn.relay(
+                    { events -> Result<TurnOutcome, AgentError> in
+                        do throws(AgentError) {
+                            return .success(try await agent.handle(inbound, events: events))
+                        } catch {
+                            return .failure(error)
+                        }
+                    },
+                    to: { event in try await writer.write(ByteBuffer(string: frame(TurnEventView(event)))) },
+                    idle: keepAliveInterval,
+                    // An SSE comment: clients skip it; a proxy in between sees the connection is alive.
+                    keepAlive: { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) })
                 // The client may be gone; the turn is stored either way.
                 if case .failure(let error) = result {
                     let failure = ChatFailure(error: error.message, status: Int(APIError.status(error.kind).code))

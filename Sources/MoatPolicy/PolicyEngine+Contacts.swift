@@ -150,13 +150,21 @@ extension PolicyEngine {
         }
     }
 
-    /// The principal of a sender: its verified contact grant, or nil (an unknown sender, who must pair).
+    /// The principal of a sender on a channel — the one place that decides it: the owner when the sender is
+    /// the channel's verified owner binding (`moat channel bind`), else its verified contact grant, else nil
+    /// (an unknown sender, who must pair).
     ///
     /// Ids are compared byte for byte, never by Unicode equivalence: a sender who picks a look-alike
     /// handle (`\u{212A}evin` for `Kevin`, a decomposed accent) is a different sender.
     public func principal(channel: String, senderID: String) async throws(PolicyError) -> Principal? {
-        try await contacts().first { Self.sameBytes($0.channel, channel) && Self.sameBytes($0.senderID, senderID) }?
-            .principal
+        if try await ownerBindings().contains(where: {
+            Self.sameBytes($0.channel, channel) && Self.sameBytes($0.senderID, senderID)
+        }) {
+            return .owner
+        }
+        return try await contacts().first {
+            Self.sameBytes($0.channel, channel) && Self.sameBytes($0.senderID, senderID)
+        }?.principal
     }
 
     /// Byte equality of two ids (Swift's `==` on `String` compares canonical equivalence).

@@ -83,3 +83,22 @@ public enum PolicySchema {
         )
     }
 }
+
+extension PolicySchema {
+    /// `2026-12-06 policy owner bindings`: the owner's own account on a messaging channel (issue 17). A row
+    /// makes that sender the owner, so it carries a MAC: a planted or edited row binds nobody.
+    public static let ownerBindings = SchemaMigration("2026-12-06 policy owner bindings") { db in
+        try db.execute(
+            sql: """
+                CREATE TABLE policy_owner_bindings (
+                  channel TEXT PRIMARY KEY,
+                  sender_id TEXT NOT NULL,
+                  conversation TEXT NOT NULL,
+                  bound_by TEXT NOT NULL,
+                  bound_at INTEGER NOT NULL,
+                  mac TEXT NOT NULL
+                );
+                """
+        )
+    }
+}

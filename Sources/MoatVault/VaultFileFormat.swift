@@ -33,14 +33,17 @@ public struct VaultHeader: Sendable, Equatable {
     /// The key-derivation cost.
     public let parameters: Argon2Parameters
     let salt: [UInt8]
+    /// The first 8 bytes: the vault's, or another file's that shares this layout (a backup archive).
+    let magic: [UInt8]
 
-    init(parameters: Argon2Parameters, salt: [UInt8]) {
+    init(parameters: Argon2Parameters, salt: [UInt8], magic: [UInt8] = Self.magic) {
         self.parameters = parameters
         self.salt = salt
+        self.magic = magic
     }
 
     var encoded: [UInt8] {
-        var bytes = Self.magic
+        var bytes = magic
         bytes += [UInt8(Self.formatVersion >> 8), UInt8(Self.formatVersion & 0xff), Self.kdfArgon2id]
         for value in [parameters.memoryKiB, parameters.iterations, parameters.parallelism] {
             bytes += [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
@@ -51,18 +54,24 @@ public struct VaultHeader: Sendable, Equatable {
     /// Parses and checks the header of a whole vault file. Errors name the file and the field.
     ///
     /// The downgrade guard lives here: parameters below the floor are refused before any key is derived.
-    static func parse(_ file: [UInt8], path: String) throws(VaultError) -> VaultHeader {
+    /// `magic` and `what` ("vault", "backup") let a file of the same layout share this parser.
+    static func parse(
+        _ file: [UInt8],
+        path: String,
+        magic: [UInt8] = Self.magic,
+        what: String = "vault"
+    ) throws(VaultError) -> VaultHeader {
+        let remedy = what == "vault" ? "restore it from a backup" : "use an intact copy of the \(what)"
         guard file.count >= magic.count, Array(file[0..<magic.count]) == magic else {
             throw VaultError(
                 .corrupt,
-                "\(path) is not a Moat vault (bytes 0-7 are not the vault magic); restore it from a backup"
+                "\(path) is not a Moat \(what) (bytes 0-7 are not the \(what) magic); \(remedy)"
             )
         }
         guard file.count >= minimumFileLength else {
             throw VaultError(
                 .corrupt,
-                "\(path) is truncated (\(file.count) bytes; a vault has at least \(minimumFileLength)); "
-                    + "restore it from a backup"
+                "\(path) is truncated (\(file.count) bytes; a \(what) has at least \(minimumFileLength)); \(remedy)"
             )
         }
         let version = UInt16(file[8]) << 8 | UInt16(file[9])
@@ -70,7 +79,7 @@ public struct VaultHeader: Sendable, Equatable {
             throw VaultError(
                 .unsupportedVersion,
                 "\(path) has format version \(version) (byte 8); this Moat reads version \(formatVersion): "
-                    + "upgrade Moat, or restore the file from a backup"
+                    + "upgrade Moat, or \(remedy)"
             )
         }
         guard file[10] == kdfArgon2id else {
@@ -84,7 +93,7 @@ public struct VaultHeader: Sendable, Equatable {
         }
         let parameters = Argon2Parameters(uncheckedMemoryKiB: u32(11), iterations: u32(15), parallelism: u32(19))
         try parameters.checkVaultBounds(source: "\(path): the header (bytes 11-22)")
-        return VaultHeader(parameters: parameters, salt: Array(file[23..<length]))
+        return VaultHeader(parameters: parameters, salt: Array(file[23..<length]), magic: magic)
     }
 }
 

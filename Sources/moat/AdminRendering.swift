@@ -136,6 +136,28 @@ extension AdminResult {
             return contacts.map { AdminText.line($0) + "\n" }.joined()
         case .contactRemoved(let id):
             return "removed contact \(id)\n"
+        case .pairings(let pending):
+            if pending.isEmpty { return "no pending pairings\n" }
+            return pending.map { AdminText.line($0) + "\n" }.joined()
+        case .pairingApproved(let contact):
+            return "paired: added contact " + AdminText.line(contact) + "\n"
+        case .pairingDenied(let pairing):
+            return PrintableText.strip("denied the pairing of \(pairing.channel):\(pairing.sender)") + "\n"
+        case .bindingCode(let pending):
+            return PrintableText.stripKeepingLines(
+                "Send this code to the agent from your own \(pending.channel) account before "
+                    + "\(UTCTimestamp.format(secondsSince1970: Double(pending.expiresAt) / 1000)):\n\n    \(pending.code)\n\n"
+                    + "Until then nothing changes; wrong codes sent on \(pending.channel) withdraw it.")
+                + "\n"
+        case .channelUnbound(let channel):
+            return PrintableText.strip("unbound the owner's account on \(channel)") + "\n"
+        case .ownerBindings(let bindings):
+            if bindings.isEmpty { return "no owner accounts bound\n" }
+            return bindings.map {
+                PrintableText.strip(
+                    "\($0.channel) \($0.sender) bound \(UTCTimestamp.format(secondsSince1970: Double($0.boundAt) / 1000))"
+                ) + "\n"
+            }.joined()
         case .chatTurn(let turn):
             return AdminText.turn(turn)
         case .approvalResumed(let id, let approved, let turn):
@@ -266,6 +288,13 @@ enum AdminText {
     }
 
     /// `ID CHANNEL:SENDER domain=level,…` (sender ids are printed without control characters).
+    static func line(_ pending: PairingView) -> String {
+        let expires = UTCTimestamp.format(secondsSince1970: Double(pending.expiresAt) / 1000)
+        let who = pending.purpose == "bind" ? "owner binding" : "\(pending.channel):\(pending.sender)"
+        return PrintableText.strip(
+            "\(pending.code) \(pending.purpose) \(pending.channel) \(who) \(pending.state) until \(expires)")
+    }
+
     static func line(_ contact: ContactView) -> String {
         let ceilings = contact.ceilings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(
             separator: ",")

@@ -15,10 +15,13 @@ struct MoatCommand: AsyncParsableCommand {
         version: MoatVersion.current,
         subcommands: [
             ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self, SandboxCommand.self,
-            TrustCommand.self, ApprovalsCommand.self, ContactCommand.self, ChatCommand.self, UsageCommand.self,
+            TrustCommand.self, ApprovalsCommand.self, ContactCommand.self, PairingCommand.self, ChannelCommand.self,
+            ChatCommand.self, UsageCommand.self,
             PolicyCommand.self,
             OwnerCommand.self,
             TokenCommand.self,
+            BackupCommand.self,
+            RestoreCommand.self,
         ]
     )
 

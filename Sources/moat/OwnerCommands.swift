@@ -86,7 +86,8 @@ enum AdminChannel {
                 operation.isAgentTurn ? try openAgent() : operation.showsApprovals ? try? openAgent() : nil
             return context.state.adminOperations(
                 authority: try context.state.ownerAuthority(vault: vault, audit: audit), engine: engine,
-                agent: agent, baseURL: { nil })
+                agent: agent, pairing: try context.state.pairingDesk(vault: vault, audit: audit, engine: engine),
+                baseURL: { nil })
         }
         let show: @Sendable (TurnEvent) async -> Void = { event in onEvent(TurnEventView(event)) }
         do {

@@ -3,6 +3,7 @@ import Foundation
 import GRDB
 import MoatAgent
 import MoatAudit
+import MoatChannels
 import MoatCore
 import MoatPolicy
 import MoatProviders
@@ -27,7 +28,7 @@ final class AgentFixture: Sendable {
     /// The tables the agent uses, in the installation's order (MoatSchema's, without the owner's).
     static let migrations = [
         StoreSchema.meta, AuditSchema.log, PolicySchema.tables, AgentSchema.conversations, AgentSchema.usageByProvider,
-        AgentSchema.routes,
+        AgentSchema.routes, PolicySchema.ownerBindings, ChannelSchema.tables,
     ]
 
     init(

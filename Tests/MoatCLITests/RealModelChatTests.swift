@@ -47,7 +47,9 @@ struct RealModelChatTests {
         let running = try RunningServer(arguments: [], home: home.path)
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
-        let chat = try MoatBinary.run(["chat", "--message", "list the files in my workspace"], home: home.path)
+        // A 135M model on a CPU shared with other tests: minutes, not seconds, on a busy machine.
+        let chat = try MoatBinary.run(
+            ["chat", "--message", "list the files in my workspace"], home: home.path, timeout: 1200)
         #expect(chat.status == 0, "\(chat.stderr)")
         #expect(chat.stdout.contains("conversation owner-"), "\(chat.stdout)")
 

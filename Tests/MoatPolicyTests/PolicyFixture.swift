@@ -16,7 +16,7 @@ final class PolicyFixture: Sendable {
     let engine: PolicyEngine
     let clock = TestClock()
     /// The policy engine's tables and the audit log it writes to, in the installation's order.
-    static let migrations = [StoreSchema.meta, AuditSchema.log, PolicySchema.tables]
+    static let migrations = [StoreSchema.meta, AuditSchema.log, PolicySchema.tables, PolicySchema.ownerBindings]
 
     init(settings: PolicySettings = PolicySettings()) throws {
         database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)

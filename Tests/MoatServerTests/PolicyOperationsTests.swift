@@ -4,6 +4,7 @@ import MoatAdmin
 import MoatApp
 import MoatAudit
 import MoatAuth
+import MoatChannels
 import MoatConfig
 import MoatConsole
 import MoatCore
@@ -142,6 +143,51 @@ import Testing
         #expect(names.contains("owner.setup-link") && names.contains("approvals.deny"))
     }
 
+    @Test(
+        "pairing and channel operations: a binding code to show, listed pending; bad codes refused as usage or not found"
+    )
+    func channelOperations() async throws {
+        let fixture = try OwnerHTTPFixture()
+        let engine = PolicyEngine(
+            database: fixture.database, authenticator: RowAuthenticator(key: SymmetricKey(size: .bits256)),
+            audit: fixture.audit)
+        let desk = PairingDesk(
+            database: fixture.database, authenticator: RowAuthenticator(key: SymmetricKey(size: .bits256)),
+            audit: fixture.audit, policy: engine)
+        let operations = AdminOperations(
+            owner: OwnerOperations(authority: fixture.authority, baseURL: { nil }),
+            policy: PolicyOperations(engine: engine), channels: ChannelOperations(desk: desk, engine: engine))
+        let client = ClientInfo.local("test")
+        guard
+            case .bindingCode(let code) = try await operations.perform(
+                .channelBind(channel: "telegram"), client: client)
+        else {
+            Issue.record("channel.bind answered something else")
+            return
+        }
+        #expect(PairingCode.normalize(code.code) != nil && code.channel == "telegram" && code.purpose == "bind")
+        #expect(try await operations.perform(.pairingList, client: client) == .pairings([code]))
+        var bytes = Array("ZZZZ-ZZZZ".utf8)
+        let wrong = await #expect(throws: AdminFailure.self) {
+            try await operations.perform(
+                .pairingApprove(code: SecretBytes(wiping: &bytes), ceilings: [:]), client: client)
+        }
+        #expect(wrong?.kind == .notFound && wrong?.message.contains("ZZZZ") == false)
+        var short = Array("abc".utf8)
+        let malformed = await #expect(throws: AdminFailure.self) {
+            try await operations.perform(.pairingDeny(code: SecretBytes(wiping: &short)), client: client)
+        }
+        #expect(malformed?.status == 64)
+        await #expect(throws: AdminFailure.self) {
+            try await operations.perform(.channelBind(channel: "webhook:sms"), client: client)
+        }
+        #expect(try await operations.perform(.channelList, client: client) == .ownerBindings([]))
+        let unbind = await #expect(throws: AdminFailure.self) {
+            try await operations.perform(.channelUnbind(channel: "telegram"), client: client)
+        }
+        #expect(unbind?.kind == .notFound)
+    }
+
     @Test("every operation survives the wire: encoded by the client, decoded by the server, to the same name")
     func wireRoundTrip() throws {
         var bytes = Array("a password".utf8)
@@ -158,7 +204,9 @@ import Testing
             .usage(days: 30),
             .contactAdd(channel: "telegram", sender: "42", ceilings: [.web: .inform]), .contactList,
             .contactRemove(id: "c1"), .chat(message: "hello", conversation: nil),
-            .chatStream(message: "hello", conversation: "c"),
+            .chatStream(message: "hello", conversation: "c"), .pairingList,
+            .pairingApprove(code: secret, ceilings: [.web: .suggest]), .pairingDeny(code: secret),
+            .channelBind(channel: "telegram"), .channelUnbind(channel: "telegram"), .channelList,
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {

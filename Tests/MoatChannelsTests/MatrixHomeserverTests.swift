@@ -1,0 +1,254 @@
+import Foundation
+import MoatCore
+import MoatTestSupport
+import MoatVault
+import Synchronization
+import Testing
+
+@testable import MoatChannels
+
+/// The Matrix channel against a real Synapse on loopback: the bot is a registered user, the person on
+/// the other side (`alice`) a second one driven with plain HTTP, as her Matrix app would.
+@Suite(.tags(.slow)) struct MatrixHomeserverTests {
+    /// A homeserver with the bot and alice registered, and a vault holding the bot's credentials.
+    struct Fixture {
+        let server: SynapseHomeserver
+        let home: TemporaryDirectory
+        let vault: UnlockedVault
+        let bot: MatrixTestUser
+        let alice: MatrixTestUser
+        static let botPassword = "bot password ✓ with spaces"
+
+        static func start() async throws -> Fixture {
+            let server = try await SynapseHomeserver.startForTest()
+            let bot = try await server.register("bot", password: botPassword)
+            let alice = try await server.register("alice", password: "alice-password")
+            let home = TemporaryDirectory("moat-matrix")
+            let vault = try PreparedVault.copy(to: VaultPaths(stateDirectory: home.path))
+            try store("MATRIX_TOKEN", bot.accessToken, in: vault)
+            try store("MATRIX_PASSWORD", botPassword, in: vault)
+            return Fixture(server: server, home: home, vault: vault, bot: bot, alice: alice)
+        }
+
+        static func store(_ name: String, _ value: String, in vault: UnlockedVault) throws {
+            var bytes = Array(value.utf8)
+            try vault.add(name, value: SecretBytes(wiping: &bytes), policy: .none, replace: true)
+        }
+
+        func client(_ credential: MatrixSettings.Credential = .accessToken(secret: "MATRIX_TOKEN")) throws
+            -> MatrixClient
+        {
+            try MatrixClient(
+                settings: MatrixSettings(homeserverURL: server.baseURL, userID: bot.userID, credential: credential),
+                vault: vault)
+        }
+    }
+
+    /// What a loop handed over, and the `since` it stored (the part of moat.db the framework owns).
+    final class Receiver: Sendable {
+        let events = Mutex<[MatrixInbound]>([])
+        let since = Mutex<String?>(nil)
+
+        var cursor: MatrixSyncCursor {
+            MatrixSyncCursor(
+                load: { self.since.withLock { $0 } }, store: { token in self.since.withLock { $0 = token } })
+        }
+
+        var messages: [MatrixMessage] {
+            events.withLock { $0.compactMap { if case .message(let message) = $0 { message } else { nil } } }
+        }
+
+        /// Waits until `condition` holds for the events so far; the deadline only bounds a broken run.
+        func wait(_ what: String, until condition: ([MatrixInbound]) -> Bool) async throws {
+            let deadline = Date().addingTimeInterval(120)
+            while Date() < deadline {
+                let received = events.withLock { $0 }
+                if condition(received) { return }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            Issue.record("timed out waiting for \(what); received: \(events.withLock { $0 })")
+            throw CancellationError()
+        }
+    }
+
+    /// A sync loop for the bot, running until the returned task is cancelled.
+    static func running(_ client: MatrixClient, _ receiver: Receiver) -> Task<Void, any Error> {
+        var loop = MatrixSyncLoop(client: client, cursor: receiver.cursor) { event in
+            receiver.events.withLock { $0.append(event) }
+        }
+        loop.pollTimeout = .seconds(1)
+        return Task { try await loop.run() }
+    }
+
+    static func stop(_ task: Task<Void, any Error>) async throws {
+        task.cancel()
+        try await task.value
+    }
+
+    @Test("the bot joins a direct-chat invite, reads the user's message, and its reply reaches the user once")
+    func conversation() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let client = try fixture.client()
+        let loop = Self.running(client, receiver)
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        #expect(try await fixture.alice.hasJoined(fixture.bot.userID, room: room))
+
+        let sent = try await fixture.alice.send("Is the garage door closed? ✓", to: room)
+        try await receiver.wait("alice's message") { _ in !receiver.messages.isEmpty }
+        let message = try #require(receiver.messages.first)
+        #expect(message.eventID == sent && message.roomID == room && message.sender == fixture.alice.userID)
+        #expect(message.text == "Is the garage door closed? ✓" && message.inReplyTo == nil)
+
+        let (_, position) = try await fixture.alice.messages(in: room, since: nil)
+        let reply = try await client.sendText("It is closed. ✓", to: room, messageID: "reply-0001")
+        // The same outbound message sent again (a retry after a timeout or a restart): the same event.
+        let again = try await client.sendText("It is closed. ✓", to: room, messageID: "reply-0001")
+        #expect(again == reply)
+        let seen = try await fixture.alice.messages(in: room, since: position, timeout: 5000)
+        #expect(seen.events.map { $0["event_id"] as? String } == [reply])
+        #expect((seen.events.first?["content"] as? [String: Any])?["body"] as? String == "It is closed. ✓")
+        #expect(seen.events.first?["sender"] as? String == fixture.bot.userID)
+        // The bot's own message is not handed over as inbound.
+        try await Self.stop(loop)
+        #expect(receiver.messages.map(\.eventID) == [sent])
+        await fixture.server.stop()
+    }
+
+    @Test("a restart from the stored since neither repeats nor loses a message; a fresh start replays no history")
+    func restart() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        var loop = Self.running(try fixture.client(), receiver)
+        // The invite was there before the bot's first sync: it is still joined (it is not history).
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        let first = try await fixture.alice.send("one", to: room)
+        try await receiver.wait("message one") { _ in receiver.messages.count == 1 }
+        try await Self.stop(loop)
+
+        // Sent while the bot is down: delivered after the restart, and nothing before it again.
+        let second = try await fixture.alice.send("two", to: room)
+        let third = try await fixture.alice.send("three", to: room)
+        loop = Self.running(try fixture.client(), receiver)
+        try await receiver.wait("messages two and three") { _ in receiver.messages.count >= 3 }
+        try await Self.stop(loop)
+        #expect(receiver.messages.map(\.eventID) == [first, second, third])
+        #expect(receiver.events.withLock { $0.filter { if case .joined = $0 { true } else { false } }.count } == 1)
+
+        // A fresh start (no stored since): the room's history is not replayed; what comes next is read.
+        let fresh = Receiver()
+        loop = Self.running(try fixture.client(), fresh)
+        try await fresh.wait("the first position") { _ in fresh.since.withLock { $0 != nil } }
+        let fourth = try await fixture.alice.send("four", to: room)
+        try await fresh.wait("message four") { _ in !fresh.messages.isEmpty }
+        try await Self.stop(loop)
+        #expect(fresh.messages.map(\.eventID) == [fourth])
+        await fixture.server.stop()
+    }
+
+    @Test("a reaction and a reply to the approval prompt are read back with the prompt's event id")
+    func approvalAnswers() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let client = try fixture.client(.password(secret: "MATRIX_PASSWORD"))
+        let loop = Self.running(client, receiver)
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+
+        let prompt = try await client.sendApprovalPrompt(
+            "Run `ls ~/notes` in the sandbox (shell, level 2).", to: room, approvalID: "approval-7")
+        let reaction = try await fixture.alice.react("👍️", to: prompt, in: room)
+        try await fixture.alice.send(
+            "m.room.message",
+            [
+                "msgtype": "m.text", "body": "> <\(fixture.bot.userID)> Run `ls ~/notes`\n\nDeny",
+                "m.relates_to": ["m.in_reply_to": ["event_id": prompt]],
+            ], to: room)
+        // Neither an edit nor a notice is a message to answer; a marker message shows they were skipped.
+        try await fixture.alice.send(
+            "m.room.message",
+            [
+                "msgtype": "m.text", "body": "* approve", "m.new_content": ["msgtype": "m.text", "body": "approve"],
+                "m.relates_to": ["rel_type": "m.replace", "event_id": prompt],
+            ], to: room)
+        try await fixture.alice.send("m.room.message", ["msgtype": "m.notice", "body": "approve"], to: room)
+        try await fixture.alice.send("marker", to: room)
+        try await receiver.wait("the marker") { _ in receiver.messages.contains { $0.text == "marker" } }
+        try await Self.stop(loop)
+
+        let reactions = receiver.events.withLock {
+            $0.compactMap { if case .reaction(let reaction) = $0 { reaction } else { nil } }
+        }
+        #expect(reactions.map(\.eventID) == [reaction])
+        #expect(reactions.first?.relatesTo == prompt && reactions.first?.sender == fixture.alice.userID)
+        #expect(reactions.first.flatMap { MatrixApprovalAnswer(reactionKey: $0.key) } == .approve)
+        let replies = receiver.messages.filter { $0.inReplyTo == prompt }
+        #expect(replies.map(\.text) == ["Deny"])
+        #expect(replies.first.flatMap { MatrixApprovalAnswer(replyText: $0.text) } == .deny)
+        #expect(receiver.messages.map(\.text) == ["Deny", "marker"])
+        await fixture.server.stop()
+    }
+
+    @Test("a refused credential ends the loop with an error naming the vault secret, never the token or password")
+    func refusedCredentials() async throws {
+        let fixture = try await Fixture.start()
+        var token = Array(fixture.bot.accessToken.utf8)
+        token[token.count - 1] ^= 0x01
+        let flipped = String(decoding: token, as: UTF8.self)
+        for (name, value) in [("MATRIX_TOKEN", flipped), ("MATRIX_TOKEN", "syt_not_a_token")] {
+            try Fixture.store(name, value, in: fixture.vault)
+            let loop = MatrixSyncLoop(client: try fixture.client(), cursor: Receiver().cursor) { _ in }
+            let error = await #expect(throws: ChannelError.self) { try await loop.run() }
+            #expect(error?.code == .unauthorized)
+            #expect(error?.message.contains("vault secret MATRIX_TOKEN") == true)
+            #expect(error?.message.contains("M_UNKNOWN_TOKEN") == true)
+            #expect(error?.message.contains(value) == false)
+            #expect(error?.message.contains(fixture.bot.accessToken) == false)
+        }
+        // Another account's token: refused before any sync, naming both accounts.
+        try Fixture.store("MATRIX_TOKEN", fixture.alice.accessToken, in: fixture.vault)
+        let other = await #expect(throws: ChannelError.self) { try await fixture.client().checkIdentity() }
+        #expect(other?.code == .configuration && other?.message.contains(fixture.alice.userID) == true)
+        #expect(other?.message.contains(fixture.alice.accessToken) == false)
+        // A wrong password.
+        try Fixture.store("MATRIX_PASSWORD", "wrong password", in: fixture.vault)
+        let password = await #expect(throws: ChannelError.self) {
+            try await fixture.client(.password(secret: "MATRIX_PASSWORD")).checkIdentity()
+        }
+        #expect(password?.code == .unauthorized && password?.message.contains("MATRIX_PASSWORD") == true)
+        #expect(password?.message.contains("wrong password") == false)
+        // No secret at all.
+        let missing = await #expect(throws: ChannelError.self) {
+            try await fixture.client(.accessToken(secret: "NO_SUCH_TOKEN")).checkIdentity()
+        }
+        #expect(missing?.code == .configuration && missing?.message.contains("moat vault add NO_SUCH_TOKEN") == true)
+        await fixture.server.stop()
+    }
+
+    @Test("an invite to a group room is declined and never handed over")
+    func groupInviteDeclined() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let loop = Self.running(try fixture.client(), receiver)
+        let group = try await fixture.alice.createGroupRoom(inviting: fixture.bot.userID)
+        let direct = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await receiver.wait("the direct chat's join") {
+            $0.contains(.joined(roomID: direct, inviter: fixture.alice.userID))
+        }
+        let path =
+            "/_matrix/client/v3/rooms/\(MatrixClient.segment(group))/state/m.room.member/"
+            + MatrixClient.segment(fixture.bot.userID)
+        var membership: String?
+        let deadline = Date().addingTimeInterval(120)
+        while membership != "leave", Date() < deadline {
+            membership = try await fixture.alice.call("GET", path).json["membership"] as? String
+            if membership != "leave" { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try await Self.stop(loop)
+        #expect(membership == "leave")
+        #expect(!receiver.events.withLock { $0.contains(.joined(roomID: group, inviter: fixture.alice.userID)) })
+        await fixture.server.stop()
+    }
+}
