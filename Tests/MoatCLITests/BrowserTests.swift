@@ -107,7 +107,11 @@ import Testing
         let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try ApprovalAPITests.pendingID(chat)
-        let shots = Self.repository.appendingPathComponent("Docs/screenshots").path
+        // Docs/screenshots is rewritten only on request (MOAT_SCREENSHOTS=update): a test run leaves the tree as it was.
+        let temp = TemporaryDirectory()
+        let shots =
+            ProcessInfo.processInfo.environment["MOAT_SCREENSHOTS"] == "update"
+            ? Self.repository.appendingPathComponent("Docs/screenshots").path : temp.file("screenshots")
         let script = Self.repository.appendingPathComponent("Tests/Browser/console_walk.py").path
         let (status, out, err) = try await Self.python(
             script, input: "http://127.0.0.1:\(port)\n\(Self.password)\n\(id)\n\(shots)\n")
@@ -116,6 +120,10 @@ import Testing
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         #expect((summary["steps"] as? [String])?.contains("console clean") == true)
+        for page in ["login", "overview", "approvals", "approvals-decided", "overview-phone"] {
+            let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
+        }
         // Approving in the page ran exactly the held call: the file's text went to the model.
         #expect(model.requests.last?.body.contains("groceries") == true)
         let (stopped, _) = server.stop()
