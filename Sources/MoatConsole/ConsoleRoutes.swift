@@ -2,6 +2,7 @@ public import Foundation
 import HTTPTypes
 public import Hummingbird
 public import MoatAdmin
+import MoatAgent
 import MoatAudit
 import MoatAuth
 import MoatCore
@@ -66,14 +67,16 @@ actor PostureCache {
 /// held call that runs is exactly the one shown.
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
-        ("/", "Overview"), ("/approvals", "Approvals"), ("/settings", "Tokens & login"),
+        ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"),
+        ("/settings", "Tokens & login"),
     ]
 
     static func register(
-        on router: Router<GatewayRequestContext>, auth: GatewayAuth, operations: AdminOperations?,
+        on router: Router<GatewayRequestContext>, auth: GatewayAuth, agent: Agent?, operations: AdminOperations?,
         sources: ConsoleSources
     ) {
         let pages = router.group().add(middleware: ConsolePageMiddleware(auth))
+        if let agent { ConversationPages.register(on: pages, agent: agent, operations: operations) }
         pages.get("/") { request, context -> Response in
             let body = ConsoleTemplates.render(
                 "overview", await overview(request, context, auth: auth, operations: operations, sources: sources))
@@ -97,7 +100,7 @@ enum ConsoleRoutes {
             case "deny": approve = false
             default: return Response(status: .notFound)
             }
-            guard (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f && $0 != 0x2f }) else {
+            guard isPlainID(id) else {
                 return ConsolePageMiddleware.redirect("/approvals?result=malformed")
             }
             var request = request
@@ -119,9 +122,16 @@ enum ConsoleRoutes {
         }
     }
 
+    /// Whether `id` (from a path) is 1–64 printable ASCII characters without `/`: what every id the
+    /// console links to looks like.
+    static func isPlainID(_ id: String) -> Bool {
+        (1...64).contains(id.utf8.count) && id.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7f && $0 != 0x2f }
+    }
+
     /// A page in the layout, naming who is logged in: the owner's username, or the Tailscale login.
     static func page(
-        _ name: String, _ title: String, _ body: String, path: String, context: GatewayRequestContext
+        _ name: String, _ title: String, _ body: String, path: String, context: GatewayRequestContext,
+        status: HTTPResponse.Status = .ok
     ) -> Response {
         var owner = "owner"
         if case .tailscale(let login, _) = context.identity {
@@ -130,7 +140,9 @@ enum ConsoleRoutes {
             owner = PrintableText.strip(username)
         }
         let nav = navigation.map { ["path": $0.path, "label": $0.label, "current": $0.path == path] as [String: Any] }
-        return html(layout(name, title, body, owner: owner, nav: nav))
+        var response = html(layout(name, title, body, owner: owner, nav: nav))
+        response.status = status
+        return response
     }
 
     /// The layout around `body`; `owner` nil for the pages before login (no navigation).

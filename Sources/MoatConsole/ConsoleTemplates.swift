@@ -111,7 +111,7 @@ enum ConsoleTemplates {
     /// Every template, compiled once.
     static let library: MustacheLibrary = {
         var library = MustacheLibrary()
-        for (name, text) in [("layout", layout), ("overview", overview), ("approvals", approvals)] {
+        for (name, text) in [("layout", layout), ("overview", overview), ("approvals", approvals)] + pages {
             do {
                 try library.register(text, named: name)
             } catch {

@@ -122,6 +122,21 @@ enum DashboardPages {
         .actions form { display: flex; gap: 0.5rem; align-items: end; flex-wrap: wrap; }
         .approve { background: #116329; color: #fff; border: 1px solid #0b4a1e; border-radius: 4px; }
         .deny { background: #fff; color: var(--bad); border: 1px solid var(--bad); border-radius: 4px; }
+        .meta { color: var(--muted); }
+        .turn { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.8rem 0; }
+        .turn.tainted { border-left: 6px solid var(--warn); }
+        .turn h2 { font-size: 1.05rem; margin: 0 0 0.4rem; }
+        .badge-taint { display: inline-block; background: #fff1c7; color: var(--warn); border: 1px solid var(--warn); border-radius: 4px; padding: 0 0.35rem; font-size: 0.85rem; font-weight: 700; }
+        .why, .taint-cause { color: var(--warn); }
+        .messages { list-style: none; padding: 0; margin: 0.4rem 0; }
+        .message { border-left: 3px solid var(--line); padding: 0.2rem 0.6rem; margin: 0.3rem 0; }
+        .message.user { border-color: #0a4fb3; }
+        .message.tool { border-color: #bf8700; background: #fbfaf6; }
+        .message .role { font-weight: 700; font-size: 0.85rem; color: var(--muted); }
+        .message pre { margin: 0.2rem 0; }
+        .asks { margin: 0.2rem 0; }
+        .decision-pending, .decision-refused, .decision-invalid { color: var(--bad); font-weight: 600; }
+        .decision-ran, .decision-ran-reported { color: var(--ok); font-weight: 600; }
         @media (max-width: 40rem) { .who { margin-left: 0; width: 100%; } .approval dl { grid-template-columns: 1fr; } }
         """
 

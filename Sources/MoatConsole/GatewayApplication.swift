@@ -38,7 +38,8 @@ public enum GatewayApplication {
             OwnerRoutes.register(on: router, auth: auth, table: table)
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
-            ConsoleRoutes.register(on: router, auth: auth, operations: operations, sources: console)
+            ConsoleRoutes.register(
+                on: router, auth: auth, agent: agent, operations: operations, sources: console)
             if let agent { ChatRoutes.register(on: router, auth: auth, agent: agent, table: table) }
             if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
         }

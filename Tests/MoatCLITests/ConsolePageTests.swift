@@ -10,6 +10,9 @@ import Testing
     /// Markup to break out of text and of an attribute, and a right-to-left override to disguise the name.
     static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>"# + "\u{202E}txt.exe"
 
+    /// Every console page that needs no id.
+    static let pagePaths = ["/", "/approvals", "/conversations", "/settings"]
+
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
         _ path: String, port: Int, fields: [(String, String)], headers: [(String, String)]
@@ -79,7 +82,7 @@ import Testing
         let hostileID = try ApprovalAPITests.pendingID(chat)
 
         // Without a session every page sends the browser to the login page; an API token opens none.
-        for path in ["/", "/approvals", "/settings"] {
+        for path in Self.pagePaths {
             for headers in [[], admin, [("Cookie", "moat_session=forged")]] {
                 let response = try get(path, headers)
                 #expect(response.status == 303, "\(path)")
@@ -225,7 +228,7 @@ import Testing
         let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
 
         // This process runs as the server's user: the cookie alone reads every page.
-        for path in ["/", "/approvals", "/settings"] {
+        for path in Self.pagePaths {
             let page = try OwnerCommandTests.send("GET", path, port: port, headers: [("Cookie", cookie)])
             #expect(page.status == 200, "\(path): \(page.status)")
             #expect(page.body.contains(#"<strong id="owner-name">owner</strong>"#), "\(path)")
@@ -238,7 +241,7 @@ import Testing
         let claims: [[String]] = [
             [], ["X-Forwarded-Proto: https"], ["Sec-Fetch-Site: same-origin", "Origin: \(origin)"],
         ]
-        for path in ["/", "/approvals", "/settings"] {
+        for path in Self.pagePaths {
             for extra in claims {
                 let stolen = try Self.curlAsNobody(
                     "GET", path, port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"] + extra)
