@@ -18,8 +18,8 @@ import Testing
         #expect(verify.stdout.hasPrefix("✓ chain intact: "))
         #expect(verify.stdout.contains("last checkpoint at entry"))
         // The verify run itself is recorded.
-        await #expect(
-            try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).stdout.contains("audit.verify"))
+        #expect(
+            try await MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).stdout.contains("audit.verify"))
     }
 
     @Test("the audit commands read no setting: a broken config file stops trust, not audit verify")

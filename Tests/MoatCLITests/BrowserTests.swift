@@ -102,8 +102,8 @@ import Testing
             .text("notes.txt says: groceries."),
         ])
         defer { Task { await model.stop() } }
-        let (home, server, port) = try ConsolePageTests.serve(model, password: Self.password)
-        let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        let (home, server, port) = try await ConsolePageTests.serve(model, password: Self.password)
+        let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try ApprovalAPITests.pendingID(chat)
         // Docs/screenshots is rewritten only on request (MOAT_SCREENSHOTS=update): a test run leaves the tree as it was.
@@ -125,8 +125,8 @@ import Testing
         }
         // Approving in the page ran exactly the held call: the file's text went to the model.
         #expect(model.requests.last?.body.contains("groceries") == true)
-        let (stopped, _) = server.stop()
+        let (stopped, _) = await server.stop()
         #expect(stopped == 0)
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

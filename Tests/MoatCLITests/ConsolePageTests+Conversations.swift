@@ -23,7 +23,7 @@ extension ConsolePageTests {
             .text("You are welcome."),
         ])
         defer { Task { await server.stop() } }
-        let (home, running, port) = try Self.serve(server, password: "a long owner passphrase")
+        let (home, running, port) = try await Self.serve(server, password: "a long owner passphrase")
         let origin = "http://127.0.0.1:\(port)"
         func get(_ path: String, _ headers: [(String, String)]) throws -> RawHTTP.Response {
             try OwnerCommandTests.send("GET", path, port: port, headers: headers)
@@ -35,7 +35,7 @@ extension ConsolePageTests {
         let none = try get("/conversations", session)
         #expect(none.body.contains(#"id="no-conversations""#), "\(none.status) \(none.body)")
 
-        let chat = try MoatBinary.run(["chat", "--message", "what is in <my> notes?"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "what is in <my> notes?"], home: home.path)
         let pendingID = try ApprovalAPITests.pendingID(chat)
         let list = try get("/conversations", session)
         #expect(list.status == 200)
@@ -59,7 +59,7 @@ extension ConsolePageTests {
             "/approvals/\(pendingID)/approve", port: port, fields: [("csrf_token", csrf)],
             headers: session + [("Origin", origin)])
         #expect(approved.header("Location")?.contains("result=approved") == true)
-        let next = try MoatBinary.run(
+        let next = try await MoatBinary.run(
             ["chat", "--message", "thanks", "--conversation", id], home: home.path)
         #expect(next.status == 0, "\(next.stderr)")
         let page = try get("/conversations/\(id)", session)
@@ -78,8 +78,8 @@ extension ConsolePageTests {
         let missing = try get("/conversations/no-such-conversation", session)
         #expect(missing.status == 404 && missing.body.contains("There is no such conversation"))
 
-        let (status, log) = running.stop()
+        let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

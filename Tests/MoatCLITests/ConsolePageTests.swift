@@ -30,14 +30,15 @@ import Testing
     /// file is held for approval) and an owner set up with `password`; returns once the admin socket is up.
     static func serve(
         _ model: ScriptedModelServer, password: String
-    ) throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
+    ) async throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
         let home = try ChatCommandTests.home(model)
         #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let setup = try MoatBinary.run(
+            try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
+                == 0)
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: password + "\n")
         try #require(setup.status == 0, "\(setup.stderr)")
-        let running = try RunningServer(arguments: [], home: home.path)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(running.port)
         let deadline = Date().addingTimeInterval(60)
         while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
@@ -69,15 +70,17 @@ import Testing
             .text("notes.txt says: groceries."),
         ])
         defer { Task { await server.stop() } }
-        let (home, running, port) = try Self.serve(server, password: "a long owner passphrase")
+        let (home, running, port) = try await Self.serve(server, password: "a long owner passphrase")
         // Created through the running server's admin socket.
-        let admin = [("Authorization", "Bearer " + (try ApprovalAPITests.token("admin", "admin", home: home.path)))]
+        let admin = await [
+            ("Authorization", "Bearer " + (try ApprovalAPITests.token("admin", "admin", home: home.path)))
+        ]
         let origin = "http://127.0.0.1:\(port)"
         func get(_ path: String, _ headers: [(String, String)] = []) throws -> RawHTTP.Response {
             try OwnerCommandTests.send("GET", path, port: port, headers: headers)
         }
 
-        let chat = try MoatBinary.run(["chat", "--message", "read the odd file"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "read the odd file"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let hostileID = try ApprovalAPITests.pendingID(chat)
 
@@ -158,7 +161,7 @@ import Testing
         #expect(afterDeny.body.contains("<td>denied</td>"))
 
         // Approve a second held call from the page: exactly that call runs and the conversation goes on.
-        let second = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        let second = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         let secondID = try ApprovalAPITests.pendingID(second)
         #expect(server.requests.allSatisfy { !$0.body.contains("groceries") })
         let approved = try Self.form(
@@ -183,9 +186,9 @@ import Testing
         #expect(style.header("Cache-Control") == "public, max-age=31536000, immutable")
         #expect(try get("/assets/moat.0000000000000000.css").status == 404)
 
-        let (status, log) = running.stop()
+        let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     static let canSwitchUser =
@@ -196,14 +199,14 @@ import Testing
     /// session cookie never goes into a command line); the status and everything curl received.
     static func curlAsNobody(
         _ method: String, _ path: String, port: Int, headers: [String]
-    ) throws -> (status: Int, text: String) {
+    ) async throws -> (status: Int, text: String) {
         let folder = TemporaryDirectory("moat-curl")
         let file = folder.file("headers")
         try headers.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
         TemporaryDirectory.chmod(folder.path, 0o755)
         TemporaryDirectory.chmod(file, 0o644)
         let request = method == "HEAD" ? ["-I"] : ["-i", "-X", method]
-        let (exit, output) = try HostCommand.run(
+        let (exit, output) = try await HostCommand.run(
             "/usr/bin/setpriv",
             ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-H", "@" + file]
                 + request + ["http://127.0.0.1:\(port)\(path)"])
@@ -221,9 +224,9 @@ import Testing
             .toolCall("read_file", #"{"path":"notes.txt"}"#), .text("It waits for your approval."),
         ])
         defer { Task { await server.stop() } }
-        let (home, running, port) = try Self.serve(server, password: "a long owner passphrase")
+        let (home, running, port) = try await Self.serve(server, password: "a long owner passphrase")
         let origin = "http://127.0.0.1:\(port)"
-        let chat = try MoatBinary.run(["chat", "--message", "read my notes"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "read my notes"], home: home.path)
         let pendingID = try ApprovalAPITests.pendingID(chat)
         let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
 
@@ -243,7 +246,7 @@ import Testing
         ]
         for path in Self.pagePaths {
             for extra in claims {
-                let stolen = try Self.curlAsNobody(
+                let stolen = try await Self.curlAsNobody(
                     "GET", path, port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"] + extra)
                 #expect(stolen.status == 403, "\(path) \(extra): \(stolen.text)")
                 #expect(!stolen.text.contains("owner-name") && !stolen.text.contains(pendingID))
@@ -251,21 +254,21 @@ import Testing
             }
         }
         // HEAD opens no page either (the pages answer GET only).
-        let head = try Self.curlAsNobody(
+        let head = try await Self.curlAsNobody(
             "HEAD", "/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
         #expect(head.status == 405 && !head.text.contains("owner-name"), "\(head.text)")
-        let refusal = try Self.curlAsNobody(
+        let refusal = try await Self.curlAsNobody(
             "GET", "/", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
         #expect(refusal.text.contains("does not run as the user running moat serve"), "\(refusal.text)")
         // Nor can it act: a form without the CSRF token is refused and the approval stays pending.
-        let form = try Self.curlAsNobody(
+        let form = try await Self.curlAsNobody(
             "POST", "/approvals/\(pendingID)/approve", port: port,
             headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)", "Origin: \(origin)"])
         #expect(form.status == 403, "\(form.text)")
         #expect(server.requests.count == 2, "a refused form ran the held call")
 
         // The API needs the CSRF header for reads too, whoever sends the cookie.
-        let apiRead = try Self.curlAsNobody(
+        let apiRead = try await Self.curlAsNobody(
             "GET", "/api/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
         #expect(apiRead.status == 403 && !apiRead.text.contains(pendingID), "\(apiRead.text)")
         let ownRead = try OwnerCommandTests.send("GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
@@ -274,7 +277,7 @@ import Testing
             "GET", "/api/approvals", port: port, headers: [("Cookie", cookie), ("X-CSRF-Token", csrf)])
         #expect(withToken.status == 200 && withToken.body.contains(pendingID), "\(withToken.body)")
 
-        let (status, log) = running.stop()
+        let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
     }
 }
