@@ -75,9 +75,9 @@ func agentBenchmark(directory: String) async throws {
 }
 
 /// What one durable commit of `moat.db` costs on this disk (one small row, `synchronous=FULL`: the WAL's
-/// fsync), p50 and p99: a plain message's turn makes three of them (the message with its entry, the model
-/// round's entry before the request leaves, the reply with its entry), so they bound the added latency
-/// from below.
+/// fsync), p50 and p99: a plain message's turn waits for two of them (the model round's entry before the
+/// request leaves, which also puts the message stored before it on disk, and the reply with its entry),
+/// so they bound the added latency from below.
 func diskFloor(_ database: MoatDatabase, commits: Int) throws {
     try database.pool.write { db in try db.execute(sql: "CREATE TABLE IF NOT EXISTS main.bench_floor (x BLOB)") }
     let clock = ContinuousClock()
@@ -92,7 +92,7 @@ func diskFloor(_ database: MoatDatabase, commits: Int) throws {
     times.sort()
     print(
         String(
-            format: "disk: one durable commit of moat.db p50 %.2f ms, p99 %.2f ms (%d commits; a message's turn makes 3)",
+            format: "disk: one durable commit of moat.db p50 %.2f ms, p99 %.2f ms (%d commits; a plain message's turn waits for 2)",
             times[times.count / 2], times[min(times.count - 1, times.count * 99 / 100)], commits))
 }
 

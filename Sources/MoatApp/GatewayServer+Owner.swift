@@ -66,8 +66,9 @@ extension GatewayServer {
         let notifier = ChannelOwnerNotifier(next: LoggingNotifier(logger: logger), policy: engine)
         let agent = try state.agent(vault: vault, audit: audit, engine: engine, notifier: notifier)
         let pairing = try state.pairingDesk(vault: vault, audit: audit, engine: engine)
+        let adapters = try state.channelAdapters(vault: vault) { logger.warning("\($0)") }
         let channels = try Self.channelRouter(
-            adapters: state.channelAdapters(vault: vault), state: state, engine: engine, pairing: pairing,
+            adapters: adapters, state: state, engine: engine, pairing: pairing,
             agent: agent, notifier: notifier, logger: logger)
         let installation: String
         do {

@@ -86,9 +86,11 @@ public struct GatewayServer: Sendable {
         var operations: AdminOperations?
         var background: BackgroundWork?
         var channels: ChannelService?
+        var telegram: TelegramWebhookRoutes?
         if let vault, let audit {
             let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
             channels = owner.channels.map(ChannelService.init)
+            telegram = telegramWebhook(router: owner.channels, vault: vault)
             auth = owner.auth
             agent = owner.agent
             operations = owner.operations { baseURL.get() }
@@ -113,7 +115,7 @@ public struct GatewayServer: Sendable {
             })
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
-            console: console)
+            telegram: telegram, console: console)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)

@@ -289,9 +289,16 @@ public final class InstallationState: Sendable {
         }
     }
 
-    /// The messaging channels' adapters (Telegram, Matrix) as `config.yaml` configures them; none yet.
+    /// The messaging channels' adapters (Telegram, Matrix) as `config.yaml` configures them.
     /// Each adapter adds itself here (its settings, its vault credentials), and nothing else changes.
-    public func channelAdapters(vault: UnlockedVault) -> [any ChannelAdapter] { [] }
+    /// `report` takes what an adapter tells the server's log (never a message's text or a credential).
+    public func channelAdapters(
+        vault: UnlockedVault, report: @escaping @Sendable (String) -> Void = { _ in }
+    ) throws(GatewayError) -> [any ChannelAdapter] {
+        var adapters: [any ChannelAdapter] = []
+        if let telegram = try telegramAdapter(vault: vault, report: report) { adapters.append(telegram) }
+        return adapters
+    }
 
     /// DM pairing and owner binding over this installation's tables, keyed from the vault.
     public func pairingDesk(vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine) throws(GatewayError)

@@ -200,9 +200,9 @@ public actor AuditLog {
     private func commit(_ parts: [Work]) async -> [Result<Done, any Error>] {
         let batch = Batch(log: self, parts: parts)
         do {
-            let synchronous = parts.allSatisfy { $0.durability == .withNextCommit } ? "NORMAL" : "FULL"
+            let durability: Durability = parts.allSatisfy { $0.durability == .withNextCommit } ? .withNextCommit : .now
             return try await database.pool.writeWithoutTransaction { db in
-                try Self.transaction(db, synchronous: synchronous, batch.write)
+                try Self.transaction(db, durability, batch.write)
             }
         } catch let error as AuditError where error.code == .appendFailed {
             return Array(repeating: .failure(error), count: parts.count)
@@ -214,7 +214,8 @@ public actor AuditLog {
     private nonisolated func commitNow(_ events: [PreparedEvent]) throws -> [AuditEntry] {
         let batch = Batch(log: self, parts: events.map { event in Work(event: { _ in event }, rows: nil) })
         do {
-            return try database.pool.write { db in try batch.write(db) }.map { try $0.get().entry! }
+            return try database.pool.writeWithoutTransaction { db in try Self.transaction(db, .now, batch.write) }
+                .map { try $0.get().entry! }
         } catch let error as AuditError where error.code == .appendFailed {
             throw error
         } catch {
@@ -222,13 +223,16 @@ public actor AuditLog {
         }
     }
 
-    /// Runs `body` in a transaction committed with `synchronous` (`FULL`: the WAL is fsynced; `NORMAL`:
-    /// not), then leaves the writer at `FULL`, checked, as every other commit of `moat.db` relies on it.
-    /// The mode is set before each transaction (SQLite changes it only outside one; it costs no I/O), so
-    /// a writer left at `NORMAL` by a failure is put right by the next append.
-    private static func transaction<T>(_ db: Database, synchronous: String, _ body: (Database) throws -> T) throws -> T
+    /// Runs `body` in one transaction, committed with `synchronous=FULL` (``Durability/now``: the WAL is
+    /// fsynced) or `NORMAL` (``Durability/withNextCommit``: not), then leaves the writer at `FULL`, checked,
+    /// as every other commit of `moat.db` relies on it. Every append, batched or not, sets the mode before
+    /// its transaction (SQLite changes it only outside one; it costs no I/O), so a writer left at `NORMAL`
+    /// by a failure is put right by the next append.
+    private static func transaction<T>(_ db: Database, _ durability: Durability, _ body: (Database) throws -> T)
+        throws -> T
     {
-        try db.execute(sql: "PRAGMA synchronous = \(synchronous)")
+        let deferred = durability == .withNextCommit
+        try db.execute(sql: deferred ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL")
         var result: T?
         let outcome = Result {
             try db.inTransaction {
@@ -236,7 +240,7 @@ public actor AuditLog {
                 return .commit
             }
         }
-        if synchronous != "FULL" {
+        if deferred {
             // Outside any transaction now (inTransaction commits or rolls back), where the mode may change.
             try db.execute(sql: "PRAGMA synchronous = FULL")
             guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {

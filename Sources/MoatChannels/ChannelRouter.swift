@@ -315,6 +315,9 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             on: message.channel)
     }
 
+    /// The adapter running `channel` (a webhook route hands its platform's deliveries to it), or nil.
+    public func adapter(for channel: String) -> (any ChannelAdapter)? { adapters[channel] }
+
     /// Sends `outbound` on `channel`; a failure is reported (the audit log holds what happened).
     public func send(_ outbound: OutboundMessage, on channel: String) async {
         guard let adapter = adapters[channel] else { return }

@@ -232,6 +232,15 @@ public final class FakeTelegramServer: Sendable {
     /// The ids of the messages the bot sent, in order.
     public var sentMessageIDs: [Int64] { state.withLock { $0.sent.keys.sorted() } }
 
+    /// The messages the bot sent, in order: id, chat, text and the reply markup's JSON (nil once removed).
+    public var sentMessages: [(id: Int64, chatID: Int64, text: String, markup: String?)] {
+        state.withLock { state in
+            state.sent.keys.sorted().map {
+                (id: $0, chatID: state.sent[$0]!.chatID, text: state.sent[$0]!.text, markup: state.sent[$0]!.markup)
+            }
+        }
+    }
+
     /// The URL given to `setWebhook`, while one is set.
     public var webhookURL: String? { state.withLock { $0.webhook } }
 

@@ -52,7 +52,7 @@ public final class SynapseHomeserver: @unchecked Sendable {
     /// Configures and starts a homeserver with the Synapse in `venv`; returns once it answers.
     public static func start(venv: PythonVenv) async throws -> SynapseHomeserver {
         let directory = TemporaryDirectory("moat-synapse")
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let script = repository + "/tests/synapse.sh"
         let configured = try HostCommand.run("/bin/bash", [script, "config", directory.path, String(port)])
         guard configured.status == 0 else { throw SynapseError("tests/synapse.sh config failed: \(configured.output)") }
@@ -164,25 +164,6 @@ public final class SynapseHomeserver: @unchecked Sendable {
             let token = registered.json["access_token"] as? String
         else { throw SynapseError("registering \(localpart) failed: HTTP \(registered.status) \(registered.body)") }
         return MatrixTestUser(userID: user, accessToken: token, port: port)
-    }
-
-    /// A loopback port nobody listens on now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw SynapseError("socket failed") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
-                bind(fd, pointer, length) == 0 && getsockname(fd, pointer, &length) == 0
-            }
-        }
-        guard bound else { throw SynapseError("no free loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
     }
 }
 

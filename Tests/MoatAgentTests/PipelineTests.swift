@@ -186,6 +186,15 @@ final class HeldModel: ModelProvider {
     private let held = Mutex<(arrived: Int, waiting: [CheckedContinuation<Void, Never>], open: Bool)>((0, [], false))
 
     var arrived: Int { held.withLock { $0.arrived } }
+    /// Yields the count each time a round arrives, so a test waits without spinning.
+    private let arrivals = AsyncStream.makeStream(of: Int.self)
+
+    /// Returns once `count` rounds have arrived (a spinning wait would hold one of the two cooperative
+    /// threads of a 2-core machine and starve every other test).
+    func waitForArrivals(_ count: Int) async {
+        if arrived >= count { return }
+        for await seen in arrivals.stream where seen >= count { return }
+    }
 
     func releaseAll() {
         let waiting = held.withLock { state in
@@ -200,11 +209,12 @@ final class HeldModel: ModelProvider {
         _ request: ModelRequest, onText: @escaping @Sendable (String) async -> Void
     ) async throws(ProviderError) -> ModelReply {
         await withCheckedContinuation { continuation in
-            let open = held.withLock { state in
+            let (open, count) = held.withLock { state in
                 state.arrived += 1
                 if !state.open { state.waiting.append(continuation) }
-                return state.open
+                return (state.open, state.arrived)
             }
+            arrivals.continuation.yield(count)
             if open { continuation.resume() }
         }
         return ModelReply(text: "ok")
@@ -221,11 +231,11 @@ final class HeldModel: ModelProvider {
             database: fixture.database, authenticator: try AgentKeyring.authenticator(from: fixture.vault),
             notifier: fixture.notices)
         let first = Task { try await agent.handle(fixture.owner("one", conversation: "a")) }
-        while model.arrived == 0 { await Task.yield() }
+        await model.waitForArrivals(1)
         let busy = await agentError { try await agent.handle(fixture.owner("two", conversation: "a")) }
         #expect(busy?.code == .busy)
         let other = Task { try await agent.handle(fixture.owner("three", conversation: "b")) }
-        while model.arrived < 2 { await Task.yield() }
+        await model.waitForArrivals(2)
         model.releaseAll()
         #expect(try await first.value.reply == "ok")
         #expect(try await other.value.reply == "ok")

@@ -88,26 +88,9 @@ enum ModelServerVenv {
         FileManager.default.isExecutableFile(atPath: serverHome + "/venv/bin/python")
     }
 
-    /// A loopback port nothing listens on right now.
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
-            }
-        }
-        try #require(bound)
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     /// Starts `tests/model-server.sh serve PORT` and waits until it lists its model.
     static func startServer() async throws -> (WatchedProcess, String) {
-        let port = try freePort()
+        let port = try LoopbackPort.free()
         let server = try WatchedProcess(
             "/usr/bin/env",
             ["MOAT_MODEL_SERVER_HOME=\(serverHome)", repository.path + "/tests/model-server.sh", "serve", "\(port)"])

@@ -52,12 +52,10 @@ struct KeyVault {
     }
 }
 
-/// A port on 127.0.0.1 where nothing listens (a server started and stopped).
+/// A port on 127.0.0.1 where nothing listens: a socket bound to it, never listening, kept open.
 func closedPort() async throws -> Int {
-    let server = try await ScriptedModelServer.start()
-    let port = server.port
-    await server.stop()
-    return port
+    // Never closed: a port freed by closing a server could be handed to another test's server at once.
+    try LoopbackPort.bound().port
 }
 
 /// An Anthropic provider aimed at `server`.
