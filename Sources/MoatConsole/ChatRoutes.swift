@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 public import Hummingbird
 public import MoatAgent
 import MoatAuth
@@ -26,6 +27,35 @@ enum ChatRoutes {
                 if wantsEvents(request) { return stream(inbound, agent: agent) }
                 return APIError.json(status: .ok, encoding: TurnView(try await agent.handle(inbound)))
             }
+        }
+        // The chat socket's token (``ChatSocket``): `write` scope, a browser identity, bound to its session.
+        write.post("chat/live-token") { request, context -> Response in
+            try await OwnerRoutes.respond {
+                let body = try await RequestBody.read(OwnerAPI.ChatTokenRequest.self, request, context, allowEmpty: true)
+                let session: String?
+                switch context.identity {
+                case .session(let info): session = info.idHash
+                case .tailscale: session = nil
+                case .token, .none:
+                    throw AuthError(
+                        .forbidden,
+                        "a chat token is for the console in a browser (a session or a Tailscale identity); "
+                            + "a script sends POST /api/chat")
+                }
+                let version = try await auth.authority.tokenVersion()
+                let token = try await auth.liveTokens.issue(
+                    purpose: .chat, tokenVersion: version, lifetime: TimeInterval(body.lifetime), session: session)
+                return APIError.json(status: .ok, encoding: OwnerAPI.LiveToken(token: token, expiresIn: body.lifetime))
+            }
+        }
+        // Reached only without a WebSocket upgrade (an upgrade is answered before the router).
+        AccessRoutes(router, "/api", .liveToken, auth: auth, table: table).get("chat/socket") { _, _ -> Response in
+            var response = APIError.response(
+                status: .upgradeRequired,
+                "open a WebSocket here, offering the subprotocols \(ChatSocket.subprotocol) and "
+                    + "\(ChatSocket.tokenPrefix)<token> with a token from POST /api/chat/live-token")
+            response.headers[.upgrade] = "websocket"
+            return response
         }
     }
 
@@ -106,4 +136,26 @@ extension OwnerAPI {
             provider = try body.optional(.provider)
         }
     }
+}
+
+extension OwnerAPI {
+    /// `POST /api/chat/live-token`; the body may be empty (the longest lifetime, 300 seconds).
+    struct ChatTokenRequest: Decodable {
+        /// Seconds, 1 to 300.
+        let lifetime: Int
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case lifetime }
+
+        init(from decoder: any Decoder) throws {
+            let maximum = Int(LiveTokenIssuer.maximumLifetime)
+            lifetime = try decoder.container(keyedBy: CodingKeys.self).optional(.lifetime) ?? maximum
+            guard (1...maximum).contains(lifetime) else {
+                throw AuthError(.invalidInput, "the field \"lifetime\" must be from 1 to \(maximum) seconds")
+            }
+        }
+    }
+}
+
+extension Int: RequestField {
+    static var expected: String { "a whole number" }
 }

@@ -66,7 +66,7 @@ actor PostureCache {
 /// held call that runs is exactly the one shown.
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
-        ("/", "Overview"), ("/approvals", "Approvals"), ("/settings", "Tokens & login"),
+        ("/", "Overview"), ("/approvals", "Approvals"), ("/chat", "Chat"), ("/settings", "Tokens & login"),
     ]
 
     static func register(
