@@ -31,7 +31,8 @@ enum ChatRoutes {
         // The chat socket's token (``ChatSocket``): `write` scope, a browser identity, bound to its session.
         write.post("chat/live-token") { request, context -> Response in
             try await OwnerRoutes.respond {
-                let body = try await RequestBody.read(OwnerAPI.ChatTokenRequest.self, request, context, allowEmpty: true)
+                let body = try await RequestBody.read(
+                    OwnerAPI.ChatTokenRequest.self, request, context, allowEmpty: true)
                 let session: String?
                 switch context.identity {
                 case .session(let info): session = info.idHash
@@ -79,25 +80,37 @@ enum ChatRoutes {
             status: .ok,
             headers: [.contentType: "text/event-stream; charset=utf-8", .cacheControl: "no-store"],
             body: ResponseBody { writer in
-                let result = await LiveTurn.relay(
-                    { events -> Result<TurnOutcome, AgentError> in
-                        do throws(AgentError) {
-                            return .success(try await agent.handle(inbound, events: events))
-                        } catch {
-                            return .failure(error)
-                        }
-                    },
+                let failed = await relay(
+                    inbound, agent: agent,
                     to: { event in try await writer.write(ByteBuffer(string: frame(TurnEventView(event)))) },
                     idle: keepAliveInterval,
                     // An SSE comment: clients skip it; a proxy in between sees the connection is alive.
                     keepAlive: { try await writer.write(ByteBuffer(string: ": keep-alive\n\n")) })
                 // The client may be gone; the turn is stored either way.
-                if case .failure(let error) = result {
+                if let error = failed {
                     let failure = ChatFailure(error: error.message, status: Int(APIError.status(error.kind).code))
                     try? await writer.write(ByteBuffer(string: "event: error\ndata: \(json(failure))\n\n"))
                 }
                 try? await writer.finish(nil)
             })
+    }
+
+    /// Runs the turn of `inbound`, handing its events to `deliver` as they happen (``LiveTurn``: a
+    /// watcher that goes away stops delivery, never the turn); the turn's error, if it failed.
+    static func relay(
+        _ inbound: InboundMessage, agent: Agent, to deliver: (TurnEvent) async throws -> Void, idle: Duration? = nil,
+        keepAlive: () async throws -> Void = {}
+    ) async -> AgentError? {
+        let result = await LiveTurn.relay(
+            { events -> Result<TurnOutcome, AgentError> in
+                do throws(AgentError) {
+                    return .success(try await agent.handle(inbound, events: events))
+                } catch {
+                    return .failure(error)
+                }
+            }, to: deliver, idle: idle, keepAlive: keepAlive)
+        if case .failure(let error) = result { return error }
+        return nil
     }
 
     /// `event: TYPE` and the event as JSON (`done`: the whole turn, as the JSON answer has it).

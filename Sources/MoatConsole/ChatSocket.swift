@@ -177,16 +177,10 @@ public struct ChatSocket: Sendable {
     /// One turn, its events written as they happen; the turn completes even when the client is gone.
     private func turn(_ chat: ChatSocketMessage, _ outbound: WebSocketOutboundWriter) async throws {
         let inbound = InboundMessage.fromOwner(chat.text, conversation: chat.conversation)
-        let result = await LiveTurn.relay(
-            { events -> Result<TurnOutcome, AgentError> in
-                do throws(AgentError) {
-                    return .success(try await agent.handle(inbound, events: events))
-                } catch {
-                    return .failure(error)
-                }
-            },
+        let failed = await ChatRoutes.relay(
+            inbound, agent: agent,
             to: { event in try await outbound.writeTextMessage(ChatRoutes.json(TurnEventView(event))) })
-        if case .failure(let error) = result {
+        if let error = failed {
             try await outbound.writeTextMessage(
                 Self.errorFrame(error.message, status: Int(APIError.status(error.kind).code)))
         }
@@ -233,7 +227,8 @@ struct ChatSocketMessage: Sendable, Equatable {
         }
         let known: Set<String> = ["type", "text", "conversation"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            return .failure(Problem(message: "unknown field \"\(PrintableText.excerpt(unknown, limit: 40))\": " + shape))
+            return .failure(
+                Problem(message: "unknown field \"\(PrintableText.excerpt(unknown, limit: 40))\": " + shape))
         }
         guard object["type"] as? String == "message" else {
             return .failure(Problem(message: "the field \"type\" must be \"message\": " + shape))

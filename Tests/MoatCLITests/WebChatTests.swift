@@ -43,7 +43,9 @@ import Testing
             let protocols = ["moat.chat"] + (token.map { ["moat.token." + $0] } ?? [])
             return try WebSocketTestClient(
                 port: port, path: "/api/chat/socket",
-                headers: [("Origin", origin ?? self.origin), ("Sec-WebSocket-Protocol", protocols.joined(separator: ", "))]
+                headers: [
+                    ("Origin", origin ?? self.origin), ("Sec-WebSocket-Protocol", protocols.joined(separator: ", ")),
+                ]
             )
         }
 
@@ -77,7 +79,8 @@ import Testing
         let model = try await ScriptedModelServer.start(replies: replies, options: options)
         let home = try ChatCommandTests.home(model)
         if let trust {
-            let set = try MoatBinary.run(["trust", "set", "files", trust, "--force", "--reason", "test"], home: home.path)
+            let set = try MoatBinary.run(
+                ["trust", "set", "files", trust, "--force", "--reason", "test"], home: home.path)
             try #require(set.status == 0, "\(set.stderr)")
         }
         let setup = try MoatBinary.run(
@@ -90,7 +93,8 @@ import Testing
     static func message(_ text: String, conversation: String? = nil) -> String {
         var object: [String: Any] = ["type": "message", "text": text]
         if let conversation { object["conversation"] = conversation }
-        return String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        return String(
+            decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 
     @Test(
@@ -99,7 +103,10 @@ import Testing
     func streamedAnswer() async throws {
         let reply = "Hello from the model, streamed in small pieces."
         let (served, model) = try await Self.serve(
-            [.text(reply), .toolCall("read_file", #"{"path":"notes.txt"}"#), .text("Reading notes.txt waits for you.")],
+            [
+                .text(reply), .toolCall("read_file", #"{"path":"notes.txt"}"#),
+                .text("Reading notes.txt waits for you."),
+            ],
             trust: "suggest")
         defer { Task { await model.stop() } }
         let session = try served.login()
@@ -145,7 +152,8 @@ import Testing
         #expect(try served.refusal(token: nil) == 400)
         do {
             // No subprotocol at all.
-            _ = try WebSocketTestClient(port: served.port, path: "/api/chat/socket", headers: [("Origin", served.origin)])
+            _ = try WebSocketTestClient(
+                port: served.port, path: "/api/chat/socket", headers: [("Origin", served.origin)])
             Issue.record("the upgrade was accepted")
         } catch let refused as WebSocketTestClient.Refused {
             #expect(refused.status == 400)
@@ -294,7 +302,9 @@ import Testing
 /// The `/chat` page in headless Chromium (Tests/Browser/chat_walk.py): its own client, Chromium's
 /// WebSocket, against the real `moat serve`.
 @Suite(.serialized, .tags(.slow)) struct WebChatBrowserTests {
-    @Test("the /chat page in headless Chromium: a streamed reply, a held call linked to /approvals, a reconnect — console clean")
+    @Test(
+        "the /chat page in headless Chromium: a streamed reply, a held call linked to /approvals, a reconnect — console clean"
+    )
     func chatInBrowser() async throws {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             try #require(
