@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """Chats with the agent on Moat's /chat page in a real headless Chromium.
 
-Reads three lines on stdin: the gateway's origin, the owner password and the reply the scripted model
-gives. Logs in, opens /chat (its script fetches a live token and opens the WebSocket), sends a message,
+Reads four lines on stdin: the gateway's origin, the owner password, the reply the scripted model
+gives and the folder for the screenshot (chat.png). Logs in, opens /chat (its script fetches a live token and opens the WebSocket), sends a message,
 waits for the streamed reply, then a second message whose answer holds a call for approval and must
 link to /approvals. Fails on any browser console error or Content-Security-Policy violation. Prints a
 JSON summary; exits 1 with a message on the first failure.
 """
 
 import json
+import os
 import sys
 from urllib.parse import urlparse
 
@@ -34,8 +35,10 @@ def main():
     origin = sys.stdin.readline().strip()
     password = sys.stdin.readline().rstrip("\n")
     reply = sys.stdin.readline().rstrip("\n")
-    if not origin or not password or not reply:
-        fail("stdin must hold the origin, the password and the expected reply")
+    shots = sys.stdin.readline().strip()
+    if not origin or not password or not reply or not shots:
+        fail("stdin must hold the origin, the password, the expected reply and the screenshot folder")
+    os.makedirs(shots, exist_ok=True)
 
     driver = chromium("--window-size=1000,800")
     wait = WebDriverWait(driver, WAIT)
@@ -66,6 +69,7 @@ def main():
         if "read_file" not in approval:
             fail("the held call does not name its tool", driver)
         wait.until(lambda d: d.find_element(By.ID, "chat-send").is_enabled())
+        driver.save_screenshot(os.path.join(shots, "chat.png"))
         step("approval linked")
 
         # A reload opens a new socket with a new token (the old one is used up).

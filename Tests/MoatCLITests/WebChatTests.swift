@@ -317,14 +317,21 @@ import Testing
         ])
         defer { Task { await model.stop() } }
         let (home, server, port) = try ConsolePageTests.serve(model, password: BrowserTests.password)
+        // Docs/screenshots is rewritten only on request (MOAT_SCREENSHOTS=update).
+        let temp = TemporaryDirectory()
+        let shots =
+            ProcessInfo.processInfo.environment["MOAT_SCREENSHOTS"] == "update"
+            ? BrowserTests.repository.appendingPathComponent("Docs/screenshots").path : temp.file("screenshots")
         let script = BrowserTests.repository.appendingPathComponent("Tests/Browser/chat_walk.py").path
         let (status, out, err) = try await BrowserTests.python(
-            script, input: "http://127.0.0.1:\(port)\n\(BrowserTests.password)\n\(reply)\n")
+            script, input: "http://127.0.0.1:\(port)\n\(BrowserTests.password)\n\(reply)\n\(shots)\n")
         #expect(!err.contains("No module named 'selenium'"), "python3-selenium is missing: run ./install.sh --deps")
         #expect(status == 0, "browser run failed: \(out) \(err)")
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         #expect((summary["steps"] as? [String])?.contains("console clean") == true)
+        let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/chat.png"))
+        #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "chat.png is not a PNG")
         let (stopped, log) = server.stop()
         #expect(stopped == 0)
         // Two sockets: the first page and the reload, each with its own token.
