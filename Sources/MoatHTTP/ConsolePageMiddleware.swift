@@ -11,8 +11,9 @@ import NIOCore
 /// an API token is for scripts, not pages) to `/login`, both with 303. Every POST (a form: approve,
 /// deny) must be same-origin and carry the session's CSRF token in the form field `csrf_token`: the
 /// pages never contain the token — the console script copies it from this origin's `localStorage`
-/// into the form as it is sent — so a program on another local port that received the cookie can read
-/// a page but cannot act.
+/// into the form as it is sent — so a program on another local port that received the cookie cannot
+/// act. Reading with the cookie alone is allowed only where replaying it gains nothing
+/// (``cookieReadAllowed(_:context:)``): any other cookie-only read gets a 403 and no page.
 public struct ConsolePageMiddleware: RouterMiddleware {
     public typealias Context = GatewayRequestContext
     let auth: GatewayAuth
@@ -53,6 +54,15 @@ public struct ConsolePageMiddleware: RouterMiddleware {
         }
         guard let identity, let expected = identity.csrfToken else { return Self.redirect("/login") }
         var request = request
+        if case .session = identity, !HostGuardMiddleware<Context>.changesState(request.method),
+            !cookieReadAllowed(request, context: context)
+        {
+            return Self.refusal(
+                "This page was asked for with the session cookie alone by a program that does not run as the "
+                    + "user running moat serve, so nothing was shown. The console opens to a browser of that "
+                    + "user on this machine, through tailscale serve, or over Moat's own TLS: open it from there."
+            )
+        }
         if HostGuardMiddleware<Context>.changesState(request.method) {
             guard OwnerAccessMiddleware.sameOrigin(request, allowMissing: false) else {
                 return Self.refusal("This form was sent from another site and was refused.")
@@ -75,6 +85,25 @@ public struct ConsolePageMiddleware: RouterMiddleware {
         }
         context.identity = identity
         return try await next(request, context)
+    }
+
+    /// Whether a page may be read with the session cookie alone (a browser navigation carries nothing
+    /// else). Browsers send the cookie to every port of the host, so another program on another
+    /// `127.0.0.1` port that the owner's browser visits holds it; the cookie then opens a page only
+    /// when the program replaying it could read `moat.db` anyway, or could not have received it:
+    /// - the peer's socket belongs to this server's own user (``SocketOwner``): such a program reads
+    ///   `moat.db` directly and gains nothing;
+    /// - the peer is tailscaled's user (`gateway.auth.tailscale.proxy_uid`, root by default) forwarding
+    ///   an HTTPS request (`X-Forwarded-Proto: https`): `tailscale serve`, where the cookie is `Secure`;
+    /// - Moat's own listener speaks TLS: the cookie is `__Host-` and `Secure`, never sent over plain HTTP.
+    /// A peer the socket tables do not list (another host over plain HTTP) is refused.
+    func cookieReadAllowed(_ request: Request, context: Context) -> Bool {
+        if auth.tls { return true }
+        guard let remote = context.remoteAddress, let local = context.localAddress,
+            let uid = SocketOwner.uid(peer: remote, local: local)
+        else { return false }
+        if uid == geteuid() { return true }
+        return uid == auth.tailscaleProxyUID && request.headers[.xForwardedProto]?.lowercased() == "https"
     }
 
     /// A 303 to `location` (a fixed path of this gateway).

@@ -22,6 +22,9 @@ public struct GatewayAuth: Sendable {
     public let liveTokens: LiveTokenIssuer
     /// Where `moat serve` wrote the setup link (removed once setup succeeds).
     public let setupLinkFile: String?
+    /// The user tailscaled runs as (`gateway.auth.tailscale.proxy_uid`, root by default): its HTTPS
+    /// requests carry a `Secure` cookie, which the console's pages accept alone (``ConsolePageMiddleware``).
+    public let tailscaleProxyUID: UInt32
     let tailscaleAudits = TailscaleAuditThrottle()
 
     public init(
@@ -31,7 +34,8 @@ public struct GatewayAuth: Sendable {
         tls: Bool,
         mode: HTTPSettings.AuthMode,
         liveTokens: LiveTokenIssuer,
-        setupLinkFile: String? = nil
+        setupLinkFile: String? = nil,
+        tailscaleProxyUID: UInt32 = 0
     ) {
         self.authority = authority
         self.database = database
@@ -40,6 +44,7 @@ public struct GatewayAuth: Sendable {
         self.mode = mode
         self.liveTokens = liveTokens
         self.setupLinkFile = setupLinkFile
+        self.tailscaleProxyUID = tailscaleProxyUID
     }
 
     /// Whether the browser reached Moat over HTTPS: Moat's own TLS, or `tailscale serve` (or another

@@ -41,6 +41,17 @@ import Testing
         return (home, running, port)
     }
 
+    /// Logs in as `owner` through the API as the browser script does; the `name=value` cookie and the
+    /// session's CSRF token.
+    static func login(port: Int, password: String) throws -> (cookie: String, csrf: String) {
+        let login = try OwnerCommandTests.send(
+            "POST", "/api/auth/login", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
+            json: #"{"username":"owner","password":"\#(password)"}"#)
+        try #require(login.status == 200, "\(login.body)")
+        let cookie = String(login.header("Set-Cookie")?.split(separator: ";").first ?? "")
+        return (cookie, try #require(login.json["csrf_token"] as? String))
+    }
+
     @Test(
         "console pages need the session, forms need its CSRF token, hostile arguments are escaped, approve runs the call"
     )
@@ -81,12 +92,7 @@ import Testing
             headers: admin + [("Origin", origin)])
         #expect(refusedPost.status == 303 && refusedPost.header("Location") == "/login")
 
-        let login = try OwnerCommandTests.send(
-            "POST", "/api/auth/login", port: port, headers: [("Origin", origin)],
-            json: #"{"username":"owner","password":"a long owner passphrase"}"#)
-        try #require(login.status == 200, "\(login.body)")
-        let cookie = String(login.header("Set-Cookie")?.split(separator: ";").first ?? "")
-        let csrf = try #require(login.json["csrf_token"] as? String)
+        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
         let session = [("Cookie", cookie)]
 
         // The overview: server-rendered, strict CSP, no inline script, never cached.
@@ -177,5 +183,95 @@ import Testing
         let (status, log) = running.stop()
         #expect(status == 0, "\(log)")
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+    }
+
+    static let canSwitchUser =
+        getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv")
+        && FileManager.default.isExecutableFile(atPath: "/usr/bin/curl")
+
+    /// `method path` sent by curl running as `nobody` (uid 65534), with `headers` read from a file (a
+    /// session cookie never goes into a command line); the status and everything curl received.
+    static func curlAsNobody(
+        _ method: String, _ path: String, port: Int, headers: [String]
+    ) throws -> (status: Int, text: String) {
+        let folder = TemporaryDirectory("moat-curl")
+        let file = folder.file("headers")
+        try headers.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        TemporaryDirectory.chmod(folder.path, 0o755)
+        TemporaryDirectory.chmod(file, 0o644)
+        let request = method == "HEAD" ? ["-I"] : ["-i", "-X", method]
+        let (exit, output) = try HostCommand.run(
+            "/usr/bin/setpriv",
+            ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-H", "@" + file]
+                + request + ["http://127.0.0.1:\(port)\(path)"])
+        #expect(exit == 0, "curl as nobody failed: \(output)")
+        let fields = output.prefix { $0 != "\r" && $0 != "\n" }.split(separator: " ")
+        return (fields.count > 1 ? Int(fields[1]) ?? 0 : 0, output)
+    }
+
+    @Test(
+        "a page opens with the cookie alone only to the server's own user: another local user replaying it gets no page",
+        .enabled(if: canSwitchUser, "needs root, /usr/bin/setpriv and /usr/bin/curl to send as uid 65534")
+    )
+    func cookieReadNeedsOwnUser() async throws {
+        let server = try await ScriptedModelServer.start(replies: [
+            .toolCall("read_file", #"{"path":"notes.txt"}"#), .text("It waits for your approval."),
+        ])
+        defer { Task { await server.stop() } }
+        let (home, running, port) = try Self.serve(server, password: "a long owner passphrase")
+        let origin = "http://127.0.0.1:\(port)"
+        let chat = try MoatBinary.run(["chat", "--message", "read my notes"], home: home.path)
+        let pendingID = try ApprovalAPITests.pendingID(chat)
+        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
+
+        // This process runs as the server's user: the cookie alone reads every page.
+        for path in ["/", "/approvals", "/settings"] {
+            let page = try OwnerCommandTests.send("GET", path, port: port, headers: [("Cookie", cookie)])
+            #expect(page.status == 200, "\(path): \(page.status)")
+            #expect(page.body.contains(#"<strong id="owner-name">owner</strong>"#), "\(path)")
+        }
+        #expect(
+            try OwnerCommandTests.send("GET", "/approvals", port: port, headers: [("Cookie", cookie)]).body.contains(
+                pendingID))
+
+        // Another local user with the same cookie: no page, whatever else it claims.
+        let claims: [[String]] = [
+            [], ["X-Forwarded-Proto: https"], ["Sec-Fetch-Site: same-origin", "Origin: \(origin)"],
+        ]
+        for path in ["/", "/approvals", "/settings"] {
+            for extra in claims {
+                let stolen = try Self.curlAsNobody(
+                    "GET", path, port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"] + extra)
+                #expect(stolen.status == 403, "\(path) \(extra): \(stolen.text)")
+                #expect(!stolen.text.contains("owner-name") && !stolen.text.contains(pendingID))
+                #expect(!stolen.text.contains("<html") && !stolen.text.contains("read_file"))
+            }
+        }
+        // HEAD opens no page either (the pages answer GET only).
+        let head = try Self.curlAsNobody(
+            "HEAD", "/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
+        #expect(head.status == 405 && !head.text.contains("owner-name"), "\(head.text)")
+        let refusal = try Self.curlAsNobody(
+            "GET", "/", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
+        #expect(refusal.text.contains("does not run as the user running moat serve"), "\(refusal.text)")
+        // Nor can it act: a form without the CSRF token is refused and the approval stays pending.
+        let form = try Self.curlAsNobody(
+            "POST", "/approvals/\(pendingID)/approve", port: port,
+            headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)", "Origin: \(origin)"])
+        #expect(form.status == 403, "\(form.text)")
+        #expect(server.requests.count == 2, "a refused form ran the held call")
+
+        // The API needs the CSRF header for reads too, whoever sends the cookie.
+        let apiRead = try Self.curlAsNobody(
+            "GET", "/api/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
+        #expect(apiRead.status == 403 && !apiRead.text.contains(pendingID), "\(apiRead.text)")
+        let ownRead = try OwnerCommandTests.send("GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
+        #expect(ownRead.status == 403 && !ownRead.body.contains(pendingID))
+        let withToken = try OwnerCommandTests.send(
+            "GET", "/api/approvals", port: port, headers: [("Cookie", cookie), ("X-CSRF-Token", csrf)])
+        #expect(withToken.status == 200 && withToken.body.contains(pendingID), "\(withToken.body)")
+
+        let (status, log) = running.stop()
+        #expect(status == 0, "\(log)")
     }
 }
