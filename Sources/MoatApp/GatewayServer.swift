@@ -118,16 +118,19 @@ public struct GatewayServer: Sendable {
             telegram: telegram, console: console)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
-        let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)
+        let chatSocket = auth.flatMap { auth in
+            agent.map { ChatSocket(hostGuard: hostGuard, auth: auth, agent: $0, logger: logger) }
+        }
+        let http1 = Self.httpServer(chatSocket: chatSocket, limiter: limiter)
         let server: HTTPServerBuilder
         if let tls = bind.tls {
             do {
-                server = try .tls(.http1(configuration: http1), tlsConfiguration: tls.configuration)
+                server = try .tls(http1, tlsConfiguration: tls.configuration)
             } catch {
                 throw GatewayError(.tls, "cannot set up TLS with the configured certificate and key")
             }
         } else {
-            server = .http1(configuration: http1)
+            server = http1
         }
         let app = Application(
             router: router,

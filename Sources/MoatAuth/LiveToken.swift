@@ -8,6 +8,9 @@ public enum LiveTokenPurpose: String, Sendable, CaseIterable {
     case events = "moat.events"
     /// A WebSocket connection.
     case websocket = "moat.websocket"
+    /// The console's chat socket (`/api/chat/socket`): issued only to an identity with the `write` scope
+    /// (`POST /api/chat/live-token`), bound to the browser session that asked for it.
+    case chat = "moat.chat"
 }
 
 /// The checked claims of a live token.
@@ -18,6 +21,9 @@ public struct LiveTokenClaims: Sendable {
     public let expires: Date
     /// The owner's token version when it was issued ("revoke everything" bumps it).
     public let tokenVersion: Int64
+    /// The browser session that asked for it (its id hash, ``SessionInfo/idHash``), when one did: a
+    /// connection opened with the token lasts only as long as that session.
+    public let session: String?
 }
 
 /// Short-lived JWTs for live connections, HS256 through jwt-kit with the algorithm pinned.
@@ -57,9 +63,11 @@ public struct LiveTokenIssuer: Sendable {
     private let keyReady: Task<JWTKeyCollection, Never>
     private let usedIDs = UsedTokenIDs()
 
-    /// A token for `purpose`, valid from now for `lifetime` seconds (at most five minutes).
+    /// A token for `purpose`, valid from now for `lifetime` seconds (at most five minutes), bound to
+    /// `session` (a ``SessionInfo/idHash``) when given.
     public func issue(
-        purpose: LiveTokenPurpose, tokenVersion: Int64, lifetime: TimeInterval = LiveTokenIssuer.maximumLifetime
+        purpose: LiveTokenPurpose, tokenVersion: Int64, lifetime: TimeInterval = LiveTokenIssuer.maximumLifetime,
+        session: String? = nil
     ) async throws(AuthError) -> String {
         guard lifetime > 0, lifetime <= Self.maximumLifetime else {
             throw AuthError(.invalidInput, "a live token lives at most 5 minutes")
@@ -69,7 +77,7 @@ public struct LiveTokenIssuer: Sendable {
             iss: IssuerClaim(value: issuer), aud: AudienceClaim(value: [audience]), sub: SubjectClaim(value: "owner"),
             exp: ExpirationClaim(value: start.addingTimeInterval(lifetime)), nbf: NotBeforeClaim(value: start),
             iat: IssuedAtClaim(value: start), jti: IDClaim(value: AuthRandom.base64URL(AuthRandom.bytes(16))),
-            typ: purpose.rawValue, ver: tokenVersion)
+            typ: purpose.rawValue, ver: tokenVersion, sid: session)
         do {
             _ = await keyReady.value
             return try await keys.sign(payload, header: ["alg": "HS256", "typ": "JWT"])
@@ -107,7 +115,8 @@ public struct LiveTokenIssuer: Sendable {
             throw Self.refused("already used; get a new one for each connection")
         }
         return LiveTokenClaims(
-            purpose: purpose, jti: payload.jti.value, expires: payload.exp.value, tokenVersion: payload.ver)
+            purpose: purpose, jti: payload.jti.value, expires: payload.exp.value, tokenVersion: payload.ver,
+            session: payload.sid)
     }
 
     static func refused(_ reason: String) -> AuthError { AuthError(.unauthorized, "live token refused: \(reason)") }
@@ -161,6 +170,8 @@ struct LivePayload: JWTPayload {
     var jti: IDClaim
     var typ: String
     var ver: Int64
+    /// The session the token is bound to (``LiveTokenClaims/session``); absent when none is.
+    var sid: String?
 
     /// The claims are checked by ``LiveTokenIssuer/verify(_:purpose:tokenVersion:)`` against its clock.
     func verify(using algorithm: some JWTAlgorithm) async throws {}

@@ -163,7 +163,20 @@ extension OwnerAuthority {
     /// alone cannot keep a session alive.
     public func session(id: String, touch: Bool = true) async throws(AuthError) -> SessionInfo? {
         guard (16...64).contains(id.utf8.count) else { return nil }
-        let hash = AuthRandom.sha256Hex(id)
+        return try await session(hash: AuthRandom.sha256Hex(id), touch: touch)
+    }
+
+    /// The session whose id hash (``SessionInfo/idHash``) is `idHash`, when it is still valid — the
+    /// checks of ``session(id:touch:)`` — without marking it used. A connection that outlives its
+    /// request (the chat socket) asks this before each message, so a logout, a revoke-all or the
+    /// session's expiry ends it.
+    public func session(idHash: String) async throws(AuthError) -> SessionInfo? {
+        guard idHash.utf8.count == 64, idHash.utf8.allSatisfy({ (48...57).contains($0) || (97...102).contains($0) })
+        else { return nil }
+        return try await session(hash: idHash, touch: false)
+    }
+
+    private func session(hash: String, touch: Bool) async throws(AuthError) -> SessionInfo? {
         // The owner and the session in one read transaction: one trip to the database's queue.
         let (ownerResult, found) = try await read { db in
             let owner = try self.ownerResult(in: db)

@@ -67,7 +67,7 @@ actor PostureCache {
 /// held call that runs is exactly the one shown.
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
-        ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"),
+        ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"), ("/chat", "Chat"),
         ("/settings", "Tokens & login"),
     ]
 

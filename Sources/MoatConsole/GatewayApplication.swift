@@ -40,7 +40,10 @@ public enum GatewayApplication {
             DashboardRoutes.register(on: router)
             ConsoleRoutes.register(
                 on: router, auth: auth, agent: agent, operations: operations, sources: console)
-            if let agent { ChatRoutes.register(on: router, auth: auth, agent: agent, table: table) }
+            if let agent {
+                ChatRoutes.register(on: router, auth: auth, agent: agent, table: table)
+                ChatPage.register(on: router, auth: auth)
+            }
             if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
         }
         webhooks?.register(on: router)

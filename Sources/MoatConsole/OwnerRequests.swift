@@ -104,6 +104,10 @@ extension OwnerAPI {
             guard let purpose = LiveTokenPurpose.allCases.first(where: { $0.rawValue == "moat." + name }) else {
                 throw AuthError(.invalidInput, "purpose must be one of: events, websocket")
             }
+            // A chat token needs the `write` scope and is bound to a session: only `POST /api/chat/live-token`.
+            guard purpose != .chat else {
+                throw AuthError(.invalidInput, "a chat token comes from POST /api/chat/live-token")
+            }
             self.purpose = purpose
         }
     }

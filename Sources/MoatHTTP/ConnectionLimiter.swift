@@ -75,6 +75,8 @@ public final class ConnectionLimiter: Sendable {
             state -> (Bool, (any Channel)?, (evicted: Int, refused: Int)?) in
             var evict: (any Channel)?
             var admitted = true
+            // Admitted once: the first-request guard and the HTTP handler both admit a connection.
+            if state.open[ObjectIdentifier(channel)] != nil { return (true, nil, nil) }
             if state.open.count >= limit {
                 let quietest = state.open.filter { $0.value.answering == 0 }.min {
                     $0.value.lastActivity < $1.value.lastActivity
@@ -114,6 +116,23 @@ public final class ConnectionLimiter: Sendable {
             entry.answering = max(0, entry.answering + delta)
             state.open[ObjectIdentifier(channel)] = entry
         }
+    }
+
+    /// Marks `channel` as being answered for as long as it stays open: an upgraded WebSocket (the chat
+    /// socket, opened only with a live token) is never the idle connection closed to make room.
+    public func holdOpen(_ channel: any Channel) {
+        touch(channel, answering: 1)
+    }
+
+    /// `inner` with every connection admitted here from the moment it is accepted, and closed when its
+    /// first request head has not arrived within `headTimeout`: a channel that can upgrade to a
+    /// WebSocket adds the HTTP handlers (``ConnectionLimitHandler``, the idle timeout) only once the
+    /// first head is read, so without this a client that connects and sends nothing would be neither
+    /// counted nor timed out.
+    public func admittingFirst<Inner: ServerChildChannel>(_ inner: Inner, headTimeout: TimeAmount)
+        -> some ServerChildChannel
+    {
+        AdmittedChildChannel(inner: inner, limiter: self, headTimeout: headTimeout)
     }
 
     /// Forgets `channel`; also logs counts still unreported once the 10 seconds have passed.
@@ -207,5 +226,85 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
     private func stopReadDeadline() {
         readDeadline?.cancel()
         readDeadline = nil
+    }
+}
+
+/// A child channel whose connections pass ``FirstRequestGuard`` before `inner` sets them up.
+struct AdmittedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
+    typealias Value = Inner.Value
+    let inner: Inner
+    let limiter: ConnectionLimiter
+    let headTimeout: TimeAmount
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            try channel.pipeline.syncOperations.addHandler(FirstRequestGuard(limiter, headTimeout: headTimeout))
+        }.flatMap { inner.setup(channel: channel, logger: logger) }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        await inner.handle(value: value, logger: logger)
+    }
+}
+
+/// The first handler on a connection, on its raw bytes: admits it to the ``ConnectionLimiter`` at once,
+/// closes it when the end of its first request head (an empty line) has not arrived within the
+/// timeout, and forgets it in the limiter when it closes. After the first head it only passes bytes on.
+final class FirstRequestGuard: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private let limiter: ConnectionLimiter
+    private let headTimeout: TimeAmount
+    private var admitted = false
+    private var deadline: Scheduled<Void>?
+    /// How many bytes of `\r\n\r\n` the stream has just shown; 4 once the first head is complete.
+    private var matched = 0
+
+    init(_ limiter: ConnectionLimiter, headTimeout: TimeAmount) {
+        self.limiter = limiter
+        self.headTimeout = headTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { start(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context)
+        context.fireChannelActive()
+    }
+
+    private func start(_ context: ChannelHandlerContext) {
+        guard !admitted else { return }
+        admitted = true
+        guard limiter.admit(context.channel) else {
+            context.close(promise: nil)
+            return
+        }
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: headTimeout) { channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if matched < 4 {
+            let bytes = unwrapInboundIn(data)
+            for byte in bytes.readableBytesView where matched < 4 {
+                let expected: UInt8 = matched % 2 == 0 ? 13 : 10
+                matched = byte == expected ? matched + 1 : (byte == 13 ? 1 : 0)
+            }
+            if matched == 4 {
+                deadline?.cancel()
+                deadline = nil
+            }
+        }
+        context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = nil
+        limiter.closed(context.channel)
+        context.fireChannelInactive()
     }
 }

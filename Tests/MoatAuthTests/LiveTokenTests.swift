@@ -155,4 +155,33 @@ struct LiveTokenTests {
             try await issuer.issue(purpose: .events, tokenVersion: 1, lifetime: 301)
         }
     }
+
+    @Test(
+        "a chat token carries the session it was minted for, opens nothing else, and a session changed in the payload breaks its signature"
+    )
+    func chatTokenBinding() async throws {
+        let clock = Clock()
+        let issuer = Self.issuer(clock)
+        let session = String(repeating: "ab", count: 32)
+        let token = try await issuer.issue(purpose: .chat, tokenVersion: 1, lifetime: 60, session: session)
+        // Another purpose does not accept it (and, refused before the id check, does not use it up).
+        #expect(await Self.refused(issuer, token))
+        let claims = try await issuer.verify(token, purpose: .chat, tokenVersion: 1)
+        #expect(claims.session == session && claims.purpose == .chat)
+        #expect(claims.expires == clock.now.addingTimeInterval(60))
+        // An events token names no session.
+        let events = try await issuer.issue(purpose: .events, tokenVersion: 1)
+        #expect(try await issuer.verify(events, purpose: .events, tokenVersion: 1).session == nil)
+        // The same claims with another session, re-encoded under the original signature: refused.
+        let fresh = try await issuer.issue(purpose: .chat, tokenVersion: 1, session: session)
+        let parts = fresh.split(separator: ".").map(String.init)
+        var padded = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while padded.count % 4 != 0 { padded += "=" }
+        let decoded = try #require(Data(base64Encoded: padded))
+        var payload = try #require(try JSONSerialization.jsonObject(with: decoded) as? [String: Any])
+        payload["sid"] = String(repeating: "cd", count: 32)
+        let swapped = parts[0] + "." + Self.b64(Self.json(payload)) + "." + parts[2]
+        await #expect(throws: AuthError.self) { try await issuer.verify(swapped, purpose: .chat, tokenVersion: 1) }
+        #expect(try await issuer.verify(fresh, purpose: .chat, tokenVersion: 1).session == session)
+    }
 }

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTesting
+import HummingbirdWebSocket
 import Logging
 import MoatAdmin
 import MoatApp
@@ -17,13 +18,21 @@ import Testing
 /// The connection cap and timeouts on a real socket, with limits small enough to reach in a test.
 @Suite struct ConnectionLimiterTests {
     /// Runs the gateway's router with `limiter` on every connection and calls `body` with the port.
+    /// With `upgrading`, the server is the one `moat serve` runs when the chat socket is wired: HTTP/1.1
+    /// that can upgrade to a WebSocket (here it never does), whose HTTP handlers exist only once a
+    /// connection's first request head is read.
     static func serve(
-        _ limiter: ConnectionLimiter, idleTimeout: TimeAmount, _ body: @escaping @Sendable (Int) async throws -> Void
+        _ limiter: ConnectionLimiter, idleTimeout: TimeAmount, upgrading: Bool = false,
+        _ body: @escaping @Sendable (Int) async throws -> Void
     ) async throws {
         let hostGuard = HostGuard(boundAddress: IPAddress("127.0.0.1")!, port: 0, tls: false, allowedHosts: [])
+        let server: HTTPServerBuilder =
+            upgrading
+            ? limiter.http1WebSocket(idleTimeout: idleTimeout) { _ in .dontUpgrade }
+            : .http1(configuration: limiter.http1Configuration(idleTimeout: idleTimeout))
         let app = Application(
             router: GatewayApplication.makeRouter(hostGuard: hostGuard),
-            server: .http1(configuration: limiter.http1Configuration(idleTimeout: idleTimeout)),
+            server: server,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let port = try #require(client.port)
@@ -61,10 +70,12 @@ import Testing
         #expect(ConnectionLimiter.cap(openFiles: openFiles) == expected)
     }
 
-    @Test("at the cap, a new connection closes the quietest idle one and is answered")
-    func evictsQuietest() async throws {
+    @Test(
+        "at the cap, a new connection closes the quietest idle one and is answered (plain and WebSocket-capable server)",
+        arguments: [false, true])
+    func evictsQuietest(upgrading: Bool) async throws {
         let limiter = ConnectionLimiter(limit: 2, logger: Logger(label: "test"))
-        try await Self.serve(limiter, idleTimeout: .seconds(60)) { port in
+        try await Self.serve(limiter, idleTimeout: .seconds(60), upgrading: upgrading) { port in
             let oldest = try RawHTTP.connect(port: port)
             defer { close(oldest) }
             try await Task.sleep(for: .milliseconds(300))
@@ -79,14 +90,23 @@ import Testing
         }
     }
 
-    @Test("a request head that never completes is closed after the idle timeout")
-    func slowHead() async throws {
+    @Test(
+        "a request head that never completes, or never starts, is closed after the idle timeout (plain and WebSocket-capable server)",
+        arguments: [false, true])
+    func slowHead(upgrading: Bool) async throws {
         let limiter = ConnectionLimiter(limit: 8, logger: Logger(label: "test"))
-        try await Self.serve(limiter, idleTimeout: .seconds(1)) { port in
+        try await Self.serve(limiter, idleTimeout: .seconds(1), upgrading: upgrading) { port in
             let fd = try RawHTTP.connect(port: port)
             defer { close(fd) }
             Self.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nX-Slow: a", to: fd)
+            let silent = try RawHTTP.connect(port: port)
+            defer { close(silent) }
             #expect(await Self.closedByServer(fd, within: 20))
+            #expect(await Self.closedByServer(silent, within: 20))
+            // A complete request on a fresh connection is still answered.
+            let answer = try await RawHTTP.sendOffPool(
+                RawHTTP.request(headers: [("Host", "127.0.0.1:\(port)")]), port: port)
+            #expect(answer.status == 200)
         }
     }
 

@@ -194,6 +194,7 @@ struct OpenAPISpecTests {
             ("post", "/api/auth/live-token", OwnerAPI.LiveTokenRequest.CodingKeys.allCases.map(\.stringValue)),
             ("post", "/api/tokens", OwnerAPI.TokenRequest.CodingKeys.allCases.map(\.stringValue)),
             ("post", "/api/chat", OwnerAPI.ChatRequest.CodingKeys.allCases.map(\.stringValue)),
+            ("post", "/api/chat/live-token", OwnerAPI.ChatTokenRequest.CodingKeys.allCases.map(\.stringValue)),
             ("post", "/api/approvals/{id}/deny", OwnerAPI.DenyRequest.CodingKeys.allCases.map(\.stringValue)),
         ]
         var documented = 0
@@ -231,6 +232,7 @@ struct OpenAPISpecTests {
             ),
             ("post", "/api/auth/totp/confirm", "200", APIError.jsonData(OwnerAPI.RecoveryCodes(recoveryCodes: ["a"]))),
             ("post", "/api/auth/live-token", "200", APIError.jsonData(OwnerAPI.LiveToken(token: "j", expiresIn: 300))),
+            ("post", "/api/chat/live-token", "200", APIError.jsonData(OwnerAPI.LiveToken(token: "j", expiresIn: 60))),
             ("get", "/api/tokens", "200", APIError.jsonData(OwnerAPI.TokenList(tokens: [view]))),
             ("post", "/api/tokens", "201", APIError.jsonData(OwnerAPI.CreatedToken(view: view, token: "moat_x"))),
         ]

@@ -30,6 +30,7 @@ struct OwnerAPIBodyTests {
             case "TOTPConfirmRequest": _ = try RequestBody.decode(OwnerAPI.TOTPConfirmRequest.self, data)
             case "LiveTokenRequest": _ = try RequestBody.decode(OwnerAPI.LiveTokenRequest.self, data, allowEmpty: true)
             case "TokenRequest": _ = try RequestBody.decode(OwnerAPI.TokenRequest.self, data)
+            case "ChatTokenRequest": _ = try RequestBody.decode(OwnerAPI.ChatTokenRequest.self, data, allowEmpty: true)
             default: Issue.record("no request type \(type)")
             }
         }
@@ -90,6 +91,21 @@ struct OwnerAPIBodyTests {
             type: "LiveTokenRequest", body: #"{"purpose":"shell"}"#,
             message: "purpose must be one of: events, websocket"),
         BadBody(type: "LiveTokenRequest", body: #"{"purpose":"#, message: notObject),
+        BadBody(
+            type: "LiveTokenRequest", body: #"{"purpose":"chat"}"#,
+            message: "a chat token comes from POST /api/chat/live-token"),
+        BadBody(
+            type: "ChatTokenRequest", body: #"{"lifetime":"60"}"#,
+            message: #"the field "lifetime" must be a whole number"#),
+        BadBody(
+            type: "ChatTokenRequest", body: #"{"lifetime":null}"#,
+            message: #"the field "lifetime" must be a whole number"#),
+        BadBody(
+            type: "ChatTokenRequest", body: #"{"lifetime":301}"#,
+            message: #"the field "lifetime" must be from 1 to 300 seconds"#),
+        BadBody(
+            type: "ChatTokenRequest", body: #"{"lifetime":0}"#,
+            message: #"the field "lifetime" must be from 1 to 300 seconds"#),
         BadBody(type: "TokenRequest", body: #"{"scope":"read"}"#, message: #"the field "name" is required"#),
         BadBody(type: "TokenRequest", body: #"{"name":7}"#, message: #"the field "name" must be a string"#),
         BadBody(
