@@ -256,8 +256,6 @@ public final class InstallationState: Sendable {
                 routing: routing, tools: tools.all, policy: engine, audit: audit, vault: vault,
                 database: database, authenticator: try AgentKeyring.authenticator(from: vault), settings: settings,
                 notifier: notifier)
-        } catch let error as ProviderError {
-            throw GatewayError(.configuration, error.message)
         } catch let error as AgentError {
             throw GatewayError(.configuration, error.message)
         } catch let error as ToolError {
