@@ -57,6 +57,8 @@ public enum AdminOperation: Sendable {
     case channelUnbind(channel: String)
     /// `moat channel list`: the owner's bound accounts.
     case channelList
+    /// `moat metrics`: the running server's metrics in the Prometheus text format.
+    case metrics
 
     /// Every operation's wire name, in one table.
     public enum Name: String, Sendable, CaseIterable, Codable {
@@ -94,6 +96,7 @@ public enum AdminOperation: Sendable {
         case channelBind = "channel.bind"
         case channelUnbind = "channel.unbind"
         case channelList = "channel.list"
+        case metrics = "metrics"
     }
 
     /// The operation's wire name (for logs and errors: never its parameters).
@@ -133,6 +136,7 @@ public enum AdminOperation: Sendable {
         case .channelBind: .channelBind
         case .channelUnbind: .channelUnbind
         case .channelList: .channelList
+        case .metrics: .metrics
         }
     }
 }
@@ -332,6 +336,7 @@ extension AdminOperation: Codable {
         case .channelBind: return .channelBind(channel: try params.required(String.self, .channel))
         case .channelUnbind: return .channelUnbind(channel: try params.required(String.self, .channel))
         case .channelList: return .channelList
+        case .metrics: return .metrics
         }
     }
 
@@ -341,7 +346,7 @@ extension AdminOperation: Codable {
         var params = container.nestedContainer(keyedBy: Parameter.self, forKey: .params)
         switch self {
         case .ownerStatus, .ownerSetupLink, .ownerTOTPBegin, .tokenList, .trustShow, .vaultList, .contactList,
-            .pairingList, .channelList:
+            .pairingList, .channelList, .metrics:
             break
         case .pairingApprove(let code, let ceilings):
             try Self.encode(code, .code, in: &params)

@@ -39,6 +39,8 @@ public struct AdminOperations: Sendable {
     let agent: AgentOperations?
     let usage: UsageLedger?
     let channels: ChannelOperations?
+    /// The running server's metrics (``withMetrics(_:)``); nil in a command's own process.
+    var scrape: (@Sendable () async -> String)?
 
     public init(
         owner: OwnerOperations, policy: PolicyOperations, vault: VaultOperations? = nil, agent: AgentOperations? = nil,
@@ -64,6 +66,12 @@ public struct AdminOperations: Sendable {
             if let result = try await policy.perform(operation) { return await agent?.annotated(result) ?? result }
             if let vault, let result = try vault.perform(operation) { return result }
             if let channels, let result = try await channels.perform(operation) { return result }
+            if case .metrics = operation {
+                guard let scrape else {
+                    throw AdminFailure("metrics live in the running server; start `moat serve` and run it again")
+                }
+                return .metrics(await scrape())
+            }
             if let usage, case .usage(let days) = operation {
                 return .usage(try await usage.report(days: days), days: days)
             }
@@ -74,6 +82,13 @@ public struct AdminOperations: Sendable {
             throw AdminFailure("the agent is not open in this process; start `moat serve` or run `moat chat` again")
         }
         throw AdminFailure(AdminRequestError.unknown(operation.name.rawValue))
+    }
+
+    /// These operations, answering `metrics` with `scrape` (the server's Prometheus exposition).
+    public func withMetrics(_ scrape: @escaping @Sendable () async -> String) -> AdminOperations {
+        var operations = self
+        operations.scrape = scrape
+        return operations
     }
 
     /// Runs one operation and answers as the admin socket does.

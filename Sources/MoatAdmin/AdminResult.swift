@@ -56,6 +56,8 @@ public enum AdminResult: Sendable, Equatable, Codable {
     case channelUnbound(channel: String)
     /// `channel.list`: the owner's bound accounts.
     case ownerBindings([OwnerBindingView])
+    /// `metrics`: the Prometheus text exposition (names, closed-set labels and numbers only).
+    case metrics(String)
 }
 
 /// A pending pairing or owner binding (Docs/Channels.md); `code` is for the owner's eyes only.

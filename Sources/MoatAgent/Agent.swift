@@ -6,6 +6,7 @@ public import MoatProviders
 public import MoatStore
 public import MoatTools
 public import MoatVault
+import Synchronization
 
 /// The agent pipeline: one inbound message becomes one turn of model rounds and gated tool calls.
 ///
@@ -24,17 +25,29 @@ public import MoatVault
 /// `nonisolated`), so turns of different conversations run in parallel; a second message for a
 /// conversation whose turn is still running is refused (`busy`).
 public actor Agent {
-    let routing: ProviderRouting
     let tools: [String: any Tool]
     let schemas: [ToolSchema]
     let policy: PolicyEngine
     let audit: AuditLog
     let vault: UnlockedVault
     let store: ConversationStore
-    public nonisolated let settings: AgentSettings
     let notifier: any OwnerNotifier
     let now: @Sendable () -> Date
-    let limiter: RateLimiter
+    /// What ``reload(routing:settings:)`` replaces while the server runs (SIGHUP): each step of a turn
+    /// reads the values in force when it runs.
+    private nonisolated let live: Mutex<Live>
+
+    private struct Live: Sendable {
+        var routing: ProviderRouting
+        var settings: AgentSettings
+        var limiter: RateLimiter
+    }
+
+    /// The providers and the routes to them.
+    nonisolated var routing: ProviderRouting { live.withLock { $0.routing } }
+    /// Limits, budgets, the default provider and the system prompt (`agent:` in config.yaml).
+    public nonisolated var settings: AgentSettings { live.withLock { $0.settings } }
+    nonisolated var limiter: RateLimiter { live.withLock { $0.limiter } }
     /// Conversations with a turn running.
     var busy = Set<String>()
 
@@ -73,7 +86,6 @@ public actor Agent {
         notifier: any OwnerNotifier,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.routing = routing
         var byName: [String: any Tool] = [:]
         var schemas: [ToolSchema] = []
         for tool in tools where byName[tool.name] == nil {
@@ -86,10 +98,25 @@ public actor Agent {
         self.audit = audit
         self.vault = vault
         self.store = ConversationStore(database: database, authenticator: authenticator, audit: audit)
-        self.settings = settings
         self.notifier = notifier
         self.now = now
-        self.limiter = RateLimiter(RateLimit(limit: settings.messagesPerMinute, window: 60))
+        self.live = Mutex(
+            Live(
+                routing: routing, settings: settings,
+                limiter: RateLimiter(RateLimit(limit: settings.messagesPerMinute, window: 60))))
+    }
+
+    /// Puts new providers, routes, limits and budgets in force (a config reload): turns that start after
+    /// it use them; a running turn uses them from its next step. The rate limiter keeps its counts unless
+    /// `messages_per_minute` changed.
+    public nonisolated func reload(routing: ProviderRouting, settings: AgentSettings) {
+        live.withLock { live in
+            if live.settings.messagesPerMinute != settings.messagesPerMinute {
+                live.limiter = RateLimiter(RateLimit(limit: settings.messagesPerMinute, window: 60))
+            }
+            live.routing = routing
+            live.settings = settings
+        }
     }
 
     // MARK: One message

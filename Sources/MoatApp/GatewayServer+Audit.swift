@@ -13,9 +13,11 @@ extension GatewayServer {
     public func openAudit(
         state: InstallationState,
         vault: UnlockedVault,
-        vaultSource: String
+        vaultSource: String,
+        metrics: ServerMetrics = ServerMetrics()
     ) async throws(GatewayError) -> AuditLog {
         let log = try state.auditLog(vault: vault)
+        await log.attach(metrics.metrics)
         do {
             var unlocked: [String: AuditValue] = ["source": .string(vaultSource)]
             unlocked.merge(VaultRollbackGuard.metadata(vault.revision)) { $1 }

@@ -29,6 +29,8 @@ struct OwnerAccess {
     /// The messaging channels' router, when any channel adapter is configured.
     let channels: ChannelRouter?
     let operations: (@escaping @Sendable () -> String?) -> AdminOperations
+    /// The owner's policy engine (pending approvals for the metrics).
+    let engine: PolicyEngine
     let socketPath: String
     let logger: Logger
 
@@ -59,12 +61,14 @@ extension GatewayServer {
     public var adminSocketPath: String { installation.adminSocketPath }
 
     func makeOwnerAccess(
-        state: InstallationState, vault: UnlockedVault, audit: AuditLog, logger: Logger
+        state: InstallationState, vault: UnlockedVault, audit: AuditLog, logger: Logger,
+        metrics: ServerMetrics
     ) throws(GatewayError) -> OwnerAccess {
         let authority = try state.ownerAuthority(vault: vault, audit: audit)
         let engine = try state.policyEngine(vault: vault, audit: audit)
         let notifier = ChannelOwnerNotifier(next: LoggingNotifier(logger: logger), policy: engine)
-        let agent = try state.agent(vault: vault, audit: audit, engine: engine, notifier: notifier)
+        let agent = try state.agent(
+            vault: vault, audit: audit, engine: engine, notifier: notifier, metrics: metrics.metrics)
         let pairing = try state.pairingDesk(vault: vault, audit: audit, engine: engine)
         let adapters = try state.channelAdapters(vault: vault) { logger.warning("\($0)") }
         let channels = try Self.channelRouter(
@@ -99,7 +103,9 @@ extension GatewayServer {
                 ) { link in
                     Self.deliverSetupLink(link, file: linkFile, logger: logger)
                 }
+                .withMetrics { await metrics.scrape(policy: engine) }
             },
+            engine: engine,
             socketPath: adminSocketPath,
             logger: logger
         )

@@ -30,8 +30,9 @@ public struct GatewayServer: Sendable {
     /// Where the configuration came from (a path, or "defaults").
     public var configurationSource: String { installation.configurationSource }
     public let bind: BindPolicy.Decision
-    /// The options `prepare` was given: the console's overview runs `moat doctor`'s checks with them.
-    var options: Options?
+    /// The command line `moat serve` was started with: a reload (SIGHUP) reads the config through it, and
+    /// the console's overview runs `moat doctor`'s checks with it.
+    public var options: Options?
     /// A connection is closed after this long without a complete request part or an answer (which also
     /// bounds how long a request head may take to arrive).
     public static let idleTimeout: TimeAmount = .seconds(30)
@@ -57,6 +58,8 @@ public struct GatewayServer: Sendable {
     ///
     /// - Parameters:
     ///   - vault: the unlocked vault, kept current with the file while the server runs.
+    ///   - metrics: where requests and the pipeline are counted (``ServerMetrics/processWide`` in
+    ///     `moat serve`; a registry of its own by default, so servers in one process never mix counts).
     ///   - onListening: called with the real bound port once the socket is listening.
     ///   - openFiles: the process's limit on open files, which sets the connection cap
     ///     (``ConnectionLimiter/cap(openFiles:)``).
@@ -66,6 +69,7 @@ public struct GatewayServer: Sendable {
         audit: AuditLog? = nil,
         logger: Logger,
         openFiles: Int = 1024,
+        metrics: ServerMetrics = ServerMetrics(),
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let hostGuard = HostGuard(
@@ -87,8 +91,19 @@ public struct GatewayServer: Sendable {
         var background: BackgroundWork?
         var channels: ChannelService?
         var telegram: TelegramWebhookRoutes?
+        var scrape: GatewayMetrics?
+        var reloader: ConfigReloader?
         if let vault, let audit {
-            let owner = try makeOwnerAccess(state: state, vault: vault, audit: audit, logger: logger)
+            await audit.attach(metrics.metrics)
+            let owner = try makeOwnerAccess(
+                state: state, vault: vault, audit: audit, logger: logger, metrics: metrics)
+            let engine = owner.engine
+            scrape = GatewayMetrics(metrics: metrics.metrics) { await metrics.scrape(policy: engine) }
+            reloader = options.map {
+                ConfigReloader(
+                    options: $0, configuration: configuration, agent: owner.agent, vault: vault, audit: audit,
+                    metrics: metrics.metrics, logger: logger)
+            }
             channels = owner.channels.map(ChannelService.init)
             telegram = telegramWebhook(router: owner.channels, vault: vault)
             auth = owner.auth
@@ -115,7 +130,7 @@ public struct GatewayServer: Sendable {
             })
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
-            telegram: telegram, console: console)
+            telegram: telegram, console: console, metrics: scrape)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let chatSocket = auth.flatMap { auth in
@@ -170,6 +185,9 @@ public struct GatewayServer: Sendable {
             var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
             if let adminSocket {
                 services.append(.init(service: adminSocket))
+            }
+            if let reloader {
+                services.append(.init(service: reloader))
             }
             if let channels {
                 services.append(.init(service: channels))

@@ -239,22 +239,12 @@ public final class InstallationState: Sendable {
     /// tools over the workspace, the policy engine and the audit log. Nothing is contacted here: the model
     /// server is reached at the first turn.
     public func agent(
-        vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine, notifier: any OwnerNotifier
+        vault: UnlockedVault, audit: AuditLog, engine: PolicyEngine, notifier: any OwnerNotifier,
+        metrics: MoatMetrics = .none
     ) throws(GatewayError) -> Agent {
         let settings = configuration.agent
-        guard let providerSettings = configuration.providers.named(settings.provider) else {
-            throw GatewayError(
-                .configuration,
-                "agent.provider names \(settings.provider), which is not among providers: "
-                    + configuration.providers.providers.map(\.name).joined(separator: ", "))
-        }
+        let routing = try Self.providerRouting(configuration, vault: vault, metrics: metrics)
         do {
-            // Every configured provider, each with its own breaker; the routes decide who reaches which.
-            let routing = try ProviderRouting(
-                members: try configuration.providers.providers.map { (provider) throws(ProviderError) in
-                    ProviderRouting.Member(try provider.makeProvider(vault: vault), settings: provider)
-                },
-                defaultProvider: providerSettings.name, routes: settings.routes)
             let workspace = try Workspace.open(configured: configuration.tools.workspace, layout: layout)
             let sender = try webhookCallbacks(vault: vault, audit: audit).map {
                 WebhookMessageSender(callbacks: $0, engine: engine)
@@ -266,14 +256,41 @@ public final class InstallationState: Sendable {
                 routing: routing, tools: tools.all, policy: engine, audit: audit, vault: vault,
                 database: database, authenticator: try AgentKeyring.authenticator(from: vault), settings: settings,
                 notifier: notifier)
-        } catch let error as ProviderError {
-            throw GatewayError(.configuration, error.message)
         } catch let error as AgentError {
             throw GatewayError(.configuration, error.message)
         } catch let error as ToolError {
             throw GatewayError(.configuration, error.message)
         } catch {
             throw GatewayError(.startup, "cannot open the agent: \(error)")
+        }
+    }
+
+    /// Every provider of `configuration`, each with its own breaker and timed into `metrics`, and the
+    /// routes that decide who reaches which: what `moat serve` starts with and what a reload puts in force.
+    public static func providerRouting(
+        _ configuration: GatewayConfiguration, vault: UnlockedVault, metrics: MoatMetrics
+    ) throws(GatewayError) -> ProviderRouting {
+        let settings = configuration.agent
+        guard let providerSettings = configuration.providers.named(settings.provider) else {
+            throw GatewayError(
+                .configuration,
+                "agent.provider names \(settings.provider), which is not among providers: "
+                    + configuration.providers.providers.map(\.name).joined(separator: ", "))
+        }
+        do {
+            return try ProviderRouting(
+                members: try configuration.providers.providers.map { (provider) throws(ProviderError) in
+                    ProviderRouting.Member(
+                        MeteredProvider(wrapped: try provider.makeProvider(vault: vault), metrics: metrics),
+                        settings: provider)
+                },
+                defaultProvider: providerSettings.name, routes: settings.routes)
+        } catch let error as ProviderError {
+            throw GatewayError(.configuration, error.message)
+        } catch let error as AgentError {
+            throw GatewayError(.configuration, error.message)
+        } catch {
+            throw GatewayError(.configuration, "cannot set up the providers: \(error)")
         }
     }
 

@@ -1,7 +1,7 @@
 import Crypto
 public import Foundation
 public import GRDB
-import MoatCore
+public import MoatCore
 public import MoatStore
 
 /// The append side of the audit log: fail-closed, durable, one linear chain.
@@ -22,6 +22,8 @@ public actor AuditLog {
     private let now: @Sendable () -> Date
 
     private var flushing = false
+    /// Where committed entries are counted (``attach(_:)``); nil: nowhere.
+    private var metrics: MoatMetrics?
     private var waiting: [(Work, CheckedContinuation<Done, any Error>)] = []
 
     /// - Parameters:
@@ -124,14 +126,40 @@ public actor AuditLog {
         let entry: AuditEntry?
     }
 
+    /// Counts every entry this log commits from now on, with how long its append took
+    /// (``MoatMetrics/audited(action:outcome:metadata:seconds:)``).
+    public func attach(_ metrics: MoatMetrics) {
+        self.metrics = metrics
+    }
+
+    /// Counts `entry` (committed `start` ago) into the attached metrics.
+    private func observe(_ entry: AuditEntry?, since start: ContinuousClock.Instant) {
+        guard let metrics, let entry else { return }
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        var fields: [String: String] = [:]
+        // Only the few actions counted by a metadata value pay for reading the metadata back.
+        if ["agent.message", "agent.tool.call", "agent.tool.result", "vault.unlock"].contains(entry.action),
+            let object = try? JSONSerialization.jsonObject(with: Data(entry.metadata.utf8)) as? [String: Any]
+        {
+            for key in ["channel", "decision", "tool", "source"] {
+                if let value = object[key] as? String { fields[key] = value }
+            }
+        }
+        metrics.audited(action: entry.action, outcome: entry.outcome, metadata: fields, seconds: seconds)
+    }
+
     /// Queues `work` for the group commit: the first caller to find the writer idle commits its own part
     /// and returns as soon as it is durable; parts queued meanwhile are committed together by a drain that
     /// runs on (so no caller waits for batches queued after its own).
     private func submit(_ work: Work) async throws -> Done {
+        let start = ContinuousClock.now
         if flushing {
-            return try await withCheckedThrowingContinuation { continuation in
+            let done = try await withCheckedThrowingContinuation { continuation in
                 waiting.append((work, continuation))
             }
+            observe(done.entry, since: start)
+            return done
         }
         flushing = true
         let mine = await commit([work])[0]
@@ -140,7 +168,9 @@ public actor AuditLog {
         } else {
             Task { await self.drain() }
         }
-        return try mine.get()
+        let done = try mine.get()
+        observe(done.entry, since: start)
+        return done
     }
 
     /// Commits the queued parts, batch after batch, until none is left.

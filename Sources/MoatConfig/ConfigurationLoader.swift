@@ -37,6 +37,64 @@ public enum ConfigurationLoader {
 
     /// Parses configuration text; `file` is only used in messages.
     public static func parse(_ text: String, file: String) throws(GatewayError) -> GatewayConfiguration {
+        let tree = try tree(text, file: file)
+        do {
+            return try read(tree)
+        } catch {
+            throw GatewayError(.configuration, message(error, file: file))
+        }
+    }
+
+    /// Every problem `load(path:required:)` would stop at, in file order of discovery, each worded as the
+    /// loader words it (`config.yaml:7: gateway.prot: unknown key (did you mean gateway.port?)`); empty
+    /// when the file loads. After each problem the offending entry is set aside (as if it were not in the
+    /// file) and the file is read again, so one mistake does not hide the next; a file that cannot be
+    /// read or parsed at all is one problem.
+    public static func problems(path: String, required: Bool) -> [String] {
+        let text: String
+        do {
+            guard let read = try readFile(path, required: required) else { return [] }
+            text = read
+        } catch {
+            return [error.message]
+        }
+        var tree: ConfigNode
+        do {
+            tree = try Self.tree(text, file: path)
+        } catch {
+            return [error.message]
+        }
+        var problems: [String] = []
+        // Each round removes at least one entry, so the number of entries bounds the loop; 200 is a backstop.
+        for _ in 0..<200 {
+            do {
+                let config = try read(tree)
+                // `moat serve` refuses this when it opens the agent, after the file has loaded.
+                if config.providers.named(config.agent.provider) == nil {
+                    let name = ConfigNode.printable(config.agent.provider)
+                    let known = config.providers.providers.map(\.name).joined(separator: ", ")
+                    problems.append(
+                        "\(path): agent.provider: names \(name), which is not under providers: (\(known)); "
+                            + "set agent.provider to one of them, or add providers.\(name)")
+                }
+                break
+            } catch {
+                problems.append(message(error, file: path))
+                guard error.line > 0, let rest = tree.removing(line: error.line) else { break }
+                tree = rest
+            }
+        }
+        return problems
+    }
+
+    private static func message(_ error: ConfigError, file: String) -> String {
+        let location = error.line > 0 ? "\(file):\(error.line)" : file
+        return "\(location): \(error.path): \(error.message)"
+    }
+
+    /// The file's node tree, after the checks that refuse a file as a whole (YAML references, tags, depth,
+    /// duplicate keys, syntax, no settings).
+    static func tree(_ text: String, file: String) throws(GatewayError) -> ConfigNode {
         if let reference = YAMLReferenceScan.firstReference(in: text) {
             let problem =
                 switch reference.kind {
@@ -72,12 +130,7 @@ public enum ConfigurationLoader {
                     + "or start from config.yaml.example"
             )
         }
-        do {
-            return try read(tree)
-        } catch {
-            let location = error.line > 0 ? "\(file):\(error.line)" : file
-            throw GatewayError(.configuration, "\(location): \(error.path): \(error.message)")
-        }
+        return tree
     }
 
     /// The top level: each section goes to the settings value of the module that owns it.
@@ -184,6 +237,45 @@ public enum ConfigurationLoader {
             return "\(problem) (\(location))"
         default:
             return "the YAML parser rejected it"
+        }
+    }
+}
+
+extension ConfigNode {
+    /// This tree without the mapping entries whose key, and the list items that, start on `line`; nil
+    /// when nothing starts there (so a caller going through problems one by one always makes progress).
+    func removing(line: Int) -> ConfigNode? {
+        switch value {
+        case .scalar:
+            return nil
+        case .mapping(let entries):
+            var changed = false
+            var kept: [(key: ConfigNode, value: ConfigNode)] = []
+            for entry in entries {
+                if entry.key.line == line {
+                    changed = true
+                } else if let inner = entry.value.removing(line: line) {
+                    changed = true
+                    kept.append((key: entry.key, value: inner))
+                } else {
+                    kept.append(entry)
+                }
+            }
+            return changed ? ConfigNode(.mapping(kept), line: self.line) : nil
+        case .sequence(let items):
+            var changed = false
+            var kept: [ConfigNode] = []
+            for item in items {
+                if item.line == line {
+                    changed = true
+                } else if let inner = item.removing(line: line) {
+                    changed = true
+                    kept.append(inner)
+                } else {
+                    kept.append(item)
+                }
+            }
+            return changed ? ConfigNode(.sequence(kept), line: self.line) : nil
         }
     }
 }

@@ -20,13 +20,16 @@ public enum GatewayApplication {
     ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
     ///   - telegram: Telegram's webhook mode (`POST /hooks/telegram/updates`), when it is wired to a receiver.
     ///   - console: what the console's overview shows from the composition root (start time, posture).
+    ///   - metrics: counts every request and serves `GET /api/metrics` (with `auth`).
     public static func makeRouter(
         hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
         agent: Agent? = nil, operations: AdminOperations? = nil, webhooks: WebhookRoutes? = nil,
-        telegram: TelegramWebhookRoutes? = nil, console: ConsoleSources = ConsoleSources()
+        telegram: TelegramWebhookRoutes? = nil, console: ConsoleSources = ConsoleSources(),
+        metrics: GatewayMetrics? = nil
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
+        if let metrics { router.add(middleware: RequestMetricsMiddleware(metrics.metrics)) }
         router.add(middleware: SecurityHeadersMiddleware(tls: auth?.tls ?? false))
         router.add(middleware: HostGuardMiddleware(hostGuard))
         router.add(middleware: CanonicalPathMiddleware())
@@ -45,6 +48,7 @@ public enum GatewayApplication {
                 ChatPage.register(on: router, auth: auth)
             }
             if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
+            if let metrics { MetricsRoutes.register(on: router, auth: auth, table: table, metrics: metrics) }
         }
         webhooks?.register(on: router)
         telegram?.register(on: router)

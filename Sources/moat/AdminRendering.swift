@@ -151,6 +151,8 @@ extension AdminResult {
                 + "\n"
         case .channelUnbound(let channel):
             return PrintableText.strip("unbound the owner's account on \(channel)") + "\n"
+        case .metrics(let text):
+            return text
         case .ownerBindings(let bindings):
             if bindings.isEmpty { return "no owner accounts bound\n" }
             return bindings.map {

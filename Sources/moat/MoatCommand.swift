@@ -22,6 +22,8 @@ struct MoatCommand: AsyncParsableCommand {
             TokenCommand.self,
             BackupCommand.self,
             RestoreCommand.self,
+            MetricsCommand.self,
+            ConfigCommand.self,
         ]
     )
 

@@ -40,6 +40,9 @@ struct ServeCommand: AsyncParsableCommand {
     var pinFile: String?
 
     func run() async throws {
+        // SIGHUP reloads the configuration (ConfigReloader); until that service runs, one is ignored
+        // rather than ending the process.
+        signal(SIGHUP, SIG_IGN)
         // Before any file is opened: the connection cap is derived from the limit in force.
         let openFiles = ProcessHardening.raiseOpenFileLimit()
         let options = Installation.Options(
@@ -88,14 +91,16 @@ struct ServeCommand: AsyncParsableCommand {
         let audit: AuditLog
         do {
             audit = try await server.openAudit(
-                state: opened, vault: opening.vault, vaultSource: opening.source.rawValue)
+                state: opened, vault: opening.vault, vaultSource: opening.source.rawValue,
+                metrics: .processWide)
         } catch {
             try? opened.close()
             throw CommandFailure(error)
         }
         do {
             try await server.run(
-                state: opened, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles)
+                state: opened, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles,
+                metrics: .processWide)
         } catch {
             throw CommandFailure(error)
         }

@@ -67,9 +67,14 @@ final class OwnerHTTPFixture: Sendable {
     /// Each route's access rule, as the router declared it.
     let routeTable = RouteTable()
 
+    /// This fixture's own metrics (never the process-wide registry: tests run many servers at once).
+    let metrics = ServerMetrics()
+
     var router: Router<GatewayRequestContext> {
-        GatewayApplication.makeRouter(
-            hostGuard: hostGuard, auth: auth, table: routeTable, agent: agent, operations: operations)
+        let metrics = self.metrics
+        return GatewayApplication.makeRouter(
+            hostGuard: hostGuard, auth: auth, table: routeTable, agent: agent, operations: operations,
+            metrics: GatewayMetrics(metrics: metrics.metrics) { await metrics.scrape() })
     }
 
     /// Runs `body` with a live server on 127.0.0.1 and a client bound to it.

@@ -206,7 +206,7 @@ import Testing
             .contactRemove(id: "c1"), .chat(message: "hello", conversation: nil),
             .chatStream(message: "hello", conversation: "c"), .pairingList,
             .pairingApprove(code: secret, ceilings: [.web: .suggest]), .pairingDeny(code: secret),
-            .channelBind(channel: "telegram"), .channelUnbind(channel: "telegram"), .channelList,
+            .channelBind(channel: "telegram"), .channelUnbind(channel: "telegram"), .channelList, .metrics,
         ]
         #expect(Set(operations.map(\.name)) == Set(AdminOperation.Name.allCases))
         for operation in operations {
