@@ -49,12 +49,13 @@ final class ServedMoat {
         return environment
     }
 
-    /// Starts `moat serve` on a free loopback port; returns the time until `/healthz` first answered 200.
+    /// Starts `moat serve` on a port the kernel picks (read from its log line's `"url"`); returns the time
+    /// until `/healthz` first answered 200.
     func start() throws -> Duration {
-        port = try Self.freePort()
+        port = 0
         let process = Process()
         process.executableURL = URL(fileURLWithPath: moat)
-        process.arguments = ["serve", "--port", String(port), "--log-format", "json"]
+        process.arguments = ["serve", "--port", "0", "--log-format", "json"]
         process.environment = environment
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
@@ -64,15 +65,26 @@ final class ServedMoat {
         let begin = clock.now
         try process.run()
         self.process = process
-        let request = LoopbackConnection.request(port: port, path: "/healthz", headers: ["Connection: close"])
         while clock.now - begin < .seconds(120) {
-            if LoopbackConnection(port: port)?.exchange(request) == 200 { return clock.now - begin }
+            if port == 0 { port = listeningPort() ?? 0 }
+            if port != 0 {
+                let request = LoopbackConnection.request(port: port, path: "/healthz", headers: ["Connection: close"])
+                if LoopbackConnection(port: port)?.exchange(request) == 200 { return clock.now - begin }
+            }
             guard process.isRunning else { break }
             usleep(2000)
         }
         let log = (try? String(contentsOfFile: work + "/serve.log", encoding: .utf8)) ?? ""
         stop()
         throw BenchFailure("moat serve did not answer /healthz:\n\(log.suffix(2000))")
+    }
+
+    /// The port in the server log's first `"url":"http://127.0.0.1:PORT"`, once it is written.
+    private func listeningPort() -> Int? {
+        guard let log = try? String(contentsOfFile: work + "/serve.log", encoding: .utf8),
+            let match = log.firstMatch(of: /"url":"http:\\?\/\\?\/[^"]*:([0-9]+)"/)
+        else { return nil }
+        return Int(match.1)
     }
 
     /// SIGTERM, then waits for the exit.
@@ -117,23 +129,6 @@ final class ServedMoat {
         }
         return nil
     }
-
-    /// A port nothing listens on now (bound to port 0, read, closed).
-    static func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0
-            }
-        }
-        guard bound else { throw BenchFailure("cannot bind a loopback port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
 }
 
 /// Start-up, idle RSS and request rates of `moat serve`. `starts` ordinary starts are timed (the first,
@@ -169,14 +164,14 @@ func serveBenchmark(moat: String, work: String, starts: Int, settle: Int, loadSe
 }
 
 /// Requests per second against `/healthz`, then `GET /api/auth/session` with the token: wrk when it is
-/// installed (the token reaches it through a 0600 file read by a Lua script, never argv), else the
-/// built-in generator. oha is not used: it takes headers only on its command line. A run with any
-/// non-2xx answer is refused.
+/// installed (the token reaches it through a 0600 file read by a Lua script, never argv), else (or with
+/// `--builtin-load`) the built-in generator. oha is not used: it takes headers only on its command line.
+/// A run with any non-2xx answer is refused.
 private func requestRates(
     _ served: ServedMoat, token: String, connections: Int, seconds: Int
 ) throws -> (Double, Double, String) {
     let route = "/api/auth/session"
-    if let wrk = executable("wrk") {
+    if !CommandLine.arguments.contains("--builtin-load"), let wrk = executable("wrk") {
         let tokenFile = served.work + "/token"
         let script = served.work + "/auth.lua"
         guard
@@ -206,7 +201,8 @@ private func requestRates(
     let health = try rate(LoopbackConnection.request(port: served.port, path: "/healthz"), "/healthz")
     let authenticated = try rate(
         LoopbackConnection.request(port: served.port, path: route, headers: ["Authorization: Bearer \(token)"]), route)
-    return (health, authenticated, "built-in generator, \(connections) connections, \(seconds) s (wrk not installed)")
+    let why = CommandLine.arguments.contains("--builtin-load") ? "--builtin-load" : "wrk not installed"
+    return (health, authenticated, "built-in generator, \(connections) connections, \(seconds) s (\(why))")
 }
 
 /// Runs wrk and reads its `Requests/sec:`; refuses a run with non-2xx answers.

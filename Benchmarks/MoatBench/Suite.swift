@@ -6,8 +6,8 @@ import Foundation
     import Musl
 #endif
 
-/// `moat-bench all [--quick] [--json] [--moat PATH]`: every figure of Docs/Performance.md in one run, each
-/// beside its goal. The `moat` and `moat-sandbox` binaries are taken from beside moat-bench (a release
+/// `moat-bench all [--quick] [--json] [--moat PATH] [--builtin-load]`: every figure of Docs/Performance.md
+/// in one run, each beside its goal. The `moat` and `moat-sandbox` binaries are taken from beside moat-bench (a release
 /// build puts them there) unless `--moat` names one. A benchmark that cannot run here (bubblewrap not
 /// installed, no `moat` binary) is reported as skipped with the reason, and the others still run.
 /// With `--json` the progress lines go to stderr and stdout carries one JSON document.

@@ -3,7 +3,7 @@
 //
 //   swift build -c release --product moat && swift build -c release --product moat-sandbox \
 //     && swift build -c release --product moat-bench
-//   .build/release/moat-bench all [--quick] [--json] [--moat PATH]
+//   .build/release/moat-bench all [--quick] [--json] [--moat PATH] [--builtin-load]
 //   swift run -c release moat-bench audit [--entries 1000000] [--appends 20000] [--tasks 8]
 //   swift run -c release moat-bench flagger [--mib 4] [--dump FILE...]
 //   swift run -c release moat-bench agent [--messages 5000] [--conversations 16] [--alone-messages 1000]
@@ -45,7 +45,7 @@ if CommandLine.arguments.count >= 2, CommandLine.arguments[1] == "flagger" {
 }
 
 guard CommandLine.arguments.count >= 2, ["audit", "agent", "all"].contains(CommandLine.arguments[1]) else {
-    print("usage: moat-bench all [--quick] [--json] [--moat PATH]")
+    print("usage: moat-bench all [--quick] [--json] [--moat PATH] [--builtin-load]")
     print("       moat-bench audit [--entries N] [--appends N] [--tasks N]")
     print("       moat-bench flagger [--mib N] [--dump FILE...]")
     print("       moat-bench agent [--messages N] [--conversations N] [--alone-messages N] [--in-process]")
