@@ -3,8 +3,9 @@ import MoatCore
 import MoatVault
 
 /// How long unlocking a vault with the default Argon2id parameters (m = 64 MiB, t = 3, p = 4) takes, in
-/// milliseconds: with the master password (`moat vault` commands) and from the seal (`moat serve`'s
-/// unattended start: the seal's own Argon2id, systemd-creds when installed, then the vault's key).
+/// milliseconds: with the master password (`moat vault` commands) and from a seal without a PIN
+/// (`moat serve`'s unattended start: the seal's own Argon2id, m = 8 MiB, t = 1, systemd-creds when
+/// installed, then the vault's key).
 struct VaultFigures {
     var password: Double
     var seal: Double
