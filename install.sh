@@ -13,7 +13,8 @@ PACKAGES=(libsqlite3-dev libsodium-dev libargon2-dev libseccomp-dev libssl-dev l
 # Only for the tests (--deps): the real browser the login-page tests drive, curl, and the tools the
 # attack tests use: openssl s_client (TLS suites), gdb's gcore (core dumps), chattr (a read-only
 # moat.db as root), setpriv/unshare (util-linux), systemd-creds (the seal's host key), python3-venv (the
-# official openai client checks the scripted model server from a venv under ~/.cache/moat-test-venvs).
+# official openai client checks the scripted model server, and tests/api-contract.sh runs schemathesis
+# and its stub model, from venvs under ~/.cache/moat-test-venvs; python3-venv brings python3).
 TEST_PACKAGES=(chromium chromium-driver python3-selenium curl openssl gdb e2fsprogs util-linux systemd python3-venv)
 deps_only=0
 prefix=""

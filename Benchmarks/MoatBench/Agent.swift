@@ -30,10 +30,9 @@ struct SilentNotifier: OwnerNotifier {
 /// work (request JSON, connection, reading the stream) counts as added. `--conversations` messages are in
 /// flight at a time, each in its own conversation. `--in-process` uses a model inside the process instead
 /// (no HTTP at all), to see the rest of the pipeline alone.
-func agentBenchmark(directory: String) async throws {
-    let messages = option("--messages", 5000)
-    let conversations = option("--conversations", 16)
-    let inProcess = CommandLine.arguments.contains("--in-process")
+func agentBenchmark(
+    directory: String, messages: Int, conversations: Int, aloneMessages: Int, inProcess: Bool
+) async throws -> AgentFigures {
     let database = try MoatDatabase(
         path: directory + "/agent.db",
         migrations: [
@@ -66,12 +65,26 @@ func agentBenchmark(directory: String) async throws {
     )
     try diskFloor(database, commits: option("--floor-commits", 300))
     // Throughput under load, then the latency one message at a time adds when nothing queues before it.
-    try await agentPhase(agent, stub: stub, name: "load", messages: messages, conversations: conversations)
-    try await agentPhase(
-        agent, stub: stub, name: "alone", messages: option("--alone-messages", 1000),
-        conversations: option("--alone-conversations", 1))
+    let load = try await agentPhase(agent, stub: stub, name: "load", messages: messages, conversations: conversations)
+    let alone = try await agentPhase(
+        agent, stub: stub, name: "alone", messages: aloneMessages, conversations: option("--alone-conversations", 1))
     await stub?.stop()
     try database.close()
+    return AgentFigures(load: load, alone: alone)
+}
+
+/// One phase's figures: messages per second and the added latency per message (milliseconds).
+struct AgentPhase {
+    var messages: Int
+    var messagesPerSecond: Double
+    var addedP50: Double
+    var addedP99: Double
+}
+
+/// `moat-bench agent`'s figures: throughput under load, latency one message at a time.
+struct AgentFigures {
+    var load: AgentPhase
+    var alone: AgentPhase
 }
 
 /// What one durable commit of `moat.db` costs on this disk (one small row, `synchronous=FULL`: the WAL's
@@ -92,7 +105,8 @@ func diskFloor(_ database: MoatDatabase, commits: Int) throws {
     times.sort()
     print(
         String(
-            format: "disk: one durable commit of moat.db p50 %.2f ms, p99 %.2f ms (%d commits; a plain message's turn waits for 2)",
+            format:
+                "disk: one durable commit of moat.db p50 %.2f ms, p99 %.2f ms (%d commits; a plain message's turn waits for 2)",
             times[times.count / 2], times[min(times.count - 1, times.count * 99 / 100)], commits))
 }
 
@@ -100,7 +114,7 @@ func diskFloor(_ database: MoatDatabase, commits: Int) throws {
 /// conversation); prints messages per second and the added latency (p50, p99).
 func agentPhase(
     _ agent: Agent, stub: StubModelServer?, name: String, messages: Int, conversations: Int
-) async throws {
+) async throws -> AgentPhase {
     let clock = ContinuousClock()
     let perTask = max(1, messages / conversations)
     let started = clock.now
@@ -158,4 +172,7 @@ func agentPhase(
                 percentile(model, 0.5), percentile(model, 0.99),
                 missing == 0 ? "" : " (\(missing) requests not matched: counted as 0)"))
     }
+    return AgentPhase(
+        messages: turns.count, messagesPerSecond: Double(turns.count) / elapsed, addedP50: percentile(added, 0.5),
+        addedP99: percentile(added, 0.99))
 }
