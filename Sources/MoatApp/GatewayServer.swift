@@ -56,6 +56,8 @@ public struct GatewayServer: Sendable {
     /// - Parameters:
     ///   - vault: the unlocked vault, kept current with the file while the server runs.
     ///   - onListening: called with the real bound port once the socket is listening.
+    ///   - notifier: the service manager to tell `READY=1` once listening, `WATCHDOG=1` while the event
+    ///     loops answer and `STOPPING=1` at shutdown (``SystemdNotifier``), when systemd started Moat.
     ///   - openFiles: the process's limit on open files, which sets the connection cap
     ///     (``ConnectionLimiter/cap(openFiles:)``).
     public func run(
@@ -64,6 +66,7 @@ public struct GatewayServer: Sendable {
         audit: AuditLog? = nil,
         logger: Logger,
         openFiles: Int = 1024,
+        notifier: SystemdNotifier? = nil,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let hostGuard = HostGuard(
@@ -117,6 +120,8 @@ public struct GatewayServer: Sendable {
         } else {
             server = .http1(configuration: http1)
         }
+        let eventLoops = EventLoopGroupProvider.singleton.eventLoopGroup
+        let watchdog = notifier.map { SystemdWatchdog(notifier: $0, loops: eventLoops) }
         let app = Application(
             router: router,
             server: server,
@@ -147,8 +152,10 @@ public struct GatewayServer: Sendable {
                         "max_connections": "\(limiter.limit)",
                     ]
                 )
+                watchdog?.ready(status: "listening on \(scheme)://\(hostText):\(port)")
                 onListening(port)
             },
+            eventLoopGroupProvider: .shared(eventLoops),
             logger: logger
         )
         do {
@@ -167,6 +174,10 @@ public struct GatewayServer: Sendable {
             if let vault {
                 let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)
                 services.append(.init(service: watcher, successTerminationBehavior: .ignore))
+            }
+            if let watchdog {
+                // Last in the list, so it is the first told of the shutdown: STOPPING=1 goes out at once.
+                services.append(.init(service: watchdog, successTerminationBehavior: .ignore))
             }
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
