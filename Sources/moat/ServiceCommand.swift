@@ -95,7 +95,8 @@ extension ServiceCommand {
                 config: options.state.config.map(absolute),
                 stateDirectory: layout.stateDirectory,
                 user: user,
-                pinCredential: credential.map { ServiceUnit.PINCredential(path: $0) }
+                pinCredential: credential.map { ServiceUnit.PINCredential(path: $0) },
+                runsAsRoot: options.scope == .user && getuid() == 0
             )
             for value in [unit.executable, layout.stateDirectory] where value.contains(where: \.isWhitespace) {
                 throw CommandFailure(

@@ -25,6 +25,10 @@ struct ServiceUnit: Equatable {
     /// The user a system unit runs as (`User=`); nil for a user unit.
     let user: String?
     let pinCredential: PINCredential?
+    /// The unit's process runs as root (a `--user` unit of root's own manager): the sandbox launcher then
+    /// drops root's supplementary groups and maps the sandbox to another user, which takes CAP_SETGID
+    /// and CAP_SETUID (Docs/Sandbox.md, "Identity").
+    var runsAsRoot = false
 
     static let name = "moat.service"
     static let watchdogSeconds = 30
@@ -129,7 +133,9 @@ struct ServiceUnit: Equatable {
             "LockPersonality=yes",
             "KeyringMode=private",
             "RemoveIPC=yes",
-            "CapabilityBoundingSet=",
+            runsAsRoot
+                ? "# Root's own manager: the sandbox drops root's groups and maps it to another user.\n"
+                    + "CapabilityBoundingSet=CAP_SETUID CAP_SETGID" : "CapabilityBoundingSet=",
             "AmbientCapabilities=",
             "# AF_NETLINK: getaddrinfo() with AI_ADDRCONFIG asks the kernel's routing socket which families exist.",
             "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK",
