@@ -18,6 +18,12 @@ import MoatCore
 /// listening: a socket served by a process of another user (not this user, not root) is refused, so a
 /// socket planted in a shared directory cannot collect requests.
 public enum AdminClient {
+    /// True when `path` is a socket file left by a server that is gone (a connect is refused): safe to
+    /// remove, as `moat serve` does at start.
+    public static func isStaleSocket(at path: String) -> Bool {
+        UnixDomainSocket.probe(path) == .stale
+    }
+
     /// Whether a server is accepting connections on `path` (a socket exists there and a connect succeeds).
     ///
     /// Never blocks for long: the probe connects without waiting and sends nothing.

@@ -61,6 +61,8 @@ public struct GatewayServer: Sendable {
     ///   - metrics: where requests and the pipeline are counted (``ServerMetrics/processWide`` in
     ///     `moat serve`; a registry of its own by default, so servers in one process never mix counts).
     ///   - onListening: called with the real bound port once the socket is listening.
+    ///   - notifier: the service manager to tell `READY=1` once listening, `WATCHDOG=1` while the event
+    ///     loops answer and `STOPPING=1` at shutdown (``SystemdNotifier``), when systemd started Moat.
     ///   - openFiles: the process's limit on open files, which sets the connection cap
     ///     (``ConnectionLimiter/cap(openFiles:)``).
     public func run(
@@ -70,6 +72,7 @@ public struct GatewayServer: Sendable {
         logger: Logger,
         openFiles: Int = 1024,
         metrics: ServerMetrics = ServerMetrics(),
+        notifier: SystemdNotifier? = nil,
         onListening: @escaping @Sendable (Int) -> Void = { _ in }
     ) async throws {
         let hostGuard = HostGuard(
@@ -147,6 +150,8 @@ public struct GatewayServer: Sendable {
         } else {
             server = http1
         }
+        let eventLoops = EventLoopGroupProvider.singleton.eventLoopGroup
+        let watchdog = notifier.map { SystemdWatchdog(notifier: $0, loops: eventLoops) }
         let app = Application(
             router: router,
             server: server,
@@ -177,8 +182,10 @@ public struct GatewayServer: Sendable {
                         "max_connections": "\(limiter.limit)",
                     ]
                 )
+                watchdog?.ready(status: "listening on \(scheme)://\(hostText):\(port)")
                 onListening(port)
             },
+            eventLoopGroupProvider: .shared(eventLoops),
             logger: logger
         )
         do {
@@ -200,6 +207,10 @@ public struct GatewayServer: Sendable {
             if let vault {
                 let watcher = VaultWatcher(vault: vault, logger: logger, audit: audit)
                 services.append(.init(service: watcher, successTerminationBehavior: .ignore))
+            }
+            if let watchdog {
+                // Last in the list, so it is the first told of the shutdown: STOPPING=1 goes out at once.
+                services.append(.init(service: watchdog, successTerminationBehavior: .ignore))
             }
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

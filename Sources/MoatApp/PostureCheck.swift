@@ -1,3 +1,5 @@
+import MoatAdmin
+import MoatAudit
 import MoatAuth
 public import MoatConfig
 public import MoatCore
@@ -27,12 +29,36 @@ public enum PostureCheck {
         public let message: String
         /// What to do about it, when something is to be done.
         public let fix: String?
+        /// What `moat doctor --fix` can do about it itself, when anything.
+        public let repair: Repair?
 
-        public init(check: String, status: Status, message: String, fix: String? = nil) {
+        public init(check: String, status: Status, message: String, fix: String? = nil, repair: Repair? = nil) {
             self.check = check
             self.status = status
             self.message = message
             self.fix = fix
+            self.repair = repair
+        }
+    }
+
+    /// A change `moat doctor --fix` can make, each confirmed and recorded in the audit log.
+    public enum Repair: Sendable, Equatable, CustomStringConvertible {
+        /// Set `path`'s permission bits to `mode` (a state file or directory others can reach).
+        case chmod(path: String, mode: UInt32)
+        /// Remove the admin socket a server that is gone left behind.
+        case removeStaleSocket(path: String)
+        /// Sign a checkpoint of the audit log's head (a server stopped without its shutdown checkpoint).
+        case writeCheckpoint
+        /// Seal the vault to this machine (needs the master password: the recovery key file or a prompt).
+        case sealVault
+
+        public var description: String {
+            switch self {
+            case .chmod(let path, let mode): "chmod \(String(mode, radix: 8)) \(path)"
+            case .removeStaleSocket(let path): "remove the stale admin socket \(path)"
+            case .writeCheckpoint: "sign a checkpoint of the audit log's head"
+            case .sealVault: "seal the vault to this machine without a PIN"
+            }
         }
     }
 
@@ -175,9 +201,18 @@ public enum PostureCheck {
                 findings.append(
                     Finding(
                         check: "file modes", status: .fail, message: "\(problem.path) \(problem.problem)",
-                        fix: problem.fix)
+                        fix: problem.fix, repair: problem.repairMode.map { .chmod(path: problem.path, mode: $0) })
                 )
             }
+        }
+        if AdminClient.isStaleSocket(at: layout.adminSocket) {
+            findings.append(
+                Finding(
+                    check: "admin socket", status: .warn,
+                    message: "\(layout.adminSocket) was left by a server that is gone (nothing answers on it)",
+                    fix: "rm \(layout.adminSocket) (moat serve also replaces it at start)",
+                    repair: .removeStaleSocket(path: layout.adminSocket))
+            )
         }
         if FileModes.mode(of: layout.databaseFile) == nil {
             findings.append(
@@ -202,6 +237,7 @@ public enum PostureCheck {
                     } else if AuthSchema.ownerExists(databasePath: layout.databaseFile) == true {
                         findings.append(Finding(check: "owner", status: .pass, message: "the owner is set up"))
                     }
+                    findings += checkpointFindings(layout)
                 } else {
                     findings.append(
                         Finding(
@@ -226,6 +262,24 @@ public enum PostureCheck {
         return findings
     }
 
+    /// A log whose newest entries no signed checkpoint covers while no server runs: the last server
+    /// stopped without its shutdown checkpoint (killed, crashed, power cut). A running server writes one
+    /// at shutdown, so nothing is reported while it runs.
+    static func checkpointFindings(_ layout: StateLayout) -> [Finding] {
+        guard !AdminClient.isServerListening(at: layout.adminSocket),
+            let coverage = AuditReader.checkpointCoverage(databasePath: layout.databaseFile),
+            coverage.startsAfter > 0
+        else { return [] }
+        let uncovered = coverage.entries - coverage.checkpointed
+        return [
+            Finding(
+                check: "audit", status: .warn,
+                message: "the last \(uncovered) of \(coverage.entries) audit entries are not covered by a signed "
+                    + "checkpoint (moat serve stopped without its shutdown checkpoint)",
+                fix: "moat audit checkpoint", repair: .writeCheckpoint)
+        ]
+    }
+
     /// The vault, from its headers only (doctor never asks for a password or opens the seal): fail when
     /// `vault.moat` or `vault.seal` is unreadable or damaged, warn when sealed without a PIN or when the
     /// recovery key file is still lying in the state directory.
@@ -245,7 +299,8 @@ public enum PostureCheck {
                         check: "vault",
                         status: .pass,
                         message: "\(paths.vault) readable (\(status.parameters)); not sealed: moat serve asks for "
-                            + "the master password on a terminal"
+                            + "the master password on a terminal",
+                        repair: .sealVault
                     )
                 )
             case .some(let seal) where seal.holdsPassword:
@@ -306,14 +361,19 @@ public enum PostureCheck {
         }.joined(separator: "\n")
     }
 
-    /// The findings as a JSON array of `{check, status, message, fix}`.
-    public static func json(_ findings: [Finding]) -> String {
+    /// The findings as a JSON array of `{check, status, message, fix}`; after `--fix` (`fixed` given),
+    /// each object also has `fixed`: what was changed for its check (an array, empty when nothing).
+    public static func json(_ findings: [Finding], fixed: [String: [String]]? = nil) -> String {
         let items = findings.map { finding in
             var object = "{\"check\":\(JSONLinesLogHandler.quote(finding.check))"
             object += ",\"status\":\(JSONLinesLogHandler.quote(finding.status.rawValue))"
             object += ",\"message\":\(JSONLinesLogHandler.quote(finding.message))"
-            object += ",\"fix\":" + (finding.fix.map(JSONLinesLogHandler.quote) ?? "null") + "}"
-            return object
+            object += ",\"fix\":" + (finding.fix.map(JSONLinesLogHandler.quote) ?? "null")
+            if let fixed {
+                let done = (fixed[finding.check] ?? []).map(JSONLinesLogHandler.quote)
+                object += ",\"fixed\":[" + done.joined(separator: ",") + "]"
+            }
+            return object + "}"
         }
         return "[" + items.joined(separator: ",\n ") + "]"
     }

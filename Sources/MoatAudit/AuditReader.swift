@@ -111,6 +111,26 @@ public enum AuditReader {
         try database.pool.read { db in try AuditStore.checkpoints(db).last }
     }
 
+    /// What a signed checkpoint covers, read from the file read-only (for `moat doctor`): how many entries
+    /// the log holds, how many the newest checkpoint covers, and how many servers started after it (a
+    /// clean shutdown ends with a checkpoint, so each one is a server that stopped without one, or the
+    /// one running). Nil when the file or its audit tables cannot be read.
+    public static func checkpointCoverage(
+        databasePath: String
+    ) -> (entries: Int64, checkpointed: Int64, startsAfter: Int64)? {
+        let answer = MoatDatabase.readExisting(path: databasePath) { db -> (Int64, Int64, Int64)? in
+            guard try db.tableExists("audit_entries"), try db.tableExists("audit_checkpoints") else { return nil }
+            let entries = try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") ?? 0
+            let covered = try Int64.fetchOne(db, sql: "SELECT max(count) FROM audit_checkpoints") ?? 0
+            let starts =
+                try Int64.fetchOne(
+                    db, sql: "SELECT count(*) FROM audit_entries WHERE action = 'gateway.start' AND seq > ?",
+                    arguments: [covered]) ?? 0
+            return (entries, covered, starts)
+        }
+        return (answer ?? nil).map { (entries: $0.0, checkpointed: $0.1, startsAfter: $0.2) }
+    }
+
     /// The number of entries.
     public static func count(_ database: MoatDatabase) throws -> Int64 {
         try database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT count(*) FROM audit_entries") ?? 0 }

@@ -125,12 +125,13 @@ public enum FileModes {
         if mode & forbidden != 0 && !sticky {
             let wanted = mode & ~forbidden & 0o777
             let what = forbidden == 0o077 ? "group- or world-accessible" : "group- or world-writable"
+            let repair = wanted == 0 ? (kind == .directory ? 0o700 : 0o600) : wanted
             problems.append(
                 PermissionProblem(
                     path: path,
                     problem: "is \(what) (mode \(octal(mode)))",
-                    fix:
-                        "chmod \(octal(wanted == 0 ? (kind == .directory ? 0o700 : 0o600) : wanted)) \(shellQuoted(path))"
+                    fix: "chmod \(octal(repair)) \(shellQuoted(path))",
+                    repairMode: repair
                 )
             )
         }

@@ -125,6 +125,9 @@ public struct PermissionProblem: Sendable, Equatable, CustomStringConvertible {
     public let problem: String
     /// The shell command that fixes it.
     public let fix: String
+    /// The mode that fixes it, when the fix is a `chmod` (`moat doctor --fix` applies it); nil when it
+    /// takes the owner's judgement (another owner, a link or another kind of file in its place).
+    public var repairMode: UInt32? = nil
 
     public var description: String { "\(path) \(problem); fix: \(fix)" }
 

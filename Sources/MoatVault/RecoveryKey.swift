@@ -1,3 +1,4 @@
+import Foundation
 public import MoatCore
 
 /// A generated master password: 32 random bytes as lower-case base32 in groups of four, e.g.
@@ -52,5 +53,23 @@ extension RecoveryKey {
         contents.append(UInt8(ascii: "\n"))
         defer { contents.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
         try VaultFileSystem.replace(path, with: contents)
+    }
+}
+
+extension RecoveryKey {
+    /// The key in a file ``write(_:to:)`` wrote: its last line (the lines before are the note), for
+    /// `moat doctor --fix` sealing a vault unattended. The file's bytes are wiped after the copy.
+    public static func read(from path: String) throws(VaultError) -> SecretBytes {
+        guard var contents = FileManager.default.contents(atPath: path).map({ [UInt8]($0) }) else {
+            throw VaultError(.io, "cannot read \(path)")
+        }
+        defer { contents.withUnsafeMutableBytes { SecretBytes.wipe($0) } }
+        var end = contents.count
+        while end > 0 && contents[end - 1] == UInt8(ascii: "\n") { end -= 1 }
+        let start = contents[..<end].lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+        guard end > start, end - start <= 200 else {
+            throw VaultError(.badInput, "\(path) does not end with a recovery key line")
+        }
+        return contents[start..<end].withUnsafeBytes { SecretBytes(copying: $0) }
     }
 }

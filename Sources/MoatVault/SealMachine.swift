@@ -1,5 +1,5 @@
 import Foundation
-import MoatCore
+public import MoatCore
 
 #if canImport(Glibc)
     import Glibc
@@ -61,9 +61,18 @@ public struct SystemdCredentials: Sendable {
 
     /// Encrypts `share` with the host key, and the TPM2 when `withTPM`; the result is not secret.
     func encrypt(_ share: SecretBytes, withTPM: Bool) throws(VaultError) -> [UInt8] {
-        let key = withTPM ? "host+tpm2" : "host"
+        try encrypt(share, name: Self.credentialName, key: withTPM ? "host+tpm2" : "host")
+    }
+
+    /// Encrypts `secret` as the credential `name` with the host key, for a unit's
+    /// `LoadCredentialEncrypted=` (the seal's PIN for `moat service install`); the result is not secret.
+    public func encryptCredential(_ secret: SecretBytes, name: String) throws(VaultError) -> [UInt8] {
+        try encrypt(secret, name: name, key: "host")
+    }
+
+    private func encrypt(_ secret: SecretBytes, name: String, key: String) throws(VaultError) -> [UInt8] {
         let (status, output, errors) = try run(
-            ["encrypt", "--name=\(Self.credentialName)", "--with-key=\(key)", "-", "-"], input: share
+            ["encrypt", "--name=\(name)", "--with-key=\(key)", "-", "-"], input: secret
         ) { fd throws(VaultError) in try Self.readOutput(fd, limit: Self.maximumCredentialLength) }
         guard status == 0, !output.isEmpty else {
             throw VaultError(.io, "systemd-creds encrypt --with-key=\(key) failed: \(errors)")

@@ -74,13 +74,19 @@ extension AuditCommand {
         @OptionGroup var unlock: VaultUnlockOptions
 
         func run() async throws {
+            print(try await Self.write(state, unlock: unlock), terminator: "")
+        }
+
+        /// Records `audit.checkpoint`, signs a checkpoint of the head and returns its note; `moat doctor
+        /// --fix` writes a missing checkpoint through here too.
+        static func write(_ state: StateOptions, unlock: VaultUnlockOptions) async throws -> String {
             let context = try CommandContext.open(state: state, readConfiguration: false)
             let vault = try context.unlockVault(unlock)
             let keys = try AuditKeyring.keys(from: vault)
             let log = try context.auditLog(keys)
             try await log.append(AuditEvent(actor: "owner", action: "audit.checkpoint"))
             let checkpoint = try await log.writeCheckpoint()
-            print(checkpoint.note(publicKey: keys.verifyingKey), terminator: "")
+            return checkpoint.note(publicKey: keys.verifyingKey)
         }
     }
 

@@ -14,7 +14,8 @@ struct MoatCommand: AsyncParsableCommand {
             """,
         version: MoatVersion.current,
         subcommands: [
-            ServeCommand.self, DoctorCommand.self, VaultCommand.self, AuditCommand.self, SandboxCommand.self,
+            ServeCommand.self, DoctorCommand.self, ServiceCommand.self, VaultCommand.self, AuditCommand.self,
+            SandboxCommand.self,
             TrustCommand.self, ApprovalsCommand.self, ContactCommand.self, PairingCommand.self, ChannelCommand.self,
             ChatCommand.self, UsageCommand.self,
             PolicyCommand.self,

@@ -45,6 +45,12 @@ struct ServeCommand: AsyncParsableCommand {
         signal(SIGHUP, SIG_IGN)
         // Before any file is opened: the connection cap is derived from the limit in force.
         let openFiles = ProcessHardening.raiseOpenFileLimit()
+        // Read, then removed before any thread reads the environment, so no program Moat starts can
+        // speak to the service manager for it.
+        let notifier = Result { () throws(SystemdNotifier.Unusable) in
+            try SystemdNotifier.fromEnvironment(ProcessInfo.processInfo.environment)
+        }
+        SystemdNotifier.unsetEnvironment()
         let options = Installation.Options(
             home: state.home,
             configPath: state.config,
@@ -67,6 +73,9 @@ struct ServeCommand: AsyncParsableCommand {
         LogOutput.bootstrap(format: server.configuration.logFormat, level: server.configuration.logLevel)
         let logger = Logger(label: "moat")
         logger.info("config loaded", metadata: ["source": "\(server.configurationSource)"])
+        if case .failure(let unusable) = notifier {
+            logger.warning("not telling the service manager of readiness", metadata: ["reason": "\(unusable)"])
+        }
         let opening: GatewayServer.VaultOpening
         do {
             opening = try server.openVault(pinFile: pinFile, stderrIsTerminal: isatty(STDERR_FILENO) == 1)
@@ -100,7 +109,7 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             try await server.run(
                 state: opened, vault: opening.vault, audit: audit, logger: logger, openFiles: openFiles,
-                metrics: .processWide)
+                metrics: .processWide, notifier: try? notifier.get())
         } catch {
             throw CommandFailure(error)
         }

@@ -117,13 +117,21 @@ extension VaultCommand {
         var pin = false
 
         func run() throws {
+            print(try Self.seal(state, unlock: unlock, pin: pin || unlock.pinFile != nil))
+        }
+
+        /// Seals the vault with the master password `unlock` names (recorded as `vault.seal` first) and
+        /// returns what the seal binds to; `moat doctor --fix` seals through here too.
+        /// `password` given (the recovery key file's) is used instead of the source `unlock` names.
+        static func seal(
+            _ state: StateOptions, unlock: VaultUnlockOptions, pin: Bool, password given: SecretBytes? = nil
+        ) throws -> String {
             let context = try VaultContext.prepare(state, create: false)
-            try CommandFailure.wrap { () throws(VaultError) in
-                let (vault, password) = try context.unlockWithPassword(unlock)
-                let sealPIN =
-                    pin || unlock.pinFile != nil ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
+            return try CommandFailure.wrap { () throws(VaultError) in
+                let (vault, password) = try context.unlockWithPassword(unlock, password: given)
+                let sealPIN = pin ? try SecretInput.pin(from: unlock.pinSource, confirm: true) : nil
                 try context.recordChange("vault.seal", metadata: ["pin": .bool(sealPIN != nil)], vault: vault)
-                print(SealCommandText.sealed(try vault.seal(password: password, pin: sealPIN)))
+                return SealCommandText.sealed(try vault.seal(password: password, pin: sealPIN))
             }
         }
     }

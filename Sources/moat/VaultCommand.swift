@@ -117,9 +117,16 @@ final class VaultContext {
 
     /// Opens the vault with the master password only (never the seal): for commands that must prove
     /// the owner knows it.
-    func unlockWithPassword(_ options: VaultUnlockOptions) throws(VaultError) -> (UnlockedVault, SecretBytes) {
+    func unlockWithPassword(
+        _ options: VaultUnlockOptions, password given: SecretBytes? = nil
+    ) throws(VaultError) -> (UnlockedVault, SecretBytes) {
         guard FileManager.default.fileExists(atPath: paths.vault) else { throw missing }
-        let password = try SecretInput.password(from: options.passwordSource ?? .terminal, confirm: false)
+        let password: SecretBytes
+        if let given {
+            password = given
+        } else {
+            password = try SecretInput.password(from: options.passwordSource ?? .terminal, confirm: false)
+        }
         let vault = try UnlockedVault.open(paths: paths, password: password)
         try checkNotRolledBack(vault)
         return (vault, password)

@@ -37,4 +37,24 @@ import Testing
         #expect(object["path"] == "/a\u{1b}[31m")
         #expect(object["time"]?.hasSuffix("Z") == true)
     }
+
+    @Test("for journald each JSON line starts with its level's syslog priority, and the rest is the same JSON object")
+    func journalPriorityPrefix() throws {
+        let sink = Lines()
+        var handler = JSONLinesLogHandler(label: "moat") { sink.append($0) }
+        handler.logLevel = .debug
+        handler.syslogPrefix = true
+        let logger = Logger(label: "moat") { _ in handler }
+        logger.debug("d")
+        logger.info("i")
+        logger.notice("n")
+        logger.warning("w")
+        logger.error("e")
+        logger.critical("c")
+        let lines = sink.all
+        #expect(lines.map { String($0.prefix(3)) } == ["<7>", "<6>", "<5>", "<4>", "<3>", "<2>"])
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(lines[3].dropFirst(3).utf8)) as? [String: String])
+        #expect(object["level"] == "warning" && object["message"] == "w")
+    }
 }
