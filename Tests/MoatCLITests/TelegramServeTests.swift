@@ -97,6 +97,8 @@ import Testing
         for text in [log, audit.stdout, audit.stderr] {
             #expect(!text.contains(secretHalf))
         }
+        // The pairing code went to Alice and to `moat pairing list`, never into the server's log.
+        #expect(!log.contains(code) && !log.contains(code.replacingOccurrences(of: "-", with: "")))
         #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
