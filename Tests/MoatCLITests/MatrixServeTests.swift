@@ -10,26 +10,17 @@ import Testing
     static func home(model: ScriptedModelServer, server: SynapseHomeserver, bot: MatrixTestUser) throws
         -> TemporaryDirectory
     {
-        let home = try ChatCommandTests.home(model)
-        let section = """
+        try ChannelServeHome.make(
+            model: model,
+            section: """
 
-            channels:
-              matrix:
-                homeserver_url: \(server.baseURL)
-                user_id: "\(bot.userID)"
-                access_token_secret: MATRIX_TOKEN
-                poll_timeout: 1
-            """
-        let config = try String(contentsOfFile: home.file("config.yaml"), encoding: .utf8) + section
-        try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
-        chmod(home.file("config.yaml"), 0o600)
-        try bot.accessToken.write(toFile: home.file("token"), atomically: true, encoding: .utf8)
-        chmod(home.file("token"), 0o600)
-        let added = try MoatBinary.run(
-            ["vault", "add", "MATRIX_TOKEN", "--from-file", home.file("token")], home: home.path)
-        #expect(added.status == 0, "\(added.stderr)")
-        unlink(home.file("token"))
-        return home
+                channels:
+                  matrix:
+                    homeserver_url: \(server.baseURL)
+                    user_id: "\(bot.userID)"
+                    access_token_secret: MATRIX_TOKEN
+                    poll_timeout: 1
+                """, secret: "MATRIX_TOKEN", value: bot.accessToken)
     }
 
     /// What one person's Matrix app shows of a room: the bot's messages, in order, as `/sync` delivers them.
@@ -150,13 +141,8 @@ import Testing
         let owner = try await synapse.register("olivia", password: "olivia-password")
         let mallory = try await synapse.register("mallory", password: "mallory-password")
         let home = try Self.home(model: model, server: synapse, bot: bot)
-        #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
         // Binding: the code `moat channel bind matrix` shows, sent from the owner's own account.
-        let bind = try MoatBinary.run(["channel", "bind", "matrix"], home: home.path)
-        #expect(bind.status == 0, "\(bind.stderr)")
-        let bindCode = try #require(TelegramServeTests.code(in: bind.stdout))
+        let (server, bindCode) = try ChannelServeHome.servedForApprovals(home: home, channel: "matrix")
         let ownerChat = try await Self.directChat(owner, with: bot)
         try await owner.send(bindCode, to: ownerChat.room)
         try await ownerChat.wait(for: 1, "the binding's confirmation")
@@ -177,7 +163,8 @@ import Testing
         // A stranger the owner let into this chat answers the prompt — a ✅ on it and a reply "approve" to
         // it (the homeserver allows reactions only from the prompt's room): both are refused, nothing runs.
         try await owner.ok(
-            "POST", "/_matrix/client/v3/rooms/\(Self.escaped(ownerChat.room))/invite", json: ["user_id": mallory.userID])
+            "POST", "/_matrix/client/v3/rooms/\(Self.escaped(ownerChat.room))/invite", json: ["user_id": mallory.userID]
+        )
         try await mallory.ok("POST", "/_matrix/client/v3/rooms/\(Self.escaped(ownerChat.room))/join", json: [:])
         try await mallory.react("✅", to: promptEvent, in: ownerChat.room)
         try await mallory.send(

@@ -13,27 +13,17 @@ import Testing
     static func home(
         model: ScriptedModelServer, telegram: FakeTelegramServer, token: String, extra: String = ""
     ) throws -> TemporaryDirectory {
-        // ChatCommandTests' home: the provider, and a workspace holding notes.txt.
-        let home = try ChatCommandTests.home(model)
-        let telegramSection = """
+        try ChannelServeHome.make(
+            model: model,
+            section: """
 
-            channels:
-              telegram:
-                token_secret: TELEGRAM_BOT_TOKEN
-                base_url: \(telegram.baseURL)
-                poll_timeout: 1
-            \(extra)
-            """
-        let config = try String(contentsOfFile: home.file("config.yaml"), encoding: .utf8) + telegramSection
-        try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
-        chmod(home.file("config.yaml"), 0o600)
-        try token.write(toFile: home.file("token"), atomically: true, encoding: .utf8)
-        chmod(home.file("token"), 0o600)
-        let added = try MoatBinary.run(
-            ["vault", "add", "TELEGRAM_BOT_TOKEN", "--from-file", home.file("token")], home: home.path)
-        #expect(added.status == 0, "\(added.stderr)")
-        unlink(home.file("token"))
-        return home
+                channels:
+                  telegram:
+                    token_secret: TELEGRAM_BOT_TOKEN
+                    base_url: \(telegram.baseURL)
+                    poll_timeout: 1
+                \(extra)
+                """, secret: "TELEGRAM_BOT_TOKEN", value: token)
     }
 
     /// Waits (up to 60 s on a loaded machine) until `condition` holds.
@@ -115,13 +105,8 @@ import Testing
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
         let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
-        #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
         // Binding: the code `moat channel bind telegram` shows, sent from the owner's own account.
-        let bind = try MoatBinary.run(["channel", "bind", "telegram"], home: home.path)
-        #expect(bind.status == 0, "\(bind.stderr)")
-        let bindCode = try #require(Self.code(in: bind.stdout))
+        let (server, bindCode) = try ChannelServeHome.servedForApprovals(home: home, channel: "telegram")
         telegram.sendPrivateMessage(from: Self.owner, text: bindCode)
         try await Self.eventually { Self.texts(telegram, to: Self.owner).count == 1 }
         #expect(Self.texts(telegram, to: Self.owner).first?.hasPrefix("This account is now the owner's") == true)

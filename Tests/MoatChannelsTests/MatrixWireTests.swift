@@ -99,7 +99,9 @@ import Testing
         #expect(MatrixApprovalAnswer(reactionKey: "👎") == .deny)
         #expect(MatrixApprovalAnswer(reactionKey: "✅") == .approve)
         #expect(MatrixApprovalAnswer(reactionKey: "❌️") == .deny)
-        for key in ["", "✅✅", "👍👍", "+1", "👍 ", "👌", "✔️", "❎"] { #expect(MatrixApprovalAnswer(reactionKey: key) == nil) }
+        for key in ["", "✅✅", "👍👍", "+1", "👍 ", "👌", "✔️", "❎"] {
+            #expect(MatrixApprovalAnswer(reactionKey: key) == nil)
+        }
         #expect(MatrixApprovalAnswer(replyText: " Approve.\n") == .approve)
         #expect(MatrixApprovalAnswer(replyText: "DENY") == .deny)
         for text in ["", "yes", "approve it", "don't approve", "approve deny", "approve?"] {

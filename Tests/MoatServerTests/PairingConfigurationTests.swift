@@ -22,10 +22,14 @@ import Testing
                 wrong_bind_codes: 3
             """
         let pairing = try ConfigurationLoader.parse(yaml, file: "config.yaml").channels.pairing
-        #expect(pairing == PairingSettings(codeLifetime: 300, pendingPerChannel: 2, attemptsPerHour: 50, wrongBindCodes: 3))
-        let defaults = try ConfigurationLoader.parse("channels:\n  pairing:\n    code_lifetime: 120\n", file: "config.yaml")
+        #expect(
+            pairing == PairingSettings(codeLifetime: 300, pendingPerChannel: 2, attemptsPerHour: 50, wrongBindCodes: 3))
+        let defaults = try ConfigurationLoader.parse(
+            "channels:\n  pairing:\n    code_lifetime: 120\n", file: "config.yaml")
         #expect(defaults.channels.pairing == PairingSettings(codeLifetime: 120))
-        #expect(try ConfigurationLoader.parse("log:\n  level: info\n", file: "config.yaml").channels.pairing == PairingSettings())
+        #expect(
+            try ConfigurationLoader.parse("log:\n  level: info\n", file: "config.yaml").channels.pairing
+                == PairingSettings())
     }
 
     @Test(
@@ -76,8 +80,11 @@ import Testing
                 "config.yaml:3: channels.pairing.attempts_per_hour: must be a whole number") == true)
         #expect(
             error("channels:\n  pairing:\n    code_lifetme: 300\n")?.message.hasPrefix(
-                "config.yaml:3: channels.pairing.code_lifetme: unknown key (did you mean channels.pairing.code_lifetime?)")
+                "config.yaml:3: channels.pairing.code_lifetme: unknown key (did you mean channels.pairing.code_lifetime?)"
+            )
                 == true)
-        #expect(error("channels:\n  pairing: 300\n")?.message.hasPrefix("config.yaml:2: channels.pairing: must be a mapping") == true)
+        #expect(
+            error("channels:\n  pairing: 300\n")?.message.hasPrefix(
+                "config.yaml:2: channels.pairing: must be a mapping") == true)
     }
 }
