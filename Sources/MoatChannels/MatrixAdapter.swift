@@ -32,7 +32,7 @@ public struct MatrixAdapter: ChannelAdapter {
     let report: @Sendable (String) -> Void
     /// Long-poll timeout of one `/sync`.
     let pollTimeout: Duration
-    private let prompts = PromptBook()
+    let prompts = PromptBook()
 
     public init(
         client: MatrixClient, pollTimeout: Duration = .seconds(30),
@@ -135,7 +135,7 @@ public struct MatrixAdapter: ChannelAdapter {
 }
 
 /// The approval prompts this run sent: event id → the approval and the room it was sent to.
-private final class PromptBook: Sendable {
+final class PromptBook: Sendable {
     private struct Entry {
         let event: String
         let room: String
