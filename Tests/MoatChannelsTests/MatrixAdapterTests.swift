@@ -106,35 +106,39 @@ import Testing
         #expect(message.receivedAt == Date(timeIntervalSince1970: 1_780_000_000))
     }
 
-    @Test("✅/❌ on a prompt, or a reply approve/deny to it, in its room, becomes that approval's reference")
-    func answers() async throws {
+    /// What an adapter that sent ``prompt`` as event `$prompt` into `!owner` hands in for `events`.
+    static func handed(_ events: [MatrixInbound]) async throws -> [ChannelMessage] {
         let (adapter, home) = try Self.adapter()
         defer { _ = home }
         adapter.prompts.remember(event: "$prompt", room: "!owner", prompt: Self.prompt)
         let inbox = Inbox()
-        try await adapter.take(Self.reaction("✅", on: "$prompt"), into: inbox)
-        try await adapter.take(Self.reaction("❌️", on: "$prompt"), into: inbox)
-        try await adapter.take(Self.reaction("👍🏽", on: "$prompt"), into: inbox)
-        try await adapter.take(Self.reply("Deny.", to: "$prompt"), into: inbox)
-        #expect(inbox.delivered.map(\.text) == ["approve ap1", "deny ap1", "approve ap1", "deny ap1"])
-        #expect(inbox.delivered.allSatisfy { $0.senderID == "@olivia:localhost" && $0.conversation == "!owner" })
+        for event in events { try await adapter.take(event, into: inbox) }
+        return inbox.delivered
+    }
+
+    @Test("✅/❌ on a prompt, or a reply approve/deny to it, in its room, becomes that approval's reference")
+    func answers() async throws {
+        let delivered = try await Self.handed([
+            Self.reaction("✅", on: "$prompt"), Self.reaction("❌️", on: "$prompt"),
+            Self.reaction("👍🏽", on: "$prompt"), Self.reply("Deny.", to: "$prompt"),
+        ])
+        #expect(delivered.map(\.text) == ["approve ap1", "deny ap1", "approve ap1", "deny ap1"])
+        #expect(delivered.allSatisfy { $0.senderID == "@olivia:localhost" && $0.conversation == "!owner" })
     }
 
     @Test("other reactions, answers from another room, and answers to events that are no prompt decide nothing")
     func nonAnswers() async throws {
-        let (adapter, home) = try Self.adapter()
-        defer { _ = home }
-        adapter.prompts.remember(event: "$prompt", room: "!owner", prompt: Self.prompt)
-        let inbox = Inbox()
-        try await adapter.take(Self.reaction("👌", on: "$prompt"), into: inbox)
-        try await adapter.take(Self.reaction("✅", on: "$prompt", in: "!stranger"), into: inbox)
-        try await adapter.take(Self.reaction("✅", on: "$other"), into: inbox)
-        #expect(inbox.delivered.isEmpty)
+        let reactions = try await Self.handed([
+            Self.reaction("👌", on: "$prompt"), Self.reaction("✅", on: "$prompt", in: "!stranger"),
+            Self.reaction("✅", on: "$other"),
+        ])
+        #expect(reactions.isEmpty)
         // A reply that is not an answer, or answers no prompt of this run, is an ordinary message.
-        try await adapter.take(Self.reply("yes please", to: "$prompt"), into: inbox)
-        try await adapter.take(Self.reply("approve", to: "$other"), into: inbox)
-        try await adapter.take(Self.reply("approve", to: "$prompt", in: "!stranger"), into: inbox)
-        #expect(inbox.delivered.map(\.text) == ["yes please", "approve", "approve"])
+        let replies = try await Self.handed([
+            Self.reply("yes please", to: "$prompt"), Self.reply("approve", to: "$other"),
+            Self.reply("approve", to: "$prompt", in: "!stranger"),
+        ])
+        #expect(replies.map(\.text) == ["yes please", "approve", "approve"])
     }
 
     @Test("only the last 64 prompts can be answered: the prompt book stays bounded")
