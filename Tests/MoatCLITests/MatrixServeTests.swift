@@ -154,6 +154,7 @@ import Testing
         let prompt = ownerChat.texts[promptIndex]
         let promptEvent = try #require(ownerChat.received[promptIndex]["event_id"] as? String)
         #expect(prompt.contains("read_file") && prompt.contains("notes.txt"), "\(prompt)")
+        #expect(prompt.contains("(level 2, files)"), "\(prompt)")
         let range = try #require(prompt.range(of: #"approve [a-z0-9]+"#, options: .regularExpression))
         let approvalID = String(prompt[range].dropFirst("approve ".count))
         #expect(prompt.contains("deny \(approvalID)"))
