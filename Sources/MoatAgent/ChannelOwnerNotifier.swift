@@ -28,7 +28,7 @@ public final class ChannelOwnerNotifier: OwnerNotifier {
     public func notify(_ notice: OwnerNotice) async {
         await next.notify(notice)
         guard let router = router.withLock({ $0 }) else { return }
-        let text = PrintableText.excerpt(notice.text, limit: 1000)
+        let text = PrintableText.excerpt(notice.ownerAccountText ?? notice.text, limit: 1000)
         guard notice.kind == .approvalPending, let id = notice.approvalID,
             let approval = try? await policy.approval(id)
         else {

@@ -23,12 +23,18 @@ public struct OwnerNotice: Sendable, Hashable {
     public let approvalID: String?
     /// One printable line for the owner; never a message's text, a tool's output or a secret.
     public let text: String
+    /// The line as the owner's own bound accounts get it, when it holds more than ``text`` may (a pairing
+    /// code): never written to the server's log. Nil: ``text`` for everyone.
+    public let ownerAccountText: String?
 
-    public init(kind: Kind, conversationID: String, approvalID: String? = nil, text: String) {
+    public init(
+        kind: Kind, conversationID: String, approvalID: String? = nil, text: String, ownerAccountText: String? = nil
+    ) {
         self.kind = kind
         self.conversationID = conversationID
         self.approvalID = approvalID
         self.text = text
+        self.ownerAccountText = ownerAccountText
     }
 }
 

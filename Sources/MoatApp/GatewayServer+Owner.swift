@@ -122,13 +122,18 @@ extension GatewayServer {
                 adapters: adapters, database: state.database, policy: engine, pairing: pairing,
                 turns: AgentChannelTurns(agent: agent), report: { logger.warning("\($0)") },
                 onPairingRequest: { pending in
+                    // The code goes to the owner's bound accounts only: the log (journald, anyone in the
+                    // adm group) gets the request and where to read the code.
+                    let who = "\(pending.channel) sender \(pending.senderID) asks to pair"
                     await notifier.notify(
                         OwnerNotice(
                             kind: .unknownSender, conversationID: "",
                             text: PrintableText.strip(
-                                "\(pending.channel) sender \(pending.senderID) asks to pair with code \(pending.code): "
-                                    + "moat pairing approve \(pending.code) [--ceiling DOMAIN=LEVEL] or moat pairing deny \(pending.code)"
-                            )))
+                                who + ": `moat pairing list` shows the code; then moat pairing approve CODE "
+                                    + "[--ceiling DOMAIN=LEVEL] or moat pairing deny CODE"),
+                            ownerAccountText: PrintableText.strip(
+                                who + " with code \(pending.code): moat pairing approve \(pending.code) "
+                                    + "[--ceiling DOMAIN=LEVEL] or moat pairing deny \(pending.code)")))
                 })
             notifier.attach(router)
             return router

@@ -314,6 +314,7 @@ public final class InstallationState: Sendable {
     ) throws(GatewayError) -> [any ChannelAdapter] {
         var adapters: [any ChannelAdapter] = []
         if let telegram = try telegramAdapter(vault: vault, report: report) { adapters.append(telegram) }
+        if let matrix = try matrixAdapter(vault: vault, report: report) { adapters.append(matrix) }
         return adapters
     }
 
@@ -324,7 +325,7 @@ public final class InstallationState: Sendable {
         do {
             return PairingDesk(
                 database: database, authenticator: try ChannelKeyring.authenticator(from: vault), audit: audit,
-                policy: engine)
+                policy: engine, settings: configuration.channels.pairing)
         } catch {
             throw GatewayError(.startup, "cannot open DM pairing: \(error)")
         }

@@ -35,6 +35,8 @@ public struct ChannelsSettings: Sendable, Equatable {
     public var telegram: TelegramSettings?
     /// The Matrix bot account (`channels.matrix:`), when the owner set one up.
     public var matrix: MatrixSettings?
+    /// The limits of DM pairing (`channels.pairing:`).
+    public var pairing = PairingSettings()
 
     public init(webhooks: [String: Webhook] = [:], matrix: MatrixSettings? = nil) {
         self.webhooks = webhooks
@@ -66,9 +68,13 @@ public struct ChannelsSettings: Sendable, Equatable {
 extension ChannelsSettings: ConfigSection {
     /// Reads `channels:` (`webhooks:` → NAME → `key_secret`[, `callback_url`, `callback_key_secret`]).
     public mutating func read(_ node: ConfigNode, path: String) throws(ConfigError) {
-        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "telegram", "matrix"]) {
+        for (key, value) in try node.mapping(path: path, allowed: ["webhooks", "telegram", "matrix", "pairing"]) {
             let keyPath = path + "." + key
             if value.isNull { continue }
+            if key == "pairing" {
+                pairing = try PairingSettings.read(value, path: keyPath)
+                continue
+            }
             if key == "telegram" {
                 telegram = try TelegramSettings.read(value, path: keyPath)
                 continue

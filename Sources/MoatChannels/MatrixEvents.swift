@@ -153,16 +153,17 @@ public enum MatrixApprovalAnswer: Sendable, Hashable {
     case approve, deny
 
     /// The text sent after what the approval is about.
-    public static let instructions = "React 👍 to approve, 👎 to deny, or reply approve/deny."
+    public static let instructions = "React ✅ to approve or ❌ to deny (👍/👎 work too), or reply approve/deny."
 
-    /// The answer a reaction's key gives (👍 or 👎, with or without skin tone or variation selector).
+    /// The answer a reaction's key gives (✅ or 👍, ❌ or 👎; with or without skin tone or variation
+    /// selector).
     public init?(reactionKey key: String) {
         let scalars = key.unicodeScalars.filter {
             $0.value != 0xFE0F && !(0x1F3FB...0x1F3FF).contains($0.value)
         }
         switch String(String.UnicodeScalarView(scalars)) {
-        case "👍": self = .approve
-        case "👎": self = .deny
+        case "✅", "👍": self = .approve
+        case "❌", "👎": self = .deny
         default: return nil
         }
     }

@@ -27,12 +27,18 @@ public struct MatrixSettings: Sendable, Equatable {
     public var credential: Credential
     /// The device a password login uses (the same on every start, so logins do not pile up devices).
     public var deviceID: String
+    /// How long one `/sync` waits for events (`poll_timeout`, 1–50 seconds).
+    public var pollTimeout: Duration
 
-    public init(homeserverURL: String, userID: String, credential: Credential, deviceID: String = "MOAT") {
+    public init(
+        homeserverURL: String, userID: String, credential: Credential, deviceID: String = "MOAT",
+        pollTimeout: Duration = .seconds(30)
+    ) {
         self.homeserverURL = homeserverURL
         self.userID = userID
         self.credential = credential
         self.deviceID = deviceID
+        self.pollTimeout = pollTimeout
     }
 
     /// What a homeserver URL must be.
@@ -50,12 +56,19 @@ public struct MatrixSettings: Sendable, Equatable {
     }
 
     /// Reads `channels.matrix:` (`homeserver_url`, `user_id`, one of `access_token_secret` and
-    /// `password_secret`, optional `device_id`).
+    /// `password_secret`, optional `device_id` and `poll_timeout`).
     public static func read(_ node: ConfigNode, path: String) throws(ConfigError) -> MatrixSettings {
         var fields: [String: String] = [:]
-        let allowed = ["homeserver_url", "user_id", "access_token_secret", "password_secret", "device_id"]
+        var pollTimeout = 30
+        let allowed = [
+            "homeserver_url", "user_id", "access_token_secret", "password_secret", "device_id", "poll_timeout",
+        ]
         for (field, value) in try node.mapping(path: path, allowed: allowed) {
             let fieldPath = path + "." + field
+            if field == "poll_timeout" {
+                pollTimeout = try value.integer(path: fieldPath, range: 1...50, allowed: "1 to 50 seconds")
+                continue
+            }
             let text = try value.string(path: fieldPath)
             switch field {
             case "homeserver_url":
@@ -94,6 +107,7 @@ public struct MatrixSettings: Sendable, Equatable {
                     + "password_secret (one holding its password)")
         }
         return MatrixSettings(
-            homeserverURL: url, userID: user, credential: credential, deviceID: fields["device_id"] ?? "MOAT")
+            homeserverURL: url, userID: user, credential: credential, deviceID: fields["device_id"] ?? "MOAT",
+            pollTimeout: .seconds(pollTimeout))
     }
 }

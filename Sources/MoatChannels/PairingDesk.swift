@@ -30,6 +30,40 @@ public struct PairingSettings: Sendable, Equatable {
     }
 }
 
+extension PairingSettings {
+    /// The most `attempts_per_hour` may allow.
+    public static let maximumAttemptsPerHour = 1000
+
+    /// Reads `channels.pairing:` (`code_lifetime` 60–600 seconds, `pending_per_channel` 1–3,
+    /// `attempts_per_hour` 1–1000, `wrong_bind_codes` 1–10). A value out of range is an error naming the
+    /// range, never clamped: the owner's file says what the gateway does.
+    public static func read(_ node: ConfigNode, path: String) throws(ConfigError) -> PairingSettings {
+        var settings = PairingSettings()
+        let allowed = ["code_lifetime", "pending_per_channel", "attempts_per_hour", "wrong_bind_codes"]
+        for (field, value) in try node.mapping(path: path, allowed: allowed) {
+            let fieldPath = path + "." + field
+            switch field {
+            case "code_lifetime":
+                settings.codeLifetime = try value.integer(
+                    path: fieldPath, range: 60...maximumLifetime,
+                    allowed: "60 to \(maximumLifetime) seconds: a code lives at most 10 minutes")
+            case "pending_per_channel":
+                settings.pendingPerChannel = try value.integer(
+                    path: fieldPath, range: 1...maximumPendingPerChannel,
+                    allowed: "1 to \(maximumPendingPerChannel) pairings waiting on one channel")
+            case "attempts_per_hour":
+                settings.attemptsPerHour = try value.integer(
+                    path: fieldPath, range: 1...maximumAttemptsPerHour,
+                    allowed: "1 to \(maximumAttemptsPerHour) new codes and wrong binding codes per hour")
+            default:
+                settings.wrongBindCodes = try value.integer(
+                    path: fieldPath, range: 1...10, allowed: "1 to 10 wrong binding codes before it is withdrawn")
+            }
+        }
+        return settings
+    }
+}
+
 /// What to do with a message from an unknown sender: a pure decision (no I/O, no clock) that explains
 /// itself, like `TrustDecision`.
 public enum PairingDecision: Sendable, Hashable {

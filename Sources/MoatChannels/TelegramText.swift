@@ -13,42 +13,13 @@ public enum TelegramText {
     /// a line break or a space never splits one. The line break or space at a cut is dropped.
     public static func split(_ text: String, limit: Int = maximumMessageUnits) -> [String] {
         precondition(limit >= 2, "a piece must hold any character")
-        var pieces: [String] = []
-        var rest = Substring(text)
-        while rest.utf16.count > limit {
-            // The longest prefix of whole characters within the limit.
-            var end = rest.startIndex
-            var units = 0
-            for index in rest.indices {
-                let next = rest[index].utf16.count
-                if units + next > limit { break }
-                units += next
-                end = rest.index(after: index)
-            }
-            if end == rest.startIndex { end = rest.index(after: end) }  // one character over the limit: send it alone
-            let head = rest[..<end]
-            if let cut = head.lastIndex(where: { $0 == "\n" || $0 == "\r\n" }) ?? head.lastIndex(where: \.isWhitespace),
-                cut > rest.startIndex
-            {
-                append(rest[..<cut], to: &pieces)
-                rest = rest[rest.index(after: cut)...]
-            } else {
-                append(head, to: &pieces)
-                rest = rest[end...]
-            }
-        }
-        append(rest, to: &pieces)
-        return pieces
+        return TextPieces.split(text, limit: limit) { $0.utf16.count }
     }
 
     /// `A-Z a-z 0-9 _ -`: what bot tokens, webhook secrets and Moat's button ids are made of.
     static func isTokenByte(_ byte: UInt8) -> Bool {
         (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
             || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-    }
-
-    private static func append(_ piece: Substring, to pieces: inout [String]) {
-        if piece.contains(where: { !$0.isWhitespace }) { pieces.append(String(piece)) }
     }
 }
 

@@ -32,10 +32,10 @@ import Testing
         let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password)
         #expect(setup.status == 0, "\(setup.stderr)")
-        await #expect(try MoatBinary.run(["token", "create", "ci", "--expires", "30d"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["token", "create", "ci", "--expires", "30d"], home: home).status == 0)
         #expect(
             try await MoatBinary.run(["trust", "set", "web", "2", "--reason", "both ways"], home: home).status == 0)
-        await #expect(try MoatBinary.run(["vault", "add", "SHORT"], home: home, stdin: "ab\n").status == 0)
+        #expect(try await MoatBinary.run(["vault", "add", "SHORT"], home: home, stdin: "ab\n").status == 0)
         let commands: [([String], String?)] = [
             (["owner", "status"], nil), (["token", "list"], nil), (["token", "list", "--json"], nil),
             (["trust", "show"], nil), (["trust", "history"], nil), (["trust", "history", "files"], nil),
@@ -95,7 +95,7 @@ import Testing
         #expect(log.contains("\"op\":\"vault.add\""))
         let audit = try await MoatBinary.run(["audit", "tail", "-n", "20"], home: home)
         #expect(audit.stdout.contains("vault.add") && audit.stdout.contains("GITHUB_TOKEN"))
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home).status == 0)
         // The server's change is the vault's: the next command (no server) sees it and can remove it.
         let removed = try await MoatBinary.run(["vault", "rm", "GITHUB_TOKEN"], home: home)
         #expect(removed.status == 0 && removed.stdout == "removed GITHUB_TOKEN\n")
@@ -159,13 +159,13 @@ import Testing
         #expect(status == 0)
         #expect(log.contains("\"op\":\"vault.rekey\"") && log.contains("\"op\":\"vault.list\""))
         // On disk: the new password opens the vault, the old one no longer does, the seal still does.
-        await #expect(try MoatBinary.run(["vault", "list", "--password-file", oldPassword], home: home).status == 1)
+        #expect(try await MoatBinary.run(["vault", "list", "--password-file", oldPassword], home: home).status == 1)
         let reopened = try await MoatBinary.run(["vault", "list", "--password-file", newPassword], home: home)
         #expect(reopened.status == 0 && reopened.stdout.contains("AFTER_REKEY"), "\(reopened.stderr)")
-        await #expect(try MoatBinary.run(["vault", "unseal-check"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["vault", "unseal-check"], home: home).status == 0)
         let audit = try await MoatBinary.run(["audit", "tail", "-n", "20"], home: home)
         #expect(audit.stdout.contains("vault.rekey"))
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home).status == 0)
         for result in [wrong, rekey, added, list, accept, exists, initWhileServing, reopened, audit] {
             for secret in [Self.secretValue, "a brand new master password", "not the master password at all"] {
                 #expect(!result.stdout.contains(secret) && !result.stderr.contains(secret))

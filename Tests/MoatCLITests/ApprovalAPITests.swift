@@ -113,10 +113,10 @@ import Testing
         let cliJSON = try await MoatBinary.run(["usage", "--json"], home: home.path)
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(cliJSON.stdout.utf8)) as? [[String: Any]])
         #expect(rows.first?["rounds"] as? Int == 6)
-        await #expect(try MoatBinary.run(["usage", "--days", "0"], home: home.path).status == 64)
+        #expect(try await MoatBinary.run(["usage", "--days", "0"], home: home.path).status == 64)
 
         let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

@@ -30,7 +30,7 @@ import Testing
         #expect(trust.status == 78, "\(trust.stderr)")
         let verify = try await MoatBinary.run(["audit", "verify"], home: home.path)
         #expect(verify.status == 0, "\(verify.stderr)")
-        await #expect(try MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path).status == 0)
     }
 
     @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
@@ -42,7 +42,7 @@ import Testing
         #expect(lines[0].hasPrefix("moat/"))
         #expect(lines[4].hasPrefix("— moat-audit "))
         let kept = try home.write("kept-checkpoint.txt", checkpoint.stdout)
-        await #expect(try MoatBinary.run(["audit", "verify", "--checkpoint", kept], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify", "--checkpoint", kept], home: home.path).status == 0)
 
         // An attacker with write access to moat.db (not the vault) drops the last entries and the
         // stored checkpoints.
@@ -114,14 +114,14 @@ import Testing
             stdin: value + "\n"
         )
         #expect(added.status == 0, "\(added.stderr)")
-        await #expect(try MoatBinary.run(["vault", "rm", "DEPLOY_TOKEN"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["vault", "rm", "DEPLOY_TOKEN"], home: home.path).status == 0)
         let tail = try await MoatBinary.run(["audit", "tail", "-n", "5"], home: home.path)
         #expect(tail.stdout.contains("vault.add  DEPLOY_TOKEN"), "\(tail.stdout)")
         #expect(tail.stdout.contains("vault.rm  DEPLOY_TOKEN"))
         #expect(tail.stdout.contains("api.example.com"))
         let export = try await MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home.path)
         #expect(!export.stdout.contains(value))
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test("a refused bind is recorded in an existing installation's log")

@@ -127,6 +127,6 @@ import Testing
         #expect(model.requests.last?.body.contains("groceries") == true)
         let (stopped, _) = await server.stop()
         #expect(stopped == 0)
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

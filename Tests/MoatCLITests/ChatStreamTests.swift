@@ -282,6 +282,6 @@ import Testing
         #expect(model.requests.last?.body.contains("Stored though you left.") == true)
         let (status, _) = await server.stop()
         #expect(status == 0)
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

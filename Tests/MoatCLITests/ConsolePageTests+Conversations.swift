@@ -80,6 +80,6 @@ extension ConsolePageTests {
 
         let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

@@ -188,7 +188,7 @@ import Testing
 
         let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     static let canSwitchUser =

@@ -14,12 +14,12 @@ import Testing
     }
 
     /// A chat home (the scripted model as `local`) with an owner and a read-scoped API token.
-    static func ownedHome(_ server: ScriptedModelServer) throws -> (TemporaryDirectory, token: String) {
+    static func ownedHome(_ server: ScriptedModelServer) async throws -> (TemporaryDirectory, token: String) {
         let home = try ChatCommandTests.home(server)
-        let setup = try MoatBinary.run(
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: "a long owner passphrase\n")
         try #require(setup.status == 0, "\(setup.stderr)")
-        let created = try MoatBinary.run(["token", "create", "scraper", "--scope", "read"], home: home.path)
+        let created = try await MoatBinary.run(["token", "create", "scraper", "--scope", "read"], home: home.path)
         try #require(created.status == 0, "\(created.stderr)")
         return (home, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
@@ -39,8 +39,8 @@ import Testing
             .text("Described, not run."),
         ])
         defer { Task { await server.stop() } }
-        let (home, token) = try Self.ownedHome(server)
-        let running = try RunningServer(arguments: [], home: home.path)
+        let (home, token) = try await Self.ownedHome(server)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
         defer { _ = running.stop() }
         let port = try #require(running.port)
         let before = try Self.scrape(port: port, token: token)
@@ -84,8 +84,8 @@ import Testing
     func scrapeNeedsTheOwner() async throws {
         let server = try await ScriptedModelServer.start()
         defer { Task { await server.stop() } }
-        let (home, token) = try Self.ownedHome(server)
-        let running = try RunningServer(arguments: [], home: home.path)
+        let (home, token) = try await Self.ownedHome(server)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
         defer { _ = running.stop() }
         let port = try #require(running.port)
         var flipped = Array(token.utf8)
@@ -105,9 +105,9 @@ import Testing
     }
 
     @Test("moat metrics without a running server says so and fails")
-    func metricsNeedsTheServer() throws {
+    func metricsNeedsTheServer() async throws {
         let home = try ServedHome.copy()
-        let result = try MoatBinary.run(["metrics"], home: home.path)
+        let result = try await MoatBinary.run(["metrics"], home: home.path)
         #expect(result.status == 1)
         #expect(result.stderr.contains("no moat serve is running"))
     }

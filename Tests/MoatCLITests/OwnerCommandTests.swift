@@ -74,7 +74,7 @@ import Testing
         let list = try await MoatBinary.run(["token", "list"], home: home)
         #expect(list.status == 0 && list.stdout.contains(prefix) && list.stdout.contains("ci"))
         #expect(!list.stdout.contains(apiToken))
-        await #expect(try MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
+        #expect(try await MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
         #expect(
             try Self.send("GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
                 .status == 401)
@@ -83,7 +83,7 @@ import Testing
 
         // Revoke everything ends the browser session.
         #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 200)
-        await #expect(try MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
         #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 401)
         let (status, log) = await server.stop()
         #expect(status == 0)
@@ -100,7 +100,7 @@ import Testing
             #expect(audit.stdout.contains(action), "\(action) missing from the audit log")
         }
         #expect(!audit.stdout.contains(apiToken))
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home).status == 0)
     }
 
     @Test("moat owner setup from the terminal, then login over HTTP; a second setup is refused")
@@ -108,7 +108,7 @@ import Testing
         let temp = TemporaryDirectory()
         let home = temp.file("home")
         _ = try await RunningServer.start(arguments: [], home: home).stop()
-        await #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("no owner is set up yet"))
+        #expect(try await MoatBinary.run(["doctor"], home: home).stdout.contains("no owner is set up yet"))
         let short = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
         #expect(short.status != 0 && short.stderr.contains("at least 12"))
@@ -119,7 +119,7 @@ import Testing
         let again = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
         #expect(again.status != 0 && again.stderr.contains("already has an owner"))
-        await #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("the owner is set up"))
+        #expect(try await MoatBinary.run(["doctor"], home: home).stdout.contains("the owner is set up"))
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))

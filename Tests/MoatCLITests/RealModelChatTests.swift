@@ -63,7 +63,7 @@ struct RealModelChatTests {
         #expect(lines.contains { $0.contains("  agent.tool.result  ") })
         // The round budget held: at most three model rounds.
         #expect(lines.filter { $0.contains("  agent.model  ") }.count <= 3)
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
         let (status, _) = await running.stop()
         #expect(status == 0)
     }

@@ -27,7 +27,7 @@ import Testing
         let result = try await MoatBinary.run(["serve", "--config", temp.file("nope.yaml")], home: temp.path)
         #expect(result.status == 78)
         #expect(result.stderr.contains("nope.yaml: cannot read: No such file or directory"))
-        await #expect(try MoatBinary.run(["doctor"], home: temp.path).status == 0)
+        #expect(try await MoatBinary.run(["doctor"], home: temp.path).status == 0)
     }
 
     @Test("a --config file or directory other users can write is refused by serve (78) and failed by doctor")
@@ -59,7 +59,7 @@ import Testing
         result = try await MoatBinary.run(["doctor", "--config", link], home: home)
         #expect(result.status == 1)
         #expect(result.stdout.contains("is a symbolic link"), "\(result.stdout)")
-        await #expect(try MoatBinary.run(["doctor", "--config", config], home: home).status == 0)
+        #expect(try await MoatBinary.run(["doctor", "--config", config], home: home).status == 0)
     }
 
     @Test("a FIFO given as --config is refused at once instead of blocking start-up")

@@ -62,68 +62,69 @@ final class NotifySocket: @unchecked Sendable {
     @Test(
         "moat serve says READY=1 once /healthz answers, then WATCHDOG=1 every half WATCHDOG_USEC, then STOPPING=1 on SIGTERM"
     )
-    func readyWatchdogStopping() throws {
+    func readyWatchdogStopping() async throws {
         let home = try ServedHome.copy()
         let notify = try NotifySocket(name: home.file("notify.sock"))
-        let server = try RunningServer(
+        let server = try await RunningServer.start(
             arguments: [], home: home.path,
             extraEnvironment: ["NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "200000"])
         let ready = try #require(notify.receive(until: "READY=1"), "no READY=1; log:\n\(server.log)")
         // READY=1 is the first message, and it carries the listening address as the status line.
         #expect(ready.count == 1)
         #expect(ready[0].contains("STATUS=listening on http://127.0.0.1:\(server.port ?? 0)"))
-        let health = try HostCommand.run(
+        let health = try await HostCommand.run(
             "/usr/bin/curl",
             ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.port!)/healthz"])
         #expect(health.output == "200")
         // Two pings: the task keeps pinging, not only once.
         #expect(notify.receive(until: "WATCHDOG=1") != nil)
         #expect(notify.receive(until: "WATCHDOG=1") != nil)
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0, "\(log)")
         let after = Self.lines(try #require(notify.receive(until: "STOPPING=1"), "no STOPPING=1; log:\n\(log)"))
         #expect(after.allSatisfy { $0 == "WATCHDOG=1" || $0 == "STOPPING=1" }, "\(after)")
     }
 
     @Test("an abstract NOTIFY_SOCKET (@name) gets READY=1 and STOPPING=1; without WATCHDOG_USEC no ping is sent")
-    func abstractSocketWithoutWatchdog() throws {
+    func abstractSocketWithoutWatchdog() async throws {
         let home = try ServedHome.copy()
         let notify = try NotifySocket(name: "@moat-notify-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        let server = try RunningServer(arguments: [], home: home.path, extraEnvironment: ["NOTIFY_SOCKET": notify.name])
+        let server = try await RunningServer.start(
+            arguments: [], home: home.path, extraEnvironment: ["NOTIFY_SOCKET": notify.name])
         #expect(notify.receive(until: "READY=1") != nil, "\(server.log)")
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0, "\(log)")
         let rest = try #require(notify.receive(until: "STOPPING=1"), "no STOPPING=1; log:\n\(log)")
         #expect(!Self.lines(rest).contains("WATCHDOG=1"))
     }
 
     @Test("a WATCHDOG_USEC meant for another process (WATCHDOG_PID) is ignored: READY=1 and STOPPING=1, never a ping")
-    func watchdogForAnotherProcess() throws {
+    func watchdogForAnotherProcess() async throws {
         let home = try ServedHome.copy()
         let notify = try NotifySocket(name: home.file("notify.sock"))
-        let server = try RunningServer(
+        let server = try await RunningServer.start(
             arguments: [], home: home.path,
             extraEnvironment: ["NOTIFY_SOCKET": notify.name, "WATCHDOG_USEC": "20000", "WATCHDOG_PID": "1"])
         #expect(notify.receive(until: "READY=1") != nil, "\(server.log)")
         // Pinging every 10 ms, the server would have sent many pings while /healthz answers twice.
         for _ in 0..<2 {
-            let health = try HostCommand.run(
+            let health = try await HostCommand.run(
                 "/usr/bin/curl",
                 ["-s", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server.port!)/healthz"])
             #expect(health.output == "200")
         }
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0, "\(log)")
         let rest = try #require(notify.receive(until: "STOPPING=1"), "no STOPPING=1; log:\n\(log)")
         #expect(!Self.lines(rest).contains("WATCHDOG=1"))
     }
 
     @Test("a NOTIFY_SOCKET Moat cannot use (vsock:, relative) is logged with the reason and the server still serves")
-    func unusableSocket() throws {
+    func unusableSocket() async throws {
         let home = try ServedHome.copy()
-        let server = try RunningServer(
+        let server = try await RunningServer.start(
             arguments: [], home: home.path, extraEnvironment: ["NOTIFY_SOCKET": "vsock:2:1234"])
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(log.contains("not telling the service manager of readiness"))
         #expect(log.contains("neither an absolute path nor an abstract name"))

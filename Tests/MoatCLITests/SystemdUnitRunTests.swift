@@ -31,13 +31,13 @@ final class UserSystemd: @unchecked Sendable {
     /// test's later short-lived children here.
     let pid: Int32
 
-    init(base: String) throws {
+    init(base: String) async throws {
         self.base = base
         try FileManager.default.createDirectory(
             atPath: base + "/run", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let inner =
             "mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -p /run/systemd/system && exec \(Self.manager!) --user"
-        let launched = try HostCommand.run(
+        let launched = try await HostCommand.run(
             "/bin/sh",
             [
                 "-c",
@@ -51,7 +51,7 @@ final class UserSystemd: @unchecked Sendable {
         self.pid = pid
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            let state = try systemctl(["show", "-p", "SystemState", "--value"]).output
+            let state = try await systemctl(["show", "-p", "SystemState", "--value"]).output
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             if state == "running" || state == "degraded" { return }
             usleep(100_000)
@@ -74,8 +74,8 @@ final class UserSystemd: @unchecked Sendable {
 
     var managerLog: String { (try? String(contentsOfFile: base + "/manager.log", encoding: .utf8)) ?? "" }
 
-    func systemctl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        try HostCommand.run("/usr/bin/systemctl", ["--user"] + arguments, environment: environment)
+    func systemctl(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await HostCommand.run("/usr/bin/systemctl", ["--user"] + arguments, environment: environment)
     }
 
     /// Stops the manager as a shutdown would (SIGTERM: it stops every unit, then exits).
@@ -102,8 +102,8 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
 
 /// The unit `moat service install --user` writes, run for real by a systemd user manager.
 @Suite(.serialized, .tags(.slow)) struct SystemdUnitRunTests {
-    static func healthz(_ port: Int) throws -> String {
-        try HostCommand.run(
+    static func healthz(_ port: Int) async throws -> String {
+        try await HostCommand.run(
             "/usr/bin/curl",
             ["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(port)/healthz"]
         ).output
@@ -124,12 +124,12 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
         "the installed unit starts moat serve under systemd (READY=1, /healthz answers, the sandbox runs under the unit's hardening) and starts again with a fresh manager, as after a reboot",
         .enabled(if: UserSystemd.unavailable == nil, "\(UserSystemd.unavailable ?? "")")
     )
-    func installedUnitRuns() throws {
+    func installedUnitRuns() async throws {
         let base = try Self.makeBase()
         defer { try? FileManager.default.removeItem(atPath: base) }
         let served = try ServedHome.copy()
         let home = base + "/home"
-        #expect(try HostCommand.run("/bin/cp", ["-a", served.path, home]).status == 0)
+        #expect(try await HostCommand.run("/bin/cp", ["-a", served.path, home]).status == 0)
         // The seal was made with the tests' systemd credential host key: the service gets the same key
         // (a path, not a secret) through the manager's environment (environment.d), not through the unit.
         let hostKey = base + "/host-key.secret"
@@ -141,17 +141,17 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
         try FileManager.default.createDirectory(atPath: base + "/xdg/environment.d", withIntermediateDirectories: true)
         try Data("SYSTEMD_CREDENTIAL_SECRET=\(hostKey)\n".utf8)
             .write(to: URL(fileURLWithPath: base + "/xdg/environment.d/moat-test.conf"))
-        var manager: UserSystemd? = try UserSystemd(base: base)
-        let install = try MoatBinary.run(
+        var manager: UserSystemd? = try await UserSystemd(base: base)
+        let install = try await MoatBinary.run(
             ["service", "install", "--user", "--home", home], home: nil,
             extraEnvironment: ["XDG_CONFIG_HOME": base + "/xdg"])
         try #require(install.status == 0, "\(install.stderr)")
-        #expect(try manager!.systemctl(["daemon-reload"]).status == 0)
+        await #expect(try manager!.systemctl(["daemon-reload"]).status == 0)
         // Type=notify: `start` returns only once moat serve said READY=1.
-        let started = try manager!.systemctl(["enable", "--now", "moat"])
+        let started = try await manager!.systemctl(["enable", "--now", "moat"])
         #expect(started.status == 0, "\(started.output)\n\(manager!.managerLog)")
-        #expect(try Self.healthz(port) == "200")
-        let shown = try manager!.systemctl([
+        await #expect(try Self.healthz(port) == "200")
+        let shown = try await manager!.systemctl([
             "show", "moat", "-p", "ActiveState", "-p", "StatusText", "-p", "WatchdogUSec", "-p", "NRestarts",
         ]).output
         #expect(shown.contains("ActiveState=active"), "\(shown)")
@@ -172,26 +172,26 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
             return String(line)
         }.joined(separator: "\n")
         try Data(check.utf8).write(to: URL(fileURLWithPath: base + "/xdg/systemd/user/moat-sandbox-check.service"))
-        #expect(try manager!.systemctl(["daemon-reload"]).status == 0)
-        let sandboxed = try manager!.systemctl(["start", "moat-sandbox-check"])
+        await #expect(try manager!.systemctl(["daemon-reload"]).status == 0)
+        let sandboxed = try await manager!.systemctl(["start", "moat-sandbox-check"])
         let output = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
         #expect(sandboxed.status == 0 && output.contains("sandboxed as 1000"), "\(sandboxed.output)\n\(output)")
 
         // A reboot: the manager stops (and with it moat serve, cleanly), a new one starts the enabled unit.
         manager!.stop()
-        #expect(try Self.healthz(port) != "200")
+        await #expect(try Self.healthz(port) != "200")
         manager = nil
-        let rebooted = try UserSystemd(base: base)
+        let rebooted = try await UserSystemd(base: base)
         var answered = false
         let deadline = Date().addingTimeInterval(120)
         while !answered && Date() < deadline {
-            answered = try Self.healthz(port) == "200"
+            answered = try await Self.healthz(port) == "200"
             if !answered { usleep(200_000) }
         }
         #expect(answered, "\(rebooted.managerLog)")
-        #expect(try rebooted.systemctl(["stop", "moat"]).status == 0)
+        await #expect(try rebooted.systemctl(["stop", "moat"]).status == 0)
         rebooted.stop()
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "30"], home: home)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "30"], home: home)
         #expect(audit.stdout.components(separatedBy: "gateway.stop").count - 1 >= 2, "\(audit.stdout)")
     }
 }

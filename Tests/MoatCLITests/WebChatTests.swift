@@ -86,7 +86,7 @@ import Testing
         let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: passphrase + "\n")
         try #require(setup.status == 0, "\(setup.stderr)")
-        let running = try RunningServer(arguments: [], home: home.path)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
         return (Served(home: home, running: running, port: try #require(running.port)), model)
     }
 

@@ -108,7 +108,7 @@ import Testing
         let attempts = audit.stdout.split(separator: "\n").filter { $0.contains("webhook.callback") }
         #expect(attempts.count == 1, "\(audit.stdout)")
         #expect(!audit.stdout.contains("garage door") && !audit.stdout.contains(Self.callbackKey))
-        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test("a receiver answering 500 twice then 200 gets the same idempotency key three times and nothing after")

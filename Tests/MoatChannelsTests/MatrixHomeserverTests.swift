@@ -9,7 +9,7 @@ import Testing
 
 /// The Matrix channel against a real Synapse on loopback: the bot is a registered user, the person on
 /// the other side (`alice`) a second one driven with plain HTTP, as her Matrix app would.
-@Suite(.serialized, .tags(.slow)) struct MatrixHomeserverTests {
+@Suite(.serialized, .synapseSerial, .tags(.slow)) struct MatrixHomeserverTests {
     /// A homeserver with the bot and alice registered, and a vault holding the bot's credentials.
     struct Fixture {
         let server: SynapseHomeserver

@@ -97,13 +97,17 @@ import Testing
         #expect(MatrixApprovalAnswer(reactionKey: "👍️") == .approve)
         #expect(MatrixApprovalAnswer(reactionKey: "👍🏽") == .approve)
         #expect(MatrixApprovalAnswer(reactionKey: "👎") == .deny)
-        for key in ["", "✅", "👍👍", "+1", "👍 ", "👌"] { #expect(MatrixApprovalAnswer(reactionKey: key) == nil) }
+        #expect(MatrixApprovalAnswer(reactionKey: "✅") == .approve)
+        #expect(MatrixApprovalAnswer(reactionKey: "❌️") == .deny)
+        for key in ["", "✅✅", "👍👍", "+1", "👍 ", "👌", "✔️", "❎"] {
+            #expect(MatrixApprovalAnswer(reactionKey: key) == nil)
+        }
         #expect(MatrixApprovalAnswer(replyText: " Approve.\n") == .approve)
         #expect(MatrixApprovalAnswer(replyText: "DENY") == .deny)
         for text in ["", "yes", "approve it", "don't approve", "approve deny", "approve?"] {
             #expect(MatrixApprovalAnswer(replyText: text) == nil)
         }
-        #expect(MatrixApprovalAnswer.instructions.contains("👍") && MatrixApprovalAnswer.instructions.contains("👎"))
+        #expect(MatrixApprovalAnswer.instructions.contains("✅") && MatrixApprovalAnswer.instructions.contains("❌"))
     }
 
     @Test("the backoff doubles up to its cap, keeps to the upper half of each step, and obeys retry_after_ms")

@@ -1,0 +1,162 @@
+public import Foundation
+import MoatCore
+import Synchronization
+
+/// Matrix as a channel of the framework (``ChannelAdapter``): the bot's direct chats on one homeserver.
+///
+/// **In.** ``MatrixSyncLoop`` long-polls `/sync` from the `since` the framework saved (the ``ChannelInbox``
+/// cursor for `matrix`) and stores each batch's `next_batch` through ``ChannelInbox/advance(channel:to:)``
+/// once every event of the batch was delivered: a crash in between hands the batch over again, and the
+/// event ids (the idempotency keys) make a message seen twice count once. Direct-chat invites are joined,
+/// whoever sends them (whether anyone is answered is pairing's decision); other invites are declined.
+/// An `m.text` message becomes a ``ChannelMessage`` (sender: the Matrix user id; conversation: the room
+/// id; key: the event id). An answer to an approval prompt this adapter sent — a ✅/❌ (or 👍/👎) reaction
+/// on it, or a reply `approve`/`deny` to it — becomes a message whose text is the prompt's reference
+/// (`approve ID` / `deny ID`), so the router alone decides whether the account is the owner's. When the
+/// other member leaves a direct chat, the bot leaves it too.
+///
+/// **Out.** `m.text` messages, a long text split into events of at most ``maximumPieceBytes`` bytes of
+/// JSON-escaped body (far below Matrix's 64 KiB event limit, which counts the whole signed event). An
+/// approval prompt is one event with the answer instructions under it; the prompts of this run are
+/// remembered (the last ``rememberedPrompts``), so a reaction after a restart is not an answer: typing
+/// `approve ID` still is.
+public struct MatrixAdapter: ChannelAdapter {
+    public let channel = "matrix"
+    /// The most bytes of JSON-escaped `body` one event carries.
+    public static let maximumPieceBytes = 32 * 1024
+    /// How many approval prompts of this run a reaction or a reply can answer.
+    public static let rememberedPrompts = 64
+
+    let client: MatrixClient
+    /// Told what went wrong and was retried, or could not be done (the server's log; never a message's text).
+    let report: @Sendable (String) -> Void
+    /// Long-poll timeout of one `/sync`.
+    let pollTimeout: Duration
+    let prompts = PromptBook()
+
+    public init(
+        client: MatrixClient, pollTimeout: Duration = .seconds(30),
+        report: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.client = client
+        self.pollTimeout = pollTimeout
+        self.report = report
+    }
+
+    // MARK: In
+
+    public func run(inbox: any ChannelInbox) async throws {
+        var loop = MatrixSyncLoop(
+            client: client,
+            cursor: MatrixSyncCursor(
+                load: { [channel] in try await inbox.savedCursor(channel: channel) },
+                store: { [channel] since in try await inbox.advance(channel: channel, to: since) }),
+            handle: { inbound in try await take(inbound, into: inbox) })
+        loop.pollTimeout = pollTimeout
+        loop.onFailure = { [report] error, wait in
+            report("the matrix channel: \(error.message); trying again in \(wait)")
+        }
+        try await loop.run()
+    }
+
+    /// One event, in the homeserver's order. Returns once it is durably handled.
+    func take(_ inbound: MatrixInbound, into inbox: any ChannelInbox) async throws {
+        switch inbound {
+        case .message(let message):
+            var text = message.text
+            if let target = message.inReplyTo, let answer = MatrixApprovalAnswer(replyText: message.text),
+                let reference = prompts.reference(answering: target, in: message.roomID, answer)
+            {
+                text = reference
+            }
+            try await inbox.deliver(
+                ChannelMessage(
+                    channel: channel, senderID: message.sender, conversation: message.roomID, text: text,
+                    idempotencyKey: message.eventID,
+                    receivedAt: Date(timeIntervalSince1970: TimeInterval(message.sentAt) / 1000)))
+        case .reaction(let reaction):
+            guard let answer = MatrixApprovalAnswer(reactionKey: reaction.key),
+                let reference = prompts.reference(answering: reaction.relatesTo, in: reaction.roomID, answer)
+            else { return }  // Any other reaction is nobody's business.
+            try await inbox.deliver(
+                ChannelMessage(
+                    channel: channel, senderID: reaction.sender, conversation: reaction.roomID, text: reference,
+                    idempotencyKey: reaction.eventID))
+        case .joined:
+            return  // Nothing to answer until the inviter writes.
+        case .left(let roomID, let userID):
+            guard userID != client.settings.userID else { return }
+            do {
+                try await client.leave(roomID)
+            } catch {
+                report("the matrix channel could not leave a direct chat its member left: \(error.message)")
+            }
+        }
+    }
+
+    // MARK: Out
+
+    public func send(_ message: OutboundMessage) async throws {
+        if case .approvalPrompt(let prompt) = message.kind {
+            // What it will do and at which level first; the text carries why (the taint's cause).
+            let text = PrintableText.excerpt(
+                "Approval needed: \(prompt.summary) (level \(prompt.level), \(prompt.domain))\n" + message.text,
+                limit: 4000)
+            let event = try await client.sendApprovalPrompt(
+                text, to: message.conversation, approvalID: prompt.approvalID)
+            prompts.remember(event: event, room: message.conversation, prompt: prompt)
+            return
+        }
+        // A reply's pieces get ids derived from the message it answers: sent again after a timeout, the
+        // homeserver answers with the first event instead of a second copy.
+        let base: String
+        if case .reply(let key?) = message.kind {
+            base = "reply:" + message.conversation + ":" + key
+        } else {
+            base = "out:" + UUID().uuidString
+        }
+        for (index, piece) in Self.pieces(message.text).enumerated() {
+            try await client.sendText(piece, to: message.conversation, messageID: base + ":" + String(index))
+        }
+    }
+
+    /// `text` in pieces of at most ``maximumPieceBytes`` bytes once escaped as a JSON string.
+    static func pieces(_ text: String) -> [String] {
+        TextPieces.split(text, limit: maximumPieceBytes) { character in
+            character.unicodeScalars.reduce(0) { size, scalar in
+                switch scalar.value {
+                case 0x22, 0x5C, 0x2F: size + 2  // `"`, `\` and `/` are escaped
+                case 0..<0x20, 0x7F: size + 6  // `\u00XX`
+                default: size + String(scalar).utf8.count
+                }
+            }
+        }
+    }
+}
+
+/// The approval prompts this run sent: event id → the approval and the room it was sent to.
+final class PromptBook: Sendable {
+    private struct Entry {
+        let event: String
+        let room: String
+        let prompt: ApprovalPrompt
+    }
+    private let entries = Mutex<[Entry]>([])
+
+    func remember(event: String, room: String, prompt: ApprovalPrompt) {
+        entries.withLock { entries in
+            entries.removeAll { $0.event == event }
+            entries.append(Entry(event: event, room: room, prompt: prompt))
+            if entries.count > MatrixAdapter.rememberedPrompts { entries.removeFirst() }
+        }
+    }
+
+    /// The reference text (`approve ID` / `deny ID`) an answer on event `target` in `room` stands for, or nil
+    /// when `target` is no prompt of this run sent to that room.
+    func reference(answering target: String, in room: String, _ answer: MatrixApprovalAnswer) -> String? {
+        entries.withLock { entries in
+            guard let entry = entries.last(where: { $0.event == target && $0.room == room }) else { return nil }
+            return answer == .approve ? entry.prompt.approveReference : entry.prompt.denyReference
+        }
+    }
+}
