@@ -3,6 +3,12 @@ import GRDB
 import GRDBSQLite
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
 /// Runs the WAL's checkpoints beside the commits of `moat.db` instead of inside one of them.
 ///
 /// SQLite's automatic checkpoint runs in the commit that finds the WAL past 1,000 pages: that commit
@@ -64,6 +70,10 @@ final class WALCheckpointer: Sendable {
             guard !state.closed else { return }
             do {
                 if state.connection == nil {
+                    // SQLite creates a missing file: a moat.db removed under a running process must not
+                    // come back as an empty file (with the default mode) from here.
+                    var info = stat()
+                    guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
                     var configuration = Configuration()
                     configuration.label = "moat.db checkpoints"
                     configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }

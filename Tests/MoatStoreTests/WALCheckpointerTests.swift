@@ -55,6 +55,19 @@ import Testing
         #expect(try again.integrityProblems().isEmpty)
     }
 
+    @Test("a checkpoint asked for after moat.db was removed does not create the file again")
+    func removedFileStaysRemoved() async throws {
+        let temp = TemporaryDirectory()
+        let path = temp.file("moat.db")
+        let database = try MoatDatabase(path: path, migrations: Self.migrations)
+        try await database.pool.write { db in try db.execute(sql: "INSERT INTO blobs (x) VALUES (zeroblob(1000))") }
+        try FileManager.default.removeItem(atPath: path)
+        database.checkpointer.request()
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(!FileManager.default.fileExists(atPath: path))
+        #expect(database.checkpointer.completed.load(ordering: .relaxed) == 0)
+    }
+
     @Test("a closed database's checkpointer runs nothing, and commits below the threshold ask for none")
     func closedRunsNothing() async throws {
         let temp = TemporaryDirectory()
