@@ -136,13 +136,21 @@ extension Agent {
         return name
     }
 
+    /// The turn's route inputs: as the message's commit left them, else read once for the turn.
+    nonisolated func routeInputs(_ state: inout TurnState) async throws -> ConversationStore.RouteInputs {
+        if let inputs = state.routeInputs { return inputs }
+        let inputs = try await store.routeInputs(state.conversation)
+        state.routeInputs = inputs
+        return inputs
+    }
+
     /// One model round through the turn's route: the reply and the provider that gave it, or the
     /// outcome of a turn that no provider may or can answer.
     nonisolated func routedRound(_ request: ModelRequest, _ state: inout TurnState, day: String) async throws
         -> RoundResult
     {
         if state.route == nil {
-            guard let route = try await resolveRoute(state) else {
+            guard let route = try await resolveRoute(&state) else {
                 state.rounds -= 1
                 return .stopped(try await noProvider(state))
             }
@@ -250,10 +258,10 @@ extension Agent {
 
     /// The turn's route with the providers its principal may not use left out (audited); nil when none
     /// remains.
-    private nonisolated func resolveRoute(_ state: TurnState) async throws -> TurnRoute? {
-        let channel = try await store.conversation(state.conversation)?.channel ?? ""
-        let chosen = try await store.route(state.conversation)
-        let (names, key) = routing.route(for: state.principal, channel: channel, chosen: chosen)
+    private nonisolated func resolveRoute(_ state: inout TurnState) async throws -> TurnRoute? {
+        let inputs = try await routeInputs(&state)
+        let channel = inputs.channel
+        let (names, key) = routing.route(for: state.principal, channel: channel, chosen: inputs.chosen)
         let allowed = names.filter { routing.members[$0]?.settings.allows(state.principal, channel: channel) == true }
         if allowed.count < names.count {
             try await record(
@@ -269,9 +277,9 @@ extension Agent {
 
     /// Stops a turn whose route holds no provider its principal may use; the owner is told how to fix it.
     private nonisolated func noProvider(_ state: TurnState) async throws -> TurnOutcome {
-        let channel = try await store.conversation(state.conversation)?.channel ?? ""
-        let chosen = try await store.route(state.conversation)
-        let (names, key) = routing.route(for: state.principal, channel: channel, chosen: chosen)
+        var state = state
+        let inputs = try await routeInputs(&state)
+        let (names, key) = routing.route(for: state.principal, channel: inputs.channel, chosen: inputs.chosen)
         let stop = BudgetStop(
             limit: .noProvider,
             message: "Moat stopped this turn: no model provider is available to this sender; the owner was told.")

@@ -25,6 +25,8 @@ struct TurnState: Sendable {
     var observer: TurnObserver?
     /// The providers the turn may use and the one that answered (Agent+Routing.swift).
     var route: TurnRoute?
+    /// What the route is chosen from, once read (or as the message's commit stored it).
+    var routeInputs: ConversationStore.RouteInputs?
 
     init(
         conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
@@ -66,7 +68,7 @@ extension Agent {
                 return try await stopTurn(state, stop)
             }
             state.rounds += 1
-            let window = try await contextWindow(state)
+            let window = try await contextWindow(&state)
             let request = ModelRequest(messages: window.messages, tools: schemas)
             let reply: ModelReply
             let provider: String
@@ -186,10 +188,10 @@ extension Agent {
     }
 
     /// The round's messages fitted to the context budget (``ContextWindow``).
-    nonisolated func contextWindow(_ state: TurnState) async throws -> ContextWindow {
+    nonisolated func contextWindow(_ state: inout TurnState) async throws -> ContextWindow {
+        let budget = try await contextBudget(&state)
         switch ContextWindow.fit(
-            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas,
-            budget: try await contextBudget(state))
+            systemPrompt: settings.systemPrompt, history: state.messages, tools: schemas, budget: budget)
         {
         case .success(let window): return window
         case .failure(let overflow):
@@ -200,12 +202,11 @@ extension Agent {
     /// The budget of a round: the smallest `context_tokens` among the providers that may answer it (the
     /// one that answered the turn, else the turn's route), each provider's own or `agent.context_tokens`.
     /// The same request goes to a fallback, so it must fit every provider it may reach.
-    nonisolated func contextBudget(_ state: TurnState) async throws -> Int {
+    nonisolated func contextBudget(_ state: inout TurnState) async throws -> Int {
         var names = state.route.map { route in route.answered.map { [$0] } ?? route.candidates }
         if names == nil {
-            let channel = try await store.conversation(state.conversation)?.channel ?? ""
-            let chosen = try await store.route(state.conversation)
-            names = routing.route(for: state.principal, channel: channel, chosen: chosen).names
+            let inputs = try await routeInputs(&state)
+            names = routing.route(for: state.principal, channel: inputs.channel, chosen: inputs.chosen).names
         }
         let budgets = (names ?? []).compactMap { name in
             routing.members[name].map {

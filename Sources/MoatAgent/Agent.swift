@@ -228,6 +228,7 @@ public actor Agent {
         var state = try await newTurn(
             conversation: message.conversation, turn: turn, principal: principal, started: started)
         state.observer = observer
+        if case .opened(_, let inputs) = opening { state.routeInputs = inputs }
         await onAccepted?()
         return try await runRounds(&state)
     }

@@ -73,9 +73,18 @@ struct ConversationStore: Sendable {
         self.writer = audit
     }
 
+    /// What a turn's route is chosen from (``ProviderRouting/route(for:channel:chosen:)``): the verified
+    /// conversation's channel ("" when it has none or fails its MAC) and the provider the owner chose
+    /// when it opened. Neither changes once the conversation exists.
+    struct RouteInputs: Sendable, Equatable {
+        let channel: String
+        let chosen: String?
+    }
+
     /// Where a message opens its turn.
     enum Opening: Sendable {
-        case opened(ConversationRow)
+        /// The conversation, and its route inputs as this transaction stored or found them.
+        case opened(ConversationRow, RouteInputs)
         case duplicate
         case otherOwner
         case tampered
@@ -117,7 +126,10 @@ struct ConversationStore: Sendable {
                 existing.map(Self.conversation)
                 ?? ConversationRow(
                     id: message.conversation, channel: message.channel, principal: principal, createdAt: now)
-            if existing == nil {
+            var chosen = route
+            if existing != nil {
+                chosen = try Self.route(conversation.id, db)
+            } else {
                 try db.cachedStatement(
                     sql:
                         "INSERT INTO agent_conversations (id, channel, principal, created_at, mac) VALUES (?, ?, ?, ?, ?)"
@@ -130,7 +142,21 @@ struct ConversationStore: Sendable {
             try Self.insert(
                 [StoredMessage(turn: turn, message: ChatMessage(role: .user, content: message.text))],
                 conversation: message.conversation, now: now, db)
-            return .opened(conversation)
+            return .opened(conversation, RouteInputs(channel: conversation.channel, chosen: chosen))
+        }
+    }
+
+    /// The route inputs of `conversation`, read together.
+    func routeInputs(_ conversation: String) async throws -> RouteInputs {
+        let authenticator = self.authenticator
+        return try await database.pool.read { db in
+            let row = try Row.fetchOne(
+                db.cachedStatement(sql: "SELECT * FROM agent_conversations WHERE id = ?"), arguments: [conversation])
+            let channel = row.flatMap { row in
+                let stored = Self.conversation(row)
+                return authenticator.verify(row["mac"], of: stored) ? stored.channel : nil
+            }
+            return RouteInputs(channel: channel ?? "", chosen: try Self.route(conversation, db))
         }
     }
 
@@ -219,11 +245,13 @@ struct ConversationStore: Sendable {
 
     /// The provider the owner chose for `conversation` when it opened, if any.
     func route(_ conversation: String) async throws -> String? {
-        try await database.pool.read { db in
-            try String.fetchOne(
-                db.cachedStatement(sql: "SELECT provider FROM agent_conversation_routes WHERE conversation = ?"),
-                arguments: [conversation])
-        }
+        try await database.pool.read { db in try Self.route(conversation, db) }
+    }
+
+    private static func route(_ conversation: String, _ db: Database) throws -> String? {
+        try String.fetchOne(
+            db.cachedStatement(sql: "SELECT provider FROM agent_conversation_routes WHERE conversation = ?"),
+            arguments: [conversation])
     }
 
     /// Records that the owner is being told `provider` reached its daily limit on `day`; false when

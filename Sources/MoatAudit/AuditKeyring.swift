@@ -18,7 +18,7 @@ public enum AuditKeyring {
         try AuditKeys(
             fingerprintSecret: try vault.internalKey(named: fingerprintKeyName),
             signingSeed: try vault.internalKey(named: signingKeyName),
-            scrub: { vault.scrub($0) })
+            scrub: { vault.scrub($0) }, scrubbing: { vault.scrubber() })
     }
 
     /// Fresh keys for a vault about to be created (``UnlockedVault/create(paths:password:parameters:seed:now:record:)``

@@ -262,7 +262,7 @@ public actor AuditLog {
         throws -> T
     {
         let deferred = durability == .withNextCommit
-        try db.execute(sql: deferred ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL")
+        try db.cachedStatement(sql: deferred ? "PRAGMA synchronous = NORMAL" : "PRAGMA synchronous = FULL").execute()
         var result: T?
         let outcome = Result {
             try db.inTransaction {
@@ -272,8 +272,8 @@ public actor AuditLog {
         }
         if deferred {
             // Outside any transaction now (inTransaction commits or rolls back), where the mode may change.
-            try db.execute(sql: "PRAGMA synchronous = FULL")
-            guard try Int.fetchOne(db, sql: "PRAGMA synchronous") == 2 else {
+            try db.cachedStatement(sql: "PRAGMA synchronous = FULL").execute()
+            guard try Int.fetchOne(db.cachedStatement(sql: "PRAGMA synchronous")) == 2 else {
                 throw AuditError(.appendFailed, "moat.db's writer could not be set back to synchronous=FULL")
             }
         }
@@ -295,14 +295,15 @@ public actor AuditLog {
         let parts: [Work]
         let time: String
         let interval: Int64
-        let signingKey: Curve25519.Signing.PrivateKey
+        /// The signing key is taken out of them only for a checkpoint (once every `interval` entries).
+        let keys: AuditKeys
         let origin: String
 
         init(log: AuditLog, parts: [Work]) {
             self.parts = parts
             self.time = AuditLog.timestamp(log.now())
             self.interval = log.checkpointInterval
-            self.signingKey = log.keys.signingKey
+            self.keys = log.keys
             self.origin = log.origin
         }
 
@@ -374,7 +375,7 @@ public actor AuditLog {
                         origin: origin,
                         count: sequence,
                         head: hash,
-                        signingKey: signingKey
+                        signingKey: keys.signingKey
                     )
                     try AuditStore.insert(checkpoint, createdAt: time, db)
                 }
@@ -386,7 +387,9 @@ public actor AuditLog {
     }
 
     static func head(_ db: Database) throws -> (Int64, String) {
-        if let row = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1") {
+        if let row = try Row.fetchOne(
+            db.cachedStatement(sql: "SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1"))
+        {
             return (row[0], row[1])
         }
         return (0, AuditChain.genesis)
@@ -408,12 +411,13 @@ public actor AuditLog {
 /// The SQL of the audit tables, in one place.
 enum AuditStore {
     static func insert(_ entry: AuditEntry, _ db: Database) throws {
-        try db.execute(
+        try db.cachedStatement(
             sql: """
                 INSERT INTO audit_entries
                   (seq, time, actor, action, target, source_ip, user_agent, outcome, metadata, prev_hash, hash)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
+                """
+        ).execute(
             arguments: [
                 entry.sequence, entry.time, entry.actor, entry.action, entry.target, entry.sourceIP,
                 entry.userAgent, entry.outcome, entry.metadata, entry.previousHash, entry.hash,
@@ -428,7 +432,8 @@ enum AuditStore {
         try insert(entry, db)
         let inserted = db.changesCount
         let stored = try Row.fetchAll(
-            db, sql: "SELECT \(columns) FROM audit_entries WHERE seq >= ? ORDER BY seq", arguments: [entry.sequence]
+            db.cachedStatement(sql: "SELECT \(columns) FROM audit_entries WHERE seq >= ? ORDER BY seq"),
+            arguments: [entry.sequence]
         ).map(Self.entry(_:))
         guard inserted == 1, stored == [entry] else {
             throw AuditError(

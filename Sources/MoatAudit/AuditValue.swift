@@ -49,7 +49,7 @@ public enum AuditValue: Sendable, Equatable, ExpressibleByStringInterpolation, E
             out += "]"
         case .object(let members):
             out += "{"
-            let keys = members.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+            let keys = members.keys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
             for (index, key) in keys.enumerated() {
                 if index > 0 { out += "," }
                 Self.writeString(key, to: &out)

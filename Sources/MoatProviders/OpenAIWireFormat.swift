@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 
 // The OpenAI chat-completions wire format (also served by Ollama, llama.cpp server, vLLM and LM Studio):
 // what Moat sends and the parts of the answers it reads. Unknown fields are ignored, as the API's
@@ -39,6 +40,49 @@ struct ChatCompletionRequest: Encodable {
     }
 }
 
+extension ChatCompletionRequest: WrittenJSON {
+    /// The members `encode(to:)` writes, in a fixed order (model, messages, tools, tool_choice, stream,
+    /// stream_options, max_tokens), written straight to bytes: a round carries the conversation's whole
+    /// window, and `JSONEncoder`'s tree of boxes for it was one of the gateway's largest costs per
+    /// message. Strings are escaped as `JSONEncoder` with `.withoutEscapingSlashes` escapes them
+    /// (``JSONText/appendQuoted(_:to:)``); the tool schemas still go through `JSONEncoder`.
+    func json() throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(messages.reduce(256) { $0 + $1.message.content.utf8.count + 64 })
+        out += Array(#"{"model":"#.utf8)
+        JSONText.appendQuoted(model, to: &out)
+        out += Array(#","messages":["#.utf8)
+        for (index, message) in messages.enumerated() {
+            if index > 0 { out.append(UInt8(ascii: ",")) }
+            message.write(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        if let tools {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.withoutEscapingSlashes]
+            out += Array(#","tools":"#.utf8)
+            out += try encoder.encode(tools)
+        }
+        if let toolChoice {
+            out += Array(#","tool_choice":"#.utf8)
+            JSONText.appendQuoted(toolChoice, to: &out)
+        }
+        out += Array((stream ? #","stream":true"# : #","stream":false"#).utf8)
+        if let streamOptions {
+            out += Array(
+                (#","stream_options":{"include_usage":"# + (streamOptions.includeUsage ? "true}" : "false}")).utf8)
+        }
+        if let maxTokens { out += Array(#","max_tokens":\#(maxTokens)"#.utf8) }
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+}
+
+/// A request body that writes its own JSON (the same document `JSONEncoder` would make of it).
+protocol WrittenJSON {
+    func json() throws -> [UInt8]
+}
+
 /// A tool whose `parameters` are not a JSON object (a programming error in the tool, not model input).
 struct ToolParametersError: Error {
     let tool: String
@@ -65,6 +109,33 @@ struct WireMessage: Encodable {
             try container.encode(message.toolCalls.map(WireOutgoingCall.init), forKey: .toolCalls)
         }
         if let id = message.toolCallID { try container.encode(id, forKey: .toolCallID) }
+    }
+
+    /// What ``encode(to:)`` writes, as bytes (``ChatCompletionRequest/json()``).
+    func write(to out: inout [UInt8]) {
+        out += Array(#"{"role":"#.utf8)
+        JSONText.appendQuoted(message.role.rawValue, to: &out)
+        out += Array(#","content":"#.utf8)
+        JSONText.appendQuoted(message.content, to: &out)
+        if !message.toolCalls.isEmpty {
+            out += Array(#","tool_calls":["#.utf8)
+            for (index, call) in message.toolCalls.enumerated() {
+                if index > 0 { out.append(UInt8(ascii: ",")) }
+                out += Array(#"{"id":"#.utf8)
+                JSONText.appendQuoted(call.id, to: &out)
+                out += Array(#","type":"function","function":{"name":"#.utf8)
+                JSONText.appendQuoted(call.name, to: &out)
+                out += Array(#","arguments":"#.utf8)
+                JSONText.appendQuoted(call.arguments, to: &out)
+                out += Array("}}".utf8)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        if let id = message.toolCallID {
+            out += Array(#","tool_call_id":"#.utf8)
+            JSONText.appendQuoted(id, to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
     }
 }
 

@@ -50,9 +50,11 @@ struct ProviderEndpoint: Sendable {
     /// programming error in the tool, reported as a configuration problem).
     func encode<Body: Encodable>(_ make: () throws(ToolParametersError) -> Body) throws(ProviderError) -> [UInt8] {
         do {
+            let body = try make()
+            if let written = body as? any WrittenJSON { return try written.json() }
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.withoutEscapingSlashes]
-            return Array(try encoder.encode(try make()))
+            return Array(try encoder.encode(body))
         } catch let error as ToolParametersError {
             throw ProviderError(
                 .configuration,

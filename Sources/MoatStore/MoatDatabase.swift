@@ -24,6 +24,8 @@ public final class MoatDatabase: Sendable {
     public let path: String
     /// Every migration of this installation, in order: what the file is migrated to and checked against.
     let migrator: DatabaseMigrator
+    /// The writer's WAL checkpoints, run beside its commits (``WALCheckpointer``).
+    let checkpointer: WALCheckpointer
 
     /// Opens (creating if needed, mode 0600) and migrates the database at `path`.
     ///
@@ -36,6 +38,8 @@ public final class MoatDatabase: Sendable {
         self.path = path
         let migrator = DatabaseMigrator(migrations)
         self.migrator = migrator
+        let checkpointer = WALCheckpointer(path: path)
+        self.checkpointer = checkpointer
         var existedBefore = stat()
         let isNew = lstat(path, &existedBefore) != 0 || existedBefore.st_size == 0
         try FileModes.createPrivateFile(path)
@@ -60,7 +64,10 @@ public final class MoatDatabase: Sendable {
         do {
             // GRDB sets synchronous=NORMAL on the writer when it enables WAL; the audit log's durability
             // promise needs FULL on the one connection that commits.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            try pool.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA synchronous = FULL")
+                checkpointer.install(on: db)
+            }
             try pool.write { db in
                 if try migrator.hasBeenSuperseded(db) {
                     throw StoreError(
@@ -86,7 +93,12 @@ public final class MoatDatabase: Sendable {
             try watch.connection?.close()
             watch = (nil, true)
         }
+        checkpointer.close()
         try pool.close()
+    }
+
+    deinit {
+        checkpointer.close()
     }
 
     /// The change watch once opened, and whether the database was closed (then none is opened again: a

@@ -329,6 +329,14 @@ public final class UnlockedVault: Sendable {
         return scrubber.scrub(text)
     }
 
+    /// ``scrub(_:)`` for several texts of one moment (the fields of one audit entry): the vault file is
+    /// checked for changes once, now, and the function returned scrubs with the values it then held.
+    public func scrubber() -> @Sendable (String) -> String {
+        _ = try? refreshIfChanged()
+        let scrubber = state.withLock { $0.scrubber }
+        return { scrubber.scrub($0) }
+    }
+
     /// For text that arrives in pieces (a streamed model reply): `text` scrubbed up to the first place
     /// where a vault value may begin that `text` ends inside of, and that rest (`held`), which the caller
     /// prepends to the next piece; the last `held` goes through ``scrub(_:)``. A value split across

@@ -99,3 +99,64 @@ import Testing
         #expect(assembler.add(try delta(999, id: "extra", name: "n"), position: 0, streaming: true) != nil)
     }
 }
+
+@Suite struct ChatCompletionRequestTests {
+    /// The same document, member for member, whatever the order of the members.
+    static func parsed(_ bytes: [UInt8]) throws -> NSDictionary {
+        try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? NSDictionary)
+    }
+
+    static func encoded(_ request: ChatCompletionRequest) throws -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return Array(try encoder.encode(request))
+    }
+
+    @Test("the written request body is the document JSONEncoder makes of it, for every kind of message and option")
+    func sameDocument() throws {
+        var odd = ""
+        for value in 0..<0x80 { odd.unicodeScalars.append(Unicode.Scalar(value)!) }
+        odd += "é😀\u{2028}/path\\"
+        let messages = [
+            ChatMessage(role: .system, content: "you are \"careful\"\n"),
+            ChatMessage(role: .user, content: odd),
+            ChatMessage(
+                role: .assistant, content: "",
+                toolCalls: [
+                    ToolCall(id: "call_1", name: "read_file", arguments: #"{"path":"a/b.txt"}"#),
+                    ToolCall(id: "call_2", name: "shell", arguments: "{\"command\":\"ls\\n\"}"),
+                ]),
+            ChatMessage(role: .tool, content: "file\tcontents\u{0}", toolCallID: "call_1"),
+            ChatMessage(role: .tool, content: "", toolCallID: "call_2"),
+            ChatMessage(role: .assistant, content: "done"),
+        ]
+        let tools = [
+            ToolSchema(
+                name: "read_file", description: "Reads a file",
+                parameters: #"{"type":"object","properties":{"path":{"type":"string"}},"required":["path"]}"#)
+        ]
+        for (withTools, stream, maxTokens) in [
+            (true, true, 512), (false, false, nil), (true, false, nil), (false, true, 1),
+        ] {
+            let request = try ChatCompletionRequest(
+                model: "llama3.1:8b \"q4\"", request: ModelRequest(messages: messages, tools: withTools ? tools : []),
+                stream: stream, maxTokens: maxTokens)
+            let written = try request.json()
+            #expect(try Self.parsed(written) == Self.parsed(Self.encoded(request)))
+            #expect(!String(decoding: written, as: UTF8.self).contains("\\/"))
+        }
+    }
+
+    @Test("an empty conversation and a message of every role alone still make the encoder's document")
+    func small() throws {
+        for role in [ChatMessage.Role.system, .user, .assistant, .tool] {
+            let request = try ChatCompletionRequest(
+                model: "m", request: ModelRequest(messages: [ChatMessage(role: role, content: "x")], tools: []),
+                stream: false, maxTokens: nil)
+            #expect(try Self.parsed(request.json()) == Self.parsed(Self.encoded(request)))
+        }
+        let empty = try ChatCompletionRequest(
+            model: "", request: ModelRequest(messages: [], tools: []), stream: true, maxTokens: 0)
+        #expect(try Self.parsed(empty.json()) == Self.parsed(Self.encoded(empty)))
+    }
+}

@@ -47,6 +47,19 @@ import Testing
         #expect(byPassword.scrub("kept value") == "[secret:KEEP]")
     }
 
+    @Test("a scrubber taken after another process added a value scrubs it; one taken before keeps its moment")
+    func scrubberFollowsOtherWriters() throws {
+        let fixture = VaultFixture()
+        let server = try fixture.create()
+        let cli = try UnlockedVault.open(paths: fixture.paths, password: secret("correct horse battery"))
+        let before = server.scrubber()
+        try cli.add("FROM_CLI", value: secret("cli value 1"), policy: .none)
+        #expect(before("the value cli value 1") == "the value cli value 1")
+        let after = server.scrubber()
+        #expect(after("the value cli value 1") == "the value [secret:FROM_CLI]")
+        #expect(after("the value cli value 1") == server.scrub("the value cli value 1"))
+    }
+
     @Test("no temporary files are left behind, and the lock file is private")
     func tidy() throws {
         let fixture = VaultFixture()

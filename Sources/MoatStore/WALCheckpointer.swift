@@ -1,0 +1,99 @@
+import Dispatch
+import GRDB
+import GRDBSQLite
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+
+/// Runs the WAL's checkpoints beside the commits of `moat.db` instead of inside one of them.
+///
+/// SQLite's automatic checkpoint runs in the commit that finds the WAL past 1,000 pages: that commit
+/// (an agent turn's, an API request's) also copies the WAL into the database file and fsyncs it, so about
+/// one agent message in fifty paid one more fsync and a few hundred page writes (the agent benchmark's
+/// p99, Docs/Performance.md). Here the writer's automatic checkpoint is replaced (`sqlite3_wal_hook`,
+/// which is how SQLite implements `wal_autocheckpoint` too) by a hook that, past the same 1,000 pages,
+/// asks for a PASSIVE checkpoint on a connection of its own, on a background thread; it copies what no
+/// reader still needs without blocking the writer or the readers, and a later commit past the threshold
+/// asks again for what is left.
+///
+/// Durability does not change: a commit is durable once the WAL is fsynced (`synchronous=FULL`); a
+/// checkpoint only copies committed pages into the main file, fsyncing the WAL before and the main file
+/// after, before the WAL is written over.
+final class WALCheckpointer: Sendable {
+    /// The WAL size (pages) past which a checkpoint is asked for: SQLite's default.
+    static let pages: Int32 = 1000
+
+    let path: String
+    /// The checkpointing connection, opened on first use; none once the database is closed.
+    private let state = Mutex<(connection: DatabaseQueue?, closed: Bool)>((nil, false))
+    /// A checkpoint is queued or running: commits meanwhile do not queue another.
+    private let requested = Atomic<Bool>(false)
+    /// Checkpoints run so far (for tests).
+    let completed = Atomic<Int>(0)
+
+    init(path: String) {
+        self.path = path
+    }
+
+    /// Replaces the automatic checkpoint of `db` (the pool's writer) by this one. The hook keeps the
+    /// checkpointer alive for good (a pool may outlive its ``MoatDatabase``): one small object per open,
+    /// whose connection ``close()`` closes.
+    func install(on db: Database) {
+        let context = Unmanaged.passRetained(self).toOpaque()
+        sqlite3_wal_hook(
+            db.sqliteConnection,
+            { context, _, _, pages in
+                if pages >= WALCheckpointer.pages, let context {
+                    Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().request()
+                }
+                return SQLITE_OK
+            }, context)
+    }
+
+    /// Queues one checkpoint on a background thread, unless one is queued or running.
+    func request() {
+        guard !requested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        DispatchQueue.global(qos: .utility).async { [self] in
+            defer { requested.store(false, ordering: .releasing) }
+            run()
+        }
+    }
+
+    /// One PASSIVE checkpoint; a failure (the file is busy, gone, or read-only) leaves the WAL to the
+    /// next request, as SQLite's own automatic checkpoint does.
+    private func run() {
+        state.withLock { state in
+            guard !state.closed else { return }
+            do {
+                if state.connection == nil {
+                    // SQLite creates a missing file: a moat.db removed under a running process must not
+                    // come back as an empty file (with the default mode) from here.
+                    var info = stat()
+                    guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { return }
+                    var configuration = Configuration()
+                    configuration.label = "moat.db checkpoints"
+                    configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+                    state.connection = try DatabaseQueue(path: path, configuration: configuration)
+                }
+                try state.connection?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                completed.add(1, ordering: .relaxed)
+            } catch {
+                // Left to the next commit past the threshold.
+            }
+        }
+    }
+
+    /// Closes the checkpointing connection; no checkpoint runs after this (one running is waited for).
+    func close() {
+        let connection = state.withLock { state in
+            state.closed = true
+            defer { state.connection = nil }
+            return state.connection
+        }
+        try? connection?.close()
+    }
+}
