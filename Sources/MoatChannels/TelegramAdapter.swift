@@ -10,10 +10,11 @@ import Synchronization
 /// user id, the conversation the private chat's id, the idempotency key `telegram:UPDATE_ID`, the cursor
 /// `UPDATE_ID + 1`. A tap on an Approve/Deny button (`callback_data` `approve:ID` / `deny:ID`) becomes a
 /// message whose text is the prompt's reference (`approve ID` / `deny ID`): the router alone decides
-/// whether the tapping account is the owner's. The tap is answered (`answerCallbackQuery`) and, once the
-/// owner's decision was carried out, the buttons are removed. Every other update (a group message, an
-/// edit, a photo, a button Moat did not make) only moves the cursor, and its reason goes to the log. In
-/// webhook mode the route
+/// whether the tapping account is the owner's. The router claims the owner's decision and runs the call
+/// after `deliver` returns, so the tap is answered (`answerCallbackQuery`, "Approving…") and its buttons
+/// removed at once; the result follows as a message. A second tap on a decided approval is answered with
+/// why nothing was done. Every other update (a group message, an edit, a photo, a button Moat did not
+/// make) only moves the cursor, and its reason goes to the log. In webhook mode the route
 /// (`POST /hooks/telegram/updates`) hands each update to ``receive(_:)``, which takes the same path.
 ///
 /// **Start.** Polling mode calls `deleteWebhook` once per process (Telegram answers `getUpdates` with 409
@@ -141,16 +142,18 @@ public struct TelegramAdapter: ChannelAdapter {
                 channel: channel, senderID: String(tap.sender.id), conversation: String(tap.chatID),
                 text: choice == .approve ? prompt.approveReference : prompt.denyReference, idempotencyKey: key,
                 cursor: cursor))
+        // `deliver` returns once the decision is claimed (the call runs after): the tap is answered now, so the
+        // owner's client stops its spinner, and the result follows as a message.
         switch outcome {
         case .ownerCommand:
-            await answer(tap, choice == .approve ? "Approve sent." : "Deny sent.")
+            await answer(tap, choice == .approve ? "Approving…" : "Denying…")
             do {
                 try await bot.editMessageReplyMarkup(chatID: tap.chatID, messageID: tap.messageID, keyboard: nil)
             } catch {
                 report("the buttons of a decided Telegram approval could not be removed: \(error.message)")
             }
         case .refused(let reason):
-            await answer(tap, "Refused: \(reason)")
+            await answer(tap, "Not done: \(reason)")
         default:
             await answer(tap, nil)
         }

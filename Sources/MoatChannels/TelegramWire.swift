@@ -191,15 +191,6 @@ public struct TelegramWebhookInfo: Sendable, Hashable, Decodable {
     public let lastErrorMessage: String?
     public let allowedUpdates: [String]?
 
-    public init(
-        url: String, pendingUpdateCount: Int = 0, lastErrorMessage: String? = nil, allowedUpdates: [String]? = nil
-    ) {
-        self.url = url
-        self.pendingUpdateCount = pendingUpdateCount
-        self.lastErrorMessage = lastErrorMessage
-        self.allowedUpdates = allowedUpdates
-    }
-
     enum CodingKeys: String, CodingKey {
         case url
         case pendingUpdateCount = "pending_update_count"

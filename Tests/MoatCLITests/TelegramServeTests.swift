@@ -150,8 +150,12 @@ import Testing
         #expect(model.requests.last?.body.contains("groceries") == true)
         try await Self.eventually { telegram.sentMessages.first { $0.id == prompt.id }?.markup == nil }
         telegram.tap(by: Self.owner, messageID: prompt.id, data: "approve:\(approvalID)")
-        try await Self.eventually { Self.texts(telegram, to: Self.owner).last?.hasPrefix("Not done") == true }
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).contains { $0.hasPrefix("Not done") } }
         #expect(model.requests.count == 3)
+        // The owner's taps were answered: the first at once ("Approving…"), the second with why nothing ran.
+        let answers = telegram.calls("answerCallbackQuery").map { $0.parameters["text"] ?? "" }
+        #expect(answers.count == 3 && answers[1] == "Approving…", "\(answers)")
+        #expect(answers.last?.hasPrefix("Not done: approval \(approvalID)") == true, "\(answers)")
         let (status, log) = server.stop()
         #expect(status == 0)
         #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
