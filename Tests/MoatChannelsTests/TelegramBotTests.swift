@@ -194,6 +194,11 @@ import Testing
         let lines = String(repeating: "a", count: 4000) + "\n" + String(repeating: "b b ", count: 50)
         #expect(
             TelegramText.split(lines) == [String(repeating: "a", count: 4000), String(repeating: "b b ", count: 50)])
+        // A link (an entity Telegram finds by itself) across the limit moves whole to the next piece.
+        let url = "https://example.org/a/path/straddling/the/limit"
+        let straddling = String(repeating: "a ", count: 2040) + url  // the link starts at unit 4080
+        let around = TelegramText.split(straddling)
+        #expect(around.count == 2 && around.last == url && around[0].utf16.count == 4079)
         #expect(TelegramText.split("one two three", limit: 8) == ["one two", "three"])
         #expect(TelegramText.split("  \n  ").isEmpty)
         #expect(TelegramText.split("short") == ["short"])
