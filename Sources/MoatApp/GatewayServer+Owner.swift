@@ -85,7 +85,7 @@ extension GatewayServer {
             authority: authority, database: state.database, tailscale: tailscale, tls: bind.tls != nil,
             mode: configuration.authMode,
             liveTokens: LiveTokenIssuer(key: authority.liveTokenKey, audience: "moat:" + installation),
-            setupLinkFile: setupLinkFile)
+            setupLinkFile: setupLinkFile, tailscaleProxyUID: configuration.tailscaleProxyUID)
         let linkFile = setupLinkFile
         return OwnerAccess(
             auth: auth,

@@ -30,6 +30,8 @@ public struct GatewayServer: Sendable {
     /// Where the configuration came from (a path, or "defaults").
     public var configurationSource: String { installation.configurationSource }
     public let bind: BindPolicy.Decision
+    /// The options `prepare` was given: the console's overview runs `moat doctor`'s checks with them.
+    var options: Options?
     /// A connection is closed after this long without a complete request part or an answer (which also
     /// bounds how long a request head may take to arrive).
     public static let idleTimeout: TimeAmount = .seconds(30)
@@ -43,7 +45,7 @@ public struct GatewayServer: Sendable {
     ) throws(GatewayError) -> GatewayServer {
         let installation = try Installation.locate(options)
         let bind = try BindPolicy.evaluate(installation.configuration.http, resolver: resolver)
-        return GatewayServer(installation: installation, bind: bind)
+        return GatewayServer(installation: installation, bind: bind, options: options)
     }
 
     /// Creates the state directories, refuses unsafe file modes, and opens the database.
@@ -101,9 +103,19 @@ public struct GatewayServer: Sendable {
                 webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
             }
         }
+        let postureOptions = options
+        let console = ConsoleSources(
+            posture: postureOptions.map { options in
+                { @Sendable in
+                    PostureCheck.run(options).map {
+                        ConsoleSources.Finding(
+                            check: $0.check, status: $0.status.rawValue, message: $0.message, fix: $0.fix)
+                    }
+                }
+            })
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
-            telegram: telegram)
+            telegram: telegram, console: console)
         let ownerAuth = auth
         let limiter = ConnectionLimiter(limit: ConnectionLimiter.cap(openFiles: openFiles), logger: logger)
         let http1 = limiter.http1Configuration(idleTimeout: Self.idleTimeout)

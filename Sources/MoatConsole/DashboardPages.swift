@@ -1,4 +1,6 @@
-/// The markup, script and style of the owner's pages (served by ``DashboardRoutes``).
+/// The markup, script and style of the owner's pages (served by ``DashboardRoutes`` and
+/// ``ConsoleRoutes``). The markup here is static; the console's data pages are Mustache templates
+/// (``ConsoleTemplates``).
 enum DashboardPages {
     static let setup = """
         <section id="setup">
@@ -26,10 +28,9 @@ enum DashboardPages {
         </section>
         """
 
-    static let dashboard = """
+    static let settings = """
         <section id="owner" hidden>
-        <p>Logged in as <strong id="owner-name"></strong> (<span id="owner-via"></span>).
-        <button id="logout">Log out</button></p>
+        <p>Logged in through <span id="owner-via"></span>.</p>
         </section>
         <section id="totp" hidden>
         <h2>Two-factor login (TOTP)</h2>
@@ -69,16 +70,74 @@ enum DashboardPages {
         """
 
     static let style = """
-        body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 60rem; padding: 0 1rem; color: #1b1f24; }
+        :root { --ink: #1b1f24; --muted: #4a5360; --line: #d0d7de; --ok: #116329; --bad: #a40e26; --warn: #7d4e00; --link: #0a4fb3; }
+        * { box-sizing: border-box; }
+        body { font-family: system-ui, sans-serif; margin: 0; color: var(--ink); background: #fff; line-height: 1.45; }
+        header.top { display: flex; flex-wrap: wrap; align-items: center; gap: 0.5rem 1.5rem; padding: 0.6rem 1rem; border-bottom: 1px solid var(--line); background: #f6f8fa; }
+        header.top .brand { font-weight: 700; font-size: 1.2rem; color: var(--ink); text-decoration: none; }
+        nav ul { display: flex; flex-wrap: wrap; gap: 0.25rem 1rem; list-style: none; margin: 0; padding: 0; }
+        nav a { color: var(--link); text-decoration: none; padding: 0.2rem 0; }
+        nav a[aria-current="page"] { color: var(--ink); font-weight: 700; border-bottom: 2px solid var(--ink); }
+        .who { margin-left: auto; font-size: 0.9rem; color: var(--muted); }
+        main { margin: 1.5rem auto; max-width: 60rem; padding: 0 1rem; }
+        footer { margin: 2rem auto 1rem; max-width: 60rem; padding: 0.5rem 1rem; border-top: 1px solid var(--line); font-size: 0.85rem; color: var(--muted); }
+        a:focus-visible, button:focus-visible, input:focus-visible, select:focus-visible, summary:focus-visible { outline: 3px solid #0a4fb3; outline-offset: 2px; }
         label { display: block; margin: 0.5rem 0; }
-        input, select { font: inherit; padding: 0.25rem; }
-        button { font: inherit; padding: 0.3rem 0.8rem; }
+        input, select { font: inherit; padding: 0.25rem; max-width: 100%; }
+        button { font: inherit; padding: 0.3rem 0.8rem; cursor: pointer; }
         table { border-collapse: collapse; width: 100%; }
-        th, td { text-align: left; border-bottom: 1px solid #ddd; padding: 0.25rem; font-size: 0.9rem; }
-        #message { min-height: 1.2rem; color: #a40000; }
-        #message.ok { color: #1a6b1a; }
-        code { word-break: break-all; }
+        th, td { text-align: left; border-bottom: 1px solid var(--line); padding: 0.3rem; font-size: 0.9rem; vertical-align: top; }
+        .scroll { overflow-x: auto; }
+        #message { color: var(--bad); }
+        #message:empty { display: none; }
+        #message.ok, .notice.ok { color: var(--ok); }
+        .notice { font-weight: 600; }
+        code, pre { word-break: break-all; white-space: pre-wrap; font-size: 0.85rem; }
         #totp-qr svg { width: 14rem; height: 14rem; }
+        .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(10rem, 1fr)); gap: 0.75rem; margin: 1rem 0; }
+        .card { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; }
+        .card .value { font-size: 1.6rem; font-weight: 700; display: block; }
+        .posture { list-style: none; padding: 0; }
+        .posture li { border-left: 6px solid var(--line); padding: 0.3rem 0.6rem; margin: 0.4rem 0; }
+        .posture li.pass { border-color: var(--ok); }
+        .posture li.warn { border-color: var(--warn); }
+        .posture li.fail { border-color: var(--bad); }
+        .status-pass { color: var(--ok); font-weight: 700; }
+        .status-warn { color: var(--warn); font-weight: 700; }
+        .status-fail { color: var(--bad); font-weight: 700; }
+        .fix { color: var(--muted); }
+        svg.chart { width: 100%; height: auto; max-height: 12rem; }
+        svg.chart .messages { fill: #0a4fb3; }
+        svg.chart .tools { fill: #bf8700; }
+        svg.chart .axis { stroke: var(--muted); stroke-width: 1; }
+        svg.chart text { fill: var(--muted); font-size: 10px; }
+        .legend .m { color: #0a4fb3; font-weight: 700; }
+        .legend .t { color: #8a6100; font-weight: 700; }
+        .approval { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.8rem 0; }
+        .approval h3 { margin: 0 0 0.4rem; font-size: 1.05rem; }
+        .approval dl { display: grid; grid-template-columns: max-content 1fr; gap: 0.2rem 0.8rem; margin: 0.4rem 0; }
+        .approval dt { font-weight: 600; }
+        .approval dd { margin: 0; min-width: 0; }
+        .actions { display: flex; flex-wrap: wrap; gap: 0.5rem; align-items: end; }
+        .actions form { display: flex; gap: 0.5rem; align-items: end; flex-wrap: wrap; }
+        .approve { background: #116329; color: #fff; border: 1px solid #0b4a1e; border-radius: 4px; }
+        .deny { background: #fff; color: var(--bad); border: 1px solid var(--bad); border-radius: 4px; }
+        .meta { color: var(--muted); }
+        .turn { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.8rem 0; }
+        .turn.tainted { border-left: 6px solid var(--warn); }
+        .turn h2 { font-size: 1.05rem; margin: 0 0 0.4rem; }
+        .badge-taint { display: inline-block; background: #fff1c7; color: var(--warn); border: 1px solid var(--warn); border-radius: 4px; padding: 0 0.35rem; font-size: 0.85rem; font-weight: 700; }
+        .why, .taint-cause { color: var(--warn); }
+        .messages { list-style: none; padding: 0; margin: 0.4rem 0; }
+        .message { border-left: 3px solid var(--line); padding: 0.2rem 0.6rem; margin: 0.3rem 0; }
+        .message.user { border-color: #0a4fb3; }
+        .message.tool { border-color: #bf8700; background: #fbfaf6; }
+        .message .role { font-weight: 700; font-size: 0.85rem; color: var(--muted); }
+        .message pre { margin: 0.2rem 0; }
+        .asks { margin: 0.2rem 0; }
+        .decision-pending, .decision-refused, .decision-invalid { color: var(--bad); font-weight: 600; }
+        .decision-ran, .decision-ran-reported { color: var(--ok); font-weight: 600; }
+        @media (max-width: 40rem) { .who { margin-left: 0; width: 100%; } .approval dl { grid-template-columns: 1fr; } }
         """
 
     static let script = """
@@ -175,9 +234,21 @@ enum DashboardPages {
           }
         }
 
-        async function dashboardPage() {
-          const state = await api("GET", "/api/setup");
-          if (state.required) { say("Moat has no owner yet: open the setup link printed by `moat serve`, or run `moat owner setup`."); return; }
+        // The console's forms (approve, deny) post to the page's own routes; the token goes into the form
+        // as it is sent, from this origin's storage: the pages themselves never hold it.
+        function consoleForms() {
+          for (const form of document.querySelectorAll("form[method=post]")) {
+            form.addEventListener("submit", () => {
+              for (const field of form.querySelectorAll("input[name=csrf_token]")) field.value = csrf || "";
+            });
+          }
+          const logout = $("logout");
+          if (logout) logout.addEventListener("click", async () => {
+            try { await api("POST", "/api/auth/logout"); } finally { keepCSRF(null); location.replace("/login"); }
+          });
+        }
+
+        async function settingsPage() {
           let session;
           try { session = await api("GET", "/api/auth/session"); }
           catch (error) {
@@ -185,13 +256,9 @@ enum DashboardPages {
             say(error.message); return;
           }
           if (session.csrf_token) keepCSRF(session.csrf_token);
-          $("owner-name").textContent = session.username;
           $("owner-via").textContent = session.via;
           for (const id of ["owner", "totp", "tokens", "danger", "audit"]) $(id).hidden = false;
           $("totp-state").textContent = session.totp_enabled ? "Two-factor login is on." : "Two-factor login is off.";
-          $("logout").addEventListener("click", async () => {
-            try { await api("POST", "/api/auth/logout"); } finally { keepCSRF(null); location.replace("/login"); }
-          });
           $("revoke-all").addEventListener("click", async () => {
             try { await api("POST", "/api/auth/revoke-all", {}); keepCSRF(null); location.replace("/login"); } catch (error) { say(error.message); }
           });
@@ -233,7 +300,8 @@ enum DashboardPages {
         }
 
         document.addEventListener("DOMContentLoaded", () => {
-          const pages = { setup: setupPage, login: loginPage, dashboard: dashboardPage };
+          consoleForms();
+          const pages = { setup: setupPage, login: loginPage, settings: settingsPage };
           const run = pages[document.body.dataset.page];
           if (run) run().catch((error) => say(error.message));
         });

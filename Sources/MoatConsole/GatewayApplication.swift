@@ -19,10 +19,11 @@ public enum GatewayApplication {
     ///   - operations: the owner's typed operations, for the approval and usage routes.
     ///   - webhooks: the signed webhook channel (`POST /hooks/NAME`), when it is wired to a receiver.
     ///   - telegram: Telegram's webhook mode (`POST /hooks/telegram/updates`), when it is wired to a receiver.
+    ///   - console: what the console's overview shows from the composition root (start time, posture).
     public static func makeRouter(
         hostGuard: HostGuard, auth: GatewayAuth? = nil, table: RouteTable = RouteTable(),
         agent: Agent? = nil, operations: AdminOperations? = nil, webhooks: WebhookRoutes? = nil,
-        telegram: TelegramWebhookRoutes? = nil
+        telegram: TelegramWebhookRoutes? = nil, console: ConsoleSources = ConsoleSources()
     ) -> Router<GatewayRequestContext> {
         let router = Router(context: GatewayRequestContext.self)
         router.add(middleware: RequestLogMiddleware())
@@ -37,6 +38,8 @@ public enum GatewayApplication {
             OwnerRoutes.register(on: router, auth: auth, table: table)
             LiveRoutes.register(on: router, auth: auth, table: table)
             DashboardRoutes.register(on: router)
+            ConsoleRoutes.register(
+                on: router, auth: auth, agent: agent, operations: operations, sources: console)
             if let agent { ChatRoutes.register(on: router, auth: auth, agent: agent, table: table) }
             if let operations { OperationRoutes.register(on: router, auth: auth, operations: operations, table: table) }
         }

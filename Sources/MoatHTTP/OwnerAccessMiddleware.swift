@@ -22,6 +22,9 @@ public struct GatewayAuth: Sendable {
     public let liveTokens: LiveTokenIssuer
     /// Where `moat serve` wrote the setup link (removed once setup succeeds).
     public let setupLinkFile: String?
+    /// The user tailscaled runs as (`gateway.auth.tailscale.proxy_uid`, root by default): its HTTPS
+    /// requests carry a `Secure` cookie, which the console's pages accept alone (``ConsolePageMiddleware``).
+    public let tailscaleProxyUID: UInt32
     let tailscaleAudits = TailscaleAuditThrottle()
 
     public init(
@@ -31,7 +34,8 @@ public struct GatewayAuth: Sendable {
         tls: Bool,
         mode: HTTPSettings.AuthMode,
         liveTokens: LiveTokenIssuer,
-        setupLinkFile: String? = nil
+        setupLinkFile: String? = nil,
+        tailscaleProxyUID: UInt32 = 0
     ) {
         self.authority = authority
         self.database = database
@@ -40,6 +44,7 @@ public struct GatewayAuth: Sendable {
         self.mode = mode
         self.liveTokens = liveTokens
         self.setupLinkFile = setupLinkFile
+        self.tailscaleProxyUID = tailscaleProxyUID
     }
 
     /// Whether the browser reached Moat over HTTPS: Moat's own TLS, or `tailscale serve` (or another
@@ -300,12 +305,13 @@ public struct OwnerAccessMiddleware: RouterMiddleware {
 
     /// The identity behind a request, or nil. A malformed or revoked bearer token is an error (401),
     /// not a fall-through to the cookie. Query strings are never read: tokens in URLs leak into logs.
-    func identify(_ request: Request, context: Context, at moment: AuthMoment) async throws(AuthError)
-        -> OwnerIdentity?
+    /// With `bearer` false (the console's pages) the Authorization header is not looked at.
+    func identify(_ request: Request, context: Context, at moment: AuthMoment, bearer: Bool = true)
+        async throws(AuthError) -> OwnerIdentity?
     {
         // Built only where it is recorded (audit entries), not on every request.
         let client: @Sendable () -> ClientInfo = { Self.client(request, context) }
-        if let header = request.headers[.authorization] {
+        if bearer, let header = request.headers[.authorization] {
             let parts = header.split(separator: " ", maxSplits: 1)
             guard parts.count == 2, parts[0].lowercased() == "bearer" else {
                 throw AuthError(.unauthorized, "the Authorization header must be `Bearer <API token>`")

@@ -44,7 +44,8 @@ public struct SecurityHeadersMiddleware<Context: RequestContext>: RouterMiddlewa
         headers[.crossOriginOpenerPolicy] = "same-origin"
         headers[.crossOriginResourcePolicy] = "same-origin"
         headers[.permissionsPolicy] = Self.permissionsPolicy
-        if path == "/api" || path.hasPrefix("/api/") || path == "/setup" || path == "/login" || path == "/" {
+        // Everything but the console's content-hashed assets is private and current: never stored.
+        if !path.hasPrefix("/assets/") {
             headers[.cacheControl] = "no-store"
         }
         if tls {

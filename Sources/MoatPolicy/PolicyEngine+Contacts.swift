@@ -274,9 +274,15 @@ extension PolicyEngine {
 
     /// The taint of `conversation`: every taint recorded after the owner's last verified clear.
     public func taint(of conversation: String) async throws(PolicyError) -> ConversationTaint {
+        ConversationTaint(reasons: TaintEvent.reasons(try await taintHistory(of: conversation)))
+    }
+
+    /// Every change of `conversation`'s taint in the order recorded: what it read, and the owner's
+    /// clears whose MAC verifies (one that does not is reported as tampering and left out).
+    public func taintHistory(of conversation: String) async throws(PolicyError) -> [TaintEvent] {
         let authenticator = self.authenticator
-        let (taint, findings) = try await read { db in
-            var reasons: [String] = []
+        let (events, findings) = try await read { db in
+            var events: [TaintEvent] = []
             var findings: [TamperFinding] = []
             let rows = try Row.fetchAll(
                 db, sql: "SELECT * FROM policy_taint WHERE conversation = ? ORDER BY id", arguments: [conversation])
@@ -288,18 +294,36 @@ extension PolicyEngine {
                     if authenticator.verify(
                         row["mac"], of: TaintRow(conversation: conversation, event: .clear(id: id), createdAt: created))
                     {
-                        reasons.removeAll()
+                        events.append(TaintEvent(reason: nil, createdAt: created))
                     } else {
                         findings.append(
                             .init(table: Self.taintTable, key: "taint_clear:\(id)", problem: "MAC does not verify"))
                     }
                 } else {
-                    reasons.append(row["reason"])
+                    events.append(TaintEvent(reason: row["reason"], createdAt: created))
                 }
             }
-            return (ConversationTaint(reasons: reasons), findings)
+            return (events, findings)
         }
         await reportTamper(findings)
-        return taint
+        return events
+    }
+}
+
+/// One change of a conversation's taint: a reason it read untrusted or flagged text, or (reason nil)
+/// the owner's clear.
+public struct TaintEvent: Sendable, Hashable {
+    public let reason: String?
+    /// Milliseconds since 1970.
+    public let createdAt: Int64
+
+    /// The reasons in force at `time` after `events` (in the order recorded): those recorded since the
+    /// last clear before it.
+    public static func reasons(_ events: [TaintEvent], upTo time: Int64 = .max) -> [String] {
+        var reasons: [String] = []
+        for event in events where event.createdAt <= time {
+            if let reason = event.reason { reasons.append(reason) } else { reasons.removeAll() }
+        }
+        return reasons
     }
 }

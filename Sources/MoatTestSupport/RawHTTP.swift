@@ -55,11 +55,7 @@ public enum RawHTTP {
     public static func sendOffPool(
         _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
     ) async throws -> Response {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(with: Result { try send(request, host: host, port: port, source: source) })
-            }
-        }
+        try await offCooperativePool { try send(request, host: host, port: port, source: source) }
     }
 
     /// A request with `Connection: close` and the given headers (`Host` included only when given).

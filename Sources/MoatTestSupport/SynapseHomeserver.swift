@@ -54,7 +54,7 @@ public final class SynapseHomeserver: @unchecked Sendable {
         let directory = TemporaryDirectory("moat-synapse")
         let port = try LoopbackPort.free()
         let script = repository + "/tests/synapse.sh"
-        let configured = try HostCommand.run("/bin/bash", [script, "config", directory.path, String(port)])
+        let configured = try await HostCommand.run("/bin/bash", [script, "config", directory.path, String(port)])
         guard configured.status == 0 else { throw SynapseError("tests/synapse.sh config failed: \(configured.output)") }
         let config = try String(contentsOfFile: directory.file("homeserver.yaml"), encoding: .utf8)
         guard

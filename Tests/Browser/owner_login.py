@@ -10,34 +10,13 @@ a message on the first failure.
 
 import json
 import sys
-import tempfile
 from urllib.parse import urlparse
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-WAIT = 30
-steps = []
-
-
-def fail(message, driver=None):
-    detail = {"ok": False, "error": message, "steps": steps}
-    if driver is not None:
-        detail["url"] = driver.current_url
-        try:
-            detail["message"] = driver.find_element(By.ID, "message").text
-        except Exception:
-            pass
-    print(json.dumps(detail))
-    sys.exit(1)
-
-
-def step(name):
-    steps.append(name)
-
+from browser_support import WAIT, chromium, fail, step, steps
 
 def main():
     link = sys.stdin.readline().strip()
@@ -46,14 +25,7 @@ def main():
         fail("stdin must hold the setup link and the password, one per line")
     origin = "{0.scheme}://{0.netloc}".format(urlparse(link))
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--no-first-run", "--disable-extensions", "--disable-background-networking",
-                     "--user-data-dir=" + tempfile.mkdtemp(prefix="moat-chromium-")):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver = chromium()
     wait = WebDriverWait(driver, WAIT)
     try:
         # 1. Setup through the one-time link.
@@ -72,7 +44,9 @@ def main():
             fail("after setup the browser is not on the dashboard", driver)
         step("set up and logged in")
 
-        # 2. An API token from the dashboard, shown once, listed by prefix.
+        # 2. An API token from the settings page, shown once, listed by prefix.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/settings']").click()
+        wait.until(EC.visibility_of_element_located((By.ID, "token-form")))
         driver.find_element(By.ID, "token-name").send_keys("browser")
         driver.find_element(By.CSS_SELECTOR, "#token-form button[type=submit]").click()
         wait.until(lambda d: d.find_element(By.ID, "token-value").text.startswith("moat_"))

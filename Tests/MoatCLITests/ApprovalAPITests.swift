@@ -7,8 +7,8 @@ import Testing
 /// goes on; `GET /api/usage` and `moat usage` show the tokens each round used, per principal and provider.
 @Suite(.serialized) struct ApprovalAPITests {
     /// `moat token create NAME --scope SCOPE` → the token.
-    static func token(_ name: String, _ scope: String, home: String) throws -> String {
-        let created = try MoatBinary.run(["token", "create", name, "--scope", scope], home: home)
+    static func token(_ name: String, _ scope: String, home: String) async throws -> String {
+        let created = try await MoatBinary.run(["token", "create", name, "--scope", scope], home: home)
         try #require(created.status == 0, "\(created.stderr)")
         return created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
     }
@@ -35,24 +35,24 @@ import Testing
         defer { Task { await server.stop() } }
         let home = try ChatCommandTests.home(server)
         #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let setup = try MoatBinary.run(
+            try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
+                == 0)
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: "a long owner passphrase\n")
         try #require(setup.status == 0, "\(setup.stderr)")
-        let read = [("Authorization", "Bearer " + (try Self.token("reader", "read", home: home.path)))]
-        let write = [("Authorization", "Bearer " + (try Self.token("writer", "write", home: home.path)))]
-        let admin = [("Authorization", "Bearer " + (try Self.token("admin", "admin", home: home.path)))]
-        let running = try RunningServer(arguments: [], home: home.path)
+        let read = await [("Authorization", "Bearer " + (try Self.token("reader", "read", home: home.path)))]
+        let write = await [("Authorization", "Bearer " + (try Self.token("writer", "write", home: home.path)))]
+        let admin = await [("Authorization", "Bearer " + (try Self.token("admin", "admin", home: home.path)))]
+        let running = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(running.port)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        await waitForFile(home.file("moat.sock"), within: 60)
         func send(_ method: String, _ path: String, _ headers: [(String, String)], json: String? = nil) throws
             -> RawHTTP.Response
         {
             try OwnerCommandTests.send(method, path, port: port, headers: headers, json: json)
         }
 
-        let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try Self.pendingID(chat)
 
@@ -87,7 +87,7 @@ import Testing
         #expect(again.status >= 400 && again.status < 500, "\(again.status) \(again.body)")
         #expect(server.requests.count == modelRounds)
 
-        let second = try MoatBinary.run(["chat", "--message", "read it again"], home: home.path)
+        let second = try await MoatBinary.run(["chat", "--message", "read it again"], home: home.path)
         let secondID = try Self.pendingID(second)
         #expect(try send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":7}"#).status == 400)
         let denied = try send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":"not now"}"#)
@@ -107,16 +107,16 @@ import Testing
         for bad in ["0", "367", "abc", "-1", ""] {
             #expect(try send("GET", "/api/usage?days=\(bad)", read).status == 400, "days=\(bad)")
         }
-        let cli = try MoatBinary.run(["usage", "--days", "1"], home: home.path)
+        let cli = try await MoatBinary.run(["usage", "--days", "1"], home: home.path)
         #expect(cli.status == 0, "\(cli.stderr)")
         #expect(cli.stdout.contains("owner") && cli.stdout.contains("local"), "\(cli.stdout)")
-        let cliJSON = try MoatBinary.run(["usage", "--json"], home: home.path)
+        let cliJSON = try await MoatBinary.run(["usage", "--json"], home: home.path)
         let rows = try #require(try JSONSerialization.jsonObject(with: Data(cliJSON.stdout.utf8)) as? [[String: Any]])
         #expect(rows.first?["rounds"] as? Int == 6)
-        #expect(try MoatBinary.run(["usage", "--days", "0"], home: home.path).status == 64)
+        await #expect(try MoatBinary.run(["usage", "--days", "0"], home: home.path).status == 64)
 
-        let (status, log) = running.stop()
+        let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

@@ -55,10 +55,9 @@ import Testing
         }
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        let server = try RunningServer(arguments: [], home: home)
+        let server = try await RunningServer.start(arguments: [], home: home)
         let linkFile = home + "/setup-link.txt"
-        let deadline = Date().addingTimeInterval(30)
-        while !FileManager.default.fileExists(atPath: linkFile) && Date() < deadline { usleep(20_000) }
+        await waitForFile(linkFile, within: 30)
         let link = try String(contentsOfFile: linkFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let script = Self.repository.appendingPathComponent("Tests/Browser/owner_login.py").path
         let (status, out, err) = try await Self.python(script, input: link + "\n" + Self.password + "\n")
@@ -70,11 +69,11 @@ import Testing
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         #expect(summary["ok"] as? Bool == true)
         #expect((summary["steps"] as? [String])?.contains("console clean") == true)
-        let (stopped, log) = server.stop()
+        let (stopped, log) = await server.stop()
         #expect(stopped == 0)
         let token = String(link.split(separator: "#").last ?? "")
         #expect(!log.contains(Self.password) && !log.contains(token))
-        let audit = try MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home)
+        let audit = try await MoatBinary.run(["audit", "export", "--format", "jsonl"], home: home)
         let entries = audit.stdout.split(separator: "\n").compactMap {
             try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
         }
@@ -88,5 +87,46 @@ import Testing
         }
         #expect(audit.stdout.contains("HeadlessChrome"), "the audit log records the browser's User-Agent")
         #expect(!audit.stdout.contains(Self.password))
+    }
+
+    @Test("the console in headless Chromium: log in, overview, approve a scripted model's held call — console clean")
+    func consoleInBrowser() async throws {
+        for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
+            try #require(
+                FileManager.default.isExecutableFile(atPath: tool),
+                "\(tool) is missing: run ./install.sh --deps (it installs the browser the tests use)")
+        }
+        let model = try await ScriptedModelServer.start(replies: [
+            .toolCall("read_file", #"{"path":"notes.txt"}"#),
+            .text("It waits for your approval."),
+            .text("notes.txt says: groceries."),
+        ])
+        defer { Task { await model.stop() } }
+        let (home, server, port) = try await ConsolePageTests.serve(model, password: Self.password)
+        let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        #expect(chat.status == 0, "\(chat.stderr)")
+        let id = try ApprovalAPITests.pendingID(chat)
+        // Docs/screenshots is rewritten only on request (MOAT_SCREENSHOTS=update): a test run leaves the tree as it was.
+        let temp = TemporaryDirectory()
+        let shots =
+            ProcessInfo.processInfo.environment["MOAT_SCREENSHOTS"] == "update"
+            ? Self.repository.appendingPathComponent("Docs/screenshots").path : temp.file("screenshots")
+        let script = Self.repository.appendingPathComponent("Tests/Browser/console_walk.py").path
+        let (status, out, err) = try await Self.python(
+            script, input: "http://127.0.0.1:\(port)\n\(Self.password)\n\(id)\n\(shots)\n")
+        #expect(!err.contains("No module named 'selenium'"), "python3-selenium is missing: run ./install.sh --deps")
+        #expect(status == 0, "browser run failed: \(out) \(err)")
+        let summary = try #require(
+            try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
+        #expect((summary["steps"] as? [String])?.contains("console clean") == true)
+        for page in ["login", "overview", "approvals", "approvals-decided", "overview-phone"] {
+            let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
+            #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
+        }
+        // Approving in the page ran exactly the held call: the file's text went to the model.
+        #expect(model.requests.last?.body.contains("groceries") == true)
+        let (stopped, _) = await server.stop()
+        #expect(stopped == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

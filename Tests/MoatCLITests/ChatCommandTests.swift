@@ -37,10 +37,10 @@ import Testing
         ])
         defer { Task { await server.stop() } }
         let home = try Self.home(server)
-        let trust = try MoatBinary.run(
+        let trust = try await MoatBinary.run(
             ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
-        let chat = try MoatBinary.run(["chat", "--message", "list the files in my workspace"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "list the files in my workspace"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         #expect(chat.stdout.hasPrefix("Your workspace holds notes.txt.\n"))
         #expect(chat.stdout.contains("conversation owner-"))
@@ -48,9 +48,9 @@ import Testing
         let requests = server.requests
         #expect(requests.count == 2)
         #expect(requests.last?.body.contains("notes.txt") == true)
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "40"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "40"], home: home.path)
         #expect(audit.stdout.contains("agent."))
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test("moat chat: at the default trust a call is held for approval; approving runs exactly it, once")
@@ -63,19 +63,20 @@ import Testing
         defer { Task { await server.stop() } }
         let home = try Self.home(server)
         #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let chat = try MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+            try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
+                == 0)
+        let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let pendingLine = try #require(chat.stdout.split(separator: "\n").first { $0.hasPrefix("pending approval ") })
         let id = String(pendingLine.dropFirst("pending approval ".count).prefix { $0 != ":" })
         // The file was not read: the model's second round saw no file content.
         #expect(server.requests.allSatisfy { !$0.body.contains("groceries") })
-        let approve = try MoatBinary.run(["approvals", "approve", id], home: home.path)
+        let approve = try await MoatBinary.run(["approvals", "approve", id], home: home.path)
         #expect(approve.status == 0, "\(approve.stderr)")
         #expect(approve.stdout.hasPrefix("approved \(id)\nnotes.txt says: groceries.\n"))
         #expect(server.requests.last?.body.contains("groceries") == true)
         // An approval runs once.
-        let again = try MoatBinary.run(["approvals", "approve", id], home: home.path)
+        let again = try await MoatBinary.run(["approvals", "approve", id], home: home.path)
         #expect(again.status != 0)
     }
 
@@ -83,16 +84,15 @@ import Testing
     func throughTheServer() async throws {
         let server = try await ScriptedModelServer.start(replies: [.text("Hello from the model.")])
         let home = try Self.home(server)
-        let running = try RunningServer(arguments: [], home: home.path)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
-        let chat = try MoatBinary.run(["chat", "--message", "hello"], home: home.path)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
+        await waitForFile(home.file("moat.sock"), within: 60)
+        let chat = try await MoatBinary.run(["chat", "--message", "hello"], home: home.path)
         #expect(chat.status == 0 && chat.stdout.hasPrefix("Hello from the model.\n"), "\(chat.stderr)")
         await server.stop()
-        let down = try MoatBinary.run(["chat", "--message", "hello again"], home: home.path)
+        let down = try await MoatBinary.run(["chat", "--message", "hello again"], home: home.path)
         #expect(down.status != 0)
         #expect(down.stderr.contains("127.0.0.1:\(server.port)"), "\(down.stderr)")
-        let (status, log) = running.stop()
+        let (status, log) = await running.stop()
         #expect(status == 0)
         #expect(log.contains("\"op\":\"chat\""))
     }
@@ -105,10 +105,9 @@ import Testing
         let port = stopped.port
         await stopped.stop()
         let home = try Self.home(baseURL: "http://127.0.0.1:\(port)/v1")
-        let running = try RunningServer(arguments: [], home: home.path)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
-        let down = try MoatBinary.run(["chat", "--message", "remember the number 4711"], home: home.path)
+        let running = try await RunningServer.start(arguments: [], home: home.path)
+        await waitForFile(home.file("moat.sock"), within: 60)
+        let down = try await MoatBinary.run(["chat", "--message", "remember the number 4711"], home: home.path)
         #expect(down.status != 0)
         #expect(
             down.stderr.contains("the model server at http://127.0.0.1:\(port) is not running: start it"),
@@ -119,7 +118,7 @@ import Testing
         // The server comes back on the same port; the conversation goes on with the earlier message in it.
         let server = try await ScriptedModelServer.start(replies: [.text("You said 4711.")], port: port)
         defer { Task { await server.stop() } }
-        let back = try MoatBinary.run(
+        let back = try await MoatBinary.run(
             ["chat", "--conversation", conversation, "--message", "which number did I say?"], home: home.path)
         #expect(back.status == 0 && back.stdout.hasPrefix("You said 4711.\n"), "\(back.stderr)")
         let sent = try #require(server.requests.last)
@@ -128,7 +127,7 @@ import Testing
             messages.compactMap { $0["content"] as? String }.filter { !$0.isEmpty }.suffix(2)
                 == ["remember the number 4711", "which number did I say?"])
         #expect(messages.first?["role"] as? String == "system")
-        let (status, _) = running.stop()
+        let (status, _) = await running.stop()
         #expect(status == 0)
     }
 
@@ -143,10 +142,10 @@ import Testing
         ])
         defer { Task { await server.stop() } }
         let home = try Self.home(server)
-        let trust = try MoatBinary.run(
+        let trust = try await MoatBinary.run(
             ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
-        let chat = try MoatBinary.run(["chat", "--message", "write the file"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "write the file"], home: home.path)
         #expect(chat.status != 0)
         #expect(chat.stderr.contains("(provider local)") && chat.stderr.contains("not valid JSON"), "\(chat.stderr)")
         #expect(!chat.stderr.contains(canary) && !chat.stdout.contains(canary))

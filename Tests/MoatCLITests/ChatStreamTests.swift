@@ -19,25 +19,26 @@ import Testing
         return try await ScriptedModelServer.start(replies: replies, options: options)
     }
 
-    static func trust(_ level: String, home: String) throws {
-        let set = try MoatBinary.run(["trust", "set", "files", level, "--force", "--reason", "test"], home: home)
+    static func trust(_ level: String, home: String) async throws {
+        let set = try await MoatBinary.run(["trust", "set", "files", level, "--force", "--reason", "test"], home: home)
         try #require(set.status == 0, "\(set.stderr)")
     }
 
     /// An owner, a `write` and a `read` API token, and the canary in the vault (set up before the server).
-    static func owner(_ home: String) throws -> (write: String, read: String) {
-        let setup = try MoatBinary.run(
+    static func owner(_ home: String) async throws -> (write: String, read: String) {
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: "a long owner passphrase\n")
         try #require(setup.status == 0, "\(setup.stderr)")
         var tokens: [String] = []
         for scope in ["write", "read"] {
-            let created = try MoatBinary.run(["token", "create", scope, "--scope", scope], home: home)
+            let created = try await MoatBinary.run(["token", "create", scope, "--scope", scope], home: home)
             try #require(created.status == 0, "\(created.stderr)")
             tokens.append(created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
         }
         try canary.write(toFile: home + "/canary.txt", atomically: true, encoding: .utf8)
         chmod(home + "/canary.txt", 0o600)
-        let added = try MoatBinary.run(["vault", "add", "CANARY", "--from-file", home + "/canary.txt"], home: home)
+        let added = try await MoatBinary.run(
+            ["vault", "add", "CANARY", "--from-file", home + "/canary.txt"], home: home)
         try #require(added.status == 0, "\(added.stderr)")
         return (tokens[0], tokens[1])
     }
@@ -59,9 +60,9 @@ import Testing
         ])
         defer { Task { await model.stop() } }
         let home = try ChatCommandTests.home(model)
-        try Self.trust("suggest", home: home.path)
-        let server = try RunningServer(arguments: [], home: home.path)
-        let chat = try MoatBinary.run(
+        try await Self.trust("suggest", home: home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
+        let chat = try await MoatBinary.run(
             ["chat"], home: home.path, stdin: "hello\n\nwhat is in notes.txt?\n/quit\nnever sent\n", timeout: 120)
         #expect(chat.status == 0, "\(chat.stderr)")
         let out = chat.stdout
@@ -85,9 +86,9 @@ import Testing
         // The held call is the one the owner can decide.
         let pendingLine = try #require(out.split(separator: "\n").first { $0.hasPrefix("pending approval ") })
         let id = String(pendingLine.dropFirst("pending approval ".count).prefix { $0 != ":" })
-        let list = try MoatBinary.run(["approvals", "list"], home: home.path)
+        let list = try await MoatBinary.run(["approvals", "list"], home: home.path)
         #expect(list.stdout.contains(id), "\(list.stdout)")
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(log.contains("\"op\":\"chat.stream\""))
     }
@@ -100,8 +101,8 @@ import Testing
         let model = try await Self.model([.text(reply)])
         defer { Task { await model.stop() } }
         let home = try ChatCommandTests.home(model)
-        let server = try RunningServer(arguments: [], home: home.path)
-        let chat = try MoatBinary.run(["chat", "--message", "go", "--stream", "--json"], home: home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "go", "--stream", "--json"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let lines = chat.stdout.split(separator: "\n").map {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] ?? [:]
@@ -111,10 +112,10 @@ import Testing
         #expect(deltas.joined() == reply)
         // The last line is the turn, as `moat chat --json` prints it.
         #expect(lines.last?["reply"] as? String == reply)
-        _ = server.stop()
+        _ = await server.stop()
         // Without a server the same command streams from its own process.
         model.enqueue(.text(reply))
-        let offline = try MoatBinary.run(["chat", "--message", "again", "--stream"], home: home.path)
+        let offline = try await MoatBinary.run(["chat", "--message", "again", "--stream"], home: home.path)
         #expect(offline.status == 0, "\(offline.stderr)")
         #expect(offline.stdout.hasPrefix("A streamed answer"), "\(offline.stdout)")
     }
@@ -131,9 +132,9 @@ import Testing
             ], pieces: 3)
         defer { Task { await model.stop() } }
         let home = try ChatCommandTests.home(model)
-        try Self.trust("suggest", home: home.path)
-        let tokens = try Self.owner(home.path)
-        let server = try RunningServer(arguments: [], home: home.path)
+        try await Self.trust("suggest", home: home.path)
+        let tokens = try await Self.owner(home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let answer = try await RawHTTP.sendOffPool(
             Self.chatRequest(#"{"message":"find the key"}"#, port: port, token: tokens.write), port: port)
@@ -185,7 +186,7 @@ import Testing
             Self.chatRequest(#"{"message":"hi"}"#, port: port, token: tokens.write, stream: false), port: port)
         #expect(plain.status == 200 && plain.json["reply"] as? String == "Plain JSON.", "\(plain.body)")
         #expect(model.requests.count == before + 1)
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(canary))
     }
@@ -204,8 +205,8 @@ import Testing
         let model = try await Self.model([.text(reply)], pieces: 4)
         defer { Task { await model.stop() } }
         let home = try ChatCommandTests.home(model)
-        let tokens = try Self.owner(home.path)
-        let server = try RunningServer(arguments: [], home: home.path)
+        let tokens = try await Self.owner(home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
@@ -223,7 +224,7 @@ import Testing
         #expect(deltas.joined() == reply)
         #expect(events.last?["event"] as? String == "done")
         #expect((events.last?["data"] as? [String: Any])?["reply"] as? String == reply)
-        _ = server.stop()
+        _ = await server.stop()
     }
 
     @Test("a streaming client that leaves mid-turn does not stop the turn: it completes and is stored")
@@ -235,9 +236,9 @@ import Testing
         ])
         defer { Task { await model.stop() } }
         let home = try ChatCommandTests.home(model)
-        try Self.trust("act", home: home.path)
-        let tokens = try Self.owner(home.path)
-        let server = try RunningServer(arguments: [], home: home.path)
+        try await Self.trust("act", home: home.path)
+        let tokens = try await Self.owner(home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let conversation = "owner-left-midway"
         let request = Self.chatRequest(
@@ -268,7 +269,7 @@ import Testing
         // The next turn of the same conversation (once the first is done) carries the first one's reply.
         var next: MoatBinary.Result?
         for _ in 0..<60 where next?.status != 0 {
-            let attempt = try MoatBinary.run(
+            let attempt = try await MoatBinary.run(
                 ["chat", "--message", "do you remember?", "--conversation", conversation], home: home.path)
             if attempt.status != 0 {
                 #expect(attempt.stderr.contains("still running"), "\(attempt.stderr)")
@@ -279,8 +280,8 @@ import Testing
         #expect(next?.status == 0 && next?.stdout.hasPrefix("Yes, I remember.") == true, "\(next?.stderr ?? "")")
         #expect(model.requests.count == 3)
         #expect(model.requests.last?.body.contains("Stored though you left.") == true)
-        let (status, _) = server.stop()
+        let (status, _) = await server.stop()
         #expect(status == 0)
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

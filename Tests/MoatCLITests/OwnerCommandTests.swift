@@ -8,10 +8,9 @@ import Testing
     static let password = "a long owner passphrase"
 
     /// Waits for `moat serve` to write the setup link file; returns (link, token).
-    static func setupLink(_ home: String, timeout: TimeInterval = 30) throws -> (String, String) {
+    static func setupLink(_ home: String, timeout: TimeInterval = 30) async throws -> (String, String) {
         let file = home + "/setup-link.txt"
-        let deadline = Date().addingTimeInterval(timeout)
-        while !FileManager.default.fileExists(atPath: file) && Date() < deadline { usleep(20_000) }
+        await waitForFile(file, within: timeout)
         let link = try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let token = String(link.split(separator: "#").last ?? "")
         return (link, token)
@@ -25,12 +24,12 @@ import Testing
     }
 
     @Test("serve → setup link → browser setup → CLI tokens through the admin socket → revoke-all")
-    func fullPath() throws {
+    func fullPath() async throws {
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        let server = try RunningServer(arguments: [], home: home)
+        let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
-        let (link, token) = try Self.setupLink(home)
+        let (link, token) = try await Self.setupLink(home)
         #expect(link.hasPrefix("http://127.0.0.1:\(port)/setup#"))
         #expect(token.count >= 43)
         #expect(!server.log.contains(token))
@@ -54,7 +53,8 @@ import Testing
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
 
         // The CLI, through the admin socket of the running server.
-        let created = try MoatBinary.run(["token", "create", "ci", "--scope", "read", "--expires", "30d"], home: home)
+        let created = try await MoatBinary.run(
+            ["token", "create", "ci", "--scope", "read", "--expires", "30d"], home: home)
         #expect(created.status == 0, "\(created.stderr)")
         let apiToken = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(apiToken.hasPrefix("moat_"))
@@ -71,74 +71,75 @@ import Testing
         let curlBody = String(decoding: curlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         curl.waitUntilExit()
         #expect(curlBody.contains("\"via\":\"token\"") && curlBody.contains("\"scope\":\"read\""), "\(curlBody)")
-        let list = try MoatBinary.run(["token", "list"], home: home)
+        let list = try await MoatBinary.run(["token", "list"], home: home)
         #expect(list.status == 0 && list.stdout.contains(prefix) && list.stdout.contains("ci"))
         #expect(!list.stdout.contains(apiToken))
-        #expect(try MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
+        await #expect(try MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
         #expect(
             try Self.send("GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
                 .status == 401)
-        let unknown = try MoatBinary.run(["token", "revoke", "nothere1"], home: home)
+        let unknown = try await MoatBinary.run(["token", "revoke", "nothere1"], home: home)
         #expect(unknown.status != 0 && unknown.stderr.contains("no API token with prefix nothere1"))
 
         // Revoke everything ends the browser session.
         #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 200)
-        #expect(try MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
+        await #expect(try MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
         #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 401)
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(apiToken) && !log.contains(token))
         #expect(!FileManager.default.fileExists(atPath: home + "/moat.sock"))
 
         // Without a server the same commands work on the files directly, and the audit chain holds.
-        let offline = try MoatBinary.run(["token", "list", "--json"], home: home)
+        let offline = try await MoatBinary.run(["token", "list", "--json"], home: home)
         #expect(offline.status == 0 && offline.stdout.contains(prefix) && offline.stdout.contains("\"revoked_at\""))
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "40"], home: home)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "40"], home: home)
         for action in [
             "auth.setup", "auth.token.create", "auth.token.revoke", "auth.token.use_revoked", "auth.revoke_all",
         ] {
             #expect(audit.stdout.contains(action), "\(action) missing from the audit log")
         }
         #expect(!audit.stdout.contains(apiToken))
-        #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home).status == 0)
     }
 
     @Test("moat owner setup from the terminal, then login over HTTP; a second setup is refused")
-    func terminalSetup() throws {
+    func terminalSetup() async throws {
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        _ = try RunningServer(arguments: [], home: home).stop()
-        #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("no owner is set up yet"))
-        let short = try MoatBinary.run(["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
+        _ = try await RunningServer.start(arguments: [], home: home).stop()
+        await #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("no owner is set up yet"))
+        let short = try await MoatBinary.run(
+            ["owner", "setup", "--owner-password-stdin"], home: home, stdin: "too short\n")
         #expect(short.status != 0 && short.stderr.contains("at least 12"))
-        let setup = try MoatBinary.run(
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--username", "alice", "--owner-password-stdin"], home: home, stdin: Self.password + "\n"
         )
         #expect(setup.status == 0, "\(setup.stderr)")
-        let again = try MoatBinary.run(
+        let again = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: Self.password + "\n")
         #expect(again.status != 0 && again.stderr.contains("already has an owner"))
-        #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("the owner is set up"))
-        let server = try RunningServer(arguments: [], home: home)
+        await #expect(try MoatBinary.run(["doctor"], home: home).stdout.contains("the owner is set up"))
+        let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
         let login = try Self.send(
             "POST", "/api/auth/login", port: port, json: #"{"username":"alice","password":"\#(Self.password)"}"#)
         #expect(login.status == 200)
-        let status = try MoatBinary.run(["owner", "status"], home: home)
+        let status = try await MoatBinary.run(["owner", "status"], home: home)
         #expect(status.stdout.contains("owner: alice"))
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 
     @Test("under TLS the cookie is __Host- and Secure, and HSTS is sent")
-    func tlsCookie() throws {
+    func tlsCookie() async throws {
         let temp = TemporaryDirectory()
         let (cert, key) = try TestCertificates.make(in: temp)
         let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
         let home = temp.file("home")
-        let server = try RunningServer(arguments: ["--config", config], home: home)
+        let server = try await RunningServer.start(arguments: ["--config", config], home: home)
         let port = try #require(server.port)
-        let (link, token) = try Self.setupLink(home)
+        let (link, token) = try await Self.setupLink(home)
         #expect(link.hasPrefix("https://127.0.0.1:\(port)/setup#"))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
@@ -163,6 +164,6 @@ import Testing
         #expect(cookie.contains("; Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"))
         #expect(cookie.contains("Path=/") && !cookie.contains("Domain"))
         #expect(headers.lowercased().contains("strict-transport-security: max-age=31536000"))
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 }

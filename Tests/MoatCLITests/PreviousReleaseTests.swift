@@ -37,38 +37,38 @@ struct PreviousReleaseTests {
     }
 
     @Test("the previous release's vault, secrets, trust change and audit checkpoint open with this one")
-    func stateOpens() throws {
+    func stateOpens() async throws {
         let temp = TemporaryDirectory()
         let (home, environment) = try Self.copy(temp)
-        func moat(_ arguments: [String]) throws -> MoatBinary.Result {
-            try MoatBinary.run(arguments, home: home, extraEnvironment: environment)
+        func moat(_ arguments: [String]) async throws -> MoatBinary.Result {
+            try await MoatBinary.run(arguments, home: home, extraEnvironment: environment)
         }
-        let list = try moat(["vault", "list"])
+        let list = try await moat(["vault", "list"])
         #expect(list.status == 0, "\(list.stderr)")
         #expect(list.stdout.contains("GITHUB_TOKEN") && list.stdout.contains("tools: http; hosts: api.github.com"))
         #expect(list.stdout.contains("SMTP_PASSWORD"))
-        let trust = try moat(["trust", "show"])
+        let trust = try await moat(["trust", "show"])
         #expect(trust.status == 0, "\(trust.stderr)")
         #expect(trust.stdout.contains("web          2 (suggest)  (change 1,"), "\(trust.stdout)")
-        let history = try moat(["trust", "history", "web"])
+        let history = try await moat(["trust", "history", "web"])
         #expect(history.stdout.contains("compatibility fixture"), "\(history.stdout)")
-        let verify = try moat(["audit", "verify", "--checkpoint", Self.fixture + "/checkpoint.txt"])
+        let verify = try await moat(["audit", "verify", "--checkpoint", Self.fixture + "/checkpoint.txt"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
         #expect(verify.stdout.contains("chain intact"))
-        let tokens = try moat(["token", "list"])
+        let tokens = try await moat(["token", "list"])
         #expect(tokens.status == 0 && tokens.stdout.contains("fixture"), "\(tokens.stderr)")
         // The doctor finds the database Moat's (no foreign schema) and the owner row in it.
-        let doctor = try moat(["doctor", "--json"])
+        let doctor = try await moat(["doctor", "--json"])
         #expect(doctor.stdout.contains(#"{"check":"database","status":"pass""#), "\(doctor.stdout)")
         #expect(doctor.stdout.contains(#"{"check":"owner","status":"pass""#), "\(doctor.stdout)")
     }
 
     @Test("the previous release's API token still authenticates against the owner it made")
-    func tokenAuthenticates() throws {
+    func tokenAuthenticates() async throws {
         let temp = TemporaryDirectory()
         let (home, environment) = try Self.copy(temp)
         let token = try Self.text("api-token.txt")
-        let server = try RunningServer(arguments: [], home: home, extraEnvironment: environment)
+        let server = try await RunningServer.start(arguments: [], home: home, extraEnvironment: environment)
         let port = try #require(server.port)
         func session(_ bearer: String) throws -> RawHTTP.Response {
             try RawHTTP.send(
@@ -84,6 +84,6 @@ struct PreviousReleaseTests {
         // The token's secret part changed in one character: the stored row is what authenticates, not luck.
         let last = token.last == "A" ? "B" : "A"
         #expect(try session(String(token.dropLast()) + last).status == 401)
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 }

@@ -40,22 +40,21 @@ struct RealModelChatTests {
         try FileManager.default.createDirectory(atPath: workspace, withIntermediateDirectories: true)
         chmod(workspace, 0o700)
         try "milk, eggs\n".write(toFile: workspace + "/groceries.txt", atomically: true, encoding: .utf8)
-        let trust = try MoatBinary.run(
+        let trust = try await MoatBinary.run(
             ["trust", "set", "files", "act", "--force", "--reason", "the agent may read my workspace"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
 
-        let running = try RunningServer(arguments: [], home: home.path)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let running = try await RunningServer.start(arguments: [], home: home.path)
+        await waitForFile(home.file("moat.sock"), within: 60)
         // A 135M model on a CPU shared with other tests: minutes, not seconds, on a busy machine.
-        let chat = try MoatBinary.run(
+        let chat = try await MoatBinary.run(
             ["chat", "--message", "list the files in my workspace"], home: home.path, timeout: 1200)
         #expect(chat.status == 0, "\(chat.stderr)")
         #expect(chat.stdout.contains("conversation owner-"), "\(chat.stdout)")
 
         // The model asked for a tool the gateway knows, the files domain's level (3, act and report) let
         // it run, and its result went back to the model: every step is in the audit log.
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
         let lines = audit.stdout.split(separator: "\n")
         let ran = lines.filter { $0.contains("  agent.tool.run  ") && $0.contains(#""decision":"ran"#) }
         #expect(!ran.isEmpty, "no tool ran:\n\(audit.stdout)\nchat: \(chat.stdout)")
@@ -64,8 +63,8 @@ struct RealModelChatTests {
         #expect(lines.contains { $0.contains("  agent.tool.result  ") })
         // The round budget held: at most three model rounds.
         #expect(lines.filter { $0.contains("  agent.model  ") }.count <= 3)
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
-        let (status, _) = running.stop()
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        let (status, _) = await running.stop()
         #expect(status == 0)
     }
 }

@@ -34,11 +34,10 @@ import Testing
             """
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
-        let running = try RunningServer(arguments: [], home: home.path)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        let running = try await RunningServer.start(arguments: [], home: home.path)
+        await waitForFile(home.file("moat.sock"), within: 60)
 
-        let chat = try MoatBinary.run(["chat", "--message", "hello", "--json"], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "hello", "--json"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let turn = try #require(
             try JSONSerialization.jsonObject(with: Data(chat.stdout.utf8)) as? [String: Any], "\(chat.stdout)")
@@ -46,32 +45,32 @@ import Testing
         #expect(turn["provider"] as? String == "live")
         #expect(turn["fallbacks"] as? [String] == ["dead"])
 
-        let chosen = try MoatBinary.run(["chat", "--provider", "live", "--message", "again"], home: home.path)
+        let chosen = try await MoatBinary.run(["chat", "--provider", "live", "--message", "again"], home: home.path)
         #expect(chosen.status == 0, "\(chosen.stderr)")
         #expect(chosen.stdout.contains("answered by provider live\n"), "\(chosen.stdout)")
 
-        let unknown = try MoatBinary.run(["chat", "--provider", "nosuch", "--message", "x"], home: home.path)
+        let unknown = try await MoatBinary.run(["chat", "--provider", "nosuch", "--message", "x"], home: home.path)
         #expect(unknown.status != 0)
         #expect(unknown.stderr.contains("nosuch") && unknown.stderr.contains("dead, live"), "\(unknown.stderr)")
         #expect(live.requests.count == 2)
 
-        let usage = try MoatBinary.run(["usage"], home: home.path)
+        let usage = try await MoatBinary.run(["usage"], home: home.path)
         #expect(usage.status == 0, "\(usage.stderr)")
         #expect(
             usage.stdout.contains("LIMIT/DAY") && usage.stdout.contains("daily_token_limit 100000"), "\(usage.stdout)")
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
         #expect(audit.stdout.contains("agent.model.fallback"), "\(audit.stdout)")
-        let (status, _) = running.stop()
+        let (status, _) = await running.stop()
         #expect(status == 0)
     }
 
     @Test("moat serve refuses a route naming a provider that is not configured, naming the key and the fix")
-    func unknownRouteProvider() throws {
+    func unknownRouteProvider() async throws {
         let home = try ServedHome.copy()
         try "agent:\n  routes:\n    contacts: [local, claude]\n".write(
             toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
-        let check = try MoatBinary.run(["usage"], home: home.path)
+        let check = try await MoatBinary.run(["usage"], home: home.path)
         #expect(check.status != 0)
         #expect(
             check.stderr.contains("agent.routes.contacts") && check.stderr.contains("add providers.claude"),

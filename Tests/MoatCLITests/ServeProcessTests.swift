@@ -13,13 +13,13 @@ import Testing
     }
 
     /// A state directory with an owner and a `read` API token (set up offline, before the test's server).
-    static func installation(_ temp: TemporaryDirectory) throws -> (home: String, token: String) {
+    static func installation(_ temp: TemporaryDirectory) async throws -> (home: String, token: String) {
         let home = temp.file("home")
-        _ = try RunningServer(arguments: [], home: home).stop()
-        let setup = try MoatBinary.run(
+        _ = try await RunningServer.start(arguments: [], home: home).stop()
+        let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home, stdin: "a long owner passphrase\n")
         try #require(setup.status == 0, "\(setup.stderr)")
-        let created = try MoatBinary.run(["token", "create", "probe", "--scope", "read"], home: home)
+        let created = try await MoatBinary.run(["token", "create", "probe", "--scope", "read"], home: home)
         try #require(created.status == 0, "\(created.stderr)")
         return (home, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
@@ -47,9 +47,9 @@ import Testing
     @Test(
         "moat serve is non-dumpable: a process of its own user can neither open its memory nor gcore it, and its core limit is 0"
     )
-    func nonDumpable() throws {
+    func nonDumpable() async throws {
         let temp = TemporaryDirectory()
-        let server = try RunningServer(arguments: [], home: temp.file("home"), launcher: Self.withoutPtrace)
+        let server = try await RunningServer.start(arguments: [], home: temp.file("home"), launcher: Self.withoutPtrace)
         let pid = server.process.processIdentifier
         // /proc/PID/mem is what debuggers and gcore read; the kernel lets a process of the same user
         // (without CAP_SYS_PTRACE) open it only while the target is dumpable.
@@ -60,14 +60,14 @@ import Testing
             _ = try Self.status(["/usr/bin/timeout", "60", "/usr/bin/gcore", "-o", core, "\(pid)"])
             #expect(!FileManager.default.fileExists(atPath: "\(core).\(pid)"), "gcore wrote a dump of moat serve")
         }
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 
     @Test("a CLI command is non-dumpable too, from before it reads anything")
-    func cliNonDumpable() throws {
+    func cliNonDumpable() async throws {
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        _ = try RunningServer(arguments: [], home: home).stop()
+        _ = try await RunningServer.start(arguments: [], home: home).stop()
         // `moat owner setup` waits for the password on its standard input: a live CLI process to look at.
         let command = Self.withoutPtrace + [MoatBinary.path, "owner", "setup", "--owner-password-stdin"]
         let process = Process()
@@ -97,10 +97,10 @@ import Testing
         "a core dump root takes of moat serve holds none of the long-lived vault keys (audit seed and HMAC key, row-MAC keys)",
         .enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore"))
     )
-    func dumpLacksKeys() throws {
+    func dumpLacksKeys() async throws {
         let temp = TemporaryDirectory()
-        let (home, token) = try Self.installation(temp)
-        let server = try RunningServer(arguments: [], home: home)
+        let (home, token) = try await Self.installation(temp)
+        let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         // Use the keys: an authenticated request (token lookup, row MACs) and refusals (audit entries).
         let session = try RawHTTP.send(
@@ -132,27 +132,27 @@ import Testing
             #expect(bytes.count >= 32)
             #expect(dump.range(of: bytes) == nil, "\(name) is in the core dump")
         }
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 
     @Test("serve raises its soft open-file limit to the hard limit and caps connections below it")
-    func raisesOpenFileLimit() throws {
+    func raisesOpenFileLimit() async throws {
         let temp = TemporaryDirectory()
-        let server = try RunningServer(
+        let server = try await RunningServer.start(
             arguments: [], home: temp.file("home"), launcher: ["/usr/bin/prlimit", "--nofile=1024:4096", "--"])
         #expect(try Self.limit("Max open files", pid: server.process.processIdentifier).prefix(2) == ["4096", "4096"])
         #expect(server.log.contains(#""max_connections":"1024""#), "\(server.log)")
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
     }
 
     @Test(
         "1,100 held connections with pipelined requests at a 1,024 open-file limit: serve stays up, answers the owner, logs the refusals and closes idle connections"
     )
-    func heldConnections() throws {
+    func heldConnections() async throws {
         try HeldConnections.allowDescriptors(2_500)
         let temp = TemporaryDirectory()
-        let (home, token) = try Self.installation(temp)
-        let server = try RunningServer(
+        let (home, token) = try await Self.installation(temp)
+        let server = try await RunningServer.start(
             arguments: [], home: home, launcher: ["/usr/bin/prlimit", "--nofile=1024:1024", "--"])
         let port = try #require(server.port)
         let held = HeldConnections(count: 1_100, port: port, within: 60)
@@ -176,10 +176,10 @@ import Testing
         let stillOpen = held.waitUntilClosedByServer(within: 120)
         #expect(stillOpen == 0, "\(stillOpen) idle connections still open after 120 s")
         held.closeAll()
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(log.contains("\"stopped\""))
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "5"], home: home)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "5"], home: home)
         #expect(audit.stdout.contains("gateway.stop"), "\(audit.stdout)\(audit.stderr)")
     }
 }

@@ -12,7 +12,7 @@ import Testing
     /// A served home whose provider is `model` and whose bot is `telegram`, the token in the vault.
     static func home(
         model: ScriptedModelServer, telegram: FakeTelegramServer, token: String, extra: String = ""
-    ) throws -> TemporaryDirectory {
+    ) async throws -> TemporaryDirectory {
         // ChatCommandTests' home: the provider, and a workspace holding notes.txt.
         let home = try ChatCommandTests.home(model)
         let telegramSection = """
@@ -29,7 +29,7 @@ import Testing
         chmod(home.file("config.yaml"), 0o600)
         try token.write(toFile: home.file("token"), atomically: true, encoding: .utf8)
         chmod(home.file("token"), 0o600)
-        let added = try MoatBinary.run(
+        let added = try await MoatBinary.run(
             ["vault", "add", "TELEGRAM_BOT_TOKEN", "--from-file", home.file("token")], home: home.path)
         #expect(added.status == 0, "\(added.stderr)")
         unlink(home.file("token"))
@@ -58,18 +58,18 @@ import Testing
         defer { Task { await model.stop() } }
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
-        let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
-        var server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
+        var server = try await RunningServer.start(arguments: [], home: home.path)
         telegram.sendPrivateMessage(from: Self.alice, text: "hi, may I talk to your assistant?")
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 1 }
         let codeText = try #require(Self.texts(telegram, to: Self.alice).first)
         #expect(codeText.contains("pairing code"), "\(codeText)")
         #expect(model.requests.isEmpty)
         // A code that is not Alice's is refused; hers makes her a contact.
-        let wrongCode = try MoatBinary.run(["pairing", "approve", "ABCD-EFGH"], home: home.path)
+        let wrongCode = try await MoatBinary.run(["pairing", "approve", "ABCD-EFGH"], home: home.path)
         #expect(wrongCode.status != 0)
         let code = try #require(Self.code(in: codeText))
-        let approved = try MoatBinary.run(["pairing", "approve", code], home: home.path)
+        let approved = try await MoatBinary.run(["pairing", "approve", code], home: home.path)
         #expect(approved.status == 0, "\(approved.stderr)")
         #expect(model.requests.isEmpty)
         telegram.sendPrivateMessage(from: Self.alice, text: "what's new?")
@@ -78,26 +78,26 @@ import Testing
         #expect(model.requests.count == 1)
         #expect(model.requests.first?.body.contains("may I talk") == false)
         try await Self.eventually { telegram.pendingUpdateIDs.isEmpty }
-        var (status, log) = server.stop()
+        var (status, log) = await server.stop()
         #expect(status == 0)
         // Written while Moat is down: answered once after the restart, and nothing earlier again.
         telegram.sendPrivateMessage(from: Self.alice, text: "still there?")
-        server = try RunningServer(arguments: [], home: home.path)
+        server = try await RunningServer.start(arguments: [], home: home.path)
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 3 }
         try await Self.eventually { telegram.pendingUpdateIDs.isEmpty }
-        let second = server.stop()
+        let second = await server.stop()
         #expect(second.status == 0)
         log += second.log
         #expect(Self.texts(telegram, to: Self.alice) == [codeText, "Hello Alice.", "Second answer."])
         #expect(model.requests.count == 2)
         // The token is nowhere in the server's log or the audit log's tail, whole or its secret half.
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "200"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "200"], home: home.path)
         #expect(audit.status == 0, "\(audit.stderr)")
         let secretHalf = String(telegram.token.split(separator: ":")[1])
         for text in [log, audit.stdout, audit.stderr] {
             #expect(!text.contains(secretHalf))
         }
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test(
@@ -112,12 +112,13 @@ import Testing
         defer { Task { await model.stop() } }
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
-        let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
         #expect(
-            try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
+            try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
+                == 0)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         // Binding: the code `moat channel bind telegram` shows, sent from the owner's own account.
-        let bind = try MoatBinary.run(["channel", "bind", "telegram"], home: home.path)
+        let bind = try await MoatBinary.run(["channel", "bind", "telegram"], home: home.path)
         #expect(bind.status == 0, "\(bind.stderr)")
         let bindCode = try #require(Self.code(in: bind.stdout))
         telegram.sendPrivateMessage(from: Self.owner, text: bindCode)
@@ -156,10 +157,10 @@ import Testing
         let answers = telegram.calls("answerCallbackQuery").map { $0.parameters["text"] ?? "" }
         #expect(answers.count == 3 && answers[1] == "Approving…", "\(answers)")
         #expect(answers.last?.hasPrefix("Not done: approval \(approvalID)") == true, "\(answers)")
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test(
@@ -171,7 +172,7 @@ import Testing
         defer { Task { await telegram.stop() } }
         let secret = "whsec_0123456789abcdefghijklmnopqrstuv"
         let hookURL = "https://moat.example.test/hooks/telegram/updates"
-        let home = try Self.home(
+        let home = try await Self.home(
             model: model, telegram: telegram, token: telegram.token,
             extra: """
                     mode: webhook
@@ -180,10 +181,10 @@ import Testing
                 """)
         try secret.write(toFile: home.file("hook"), atomically: true, encoding: .utf8)
         chmod(home.file("hook"), 0o600)
-        let added = try MoatBinary.run(
+        let added = try await MoatBinary.run(
             ["vault", "add", "TELEGRAM_WEBHOOK_SECRET", "--from-file", home.file("hook")], home: home.path)
         #expect(added.status == 0, "\(added.stderr)")
-        let server = try RunningServer(arguments: [], home: home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         try await Self.eventually { telegram.webhookURL != nil }
         #expect(telegram.webhookURL == hookURL)
@@ -207,7 +208,7 @@ import Testing
         let codes = Self.texts(telegram, to: Self.alice).map { Self.code(in: $0) }
         #expect(codes.count == 2 && codes[0] != nil && codes[0] == codes[1])
         #expect(model.requests.isEmpty)
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(secret) && !log.contains(String(telegram.token.split(separator: ":")[1])))
     }
@@ -219,17 +220,17 @@ import Testing
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
         let wrong = "123456789:AAH-wrong_token-0123456789abcdefghij"
-        let home = try Self.home(model: model, telegram: telegram, token: wrong)
-        let server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, telegram: telegram, token: wrong)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         telegram.sendPrivateMessage(from: Self.alice, text: "hello?")
         try await Self.eventually { server.log.contains("TELEGRAM_BOT_TOKEN") }
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(log.contains("TELEGRAM_BOT_TOKEN"), "\(log)")
         #expect(!log.contains("wrong_token"))
         #expect(telegram.sentMessages.isEmpty)
         #expect(model.requests.isEmpty)
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "200"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "200"], home: home.path)
         #expect(!audit.stdout.contains("wrong_token") && !audit.stderr.contains("wrong_token"))
     }
 
@@ -243,22 +244,22 @@ import Testing
         defer { Task { await telegram.stop() } }
         // A poll is answered only when an update arrives or Moat hangs up: waiting it out never ends.
         telegram.holdPollsUntilClosed()
-        let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
-        var server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
+        var server = try await RunningServer.start(arguments: [], home: home.path)
         telegram.sendPrivateMessage(from: Self.alice, text: "hello")
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 1 }
         // The update is confirmed by the next poll, which is then held.
         try await Self.eventually { telegram.pendingUpdateIDs.isEmpty && telegram.isHoldingPoll }
         try #require(telegram.isHoldingPoll)
-        var (status, log) = server.stop()
+        var (status, log) = await server.stop()
         // Exited by itself on SIGTERM (stop() kills only after 30 s, which shows as a signal, not status 0).
         #expect(status == 0, "\(log)")
         // Written while Moat is down: taken after the restart, and the first message is not handled again.
         telegram.sendPrivateMessage(from: Self.alice, text: "are you back?")
-        server = try RunningServer(arguments: [], home: home.path)
+        server = try await RunningServer.start(arguments: [], home: home.path)
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 2 }
         try await Self.eventually { telegram.pendingUpdateIDs.isEmpty && telegram.isHoldingPoll }
-        let second = server.stop()
+        let second = await server.stop()
         #expect(second.status == 0, "\(second.log)")
         log += second.log
         let codes = Self.texts(telegram, to: Self.alice).map { Self.code(in: $0) }
@@ -275,13 +276,13 @@ import Testing
         defer { Task { await telegram.stop() } }
         telegram.setWebhookElsewhere("https://old.example.test/hooks/telegram/updates")
         telegram.sendPrivateMessage(from: Self.alice, text: "sent while the webhook was set")
-        let home = try Self.home(model: model, telegram: telegram, token: telegram.token)
-        let server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 1 }
         #expect(telegram.calls("deleteWebhook").count == 1)
         telegram.setWebhookElsewhere("https://elsewhere.example.test/hook")
         try await Self.eventually { server.log.contains("a webhook is set for this bot") }
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(log.contains("HTTP 409") && log.contains("channels.telegram.mode: webhook"), "\(log)")
         #expect(telegram.calls("deleteWebhook").count == 1)

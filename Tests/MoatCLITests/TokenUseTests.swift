@@ -18,10 +18,10 @@ import Testing
     static var nowMillis: Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded(.down)) }
 
     @Test("moat serve writes a token's last use kept in memory when it stops on SIGTERM")
-    func lastUseWrittenAtShutdown() throws {
+    func lastUseWrittenAtShutdown() async throws {
         let temp = TemporaryDirectory()
-        let (home, token) = try ServeProcessTests.installation(temp)
-        let server = try RunningServer(arguments: [], home: home)
+        let (home, token) = try await ServeProcessTests.installation(temp)
+        let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         let bearer = [("Authorization", "Bearer \(token)")]
         #expect(try OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
@@ -31,7 +31,7 @@ import Testing
         while Self.nowMillis <= first { usleep(1000) }
         let secondSent = Self.nowMillis
         #expect(try OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
-        let stopped = server.stop()
+        let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
         #expect(try #require(try Self.storedLastUse(home)) >= secondSent)
     }

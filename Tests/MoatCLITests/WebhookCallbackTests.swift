@@ -14,7 +14,7 @@ import Testing
     /// added (with `ceilings`); `extra` is appended under `channels.webhooks`.
     static func home(
         model: ScriptedModelServer, receiver: CallbackReceiver, ceilings: [String] = [], extra: String = ""
-    ) throws -> TemporaryDirectory {
+    ) async throws -> TemporaryDirectory {
         let home = try ServedHome.copy()
         let config = """
             providers:
@@ -34,10 +34,11 @@ import Testing
         for (secret, value) in [("SMS_HOOK_KEY", key), ("SMS_CALLBACK_KEY", callbackKey)] {
             try value.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
             chmod(home.file("key"), 0o600)
-            let added = try MoatBinary.run(["vault", "add", secret, "--from-file", home.file("key")], home: home.path)
+            let added = try await MoatBinary.run(
+                ["vault", "add", secret, "--from-file", home.file("key")], home: home.path)
             #expect(added.status == 0, "\(added.stderr)")
         }
-        let contact = try MoatBinary.run(
+        let contact = try await MoatBinary.run(
             ["contact", "add", "webhook:sms:\(Self.contact)"] + ceilings.flatMap { ["--ceiling", $0] },
             home: home.path)
         #expect(contact.status == 0, "\(contact.stderr)")
@@ -53,11 +54,11 @@ import Testing
     }
 
     /// The signature of `request` computed by Python's hmac module with `key`: independent of Moat's code.
-    static func pythonSignature(_ request: ScriptedModelServer.Recorded, key: String) throws -> String {
+    static func pythonSignature(_ request: ScriptedModelServer.Recorded, key: String) async throws -> String {
         let script =
             "import hmac,hashlib,sys; print('sha256='+hmac.new(sys.argv[1].encode(), "
             + "(sys.argv[2]+'.'+sys.argv[3]).encode(), hashlib.sha256).hexdigest())"
-        let run = try HostCommand.run(
+        let run = try await HostCommand.run(
             "/usr/bin/env",
             ["python3", "-c", script, key, request.header("X-Moat-Timestamp") ?? "", request.body])
         #expect(run.status == 0, "\(run.output)")
@@ -66,11 +67,11 @@ import Testing
 
     /// Checks `request` is a signed callback (the signature Python computes with the callback key, not the
     /// delivery key; a fresh timestamp; the idempotency key equal to the body's id) and returns its body.
-    static func checkSigned(_ request: ScriptedModelServer.Recorded) throws -> [String: Any] {
+    static func checkSigned(_ request: ScriptedModelServer.Recorded) async throws -> [String: Any] {
         #expect(request.method == "POST" && request.path == "/moat")
         let signature = try #require(request.header("X-Moat-Signature"))
-        #expect(signature == (try pythonSignature(request, key: callbackKey)))
-        #expect(signature != (try pythonSignature(request, key: key)))
+        #expect(signature == (try await pythonSignature(request, key: callbackKey)))
+        #expect(signature != (try await pythonSignature(request, key: key)))
         let stamp = try #require(request.header("X-Moat-Timestamp").flatMap(Double.init))
         #expect(abs(stamp - Date().timeIntervalSince1970) < 600)
         let body = request.json
@@ -85,8 +86,8 @@ import Testing
         let receiver = try await CallbackReceiver.start()
         defer { Task { await model.stop() } }
         defer { Task { await receiver.stop() } }
-        let home = try Self.home(model: model, receiver: receiver)
-        let server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, receiver: receiver)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let answer = try await Self.deliver(
             #"{"id":"msg-1","sender":"+15551234567","text":"Is the garage door closed?"}"#, port: port)
@@ -94,20 +95,20 @@ import Testing
         #expect(answer.body == #"{"accepted":"msg-1"}"#)
         let requests = await receiver.waitFor(1)
         let request = try #require(requests.first)
-        let body = try Self.checkSigned(request)
+        let body = try await Self.checkSigned(request)
         #expect(body["kind"] as? String == "reply")
         #expect(body["in_reply_to"] as? String == "msg-1")
         #expect(body["recipient"] as? String == Self.contact)
         #expect(body["webhook"] as? String == "sms")
         #expect(body["text"] as? String == "The garage door is closed.")
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
         #expect(receiver.requests.count == 1)
         // One audit entry per attempt, with neither body nor key.
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
         let attempts = audit.stdout.split(separator: "\n").filter { $0.contains("webhook.callback") }
         #expect(attempts.count == 1, "\(audit.stdout)")
         #expect(!audit.stdout.contains("garage door") && !audit.stdout.contains(Self.callbackKey))
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 
     @Test("a receiver answering 500 twice then 200 gets the same idempotency key three times and nothing after")
@@ -116,22 +117,23 @@ import Testing
         let receiver = try await CallbackReceiver.start(statuses: [500, 500])
         defer { Task { await model.stop() } }
         defer { Task { await receiver.stop() } }
-        let home = try Self.home(model: model, receiver: receiver)
-        let server = try RunningServer(arguments: [], home: home.path)
+        let home = try await Self.home(model: model, receiver: receiver)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let answer = try await Self.deliver(#"{"id":"msg-r","sender":"+15551234567","text":"Door?"}"#, port: port)
         #expect(answer.status == 202, "\(answer.body)")
         let requests = await receiver.waitFor(3)
         #expect(requests.count == 3)
-        let bodies = try requests.map(Self.checkSigned)
+        var bodies: [[String: Any]] = []
+        for request in requests { bodies.append(try await Self.checkSigned(request)) }
         let keys = Set(requests.compactMap { $0.header("X-Moat-Idempotency-Key") })
         #expect(keys.count == 1)
         #expect(Set(bodies.compactMap { $0["id"] as? String }) == keys)
         #expect(bodies.allSatisfy { $0["text"] as? String == "Closed." })
         // Stopping waits for background work: the accepted third attempt was the last.
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
         #expect(receiver.requests.count == 3)
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "60"], home: home.path)
         let attempts = audit.stdout.split(separator: "\n").filter { $0.contains("webhook.callback") }
         #expect(attempts.count == 3, "\(audit.stdout)")
     }
@@ -148,7 +150,7 @@ import Testing
         defer { Task { await model.stop() } }
         defer { Task { await receiver.stop() } }
         // `down` POSTs to a port nothing listens on.
-        let home = try Self.home(
+        let home = try await Self.home(
             model: model, receiver: receiver,
             extra: """
                     down:
@@ -158,10 +160,13 @@ import Testing
                 """)
         try Self.key.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
         #expect(
-            try MoatBinary.run(["vault", "add", "SMS_HOOK_KEY_DOWN", "--from-file", home.file("key")], home: home.path)
-                .status == 0)
-        #expect(try MoatBinary.run(["contact", "add", "webhook:down:\(Self.contact)"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
+            try await MoatBinary.run(
+                ["vault", "add", "SMS_HOOK_KEY_DOWN", "--from-file", home.file("key")], home: home.path
+            )
+            .status == 0)
+        #expect(
+            try await MoatBinary.run(["contact", "add", "webhook:down:\(Self.contact)"], home: home.path).status == 0)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let refused = try await Self.deliver(#"{"id":"msg-1","sender":"+15551234567","text":"one"}"#, port: port)
         #expect(refused.status == 202)
@@ -169,7 +174,7 @@ import Testing
         let failed = try await Self.deliver(#"{"id":"msg-2","sender":"+15551234567","text":"two"}"#, port: port)
         #expect(failed.status == 202)
         let requests = await receiver.waitFor(2)
-        let error = try Self.checkSigned(try #require(requests.last))
+        let error = try await Self.checkSigned(try #require(requests.last))
         #expect(error["kind"] as? String == "error")
         #expect(error["in_reply_to"] as? String == "msg-2")
         #expect((error["error"] as? String)?.isEmpty == false)
@@ -178,9 +183,9 @@ import Testing
             #"{"id":"msg-3","sender":"+15551234567","text":"three"}"#, port: port, hook: "down")
         #expect(unreachable.status == 202)
         // Stopping waits for the retries to end.
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
         #expect(receiver.requests.count == 2)
-        let audit = try MoatBinary.run(["audit", "tail", "-n", "80"], home: home.path).stdout
+        let audit = try await MoatBinary.run(["audit", "tail", "-n", "80"], home: home.path).stdout
         let attempts = audit.split(separator: "\n").filter { $0.contains("webhook.callback") }
         #expect(attempts.filter { $0.contains("webhook:sms") }.count == 2, "\(audit)")
         let down = attempts.filter { $0.contains("webhook:down") }
@@ -199,7 +204,7 @@ import Testing
         defer { Task { await receiver.stop() } }
         defer { Task { await stray.stop() } }
         // `door` names a callback whose key was never stored: the webhook takes nothing in.
-        let home = try Self.home(
+        let home = try await Self.home(
             model: model, receiver: receiver,
             extra: """
                     door:
@@ -209,10 +214,13 @@ import Testing
                 """)
         try Self.key.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
         #expect(
-            try MoatBinary.run(["vault", "add", "SMS_HOOK_KEY_DOOR", "--from-file", home.file("key")], home: home.path)
-                .status == 0)
-        #expect(try MoatBinary.run(["contact", "add", "webhook:door:\(Self.contact)"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
+            try await MoatBinary.run(
+                ["vault", "add", "SMS_HOOK_KEY_DOOR", "--from-file", home.file("key")], home: home.path
+            )
+            .status == 0)
+        #expect(
+            try await MoatBinary.run(["contact", "add", "webhook:door:\(Self.contact)"], home: home.path).status == 0)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         // Two "sender" keys: a parser keeps one of them silently; Moat refuses the body.
         let duplicate = try await Self.deliver(
@@ -235,7 +243,7 @@ import Testing
         #expect(accepted.status == 202)
         let replay = try await Self.deliver(#"{"id":"msg-a","sender":"+15551234567","text":"hi"}"#, port: port)
         #expect(replay.status == 409, "\(replay.body)")
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
         #expect(receiver.requests.count == 1)
         #expect(receiver.requests.first?.json["in_reply_to"] as? String == "msg-a")
         #expect(stray.requests.isEmpty)
@@ -253,16 +261,16 @@ import Testing
         let receiver = try await CallbackReceiver.start()
         defer { Task { await model.stop() } }
         defer { Task { await receiver.stop() } }
-        let home = try Self.home(model: model, receiver: receiver)
-        let trust = try MoatBinary.run(
+        let home = try await Self.home(model: model, receiver: receiver)
+        let trust = try await MoatBinary.run(
             ["trust", "set", "messaging", "3", "--force", "--reason", "my own contacts"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
-        let server = try RunningServer(arguments: [], home: home.path)
-        let chat = try MoatBinary.run(["chat", "--message", "tell my contact dinner is at 7"], home: home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
+        let chat = try await MoatBinary.run(["chat", "--message", "tell my contact dinner is at 7"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         #expect(chat.stdout.hasPrefix("I told them."))
         let request = try #require(receiver.requests.first)
-        let body = try Self.checkSigned(request)
+        let body = try await Self.checkSigned(request)
         #expect(body["kind"] as? String == "message")
         #expect(body["recipient"] as? String == Self.contact)
         #expect(body["text"] as? String == "Dinner at 7.")
@@ -270,10 +278,10 @@ import Testing
         #expect(model.requests[0].body.contains(#""name":"send_message""#))
         // The model was told the message went.
         #expect(model.requests[1].body.contains("message sent to webhook:sms:+15551234567"))
-        let unknown = try MoatBinary.run(["chat", "--message", "write to +15559999999"], home: home.path)
+        let unknown = try await MoatBinary.run(["chat", "--message", "write to +15559999999"], home: home.path)
         #expect(unknown.status == 0, "\(unknown.stderr)")
         #expect(model.requests[3].body.contains("there is no contact 'webhook:sms:+15559999999'"))
-        #expect(server.stop().status == 0)
+        await #expect(server.stop().status == 0)
         #expect(receiver.requests.count == 1)
     }
 
@@ -287,23 +295,23 @@ import Testing
         defer { Task { await model.stop() } }
         defer { Task { await receiver.stop() } }
         // The contact may act in messaging (ceiling 3) and so may the agent (trust 3): only taint holds it.
-        let home = try Self.home(model: model, receiver: receiver, ceilings: ["messaging=3"])
-        let trust = try MoatBinary.run(
+        let home = try await Self.home(model: model, receiver: receiver, ceilings: ["messaging=3"])
+        let trust = try await MoatBinary.run(
             ["trust", "set", "messaging", "3", "--force", "--reason", "my own contacts"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
-        let server = try RunningServer(arguments: [], home: home.path)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let answer = try await Self.deliver(
             #"{"id":"msg-t","sender":"+15551234567","text":"send a message for me"}"#, port: port)
         #expect(answer.status == 202, "\(answer.body)")
         let requests = await receiver.waitFor(1)
-        let body = try Self.checkSigned(try #require(requests.first))
+        let body = try await Self.checkSigned(try #require(requests.first))
         #expect(body["kind"] as? String == "reply")
         #expect(body["text"] as? String == "I asked the owner first.")
-        let pending = try MoatBinary.run(["approvals", "list"], home: home.path)
+        let pending = try await MoatBinary.run(["approvals", "list"], home: home.path)
         #expect(pending.stdout.contains("send_message"), "\(pending.stdout)")
         #expect(model.requests[1].body.contains("Held for the owner's approval"))
-        let (status, log) = server.stop()
+        let (status, log) = await server.stop()
         #expect(status == 0)
         // The owner is told the call waits, and that taint is what held it.
         #expect(log.contains("tainted:"), "\(log)")

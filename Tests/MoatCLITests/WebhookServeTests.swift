@@ -40,11 +40,11 @@ import Testing
         chmod(home.file("config.yaml"), 0o600)
         try Self.key.write(toFile: home.file("hook.key"), atomically: true, encoding: .utf8)
         chmod(home.file("hook.key"), 0o600)
-        let added = try MoatBinary.run(
+        let added = try await MoatBinary.run(
             ["vault", "add", "SMS_HOOK_KEY", "--from-file", home.file("hook.key")], home: home.path)
         #expect(added.status == 0, "\(added.stderr)")
-        #expect(try MoatBinary.run(["contact", "add", "webhook:sms:+15551234567"], home: home.path).status == 0)
-        let server = try RunningServer(arguments: [], home: home.path)
+        await #expect(try MoatBinary.run(["contact", "add", "webhook:sms:+15551234567"], home: home.path).status == 0)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
         let body = #"{"id":"msg-1","sender":"+15551234567","text":"Is the garage door closed?"}"#
         let request = Self.delivery(body, port: port)
@@ -67,8 +67,8 @@ import Testing
         #expect(model.requests.count == 1)
         // No webhook has a callback: no channel can send, so send_message is not offered.
         #expect(model.requests.first?.body.contains("send_message") == false)
-        let (status, _) = server.stop()
+        let (status, _) = await server.stop()
         #expect(status == 0)
-        #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
+        await #expect(try MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

@@ -19,32 +19,34 @@ import Testing
     }
 
     /// `moat sandbox run ARGUMENTS -- COMMAND` with Moat's state in `home`.
-    private static func run(_ arguments: [String], _ command: [String], home: String) throws -> MoatBinary.Result {
-        try MoatBinary.run(["sandbox", "run"] + arguments + ["--"] + command, home: home, timeout: 30)
+    private static func run(_ arguments: [String], _ command: [String], home: String) async throws -> MoatBinary.Result
+    {
+        try await MoatBinary.run(["sandbox", "run"] + arguments + ["--"] + command, home: home, timeout: 30)
     }
 
     @Test("symlinks planted by an earlier run are never followed as bind sources")
-    func plantedSymlinks() throws {
+    func plantedSymlinks() async throws {
         let temp = TemporaryDirectory("moat-bind-symlink")
         TemporaryDirectory.chmod(temp.path, 0o755)
         let home = temp.file("home")
         let workspace = Self.sandboxDirectory(temp, "ws")
         let victim = Self.sandboxDirectory(temp, "victim")
-        let plant = try Self.run(
+        let plant = try await Self.run(
             ["--rw", workspace],
             ["sh", "-c", "ln -s \(victim) \(workspace)/sub && ln -s /proc \(workspace)/p && ln -s / \(workspace)/r"],
             home: home
         )
         #expect(plant.status == 0, "\(plant.stderr)")
 
-        let write = try Self.run(
+        let write = try await Self.run(
             ["--rw", workspace + "/sub"], ["sh", "-c", "echo pwned > \(workspace)/sub/x"], home: home)
         #expect(write.status == 125, "\(write.stderr)")
         #expect(write.stderr.contains("symlink"), "\(write.stderr)")
         #expect(!FileManager.default.fileExists(atPath: victim + "/x"))
 
         for link in ["p", "r"] {
-            let read = try Self.run(["--ro", "\(workspace)/\(link)"], ["ls", "\(workspace)/\(link)"], home: home)
+            let read = try await Self.run(
+                ["--ro", "\(workspace)/\(link)"], ["ls", "\(workspace)/\(link)"], home: home)
             #expect(read.status == 125, "\(link): \(read.stdout)\(read.stderr)")
             #expect(read.stderr.contains("symlink"), "\(link): \(read.stderr)")
             #expect(read.stdout.isEmpty)
@@ -68,13 +70,13 @@ import Testing
             (["--ro", temp.path], "contains"),
         ]
         for (flags, reason) in refused {
-            let result = try Self.run(flags, ["ls", "-R", flags[1]], home: home)
+            let result = try await Self.run(flags, ["ls", "-R", flags[1]], home: home)
             #expect(result.status == 125, "\(flags): \(result.stdout)\(result.stderr)")
             #expect(
                 result.stderr.contains(reason) && result.stderr.contains("Moat's state"), "\(flags): \(result.stderr)")
             #expect(!result.stdout.contains("vault.moat"))
         }
-        let allowed = try Self.run(["--ro", other], ["ls", other], home: home)
+        let allowed = try await Self.run(["--ro", other], ["ls", other], home: home)
         #expect(allowed.status == 0, "\(allowed.stderr)")
 
         // The host's root, elsewhere inside: it contains /proc, /sys and /dev (and the recursive clone would
@@ -85,8 +87,8 @@ import Testing
     }
     /// Runs `script` as root in a private mount namespace of its own (its mounts never reach the host),
     /// with `$MOAT` naming the real `moat` binary; returns what it printed.
-    private static func inPrivateMountNamespace(_ script: String) throws -> String {
-        try HostCommand.run(
+    private static func inPrivateMountNamespace(_ script: String) async throws -> String {
+        try await HostCommand.run(
             "/usr/bin/unshare", ["-m", "--propagation", "private", "/bin/sh", "-c", script],
             environment: MoatBinary.environment(home: nil, extra: ["MOAT": MoatBinary.path])
         ).output
@@ -96,7 +98,7 @@ import Testing
         "a bind cannot reach Moat's state through another mount: not an alias made by a bind mount, not one below it",
         .enabled(if: geteuid() == 0, "needs root to make a private mount namespace")
     )
-    func stateAliasesMadeByMounts() throws {
+    func stateAliasesMadeByMounts() async throws {
         let temp = TemporaryDirectory("moat-bind-alias")
         let root = temp.path
         // C: the state directory is reached through a bind mount of a directory elsewhere (as fstab's
@@ -124,7 +126,7 @@ import Testing
             "$MOAT" sandbox run --ro $R/G -- ls $R/G/sub
             echo "case G rc=$?"
             """
-        let output = try Self.inPrivateMountNamespace(script)
+        let output = try await Self.inPrivateMountNamespace(script)
         #expect(!output.contains("SECRET-STATE"), "\(output)")
         for source in ["C", "C/data", "E", "E/sub", "E/sub/alias", "H/x"] {
             #expect(output.contains("case \(root)/\(source) rc=125"), "\(source): \(output)")
@@ -135,7 +137,7 @@ import Testing
     }
 
     @Test("a host-made hard link to a state file cannot be bound by its outside name")
-    func hardLinkToStateFile() throws {
+    func hardLinkToStateFile() async throws {
         let temp = TemporaryDirectory("moat-bind-link")
         TemporaryDirectory.chmod(temp.path, 0o755)
         let home = Self.sandboxDirectory(temp, "home")
@@ -143,7 +145,7 @@ import Testing
         try Data("SECRET-STATE".utf8).write(to: URL(fileURLWithPath: home + "/vault.moat"))
         TemporaryDirectory.chmod(home + "/vault.moat", 0o644)
         #expect(link(home + "/vault.moat", outside + "/copy") == 0)
-        let result = try Self.run(["--ro", outside + "/copy"], ["cat", outside + "/copy"], home: home)
+        let result = try await Self.run(["--ro", outside + "/copy"], ["cat", outside + "/copy"], home: home)
         #expect(result.status == 125, "\(result.stdout)\(result.stderr)")
         #expect(result.stderr.contains("inside") && result.stderr.contains("Moat's state"), "\(result.stderr)")
         #expect(!result.stdout.contains("SECRET-STATE"))

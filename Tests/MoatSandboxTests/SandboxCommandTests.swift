@@ -9,15 +9,15 @@ import Testing
 /// `moat sandbox` through the real `moat` binary, which finds `moat-sandbox` beside itself.
 @Suite struct SandboxCommandTests {
     @Test("moat sandbox run -- echo hi prints hi and exits 0")
-    func echo() throws {
-        let result = try MoatBinary.run(["sandbox", "run", "--", "echo", "hi"], home: nil, timeout: 20)
+    func echo() async throws {
+        let result = try await MoatBinary.run(["sandbox", "run", "--", "echo", "hi"], home: nil, timeout: 20)
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout == "hi\n")
     }
 
     @Test("writing to /etc fails cleanly: the shell's error, a non-zero exit, nothing written")
-    func writeEtc() throws {
-        let result = try MoatBinary.run(
+    func writeEtc() async throws {
+        let result = try await MoatBinary.run(
             ["sandbox", "run", "--", "sh", "-c", "echo hi > /etc/x"],
             home: nil,
             timeout: 20
@@ -30,21 +30,22 @@ import Testing
     }
 
     @Test("the command's exit code, stderr and the timeout are passed through")
-    func exitCodes() throws {
-        let failing = try MoatBinary.run(["sandbox", "run", "--", "sh", "-c", "echo oops >&2; exit 7"], home: nil)
+    func exitCodes() async throws {
+        let failing = try await MoatBinary.run(
+            ["sandbox", "run", "--", "sh", "-c", "echo oops >&2; exit 7"], home: nil)
         #expect(failing.status == 7)
         #expect(failing.stderr.hasPrefix("oops\n"))
 
-        let slow = try MoatBinary.run(["sandbox", "run", "--timeout", "300ms", "--", "sleep", "10"], home: nil)
+        let slow = try await MoatBinary.run(["sandbox", "run", "--timeout", "300ms", "--", "sleep", "10"], home: nil)
         #expect(slow.status == 124)
         #expect(slow.stderr.contains("timed out"))
     }
 
     @Test("--profile workspace --rw DIR makes that directory writable at /workspace")
-    func workspace() throws {
+    func workspace() async throws {
         let temp = TemporaryDirectory("moat-sandbox-cli")
         Launcher.makeWritableBySandbox(temp.path)
-        let result = try MoatBinary.run(
+        let result = try await MoatBinary.run(
             [
                 "sandbox", "run", "--profile", "workspace", "--rw", temp.path, "--memory", "128M", "--",
                 "sh", "-c", "echo kept > out.txt && pwd",
@@ -57,7 +58,7 @@ import Testing
     }
 
     @Test("killing moat with SIGKILL ends its launcher and everything in the sandbox")
-    func diesWithParent() throws {
+    func diesWithParent() async throws {
         // A run-specific sleep length marks this run's sandboxed process.
         let sandboxed = ["sleep", "\(Int.random(in: 100_000...999_999))"]
         let moat = Process()
@@ -83,8 +84,8 @@ import Testing
     }
 
     @Test("--file-size caps each file the command writes")
-    func fileSize() throws {
-        let result = try MoatBinary.run(
+    func fileSize() async throws {
+        let result = try await MoatBinary.run(
             [
                 "sandbox", "run", "--file-size", "1M", "--", "sh", "-c",
                 "head -c 2097152 /dev/zero > /tmp/f; stat -c %s /tmp/f",
@@ -96,23 +97,23 @@ import Testing
     }
 
     @Test("bad flags are usage errors that name the flag")
-    func usage() throws {
-        let memory = try MoatBinary.run(["sandbox", "run", "--memory", "lots", "--", "true"], home: nil)
+    func usage() async throws {
+        let memory = try await MoatBinary.run(["sandbox", "run", "--memory", "lots", "--", "true"], home: nil)
         #expect(memory.status == 64)
         #expect(memory.stderr.contains("--memory"))
-        let noCommand = try MoatBinary.run(["sandbox", "run"], home: nil)
+        let noCommand = try await MoatBinary.run(["sandbox", "run"], home: nil)
         #expect(noCommand.status == 64)
         #expect(noCommand.stderr.contains("after --"))
-        let workspace = try MoatBinary.run(["sandbox", "run", "--profile", "workspace", "--", "true"], home: nil)
+        let workspace = try await MoatBinary.run(["sandbox", "run", "--profile", "workspace", "--", "true"], home: nil)
         #expect(workspace.status == 64)
-        let tiny = try MoatBinary.run(["sandbox", "run", "--memory", "1M", "--", "true"], home: nil)
+        let tiny = try await MoatBinary.run(["sandbox", "run", "--memory", "1M", "--", "true"], home: nil)
         #expect(tiny.status == 64)
         #expect(tiny.stderr.contains("memory limit"))
     }
 
     @Test("moat sandbox check prints pass/warn/fail lines for each capability")
-    func check() throws {
-        let result = try MoatBinary.run(["sandbox", "check"], home: nil)
+    func check() async throws {
+        let result = try await MoatBinary.run(["sandbox", "check"], home: nil)
         #expect(result.status == 0, "\(result.stdout)\(result.stderr)")
         #expect(result.stdout.contains("pass  user namespaces"))
         #expect(result.stdout.contains("pass  seccomp"))

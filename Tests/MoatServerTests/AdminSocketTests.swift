@@ -83,19 +83,13 @@ import Testing
     struct Timeout: Error {}
 
     /// Runs a blocking call on a thread of its own, so it cannot starve the in-process server.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
     @Test("a request and its response make the round trip, with the peer's uid and pid")
     func roundTrip() async throws {
         let directory = TemporaryDirectory("moat-admin")
         let path = directory.file("moat.sock")
         let recorder = Recorder()
         let response = try await Self.withRunningServer(Self.makeServer(path, recorder), at: path) {
-            try await Self.offPool {
+            try await offCooperativePool {
                 try AdminClient.send(
                     .tokenCreate(name: "ci", scope: .read, expiry: .seconds(3600)), to: path, timeout: Self.generous)
             }
@@ -115,7 +109,7 @@ import Testing
         let directory = TemporaryDirectory("moat-admin")
         let path = directory.file("moat.sock")
         let reply = try await Self.withRunningServer(Self.makeServer(path, Recorder()), at: path) {
-            try await Self.offPool {
+            try await offCooperativePool {
                 try RawUnixClient.exchange(path, Array(#"{"op": "owner.revoke-all"}"#.utf8) + [10])
             }
         }
@@ -146,7 +140,7 @@ import Testing
                 try await Self.makeServer(path, Recorder()).run()
             }
             #expect(error?.message.hasPrefix("another moat serve is running: \(path)") == true)
-            let response = try await Self.offPool {
+            let response = try await offCooperativePool {
                 try AdminClient.send(.ownerStatus, to: path, timeout: Self.generous)
             }
             #expect(response.status == 0)
@@ -160,7 +154,7 @@ import Testing
         try RawUnixClient.leaveStaleSocket(at: path)
         #expect(!AdminClient.isServerListening(at: path))
         let response = try await Self.withRunningServer(Self.makeServer(path, Recorder()), at: path) {
-            try await Self.offPool { try AdminClient.send(.ownerStatus, to: path, timeout: Self.generous) }
+            try await offCooperativePool { try AdminClient.send(.ownerStatus, to: path, timeout: Self.generous) }
         }
         #expect(response.status == 0)
     }
@@ -197,7 +191,7 @@ import Testing
         // a client thread held up on a loaded machine cannot turn them into "too slow".
         let server = Self.makeServer(path, recorder)
         var replies = try await Self.withRunningServer(server, at: path) {
-            try await Self.offPool {
+            try await offCooperativePool {
                 [
                     try RawUnixClient.exchange(path, [UInt8](repeating: UInt8(ascii: "a"), count: 70_000) + [10]),
                     try RawUnixClient.exchange(path, Array("{\"op\": 5}\n".utf8)),
@@ -209,7 +203,7 @@ import Testing
         let impatientPath = directory.file("impatient.sock")
         let impatient = Self.makeServer(impatientPath, recorder, readTimeout: .milliseconds(300))
         replies += try await Self.withRunningServer(impatient, at: impatientPath) {
-            try await Self.offPool { [try RawUnixClient.exchange(impatientPath, [])] }
+            try await offCooperativePool { [try RawUnixClient.exchange(impatientPath, [])] }
         }
         let responses = try replies.map { try JSONDecoder().decode(AdminResponse.self, from: Data($0.utf8)) }
         #expect(responses.map(\.status) == [64, 64, 64, 64])
@@ -244,7 +238,7 @@ import Testing
             (0, 0, true), (1000, 0, false), (UInt32.max, 1000, false),
         ] as [(UInt32, UInt32, Bool)]
     )
-    func admitsDecision(_ peer: UInt32, _ allowed: UInt32, _ expected: Bool) {
+    func admitsDecision(_ peer: UInt32, _ allowed: UInt32, _ expected: Bool) async {
         #expect(AdminSocketServer.admits(peerUID: peer, allowedUID: allowed) == expected)
     }
 
@@ -264,7 +258,7 @@ import Testing
             // Open the file system wide, so only the peer-uid check can stop the other user.
             TemporaryDirectory.chmod(directory.path, 0o711)
             TemporaryDirectory.chmod(path, 0o666)
-            return try await Self.offPool { try Self.connectAsNobody(path) }
+            return try await Self.connectAsNobody(path)
         }
         #expect(reply.status == 0, "the helper process failed: \(reply.output)")
         let response = try JSONDecoder().decode(AdminResponse.self, from: Data(reply.output.utf8))
@@ -279,7 +273,7 @@ import Testing
     }
 
     /// Connects as uid 65534 with python3 under setpriv, sends a request, and returns what came back.
-    static func connectAsNobody(_ path: String) throws -> (status: Int32, output: String) {
+    static func connectAsNobody(_ path: String) async throws -> (status: Int32, output: String) {
         let script = """
             import socket, sys
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -299,7 +293,7 @@ import Testing
                 pass
             sys.stdout.write(data.decode())
             """
-        return try HostCommand.run(
+        return try await HostCommand.run(
             "/usr/bin/setpriv",
             ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, path])
     }

@@ -41,7 +41,7 @@ import Testing
             handler: { operation, _ in await operations.respond(to: operation, client: .local("test")) },
             onRefused: { _ in }, logger: AdminSocketTests.quiet)
         return try await AdminSocketTests.withRunningServer(server, at: path) {
-            try await AdminSocketTests.offPool { try body(path) }
+            try await offCooperativePool { try body(path) }
         }
     }
 
@@ -189,7 +189,7 @@ import Testing
     }
 
     @Test("every operation survives the wire: encoded by the client, decoded by the server, to the same name")
-    func wireRoundTrip() throws {
+    func wireRoundTrip() async throws {
         var bytes = Array("a password".utf8)
         let secret = SecretBytes(wiping: &bytes)
         let operations: [AdminOperation] = [

@@ -1,0 +1,76 @@
+public import Foundation
+
+/// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its own and
+/// awaits its result, so an async test never holds one of the cooperative pool's threads while it waits.
+///
+/// The pool has one thread per core (two on the CI machine). A test that blocks one of them with
+/// `usleep` or `waitUntilExit` leaves the rest of the process's async work — in-process servers, other
+/// tests' awaits — one thread, and two such tests stop it altogether; on a busy machine that showed up
+/// as servers that "did not start answering" within their timeouts.
+public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
+    }
+}
+
+extension MoatBinary {
+    /// Runs `moat ARGS` to completion like ``run(_:home:stdin:extraEnvironment:timeout:)``, waiting on a
+    /// thread of its own (``offCooperativePool(_:)``) instead of the caller's.
+    public static func run(
+        _ arguments: [String],
+        home: String?,
+        stdin: String? = nil,
+        extraEnvironment: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) async throws -> Result {
+        try await offCooperativePool {
+            try run(arguments, home: home, stdin: stdin, extraEnvironment: extraEnvironment, timeout: timeout)
+        }
+    }
+}
+
+extension RunningServer {
+    /// Starts `moat serve` like ``init(arguments:home:launcher:extraEnvironment:timeout:)``, waiting for
+    /// its port on a thread of its own.
+    public static func start(
+        arguments: [String],
+        home: String,
+        launcher: [String] = [],
+        extraEnvironment: [String: String] = [:],
+        timeout: TimeInterval = 60
+    ) async throws -> RunningServer {
+        try await offCooperativePool {
+            try RunningServer(
+                arguments: arguments, home: home, launcher: launcher, extraEnvironment: extraEnvironment,
+                timeout: timeout)
+        }
+    }
+
+    /// Sends `signal` and waits for the exit like ``stop(signal:timeout:)``, on a thread of its own.
+    public func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 30) async -> (status: Int32, log: String) {
+        let result = try? await offCooperativePool { self.stop(signal: signal, timeout: timeout) }
+        // The work cannot throw, so `result` is always there; a kill is the safe answer otherwise.
+        return result ?? (status: SIGKILL, log: log)
+    }
+}
+
+extension HostCommand {
+    /// Runs a host program like the synchronous `run`, waiting on a thread of its own.
+    public static func run(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil
+    ) async throws -> (status: Int32, output: String) {
+        try await offCooperativePool { try run(executable, arguments, environment: environment) }
+    }
+}
+
+/// Waits (without holding a thread) until a file exists — a starting `moat serve`'s admin socket, its
+/// setup link — or `seconds` pass; returns whether it exists.
+@discardableResult
+public func waitForFile(_ path: String, within seconds: TimeInterval = 60) async -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while !FileManager.default.fileExists(atPath: path) {
+        if Date() >= deadline { return false }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return true
+}

@@ -1,0 +1,114 @@
+#!/usr/bin/python3
+"""Walks Moat's owner console in a real headless Chromium.
+
+Reads four lines on stdin: the gateway's origin, the owner password, the id of a pending approval (a
+scripted model's held call) and the folder for screenshots. Logs in, checks the overview, opens the
+approvals page, approves the held call with the page's own form, and fails on any browser console error
+or Content-Security-Policy violation. Saves a PNG of each page. Prints a JSON summary; exits 1 with a
+message on the first failure.
+"""
+
+import json
+import os
+import sys
+from urllib.parse import urlparse
+
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from browser_support import WAIT, chromium, fail, step, steps
+
+
+def shot(driver, folder, name):
+    """A PNG of the whole page at the window's width, no taller than its content."""
+    width = driver.get_window_size()["width"]
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(400, min(height + 20, 2000)))
+    driver.save_screenshot(os.path.join(folder, name))
+
+
+def console_problems(driver):
+    """Every console error (a CSP violation is one) so far."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def main():
+    origin = sys.stdin.readline().strip()
+    password = sys.stdin.readline().rstrip("\n")
+    approval = sys.stdin.readline().strip()
+    shots = sys.stdin.readline().strip()
+    if not origin or not password or not approval or not shots:
+        fail("stdin must hold the origin, the password, the approval id and the screenshot folder")
+    os.makedirs(shots, exist_ok=True)
+
+    driver = chromium("--window-size=1000,800", "--hide-scrollbars")
+    wait = WebDriverWait(driver, WAIT)
+    try:
+        # 1. A page without a session leads to the login page.
+        driver.get(origin + "/approvals")
+        wait.until(lambda d: urlparse(d.current_url).path == "/login")
+        wait.until(EC.presence_of_element_located((By.ID, "login-form")))
+        shot(driver, shots, "login.png")
+        step("login page")
+        driver.find_element(By.ID, "login-username").send_keys("owner")
+        driver.find_element(By.ID, "login-password").send_keys(password)
+        driver.find_element(By.ID, "login-submit").click()
+
+        # 2. The overview: posture, one pending approval, the activity chart.
+        wait.until(EC.text_to_be_present_in_element((By.ID, "owner-name"), "owner"))
+        if urlparse(driver.current_url).path != "/":
+            fail("after login the browser is not on the overview", driver)
+        if driver.find_element(By.ID, "pending-count").text != "1":
+            fail("the overview does not count the one pending approval", driver)
+        driver.find_element(By.ID, "activity")
+        if not driver.find_elements(By.CSS_SELECTOR, "#posture li"):
+            fail("the overview shows no posture check", driver)
+        shot(driver, shots, "overview.png")
+        step("overview")
+
+        # 3. Keyboard: the first link of the navigation takes focus with Tab.
+        driver.find_element(By.TAG_NAME, "body").send_keys("\t")
+        step("keyboard focus")
+
+        # 4. The approvals page shows the held call; approve it with the page's form.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/approvals']").click()
+        wait.until(EC.presence_of_element_located((By.ID, "approve-" + approval)))
+        article = driver.find_element(By.ID, "approval-" + approval)
+        if "read_file" not in article.text or "notes.txt" not in article.text:
+            fail("the approval does not show the exact call", driver)
+        shot(driver, shots, "approvals.png")
+        step("approvals page")
+        driver.find_element(By.ID, "approve-" + approval).click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "notice"), "Approved"))
+        if driver.find_elements(By.ID, "approve-" + approval):
+            fail("the approved call is still pending", driver)
+        shot(driver, shots, "approvals-decided.png")
+        step("approved")
+
+        # 5. A phone-sized overview.
+        driver.set_window_size(390, 844)
+        driver.get(origin + "/")
+        wait.until(EC.presence_of_element_located((By.ID, "pending-count")))
+        if driver.find_element(By.ID, "pending-count").text != "0":
+            fail("the overview still counts the approved call", driver)
+        width = driver.execute_script("return document.documentElement.scrollWidth")
+        if width > 390:
+            fail("the overview is wider than a phone's screen ({} px)".format(width), driver)
+        shot(driver, shots, "overview-phone.png")
+        step("phone layout")
+
+        # 6. No script error and no CSP violation on any page.
+        problems = console_problems(driver)
+        if problems:
+            fail("browser console errors: " + " | ".join(problems), driver)
+        step("console clean")
+        print(json.dumps({"ok": True, "steps": steps}))
+    except Exception as error:  # a timeout or a missing element: say where
+        fail("{}: {}".format(type(error).__name__, str(error).splitlines()[0] if str(error) else ""), driver)
+    finally:
+        driver.quit()
+
+
+if __name__ == "__main__":
+    main()
