@@ -75,6 +75,8 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     /// Conversations with a turn running, and who waits for each: one turn per conversation at a time,
     /// in the platform's order (the agent would refuse a second as busy, and the message would be lost).
     private let lanes = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+    /// Approvals whose owner decision is being carried out (a double tap must run nothing twice).
+    private let deciding = Mutex<Set<String>>([])
 
     public init(
         adapters: [any ChannelAdapter],
@@ -182,24 +184,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         // 2. Who the sender is: the one decision, in the policy engine.
         let principal = try await policy.principal(channel: message.channel, senderID: message.senderID)
         let command = OwnerCommand(message.text)
-        if principal == .owner, let command {
-            do {
-                let decided = try await turns.decide(
-                    approvalID: command.approvalID, approve: command.approve, actor: "owner@\(message.channel)")
-                await send(message, decided.ownerText, kind: .notice)
-                // The continued turn's reply goes where the call was asked for, if that is a channel here.
-                let parts = decided.conversation.split(separator: ":", maxSplits: 1).map(String.init)
-                if parts.count == 2, adapters[parts[0]] != nil, !decided.reply.isEmpty {
-                    await send(
-                        OutboundMessage(
-                            conversation: parts[1], recipient: parts[1], text: decided.reply,
-                            kind: .reply(inReplyTo: nil)), on: parts[0])
-                }
-            } catch let refusal as ChannelRefusal {
-                await send(message, refusal.message ?? "Not done.", kind: .notice)
-            }
-            return .ownerCommand
-        }
+        if principal == .owner, let command { return try await startDecision(command, message) }
         if command != nil {
             // A tap or text meant for the owner, from another account: refused, and never shown to the model.
             await send(message, "Only the owner's bound account can approve or deny.", kind: .notice)
@@ -275,6 +260,64 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             }
         }
         throw ChannelError(.deliveryFailed, "the message was not taken in; it will be delivered again")
+    }
+
+    /// The owner's `approve ID` / `deny ID`: claimed here, carried out in the group. `deliver` returns once
+    /// the decision is claimed, not once the approved call and the turn after it have run, so a platform's
+    /// tap is answered at once; the owner is told the result when it is done. A second decision of the same
+    /// approval — while the first runs, or after it — is refused here and runs nothing.
+    private func startDecision(_ command: OwnerCommand, _ message: ChannelMessage) async throws -> DeliveryOutcome {
+        let id = command.approvalID
+        let shown = Self.printable(id)
+        guard deciding.withLock({ $0.insert(id).inserted }) else {
+            return await refuseDecision(message, "approval \(shown) is being decided already")
+        }
+        // `approved` but not used passes: a decision recorded before a crash, whose call the agent still runs.
+        if let status = try? await policy.approval(id).status, let state = Self.final(status) {
+            deciding.withLock { _ = $0.remove(id) }
+            return await refuseDecision(message, "approval \(shown) was already \(state)")
+        }
+        let job: @Sendable () async -> Void = { [self] in
+            defer { deciding.withLock { _ = $0.remove(id) } }
+            do {
+                let decided = try await turns.decide(
+                    approvalID: id, approve: command.approve, actor: "owner@\(message.channel)")
+                await send(message, decided.ownerText, kind: .notice)
+                // The continued turn's reply goes where the call was asked for, if that is a channel here.
+                let parts = decided.conversation.split(separator: ":", maxSplits: 1).map(String.init)
+                if parts.count == 2, adapters[parts[0]] != nil, !decided.reply.isEmpty {
+                    await send(
+                        OutboundMessage(
+                            conversation: parts[1], recipient: parts[1], text: decided.reply,
+                            kind: .reply(inReplyTo: nil)), on: parts[0])
+                }
+            } catch let refusal as ChannelRefusal {
+                await send(message, refusal.message ?? "Not done.", kind: .notice)
+            } catch {
+                await send(message, "Not done: \(Self.describe(error))", kind: .notice)
+            }
+        }
+        guard case .enqueued = queue.yield(job) else {
+            deciding.withLock { _ = $0.remove(id) }
+            throw ChannelError(.busy, "the channels are shutting down")
+        }
+        return .ownerCommand
+    }
+
+    /// Tells the owner why a decision was not taken, and says so to the adapter (a tap's answer).
+    private func refuseDecision(_ message: ChannelMessage, _ reason: String) async -> DeliveryOutcome {
+        await send(message, "Not done: \(reason).", kind: .notice)
+        return .refused(reason)
+    }
+
+    /// How an approval that can no longer be decided ended, or nil while a decision may still be carried out.
+    static func final(_ status: ApprovalRecord.Status) -> String? {
+        switch status {
+        case .pending, .approved: nil
+        case .used: "approved, and its call ran"
+        case .denied: "denied"
+        case .expired: "expired"
+        }
     }
 
     /// Waits until no turn runs in `lane`, then holds it.

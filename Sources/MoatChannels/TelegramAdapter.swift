@@ -10,10 +10,16 @@ import Synchronization
 /// user id, the conversation the private chat's id, the idempotency key `telegram:UPDATE_ID`, the cursor
 /// `UPDATE_ID + 1`. A tap on an Approve/Deny button (`callback_data` `approve:ID` / `deny:ID`) becomes a
 /// message whose text is the prompt's reference (`approve ID` / `deny ID`): the router alone decides
-/// whether the tapping account is the owner's. The tap is answered (`answerCallbackQuery`) and, once the
-/// owner's decision was carried out, the buttons are removed. Every other update (a group message, an
-/// edit, a photo, a button Moat did not make) only moves the cursor. In webhook mode the route
+/// whether the tapping account is the owner's. The router claims the owner's decision and runs the call
+/// after `deliver` returns, so the tap is answered (`answerCallbackQuery`, "Approving…") and its buttons
+/// removed at once; the result follows as a message. A second tap on a decided approval is answered with
+/// why nothing was done. Every other update (a group message, an edit, a photo, a button Moat did not
+/// make) only moves the cursor, and its reason goes to the log. In webhook mode the route
 /// (`POST /hooks/telegram/updates`) hands each update to ``receive(_:)``, which takes the same path.
+///
+/// **Start.** Polling mode calls `deleteWebhook` once per process (Telegram answers `getUpdates` with 409
+/// while a webhook is set); webhook mode calls `setWebhook` with the secret and checks with
+/// `getWebhookInfo` that Telegram holds the configured URL.
 ///
 /// **Out.** Plain text (no `parse_mode`), split by the client at Telegram's 4096 units; an approval
 /// prompt carries the inline keyboard of ``TelegramApprovalButtons`` under its last piece.
@@ -25,6 +31,8 @@ public struct TelegramAdapter: ChannelAdapter {
     let report: @Sendable (String) -> Void
     /// The inbox while ``run(inbox:)`` runs (webhook mode delivers through it).
     private let current = InboxBox()
+    /// Set once polling mode removed a webhook.
+    private let webhookCleared = OnceFlag()
 
     public init(bot: TelegramBot, settings: TelegramSettings, report: @escaping @Sendable (String) -> Void = { _ in }) {
         self.bot = bot
@@ -39,6 +47,13 @@ public struct TelegramAdapter: ChannelAdapter {
         defer { current.set(nil) }
         switch settings.mode {
         case .polling:
+            // Telegram refuses getUpdates (409) while a webhook is set, e.g. one left by an earlier webhook-mode
+            // configuration. Removed once per process, keeping its pending updates: a webhook set again later
+            // belongs to another program, and the 409 then says so instead of taking it back every reconnect.
+            if !webhookCleared.isSet {
+                try await bot.deleteWebhook()
+                webhookCleared.set()
+            }
             let poller = TelegramPoller(
                 bot: bot,
                 cursor: TelegramPoller.Cursor(
@@ -56,11 +71,31 @@ public struct TelegramAdapter: ChannelAdapter {
                 }
             }
         case .webhook:
-            if let url = settings.webhookURL { try await bot.setWebhook(url: url) }
+            if let url = settings.webhookURL { try await registerWebhook(url) }
             // Updates arrive through ``receive(_:)``; this only keeps the inbox set until shutdown.
             while !Task.isCancelled {
                 do { try await Task.sleep(for: .seconds(3600)) } catch { return }
             }
+        }
+    }
+
+    /// `setWebhook` with the secret, then `getWebhookInfo` to check Telegram holds this URL (the secret is never
+    /// read back; the route checks it on every delivery). Telegram's last delivery error, if any, is reported.
+    ///
+    /// - Throws: ``ChannelError`` `.configuration` when Telegram holds another URL.
+    func registerWebhook(_ url: String) async throws(ChannelError) {
+        try await bot.setWebhook(url: url)
+        let info = try await bot.getWebhookInfo()
+        guard info.url == url else {
+            throw ChannelError(
+                .configuration,
+                "Telegram holds the webhook \(PrintableText.excerpt(info.url, limit: 200)) after setWebhook, not "
+                    + "channels.telegram.webhook_url; another program with this bot's token changed it: stop it")
+        }
+        if let error = info.lastErrorMessage, !error.isEmpty {
+            report(
+                "Telegram's last delivery to the webhook failed: \(PrintableText.excerpt(error, limit: 200)) (check "
+                    + "that channels.telegram.webhook_url reaches this server)")
         }
     }
 
@@ -88,7 +123,8 @@ public struct TelegramAdapter: ChannelAdapter {
                     cursor: polled ? String(message.updateID + 1) : nil))
         case .buttonTap(let tap):
             try await take(tap, key: inbound.idempotencyKey, into: inbox, polled: polled)
-        case .ignored(let updateID, _):
+        case .ignored(let updateID, let reason):
+            report("Telegram update \(updateID) was not read: \(reason)")
             if polled { try await inbox.advance(channel: channel, to: String(updateID + 1)) }
         }
     }
@@ -106,16 +142,18 @@ public struct TelegramAdapter: ChannelAdapter {
                 channel: channel, senderID: String(tap.sender.id), conversation: String(tap.chatID),
                 text: choice == .approve ? prompt.approveReference : prompt.denyReference, idempotencyKey: key,
                 cursor: cursor))
+        // `deliver` returns once the decision is claimed (the call runs after): the tap is answered now, so the
+        // owner's client stops its spinner, and the result follows as a message.
         switch outcome {
         case .ownerCommand:
-            await answer(tap, choice == .approve ? "Approve sent." : "Deny sent.")
+            await answer(tap, choice == .approve ? "Approving…" : "Denying…")
             do {
                 try await bot.editMessageReplyMarkup(chatID: tap.chatID, messageID: tap.messageID, keyboard: nil)
             } catch {
                 report("the buttons of a decided Telegram approval could not be removed: \(error.message)")
             }
         case .refused(let reason):
-            await answer(tap, "Refused: \(reason)")
+            await answer(tap, "Not done: \(reason)")
         default:
             await answer(tap, nil)
         }
@@ -150,4 +188,11 @@ private final class InboxBox: Sendable {
     private let inbox = Mutex<(any ChannelInbox)?>(nil)
     func set(_ value: (any ChannelInbox)?) { inbox.withLock { $0 = value } }
     func get() -> (any ChannelInbox)? { inbox.withLock { $0 } }
+}
+
+/// Set once, never cleared.
+private final class OnceFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

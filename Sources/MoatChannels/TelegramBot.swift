@@ -140,9 +140,15 @@ public struct TelegramBot: Sendable {
                 dropPendingUpdates: dropPendingUpdates))
     }
 
-    /// `deleteWebhook`: back to `getUpdates`.
+    /// `deleteWebhook`: back to `getUpdates` (Telegram refuses `getUpdates` with 409 while a webhook is set).
+    /// Pending updates are kept unless `dropPendingUpdates`.
     public func deleteWebhook(dropPendingUpdates: Bool = false) async throws(ChannelError) {
         let _: Bool = try await call("deleteWebhook", DeleteWebhook(dropPendingUpdates: dropPendingUpdates))
+    }
+
+    /// `getWebhookInfo`: the webhook Telegram has on record (its URL, empty when none; never the secret).
+    public func getWebhookInfo() async throws(ChannelError) -> TelegramWebhookInfo {
+        try await call("getWebhookInfo", NoParameters())
     }
 }
 
@@ -181,6 +187,10 @@ extension TelegramBot {
             } catch {
                 failure = error
             }
+            // Shutdown closed the connection (a held long poll ends at once): not a failure to retry.
+            if Task.isCancelled {
+                throw ChannelError(.deliveryFailed, "Telegram's \(method) was cancelled: Moat is stopping")
+            }
             let wait: Duration?
             switch failure.retry {
             case .never: wait = nil
@@ -211,8 +221,19 @@ extension TelegramBot {
     /// `error` with every occurrence of the token replaced: whatever text reached it (a server's
     /// description, a transport message), the token does not leave this type.
     static func scrubbed(_ error: ChannelError, token: String) -> ChannelError {
-        guard !token.isEmpty, error.message.contains(token) else { return error }
-        return ChannelError(error.code, error.message.replacingOccurrences(of: token, with: "[bot token]"))
+        let message = scrub(error.message, token: token)
+        return message == error.message ? error : ChannelError(error.code, message)
+    }
+
+    /// `text` without the token, nor its secret part after the colon (which stays whole when a proxy
+    /// percent-encodes the colon).
+    static func scrub(_ text: String, token: String) -> String {
+        let secret = token.split(separator: ":", maxSplits: 1).last.map(String.init) ?? ""
+        var text = text
+        for value in [token, secret] where value.utf8.count >= 20 && text.contains(value) {
+            text = text.replacingOccurrences(of: value, with: "[bot token]")
+        }
+        return text
     }
 
     func attemptOnce<Result: Decodable & Sendable>(
@@ -259,13 +280,14 @@ extension TelegramBot {
                 error: ChannelError(.deliveryFailed, "Telegram's \(method) at \(url.origin) failed\(detail)"),
                 retry: connected && !Self.isRepeatable(method) ? .never : .backoff)
         }
-        return try read(answer, method: method, origin: url.origin)
+        return try read(answer, method: method, origin: url.origin, token: token)
     }
 
-    /// The result of an answer, or the failure it reports.
-    func read<Result: Decodable>(_ answer: (status: Int, body: [UInt8]), method: String, origin: String)
-        throws(Failure) -> Result
-    {
+    /// The result of an answer, or the failure it reports. Telegram's description is scrubbed of the token
+    /// before it is cut to length (a cut token would no longer be found by ``scrubbed(_:token:)``).
+    func read<Result: Decodable>(
+        _ answer: (status: Int, body: [UInt8]), method: String, origin: String, token: String
+    ) throws(Failure) -> Result {
         let envelope: TelegramEnvelope<Result>
         do {
             envelope = try JSONDecoder().decode(TelegramEnvelope<Result>.self, from: Data(answer.body))
@@ -284,7 +306,9 @@ extension TelegramBot {
         case .success(let result):
             return result
         case .failure(let code, let description, let parameters):
-            throw failure(code: code, description: description, parameters: parameters, method: method, origin: origin)
+            throw failure(
+                code: code, description: Self.scrub(description, token: token), parameters: parameters,
+                method: method, origin: origin)
         }
     }
 
@@ -311,12 +335,7 @@ extension TelegramBot {
                 ),
                 retry: .after(.seconds(seconds)))
         case 409:
-            return Failure(
-                error: ChannelError(
-                    .configuration,
-                    "Telegram refused \(method) (HTTP 409, \(said)): another program takes this bot's updates (a webhook, "
-                        + "or a second Moat with the same token); stop it, or use channels.telegram.mode: webhook"),
-                retry: .never)
+            return Failure(error: Self.conflict(method: method, description: description), retry: .never)
         case 403:
             return Failure(
                 error: ChannelError(
@@ -331,6 +350,29 @@ extension TelegramBot {
             return Failure(
                 error: ChannelError(.invalidInput, "Telegram refused \(method) (HTTP \(code)): \(said)"), retry: .never)
         }
+    }
+
+    /// A 409: someone else takes this bot's updates. Telegram's description says who (a webhook, or another
+    /// `getUpdates`), and the fix differs.
+    static func conflict(method: String, description: String) -> ChannelError {
+        // Short enough to reach the log whole (the router cuts a failure at 300 characters).
+        let lowered = description.lowercased()
+        if lowered.contains("webhook") {
+            return ChannelError(
+                .configuration,
+                "Telegram refused \(method) (HTTP 409): a webhook is set for this bot, by another program with its "
+                    + "token since Moat removed it at start; stop that program, or set channels.telegram.mode: webhook")
+        }
+        if lowered.contains("getupdates") {
+            return ChannelError(
+                .configuration,
+                "Telegram refused \(method) (HTTP 409): another program is polling this bot with the same token "
+                    + "(a second moat serve?); only one may take its updates: stop the other one")
+        }
+        return ChannelError(
+            .configuration,
+            "Telegram refused \(method) (HTTP 409, \(PrintableText.excerpt(description, limit: 120))): another "
+                + "program takes this bot's updates; stop it")
     }
 
     /// The token from the vault, checked to be a bot token.

@@ -100,6 +100,9 @@ public enum TelegramInbound: Sendable, Hashable {
 /// handled) nor repeats one that was stored; an update handled but not yet stored when the process
 /// died comes again, with the same ``TelegramInbound/idempotencyKey``, for the receiver to drop.
 ///
+/// **Shutdown.** Cancelling the task closes a held `getUpdates` at once (nothing waits out the poll's
+/// timeout); updates fetched but not yet handled are left unconfirmed and come again at the next start.
+///
 /// **Failures.** When `handle` or `store` throws, the round stops there (the offset stays before the
 /// update) and the same update comes back in the next round. A failed `getUpdates` (after the client's
 /// own retries) is reported to `report` and the loop waits, doubling from 1 s to 60 s with jitter.
@@ -151,6 +154,8 @@ public struct TelegramPoller: Sendable {
         let updates = try await bot.getUpdates(offset: offset, timeout: timeout)
         var handled = 0
         for update in updates.sorted(by: { $0.updateID < $1.updateID }) {
+            // Stopping: the rest stays unconfirmed and comes again at the next start.
+            if Task.isCancelled { break }
             // Confirmed already: a server that sends it again is not believed.
             if let offset, update.updateID < offset { continue }
             do {

@@ -181,6 +181,24 @@ public struct TelegramInlineKeyboard: Sendable, Hashable, Codable {
     enum CodingKeys: String, CodingKey { case rows = "inline_keyboard" }
 }
 
+/// `WebhookInfo`: what Telegram has on record for the bot's webhook (`getWebhookInfo`). The secret token is
+/// never returned, so only the URL and the delivery errors can be checked.
+public struct TelegramWebhookInfo: Sendable, Hashable, Decodable {
+    /// The webhook URL, empty when none is set (the bot is in `getUpdates` mode).
+    public let url: String
+    public let pendingUpdateCount: Int
+    /// The last delivery error Telegram saw (untrusted text), if any.
+    public let lastErrorMessage: String?
+    public let allowedUpdates: [String]?
+
+    enum CodingKeys: String, CodingKey {
+        case url
+        case pendingUpdateCount = "pending_update_count"
+        case lastErrorMessage = "last_error_message"
+        case allowedUpdates = "allowed_updates"
+    }
+}
+
 /// `ResponseParameters`: why a request failed and what to do.
 struct TelegramResponseParameters: Sendable, Decodable {
     let retryAfter: Int?

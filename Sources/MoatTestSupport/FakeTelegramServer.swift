@@ -26,12 +26,14 @@ import Synchronization
 /// `reply_markup` an inline keyboard whose `callback_data` are 1–64 bytes, a known private chat),
 /// `answerCallbackQuery` (a known query, answered once), `editMessageReplyMarkup` (a message the bot
 /// sent; a markup equal to the current one is "not modified"), `setWebhook` (https only, a secret of
-/// `A-Z a-z 0-9 _ -`), `deleteWebhook`. Errors carry the API's descriptions (`Bad Request: chat not
-/// found`, …).
+/// `A-Z a-z 0-9 _ -`), `deleteWebhook`, `getWebhookInfo` (the URL, empty when none; never the secret).
+/// Errors carry the API's descriptions (`Bad Request: chat not found`, …).
 ///
 /// **Scripting**: ``sendPrivateMessage(from:text:)``, ``sendGroupMessage(from:groupID:text:)``,
 /// ``editMessage(from:messageID:text:)``, ``tap(by:messageID:data:)`` add updates;
-/// ``failNext(_:method:)`` makes the next request (of a method) fail (429 with `retry_after`, a 5xx);
+/// ``setWebhookElsewhere(_:lastError:)`` sets a webhook as another program would, ``holdPollsUntilClosed()``
+/// keeps a long poll past its timeout; ``failNext(_:method:)`` makes the next request (of a method) fail
+/// (429 with `retry_after`, a 5xx, a description quoting the path);
 /// ``calls`` records every request's method and parameters (objects as JSON text).
 public final class FakeTelegramServer: Sendable {
     /// A Telegram account that talks to the bot.
@@ -70,6 +72,10 @@ public final class FakeTelegramServer: Sendable {
         case badGatewayPage
         /// The request is taken (and recorded), then the connection is closed in the middle of the answer.
         case cutConnection
+        /// 400 whose description quotes the request's path (`/bot<TOKEN>/METHOD`), as some proxies answer.
+        case echoPath
+        /// `setWebhook` succeeds, but another program sets its own URL right after (`getWebhookInfo` shows it).
+        case webhookReplacedBy(String)
     }
 
     /// One request the server answered (or refused).
@@ -123,6 +129,9 @@ public final class FakeTelegramServer: Sendable {
         var poll: Poll?
         var pollSerial = 0
         var webhook: String?
+        var webhookError: String?
+        /// Held polls wait until an update arrives or the client goes, whatever their `timeout`.
+        var holdPollsUntilClosed = false
     }
 
     /// Starts on a free port of 127.0.0.1 for the bot with `token`.
@@ -215,6 +224,24 @@ public final class FakeTelegramServer: Sendable {
         return (updateID, queryID)
     }
 
+    /// A webhook set by another program (as a leftover of webhook mode is): `getUpdates` answers 409 until
+    /// `deleteWebhook`. `lastError` is what `getWebhookInfo` reports as its last delivery error.
+    public func setWebhookElsewhere(_ url: String, lastError: String? = nil) {
+        state.withLock { state in
+            state.webhook = url
+            state.webhookError = lastError
+        }
+    }
+
+    /// From now on a held `getUpdates` ends only when an update arrives or the client closes the connection,
+    /// never at its `timeout` (a test of shutdown cannot then pass by waiting the poll out).
+    public func holdPollsUntilClosed() {
+        state.withLock { $0.holdPollsUntilClosed = true }
+    }
+
+    /// Whether a `getUpdates` is held right now.
+    public var isHoldingPoll: Bool { state.withLock { $0.poll != nil } }
+
     /// The next request (of `method`, when given) fails with `fault`; several queue up in order.
     public func failNext(_ fault: Fault, method: String? = nil) {
         state.withLock { $0.faults.append((method, fault)) }
@@ -299,6 +326,11 @@ public final class FakeTelegramServer: Sendable {
             return ScriptedAnswer(
                 headers: [("Content-Type", "application/json"), ("Content-Length", "64")],
                 pieces: [Array(#"{"ok":true,"res"#.utf8)], end: .cut)
+        case .echoPath:
+            return Self.failure(400, "Bad Request: no such method at \(path)")
+        case .webhookReplacedBy(let other):
+            state.withLock { $0.webhook = other }
+            return Self.success(true, description: "Webhook was set")
         case nil:
             break
         }
@@ -312,9 +344,24 @@ public final class FakeTelegramServer: Sendable {
         case "deletewebhook":
             state.withLock { state in
                 state.webhook = nil
+                state.webhookError = nil
                 if parameters["drop_pending_updates"] == "true" { state.updates = [] }
             }
             return Self.success(true, description: "Webhook was deleted")
+        case "getwebhookinfo":
+            let info = state.withLock { state -> [String: Any] in
+                var info: [String: Any] = [
+                    "url": state.webhook ?? "", "has_custom_certificate": false,
+                    "pending_update_count": state.updates.count,
+                ]
+                if let error = state.webhookError {
+                    info["last_error_message"] = error
+                    info["last_error_date"] = Self.now()
+                }
+                if state.webhook != nil, let allowed = state.allowedUpdates { info["allowed_updates"] = allowed }
+                return info
+            }
+            return Self.success(info)
         default:
             return Self.failure(404, "Not Found")
         }
@@ -377,7 +424,8 @@ public final class FakeTelegramServer: Sendable {
                 state.pollSerial += 1
                 return state.pollSerial
             }
-            let timer = MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .seconds(timeout)) { [self] in
+            let wait = state.withLock { $0.holdPollsUntilClosed } ? Int64(24 * 3600) : timeout
+            let timer = MultiThreadedEventLoopGroup.singleton.next().scheduleTask(in: .seconds(wait)) { [self] in
                 let expired = state.withLock { state -> Bool in
                     guard let poll = state.poll, poll.serial == serial else { return false }
                     state.poll = nil

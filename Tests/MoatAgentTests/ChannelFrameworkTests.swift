@@ -367,11 +367,22 @@ final class CodeRecorder: Sendable {
         }
         #expect(tool.ran.isEmpty)
         #expect(fixture.base.model.requests.count == requestsBefore)
-        // The owner's bound account: it runs once; a second tap is refused.
+        // The owner's bound account: claimed at once, then run once in the background; a second decision is
+        // refused whether it comes while the call runs or after.
         #expect(
             try await fixture.router.deliver(fixture.message("approve \(approval.id)", from: "me")) == .ownerCommand)
+        guard case .refused = try await fixture.router.deliver(fixture.message("Approve \(approval.id)", from: "me"))
+        else {
+            Issue.record("a second decision of the same approval was taken")
+            return
+        }
+        try await fixture.eventually { fixture.adapter.sent.contains { $0.text == "Approved \(approval.id)." } }
         #expect(tool.ran.count == 1)
-        _ = try await fixture.router.deliver(fixture.message("Approve \(approval.id)", from: "me"))
+        guard case .refused = try await fixture.router.deliver(fixture.message("deny \(approval.id)", from: "me"))
+        else {
+            Issue.record("a decided approval was decided again")
+            return
+        }
         #expect(tool.ran.count == 1)
         #expect(fixture.adapter.sent.last { $0.recipient == "me" }?.text.hasPrefix("Not done") == true)
     }

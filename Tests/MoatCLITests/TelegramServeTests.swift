@@ -137,8 +137,12 @@ import Testing
         #expect(model.requests.last?.body.contains("groceries") == true)
         try await Self.eventually { telegram.sentMessages.first { $0.id == prompt.id }?.markup == nil }
         telegram.tap(by: Self.owner, messageID: prompt.id, data: "approve:\(approvalID)")
-        try await Self.eventually { Self.texts(telegram, to: Self.owner).last?.hasPrefix("Not done") == true }
+        try await Self.eventually { Self.texts(telegram, to: Self.owner).contains { $0.hasPrefix("Not done") } }
         #expect(model.requests.count == 3)
+        // The owner's taps were answered: the first at once ("Approving…"), the second with why nothing ran.
+        let answers = telegram.calls("answerCallbackQuery").map { $0.parameters["text"] ?? "" }
+        #expect(answers.count == 3 && answers[1] == "Approving…", "\(answers)")
+        #expect(answers.last?.hasPrefix("Not done: approval \(approvalID)") == true, "\(answers)")
         let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
@@ -214,5 +218,60 @@ import Testing
         #expect(model.requests.isEmpty)
         let audit = try await MoatBinary.run(["audit", "tail", "-n", "200"], home: home.path)
         #expect(!audit.stdout.contains("wrong_token") && !audit.stderr.contains("wrong_token"))
+    }
+
+    @Test(
+        "moat serve: SIGTERM during a held getUpdates stops at once, and the next start gets what was not handled"
+    )
+    func shutdownDuringLongPoll() async throws {
+        let model = try await ScriptedModelServer.start(replies: [.text("never")])
+        defer { Task { await model.stop() } }
+        let telegram = try await FakeTelegramServer.start()
+        defer { Task { await telegram.stop() } }
+        // A poll is answered only when an update arrives or Moat hangs up: waiting it out never ends.
+        telegram.holdPollsUntilClosed()
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
+        var server = try await RunningServer.start(arguments: [], home: home.path)
+        telegram.sendPrivateMessage(from: Self.alice, text: "hello")
+        try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 1 }
+        // The update is confirmed by the next poll, which is then held.
+        try await Self.eventually { telegram.pendingUpdateIDs.isEmpty && telegram.isHoldingPoll }
+        try #require(telegram.isHoldingPoll)
+        var (status, log) = await server.stop()
+        // Exited by itself on SIGTERM (stop() kills only after 30 s, which shows as a signal, not status 0).
+        #expect(status == 0, "\(log)")
+        // Written while Moat is down: taken after the restart, and the first message is not handled again.
+        telegram.sendPrivateMessage(from: Self.alice, text: "are you back?")
+        server = try await RunningServer.start(arguments: [], home: home.path)
+        try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 2 }
+        try await Self.eventually { telegram.pendingUpdateIDs.isEmpty && telegram.isHoldingPoll }
+        let second = await server.stop()
+        #expect(second.status == 0, "\(second.log)")
+        log += second.log
+        let codes = Self.texts(telegram, to: Self.alice).map { Self.code(in: $0) }
+        #expect(codes.count == 2 && codes[0] != nil && codes[0] == codes[1])
+        #expect(model.requests.isEmpty)
+        #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
+    }
+
+    @Test("moat serve, polling: a leftover webhook is removed at start; one set later is logged as 409 with the fix")
+    func leftoverWebhook() async throws {
+        let model = try await ScriptedModelServer.start(replies: [.text("never")])
+        defer { Task { await model.stop() } }
+        let telegram = try await FakeTelegramServer.start()
+        defer { Task { await telegram.stop() } }
+        telegram.setWebhookElsewhere("https://old.example.test/hooks/telegram/updates")
+        telegram.sendPrivateMessage(from: Self.alice, text: "sent while the webhook was set")
+        let home = try await Self.home(model: model, telegram: telegram, token: telegram.token)
+        let server = try await RunningServer.start(arguments: [], home: home.path)
+        try await Self.eventually { Self.texts(telegram, to: Self.alice).count == 1 }
+        #expect(telegram.calls("deleteWebhook").count == 1)
+        telegram.setWebhookElsewhere("https://elsewhere.example.test/hook")
+        try await Self.eventually { server.log.contains("a webhook is set for this bot") }
+        let (status, log) = await server.stop()
+        #expect(status == 0)
+        #expect(log.contains("HTTP 409") && log.contains("channels.telegram.mode: webhook"), "\(log)")
+        #expect(telegram.calls("deleteWebhook").count == 1)
+        #expect(!log.contains(String(telegram.token.split(separator: ":")[1])))
     }
 }

@@ -194,6 +194,11 @@ import Testing
         let lines = String(repeating: "a", count: 4000) + "\n" + String(repeating: "b b ", count: 50)
         #expect(
             TelegramText.split(lines) == [String(repeating: "a", count: 4000), String(repeating: "b b ", count: 50)])
+        // A link (an entity Telegram finds by itself) across the limit moves whole to the next piece.
+        let url = "https://example.org/a/path/straddling/the/limit"
+        let straddling = String(repeating: "a ", count: 2040) + url  // the link starts at unit 4080
+        let around = TelegramText.split(straddling)
+        #expect(around.count == 2 && around.last == url && around[0].utf16.count == 4079)
         #expect(TelegramText.split("one two three", limit: 8) == ["one two", "three"])
         #expect(TelegramText.split("  \n  ").isEmpty)
         #expect(TelegramText.split("short") == ["short"])
@@ -525,5 +530,103 @@ import Testing
         #expect(try await fixture.bot.getUpdates(offset: nil, timeout: 0).isEmpty)
         let ended = await first.value
         #expect(ended?.code == .configuration && ended?.message.contains("409") == true)
+        #expect(ended?.message.contains("another program is polling this bot") == true)
+        // A webhook set: 409 too, with the other cause and its fix; deleteWebhook ends it.
+        server.setWebhookElsewhere("https://elsewhere.example.test/hook")
+        let refused = await Self.failure { () async throws(ChannelError) in
+            _ = try await fixture.bot.getUpdates(offset: nil, timeout: 0)
+        }
+        #expect(refused?.code == .configuration && refused?.message.contains("a webhook is set for this bot") == true)
+        #expect(refused?.message.contains("channels.telegram.mode: webhook") == true)
+        try await fixture.bot.deleteWebhook()
+        #expect(try await fixture.bot.getUpdates(offset: nil, timeout: 0).isEmpty)
+    }
+
+    @Test("every method waits out a 429's retry_after and tries again, not only getUpdates")
+    func rateLimitedEverywhere() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let fixture = try Fixture(server: server, webhookSecret: "whsec_0123456789abcdefghijklmnopqrstuv")
+        server.sendPrivateMessage(from: Self.ada, text: "hi")
+        let bot = fixture.bot
+        let sent = try await bot.sendMessage(
+            chatID: Self.ada.id, text: "with a button", keyboard: .init(rows: [[.init(text: "A", callbackData: "a")]]))
+        let messageID = try #require(sent.first).messageID
+        let (_, queryID) = server.tap(by: Self.ada, messageID: messageID, data: "a")
+        let calls: [(method: String, call: @Sendable () async throws(ChannelError) -> Void)] = [
+            ("getMe", { () async throws(ChannelError) in _ = try await bot.getMe() }),
+            ("getUpdates", { () async throws(ChannelError) in _ = try await bot.getUpdates(offset: nil, timeout: 0) }),
+            (
+                "sendMessage",
+                { () async throws(ChannelError) in _ = try await bot.sendMessage(chatID: Self.ada.id, text: "again") }
+            ),
+            (
+                "answerCallbackQuery",
+                { () async throws(ChannelError) in try await bot.answerCallbackQuery(queryID, text: "ok") }
+            ),
+            (
+                "editMessageReplyMarkup",
+                { () async throws(ChannelError) in
+                    try await bot.editMessageReplyMarkup(chatID: Self.ada.id, messageID: messageID)
+                }
+            ),
+            (
+                "setWebhook",
+                { () async throws(ChannelError) in
+                    try await bot.setWebhook(url: "https://moat.example.test/hooks/telegram/updates")
+                }
+            ),
+            ("getWebhookInfo", { () async throws(ChannelError) in _ = try await bot.getWebhookInfo() }),
+            ("deleteWebhook", { () async throws(ChannelError) in try await bot.deleteWebhook() }),
+        ]
+        for (index, (method, call)) in calls.enumerated() {
+            server.failNext(.tooManyRequests(retryAfter: index + 2), method: method)
+            let before = server.calls(method).count
+            let failed = await Self.failure(call)
+            #expect(failed == nil, "\(method): \(failed?.message ?? "")")
+            #expect(server.calls(method).count == before + 2, "\(method)")
+            #expect(fixture.waits.all.last == .seconds(index + 2), "\(method)")
+        }
+        #expect(fixture.waits.all == calls.indices.map { .seconds($0 + 2) })
+    }
+
+    @Test("webhook mode sets the webhook with the secret and checks Telegram holds that URL; another URL is refused")
+    func webhookRegistered() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let secret = "whsec_0123456789abcdefghijklmnopqrstuv"
+        let fixture = try Fixture(server: server, webhookSecret: secret)
+        let url = "https://moat.example.test/hooks/telegram/updates"
+        let reports = Mutex<[String]>([])
+        let adapter = TelegramAdapter(
+            bot: fixture.bot, settings: fixture.bot.settings, report: { line in reports.withLock { $0.append(line) } })
+        server.setWebhookElsewhere(url, lastError: "Connection refused")
+        try await adapter.registerWebhook(url)
+        #expect(server.webhookURL == url)
+        #expect(server.calls("setWebhook").last?.parameters["secret_token"] == secret)
+        #expect(server.calls("getWebhookInfo").count == 1)
+        #expect(reports.withLock { $0 }.contains { $0.contains("Connection refused") && $0.contains("webhook_url") })
+        // Another program puts its own URL in between: refused, naming neither the token nor the secret.
+        server.failNext(.webhookReplacedBy("https://attacker.example.test/steal"), method: "setWebhook")
+        let replaced = await Self.failure { () async throws(ChannelError) in try await adapter.registerWebhook(url) }
+        #expect(replaced?.code == .configuration && replaced?.message.contains("attacker.example.test") == true)
+        #expect(replaced?.message.contains(secret) == false && replaced?.message.contains(Self.token) == false)
+    }
+
+    @Test("an error text quoting the request's path holds no bot token")
+    func pathEchoed() async throws {
+        let server = try await FakeTelegramServer.start(token: Self.token)
+        defer { Task { await server.stop() } }
+        let fixture = try Fixture(server: server)
+        server.failNext(.echoPath, method: "getMe")
+        let failed = await Self.failure { () async throws(ChannelError) in _ = try await fixture.bot.getMe() }
+        let text = try #require(failed).message
+        #expect(text.contains("no such method at /bot[bot token]/getMe"), "\(text)")
+        let secretHalf = String(Self.token.split(separator: ":")[1])
+        #expect(!text.contains(Self.token) && !text.contains(secretHalf))
+        // A proxy that percent-encodes the colon still shows no secret part.
+        #expect(
+            TelegramBot.scrub("at /bot123456789%3A\(secretHalf)/getMe", token: Self.token)
+                == "at /bot123456789%3A[bot token]/getMe")
     }
 }
