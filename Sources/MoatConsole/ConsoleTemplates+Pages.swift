@@ -32,6 +32,44 @@ extension ConsoleTemplates {
         {{/missing}}
         """
 
+    static let contacts = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <section aria-labelledby="pairing-h">
+        <h2 id="pairing-h">Pairing requests</h2>
+        <p>Someone who writes to the agent on a channel and is not a contact gets a code and nothing reaches the model. Approve the code they tell you with a ceiling per trust domain: the agent never acts for them above it.</p>
+        {{^pairings}}<p id="no-pairings">No pairing request is waiting.</p>{{/pairings}}
+        {{#pairings}}
+        <article class="pairing" id="pairing-{{code}}">
+        <h3>{{channel}} <code>{{sender}}</code></h3>
+        <p>Code <strong class="code">{{code}}</strong>, valid until {{expires}}.</p>
+        <form method="post" action="/contacts/pairing/approve" class="ceilings">
+        <input type="hidden" name="csrf_token" value="">
+        <input type="hidden" name="code" value="{{code}}">
+        <fieldset><legend>Ceilings</legend>
+        {{#domains}}<label>{{domain}} <select name="ceiling_{{domain}}" id="ceiling-{{code}}-{{domain}}">{{#levels}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/levels}}</select></label>{{/domains}}
+        </fieldset>
+        <button type="submit" class="approve" id="approve-pairing-{{code}}">Approve with these ceilings</button>
+        </form>
+        <form method="post" action="/contacts/pairing/deny">
+        <input type="hidden" name="csrf_token" value="">
+        <input type="hidden" name="code" value="{{code}}">
+        <button type="submit" class="deny" id="deny-pairing-{{code}}">Deny</button>
+        </form>
+        </article>
+        {{/pairings}}
+        {{#denied}}<p class="denied">Denied: {{channel}} <code>{{sender}}</code> gets no new code until {{expires}}.</p>{{/denied}}
+        {{#bindings}}<p class="binding">Owner binding on {{channel}}: send <strong class="code">{{code}}</strong> from your own account (valid until {{expires}}).</p>{{/bindings}}
+        </section>
+        <section aria-labelledby="contacts-h">
+        <h2 id="contacts-h">Contacts</h2>
+        {{^hasContacts}}<p id="no-contacts">No contacts yet.</p>{{/hasContacts}}
+        {{#hasContacts}}<div class="scroll"><table id="contacts"><thead><tr><th>Contact</th><th>Channel</th><th>Sender</th><th>Ceilings</th><th>Added</th><th></th></tr></thead>
+        <tbody>{{#contacts}}<tr id="contact-{{id}}"><td><code>{{id}}</code></td><td>{{channel}}</td><td><code>{{sender}}</code></td><td class="ceilings-list">{{ceilings}}</td><td>{{added}}</td><td><form method="post" action="/contacts/{{id}}/remove"><input type="hidden" name="csrf_token" value=""><button type="submit" class="deny" id="remove-{{id}}">Remove</button></form></td></tr>{{/contacts}}</tbody></table></div>{{/hasContacts}}
+        </section>
+        """
+
     /// The page templates beyond the overview and approvals, by name.
-    static let pages: [(String, String)] = [("conversations", conversations), ("conversation", conversation)]
+    static let pages: [(String, String)] = [
+        ("conversations", conversations), ("conversation", conversation), ("contacts", contacts),
+    ]
 }

@@ -11,7 +11,7 @@ import Testing
     static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>"# + "\u{202E}txt.exe"
 
     /// Every console page that needs no id.
-    static let pagePaths = ["/", "/approvals", "/conversations", "/settings"]
+    static let pagePaths = ["/", "/approvals", "/conversations", "/contacts", "/settings"]
 
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
@@ -31,7 +31,13 @@ import Testing
     static func serve(
         _ model: ScriptedModelServer, password: String
     ) throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
-        let home = try ChatCommandTests.home(model)
+        try serve(home: try ChatCommandTests.home(model), password: password)
+    }
+
+    /// `moat serve` on `home` (a served home), set up as `serve(_:password:)` describes.
+    static func serve(
+        home: TemporaryDirectory, password: String
+    ) throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
         #expect(
             try MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status == 0)
         let setup = try MoatBinary.run(
