@@ -68,8 +68,30 @@ extension ConsoleTemplates {
         </section>
         """
 
+    static let trust = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <section aria-labelledby="levels-h">
+        <h2 id="levels-h">Levels</h2>
+        <p>0 none: refused · 1 inform: described, not run · 2 suggest: held for your approval · 3 act: runs and you are told · 4 full: runs. Raising to 3 or 4 needs the evidence the rule asks for (enough approvals of that domain since the last change), or force, which is recorded.</p>
+        <div class="scroll"><table id="levels"><thead><tr><th>Domain</th><th>Level</th><th>Last change</th><th>Change it</th></tr></thead>
+        <tbody>{{#domains}}<tr id="domain-{{domain}}"><td>{{domain}}</td><td class="level"><strong>{{level}}</strong> {{name}}{{#tampered}} <span class="status-fail">its row does not verify</span>{{/tampered}}</td><td>{{#hasChange}}{{changed}} by {{actor}}: {{reason}}{{/hasChange}}{{^hasChange}}default{{/hasChange}}</td>
+        <td><form method="post" action="/trust/domain/{{domain}}" class="trust-form"><input type="hidden" name="csrf_token" value="">
+        <label>Level <select name="level" id="level-{{domain}}">{{#levels}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/levels}}</select></label>
+        <label>Reason <input name="reason" id="reason-{{domain}}" maxlength="300" required></label>
+        <label class="inline"><input type="checkbox" name="force" id="force-{{domain}}"> force</label>
+        <button type="submit" id="set-{{domain}}">Change</button></form></td></tr>{{/domains}}</tbody></table></div>
+        </section>
+        <section aria-labelledby="trust-history-h">
+        <h2 id="trust-history-h">History</h2>
+        {{^hasHistory}}<p>No changes yet.</p>{{/hasHistory}}
+        {{#hasHistory}}<div class="scroll"><table id="trust-history"><thead><tr><th>#</th><th>When</th><th>Domain</th><th>From → to</th><th>Kind</th><th>By</th><th>Reason and evidence</th><th></th></tr></thead>
+        <tbody>{{#history}}<tr id="change-{{id}}"><td>{{id}}</td><td>{{time}}</td><td>{{domain}}</td><td>{{from}} → {{to}}</td><td>{{kind}}</td><td>{{actor}}</td><td>{{reason}}{{#hasEvidence}}<br><span class="fix">evidence: {{evidence}}</span>{{/hasEvidence}}</td>
+        <td><form method="post" action="/trust/rollback/{{id}}"><input type="hidden" name="csrf_token" value=""><label>Reason <input name="reason" id="rollback-reason-{{id}}" maxlength="300"></label><button type="submit" id="rollback-{{id}}">Roll back</button></form></td></tr>{{/history}}</tbody></table></div>{{/hasHistory}}
+        </section>
+        """
+
     /// The page templates beyond the overview and approvals, by name.
     static let pages: [(String, String)] = [
-        ("conversations", conversations), ("conversation", conversation), ("contacts", contacts),
+        ("conversations", conversations), ("conversation", conversation), ("contacts", contacts), ("trust", trust),
     ]
 }

@@ -143,6 +143,8 @@ enum DashboardPages {
         fieldset { border: 1px solid var(--line); border-radius: 4px; display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: 0.2rem 0.8rem; }
         fieldset label { margin: 0.2rem 0; }
         .ceilings button { margin-top: 0.4rem; }
+        .trust-form { display: flex; flex-wrap: wrap; gap: 0.3rem 0.6rem; align-items: end; }
+        .trust-form label, label.inline { margin: 0; }
         @media (max-width: 40rem) { .who { margin-left: 0; width: 100%; } .approval dl { grid-template-columns: 1fr; } }
         """
 
