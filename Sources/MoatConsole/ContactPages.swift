@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MoatAdmin
+import MoatAuth
 import MoatCore
 import MoatHTTP
 import MoatPolicy
@@ -80,13 +81,14 @@ enum ContactPages {
     static func show(
         _ request: Request, _ context: GatewayRequestContext, operations: AdminOperations
     ) async -> [String: Any] {
-        let client = OwnerAccessMiddleware.client(request, context)
+        var reads = ConsoleReads(operations, request, context)
         var values: [String: Any] = [:]
-        var problems: [String] = []
-        do throws(AdminFailure) {
-            guard case .pairings(let pending) = try await operations.perform(.pairingList, client: client) else {
-                throw AdminFailure("the operation answered something unexpected")
-            }
+        if let pending = await reads.read(
+            .pairingList, "the pairing requests",
+            { result in
+                if case .pairings(let pending) = result { pending } else { nil }
+            })
+        {
             let defaults = PolicySettings.defaultContactCeilings
             values["pairings"] = pending.filter { $0.purpose == "pair" && $0.state == "pending" }.map {
                 pairing -> [String: Any] in
@@ -119,13 +121,13 @@ enum ContactPages {
                     "expires": ConsoleRoutes.time(binding.expiresAt),
                 ]
             }
-        } catch {
-            problems.append("Could not read the pairing requests: " + error.message)
         }
-        do throws(AdminFailure) {
-            guard case .contacts(let contacts) = try await operations.perform(.contactList, client: client) else {
-                throw AdminFailure("the operation answered something unexpected")
-            }
+        if let contacts = await reads.read(
+            .contactList, "the contacts",
+            { result in
+                if case .contacts(let contacts) = result { contacts } else { nil }
+            })
+        {
             values["contacts"] = contacts.map { contact -> [String: Any] in
                 [
                     "id": PrintableText.strip(contact.id), "channel": PrintableText.strip(contact.channel),
@@ -134,15 +136,34 @@ enum ContactPages {
                 ]
             }
             values["hasContacts"] = !contacts.isEmpty
-        } catch {
-            problems.append("Could not read the contacts: " + error.message)
         }
-        if let notice = ConsoleNotices.take(request) {
-            values["notice"] = notice
-        } else if !problems.isEmpty {
-            values["notice"] = ["text": problems.joined(separator: " "), "ok": false]
-        }
+        values["notice"] = ConsoleNotices.take(request, problems: reads.problems)
         return values
+    }
+}
+
+/// The reads of one page: each operation's answer, or (when it fails) a problem the page shows.
+struct ConsoleReads {
+    let operations: AdminOperations
+    let client: ClientInfo
+    private(set) var problems: [String] = []
+
+    init(_ operations: AdminOperations, _ request: Request, _ context: GatewayRequestContext) {
+        self.operations = operations
+        self.client = OwnerAccessMiddleware.client(request, context)
+    }
+
+    /// What `operation` answered, taken apart by `extract`; nil (and a problem naming `what`) when it failed.
+    mutating func read<T>(
+        _ operation: AdminOperation, _ what: String, _ extract: (AdminResult) -> T?
+    ) async -> T? {
+        do throws(AdminFailure) {
+            if let value = extract(try await operations.perform(operation, client: client)) { return value }
+            problems.append("Could not read \(what): the operation answered something unexpected.")
+        } catch {
+            problems.append("Could not read \(what): " + error.message)
+        }
+        return nil
     }
 }
 
@@ -164,6 +185,11 @@ enum ConsoleNotices {
             values[key] = (PrintableText.excerpt(text, limit: 400), ok)
         }
         return ConsolePageMiddleware.redirect(path + "?notice=" + key)
+    }
+
+    /// The notice a redirect left for this page (once), else what could not be read (`problems`), else nil.
+    static func take(_ request: Request, problems: [String]) -> [String: Any]? {
+        take(request) ?? (problems.isEmpty ? nil : ["text": problems.joined(separator: " "), "ok": false])
     }
 
     /// The notice a redirect left for this page (once).

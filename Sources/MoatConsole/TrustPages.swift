@@ -50,13 +50,14 @@ enum TrustPages {
     static func show(
         _ request: Request, _ context: GatewayRequestContext, operations: AdminOperations
     ) async -> [String: Any] {
-        let client = OwnerAccessMiddleware.client(request, context)
+        var reads = ConsoleReads(operations, request, context)
         var values: [String: Any] = [:]
-        var problems: [String] = []
-        do throws(AdminFailure) {
-            guard case .trust(let domains) = try await operations.perform(.trustShow, client: client) else {
-                throw AdminFailure("the operation answered something unexpected")
-            }
+        if let domains = await reads.read(
+            .trustShow, "the trust levels",
+            { result in
+                if case .trust(let domains) = result { domains } else { nil }
+            })
+        {
             values["domains"] = domains.map { item -> [String: Any] in
                 var row: [String: Any] = [
                     "domain": item.domain.rawValue, "level": item.level.rawValue, "name": item.level.name,
@@ -75,14 +76,13 @@ enum TrustPages {
                 }
                 return row
             }
-        } catch {
-            problems.append("Could not read the trust levels: " + error.message)
         }
-        do throws(AdminFailure) {
-            guard
-                case .trustHistory(let changes) = try await operations.perform(
-                    .trustHistory(domain: nil), client: client)
-            else { throw AdminFailure("the operation answered something unexpected") }
+        if let changes = await reads.read(
+            .trustHistory(domain: nil), "the trust history",
+            { result in
+                if case .trustHistory(let changes) = result { changes } else { nil }
+            })
+        {
             let rows = changes.suffix(100).reversed().map { change -> [String: Any] in
                 [
                     "id": change.id, "time": ConsoleRoutes.time(change.createdAt), "domain": change.domain.rawValue,
@@ -95,14 +95,8 @@ enum TrustPages {
             }
             values["history"] = rows
             values["hasHistory"] = !rows.isEmpty
-        } catch {
-            problems.append("Could not read the trust history: " + error.message)
         }
-        if let notice = ConsoleNotices.take(request) {
-            values["notice"] = notice
-        } else if !problems.isEmpty {
-            values["notice"] = ["text": problems.joined(separator: " "), "ok": false]
-        }
+        values["notice"] = ConsoleNotices.take(request, problems: reads.problems)
         return values
     }
 }
