@@ -68,7 +68,7 @@ actor PostureCache {
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
         ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"),
-        ("/contacts", "Contacts"), ("/trust", "Trust"), ("/settings", "Tokens & login"),
+        ("/contacts", "Contacts"), ("/trust", "Trust"), ("/vault", "Vault"), ("/settings", "Tokens & login"),
     ]
 
     static func register(
@@ -88,6 +88,7 @@ enum ConsoleRoutes {
         guard let operations else { return }
         ContactPages.register(on: pages, operations: operations)
         TrustPages.register(on: pages, operations: operations)
+        VaultPages.register(on: pages, operations: operations)
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
             return page(
