@@ -68,7 +68,7 @@ actor PostureCache {
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
         ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"), ("/chat", "Chat"),
-        ("/settings", "Tokens & login"),
+        ("/contacts", "Contacts"), ("/trust", "Trust"), ("/vault", "Vault"), ("/settings", "Tokens & login"),
     ]
 
     static func register(
@@ -86,6 +86,9 @@ enum ConsoleRoutes {
             page("settings", "Tokens & login", DashboardPages.settings, path: "/settings", context: context)
         }
         guard let operations else { return }
+        ContactPages.register(on: pages, operations: operations)
+        TrustPages.register(on: pages, operations: operations)
+        VaultPages.register(on: pages, operations: operations)
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
             return page(

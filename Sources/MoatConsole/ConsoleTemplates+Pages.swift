@@ -32,6 +32,75 @@ extension ConsoleTemplates {
         {{/missing}}
         """
 
+    static let contacts = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <section aria-labelledby="pairing-h">
+        <h2 id="pairing-h">Pairing requests</h2>
+        <p>Someone who writes to the agent on a channel and is not a contact gets a code and nothing reaches the model. Approve the code they tell you with a ceiling per trust domain: the agent never acts for them above it.</p>
+        {{^pairings}}<p id="no-pairings">No pairing request is waiting.</p>{{/pairings}}
+        {{#pairings}}
+        <article class="pairing" id="pairing-{{code}}">
+        <h3>{{channel}} <code>{{sender}}</code></h3>
+        <p>Code <strong class="code">{{code}}</strong>, valid until {{expires}}.</p>
+        <form method="post" action="/contacts/pairing/approve" class="ceilings">
+        <input type="hidden" name="csrf_token" value="">
+        <input type="hidden" name="code" value="{{code}}">
+        <fieldset><legend>Ceilings</legend>
+        {{#domains}}<label>{{domain}} <select name="ceiling_{{domain}}" id="ceiling-{{code}}-{{domain}}">{{#levels}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/levels}}</select></label>{{/domains}}
+        </fieldset>
+        <button type="submit" class="approve" id="approve-pairing-{{code}}">Approve with these ceilings</button>
+        </form>
+        <form method="post" action="/contacts/pairing/deny">
+        <input type="hidden" name="csrf_token" value="">
+        <input type="hidden" name="code" value="{{code}}">
+        <button type="submit" class="deny" id="deny-pairing-{{code}}">Deny</button>
+        </form>
+        </article>
+        {{/pairings}}
+        {{#denied}}<p class="denied">Denied: {{channel}} <code>{{sender}}</code> gets no new code until {{expires}}.</p>{{/denied}}
+        {{#bindings}}<p class="binding">Owner binding on {{channel}}: send <strong class="code">{{code}}</strong> from your own account (valid until {{expires}}).</p>{{/bindings}}
+        </section>
+        <section aria-labelledby="contacts-h">
+        <h2 id="contacts-h">Contacts</h2>
+        {{^hasContacts}}<p id="no-contacts">No contacts yet.</p>{{/hasContacts}}
+        {{#hasContacts}}<div class="scroll"><table id="contacts"><thead><tr><th>Contact</th><th>Channel</th><th>Sender</th><th>Ceilings</th><th>Added</th><th></th></tr></thead>
+        <tbody>{{#contacts}}<tr id="contact-{{id}}"><td><code>{{id}}</code></td><td>{{channel}}</td><td><code>{{sender}}</code></td><td class="ceilings-list">{{ceilings}}</td><td>{{added}}</td><td><form method="post" action="/contacts/{{id}}/remove"><input type="hidden" name="csrf_token" value=""><button type="submit" class="deny" id="remove-{{id}}">Remove</button></form></td></tr>{{/contacts}}</tbody></table></div>{{/hasContacts}}
+        </section>
+        """
+
+    static let trust = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <section aria-labelledby="levels-h">
+        <h2 id="levels-h">Levels</h2>
+        <p>0 none: refused · 1 inform: described, not run · 2 suggest: held for your approval · 3 act: runs and you are told · 4 full: runs. Raising to 3 or 4 needs the evidence the rule asks for (enough approvals of that domain since the last change), or force, which is recorded.</p>
+        <div class="scroll"><table id="levels"><thead><tr><th>Domain</th><th>Level</th><th>Last change</th><th>Change it</th></tr></thead>
+        <tbody>{{#domains}}<tr id="domain-{{domain}}"><td>{{domain}}</td><td class="level"><strong>{{level}}</strong> {{name}}{{#tampered}} <span class="status-fail">its row does not verify</span>{{/tampered}}</td><td>{{#hasChange}}{{changed}} by {{actor}}: {{reason}}{{/hasChange}}{{^hasChange}}default{{/hasChange}}</td>
+        <td><form method="post" action="/trust/domain/{{domain}}" class="trust-form"><input type="hidden" name="csrf_token" value="">
+        <label>Level <select name="level" id="level-{{domain}}">{{#levels}}<option value="{{value}}"{{#selected}} selected{{/selected}}>{{name}}</option>{{/levels}}</select></label>
+        <label>Reason <input name="reason" id="reason-{{domain}}" maxlength="300" required></label>
+        <label class="inline"><input type="checkbox" name="force" id="force-{{domain}}"> force</label>
+        <button type="submit" id="set-{{domain}}">Change</button></form></td></tr>{{/domains}}</tbody></table></div>
+        </section>
+        <section aria-labelledby="trust-history-h">
+        <h2 id="trust-history-h">History</h2>
+        {{^hasHistory}}<p>No changes yet.</p>{{/hasHistory}}
+        {{#hasHistory}}<div class="scroll"><table id="trust-history"><thead><tr><th>#</th><th>When</th><th>Domain</th><th>From → to</th><th>Kind</th><th>By</th><th>Reason and evidence</th><th></th></tr></thead>
+        <tbody>{{#history}}<tr id="change-{{id}}"><td>{{id}}</td><td>{{time}}</td><td>{{domain}}</td><td>{{from}} → {{to}}</td><td>{{kind}}</td><td>{{actor}}</td><td>{{reason}}{{#hasEvidence}}<br><span class="fix">evidence: {{evidence}}</span>{{/hasEvidence}}</td>
+        <td><form method="post" action="/trust/rollback/{{id}}"><input type="hidden" name="csrf_token" value=""><label>Reason <input name="reason" id="rollback-reason-{{id}}" maxlength="300"></label><button type="submit" id="rollback-{{id}}">Roll back</button></form></td></tr>{{/history}}</tbody></table></div>{{/hasHistory}}
+        </section>
+        """
+
+    static let vault = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <p>Secret values never leave the vault for a page: add and replace them with <code>moat vault add</code>. A secret reaches only the tools and hosts its policy names.</p>
+        {{^hasSecrets}}<p id="no-secrets">The vault holds no secrets.</p>{{/hasSecrets}}
+        {{#hasSecrets}}<div class="scroll"><table id="secrets"><thead><tr><th>Name</th><th>Tools</th><th>Hosts</th><th>Added</th><th>Replaced</th></tr></thead>
+        <tbody>{{#secrets}}<tr><td><code>{{name}}</code></td><td>{{tools}}</td><td>{{hosts}}</td><td>{{added}}</td><td>{{updated}}</td></tr>{{/secrets}}</tbody></table></div>{{/hasSecrets}}
+        """
+
     /// The page templates beyond the overview and approvals, by name.
-    static let pages: [(String, String)] = [("conversations", conversations), ("conversation", conversation)]
+    static let pages: [(String, String)] = [
+        ("conversations", conversations), ("conversation", conversation), ("contacts", contacts), ("trust", trust),
+        ("vault", vault),
+    ]
 }

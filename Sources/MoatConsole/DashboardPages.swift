@@ -137,6 +137,14 @@ enum DashboardPages {
         .asks { margin: 0.2rem 0; }
         .decision-pending, .decision-refused, .decision-invalid { color: var(--bad); font-weight: 600; }
         .decision-ran, .decision-ran-reported { color: var(--ok); font-weight: 600; }
+        .pairing { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.8rem 0; }
+        .pairing h3 { margin: 0 0 0.3rem; font-size: 1.05rem; }
+        .code { font-family: ui-monospace, monospace; letter-spacing: 0.05em; }
+        fieldset { border: 1px solid var(--line); border-radius: 4px; display: grid; grid-template-columns: repeat(auto-fit, minmax(9rem, 1fr)); gap: 0.2rem 0.8rem; }
+        fieldset label { margin: 0.2rem 0; }
+        .ceilings button { margin-top: 0.4rem; }
+        .trust-form { display: flex; flex-wrap: wrap; gap: 0.3rem 0.6rem; align-items: end; }
+        .trust-form label, label.inline { margin: 0; }
         @media (max-width: 40rem) { .who { margin-left: 0; width: 100%; } .approval dl { grid-template-columns: 1fr; } }
         """
 

@@ -3,7 +3,8 @@
 
 Reads four lines on stdin: the gateway's origin, the owner password, the id of a pending approval (a
 scripted model's held call) and the folder for screenshots. Logs in, checks the overview, opens the
-approvals page, approves the held call with the page's own form, and fails on any browser console error
+approvals page, approves the held call with the page's own form, sees the result in the conversation,
+lowers the files domain on the trust page, and fails on any browser console error
 or Content-Security-Policy violation. Saves a PNG of each page. Prints a JSON summary; exits 1 with a
 message on the first failure.
 """
@@ -15,7 +16,7 @@ from urllib.parse import urlparse
 
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from browser_support import WAIT, chromium, fail, step, steps
 
@@ -85,6 +86,27 @@ def main():
             fail("the approved call is still pending", driver)
         shot(driver, shots, "approvals-decided.png")
         step("approved")
+
+        # 4b. The conversation shows the approved call's result; the turn that read it is marked tainted.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/conversations']").click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "table.conversations a"))).click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "article.turn")))
+        if "groceries" not in driver.find_element(By.TAG_NAME, "main").text:
+            fail("the conversation does not show the approved call's result", driver)
+        if not driver.find_elements(By.CSS_SELECTOR, "article.turn.tainted"):
+            fail("the turn that read the file is not marked tainted", driver)
+        shot(driver, shots, "conversation.png")
+        step("conversation")
+
+        # 4c. Lower the files domain from the trust page, with a reason.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/trust']").click()
+        wait.until(EC.presence_of_element_located((By.ID, "level-files")))
+        Select(driver.find_element(By.ID, "level-files")).select_by_value("1")
+        driver.find_element(By.ID, "reason-files").send_keys("lowered from the console")
+        driver.find_element(By.ID, "set-files").click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "notice"), "files 2 \u2192 1"))
+        shot(driver, shots, "trust.png")
+        step("trust lowered")
 
         # 5. A phone-sized overview.
         driver.set_window_size(390, 844)

@@ -118,8 +118,9 @@ import Testing
         #expect(status == 0, "browser run failed: \(out) \(err)")
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
-        #expect((summary["steps"] as? [String])?.contains("console clean") == true)
-        for page in ["login", "overview", "approvals", "approvals-decided", "overview-phone"] {
+        let steps = summary["steps"] as? [String] ?? []
+        #expect(["conversation", "trust lowered", "console clean"].allSatisfy(steps.contains), "\(steps)")
+        for page in ["login", "overview", "approvals", "approvals-decided", "conversation", "trust", "overview-phone"] {
             let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
         }

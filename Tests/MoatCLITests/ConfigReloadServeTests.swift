@@ -32,8 +32,7 @@ import Testing
         try Self.write(providers + "agent:\n  message_bytes: 1000\n", to: config)
         let running = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(running.port)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        await waitForFile(home.file("moat.sock"), within: 60)
         let long = "a message of more than ten bytes"
         let before = try await MoatBinary.run(["chat", "--message", long], home: home.path)
         #expect(before.status == 0, "\(before.stderr)")

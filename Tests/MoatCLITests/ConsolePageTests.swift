@@ -11,7 +11,7 @@ import Testing
     static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>"# + "\u{202E}txt.exe"
 
     /// Every console page that needs no id.
-    static let pagePaths = ["/", "/approvals", "/conversations", "/settings"]
+    static let pagePaths = ["/", "/approvals", "/conversations", "/contacts", "/trust", "/vault", "/settings"]
 
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
@@ -31,7 +31,13 @@ import Testing
     static func serve(
         _ model: ScriptedModelServer, password: String
     ) async throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
-        let home = try ChatCommandTests.home(model)
+        try await serve(home: try ChatCommandTests.home(model), password: password)
+    }
+
+    /// `moat serve` on `home` (a served home), set up as `serve(_:password:)` describes.
+    static func serve(
+        home: TemporaryDirectory, password: String
+    ) async throws -> (home: TemporaryDirectory, running: RunningServer, port: Int) {
         #expect(
             try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
                 == 0)
@@ -40,8 +46,7 @@ import Testing
         try #require(setup.status == 0, "\(setup.stderr)")
         let running = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(running.port)
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        await waitForFile(home.file("moat.sock"), within: 60)
         return (home, running, port)
     }
 

@@ -49,8 +49,7 @@ import Testing
         #expect(Self.sample(before.body, #"moat_messages_total{channel="owner"}"#) == nil)
         #expect(Self.sample(before.body, #"moat_vault_unlocks_total{source="seal"}"#) == 1)
 
-        let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home.file("moat.sock")) && Date() < deadline { usleep(20_000) }
+        await waitForFile(home.file("moat.sock"), within: 60)
         let chat = try await MoatBinary.run(["chat", "--message", "please list my files \(canary)"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let conversation = try #require(
