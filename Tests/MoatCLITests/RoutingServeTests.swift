@@ -8,9 +8,9 @@ import Testing
 @Suite(.serialized) struct RoutingServeTests {
     @Test("moat serve: a dead local provider falls back to the next; moat chat shows which answered")
     func fallbackThroughServe() async throws {
-        let dead = try await ScriptedModelServer.start()
-        let deadURL = dead.baseURL
-        await dead.stop()
+        // A bound socket that never listens, kept open: a port freed by stopping a server could be taken
+        // by another test's server at once, and the "dead" provider would then hang on its answer.
+        let deadURL = "http://127.0.0.1:\(try LoopbackPort.bound().port)/v1"
         let live = try await ScriptedModelServer.start(replies: [
             .text("Answered by the second.", usage: .init(prompt: 40, completion: 10)),
             .text("Chosen directly."),

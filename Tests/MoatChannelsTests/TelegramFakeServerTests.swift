@@ -11,9 +11,11 @@ import Testing
     static let token = "123456789:AAH-fake_token-for-moat-tests-0123456789"
     static let ada = FakeTelegramServer.User(id: 4242, firstName: "Ada", username: "ada")
 
-    /// Waits (bounded: about 60 s) until `condition` holds.
+    /// Waits (bounded: about 180 s, for Python's start-up on a loaded 2-core machine) until `condition`
+    /// holds.
     static func until(_ condition: () -> Bool) async throws {
-        for _ in 0..<2400 where !condition() { try await Task.sleep(for: .milliseconds(25)) }
+        let deadline = ContinuousClock.now + .seconds(180)
+        while !condition() && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(25)) }
         try #require(condition())
     }
 
