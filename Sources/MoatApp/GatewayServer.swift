@@ -130,7 +130,7 @@ public struct GatewayServer: Sendable {
                             check: $0.check, status: $0.status.rawValue, message: $0.message, fix: $0.fix)
                     }
                 }
-            })
+            }, audit: audit)
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
             telegram: telegram, console: console, metrics: scrape)

@@ -14,7 +14,7 @@ public import MoatStore
 public actor AuditLog {
     /// The database the log is stored in.
     public nonisolated let database: MoatDatabase
-    private let keys: AuditKeys
+    let keys: AuditKeys
     private let redactor: AuditRedactor
     /// The checkpoint origin line: an id of this installation.
     public nonisolated let origin: String

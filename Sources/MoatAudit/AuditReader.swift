@@ -12,21 +12,42 @@ public enum AuditReader {
         /// An exact action, or a prefix ending in `*` (`vault.*`).
         public var action: String?
         public var actor: String?
+        public var outcome: String?
         public var afterSequence: Int64?
+        public var beforeSequence: Int64?
 
         public init(
             since: String? = nil,
             until: String? = nil,
             action: String? = nil,
             actor: String? = nil,
-            afterSequence: Int64? = nil
+            outcome: String? = nil,
+            afterSequence: Int64? = nil,
+            beforeSequence: Int64? = nil
         ) {
             self.since = since
             self.until = until
             self.action = action
             self.actor = actor
+            self.outcome = outcome
             self.afterSequence = afterSequence
+            self.beforeSequence = beforeSequence
         }
+
+        /// `text` as a bound the filter compares with, when it is a date (2026-11-23) or an RFC 3339 UTC
+        /// time (2026-11-23T20:00:00Z, seconds and milliseconds optional); nil for anything else. Stored
+        /// times are `YYYY-MM-DDTHH:MM:SS.mmmZ`; dropping a trailing `Z` keeps text order equal to time
+        /// order for shorter forms (a bare date sorts before every time on that day).
+        public static func time(_ text: String) -> String? {
+            guard
+                text.wholeMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,3})?)?Z)?/)
+                    != nil
+            else { return nil }
+            return text.hasSuffix("Z") ? String(text.dropLast()) : text
+        }
+
+        /// What a bad time bound says.
+        public static let timeAdvice = "a date (2026-11-23) or an RFC 3339 UTC time (2026-11-23T20:00:00Z)"
     }
 
     /// The last `count` entries, oldest first.
@@ -65,6 +86,33 @@ public enum AuditReader {
         filter: Filter,
         _ body: (AuditEntry) throws -> Void
     ) throws {
+        let (condition, arguments) = condition(filter)
+        try database.pool.read { db in
+            let cursor = try Row.fetchCursor(
+                db,
+                sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY seq",
+                arguments: arguments
+            )
+            while let row = try cursor.next() {
+                try body(AuditStore.entry(row))
+            }
+        }
+    }
+
+    /// Up to `limit` entries matching `filter`, newest first (a page of the console's audit view: the
+    /// next page passes the last one's sequence as `filter.beforeSequence`).
+    public static func newest(of database: MoatDatabase, filter: Filter, limit: Int) async throws -> [AuditEntry] {
+        let (condition, arguments) = condition(filter)
+        return try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY seq DESC LIMIT ?",
+                arguments: arguments + [max(0, limit)]
+            ).map(AuditStore.entry)
+        }
+    }
+
+    /// The `WHERE` clause (empty, or starting with a space) and its arguments for `filter`.
+    private static func condition(_ filter: Filter) -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments: StatementArguments = []
         if let since = filter.since {
@@ -89,21 +137,19 @@ public enum AuditReader {
             clauses.append("actor = ?")
             _ = arguments.append(contentsOf: [actor])
         }
+        if let outcome = filter.outcome {
+            clauses.append("outcome = ?")
+            _ = arguments.append(contentsOf: [outcome])
+        }
         if let after = filter.afterSequence {
             clauses.append("seq > ?")
             _ = arguments.append(contentsOf: [after])
         }
-        let condition = clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND ")
-        try database.pool.read { db in
-            let cursor = try Row.fetchCursor(
-                db,
-                sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY seq",
-                arguments: arguments
-            )
-            while let row = try cursor.next() {
-                try body(AuditStore.entry(row))
-            }
+        if let before = filter.beforeSequence {
+            clauses.append("seq < ?")
+            _ = arguments.append(contentsOf: [before])
         }
+        return (clauses.isEmpty ? "" : " WHERE " + clauses.joined(separator: " AND "), arguments)
     }
 
     /// The newest stored checkpoint, if any.
@@ -142,6 +188,13 @@ public enum AuditExportFormat: String, Sendable, CaseIterable {
     case csv, jsonl
 
     public static let csvHeader = "seq,time,actor,action,target,source_ip,user_agent,outcome,metadata,prev_hash,hash"
+
+    /// The entries matching `filter`, oldest first, as `moat audit export` writes them: the CSV header
+    /// first (for CSV), then one line per entry, each handed to `emit` without its newline.
+    public func export(_ database: MoatDatabase, filter: AuditReader.Filter, _ emit: (String) throws -> Void) throws {
+        if self == .csv { try emit(Self.csvHeader) }
+        try AuditReader.forEach(database, filter: filter) { entry in try emit(line(entry)) }
+    }
 
     /// One entry as a line (without the newline).
     public func line(_ entry: AuditEntry) -> String {

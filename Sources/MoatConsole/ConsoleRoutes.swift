@@ -3,7 +3,7 @@ import HTTPTypes
 public import Hummingbird
 public import MoatAdmin
 import MoatAgent
-import MoatAudit
+public import MoatAudit
 import MoatAuth
 import MoatCore
 public import MoatHTTP
@@ -28,13 +28,17 @@ public struct ConsoleSources: Sendable {
 
     public let started: Date
     public let posture: (@Sendable () async -> [Finding])?
+    /// The gateway's audit log, for the audit page (nil: no page).
+    public let audit: AuditLog?
 
     /// - Parameter postureLifetime: `moat doctor`'s checks read the whole database (integrity check) and
     ///   the state directory, so one run serves the overview for this many seconds.
     public init(
-        started: Date = Date(), postureLifetime: TimeInterval = 60, posture: (@Sendable () async -> [Finding])? = nil
+        started: Date = Date(), postureLifetime: TimeInterval = 60, posture: (@Sendable () async -> [Finding])? = nil,
+        audit: AuditLog? = nil
     ) {
         self.started = started
+        self.audit = audit
         self.posture = posture.map { run in
             let cache = PostureCache(lifetime: postureLifetime, run: run)
             return { await cache.findings() }
@@ -68,7 +72,8 @@ actor PostureCache {
 enum ConsoleRoutes {
     static let navigation: [(path: String, label: String)] = [
         ("/", "Overview"), ("/approvals", "Approvals"), ("/conversations", "Conversations"), ("/chat", "Chat"),
-        ("/contacts", "Contacts"), ("/trust", "Trust"), ("/vault", "Vault"), ("/settings", "Tokens & login"),
+        ("/contacts", "Contacts"), ("/trust", "Trust"), ("/audit", "Audit"), ("/vault", "Vault"),
+        ("/settings", "Tokens & login"),
     ]
 
     static func register(
@@ -89,6 +94,7 @@ enum ConsoleRoutes {
         ContactPages.register(on: pages, operations: operations)
         TrustPages.register(on: pages, operations: operations)
         VaultPages.register(on: pages, operations: operations)
+        if let audit = sources.audit { AuditPages.register(on: pages, audit: audit) }
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
             return page(

@@ -98,9 +98,39 @@ extension ConsoleTemplates {
         <tbody>{{#secrets}}<tr><td><code>{{name}}</code></td><td>{{tools}}</td><td>{{hosts}}</td><td>{{added}}</td><td>{{updated}}</td></tr>{{/secrets}}</tbody></table></div>{{/hasSecrets}}
         """
 
+    static let audit = """
+        {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
+        <section aria-labelledby="audit-filter-h">
+        <h2 id="audit-filter-h">Filter</h2>
+        <form method="get" action="/audit" class="audit-filter">
+        <label>Since <input name="since" id="filter-since" value="{{since}}" placeholder="2026-11-23" maxlength="24"></label>
+        <label>Until <input name="until" id="filter-until" value="{{until}}" placeholder="2026-11-24T08:00:00Z" maxlength="24"></label>
+        <label>Actor <input name="actor" id="filter-actor" value="{{actor}}" placeholder="owner" maxlength="128"></label>
+        <label>Action <input name="action" id="filter-action" value="{{action}}" placeholder="vault.*" maxlength="64"></label>
+        <label>Outcome <input name="outcome" id="filter-outcome" value="{{outcome}}" placeholder="success" maxlength="64"></label>
+        <label>Per page <input name="limit" id="filter-limit" value="{{limit}}" inputmode="numeric" maxlength="3"></label>
+        <button type="submit" id="filter-apply">Filter</button> <a href="/audit">Clear</a>
+        </form>
+        <p>Times are UTC: a date or an RFC 3339 time; “until” is exclusive. An action ending in * matches a prefix. Export these entries (all of them, oldest first, as <code>moat audit export</code> writes them): <a href="{{csv}}" id="export-csv" download>CSV</a> · <a href="{{jsonl}}" id="export-jsonl" download>JSON lines</a></p>
+        </section>
+        <section aria-labelledby="audit-verify-h">
+        <h2 id="audit-verify-h">Verify and checkpoint</h2>
+        <p>{{#lastVerify}}Last verified {{time}}: <span id="last-verify" class="status-{{#ok}}pass{{/ok}}{{^ok}}fail{{/ok}}">{{outcome}}</span>.{{/lastVerify}}{{^lastVerify}}Not verified yet.{{/lastVerify}} Verify recomputes the whole chain and every signed checkpoint, as <code>moat audit verify</code>; the page comes back when it is done. A checkpoint is a signed note of the log's head: keep it somewhere this machine cannot change, and check the log against it with <code>moat audit verify --checkpoint FILE</code>.</p>
+        <form method="post" action="/audit/verify" class="inline-form"><input type="hidden" name="csrf_token" value=""><button type="submit" id="audit-verify">Verify the log</button></form>
+        <form method="post" action="/audit/checkpoint" class="inline-form"><input type="hidden" name="csrf_token" value=""><button type="submit" id="audit-checkpoint">Download a signed checkpoint</button></form>
+        </section>
+        <section aria-labelledby="audit-entries-h">
+        <h2 id="audit-entries-h">Entries, newest first</h2>
+        {{^hasEntries}}<p id="no-entries">No entry matches.</p>{{/hasEntries}}
+        {{#hasEntries}}<div class="scroll"><table id="audit-entries"><thead><tr><th>#</th><th>Time</th><th>Actor</th><th>Action</th><th>Target</th><th>Outcome</th><th>From</th><th>Details</th></tr></thead>
+        <tbody>{{#entries}}<tr id="entry-{{seq}}"><td>{{seq}}</td><td>{{time}}</td><td>{{actor}}</td><td><code>{{action}}</code></td><td>{{target}}</td><td>{{outcome}}</td><td>{{from}}</td><td><code>{{metadata}}</code></td></tr>{{/entries}}</tbody></table></div>{{/hasEntries}}
+        <p>{{#newest}}<a href="{{newest}}" id="audit-newest">Newest</a> {{/newest}}{{#older}}<a href="{{older}}" id="audit-older">Older entries</a>{{/older}}</p>
+        </section>
+        """
+
     /// The page templates beyond the overview and approvals, by name.
     static let pages: [(String, String)] = [
         ("conversations", conversations), ("conversation", conversation), ("contacts", contacts), ("trust", trust),
-        ("vault", vault),
+        ("vault", vault), ("audit", audit),
     ]
 }

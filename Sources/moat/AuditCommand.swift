@@ -43,20 +43,8 @@ extension AuditCommand {
                     try AuditCheckpoint.parse(text, publicKey: keys.verifyingKey)
                 }
             }
-            let report = try AuditVerifier.verify(context.database, publicKey: keys.verifyingKey, kept: kept)
+            let report = try await context.auditLog(keys).verifyAndRecord(kept: kept)
             print(report.summary)
-            let log = try context.auditLog(keys)
-            var metadata: [String: AuditValue] = ["kept_checkpoint": .bool(kept != nil)]
-            if case .broken(let sequence, _) = report { metadata["broken_at"] = .int(sequence) }
-            // The result is recorded after it was computed, so recording it cannot change it.
-            try await log.append(
-                AuditEvent(
-                    actor: "owner",
-                    action: "audit.verify",
-                    outcome: report.brokenSequence == nil ? "intact" : "broken",
-                    metadata: metadata
-                )
-            )
             if report.brokenSequence != nil { throw ExitCode(ExitStatus.failure) }
         }
     }
@@ -83,10 +71,7 @@ extension AuditCommand {
             let context = try CommandContext.open(state: state, readConfiguration: false)
             let vault = try context.unlockVault(unlock)
             let keys = try AuditKeyring.keys(from: vault)
-            let log = try context.auditLog(keys)
-            try await log.append(AuditEvent(actor: "owner", action: "audit.checkpoint"))
-            let checkpoint = try await log.writeCheckpoint()
-            return checkpoint.note(publicKey: keys.verifyingKey)
+            return try await context.auditLog(keys).signedCheckpointNote().note
         }
     }
 
@@ -162,44 +147,23 @@ extension AuditCommand {
 
         func validate() throws {
             for (flag, value) in [("--since", since), ("--until", until)] {
-                if let value, !Self.isTime(value) {
-                    throw ValidationError(
-                        "\(flag) must be a date (2026-11-23) or an RFC 3339 UTC time (2026-11-23T20:00:00Z)")
+                if let value, AuditReader.Filter.time(value) == nil {
+                    throw ValidationError("\(flag) must be " + AuditReader.Filter.timeAdvice)
                 }
             }
         }
 
         func run() throws {
             let context = try CommandContext.open(state: state, readConfiguration: false)
-            if format == .csv { print(AuditExportFormat.csvHeader) }
             let filter = AuditReader.Filter(
-                since: since.map(Self.normalize),
-                until: until.map(Self.normalize),
+                since: since.flatMap(AuditReader.Filter.time),
+                until: until.flatMap(AuditReader.Filter.time),
                 action: action,
                 actor: actor
             )
-            try AuditReader.forEach(context.database, filter: filter) { entry in
-                print(format.line(entry))
-            }
-        }
-
-        static func isTime(_ text: String) -> Bool {
-            text.wholeMatch(of: /[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,3})?)?Z)?/) != nil
-        }
-
-        /// Stored times are `YYYY-MM-DDTHH:MM:SS.mmmZ`; dropping a trailing `Z` keeps text order equal to
-        /// time order for shorter forms (a bare date sorts before every time on that day).
-        static func normalize(_ text: String) -> String {
-            text.hasSuffix("Z") ? String(text.dropLast()) : text
+            try format.export(context.database, filter: filter) { print($0) }
         }
     }
 }
 
 extension AuditExportFormat: ExpressibleByArgument {}
-
-extension AuditVerifier.Report {
-    var brokenSequence: Int64? {
-        if case .broken(let sequence, _) = self { return sequence }
-        return nil
-    }
-}

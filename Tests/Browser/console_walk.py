@@ -4,7 +4,7 @@
 Reads four lines on stdin: the gateway's origin, the owner password, the id of a pending approval (a
 scripted model's held call) and the folder for screenshots. Logs in, checks the overview, opens the
 approvals page, approves the held call with the page's own form, sees the result in the conversation,
-lowers the files domain on the trust page, and fails on any browser console error
+lowers the files domain on the trust page, filters the audit log to that change and exports it, and fails on any browser console error
 or Content-Security-Policy violation. Saves a PNG of each page. Prints a JSON summary; exits 1 with a
 message on the first failure.
 """
@@ -107,6 +107,31 @@ def main():
         wait.until(EC.text_to_be_present_in_element((By.ID, "notice"), "files 2 \u2192 1"))
         shot(driver, shots, "trust.png")
         step("trust lowered")
+
+        # 4d. The audit page: filter to the trust change just made, then export what the filter selects.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/audit']").click()
+        wait.until(EC.presence_of_element_located((By.ID, "filter-action")))
+        driver.find_element(By.ID, "filter-action").send_keys("trust.*")
+        driver.find_element(By.ID, "filter-actor").send_keys("owner")
+        driver.find_element(By.ID, "filter-apply").click()
+        wait.until(lambda d: "action=trust.*" in d.current_url.replace("%2A", "*"))
+        rows = driver.find_elements(By.CSS_SELECTOR, "#audit-entries tbody tr")
+        actions = [row.find_elements(By.TAG_NAME, "td")[3].text for row in rows]
+        if not actions or any(not action.startswith("trust.") for action in actions):
+            fail("the audit filter did not narrow the list to trust entries: {}".format(actions), driver)
+        shot(driver, shots, "audit.png")
+        href = driver.find_element(By.ID, "export-csv").get_attribute("href")
+        exported = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1];"
+            "fetch(arguments[0]).then(r => r.text().then(t => done([r.status,"
+            " r.headers.get('content-disposition'), t])));", href)
+        status, disposition, text = exported
+        lines = [line for line in text.split("\n") if line]
+        if status != 200 or not disposition or not disposition.startswith("attachment"):
+            fail("the CSV export is not a download: {} {}".format(status, disposition), driver)
+        if len(lines) != len(rows) + 1 or any(line.split(",")[3][:6] != "trust." for line in lines[1:]):
+            fail("the CSV export does not hold exactly the filtered entries", driver)
+        step("audit filtered and exported")
 
         # 5. A phone-sized overview.
         driver.set_window_size(390, 844)

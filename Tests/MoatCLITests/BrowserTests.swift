@@ -119,8 +119,12 @@ import Testing
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         let steps = summary["steps"] as? [String] ?? []
-        #expect(["conversation", "trust lowered", "console clean"].allSatisfy(steps.contains), "\(steps)")
-        for page in ["login", "overview", "approvals", "approvals-decided", "conversation", "trust", "overview-phone"] {
+        #expect(
+            ["conversation", "trust lowered", "audit filtered and exported", "console clean"].allSatisfy(
+                steps.contains), "\(steps)")
+        for page in [
+            "login", "overview", "approvals", "approvals-decided", "conversation", "trust", "audit", "overview-phone",
+        ] {
             let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
         }

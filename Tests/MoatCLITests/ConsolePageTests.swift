@@ -11,7 +11,9 @@ import Testing
     static let hostilePath = #"<script>alert(1)</script>"><img src=x onerror=alert(2)>"# + "\u{202E}txt.exe"
 
     /// Every console page that needs no id.
-    static let pagePaths = ["/", "/approvals", "/conversations", "/contacts", "/trust", "/vault", "/settings"]
+    static let pagePaths = [
+        "/", "/approvals", "/conversations", "/contacts", "/trust", "/audit", "/vault", "/settings",
+    ]
 
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
