@@ -116,7 +116,7 @@ extension ConsoleTemplates {
         <section aria-labelledby="audit-verify-h">
         <h2 id="audit-verify-h">Verify and checkpoint</h2>
         <p>{{#lastVerify}}Last verified {{time}}: <span id="last-verify" class="status-{{#ok}}pass{{/ok}}{{^ok}}fail{{/ok}}">{{outcome}}</span>.{{/lastVerify}}{{^lastVerify}}Not verified yet.{{/lastVerify}} Verify recomputes the whole chain and every signed checkpoint, as <code>moat audit verify</code>; the page comes back when it is done. A checkpoint is a signed note of the log's head: keep it somewhere this machine cannot change, and check the log against it with <code>moat audit verify --checkpoint FILE</code>.</p>
-        <form method="post" action="/audit/verify" class="inline-form"><input type="hidden" name="csrf_token" value=""><button type="submit" id="audit-verify">Verify the log</button></form>
+        <form method="post" action="/audit/verify" class="inline-form" data-progress="verify-state" data-progress-text="verifying every entry and checkpoint…"><input type="hidden" name="csrf_token" value=""><button type="submit" id="audit-verify">Verify the log</button> <span id="verify-state" role="status" aria-live="polite"></span></form>
         <form method="post" action="/audit/checkpoint" class="inline-form"><input type="hidden" name="csrf_token" value=""><button type="submit" id="audit-checkpoint">Download a signed checkpoint</button></form>
         </section>
         <section aria-labelledby="audit-entries-h">

@@ -251,6 +251,9 @@ enum DashboardPages {
           for (const form of document.querySelectorAll("form[method=post]")) {
             form.addEventListener("submit", () => {
               for (const field of form.querySelectorAll("input[name=csrf_token]")) field.value = csrf || "";
+              // A long run (verifying the whole audit log) says it is running until its answer replaces the page.
+              const state = form.dataset.progress && $(form.dataset.progress);
+              if (state) state.textContent = "Running: " + form.dataset.progressText;
             });
           }
           const logout = $("logout");

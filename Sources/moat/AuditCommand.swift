@@ -145,6 +145,9 @@ extension AuditCommand {
         @Option(help: ArgumentHelp("Only this actor.", valueName: "actor"))
         var actor: String?
 
+        @Option(help: ArgumentHelp("Only this outcome (success, denied, intact, …).", valueName: "outcome"))
+        var outcome: String?
+
         func validate() throws {
             for (flag, value) in [("--since", since), ("--until", until)] {
                 if let value, AuditReader.Filter.time(value) == nil {
@@ -159,7 +162,8 @@ extension AuditCommand {
                 since: since.flatMap(AuditReader.Filter.time),
                 until: until.flatMap(AuditReader.Filter.time),
                 action: action,
-                actor: actor
+                actor: actor,
+                outcome: outcome
             )
             try format.export(context.database, filter: filter) { print($0) }
         }

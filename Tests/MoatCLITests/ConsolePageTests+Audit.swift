@@ -96,6 +96,10 @@ extension ConsolePageTests {
         #expect(lines.first == "seq,time,actor,action,target,source_ip,user_agent,outcome,metadata,prev_hash,hash")
         #expect(lines.count == prefix.count + 1)
         #expect(lines.dropFirst().allSatisfy { $0.split(separator: ",")[3].hasPrefix("vault.") })
+        let owned = try get("/audit/export?format=csv&actor=owner&outcome=success")
+        let ownedCLI = try await MoatBinary.run(
+            ["audit", "export", "--format", "csv", "--actor", "owner", "--outcome", "success"], home: home.path)
+        #expect(owned.body == ownedCLI.stdout && owned.body.split(separator: "\n").count == succeeded.count + 1)
         let jsonl = try get("/audit/export?format=jsonl&actor=system")
         #expect(jsonl.status == 200)
         #expect(jsonl.header("Content-Disposition") == #"attachment; filename="moat-audit.jsonl""#)
