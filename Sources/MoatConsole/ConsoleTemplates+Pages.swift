@@ -123,7 +123,7 @@ extension ConsoleTemplates {
         <h2 id="audit-entries-h">Entries, newest first</h2>
         {{^hasEntries}}<p id="no-entries">No entry matches.</p>{{/hasEntries}}
         {{#hasEntries}}<div class="scroll"><table id="audit-entries"><thead><tr><th>#</th><th>Time</th><th>Actor</th><th>Action</th><th>Target</th><th>Outcome</th><th>From</th><th>Details</th></tr></thead>
-        <tbody>{{#entries}}<tr id="entry-{{seq}}"><td>{{seq}}</td><td>{{time}}</td><td>{{actor}}</td><td><code>{{action}}</code></td><td>{{target}}</td><td>{{outcome}}</td><td>{{from}}</td><td><code>{{metadata}}</code></td></tr>{{/entries}}</tbody></table></div>{{/hasEntries}}
+        <tbody>{{#entries}}<tr id="entry-{{seq}}"><td>{{seq}}</td><td>{{time}}</td><td>{{actor}}</td><td><code class="action">{{action}}</code></td><td>{{target}}</td><td>{{outcome}}</td><td>{{from}}</td><td><code>{{metadata}}</code></td></tr>{{/entries}}</tbody></table></div>{{/hasEntries}}
         <p>{{#newest}}<a href="{{newest}}" id="audit-newest">Newest</a> {{/newest}}{{#older}}<a href="{{older}}" id="audit-older">Older entries</a>{{/older}}</p>
         </section>
         """

@@ -140,6 +140,7 @@ enum DashboardPages {
         .audit-filter { display: grid; grid-template-columns: repeat(auto-fit, minmax(11rem, 1fr)); gap: 0 0.75rem; align-items: end; }
         .audit-filter input { width: 100%; box-sizing: border-box; }
         .inline-form { display: inline-block; margin: 0 0.5rem 0.5rem 0; }
+        code.action { white-space: nowrap; word-break: normal; }
         .pairing { border: 1px solid var(--line); border-radius: 6px; padding: 0.6rem 0.8rem; margin: 0.8rem 0; }
         .pairing h3 { margin: 0 0 0.3rem; font-size: 1.05rem; }
         .code { font-family: ui-monospace, monospace; letter-spacing: 0.05em; }

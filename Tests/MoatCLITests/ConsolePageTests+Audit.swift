@@ -7,7 +7,7 @@ extension ConsolePageTests {
     /// The `(seq, actor, action, outcome)` of each row of the audit page's table, top to bottom.
     static func auditRows(_ body: String) -> [(seq: Int, actor: String, action: String, outcome: String)] {
         let pattern =
-            #/<tr id="entry-([0-9]+)"><td>[0-9]+</td><td>[^<]*</td><td>([^<]*)</td><td><code>([^<]*)</code></td><td>[^<]*</td><td>([^<]*)</td>/#
+            #/<tr id="entry-([0-9]+)"><td>[0-9]+</td><td>[^<]*</td><td>([^<]*)</td><td><code class="action">([^<]*)</code></td><td>[^<]*</td><td>([^<]*)</td>/#
         return body.matches(of: pattern).map { (Int($0.1)!, String($0.2), String($0.3), String($0.4)) }
     }
 
