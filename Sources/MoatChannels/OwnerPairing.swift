@@ -33,9 +33,13 @@ public struct PairingPrompt: Sendable, Hashable {
     public var senderID: String
 
     public init(_ pending: PendingCode) {
-        reference = pending.id
-        channel = pending.channel
-        senderID = pending.senderID
+        self.init(reference: pending.id, channel: pending.channel, senderID: pending.senderID)
+    }
+
+    public init(reference: String, channel: String, senderID: String) {
+        self.reference = reference
+        self.channel = channel
+        self.senderID = senderID
     }
 
     /// The text a tap on `choice` comes back as: `pairing REF CHOICE`.
