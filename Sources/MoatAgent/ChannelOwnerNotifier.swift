@@ -25,6 +25,15 @@ public final class ChannelOwnerNotifier: OwnerNotifier {
         self.router.withLock { $0 = router }
     }
 
+    /// A new pairing request: `logText` (no code) to `next`, `ownerText` (with the code) to the owner's bound
+    /// accounts as a pairing request, which they can answer with a tap (``PairingPrompt``).
+    public func notifyPairing(_ pending: PendingCode, logText: String, ownerText: String) async {
+        await next.notify(OwnerNotice(kind: .unknownSender, conversationID: "", text: logText))
+        guard let router = router.withLock({ $0 }) else { return }
+        await router.notifyOwner(
+            PrintableText.excerpt(ownerText, limit: 1000), kind: .pairingRequest(PairingPrompt(pending)))
+    }
+
     public func notify(_ notice: OwnerNotice) async {
         await next.notify(notice)
         guard let router = router.withLock({ $0 }) else { return }

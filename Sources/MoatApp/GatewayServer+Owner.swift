@@ -125,15 +125,15 @@ extension GatewayServer {
                     // The code goes to the owner's bound accounts only: the log (journald, anyone in the
                     // adm group) gets the request and where to read the code.
                     let who = "\(pending.channel) sender \(pending.senderID) asks to pair"
-                    await notifier.notify(
-                        OwnerNotice(
-                            kind: .unknownSender, conversationID: "",
-                            text: PrintableText.strip(
-                                who + ": `moat pairing list` shows the code; then moat pairing approve CODE "
-                                    + "[--ceiling DOMAIN=LEVEL] or moat pairing deny CODE"),
-                            ownerAccountText: PrintableText.strip(
-                                who + " with code \(pending.code): moat pairing approve \(pending.code) "
-                                    + "[--ceiling DOMAIN=LEVEL] or moat pairing deny \(pending.code)")))
+                    await notifier.notifyPairing(
+                        pending,
+                        logText: PrintableText.strip(
+                            who + ": `moat pairing list` shows the code; then moat pairing approve CODE "
+                                + "[--ceiling DOMAIN=LEVEL] or moat pairing deny CODE"),
+                        ownerText: PrintableText.strip(
+                            who + " with code \(pending.code): tap a choice, or reply pair \(pending.code) "
+                                + "[DOMAIN=LEVEL …] or deny \(pending.code) (or moat pairing approve "
+                                + "\(pending.code) on the server)"))
                 })
             notifier.attach(router)
             return router

@@ -141,6 +141,9 @@ public struct OutboundMessage: Sendable, Hashable {
         case pairing
         /// A level-2 action waiting for the owner: render Approve/Deny if the platform can.
         case approvalPrompt(ApprovalPrompt)
+        /// An unknown sender asks to pair (a notice for the owner): render the choices of
+        /// ``PairingPrompt/Choice`` if the platform can, each coming back as ``PairingPrompt/text(_:)``.
+        case pairingRequest(PairingPrompt)
     }
 
     /// The platform's conversation to send into (``ChannelMessage/conversation``, or the owner's bound one).

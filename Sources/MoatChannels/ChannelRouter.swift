@@ -183,6 +183,14 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         }
         // 2. Who the sender is: the one decision, in the policy engine.
         let principal = try await policy.principal(channel: message.channel, senderID: message.senderID)
+        if let command = PairingCommand(message.text) {
+            guard principal == .owner else {
+                try await pairing.refusedDecision(channel: message.channel, senderID: message.senderID)
+                await send(message, "Only the owner's bound account can let someone in.", kind: .notice)
+                return .refused("a pairing decision from an account that is not the owner's")
+            }
+            return await decidePairing(command, message)
+        }
         let command = OwnerCommand(message.text)
         if principal == .owner, let command { return try await startDecision(command, message) }
         if command != nil {
@@ -304,6 +312,47 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         return .ownerCommand
     }
 
+    /// The owner's pairing decision from their chat, through the pairing desk's one path (its checks,
+    /// single use, expiry and audit are the CLI's): the owner is told what was done or why not, and a
+    /// sender let in is told to write again (nothing they wrote before was kept).
+    private func decidePairing(_ command: PairingCommand, _ message: ChannelMessage) async -> DeliveryOutcome {
+        let actor = "owner@\(message.channel)"
+        do {
+            switch (command.target, command.action) {
+            case (_, .invalid(let reason)):
+                return await refuseDecision(message, reason)
+            case (let target, .approve(let ceilings)):
+                let (_, pending) =
+                    switch target {
+                    case .reference(let reference):
+                        try await pairing.approve(reference: reference, ceilings: ceilings, actor: actor)
+                    case .code(let code): try await pairing.approve(code: code, ceilings: ceilings, actor: actor)
+                    }
+                await send(
+                    message,
+                    "Let in: \(pending.channel) sender \(Self.printable(pending.senderID)) is a contact now, with "
+                        + "ceilings \(OwnerPairingPreset.describe(ceilings)).", kind: .notice)
+                await send(
+                    OutboundMessage(
+                        conversation: pending.conversation, recipient: pending.senderID,
+                        text: "The owner approved you. Write your message again: nothing before this was read.",
+                        kind: .notice), on: pending.channel)
+            case (let target, .deny):
+                let pending =
+                    switch target {
+                    case .reference(let reference): try await pairing.deny(reference: reference, actor: actor)
+                    case .code(let code): try await pairing.deny(code: code, actor: actor)
+                    }
+                await send(
+                    message, "Denied: \(pending.channel) sender \(Self.printable(pending.senderID)) is not let in.",
+                    kind: .notice)
+            }
+            return .ownerCommand
+        } catch {
+            return await refuseDecision(message, Self.describe(error))
+        }
+    }
+
     /// Tells the owner why a decision was not taken, and says so to the adapter (a tap's answer).
     private func refuseDecision(_ message: ChannelMessage, _ reason: String) async -> DeliveryOutcome {
         await send(message, "Not done: \(reason).", kind: .notice)
@@ -374,13 +423,20 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     /// Sends `text` to the owner's bound account on every running channel; false when none is bound.
     @discardableResult
     public func notifyOwner(_ text: String, prompt: ApprovalPrompt? = nil) async -> Bool {
+        await notifyOwner(text, kind: prompt.map { .approvalPrompt($0) } ?? .notice)
+    }
+
+    /// Sends `text` as `kind` (a notice, an approval prompt, a pairing request) to the owner's bound account
+    /// on every running channel; false when none is bound.
+    @discardableResult
+    public func notifyOwner(_ text: String, kind: OutboundMessage.Kind) async -> Bool {
         guard let bindings = try? await policy.ownerBindings() else { return false }
         var sent = false
         for binding in bindings where adapters[binding.channel] != nil {
             await send(
                 OutboundMessage(
-                    conversation: binding.conversation, recipient: binding.senderID, text: text,
-                    kind: prompt.map { .approvalPrompt($0) } ?? .notice), on: binding.channel)
+                    conversation: binding.conversation, recipient: binding.senderID, text: text, kind: kind),
+                on: binding.channel)
             sent = true
         }
         return sent

@@ -12,7 +12,9 @@ import Synchronization
 /// An `m.text` message becomes a ``ChannelMessage`` (sender: the Matrix user id; conversation: the room
 /// id; key: the event id). An answer to an approval prompt this adapter sent — a ✅/❌ (or 👍/👎) reaction
 /// on it, or a reply `approve`/`deny` to it — becomes a message whose text is the prompt's reference
-/// (`approve ID` / `deny ID`), so the router alone decides whether the account is the owner's. When the
+/// (`approve ID` / `deny ID`), so the router alone decides whether the account is the owner's. A pairing
+/// request sent to the owner is remembered the same way: ✅ on it comes back as `pairing REF chat` (the
+/// chat-only preset), ❌ as `pairing REF deny`. When the
 /// other member leaves a direct chat, the bot leaves it too.
 ///
 /// **Out.** `m.text` messages, a long text split into events of at most ``maximumPieceBytes`` bytes of
@@ -107,6 +109,15 @@ public struct MatrixAdapter: ChannelAdapter {
             prompts.remember(event: event, room: message.conversation, prompt: prompt)
             return
         }
+        if case .pairingRequest(let prompt) = message.kind {
+            // ✅ lets the sender in with the chat-only preset; `pair CODE DOMAIN=LEVEL …` typed sets others.
+            let event = try await client.sendText(
+                PrintableText.excerpt(message.text, limit: 4000) + "\n\n" + Self.pairingInstructions,
+                to: message.conversation, messageID: "pairing:" + prompt.reference)
+            prompts.remember(
+                event: event, room: message.conversation, approve: prompt.text(.chat), deny: prompt.text(.deny))
+            return
+        }
         // A reply's pieces get ids derived from the message it answers: sent again after a timeout, the
         // homeserver answers with the first event instead of a second copy.
         let base: String
@@ -119,6 +130,11 @@ public struct MatrixAdapter: ChannelAdapter {
             try await client.sendText(piece, to: message.conversation, messageID: base + ":" + String(index))
         }
     }
+
+    /// The text under a pairing request: how the owner answers it.
+    static let pairingInstructions =
+        "React ✅ to let them in (chat only: messaging 1, every other domain 0) or ❌ to deny; or reply "
+        + "pair CODE with ceilings, e.g. pair CODE web=2 files=1, or deny CODE."
 
     /// `text` in pieces of at most ``maximumPieceBytes`` bytes once escaped as a JSON string.
     static func pieces(_ text: String) -> [String] {
@@ -139,16 +155,23 @@ final class PromptBook: Sendable {
     private struct Entry {
         let event: String
         let room: String
-        let prompt: ApprovalPrompt
+        let approve: String
+        let deny: String
     }
     private let entries = Mutex<[Entry]>([])
 
-    func remember(event: String, room: String, prompt: ApprovalPrompt) {
+    /// Remembers prompt `event` in `room`: an approving answer on it stands for the text `approve`, a denying
+    /// one for `deny` (an approval's `approve ID` / `deny ID`, a pairing request's `pairing REF CHOICE`).
+    func remember(event: String, room: String, approve: String, deny: String) {
         entries.withLock { entries in
             entries.removeAll { $0.event == event }
-            entries.append(Entry(event: event, room: room, prompt: prompt))
+            entries.append(Entry(event: event, room: room, approve: approve, deny: deny))
             if entries.count > MatrixAdapter.rememberedPrompts { entries.removeFirst() }
         }
+    }
+
+    func remember(event: String, room: String, prompt: ApprovalPrompt) {
+        remember(event: event, room: room, approve: prompt.approveReference, deny: prompt.denyReference)
     }
 
     /// The reference text (`approve ID` / `deny ID`) an answer on event `target` in `room` stands for, or nil
@@ -156,7 +179,7 @@ final class PromptBook: Sendable {
     func reference(answering target: String, in room: String, _ answer: MatrixApprovalAnswer) -> String? {
         entries.withLock { entries in
             guard let entry = entries.last(where: { $0.event == target && $0.room == room }) else { return nil }
-            return answer == .approve ? entry.prompt.approveReference : entry.prompt.denyReference
+            return answer == .approve ? entry.approve : entry.deny
         }
     }
 }

@@ -278,15 +278,36 @@ public actor PairingDesk {
     public func approve(code typed: String, ceilings: [TrustDomain: TrustLevel], actor: String = "owner")
         async throws -> (contact: ContactGrant, pairing: PendingCode)
     {
-        let row = try await take(typed, purpose: "pair", decision: "approved", actor: actor)
-        let grant = try await policy.addContact(
-            channel: row.channel, senderID: row.senderID, ceilings: ceilings, actor: actor)
-        return (grant, view(row))
+        try await approve(try await find(code: typed, purpose: "pair"), ceilings: ceilings, actor: actor)
     }
 
     /// The owner denies the pairing whose code is `code`; the sender gets no new code until it expires.
     public func deny(code typed: String, actor: String = "owner") async throws -> PendingCode {
-        view(try await take(typed, purpose: "pair", decision: "denied", actor: actor))
+        view(try await decide(try await find(code: typed, purpose: "pair"), decision: "denied", actor: actor))
+    }
+
+    /// The owner approves the pairing a button of its notice refers to (``PendingCode/id``, never the code):
+    /// the same checks, consumption and audit as ``approve(code:ceilings:actor:)``.
+    /// - Throws: ``ChannelError`` `.notFound` for an unknown, used or denied pairing, `.unauthorized` for an
+    ///   expired or tampered one.
+    public func approve(reference: String, ceilings: [TrustDomain: TrustLevel], actor: String = "owner")
+        async throws -> (contact: ContactGrant, pairing: PendingCode)
+    {
+        try await approve(try await find(reference: reference), ceilings: ceilings, actor: actor)
+    }
+
+    /// The owner denies the pairing a button of its notice refers to, like ``deny(code:actor:)``.
+    public func deny(reference: String, actor: String = "owner") async throws -> PendingCode {
+        view(try await decide(try await find(reference: reference), decision: "denied", actor: actor))
+    }
+
+    private func approve(_ row: CodeRow, ceilings: [TrustDomain: TrustLevel], actor: String)
+        async throws -> (contact: ContactGrant, pairing: PendingCode)
+    {
+        let taken = try await decide(row, decision: "approved", actor: actor)
+        let grant = try await policy.addContact(
+            channel: taken.channel, senderID: taken.senderID, ceilings: ceilings, actor: actor)
+        return (grant, view(taken))
     }
 
     // MARK: Owner binding
@@ -368,14 +389,31 @@ public actor PairingDesk {
 
     // MARK: Steps
 
-    /// Finds the pending, genuine, unexpired code `typed` of `purpose` (comparing against every candidate
-    /// in constant time each) and records `decision` on it with its audit entry.
-    private func take(_ typed: String, purpose: String, decision: String, actor: String) async throws -> CodeRow {
+    /// The genuine pairing row whose id is `reference` (a notice button's data).
+    private func find(reference: String) async throws -> CodeRow {
+        let authenticator = self.authenticator
+        let found = try await database.pool.read { db in
+            try Row.fetchOne(
+                db, sql: "SELECT * FROM channel_codes WHERE purpose = 'pair' AND id = ?", arguments: [reference]
+            ).map { (row: CodeRow($0), genuine: authenticator.verify($0["mac"], of: CodeRow($0))) }
+        }
+        guard let (row, genuine) = found else {
+            throw ChannelError(
+                .notFound,
+                "this pairing request is no longer pending: it was already approved, or it expired; "
+                    + "`moat pairing list` shows the pending ones")
+        }
+        guard genuine else { throw await tampered() }
+        return row
+    }
+
+    /// The genuine pairing row whose code is `typed` (comparing against every candidate in constant time
+    /// each).
+    private func find(code typed: String, purpose: String) async throws -> CodeRow {
         guard let code = PairingCode.normalize(typed) else {
             throw ChannelError(
                 .invalidInput, "a pairing code is 8 characters like ABCD-EFGH (letters and digits); check the code")
         }
-        let nowMillis = millis(now())
         let authenticator = self.authenticator
         let candidates = try await database.pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM channel_codes WHERE purpose = ?", arguments: [purpose]).map {
@@ -389,21 +427,31 @@ public actor PairingDesk {
             if genuine { match = row } else { tampered = true }
         }
         guard let row = match else {
-            if tampered {
-                _ = try? await audit.append(
-                    AuditEvent(
-                        actor: "system", action: "store.tamper", target: CodeRow.macTable, outcome: "failure",
-                        metadata: ["problem": "MAC does not verify"]))
-                throw ChannelError(
-                    .unauthorized,
-                    "this pairing failed its integrity check (its row in moat.db was changed outside Moat); it "
-                        + "admits nobody. Ask the sender to write again for a new code, and run moat doctor")
-            }
+            if tampered { throw await self.tampered() }
             throw ChannelError(
                 .notFound,
                 "no pending pairing has this code: it is wrong, was already used or denied, or expired long ago; "
                     + "`moat pairing list` shows the pending ones")
         }
+        return row
+    }
+
+    /// Audits a pairing row whose MAC fails and returns the error that says it admits nobody.
+    private func tampered() async -> ChannelError {
+        _ = try? await audit.append(
+            AuditEvent(
+                actor: "system", action: "store.tamper", target: CodeRow.macTable, outcome: "failure",
+                metadata: ["problem": "MAC does not verify"]))
+        return ChannelError(
+            .unauthorized,
+            "this pairing failed its integrity check (its row in moat.db was changed outside Moat); it "
+                + "admits nobody. Ask the sender to write again for a new code, and run moat doctor")
+    }
+
+    /// Records `decision` on the pending, unexpired `row` with its audit entry: the one step every approval
+    /// and denial of a pairing takes, whoever asks (CLI, dashboard, the owner's chat).
+    private func decide(_ row: CodeRow, decision: String, actor: String) async throws -> CodeRow {
+        let nowMillis = millis(now())
         guard row.expiresAt > nowMillis else {
             try await prune(nowMillis)
             throw ChannelError(
@@ -447,6 +495,14 @@ public actor PairingDesk {
             try db.execute(sql: "DELETE FROM channel_pairing_hours WHERE hour < ?", arguments: [hour])
         }
         auditedRefusals = auditedRefusals.filter { $0.hasSuffix("|\(hour)") }
+    }
+
+    /// Audits a pairing decision (a tap, `pair CODE`) from an account that is not the owner's bound one: once
+    /// per channel and hour, like the other refusals, so a flood is one entry.
+    public func refusedDecision(channel: String, senderID: String) async throws {
+        try await auditRefusal(
+            reason: "a pairing decision from an account that is not the owner's", channel: channel,
+            senderID: senderID, hour: millis(now()) / 3_600_000)
     }
 
     private func auditRefusal(reason: String, channel: String, senderID: String, hour: Int64) async throws {

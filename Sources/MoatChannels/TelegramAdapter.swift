@@ -22,7 +22,9 @@ import Synchronization
 /// `getWebhookInfo` that Telegram holds the configured URL.
 ///
 /// **Out.** Plain text (no `parse_mode`), split by the client at Telegram's 4096 units; an approval
-/// prompt carries the inline keyboard of ``TelegramApprovalButtons`` under its last piece.
+/// prompt carries the inline keyboard of ``TelegramApprovalButtons`` under its last piece, a pairing request
+/// the one of ``TelegramPairingButtons`` (a tap comes back as `pairing REF CHOICE`, decided like the
+/// approvals: the router checks the account, the pairing desk the request).
 public struct TelegramAdapter: ChannelAdapter {
     public let channel = "telegram"
     let bot: TelegramBot
@@ -131,22 +133,29 @@ public struct TelegramAdapter: ChannelAdapter {
 
     func take(_ tap: TelegramInbound.ButtonTap, key: String, into inbox: any ChannelInbox, polled: Bool) async throws {
         let cursor = polled ? String(tap.updateID + 1) : nil
-        guard let (choice, approvalID) = TelegramApprovalButtons.parse(tap.data) else {
+        let text: String
+        let working: String
+        if let (choice, approvalID) = TelegramApprovalButtons.parse(tap.data) {
+            let prompt = ApprovalPrompt(approvalID: approvalID, summary: "", level: 2, domain: "", reason: nil)
+            text = choice == .approve ? prompt.approveReference : prompt.denyReference
+            working = choice == .approve ? "Approving…" : "Denying…"
+        } else if let (choice, reference) = TelegramPairingButtons.parse(tap.data) {
+            text = reference
+            working = choice == .deny ? "Denied" : "Let in"
+        } else {
             await answer(tap, "This button is not one of Moat's.")
             if let cursor { try await inbox.advance(channel: channel, to: cursor) }
             return
         }
-        let prompt = ApprovalPrompt(approvalID: approvalID, summary: "", level: 2, domain: "", reason: nil)
         let outcome = try await inbox.deliver(
             ChannelMessage(
-                channel: channel, senderID: String(tap.sender.id), conversation: String(tap.chatID),
-                text: choice == .approve ? prompt.approveReference : prompt.denyReference, idempotencyKey: key,
-                cursor: cursor))
-        // `deliver` returns once the decision is claimed (the call runs after): the tap is answered now, so the
-        // owner's client stops its spinner, and the result follows as a message.
+                channel: channel, senderID: String(tap.sender.id), conversation: String(tap.chatID), text: text,
+                idempotencyKey: key, cursor: cursor))
+        // `deliver` returns once the decision is claimed (an approved call runs after): the tap is answered now,
+        // so the owner's client stops its spinner, and the result follows as a message.
         switch outcome {
         case .ownerCommand:
-            await answer(tap, choice == .approve ? "Approving…" : "Denying…")
+            await answer(tap, working)
             do {
                 try await bot.editMessageReplyMarkup(chatID: tap.chatID, messageID: tap.messageID, keyboard: nil)
             } catch {
@@ -178,6 +187,8 @@ public struct TelegramAdapter: ChannelAdapter {
         if case .approvalPrompt(let prompt) = message.kind {
             // An id that cannot be button data still goes out as text, with `approve ID` to type.
             keyboard = try? TelegramApprovalButtons.keyboard(approvalID: prompt.approvalID)
+        } else if case .pairingRequest(let prompt) = message.kind {
+            keyboard = TelegramPairingButtons.keyboard(prompt)
         }
         _ = try await bot.sendMessage(chatID: chatID, text: message.text, keyboard: keyboard)
     }

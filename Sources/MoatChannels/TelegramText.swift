@@ -71,3 +71,25 @@ public enum TelegramApprovalButtons {
         (1...48).contains(id.utf8.count) && id.utf8.allSatisfy(TelegramText.isTokenByte)
     }
 }
+
+/// The inline keyboard of a pairing request sent to the owner: one button per ``PairingPrompt/Choice``, its
+/// `callback_data` `pair:CHOICE:REF` (the request's reference, never the code).
+public enum TelegramPairingButtons {
+    /// One row per choice: "Let in (chat only)", "Let in (suggest)", "Deny".
+    public static func keyboard(_ prompt: PairingPrompt) -> TelegramInlineKeyboard {
+        TelegramInlineKeyboard(
+            rows: PairingPrompt.Choice.allCases.map { choice in
+                [TelegramButton(text: choice.label, callbackData: "pair:\(choice.rawValue):\(prompt.reference)")]
+            })
+    }
+
+    /// The choice and the reference text (`pairing REF CHOICE`) of a tap's data, or nil when it is not
+    /// exactly what ``keyboard(_:)`` makes.
+    public static func parse(_ data: String) -> (choice: PairingPrompt.Choice, text: String)? {
+        let parts = data.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        guard data.utf8.count <= TelegramApprovalButtons.maximumDataBytes, parts.count == 3, parts[0] == "pair",
+            let choice = PairingPrompt.Choice(rawValue: parts[1]), PairingPrompt.isReference(parts[2])
+        else { return nil }
+        return (choice, "pairing \(parts[2]) \(choice.rawValue)")
+    }
+}
