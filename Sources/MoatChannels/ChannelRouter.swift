@@ -290,6 +290,10 @@ public final class ChannelRouter: ChannelInbox, Sendable {
             do {
                 let decided = try await turns.decide(
                     approvalID: id, approve: command.approve, actor: "owner@\(message.channel)")
+                // Recorded: from here the approval's final status refuses a second decision, with how it
+                // ended, so the claim goes before the owner is told (a tap after the answer is never "being
+                // decided").
+                deciding.withLock { _ = $0.remove(id) }
                 await send(message, decided.ownerText, kind: .notice)
                 // The continued turn's reply goes where the call was asked for, if that is a channel here.
                 let parts = decided.conversation.split(separator: ":", maxSplits: 1).map(String.init)
