@@ -244,25 +244,20 @@ import Testing
         let request = Self.chatRequest(
             #"{"message":"list my files","conversation":"\#(conversation)"}"#, port: port, token: tokens.write)
         // Read until the tool call shows, then hang up while the model is still writing its next round.
-        let seen: String = try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                continuation.resume(
-                    with: Result {
-                        let fd = try RawHTTP.connect(port: port, receiveTimeout: 60)
-                        defer { close(fd) }
-                        let bytes = Array(request.utf8)
-                        let sent = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-                        try #require(sent == bytes.count)
-                        var received = ""
-                        var buffer = [UInt8](repeating: 0, count: 4096)
-                        while !received.contains("event: tool") {
-                            let count = read(fd, &buffer, buffer.count)
-                            if count <= 0 { break }
-                            received += String(decoding: buffer[0..<count], as: UTF8.self)
-                        }
-                        return received
-                    })
+        let seen: String = try await offCooperativePool {
+            let fd = try RawHTTP.connect(port: port, receiveTimeout: 60)
+            defer { close(fd) }
+            let bytes = Array(request.utf8)
+            let sent = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            try #require(sent == bytes.count)
+            var received = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !received.contains("event: tool") {
+                let count = read(fd, &buffer, buffer.count)
+                if count <= 0 { break }
+                received += String(decoding: buffer[0..<count], as: UTF8.self)
             }
+            return received
         }
         #expect(seen.contains("event: tool"))
         #expect(!seen.contains("Stored though you left."))
