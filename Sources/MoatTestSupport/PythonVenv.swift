@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import Testing
 
 /// A Python virtual environment for tests that drive a real client (the `openai` package), kept in a
 /// cache outside the repository (`$XDG_CACHE_HOME/moat-test-venvs/NAME`, else `~/.cache/…`) and
@@ -23,7 +24,45 @@ public struct PythonVenv: Sendable {
     }
 
     /// The venv `name` with `packages` installed, made now when missing (once; later runs reuse it).
-    public static func prepared(_ name: String, packages: [String]) throws(Unavailable) -> PythonVenv {
+    ///
+    /// The `pip install` of a fresh machine (a minute or more for Synapse) runs on a thread of its own, and
+    /// tests asking for the same venv at once share one preparation: two installs into one directory would
+    /// remove each other's half-built venv, and a wait in the caller would hold a cooperative thread.
+    public static func prepared(_ name: String, packages: [String]) async throws(Unavailable) -> PythonVenv {
+        let task = preparations.withLock { running in
+            if let task = running[name] { return task }
+            let task = Task.detached { () async -> Result<PythonVenv, Unavailable> in
+                let result = try? await offCooperativePool {
+                    Result { () throws(Unavailable) in try preparedNow(name, packages: packages) }
+                }
+                return result ?? .failure(.failed("the preparation of venv \(name) could not be started"))
+            }
+            running[name] = task
+            return task
+        }
+        return try await task.value.get()
+    }
+
+    /// The venv for a test: prepared as ``prepared(_:packages:)``, or the test ends as skipped, saying
+    /// why, when PyPI cannot be reached; any other failure fails it.
+    public static func forTest(_ name: String, packages: [String]) async throws -> PythonVenv {
+        let outcome: Result<PythonVenv, Unavailable>
+        do {
+            outcome = .success(try await prepared(name, packages: packages))
+        } catch {
+            outcome = .failure(error)
+        }
+        switch outcome {
+        case .success(let venv): return venv
+        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
+        case .failure(let problem): throw problem
+        }
+    }
+
+    /// Preparations of this process, by venv name (each made at most once).
+    private static let preparations = Mutex<[String: Task<Result<PythonVenv, Unavailable>, Never>]>([:])
+
+    private static func preparedNow(_ name: String, packages: [String]) throws(Unavailable) -> PythonVenv {
         let environment = ProcessInfo.processInfo.environment
         let cache = environment["XDG_CACHE_HOME"] ?? ((environment["HOME"] ?? "/root") + "/.cache")
         let directory = cache + "/moat-test-venvs/" + name

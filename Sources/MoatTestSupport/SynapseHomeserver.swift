@@ -39,7 +39,7 @@ public final class SynapseHomeserver: @unchecked Sendable {
     public static func startForTest() async throws -> SynapseHomeserver {
         let venv: PythonVenv
         do {
-            venv = try PythonVenv.prepared("synapse", packages: [requirement])
+            venv = try await PythonVenv.prepared("synapse", packages: [requirement])
         } catch .offline(let reason) {
             guard ProcessInfo.processInfo.environment["CI"] == "true" else { try Test.cancel("skipped: \(reason)") }
             throw SynapseError("CI must run the Matrix tests against a real homeserver, but \(reason)")

@@ -109,7 +109,7 @@ import Testing
         "while moat serve runs, vault rekey goes through the socket (the server holds the new key); init and accept-rollback are refused"
     )
     func rekeyThroughSocket() async throws {
-        let temp = try ServedHome.copy()
+        let temp = try await ServedHome.copy()
         let home = temp.path
         // The served home's vault was made by `moat serve`: its master password is the recovery key.
         let recovery = try String(contentsOfFile: home + "/recovery-key.txt", encoding: .utf8)

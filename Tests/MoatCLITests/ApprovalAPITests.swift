@@ -33,7 +33,7 @@ import Testing
             .text("Understood, I will not read it."),
         ])
         defer { Task { await server.stop() } }
-        let home = try ChatCommandTests.home(server)
+        let home = try await ChatCommandTests.home(server)
         #expect(
             try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
                 == 0)

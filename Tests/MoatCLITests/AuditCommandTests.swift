@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct AuditCommandTests {
     @Test("serve records start, config and stop; verify proves the chain intact with the shutdown checkpoint")
     func verifyAfterServe() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let tail = try await MoatBinary.run(["audit", "tail", "-n", "50"], home: home.path)
         #expect(tail.status == 0)
         for action in ["gateway.start", "config.loaded", "gateway.stop"] {
@@ -24,7 +24,7 @@ import Testing
 
     @Test("the audit commands read no setting: a broken config file stops trust, not audit verify")
     func auditWithoutConfig() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         _ = try home.write("config.yaml", "gateway:\n  prot: 1\n")
         let trust = try await MoatBinary.run(["trust", "show"], home: home.path)
         #expect(trust.status == 78, "\(trust.stderr)")
@@ -35,7 +35,7 @@ import Testing
 
     @Test("a kept checkpoint catches a truncated tail that the chain alone cannot see")
     func keptCheckpointCatchesTruncation() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let checkpoint = try await MoatBinary.run(["audit", "checkpoint"], home: home.path)
         #expect(checkpoint.status == 0, "\(checkpoint.stderr)")
         let lines = checkpoint.stdout.split(separator: "\n", omittingEmptySubsequences: false)
@@ -66,7 +66,7 @@ import Testing
 
     @Test("an edited entry is named by verify, and a forged checkpoint file is refused")
     func editedEntryAndForgedCheckpoint() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let queue = try DatabaseQueue(path: home.file("moat.db"))
         try await queue.write { db in
             try db.execute(sql: "DROP TRIGGER audit_entries_no_update")
@@ -85,7 +85,7 @@ import Testing
 
     @Test("export writes CSV with a header and JSON lines, filtered by action")
     func export() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let csv = try await MoatBinary.run(["audit", "export", "--format", "csv"], home: home.path)
         #expect(csv.status == 0)
         #expect(
@@ -106,7 +106,7 @@ import Testing
 
     @Test("vault changes from the CLI are recorded by name before they happen, never with the value")
     func vaultChangesAudited() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let value = "tok-9f8e7d6c5b4a39281706"
         let added = try await MoatBinary.run(
             ["vault", "add", "DEPLOY_TOKEN", "--allow-tool", "http", "--allow-host", "api.example.com"],
@@ -126,7 +126,7 @@ import Testing
 
     @Test("a refused bind is recorded in an existing installation's log")
     func bindRefusalAudited() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let refused = try await MoatBinary.run(["serve", "--host", "0.0.0.0"], home: home.path)
         #expect(refused.status == 78)
         let tail = try await MoatBinary.run(["audit", "tail", "-n", "1"], home: home.path)

@@ -18,7 +18,7 @@ import Testing
 
     static func makeBackup() async throws -> Made {
         let temp = TemporaryDirectory()
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let passphraseFile = try temp.write("passphrase", passphrase + "\n")
         let passwordFile = try temp.write("password", try recoveryKey(home.path))
         let backup = temp.file("moat.backup")
@@ -152,7 +152,7 @@ import Testing
     @Test("config.yaml travels byte for byte and is written 0600; vault.seal and recovery-key.txt never travel")
     func configTravels() async throws {
         let temp = TemporaryDirectory()
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let config = "# the owner's settings\nport: 8111\n"
         _ = try home.write("config.yaml", config)
         let passphraseFile = try temp.write("passphrase", Self.passphrase + "\n")
@@ -243,7 +243,7 @@ import Testing
     @Test("restore refuses an existing installation without --force, and replaces it (old seal removed) with it")
     func existingInstallation() async throws {
         let made = try await Self.makeBackup()
-        let other = try ServedHome.copy()
+        let other = try await ServedHome.copy()
         let before = try Data(contentsOf: URL(fileURLWithPath: other.file("vault.moat")))
         let refused = try await Self.restore(made, into: other.path)
         #expect(refused.status == 1)

@@ -10,7 +10,7 @@ enum ChannelServeHome {
     static func make(model: ScriptedModelServer, section: String, secret: String, value: String) async throws
         -> TemporaryDirectory
     {
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         let config = try String(contentsOfFile: home.file("config.yaml"), encoding: .utf8) + section
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)

@@ -7,13 +7,13 @@ import Testing
 /// real tools, and the reply comes back.
 @Suite(.serialized) struct ChatCommandTests {
     /// A served home whose `local` provider is `server`, with one file in its workspace.
-    static func home(_ server: ScriptedModelServer) throws -> TemporaryDirectory {
-        try home(baseURL: server.baseURL)
+    static func home(_ server: ScriptedModelServer) async throws -> TemporaryDirectory {
+        try await home(baseURL: server.baseURL)
     }
 
     /// A served home whose `local` provider is at `baseURL`, with one file in its workspace.
-    static func home(baseURL: String) throws -> TemporaryDirectory {
-        let home = try ServedHome.copy()
+    static func home(baseURL: String) async throws -> TemporaryDirectory {
+        let home = try await ServedHome.copy()
         let config = """
             providers:
               local:
@@ -36,7 +36,7 @@ import Testing
             .text("Your workspace holds notes.txt."),
         ])
         defer { Task { await server.stop() } }
-        let home = try Self.home(server)
+        let home = try await Self.home(server)
         let trust = try await MoatBinary.run(
             ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")
@@ -61,7 +61,7 @@ import Testing
             .text("notes.txt says: groceries."),
         ])
         defer { Task { await server.stop() } }
-        let home = try Self.home(server)
+        let home = try await Self.home(server)
         #expect(
             try await MoatBinary.run(["trust", "set", "files", "suggest", "--reason", "ask me"], home: home.path).status
                 == 0)
@@ -83,7 +83,7 @@ import Testing
     @Test("with moat serve running, moat chat goes through the admin socket; an unreachable model server is named")
     func throughTheServer() async throws {
         let server = try await ScriptedModelServer.start(replies: [.text("Hello from the model.")])
-        let home = try Self.home(server)
+        let home = try await Self.home(server)
         let running = try await RunningServer.start(arguments: [], home: home.path)
         await waitForFile(home.file("moat.sock"), within: 60)
         let chat = try await MoatBinary.run(["chat", "--message", "hello"], home: home.path)
@@ -104,7 +104,7 @@ import Testing
         let stopped = try await ScriptedModelServer.start()
         let port = stopped.port
         await stopped.stop()
-        let home = try Self.home(baseURL: "http://127.0.0.1:\(port)/v1")
+        let home = try await Self.home(baseURL: "http://127.0.0.1:\(port)/v1")
         let running = try await RunningServer.start(arguments: [], home: home.path)
         await waitForFile(home.file("moat.sock"), within: 60)
         let down = try await MoatBinary.run(["chat", "--message", "remember the number 4711"], home: home.path)
@@ -141,7 +141,7 @@ import Testing
                 fault: .malformedToolDelta)
         ])
         defer { Task { await server.stop() } }
-        let home = try Self.home(server)
+        let home = try await Self.home(server)
         let trust = try await MoatBinary.run(
             ["trust", "set", "files", "act", "--force", "--reason", "my own workspace"], home: home.path)
         #expect(trust.status == 0, "\(trust.stderr)")

@@ -59,7 +59,7 @@ import Testing
             .text("Reading notes.txt waits for your approval."),
         ])
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         try await Self.trust("suggest", home: home.path)
         let server = try await RunningServer.start(arguments: [], home: home.path)
         let chat = try await MoatBinary.run(
@@ -100,7 +100,7 @@ import Testing
         let reply = "A streamed answer, written a few characters at a time."
         let model = try await Self.model([.text(reply)])
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         let server = try await RunningServer.start(arguments: [], home: home.path)
         let chat = try await MoatBinary.run(["chat", "--message", "go", "--stream", "--json"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
@@ -131,7 +131,7 @@ import Testing
                 .text("The key is \(canary), as you asked."),
             ], pieces: 3)
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         try await Self.trust("suggest", home: home.path)
         let tokens = try await Self.owner(home.path)
         let server = try await RunningServer.start(arguments: [], home: home.path)
@@ -193,18 +193,11 @@ import Testing
 
     @Test("a real server-sent events client (httpx-sse) reads POST /api/chat's stream: the deltas, then the turn")
     func realClient() async throws {
-        let venv: PythonVenv
-        switch Result(catching: { () throws(PythonVenv.Unavailable) in
-            try PythonVenv.prepared("httpx-sse", packages: ["httpx", "httpx-sse"])
-        }) {
-        case .success(let prepared): venv = prepared
-        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
-        case .failure(let problem): throw problem
-        }
+        let venv = try await PythonVenv.forTest("httpx-sse", packages: ["httpx", "httpx-sse"])
         let reply = "Streamed to a real client ✓, line one.\nLine two."
         let model = try await Self.model([.text(reply)], pieces: 4)
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         let tokens = try await Self.owner(home.path)
         let server = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(server.port)
@@ -235,7 +228,7 @@ import Testing
             .toolCall("list_files", #"{"path":"."}"#), slow, .text("Yes, I remember."),
         ])
         defer { Task { await model.stop() } }
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         try await Self.trust("act", home: home.path)
         let tokens = try await Self.owner(home.path)
         let server = try await RunningServer.start(arguments: [], home: home.path)

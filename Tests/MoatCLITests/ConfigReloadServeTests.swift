@@ -26,7 +26,7 @@ import Testing
     func reloadOnSIGHUP() async throws {
         let server = try await ScriptedModelServer.start(replies: [.text("first answer"), .text("second answer")])
         defer { Task { await server.stop() } }
-        let home = try ChatCommandTests.home(server)
+        let home = try await ChatCommandTests.home(server)
         let providers = "providers:\n  local:\n    base_url: \(server.baseURL)\n    model: scripted\n"
         let config = home.file("config.yaml")
         try Self.write(providers + "agent:\n  message_bytes: 1000\n", to: config)

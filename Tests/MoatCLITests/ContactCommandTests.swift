@@ -6,7 +6,7 @@ import Testing
 @Suite(.serialized) struct ContactCommandTests {
     @Test("contact add, list and remove: webhook addresses, ceilings, one grant per sender, clear usage errors")
     func offline() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let added = try await MoatBinary.run(
             ["contact", "add", "webhook:sms:+15551234567", "--ceiling", "web=2", "--ceiling", "shell=0"],
             home: home.path)
@@ -48,7 +48,7 @@ import Testing
 
     @Test("with moat serve running, contact commands go through the admin socket")
     func throughAdminSocket() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let server = try await RunningServer.start(arguments: [], home: home.path)
         await waitForFile(home.file("moat.sock"), within: 60)
         let added = try await MoatBinary.run(["contact", "add", "telegram:123456789"], home: home.path)

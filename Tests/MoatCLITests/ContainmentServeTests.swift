@@ -143,7 +143,7 @@ import Testing
             shown.stdout.contains("held: level 2, set by the taint cap; tainted: read web content"), "\(shown.stdout)")
 
         // Approving runs exactly the held command once, in the real sandbox; a second approve is refused.
-        try HostileServe.requireSandbox()
+        try await HostileServe.requireSandbox()
         let approve = try await serve.moat(["approvals", "approve", id])
         #expect(approve.status == 0, "\(approve.stderr)")
         #expect(approve.stdout.hasPrefix("approved \(id)\n"), "\(approve.stdout)")
@@ -223,7 +223,7 @@ import Testing
         #expect(second.status != 0, "a changed approval was used: \(second.stdout)")
         for name in ["first", "second", "tampered"] { #expect(!serve.workspaceHas("\(name).txt")) }
         // Nothing was consumed by the refusals: the untouched row still runs once approved.
-        try HostileServe.requireSandbox()
+        try await HostileServe.requireSandbox()
         try serve.sql("UPDATE agent_tool_calls SET arguments = ? WHERE approval_id = ?", [original, ids[0]])
         let restored = try await serve.moat(["approvals", "approve", ids[0]])
         #expect(restored.status == 0, "\(restored.stderr)")
@@ -289,7 +289,7 @@ import Testing
         #expect(try FileManager.default.contentsOfDirectory(atPath: serve.outside) == ["target.txt"])
         let links = try FileManager.default.destinationOfSymbolicLink(atPath: serve.workspace + "/linkfile")
         #expect(links == target)
-        if HostileServe.sandboxCheck.runs {
+        if await HostileServe.sandboxCheck.runs {
             #expect(answers.last?.contains("done") == true, "\(answers.last ?? "")")
         }
         _ = await serve.stop()

@@ -32,7 +32,7 @@ import Testing
         "broken modes: doctor fails; --fix without a terminal or --yes changes nothing; --fix --yes repairs and records it"
     )
     func modes() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let database = home.file("moat.db")
         #expect(chmod(database, 0o644) == 0 && chmod(home.path, 0o755) == 0)
         let red = try await Self.doctor(home)
@@ -66,7 +66,7 @@ import Testing
         "a server killed without its shutdown checkpoint: doctor warns of the stale socket and the uncovered entries, --fix --yes repairs both"
     )
     func killedServer() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let server = try await RunningServer.start(arguments: [], home: home.path)
         // A live server's socket and its open log are not problems and are never touched.
         let running = try await Self.doctor(home, ["--fix", "--yes"])
@@ -94,7 +94,7 @@ import Testing
 
     @Test("a socket file nobody listens on is removed by --fix --yes and nothing else is touched")
     func staleSocketOnly() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         try Self.staleSocket(at: home.file("moat.sock"))
         await #expect(try Self.doctor(home).stdout.contains("warn  admin socket"))
         let declined = try await Self.doctor(home, ["--fix"])
@@ -109,7 +109,7 @@ import Testing
         "an unsealed vault is sealed by --fix --yes with the recovery key file; without it and without a terminal it is left unsealed"
     )
     func unsealedVault() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         try FileManager.default.removeItem(atPath: home.file("vault.seal"))
         let key = try String(contentsOfFile: home.file("recovery-key.txt"), encoding: .utf8)
         try FileManager.default.removeItem(atPath: home.file("recovery-key.txt"))

@@ -44,7 +44,7 @@ final class HostileServe: @unchecked Sendable {
         var options = ScriptedModelServer.Options()
         options.hostile = setup.hostile
         model = try await ScriptedModelServer.start(options: options)
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         self.home = home
         let area = TemporaryDirectory("moat-contain-area")
         self.area = area
@@ -206,20 +206,25 @@ final class HostileServe: @unchecked Sendable {
 
     // MARK: The sandbox
 
-    /// `moat sandbox check`'s verdict on this machine, asked once.
-    static let sandboxCheck: (runs: Bool, report: String) = {
-        guard let check = try? MoatBinary.run(["sandbox", "check"], home: nil) else {
+    /// `moat sandbox check`'s verdict on this machine, asked once (by a task: the tests await it instead
+    /// of waiting in a `static let`'s initialiser on a cooperative thread).
+    static let sandboxCheckTask = Task.detached { () async -> (runs: Bool, report: String) in
+        guard let check = try? await MoatBinary.run(["sandbox", "check"], home: nil) else {
             return (false, "moat sandbox check could not be started")
         }
         return (check.status == 0, check.stdout + check.stderr)
-    }()
+    }
+
+    static var sandboxCheck: (runs: Bool, report: String) {
+        get async { await sandboxCheckTask.value }
+    }
 
     /// Ends the test as skipped, saying why, when the real sandbox cannot run here (the shell cases need
     /// it: nothing ever runs unsandboxed, so without it they would prove nothing).
-    static func requireSandbox() throws {
-        guard sandboxCheck.runs else {
-            try Test.cancel(
-                "skipped: the sandbox cannot run on this machine (moat sandbox check):\n\(sandboxCheck.report)")
+    static func requireSandbox() async throws {
+        let check = await sandboxCheck
+        guard check.runs else {
+            try Test.cancel("skipped: the sandbox cannot run on this machine (moat sandbox check):\n\(check.report)")
         }
     }
 }

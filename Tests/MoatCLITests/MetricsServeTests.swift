@@ -15,7 +15,7 @@ import Testing
 
     /// A chat home (the scripted model as `local`) with an owner and a read-scoped API token.
     static func ownedHome(_ server: ScriptedModelServer) async throws -> (TemporaryDirectory, token: String) {
-        let home = try ChatCommandTests.home(server)
+        let home = try await ChatCommandTests.home(server)
         let setup = try await MoatBinary.run(
             ["owner", "setup", "--owner-password-stdin"], home: home.path, stdin: "a long owner passphrase\n")
         try #require(setup.status == 0, "\(setup.stderr)")
@@ -105,7 +105,7 @@ import Testing
 
     @Test("moat metrics without a running server says so and fails")
     func metricsNeedsTheServer() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let result = try await MoatBinary.run(["metrics"], home: home.path)
         #expect(result.status == 1)
         #expect(result.stderr.contains("no moat serve is running"))

@@ -7,7 +7,7 @@ import Testing
 @Suite(.serialized) struct PolicyCommandTests {
     @Test("with moat serve running, trust and approvals go through the admin socket with the same results")
     func throughAdminSocket() async throws {
-        let temp = try ServedHome.copy()
+        let temp = try await ServedHome.copy()
         let offlineShow = try await MoatBinary.run(["trust", "show"], home: temp.path)
         #expect(offlineShow.status == 0)
         let server = try await RunningServer.start(arguments: [], home: temp.path)
@@ -86,7 +86,7 @@ import Testing
 
     @Test("trust set, the evidence rule, --force, history and rollback work from the CLI")
     func trustFlow() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let show = try await MoatBinary.run(["trust", "show"], home: home.path)
         #expect(show.status == 0, "\(show.stderr)")
         #expect(show.stdout.contains("shell        0 (none)  (default)"))
@@ -118,7 +118,7 @@ import Testing
 
     @Test("rows written with plain SQL grant nothing: a forged trust row and a forged approval are ignored")
     func tamperFromCLI() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         // Creates the MAC key and the tables.
         #expect(try await MoatBinary.run(["trust", "show"], home: home.path).status == 0)
         let queue = try DatabaseQueue(path: home.file("moat.db"))

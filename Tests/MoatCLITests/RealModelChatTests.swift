@@ -21,7 +21,7 @@ struct RealModelChatTests {
     func walkThrough() async throws {
         let (modelServer, baseURL) = try await ModelServerVenv.startServer()
         defer { _ = modelServer.kill() }
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         // Not streamed: llama-cpp-python answers a streamed request offering tools with an empty body.
         let config = """
             providers:

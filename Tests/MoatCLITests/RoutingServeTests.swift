@@ -16,7 +16,7 @@ import Testing
             .text("Chosen directly."),
         ])
         defer { Task { await live.stop() } }
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let config = """
             providers:
               dead:
@@ -66,7 +66,7 @@ import Testing
 
     @Test("moat serve refuses a route naming a provider that is not configured, naming the key and the fix")
     func unknownRouteProvider() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         try "agent:\n  routes:\n    contacts: [local, claude]\n".write(
             toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)

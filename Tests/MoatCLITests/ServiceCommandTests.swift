@@ -11,8 +11,8 @@ import Testing
         let xdg: TemporaryDirectory
         var unitPath: String { xdg.path + "/systemd/user/moat.service" }
 
-        init() throws {
-            home = try ServedHome.copy()
+        init() async throws {
+            home = try await ServedHome.copy()
             xdg = TemporaryDirectory("moat-xdg")
         }
 
@@ -28,7 +28,7 @@ import Testing
 
     @Test("install --dry-run prints the hardened notify unit for this binary and home, and writes nothing")
     func dryRun() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         let result = try await setup.moat(["service", "install", "--user", "--dry-run"])
         #expect(result.status == 0, "\(result.stderr)")
         for line in [
@@ -45,7 +45,7 @@ import Testing
 
     @Test("install writes the unit 0644 and says the next command; a second install changes nothing")
     func installAndRepeat() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         let first = try await setup.moat(["service", "install"])
         #expect(first.status == 0, "\(first.stderr)")
         #expect(Self.mode(setup.unitPath) == 0o644)
@@ -62,7 +62,7 @@ import Testing
 
     @Test("a unit changed by hand is not overwritten without --force (exit 1, file kept); --force replaces it")
     func changedUnitNeedsForce() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         await #expect(try setup.moat(["service", "install"]).status == 0)
         let edited = try String(contentsOfFile: setup.unitPath, encoding: .utf8)
             .replacingOccurrences(of: "MemoryMax=1G", with: "MemoryMax=2G")
@@ -79,7 +79,7 @@ import Testing
 
     @Test("an unsealed vault is refused (exit 78) with the command that seals it, and no unit is written")
     func unsealedVaultRefused() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         try FileManager.default.removeItem(atPath: setup.home.file("vault.seal"))
         let result = try await setup.moat(["service", "install"])
         #expect(result.status == 78)
@@ -89,7 +89,7 @@ import Testing
 
     @Test("a seal with a PIN cannot start a user unit unattended: refused (exit 78) with the two ways out")
     func pinSealRefusedForUserUnit() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         let pin = try setup.home.write("pin.txt", "a long enough seal pin\n")
         // The master password moat serve generated: the last line of recovery-key.txt.
         let key = try String(contentsOfFile: setup.home.file("recovery-key.txt"), encoding: .utf8)
@@ -106,7 +106,7 @@ import Testing
 
     @Test("uninstall refuses while moat serve runs on the home, then removes the unit; status follows each step")
     func uninstallAndStatus() async throws {
-        let setup = try Setup()
+        let setup = try await Setup()
         await #expect(try setup.moat(["service", "status"]).stdout.contains("unit: not installed"))
         await #expect(try setup.moat(["service", "install"]).status == 0)
         let status = try await setup.moat(["service", "status"])
@@ -134,7 +134,7 @@ import Testing
             }
             return
         }
-        let setup = try Setup()
+        let setup = try await Setup()
         await #expect(try setup.moat(["service", "install"]).status == 0)
         let verify = try await HostCommand.run(analyze, ["verify", "--man=no", setup.unitPath])
         #expect(verify.status == 0, "\(verify.output)")

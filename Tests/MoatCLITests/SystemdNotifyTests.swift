@@ -63,7 +63,7 @@ final class NotifySocket: @unchecked Sendable {
         "moat serve says READY=1 once /healthz answers, then WATCHDOG=1 every half WATCHDOG_USEC, then STOPPING=1 on SIGTERM"
     )
     func readyWatchdogStopping() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let notify = try NotifySocket(name: home.file("notify.sock"))
         let server = try await RunningServer.start(
             arguments: [], home: home.path,
@@ -87,7 +87,7 @@ final class NotifySocket: @unchecked Sendable {
 
     @Test("an abstract NOTIFY_SOCKET (@name) gets READY=1 and STOPPING=1; without WATCHDOG_USEC no ping is sent")
     func abstractSocketWithoutWatchdog() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let notify = try NotifySocket(name: "@moat-notify-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         let server = try await RunningServer.start(
             arguments: [], home: home.path, extraEnvironment: ["NOTIFY_SOCKET": notify.name])
@@ -100,7 +100,7 @@ final class NotifySocket: @unchecked Sendable {
 
     @Test("a WATCHDOG_USEC meant for another process (WATCHDOG_PID) is ignored: READY=1 and STOPPING=1, never a ping")
     func watchdogForAnotherProcess() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let notify = try NotifySocket(name: home.file("notify.sock"))
         let server = try await RunningServer.start(
             arguments: [], home: home.path,
@@ -121,7 +121,7 @@ final class NotifySocket: @unchecked Sendable {
 
     @Test("a NOTIFY_SOCKET Moat cannot use (vsock:, relative) is logged with the reason and the server still serves")
     func unusableSocket() async throws {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let server = try await RunningServer.start(
             arguments: [], home: home.path, extraEnvironment: ["NOTIFY_SOCKET": "vsock:2:1234"])
         let (status, log) = await server.stop()

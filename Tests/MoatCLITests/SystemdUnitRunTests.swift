@@ -127,7 +127,7 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
     func installedUnitRuns() async throws {
         let base = try Self.makeBase()
         defer { try? FileManager.default.removeItem(atPath: base) }
-        let served = try ServedHome.copy()
+        let served = try await ServedHome.copy()
         let home = base + "/home"
         #expect(try await HostCommand.run("/bin/cp", ["-a", served.path, home]).status == 0)
         // The seal was made with the tests' systemd credential host key: the service gets the same key

@@ -77,7 +77,7 @@ import Testing
         var options = ScriptedModelServer.Options()
         options.textPieceLength = 3
         let model = try await ScriptedModelServer.start(replies: replies, options: options)
-        let home = try ChatCommandTests.home(model)
+        let home = try await ChatCommandTests.home(model)
         if let trust {
             let set = try await MoatBinary.run(
                 ["trust", "set", "files", trust, "--force", "--reason", "test"], home: home.path)

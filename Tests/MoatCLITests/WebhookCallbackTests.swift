@@ -15,7 +15,7 @@ import Testing
     static func home(
         model: ScriptedModelServer, receiver: CallbackReceiver, ceilings: [String] = [], extra: String = ""
     ) async throws -> TemporaryDirectory {
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let config = """
             providers:
               local:

@@ -25,7 +25,7 @@ import Testing
     func endToEnd() async throws {
         let model = try await ScriptedModelServer.start(replies: [.text("The garage door is closed.")])
         defer { Task { await model.stop() } }
-        let home = try ServedHome.copy()
+        let home = try await ServedHome.copy()
         let config = """
             providers:
               local:

@@ -21,14 +21,7 @@ import Testing
 
     @Test("python-telegram-bot long-polls a message, sends an inline keyboard, answers a tap and reads a 429")
     func pythonTelegramBot() async throws {
-        let venv: PythonVenv
-        switch Result(catching: { () throws(PythonVenv.Unavailable) in
-            try PythonVenv.prepared("python-telegram-bot", packages: ["python-telegram-bot"])
-        }) {
-        case .success(let prepared): venv = prepared
-        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
-        case .failure(let problem): throw problem
-        }
+        let venv = try await PythonVenv.forTest("python-telegram-bot", packages: ["python-telegram-bot"])
         let server = try await FakeTelegramServer.start(token: Self.token)
         defer { Task { await server.stop() } }
         let script = Self.repository.appendingPathComponent("Tests/Clients/telegram_client_check.py").path

@@ -13,14 +13,7 @@ import Testing
     @Test(
         "the official anthropic Python client parses its answers: text, a streamed tool call, a 429 it retries, a 529")
     func officialClient() async throws {
-        let venv: PythonVenv
-        switch Result(catching: { () throws(PythonVenv.Unavailable) in
-            try PythonVenv.prepared("anthropic", packages: ["anthropic"])
-        }) {
-        case .success(let prepared): venv = prepared
-        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
-        case .failure(let problem): throw problem
-        }
+        let venv = try await PythonVenv.forTest("anthropic", packages: ["anthropic"])
         let input = #"{"path": "notes/ünï \"q\".txt"}"#
         let server = try await ScriptedAnthropicServer.start(replies: [
             .text("Hello from the script ✓", usage: .init(prompt: 11, completion: 5)),

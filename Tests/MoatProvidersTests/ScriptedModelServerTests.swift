@@ -12,14 +12,7 @@ import Testing
 
     @Test("the official openai Python client parses its answers: text and a tool call, streamed and not")
     func officialClient() async throws {
-        let venv: PythonVenv
-        switch Result(catching: { () throws(PythonVenv.Unavailable) in
-            try PythonVenv.prepared("openai", packages: ["openai"])
-        }) {
-        case .success(let prepared): venv = prepared
-        case .failure(.offline(let reason)): try Test.cancel("skipped: \(reason)")
-        case .failure(let problem): throw problem
-        }
+        let venv = try await PythonVenv.forTest("openai", packages: ["openai"])
         let arguments = #"{"path": "notes/ünï \"q\".txt"}"#
         let server = try await ScriptedModelServer.start(replies: [
             .text("Hello from the script ✓", usage: .init(prompt: 11, completion: 5)),
