@@ -201,6 +201,35 @@ import Testing
         await fixture.server.stop()
     }
 
+    @Test("a reply of about 127 KB reaches the room whole, in events the homeserver accepts, each sent once")
+    func longReply() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let client = try fixture.client()
+        let loop = Self.running(client, receiver)
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        try await Self.stop(loop)
+        let (_, position) = try await fixture.alice.messages(in: room, since: nil)
+
+        // Lines of text with characters JSON escapes (quotes, slashes) and ones of several bytes.
+        let line = "Line \"quoted\" with a/slash and ünïcödé ✓ — and some more words to fill it up.\n"
+        let text = String(repeating: line, count: 1500)
+        #expect(text.utf8.count > 125_000)
+        let pieces = MatrixAdapter.pieces(text)
+        // Each cut is at a line break, which the cut drops: the pieces are the text's lines, regrouped.
+        #expect(pieces.count >= 4 && pieces.joined(separator: "\n") == text)
+        for (index, piece) in pieces.enumerated() {
+            _ = try await client.sendText(piece, to: room, messageID: "long-reply:\(index)")
+        }
+        // Sent again (a retry after a restart): the same events, nothing posted twice.
+        _ = try await client.sendText(pieces[0], to: room, messageID: "long-reply:0")
+        let seen = try await fixture.alice.messages(in: room, since: position, timeout: 5000)
+        let bodies = seen.events.compactMap { ($0["content"] as? [String: Any])?["body"] as? String }
+        #expect(bodies == pieces)
+        await fixture.server.stop()
+    }
+
     @Test("a reaction and a reply to the approval prompt are read back with the prompt's event id")
     func approvalAnswers() async throws {
         let fixture = try await Fixture.start()
