@@ -312,7 +312,8 @@ import Testing
         let other = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
         try await after.take(
             .reaction(
-                MatrixReaction(roomID: other, eventID: "$r4", sender: fixture.alice.userID, relatesTo: prompt, key: "✅")),
+                MatrixReaction(roomID: other, eventID: "$r4", sender: fixture.alice.userID, relatesTo: prompt, key: "✅")
+            ),
             into: inbox)
         #expect(inbox.delivered.map(\.text) == ["approve k3mqz7wxya", "deny k3mqz7wxya"])
         #expect(inbox.delivered.map(\.idempotencyKey) == ["$r1", "$r2"])
