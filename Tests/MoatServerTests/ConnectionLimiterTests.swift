@@ -156,6 +156,20 @@ import Testing
         #expect(limiter.openCount == 1)
     }
 
+    @Test("a connection held open (an upgraded chat socket) is never the one closed to make room")
+    func heldOpenNotEvicted() throws {
+        let limiter = ConnectionLimiter(limit: 1, logger: Logger(label: "test"))
+        let (socket, socketClose) = try Self.accept([FirstRequestGuard(limiter, headTimeout: .seconds(60))])
+        limiter.holdOpen(socket)
+        socket.embeddedEventLoop.run()
+        let (_, newClose) = try Self.accept([FirstRequestGuard(limiter, headTimeout: .seconds(60))])
+        #expect(socketClose.asked == 0 && newClose.asked == 0, "past the cap while every connection is busy")
+        #expect(limiter.openCount == 2)
+        // Not held: the idle one is closed for the next.
+        let (_, thirdClose) = try Self.accept([FirstRequestGuard(limiter, headTimeout: .seconds(60))])
+        #expect(newClose.asked == 1 && socketClose.asked == 0 && thirdClose.asked == 0)
+    }
+
     @Test(
         "hundreds of connections opened and closed leave none counted, and at the cap the connection touched longest ago is closed, not one touched since (plain and WebSocket-capable handlers)",
         arguments: [false, true])
