@@ -205,10 +205,10 @@ import Testing
     func slowHead(upgrading: Bool) async throws {
         let limiter = ConnectionLimiter(limit: 8, logger: Logger(label: "test"))
         try await Self.serve(limiter, idleTimeout: .seconds(1), upgrading: upgrading) { port in
-            let fd = try RawHTTP.connect(port: port)
+            let fd = try await offCooperativePool { try RawHTTP.connect(port: port) }
             defer { close(fd) }
             Self.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nX-Slow: a", to: fd)
-            let silent = try RawHTTP.connect(port: port)
+            let silent = try await offCooperativePool { try RawHTTP.connect(port: port) }
             defer { close(silent) }
             #expect(await Self.closedByServer(fd, within: 120))
             #expect(await Self.closedByServer(silent, within: 120))
@@ -223,7 +223,7 @@ import Testing
     func slowBody() async throws {
         let limiter = ConnectionLimiter(limit: 8, requestReadTimeout: .seconds(1), logger: Logger(label: "test"))
         try await Self.serve(limiter, idleTimeout: .seconds(60)) { port in
-            let fd = try RawHTTP.connect(port: port)
+            let fd = try await offCooperativePool { try RawHTTP.connect(port: port) }
             defer { close(fd) }
             Self.write(
                 "POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nContent-Length: 100\r\n\r\n{\"a", to: fd)
