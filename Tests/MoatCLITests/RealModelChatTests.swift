@@ -102,7 +102,7 @@ enum ModelServerVenv {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
-        let (_, stderr) = server.kill()
+        let (_, stderr) = await server.kill()
         Issue.record("the model server did not answer within 180 s:\n\(stderr.suffix(2000))")
         throw CancellationError()
     }
