@@ -20,7 +20,8 @@ extension ConsolePageTests {
         let session = [("Cookie", cookie)]
         let browser = session + [("Origin", "http://127.0.0.1:\(port)")]
         func post(_ path: String, _ fields: [(String, String)]) async throws -> RawHTTP.Response {
-            let response = try await Self.form(path, port: port, fields: [("csrf_token", csrf)] + fields, headers: browser)
+            let response = try await Self.form(
+                path, port: port, fields: [("csrf_token", csrf)] + fields, headers: browser)
             #expect(response.status == 303, "\(path): \(response.status) \(response.body)")
             return try await OwnerCommandTests.send(
                 "GET", try #require(response.header("Location")), port: port, headers: session)

@@ -150,7 +150,8 @@ import Testing
             ([("csrf_token", csrf)], session),
         ]
         for (fields, headers) in attempts {
-            let refused = try await Self.form("/approvals/\(hostileID)/approve", port: port, fields: fields, headers: headers)
+            let refused = try await Self.form(
+                "/approvals/\(hostileID)/approve", port: port, fields: fields, headers: headers)
             #expect(refused.status == 403, "\(fields) \(headers): \(refused.status)")
         }
         #expect(try await get("/approvals", session).body.contains(#"id="approve-\#(hostileID)""#))
@@ -244,8 +245,9 @@ import Testing
             #expect(page.body.contains(#"<strong id="owner-name">owner</strong>"#), "\(path)")
         }
         #expect(
-            try await OwnerCommandTests.send("GET", "/approvals", port: port, headers: [("Cookie", cookie)]).body.contains(
-                pendingID))
+            try await OwnerCommandTests.send("GET", "/approvals", port: port, headers: [("Cookie", cookie)]).body
+                .contains(
+                    pendingID))
 
         // Another local user with the same cookie: no page, whatever else it claims.
         let claims: [[String]] = [
@@ -278,7 +280,8 @@ import Testing
         let apiRead = try await Self.curlAsNobody(
             "GET", "/api/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
         #expect(apiRead.status == 403 && !apiRead.text.contains(pendingID), "\(apiRead.text)")
-        let ownRead = try await OwnerCommandTests.send("GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
+        let ownRead = try await OwnerCommandTests.send(
+            "GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
         #expect(ownRead.status == 403 && !ownRead.body.contains(pendingID))
         let withToken = try await OwnerCommandTests.send(
             "GET", "/api/approvals", port: port, headers: [("Cookie", cookie), ("X-CSRF-Token", csrf)])

@@ -76,8 +76,10 @@ import Testing
         #expect(!list.stdout.contains(apiToken))
         #expect(try await MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
         #expect(
-            try await Self.send("GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
-                .status == 401)
+            try await Self.send(
+                "GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")]
+            )
+            .status == 401)
         let unknown = try await MoatBinary.run(["token", "revoke", "nothere1"], home: home)
         #expect(unknown.status != 0 && unknown.stderr.contains("no API token with prefix nothere1"))
 

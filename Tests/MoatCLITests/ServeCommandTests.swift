@@ -178,10 +178,12 @@ import Testing
         let server = try await RunningServer.start(arguments: ["--config", config], home: temp.file("home"))
         let port = try #require(server.port)
         for refused in ["AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"] {
-            #expect(try await Self.handshake(port: port, ["-tls1_2", "-cipher", refused]) != 0, "\(refused) was accepted")
+            #expect(
+                try await Self.handshake(port: port, ["-tls1_2", "-cipher", refused]) != 0, "\(refused) was accepted")
         }
         for accepted in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"] {
-            #expect(try await Self.handshake(port: port, ["-tls1_2", "-cipher", accepted]) == 0, "\(accepted) was refused")
+            #expect(
+                try await Self.handshake(port: port, ["-tls1_2", "-cipher", accepted]) == 0, "\(accepted) was refused")
         }
         #expect(try await Self.handshake(port: port, ["-tls1_3"]) == 0)
         await #expect(server.stop().status == 0)

@@ -115,7 +115,8 @@ import Testing
         let core = temp.file("core")
         // As root, with CAP_SYS_PTRACE: the dump is taken whatever the process asked for; what it holds is
         // what MADV_DONTDUMP and short-lived crypto copies leave out.
-        let status = try await Self.status(["/usr/bin/timeout", "120", "/usr/bin/gcore", "-o", core, "\(pid)"], asIs: true)
+        let status = try await Self.status(
+            ["/usr/bin/timeout", "120", "/usr/bin/gcore", "-o", core, "\(pid)"], asIs: true)
         try #require(status == 0, "gcore failed")
         let dump = try Data(contentsOf: URL(fileURLWithPath: "\(core).\(pid)"), options: .alwaysMapped)
         #expect(dump.count > 1_000_000)
