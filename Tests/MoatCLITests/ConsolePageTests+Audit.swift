@@ -27,6 +27,17 @@ extension ConsolePageTests {
             #expect(added.status == 0, "\(added.stderr)")
         }
         unlink(home.file("value"))
+        // The server's vault watcher records the adds' new revision (`vault.write`, by `system`) within its
+        // interval: wait for that entry, so the log the listings below are compared on no longer grows.
+        let settled = Date().addingTimeInterval(60)
+        while Date() < settled {
+            let tail = try await MoatBinary.run(["audit", "tail", "-n", "20"], home: home.path).stdout
+            let vaultActions = tail.split(separator: "\n").compactMap { line in
+                ["vault.add", "vault.write"].first { line.contains("  \($0)  ") }
+            }
+            if vaultActions.last == "vault.write" { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
         let (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
         let session = [("Cookie", cookie)]
         func get(_ path: String) async throws -> RawHTTP.Response {
