@@ -209,7 +209,9 @@ struct GuardRefused: Error {
         defer { Task { await server.stop() } }
         let target = try await Self.checked("http://127.0.0.1:\(server.port)/large", port: server.port)
         var limits = PinnedHTTPTransport.StreamLimits()
-        limits.idleTimeout = .seconds(1)
+        // Long enough that a loaded 2-core machine does not stall the server's writes that long once the
+        // reader goes on (it did at 1 s); the pause is twice it.
+        limits.idleTimeout = .seconds(5)
         let received = try await PinnedHTTPTransport().stream(target, method: "GET", headers: [], limits: limits) {
             response in
             var bytes: [UInt8] = []
@@ -219,7 +221,7 @@ struct GuardRefused: Error {
                 guard !paused else { continue }
                 paused = true
                 // The server has sent what the connection takes; the reader is the slow one here.
-                try await Task.sleep(for: .seconds(3))
+                try await Task.sleep(for: .seconds(10))
             }
             return bytes
         }
