@@ -93,7 +93,7 @@ enum ConsoleRoutes {
         guard let operations else { return }
         ContactPages.register(on: pages, operations: operations)
         TrustPages.register(on: pages, operations: operations)
-        VaultPages.register(on: pages, operations: operations)
+        VaultPages.register(on: pages, operations: operations, audit: sources.audit)
         if let audit = sources.audit { AuditPages.register(on: pages, audit: audit) }
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
