@@ -6,8 +6,8 @@ hostile model's held call), the folder for screenshots, the code of a pending pa
 ceilings to approve it with (`web=2 files=0`; the other domains keep the page's defaults). Logs in,
 checks the overview, opens the approvals page, approves the held call with the page's own form, sees
 the result in the conversation, approves the pairing request on the contacts page with those ceilings,
-lowers the files domain on the trust page, filters the audit log to that change and exports it, and
-fails on any browser console error or Content-Security-Policy violation. Saves a PNG of each page.
+lowers the files domain on the trust page, filters the audit log to that change and exports it, opens
+the vault page, and fails on any browser console error or Content-Security-Policy violation. Saves a PNG of each page.
 Prints a JSON summary (the steps, and the new contact's ceilings as the page lists them); exits 1
 with a message on the first failure.
 """
@@ -165,6 +165,15 @@ def main():
         if len(lines) != len(rows) + 1 or any(line.split(",")[3][:6] != "trust." for line in lines[1:]):
             fail("the CSV export does not hold exactly the filtered entries", driver)
         step("audit filtered and exported")
+
+        # 4f. The vault page: names, policies and last use, never a value.
+        driver.find_element(By.CSS_SELECTOR, "nav a[href='/vault']").click()
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#secrets td.last-use")))
+        uses = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#secrets td.last-use")]
+        if not any(use.endswith(" by http_request to 127.0.0.1") for use in uses):
+            fail("the vault page does not show the secret's last use: {}".format(uses), driver)
+        shot(driver, shots, "vault.png")
+        step("vault")
 
         # 5. A phone-sized overview.
         driver.set_window_size(390, 844)

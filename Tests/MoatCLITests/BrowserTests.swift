@@ -105,13 +105,35 @@ import Testing
         defer { Task { await model.stop() } }
         let telegram = try await FakeTelegramServer.start()
         defer { Task { await telegram.stop() } }
-        let prepared = try await TelegramServeTests.home(model: model, telegram: telegram, token: telegram.token)
+        // An API on loopback the owner allowed, for a vault secret the model's http_request uses (its last use).
+        let api = try await LoopbackHTTPServer.start(host: "127.0.0.1") { _ in .init(body: "sunny") }
+        defer { Task { await api.stop() } }
+        let prepared = try await TelegramServeTests.home(
+            model: model, telegram: telegram, token: telegram.token,
+            extra: "policy:\n  ssrf:\n    allow_hosts: [\"127.0.0.1:\(api.port)\"]\n")
         let (home, server, port) = try await ConsolePageTests.serve(home: prepared, password: Self.password)
+        let key = "weather-key-" + UUID().uuidString
+        try key.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
+        let added = try await MoatBinary.run(
+            [
+                "vault", "add", "WEATHER_KEY", "--from-file", home.file("key"), "--allow-tool", "http_request",
+                "--allow-host", "127.0.0.1",
+            ], home: home.path)
+        #expect(added.status == 0, "\(added.stderr)")
+        unlink(home.file("key"))
+        let integrations = try await MoatBinary.run(
+            ["trust", "set", "integrations", "full", "--force", "--reason", "my weather API"], home: home.path)
+        #expect(integrations.status == 0, "\(integrations.stderr)")
+        // The model asks to read a file (held: files is at suggest) and calls the weather API with the secret (runs).
+        let weather = #"{"method":"GET","url":"\#(api.origin)/today","headers":{"X-Key":"{{secret:WEATHER_KEY}}"}}"#
         let chat = try await MoatBinary.run(
-            ["chat", "--message", "what is in notes.txt?\nMOAT-TEST-CALL read_file {\"path\":\"notes.txt\"}"],
-            home: home.path)
+            [
+                "chat", "--message",
+                "notes and weather?\nMOAT-TEST-CALL read_file {\"path\":\"notes.txt\"}\nMOAT-TEST-CALL http_request \(weather)",
+            ], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try ApprovalAPITests.pendingID(chat)
+        #expect(api.requests.count == 1 && api.requests.first?.header("X-Key") == key)
         // A stranger writes to the served home's bot: a pending pairing request, nothing for the model.
         let alice = TelegramServeTests.alice
         telegram.sendPrivateMessage(from: alice, text: "hello, may I talk to your agent?")
@@ -135,11 +157,11 @@ import Testing
                 "login page", "overview", "keyboard focus", "approvals page", "approved", "conversation",
                 "pairing request shown", "pairing approved with ceilings", "trust lowered",
                 "audit filtered and exported",
-                "phone layout", "console clean",
+                "vault", "phone layout", "console clean",
             ], "\(steps)")
         for page in [
             "login", "overview", "approvals", "approvals-decided", "conversation", "contacts", "contacts-approved",
-            "trust", "audit", "overview-phone",
+            "trust", "audit", "vault", "overview-phone",
         ] {
             let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
@@ -167,8 +189,9 @@ import Testing
             "\(TelegramServeTests.texts(telegram, to: alice))")
         #expect(model.requests.last?.body.contains("hello again") == true)
 
-        let (stopped, _) = await server.stop()
+        let (stopped, log) = await server.stop()
         #expect(stopped == 0)
+        #expect(!log.contains(key) && !model.everythingReceived.contains(key))
         #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }
