@@ -198,6 +198,14 @@ enum ConsoleRoutes {
             pending = String(records.count)
         }
         values["pending"] = pending
+        var pairings = "—"
+        if let operations,
+            case .pairings(let requests) = try? await operations.perform(
+                .pairingList, client: OwnerAccessMiddleware.client(request, context))
+        {
+            pairings = String(requests.filter { $0.purpose == "pair" && $0.state == "pending" }.count)
+        }
+        values["pairings"] = pairings
         if let activity = try? await AuditActivity.read(auth.database) {
             values["messagesToday"] = activity.messagesToday
             values["toolCallsToday"] = activity.toolCallsToday

@@ -76,6 +76,8 @@ def main():
             fail("after login the browser is not on the overview", driver)
         if driver.find_element(By.ID, "pending-count").text != "1":
             fail("the overview does not count the one pending approval", driver)
+        if driver.find_element(By.ID, "pairing-count").text != "1":
+            fail("the overview does not count the one pairing request", driver)
         driver.find_element(By.ID, "activity")
         if not driver.find_elements(By.CSS_SELECTOR, "#posture li"):
             fail("the overview shows no posture check", driver)
@@ -181,6 +183,8 @@ def main():
         wait.until(EC.presence_of_element_located((By.ID, "pending-count")))
         if driver.find_element(By.ID, "pending-count").text != "0":
             fail("the overview still counts the approved call", driver)
+        if driver.find_element(By.ID, "pairing-count").text != "0":
+            fail("the overview still counts the approved pairing request", driver)
         width = driver.execute_script("return document.documentElement.scrollWidth")
         if width > 390:
             fail("the overview is wider than a phone's screen ({} px)".format(width), driver)
