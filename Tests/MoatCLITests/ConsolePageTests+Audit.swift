@@ -40,6 +40,14 @@ extension ConsolePageTests {
         func get(_ path: String) throws -> RawHTTP.Response {
             try OwnerCommandTests.send("GET", path, port: port, headers: session)
         }
+        // The server's vault watcher records the file's new revision (`vault.write`, actor system) on its
+        // next tick, seconds later on a loaded machine: the log is only still once it has.
+        let hashed = try await HostCommand.run("/usr/bin/sha256sum", [home.file("vault.moat")])
+        let revision = try #require(hashed.output.split(separator: " ").first.map(String.init))
+        let deadline = Date().addingTimeInterval(120)
+        while !(try get("/audit?action=vault.write").body.contains(revision)), Date() < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
         #expect(try OwnerCommandTests.send("GET", "/audit", port: port).status == 303)
 
         let all = try get("/audit")
