@@ -58,6 +58,14 @@ public enum RawHTTP {
         try await offCooperativePool { try send(request, host: host, port: port, source: source) }
     }
 
+    /// ``sendOffPool(_:host:port:source:)`` under the plain name, so async code that writes
+    /// `try await RawHTTP.send(…)` never reads a socket on a cooperative thread.
+    public static func send(
+        _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
+    ) async throws -> Response {
+        try await sendOffPool(request, host: host, port: port, source: source)
+    }
+
     /// A request with `Connection: close` and the given headers (`Host` included only when given).
     public static func request(
         _ method: String = "GET",

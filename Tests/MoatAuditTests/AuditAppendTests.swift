@@ -295,9 +295,9 @@ import Testing
             // machine only makes the wait longer); round 0 (which also creates and migrates the database)
             // and every third round are killed at a random time from the start.
             let appends = round % 3
-            let progressed = child.waitForLines { $0.count >= appends }
-            usleep(UInt32.random(in: 50_000...(round == 0 ? 600_000 : 250_000)))
-            let (lines, stderr) = child.kill()
+            let progressed = await child.waitForLines { $0.count >= appends }
+            try await Task.sleep(for: .microseconds(UInt32.random(in: 50_000...(round == 0 ? 600_000 : 250_000))))
+            let (lines, stderr) = await child.kill()
             #expect(progressed, "round \(round): the helper did not complete \(appends) appends: \(stderr)")
             let acks = lines.compactMap { line -> Int64? in
                 line.hasPrefix("ack ") ? Int64(line.dropFirst(4)) : nil

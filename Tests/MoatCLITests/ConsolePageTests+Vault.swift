@@ -33,15 +33,15 @@ extension ConsolePageTests {
             #expect(added.status == 0, "\(added.stderr)")
         }
         unlink(home.file("value"))
-        let (cookie, _) = try Self.login(port: port, password: "a long owner passphrase")
-        #expect(try OwnerCommandTests.send("GET", "/vault", port: port).status == 303)
-        func page() throws -> String {
-            let page = try OwnerCommandTests.send("GET", "/vault", port: port, headers: [("Cookie", cookie)])
+        let (cookie, _) = try await Self.login(port: port, password: "a long owner passphrase")
+        #expect(try await OwnerCommandTests.send("GET", "/vault", port: port).status == 303)
+        func page() async throws -> String {
+            let page = try await OwnerCommandTests.send("GET", "/vault", port: port, headers: [("Cookie", cookie)])
             #expect(page.status == 200)
             return page.body
         }
         // Before any call: both never used.
-        let before = try page()
+        let before = try await page()
         #expect(
             before.contains("<td><code>WEATHER_KEY</code></td><td>http_request</td><td>127.0.0.1</td>"), "\(before)")
         #expect(Self.lastUse("WEATHER_KEY", in: before) == "never" && Self.lastUse("OTHER_KEY", in: before) == "never")
@@ -56,7 +56,7 @@ extension ConsolePageTests {
         #expect(api.requests.map(\.target) == ["/today"] && api.requests.first?.header("X-Key") == value)
 
         // WEATHER_KEY: used now, by http_request, to 127.0.0.1; OTHER_KEY (refused by its policy): never.
-        let after = try page()
+        let after = try await page()
         let text = try #require(Self.lastUse("WEATHER_KEY", in: after), "\(after)")
         #expect(text.hasSuffix(" by http_request to 127.0.0.1"), "\(text)")
         let time = String(text.prefix { $0 != " " })
