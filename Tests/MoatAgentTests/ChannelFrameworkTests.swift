@@ -422,4 +422,37 @@ final class CodeRecorder: Sendable {
         #expect(try fixture.base.count("agent_inbound") == 4)
         #expect(try await restarted.savedCursor(channel: "testchat") == "4")
     }
+
+    @Test(
+        "a running router stops an adapter and starts its successor (a config reload): the successor goes on from the saved cursor, nothing lost or handled twice; a second adapter for a running channel is refused"
+    )
+    func liveRestart() async throws {
+        let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
+        let first = TestAdapter(script: Array(script.prefix(2)))
+        let fixture = try ChannelFixture(adapter: first, running: false)
+        let bind = try await fixture.desk.beginBinding(channel: "testchat")
+        try await fixture.router.advance(channel: "testchat", to: "0")
+        _ = try await fixture.router.deliver(
+            ChannelMessage(
+                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+        let service = Task { await fixture.router.run() }
+        try await fixture.eventually { first.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
+        #expect(throws: ChannelError.self) { try fixture.router.start(TestAdapter(script: script)) }
+        #expect(await fixture.router.stop(channel: "testchat"))
+        #expect(fixture.router.channels.isEmpty)
+        #expect(await fixture.router.stop(channel: "testchat") == false)
+        // Stopped: a message for the channel is not taken in (it stays on the platform for the next adapter).
+        await #expect(throws: ChannelError.self) { try await fixture.router.deliver(script[2]) }
+        let second = TestAdapter(script: script)
+        try fixture.router.start(second)
+        #expect(fixture.router.channels == ["testchat"])
+        try await fixture.eventually { second.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
+        try await fixture.eventually { (try? fixture.base.count("agent_inbound")) == 4 }
+        service.cancel()
+        await service.value
+        #expect(second.sent.map(\.text).filter { $0.hasPrefix("done: ") } == ["done: message 2", "done: message 3"])
+        #expect(first.sent.map(\.text).filter { $0.hasPrefix("done: ") } == ["done: message 0", "done: message 1"])
+        #expect(fixture.base.model.requests.count == 4)
+        #expect(try await fixture.router.savedCursor(channel: "testchat") == "4")
+    }
 }
