@@ -92,6 +92,15 @@ final class ChannelFixture: Sendable {
             idempotencyKey: UUID().uuidString)
     }
 
+    /// Binds `me` as the owner's account on `testchat` (the router not running yet), the cursor at 0.
+    func bindOwner() async throws {
+        let bind = try await desk.beginBinding(channel: "testchat")
+        try await router.advance(channel: "testchat", to: "0")
+        _ = try await router.deliver(
+            ChannelMessage(
+                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+    }
+
     /// The code in the last text sent to `sender`.
     func lastCode(to sender: String) throws -> String {
         let text = try #require(adapter.sent.last { $0.recipient == sender }).text
@@ -186,6 +195,22 @@ final class CodeRecorder: Sendable {
         #expect(try fixture.base.count("channel_codes") == 1)
         #expect(fixture.requests.codes.withLock { $0.count } == 1)
         #expect(fixture.base.model.requests.isEmpty)
+    }
+
+    @Test(
+        "pairing limits a reload applies hold from the next code: the new lifetime, and a lowered per-channel cap refuses a second sender"
+    )
+    func limitsAppliedLive() async throws {
+        let fixture = try ChannelFixture()
+        fixture.desk.apply(PairingSettings(codeLifetime: 120, pendingPerChannel: 1))
+        #expect(try await fixture.router.deliver(fixture.message("hi")) == .pairingCode)
+        let text = try #require(fixture.adapter.sent.last { $0.recipient == "alice" }).text
+        #expect(text.contains("valid about 2 more minutes"), "\(text)")
+        guard case .refused = try await fixture.router.deliver(fixture.message("hi", from: "bob")) else {
+            Issue.record("a second pending pairing passed the lowered cap of one per channel")
+            return
+        }
+        #expect(try fixture.base.count("channel_codes") == 1)
     }
 
     @Test("the owner approves with ceilings: the sender is a contact (never the owner) and is answered next time")
@@ -394,11 +419,7 @@ final class CodeRecorder: Sendable {
         let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
         let first = TestAdapter(script: Array(script.prefix(2)), failFirstRuns: 2)
         let fixture = try ChannelFixture(adapter: first, running: false)
-        let bind = try await fixture.desk.beginBinding(channel: "testchat")
-        try await fixture.router.advance(channel: "testchat", to: "0")
-        _ = try await fixture.router.deliver(
-            ChannelMessage(
-                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+        try await fixture.bindOwner()
         // The adapter fails twice (the supervisor backs off and runs it again), then delivers both messages.
         let service = Task { await fixture.router.run() }
         try await fixture.eventually { first.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
@@ -430,11 +451,7 @@ final class CodeRecorder: Sendable {
         let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
         let first = TestAdapter(script: Array(script.prefix(2)))
         let fixture = try ChannelFixture(adapter: first, running: false)
-        let bind = try await fixture.desk.beginBinding(channel: "testchat")
-        try await fixture.router.advance(channel: "testchat", to: "0")
-        _ = try await fixture.router.deliver(
-            ChannelMessage(
-                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+        try await fixture.bindOwner()
         let service = Task { await fixture.router.run() }
         try await fixture.eventually { first.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
         #expect(throws: ChannelError.self) { try fixture.router.start(TestAdapter(script: script)) }
