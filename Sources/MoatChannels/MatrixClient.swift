@@ -144,6 +144,15 @@ public final class MatrixClient: Sendable {
         return try decode(try await call("GET", "/sync", query: query, waiting: timeout + limits.syncGrace))
     }
 
+    /// One page of `roomID`'s events backwards from `from`, stopping at `to` (a `/sync` position), with
+    /// only the event types `filter` names.
+    func messagesBackwards(in roomID: String, from: String, to: String, limit: Int, filter: String)
+        async throws(Failure) -> MatrixMessagesPage
+    {
+        let query = [("dir", "b"), ("from", from), ("to", to), ("limit", String(limit)), ("filter", filter)]
+        return try decode(try await call("GET", "/rooms/\(Self.segment(roomID))/messages", query: query))
+    }
+
     // MARK: Requests
 
     /// `roomID` (or any value) as one path segment: everything but the unreserved characters escaped.
