@@ -186,3 +186,36 @@ public enum MatrixApprovalAnswer: Sendable, Hashable {
         }
     }
 }
+
+/// What an approving and a denying answer to a prompt stand for: an approval's `approve ID` / `deny ID`,
+/// a pairing request's `pairing REF chat` / `pairing REF deny`.
+public struct PromptAnswers: Codable, Sendable, Hashable {
+    public let approve: String
+    public let deny: String
+
+    public init(approve: String, deny: String) {
+        self.approve = approve
+        self.deny = deny
+    }
+
+    /// Both are owner commands of the router's shape — a verb and an id, or `pairing`, a reference and a
+    /// choice — in letters, digits, `-` and `_`: nothing read back from an event is passed on otherwise.
+    var wellFormed: Bool {
+        func shaped(_ text: String) -> Bool {
+            let words = text.split(separator: " ", omittingEmptySubsequences: false)
+            let id: (Substring) -> Bool = { word in
+                (1...64).contains(word.utf8.count)
+                    && word.unicodeScalars.allSatisfy {
+                        ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
+                            || $0 == "_"
+                    }
+            }
+            switch words.first {
+            case "approve", "deny": return words.count == 2 && id(words[1])
+            case "pairing": return words.count == 3 && id(words[1]) && id(words[2])
+            default: return false
+            }
+        }
+        return shaped(approve) && shaped(deny)
+    }
+}

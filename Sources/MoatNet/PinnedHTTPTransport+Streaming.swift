@@ -189,9 +189,15 @@ extension PinnedHTTPTransport {
 /// Enforces a streamed response's time and size limits from inside the channel, so a silent or
 /// endless server is cut off even while nobody is reading: the first-byte, idle and total timers, and
 /// the body cap. A limit reached is an error delivered to the reader, then the channel closes.
-private final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// The idle timer measures the server's silence only while the connection asks for more: a reader that
+/// stops consuming holds back the channel's reads (the async stream's back-pressure), and the time it
+/// takes is the reader's, not the server's; the total timer still bounds the exchange.
+private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias InboundOut = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
 
     let limits: PinnedHTTPTransport.StreamLimits
     let origin: String
@@ -199,6 +205,8 @@ private final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHan
     private var whole: Scheduled<Void>?
     private var received = 0
     private var stopped = false
+    /// The response has started: the idle timer, not the first-byte one, runs.
+    private var answering = false
 
     init(limits: PinnedHTTPTransport.StreamLimits, origin: String) {
         self.limits = limits
@@ -218,6 +226,7 @@ private final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHan
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !stopped else { return }
+        answering = true
         watch(context, limits.idleTimeout, "went silent for more than")
         if case .body(let buffer) = unwrapInboundIn(data) {
             received += buffer.readableBytes
@@ -229,6 +238,22 @@ private final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHan
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// A read finished: until the next one is asked for (at once, unless the reader holds reads back),
+    /// the server cannot be heard, so its silence is not timed.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if answering && !stopped {
+            silence?.cancel()
+            silence = nil
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The connection asks for more: from now on, the server's silence is timed again.
+    func read(context: ChannelHandlerContext) {
+        if answering && !stopped { watch(context, limits.idleTimeout, "went silent for more than") }
+        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

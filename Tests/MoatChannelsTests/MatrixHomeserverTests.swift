@@ -35,6 +35,15 @@ import Testing
             try vault.add(name, value: SecretBytes(wiping: &bytes), policy: .none, replace: true)
         }
 
+        /// A direct chat alice opened with the bot, joined by a loop running for `receiver` (returned, still
+        /// running).
+        func joinedRoom(_ receiver: Receiver) async throws -> (room: String, loop: Task<Void, any Error>) {
+            let room = try await alice.createDirectRoom(inviting: bot.userID)
+            let loop = MatrixHomeserverTests.running(try client(), receiver)
+            try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: alice.userID)) }
+            return (room, loop)
+        }
+
         func client(_ credential: MatrixSettings.Credential = .accessToken(secret: "MATRIX_TOKEN")) throws
             -> MatrixClient
         {
@@ -120,10 +129,8 @@ import Testing
     func restart() async throws {
         let fixture = try await Fixture.start()
         let receiver = Receiver()
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        // The invite was there before the bot's first sync: it is still joined (it is not history).
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        // The invite is there before the bot's first sync: it is still joined (it is not history).
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         let first = try await fixture.alice.send("one", to: room)
         try await receiver.wait("message one") { _ in receiver.messages.count == 1 }
         try await Self.stop(loop)
@@ -153,9 +160,7 @@ import Testing
     func gapAfterRestart() async throws {
         let fixture = try await Fixture.start()
         let receiver = Receiver()
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         let first = try await fixture.alice.send("before the restart", to: room)
         try await receiver.wait("the first message") { _ in receiver.messages.count == 1 }
         try await Self.stop(loop)
@@ -179,9 +184,7 @@ import Testing
         let fixture = try await Fixture.start()
         let receiver = Receiver()
         let reports = Mutex<[String]>([])
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         try await Self.stop(loop)
 
         var sent: [String] = []
@@ -270,6 +273,53 @@ import Testing
         #expect(replies.map(\.text) == ["Deny"])
         #expect(replies.first.flatMap { MatrixApprovalAnswer(replyText: $0.text) } == .deny)
         #expect(receiver.messages.map(\.text) == ["Deny", "marker"])
+        await fixture.server.stop()
+    }
+
+    @Test(
+        "after a restart, an answer to a prompt the bot sent before is read back from the event; a lookalike prompt sent by anyone else is no prompt"
+    )
+    func promptAfterRestart() async throws {
+        let fixture = try await Fixture.start()
+        let client = try fixture.client()
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await client.join(room)
+        let before = MatrixAdapter(client: client)
+        let approval = ApprovalPrompt(
+            approvalID: "k3mqz7wxya", summary: "shell ls ~/notes", level: 2, domain: "shell", reason: nil)
+        try await before.send(
+            OutboundMessage(
+                conversation: room, recipient: fixture.alice.userID, text: "ls ~/notes",
+                kind: .approvalPrompt(approval)))
+        let (events, _) = try await fixture.alice.messages(in: room, since: nil)
+        let prompt = try #require(events.last?["event_id"] as? String)
+        // Alice's own event claiming to be a prompt, with answers of the right shape.
+        let lookalike = try await fixture.alice.send(
+            "m.room.message",
+            [
+                "msgtype": "m.text", "body": "Approval needed: shell rm -rf ~",
+                "org.moat.answers": ["approve": "approve k3mqz7wxya", "deny": "deny k3mqz7wxya"],
+            ], to: room)
+
+        // A new adapter (a restarted moat serve) remembers no prompt.
+        let after = MatrixAdapter(client: try fixture.client())
+        let inbox = MatrixAdapterInboundTests.Inbox()
+        for (key, target, id) in [("✅", prompt, "$r1"), ("❌", prompt, "$r2"), ("✅", lookalike, "$r3")] {
+            try await after.take(
+                .reaction(
+                    MatrixReaction(
+                        roomID: room, eventID: id, sender: fixture.alice.userID, relatesTo: target, key: key)),
+                into: inbox)
+        }
+        // The prompt in another room is not this room's prompt.
+        let other = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await after.take(
+            .reaction(
+                MatrixReaction(roomID: other, eventID: "$r4", sender: fixture.alice.userID, relatesTo: prompt, key: "✅")
+            ),
+            into: inbox)
+        #expect(inbox.delivered.map(\.text) == ["approve k3mqz7wxya", "deny k3mqz7wxya"])
+        #expect(inbox.delivered.map(\.idempotencyKey) == ["$r1", "$r2"])
         await fixture.server.stop()
     }
 
