@@ -96,6 +96,7 @@ public struct GatewayServer: Sendable {
         var telegram: TelegramWebhookRoutes?
         var scrape: GatewayMetrics?
         var reloader: ConfigReloader?
+        var channelHealth: (@Sendable () -> [ConsoleSources.Channel])?
         if let vault, let audit {
             await audit.attach(metrics.metrics)
             let owner = try makeOwnerAccess(
@@ -103,6 +104,7 @@ public struct GatewayServer: Sendable {
             let engine = owner.engine
             scrape = GatewayMetrics(metrics: metrics.metrics) { await metrics.scrape(policy: engine) }
             channels = ChannelService(router: owner.channels)
+            channelHealth = { [router = owner.channels] in router.health.map(Self.consoleChannel) }
             telegram = telegramWebhook(router: owner.channels, vault: vault)
             auth = owner.auth
             agent = owner.agent
@@ -133,7 +135,7 @@ public struct GatewayServer: Sendable {
                             check: $0.check, status: $0.status.rawValue, message: $0.message, fix: $0.fix)
                     }
                 }
-            }, audit: audit)
+            }, audit: audit, channels: channelHealth)
         let router = GatewayApplication.makeRouter(
             hostGuard: hostGuard, auth: auth, agent: agent, operations: operations, webhooks: webhooks,
             telegram: telegram, console: console, metrics: scrape)
@@ -245,5 +247,23 @@ public struct GatewayServer: Sendable {
         } catch {
             logger.error("stopped, but the database did not close cleanly", metadata: ["error": "\(error.message)"])
         }
+    }
+}
+
+extension GatewayServer {
+    /// A channel's health in the overview's words.
+    static func consoleChannel(_ health: ChannelHealth) -> ConsoleSources.Channel {
+        let time = AuditLog.timestamp
+        let detail: String
+        switch health.state {
+        case .connected:
+            detail = "connected since \(time(health.since)); last answer \(time(health.lastContact ?? health.since))"
+        case .starting:
+            detail = "starting since \(time(health.since)); its platform has not answered yet"
+        case .reconnecting:
+            let wait = health.retryIn.map { " trying again in \($0.components.seconds) s;" } ?? ""
+            detail = "\(health.problem ?? "it failed");\(wait) failed at \(time(health.since))"
+        }
+        return ConsoleSources.Channel(name: health.channel, state: health.state.rawValue, detail: detail)
     }
 }

@@ -50,6 +50,14 @@ public protocol ChannelInbox: Sendable {
 
     /// Saves `cursor` for `channel` after platform events that carried no message.
     func advance(channel: String, to cursor: String) async throws
+
+    /// Tells that `channel`'s platform answered just now (a long poll came back, a webhook was
+    /// registered), for the owner's view of which channels are connected.
+    func reached(channel: String)
+}
+
+extension ChannelInbox {
+    public func reached(channel: String) {}
 }
 
 /// What became of one delivered message (for logs and tests; the adapter needs nothing from it).

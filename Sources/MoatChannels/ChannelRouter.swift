@@ -78,6 +78,8 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     /// Conversations with a turn running, and who waits for each: one turn per conversation at a time,
     /// in the platform's order (the agent would refuse a second as busy, and the message would be lost).
     private let lanes = Mutex<[String: [CheckedContinuation<Void, Never>]]>([:])
+    /// What the owner's overview shows per running channel.
+    private let healthByChannel = Mutex<[String: ChannelHealth]>([:])
     /// Approvals whose owner decision is being carried out (a double tap must run nothing twice).
     private let deciding = Mutex<Set<String>>([])
 
@@ -137,10 +139,21 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         guard added else {
             throw ChannelError(.configuration, "an adapter runs for channel \(channel) already")
         }
+        let started = now()
+        healthByChannel.withLock { $0[channel] = ChannelHealth(channel: channel, state: .starting, since: started) }
         let supervisor = ChannelSupervisor(
             adapter: adapter, inbox: self, backoff: backoff,
-            onFailure: { [report] error, wait in
-                report("the \(channel) channel failed (\(Self.describe(error))); reconnecting in \(wait)")
+            onFailure: { [weak self, report] error, wait in
+                let problem = Self.describe(error)
+                report("the \(channel) channel failed (\(problem)); reconnecting in \(wait)")
+                guard let self else { return }
+                let at = now()
+                healthByChannel.withLock { health in
+                    guard health[channel] != nil else { return }
+                    health[channel] = ChannelHealth(
+                        channel: channel, state: .reconnecting, since: at, lastContact: health[channel]?.lastContact,
+                        problem: problem, retryIn: wait)
+                }
             })
         let job: @Sendable () async -> Void = {
             defer { end.finish() }
@@ -165,12 +178,28 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     @discardableResult
     public func stop(channel: String) async -> Bool {
         guard let running = live.withLock({ $0.removeValue(forKey: channel) }) else { return false }
+        healthByChannel.withLock { _ = $0.removeValue(forKey: channel) }
         running.stop.finish()
         for await _ in running.ended {}
         return true
     }
 
+    /// Each running channel's state, by name: connected (its platform answered since it last started or
+    /// failed), starting, or reconnecting after a failure (why, and the wait).
+    public var health: [ChannelHealth] {
+        healthByChannel.withLock { $0.values.sorted { $0.channel < $1.channel } }
+    }
+
     // MARK: ChannelInbox
+
+    public func reached(channel: String) {
+        let at = now()
+        healthByChannel.withLock { health in
+            guard let current = health[channel] else { return }
+            let since = current.state == .connected ? current.since : at
+            health[channel] = ChannelHealth(channel: channel, state: .connected, since: since, lastContact: at)
+        }
+    }
 
     public func savedCursor(channel: String) async throws -> String? {
         try await database.pool.read { db in
@@ -179,6 +208,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     }
 
     public func advance(channel: String, to cursor: String) async throws {
+        reached(channel: channel)
         let at = Int64(now().timeIntervalSince1970 * 1000)
         try await database.pool.write { db in
             try db.execute(
@@ -520,5 +550,35 @@ struct OwnerCommand: Hashable {
         default: return nil
         }
         approvalID = String(parts[1])
+    }
+}
+
+/// One running channel as the owner's overview shows it (no message text, no secret: the problem is the
+/// same description the log gets).
+public struct ChannelHealth: Sendable, Hashable {
+    public enum State: String, Sendable {
+        /// Started; its platform has not answered yet.
+        case starting
+        /// Its platform answered since it started or last failed.
+        case connected
+        /// It failed and runs again after ``ChannelHealth/retryIn``.
+        case reconnecting
+    }
+
+    public let channel: String
+    public let state: State
+    /// When it entered ``state``.
+    public let since: Date
+    /// When its platform last answered.
+    public let lastContact: Date?
+    public let problem: String?
+    public let retryIn: Duration?
+
+    public init(
+        channel: String, state: State, since: Date, lastContact: Date? = nil, problem: String? = nil,
+        retryIn: Duration? = nil
+    ) {
+        (self.channel, self.state, self.since, self.lastContact) = (channel, state, since, lastContact)
+        (self.problem, self.retryIn) = (problem, retryIn)
     }
 }

@@ -55,6 +55,7 @@ public struct TelegramAdapter: ChannelAdapter {
             if !webhookCleared.isSet {
                 try await bot.deleteWebhook()
                 webhookCleared.set()
+                inbox.reached(channel: channel)
             }
             let poller = TelegramPoller(
                 bot: bot,
@@ -67,6 +68,7 @@ public struct TelegramAdapter: ChannelAdapter {
             while !Task.isCancelled {
                 do {
                     try await poller.pollOnce()
+                    inbox.reached(channel: channel)
                 } catch {
                     if Task.isCancelled { return }
                     throw error
@@ -74,6 +76,7 @@ public struct TelegramAdapter: ChannelAdapter {
             }
         case .webhook:
             if let url = settings.webhookURL { try await registerWebhook(url) }
+            inbox.reached(channel: channel)
             // Updates arrive through ``receive(_:)``; this only keeps the inbox set until shutdown.
             while !Task.isCancelled {
                 do { try await Task.sleep(for: .seconds(3600)) } catch { return }
@@ -109,6 +112,7 @@ public struct TelegramAdapter: ChannelAdapter {
         guard let inbox = current.get() else {
             throw ChannelError(.busy, "the Telegram channel is not running yet; Telegram will deliver again")
         }
+        inbox.reached(channel: channel)
         try await take(inbound, into: inbox, polled: false)
     }
 

@@ -26,8 +26,23 @@ public struct ConsoleSources: Sendable {
         }
     }
 
+    /// One messaging channel as the overview shows it.
+    public struct Channel: Sendable {
+        public let name: String
+        /// `connected`, `starting` or `reconnecting`.
+        public let state: String
+        /// What went wrong (reconnecting), or when the platform last answered.
+        public let detail: String
+
+        public init(name: String, state: String, detail: String) {
+            (self.name, self.state, self.detail) = (name, state, detail)
+        }
+    }
+
     public let started: Date
     public let posture: (@Sendable () async -> [Finding])?
+    /// The running channels (nil: none can run here, e.g. no vault).
+    public let channels: (@Sendable () -> [Channel])?
     /// The gateway's audit log, for the audit page (nil: no page).
     public let audit: AuditLog?
 
@@ -35,10 +50,11 @@ public struct ConsoleSources: Sendable {
     ///   the state directory, so one run serves the overview for this many seconds.
     public init(
         started: Date = Date(), postureLifetime: TimeInterval = 60, posture: (@Sendable () async -> [Finding])? = nil,
-        audit: AuditLog? = nil
+        audit: AuditLog? = nil, channels: (@Sendable () -> [Channel])? = nil
     ) {
         self.started = started
         self.audit = audit
+        self.channels = channels
         self.posture = posture.map { run in
             let cache = PostureCache(lifetime: postureLifetime, run: run)
             return { await cache.findings() }
@@ -179,6 +195,20 @@ enum ConsoleRoutes {
         sources: ConsoleSources
     ) async -> [String: Any] {
         var values: [String: Any] = ["uptime": uptime(Date().timeIntervalSince(sources.started))]
+        if let channels = sources.channels?() {
+            values["channels"] = channels.map { channel -> [String: Any] in
+                let label = ["connected": "Connected", "starting": "Starting", "reconnecting": "Reconnecting"]
+                return [
+                    "name": PrintableText.strip(channel.name), "state": channel.state,
+                    "status": channel.state == "connected" ? "pass" : channel.state == "starting" ? "warn" : "fail",
+                    "label": label[channel.state] ?? "Unknown",
+                    "detail": PrintableText.excerpt(channel.detail, limit: 300),
+                ]
+            }
+            values["channelCount"] = "\(channels.filter { $0.state == "connected" }.count) of \(channels.count)"
+        } else {
+            values["channelCount"] = "—"
+        }
         if let posture = sources.posture {
             values["posture"] = await posture().map { finding -> [String: Any] in
                 var row: [String: Any] = [

@@ -46,11 +46,16 @@ enum ConsoleTemplates {
         <h2 id="now-h">Now</h2>
         <div class="cards">
         <div class="card"><span class="value" id="uptime">{{uptime}}</span>gateway uptime</div>
+        <div class="card"><span class="value" id="channel-count">{{channelCount}}</span>channels connected</div>
         <div class="card"><a href="/approvals"><span class="value" id="pending-count">{{pending}}</span>pending approvals</a></div>
         <div class="card"><a href="/contacts"><span class="value" id="pairing-count">{{pairings}}</span>pairing requests</a></div>
         <div class="card"><span class="value" id="messages-today">{{messagesToday}}</span>messages today (UTC)</div>
         <div class="card"><span class="value" id="tools-today">{{toolCallsToday}}</span>tool calls today (UTC)</div>
         </div>
+        <ul class="posture" id="channels" aria-label="Channels">
+        {{#channels}}<li class="{{status}}"><span class="status-{{status}}">{{label}}</span> <strong>{{name}}</strong>: {{detail}}</li>{{/channels}}
+        {{^channels}}<li id="no-channels">No messaging channel runs: Docs/Channels.md sets up Telegram, Matrix and webhooks.</li>{{/channels}}
+        </ul>
         <p id="audit-verify">{{#verify}}Last audit verification: <span class="status-{{status}}">{{outcome}}</span> at {{time}}.{{/verify}}{{^verify}}The audit log has not been verified yet: run <code>moat audit verify</code>.{{/verify}}</p>
         </section>
         <section aria-labelledby="activity-h">

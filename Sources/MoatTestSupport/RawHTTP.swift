@@ -150,26 +150,29 @@ public enum RawHTTP {
         let chunked = headers.contains {
             $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked")
         }
-        return Response(status: status, headers: headers, body: chunked ? try dechunked(body) : body)
+        guard chunked else { return Response(status: status, headers: headers, body: body) }
+        guard let data = dechunk(body) else { throw RawHTTPError("a broken chunked body: \(body.prefix(200))") }
+        return Response(status: status, headers: headers, body: data)
     }
 
-    /// A chunked body's data (RFC 9112 §7.1): hex size lines, each chunk, up to the zero-size one.
-    static func dechunked(_ body: String) throws -> String {
-        var bytes = ArraySlice(Array(body.utf8))
-        var data: [UInt8] = []
+    /// The payload of a `Transfer-Encoding: chunked` body; nil when the framing is broken (a size that is
+    /// not hex, a chunk without its CRLF, no last chunk).
+    static func dechunk(_ body: String) -> String? {
+        var bytes = Array(body.utf8)[...]
+        var payload: [UInt8] = []
         while true {
-            guard
-                let lineEnd = bytes.indices.first(where: { bytes[$0] == 13 && bytes.index(after: $0) < bytes.endIndex })
-            else { throw RawHTTPError("a chunked body without its last chunk") }
-            let sizeText = String(decoding: bytes[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
-                throw RawHTTPError("a bad chunk size line")
-            }
-            let start = lineEnd + 2
-            if size == 0 { return String(decoding: data, as: UTF8.self) }
-            guard start + size + 2 <= bytes.endIndex else { throw RawHTTPError("a chunk cut short") }
-            data += bytes[start..<(start + size)]
-            bytes = bytes[(start + size + 2)...]
+            guard let end = bytes.firstIndex(of: UInt8(ascii: "\r")), bytes.index(after: end) < bytes.endIndex,
+                bytes[bytes.index(after: end)] == UInt8(ascii: "\n")
+            else { return nil }
+            let line = String(decoding: bytes[..<end], as: UTF8.self)
+            guard let size = Int(line.split(separator: ";").first ?? "", radix: 16) else { return nil }
+            bytes = bytes[(end + 2)...]
+            if size == 0 { return String(decoding: payload, as: UTF8.self) }
+            guard bytes.count >= size + 2 else { return nil }
+            payload += bytes.prefix(size)
+            bytes = bytes.dropFirst(size)
+            guard bytes.first == UInt8(ascii: "\r"), bytes.dropFirst().first == UInt8(ascii: "\n") else { return nil }
+            bytes = bytes.dropFirst(2)
         }
     }
 }

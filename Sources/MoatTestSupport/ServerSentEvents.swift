@@ -15,27 +15,6 @@ public struct ServerSentEvent: Sendable, Equatable {
         lhs.event == rhs.event && lhs.data == rhs.data
     }
 
-    /// The payload of a `Transfer-Encoding: chunked` body; nil when the framing is broken (a size that is
-    /// not hex, a chunk without its CRLF, no last chunk).
-    public static func dechunk(_ body: String) -> String? {
-        var bytes = Array(body.utf8)[...]
-        var payload: [UInt8] = []
-        while true {
-            guard let end = bytes.firstIndex(of: UInt8(ascii: "\r")), bytes.index(after: end) < bytes.endIndex,
-                bytes[bytes.index(after: end)] == UInt8(ascii: "\n")
-            else { return nil }
-            let line = String(decoding: bytes[..<end], as: UTF8.self)
-            guard let size = Int(line.split(separator: ";").first ?? "", radix: 16) else { return nil }
-            bytes = bytes[(end + 2)...]
-            if size == 0 { return String(decoding: payload, as: UTF8.self) }
-            guard bytes.count >= size + 2 else { return nil }
-            payload += bytes.prefix(size)
-            bytes = bytes.dropFirst(size)
-            guard bytes.first == UInt8(ascii: "\r"), bytes.dropFirst().first == UInt8(ascii: "\n") else { return nil }
-            bytes = bytes.dropFirst(2)
-        }
-    }
-
     /// The events of a stream (an event without `data` is not dispatched, as in a browser).
     public static func parse(_ stream: String) -> [ServerSentEvent] {
         var events: [ServerSentEvent] = []

@@ -182,25 +182,7 @@ public struct MatrixTestUser: Sendable {
         var headers = [("Host", "127.0.0.1:\(port)")]
         if !accessToken.isEmpty { headers.append(("Authorization", "Bearer " + accessToken)) }
         let body = try json.map { String(decoding: try JSONSerialization.data(withJSONObject: $0), as: UTF8.self) }
-        let answer = try await RawHTTP.sendOffPool(
-            RawHTTP.request(method, path, headers: headers, body: body), port: port)
-        guard answer.header("Transfer-Encoding")?.lowercased() == "chunked" else { return answer }
-        return RawHTTP.Response(status: answer.status, headers: answer.headers, body: Self.dechunked(answer.body))
-    }
-
-    /// A chunked body's content (RFC 9112 section 7.1; no trailers expected).
-    static func dechunked(_ body: String) -> String {
-        var bytes = Array(body.utf8)[...]
-        var out: [UInt8] = []
-        while let lineEnd = bytes.firstIndex(of: UInt8(ascii: "\r")) {
-            let sizeText = String(decoding: bytes[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16), size > 0 else { break }
-            let start = lineEnd + 2
-            guard start + size <= bytes.endIndex else { break }
-            out += bytes[start..<(start + size)]
-            bytes = bytes[min(bytes.endIndex, start + size + 2)...]
-        }
-        return String(decoding: out, as: UTF8.self)
+        return try await RawHTTP.sendOffPool(RawHTTP.request(method, path, headers: headers, body: body), port: port)
     }
 
     /// `call`, requiring a 2xx answer; its JSON object.

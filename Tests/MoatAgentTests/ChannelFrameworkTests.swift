@@ -473,3 +473,50 @@ final class CodeRecorder: Sendable {
         #expect(try await fixture.router.savedCursor(channel: "testchat") == "4")
     }
 }
+
+/// What the owner's overview reads of each running channel (`ChannelRouter.health`).
+@Suite struct ChannelHealthTests {
+    /// A platform that refuses while `down`, then answers: each run reports it was reached, then waits.
+    final class FlakyPlatform: ChannelAdapter {
+        let channel = "testchat"
+        let down = Atomic(true)
+
+        func run(inbox: any ChannelInbox) async throws {
+            if down.load(ordering: .sequentiallyConsistent) {
+                throw ChannelError(.unauthorized, "the platform refused the credential in vault secret TEST_TOKEN")
+            }
+            inbox.reached(channel: channel)
+            try await Task.sleep(for: .seconds(3600))
+        }
+
+        func send(_ message: OutboundMessage) async throws {}
+    }
+
+    @Test(
+        "a channel is starting until its platform answers, reconnecting after a failure (why, and the wait), connected once it answers, and gone when stopped"
+    )
+    func states() async throws {
+        let platform = FlakyPlatform()
+        let fixture = try ChannelFixture(adapter: TestAdapter(channel: "other"), running: false)
+        #expect(fixture.router.health.map(\.channel) == ["other"])
+        try fixture.router.start(platform)
+        let started = try #require(fixture.router.health.last)
+        #expect(started.channel == "testchat" && started.state == .starting && started.lastContact == nil)
+
+        let service = Task { await fixture.router.run() }
+        try await fixture.eventually { fixture.router.health.last?.state == .reconnecting }
+        let failing = try #require(fixture.router.health.last)
+        #expect(failing.problem?.contains("refused the credential in vault secret TEST_TOKEN") == true)
+        #expect(failing.retryIn != nil && failing.lastContact == nil)
+
+        platform.down.store(false, ordering: .sequentiallyConsistent)
+        try await fixture.eventually { fixture.router.health.last?.state == .connected }
+        let connected = try #require(fixture.router.health.last)
+        #expect(connected.problem == nil && connected.lastContact != nil)
+
+        #expect(await fixture.router.stop(channel: "testchat"))
+        #expect(fixture.router.health.map(\.channel) == ["other"])
+        service.cancel()
+        await service.value
+    }
+}

@@ -83,6 +83,11 @@ extension ConsolePageTests {
         #expect(try await MoatBinary.run(["contact", "list"], home: home.path).stdout == "no contacts\n")
         #expect(model.requests.isEmpty, "a stranger's message reached the model")
 
+        // The overview: Telegram answered, so it is connected (a failure's view: ChannelHealthTests).
+        let overview = try await get("/")
+        #expect(overview.body.contains(#"id="channel-count">1 of 1<"#), "\(overview.body)")
+        #expect(overview.body.contains("<strong>telegram</strong>: connected since"), "\(overview.body)")
+
         let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
         #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
