@@ -9,7 +9,9 @@ struct ScriptedAnswer: Sendable {
     var status = 200
     var headers: [(String, String)] = []
     var pieces: [[UInt8]] = []
-    enum End { case finish, cut, hang }
+    /// `drop`: the connection closes before any byte of the answer (as a server closing an idle
+    /// keep-alive connection while the request arrives).
+    enum End { case finish, cut, hang, drop }
     var end = End.finish
     /// False: read the request and never answer.
     var respond = true
@@ -141,6 +143,10 @@ private final class ScriptedHTTPConnection: ChannelInboundHandler {
 
     func respond(_ answer: ScriptedAnswer, keepAlive: Bool, context: ChannelHandlerContext) {
         guard answer.respond else { return }
+        guard answer.end != .drop else {
+            context.close(promise: nil)
+            return
+        }
         var headers = HTTPHeaders(answer.headers)
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: answer.status)
@@ -151,7 +157,7 @@ private final class ScriptedHTTPConnection: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
         }
         switch answer.end {
-        case .hang:
+        case .hang, .drop:
             return
         case .cut:
             context.close(promise: nil)

@@ -113,6 +113,8 @@ public final class ScriptedModelServer: Sendable {
         case silenceAfterEvents(Int)
         /// Reads the request and never answers.
         case silence
+        /// Reads the request and closes the connection without a byte of answer.
+        case closeUnanswered
         /// `200 OK` with `Content-Length: 0` (llama-cpp-python's answer to some streamed requests).
         case emptyBody
         /// The first `tool_calls` delta that carries arguments is cut in the middle of its JSON.
@@ -293,6 +295,8 @@ public final class ScriptedModelServer: Sendable {
                 status: status, headers: [("Content-Type", "application/json")] + extra, pieces: [Array(body.utf8)])
         case .silence:
             return Answer(respond: false)
+        case .closeUnanswered:
+            return Answer(end: .drop)
         case .emptyBody:
             return Answer(headers: [("Content-Type", "application/json"), ("Content-Length", "0")])
         default:

@@ -66,6 +66,29 @@ import Testing
         #expect(server.connections.accepted == 2)
     }
 
+    @Test("a reused connection closed before any byte of the answer: the request is sent once more, on a new one")
+    func unansweredReusedIsResent() async throws {
+        let server = try await ScriptedModelServer.start(
+            replies: [.text("one"), .fault(.closeUnanswered), .text("two")])
+        defer { Task { await server.stop() } }
+        let provider = try provider(server)
+        #expect(try await provider.complete(Self.hello) { _ in }.text == "one")
+        try await Self.idle(provider, 1)
+        #expect(try await provider.complete(Self.hello) { _ in }.text == "two")
+        #expect(server.requests.count == 3)
+        #expect(server.connections.accepted == 2)
+    }
+
+    @Test("a new connection closed before any byte of the answer is an error, the request not sent again")
+    func unansweredFreshIsNotResent() async throws {
+        let server = try await ScriptedModelServer.start(replies: [.fault(.closeUnanswered), .text("never")])
+        defer { Task { await server.stop() } }
+        let error = try #require(await roundError(try provider(server)))
+        #expect(error.message.contains("closed the connection without answering"))
+        #expect(server.requests.count == 1)
+        #expect(server.connections.accepted == 1)
+    }
+
     @Test("an answer cut after its first bytes on a reused connection is an error, never sent again")
     func cutNotRepeated() async throws {
         let server = try await ScriptedModelServer.start(replies: [.text("one"), .fault(.cutAfterEvents(1))])
