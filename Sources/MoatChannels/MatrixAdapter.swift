@@ -19,9 +19,10 @@ import Synchronization
 ///
 /// **Out.** `m.text` messages, a long text split into events of at most ``maximumPieceBytes`` bytes of
 /// JSON-escaped body (far below Matrix's 64 KiB event limit, which counts the whole signed event). An
-/// approval prompt is one event with the answer instructions under it; the prompts of this run are
-/// remembered (the last ``rememberedPrompts``), so a reaction after a restart is not an answer: typing
-/// `approve ID` still is.
+/// approval prompt is one event with the answer instructions under it and what its answers stand for
+/// (`org.moat.answers`); the prompts of this run are remembered (the last ``rememberedPrompts``), and an
+/// answer to an older one — sent before a restart — is read back from the event, which counts only when
+/// the bot itself sent it.
 public struct MatrixAdapter: ChannelAdapter {
     public let channel = "matrix"
     /// The most bytes of JSON-escaped `body` one event carries.
@@ -67,7 +68,7 @@ public struct MatrixAdapter: ChannelAdapter {
         case .message(let message):
             var text = message.text
             if let target = message.inReplyTo, let answer = MatrixApprovalAnswer(replyText: message.text),
-                let reference = prompts.reference(answering: target, in: message.roomID, answer)
+                let reference = await reference(answering: target, in: message.roomID, answer)
             {
                 text = reference
             }
@@ -78,7 +79,7 @@ public struct MatrixAdapter: ChannelAdapter {
                     receivedAt: Date(timeIntervalSince1970: TimeInterval(message.sentAt) / 1000)))
         case .reaction(let reaction):
             guard let answer = MatrixApprovalAnswer(reactionKey: reaction.key),
-                let reference = prompts.reference(answering: reaction.relatesTo, in: reaction.roomID, answer)
+                let reference = await reference(answering: reaction.relatesTo, in: reaction.roomID, answer)
             else { return }  // Any other reaction is nobody's business.
             try await inbox.deliver(
                 ChannelMessage(
@@ -93,6 +94,21 @@ public struct MatrixAdapter: ChannelAdapter {
             } catch {
                 report("the matrix channel could not leave a direct chat its member left: \(error.message)")
             }
+        }
+    }
+
+    /// The reference an answer on `target` in `room` stands for: from the prompts of this run, else read
+    /// back from the event itself when the bot sent it (a prompt from before a restart). A homeserver that
+    /// cannot be asked now is reported, and the answer is not one (typing `approve ID` still is).
+    func reference(answering target: String, in room: String, _ answer: MatrixApprovalAnswer) async -> String? {
+        if let known = prompts.reference(answering: target, in: room, answer) { return known }
+        do {
+            guard let answers = try await client.promptAnswers(event: target, in: room) else { return nil }
+            prompts.remember(event: target, room: room, approve: answers.approve, deny: answers.deny)
+            return answer == .approve ? answers.approve : answers.deny
+        } catch {
+            report("the matrix channel could not read back the prompt an answer was given to: \(error.message)")
+            return nil
         }
     }
 
@@ -113,7 +129,8 @@ public struct MatrixAdapter: ChannelAdapter {
             // ✅ lets the sender in with the chat-only preset; `pair CODE DOMAIN=LEVEL …` typed sets others.
             let event = try await client.sendText(
                 PrintableText.excerpt(message.text, limit: 4000) + "\n\n" + Self.pairingInstructions,
-                to: message.conversation, messageID: "pairing:" + prompt.reference)
+                to: message.conversation, messageID: "pairing:" + prompt.reference,
+                answers: PromptAnswers(approve: prompt.text(.chat), deny: prompt.text(.deny)))
             prompts.remember(
                 event: event, room: message.conversation, approve: prompt.text(.chat), deny: prompt.text(.deny))
             return

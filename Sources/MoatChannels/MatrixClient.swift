@@ -103,17 +103,28 @@ public final class MatrixClient: Sendable {
     /// Sends `text` as an `m.text` message to `roomID` and returns the event id. The transaction id is
     /// derived from `messageID` (the outbound message's id), so a retry of the same message — after a
     /// timeout, or a restart — is answered with the first event instead of sending it twice.
+    ///
+    /// `answers` (a prompt's: what an approving and a denying answer to it stand for) travel in the event
+    /// as `org.moat.answers`, so a reaction to the prompt after a restart can still be read back
+    /// (``promptAnswers(event:in:)``).
     @discardableResult
-    public func sendText(_ text: String, to roomID: String, messageID: String) async throws(ChannelError) -> String {
+    public func sendText(_ text: String, to roomID: String, messageID: String, answers: PromptAnswers? = nil)
+        async throws(ChannelError) -> String
+    {
         struct Content: Encodable {
             let msgtype = "m.text"
             let body: String
+            let answers: PromptAnswers?
+            enum CodingKeys: String, CodingKey {
+                case msgtype, body
+                case answers = "org.moat.answers"
+            }
         }
         struct Sent: Decodable {
             let eventID: String
             enum CodingKeys: String, CodingKey { case eventID = "event_id" }
         }
-        let body = Array((try? JSONEncoder().encode(Content(body: text))) ?? Data())
+        let body = Array((try? JSONEncoder().encode(Content(body: text, answers: answers))) ?? Data())
         let path = "/rooms/\(Self.segment(roomID))/send/m.room.message/\(Self.transactionID(for: messageID))"
         let sent: Sent = try await owner { () async throws(Failure) in
             try decode(try await call("PUT", path, body: body))
@@ -129,7 +140,39 @@ public final class MatrixClient: Sendable {
         -> String
     {
         try await sendText(
-            summary + "\n\n" + MatrixApprovalAnswer.instructions, to: roomID, messageID: "approval:" + approvalID)
+            summary + "\n\n" + MatrixApprovalAnswer.instructions, to: roomID, messageID: "approval:" + approvalID,
+            answers: PromptAnswers(approve: "approve " + approvalID, deny: "deny " + approvalID))
+    }
+
+    /// What a prompt the bot itself sent stands for (its `org.moat.answers`), read back from the
+    /// homeserver: `GET /rooms/{roomId}/event/{eventId}`. Nil when the event is not the bot's own (anyone
+    /// can put any field in their own events), carries no answers of the expected shape, or cannot be
+    /// read.
+    public func promptAnswers(event eventID: String, in roomID: String) async throws(ChannelError) -> PromptAnswers? {
+        struct Event: Decodable {
+            let sender: String
+            let content: Content
+            struct Content: Decodable {
+                let answers: PromptAnswers?
+                enum CodingKeys: String, CodingKey { case answers = "org.moat.answers" }
+                init(from decoder: any Decoder) throws {
+                    answers = try? decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(
+                        PromptAnswers.self, forKey: .answers)
+                }
+            }
+        }
+        let path = "/rooms/\(Self.segment(roomID))/event/\(Self.segment(eventID))"
+        let event: Event
+        do {
+            event = try decode(try await call("GET", path))
+        } catch {
+            guard error.transient else { return nil }  // Not found, not visible: no prompt of ours.
+            throw error.error
+        }
+        guard event.sender == settings.userID, let answers = event.content.answers, answers.wellFormed else {
+            return nil
+        }
+        return answers
     }
 
     /// The transaction id of outbound message `messageID`: a hash, so any id is a valid path segment.
@@ -142,6 +185,15 @@ public final class MatrixClient: Sendable {
         var query = [("filter", filter), ("timeout", String(timeout.components.seconds * 1000))]
         if let since { query.append(("since", since)) }
         return try decode(try await call("GET", "/sync", query: query, waiting: timeout + limits.syncGrace))
+    }
+
+    /// One page of `roomID`'s events backwards from `from`, stopping at `to` (a `/sync` position), with
+    /// only the event types `filter` names.
+    func messagesBackwards(in roomID: String, from: String, to: String, limit: Int, filter: String)
+        async throws(Failure) -> MatrixMessagesPage
+    {
+        let query = [("dir", "b"), ("from", from), ("to", to), ("limit", String(limit)), ("filter", filter)]
+        return try decode(try await call("GET", "/rooms/\(Self.segment(roomID))/messages", query: query))
     }
 
     // MARK: Requests

@@ -85,9 +85,13 @@ enum MatrixSyncReading {
     /// every event the homeserver stamped before `notBefore` (ms since 1970): a homeserver may answer the
     /// first sync from its response cache (Synapse keeps answers 2 minutes), with a position from before
     /// the start, and the next batch would then carry history.
-    static func read(_ response: MatrixSyncResponse, ownUserID: String, backlog: Bool, notBefore: Int64? = nil) -> (
-        invites: [MatrixInvite], events: [MatrixInbound]
-    ) {
+    ///
+    /// `gaps` holds, per room, the events a `limited` timeline left out (oldest first), fetched with
+    /// `/messages`: they come before the room's timeline, and an event in both is read once.
+    static func read(
+        _ response: MatrixSyncResponse, ownUserID: String, backlog: Bool, notBefore: Int64? = nil,
+        gaps: [String: [MatrixClientEvent]] = [:]
+    ) -> (invites: [MatrixInvite], events: [MatrixInbound]) {
         var invites: [MatrixInvite] = []
         for (roomID, room) in (response.rooms?.invite ?? [:]).sorted(by: { $0.key < $1.key }) {
             let state = (room.inviteState?.events ?? []).compactMap(\.event)
@@ -103,7 +107,9 @@ enum MatrixSyncReading {
         var events: [MatrixInbound] = []
         let rooms = (response.rooms?.join ?? [:]).merging(response.rooms?.leave ?? [:]) { joined, _ in joined }
         for (roomID, room) in rooms.sorted(by: { $0.key < $1.key }) {
-            for event in (room.timeline?.events ?? []).compactMap(\.event) {
+            var seen = Set<String>()
+            for event in (gaps[roomID] ?? []) + (room.timeline?.events ?? []).compactMap(\.event) {
+                if let id = event.eventID, !seen.insert(id).inserted { continue }
                 if let notBefore, event.originServerTS ?? 0 < notBefore { continue }
                 if let inbound = inbound(event, roomID: roomID, ownUserID: ownUserID) { events.append(inbound) }
             }
@@ -178,5 +184,38 @@ public enum MatrixApprovalAnswer: Sendable, Hashable {
         case "deny", "denied": self = .deny
         default: return nil
         }
+    }
+}
+
+/// What an approving and a denying answer to a prompt stand for: an approval's `approve ID` / `deny ID`,
+/// a pairing request's `pairing REF chat` / `pairing REF deny`.
+public struct PromptAnswers: Codable, Sendable, Hashable {
+    public let approve: String
+    public let deny: String
+
+    public init(approve: String, deny: String) {
+        self.approve = approve
+        self.deny = deny
+    }
+
+    /// Both are owner commands of the router's shape — a verb and an id, or `pairing`, a reference and a
+    /// choice — in letters, digits, `-` and `_`: nothing read back from an event is passed on otherwise.
+    var wellFormed: Bool {
+        func shaped(_ text: String) -> Bool {
+            let words = text.split(separator: " ", omittingEmptySubsequences: false)
+            let id: (Substring) -> Bool = { word in
+                (1...64).contains(word.utf8.count)
+                    && word.unicodeScalars.allSatisfy {
+                        ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-"
+                            || $0 == "_"
+                    }
+            }
+            switch words.first {
+            case "approve", "deny": return words.count == 2 && id(words[1])
+            case "pairing": return words.count == 3 && id(words[1]) && id(words[2])
+            default: return false
+            }
+        }
+        return shaped(approve) && shaped(deny)
     }
 }

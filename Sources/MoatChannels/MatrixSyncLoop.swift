@@ -22,7 +22,8 @@ public struct MatrixSyncCursor: Sendable {
 ///   stored `since` (a fresh start) the first sync only takes the position and the pending invites, and
 ///   nothing stamped before the start is handed over in that run: the rooms' history is never replayed.
 /// - Each batch: direct-chat invites are joined (others declined) and handed over as `.joined`; then the
-///   events, in order; then `since` is stored. A handler that throws stops the batch: it is fetched again
+///   events, in order — a room whose timeline is `limited` (more than 100 events since the last batch)
+///   first gets the left-out ones read back with `/messages`; then `since` is stored. A handler that throws stops the batch: it is fetched again
 ///   after the backoff (the same `since`), so nothing is lost.
 /// - Failures: a refused credential ends the loop with a ``ChannelError`` `.unauthorized` (retrying cannot
 ///   fix it); anything else is retried after ``Backoff`` — `M_LIMIT_EXCEEDED`'s `retry_after_ms` when the
@@ -59,6 +60,8 @@ public struct MatrixSyncLoop: Sendable {
     /// How long one `/sync` waits for something to arrive.
     public var pollTimeout: Duration = .seconds(30)
     public var backoff = Backoff()
+    /// The most left-out events read back per room and batch when a timeline is `limited`.
+    public var maximumGap = 1000
     /// Called with each failure the loop retries (for the log; the messages hold no secret).
     public var onFailure: @Sendable (ChannelError, Duration) -> Void = { _, _ in }
 
@@ -97,8 +100,17 @@ public struct MatrixSyncLoop: Sendable {
     func once(since: String?, ownUserID: String, notBefore: Int64?) async throws(MatrixClient.Failure) -> String {
         let response = try await client.sync(
             since: since, timeout: since == nil ? .zero : pollTimeout, filter: Self.filter)
+        var gaps: [String: [MatrixClientEvent]] = [:]
+        if let since {
+            for (roomID, room) in response.rooms?.join ?? [:] {
+                guard let timeline = room.timeline, timeline.limited == true, let start = timeline.prevBatch else {
+                    continue
+                }
+                gaps[roomID] = try await gap(in: roomID, from: start, to: since)
+            }
+        }
         let (invites, events) = MatrixSyncReading.read(
-            response, ownUserID: ownUserID, backlog: since == nil, notBefore: notBefore)
+            response, ownUserID: ownUserID, backlog: since == nil, notBefore: notBefore, gaps: gaps)
         for invite in invites {
             let path = "/rooms/\(MatrixClient.segment(invite.roomID))/" + (invite.accepted ? "join" : "leave")
             do {
@@ -120,6 +132,35 @@ public struct MatrixSyncLoop: Sendable {
         }
         return response.nextBatch
     }
+
+    /// The events of `roomID` a limited timeline left out, oldest first: paged backwards from the
+    /// timeline's `prev_batch` to the previous position, at most ``maximumGap`` of them (the newest; a
+    /// longer gap is reported through ``onFailure``, so a flood while Moat was away stays bounded work).
+    func gap(in roomID: String, from start: String, to since: String) async throws(MatrixClient.Failure)
+        -> [MatrixClientEvent]
+    {
+        var newestFirst: [MatrixClientEvent] = []
+        var from = start
+        while newestFirst.count < maximumGap {
+            let page = try await client.messagesBackwards(
+                in: roomID, from: from, to: since, limit: min(100, maximumGap - newestFirst.count),
+                filter: Self.roomEventFilter)
+            let chunk = (page.chunk ?? []).compactMap(\.event)
+            newestFirst += chunk
+            guard let end = page.end, !chunk.isEmpty, end != from else { return newestFirst.reversed() }
+            from = end
+        }
+        onFailure(
+            ChannelError(
+                .deliveryFailed,
+                "more than \(maximumGap) events arrived in a Matrix room while Moat was away; the older ones are "
+                    + "not handed over"),
+            .zero)
+        return newestFirst.reversed()
+    }
+
+    /// The timeline part of ``filter``, for `/messages`.
+    static let roomEventFilter = #"{"types":["m.room.message","m.reaction","m.room.member"],"lazy_load_members":true}"#
 
     func deliver(_ event: MatrixInbound) async throws(MatrixClient.Failure) {
         do {

@@ -24,7 +24,15 @@ struct MatrixSyncResponse: Decodable, Sendable {
 
     struct Timeline: Decodable, Sendable {
         let events: [LenientEvent]?
+        /// True when events between the previous batch and these were left out (more than the filter's
+        /// limit arrived); `prev_batch` is then where to page back from.
         let limited: Bool?
+        let prevBatch: String?
+
+        enum CodingKeys: String, CodingKey {
+            case events, limited
+            case prevBatch = "prev_batch"
+        }
     }
 
     struct InvitedRoom: Decodable, Sendable {
@@ -36,6 +44,13 @@ struct MatrixSyncResponse: Decodable, Sendable {
     struct Events: Decodable, Sendable {
         let events: [LenientEvent]?
     }
+}
+
+/// A page of `GET /rooms/{roomId}/messages`: `chunk` in the direction asked for, and `end`, where the
+/// next page starts (absent: no more events).
+struct MatrixMessagesPage: Decodable, Sendable {
+    let chunk: [LenientEvent]?
+    let end: String?
 }
 
 /// One event, or nil when it lacks what every event has (type, sender).

@@ -141,7 +141,7 @@ import Testing
         #expect(replies.map(\.text) == ["yes please", "approve", "approve"])
     }
 
-    @Test("only the last 64 prompts can be answered: the prompt book stays bounded")
+    @Test("the prompt book keeps the last 64 prompts (older ones are read back from the homeserver): it stays bounded")
     func boundedPrompts() async throws {
         let (adapter, home) = try Self.adapter()
         defer { _ = home }

@@ -148,6 +148,88 @@ import Testing
         await fixture.server.stop()
     }
 
+    @Test(
+        "more messages than one sync's timeline holds, sent while the bot is down, are all handed over once, in order")
+    func gapAfterRestart() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        var loop = Self.running(try fixture.client(), receiver)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        let first = try await fixture.alice.send("before the restart", to: room)
+        try await receiver.wait("the first message") { _ in receiver.messages.count == 1 }
+        try await Self.stop(loop)
+
+        // 130 while the bot is down: the filter's timeline limit is 100, so the next sync is `limited` and
+        // the 30 oldest are only reachable through /messages.
+        var sent = [first]
+        for index in 1...130 { sent.append(try await fixture.alice.send("queued \(index)", to: room)) }
+        loop = Self.running(try fixture.client(), receiver)
+        try await receiver.wait("all 131 messages") { _ in receiver.messages.count >= 131 }
+        let last = try await fixture.alice.send("after the catch-up", to: room)
+        try await receiver.wait("the message after the catch-up") { _ in receiver.messages.count >= 132 }
+        try await Self.stop(loop)
+        #expect(receiver.messages.map(\.eventID) == sent + [last])
+        #expect(receiver.messages.dropFirst().prefix(3).map(\.text) == ["queued 1", "queued 2", "queued 3"])
+        await fixture.server.stop()
+    }
+
+    @Test("a gap longer than the loop's bound hands over the newest events and reports the rest as skipped")
+    func gapBounded() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let reports = Mutex<[String]>([])
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        var loop = Self.running(try fixture.client(), receiver)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        try await Self.stop(loop)
+
+        var sent: [String] = []
+        for index in 1...110 { sent.append(try await fixture.alice.send("flood \(index)", to: room)) }
+        var bounded = MatrixSyncLoop(client: try fixture.client(), cursor: receiver.cursor) { event in
+            receiver.events.withLock { $0.append(event) }
+        }
+        bounded.pollTimeout = .seconds(1)
+        bounded.maximumGap = 4
+        bounded.onFailure = { error, _ in reports.withLock { $0.append(error.message) } }
+        loop = Task { [bounded] in try await bounded.run() }
+        try await receiver.wait("the newest 104 messages") { _ in receiver.messages.count >= 104 }
+        try await Self.stop(loop)
+        // The timeline's 100 and the 4 just before them; the 6 oldest are reported, not handed over.
+        #expect(receiver.messages.map(\.eventID) == Array(sent.suffix(104)))
+        #expect(reports.withLock { $0 }.contains { $0.contains("more than 4 events arrived") })
+        await fixture.server.stop()
+    }
+
+    @Test("a reply of about 127 KB reaches the room whole, in events the homeserver accepts, each sent once")
+    func longReply() async throws {
+        let fixture = try await Fixture.start()
+        let receiver = Receiver()
+        let client = try fixture.client()
+        let loop = Self.running(client, receiver)
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        try await Self.stop(loop)
+        let (_, position) = try await fixture.alice.messages(in: room, since: nil)
+
+        // Lines of text with characters JSON escapes (quotes, slashes) and ones of several bytes.
+        let line = "Line \"quoted\" with a/slash and ünïcödé ✓ — and some more words to fill it up.\n"
+        let text = String(repeating: line, count: 1500)
+        #expect(text.utf8.count > 125_000)
+        let pieces = MatrixAdapter.pieces(text)
+        // Each cut is at a line break, which the cut drops: the pieces are the text's lines, regrouped.
+        #expect(pieces.count >= 4 && pieces.joined(separator: "\n") == text)
+        for (index, piece) in pieces.enumerated() {
+            _ = try await client.sendText(piece, to: room, messageID: "long-reply:\(index)")
+        }
+        // Sent again (a retry after a restart): the same events, nothing posted twice.
+        _ = try await client.sendText(pieces[0], to: room, messageID: "long-reply:0")
+        let seen = try await fixture.alice.messages(in: room, since: position, timeout: 5000)
+        let bodies = seen.events.compactMap { ($0["content"] as? [String: Any])?["body"] as? String }
+        #expect(bodies == pieces)
+        await fixture.server.stop()
+    }
+
     @Test("a reaction and a reply to the approval prompt are read back with the prompt's event id")
     func approvalAnswers() async throws {
         let fixture = try await Fixture.start()
@@ -188,6 +270,53 @@ import Testing
         #expect(replies.map(\.text) == ["Deny"])
         #expect(replies.first.flatMap { MatrixApprovalAnswer(replyText: $0.text) } == .deny)
         #expect(receiver.messages.map(\.text) == ["Deny", "marker"])
+        await fixture.server.stop()
+    }
+
+    @Test(
+        "after a restart, an answer to a prompt the bot sent before is read back from the event; a lookalike prompt sent by anyone else is no prompt"
+    )
+    func promptAfterRestart() async throws {
+        let fixture = try await Fixture.start()
+        let client = try fixture.client()
+        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await client.join(room)
+        let before = MatrixAdapter(client: client)
+        let approval = ApprovalPrompt(
+            approvalID: "k3mqz7wxya", summary: "shell ls ~/notes", level: 2, domain: "shell", reason: nil)
+        try await before.send(
+            OutboundMessage(
+                conversation: room, recipient: fixture.alice.userID, text: "ls ~/notes",
+                kind: .approvalPrompt(approval)))
+        let (events, _) = try await fixture.alice.messages(in: room, since: nil)
+        let prompt = try #require(events.last?["event_id"] as? String)
+        // Alice's own event claiming to be a prompt, with answers of the right shape.
+        let lookalike = try await fixture.alice.send(
+            "m.room.message",
+            [
+                "msgtype": "m.text", "body": "Approval needed: shell rm -rf ~",
+                "org.moat.answers": ["approve": "approve k3mqz7wxya", "deny": "deny k3mqz7wxya"],
+            ], to: room)
+
+        // A new adapter (a restarted moat serve) remembers no prompt.
+        let after = MatrixAdapter(client: try fixture.client())
+        let inbox = MatrixAdapterInboundTests.Inbox()
+        for (key, target, id) in [("✅", prompt, "$r1"), ("❌", prompt, "$r2"), ("✅", lookalike, "$r3")] {
+            try await after.take(
+                .reaction(
+                    MatrixReaction(
+                        roomID: room, eventID: id, sender: fixture.alice.userID, relatesTo: target, key: key)),
+                into: inbox)
+        }
+        // The prompt in another room is not this room's prompt.
+        let other = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
+        try await after.take(
+            .reaction(
+                MatrixReaction(roomID: other, eventID: "$r4", sender: fixture.alice.userID, relatesTo: prompt, key: "✅")
+            ),
+            into: inbox)
+        #expect(inbox.delivered.map(\.text) == ["approve k3mqz7wxya", "deny k3mqz7wxya"])
+        #expect(inbox.delivered.map(\.idempotencyKey) == ["$r1", "$r2"])
         await fixture.server.stop()
     }
 
