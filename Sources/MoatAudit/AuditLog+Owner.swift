@@ -41,13 +41,49 @@ extension AuditVerifier.Report {
 }
 
 extension AuditExportFormat {
-    /// ``export(_:filter:_:)`` whole, as the text of a download (each line ending in a newline), read on
-    /// a thread of its own rather than the cooperative pool.
-    public func export(of database: MoatDatabase, filter: AuditReader.Filter) async throws -> String {
-        try await onOwnThread {
+    /// ``export(_:filter:_:)`` for a download, in pages: each call of `next()` reads the next
+    /// `pageSize` entries (one short read on the database's own queue) and returns them as text, each
+    /// line ending in a newline, the CSV header before the first; nil after the last. The entries are
+    /// those stored when the export began (appends during it are left out), so a long log is sent as it
+    /// is read, never held whole in memory.
+    public func pages(of database: MoatDatabase, filter: AuditReader.Filter, pageSize: Int = 2000) -> Pages {
+        Pages(format: self, database: database, filter: filter, pageSize: max(1, pageSize))
+    }
+
+    /// The pages of one export (``pages(of:filter:pageSize:)``).
+    public struct Pages: Sendable {
+        let format: AuditExportFormat
+        let database: MoatDatabase
+        var filter: AuditReader.Filter
+        let pageSize: Int
+        var started = false
+        var finished = false
+
+        init(format: AuditExportFormat, database: MoatDatabase, filter: AuditReader.Filter, pageSize: Int) {
+            self.format = format
+            self.database = database
+            self.filter = filter
+            self.pageSize = pageSize
+        }
+
+        public mutating func next() async throws -> String? {
+            guard !finished else { return nil }
             var text = ""
-            try export(database, filter: filter) { line in text += line + "\n" }
-            return text
+            if !started {
+                started = true
+                // The end is fixed now: what is appended while the download runs waits for the next one.
+                let last = try await AuditReader.lastSequence(of: database)
+                filter.beforeSequence = min(filter.beforeSequence ?? .max, last + 1)
+                if format == .csv { text = AuditExportFormat.csvHeader + "\n" }
+            }
+            let entries = try await AuditReader.page(of: database, filter: filter, limit: pageSize)
+            for entry in entries { text += format.line(entry) + "\n" }
+            if let last = entries.last, entries.count == pageSize {
+                filter.afterSequence = last.sequence
+            } else {
+                finished = true
+            }
+            return text.isEmpty && finished ? nil : text
         }
     }
 }

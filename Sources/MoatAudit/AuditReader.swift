@@ -80,6 +80,30 @@ public enum AuditReader {
         ).map(AuditStore.entry).reversed()
     }
 
+    /// Up to `limit` entries matching `filter`, oldest first (a page of an export: the next one passes
+    /// the last one's sequence as `filter.afterSequence`).
+    public static func page(of database: MoatDatabase, filter: Filter, limit: Int) async throws -> [AuditEntry] {
+        try await limited(database, filter: filter, order: "seq", limit: limit)
+    }
+
+    /// Up to `limit` entries matching `filter`, in `order` (an `ORDER BY` of the code's, never input).
+    private static func limited(_ database: MoatDatabase, filter: Filter, order: StaticString, limit: Int)
+        async throws -> [AuditEntry]
+    {
+        let (condition, arguments) = condition(filter)
+        return try await database.pool.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY \(order) LIMIT ?",
+                arguments: arguments + [max(0, limit)]
+            ).map(AuditStore.entry)
+        }
+    }
+
+    /// The newest entry's sequence (0 for an empty log).
+    public static func lastSequence(of database: MoatDatabase) async throws -> Int64 {
+        try await database.pool.read { db in try Int64.fetchOne(db, sql: "SELECT max(seq) FROM audit_entries") ?? 0 }
+    }
+
     /// Entries matching `filter`, oldest first, handed to `body` one at a time (exports stream).
     public static func forEach(
         _ database: MoatDatabase,
@@ -102,13 +126,7 @@ public enum AuditReader {
     /// Up to `limit` entries matching `filter`, newest first (a page of the console's audit view: the
     /// next page passes the last one's sequence as `filter.beforeSequence`).
     public static func newest(of database: MoatDatabase, filter: Filter, limit: Int) async throws -> [AuditEntry] {
-        let (condition, arguments) = condition(filter)
-        return try await database.pool.read { db in
-            try Row.fetchAll(
-                db, sql: "SELECT \(AuditStore.columns) FROM audit_entries\(condition) ORDER BY seq DESC LIMIT ?",
-                arguments: arguments + [max(0, limit)]
-            ).map(AuditStore.entry)
-        }
+        try await limited(database, filter: filter, order: "seq DESC", limit: limit)
     }
 
     /// The `WHERE` clause (empty, or starting with a space) and its arguments for `filter`.

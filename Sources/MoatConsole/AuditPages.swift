@@ -47,10 +47,23 @@ enum AuditPages {
                     status: .badRequest)
             }
             do {
-                let text = try await format.export(of: audit.database, filter: query.filter)
-                return download(
-                    text, type: format == .csv ? "text/csv; charset=utf-8" : "application/jsonl",
-                    name: "moat-audit.\(format.rawValue)")
+                // The first page is read before the answer starts, so a log that cannot be read is a
+                // notice; the rest is sent as it is read (a long log is never held whole in memory).
+                var pages = format.pages(of: audit.database, filter: query.filter)
+                let first = try await pages.next()
+                var headers: HTTPFields = [
+                    .contentType: format == .csv ? "text/csv; charset=utf-8" : "application/jsonl",
+                    .contentDisposition: "attachment; filename=\"moat-audit.\(format.rawValue)\"",
+                ]
+                headers[.cacheControl] = "no-store"
+                return Response(
+                    status: .ok, headers: headers,
+                    body: ResponseBody { [pages] writer in
+                        var pages = pages
+                        if let first { try await writer.write(ByteBuffer(string: first)) }
+                        while let page = try await pages.next() { try await writer.write(ByteBuffer(string: page)) }
+                        try await writer.finish(nil)
+                    })
             } catch {
                 return ConsoleNotices.redirect("/audit", "Could not export the audit log: \(error)", ok: false)
             }

@@ -12,6 +12,13 @@ import Synchronization
 /// idle connections cannot lock the owner out, and a request already being answered is never cut. When
 /// every connection is being answered, a few more are admitted (``busyAllowance``), then new ones are
 /// closed at once. Refusals are logged as one line every 10 seconds at most, with counts.
+///
+/// Each connection is admitted once and released once, under an ``Admission`` number never given
+/// twice: the handler that admits a connection owns its admission, and a handler added later on the
+/// same connection uses that admission rather than admitting it again (a connection evicted while its
+/// first request head was being read would otherwise come back as a new one and evict another).
+/// "Quietest" is the connection whose last admission, request part or answer came earliest, in the
+/// order the limiter saw them (a counter, so two events never tie).
 public final class ConnectionLimiter: Sendable {
     /// Connections at most (see ``cap(openFiles:)``).
     public let limit: Int
@@ -20,15 +27,25 @@ public final class ConnectionLimiter: Sendable {
     private let logger: Logger
     private let state = Mutex(State())
 
+    /// One admitted connection, by a number no other connection of this limiter ever gets.
+    struct Admission: Hashable, Sendable {
+        let number: UInt64
+    }
+
     struct Entry {
         let channel: any Channel
-        var lastActivity: NIODeadline
+        /// The value of ``State/activity`` at this connection's latest admission, request part or answer.
+        var lastActivity: UInt64
         /// Requests read in full whose answer is not written yet.
         var answering: Int
     }
 
     struct State {
-        var open: [ObjectIdentifier: Entry] = [:]
+        var open: [Admission: Entry] = [:]
+        /// The last admission number given.
+        var admissions: UInt64 = 0
+        /// Counts every admission and activity: orders them without ties.
+        var activity: UInt64 = 0
         var evicted = 0
         var refused = 0
         var lastReport = NIODeadline.distantPast
@@ -67,16 +84,14 @@ public final class ConnectionLimiter: Sendable {
     /// server stops accepting (new clients wait in the kernel's backlog) past this.
     public var acceptLimit: Int { limit + 2 * Self.busyAllowance }
 
-    /// Admits `channel`, closing the quietest idle connection when at the cap; false when `channel`
-    /// itself must be closed.
-    func admit(_ channel: any Channel) -> Bool {
+    /// Admits `channel` as a new connection, closing the quietest idle connection when at the cap; nil
+    /// when `channel` itself must be closed. Call it once per connection, and ``closed(_:)`` once with
+    /// what it returned.
+    func admit(_ channel: any Channel) -> Admission? {
         let now = NIODeadline.now()
-        let (admitted, evict, report) = state.withLock {
-            state -> (Bool, (any Channel)?, (evicted: Int, refused: Int)?) in
+        let (admission, evict, report) = state.withLock {
+            state -> (Admission?, (any Channel)?, (evicted: Int, refused: Int)?) in
             var evict: (any Channel)?
-            var admitted = true
-            // Admitted once: the first-request guard and the HTTP handler both admit a connection.
-            if state.open[ObjectIdentifier(channel)] != nil { return (true, nil, nil) }
             if state.open.count >= limit {
                 let quietest = state.open.filter { $0.value.answering == 0 }.min {
                     $0.value.lastActivity < $1.value.lastActivity
@@ -86,19 +101,23 @@ public final class ConnectionLimiter: Sendable {
                     evict = quietest.value.channel
                     state.evicted += 1
                 } else if state.open.count >= limit + Self.busyAllowance {
-                    admitted = false
                     state.refused += 1
+                    return (nil, nil, state.takeReport(now: now))
                 }
             }
-            if admitted {
-                state.open[ObjectIdentifier(channel)] = Entry(channel: channel, lastActivity: now, answering: 0)
-            }
-            return (admitted, evict, state.takeReport(now: now))
+            state.admissions += 1
+            state.activity += 1
+            let admission = Admission(number: state.admissions)
+            state.open[admission] = Entry(channel: channel, lastActivity: state.activity, answering: 0)
+            return (admission, evict, state.takeReport(now: now))
         }
         evict?.close(promise: nil)
         log(report)
-        return admitted
+        return admission
     }
+
+    /// How many connections are admitted and not yet closed or evicted.
+    var openCount: Int { state.withLock { $0.open.count } }
 
     private func log(_ report: (evicted: Int, refused: Int)?) {
         guard let report else { return }
@@ -107,21 +126,25 @@ public final class ConnectionLimiter: Sendable {
             metadata: ["limit": "\(limit)", "idle_closed": "\(report.evicted)", "refused": "\(report.refused)"])
     }
 
-    /// Notes HTTP activity on `channel`: `answering` is added to its count of requests being answered.
-    func touch(_ channel: any Channel, answering delta: Int) {
-        let now = NIODeadline.now()
+    /// Notes HTTP activity on an admitted connection: `answering` is added to its count of requests
+    /// being answered. Nothing happens once it is closed or evicted.
+    func touch(_ admission: Admission, answering delta: Int) {
         state.withLock { state in
-            guard var entry = state.open[ObjectIdentifier(channel)] else { return }
-            entry.lastActivity = now
+            guard var entry = state.open[admission] else { return }
+            state.activity += 1
+            entry.lastActivity = state.activity
             entry.answering = max(0, entry.answering + delta)
-            state.open[ObjectIdentifier(channel)] = entry
+            state.open[admission] = entry
         }
     }
 
     /// Marks `channel` as being answered for as long as it stays open: an upgraded WebSocket (the chat
-    /// socket, opened only with a live token) is never the idle connection closed to make room.
+    /// socket, opened only with a live token) is never the idle connection closed to make room. Works on
+    /// a connection admitted by ``admittingFirst(_:headTimeout:)``, which the WebSocket server uses.
     public func holdOpen(_ channel: any Channel) {
-        touch(channel, answering: 1)
+        channel.eventLoop.execute {
+            (try? channel.pipeline.syncOperations.handler(type: FirstRequestGuard.self))?.holdOpen()
+        }
     }
 
     /// `inner` with every connection admitted here from the moment it is accepted, and closed when its
@@ -135,12 +158,13 @@ public final class ConnectionLimiter: Sendable {
         AdmittedChildChannel(inner: inner, limiter: self, headTimeout: headTimeout)
     }
 
-    /// Forgets `channel`; also logs counts still unreported once the 10 seconds have passed.
-    func closed(_ channel: any Channel) {
+    /// Forgets a closed connection (nothing when it was evicted already); also logs counts still
+    /// unreported once the 10 seconds have passed.
+    func closed(_ admission: Admission) {
         let now = NIODeadline.now()
         log(
             state.withLock { state in
-                state.open[ObjectIdentifier(channel)] = nil
+                state.open[admission] = nil
                 return state.takeReport(now: now)
             })
     }
@@ -153,8 +177,8 @@ public final class ConnectionLimiter: Sendable {
     }
 }
 
-/// Sits after the HTTP codec on every connection: admits the connection to the ``ConnectionLimiter``,
-/// reports its requests and answers, and closes a request whose body has not arrived within the
+/// Sits after the HTTP codec on every connection: admits the connection to the ``ConnectionLimiter``
+/// (or, behind a ``FirstRequestGuard``, uses the guard's admission), reports its requests and answers, and closes a request whose body has not arrived within the
 /// limiter's request-read timeout (the idle timeout covers the time before a request head is complete).
 final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
@@ -163,7 +187,10 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
     typealias OutboundOut = HTTPResponsePart
 
     private let limiter: ConnectionLimiter
-    private var admitted = false
+    private var started = false
+    private var admission: ConnectionLimiter.Admission?
+    /// Whether this handler admitted the connection (and so releases it), rather than a guard before it.
+    private var owner = false
     private var readDeadline: Scheduled<Void>?
 
     init(_ limiter: ConnectionLimiter) {
@@ -171,54 +198,67 @@ final class ConnectionLimitHandler: ChannelDuplexHandler, RemovableChannelHandle
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive { admit(context) }
+        if context.channel.isActive { start(context) }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        admit(context)
+        start(context)
         context.fireChannelActive()
     }
 
-    private func admit(_ context: ChannelHandlerContext) {
-        guard !admitted else { return }
-        admitted = true
-        if !limiter.admit(context.channel) {
-            context.close(promise: nil)
+    private func start(_ context: ChannelHandlerContext) {
+        guard !started else { return }
+        started = true
+        if let first = try? context.pipeline.syncOperations.handler(type: FirstRequestGuard.self) {
+            // Admitted (or evicted, or refused) when accepted: never a second time.
+            admission = first.admission
+            return
         }
+        owner = true
+        admission = limiter.admit(context.channel)
+        if admission == nil { context.close(promise: nil) }
+    }
+
+    private func release() {
+        stopReadDeadline()
+        if owner, let admission { limiter.closed(admission) }
+        admission = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        stopReadDeadline()
-        limiter.closed(context.channel)
+        release()
         context.fireChannelInactive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        stopReadDeadline()
-        limiter.closed(context.channel)
+        release()
+    }
+
+    private func touch(answering delta: Int) {
+        if let admission { limiter.touch(admission, answering: delta) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head:
-            limiter.touch(context.channel, answering: 0)
+            touch(answering: 0)
             stopReadDeadline()
             let channel = context.channel
             readDeadline = context.eventLoop.scheduleTask(in: limiter.requestReadTimeout) {
                 channel.close(promise: nil)
             }
         case .body:
-            limiter.touch(context.channel, answering: 0)
+            touch(answering: 0)
         case .end:
             stopReadDeadline()
-            limiter.touch(context.channel, answering: 1)
+            touch(answering: 1)
         }
         context.fireChannelRead(data)
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .end = unwrapOutboundIn(data) {
-            limiter.touch(context.channel, answering: -1)
+            touch(answering: -1)
         }
         context.write(data, promise: promise)
     }
@@ -247,16 +287,19 @@ struct AdmittedChildChannel<Inner: ServerChildChannel>: ServerChildChannel {
     }
 }
 
-/// The first handler on a connection, on its raw bytes: admits it to the ``ConnectionLimiter`` at once,
-/// closes it when the end of its first request head (an empty line) has not arrived within the
-/// timeout, and forgets it in the limiter when it closes. After the first head it only passes bytes on.
+/// The first handler on a connection, on its raw bytes: admits it to the ``ConnectionLimiter`` at once
+/// (the one admission of the connection: ``ConnectionLimitHandler`` added later uses it), closes it
+/// when the end of its first request head (an empty line) has not arrived within the timeout, and
+/// releases the admission when it closes. After the first head it only passes bytes on.
 final class FirstRequestGuard: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
     private let limiter: ConnectionLimiter
     private let headTimeout: TimeAmount
-    private var admitted = false
+    private var started = false
+    /// This connection's admission; nil before it is accepted, when refused, and once released.
+    private(set) var admission: ConnectionLimiter.Admission?
     private var deadline: Scheduled<Void>?
     /// How many bytes of `\r\n\r\n` the stream has just shown; 4 once the first head is complete.
     private var matched = 0
@@ -276,9 +319,10 @@ final class FirstRequestGuard: ChannelInboundHandler {
     }
 
     private func start(_ context: ChannelHandlerContext) {
-        guard !admitted else { return }
-        admitted = true
-        guard limiter.admit(context.channel) else {
+        guard !started else { return }
+        started = true
+        admission = limiter.admit(context.channel)
+        guard admission != nil else {
             context.close(promise: nil)
             return
         }
@@ -301,10 +345,16 @@ final class FirstRequestGuard: ChannelInboundHandler {
         context.fireChannelRead(data)
     }
 
+    /// Counts the connection as being answered for as long as it stays open (``ConnectionLimiter/holdOpen(_:)``).
+    func holdOpen() {
+        if let admission { limiter.touch(admission, answering: 1) }
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         deadline?.cancel()
         deadline = nil
-        limiter.closed(context.channel)
+        if let admission { limiter.closed(admission) }
+        admission = nil
         context.fireChannelInactive()
     }
 }

@@ -282,9 +282,15 @@ extension PinnedHTTPTransport {
 /// the body cap. A limit reached is an error delivered to the reader, then the channel closes. On a
 /// one-request connection it is armed when the connection is up; on a kept connection
 /// (``KeptExchange``) for each request, and disarmed at the answer's end.
-final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
+///
+/// The idle timer measures the server's silence only while the connection asks for more: a reader that
+/// stops consuming holds back the channel's reads (the async stream's back-pressure), and the time it
+/// takes is the reader's, not the server's; the total timer still bounds the exchange.
+final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias InboundOut = HTTPClientResponsePart
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = HTTPClientRequestPart
 
     private var limits: PinnedHTTPTransport.StreamLimits
     let origin: String
@@ -295,6 +301,8 @@ final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
     private var received = 0
     private var armed = false
     private var stopped = false
+    /// The response has started: the idle timer, not the first-byte one, runs.
+    private var answering = false
 
     init(limits: PinnedHTTPTransport.StreamLimits, origin: String, armsWhenActive: Bool = true) {
         self.limits = limits
@@ -318,6 +326,7 @@ final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
         self.limits = limits
         received = 0
         armed = true
+        answering = false
         let loop = context.eventLoop.assumeIsolated()
         whole = loop.scheduleTask(in: limits.totalTimeout) {
             self.stop(
@@ -330,12 +339,16 @@ final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
     /// Stops the timers: the exchange is over.
     func disarm() {
         armed = false
+        answering = false
         cancelTimers()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !stopped else { return }
-        if armed { watch(context, limits.idleTimeout, "went silent for more than") }
+        if armed {
+            answering = true
+            watch(context, limits.idleTimeout, "went silent for more than")
+        }
         if case .body(let buffer) = unwrapInboundIn(data) {
             received += buffer.readableBytes
             guard received <= limits.maximumBodyBytes else {
@@ -346,6 +359,22 @@ final class ResponseWatchdog: ChannelInboundHandler, RemovableChannelHandler {
             }
         }
         context.fireChannelRead(data)
+    }
+
+    /// A read finished: until the next one is asked for (at once, unless the reader holds reads back),
+    /// the server cannot be heard, so its silence is not timed.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if armed && answering && !stopped {
+            silence?.cancel()
+            silence = nil
+        }
+        context.fireChannelReadComplete()
+    }
+
+    /// The connection asks for more: from now on, the server's silence is timed again.
+    func read(context: ChannelHandlerContext) {
+        if armed && answering && !stopped { watch(context, limits.idleTimeout, "went silent for more than") }
+        context.read()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -13,6 +13,13 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throw
     }
 }
 
+/// ``offCooperativePool(_:)`` for work that cannot fail (waiting for a process's exit, a `Thread` to end).
+public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(returning: work()) }
+    }
+}
+
 extension MoatBinary {
     /// Runs `moat ARGS` to completion like ``run(_:home:stdin:extraEnvironment:timeout:)``, waiting on a
     /// thread of its own (``offCooperativePool(_:)``) instead of the caller's.
@@ -48,9 +55,7 @@ extension RunningServer {
 
     /// Sends `signal` and waits for the exit like ``stop(signal:timeout:)``, on a thread of its own.
     public func stop(signal: Int32 = SIGTERM, timeout: TimeInterval = 30) async -> (status: Int32, log: String) {
-        let result = try? await offCooperativePool { self.stop(signal: signal, timeout: timeout) }
-        // The work cannot throw, so `result` is always there; a kill is the safe answer otherwise.
-        return result ?? (status: SIGKILL, log: log)
+        await offCooperativePool { self.stop(signal: signal, timeout: timeout) }
     }
 }
 

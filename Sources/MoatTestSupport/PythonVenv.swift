@@ -107,32 +107,27 @@ public struct PythonVenv: Sendable {
     /// Runs `python SCRIPT ARGUMENTS` on a thread of its own (never blocking the cooperative pool, where
     /// an in-process server may be waiting); returns the exit status, stdout and stderr.
     public func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: python)
-                    process.arguments = [script] + arguments
-                    let stdout = Pipe()
-                    let stderr = Pipe()
-                    process.standardOutput = stdout
-                    process.standardError = stderr
-                    try process.run()
-                    let errors = Mutex<Data>(Data())
-                    let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
-                    reader.start()
-                    let out = stdout.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    while !reader.isFinished { usleep(1000) }
-                    continuation.resume(
-                        returning: (
-                            process.terminationStatus, String(decoding: out, as: UTF8.self),
-                            String(decoding: errors.withLock { $0 }, as: UTF8.self)
-                        ))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        let python = python
+        return try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: python)
+            process.arguments = [script] + arguments
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardOutput = stdout
+            process.standardError = stderr
+            try process.run()
+            let errors = Mutex<Data>(Data())
+            let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
+            reader.start()
+            let out = stdout.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            // This thread is already off the pool; the stderr reader ends with the process's stderr.
+            while !reader.isFinished { usleep(1000) }
+            return (
+                process.terminationStatus, String(decoding: out, as: UTF8.self),
+                String(decoding: errors.withLock { $0 }, as: UTF8.self)
+            )
         }
     }
 }

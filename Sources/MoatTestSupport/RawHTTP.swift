@@ -58,6 +58,14 @@ public enum RawHTTP {
         try await offCooperativePool { try send(request, host: host, port: port, source: source) }
     }
 
+    /// ``sendOffPool(_:host:port:source:)`` under the plain name, so async code that writes
+    /// `try await RawHTTP.send(…)` never reads a socket on a cooperative thread.
+    public static func send(
+        _ request: String, host: String = "127.0.0.1", port: Int, source: String? = nil
+    ) async throws -> Response {
+        try await sendOffPool(request, host: host, port: port, source: source)
+    }
+
     /// A request with `Connection: close` and the given headers (`Host` included only when given).
     public static func request(
         _ method: String = "GET",
@@ -138,7 +146,31 @@ public enum RawHTTP {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
-        return Response(status: status, headers: headers, body: String(text[headEnd.upperBound...]))
+        let body = String(text[headEnd.upperBound...])
+        let chunked = headers.contains {
+            $0.0.lowercased() == "transfer-encoding" && $0.1.lowercased().contains("chunked")
+        }
+        return Response(status: status, headers: headers, body: chunked ? try dechunked(body) : body)
+    }
+
+    /// A chunked body's data (RFC 9112 §7.1): hex size lines, each chunk, up to the zero-size one.
+    static func dechunked(_ body: String) throws -> String {
+        var bytes = ArraySlice(Array(body.utf8))
+        var data: [UInt8] = []
+        while true {
+            guard
+                let lineEnd = bytes.indices.first(where: { bytes[$0] == 13 && bytes.index(after: $0) < bytes.endIndex })
+            else { throw RawHTTPError("a chunked body without its last chunk") }
+            let sizeText = String(decoding: bytes[..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else {
+                throw RawHTTPError("a bad chunk size line")
+            }
+            let start = lineEnd + 2
+            if size == 0 { return String(decoding: data, as: UTF8.self) }
+            guard start + size + 2 <= bytes.endIndex else { throw RawHTTPError("a chunk cut short") }
+            data += bytes[start..<(start + size)]
+            bytes = bytes[(start + size + 2)...]
+        }
     }
 }
 

@@ -94,14 +94,12 @@ public final class SynapseHomeserver: @unchecked Sendable {
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard spawned == 0 else { throw SynapseError("cannot start \(executable): error \(spawned)") }
         let child = pid
-        return await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var status: Int32 = 0
-                while waitpid(child, &status, 0) < 0 && errno == EINTR {}
-                // The exit code when it exited, else 128 + the signal (as a shell reports it).
-                let signal = status & 0x7f
-                continuation.resume(returning: signal == 0 ? (status >> 8) & 0xff : 128 + signal)
-            }
+        return await offCooperativePool {
+            var status: Int32 = 0
+            while waitpid(child, &status, 0) < 0 && errno == EINTR {}
+            // The exit code when it exited, else 128 + the signal (as a shell reports it).
+            let signal = status & 0x7f
+            return signal == 0 ? (status >> 8) & 0xff : 128 + signal
         }
     }
 

@@ -27,4 +27,12 @@ public enum TestCertificates {
         }
         return (cert, key)
     }
+
+    /// Makes the pair like the synchronous form, waiting for `openssl` on a thread of its own.
+    @discardableResult
+    public static func make(
+        in directory: TemporaryDirectory, name: String = "server", days: Int = 30, rsa: Bool = false
+    ) async throws -> (cert: String, key: String) {
+        try await offCooperativePool { try make(in: directory, name: name, days: days, rsa: rsa) }
+    }
 }

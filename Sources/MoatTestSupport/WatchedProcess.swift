@@ -35,23 +35,32 @@ public final class WatchedProcess: @unchecked Sendable {
     }
 
     /// Waits until `condition` holds for the lines printed so far, the child ends, or `seconds` pass;
-    /// returns whether it held. The deadline only bounds a broken child: give it generously.
-    public func waitForLines(within seconds: TimeInterval = 120, until condition: ([String]) -> Bool) -> Bool {
+    /// returns whether it held. The deadline only bounds a broken child: give it generously. Polls with
+    /// `Task.sleep`, so the wait holds no cooperative thread.
+    public func waitForLines(within seconds: TimeInterval = 120, until condition: ([String]) -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition(lines) { return true }
             if !process.isRunning { return condition(lines) }
-            usleep(5_000)
+            try? await Task.sleep(for: .milliseconds(5))
         }
         return condition(lines)
     }
 
     /// Sends SIGKILL, waits for the child to end and returns its stdout lines and its stderr.
+    ///
+    /// This form blocks its thread (for a `defer`); async code awaits the other, which waits on a thread
+    /// of its own.
     public func kill() -> (lines: [String], stderr: String) {
         Glibc.kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
         let (_, stderr) = collector.finish()
         return (lines, stderr)
+    }
+
+    /// Sends SIGKILL and awaits the child's end like ``kill()``, waiting on a thread of its own.
+    public func kill() async -> (lines: [String], stderr: String) {
+        await offCooperativePool { self.kill() }
     }
 
     deinit {

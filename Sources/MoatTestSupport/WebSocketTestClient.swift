@@ -12,7 +12,10 @@ public import Foundation
 /// accepted one, masks every frame it sends (as a client must) and can send a frame larger than any
 /// library would let through. The browser test keeps it honest: Chromium's own client talks to the
 /// same socket.
-public final class WebSocketTestClient {
+///
+/// Unchecked `Sendable` so its waits can run on a thread of their own (the async ``receive()`` and
+/// ``readJSON(until:)``); a test uses one client from one task at a time.
+public final class WebSocketTestClient: @unchecked Sendable {
     /// The upgrade was answered with something other than `101`.
     public struct Refused: Error, CustomStringConvertible {
         public let status: Int
@@ -170,6 +173,18 @@ public final class WebSocketTestClient {
         }
     }
 
+    /// ``receive()`` waiting on a thread of its own, so an async test never blocks a cooperative thread
+    /// while the server (and the model behind it) works.
+    public func receive() async throws -> Frame {
+        try await offCooperativePool { try self.receive() }
+    }
+
+    /// ``readJSON(until:)`` waiting on a thread of its own.
+    public func readJSON(until types: Set<String>) async throws -> (last: [String: Any]?, seen: [[String: Any]]) {
+        let read = try await offCooperativePool { UncheckedSendable(try self.readJSON(until: types)) }
+        return read.value
+    }
+
     /// Sends a close frame (1000) and closes the socket.
     public func close() {
         guard !closed else { return }
@@ -212,4 +227,11 @@ public final class WebSocketTestClient {
         }
         return fields
     }
+}
+
+/// JSON objects (`[String: Any]`) handed from the reading thread to the awaiting test; nothing else
+/// holds them.
+private struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

@@ -216,6 +216,40 @@ import Testing
         #expect(try fixture.verify() == .intact(entries: 400, lastCheckpoint: nil))
     }
 
+    @Test(
+        "a paged export (the console's download) is byte for byte the whole export, for page sizes that do and do not divide it, and leaves out what is appended while it runs"
+    )
+    func pagedExport() async throws {
+        let fixture = try AuditFixture()
+        for index in 0..<23 {
+            let action = index % 3 == 0 ? "vault.add" : "auth.login.success"
+            try await fixture.log.append(AuditEvent(actor: "owner", action: action, target: "entry \(index)"))
+        }
+        for format in AuditExportFormat.allCases {
+            for filter in [AuditReader.Filter(), AuditReader.Filter(action: "vault.*")] {
+                var whole = ""
+                try format.export(fixture.database, filter: filter) { whole += $0 + "\n" }
+                for size in [1, 4, 8, 23, 500] {
+                    var pages = format.pages(of: fixture.database, filter: filter, pageSize: size)
+                    var text = ""
+                    var count = 0
+                    while let page = try await pages.next() {
+                        text += page
+                        count += 1
+                    }
+                    #expect(text == whole, "\(format) page size \(size)")
+                    #expect(count <= 23 / size + 2)
+                }
+            }
+        }
+        // Entries appended after the first page wait for the next export.
+        var pages = AuditExportFormat.jsonl.pages(of: fixture.database, filter: .init(), pageSize: 5)
+        var text = try #require(try await pages.next())
+        try await fixture.log.append(AuditEvent(actor: "owner", action: "vault.rm", target: "later"))
+        while let page = try await pages.next() { text += page }
+        #expect(text.split(separator: "\n").count == 23 && !text.contains("later"))
+    }
+
     @Test("CSV export neutralises formula cells and quotes; JSONL lines are JSON objects; filters apply")
     func export() async throws {
         let fixture = try AuditFixture()
@@ -261,9 +295,9 @@ import Testing
             // machine only makes the wait longer); round 0 (which also creates and migrates the database)
             // and every third round are killed at a random time from the start.
             let appends = round % 3
-            let progressed = child.waitForLines { $0.count >= appends }
-            usleep(UInt32.random(in: 50_000...(round == 0 ? 600_000 : 250_000)))
-            let (lines, stderr) = child.kill()
+            let progressed = await child.waitForLines { $0.count >= appends }
+            try await Task.sleep(for: .microseconds(UInt32.random(in: 50_000...(round == 0 ? 600_000 : 250_000))))
+            let (lines, stderr) = await child.kill()
             #expect(progressed, "round \(round): the helper did not complete \(appends) appends: \(stderr)")
             let acks = lines.compactMap { line -> Int64? in
                 line.hasPrefix("ack ") ? Int64(line.dropFirst(4)) : nil

@@ -133,18 +133,21 @@ import Testing
         )
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
             .appendingPathComponent("../../tools/audit_chain_check.py").standardized.path
-        func run() throws -> String {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [script, fixture.temp.file("moat.db")]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            try process.run()
-            process.waitUntilExit()
-            return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let database = fixture.temp.file("moat.db")
+        func run() async throws -> String {
+            try await offCooperativePool {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+                process.arguments = [script, database]
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                try process.run()
+                process.waitUntilExit()
+                return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            }
         }
-        #expect(try run() == "ok 51\n")
+        #expect(try await run() == "ok 51\n")
         try fixture.tamper("UPDATE audit_entries SET outcome = 'failure' WHERE seq = 17")
-        #expect(try run() == "broken at 17: contents do not match the hash\n")
+        #expect(try await run() == "broken at 17: contents do not match the hash\n")
     }
 }

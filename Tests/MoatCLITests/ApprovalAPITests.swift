@@ -46,17 +46,17 @@ import Testing
         let running = try await RunningServer.start(arguments: [], home: home.path)
         let port = try #require(running.port)
         await waitForFile(home.file("moat.sock"), within: 60)
-        func send(_ method: String, _ path: String, _ headers: [(String, String)], json: String? = nil) throws
+        func send(_ method: String, _ path: String, _ headers: [(String, String)], json: String? = nil) async throws
             -> RawHTTP.Response
         {
-            try OwnerCommandTests.send(method, path, port: port, headers: headers, json: json)
+            try await OwnerCommandTests.send(method, path, port: port, headers: headers, json: json)
         }
 
         let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try Self.pendingID(chat)
 
-        let listed = try send("GET", "/api/approvals", read)
+        let listed = try await send("GET", "/api/approvals", read)
         #expect(listed.status == 200, "\(listed.body)")
         let approvals = try #require(try Self.json(listed)["approvals"] as? [[String: Any]])
         let held = try #require(approvals.first { $0["id"] as? String == id })
@@ -64,18 +64,18 @@ import Testing
         #expect(held["arguments"] as? String == #"{"path":"notes.txt"}"#)
         #expect(held["status"] as? String == "pending")
         #expect((held["request_hash"] as? String)?.count == 64)
-        #expect(try send("GET", "/api/approvals/\(id)", read).status == 200)
-        #expect(try send("GET", "/api/approvals/no-such-approval", read).status == 404)
-        #expect(try send("GET", "/api/approvals?all=yes", read).status == 400)
-        #expect(try send("GET", "/api/approvals", []).status == 401)
+        #expect(try await send("GET", "/api/approvals/\(id)", read).status == 200)
+        #expect(try await send("GET", "/api/approvals/no-such-approval", read).status == 404)
+        #expect(try await send("GET", "/api/approvals?all=yes", read).status == 400)
+        #expect(try await send("GET", "/api/approvals", []).status == 401)
 
         // A write token may start turns but not approve what the gateway held; neither may a read token.
-        #expect(try send("POST", "/api/approvals/\(id)/approve", write).status == 403)
-        #expect(try send("POST", "/api/approvals/\(id)/approve", read).status == 403)
-        #expect(try send("POST", "/api/approvals/\(id)/deny", write, json: "{}").status == 403)
+        #expect(try await send("POST", "/api/approvals/\(id)/approve", write).status == 403)
+        #expect(try await send("POST", "/api/approvals/\(id)/approve", read).status == 403)
+        #expect(try await send("POST", "/api/approvals/\(id)/deny", write, json: "{}").status == 403)
         #expect(server.requests.allSatisfy { !$0.body.contains("groceries") })
 
-        let approved = try send("POST", "/api/approvals/\(id)/approve", admin)
+        let approved = try await send("POST", "/api/approvals/\(id)/approve", admin)
         #expect(approved.status == 200, "\(approved.body)")
         let decision = try Self.json(approved)
         #expect(decision["approved"] as? Bool == true)
@@ -83,21 +83,21 @@ import Testing
         #expect(server.requests.last?.body.contains("groceries") == true)
         let modelRounds = server.requests.count
         // Once: a second approval of the same id runs nothing.
-        let again = try send("POST", "/api/approvals/\(id)/approve", admin)
+        let again = try await send("POST", "/api/approvals/\(id)/approve", admin)
         #expect(again.status >= 400 && again.status < 500, "\(again.status) \(again.body)")
         #expect(server.requests.count == modelRounds)
 
         let second = try await MoatBinary.run(["chat", "--message", "read it again"], home: home.path)
         let secondID = try Self.pendingID(second)
-        #expect(try send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":7}"#).status == 400)
-        let denied = try send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":"not now"}"#)
+        #expect(try await send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":7}"#).status == 400)
+        let denied = try await send("POST", "/api/approvals/\(secondID)/deny", admin, json: #"{"reason":"not now"}"#)
         #expect(denied.status == 200, "\(denied.body)")
         let refusal = try Self.json(denied)
         #expect(refusal["approved"] as? Bool == false)
         #expect((refusal["turn"] as? [String: Any])?["reply"] as? String == "Understood, I will not read it.")
 
         // Usage: every model round (2 + 1 + 2 + 1) counted for the owner under the provider `local`.
-        let usage = try send("GET", "/api/usage?days=1", read)
+        let usage = try await send("GET", "/api/usage?days=1", read)
         #expect(usage.status == 200, "\(usage.body)")
         let entries = try #require(try Self.json(usage)["entries"] as? [[String: Any]])
         let owner = try #require(entries.first { $0["principal"] as? String == "owner" })
@@ -105,7 +105,7 @@ import Testing
         #expect(owner["rounds"] as? Int == 6)
         #expect((owner["input_tokens"] as? Int ?? 0) > 0)
         for bad in ["0", "367", "abc", "-1", ""] {
-            #expect(try send("GET", "/api/usage?days=\(bad)", read).status == 400, "days=\(bad)")
+            #expect(try await send("GET", "/api/usage?days=\(bad)", read).status == 400, "days=\(bad)")
         }
         let cli = try await MoatBinary.run(["usage", "--days", "1"], home: home.path)
         #expect(cli.status == 0, "\(cli.stderr)")

@@ -67,7 +67,7 @@ import Testing
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         let (_, setupToken) = try await OwnerCommandTests.setupLink(home)
-        let setup = try OwnerCommandTests.send(
+        let setup = try await OwnerCommandTests.send(
             "POST", "/api/setup", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
             json: #"{"token":"\#(setupToken)","password":"\#(OwnerCommandTests.password)"}"#)
         #expect(setup.status == 201)
@@ -94,13 +94,13 @@ import Testing
             }
         }
         writer.start()
-        while writing.withLock({ writes == 0 }) { usleep(20_000) }
+        while writing.withLock({ writes == 0 }) { try await Task.sleep(for: .milliseconds(20)) }
         let backup = temp.file("live.backup")
         let made = try await MoatBinary.run(["backup", "--passphrase-file", passphraseFile, backup], home: home)
         writing.withLock { keepWriting = false }
         #expect(made.status == 0, "\(made.stderr)")
         #expect(Self.mode(backup) == 0o600)
-        while writer.isExecuting { usleep(20_000) }
+        while writer.isExecuting { try await Task.sleep(for: .milliseconds(20)) }
         let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!(made.stdout + made.stderr + log).contains(Self.passphrase))
@@ -136,12 +136,12 @@ import Testing
             // Sealed by the restore: serve starts without a password and knows the owner's token.
             let again = try await RunningServer.start(arguments: [], home: restored)
             let restoredPort = try #require(again.port)
-            let session = try OwnerCommandTests.send(
+            let session = try await OwnerCommandTests.send(
                 "GET", "/api/auth/session", port: restoredPort, headers: [("Authorization", "Bearer \(apiToken)")])
             #expect(session.status == 200)
             // One character changed (never to itself: a token may end in "x").
             let changed = apiToken.last == "x" ? "y" : "x"
-            let forged = try OwnerCommandTests.send(
+            let forged = try await OwnerCommandTests.send(
                 "GET", "/api/auth/session", port: restoredPort,
                 headers: [("Authorization", "Bearer \(apiToken.dropLast())\(changed)")])
             #expect(forged.status == 401)

@@ -13,36 +13,28 @@ import Testing
     static func python(_ script: String, input: String, timeout: TimeInterval = 180) async throws
         -> (Int32, String, String)
     {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread.detachNewThread {
-                do {
-                    let process = Process()
-                    process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-                    process.arguments = [script]
-                    let stdin = Pipe()
-                    let stdout = Pipe()
-                    let stderr = Pipe()
-                    process.standardInput = stdin
-                    process.standardOutput = stdout
-                    process.standardError = stderr
-                    try process.run()
-                    stdin.fileHandleForWriting.write(Data(input.utf8))
-                    try stdin.fileHandleForWriting.close()
-                    let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
-                    DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-                    let out = stdout.fileHandleForReading.readDataToEndOfFile()
-                    let err = stderr.fileHandleForReading.readDataToEndOfFile()
-                    process.waitUntilExit()
-                    timer.cancel()
-                    continuation.resume(
-                        returning: (
-                            process.terminationStatus, String(decoding: out, as: UTF8.self),
-                            String(decoding: err, as: UTF8.self)
-                        ))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
+        try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = [script]
+            let stdin = Pipe()
+            let stdout = Pipe()
+            let stderr = Pipe()
+            process.standardInput = stdin
+            process.standardOutput = stdout
+            process.standardError = stderr
+            try process.run()
+            stdin.fileHandleForWriting.write(Data(input.utf8))
+            try stdin.fileHandleForWriting.close()
+            let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+            let out = stdout.fileHandleForReading.readDataToEndOfFile()
+            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            timer.cancel()
+            return (
+                process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self)
+            )
         }
     }
 

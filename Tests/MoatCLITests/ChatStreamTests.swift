@@ -261,7 +261,7 @@ import Testing
                 ["chat", "--message", "do you remember?", "--conversation", conversation], home: home.path)
             if attempt.status != 0 {
                 #expect(attempt.stderr.contains("still running"), "\(attempt.stderr)")
-                sleep(1)
+                try await Task.sleep(for: .seconds(1))
             }
             next = attempt
         }

@@ -11,11 +11,11 @@ import Testing
     }
 
     /// Waits until the server's log holds `count` lines containing `text`.
-    static func waitForLog(_ running: RunningServer, _ text: String, count: Int = 1) -> Bool {
+    static func waitForLog(_ running: RunningServer, _ text: String, count: Int = 1) async -> Bool {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if running.log.components(separatedBy: text).count - 1 >= count { return true }
-            usleep(20_000)
+            try? await Task.sleep(for: .milliseconds(20))
         }
         return false
     }
@@ -40,7 +40,7 @@ import Testing
         try Self.write(
             providers + "agent:\n  message_bytes: 10\ngateway:\n  allowed_hosts: [studio.lan]\n", to: config)
         kill(running.process.processIdentifier, SIGHUP)
-        #expect(Self.waitForLog(running, "config reloaded"), "\(running.log)")
+        #expect(await Self.waitForLog(running, "config reloaded"), "\(running.log)")
         let line = running.log.split(separator: "\n").first { $0.contains("config reloaded") }.map(String.init) ?? ""
         #expect(line.contains(#""applied":"agent""#), "\(line)")
         #expect(line.contains(#""needs_restart":"gateway.allowed_hosts""#), "\(line)")
@@ -51,13 +51,13 @@ import Testing
         // A broken file: the reload is refused, the limit of 10 stays, the server answers.
         try Self.write(providers + "agent:\n  message_bytes: 0\n", to: config)
         kill(running.process.processIdentifier, SIGHUP)
-        #expect(Self.waitForLog(running, "config reload refused"), "\(running.log)")
+        #expect(await Self.waitForLog(running, "config reload refused"), "\(running.log)")
         #expect(running.log.contains("agent.message_bytes: 0 is out of range"))
         let short = try await MoatBinary.run(["chat", "--message", "hi"], home: home.path)
         #expect(short.status == 0 && short.stdout.hasPrefix("second answer"), "\(short.stderr)")
         let stillRefused = try await MoatBinary.run(["chat", "--message", long], home: home.path)
         #expect(stillRefused.stderr.contains("longer than 10 bytes"), "\(stillRefused.stderr)")
-        #expect(try OwnerCommandTests.send("GET", "/healthz", port: port).status == 200)
+        #expect(try await OwnerCommandTests.send("GET", "/healthz", port: port).status == 200)
         #expect(running.process.isRunning)
 
         let (status, _) = await running.stop()

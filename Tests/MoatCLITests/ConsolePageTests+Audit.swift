@@ -27,14 +27,25 @@ extension ConsolePageTests {
             #expect(added.status == 0, "\(added.stderr)")
         }
         unlink(home.file("value"))
-        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
-        let session = [("Cookie", cookie)]
-        func get(_ path: String) throws -> RawHTTP.Response {
-            try OwnerCommandTests.send("GET", path, port: port, headers: session)
+        // The server's vault watcher records the adds' new revision (`vault.write`, by `system`) within its
+        // interval: wait for that entry, so the log the listings below are compared on no longer grows.
+        let settled = Date().addingTimeInterval(60)
+        while Date() < settled {
+            let tail = try await MoatBinary.run(["audit", "tail", "-n", "20"], home: home.path).stdout
+            let vaultActions = tail.split(separator: "\n").compactMap { line in
+                ["vault.add", "vault.write"].first { line.contains("  \($0)  ") }
+            }
+            if vaultActions.last == "vault.write" { break }
+            try await Task.sleep(for: .milliseconds(200))
         }
-        #expect(try OwnerCommandTests.send("GET", "/audit", port: port).status == 303)
+        let (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
+        let session = [("Cookie", cookie)]
+        func get(_ path: String) async throws -> RawHTTP.Response {
+            try await OwnerCommandTests.send("GET", path, port: port, headers: session)
+        }
+        #expect(try await OwnerCommandTests.send("GET", "/audit", port: port).status == 303)
 
-        let all = try get("/audit")
+        let all = try await get("/audit")
         #expect(all.status == 200)
         #expect(all.body.contains(#"aria-current="page">Audit<"#))
         #expect(!all.body.contains(csrf) && !all.body.contains(value))
@@ -44,20 +55,20 @@ extension ConsolePageTests {
         #expect(Set(everything.map(\.action)).isSuperset(of: ["gateway.start", "vault.add"]))
 
         // Each filter narrows the list to what it names.
-        let vault = Self.auditRows(try get("/audit?action=vault.add").body)
+        let vault = Self.auditRows(try await get("/audit?action=vault.add").body)
         #expect(vault.count == 2 && vault.allSatisfy { $0.action == "vault.add" }, "\(vault)")
-        let prefix = Self.auditRows(try get("/audit?action=vault.*").body)
+        let prefix = Self.auditRows(try await get("/audit?action=vault.*").body)
         #expect(!prefix.isEmpty && prefix.allSatisfy { $0.action.hasPrefix("vault.") })
-        let system = Self.auditRows(try get("/audit?actor=system").body)
+        let system = Self.auditRows(try await get("/audit?actor=system").body)
         #expect(!system.isEmpty && system.allSatisfy { $0.actor == "system" } && system.count < everything.count)
-        let succeeded = Self.auditRows(try get("/audit?outcome=success&actor=owner").body)
+        let succeeded = Self.auditRows(try await get("/audit?outcome=success&actor=owner").body)
         #expect(succeeded.map(\.seq) == everything.filter { $0.outcome == "success" && $0.actor == "owner" }.map(\.seq))
         #expect(!succeeded.isEmpty)
-        #expect(Self.auditRows(try get("/audit?outcome=nonesuch").body).isEmpty)
-        let future = try get("/audit?since=2999-01-01")
+        #expect(Self.auditRows(try await get("/audit?outcome=nonesuch").body).isEmpty)
+        let future = try await get("/audit?since=2999-01-01")
         #expect(
             future.status == 200 && Self.auditRows(future.body).isEmpty && future.body.contains("No entry matches."))
-        let past = Self.auditRows(try get("/audit?until=2000-01-01T00:00:00Z").body)
+        let past = Self.auditRows(try await get("/audit?until=2000-01-01T00:00:00Z").body)
         #expect(past.isEmpty)
 
         // A malformed filter filters nothing and says why (the list is the whole log), with 400.
@@ -67,7 +78,7 @@ extension ConsolePageTests {
             ("actor=owner%07", "“actor” must be"), ("limit=100000", "“limit” must be a number from 1 to 200"),
             ("limit=0", "“limit” must be"), ("before=-3", "“before” must be an entry number"),
         ] {
-            let bad = try get("/audit?" + query)
+            let bad = try await get("/audit?" + query)
             #expect(bad.status == 400, "\(query)")
             #expect(bad.body.contains(says) && bad.body.contains("the list below is not filtered"), "\(query)")
             #expect(Self.auditRows(bad.body).count >= everything.count, "\(query)")
@@ -75,16 +86,16 @@ extension ConsolePageTests {
         }
 
         // Pages of a bounded size, newest first, and the next page goes on below the last one shown.
-        let first = try get("/audit?limit=2")
+        let first = try await get("/audit?limit=2")
         let firstRows = Self.auditRows(first.body)
         #expect(firstRows.map(\.seq) == Array(everything.prefix(2).map(\.seq)))
         let older = try #require(
             first.body.firstMatch(of: #/href="(/audit\?limit=2&amp;before=[0-9]+)" id="audit-older"/#))
-        let next = Self.auditRows(try get(String(older.1).replacingOccurrences(of: "&amp;", with: "&")).body)
+        let next = Self.auditRows(try await get(String(older.1).replacingOccurrences(of: "&amp;", with: "&")).body)
         #expect(next.map(\.seq) == Array(everything.dropFirst(2).prefix(2).map(\.seq)))
 
         // Exports: the filter's entries only, byte for byte what `moat audit export` writes, no secret.
-        let csv = try get("/audit/export?format=csv&action=vault.*")
+        let csv = try await get("/audit/export?format=csv&action=vault.*")
         #expect(csv.status == 200)
         #expect(csv.header("Content-Disposition") == #"attachment; filename="moat-audit.csv""#)
         #expect(csv.header("Content-Type")?.hasPrefix("text/csv") == true)
@@ -96,23 +107,23 @@ extension ConsolePageTests {
         #expect(lines.first == "seq,time,actor,action,target,source_ip,user_agent,outcome,metadata,prev_hash,hash")
         #expect(lines.count == prefix.count + 1)
         #expect(lines.dropFirst().allSatisfy { $0.split(separator: ",")[3].hasPrefix("vault.") })
-        let owned = try get("/audit/export?format=csv&actor=owner&outcome=success")
+        let owned = try await get("/audit/export?format=csv&actor=owner&outcome=success")
         let ownedCLI = try await MoatBinary.run(
             ["audit", "export", "--format", "csv", "--actor", "owner", "--outcome", "success"], home: home.path)
         #expect(owned.body == ownedCLI.stdout && owned.body.split(separator: "\n").count == succeeded.count + 1)
-        let jsonl = try get("/audit/export?format=jsonl&actor=system")
+        let jsonl = try await get("/audit/export?format=jsonl&actor=system")
         #expect(jsonl.status == 200)
         #expect(jsonl.header("Content-Disposition") == #"attachment; filename="moat-audit.jsonl""#)
         let objects = try jsonl.body.split(separator: "\n").map {
             try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
         }
         #expect(objects.count == system.count && objects.allSatisfy { $0["actor"] as? String == "system" })
-        let whole = try get("/audit/export?format=jsonl")
+        let whole = try await get("/audit/export?format=jsonl")
         #expect(!csv.body.contains(value) && !whole.body.contains(value) && !whole.body.contains("sk-audit-export"))
-        let badFormat = try get("/audit/export?format=xml")
+        let badFormat = try await get("/audit/export?format=xml")
         #expect(
             badFormat.status == 400 && badFormat.body.contains("format must be csv or jsonl; nothing was exported."))
-        let badExport = try get("/audit/export?format=csv&since=soon")
+        let badExport = try await get("/audit/export?format=csv&since=soon")
         #expect(badExport.status == 400 && badExport.body.contains("“since” must be"))
         #expect(!badExport.body.contains("seq,time,actor"))
 
@@ -128,9 +139,9 @@ extension ConsolePageTests {
         let model = try await ScriptedModelServer.start(replies: [])
         defer { Task { await model.stop() } }
         let (home, running, port) = try await Self.serve(model, password: "a long owner passphrase")
-        var (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
-        func post(_ path: String, _ fields: [(String, String)], port: Int) throws -> RawHTTP.Response {
-            try Self.form(
+        var (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
+        func post(_ path: String, _ fields: [(String, String)], port: Int) async throws -> RawHTTP.Response {
+            try await Self.form(
                 path, port: port, fields: fields,
                 headers: [("Cookie", cookie), ("Origin", "http://127.0.0.1:\(port)")])
         }
@@ -141,19 +152,19 @@ extension ConsolePageTests {
         // Without the token (or with a wrong one): 403, and nothing is verified or signed.
         let before = try await entries()
         for fields in [[], [("csrf_token", "")], [("csrf_token", String(csrf.reversed()))]] {
-            #expect(try post("/audit/verify", fields, port: port).status == 403)
-            #expect(try post("/audit/checkpoint", fields, port: port).status == 403)
+            #expect(try await post("/audit/verify", fields, port: port).status == 403)
+            #expect(try await post("/audit/checkpoint", fields, port: port).status == 403)
         }
         #expect(try await entries() == before)
 
-        let verified = try post("/audit/verify", [("csrf_token", csrf)], port: port)
+        let verified = try await post("/audit/verify", [("csrf_token", csrf)], port: port)
         #expect(verified.status == 303)
-        let shown = try OwnerCommandTests.send(
+        let shown = try await OwnerCommandTests.send(
             "GET", try #require(verified.header("Location")), port: port, headers: [("Cookie", cookie)])
         #expect(shown.body.contains("✓ chain intact: "), "\(shown.body)")
         #expect(shown.body.contains(#"<span id="last-verify" class="status-pass">intact</span>"#))
 
-        let download = try post("/audit/checkpoint", [("csrf_token", csrf)], port: port)
+        let download = try await post("/audit/checkpoint", [("csrf_token", csrf)], port: port)
         #expect(download.status == 200)
         #expect(download.header("Content-Disposition")?.hasPrefix("attachment; filename=\"moat-checkpoint-") == true)
         let kept = try home.write("kept-checkpoint.txt", download.body)
@@ -179,10 +190,10 @@ extension ConsolePageTests {
         let again = try await RunningServer.start(arguments: [], home: home.path)
         let port2 = try #require(again.port)
         await waitForFile(home.file("moat.sock"), within: 60)
-        (cookie, csrf) = try Self.login(port: port2, password: "a long owner passphrase")
-        let broken = try post("/audit/verify", [("csrf_token", csrf)], port: port2)
+        (cookie, csrf) = try await Self.login(port: port2, password: "a long owner passphrase")
+        let broken = try await post("/audit/verify", [("csrf_token", csrf)], port: port2)
         #expect(broken.status == 303)
-        let page = try OwnerCommandTests.send(
+        let page = try await OwnerCommandTests.send(
             "GET", try #require(broken.header("Location")), port: port2, headers: [("Cookie", cookie)])
         #expect(
             page.body.contains("✗ chain broken at entry \(flipped): its contents do not match its hash (edited)"),

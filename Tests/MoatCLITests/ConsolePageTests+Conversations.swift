@@ -25,27 +25,27 @@ extension ConsolePageTests {
         defer { Task { await server.stop() } }
         let (home, running, port) = try await Self.serve(server, password: "a long owner passphrase")
         let origin = "http://127.0.0.1:\(port)"
-        func get(_ path: String, _ headers: [(String, String)]) throws -> RawHTTP.Response {
-            try OwnerCommandTests.send("GET", path, port: port, headers: headers)
+        func get(_ path: String, _ headers: [(String, String)]) async throws -> RawHTTP.Response {
+            try await OwnerCommandTests.send("GET", path, port: port, headers: headers)
         }
-        let empty = try get("/conversations", [])
+        let empty = try await get("/conversations", [])
         #expect(empty.status == 303 && empty.header("Location") == "/login")
-        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
+        let (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
         let session = [("Cookie", cookie)]
-        let none = try get("/conversations", session)
+        let none = try await get("/conversations", session)
         #expect(none.body.contains(#"id="no-conversations""#), "\(none.status) \(none.body)")
 
         let chat = try await MoatBinary.run(["chat", "--message", "what is in <my> notes?"], home: home.path)
         let pendingID = try ApprovalAPITests.pendingID(chat)
-        let list = try get("/conversations", session)
+        let list = try await get("/conversations", session)
         #expect(list.status == 200)
         #expect(list.body.contains("<h2>You (owner)</h2>"), "\(list.body)")
         #expect(list.body.contains(#"aria-current="page">Conversations<"#))
         let id = try Self.conversationID(list)
-        #expect(try get("/conversations/\(id)", []).status == 303)
+        #expect(try await get("/conversations/\(id)", []).status == 303)
 
         // Held: the call and its decision are shown; nothing untrusted was read yet.
-        let held = try get("/conversations/\(id)", session)
+        let held = try await get("/conversations/\(id)", session)
         #expect(held.status == 200, "\(held.body)")
         #expect(held.body.contains("what is in &lt;my&gt; notes?"), "\(held.body)")
         #expect(held.body.contains("<code>read_file</code>"))
@@ -55,14 +55,14 @@ extension ConsolePageTests {
 
         // Approved from the console: the result and the reply appear, and the turn that read the file's
         // text (tool output, untrusted by default) is marked tainted, as is the next one.
-        let approved = try Self.form(
+        let approved = try await Self.form(
             "/approvals/\(pendingID)/approve", port: port, fields: [("csrf_token", csrf)],
             headers: session + [("Origin", origin)])
         #expect(approved.header("Location")?.contains("result=approved") == true)
         let next = try await MoatBinary.run(
             ["chat", "--message", "thanks", "--conversation", id], home: home.path)
         #expect(next.status == 0, "\(next.stderr)")
-        let page = try get("/conversations/\(id)", session)
+        let page = try await get("/conversations/\(id)", session)
         #expect(page.body.contains("groceries: milk, eggs"), "the tool result is missing: \(page.body)")
         #expect(page.body.contains("groceries &lt;img src=x onerror=alert(3)&gt;gpj.exe"), "\(page.body)")
         #expect(!page.body.contains("<img") && !page.body.contains("\u{202E}"))
@@ -75,7 +75,7 @@ extension ConsolePageTests {
         #expect(!page.body.contains("decided while tainted"))
         #expect(!page.body.contains(csrf))
 
-        let missing = try get("/conversations/no-such-conversation", session)
+        let missing = try await get("/conversations/no-such-conversation", session)
         #expect(missing.status == 404 && missing.body.contains("There is no such conversation"))
 
         let (status, log) = await running.stop()

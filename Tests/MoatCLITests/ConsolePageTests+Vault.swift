@@ -17,9 +17,9 @@ extension ConsolePageTests {
             ], home: home.path)
         #expect(added.status == 0, "\(added.stderr)")
         unlink(home.file("value"))
-        let (cookie, _) = try Self.login(port: port, password: "a long owner passphrase")
-        #expect(try OwnerCommandTests.send("GET", "/vault", port: port).status == 303)
-        let page = try OwnerCommandTests.send("GET", "/vault", port: port, headers: [("Cookie", cookie)])
+        let (cookie, _) = try await Self.login(port: port, password: "a long owner passphrase")
+        #expect(try await OwnerCommandTests.send("GET", "/vault", port: port).status == 303)
+        let page = try await OwnerCommandTests.send("GET", "/vault", port: port, headers: [("Cookie", cookie)])
         #expect(page.status == 200)
         #expect(
             page.body.contains("<td><code>WEATHER_KEY</code></td><td>http_request</td><td>api.weather.example</td>"),

@@ -18,14 +18,14 @@ import Testing
     /// A browser's form post: `application/x-www-form-urlencoded`, same origin unless `headers` say otherwise.
     static func form(
         _ path: String, port: Int, fields: [(String, String)], headers: [(String, String)]
-    ) throws -> RawHTTP.Response {
+    ) async throws -> RawHTTP.Response {
         let body = fields.map { name, value in
             name + "=" + (value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")
         }.joined(separator: "&")
         var text = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
         for (name, value) in headers { text += "\(name): \(value)\r\n" }
         text += "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n"
-        return try RawHTTP.send(text + "Connection: close\r\n\r\n" + body, port: port)
+        return try await RawHTTP.send(text + "Connection: close\r\n\r\n" + body, port: port)
     }
 
     /// `moat serve` on a home whose `local` provider is `model`, with `files` at `suggest` (so reading a
@@ -54,8 +54,8 @@ import Testing
 
     /// Logs in as `owner` through the API as the browser script does; the `name=value` cookie and the
     /// session's CSRF token.
-    static func login(port: Int, password: String) throws -> (cookie: String, csrf: String) {
-        let login = try OwnerCommandTests.send(
+    static func login(port: Int, password: String) async throws -> (cookie: String, csrf: String) {
+        let login = try await OwnerCommandTests.send(
             "POST", "/api/auth/login", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
             json: #"{"username":"owner","password":"\#(password)"}"#)
         try #require(login.status == 200, "\(login.body)")
@@ -83,8 +83,8 @@ import Testing
             ("Authorization", "Bearer " + (try ApprovalAPITests.token("admin", "admin", home: home.path)))
         ]
         let origin = "http://127.0.0.1:\(port)"
-        func get(_ path: String, _ headers: [(String, String)] = []) throws -> RawHTTP.Response {
-            try OwnerCommandTests.send("GET", path, port: port, headers: headers)
+        func get(_ path: String, _ headers: [(String, String)] = []) async throws -> RawHTTP.Response {
+            try await OwnerCommandTests.send("GET", path, port: port, headers: headers)
         }
 
         let chat = try await MoatBinary.run(["chat", "--message", "read the odd file"], home: home.path)
@@ -94,22 +94,22 @@ import Testing
         // Without a session every page sends the browser to the login page; an API token opens none.
         for path in Self.pagePaths {
             for headers in [[], admin, [("Cookie", "moat_session=forged")]] {
-                let response = try get(path, headers)
+                let response = try await get(path, headers)
                 #expect(response.status == 303, "\(path)")
                 #expect(response.header("Location") == "/login", "\(path)")
                 #expect(!response.body.contains("read_file"))
             }
         }
-        let refusedPost = try Self.form(
+        let refusedPost = try await Self.form(
             "/approvals/\(hostileID)/approve", port: port, fields: [("csrf_token", "x")],
             headers: admin + [("Origin", origin)])
         #expect(refusedPost.status == 303 && refusedPost.header("Location") == "/login")
 
-        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
+        let (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
         let session = [("Cookie", cookie)]
 
         // The overview: server-rendered, strict CSP, no inline script, never cached.
-        let overview = try get("/", session)
+        let overview = try await get("/", session)
         #expect(overview.status == 200, "\(overview.body)")
         let policy = try #require(overview.header("Content-Security-Policy"))
         #expect(
@@ -124,13 +124,13 @@ import Testing
         #expect(!overview.body.contains(csrf), "a page must never hold the CSRF token")
 
         // The hostile arguments are shown escaped, never as markup.
-        let page = try get("/approvals", session)
+        let page = try await get("/approvals", session)
         #expect(page.status == 200)
         #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "\(page.body)")
         #expect(page.body.contains("&quot;&gt;&lt;img src=x onerror=alert(2)&gt;"))
         #expect(!page.body.contains("<script>alert") && !page.body.contains("<img"))
         // The held call keeps the override (the API answers it as stored); the page never shows it.
-        let stored = try OwnerCommandTests.send("GET", "/api/approvals/\(hostileID)", port: port, headers: admin)
+        let stored = try await OwnerCommandTests.send("GET", "/api/approvals/\(hostileID)", port: port, headers: admin)
         #expect(stored.body.contains("\u{202E}txt.exe") || stored.body.contains("\\u202e"), "\(stored.body)")
         #expect(page.body.contains("txt.exe") && !page.body.contains("\u{202E}"), "a bidi override reached the page")
         #expect(page.body.contains(#"id="approve-\#(hostileID)""#))
@@ -150,19 +150,20 @@ import Testing
             ([("csrf_token", csrf)], session),
         ]
         for (fields, headers) in attempts {
-            let refused = try Self.form("/approvals/\(hostileID)/approve", port: port, fields: fields, headers: headers)
+            let refused = try await Self.form(
+                "/approvals/\(hostileID)/approve", port: port, fields: fields, headers: headers)
             #expect(refused.status == 403, "\(fields) \(headers): \(refused.status)")
         }
-        #expect(try get("/approvals", session).body.contains(#"id="approve-\#(hostileID)""#))
+        #expect(try await get("/approvals", session).body.contains(#"id="approve-\#(hostileID)""#))
         #expect(server.requests.count == 2, "a refused form reached the model")
 
         // Deny the hostile call with the token; it moves to the history.
-        let denied = try Self.form(
+        let denied = try await Self.form(
             "/approvals/\(hostileID)/deny", port: port, fields: [("csrf_token", csrf), ("reason", "odd file")],
             headers: session + [("Origin", origin)])
         #expect(denied.status == 303, "\(denied.body)")
         #expect(denied.header("Location")?.hasPrefix("/approvals?result=denied") == true)
-        let afterDeny = try get(try #require(denied.header("Location")), session)
+        let afterDeny = try await get(try #require(denied.header("Location")), session)
         #expect(afterDeny.body.contains("Denied \(hostileID)."))
         #expect(!afterDeny.body.contains(#"id="approve-\#(hostileID)""#))
         #expect(afterDeny.body.contains("<td>denied</td>"))
@@ -171,15 +172,15 @@ import Testing
         let second = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
         let secondID = try ApprovalAPITests.pendingID(second)
         #expect(server.requests.allSatisfy { !$0.body.contains("groceries") })
-        let approved = try Self.form(
+        let approved = try await Self.form(
             "/approvals/\(secondID)/approve", port: port, fields: [("csrf_token", csrf)],
             headers: session + [("Origin", origin)])
         #expect(approved.status == 303)
         #expect(server.requests.last?.body.contains("groceries") == true)
-        let afterApprove = try get(try #require(approved.header("Location")), session)
+        let afterApprove = try await get(try #require(approved.header("Location")), session)
         #expect(afterApprove.body.contains("Approved \(secondID)"))
         let rounds = server.requests.count
-        let again = try Self.form(
+        let again = try await Self.form(
             "/approvals/\(secondID)/approve", port: port, fields: [("csrf_token", csrf)],
             headers: session + [("Origin", origin)])
         #expect(again.header("Location")?.contains("result=failed") == true)
@@ -188,10 +189,10 @@ import Testing
         // The assets: same origin, content-hashed path, long immutable cache.
         let stylePath = try #require(
             overview.body.range(of: #"/assets/moat\.[0-9a-f]{16}\.css"#, options: .regularExpression))
-        let style = try get(String(overview.body[stylePath]))
+        let style = try await get(String(overview.body[stylePath]))
         #expect(style.status == 200 && style.header("Content-Type")?.hasPrefix("text/css") == true)
         #expect(style.header("Cache-Control") == "public, max-age=31536000, immutable")
-        #expect(try get("/assets/moat.0000000000000000.css").status == 404)
+        #expect(try await get("/assets/moat.0000000000000000.css").status == 404)
 
         let (status, log) = await running.stop()
         #expect(status == 0, "\(log)")
@@ -235,17 +236,18 @@ import Testing
         let origin = "http://127.0.0.1:\(port)"
         let chat = try await MoatBinary.run(["chat", "--message", "read my notes"], home: home.path)
         let pendingID = try ApprovalAPITests.pendingID(chat)
-        let (cookie, csrf) = try Self.login(port: port, password: "a long owner passphrase")
+        let (cookie, csrf) = try await Self.login(port: port, password: "a long owner passphrase")
 
         // This process runs as the server's user: the cookie alone reads every page.
         for path in Self.pagePaths {
-            let page = try OwnerCommandTests.send("GET", path, port: port, headers: [("Cookie", cookie)])
+            let page = try await OwnerCommandTests.send("GET", path, port: port, headers: [("Cookie", cookie)])
             #expect(page.status == 200, "\(path): \(page.status)")
             #expect(page.body.contains(#"<strong id="owner-name">owner</strong>"#), "\(path)")
         }
         #expect(
-            try OwnerCommandTests.send("GET", "/approvals", port: port, headers: [("Cookie", cookie)]).body.contains(
-                pendingID))
+            try await OwnerCommandTests.send("GET", "/approvals", port: port, headers: [("Cookie", cookie)]).body
+                .contains(
+                    pendingID))
 
         // Another local user with the same cookie: no page, whatever else it claims.
         let claims: [[String]] = [
@@ -278,9 +280,10 @@ import Testing
         let apiRead = try await Self.curlAsNobody(
             "GET", "/api/approvals", port: port, headers: ["Host: 127.0.0.1:\(port)", "Cookie: \(cookie)"])
         #expect(apiRead.status == 403 && !apiRead.text.contains(pendingID), "\(apiRead.text)")
-        let ownRead = try OwnerCommandTests.send("GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
+        let ownRead = try await OwnerCommandTests.send(
+            "GET", "/api/approvals", port: port, headers: [("Cookie", cookie)])
         #expect(ownRead.status == 403 && !ownRead.body.contains(pendingID))
-        let withToken = try OwnerCommandTests.send(
+        let withToken = try await OwnerCommandTests.send(
             "GET", "/api/approvals", port: port, headers: [("Cookie", cookie), ("X-CSRF-Token", csrf)])
         #expect(withToken.status == 200 && withToken.body.contains(pendingID), "\(withToken.body)")
 

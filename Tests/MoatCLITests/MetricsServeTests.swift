@@ -24,8 +24,8 @@ import Testing
         return (home, created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
-    static func scrape(port: Int, token: String?) throws -> RawHTTP.Response {
-        try OwnerCommandTests.send(
+    static func scrape(port: Int, token: String?) async throws -> RawHTTP.Response {
+        try await OwnerCommandTests.send(
             "GET", "/api/metrics", port: port, headers: token.map { [("Authorization", "Bearer \($0)")] } ?? [])
     }
 
@@ -43,7 +43,7 @@ import Testing
         let running = try await RunningServer.start(arguments: [], home: home.path)
         defer { _ = running.stop() }
         let port = try #require(running.port)
-        let before = try Self.scrape(port: port, token: token)
+        let before = try await Self.scrape(port: port, token: token)
         #expect(before.status == 200)
         #expect(before.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
         #expect(Self.sample(before.body, #"moat_messages_total{channel="owner"}"#) == nil)
@@ -56,7 +56,7 @@ import Testing
             chat.stdout.split(separator: " ").map(String.init).first { $0.hasPrefix("owner-") }?
                 .trimmingCharacters(in: .whitespacesAndNewlines))
 
-        let after = try Self.scrape(port: port, token: token).body
+        let after = try await Self.scrape(port: port, token: token).body
         #expect(Self.sample(after, #"moat_messages_total{channel="owner"}"#) == 1, "\(after)")
         #expect(Self.sample(after, #"moat_tool_calls_total{decision="described"}"#) == 1, "\(after)")
         #expect(Self.sample(after, #"moat_provider_round_seconds_count{provider="local"}"#) == 2, "\(after)")
@@ -91,13 +91,13 @@ import Testing
         flipped[flipped.count - 1] =
             flipped[flipped.count - 1] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         for attempt in [nil, String(decoding: flipped, as: UTF8.self), ""] {
-            let refused = try Self.scrape(port: port, token: attempt)
+            let refused = try await Self.scrape(port: port, token: attempt)
             #expect(refused.status == 401, "\(String(describing: attempt))")
             #expect(!refused.body.contains("moat_"))
         }
-        #expect(try Self.scrape(port: port, token: token).status == 200)
+        #expect(try await Self.scrape(port: port, token: token).status == 200)
         // The unauthenticated attempts were counted by status class, under the route's template.
-        let text = try Self.scrape(port: port, token: token).body
+        let text = try await Self.scrape(port: port, token: token).body
         #expect(
             (Self.sample(text, #"moat_http_requests_total{route="/api/metrics",method="GET",status="4xx"}"#) ?? 0) >= 1,
             "\(text)")

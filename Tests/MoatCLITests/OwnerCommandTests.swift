@@ -18,8 +18,8 @@ import Testing
 
     static func send(
         _ method: String, _ path: String, port: Int, headers: [(String, String)] = [], json: String? = nil
-    ) throws -> RawHTTP.Response {
-        try RawHTTP.send(
+    ) async throws -> RawHTTP.Response {
+        try await RawHTTP.send(
             RawHTTP.request(method, path, headers: [("Host", "127.0.0.1:\(port)")] + headers, body: json), port: port)
     }
 
@@ -35,15 +35,12 @@ import Testing
         #expect(!server.log.contains(token))
         #expect(server.log.contains("setup-link.txt"))
         // The admin socket starts beside the HTTP listener.
-        let socketDeadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: home + "/moat.sock") && Date() < socketDeadline {
-            usleep(20_000)
-        }
+        await waitForFile(home + "/moat.sock", within: 60)
         #expect(FileManager.default.fileExists(atPath: home + "/moat.sock"))
 
         // Before setup: 503 everywhere but setup.
-        #expect(try Self.send("GET", "/api/tokens", port: port).status == 503)
-        let setup = try Self.send(
+        #expect(try await Self.send("GET", "/api/tokens", port: port).status == 503)
+        let setup = try await Self.send(
             "POST", "/api/setup", port: port, headers: [("Origin", "http://127.0.0.1:\(port)")],
             json: #"{"token":"\#(token)","password":"\#(Self.password)"}"#)
         #expect(setup.status == 201)
@@ -68,23 +65,28 @@ import Testing
         let curlOut = Pipe()
         curl.standardOutput = curlOut
         try curl.run()
-        let curlBody = String(decoding: curlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        curl.waitUntilExit()
+        let curlBody = await offCooperativePool {
+            let body = String(decoding: curlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            curl.waitUntilExit()
+            return body
+        }
         #expect(curlBody.contains("\"via\":\"token\"") && curlBody.contains("\"scope\":\"read\""), "\(curlBody)")
         let list = try await MoatBinary.run(["token", "list"], home: home)
         #expect(list.status == 0 && list.stdout.contains(prefix) && list.stdout.contains("ci"))
         #expect(!list.stdout.contains(apiToken))
         #expect(try await MoatBinary.run(["token", "revoke", prefix], home: home).status == 0)
         #expect(
-            try Self.send("GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")])
-                .status == 401)
+            try await Self.send(
+                "GET", "/api/auth/session", port: port, headers: [("Authorization", "Bearer \(apiToken)")]
+            )
+            .status == 401)
         let unknown = try await MoatBinary.run(["token", "revoke", "nothere1"], home: home)
         #expect(unknown.status != 0 && unknown.stderr.contains("no API token with prefix nothere1"))
 
         // Revoke everything ends the browser session.
-        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 200)
+        #expect(try await Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 200)
         #expect(try await MoatBinary.run(["owner", "revoke-all"], home: home).status == 0)
-        #expect(try Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 401)
+        #expect(try await Self.send("GET", "/api/auth/session", port: port, headers: browser).status == 401)
         let (status, log) = await server.stop()
         #expect(status == 0)
         #expect(!log.contains(apiToken) && !log.contains(token))
@@ -123,7 +125,7 @@ import Testing
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         #expect(!FileManager.default.fileExists(atPath: home + "/setup-link.txt"))
-        let login = try Self.send(
+        let login = try await Self.send(
             "POST", "/api/auth/login", port: port, json: #"{"username":"alice","password":"\#(Self.password)"}"#)
         #expect(login.status == 200)
         let status = try await MoatBinary.run(["owner", "status"], home: home)
@@ -134,7 +136,7 @@ import Testing
     @Test("under TLS the cookie is __Host- and Secure, and HSTS is sent")
     func tlsCookie() async throws {
         let temp = TemporaryDirectory()
-        let (cert, key) = try TestCertificates.make(in: temp)
+        let (cert, key) = try await TestCertificates.make(in: temp)
         let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
         let home = temp.file("home")
         let server = try await RunningServer.start(arguments: ["--config", config], home: home)
@@ -156,8 +158,11 @@ import Testing
         // The setup token goes through stdin, not curl's argv.
         input.fileHandleForWriting.write(Data(#"{"token":"\#(token)","password":"\#(Self.password)"}"#.utf8))
         try input.fileHandleForWriting.close()
-        let headers = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let headers = await offCooperativePool {
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text
+        }
         #expect(headers.contains("HTTP/1.1 201"), "\(headers)")
         let cookie = headers.split(separator: "\r\n").first { $0.lowercased().hasPrefix("set-cookie:") } ?? ""
         #expect(cookie.contains("__Host-moat_session="))

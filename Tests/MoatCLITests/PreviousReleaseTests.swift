@@ -70,20 +70,20 @@ struct PreviousReleaseTests {
         let token = try Self.text("api-token.txt")
         let server = try await RunningServer.start(arguments: [], home: home, extraEnvironment: environment)
         let port = try #require(server.port)
-        func session(_ bearer: String) throws -> RawHTTP.Response {
-            try RawHTTP.send(
+        func session(_ bearer: String) async throws -> RawHTTP.Response {
+            try await RawHTTP.send(
                 RawHTTP.request(
                     "GET", "/api/auth/session",
                     headers: [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(bearer)")]),
                 port: port)
         }
-        let accepted = try session(token)
+        let accepted = try await session(token)
         #expect(accepted.status == 200, "\(server.log)")
         #expect(accepted.json["via"] as? String == "token")
         #expect(accepted.json["username"] as? String == "owner")
         // The token's secret part changed in one character: the stored row is what authenticates, not luck.
         let last = token.last == "A" ? "B" : "A"
-        #expect(try session(String(token.dropLast()) + last).status == 401)
+        #expect(try await session(String(token.dropLast()) + last).status == 401)
         await #expect(server.stop().status == 0)
     }
 }

@@ -33,6 +33,7 @@ struct RealModelChatTests {
                   first_byte_seconds: 600
             agent:
               max_rounds_per_turn: 3
+              turn_seconds: 1200
             """
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
@@ -46,7 +47,8 @@ struct RealModelChatTests {
 
         let running = try await RunningServer.start(arguments: [], home: home.path)
         await waitForFile(home.file("moat.sock"), within: 60)
-        // A 135M model on a CPU shared with other tests: minutes, not seconds, on a busy machine.
+        // A 135M model on a CPU shared with other tests: minutes, not seconds, on a busy machine (a round
+        // took over 120 s, the default agent.turn_seconds, in a parallel run of MoatCLITests).
         let chat = try await MoatBinary.run(
             ["chat", "--message", "list the files in my workspace"], home: home.path, timeout: 1200)
         #expect(chat.status == 0, "\(chat.stderr)")
@@ -102,7 +104,7 @@ enum ModelServerVenv {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
-        let (_, stderr) = server.kill()
+        let (_, stderr) = await server.kill()
         Issue.record("the model server did not answer within 180 s:\n\(stderr.suffix(2000))")
         throw CancellationError()
     }

@@ -118,7 +118,7 @@ import Testing
         let home = temp.file("home")
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
-        let response = try RawHTTP.send(
+        let response = try await RawHTTP.send(
             RawHTTP.request(
                 "GET",
                 "/healthz?token=very-secret-value",
@@ -129,7 +129,9 @@ import Testing
         #expect(response.status == 200)
         #expect(response.body == "ok\n")
         // Listening on loopback only: the same port on ::1 or a non-loopback address is not served.
-        #expect(throws: (any Error).self) { try RawHTTP.send(RawHTTP.request(headers: []), host: "::1", port: port) }
+        await #expect(throws: (any Error).self) {
+            try await RawHTTP.send(RawHTTP.request(headers: []), host: "::1", port: port)
+        }
 
         let (status, log) = await server.stop(signal: SIGTERM)
         #expect(status == 0)
@@ -157,13 +159,13 @@ import Testing
     @Test("TLS: serve starts with a valid certificate and speaks TLS 1.2+ only")
     func tlsServe() async throws {
         let temp = TemporaryDirectory()
-        let (cert, key) = try TestCertificates.make(in: temp)
+        let (cert, key) = try await TestCertificates.make(in: temp)
         let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
         let server = try await RunningServer.start(arguments: ["--config", config], home: temp.file("home"))
         let port = try #require(server.port)
         #expect(server.log.contains("https://127.0.0.1:\(port)"))
-        #expect(try Self.handshake(port: port, ["-tls1_2"]) == 0)
-        #expect(try Self.handshake(port: port, ["-tls1_1"]) != 0)
+        #expect(try await Self.handshake(port: port, ["-tls1_2"]) == 0)
+        #expect(try await Self.handshake(port: port, ["-tls1_1"]) != 0)
         await #expect(server.stop().status == 0)
     }
 
@@ -171,17 +173,19 @@ import Testing
     func tls12CipherSuites() async throws {
         let temp = TemporaryDirectory()
         // An RSA certificate, so the TLS_RSA_* suites (no forward secrecy) would be possible at all.
-        let (cert, key) = try TestCertificates.make(in: temp, rsa: true)
+        let (cert, key) = try await TestCertificates.make(in: temp, rsa: true)
         let config = try temp.write("moat.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
         let server = try await RunningServer.start(arguments: ["--config", config], home: temp.file("home"))
         let port = try #require(server.port)
         for refused in ["AES128-SHA", "AES128-GCM-SHA256", "AES256-GCM-SHA384", "ECDHE-RSA-AES128-SHA"] {
-            #expect(try Self.handshake(port: port, ["-tls1_2", "-cipher", refused]) != 0, "\(refused) was accepted")
+            #expect(
+                try await Self.handshake(port: port, ["-tls1_2", "-cipher", refused]) != 0, "\(refused) was accepted")
         }
         for accepted in ["ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-CHACHA20-POLY1305"] {
-            #expect(try Self.handshake(port: port, ["-tls1_2", "-cipher", accepted]) == 0, "\(accepted) was refused")
+            #expect(
+                try await Self.handshake(port: port, ["-tls1_2", "-cipher", accepted]) == 0, "\(accepted) was refused")
         }
-        #expect(try Self.handshake(port: port, ["-tls1_3"]) == 0)
+        #expect(try await Self.handshake(port: port, ["-tls1_3"]) == 0)
         await #expect(server.stop().status == 0)
     }
 
@@ -191,15 +195,15 @@ import Testing
         let server = try await RunningServer.start(arguments: ["--host", "127.0.0.2"], home: temp.file("home"))
         let port = try #require(server.port)
         #expect(server.log.contains("http://127.0.0.2:\(port)"))
-        let response = try RawHTTP.send(
+        let response = try await RawHTTP.send(
             RawHTTP.request("GET", "/healthz", headers: [("Host", "127.0.0.2:\(port)")]), host: "127.0.0.2", port: port)
         #expect(response.status == 200)
-        let setup = try RawHTTP.send(
+        let setup = try await RawHTTP.send(
             RawHTTP.request("GET", "/api/setup", headers: [("Host", "127.0.0.2:\(port)")]), host: "127.0.0.2",
             port: port)
         #expect(setup.status == 200)
         // Another port on the same address is still a foreign Host.
-        let foreign = try RawHTTP.send(
+        let foreign = try await RawHTTP.send(
             RawHTTP.request("GET", "/healthz", headers: [("Host", "127.0.0.2:\(port == 1 ? 2 : port - 1)")]),
             host: "127.0.0.2", port: port)
         #expect(foreign.status == 421)
@@ -207,16 +211,18 @@ import Testing
     }
 
     /// Runs `openssl s_client` against the port with these extra arguments; its exit status.
-    static func handshake(port: Int, _ arguments: [String]) throws -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+    static func handshake(port: Int, _ arguments: [String]) async throws -> Int32 {
+        try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
     }
 }
 

@@ -25,16 +25,18 @@ import Testing
     }
 
     /// Runs `argv` (through ``withoutPtrace`` unless `asIs`) and returns its exit status.
-    static func status(_ argv: [String], asIs: Bool = false) throws -> Int32 {
+    static func status(_ argv: [String], asIs: Bool = false) async throws -> Int32 {
         let command = asIs ? argv : withoutPtrace + argv
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        return process.terminationStatus
+        return try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: command[0])
+            process.arguments = Array(command.dropFirst())
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
     }
 
     /// The line of `/proc/PID/limits` that starts with `name`, its columns split.
@@ -53,11 +55,11 @@ import Testing
         let pid = server.process.processIdentifier
         // /proc/PID/mem is what debuggers and gcore read; the kernel lets a process of the same user
         // (without CAP_SYS_PTRACE) open it only while the target is dumpable.
-        #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
+        #expect(try await Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
         #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])
         if FileManager.default.isExecutableFile(atPath: "/usr/bin/gcore") {
             let core = temp.file("core")
-            _ = try Self.status(["/usr/bin/timeout", "60", "/usr/bin/gcore", "-o", core, "\(pid)"])
+            _ = try await Self.status(["/usr/bin/timeout", "60", "/usr/bin/gcore", "-o", core, "\(pid)"])
             #expect(!FileManager.default.fileExists(atPath: "\(core).\(pid)"), "gcore wrote a dump of moat serve")
         }
         await #expect(server.stop().status == 0)
@@ -84,13 +86,13 @@ import Testing
         // then sets its core limit to 0, before it reads any input.
         let deadline = Date().addingTimeInterval(60)
         while (try? Self.limit("Max core file size", pid: pid).prefix(2)) != ["0", "0"] && Date() < deadline {
-            usleep(10_000)
+            try await Task.sleep(for: .milliseconds(10))
         }
         #expect(process.isRunning)
-        #expect(try Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
+        #expect(try await Self.status(["/bin/sh", "-c", "exec 3</proc/\(pid)/mem"]) != 0)
         #expect(try Self.limit("Max core file size", pid: pid).prefix(2) == ["0", "0"])
         try input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        await offCooperativePool { process.waitUntilExit() }
     }
 
     @Test(
@@ -103,7 +105,7 @@ import Testing
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         // Use the keys: an authenticated request (token lookup, row MACs) and refusals (audit entries).
-        let session = try RawHTTP.send(
+        let session = try await RawHTTP.send(
             RawHTTP.request(
                 "GET", "/api/auth/session",
                 headers: [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(token)")]),
@@ -113,7 +115,8 @@ import Testing
         let core = temp.file("core")
         // As root, with CAP_SYS_PTRACE: the dump is taken whatever the process asked for; what it holds is
         // what MADV_DONTDUMP and short-lived crypto copies leave out.
-        let status = try Self.status(["/usr/bin/timeout", "120", "/usr/bin/gcore", "-o", core, "\(pid)"], asIs: true)
+        let status = try await Self.status(
+            ["/usr/bin/timeout", "120", "/usr/bin/gcore", "-o", core, "\(pid)"], asIs: true)
         try #require(status == 0, "gcore failed")
         let dump = try Data(contentsOf: URL(fileURLWithPath: "\(core).\(pid)"), options: .alwaysMapped)
         #expect(dump.count > 1_000_000)
@@ -155,15 +158,15 @@ import Testing
         let server = try await RunningServer.start(
             arguments: [], home: home, launcher: ["/usr/bin/prlimit", "--nofile=1024:1024", "--"])
         let port = try #require(server.port)
-        let held = HeldConnections(count: 1_100, port: port, within: 60)
+        let held = await HeldConnections.open(count: 1_100, port: port, within: 60)
         #expect(held.opened > 1_000, "only \(held.opened) connections opened")
         // The attack: pipelined unauthenticated requests on every held connection, answers never read.
         let request = "GET /api/tokens HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
         held.sendOnEach(request + request)
 
-        let health = try RawHTTP.send(RawHTTP.request(headers: [("Host", "127.0.0.1:\(port)")]), port: port)
+        let health = try await RawHTTP.send(RawHTTP.request(headers: [("Host", "127.0.0.1:\(port)")]), port: port)
         #expect(health.status == 200)
-        let session = try RawHTTP.send(
+        let session = try await RawHTTP.send(
             RawHTTP.request(
                 "GET", "/api/auth/session",
                 headers: [("Host", "127.0.0.1:\(port)"), ("Authorization", "Bearer \(token)")]),
@@ -173,7 +176,7 @@ import Testing
         #expect(server.log.contains("connection limit reached"), "the refusals were not logged")
 
         // Idle connections do not stay: every held one is closed by the server (30 s idle timeout).
-        let stillOpen = held.waitUntilClosedByServer(within: 120)
+        let stillOpen = await held.waitUntilClosedByServer(within: 120)
         #expect(stillOpen == 0, "\(stillOpen) idle connections still open after 120 s")
         held.closeAll()
         let (status, log) = await server.stop()
@@ -185,7 +188,9 @@ import Testing
 }
 
 /// Many client connections to one loopback port, opened and held by the test (bounded in count and time).
-final class HeldConnections {
+///
+/// Unchecked `Sendable` only so it can be opened on a thread of its own; one test uses it at a time.
+final class HeldConnections: @unchecked Sendable {
     private(set) var descriptors: [Int32] = []
 
     /// Raises this test process's own soft open-file limit to at least `count` (within its hard limit).
@@ -207,6 +212,11 @@ final class HeldConnections {
         }
     }
 
+    /// ``init(count:port:within:)`` on a thread of its own: a connect to a full backlog waits up to 2 s.
+    static func open(count: Int, port: Int, within seconds: TimeInterval) async -> HeldConnections {
+        await offCooperativePool { HeldConnections(count: count, port: port, within: seconds) }
+    }
+
     var opened: Int { descriptors.count }
 
     /// Writes `text` on every connection (without SIGPIPE on those the server closed already).
@@ -219,7 +229,7 @@ final class HeldConnections {
 
     /// Reads and discards until the server has closed every connection or `seconds` pass; returns how many
     /// are still open.
-    func waitUntilClosedByServer(within seconds: TimeInterval) -> Int {
+    func waitUntilClosedByServer(within seconds: TimeInterval) async -> Int {
         var open = Set(descriptors)
         var buffer = [UInt8](repeating: 0, count: 16_384)
         let deadline = Date().addingTimeInterval(seconds)
@@ -232,7 +242,7 @@ final class HeldConnections {
                     break
                 }
             }
-            if !open.isEmpty { usleep(500_000) }
+            if !open.isEmpty { try? await Task.sleep(for: .milliseconds(500)) }
         }
         return open.count
     }

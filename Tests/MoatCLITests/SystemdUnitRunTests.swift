@@ -54,9 +54,9 @@ final class UserSystemd: @unchecked Sendable {
             let state = try await systemctl(["show", "-p", "SystemState", "--value"]).output
                 .trimmingCharacters(in: .whitespacesAndNewlines)
             if state == "running" || state == "degraded" { return }
-            usleep(100_000)
+            try await Task.sleep(for: .milliseconds(100))
         }
-        stop()
+        await stop()
         throw ManagerDidNotStart(description: "the user manager did not start: \(managerLog)")
     }
 
@@ -84,6 +84,11 @@ final class UserSystemd: @unchecked Sendable {
         let deadline = Date().addingTimeInterval(60)
         while Self.alive(pid) && Date() < deadline { usleep(50_000) }
         if Self.alive(pid) { kill(pid, SIGKILL) }
+    }
+
+    /// ``stop()`` waiting on a thread of its own (the sync form is for `deinit`).
+    func stop() async {
+        await offCooperativePool { self.stop() }
     }
 
     /// Whether `pid` still runs (a zombie waiting for its reaper counts as gone).
@@ -178,7 +183,7 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
         #expect(sandboxed.status == 0 && output.contains("sandboxed as 1000"), "\(sandboxed.output)\n\(output)")
 
         // A reboot: the manager stops (and with it moat serve, cleanly), a new one starts the enabled unit.
-        manager!.stop()
+        await manager!.stop()
         await #expect(try Self.healthz(port) != "200")
         manager = nil
         let rebooted = try await UserSystemd(base: base)
@@ -186,11 +191,11 @@ struct ManagerDidNotStart: Error, CustomStringConvertible {
         let deadline = Date().addingTimeInterval(120)
         while !answered && Date() < deadline {
             answered = try await Self.healthz(port) == "200"
-            if !answered { usleep(200_000) }
+            if !answered { try await Task.sleep(for: .milliseconds(200)) }
         }
         #expect(answered, "\(rebooted.managerLog)")
         await #expect(try rebooted.systemctl(["stop", "moat"]).status == 0)
-        rebooted.stop()
+        await rebooted.stop()
         let audit = try await MoatBinary.run(["audit", "tail", "-n", "30"], home: home)
         #expect(audit.stdout.components(separatedBy: "gateway.stop").count - 1 >= 2, "\(audit.stdout)")
     }

@@ -24,13 +24,13 @@ import Testing
         let server = try await RunningServer.start(arguments: [], home: home)
         let port = try #require(server.port)
         let bearer = [("Authorization", "Bearer \(token)")]
-        #expect(try OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
+        #expect(try await OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
         // The first use is written at once.
         let first = try #require(try Self.storedLastUse(home))
         // Strictly later than the first use, so only the second use can account for a stored time from here on.
-        while Self.nowMillis <= first { usleep(1000) }
+        while Self.nowMillis <= first { try await Task.sleep(for: .milliseconds(1)) }
         let secondSent = Self.nowMillis
-        #expect(try OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
+        #expect(try await OwnerCommandTests.send("GET", "/api/auth/session", port: port, headers: bearer).status == 200)
         let stopped = await server.stop()
         #expect(stopped.status == 0, "\(stopped.log)")
         #expect(try #require(try Self.storedLastUse(home)) >= secondSent)

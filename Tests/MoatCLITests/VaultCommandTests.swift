@@ -330,8 +330,12 @@ import Testing
         process.standardError = output
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        // About six seconds (the `timeout`), waited for on a thread of its own.
+        let data = await offCooperativePool {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            return data
+        }
         let text = String(decoding: data, as: UTF8.self)
         #expect(text.contains("Recovery key, shown only this once"), "\(text)")
         #expect(text.range(of: #"([a-z2-7]{4}-){12}[a-z2-7]{4}"#, options: .regularExpression) != nil)

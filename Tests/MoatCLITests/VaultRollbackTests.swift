@@ -120,7 +120,7 @@ import Testing
         let deadline = Date().addingTimeInterval(30)
         var tail = ""
         while !tail.contains("vault.write") && Date() < deadline {
-            usleep(500_000)
+            try await Task.sleep(for: .milliseconds(500))
             tail = try await moat(["audit", "tail", "-n", "50"], home.path).stdout
         }
         await #expect(server.stop().status == 0)
@@ -173,6 +173,7 @@ struct Unwritable {
         if immutable { _ = Self.chattr("-i", path) } else { chmod(path, 0o600) }
     }
 
+    /// Waits for `chattr` (a few milliseconds) on the caller's thread: `restore()` runs in a `defer`.
     static func chattr(_ flag: String, _ path: String) -> Int32 {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")

@@ -15,15 +15,15 @@ import Testing
         let port: Int
         var origin: String { "http://127.0.0.1:\(port)" }
 
-        func send(_ method: String, _ path: String, _ headers: [(String, String)], json: String? = nil) throws
+        func send(_ method: String, _ path: String, _ headers: [(String, String)], json: String? = nil) async throws
             -> RawHTTP.Response
         {
-            try OwnerCommandTests.send(method, path, port: port, headers: headers, json: json)
+            try await OwnerCommandTests.send(method, path, port: port, headers: headers, json: json)
         }
 
         /// A browser session: its cookie and CSRF token.
-        func login() throws -> Session {
-            let login = try send(
+        func login() async throws -> Session {
+            let login = try await send(
                 "POST", "/api/auth/login", [("Origin", origin)],
                 json: #"{"username":"owner","password":"\#(WebChatTests.passphrase)"}"#)
             try #require(login.status == 200, "\(login.body)")
@@ -32,14 +32,14 @@ import Testing
         }
 
         /// `POST /api/chat/live-token` as the session's page sends it.
-        func chatToken(_ session: Session, json: String? = nil) throws -> String {
-            let answer = try send("POST", "/api/chat/live-token", session.headers(origin), json: json)
+        func chatToken(_ session: Session, json: String? = nil) async throws -> String {
+            let answer = try await send("POST", "/api/chat/live-token", session.headers(origin), json: json)
             try #require(answer.status == 200, "\(answer.body)")
             return try #require(answer.json["token"] as? String)
         }
 
         /// Opens the chat socket offering `token` (nil: no token) from `origin` (default: this gateway's).
-        func open(token: String?, origin: String? = nil) throws -> WebSocketTestClient {
+        func open(token: String?, origin: String? = nil) async throws -> WebSocketTestClient {
             let protocols = ["moat.chat"] + (token.map { ["moat.token." + $0] } ?? [])
             return try WebSocketTestClient(
                 port: port, path: "/api/chat/socket",
@@ -50,9 +50,9 @@ import Testing
         }
 
         /// The HTTP status of a refused upgrade; fails the test when the upgrade is accepted.
-        func refusal(token: String?, origin: String? = nil) throws -> Int {
+        func refusal(token: String?, origin: String? = nil) async throws -> Int {
             do {
-                let socket = try open(token: token, origin: origin)
+                let socket = try await open(token: token, origin: origin)
                 socket.close()
                 Issue.record("the upgrade was accepted")
                 return 101
@@ -109,14 +109,14 @@ import Testing
             ],
             trust: "suggest")
         defer { Task { await model.stop() } }
-        let session = try served.login()
-        let socket = try served.open(token: try served.chatToken(session))
+        let session = try await served.login()
+        let socket = try await served.open(token: try await served.chatToken(session))
         defer { socket.close() }
         #expect(socket.chosenProtocol == "moat.chat")
-        #expect(try socket.readJSON(until: ["ready"]).last?["type"] as? String == "ready")
+        #expect(try await socket.readJSON(until: ["ready"]).last?["type"] as? String == "ready")
 
         try socket.send(text: Self.message("hello"))
-        let first = try socket.readJSON(until: ["done", "error"])
+        let first = try await socket.readJSON(until: ["done", "error"])
         let done = try #require(first.last, "\(first.seen)")
         #expect(done["type"] as? String == "done", "\(first.seen)")
         let deltas = first.seen.filter { $0["type"] as? String == "delta" }
@@ -128,7 +128,7 @@ import Testing
         let conversation = try #require(turn["conversation"] as? String)
 
         try socket.send(text: Self.message("what is in notes.txt?", conversation: conversation))
-        let second = try socket.readJSON(until: ["done", "error"])
+        let second = try await socket.readJSON(until: ["done", "error"])
         #expect(second.last?["type"] as? String == "done", "\(second.seen)")
         let approval = try #require(second.seen.first { $0["type"] as? String == "approval" }, "\(second.seen)")
         #expect((approval["approval_id"] as? String)?.isEmpty == false)
@@ -136,7 +136,7 @@ import Testing
         #expect(second.seen.contains { $0["type"] as? String == "tool" && $0["stage"] as? String == "decided" })
         #expect((second.last?["turn"] as? [String: Any])?["conversation"] as? String == conversation)
         // The held call is the one the approvals API lists.
-        let listed = try served.send("GET", "/api/approvals", session.headers(served.origin))
+        let listed = try await served.send("GET", "/api/approvals", session.headers(served.origin))
         #expect(listed.body.contains(approval["approval_id"] as? String ?? "?"), "\(listed.body)")
         _ = await served.running.stop()
     }
@@ -147,9 +147,9 @@ import Testing
     func refusals() async throws {
         let (served, model) = try await Self.serve([.text("unused")])
         defer { Task { await model.stop() } }
-        let session = try served.login()
+        let session = try await served.login()
 
-        #expect(try served.refusal(token: nil) == 400)
+        #expect(try await served.refusal(token: nil) == 400)
         do {
             // No subprotocol at all.
             _ = try WebSocketTestClient(
@@ -160,61 +160,61 @@ import Testing
         }
 
         // Used: one connection per token.
-        let token = try served.chatToken(session)
-        try served.open(token: token).close()
-        #expect(try served.refusal(token: token) == 400)
+        let token = try await served.chatToken(session)
+        try await served.open(token: token).close()
+        #expect(try await served.refusal(token: token) == 400)
 
         // A foreign Origin is refused before the token is looked at: the same token still opens the socket.
-        let fresh = try served.chatToken(session)
-        #expect(try served.refusal(token: fresh, origin: "http://evil.example") == 400)
-        #expect(try served.refusal(token: fresh, origin: "null") == 400)
-        try served.open(token: fresh).close()
+        let fresh = try await served.chatToken(session)
+        #expect(try await served.refusal(token: fresh, origin: "http://evil.example") == 400)
+        #expect(try await served.refusal(token: fresh, origin: "null") == 400)
+        try await served.open(token: fresh).close()
 
         // Altered: one character in the middle of the signature changed (the last one can differ only in
         // padding bits), or the signature cut off.
-        let altered = try served.chatToken(session)
+        let altered = try await served.chatToken(session)
         var characters = Array(altered)
         let middle = characters.count - 20
         characters[middle] = characters[middle] == "A" ? "Q" : "A"
-        #expect(try served.refusal(token: String(characters)) == 400)
-        #expect(try served.refusal(token: String(altered.prefix { $0 != "." })) == 400)
-        try served.open(token: altered).close()
+        #expect(try await served.refusal(token: String(characters)) == 400)
+        #expect(try await served.refusal(token: String(altered.prefix { $0 != "." })) == 400)
+        try await served.open(token: altered).close()
 
         // Expired: a token asked for with a one-second lifetime, used after it.
-        let short = try served.chatToken(session, json: #"{"lifetime":1}"#)
+        let short = try await served.chatToken(session, json: #"{"lifetime":1}"#)
         try await Task.sleep(for: .milliseconds(2500))
-        #expect(try served.refusal(token: short) == 400)
+        #expect(try await served.refusal(token: short) == 400)
 
         // Other purposes: the event stream's and the generic WebSocket token open no chat.
         for purpose in ["events", "websocket"] {
-            let other = try served.send(
+            let other = try await served.send(
                 "POST", "/api/auth/live-token", session.headers(served.origin), json: #"{"purpose":"\#(purpose)"}"#)
             try #require(other.status == 200, "\(other.body)")
-            #expect(try served.refusal(token: try #require(other.json["token"] as? String)) == 400)
+            #expect(try await served.refusal(token: try #require(other.json["token"] as? String)) == 400)
         }
         // …and the generic route mints no chat token.
-        let generic = try served.send(
+        let generic = try await served.send(
             "POST", "/api/auth/live-token", session.headers(served.origin), json: #"{"purpose":"chat"}"#)
         #expect(generic.status == 400, "\(generic.body)")
 
         // Minting: a session with its CSRF token, a same-origin browser; not an API token, not the cookie alone.
         let write = try await ApprovalAPITests.token("writer", "write", home: served.home.path)
-        let byToken = try served.send("POST", "/api/chat/live-token", [("Authorization", "Bearer " + write)])
+        let byToken = try await served.send("POST", "/api/chat/live-token", [("Authorization", "Bearer " + write)])
         #expect(byToken.status == 403, "\(byToken.body)")
-        let cookieOnly = try served.send(
+        let cookieOnly = try await served.send(
             "POST", "/api/chat/live-token", [("Cookie", session.cookie), ("Origin", served.origin)])
         #expect(cookieOnly.status == 403, "\(cookieOnly.body)")
-        let crossSite = try served.send(
+        let crossSite = try await served.send(
             "POST", "/api/chat/live-token",
             [("Cookie", session.cookie), ("X-CSRF-Token", session.csrf), ("Origin", "http://evil.example")])
         #expect(crossSite.status == 403, "\(crossSite.body)")
         for lifetime in ["0", "301", "1.5", "\"60\""] {
-            let bad = try served.send(
+            let bad = try await served.send(
                 "POST", "/api/chat/live-token", session.headers(served.origin), json: #"{"lifetime":\#(lifetime)}"#)
             #expect(bad.status == 400, "\(lifetime): \(bad.body)")
         }
         // A plain GET (no upgrade) says how to connect.
-        let plain = try served.send("GET", "/api/chat/socket", [])
+        let plain = try await served.send("GET", "/api/chat/socket", [])
         #expect(plain.status == 426, "\(plain.body)")
 
         let log = await served.running.stop().log
@@ -231,9 +231,9 @@ import Testing
     func badInput() async throws {
         let (served, model) = try await Self.serve([.text("Still here.")])
         defer { Task { await model.stop() } }
-        let socket = try served.open(token: try served.chatToken(try served.login()))
+        let socket = try await served.open(token: try await served.chatToken(try await served.login()))
         defer { socket.close() }
-        _ = try socket.readJSON(until: ["ready"])
+        _ = try await socket.readJSON(until: ["ready"])
         let bad: [(String, String)] = [
             ("not json", "not a JSON object"),
             (#"["message"]"#, "not a JSON object"),
@@ -245,22 +245,22 @@ import Testing
         ]
         for (frame, words) in bad {
             try socket.send(text: frame)
-            let error = try #require(try socket.readJSON(until: ["error", "done"]).last)
+            let error = try #require(try await socket.readJSON(until: ["error", "done"]).last)
             #expect(error["type"] as? String == "error" && error["status"] as? Int == 400, "\(frame)")
             #expect((error["error"] as? String)?.contains(words) == true, "\(frame): \(error)")
         }
         try socket.send(opcode: 0x2, payload: [1, 2, 3])
-        #expect((try socket.readJSON(until: ["error"]).last?["error"] as? String)?.contains("binary") == true)
+        #expect((try await socket.readJSON(until: ["error"]).last?["error"] as? String)?.contains("binary") == true)
 
         // Still open: a good message gets its answer.
         try socket.send(text: Self.message("are you there?"))
-        let answer = try socket.readJSON(until: ["done", "error"])
+        let answer = try await socket.readJSON(until: ["done", "error"])
         #expect((answer.last?["turn"] as? [String: Any])?["reply"] as? String == "Still here.", "\(answer.seen)")
 
         try socket.send(text: Self.message(String(repeating: "x", count: 20_000)))
-        let tooLarge = try #require(try socket.readJSON(until: ["error"]).last)
+        let tooLarge = try #require(try await socket.readJSON(until: ["error"]).last)
         #expect((tooLarge["error"] as? String)?.contains("at most 16384") == true, "\(tooLarge)")
-        #expect(try socket.receive() == .close(code: 1009, reason: "message too large"))
+        #expect(try await socket.receive() == .close(code: 1009, reason: "message too large"))
         _ = await served.running.stop()
     }
 
@@ -268,32 +268,32 @@ import Testing
     func sessionEnds() async throws {
         let (served, model) = try await Self.serve([.text("Session B answers.")])
         defer { Task { await model.stop() } }
-        let first = try served.login()
-        let second = try served.login()
-        let socketA = try served.open(token: try served.chatToken(first))
-        let socketB = try served.open(token: try served.chatToken(second))
+        let first = try await served.login()
+        let second = try await served.login()
+        let socketA = try await served.open(token: try await served.chatToken(first))
+        let socketB = try await served.open(token: try await served.chatToken(second))
         defer {
             socketA.close()
             socketB.close()
         }
-        _ = try socketA.readJSON(until: ["ready"])
-        _ = try socketB.readJSON(until: ["ready"])
+        _ = try await socketA.readJSON(until: ["ready"])
+        _ = try await socketB.readJSON(until: ["ready"])
 
-        let logout = try served.send("POST", "/api/auth/logout", first.headers(served.origin))
+        let logout = try await served.send("POST", "/api/auth/logout", first.headers(served.origin))
         #expect(logout.status == 204 || logout.status == 200, "\(logout.body)")
         // Without sending anything, A is closed by the server's check of its session.
-        var frame = try socketA.receive()
-        while case .text = frame { frame = try socketA.receive() }
+        var frame = try await socketA.receive()
+        while case .text = frame { frame = try await socketA.receive() }
         #expect(frame == .close(code: 1008, reason: "the session ended: log in again"))
 
         try socketB.send(text: Self.message("still there?"))
-        let answer = try socketB.readJSON(until: ["done", "error"])
+        let answer = try await socketB.readJSON(until: ["done", "error"])
         #expect((answer.last?["turn"] as? [String: Any])?["reply"] as? String == "Session B answers.", "\(answer.seen)")
 
         let revoked = try await MoatBinary.run(["owner", "revoke-all"], home: served.home.path)
         #expect(revoked.status == 0, "\(revoked.stderr)")
-        frame = try socketB.receive()
-        while case .text = frame { frame = try socketB.receive() }
+        frame = try await socketB.receive()
+        while case .text = frame { frame = try await socketB.receive() }
         #expect(frame == .close(code: 1008, reason: "the session ended: log in again"))
         _ = await served.running.stop()
     }

@@ -35,6 +35,15 @@ import Testing
             try vault.add(name, value: SecretBytes(wiping: &bytes), policy: .none, replace: true)
         }
 
+        /// A direct chat alice opened with the bot, joined by a loop running for `receiver` (returned, still
+        /// running).
+        func joinedRoom(_ receiver: Receiver) async throws -> (room: String, loop: Task<Void, any Error>) {
+            let room = try await alice.createDirectRoom(inviting: bot.userID)
+            let loop = MatrixHomeserverTests.running(try client(), receiver)
+            try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: alice.userID)) }
+            return (room, loop)
+        }
+
         func client(_ credential: MatrixSettings.Credential = .accessToken(secret: "MATRIX_TOKEN")) throws
             -> MatrixClient
         {
@@ -120,10 +129,8 @@ import Testing
     func restart() async throws {
         let fixture = try await Fixture.start()
         let receiver = Receiver()
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        // The invite was there before the bot's first sync: it is still joined (it is not history).
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        // The invite is there before the bot's first sync: it is still joined (it is not history).
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         let first = try await fixture.alice.send("one", to: room)
         try await receiver.wait("message one") { _ in receiver.messages.count == 1 }
         try await Self.stop(loop)
@@ -153,9 +160,7 @@ import Testing
     func gapAfterRestart() async throws {
         let fixture = try await Fixture.start()
         let receiver = Receiver()
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         let first = try await fixture.alice.send("before the restart", to: room)
         try await receiver.wait("the first message") { _ in receiver.messages.count == 1 }
         try await Self.stop(loop)
@@ -179,9 +184,7 @@ import Testing
         let fixture = try await Fixture.start()
         let receiver = Receiver()
         let reports = Mutex<[String]>([])
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        var loop = Self.running(try fixture.client(), receiver)
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        var (room, loop) = try await fixture.joinedRoom(receiver)
         try await Self.stop(loop)
 
         var sent: [String] = []

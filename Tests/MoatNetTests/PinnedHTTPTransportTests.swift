@@ -123,21 +123,23 @@ struct GuardRefused: Error {
     }
 
     /// A self-signed certificate for `name` (it is its own trust root in the tests).
-    static func certificate(_ name: String, in directory: TemporaryDirectory, extra: [String] = []) throws
+    static func certificate(_ name: String, in directory: TemporaryDirectory, extra: [String] = []) async throws
         -> (NIOSSLCertificate, NIOSSLPrivateKey)
     {
         let cert = directory.file("\(name).crt")
         let key = directory.file("\(name).key")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
-            "-out", cert, "-days", "2", "-subj", "/CN=\(name)", "-addext", "subjectAltName=DNS:\(name)",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
+        try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = [
+                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+                "-out", cert, "-days", "2", "-subj", "/CN=\(name)", "-addext", "subjectAltName=DNS:\(name)",
+            ]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            process.waitUntilExit()
+        }
         return (try NIOSSLCertificate(file: cert, format: .pem), try NIOSSLPrivateKey(file: key, format: .pem))
     }
 
@@ -197,6 +199,34 @@ struct GuardRefused: Error {
         #expect(silent?.contains("did not answer within the time limit") == true)
     }
 
+    @Test(
+        "a reader that pauses for longer than the idle limit is not a silent server: the whole body arrives, unchanged"
+    )
+    func slowReaderIsNotSilence() async throws {
+        // 2 MiB: far more than the stream buffers before its back-pressure stops the channel's reads.
+        let body = (0..<(2 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 >> 11) }
+        let server = try await LoopbackHTTPServer.start { _ in LoopbackHTTPServer.Response(bytes: body) }
+        defer { Task { await server.stop() } }
+        let target = try await Self.checked("http://127.0.0.1:\(server.port)/large", port: server.port)
+        var limits = PinnedHTTPTransport.StreamLimits()
+        limits.idleTimeout = .seconds(1)
+        let received = try await PinnedHTTPTransport().stream(target, method: "GET", headers: [], limits: limits) {
+            response in
+            var bytes: [UInt8] = []
+            var paused = false
+            for try await chunk in response.body {
+                bytes += chunk
+                guard !paused else { continue }
+                paused = true
+                // The server has sent what the connection takes; the reader is the slow one here.
+                try await Task.sleep(for: .seconds(3))
+            }
+            return bytes
+        }
+        let unchanged = received == body
+        #expect(unchanged, "\(received.count) of \(body.count) bytes, or changed")
+    }
+
     @Test("a request body is sent with its Content-Length; none is sent without one")
     func requestBody() async throws {
         let server = RecordingServer()
@@ -231,8 +261,8 @@ struct GuardRefused: Error {
     @Test("HTTPS: SNI and certificate checks by name; unknown root, wrong name and TLS 1.1 fail")
     func tls() async throws {
         let directory = TemporaryDirectory("moat-pinned-tls")
-        let (certificate, key) = try Self.certificate("fetch.test", in: directory)
-        let (otherCertificate, otherKey) = try Self.certificate("other.test", in: directory)
+        let (certificate, key) = try await Self.certificate("fetch.test", in: directory)
+        let (otherCertificate, otherKey) = try await Self.certificate("other.test", in: directory)
 
         let server = RecordingServer()
         let port = try await server.start(tls: try Self.serverContext(certificate, key))

@@ -121,14 +121,14 @@ import Testing
     }
 
     @Test("a launcher whose starter is already gone (parent_pid is not its parent) runs nothing")
-    func starterGone() throws {
+    func starterGone() async throws {
         let temp = TemporaryDirectory("moat-sandbox-orphan")
         let marker = temp.file("ran")
         // pid 1 stands for a starter that exited before the launcher armed its parent-death signal.
         let spec: [String: Any] = ["argv": Self.markerCommand(marker), "parent_pid": 1]
         let file = temp.file("spec.json")
         try JSONSerialization.data(withJSONObject: spec).write(to: URL(fileURLWithPath: file))
-        let (status, result) = try Launcher.runDirectly(["--spec", file])
+        let (status, result) = try await Launcher.runDirectly(["--spec", file])
         #expect(status == 125, "\(result)")
         #expect(result.contains("the process that started the launcher has exited"), "\(result)")
         #expect(!FileManager.default.fileExists(atPath: marker))

@@ -11,18 +11,18 @@ import Testing
         .appendingPathComponent("../../sandbox/fuzz/corpus").standardized
 
     /// Runs the real launcher on `bytes` as the spec (`--spec FILE`); returns its exit status and result.
-    static func launch(_ bytes: [UInt8]) throws -> (status: Int32, result: [String: Any]) {
+    static func launch(_ bytes: [UInt8]) async throws -> (status: Int32, result: [String: Any]) {
         let temp = TemporaryDirectory("moat-sandbox-spec")
         let file = temp.file("spec.json")
         try Data(bytes).write(to: URL(fileURLWithPath: file))
-        let (status, output) = try Launcher.runDirectly(["--spec", file])
+        let (status, output) = try await Launcher.runDirectly(["--spec", file])
         let result = (try? JSONSerialization.jsonObject(with: Data(output.utf8))) as? [String: Any] ?? [:]
         return (status, result)
     }
 
     /// Expects a setup error (exit 125, nothing run) whose message contains `expected`.
-    static func expectRefused(_ bytes: [UInt8], _ expected: String, _ name: String = "") throws {
-        let (status, result) = try launch(bytes)
+    static func expectRefused(_ bytes: [UInt8], _ expected: String, _ name: String = "") async throws {
+        let (status, result) = try await launch(bytes)
         let error = result["error"] as? String ?? ""
         #expect(status == 125, "\(name): \(result)")
         #expect(result["status"] as? String == "setup_error", "\(name): \(result)")
@@ -32,7 +32,7 @@ import Testing
     static func utf8(_ text: String) -> [UInt8] { Array(text.utf8) }
 
     @Test("every hostile seed of the fuzz corpus (bad-*) is refused by the real launcher with a setup error")
-    func corpusRefusals() throws {
+    func corpusRefusals() async throws {
         let names = try FileManager.default.contentsOfDirectory(atPath: Self.corpus.path).filter {
             $0.hasPrefix("bad-")
         }
@@ -40,7 +40,7 @@ import Testing
         for name in names.sorted() {
             let bytes = try [UInt8](Data(contentsOf: Self.corpus.appendingPathComponent(name)))
             // Every refusal names a byte offset or a field, never the input.
-            let (status, result) = try Self.launch(bytes)
+            let (status, result) = try await Self.launch(bytes)
             let error = result["error"] as? String ?? ""
             #expect(status == 125, "\(name): \(result)")
             #expect(error.hasPrefix("invalid JSON at byte ") || error.hasPrefix("spec"), "\(name): \(error)")
@@ -48,7 +48,7 @@ import Testing
     }
 
     @Test("nesting deeper than 32, duplicate keys, NUL bytes, lone surrogates and truncation are each named")
-    func namedRefusals() throws {
+    func namedRefusals() async throws {
         let deep = String(repeating: "[", count: 40) + String(repeating: "]", count: 40)
         let cases: [(String, String)] = [
             (#"{"argv":["a"],"limits":\#(deep)}"#, "nested more than 32 deep"),
@@ -60,27 +60,27 @@ import Testing
             (#"{"argv":["/bin/tr"#, "unterminated string"),
             (#"{"argv":["a"],"timeout_ms":18446744073709551616}"#, "spec.timeout_ms must be an integer"),
         ]
-        for (spec, expected) in cases { try Self.expectRefused(Self.utf8(spec), expected, spec) }
+        for (spec, expected) in cases { try await Self.expectRefused(Self.utf8(spec), expected, spec) }
     }
 
     @Test("a spec with more values than any valid spec has is refused (8 MiB of \"\" used to cost 900 MB)")
-    func valueCap() throws {
+    func valueCap() async throws {
         let spec =
             #"{"argv":["#
             + Array(repeating: #""""#, count: 20_000).joined(separator: ",") + "]}"
-        try Self.expectRefused(Self.utf8(spec), "more than 16384 values")
+        try await Self.expectRefused(Self.utf8(spec), "more than 16384 values")
     }
 
     @Test("an object with more than 4096 members is refused (800,000 distinct keys used to take hours)")
-    func memberCap() throws {
+    func memberCap() async throws {
         let members = (0..<100_000).map { #""k\#($0)":"""# }.joined(separator: ",")
-        try Self.expectRefused(Self.utf8(#"{"argv":["a"],"env":{\#(members)}}"#), "more than 4096 members")
+        try await Self.expectRefused(Self.utf8(#"{"argv":["a"],"env":{\#(members)}}"#), "more than 4096 members")
     }
 
     @Test("a spec larger than 8 MiB is refused before it is parsed")
-    func sizeCap() throws {
+    func sizeCap() async throws {
         let spec = Self.utf8(#"{"argv":["a"]}"#) + [UInt8](repeating: 0x20, count: 8 << 20)
-        try Self.expectRefused(spec, "the spec is larger than 8388608 bytes")
+        try await Self.expectRefused(spec, "the spec is larger than 8388608 bytes")
     }
 
     @Test("empty strings reach the command empty (the fuzzer found them unterminated in the launcher)")
@@ -99,8 +99,8 @@ import Testing
 /// The installed launcher carries no attack code: the escape probes are the test-only `moat-sandbox-probe`.
 @Suite struct LauncherContentsTests {
     @Test("the launcher has no probe mode: --probe is a setup error that names the test-only probe")
-    func probeModeRefused() throws {
-        let (status, result) = try Launcher.runDirectly(["--probe", "mount"])
+    func probeModeRefused() async throws {
+        let (status, result) = try await Launcher.runDirectly(["--probe", "mount"])
         #expect(status == 125, "\(result)")
         #expect(result.contains(#""status":"setup_error""#), "\(result)")
         #expect(result.contains("--probe is not part of the launcher"), "\(result)")

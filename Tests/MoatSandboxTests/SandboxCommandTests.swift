@@ -70,17 +70,17 @@ import Testing
         try moat.run()
         defer { if moat.isRunning { moat.terminate() } }
 
-        #expect(Launcher.eventually(within: 20) { !Launcher.hostProcesses(commandLine: sandboxed).isEmpty })
+        #expect(await Launcher.eventually(within: 20) { !Launcher.hostProcesses(commandLine: sandboxed).isEmpty })
         let launchers = Launcher.children(of: moat.processIdentifier)
         #expect(!launchers.isEmpty)
         kill(moat.processIdentifier, SIGKILL)
         // Polled before waiting for moat: Foundation may report its end only once every inheritor of its
         // descriptors is gone, which is what is being tested.
-        let gone = Launcher.eventually(within: 20) {
+        let gone = await Launcher.eventually(within: 20) {
             Launcher.hostProcesses(commandLine: sandboxed).isEmpty && !launchers.contains(where: Launcher.isRunning)
         }
         #expect(gone, "the launcher or the sandboxed sleep outlived moat")
-        moat.waitUntilExit()
+        await offCooperativePool { moat.waitUntilExit() }
     }
 
     @Test("--file-size caps each file the command writes")

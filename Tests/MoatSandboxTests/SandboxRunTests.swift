@@ -102,6 +102,6 @@ import Testing
         // The run threw `.cancelled` instead of returning a result, and its sleep is gone long before its
         // own end or the hour's timeout: the sandbox was killed. (Wall-clock bounds on the run measured
         // the machine's load, not cancellation: 8.3 s and 97 s were seen with both cores busy.)
-        #expect(Launcher.eventually(within: 120) { Launcher.hostProcesses(commandLine: command).isEmpty })
+        #expect(await Launcher.eventually(within: 120) { Launcher.hostProcesses(commandLine: command).isEmpty })
     }
 }

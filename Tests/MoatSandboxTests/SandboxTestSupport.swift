@@ -19,17 +19,20 @@ enum Launcher {
 
     static func sandbox() throws -> Sandbox { try Sandbox() }
 
-    /// Runs the real launcher directly with `arguments`; returns its exit status and what it wrote on stdout.
-    static func runDirectly(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
-        launcher.arguments = arguments
-        let output = Pipe()
-        launcher.standardOutput = output
-        try launcher.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        launcher.waitUntilExit()
-        return (launcher.terminationStatus, text)
+    /// Runs the real launcher directly with `arguments` (waiting on a thread of its own); returns its exit
+    /// status and what it wrote on stdout.
+    static func runDirectly(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await offCooperativePool {
+            let launcher = Process()
+            launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
+            launcher.arguments = arguments
+            let output = Pipe()
+            launcher.standardOutput = output
+            try launcher.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            launcher.waitUntilExit()
+            return (launcher.terminationStatus, text)
+        }
     }
 
     /// A spec that runs `moat-sandbox-probe NAME ARGS` as the sandboxed command.
@@ -90,11 +93,11 @@ enum Launcher {
     }
 
     /// Polls `condition` every 100 ms until it holds or `seconds` pass; returns whether it held.
-    static func eventually(within seconds: Double, _ condition: () -> Bool) -> Bool {
+    static func eventually(within seconds: Double, _ condition: () -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
-            usleep(100_000)
+            try? await Task.sleep(for: .milliseconds(100))
         }
         return condition()
     }

@@ -37,9 +37,9 @@ import Testing
         let valid: (cert: String, key: String)
         let other: (cert: String, key: String)
 
-        init() throws {
-            valid = try TestCertificates.make(in: temp, name: "valid", days: 30)
-            other = try TestCertificates.make(in: temp, name: "other", days: 30)
+        init() async throws {
+            valid = try await TestCertificates.make(in: temp, name: "valid", days: 30)
+            other = try await TestCertificates.make(in: temp, name: "other", days: 30)
         }
 
         func files(_ state: TLSState) -> GatewayConfiguration.TLSFiles? {
@@ -53,8 +53,8 @@ import Testing
     }
 
     @Test("exactly the safe combinations of host, TLS and auth mode start")
-    func matrix() throws {
-        let fixture = try Fixture()
+    func matrix() async throws {
+        let fixture = try await Fixture()
         var started = 0
         for (host, isLoopback) in Self.hosts {
             for tlsState in TLSState.allCases {
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test("the refusal names what is missing and shows the tailscale serve alternative")
-    func refusalMessage() throws {
+    func refusalMessage() async throws {
         var config = HTTPSettings()
         config.host = "0.0.0.0"
         config.authMode = .none
@@ -106,8 +106,8 @@ import Testing
     }
 
     @Test("auth mode none is refused off loopback even with valid TLS")
-    func noneWithTLS() throws {
-        let fixture = try Fixture()
+    func noneWithTLS() async throws {
+        let fixture = try await Fixture()
         var config = HTTPSettings()
         config.host = "192.168.1.20"
         config.tls = fixture.files(.valid)
@@ -125,8 +125,8 @@ import Testing
     }
 
     @Test("TLS problems say what is wrong with which file")
-    func tlsMessages() throws {
-        let fixture = try Fixture()
+    func tlsMessages() async throws {
+        let fixture = try await Fixture()
         let far = Int(time(nil)) + 400 * 86400
         let expired = #expect(throws: GatewayError.self) {
             try TLSMaterial(files: fixture.files(.valid)!, now: far)

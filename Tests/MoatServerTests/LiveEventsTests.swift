@@ -11,17 +11,15 @@ import Testing
     /// Reads from `fd` until `marker` arrives (or the socket's 30 s receive timeout passes), on a thread
     /// of its own: a blocking read on a cooperative thread could starve the server in this process.
     static func read(_ fd: Int32, until marker: String) async -> String {
-        await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var text = ""
-                var buffer = [UInt8](repeating: 0, count: 4096)
-                while !text.contains(marker) {
-                    let count = Glibc.read(fd, &buffer, buffer.count)
-                    if count <= 0 { break }
-                    text += String(decoding: buffer[0..<count], as: UTF8.self)
-                }
-                continuation.resume(returning: text)
+        await offCooperativePool {
+            var text = ""
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while !text.contains(marker) {
+                let count = Glibc.read(fd, &buffer, buffer.count)
+                if count <= 0 { break }
+                text += String(decoding: buffer[0..<count], as: UTF8.self)
             }
+            return text
         }
     }
 

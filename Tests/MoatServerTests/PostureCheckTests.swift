@@ -46,9 +46,9 @@ import Testing
     }
 
     @Test("a certificate close to expiry is a warning; an unsafe bind is a failure")
-    func tlsAndBind() throws {
+    func tlsAndBind() async throws {
         let temp = TemporaryDirectory()
-        let (cert, key) = try TestCertificates.make(in: temp, days: 10)
+        let (cert, key) = try await TestCertificates.make(in: temp, days: 10)
         try temp.write("config.yaml", "gateway:\n  tls:\n    cert: \(cert)\n    key: \(key)\n")
         var findings = PostureCheck.run(options(temp))
         #expect(findings.first { $0.check == "tls" }?.status == .warn)

@@ -117,29 +117,31 @@ import Testing
             try await fixture.live { client in
                 _ = try await fixture.setUp(client)
                 #expect(try await Self.send(client, "GET", "/api/auth/session", Self.headers()).status == 200)
-                let status = try Self.curlAsNobody(port: client.port, headers: Self.headers())
+                let status = try await Self.curlAsNobody(port: client.port, headers: Self.headers())
                 #expect(status == "401")
             }
         }
     }
 
     /// `GET /api/auth/session` with `headers`, sent by curl running as the user `nobody` (65534).
-    static func curlAsNobody(port: Int, headers: [(String, String)]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments =
-            [
-                "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w",
-                "%{http_code}",
-            ]
-            + ["-H", "Host: \(tailnet)"] + headers.flatMap { ["-H", "\($0.0): \($0.1)"] }
-            + ["http://127.0.0.1:\(port)/api/auth/session"]
-        let output = Pipe()
-        process.standardOutput = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text
+    static func curlAsNobody(port: Int, headers: [(String, String)]) async throws -> String {
+        try await offCooperativePool {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments =
+                [
+                    "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w",
+                    "%{http_code}",
+                ]
+                + ["-H", "Host: \(tailnet)"] + headers.flatMap { ["-H", "\($0.0): \($0.1)"] }
+                + ["http://127.0.0.1:\(port)/api/auth/session"]
+            let output = Pipe()
+            process.standardOutput = output
+            try process.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            return text
+        }
     }
 
     @Test("behind tailscale serve (X-Forwarded-Proto: https) the login cookie is __Host- and Secure")

@@ -25,13 +25,13 @@ import Testing
     /// Starts the helper, waits until it has opened the vault and acknowledged `changes` completed
     /// changes (its "done" lines: an event, not a guessed time, so a loaded machine only makes the wait
     /// longer), lets it run a random while longer, kills it with SIGKILL, and returns what it printed.
-    func runAndKill(_ arguments: [String], afterChanges changes: Int, maximumMilliseconds: UInt32) throws -> Run {
+    func runAndKill(_ arguments: [String], afterChanges changes: Int, maximumMilliseconds: UInt32) async throws -> Run {
         let helper = try WatchedProcess(Self.helperPath, arguments)
-        let progressed = helper.waitForLines { lines in
+        let progressed = await helper.waitForLines { lines in
             lines.first?.hasPrefix("ready") == true && lines.count > changes
         }
-        if progressed { usleep(UInt32.random(in: 0...maximumMilliseconds) * 1000) }
-        let (lines, stderr) = helper.kill()
+        if progressed { try await Task.sleep(for: .milliseconds(UInt32.random(in: 0...maximumMilliseconds))) }
+        let (lines, stderr) = await helper.kill()
         #expect(progressed, "the helper did not start and complete \(changes) changes: \(lines) \(stderr)")
         #expect(helper.process.terminationReason == .uncaughtSignal, "the helper stopped by itself: \(stderr)")
         return Run(
@@ -41,7 +41,7 @@ import Testing
 
     @Test(
         "killed at random points of a write, the vault always opens and holds the last acknowledged value or the next")
-    func killDuringWrites() throws {
+    func killDuringWrites() async throws {
         let fixture = VaultFixture()
         let vault = try fixture.create()
         try vault.add("VALUE", value: secret("value-0-initial"), policy: .none)
@@ -50,7 +50,7 @@ import Testing
         var values: Set<String> = [previous]
         for round in 0..<25 {
             // A third of the rounds are killed before their first write completes, the others after one or two.
-            let run = try runAndKill(
+            let run = try await runAndKill(
                 ["write", fixture.paths.directory, passwordFile], afterChanges: round % 3, maximumMilliseconds: 150)
             let reopened = try UnlockedVault.open(paths: fixture.paths, password: secret("correct horse battery"))
             let value = try #require(try reopened.value(named: "VALUE"))
@@ -68,7 +68,7 @@ import Testing
 
     @Test(
         "killed at random points of a re-key of a sealed vault, it opens with the old or new password and by the seal")
-    func killDuringRekey() throws {
+    func killDuringRekey() async throws {
         let fixture = VaultFixture()
         let passwords = ["password number one", "password number two", "password number three"]
         let vault = try fixture.create(password: passwords[0])
@@ -81,7 +81,7 @@ import Testing
         var current = 0
         var opened: Set<Int> = [current]
         for round in 0..<15 {
-            let run = try runAndKill(
+            let run = try await runAndKill(
                 ["rekey", fixture.paths.directory] + files, afterChanges: round % 3, maximumMilliseconds: 600)
             let from = run.done.last ?? current
             // The password of the last acknowledged re-key, or the one after it (the re-key in flight).
