@@ -304,7 +304,10 @@ extension Agent {
         _ tool: any Tool, _ prepared: PreparedCall, _ row: ToolCallRow, report: CallDecision, explanation: String,
         _ state: inout TurnState
     ) async throws -> String {
-        let context = ToolContext(principal: state.principal, conversationID: state.conversation)
+        let context = ToolContext(
+            principal: state.principal, conversationID: state.conversation,
+            recordSecretUse: secretUseRecorder(
+                state.principal, tool: tool.name, call: row.id, conversation: state.conversation))
         let event = AuditEvent(
             actor: state.principal.description, action: "agent.tool.run", target: row.id, metadata: Self.metadata(row))
         var reportOutcome = "success"
@@ -381,6 +384,25 @@ extension Agent {
         case .suggest: .pending
         case .actAndReport: .ranAndReported
         case .fullAutonomy: .ran
+        }
+    }
+
+    /// Records each vault secret a call is about to send as a `vault.use` entry (target: the secret's name;
+    /// the tool, host, call and conversation — never a value), durable before the request leaves.
+    nonisolated func secretUseRecorder(_ principal: Principal, tool: String, call: String, conversation: String)
+        -> ToolContext.SecretUseRecorder
+    {
+        let audit = audit
+        return { names, host in
+            for name in names {
+                _ = try await audit.append(
+                    AuditEvent(
+                        actor: principal.description, action: "vault.use", target: name,
+                        metadata: [
+                            "tool": .string(tool), "host": .string(host), "call": .string(call),
+                            "conversation": .string(conversation),
+                        ]))
+            }
         }
     }
 

@@ -26,8 +26,10 @@ struct OwnerAccess {
     let auth: GatewayAuth
     /// The agent pipeline the owner's chat, approvals and the channels feed.
     let agent: Agent
-    /// The messaging channels' router, when any channel adapter is configured.
-    let channels: ChannelRouter?
+    /// The messaging channels' router (with no adapter when none is configured: a reload may add one).
+    let channels: ChannelRouter
+    /// DM pairing and owner binding.
+    let pairing: PairingDesk
     let operations: (@escaping @Sendable () -> String?) -> AdminOperations
     /// The owner's policy engine (pending approvals for the metrics).
     let engine: PolicyEngine
@@ -95,6 +97,7 @@ extension GatewayServer {
             auth: auth,
             agent: agent,
             channels: channels,
+            pairing: pairing,
             operations: { baseURL in
                 state.adminOperations(
                     authority: authority, engine: engine,
@@ -111,12 +114,12 @@ extension GatewayServer {
         )
     }
 
-    /// The router over `adapters` (nil when there is none), its notices going to the owner's bound accounts.
+    /// The router over `adapters` (none yet is fine: a reload may start one), its notices going to the
+    /// owner's bound accounts.
     static func channelRouter(
         adapters: [any ChannelAdapter], state: InstallationState, engine: PolicyEngine, pairing: PairingDesk,
         agent: Agent, notifier: ChannelOwnerNotifier, logger: Logger
-    ) throws(GatewayError) -> ChannelRouter? {
-        guard !adapters.isEmpty else { return nil }
+    ) throws(GatewayError) -> ChannelRouter {
         do {
             let router = try ChannelRouter(
                 adapters: adapters, database: state.database, policy: engine, pairing: pairing,

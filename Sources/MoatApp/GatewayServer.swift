@@ -102,23 +102,26 @@ public struct GatewayServer: Sendable {
                 state: state, vault: vault, audit: audit, logger: logger, metrics: metrics)
             let engine = owner.engine
             scrape = GatewayMetrics(metrics: metrics.metrics) { await metrics.scrape(policy: engine) }
-            reloader = options.map {
-                ConfigReloader(
-                    options: $0, configuration: configuration, agent: owner.agent, vault: vault, audit: audit,
-                    metrics: metrics.metrics, logger: logger)
-            }
-            channels = owner.channels.map(ChannelService.init)
+            channels = ChannelService(router: owner.channels)
             telegram = telegramWebhook(router: owner.channels, vault: vault)
             auth = owner.auth
             agent = owner.agent
             operations = owner.operations { baseURL.get() }
             adminSocket = owner.adminSocket(baseURL: baseURL)
-            if !configuration.channels.webhooks.isEmpty {
-                let callbacks = try state.webhookCallbacks(vault: vault, audit: audit)
-                background = callbacks.map { _ in BackgroundWork() }
-                let receiver = AgentWebhookReceiver(
-                    agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
-                webhooks = WebhookRoutes(settings: configuration.channels, vault: vault, receiver: receiver)
+            // Always routed, so a webhook a reload adds answers; with none configured it answers 404.
+            let table = WebhookTable(configuration.channels.webhooks)
+            let callbacks = try state.webhookCallbacks(vault: vault, audit: audit)
+            background = callbacks.map { _ in BackgroundWork() }
+            let receiver = AgentWebhookReceiver(
+                agent: owner.agent, callbacks: callbacks, work: background, logger: logger)
+            webhooks = WebhookRoutes(table: table, vault: vault, receiver: receiver)
+            let parts = LiveParts(
+                agent: owner.agent, authority: owner.auth.authority, pairing: owner.pairing, webhooks: table,
+                channels: owner.channels)
+            reloader = options.map {
+                ConfigReloader(
+                    options: $0, configuration: configuration, parts: parts, vault: vault, audit: audit,
+                    metrics: metrics.metrics, logger: logger)
             }
         }
         let postureOptions = options

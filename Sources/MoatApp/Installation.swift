@@ -312,9 +312,19 @@ public final class InstallationState: Sendable {
     public func channelAdapters(
         vault: UnlockedVault, report: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(GatewayError) -> [any ChannelAdapter] {
+        try Self.channelAdapters(configuration.channels, vault: vault, report: report)
+    }
+
+    /// The adapters `channels` configures, each named by its channel (`telegram`, `matrix`): what `moat
+    /// serve` starts with, and what a config reload starts for a channel added or changed.
+    static func channelAdapters(
+        _ channels: ChannelsSettings, vault: UnlockedVault, report: @escaping @Sendable (String) -> Void
+    ) throws(GatewayError) -> [any ChannelAdapter] {
         var adapters: [any ChannelAdapter] = []
-        if let telegram = try telegramAdapter(vault: vault, report: report) { adapters.append(telegram) }
-        if let matrix = try matrixAdapter(vault: vault, report: report) { adapters.append(matrix) }
+        if let telegram = try telegramAdapter(channels.telegram, vault: vault, report: report) {
+            adapters.append(telegram)
+        }
+        if let matrix = try matrixAdapter(channels.matrix, vault: vault, report: report) { adapters.append(matrix) }
         return adapters
     }
 

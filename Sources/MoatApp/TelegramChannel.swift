@@ -7,10 +7,10 @@ import MoatVault
 extension InstallationState {
     /// The Telegram adapter `channels.telegram` configures, or nil (Docs/Channels.md, "Telegram"). Nothing is
     /// contacted here: the bot is reached once the channel service runs.
-    func telegramAdapter(vault: UnlockedVault, report: @escaping @Sendable (String) -> Void) throws(GatewayError)
-        -> TelegramAdapter?
-    {
-        guard let settings = configuration.channels.telegram else { return nil }
+    static func telegramAdapter(
+        _ settings: TelegramSettings?, vault: UnlockedVault, report: @escaping @Sendable (String) -> Void
+    ) throws(GatewayError) -> TelegramAdapter? {
+        guard let settings else { return nil }
         do {
             return TelegramAdapter(
                 bot: try TelegramBot(settings: settings, vault: vault), settings: settings, report: report)

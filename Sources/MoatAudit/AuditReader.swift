@@ -72,6 +72,23 @@ public enum AuditReader {
         }
     }
 
+    /// The newest entry of `action` for each target (a secret's last `vault.use`), for async code (see
+    /// ``tail(of:count:)``): one indexed query however long the log is.
+    public static func newestPerTarget(of database: MoatDatabase, action: String) async throws -> [String: AuditEntry] {
+        try await database.pool.read { db in
+            let entries = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT \(AuditStore.columns) FROM audit_entries WHERE seq IN
+                      (SELECT MAX(seq) FROM audit_entries WHERE action = ? GROUP BY target)
+                    """,
+                arguments: [action]
+            ).map(AuditStore.entry)
+            return Dictionary(
+                entries.map { ($0.target, $0) }, uniquingKeysWith: { $0.sequence > $1.sequence ? $0 : $1 })
+        }
+    }
+
     private static func tail(_ db: Database, count: Int) throws -> [AuditEntry] {
         try Row.fetchAll(
             db,

@@ -34,7 +34,9 @@ public actor OwnerAuthority {
     let rows: RowAuthenticator
     let audit: AuditLog
     let vault: UnlockedVault
-    public nonisolated let settings: AuthSettings
+    /// The limits in force (`gateway.auth.limits`); a config reload replaces them (``apply(_:)``).
+    public nonisolated var settings: AuthSettings { liveSettings.withLock { $0 } }
+    private nonisolated let liveSettings: Mutex<AuthSettings>
     let now: @Sendable () -> Date
     /// Keys CSRF tokens and the stored form of limit keys (in secret memory; see ``hmac(_:with:)``).
     let csrfKey: SecretBytes
@@ -79,7 +81,7 @@ public actor OwnerAuthority {
         self.jwtKey = try vault.internalKey(named: Self.jwtKeyName)
         self.audit = audit
         self.vault = vault
-        self.settings = settings
+        self.liveSettings = Mutex(settings)
         self.now = now
         self.slots = PasswordSlots(limit: settings.concurrentPasswordChecks)
         self.dummyHash = try Self.sharedDummyHash.get()
@@ -91,6 +93,14 @@ public actor OwnerAuthority {
         var random = AuthRandom.bytes(24)
         return Result { () throws(VaultError) -> String in try PasswordHash.make(SecretBytes(wiping: &random)) }
     }()
+
+    /// Puts new limits in force (a config reload): failures are counted against the new numbers from the
+    /// next check on, and sessions are judged by the new timeouts the next time they are used; rows
+    /// already written (an API token's expiry) keep what they were given.
+    public nonisolated func apply(_ settings: AuthSettings) {
+        liveSettings.withLock { $0 = settings }
+        slots.limit = settings.concurrentPasswordChecks
+    }
 
     /// HMAC-SHA256 of `data` keyed by `key`, itself kept in secret memory (a derived key or a MAC that
     /// is only compared).
@@ -202,12 +212,19 @@ public actor OwnerAuthority {
 /// A counter of Argon2 checks in flight; a check that finds every slot taken is refused (429), never queued.
 final class PasswordSlots: Sendable {
     private let inUse = Mutex(0)
-    let limit: Int
+    private let cap: Mutex<Int>
 
-    init(limit: Int) { self.limit = max(1, limit) }
+    /// How many checks may run at once (at least one); a lower limit leaves checks already running alone.
+    var limit: Int {
+        get { cap.withLock { $0 } }
+        set { cap.withLock { $0 = max(1, newValue) } }
+    }
+
+    init(limit: Int) { cap = Mutex(max(1, limit)) }
 
     func acquire() -> Bool {
-        inUse.withLock { count in
+        let limit = self.limit
+        return inUse.withLock { count in
             guard count < limit else { return false }
             count += 1
             return true

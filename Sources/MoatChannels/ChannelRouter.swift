@@ -50,14 +50,17 @@ public struct ChannelRefusal: Error, Sendable {
 /// to each platform and to the owner's bound accounts.
 ///
 /// ``run()`` runs every adapter under its ``ChannelSupervisor`` and every accepted turn in one discarding
-/// task group; no free-standing task. At most ``maximumTurns`` turns run or wait at once: beyond that,
+/// task group; no free-standing task. Adapters can be started and stopped while it runs (a config reload:
+/// ``start(_:)``, ``stop(channel:)``); the cursors stay in `moat.db`, so a stopped and started adapter
+/// goes on from the saved cursor and the idempotency key drops a message seen twice. At most ``maximumTurns`` turns run or wait at once: beyond that,
 /// `deliver` throws, the adapter backs off and the platform delivers again from the saved cursor.
 public final class ChannelRouter: ChannelInbox, Sendable {
     public static let maximumTurns = 64
     /// The prefix of agent conversations and idempotency keys of channel messages: `CHANNEL:`.
     static func scoped(_ channel: String, _ id: String) -> String { channel + ":" + id }
 
-    let adapters: [String: any ChannelAdapter]
+    /// The running adapters by channel, each with what stops it.
+    private let live = Mutex<[String: RunningAdapter]>([:])
     let database: MoatDatabase
     let policy: PolicyEngine
     public let pairing: PairingDesk
@@ -89,16 +92,6 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         report: @escaping @Sendable (String) -> Void = { _ in },
         onPairingRequest: @escaping @Sendable (PendingCode) async -> Void = { _ in }
     ) throws {
-        var byName: [String: any ChannelAdapter] = [:]
-        for adapter in adapters {
-            guard PolicyEngine.isBindable(adapter.channel), byName[adapter.channel] == nil else {
-                throw ChannelError(
-                    .configuration,
-                    "a channel adapter's name must be unique, 1-32 of a-z 0-9 - _, and neither owner nor webhook…")
-            }
-            byName[adapter.channel] = adapter
-        }
-        self.adapters = byName
         self.database = database
         self.policy = policy
         self.pairing = pairing
@@ -108,24 +101,73 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         self.report = report
         self.onPairingRequest = onPairingRequest
         (jobs, queue) = AsyncStream.makeStream()
+        for adapter in adapters { try start(adapter) }
     }
 
     /// Runs every adapter and the accepted turns until the task is cancelled.
     public func run() async {
         let jobs = self.jobs
         await withDiscardingTaskGroup { group in
-            for adapter in adapters.values {
-                let supervisor = ChannelSupervisor(
-                    adapter: adapter, inbox: self, backoff: backoff,
-                    onFailure: { [report] error, wait in
-                        report(
-                            "the \(adapter.channel) channel failed (\(Self.describe(error))); reconnecting in \(wait)")
-                    })
-                group.addTask { await supervisor.run() }
-            }
             for await job in jobs { group.addTask { await job() } }
             group.cancelAll()
         }
+    }
+
+    /// The channels with a running adapter.
+    public var channels: Set<String> { live.withLock { Set($0.keys) } }
+
+    /// Starts `adapter` under its ``ChannelSupervisor`` in ``run()``'s group, from its saved cursor.
+    /// Throws when its name is not a channel name or an adapter runs for that channel already
+    /// (``stop(channel:)`` it first).
+    public func start(_ adapter: any ChannelAdapter) throws(ChannelError) {
+        let channel = adapter.channel
+        guard PolicyEngine.isBindable(channel) else {
+            throw ChannelError(
+                .configuration,
+                "a channel adapter's name must be 1-32 of a-z 0-9 - _, and neither owner nor webhook…")
+        }
+        let (stopped, stop) = AsyncStream<Void>.makeStream()
+        let (ended, end) = AsyncStream<Void>.makeStream()
+        let entry = RunningAdapter(adapter: adapter, stop: stop, ended: ended)
+        let added = live.withLock { running -> Bool in
+            guard running[channel] == nil else { return false }
+            running[channel] = entry
+            return true
+        }
+        guard added else {
+            throw ChannelError(.configuration, "an adapter runs for channel \(channel) already")
+        }
+        let supervisor = ChannelSupervisor(
+            adapter: adapter, inbox: self, backoff: backoff,
+            onFailure: { [report] error, wait in
+                report("the \(channel) channel failed (\(Self.describe(error))); reconnecting in \(wait)")
+            })
+        let job: @Sendable () async -> Void = {
+            defer { end.finish() }
+            // The supervisor runs until ``stop(channel:)`` finishes `stopped`, or the router's task is cancelled.
+            await withDiscardingTaskGroup { group in
+                group.addTask { await supervisor.run() }
+                for await _ in stopped {}
+                group.cancelAll()
+            }
+        }
+        guard case .enqueued = queue.yield(job) else {
+            live.withLock { _ = $0.removeValue(forKey: channel) }
+            end.finish()
+            return
+        }
+    }
+
+    /// Stops the adapter of `channel` and returns once it has stopped (its platform connection closed), so
+    /// another one may start for the channel; false when none ran. A message it was handing in when
+    /// stopped is not lost: its cursor was not saved, so it comes again to the next adapter of the
+    /// channel, and its idempotency key keeps a message already taken in from counting twice.
+    @discardableResult
+    public func stop(channel: String) async -> Bool {
+        guard let running = live.withLock({ $0.removeValue(forKey: channel) }) else { return false }
+        running.stop.finish()
+        for await _ in running.ended {}
+        return true
     }
 
     // MARK: ChannelInbox
@@ -157,7 +199,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     // MARK: Routing
 
     private func route(_ message: ChannelMessage) async throws -> DeliveryOutcome {
-        guard adapters[message.channel] != nil else {
+        guard adapter(for: message.channel) != nil else {
             throw ChannelError(.configuration, "no adapter is running for channel \(Self.printable(message.channel))")
         }
         guard !message.senderID.isEmpty, !message.conversation.isEmpty, !message.idempotencyKey.isEmpty,
@@ -297,7 +339,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
                 await send(message, decided.ownerText, kind: .notice)
                 // The continued turn's reply goes where the call was asked for, if that is a channel here.
                 let parts = decided.conversation.split(separator: ":", maxSplits: 1).map(String.init)
-                if parts.count == 2, adapters[parts[0]] != nil, !decided.reply.isEmpty {
+                if parts.count == 2, adapter(for: parts[0]) != nil, !decided.reply.isEmpty {
                     await send(
                         OutboundMessage(
                             conversation: parts[1], recipient: parts[1], text: decided.reply,
@@ -412,11 +454,11 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     }
 
     /// The adapter running `channel` (a webhook route hands its platform's deliveries to it), or nil.
-    public func adapter(for channel: String) -> (any ChannelAdapter)? { adapters[channel] }
+    public func adapter(for channel: String) -> (any ChannelAdapter)? { live.withLock { $0[channel]?.adapter } }
 
     /// Sends `outbound` on `channel`; a failure is reported (the audit log holds what happened).
     public func send(_ outbound: OutboundMessage, on channel: String) async {
-        guard let adapter = adapters[channel] else { return }
+        guard let adapter = adapter(for: channel) else { return }
         do {
             try await adapter.send(outbound)
         } catch {
@@ -436,7 +478,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     public func notifyOwner(_ text: String, kind: OutboundMessage.Kind) async -> Bool {
         guard let bindings = try? await policy.ownerBindings() else { return false }
         var sent = false
-        for binding in bindings where adapters[binding.channel] != nil {
+        for binding in bindings where adapter(for: binding.channel) != nil {
             await send(
                 OutboundMessage(
                     conversation: binding.conversation, recipient: binding.senderID, text: text, kind: kind),
@@ -452,6 +494,13 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     }
 
     static func printable(_ text: String) -> String { PrintableText.excerpt(text, limit: 64) }
+}
+
+/// An adapter started by ``ChannelRouter/start(_:)``: finishing `stop` stops it; `ended` finishes once it has.
+private struct RunningAdapter: Sendable {
+    let adapter: any ChannelAdapter
+    let stop: AsyncStream<Void>.Continuation
+    let ended: AsyncStream<Void>
 }
 
 /// `approve ID` / `deny ID` (a button tap's reference text, or typed): the whole message, case-insensitive

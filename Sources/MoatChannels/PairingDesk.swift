@@ -4,6 +4,7 @@ public import MoatAudit
 public import MoatCore
 public import MoatPolicy
 public import MoatStore
+import Synchronization
 
 /// The limits of DM pairing (`channels.pairing` in `config.yaml`).
 public struct PairingSettings: Sendable, Equatable {
@@ -171,7 +172,9 @@ public actor PairingDesk {
     let authenticator: RowAuthenticator
     let audit: AuditLog
     let policy: PolicyEngine
-    public nonisolated let settings: PairingSettings
+    /// The limits in force (`channels.pairing`); a config reload replaces them (``apply(_:)``).
+    public nonisolated var settings: PairingSettings { live.withLock { $0 } }
+    private nonisolated let live: Mutex<PairingSettings>
     let now: @Sendable () -> Date
     /// Wrong codes typed against each pending binding (bounded: one binding per channel).
     var wrongBindCodes: [String: Int] = [:]
@@ -186,9 +189,13 @@ public actor PairingDesk {
         self.authenticator = authenticator
         self.audit = audit
         self.policy = policy
-        self.settings = settings
+        self.live = Mutex(settings)
         self.now = now
     }
+
+    /// Puts new pairing limits in force (a config reload): codes given from now on get the new lifetime,
+    /// and the caps count against the new numbers; a code already given keeps its expiry.
+    public nonisolated func apply(_ settings: PairingSettings) { live.withLock { $0 = settings } }
 
     /// What an unknown sender is told.
     public enum Answer: Sendable, Hashable {

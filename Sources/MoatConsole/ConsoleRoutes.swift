@@ -93,7 +93,7 @@ enum ConsoleRoutes {
         guard let operations else { return }
         ContactPages.register(on: pages, operations: operations)
         TrustPages.register(on: pages, operations: operations)
-        VaultPages.register(on: pages, operations: operations)
+        VaultPages.register(on: pages, operations: operations, audit: sources.audit)
         if let audit = sources.audit { AuditPages.register(on: pages, audit: audit) }
         pages.get("/approvals") { request, context -> Response in
             let values = await approvals(request, context, operations: operations)
@@ -198,6 +198,14 @@ enum ConsoleRoutes {
             pending = String(records.count)
         }
         values["pending"] = pending
+        var pairings = "—"
+        if let operations,
+            case .pairings(let requests) = try? await operations.perform(
+                .pairingList, client: OwnerAccessMiddleware.client(request, context))
+        {
+            pairings = String(requests.filter { $0.purpose == "pair" && $0.state == "pending" }.count)
+        }
+        values["pairings"] = pairings
         if let activity = try? await AuditActivity.read(auth.database) {
             values["messagesToday"] = activity.messagesToday
             values["toolCallsToday"] = activity.toolCallsToday

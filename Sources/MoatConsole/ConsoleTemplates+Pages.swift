@@ -94,8 +94,8 @@ extension ConsoleTemplates {
         {{#notice}}<p class="notice{{#ok}} ok{{/ok}}" id="notice" role="status">{{text}}</p>{{/notice}}
         <p>Secret values never leave the vault for a page: add and replace them with <code>moat vault add</code>. A secret reaches only the tools and hosts its policy names.</p>
         {{^hasSecrets}}<p id="no-secrets">The vault holds no secrets.</p>{{/hasSecrets}}
-        {{#hasSecrets}}<div class="scroll"><table id="secrets"><thead><tr><th>Name</th><th>Tools</th><th>Hosts</th><th>Added</th><th>Replaced</th></tr></thead>
-        <tbody>{{#secrets}}<tr><td><code>{{name}}</code></td><td>{{tools}}</td><td>{{hosts}}</td><td>{{added}}</td><td>{{updated}}</td></tr>{{/secrets}}</tbody></table></div>{{/hasSecrets}}
+        {{#hasSecrets}}<div class="scroll"><table id="secrets"><thead><tr><th>Name</th><th>Tools</th><th>Hosts</th><th>Added</th><th>Replaced</th><th>Last use</th></tr></thead>
+        <tbody>{{#secrets}}<tr><td><code>{{name}}</code></td><td>{{tools}}</td><td>{{hosts}}</td><td>{{added}}</td><td>{{updated}}</td><td class="last-use">{{lastUse}}</td></tr>{{/secrets}}</tbody></table></div>{{/hasSecrets}}
         """
 
     static let audit = """

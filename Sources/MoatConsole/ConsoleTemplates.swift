@@ -47,6 +47,7 @@ enum ConsoleTemplates {
         <div class="cards">
         <div class="card"><span class="value" id="uptime">{{uptime}}</span>gateway uptime</div>
         <div class="card"><a href="/approvals"><span class="value" id="pending-count">{{pending}}</span>pending approvals</a></div>
+        <div class="card"><a href="/contacts"><span class="value" id="pairing-count">{{pairings}}</span>pairing requests</a></div>
         <div class="card"><span class="value" id="messages-today">{{messagesToday}}</span>messages today (UTC)</div>
         <div class="card"><span class="value" id="tools-today">{{toolCallsToday}}</span>tool calls today (UTC)</div>
         </div>

@@ -7,6 +7,7 @@ import MoatCore
 public import MoatHTTP
 public import MoatVault
 import NIOCore
+import Synchronization
 
 /// Where a checked webhook message goes: the agent pipeline (bound by the composition root).
 public protocol WebhookReceiver: Sendable {
@@ -22,8 +23,11 @@ public protocol WebhookReceiver: Sendable {
 /// identity: the signature is the credential. Every check is ``SignedWebhook``'s; this route only reads
 /// the body (at most 64 KiB), finds the webhook's key in the vault and answers `{"reply": …}` — or, for a
 /// webhook with a callback URL, `202 {"accepted": ID}` once the pipeline took the message.
+///
+/// The webhooks come from a ``WebhookTable`` a config reload replaces: a webhook added answers from the
+/// next delivery on, and with none left the route answers 404, as a server started without one does.
 public struct WebhookRoutes: Sendable {
-    let settings: ChannelsSettings
+    let table: WebhookTable
     let vault: UnlockedVault
     let receiver: any WebhookReceiver
     let now: @Sendable () -> Date
@@ -32,7 +36,14 @@ public struct WebhookRoutes: Sendable {
         settings: ChannelsSettings, vault: UnlockedVault, receiver: any WebhookReceiver,
         now: @escaping @Sendable () -> Date = { Date() }
     ) {
-        self.settings = settings
+        self.init(table: WebhookTable(settings.webhooks), vault: vault, receiver: receiver, now: now)
+    }
+
+    public init(
+        table: WebhookTable, vault: UnlockedVault, receiver: any WebhookReceiver,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.table = table
         self.vault = vault
         self.receiver = receiver
         self.now = now
@@ -49,6 +60,8 @@ public struct WebhookRoutes: Sendable {
     }
 
     func handle(_ request: Request, name: String, context: GatewayRequestContext) async throws -> Response {
+        let webhooks = table.webhooks
+        guard !webhooks.isEmpty else { return Response(status: .notFound) }
         let buffer: ByteBuffer
         do {
             buffer = try await request.body.collect(upTo: SignedWebhook.maximumBodyBytes)
@@ -58,7 +71,7 @@ public struct WebhookRoutes: Sendable {
         let body = Array(buffer.readableBytesView)
         let timestamp = request.headers[HTTPField.Name(SignedWebhook.timestampHeader)!]
         let signature = request.headers[HTTPField.Name(SignedWebhook.signatureHeader)!]
-        guard let webhook = settings.webhooks[name], let key = usableKey(webhook, name: name, context: context) else {
+        guard let webhook = webhooks[name], let key = usableKey(webhook, name: name, context: context) else {
             // An unknown name and a webhook the owner has not finished setting up answer exactly as a bad
             // signature does (after the same work): a sender learns neither which names exist nor a
             // secret's name. The owner reads the reason in the log.
@@ -75,6 +88,18 @@ public struct WebhookRoutes: Sendable {
         let reply = try await receiver.receive(message)
         return APIError.json(status: .ok, encoding: WebhookReply(reply: reply))
     }
+}
+
+/// The signed webhooks in force (`channels.webhooks`), by name; a config reload replaces them.
+public final class WebhookTable: Sendable {
+    private let entries: Mutex<[String: ChannelsSettings.Webhook]>
+
+    public init(_ webhooks: [String: ChannelsSettings.Webhook]) { entries = Mutex(webhooks) }
+
+    public var webhooks: [String: ChannelsSettings.Webhook] { entries.withLock { $0 } }
+
+    /// Puts `webhooks` in force from the next delivery on (one already being checked keeps the old entry).
+    public func replace(_ webhooks: [String: ChannelsSettings.Webhook]) { entries.withLock { $0 = webhooks } }
 }
 
 extension WebhookRoutes {

@@ -103,7 +103,14 @@ public struct PinnedHTTPTransport: PinnedTransport {
             channel.close(promise: nil)
         }
         do {
-            return try await promise.futureResult.get()
+            // A cancelled task (a channel stopped by a config reload mid long poll, a shutdown) closes the
+            // connection now instead of waiting for an answer or the time limit.
+            return try await withTaskCancellationHandler {
+                try await promise.futureResult.get()
+            } onCancel: {
+                promise.fail(CancellationError())
+                channel.close(promise: nil)
+            }
         } catch let error as NetError {
             throw error
         } catch let error as NIOSSLError {

@@ -44,12 +44,20 @@ public struct ToolOutput: Sendable, Hashable {
 
 /// Who a call runs for and in which conversation.
 public struct ToolContext: Sendable {
+    /// Records that a call is about to send the vault secrets `names` (names only, never a value) to
+    /// `host`; throws when it cannot, and the call then sends nothing. (The pipeline's recorder writes
+    /// one `vault.use` audit entry per secret: the vault page's "last use".)
+    public typealias SecretUseRecorder = @Sendable (_ names: [String], _ host: String) async throws -> Void
+
     public let principal: Principal
     public let conversationID: String
+    /// Where a tool records a secret's use before it leaves the gateway; nil records nothing.
+    public let recordSecretUse: SecretUseRecorder?
 
-    public init(principal: Principal, conversationID: String) {
+    public init(principal: Principal, conversationID: String, recordSecretUse: SecretUseRecorder? = nil) {
         self.principal = principal
         self.conversationID = conversationID
+        self.recordSecretUse = recordSecretUse
     }
 }
 

@@ -238,6 +238,22 @@ public struct HTTPRequestTool: BuiltinTool {
         } catch {
             throw ToolError(.refused, "http_request: \(error.message); the request was not sent")
         }
+        // Resolved, so every placeholder named an allowed secret: their use is recorded before they leave.
+        var used: [String] = []
+        for name in ([request.body] + request.headers.map(\.value)).flatMap(SecretName.placeholders(in:))
+        where !used.contains(name) {
+            used.append(name)
+        }
+        if !used.isEmpty, let record = context.recordSecretUse {
+            do {
+                try await record(used, host)
+            } catch {
+                throw ToolError(
+                    .refused,
+                    "http_request: the use of \(used.joined(separator: ", ")) could not be recorded in the audit log; "
+                        + "the request was not sent")
+            }
+        }
         let response: FetchResponse
         do {
             response = try await access.transport.send(

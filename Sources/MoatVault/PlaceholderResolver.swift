@@ -87,11 +87,31 @@ enum PlaceholderResolver {
         return entry
     }
 
-    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8], from start: Int) -> Int? {
         guard haystack.count >= needle.count, start <= haystack.count - needle.count else { return nil }
         for index in start...(haystack.count - needle.count) where haystack[index] == needle[0] {
             if haystack[index..<(index + needle.count)].elementsEqual(needle) { return index }
         }
         return nil
+    }
+}
+
+extension SecretName {
+    /// The valid names of the `{{secret:NAME}}` placeholders in `text`, each once, in order of first
+    /// appearance — what a request will carry once ``UnlockedVault/resolvePlaceholders(in:tool:host:)``
+    /// resolved it (a malformed placeholder is that call's error, not this one's: it is left out).
+    public static func placeholders(in text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        var names: [String] = []
+        var index = 0
+        while let found = PlaceholderResolver.firstIndex(of: PlaceholderResolver.opening, in: bytes, from: index) {
+            let nameStart = found + PlaceholderResolver.opening.count
+            guard let end = PlaceholderResolver.firstIndex(of: PlaceholderResolver.closing, in: bytes, from: nameStart)
+            else { break }
+            let name = String(decoding: bytes[nameStart..<end], as: UTF8.self)
+            if isValid(name), !names.contains(name) { names.append(name) }
+            index = end + PlaceholderResolver.closing.count
+        }
+        return names
     }
 }

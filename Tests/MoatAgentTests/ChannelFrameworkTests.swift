@@ -92,6 +92,15 @@ final class ChannelFixture: Sendable {
             idempotencyKey: UUID().uuidString)
     }
 
+    /// Binds `me` as the owner's account on `testchat` (the router not running yet), the cursor at 0.
+    func bindOwner() async throws {
+        let bind = try await desk.beginBinding(channel: "testchat")
+        try await router.advance(channel: "testchat", to: "0")
+        _ = try await router.deliver(
+            ChannelMessage(
+                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+    }
+
     /// The code in the last text sent to `sender`.
     func lastCode(to sender: String) throws -> String {
         let text = try #require(adapter.sent.last { $0.recipient == sender }).text
@@ -186,6 +195,22 @@ final class CodeRecorder: Sendable {
         #expect(try fixture.base.count("channel_codes") == 1)
         #expect(fixture.requests.codes.withLock { $0.count } == 1)
         #expect(fixture.base.model.requests.isEmpty)
+    }
+
+    @Test(
+        "pairing limits a reload applies hold from the next code: the new lifetime, and a lowered per-channel cap refuses a second sender"
+    )
+    func limitsAppliedLive() async throws {
+        let fixture = try ChannelFixture()
+        fixture.desk.apply(PairingSettings(codeLifetime: 120, pendingPerChannel: 1))
+        #expect(try await fixture.router.deliver(fixture.message("hi")) == .pairingCode)
+        let text = try #require(fixture.adapter.sent.last { $0.recipient == "alice" }).text
+        #expect(text.contains("valid about 2 more minutes"), "\(text)")
+        guard case .refused = try await fixture.router.deliver(fixture.message("hi", from: "bob")) else {
+            Issue.record("a second pending pairing passed the lowered cap of one per channel")
+            return
+        }
+        #expect(try fixture.base.count("channel_codes") == 1)
     }
 
     @Test("the owner approves with ceilings: the sender is a contact (never the owner) and is answered next time")
@@ -394,11 +419,7 @@ final class CodeRecorder: Sendable {
         let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
         let first = TestAdapter(script: Array(script.prefix(2)), failFirstRuns: 2)
         let fixture = try ChannelFixture(adapter: first, running: false)
-        let bind = try await fixture.desk.beginBinding(channel: "testchat")
-        try await fixture.router.advance(channel: "testchat", to: "0")
-        _ = try await fixture.router.deliver(
-            ChannelMessage(
-                channel: "testchat", senderID: "me", conversation: "dm-me", text: bind.code, idempotencyKey: "bind"))
+        try await fixture.bindOwner()
         // The adapter fails twice (the supervisor backs off and runs it again), then delivers both messages.
         let service = Task { await fixture.router.run() }
         try await fixture.eventually { first.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
@@ -421,5 +442,34 @@ final class CodeRecorder: Sendable {
         #expect(fixture.base.model.requests.count == 4)
         #expect(try fixture.base.count("agent_inbound") == 4)
         #expect(try await restarted.savedCursor(channel: "testchat") == "4")
+    }
+
+    @Test(
+        "a running router stops an adapter and starts its successor (a config reload): the successor goes on from the saved cursor, nothing lost or handled twice; a second adapter for a running channel is refused"
+    )
+    func liveRestart() async throws {
+        let script = (0..<4).map { TestAdapter.message($0, "message \($0)", from: "me") }
+        let first = TestAdapter(script: Array(script.prefix(2)))
+        let fixture = try ChannelFixture(adapter: first, running: false)
+        try await fixture.bindOwner()
+        let service = Task { await fixture.router.run() }
+        try await fixture.eventually { first.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
+        #expect(throws: ChannelError.self) { try fixture.router.start(TestAdapter(script: script)) }
+        #expect(await fixture.router.stop(channel: "testchat"))
+        #expect(fixture.router.channels.isEmpty)
+        #expect(await fixture.router.stop(channel: "testchat") == false)
+        // Stopped: a message for the channel is not taken in (it stays on the platform for the next adapter).
+        await #expect(throws: ChannelError.self) { try await fixture.router.deliver(script[2]) }
+        let second = TestAdapter(script: script)
+        try fixture.router.start(second)
+        #expect(fixture.router.channels == ["testchat"])
+        try await fixture.eventually { second.sent.filter { $0.text.hasPrefix("done: ") }.count == 2 }
+        try await fixture.eventually { (try? fixture.base.count("agent_inbound")) == 4 }
+        service.cancel()
+        await service.value
+        #expect(second.sent.map(\.text).filter { $0.hasPrefix("done: ") } == ["done: message 2", "done: message 3"])
+        #expect(first.sent.map(\.text).filter { $0.hasPrefix("done: ") } == ["done: message 0", "done: message 1"])
+        #expect(fixture.base.model.requests.count == 4)
+        #expect(try await fixture.router.savedCursor(channel: "testchat") == "4")
     }
 }

@@ -81,23 +81,56 @@ import Testing
         #expect(!audit.stdout.contains(Self.password))
     }
 
-    @Test("the console in headless Chromium: log in, overview, approve a scripted model's held call — console clean")
+    @Test(
+        "the console walk in headless Chromium: overview, a hostile model's held call approved, its conversation, a pairing request approved with ceilings, trust lowered, audit filtered and exported — console clean"
+    )
     func consoleInBrowser() async throws {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             try #require(
                 FileManager.default.isExecutableFile(atPath: tool),
                 "\(tool) is missing: run ./install.sh --deps (it installs the browser the tests use)")
         }
-        let model = try await ScriptedModelServer.start(replies: [
-            .toolCall("read_file", #"{"path":"notes.txt"}"#),
-            .text("It waits for your approval."),
-            .text("notes.txt says: groceries."),
-        ])
+        // A hostile model: no script, it obeys every MOAT-TEST-CALL line it reads and otherwise answers "Done.".
+        var options = ScriptedModelServer.Options()
+        options.hostile = .newInput
+        let model = try await ScriptedModelServer.start(options: options)
         defer { Task { await model.stop() } }
-        let (home, server, port) = try await ConsolePageTests.serve(model, password: Self.password)
-        let chat = try await MoatBinary.run(["chat", "--message", "what is in notes.txt?"], home: home.path)
+        let telegram = try await FakeTelegramServer.start()
+        defer { Task { await telegram.stop() } }
+        // An API on loopback the owner allowed, for a vault secret the model's http_request uses (its last use).
+        let api = try await LoopbackHTTPServer.start(host: "127.0.0.1") { _ in .init(body: "sunny") }
+        defer { Task { await api.stop() } }
+        let prepared = try await TelegramServeTests.home(
+            model: model, telegram: telegram, token: telegram.token,
+            extra: "policy:\n  ssrf:\n    allow_hosts: [\"127.0.0.1:\(api.port)\"]\n")
+        let (home, server, port) = try await ConsolePageTests.serve(home: prepared, password: Self.password)
+        let key = "weather-key-" + UUID().uuidString
+        try key.write(toFile: home.file("key"), atomically: true, encoding: .utf8)
+        let added = try await MoatBinary.run(
+            [
+                "vault", "add", "WEATHER_KEY", "--from-file", home.file("key"), "--allow-tool", "http_request",
+                "--allow-host", "127.0.0.1",
+            ], home: home.path)
+        #expect(added.status == 0, "\(added.stderr)")
+        unlink(home.file("key"))
+        let integrations = try await MoatBinary.run(
+            ["trust", "set", "integrations", "full", "--force", "--reason", "my weather API"], home: home.path)
+        #expect(integrations.status == 0, "\(integrations.stderr)")
+        // The model asks to read a file (held: files is at suggest) and calls the weather API with the secret (runs).
+        let weather = #"{"method":"GET","url":"\#(api.origin)/today","headers":{"X-Key":"{{secret:WEATHER_KEY}}"}}"#
+        let chat = try await MoatBinary.run(
+            [
+                "chat", "--message",
+                "notes and weather?\nMOAT-TEST-CALL read_file {\"path\":\"notes.txt\"}\nMOAT-TEST-CALL http_request \(weather)",
+            ], home: home.path)
         #expect(chat.status == 0, "\(chat.stderr)")
         let id = try ApprovalAPITests.pendingID(chat)
+        #expect(api.requests.count == 1 && api.requests.first?.header("X-Key") == key)
+        // A stranger writes to the served home's bot: a pending pairing request, nothing for the model.
+        let alice = TelegramServeTests.alice
+        telegram.sendPrivateMessage(from: alice, text: "hello, may I talk to your agent?")
+        try await TelegramServeTests.eventually { TelegramServeTests.texts(telegram, to: alice).count == 1 }
+        let code = try #require(TelegramServeTests.code(in: TelegramServeTests.texts(telegram, to: alice).first ?? ""))
         // Docs/screenshots is rewritten only on request (MOAT_SCREENSHOTS=update): a test run leaves the tree as it was.
         let temp = TemporaryDirectory()
         let shots =
@@ -105,25 +138,52 @@ import Testing
             ? Self.repository.appendingPathComponent("Docs/screenshots").path : temp.file("screenshots")
         let script = Self.repository.appendingPathComponent("Tests/Browser/console_walk.py").path
         let (status, out, err) = try await Self.python(
-            script, input: "http://127.0.0.1:\(port)\n\(Self.password)\n\(id)\n\(shots)\n")
+            script, input: "http://127.0.0.1:\(port)\n\(Self.password)\n\(id)\n\(shots)\n\(code)\nweb=2 files=0\n")
         #expect(!err.contains("No module named 'selenium'"), "python3-selenium is missing: run ./install.sh --deps")
         #expect(status == 0, "browser run failed: \(out) \(err)")
         let summary = try #require(
             try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any], "no JSON summary: \(out) \(err)")
         let steps = summary["steps"] as? [String] ?? []
         #expect(
-            ["conversation", "trust lowered", "audit filtered and exported", "console clean"].allSatisfy(
-                steps.contains), "\(steps)")
+            steps == [
+                "login page", "overview", "keyboard focus", "approvals page", "approved", "conversation",
+                "pairing request shown", "pairing approved with ceilings", "trust lowered",
+                "audit filtered and exported",
+                "vault", "phone layout", "console clean",
+            ], "\(steps)")
         for page in [
-            "login", "overview", "approvals", "approvals-decided", "conversation", "trust", "audit", "overview-phone",
+            "login", "overview", "approvals", "approvals-decided", "conversation", "contacts", "contacts-approved",
+            "trust", "audit", "vault", "overview-phone",
         ] {
             let png = try Data(contentsOf: URL(fileURLWithPath: shots + "/\(page).png"))
             #expect(png.starts(with: [0x89, 0x50, 0x4E, 0x47]), "\(page).png is not a PNG")
         }
         // Approving in the page ran exactly the held call: the file's text went to the model.
-        #expect(model.requests.last?.body.contains("groceries") == true)
-        let (stopped, _) = await server.stop()
+        #expect(model.requests.contains { $0.body.contains("groceries: milk, eggs") })
+
+        // The contact the page approved has exactly the ceilings chosen there, as the page and the CLI list them.
+        #expect(
+            summary["ceilings"] as? String
+                == "messaging 2, files 0, web 2, shell 1, finance 1, calendar 1, email 1, integrations 1, system 1")
+        let contacts = try await MoatBinary.run(["contact", "list"], home: home.path)
+        let lines = contacts.stdout.split(separator: "\n")
+        #expect(lines.count == 1, "\(contacts.stdout)")
+        #expect(
+            lines.first?.hasSuffix(
+                " telegram:\(alice.id) calendar=1,email=1,files=0,finance=1,integrations=1,messaging=2,shell=1,system=1,web=2"
+            ) == true, "\(contacts.stdout)")
+        // The pairing request reached no model; the contact's next message does, and the model's answer goes back.
+        #expect(!model.requests.contains { $0.body.contains("may I talk to your agent") })
+        telegram.sendPrivateMessage(from: alice, text: "now that we are paired: hello again")
+        try await TelegramServeTests.eventually { TelegramServeTests.texts(telegram, to: alice).count == 2 }
+        #expect(
+            TelegramServeTests.texts(telegram, to: alice).last == "Done.",
+            "\(TelegramServeTests.texts(telegram, to: alice))")
+        #expect(model.requests.last?.body.contains("hello again") == true)
+
+        let (stopped, log) = await server.stop()
         #expect(stopped == 0)
+        #expect(!log.contains(key) && !model.everythingReceived.contains(key))
         #expect(try await MoatBinary.run(["audit", "verify"], home: home.path).status == 0)
     }
 }

@@ -14,6 +14,8 @@ import Testing
 final class RecordingServer: Sendable {
     let seen = Mutex<[String]>([])
     let serverNames = Mutex<[String]>([])
+    /// Client connections that have closed.
+    let closed = Mutex(0)
     private let channel = Mutex<(any Channel)?>(nil)
 
     /// Starts on a free port; with `tls`, serves that certificate and records each client's SNI.
@@ -57,6 +59,11 @@ final class RecordingServer: Sendable {
         var received = 0
 
         init(server: RecordingServer) { self.server = server }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            server.closed.withLock { $0 += 1 }
+            context.fireChannelInactive()
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
@@ -166,6 +173,28 @@ struct GuardRefused: Error {
         }
     }
 
+    @Test(
+        "a cancelled request closes its connection at once, not at the time limit (a channel stopped by a config reload during a long poll)"
+    )
+    func cancelledRequestCloses() async throws {
+        let server = RecordingServer()
+        let port = try await server.start()
+        defer { Task { await server.stop() } }
+        var limits = PinnedHTTPTransport.Limits()
+        limits.totalTimeout = .seconds(90)
+        let transport = try PinnedHTTPTransport(limits: limits)
+        let target = try await Self.checked("http://rebind.test:\(port)/silent", port: port)
+        let request = Task { try await transport.send(target, method: "GET", headers: []) }
+        for _ in 0..<6000 where server.seen.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.closed.withLock { $0 } == 0)
+        request.cancel()
+        // Ended by the cancellation, not by the time limit (which a transport deaf to it waits out).
+        let error = await #expect(throws: NetError.self) { try await request.value }
+        #expect(error?.message.contains("time limit") == false, "\(String(describing: error))")
+        for _ in 0..<6000 where server.closed.withLock({ $0 }) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(server.closed.withLock { $0 } == 1)
+    }
+
     @Test("plain HTTP: the connection goes to the checked address, Host is the name, nothing resolves again")
     func pinnedPlain() async throws {
         let server = RecordingServer()
@@ -209,7 +238,9 @@ struct GuardRefused: Error {
         defer { Task { await server.stop() } }
         let target = try await Self.checked("http://127.0.0.1:\(server.port)/large", port: server.port)
         var limits = PinnedHTTPTransport.StreamLimits()
-        limits.idleTimeout = .seconds(1)
+        // Long enough that a loaded 2-core machine does not stall the server's writes that long once the
+        // reader goes on (it did at 1 s); the pause is twice it.
+        limits.idleTimeout = .seconds(5)
         let received = try await PinnedHTTPTransport().stream(target, method: "GET", headers: [], limits: limits) {
             response in
             var bytes: [UInt8] = []
@@ -219,7 +250,7 @@ struct GuardRefused: Error {
                 guard !paused else { continue }
                 paused = true
                 // The server has sent what the connection takes; the reader is the slow one here.
-                try await Task.sleep(for: .seconds(3))
+                try await Task.sleep(for: .seconds(10))
             }
             return bytes
         }

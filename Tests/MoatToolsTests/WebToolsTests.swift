@@ -4,6 +4,7 @@ import MoatNet
 import MoatTestSupport
 import MoatTools
 import MoatVault
+import Synchronization
 import Testing
 
 /// The echo server on loopback, a vault with a canary secret, and the web tools over both.
@@ -153,6 +154,59 @@ struct WebFixture {
         #expect(!output.text.contains(WebFixture.canary))
         #expect(output.text.contains("X-Echo-Authorization: Bearer [secret:API_TOKEN]"))
         #expect(output.text.contains("token=[secret:API_TOKEN]"))
+    }
+
+    @Test(
+        "http_request records each secret it fills in (names and host, once each) before sending; when the record fails nothing is sent"
+    )
+    func secretUseRecordedBeforeEgress() async throws {
+        let fixture = try await WebFixture()
+        defer { Task { await fixture.server.stop() } }
+        let tool = try fixture.requestTool()
+        let server = fixture.server
+        /// Each recorded use, with how many requests the server had received at that moment.
+        final class Uses: Sendable { let list = Mutex<[([String], String, Int)]>([]) }
+        let recorded = Uses()
+        let recording = ToolContext(principal: .owner, conversationID: "test") { names, host in
+            let seen = server.requests.count
+            recorded.list.withLock { $0.append((names, host, seen)) }
+        }
+        let arguments = WebFixture.json([
+            "method": "POST", "url": "http://127.0.0.1:\(fixture.port)/api",
+            "headers": ["Authorization": "Bearer {{secret:API_TOKEN}}", "X-Other": "{{secret:API_TOKEN}}"],
+            "body": "token={{secret:API_TOKEN}}",
+        ])
+        _ = try await tool.run(try tool.prepare(arguments), context: recording)
+        #expect(server.requests.count == 1)
+        let uses = recorded.list.withLock { $0 }
+        #expect(uses.count == 1 && uses.first?.0 == ["API_TOKEN"] && uses.first?.1 == "127.0.0.1", "\(uses)")
+        #expect(uses.first?.2 == 0, "the use was recorded after the request left")
+        // A call without a placeholder records nothing; one its policy refuses records nothing either.
+        _ = try await tool.run(
+            try tool.prepare(WebFixture.json(["method": "GET", "url": "http://127.0.0.1:\(fixture.port)/plain"])),
+            context: recording)
+        let refused = await asyncToolError {
+            _ = try await tool.run(
+                try tool.prepare(
+                    WebFixture.json([
+                        "method": "GET", "url": "http://127.0.0.1:\(fixture.port)/",
+                        "headers": ["X-Api-Key": "{{secret:OTHER_TOKEN}}"],
+                    ])), context: recording)
+        }
+        #expect(refused?.code == .refused)
+        #expect(recorded.list.withLock { $0.count } == 1)
+
+        // The record cannot be written (the audit log is full, say): refused, and the server gets nothing.
+        struct Unwritable: Error {}
+        let failing = ToolContext(principal: .owner, conversationID: "test") { _, _ in throw Unwritable() }
+        let sentBefore = server.requests.count
+        let error = await asyncToolError { _ = try await tool.run(try tool.prepare(arguments), context: failing) }
+        #expect(error?.code == .refused)
+        #expect(
+            error?.message.contains("API_TOKEN could not be recorded in the audit log") == true,
+            "\(String(describing: error))")
+        #expect(error?.message.contains(WebFixture.canary) == false)
+        #expect(server.requests.count == sentBefore)
     }
 
     @Test("http_request refuses a secret its policy does not allow for this tool or host, and sends nothing")

@@ -86,4 +86,14 @@ import Testing
             #expect(error?.exitCode == 64)
         }
     }
+
+    @Test("the names a request's placeholders name: each valid one once, in order; malformed ones left out")
+    func placeholderNames() {
+        #expect(
+            SecretName.placeholders(in: "{{secret:B_KEY}} x {{secret:A_KEY}} {{secret:B_KEY}}") == ["B_KEY", "A_KEY"])
+        #expect(SecretName.placeholders(in: "no placeholder, {{secret}} or {secret:A}").isEmpty)
+        #expect(SecretName.placeholders(in: "{{secret:lower}} {{secret:GOOD}}") == ["GOOD"])
+        #expect(SecretName.placeholders(in: "{{secret:GOOD}} {{secret:UNCLOSED") == ["GOOD"])
+        #expect(SecretName.placeholders(in: "{{secret:A}}{{secret:B}}") == ["A", "B"])
+    }
 }
