@@ -44,13 +44,13 @@ extension PinnedHTTPTransport {
         public typealias Element = [UInt8]
         public typealias Failure = any Error
 
-        let inner: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+        let inner: ResponseParts
         let origin: String
 
         public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(inner: inner, origin: origin) }
 
         public struct AsyncIterator: AsyncIteratorProtocol {
-            var inner: NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator
+            var inner: ResponseParts
             let origin: String
             var ended = false
 
@@ -75,10 +75,32 @@ extension PinnedHTTPTransport {
         }
     }
 
+    /// The parts of an answer: from a one-request channel, or from a kept connection's exchange.
+    enum ResponseParts {
+        case channel(NIOAsyncChannelInboundStream<HTTPClientResponsePart>.AsyncIterator)
+        case kept(AsyncThrowingStream<HTTPClientResponsePart, any Error>.AsyncIterator)
+
+        mutating func next() async throws -> HTTPClientResponsePart? {
+            switch self {
+            case .channel(var parts):
+                defer { self = .channel(parts) }
+                return try await parts.next()
+            case .kept(var parts):
+                defer { self = .kept(parts) }
+                return try await parts.next()
+            }
+        }
+    }
+
     /// Sends one request and hands the response to `consume` while its body is still arriving.
     ///
     /// The connection goes to the addresses of `target` in order (never a new lookup), the first that
-    /// accepts; it is closed when `consume` returns or throws. Limits: ``StreamLimits``.
+    /// accepts; it is closed when `consume` returns or throws. Limits: ``StreamLimits``. A transport
+    /// made with `keepAlive` first reuses an idle connection opened for the same target (same scheme,
+    /// host, port and one of `target`'s addresses), and keeps the connection for the next request when
+    /// `consume` returned and the answer ended (``PinnedConnectionPool``). When a reused connection
+    /// closes before any byte of the answer arrived (the server closed it while idle), the request is
+    /// sent again on a new connection; never once a byte arrived.
     ///
     /// - Throws: ``NetError`` `.connectFailed` when no address accepts a connection, `.timedOut` when
     ///   the server is silent for longer than a limit, `.fetchFailed` for everything else (TLS, a body
@@ -91,30 +113,21 @@ extension PinnedHTTPTransport {
         limits: StreamLimits = StreamLimits(),
         _ consume: (StreamedResponse) async throws -> Result
     ) async throws -> Result {
-        let url = target.url
-        let origin = url.origin
-        let (serverName, head) = try request(target, method: method, headers: headers, bodyCount: body.count)
-        var channel: NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>?
-        var failure = NetError(.connectFailed, "\(origin) has no address to connect to")
-        for address in target.addresses where channel == nil {
-            let socket = try socketAddress(address, port: url.port)
-            do {
-                channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                    .connectTimeout(limits.connectTimeout)
-                    .connect(to: socket) { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try self.addClientHandlers(to: channel, serverName: serverName)
-                            try channel.pipeline.syncOperations.addHandler(
-                                ResponseWatchdog(limits: limits, origin: origin))
-                            return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
-                                wrappingChannelSynchronously: channel)
-                        }
-                    }
-            } catch {
-                failure = Self.connectFailure(error, origin: origin, address: address, limits: limits)
+        let origin = target.url.origin
+        let (serverName, head) = try request(
+            target, method: method, headers: headers, bodyCount: body.count, keepAlive: pool != nil)
+        if let pool {
+            return try await keptStream(
+                target, head: head, body: body, serverName: serverName, limits: limits, pool: pool, consume)
+        }
+        let channel = try await connect(target, limits: limits) { _, channel in
+            channel.eventLoop.makeCompletedFuture {
+                try self.addClientHandlers(to: channel, serverName: serverName)
+                try channel.pipeline.syncOperations.addHandler(ResponseWatchdog(limits: limits, origin: origin))
+                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(
+                    wrappingChannelSynchronously: channel)
             }
         }
-        guard let channel else { throw failure }
         return try await channel.executeThenClose { inbound, outbound in
             // A server may answer (and close) before the last part is handed over (with Content-Length,
             // `.end` carries no bytes): a failed write is reported only when no answer follows.
@@ -126,34 +139,112 @@ extension PinnedHTTPTransport {
             } catch {
                 writeFailure = error
             }
-            var parts = inbound.makeAsyncIterator()
-            var responseHead: HTTPResponseHead?
-            while responseHead == nil {
-                let part: HTTPClientResponsePart?
-                do {
-                    part = try await parts.next()
-                } catch {
-                    // The watchdog's own verdict (a time limit, the size cap) wins over the write it cut
-                    // short: on a loaded machine the request may still be going out when a limit fires.
-                    if let limit = error as? NetError { throw limit }
-                    throw Self.streamFailure(writeFailure ?? error, origin: origin)
-                }
-                switch part {
-                // An interim 1xx answer (100 Continue) is followed by the real one.
-                case .head(let head) where head.status.code >= 200: responseHead = head
-                case .head, .body, .end: continue
-                case nil:
-                    if let writeFailure { throw Self.streamFailure(writeFailure, origin: origin) }
-                    throw NetError(.fetchFailed, "\(origin) closed the connection without answering")
-                }
-            }
-            guard let responseHead else { throw NetError(.fetchFailed, "\(origin) sent no response") }
-            let response = StreamedResponse(
-                status: Int(responseHead.status.code),
-                headers: responseHead.headers.map { ($0.name, $0.value) },
-                body: ResponseBody(inner: parts, origin: origin))
-            return try await consume(response)
+            var parts = ResponseParts.channel(inbound.makeAsyncIterator())
+            let responseHead = try await Self.responseHead(&parts, writeFailure: writeFailure, origin: origin)
+            return try await consume(Self.response(responseHead, parts: parts, origin: origin))
         }
+    }
+
+    /// ``stream(_:method:headers:body:limits:_:)`` over a kept connection.
+    func keptStream<Result: Sendable>(
+        _ target: CheckedURL, head: HTTPRequestHead, body: [UInt8], serverName: String?, limits: StreamLimits,
+        pool: PinnedConnectionPool, _ consume: (StreamedResponse) async throws -> Result
+    ) async throws -> Result {
+        let origin = target.url.origin
+        while true {
+            let taken = pool.take(for: target)
+            let connection: KeptConnection
+            if let taken {
+                connection = taken
+            } else {
+                connection = try await connect(target, limits: limits) { address, channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let watchdog = ResponseWatchdog(limits: limits, origin: origin, armsWhenActive: false)
+                        let exchange = KeptExchange(watchdog: watchdog)
+                        try self.addClientHandlers(to: channel, serverName: serverName, mark: exchange)
+                        try channel.pipeline.syncOperations.addHandlers([watchdog, exchange])
+                        return KeptConnection(
+                            channel: channel, key: PinnedConnectionPool.Key(target, address: address),
+                            exchange: exchange)
+                    }
+                }
+                connection.channel.closeFuture.whenComplete { [weak pool] _ in _ = pool?.remove(connection) }
+            }
+            var parts = ResponseParts.kept(connection.start(head, body: body, limits: limits).makeAsyncIterator())
+            let responseHead: HTTPResponseHead
+            do {
+                responseHead = try await Self.responseHead(&parts, writeFailure: nil, origin: origin)
+            } catch let unanswered as UnansweredClose {
+                connection.channel.close(promise: nil)
+                // The server closed the kept connection before reading this request: a new connection.
+                if taken != nil { continue }
+                if let cause = unanswered.cause { throw Self.streamFailure(cause, origin: origin) }
+                throw NetError(.fetchFailed, "\(origin) closed the connection without answering")
+            } catch {
+                connection.channel.close(promise: nil)
+                throw error
+            }
+            do {
+                let result = try await consume(Self.response(responseHead, parts: parts, origin: origin))
+                connection.release(to: pool, reusable: true)
+                return result
+            } catch {
+                connection.channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
+
+    /// A connection to the first of `target`'s addresses that accepts one, set up by `initializer`
+    /// (given the address).
+    func connect<Output: Sendable>(
+        _ target: CheckedURL, limits: StreamLimits,
+        _ initializer: @escaping @Sendable (IPAddress, any Channel) -> EventLoopFuture<Output>
+    ) async throws -> Output {
+        let origin = target.url.origin
+        var failure = NetError(.connectFailed, "\(origin) has no address to connect to")
+        for address in target.addresses {
+            let socket = try socketAddress(address, port: target.url.port)
+            do {
+                return try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(limits.connectTimeout)
+                    .connect(to: socket) { channel in initializer(address, channel) }
+            } catch {
+                failure = Self.connectFailure(error, origin: origin, address: address, limits: limits)
+            }
+        }
+        throw failure
+    }
+
+    /// Reads up to the final response head (an interim 1xx answer, such as 100 Continue, is skipped).
+    static func responseHead(_ parts: inout ResponseParts, writeFailure: (any Error)?, origin: String)
+        async throws -> HTTPResponseHead
+    {
+        while true {
+            let part: HTTPClientResponsePart?
+            do {
+                part = try await parts.next()
+            } catch {
+                // The watchdog's own verdict (a time limit, the size cap) wins over the write it cut
+                // short: on a loaded machine the request may still be going out when a limit fires.
+                if let limit = error as? NetError { throw limit }
+                if error is UnansweredClose { throw error }
+                throw Self.streamFailure(writeFailure ?? error, origin: origin)
+            }
+            switch part {
+            case .head(let head) where head.status.code >= 200: return head
+            case .head, .body, .end: continue
+            case nil:
+                if let writeFailure { throw Self.streamFailure(writeFailure, origin: origin) }
+                throw NetError(.fetchFailed, "\(origin) closed the connection without answering")
+            }
+        }
+    }
+
+    static func response(_ head: HTTPResponseHead, parts: ResponseParts, origin: String) -> StreamedResponse {
+        StreamedResponse(
+            status: Int(head.status.code), headers: head.headers.map { ($0.name, $0.value) },
+            body: ResponseBody(inner: parts, origin: origin))
     }
 
     /// `ECONNREFUSED` on Linux (the C constant lives in Glibc, which this file leaves out: importing it
@@ -188,32 +279,54 @@ extension PinnedHTTPTransport {
 
 /// Enforces a streamed response's time and size limits from inside the channel, so a silent or
 /// endless server is cut off even while nobody is reading: the first-byte, idle and total timers, and
-/// the body cap. A limit reached is an error delivered to the reader, then the channel closes.
+/// the body cap. A limit reached is an error delivered to the reader, then the channel closes. On a
+/// one-request connection it is armed when the connection is up; on a kept connection
+/// (``KeptExchange``) for each request, and disarmed at the answer's end.
 ///
 /// The idle timer measures the server's silence only while the connection asks for more: a reader that
 /// stops consuming holds back the channel's reads (the async stream's back-pressure), and the time it
 /// takes is the reader's, not the server's; the total timer still bounds the exchange.
-private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHandler {
+final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias InboundOut = HTTPClientResponsePart
     typealias OutboundIn = HTTPClientRequestPart
     typealias OutboundOut = HTTPClientRequestPart
 
-    let limits: PinnedHTTPTransport.StreamLimits
+    private var limits: PinnedHTTPTransport.StreamLimits
     let origin: String
+    let armsWhenActive: Bool
+    private var context: ChannelHandlerContext?
     private var silence: Scheduled<Void>?
     private var whole: Scheduled<Void>?
     private var received = 0
+    private var armed = false
     private var stopped = false
     /// The response has started: the idle timer, not the first-byte one, runs.
     private var answering = false
 
-    init(limits: PinnedHTTPTransport.StreamLimits, origin: String) {
+    init(limits: PinnedHTTPTransport.StreamLimits, origin: String, armsWhenActive: Bool = true) {
         self.limits = limits
         self.origin = origin
+        self.armsWhenActive = armsWhenActive
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        if armsWhenActive { arm(limits) }
+        context.fireChannelActive()
+    }
+
+    /// Starts the timers of one exchange with `limits`.
+    func arm(_ limits: PinnedHTTPTransport.StreamLimits) {
+        guard let context, !stopped else { return }
+        cancelTimers()
+        self.limits = limits
+        received = 0
+        armed = true
+        answering = false
         let loop = context.eventLoop.assumeIsolated()
         whole = loop.scheduleTask(in: limits.totalTimeout) {
             self.stop(
@@ -221,13 +334,21 @@ private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHand
                 NetError(.timedOut, "\(self.origin) did not finish within \(self.limits.totalTimeout.secondsText) s"))
         }
         watch(context, limits.firstByteTimeout, "did not start answering within")
-        context.fireChannelActive()
+    }
+
+    /// Stops the timers: the exchange is over.
+    func disarm() {
+        armed = false
+        answering = false
+        cancelTimers()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !stopped else { return }
-        answering = true
-        watch(context, limits.idleTimeout, "went silent for more than")
+        if armed {
+            answering = true
+            watch(context, limits.idleTimeout, "went silent for more than")
+        }
         if case .body(let buffer) = unwrapInboundIn(data) {
             received += buffer.readableBytes
             guard received <= limits.maximumBodyBytes else {
@@ -243,7 +364,7 @@ private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHand
     /// A read finished: until the next one is asked for (at once, unless the reader holds reads back),
     /// the server cannot be heard, so its silence is not timed.
     func channelReadComplete(context: ChannelHandlerContext) {
-        if answering && !stopped {
+        if armed && answering && !stopped {
             silence?.cancel()
             silence = nil
         }
@@ -252,7 +373,7 @@ private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHand
 
     /// The connection asks for more: from now on, the server's silence is timed again.
     func read(context: ChannelHandlerContext) {
-        if answering && !stopped { watch(context, limits.idleTimeout, "went silent for more than") }
+        if armed && answering && !stopped { watch(context, limits.idleTimeout, "went silent for more than") }
         context.read()
     }
 
@@ -279,6 +400,8 @@ private final class ResponseWatchdog: ChannelDuplexHandler, RemovableChannelHand
     private func cancelTimers() {
         silence?.cancel()
         whole?.cancel()
+        silence = nil
+        whole = nil
     }
 }
 

@@ -13,7 +13,8 @@ public import NIOSSL
 /// URL's host, and for `https` the name is sent as SNI and the certificate is verified against it and
 /// the system's trust roots (TLS 1.2 or newer). An `https` URL naming a bare IP address is refused: its
 /// certificate could not be checked by name. Redirects are returned to ``GuardedFetcher``, which checks
-/// every hop again. One request per connection; no proxy from the environment, no cookies, no
+/// every hop again. One request per connection, unless the transport keeps connections alive for
+/// ``stream(_:method:headers:body:limits:_:)`` (``PinnedConnectionPool``); no proxy from the environment, no cookies, no
 /// decompression. Every limit has a default and fails closed with a ``NetError`` `.fetchFailed`.
 public struct PinnedHTTPTransport: PinnedTransport {
     /// Bounds of one fetch.
@@ -31,11 +32,17 @@ public struct PinnedHTTPTransport: PinnedTransport {
     let limits: Limits
     let userAgent: String
     let tls: NIOSSLContext
+    /// The idle connections kept for ``stream(_:method:headers:body:limits:_:)`` (nil: one request per
+    /// connection, `Connection: close`).
+    public let pool: PinnedConnectionPool?
 
     /// - Parameters:
     ///   - additionalTrustRoots: certificates trusted besides the system's (tests; a private CA).
+    ///   - keepAlive: set: streamed requests reuse kept connections within these bounds
+    ///     (``PinnedConnectionPool``); nil: a new connection per request.
     public init(
-        limits: Limits = Limits(), additionalTrustRoots: [NIOSSLCertificate] = [], userAgent: String = "Moat"
+        limits: Limits = Limits(), additionalTrustRoots: [NIOSSLCertificate] = [], userAgent: String = "Moat",
+        keepAlive: PinnedConnectionPool.Limits? = nil
     ) throws {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
@@ -46,6 +53,7 @@ public struct PinnedHTTPTransport: PinnedTransport {
         self.tls = try NIOSSLContext(configuration: configuration)
         self.limits = limits
         self.userAgent = userAgent
+        self.pool = keepAlive.map { PinnedConnectionPool(limits: $0) }
     }
 
     public func send(
@@ -116,8 +124,10 @@ public struct PinnedHTTPTransport: PinnedTransport {
 extension PinnedHTTPTransport {
     /// The TLS server name (nil for `http`) and the request head for `target`: the fixed headers first
     /// (`Host` from the URL, never from the caller), then the caller's, less the ones the transport owns.
+    /// Without `keepAlive` the request asks for `Connection: close`.
     func request(
-        _ target: CheckedURL, method: String, headers: [(name: String, value: String)], bodyCount: Int
+        _ target: CheckedURL, method: String, headers: [(name: String, value: String)], bodyCount: Int,
+        keepAlive: Bool = false
     ) throws(NetError) -> (serverName: String?, head: HTTPRequestHead) {
         let url = target.url
         let serverName: String?
@@ -133,7 +143,7 @@ extension PinnedHTTPTransport {
         head.headers.add(name: "Host", value: url.hostHeader)
         head.headers.add(name: "User-Agent", value: userAgent)
         head.headers.add(name: "Accept-Encoding", value: "identity")
-        head.headers.add(name: "Connection", value: "close")
+        if !keepAlive { head.headers.add(name: "Connection", value: "close") }
         let fixed: Set<String> = ["host", "user-agent", "accept-encoding", "connection", "content-length"]
         for header in headers where !fixed.contains(header.name.lowercased()) {
             head.headers.add(name: header.name, value: header.value)
@@ -150,12 +160,14 @@ extension PinnedHTTPTransport {
         }
     }
 
-    /// Adds the TLS client handler (for `https`) and the HTTP/1.1 client codec.
-    func addClientHandlers(to channel: any Channel, serverName: String?) throws {
+    /// Adds the TLS client handler (for `https`), the mark of arriving bytes (a kept connection's) and
+    /// the HTTP/1.1 client codec.
+    func addClientHandlers(to channel: any Channel, serverName: String?, mark: KeptExchange? = nil) throws {
         if let serverName {
             let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName)
             try channel.pipeline.syncOperations.addHandler(handler)
         }
+        if let mark { try channel.pipeline.syncOperations.addHandler(ArrivalMark(exchange: mark)) }
         try channel.pipeline.syncOperations.addHTTPClientHandlers()
     }
 }

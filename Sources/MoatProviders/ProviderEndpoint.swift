@@ -30,7 +30,10 @@ struct ProviderEndpoint: Sendable {
         var limits = PinnedHTTPTransport.Limits()
         limits.maximumBodyBytes = settings.maximumResponseBytes
         do {
-            transport = try PinnedHTTPTransport(limits: limits, userAgent: userAgent)
+            // A model round after the last reuses its connection (same checked address, re-resolved each
+            // round): a new TCP connection per round was about a quarter of a turn's CPU.
+            transport = try PinnedHTTPTransport(
+                limits: limits, userAgent: userAgent, keepAlive: PinnedConnectionPool.Limits())
         } catch {
             throw ProviderError(.configuration, "the TLS client for provider \(settings.name) cannot be set up")
         }

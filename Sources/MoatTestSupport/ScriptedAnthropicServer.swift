@@ -100,6 +100,8 @@ public final class ScriptedAnthropicServer: Sendable {
     /// `http://127.0.0.1:PORT`, a provider's base URL (the client adds `/v1/messages`).
     public var baseURL: String { "http://127.0.0.1:\(port)" }
 
+    /// The TCP connections accepted (keep-alive: one for several requests).
+    public let connections: ScriptedConnections
     private let channel: any Channel
     private let state: Mutex<State>
 
@@ -114,22 +116,27 @@ public final class ScriptedAnthropicServer: Sendable {
     public static func start(replies: [Reply] = [], options: Options = Options()) async throws
         -> ScriptedAnthropicServer
     {
-        try await startScriptedServer {
-            ScriptedAnthropicServer(channel: $0, replies: replies, options: options)
+        let connections = ScriptedConnections()
+        return try await startScriptedServer(connections: connections) {
+            ScriptedAnthropicServer(channel: $0, replies: replies, options: options, connections: connections)
         } answer: {
             $0.answer(method: $1, path: $2, headers: $3, body: $4)
         }
     }
 
-    private init(channel: any Channel, replies: [Reply], options: Options) {
+    private init(channel: any Channel, replies: [Reply], options: Options, connections: ScriptedConnections) {
+        self.connections = connections
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
         self.options = options
         self.state = Mutex(State(queue: replies))
     }
 
+    /// Stops listening and closes the connections it accepted (a kept-alive one included), as a server
+    /// process that stops does.
     public func stop() async {
         try? await channel.close()
+        await connections.closeAll()
     }
 
     public func enqueue(_ replies: Reply...) {

@@ -9,7 +9,9 @@ struct ScriptedAnswer: Sendable {
     var status = 200
     var headers: [(String, String)] = []
     var pieces: [[UInt8]] = []
-    enum End { case finish, cut, hang }
+    /// `drop`: the connection closes before any byte of the answer (as a server closing an idle
+    /// keep-alive connection while the request arrives).
+    enum End { case finish, cut, hang, drop }
     var end = End.finish
     /// False: read the request and never answer.
     var respond = true
@@ -26,31 +28,63 @@ struct ScriptedAnswer: Sendable {
     }
 }
 
-/// A real HTTP/1.1 server on 127.0.0.1 (a free port) whose every request is answered by `answer`
-/// (method, path, headers, body); keep-alive as the client asks.
+/// The TCP connections a scripted server accepted: how many, and a way to close the open ones (a server
+/// that drops its idle keep-alive connections).
+public final class ScriptedConnections: Sendable {
+    private let state = Mutex<(accepted: Int, open: [ObjectIdentifier: any Channel])>((0, [:]))
+
+    init() {}
+
+    /// Connections accepted so far.
+    public var accepted: Int { state.withLock { $0.accepted } }
+
+    /// Closes every connection open now, as a server closes idle keep-alive connections; returns when
+    /// they are closed.
+    public func closeAll() async {
+        let open = state.withLock { Array($0.open.values) }
+        for channel in open { try? await channel.close() }
+    }
+
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        state.withLock {
+            $0.accepted += 1
+            $0.open[id] = channel
+        }
+        channel.closeFuture.whenComplete { _ in _ = self.state.withLock { $0.open.removeValue(forKey: id) } }
+    }
+}
+
+/// A real HTTP/1.1 server on `host` (127.0.0.1; a free port) whose every request is answered by
+/// `answer` (method, path, headers, body); keep-alive as the client asks. Each accepted connection is
+/// recorded in `connections`.
 func startScriptedHTTPServer(
-    port: Int = 0, answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
+    port: Int = 0, host: String = "127.0.0.1", connections: ScriptedConnections? = nil,
+    answer: @escaping @Sendable (String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
 ) async throws -> any Channel {
     try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
         .childChannelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
+            connections?.add(channel)
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                 try channel.pipeline.syncOperations.addHandler(ScriptedHTTPConnection(answer: answer))
             }
         }
-        .bind(host: "127.0.0.1", port: port)
+        .bind(host: host, port: port)
         .get()
 }
 
 /// Starts a scripted server: `make` builds it around its listening channel, and every request is
 /// answered by `answer` on it (a request that arrives before it exists gets no answer).
 func startScriptedServer<Server: AnyObject & Sendable>(
-    port: Int = 0, _ make: (any Channel) -> Server,
+    port: Int = 0, host: String = "127.0.0.1", connections: ScriptedConnections? = nil,
+    _ make: (any Channel) -> Server,
     answer: @escaping @Sendable (Server, String, String, HTTPHeaders, [UInt8]) -> ScriptedAnswer
 ) async throws -> Server {
     let box = Mutex<Server?>(nil)
-    let channel = try await startScriptedHTTPServer(port: port) { method, path, headers, body in
+    let channel = try await startScriptedHTTPServer(port: port, host: host, connections: connections) {
+        method, path, headers, body in
         guard let server = box.withLock({ $0 }) else { return ScriptedAnswer(respond: false) }
         return answer(server, method, path, headers, body)
     }
@@ -109,6 +143,10 @@ private final class ScriptedHTTPConnection: ChannelInboundHandler {
 
     func respond(_ answer: ScriptedAnswer, keepAlive: Bool, context: ChannelHandlerContext) {
         guard answer.respond else { return }
+        guard answer.end != .drop else {
+            context.close(promise: nil)
+            return
+        }
         var headers = HTTPHeaders(answer.headers)
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let status = HTTPResponseStatus(statusCode: answer.status)
@@ -119,7 +157,7 @@ private final class ScriptedHTTPConnection: ChannelInboundHandler {
             context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: piece)))), promise: nil)
         }
         switch answer.end {
-        case .hang:
+        case .hang, .drop:
             return
         case .cut:
             context.close(promise: nil)

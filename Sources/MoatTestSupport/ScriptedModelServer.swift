@@ -113,6 +113,8 @@ public final class ScriptedModelServer: Sendable {
         case silenceAfterEvents(Int)
         /// Reads the request and never answers.
         case silence
+        /// Reads the request and closes the connection without a byte of answer.
+        case closeUnanswered
         /// `200 OK` with `Content-Length: 0` (llama-cpp-python's answer to some streamed requests).
         case emptyBody
         /// The first `tool_calls` delta that carries arguments is cut in the middle of its JSON.
@@ -172,6 +174,8 @@ public final class ScriptedModelServer: Sendable {
     /// `http://127.0.0.1:PORT/v1`, a provider's base URL.
     public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
 
+    /// The TCP connections accepted (keep-alive: one for several requests).
+    public let connections: ScriptedConnections
     private let channel: any Channel
     private let state: Mutex<State>
 
@@ -184,27 +188,33 @@ public final class ScriptedModelServer: Sendable {
         var nextDelay: Double?
     }
 
-    /// Starts on 127.0.0.1, on `port` (0: a free one; a test that brings a server "back" names the port
-    /// the stopped one had).
-    public static func start(replies: [Reply] = [], options: Options = Options(), port: Int = 0) async throws
-        -> ScriptedModelServer
-    {
-        try await startScriptedServer(port: port) {
-            ScriptedModelServer(channel: $0, replies: replies, options: options)
+    /// Starts on `host` (127.0.0.1; another loopback address such as 127.0.0.2 for a second server on
+    /// the same port), on `port` (0: a free one; a test that brings a server "back" names the port the
+    /// stopped one had).
+    public static func start(
+        replies: [Reply] = [], options: Options = Options(), port: Int = 0, host: String = "127.0.0.1"
+    ) async throws -> ScriptedModelServer {
+        let connections = ScriptedConnections()
+        return try await startScriptedServer(port: port, host: host, connections: connections) {
+            ScriptedModelServer(channel: $0, replies: replies, options: options, connections: connections)
         } answer: {
             $0.answer(method: $1, path: $2, headers: $3, body: $4)
         }
     }
 
-    private init(channel: any Channel, replies: [Reply], options: Options) {
+    private init(channel: any Channel, replies: [Reply], options: Options, connections: ScriptedConnections) {
+        self.connections = connections
         self.channel = channel
         self.port = channel.localAddress?.port ?? 0
         self.options = options
         self.state = Mutex(State(queue: replies))
     }
 
+    /// Stops listening and closes the connections it accepted (a kept-alive one included), as a server
+    /// process that stops does.
     public func stop() async {
         try? await channel.close()
+        await connections.closeAll()
     }
 
     public func enqueue(_ replies: Reply...) {
@@ -285,6 +295,8 @@ public final class ScriptedModelServer: Sendable {
                 status: status, headers: [("Content-Type", "application/json")] + extra, pieces: [Array(body.utf8)])
         case .silence:
             return Answer(respond: false)
+        case .closeUnanswered:
+            return Answer(end: .drop)
         case .emptyBody:
             return Answer(headers: [("Content-Type", "application/json"), ("Content-Length", "0")])
         default:
