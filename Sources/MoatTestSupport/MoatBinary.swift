@@ -87,9 +87,7 @@ final class OutputCollector: @unchecked Sendable {
     private func drain(_ handle: FileHandle, _ append: @escaping @Sendable (Data) -> Void) {
         group.enter()
         Thread.detachNewThread { [lock, group] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
+            handle.readPieces { chunk in
                 lock.lock()
                 append(chunk)
                 lock.unlock()
@@ -151,9 +149,7 @@ public final class RunningServer: @unchecked Sendable {
         reader.enter()
         let handle = errPipe.fileHandleForReading
         Thread.detachNewThread { [self] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
+            handle.readPieces { chunk in
                 lock.lock()
                 stderrText += String(decoding: chunk, as: UTF8.self)
                 lock.unlock()

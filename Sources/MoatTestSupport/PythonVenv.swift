@@ -118,9 +118,9 @@ public struct PythonVenv: Sendable {
             process.standardError = stderr
             try process.run()
             let errors = Mutex<Data>(Data())
-            let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readDataToEndOfFile() } }
+            let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readAll() } }
             reader.start()
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
+            let out = stdout.fileHandleForReading.readAll()
             process.waitUntilExit()
             // This thread is already off the pool; the stderr reader ends with the process's stderr.
             while !reader.isFinished { usleep(1000) }

@@ -143,7 +143,7 @@ import Testing
                 process.standardOutput = pipe
                 try process.run()
                 process.waitUntilExit()
-                return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                return String(decoding: pipe.fileHandleForReading.readAll(), as: UTF8.self)
             }
         }
         #expect(try await run() == "ok 51\n")

@@ -28,8 +28,8 @@ import Testing
             try stdin.fileHandleForWriting.close()
             let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
             DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
-            let out = stdout.fileHandleForReading.readDataToEndOfFile()
-            let err = stderr.fileHandleForReading.readDataToEndOfFile()
+            let out = stdout.fileHandleForReading.readAll()
+            let err = stderr.fileHandleForReading.readAll()
             process.waitUntilExit()
             timer.cancel()
             return (

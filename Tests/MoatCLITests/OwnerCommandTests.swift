@@ -66,7 +66,7 @@ import Testing
         curl.standardOutput = curlOut
         try curl.run()
         let curlBody = await offCooperativePool {
-            let body = String(decoding: curlOut.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let body = String(decoding: curlOut.fileHandleForReading.readAll(), as: UTF8.self)
             curl.waitUntilExit()
             return body
         }
@@ -159,7 +159,7 @@ import Testing
         input.fileHandleForWriting.write(Data(#"{"token":"\#(token)","password":"\#(Self.password)"}"#.utf8))
         try input.fileHandleForWriting.close()
         let headers = await offCooperativePool {
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = String(decoding: output.fileHandleForReading.readAll(), as: UTF8.self)
             process.waitUntilExit()
             return text
         }

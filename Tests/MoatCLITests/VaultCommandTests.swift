@@ -332,7 +332,7 @@ import Testing
         try process.run()
         // About six seconds (the `timeout`), waited for on a thread of its own.
         let data = await offCooperativePool {
-            let data = output.fileHandleForReading.readDataToEndOfFile()
+            let data = output.fileHandleForReading.readAll()
             process.waitUntilExit()
             return data
         }

@@ -29,7 +29,7 @@ enum Launcher {
             let output = Pipe()
             launcher.standardOutput = output
             try launcher.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            let text = String(decoding: output.fileHandleForReading.readAll(), as: UTF8.self)
             launcher.waitUntilExit()
             return (launcher.terminationStatus, text)
         }
