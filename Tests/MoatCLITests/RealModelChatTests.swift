@@ -92,9 +92,14 @@ enum ModelServerVenv {
     /// Starts `tests/model-server.sh serve PORT` and waits until it lists its model.
     static func startServer() async throws -> (WatchedProcess, String) {
         let port = try LoopbackPort.free()
+        // Niced: a CPU model takes every core it can, and the in-process servers of the tests running beside
+        // it (a full parallel run) must still answer within their limits.
         let server = try WatchedProcess(
-            "/usr/bin/env",
-            ["MOAT_MODEL_SERVER_HOME=\(serverHome)", repository.path + "/tests/model-server.sh", "serve", "\(port)"])
+            "/usr/bin/nice",
+            [
+                "-n", "15", "/usr/bin/env", "MOAT_MODEL_SERVER_HOME=\(serverHome)",
+                repository.path + "/tests/model-server.sh", "serve", "\(port)",
+            ])
         let baseURL = "http://127.0.0.1:\(port)/v1"
         let deadline = Date().addingTimeInterval(180)
         while Date() < deadline {
