@@ -10,7 +10,7 @@ import Testing
     static let token = "ghp_ThisIsTheTokenValue0123456789abcdef"
 
     func moat(_ arguments: [String], _ home: String, stdin: String? = nil) async throws -> MoatBinary.Result {
-        try await MoatBinary.run(arguments, home: home, stdin: stdin, timeout: 30)
+        try await MoatBinary.run(arguments, home: home, stdin: stdin, timeout: 120)
     }
 
     /// A home with a sealed vault holding KEEP.
