@@ -207,12 +207,9 @@ import Testing
     @Test("a reply of about 127 KB reaches the room whole, in events the homeserver accepts, each sent once")
     func longReply() async throws {
         let fixture = try await Fixture.start()
-        let receiver = Receiver()
-        let client = try fixture.client()
-        let loop = Self.running(client, receiver)
-        let room = try await fixture.alice.createDirectRoom(inviting: fixture.bot.userID)
-        try await receiver.wait("the join") { $0.contains(.joined(roomID: room, inviter: fixture.alice.userID)) }
+        let (room, loop) = try await fixture.joinedRoom(Receiver())
         try await Self.stop(loop)
+        let client = try fixture.client()
         let (_, position) = try await fixture.alice.messages(in: room, since: nil)
 
         // Lines of text with characters JSON escapes (quotes, slashes) and ones of several bytes.
