@@ -107,7 +107,9 @@ public struct MatrixAdapter: ChannelAdapter {
             prompts.remember(event: target, room: room, approve: answers.approve, deny: answers.deny)
             return answer == .approve ? answers.approve : answers.deny
         } catch {
-            report("the matrix channel could not read back the prompt an answer was given to: \(error.message)")
+            report(
+                "the matrix channel could not read back the prompt an answer was given to (\(error.message)); the "
+                    + "owner can type approve ID or deny ID instead")
             return nil
         }
     }
