@@ -392,12 +392,14 @@ let package = Package(
             path: "Benchmarks/MoatBench",
             swiftSettings: swiftSettings
         ),
-        // Child processes for crash-safety tests (killed at random points); never installed.
+        // Child processes for tests (crash safety: killed at random points; many held connections); never
+        // installed.
         .executableTarget(
             name: "moat-test-helper",
             dependencies: [
                 "MoatAudit",
                 "MoatStore",
+                "MoatTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Tests/MoatTestHelper",
@@ -571,6 +573,7 @@ let package = Package(
             name: "MoatCLITests",
             dependencies: [
                 "moat",
+                "moat-test-helper",
                 "MoatChannels",
                 "MoatCore",
                 "MoatTestSupport",

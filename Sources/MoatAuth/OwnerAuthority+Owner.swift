@@ -384,7 +384,7 @@ extension OwnerAuthority {
         try await withdrawFailures(provisional)
         let name = try Self.validUsername(username ?? "owner")
         try Self.checkPasswordRules(password)
-        let passwordHash = try Self.hashPassword(password)
+        let passwordHash = try await Self.hashPassword(password)
         let fresh = OwnerRecord(username: name, passwordHash: passwordHash, now: now)
         // Two setups with one link at once: the second is refused here rather than audited as a setup
         // that then fails to store.
@@ -475,7 +475,7 @@ extension OwnerAuthority {
             "Moat already has an owner; change the password with `moat owner password`, or start over with "
                 + "`moat owner setup --reset` (ends every session and revokes every API token)")
         if exists && !replace { throw existing }
-        let owner = OwnerRecord(username: name, passwordHash: try Self.hashPassword(password), now: nowMillis())
+        let owner = OwnerRecord(username: name, passwordHash: try await Self.hashPassword(password), now: nowMillis())
         do {
             try await audited(
                 "auth.setup", client: client,
@@ -522,9 +522,12 @@ extension OwnerAuthority {
         }
     }
 
-    static func hashPassword(_ password: SecretBytes) throws(AuthError) -> String {
+    /// The Argon2id hash of `password`, for the owner row. Argon2 takes tens of milliseconds of CPU (more on a busy machine), so it runs on a thread of its own:
+    /// on a cooperative thread it would stall every request of the server meanwhile (2 threads on 2 cores).
+    static func hashPassword(_ password: SecretBytes) async throws(AuthError) -> String {
+        let hashed = await onOwnThread { Result { () throws(VaultError) in try PasswordHash.make(password) } }
         do {
-            return try PasswordHash.make(password)
+            return try hashed.get()
         } catch {
             throw AuthError(.storage, "could not hash the password: \(error.description)")
         }

@@ -355,7 +355,7 @@ extension OwnerAuthority {
         _ new: SecretBytes, owner: OwnerRecord, clearFailures: Bool, client: ClientInfo
     ) async throws(AuthError) {
         try Self.checkPasswordRules(new)
-        let hash = try Self.hashPassword(new)
+        let hash = try await Self.hashPassword(new)
         let now = nowMillis()
         // From the web the current password was checked against `owner`: the change applies only if the
         // row still holds it. From the terminal (the vault is open) it applies to whatever is there.

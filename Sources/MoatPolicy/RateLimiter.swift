@@ -28,7 +28,8 @@ public enum RateDecision: Sendable, Hashable {
 /// Exact sliding window: the limiter remembers when each admitted unit was admitted, so no window of
 /// `window` seconds — anywhere on the time line, not just aligned ones — ever holds more than `limit`
 /// units. Memory is bounded by `limit` entries per active key; keys whose entries have all expired are
-/// dropped, and when more than `maximumKeys` keys are active the oldest-touched are forgotten (which
+/// dropped, and when more than `maximumKeys` keys are active the oldest-touched are forgotten, down to
+/// seven eighths of `maximumKeys` at once so a flood of new keys costs one sort per many requests (which
 /// can only make a limiter more lenient for a key, never stall one).
 public final class RateLimiter: Sendable {
     private struct Entry {
@@ -97,14 +98,21 @@ public final class RateLimiter: Sendable {
     /// The number of keys currently tracked.
     public var trackedKeys: Int { state.withLock { $0.count } }
 
+    /// Drops the keys whose units have all left the window and, when more than `keep` remain, the
+    /// oldest-touched down to ``evictionTarget(keep:)``: a flood of new keys pays for one scan and sort per
+    /// `keep / 8` keys, not one per request.
     private static func evict(_ entries: inout [String: Entry], keep: Int, now: TimeInterval, window: TimeInterval) {
         for (key, var entry) in entries {
             entry.expire(before: now - window)
             if entry.total == 0 { entries[key] = nil }
         }
-        if entries.count > keep {
-            let oldest = entries.sorted { $0.value.touched < $1.value.touched }.prefix(entries.count - keep)
+        let target = evictionTarget(keep: keep)
+        if entries.count > target {
+            let oldest = entries.sorted { $0.value.touched < $1.value.touched }.prefix(entries.count - target)
             for (key, _) in oldest { entries[key] = nil }
         }
     }
+
+    /// How many keys an eviction leaves: seven eighths of the maximum (all of it below 8).
+    static func evictionTarget(keep: Int) -> Int { keep - keep / 8 }
 }

@@ -16,6 +16,11 @@ public enum MoatBinary {
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("moat").path
     }
 
+    /// `moat-test-helper`, the tests' own child programs (built beside `moat`, never installed).
+    public static var helperPath: String {
+        URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("moat-test-helper").path
+    }
+
     /// The environment tests give the binary: no inherited MOAT_HOME or XDG paths, so a developer's own
     /// state is never touched, and a systemd credential host key of the tests' own (a path, not a
     /// secret), so sealing never creates or uses the machine's `/var/lib/systemd/credential.secret`.

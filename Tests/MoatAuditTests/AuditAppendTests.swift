@@ -286,11 +286,9 @@ import Testing
         let temp = TemporaryDirectory()
         let path = temp.file("moat.db")
         let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
-        let helper = URL(fileURLWithPath: MoatBinary.path).deletingLastPathComponent().appendingPathComponent(
-            "moat-test-helper")
         var acknowledged: Int64 = 0
         for round in 0..<12 {
-            let child = try WatchedProcess(helper.path, ["audit-append-loop", path, key])
+            let child = try WatchedProcess(MoatBinary.helperPath, ["audit-append-loop", path, key])
             // Rounds 1, 2, 4, 5, … first wait for one or two appends of their own (an event, so a loaded
             // machine only makes the wait longer); round 0 (which also creates and migrates the database)
             // and every third round are killed at a random time from the start.

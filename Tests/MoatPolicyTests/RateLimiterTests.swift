@@ -84,4 +84,22 @@ import Testing
         }
         #expect(limiter.trackedKeys <= 100)
     }
+
+    @Test("past the key cap the oldest-touched keys go in one batch, down to seven eighths; the newest stay limited")
+    func evictsInBatches() {
+        let limiter = RateLimiter(RateLimit(limit: 1, window: 1000), maximumKeys: 16)
+        for index in 0..<16 { #expect(limiter.admit("sender-\(index)", now: Double(index)) == .admitted) }
+        #expect(limiter.trackedKeys == 16)
+        // The 17th active key: 16 - 16 / 8 = 14 are kept, the newest; the 3 oldest are forgotten at once.
+        #expect(limiter.admit("sender-16", now: 16) == .admitted)
+        #expect(limiter.trackedKeys == 14)
+        #expect(limiter.admit("sender-16", now: 17) != .admitted)
+        #expect(limiter.admit("sender-3", now: 17) != .admitted)
+        // Forgotten: more lenient, never stricter (and admitting it again counts as a new key).
+        #expect(limiter.admit("sender-0", now: 17) == .admitted)
+        #expect(limiter.trackedKeys == 15)
+        // Below the cap again, nothing more is evicted until it is crossed.
+        #expect(limiter.admit("sender-17", now: 18) == .admitted)
+        #expect(limiter.trackedKeys == 16)
+    }
 }

@@ -3,15 +3,21 @@
 //
 //   moat-test-helper audit-append-loop DB_PATH SIGNING_KEY_HEX
 //       appends audit entries forever, printing "ack N" after each append returned (i.e. committed)
+//   moat-test-helper hold-connections PORT COUNT REQUEST
+//       opens up to COUNT connections to 127.0.0.1:PORT (60 s in all), prints "opened N", writes REQUEST on
+//       each without reading answers, prints "sent", then waits up to 120 s for the server to close them
+//       and prints "open N" (those still open) before it exits
 
 import Crypto
 import Foundation
 import MoatAudit
 import MoatStore
+import MoatTestSupport
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    FileHandle.standardError.write(Data("usage: moat-test-helper audit-append-loop DB KEYHEX\n".utf8))
+    let usage = "usage: moat-test-helper audit-append-loop DB KEYHEX | hold-connections PORT COUNT REQUEST\n"
+    FileHandle.standardError.write(Data(usage.utf8))
     exit(64)
 }
 
@@ -44,6 +50,19 @@ case "audit-append-loop":
         FileHandle.standardOutput.write(Data("ack \(entry.sequence)\n".utf8))
         index += 1
     }
+case "hold-connections":
+    guard arguments.count == 5, let port = Int(arguments[2]), let count = Int(arguments[3]) else {
+        FileHandle.standardError.write(Data("usage: moat-test-helper hold-connections PORT COUNT REQUEST\n".utf8))
+        exit(64)
+    }
+    try HeldConnections.allowDescriptors(count + 64)
+    let held = HeldConnections(count: count, port: port, within: 60)
+    FileHandle.standardOutput.write(Data("opened \(held.opened)\n".utf8))
+    held.sendOnEach(arguments[4])
+    FileHandle.standardOutput.write(Data("sent\n".utf8))
+    let stillOpen = await held.waitUntilClosedByServer(within: 120)
+    FileHandle.standardOutput.write(Data("open \(stillOpen)\n".utf8))
+    held.closeAll()
 default:
     FileHandle.standardError.write(Data("moat-test-helper: unknown program \(arguments[1])\n".utf8))
     exit(64)
