@@ -40,7 +40,7 @@ let package = Package(
         // Shared values; MoatMetrics records into an injected swift-metrics factory (never the global one).
         .target(
             name: "MoatCore",
-            dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")],
+            dependencies: ["CMoatProcess", .product(name: "CoreMetrics", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         // The database (the migrator runs each module's migrations in the order the composition root gives)
@@ -314,10 +314,12 @@ let package = Package(
             dependencies: ["MoatCore"],
             swiftSettings: swiftSettings
         ),
-        // prctl(2) for the moat process (non-dumpable); a C shim because the libc prototype is variadic.
+        // prctl(2) for the moat process (non-dumpable), a C shim because the libc prototype is variadic;
+        // and posix_spawn with every other descriptor closed in the child (ChildProcess, MoatCore).
         .target(name: "CMoatProcess"),
         // openat2(2) for the workspace's file tools (MoatTools); a C shim because `syscall` is variadic.
         .target(name: "CMoatFiles"),
+
         .executableTarget(
             name: "moat",
             dependencies: [
@@ -398,6 +400,7 @@ let package = Package(
             name: "moat-test-helper",
             dependencies: [
                 "MoatAudit",
+                "MoatCore",
                 "MoatStore",
                 "MoatTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),

@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// Runs a host program (not `moat`) to completion, for tests that need a tool such as `unshare` or
 /// `setpriv` around the real binary.
@@ -8,14 +9,10 @@ public enum HostCommand {
     public static func run(
         _ executable: String, _ arguments: [String], environment: [String: String]? = nil
     ) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
         let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
+        let process = try ChildProcess(
+            executable, arguments, environment: environment, standardOutput: .pipe(output),
+            standardError: .pipe(output))
         let data = output.fileHandleForReading.readAll()
         process.waitUntilExit()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))

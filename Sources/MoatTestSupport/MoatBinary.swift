@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatCore
 
 /// Runs the real `moat` executable built next to the test bundle, as a user would.
 public enum MoatBinary {
@@ -45,17 +46,12 @@ public enum MoatBinary {
         extraEnvironment: [String: String] = [:],
         timeout: TimeInterval = 60
     ) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = environment(home: home, extra: extraEnvironment)
         let out = Pipe()
         let err = Pipe()
         let input = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = input
-        try process.run()
+        let process = try ChildProcess(
+            path, arguments, environment: environment(home: home, extra: extraEnvironment),
+            standardInput: .pipe(input), standardOutput: .pipe(out), standardError: .pipe(err))
         if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
         try? input.fileHandleForWriting.close()
         let collector = OutputCollector(out: out, err: err)
@@ -118,7 +114,7 @@ final class OutputCollector: @unchecked Sendable {
 
 /// A `moat serve` running in the background, for tests of the real binary on a real socket.
 public final class RunningServer: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     private let lock = NSLock()
     private var stderrText = ""
     private let errPipe = Pipe()
@@ -137,20 +133,12 @@ public final class RunningServer: @unchecked Sendable {
         extraEnvironment: [String: String] = [:],
         timeout: TimeInterval = 60
     ) throws {
-        process = Process()
         let serve = ["serve", "--log-format", "json", "--port", "0"] + arguments
-        if let program = launcher.first {
-            process.executableURL = URL(fileURLWithPath: program)
-            process.arguments = Array(launcher.dropFirst()) + [MoatBinary.path] + serve
-        } else {
-            process.executableURL = URL(fileURLWithPath: MoatBinary.path)
-            process.arguments = serve
-        }
-        process.environment = MoatBinary.environment(home: home, extra: extraEnvironment)
-        process.standardError = errPipe
-        process.standardOutput = FileHandle.nullDevice
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let command = launcher.isEmpty ? [MoatBinary.path] + serve : launcher + [MoatBinary.path] + serve
+        process = try ChildProcess(
+            command[0], Array(command.dropFirst()),
+            environment: MoatBinary.environment(home: home, extra: extraEnvironment),
+            standardError: .pipe(errPipe))
         reader.enter()
         let handle = errPipe.fileHandleForReading
         Thread.detachNewThread { [self] in

@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import Synchronization
 import Testing
 
@@ -109,14 +110,10 @@ public struct PythonVenv: Sendable {
     public func run(_ script: String, _ arguments: [String]) async throws -> (status: Int32, out: String, err: String) {
         let python = python
         return try await offCooperativePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: python)
-            process.arguments = [script] + arguments
             let stdout = Pipe()
             let stderr = Pipe()
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
+            let process = try ChildProcess(
+                python, [script] + arguments, standardOutput: .pipe(stdout), standardError: .pipe(stderr))
             let errors = Mutex<Data>(Data())
             let reader = Thread { errors.withLock { $0 = stderr.fileHandleForReading.readAll() } }
             reader.start()

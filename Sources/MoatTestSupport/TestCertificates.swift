@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// Self-signed certificates made with the `openssl` command for TLS tests.
 public enum TestCertificates {
@@ -10,17 +11,14 @@ public enum TestCertificates {
     ) throws -> (cert: String, key: String) {
         let cert = directory.file("\(name).crt")
         let key = directory.file("\(name).key")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-        process.arguments = [
-            "req", "-x509", "-newkey", rsa ? "rsa:2048" : "ec", "-pkeyopt",
-            rsa ? "rsa_keygen_bits:2048" : "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", key, "-out", cert, "-days", "\(days)", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(
+            "/usr/bin/openssl",
+            [
+                "req", "-x509", "-newkey", rsa ? "rsa:2048" : "ec", "-pkeyopt",
+                rsa ? "rsa_keygen_bits:2048" : "ec_paramgen_curve:prime256v1", "-nodes",
+                "-keyout", key, "-out", cert, "-days", "\(days)", "-subj", "/CN=localhost",
+                "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ])
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
             throw RawHTTPError("openssl req failed with status \(process.terminationStatus)")

@@ -1,4 +1,5 @@
 public import Foundation
+public import MoatCore
 
 #if canImport(Glibc)
     import Glibc
@@ -10,20 +11,14 @@ public import Foundation
 ///
 /// The crash-safety tests use it to kill a helper only after it acknowledged the work they check.
 public final class WatchedProcess: @unchecked Sendable {
-    public let process: Process
+    public let process: ChildProcess
     private let collector: OutputCollector
 
     /// Starts `executable ARGUMENTS` with stdin closed.
     public init(_ executable: String, _ arguments: [String]) throws {
-        process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardInput = FileHandle.nullDevice
         let out = Pipe()
         let err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
+        process = try ChildProcess(executable, arguments, standardOutput: .pipe(out), standardError: .pipe(err))
         collector = OutputCollector(out: out, err: err)
     }
 

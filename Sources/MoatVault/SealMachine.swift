@@ -105,13 +105,10 @@ public struct SystemdCredentials: Sendable {
         input: SecretBytes,
         output: (Int32) throws(VaultError) -> Output
     ) throws(VaultError) -> (Int32, Output, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: tool)
-        process.arguments = arguments
+        var environment: [String: String]?
         if let hostKeyFile {
-            var environment = ProcessInfo.processInfo.environment
-            environment["SYSTEMD_CREDENTIAL_SECRET"] = hostKeyFile
-            process.environment = environment
+            environment = ProcessInfo.processInfo.environment
+            environment?["SYSTEMD_CREDENTIAL_SECRET"] = hostKeyFile
         }
         let stdin = Pipe()
         let stdout = Pipe()
@@ -122,11 +119,11 @@ public struct SystemdCredentials: Sendable {
         }
         try? stdin.fileHandleForWriting.close()
         guard written == input.count else { throw VaultError(.io, "cannot write to a pipe for \(tool)") }
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
+        let process: ChildProcess
         do {
-            try process.run()
+            process = try ChildProcess(
+                tool, arguments, environment: environment, standardInput: .pipe(stdin), standardOutput: .pipe(stdout),
+                standardError: .pipe(stderr))
         } catch {
             throw VaultError(.io, "cannot run \(tool): \(error)")
         }
@@ -139,7 +136,7 @@ public struct SystemdCredentials: Sendable {
         let errorBytes = Self.readAll(stderr.fileHandleForReading.fileDescriptor, limit: 4096) ?? []
         let firstLine = String(decoding: errorBytes, as: UTF8.self)
             .split(separator: "\n").first { !$0.contains("not located on encrypted media") }
-        let reason = process.terminationReason == .uncaughtSignal ? "killed after 30 seconds" : "exit status"
+        let reason = process.terminatedBySignal ? "killed after 30 seconds" : "exit status"
         let errors = firstLine.map(String.init) ?? "\(reason) \(process.terminationStatus)"
         return (process.terminationStatus, result, PrintableText.strip(errors))
     }

@@ -323,14 +323,8 @@ func systemctlAnswer(_ arguments: [String]) -> String? {
     guard let tool = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
         return nil
     }
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: tool)
-    process.arguments = arguments
     let output = Pipe()
-    process.standardOutput = output
-    process.standardError = FileHandle.nullDevice
-    process.standardInput = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return nil }
+    guard let process = try? ChildProcess(tool, arguments, standardOutput: .pipe(output)) else { return nil }
     let deadline = Date().addingTimeInterval(10)
     while process.isRunning && Date() < deadline { usleep(10_000) }
     if process.isRunning { process.terminate() }

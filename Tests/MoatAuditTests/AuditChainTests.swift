@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import GRDB
 import MoatAudit
+import MoatCore
 import MoatStore
 import MoatTestSupport
 import Testing
@@ -136,14 +137,12 @@ import Testing
         let database = fixture.temp.file("moat.db")
         func run() async throws -> String {
             try await offCooperativePool {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-                process.arguments = [script, database]
                 let pipe = Pipe()
-                process.standardOutput = pipe
-                try process.run()
+                let process = try ChildProcess(
+                    "/usr/bin/python3", [script, database], standardOutput: .pipe(pipe), standardError: .descriptor(2))
+                let text = String(decoding: pipe.fileHandleForReading.readAll(), as: UTF8.self)
                 process.waitUntilExit()
-                return String(decoding: pipe.fileHandleForReading.readAll(), as: UTF8.self)
+                return text
             }
         }
         #expect(try await run() == "ok 51\n")

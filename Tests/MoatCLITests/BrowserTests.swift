@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -14,16 +15,12 @@ import Testing
         -> (Int32, String, String)
     {
         try await offCooperativePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-            process.arguments = [script]
             let stdin = Pipe()
             let stdout = Pipe()
             let stderr = Pipe()
-            process.standardInput = stdin
-            process.standardOutput = stdout
-            process.standardError = stderr
-            try process.run()
+            let process = try ChildProcess(
+                "/usr/bin/python3", [script], standardInput: .pipe(stdin), standardOutput: .pipe(stdout),
+                standardError: .pipe(stderr))
             stdin.fileHandleForWriting.write(Data(input.utf8))
             try stdin.fileHandleForWriting.close()
             let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }

@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 

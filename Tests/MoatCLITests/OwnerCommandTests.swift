@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -59,12 +60,10 @@ import Testing
         let prefix = String(apiToken.split(separator: "_")[1])
         // As a script would: curl, with the token in a header read from a file (not on curl's argv).
         let headerFile = try temp.write("auth-header", "Authorization: Bearer \(apiToken)\n")
-        let curl = Process()
-        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        curl.arguments = ["-s", "-H", "@\(headerFile)", "http://127.0.0.1:\(port)/api/auth/session"]
         let curlOut = Pipe()
-        curl.standardOutput = curlOut
-        try curl.run()
+        let curl = try ChildProcess(
+            "/usr/bin/curl", ["-s", "-H", "@\(headerFile)", "http://127.0.0.1:\(port)/api/auth/session"],
+            standardOutput: .pipe(curlOut))
         let curlBody = await offCooperativePool {
             let body = String(decoding: curlOut.fileHandleForReading.readAll(), as: UTF8.self)
             curl.waitUntilExit()
@@ -143,18 +142,15 @@ import Testing
         let port = try #require(server.port)
         let (link, token) = try await Self.setupLink(home)
         #expect(link.hasPrefix("https://127.0.0.1:\(port)/setup#"))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        process.arguments = [
-            "-sk", "-D", "-", "-o", "/dev/null", "-X", "POST", "https://127.0.0.1:\(port)/api/setup",
-            "-H", "Content-Type: application/json", "-H", "Origin: https://127.0.0.1:\(port)",
-            "--data-binary", "@-",
-        ]
         let input = Pipe()
         let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
+        let process = try ChildProcess(
+            "/usr/bin/curl",
+            [
+                "-sk", "-D", "-", "-o", "/dev/null", "-X", "POST", "https://127.0.0.1:\(port)/api/setup",
+                "-H", "Content-Type: application/json", "-H", "Origin: https://127.0.0.1:\(port)",
+                "--data-binary", "@-",
+            ], standardInput: .pipe(input), standardOutput: .pipe(output))
         // The setup token goes through stdin, not curl's argv.
         input.fileHandleForWriting.write(Data(#"{"token":"\#(token)","password":"\#(Self.password)"}"#.utf8))
         try input.fileHandleForWriting.close()

@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -213,13 +214,8 @@ import Testing
     /// Runs `openssl s_client` against the port with these extra arguments; its exit status.
     static func handshake(port: Int, _ arguments: [String]) async throws -> Int32 {
         try await offCooperativePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
-            process.arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try ChildProcess(
+                "/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-brief"] + arguments)
             process.waitUntilExit()
             return process.terminationStatus
         }

@@ -28,12 +28,7 @@ import Testing
     static func status(_ argv: [String], asIs: Bool = false) async throws -> Int32 {
         let command = asIs ? argv : withoutPtrace + argv
         return try await offCooperativePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: command[0])
-            process.arguments = Array(command.dropFirst())
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            let process = try ChildProcess(command[0], Array(command.dropFirst()))
             process.waitUntilExit()
             return process.terminationStatus
         }
@@ -72,15 +67,10 @@ import Testing
         _ = try await RunningServer.start(arguments: [], home: home).stop()
         // `moat owner setup` waits for the password on its standard input: a live CLI process to look at.
         let command = Self.withoutPtrace + [MoatBinary.path, "owner", "setup", "--owner-password-stdin"]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.environment = MoatBinary.environment(home: home)
         let input = Pipe()
-        process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(
+            command[0], Array(command.dropFirst()), environment: MoatBinary.environment(home: home),
+            standardInput: .pipe(input))
         let pid = process.processIdentifier
         // Wait for the hardening itself (an event, not a guessed time): moat makes itself non-dumpable,
         // then sets its core limit to 0, before it reads any input.
@@ -158,9 +148,8 @@ import Testing
             arguments: [], home: home, launcher: ["/usr/bin/prlimit", "--nofile=1024:1024", "--"])
         let port = try #require(server.port)
         // The attack: 1,100 held connections, each with pipelined unauthenticated requests whose answers are
-        // never read. They are held by a child process (moat-test-helper), not by this one: 1,100 more
-        // descriptors here would starve the other tests' in-process servers, and Foundation's Process.run
-        // in this toolchain over-reads its listing of /proc/self/fd past a page once ~1,350 are open.
+        // never read. They are held by a child process (moat-test-helper), not by this one, where 1,100 more
+        // descriptors would crowd the other tests' in-process servers.
         let request = "GET /api/tokens HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
         let holder = try WatchedProcess(
             MoatBinary.helperPath, ["hold-connections", "\(port)", "1100", request + request])

@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -321,15 +322,11 @@ import Testing
     func serveShowsKeyOnTerminal() async throws {
         let temp = TemporaryDirectory()
         let home = temp.file("home")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/script")
-        process.arguments = ["-qec", "timeout -s TERM 6 '\(MoatBinary.path)' serve --port 0", "/dev/null"]
-        process.environment = MoatBinary.environment(home: home)
         let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        let process = try ChildProcess(
+            "/usr/bin/script", ["-qec", "timeout -s TERM 6 '\(MoatBinary.path)' serve --port 0", "/dev/null"],
+            environment: MoatBinary.environment(home: home), standardOutput: .pipe(output),
+            standardError: .pipe(output))
         // About six seconds (the `timeout`), waited for on a thread of its own.
         let data = await offCooperativePool {
             let data = output.fileHandleForReading.readAll()

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -175,10 +176,7 @@ struct Unwritable {
 
     /// Waits for `chattr` (a few milliseconds) on the caller's thread: `restore()` runs in a `defer`.
     static func chattr(_ flag: String, _ path: String) -> Int32 {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/chattr")
-        process.arguments = [flag, path]
-        guard (try? process.run()) != nil else { return -1 }
+        guard let process = try? ChildProcess("/usr/bin/chattr", [flag, path]) else { return -1 }
         process.waitUntilExit()
         return process.terminationStatus
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatTestSupport
 import Testing
 
@@ -61,21 +62,16 @@ import Testing
     func diesWithParent() async throws {
         // A run-specific sleep length marks this run's sandboxed process.
         let sandboxed = ["sleep", "\(Int.random(in: 100_000...999_999))"]
-        let moat = Process()
-        moat.executableURL = URL(fileURLWithPath: MoatBinary.path)
-        moat.arguments = ["sandbox", "run", "--timeout", "120s", "--"] + sandboxed
-        moat.environment = MoatBinary.environment(home: nil)
-        moat.standardOutput = FileHandle.nullDevice
-        moat.standardError = FileHandle.nullDevice
-        try moat.run()
+        let moat = try ChildProcess(
+            MoatBinary.path, ["sandbox", "run", "--timeout", "120s", "--"] + sandboxed,
+            environment: MoatBinary.environment(home: nil))
         defer { if moat.isRunning { moat.terminate() } }
 
         #expect(await Launcher.eventually(within: 20) { !Launcher.hostProcesses(commandLine: sandboxed).isEmpty })
         let launchers = Launcher.children(of: moat.processIdentifier)
         #expect(!launchers.isEmpty)
         kill(moat.processIdentifier, SIGKILL)
-        // Polled before waiting for moat: Foundation may report its end only once every inheritor of its
-        // descriptors is gone, which is what is being tested.
+        // Polled before waiting for moat, so the check does not depend on how its end is reported.
         let gone = await Launcher.eventually(within: 20) {
             Launcher.hostProcesses(commandLine: sandboxed).isEmpty && !launchers.contains(where: Launcher.isRunning)
         }

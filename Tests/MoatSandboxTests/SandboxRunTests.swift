@@ -17,8 +17,8 @@ import Testing
 
     @Test("the command sees only the spec's environment, never Moat's")
     func environment() async throws {
-        // Moat's own environment is this test process's (a `setenv` here raced other tests' process launches
-        // and crashed a full run inside Foundation's Process.run): none of its variables may reach the command.
+        // Moat's own environment is this test process's (no `setenv`: other tests read the environment while
+        // they start processes): none of its variables may reach the command.
         let spec = SandboxSpec(["env"], environment: ["PATH": "/usr/bin:/bin", "ONLY": "this"])
         let result = try await Launcher.sandbox().run(spec)
         #expect(result.standardOutput.contains("ONLY=this"))

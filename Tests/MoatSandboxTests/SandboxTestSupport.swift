@@ -1,4 +1,5 @@
 import Foundation
+import MoatCore
 import MoatSandbox
 import MoatTestSupport
 
@@ -23,12 +24,9 @@ enum Launcher {
     /// status and what it wrote on stdout.
     static func runDirectly(_ arguments: [String]) async throws -> (status: Int32, output: String) {
         try await offCooperativePool {
-            let launcher = Process()
-            launcher.executableURL = URL(fileURLWithPath: Sandbox.defaultLauncherPath())
-            launcher.arguments = arguments
             let output = Pipe()
-            launcher.standardOutput = output
-            try launcher.run()
+            let launcher = try ChildProcess(
+                Sandbox.defaultLauncherPath(), arguments, standardOutput: .pipe(output), standardError: .descriptor(2))
             let text = String(decoding: output.fileHandleForReading.readAll(), as: UTF8.self)
             launcher.waitUntilExit()
             return (launcher.terminationStatus, text)

@@ -5,6 +5,7 @@ import MoatApp
 import MoatAuth
 import MoatConfig
 import MoatConsole
+import MoatCore
 import MoatHTTP
 import MoatNet
 import MoatStore
@@ -126,18 +127,15 @@ import Testing
     /// `GET /api/auth/session` with `headers`, sent by curl running as the user `nobody` (65534).
     static func curlAsNobody(port: Int, headers: [(String, String)]) async throws -> String {
         try await offCooperativePool {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-            process.arguments =
+            let output = Pipe()
+            let process = try ChildProcess(
+                "/usr/bin/setpriv",
                 [
                     "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/curl", "-s", "-o", "/dev/null", "-w",
                     "%{http_code}",
                 ]
-                + ["-H", "Host: \(tailnet)"] + headers.flatMap { ["-H", "\($0.0): \($0.1)"] }
-                + ["http://127.0.0.1:\(port)/api/auth/session"]
-            let output = Pipe()
-            process.standardOutput = output
-            try process.run()
+                    + ["-H", "Host: \(tailnet)"] + headers.flatMap { ["-H", "\($0.0): \($0.1)"] }
+                    + ["http://127.0.0.1:\(port)/api/auth/session"], standardOutput: .pipe(output))
             let text = String(decoding: output.fileHandleForReading.readAll(), as: UTF8.self)
             process.waitUntilExit()
             return text

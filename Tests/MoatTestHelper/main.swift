@@ -7,16 +7,24 @@
 //       opens up to COUNT connections to 127.0.0.1:PORT (60 s in all), prints "opened N", writes REQUEST on
 //       each without reading answers, prints "sent", then waits up to 120 s for the server to close them
 //       and prints "open N" (those still open) before it exits
+//   moat-test-helper launch-with-descriptors COUNT
+//       opens COUNT descriptors, then starts /bin/true 1,200 times with ChildProcess from 4 threads and
+//       prints "launched N" (1200 when all started); with Foundation's Process instead, this segfaults at
+//       about 1,350 descriptors in this toolchain (see ChildProcess.swift)
 
 import Crypto
 import Foundation
 import MoatAudit
+import MoatCore
 import MoatStore
 import MoatTestSupport
+import Synchronization
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    let usage = "usage: moat-test-helper audit-append-loop DB KEYHEX | hold-connections PORT COUNT REQUEST\n"
+    let usage =
+        "usage: moat-test-helper audit-append-loop DB KEYHEX | hold-connections PORT COUNT REQUEST | "
+        + "launch-with-descriptors COUNT\n"
     FileHandle.standardError.write(Data(usage.utf8))
     exit(64)
 }
@@ -63,6 +71,34 @@ case "hold-connections":
     let stillOpen = await held.waitUntilClosedByServer(within: 120)
     FileHandle.standardOutput.write(Data("open \(stillOpen)\n".utf8))
     held.closeAll()
+case "launch-with-descriptors":
+    guard arguments.count == 3, let count = Int(arguments[2]) else {
+        FileHandle.standardError.write(Data("usage: moat-test-helper launch-with-descriptors COUNT\n".utf8))
+        exit(64)
+    }
+    try HeldConnections.allowDescriptors(count + 64)
+    let opened = (0..<count).map { _ in open("/dev/null", O_RDONLY) }
+    guard !opened.contains(-1) else {
+        FileHandle.standardError.write(Data("cannot open \(count) descriptors\n".utf8))
+        exit(70)
+    }
+    // Thread heaps with buffers of many sizes, as in a test run; each thread launches 300 children.
+    let launched = Mutex(0)
+    let threads = (0..<4).map { seed in
+        Thread {
+            for round in 0..<300 {
+                let buffers = (0..<20).map {
+                    [UInt8](repeating: 1, count: 500 + ($0 * 997 + round * 31 + seed) % 40_000)
+                }
+                guard let child = try? ChildProcess("/bin/true", []) else { continue }
+                child.waitUntilExit()
+                launched.withLock { $0 += buffers.isEmpty ? 0 : 1 }
+            }
+        }
+    }
+    for thread in threads { thread.start() }
+    while threads.contains(where: { !$0.isFinished }) { usleep(10_000) }
+    FileHandle.standardOutput.write(Data("launched \(launched.withLock { $0 })\n".utf8))
 default:
     FileHandle.standardError.write(Data("moat-test-helper: unknown program \(arguments[1])\n".utf8))
     exit(64)

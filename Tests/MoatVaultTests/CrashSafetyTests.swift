@@ -33,7 +33,7 @@ import Testing
         if progressed { try await Task.sleep(for: .milliseconds(UInt32.random(in: 0...maximumMilliseconds))) }
         let (lines, stderr) = await helper.kill()
         #expect(progressed, "the helper did not start and complete \(changes) changes: \(lines) \(stderr)")
-        #expect(helper.process.terminationReason == .uncaughtSignal, "the helper stopped by itself: \(stderr)")
+        #expect(helper.process.terminatedBySignal, "the helper stopped by itself: \(stderr)")
         return Run(
             label: lines.first.map { String($0.dropFirst("ready".count)).trimmingCharacters(in: .whitespaces) } ?? "",
             done: lines.dropFirst().compactMap { Int($0.dropFirst("done ".count)) })
