@@ -1,16 +1,17 @@
 import Foundation
 import MoatPolicy
+import MoatTestSupport
 import Testing
 
 /// One labelled text of the evaluation set (Corpus/eval/README.md says where each comes from).
-struct LabelledText: Decodable {
+struct LabelledText: Decodable, Sendable {
     let label: String
     let source: String
     let text: String
 }
 
 /// Recall and false-positive rate of the flagger on one file of the evaluation set.
-struct FlaggerFigures {
+struct FlaggerFigures: Sendable {
     struct Count {
         var total = 0
         var flagged = 0
@@ -76,9 +77,9 @@ extension Corpus {
     @Test(
         "on the held-out set (public sources the rules were not tuned on) recall is at least 80% and false positives at most 2%"
     )
-    func heldOut() throws {
+    func heldOut() async throws {
         let examples = try Corpus.labelled("heldout.jsonl")
-        let figures = FlaggerFigures(examples)
+        let figures = await Self.figures(examples)
         // Counts only: the held-out texts stay unread, so they can measure the next change too.
         print(figures.report("held-out set"))
         let publicAttackSources = Set(
@@ -90,8 +91,8 @@ extension Corpus {
     }
 
     @Test("on the development set the flagger keeps the figures it was tuned to (recall ≥ 85%, false positives ≤ 1%)")
-    func development() throws {
-        let figures = FlaggerFigures(try Corpus.labelled("dev.jsonl"))
+    func development() async throws {
+        let figures = await Self.figures(try Corpus.labelled("dev.jsonl"))
         print(figures.report("development set"))
         for example in figures.missed { print("dev missed [\(example.source)]: \(example.text.prefix(160))") }
         for example in figures.falsePositives {
@@ -99,6 +100,12 @@ extension Corpus {
         }
         #expect(figures.recall >= 0.85)
         #expect(figures.falsePositiveRate <= 0.01)
+    }
+
+    /// The figures for `examples`, computed on a thread of its own: tens of seconds of CPU in a debug build,
+    /// which on a cooperative thread would hold up every other test's in-process server meanwhile.
+    static func figures(_ examples: [LabelledText]) async -> FlaggerFigures {
+        await offCooperativePool { FlaggerFigures(examples) }
     }
 
     @Test("the two files share no text, so nothing tuned on is measured again")
