@@ -176,13 +176,6 @@ import Testing
 
     @Test(
         "a connection dropped mid-answer is a clear error naming the provider, and the round is not sent again",
-        .disabled(
-            """
-            passes alone and with every non-CLI suite (also under 6 busy loops), but all 4 cases read a 60 s idle \
-            timeout in each of the last 3 full runs: the client does not see the scripted server's close while the \
-            whole suite runs. Not understood yet (first task of the next session); the behaviour stays covered by \
-            KeptConnectionTests.cutNotRepeated (a cut answer is an error, not retryable, never sent again)
-            """),
         arguments: WireKind.allCases, [true, false])
     func droppedConnection(kind: WireKind, stream: Bool) async throws {
         let server = try await FakeModelServer.start(
