@@ -22,7 +22,7 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T)
 
 extension MoatBinary {
     /// Runs `moat ARGS` to completion like ``run(_:home:stdin:extraEnvironment:timeout:)``, waiting on a
-    /// thread of its own (``offCooperativePool(_:)``) instead of the caller's.
+    /// thread of its own (``offCooperativePool(_:)``) instead of the caller's, once ``StartGate`` lets it.
     public static func run(
         _ arguments: [String],
         home: String?,
@@ -30,15 +30,18 @@ extension MoatBinary {
         extraEnvironment: [String: String] = [:],
         timeout: TimeInterval = 60
     ) async throws -> Result {
-        try await offCooperativePool {
-            try run(arguments, home: home, stdin: stdin, extraEnvironment: extraEnvironment, timeout: timeout)
+        // The start-up is what costs: a command that runs longer gives its place back after 3 s.
+        try await StartGate.shared.run(holdingAtMost: 3) {
+            try await offCooperativePool {
+                try run(arguments, home: home, stdin: stdin, extraEnvironment: extraEnvironment, timeout: timeout)
+            }
         }
     }
 }
 
 extension RunningServer {
     /// Starts `moat serve` like ``init(arguments:home:launcher:extraEnvironment:timeout:)``, waiting for
-    /// its port on a thread of its own.
+    /// its port on a thread of its own, once ``StartGate`` lets it.
     public static func start(
         arguments: [String],
         home: String,
@@ -46,10 +49,12 @@ extension RunningServer {
         extraEnvironment: [String: String] = [:],
         timeout: TimeInterval = 60
     ) async throws -> RunningServer {
-        try await offCooperativePool {
-            try RunningServer(
-                arguments: arguments, home: home, launcher: launcher, extraEnvironment: extraEnvironment,
-                timeout: timeout)
+        try await StartGate.shared.run {
+            try await offCooperativePool {
+                try RunningServer(
+                    arguments: arguments, home: home, launcher: launcher, extraEnvironment: extraEnvironment,
+                    timeout: timeout)
+            }
         }
     }
 
