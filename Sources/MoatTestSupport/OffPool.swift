@@ -20,6 +20,27 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T)
     }
 }
 
+/// ``offCooperativePool(_:)`` for CPU-bound work (an Argon2 open with the real parameters, a corpus
+/// evaluation, a search through a core dump): its thread runs at the lowest CPU priority (nice 19), so on
+/// a busy 2-core machine it takes only the time the latency-bound tests beside it leave, instead of pushing
+/// their servers and clients past their limits.
+public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await offCooperativePool {
+        // who 0: on Linux the nice value is per thread, and 0 names the calling one.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        return try work()
+    }
+}
+
+/// ``atLowestPriority(_:)`` for work that cannot fail.
+public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await offCooperativePool {
+        // who 0: on Linux the nice value is per thread, and 0 names the calling one.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        return work()
+    }
+}
+
 extension MoatBinary {
     /// Runs `moat ARGS` to completion like ``run(_:home:stdin:extraEnvironment:timeout:)``, waiting on a
     /// thread of its own (``offCooperativePool(_:)``) instead of the caller's, once ``StartGate`` lets it.

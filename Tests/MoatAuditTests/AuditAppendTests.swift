@@ -303,7 +303,7 @@ import Testing
             if let last = acks.last { acknowledged = max(acknowledged, last) }
             // Verifying every signature of a growing log is seconds of CPU in a debug build: on a thread of its
             // own, not a cooperative one.
-            let (count, problems, brokenAt) = try await offCooperativePool {
+            let (count, problems, brokenAt) = try await atLowestPriority {
                 let database = try MoatDatabase(path: path, migrations: AuditFixture.migrations)
                 defer { try? database.close() }
                 let publicKey = try Curve25519.Signing.PrivateKey(rawRepresentation: Data(hexString: key)).publicKey

@@ -116,7 +116,7 @@ import Testing
                 SystemdCredentials(tool: $0.tool, hostKeyFile: MoatBinary.testHostKey, useTPM: $0.useTPM)
             })
         // Searching a dump of hundreds of MiB takes seconds of CPU: on a thread of its own, not a cooperative one.
-        let (size, checked, found) = try await offCooperativePool {
+        let (size, checked, found) = try await atLowestPriority {
             let dump = try Data(contentsOf: URL(fileURLWithPath: dumpPath), options: .alwaysMapped)
             let vault = try UnlockedVault.unseal(paths: VaultPaths(stateDirectory: home), pin: nil, machine: machine)
             var checked: [String] = []

@@ -102,10 +102,10 @@ extension Corpus {
         #expect(figures.falsePositiveRate <= 0.01)
     }
 
-    /// The figures for `examples`, computed on a thread of its own: tens of seconds of CPU in a debug build,
-    /// which on a cooperative thread would hold up every other test's in-process server meanwhile.
+    /// The figures for `examples`, computed on a thread of its own at the lowest CPU priority: tens of seconds
+    /// of CPU in a debug build, which would otherwise hold up the other tests' servers and clients.
     static func figures(_ examples: [LabelledText]) async -> FlaggerFigures {
-        await offCooperativePool { FlaggerFigures(examples) }
+        await atLowestPriority { FlaggerFigures(examples) }
     }
 
     @Test("the two files share no text, so nothing tuned on is measured again")

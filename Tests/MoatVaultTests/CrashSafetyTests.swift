@@ -53,7 +53,7 @@ import Testing
             let run = try await runAndKill(
                 ["write", fixture.paths.directory, passwordFile], afterChanges: round % 3, maximumMilliseconds: 150)
             // Argon2 with the real parameters: on a thread of its own, not a cooperative one.
-            let read = try await offCooperativePool {
+            let read = try await atLowestPriority {
                 let reopened = try UnlockedVault.open(paths: fixture.paths, password: secret("correct horse battery"))
                 return try reopened.value(named: "VALUE")?.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }
             }
@@ -90,7 +90,7 @@ import Testing
             // The password of the last acknowledged re-key, or the one after it (the re-key in flight).
             let candidates = [from, (from + 1) % passwords.count]
             // Argon2 with the real parameters: on a thread of its own, not a cooperative one.
-            let (found, kept, sealedNames) = try await offCooperativePool {
+            let (found, kept, sealedNames) = try await atLowestPriority {
                 let found = candidates.lazy.compactMap { index in
                     (try? UnlockedVault.open(paths: fixture.paths, password: secret(passwords[index]))).map {
                         (index, $0)

@@ -74,7 +74,7 @@ import Testing
         let password = secret("correct horse battery")
         // Hundreds of opens, each changed header an Argon2 derivation: seconds of CPU, on a thread of its own
         // rather than a cooperative one. Returns the error of opening each version (nil: it opened).
-        let (errorForOriginal, errors, publicErrors) = try await offCooperativePool {
+        let (errorForOriginal, errors, publicErrors) = try await atLowestPriority {
             var keys: [[UInt8]: SecretBytes] = [:]
             /// Opens `file` as the vault does, deriving each distinct header's key only once.
             func open(_ file: [UInt8]) -> VaultError? {
