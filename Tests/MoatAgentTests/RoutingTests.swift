@@ -9,7 +9,7 @@ import Testing
 
 /// Routing, fallbacks, allowlists and daily limits, against real model servers on loopback (a server
 /// that is down is a closed port) and a real moat.db: what a provider's server sees is the proof.
-@Suite struct RoutingTests {
+@Suite(.promptScheduling) struct RoutingTests {
     /// A provider aimed at `baseURL`, tried once per round (no retry waits in the test).
     static func member(
         _ name: String, _ baseURL: String, allowed: [PrincipalPattern]? = nil, dailyLimit: Int? = nil

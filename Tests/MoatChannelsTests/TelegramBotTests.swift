@@ -10,7 +10,7 @@ import Testing
 /// The Telegram client against the fake Bot API on loopback: long polling with a stored offset, sending
 /// (split, with buttons), button taps, the failure paths (429, 5xx, a wrong token), and the token kept out
 /// of every error.
-@Suite struct TelegramBotTests {
+@Suite(.promptScheduling) struct TelegramBotTests {
     static let token = "123456789:AAH-fake_token-for-moat-tests-0123456789"
     static let ada = FakeTelegramServer.User(id: 4242, firstName: "Ada", username: "ada")
 

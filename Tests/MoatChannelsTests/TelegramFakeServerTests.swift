@@ -5,7 +5,7 @@ import Testing
 /// The fake Bot API is only useful if it is faithful: python-telegram-bot must read what it sends (long
 /// polling, an inline keyboard, a callback query, a 429 as RetryAfter), and it must refuse what the API
 /// refuses.
-@Suite struct TelegramFakeServerTests {
+@Suite(.promptScheduling) struct TelegramFakeServerTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let token = "123456789:AAH-fake_token-for-moat-tests-0123456789"

@@ -112,7 +112,7 @@ struct GuardRefused: Error {
     let url: String
 }
 
-@Suite struct PinnedHTTPTransportTests {
+@Suite(.promptScheduling) struct PinnedHTTPTransportTests {
     /// A guard that resolves only the test names, to 127.0.0.1, and allows them despite loopback.
     static func guardrail(port: Int) -> URLGuard {
         URLGuard(

@@ -1,5 +1,6 @@
 import MoatCore
 import MoatNet
+import MoatTestSupport
 import Synchronization
 import Testing
 
@@ -206,7 +207,7 @@ extension FetchResponse {
     }
 }
 
-@Suite struct GuardedFetcherTests {
+@Suite(.promptScheduling) struct GuardedFetcherTests {
     @Test("a redirect from a public page to the metadata address is refused before any request is sent there")
     func redirectToMetadata() async {
         let transport = ScriptedTransport([

@@ -9,7 +9,7 @@ import Testing
 
 /// The provider keeps its model connection alive between rounds (HTTP/1.1 keep-alive through the pinned
 /// transport), and reuses it only for the same checked address.
-@Suite struct KeptConnectionTests {
+@Suite(.promptScheduling) struct KeptConnectionTests {
     static let hello = ModelRequest(messages: [ChatMessage(role: .user, content: "hi")])
 
     /// Waits (at most 20 s) until `provider` holds `count` idle connections: a finished round hands its

@@ -8,7 +8,7 @@ import Testing
 /// ``ScriptedModelServer`` and the Anthropic provider against ``ScriptedAnthropicServer`` (real HTTP
 /// servers on loopback speaking each API byte for byte), streamed and not. Then the wire faults, each
 /// for both wire formats.
-@Suite struct ProviderConformanceTests {
+@Suite(.promptScheduling) struct ProviderConformanceTests {
     static let question = ModelRequest(messages: [
         ChatMessage(role: .system, content: "You are terse."), ChatMessage(role: .user, content: "Say hello"),
     ])

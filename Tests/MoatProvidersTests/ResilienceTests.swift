@@ -6,7 +6,7 @@ import Testing
 
 /// Retries, backoff, Retry-After and the circuit breaker: the pure decisions first, then through both
 /// providers against the fakes on loopback, with time injected (no test waits real seconds).
-@Suite struct ResilienceTests {
+@Suite(.promptScheduling) struct ResilienceTests {
     static let now = Date(timeIntervalSince1970: 1_796_000_000)
     static let retries = ProviderRetries(maximumAttempts: 4, baseDelay: .milliseconds(500), maximumWait: .seconds(30))
 

@@ -6,7 +6,7 @@ import Testing
 
 /// The Anthropic fake is only useful if it is faithful: the official `anthropic` Python client must parse
 /// what it sends, streamed with a tool call and unknown events, and not, and read its 429 and 529.
-@Suite struct ScriptedAnthropicServerTests {
+@Suite(.promptScheduling) struct ScriptedAnthropicServerTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

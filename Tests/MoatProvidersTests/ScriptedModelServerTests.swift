@@ -6,7 +6,7 @@ import Testing
 
 /// The scripted model server is only useful if it is faithful: the official `openai` client must parse
 /// it, and its hostile mode must obey what it reads.
-@Suite struct ScriptedModelServerTests {
+@Suite(.promptScheduling) struct ScriptedModelServerTests {
     static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

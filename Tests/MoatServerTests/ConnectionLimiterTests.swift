@@ -20,7 +20,7 @@ import Testing
 @testable import MoatHTTP
 
 /// The connection cap and timeouts on a real socket, with limits small enough to reach in a test.
-@Suite struct ConnectionLimiterTests {
+@Suite(.promptScheduling) struct ConnectionLimiterTests {
     /// Runs the gateway's router with `limiter` on every connection and calls `body` with the port.
     /// With `upgrading`, the server is the one `moat serve` runs when the chat socket is wired: HTTP/1.1
     /// that can upgrade to a WebSocket (here it never does), whose HTTP handlers exist only once a

@@ -12,7 +12,7 @@ import MoatNet
 import MoatTestSupport
 import Testing
 
-@Suite struct HostGuardTests {
+@Suite(.promptScheduling) struct HostGuardTests {
     let guard18789 = HostGuard(
         boundAddress: IPAddress("127.0.0.1")!,
         port: 18789,

@@ -7,7 +7,7 @@ import Testing
 #endif
 
 /// `/api/events`: a server-sent event stream that only a short-lived JWT opens.
-@Suite struct LiveEventsTests {
+@Suite(.promptScheduling) struct LiveEventsTests {
     /// Reads from `fd` until `marker` arrives (or the socket's 30 s receive timeout passes), on a thread
     /// of its own: a blocking read on a cooperative thread could starve the server in this process.
     static func read(_ fd: Int32, until marker: String) async -> String {

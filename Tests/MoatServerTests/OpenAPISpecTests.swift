@@ -13,7 +13,7 @@ import Yams
 
 @testable import MoatConsole
 
-@Suite("Docs/openapi.yaml")
+@Suite("Docs/openapi.yaml", .promptScheduling)
 struct OpenAPISpecTests {
     static let specPath = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -10,7 +10,7 @@ import MoatNet
 import MoatTestSupport
 import Testing
 
-@Suite("Owner access over HTTP")
+@Suite("Owner access over HTTP", .promptScheduling)
 struct OwnerHTTPTests {
     /// Every state-changing `/api/` route the router registers (the OpenAPI test checks the list is complete).
     static func mutatingRoutes(_ fixture: OwnerHTTPFixture) -> [(String, String)] {

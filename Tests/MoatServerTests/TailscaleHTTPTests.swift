@@ -14,7 +14,7 @@ import Testing
 
 /// Tailscale identity wired into the HTTP side: a real server on loopback, the fake LocalAPI of
 /// ``TailscaleIdentityTests`` and raw requests carrying exactly the headers `tailscale serve` sets.
-@Suite struct TailscaleHTTPTests {
+@Suite(.promptScheduling) struct TailscaleHTTPTests {
     static let tailnet = "laptop.tail1234.ts.net"
 
     static func headers(from address: String = "100.101.102.103", login: String = TailscaleIdentityTests.owner)

@@ -115,7 +115,7 @@ final class FakeLocalAPI: Sendable {
     }
 }
 
-@Suite struct TailscaleIdentityTests {
+@Suite(.promptScheduling) struct TailscaleIdentityTests {
     static let owner = "alice@example.com"
     static let loopback = IPAddress("127.0.0.1")!
 

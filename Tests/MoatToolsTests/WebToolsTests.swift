@@ -55,7 +55,7 @@ struct WebFixture {
     }
 }
 
-@Suite struct WebToolsTests {
+@Suite(.promptScheduling) struct WebToolsTests {
     @Test("web_fetch GETs a loopback server the owner allowed by an explicit host and port, as external text")
     func fetchAllowed() async throws {
         let fixture = try await WebFixture()
