@@ -12,14 +12,14 @@ import Testing
     }
 
     /// A served home whose `local` provider is at `baseURL`, with one file in its workspace.
-    static func home(baseURL: String) async throws -> TemporaryDirectory {
+    static func home(baseURL: String, providerLines: String = "") async throws -> TemporaryDirectory {
         let home = try await ServedHome.copy()
         let config = """
             providers:
               local:
                 base_url: \(baseURL)
                 model: scripted
-            """
+            """ + providerLines
         try config.write(toFile: home.file("config.yaml"), atomically: true, encoding: .utf8)
         chmod(home.file("config.yaml"), 0o600)
         let workspace = home.file("workspace")
@@ -83,7 +83,10 @@ import Testing
     @Test("with moat serve running, moat chat goes through the admin socket; an unreachable model server is named")
     func throughTheServer() async throws {
         let server = try await ScriptedModelServer.start(replies: [.text("Hello from the model.")])
-        let home = try await Self.home(server)
+        // A bounded first byte: a request that races the server's stop on a kept connection is named too,
+        // within 15 s rather than the default 120 s (longer than `moat chat` is given here).
+        let home = try await Self.home(
+            baseURL: server.baseURL, providerLines: "\n    timeouts:\n      first_byte_seconds: 15\n")
         let running = try await RunningServer.start(arguments: [], home: home.path)
         await waitForFile(home.file("moat.sock"), within: 60)
         let chat = try await MoatBinary.run(["chat", "--message", "hello"], home: home.path)
