@@ -357,7 +357,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MoatCoreTests",
-            dependencies: ["MoatCore"],
+            dependencies: ["MoatCore", "MoatTestSupport"],
             swiftSettings: swiftSettings
         ),
         // The schema check is tested against the audit log's real tables (MoatAudit's migration).

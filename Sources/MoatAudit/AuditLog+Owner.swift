@@ -1,5 +1,6 @@
 public import Crypto
 import Foundation
+import MoatCore
 public import MoatStore
 
 /// What `moat audit verify` and `moat audit checkpoint` do, for the CLI and the console alike: one
@@ -13,7 +14,7 @@ extension AuditLog {
     /// it. The reading runs on a thread of its own, not the cooperative pool (a long log takes a while).
     public func verifyAndRecord(kept: AuditCheckpoint?, actor: String = "owner") async throws -> AuditVerifier.Report {
         let (database, key) = (database, verifyingKey)
-        let report = try await onOwnThread { try AuditVerifier.verify(database, publicKey: key, kept: kept) }
+        let report = try await onThreadOfItsOwn { try AuditVerifier.verify(database, publicKey: key, kept: kept) }
         var metadata: [String: AuditValue] = ["kept_checkpoint": .bool(kept != nil)]
         if let broken = report.brokenSequence { metadata["broken_at"] = .int(broken) }
         try await append(
@@ -85,13 +86,5 @@ extension AuditExportFormat {
             }
             return text.isEmpty && finished ? nil : text
         }
-    }
-}
-
-/// Runs blocking database work (a whole-log read) on a new thread and waits for it without holding a
-/// thread of the cooperative pool.
-func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
     }
 }

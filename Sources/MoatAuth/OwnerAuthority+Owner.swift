@@ -522,10 +522,11 @@ extension OwnerAuthority {
         }
     }
 
-    /// The Argon2id hash of `password`, for the owner row. Argon2 takes tens of milliseconds of CPU (more on a busy machine), so it runs on a thread of its own:
-    /// on a cooperative thread it would stall every request of the server meanwhile (2 threads on 2 cores).
+    /// The Argon2id hash of `password`, for the owner row. Argon2 takes tens of milliseconds of CPU (more
+    /// on a busy machine), so it runs on a thread of its own: on a cooperative thread it would stall every
+    /// request of the server meanwhile (2 threads on 2 cores).
     static func hashPassword(_ password: SecretBytes) async throws(AuthError) -> String {
-        let hashed = await onOwnThread { Result { () throws(VaultError) in try PasswordHash.make(password) } }
+        let hashed = await onThreadOfItsOwn { Result { () throws(VaultError) in try PasswordHash.make(password) } }
         do {
             return try hashed.get()
         } catch {

@@ -240,14 +240,6 @@ final class PasswordSlots: Sendable {
             throw AuthError(.rateLimited, "too many password checks at once; try again in a second", retryAfter: 1)
         }
         defer { release() }
-        return await onOwnThread { PasswordHash.verify(password, against: hash) }
-    }
-}
-
-/// `work`'s result, computed on a thread of its own: for CPU-bound work (Argon2) that must not hold a
-/// thread of the cooperative pool, where the server's requests run.
-func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(returning: work()) }
+        return await onThreadOfItsOwn { PasswordHash.verify(password, against: hash) }
     }
 }

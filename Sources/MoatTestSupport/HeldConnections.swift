@@ -6,9 +6,7 @@ public import Foundation
 
 /// Many client connections to one loopback port, opened and held (bounded in count and time) by
 /// `moat-test-helper hold-connections`, a process of their own.
-///
-/// Unchecked `Sendable` only so it can be opened on a thread of its own; one owner uses it at a time.
-public final class HeldConnections: @unchecked Sendable {
+public final class HeldConnections {
     public private(set) var descriptors: [Int32] = []
 
     /// Raises this process's own soft open-file limit to at least `count` (within its hard limit).
@@ -30,11 +28,6 @@ public final class HeldConnections: @unchecked Sendable {
             guard let fd = try? RawHTTP.connect(port: port, connectTimeout: 2) else { continue }
             descriptors.append(fd)
         }
-    }
-
-    /// ``init(count:port:within:)`` on a thread of its own: a connect to a full backlog waits up to 2 s.
-    public static func open(count: Int, port: Int, within seconds: TimeInterval) async -> HeldConnections {
-        await offCooperativePool { HeldConnections(count: count, port: port, within: seconds) }
     }
 
     public var opened: Int { descriptors.count }

@@ -134,7 +134,7 @@ public final class RunningServer: @unchecked Sendable {
         timeout: TimeInterval = 60
     ) throws {
         let serve = ["serve", "--log-format", "json", "--port", "0"] + arguments
-        let command = launcher.isEmpty ? [MoatBinary.path] + serve : launcher + [MoatBinary.path] + serve
+        let command = launcher + [MoatBinary.path] + serve
         process = try ChildProcess(
             command[0], Array(command.dropFirst()),
             environment: MoatBinary.environment(home: home, extra: extraEnvironment),

@@ -1,4 +1,5 @@
 public import Foundation
+import MoatCore
 
 /// Runs blocking work (waiting for a process, reading a pipe to its end) on a thread of its own and
 /// awaits its result, so an async test never holds one of the cooperative pool's threads while it waits.
@@ -8,16 +9,12 @@ public import Foundation
 /// tests' awaits — one thread, and two such tests stop it altogether; on a busy machine that showed up
 /// as servers that "did not start answering" within their timeouts.
 public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-    try await withCheckedThrowingContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(with: Result { try work() }) }
-    }
+    try await onThreadOfItsOwn(work)
 }
 
 /// ``offCooperativePool(_:)`` for work that cannot fail (waiting for a process's exit, a `Thread` to end).
 public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        Thread.detachNewThread { continuation.resume(returning: work()) }
-    }
+    await onThreadOfItsOwn(work)
 }
 
 /// ``offCooperativePool(_:)`` for CPU-bound work (an Argon2 open with the real parameters, a corpus
@@ -26,8 +23,7 @@ public func offCooperativePool<T: Sendable>(_ work: @escaping @Sendable () -> T)
 /// their servers and clients past their limits.
 public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
     try await offCooperativePool {
-        // who 0: on Linux the nice value is per thread, and 0 names the calling one.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        lowerThisThreadsPriority()
         return try work()
     }
 }
@@ -35,10 +31,14 @@ public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () throws 
 /// ``atLowestPriority(_:)`` for work that cannot fail.
 public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await offCooperativePool {
-        // who 0: on Linux the nice value is per thread, and 0 names the calling one.
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
+        lowerThisThreadsPriority()
         return work()
     }
+}
+
+/// Nice 19 for the calling thread only (on Linux the nice value is per thread, and `who` 0 names the caller).
+private func lowerThisThreadsPriority() {
+    _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
 }
 
 extension MoatBinary {

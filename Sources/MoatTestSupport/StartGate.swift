@@ -28,16 +28,15 @@ public final class StartGate: Sendable {
     {
         guard await enter() else { return try await body() }
         let place = Place(gate: self)
-        let giveBack: @Sendable () -> Void = { place.giveBack() }
         let timer = seconds.map { seconds in
             Task {
                 try? await Task.sleep(for: .seconds(seconds))
-                giveBack()
+                place.giveBack()
             }
         }
         defer {
             timer?.cancel()
-            giveBack()
+            place.giveBack()
         }
         return try await body()
     }

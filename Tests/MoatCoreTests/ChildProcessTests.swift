@@ -1,5 +1,6 @@
 import Foundation
 import MoatCore
+import MoatTestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -15,17 +16,10 @@ import Testing
         let output = Pipe()
         let child = try ChildProcess(
             "/bin/sh", ["-c", script], environment: environment, directory: directory, standardOutput: .pipe(output))
-        let text = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                var data = Data()
-                while true {
-                    let piece = output.fileHandleForReading.availableDataOrEnd()
-                    if piece.isEmpty { break }
-                    data.append(piece)
-                }
-                child.waitUntilExit()
-                continuation.resume(returning: String(decoding: data, as: UTF8.self))
-            }
+        let text = await offCooperativePool {
+            let data = output.fileHandleForReading.readAll()
+            child.waitUntilExit()
+            return String(decoding: data, as: UTF8.self)
         }
         return (child, text)
     }
@@ -67,11 +61,9 @@ import Testing
         let statuses = await withTaskGroup(of: Int32.self) { group in
             for _ in 0..<2 {
                 group.addTask {
-                    await withCheckedContinuation { continuation in
-                        Thread.detachNewThread {
-                            child.waitUntilExit()
-                            continuation.resume(returning: child.terminationStatus)
-                        }
+                    await offCooperativePool {
+                        child.waitUntilExit()
+                        return child.terminationStatus
                     }
                 }
             }
@@ -92,18 +84,6 @@ import Testing
             } catch {
                 #expect(error.description.contains(program), "\(error)")
             }
-        }
-    }
-}
-
-extension FileHandle {
-    /// The next bytes, or empty at the end, retrying an interrupted read.
-    fileprivate func availableDataOrEnd() -> Data {
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = Glibc.read(fileDescriptor, &buffer, buffer.count)
-            if count >= 0 { return Data(buffer[0..<count]) }
-            if errno != EINTR { return Data() }
         }
     }
 }
