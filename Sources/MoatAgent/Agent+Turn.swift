@@ -27,6 +27,9 @@ struct TurnState: Sendable {
     var route: TurnRoute?
     /// What the route is chosen from, once read (or as the message's commit stored it).
     var routeInputs: ConversationStore.RouteInputs?
+    /// The principal's tokens on a day as read with the turn's start: the first round's budget check uses
+    /// them instead of reading again (nothing of this turn was counted yet).
+    var tokensRead: (day: String, tokens: Int)?
 
     init(
         conversation: String, turn: String, principal: Principal, started: Date, taint: ConversationTaint,
@@ -63,7 +66,13 @@ extension Agent {
         let principal = state.principal.description
         while true {
             let day = Self.day(now())
-            let tokens = try await store.tokensUsed(principal: principal, day: day)
+            let tokens: Int
+            if let read = state.tokensRead, read.day == day {
+                tokens = read.tokens
+            } else {
+                tokens = try await store.tokensUsed(principal: principal, day: day)
+            }
+            state.tokensRead = nil
             if let stop = TurnBudget.beforeRound(budgetUsage(state, tokensToday: tokens), settings: settings) {
                 return try await stopTurn(state, stop)
             }

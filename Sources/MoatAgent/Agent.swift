@@ -295,18 +295,25 @@ public actor Agent {
 
     // MARK: Helpers
 
-    /// A fresh turn's state: the conversation's stored taint, plus "a non-owner wrote" for a contact.
+    /// A fresh turn's state: the conversation's stored taint, plus "a non-owner wrote" for a contact; its
+    /// history; and the principal's tokens today for the first round's budget. One read for all three.
     nonisolated func newTurn(conversation: String, turn: String, principal: Principal, started: Date) async throws
         -> TurnState
     {
-        var taint = try await policy.taint(of: conversation)
+        let day = Self.day(started)
+        let policy = self.policy
+        let start = try await store.turnStart(
+            conversation, limit: settings.historyMessages, principal: principal.description, day: day
+        ) { db in try policy.taintReading(of: conversation, in: db) }
+        var taint = await policy.settle(start.taint)
         if principal != .owner {
             taint.reasons.append("a message from \(principal) (not the owner) is part of this turn")
         }
-        let history = try await store.history(conversation, limit: settings.historyMessages)
-        return TurnState(
+        var state = TurnState(
             conversation: conversation, turn: turn, principal: principal, started: started, taint: taint,
-            messages: history)
+            messages: start.history)
+        state.tokensRead = (day, start.tokens)
+        return state
     }
 
     /// Appends an audit entry for the pipeline.

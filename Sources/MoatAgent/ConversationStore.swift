@@ -175,18 +175,36 @@ struct ConversationStore: Sendable {
 
     /// The last `limit` messages of `conversation`, oldest first, never starting with a `tool` message
     /// (whose call would be cut off).
-    func history(_ conversation: String, limit: Int) async throws -> [ChatMessage] {
+    private static func history(_ conversation: String, limit: Int, _ db: Database) throws -> [ChatMessage] {
+        // Newest first from a cursor (its row is reused, not copied), then put in order.
+        let rows = try Row.fetchCursor(
+            db.cachedStatement(
+                sql: """
+                    SELECT role, content, tool_calls, tool_call_id FROM agent_messages
+                    WHERE conversation = ? ORDER BY id DESC LIMIT ?
+                    """),
+            arguments: [conversation, limit])
+        var messages: [ChatMessage] = []
+        messages.reserveCapacity(limit)
+        while let row = try rows.next() {
+            if let message = Self.message(row) { messages.append(message) }
+        }
+        messages.reverse()
+        while messages.first?.role == .tool { messages.removeFirst() }
+        return messages
+    }
+
+    /// What a turn starts from, read in one transaction: the conversation's history (as
+    /// ``history(_:limit:)``), what `taint` reads in it, and the tokens `principal` used on `day`.
+    func turnStart<Taint: Sendable>(
+        _ conversation: String, limit: Int, principal: String, day: String,
+        taint: @escaping @Sendable (Database) throws -> Taint
+    ) async throws -> (history: [ChatMessage], taint: Taint, tokens: Int) {
         try await database.pool.read { db in
-            let rows = try Row.fetchAll(
-                db.cachedStatement(
-                    sql: """
-                        SELECT role, content, tool_calls, tool_call_id FROM agent_messages
-                        WHERE conversation = ? ORDER BY id DESC LIMIT ?
-                        """),
-                arguments: [conversation, limit])
-            var messages = rows.reversed().compactMap(Self.message(_:))
-            while messages.first?.role == .tool { messages.removeFirst() }
-            return messages
+            (
+                try Self.history(conversation, limit: limit, db), try taint(db),
+                try Self.tokensUsed(on: day, where: .principal, is: principal, db)
+            )
         }
     }
 
@@ -232,15 +250,19 @@ struct ConversationStore: Sendable {
     }
 
     private func tokensUsed(on day: String, where column: UsageColumn, is value: String) async throws -> Int {
-        try await database.pool.read { db in
-            try Int.fetchOne(
-                db.cachedStatement(
-                    sql: """
-                        SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
-                        WHERE \(column.rawValue) = ? AND day = ?
-                        """),
-                arguments: [value, day]) ?? 0
-        }
+        try await database.pool.read { db in try Self.tokensUsed(on: day, where: column, is: value, db) }
+    }
+
+    private static func tokensUsed(on day: String, where column: UsageColumn, is value: String, _ db: Database) throws
+        -> Int
+    {
+        try Int.fetchOne(
+            db.cachedStatement(
+                sql: """
+                    SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM agent_token_usage
+                    WHERE \(column.rawValue) = ? AND day = ?
+                    """),
+            arguments: [value, day]) ?? 0
     }
 
     /// The provider the owner chose for `conversation` when it opened, if any.
@@ -362,12 +384,15 @@ struct ConversationStore: Sendable {
         }
     }
 
+    /// A row of ``history(_:limit:_:)``'s query, read by position (its columns are `role, content,
+    /// tool_calls, tool_call_id`): a name is looked up case-insensitively for every row, which showed in a
+    /// turn's profile.
     private static func message(_ row: Row) -> ChatMessage? {
-        guard let role = ChatMessage.Role(rawValue: row["role"]) else { return nil }
-        let callsText: String = row["tool_calls"]
+        guard let role = ChatMessage.Role(rawValue: row[0]) else { return nil }
+        let callsText: String = row[2]
         let calls =
             callsText.isEmpty ? [] : (try? JSONDecoder().decode([ToolCall].self, from: Data(callsText.utf8))) ?? []
-        return ChatMessage(role: role, content: row["content"], toolCalls: calls, toolCallID: row["tool_call_id"])
+        return ChatMessage(role: role, content: row[1], toolCalls: calls, toolCallID: row[3])
     }
 
     private static let encoder: JSONEncoder = {

@@ -261,7 +261,7 @@ public enum InjectionFlagger {
                 results.append(("base64", decoded))
             }
         }
-        for match in hexBlob.matches(in: text, options: [], range: range).prefix(64) {
+        for match in (mayHoldHex(text) ? hexBlob.matches(in: text, options: [], range: range) : []).prefix(64) {
             guard let matched = Range(match.range, in: text) else { continue }
             let digits = String(text[matched]).replacingOccurrences(of: "\\x", with: "")
                 .replacingOccurrences(of: "0x", with: "").filter(\.isHexDigit)
@@ -274,6 +274,26 @@ public enum InjectionFlagger {
             if let decoded = printable(bytes) { results.append(("hex", decoded)) }
         }
         return results
+    }
+
+    /// Whether `text` may hold a ``hexBlob``: a match has 24 hex digits or more, with at most 3 other
+    /// characters between two of them (a separator, then `\\x`), so text without such a chain cannot match
+    /// and the expression is not run (the same results, far less work for ordinary messages).
+    static func mayHoldHex(_ text: String) -> Bool {
+        var digits = 0
+        var gap = 0
+        for scalar in text.unicodeScalars {
+            switch scalar.value {
+            case 0x30...0x39, 0x41...0x46, 0x61...0x66:
+                digits += 1
+                if digits >= 24 { return true }
+                gap = 0
+            default:
+                gap += 1
+                if gap > 3 { digits = 0 }
+            }
+        }
+        return false
     }
 
     /// The bytes as text when they are valid UTF-8 and at least 90% printable (random keys and hashes

@@ -1,5 +1,5 @@
 import Foundation
-import GRDB
+public import GRDB
 import MoatAudit
 public import MoatCore
 public import MoatStore
@@ -281,33 +281,56 @@ extension PolicyEngine {
     /// clears whose MAC verifies (one that does not is reported as tampering and left out).
     public func taintHistory(of conversation: String) async throws(PolicyError) -> [TaintEvent] {
         let authenticator = self.authenticator
-        let (events, findings) = try await read { db in
-            var events: [TaintEvent] = []
-            var findings: [TamperFinding] = []
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM policy_taint WHERE conversation = ? ORDER BY id", arguments: [conversation])
-            for row in rows {
-                let id: Int64 = row["id"]
-                let event: String = row["event"]
-                let created: Int64 = row["created_at"]
-                if event == "clear" {
-                    if authenticator.verify(
-                        row["mac"], of: TaintRow(conversation: conversation, event: .clear(id: id), createdAt: created))
-                    {
-                        events.append(TaintEvent(reason: nil, createdAt: created))
-                    } else {
-                        findings.append(
-                            .init(table: Self.taintTable, key: "taint_clear:\(id)", problem: "MAC does not verify"))
-                    }
-                } else {
-                    events.append(TaintEvent(reason: row["reason"], createdAt: created))
-                }
-            }
-            return (events, findings)
-        }
-        await reportTamper(findings)
-        return events
+        let reading = try await read { db in try Self.taintReading(of: conversation, authenticator: authenticator, db) }
+        await reportTamper(reading.findings)
+        return reading.events
     }
+
+    /// `conversation`'s taint read inside the caller's own read transaction (a turn reads what it starts
+    /// from at once); ``settle(_:)`` it afterwards, so a tampered row is reported.
+    public nonisolated func taintReading(of conversation: String, in db: Database) throws -> TaintReading {
+        try Self.taintReading(of: conversation, authenticator: authenticator, db)
+    }
+
+    /// The taint of `reading`, once a clear whose MAC does not verify (left out) is reported as tampering.
+    public nonisolated func settle(_ reading: TaintReading) async -> ConversationTaint {
+        if !reading.findings.isEmpty { await reportTamper(reading.findings) }
+        return ConversationTaint(reasons: TaintEvent.reasons(reading.events))
+    }
+
+    private static func taintReading(of conversation: String, authenticator: RowAuthenticator, _ db: Database) throws
+        -> TaintReading
+    {
+        var reading = TaintReading()
+        let rows = try Row.fetchAll(
+            db.cachedStatement(sql: "SELECT * FROM policy_taint WHERE conversation = ? ORDER BY id"),
+            arguments: [conversation])
+        for row in rows {
+            let id: Int64 = row["id"]
+            let event: String = row["event"]
+            let created: Int64 = row["created_at"]
+            if event == "clear" {
+                if authenticator.verify(
+                    row["mac"], of: TaintRow(conversation: conversation, event: .clear(id: id), createdAt: created))
+                {
+                    reading.events.append(TaintEvent(reason: nil, createdAt: created))
+                } else {
+                    reading.findings.append(
+                        .init(table: Self.taintTable, key: "taint_clear:\(id)", problem: "MAC does not verify"))
+                }
+            } else {
+                reading.events.append(TaintEvent(reason: row["reason"], createdAt: created))
+            }
+        }
+        return reading
+    }
+}
+
+/// A conversation's taint rows as read (``PolicyEngine/taintReading(of:in:)``), not yet settled: what
+/// verified, and the clears that did not.
+public struct TaintReading: Sendable {
+    var events: [TaintEvent] = []
+    var findings: [TamperFinding] = []
 }
 
 /// One change of a conversation's taint: a reason it read untrusted or flagged text, or (reason nil)

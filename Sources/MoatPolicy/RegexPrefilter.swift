@@ -258,32 +258,53 @@ enum RegexLiterals {
 struct RegexPrefilter: @unchecked Sendable {
     // @unchecked: immutable after creation.
 
-    /// For each pattern, sets of string ids such that a match holds one string of each set; nil:
-    /// always run it.
-    let requirements: [[[Int]]?]
+    /// For each pattern, the ids of its clauses (sets of strings such that a match holds one string of
+    /// each set); nil: always run it.
+    let requirements: [[Int]?]
+    /// The clauses each string satisfies: those of string `i` are `clauseIDs[clauseStart[i]..<clauseStart[i + 1]]`.
+    let clauseStart: [Int32]
+    let clauseIDs: [Int32]
+    let clauses: Int
     /// Byte to column of `transitions` (0 for bytes in no required string).
     let column: [Int]
     let columns: Int
     /// The automaton's next state, `state * columns + column`.
     let transitions: [Int32]
-    /// For each state, the ids of the strings that end there (including shorter suffixes).
-    let outputs: [[Int]]
+    /// The ids of the strings that end at each state (including shorter suffixes): those of state `s` are
+    /// `outputIDs[outputStart[s]..<outputStart[s + 1]]`, flat so the scan touches only the states it reaches.
+    let outputStart: [Int32]
+    let outputIDs: [Int32]
     let strings: Int
 
     init(patterns: [NSRegularExpression]) {
         var ids: [String: Int] = [:]
+        var clausesOfString: [[Int32]] = []
+        var clauses = 0
         requirements = patterns.map { pattern in
             RegexLiterals.required(pattern.pattern).map { sets in
                 sets.map { strings in
-                    strings.sorted().map { string in
-                        if let id = ids[string] { return id }
-                        ids[string] = ids.count
-                        return ids.count - 1
+                    defer { clauses += 1 }
+                    for string in strings.sorted() {
+                        if ids[string] == nil {
+                            ids[string] = ids.count
+                            clausesOfString.append([])
+                        }
+                        clausesOfString[ids[string]!].append(Int32(clauses))
                     }
+                    return clauses
                 }
             }
         }
         self.strings = ids.count
+        self.clauses = clauses
+        var clauseStart: [Int32] = [0]
+        var clauseIDs: [Int32] = []
+        for list in clausesOfString {
+            clauseIDs += list
+            clauseStart.append(Int32(clauseIDs.count))
+        }
+        self.clauseStart = clauseStart
+        self.clauseIDs = clauseIDs
         var column = [Int](repeating: 0, count: 256)
         var columns = 1
         for string in ids.keys {
@@ -337,32 +358,46 @@ struct RegexPrefilter: @unchecked Sendable {
         self.column = column
         self.columns = columns
         self.transitions = transitions
-        self.outputs = outputs
+        var outputStart: [Int32] = [0]
+        var outputIDs: [Int32] = []
+        for ids in outputs {
+            outputIDs += ids.map(Int32.init)
+            outputStart.append(Int32(outputIDs.count))
+        }
+        self.outputStart = outputStart
+        self.outputIDs = outputIDs
     }
 
-    /// For each pattern, whether it can match `text`.
+    /// For each pattern, whether it can match `text`: the strings found mark the clauses they satisfy, so
+    /// the work follows what the text holds, not the size of the clauses.
     func possible(in text: String) -> [Bool] {
-        var reached = [Bool](repeating: false, count: outputs.count)
+        var present = [Bool](repeating: false, count: strings)
+        var satisfied = [Bool](repeating: false, count: clauses)
         var text = text
         text.withUTF8 { bytes in
             transitions.withUnsafeBufferPointer { transitions in
                 column.withUnsafeBufferPointer { column in
-                    var state = 0
-                    for byte in bytes {
-                        state = Int(transitions[state &* columns &+ column[Int(byte)]])
-                        reached[state] = true
+                    outputStart.withUnsafeBufferPointer { start in
+                        outputIDs.withUnsafeBufferPointer { ids in
+                            present.withUnsafeMutableBufferPointer { present in
+                                var state = 0
+                                for byte in bytes {
+                                    state = Int(transitions[state &* columns &+ column[Int(byte)]])
+                                    for index in Int(start[state])..<Int(start[state &+ 1]) {
+                                        present[Int(ids[index])] = true
+                                    }
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
-        var present = [Bool](repeating: false, count: strings)
-        for state in reached.indices where reached[state] {
-            for id in outputs[state] { present[id] = true }
+        for string in present.indices where present[string] {
+            for index in Int(clauseStart[string])..<Int(clauseStart[string + 1]) {
+                satisfied[Int(clauseIDs[index])] = true
+            }
         }
-        var found = [Bool](repeating: false, count: requirements.count)
-        for (index, requirement) in requirements.enumerated() {
-            found[index] = requirement?.allSatisfy { $0.contains { present[$0] } } ?? true
-        }
-        return found
+        return requirements.map { requirement in requirement?.allSatisfy { satisfied[$0] } ?? true }
     }
 }
