@@ -17,8 +17,15 @@ import Synchronization
 /// p99, Docs/Performance.md). Here the writer's automatic checkpoint is replaced (`sqlite3_wal_hook`,
 /// which is how SQLite implements `wal_autocheckpoint` too) by a hook that, past the same 1,000 pages,
 /// asks for a PASSIVE checkpoint on a connection of its own, on a background thread; it copies what no
-/// reader still needs without blocking the writer or the readers, and a later commit past the threshold
-/// asks again for what is left.
+/// reader still needs without blocking the writer or the readers.
+///
+/// What it cannot copy are the frames committed while it ran; and SQLite starts the WAL over only when a
+/// write begins with every frame copied. Asked again after every commit past the threshold, as before,
+/// background checkpoints chased a steady stream of commits without ever catching up: one after nearly
+/// every commit, each with two fsyncs beside the commit's own (the agent benchmark's slow turns, one in
+/// about 135, Docs/Performance.md). So the frames a background checkpoint leaves behind are copied by the
+/// writer itself, once, right after its next commit (in the WAL hook, as SQLite's own automatic checkpoint
+/// does): a few pages, after which the next write starts the WAL over.
 ///
 /// Durability does not change: a commit is durable once the WAL is fsynced (`synchronous=FULL`); a
 /// checkpoint only copies committed pages into the main file, fsyncing the WAL before and the main file
@@ -34,6 +41,10 @@ final class WALCheckpointer: Sendable {
     private let requested = Atomic<Bool>(false)
     /// Checkpoints run so far (for tests).
     let completed = Atomic<Int>(0)
+    /// A background checkpoint ran: the writer copies what was committed during it after its next commit.
+    private let catchUpDue = Atomic<Bool>(false)
+    /// Catch-ups the writer ran so far (for tests).
+    let caughtUp = Atomic<Int>(0)
 
     init(path: String) {
         self.path = path
@@ -46,12 +57,27 @@ final class WALCheckpointer: Sendable {
         let context = Unmanaged.passRetained(self).toOpaque()
         sqlite3_wal_hook(
             db.sqliteConnection,
-            { context, _, _, pages in
-                if pages >= WALCheckpointer.pages, let context {
-                    Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().request()
+            { context, db, _, pages in
+                if let context {
+                    Unmanaged<WALCheckpointer>.fromOpaque(context).takeUnretainedValue().committed(db, pages: pages)
                 }
                 return SQLITE_OK
             }, context)
+    }
+
+    /// After a commit of the writer `db`, whose WAL now holds `pages`: copies what the last background
+    /// checkpoint left behind, or asks for a background checkpoint past the threshold.
+    private func committed(_ db: OpaquePointer?, pages: Int32) {
+        if !requested.load(ordering: .acquiring), catchUpDue.exchange(false, ordering: .acquiringAndReleasing) {
+            // On the writer, between its commits: nothing is written meanwhile, so this copies every frame
+            // no reader still needs (none at all, without an fsync, when nothing is left). A failure leaves
+            // them to the next background checkpoint.
+            if sqlite3_wal_checkpoint_v2(db, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil) == SQLITE_OK {
+                caughtUp.add(1, ordering: .relaxed)
+            }
+            return
+        }
+        if pages >= Self.pages { request() }
     }
 
     /// Queues one checkpoint on a background thread, unless one is queued or running.
@@ -79,8 +105,11 @@ final class WALCheckpointer: Sendable {
                     configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                     state.connection = try DatabaseQueue(path: path, configuration: configuration)
                 }
-                try state.connection?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                _ = try state.connection?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
                 completed.add(1, ordering: .relaxed)
+                // It copied the WAL as it found it; what the writer committed meanwhile is still there (it
+                // cannot tell: its counts are of the WAL it found). When nothing is, the catch-up is free.
+                catchUpDue.store(true, ordering: .releasing)
             } catch {
                 // Left to the next commit past the threshold.
             }

@@ -55,6 +55,31 @@ import Testing
         #expect(try again.integrityProblems().isEmpty)
     }
 
+    @Test(
+        "a steady stream of commits: each WAL cycle takes one background checkpoint (the writer copies what it left), and the WAL starts over"
+    )
+    func steadyStreamCatchesUp() async throws {
+        let temp = TemporaryDirectory()
+        let path = temp.file("moat.db")
+        let database = try MoatDatabase(path: path, migrations: Self.migrations)
+        // 2,500 commits of ~2 pages back to back: about 5,000 pages of WAL, five times the threshold. Chasing
+        // the stream, a background checkpoint ran after nearly every commit past the threshold.
+        for _ in 0..<2500 {
+            try await database.pool.write { db in
+                try db.execute(sql: "INSERT INTO blobs (x) VALUES (zeroblob(6000))")
+            }
+        }
+        let checkpoints = database.checkpointer.completed.load(ordering: .relaxed)
+        #expect(checkpoints >= 1)
+        #expect(checkpoints <= 25, "\(checkpoints) background checkpoints for ~5 cycles of the WAL")
+        // The WAL started over instead of growing with the stream (its file keeps its largest size).
+        #expect(Self.fileSize(path + "-wal") < 3_000 * 4096)
+        try database.close()
+        let again = try MoatDatabase(path: path, migrations: Self.migrations)
+        #expect(try await again.pool.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM blobs") } == 2500)
+        #expect(try again.integrityProblems().isEmpty)
+    }
+
     @Test("a checkpoint asked for after moat.db was removed does not create the file again")
     func removedFileStaysRemoved() async throws {
         let temp = TemporaryDirectory()
