@@ -119,8 +119,8 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     public var channels: Set<String> { live.withLock { Set($0.keys) } }
 
     /// Starts `adapter` under its ``ChannelSupervisor`` in ``run()``'s group, from its saved cursor.
-    /// Throws when its name is not a channel name or an adapter runs for that channel already
-    /// (``stop(channel:)`` it first).
+    /// Throws when its name is not a channel name, an adapter runs for that channel already
+    /// (``stop(channel:)`` it first), or ``run()`` has ended.
     public func start(_ adapter: any ChannelAdapter) throws(ChannelError) {
         let channel = adapter.channel
         guard PolicyEngine.isBindable(channel) else {
@@ -130,7 +130,7 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         }
         let (stopped, stop) = AsyncStream<Void>.makeStream()
         let (ended, end) = AsyncStream<Void>.makeStream()
-        let entry = RunningAdapter(adapter: adapter, stop: stop, ended: ended)
+        let entry = RunningAdapter(adapter: adapter, stop: stop, ended: ended, claim: JobClaim())
         let added = live.withLock { running -> Bool in
             guard running[channel] == nil else { return false }
             running[channel] = entry
@@ -155,8 +155,11 @@ public final class ChannelRouter: ChannelInbox, Sendable {
                         problem: problem, retryIn: wait)
                 }
             })
+        let claim = entry.claim
         let job: @Sendable () async -> Void = {
             defer { end.finish() }
+            // Stopped before ``run()`` got to it (or after ``run()`` ended): nothing to run.
+            guard claim.take() else { return }
             // The supervisor runs until ``stop(channel:)`` finishes `stopped`, or the router's task is cancelled.
             await withDiscardingTaskGroup { group in
                 group.addTask { await supervisor.run() }
@@ -166,8 +169,9 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         }
         guard case .enqueued = queue.yield(job) else {
             live.withLock { _ = $0.removeValue(forKey: channel) }
+            healthByChannel.withLock { _ = $0.removeValue(forKey: channel) }
             end.finish()
-            return
+            throw ChannelError(.configuration, "the channel router has stopped; the \(channel) adapter was not started")
         }
     }
 
@@ -180,6 +184,9 @@ public final class ChannelRouter: ChannelInbox, Sendable {
         guard let running = live.withLock({ $0.removeValue(forKey: channel) }) else { return false }
         healthByChannel.withLock { _ = $0.removeValue(forKey: channel) }
         running.stop.finish()
+        // An adapter whose job never started (``run()`` not running, or not yet at it) has nothing to wait
+        // for; taking the claim keeps the job from starting later.
+        if running.claim.take() { return true }
         for await _ in running.ended {}
         return true
     }
@@ -527,10 +534,23 @@ public final class ChannelRouter: ChannelInbox, Sendable {
 }
 
 /// An adapter started by ``ChannelRouter/start(_:)``: finishing `stop` stops it; `ended` finishes once it has.
+/// Its job in ``ChannelRouter/run()`` and ``ChannelRouter/stop(channel:)`` race for `claim`: the job runs
+/// the adapter only when it takes the claim first.
 private struct RunningAdapter: Sendable {
     let adapter: any ChannelAdapter
     let stop: AsyncStream<Void>.Continuation
     let ended: AsyncStream<Void>
+    let claim: JobClaim
+}
+
+/// Taken once, by whichever side comes first.
+private final class JobClaim: Sendable {
+    private let taken = Atomic(false)
+
+    /// True for the first caller only.
+    func take() -> Bool {
+        taken.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 }
 
 /// `approve ID` / `deny ID` (a button tap's reference text, or typed): the whole message, case-insensitive

@@ -146,7 +146,9 @@ public struct MatrixSyncLoop: Sendable {
                 in: roomID, from: from, to: since, limit: min(100, maximumGap - newestFirst.count),
                 filter: Self.roomEventFilter)
             let chunk = (page.chunk ?? []).compactMap(\.event)
-            newestFirst += chunk
+            // The bound is Moat's own, whatever the page holds: a page can hold more events than its limit
+            // asked for (seen with Synapse 1.163.2).
+            newestFirst += chunk.prefix(maximumGap - newestFirst.count)
             guard let end = page.end, !chunk.isEmpty, end != from else { return newestFirst.reversed() }
             from = end
         }

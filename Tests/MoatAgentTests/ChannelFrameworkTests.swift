@@ -472,6 +472,30 @@ final class CodeRecorder: Sendable {
         #expect(fixture.base.model.requests.count == 4)
         #expect(try await fixture.router.savedCursor(channel: "testchat") == "4")
     }
+
+    @Test(
+        "an adapter stopped before the router ran returns at once and never runs; after run() ended, stop returns and start is refused",
+        .timeLimit(.minutes(1)))
+    func stopBeforeRun() async throws {
+        let never = TestAdapter(script: [TestAdapter.message(0, "never handled", from: "me")])
+        let fixture = try ChannelFixture(adapter: never, running: false)
+        #expect(await fixture.router.stop(channel: "testchat"))
+        #expect(fixture.router.channels.isEmpty)
+        // The job stays queued: when run() gets to it, the adapter does not start.
+        let later = TestAdapter(channel: "other")
+        try fixture.router.start(later)
+        let service = Task { await fixture.router.run() }
+        // Jobs run in the order they were queued: the stopped one's came first and ran nothing.
+        try await fixture.eventually { later.runs == 1 }
+        #expect(never.runs == 0)
+        service.cancel()
+        await service.value
+        // run() ended with the other adapter still registered: stopping it does not wait forever, and an
+        // adapter started now is refused instead of left waiting for a run() that is over.
+        #expect(await fixture.router.stop(channel: "other"))
+        #expect(throws: ChannelError.self) { try fixture.router.start(TestAdapter(script: [])) }
+        #expect(fixture.router.channels.isEmpty && fixture.router.health.isEmpty)
+    }
 }
 
 /// What the owner's overview reads of each running channel (`ChannelRouter.health`).

@@ -198,8 +198,14 @@ import Testing
         loop = Task { [bounded] in try await bounded.run() }
         try await receiver.wait("the newest 104 messages") { _ in receiver.messages.count >= 104 }
         try await Self.stop(loop)
-        // The timeline's 100 and the 4 just before them; the 6 oldest are reported, not handed over.
-        #expect(receiver.messages.map(\.eventID) == Array(sent.suffix(104)))
+        // The timeline's 100 and the 4 just before them; the oldest are reported, not handed over. With
+        // Synapse 1.163.2, 105 sometimes arrive (the read-back is capped at 4, so its timeline held 101):
+        // still the newest, in order, and the oldest still left out.
+        let received = receiver.messages.map(\.eventID)
+        #expect((104...105).contains(received.count), "\(received.count) handed over")
+        #expect(
+            received == Array(sent.suffix(received.count)),
+            "positions in what was sent: \(received.map { sent.firstIndex(of: $0) ?? -1 })")
         #expect(reports.withLock { $0 }.contains { $0.contains("more than 4 events arrived") })
         await fixture.server.stop()
     }

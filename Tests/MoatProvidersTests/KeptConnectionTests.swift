@@ -66,6 +66,24 @@ import Testing
         #expect(server.connections.accepted == 2)
     }
 
+    /// What `moat chat` meets when the model server stops between two rounds: its kept connection and its
+    /// listener are gone. The round fails at once (no wait for the 120 s first-byte limit, which the time
+    /// limit would catch) and the error names the server's address.
+    @Test(
+        "a model server that stopped after a round: the next one fails at once, naming its address",
+        .timeLimit(.minutes(1)))
+    func serverStopped() async throws {
+        let server = try await ScriptedModelServer.start(replies: [.text("one"), .text("never")])
+        let provider = try provider(server)
+        #expect(try await provider.complete(Self.hello) { _ in }.text == "one")
+        try await Self.idle(provider, 1)
+        await server.stop()
+        let error = try #require(await roundError(provider))
+        #expect(error.message.contains("127.0.0.1:\(server.port)"), "\(error.message)")
+        #expect(server.requests.count == 1)
+        #expect(provider.connection.transport.pool?.idleCount == 0)
+    }
+
     @Test("a reused connection closed before any byte of the answer: the request is sent once more, on a new one")
     func unansweredReusedIsResent() async throws {
         let server = try await ScriptedModelServer.start(
