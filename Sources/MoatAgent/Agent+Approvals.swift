@@ -106,6 +106,9 @@ extension Agent {
         let record = try await policy.approval(approvalID)
         var state = try await newTurn(
             conversation: call.conversation, turn: Self.newID(), principal: principal, started: now())
+        // The approved call runs before the first round (a network call can take long): its budget check
+        // reads the tokens then, not as they were now.
+        state.tokensRead = nil
         state.observer = observer
         // The model sees its call again under a new id, answered with the result or the denial.
         let again = ToolCall(id: "approved-\(approvalID)", name: call.tool, arguments: call.arguments)

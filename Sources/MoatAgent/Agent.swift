@@ -92,6 +92,8 @@ public actor Agent {
             byName[tool.name] = tool
             schemas.append(ToolSchema(name: tool.name, description: tool.description, parameters: tool.parameters))
         }
+        // A turn reads its taint in the same transaction as its history (``newTurn``): one database.
+        precondition(policy.uses(database), "the agent and its policy engine must share one moat.db")
         self.tools = byName
         self.schemas = schemas
         self.policy = policy

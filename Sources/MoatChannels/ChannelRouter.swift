@@ -181,8 +181,10 @@ public final class ChannelRouter: ChannelInbox, Sendable {
     /// channel, and its idempotency key keeps a message already taken in from counting twice.
     @discardableResult
     public func stop(channel: String) async -> Bool {
-        guard let running = live.withLock({ $0.removeValue(forKey: channel) }) else { return false }
+        guard live.withLock({ $0[channel] != nil }) else { return false }
+        // Health first: a start for the channel waits until it is out of `live`, and its fresh entry stays.
         healthByChannel.withLock { _ = $0.removeValue(forKey: channel) }
+        guard let running = live.withLock({ $0.removeValue(forKey: channel) }) else { return false }
         running.stop.finish()
         // An adapter whose job never started (``run()`` not running, or not yet at it) has nothing to wait
         // for; taking the claim keeps the job from starting later.

@@ -278,7 +278,9 @@ public enum InjectionFlagger {
 
     /// Whether `text` may hold a ``hexBlob``: a match has 24 hex digits or more, with at most 3 other
     /// characters between two of them (a separator, then `\\x`), so text without such a chain cannot match
-    /// and the expression is not run (the same results, far less work for ordinary messages).
+    /// and the expression is not run (the same results, far less work for ordinary messages). Tied to
+    /// ``hexBlob`` as written: a longer separator or a case-insensitive option needs a new bound here
+    /// (`RegexPrefilterTests.hexPrecheckSound` compares the two).
     static func mayHoldHex(_ text: String) -> Bool {
         var digits = 0
         var gap = 0

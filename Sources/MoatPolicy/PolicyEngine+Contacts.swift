@@ -1,5 +1,5 @@
 import Foundation
-public import GRDB
+package import GRDB
 import MoatAudit
 public import MoatCore
 public import MoatStore
@@ -286,14 +286,21 @@ extension PolicyEngine {
         return reading.events
     }
 
-    /// `conversation`'s taint read inside the caller's own read transaction (a turn reads what it starts
-    /// from at once); ``settle(_:)`` it afterwards, so a tampered row is reported.
-    public nonisolated func taintReading(of conversation: String, in db: Database) throws -> TaintReading {
+    /// Whether this engine's tables are in `database` (a caller that reads them in its own transaction
+    /// checks it once).
+    package nonisolated func uses(_ database: MoatDatabase) -> Bool {
+        self.database === database
+    }
+
+    /// `conversation`'s taint read inside the caller's own read transaction on this engine's database
+    /// (``uses(_:)``; a turn reads what it starts from at once); ``settle(_:)`` it afterwards, so a
+    /// tampered row is reported.
+    package nonisolated func taintReading(of conversation: String, in db: Database) throws -> TaintReading {
         try Self.taintReading(of: conversation, authenticator: authenticator, db)
     }
 
     /// The taint of `reading`, once a clear whose MAC does not verify (left out) is reported as tampering.
-    public nonisolated func settle(_ reading: TaintReading) async -> ConversationTaint {
+    package nonisolated func settle(_ reading: TaintReading) async -> ConversationTaint {
         if !reading.findings.isEmpty { await reportTamper(reading.findings) }
         return ConversationTaint(reasons: TaintEvent.reasons(reading.events))
     }
@@ -328,7 +335,7 @@ extension PolicyEngine {
 
 /// A conversation's taint rows as read (``PolicyEngine/taintReading(of:in:)``), not yet settled: what
 /// verified, and the clears that did not.
-public struct TaintReading: Sendable {
+package struct TaintReading: Sendable {
     var events: [TaintEvent] = []
     var findings: [TamperFinding] = []
 }

@@ -105,11 +105,14 @@ final class WALCheckpointer: Sendable {
                     configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
                     state.connection = try DatabaseQueue(path: path, configuration: configuration)
                 }
-                _ = try state.connection?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
+                let counts = try state.connection?.writeWithoutTransaction { db in try db.checkpoint(.passive) }
                 completed.add(1, ordering: .relaxed)
-                // It copied the WAL as it found it; what the writer committed meanwhile is still there (it
-                // cannot tell: its counts are of the WAL it found). When nothing is, the catch-up is free.
-                catchUpDue.store(true, ordering: .releasing)
+                // It copied the WAL as it found it; what the writer committed meanwhile is still there (its
+                // counts are of the WAL it found, so it cannot tell; when nothing is, the catch-up is free).
+                // When a reader held it back, the rest may be large: left to the next background run.
+                if let counts, counts.checkpointedFrameCount >= counts.walFrameCount {
+                    catchUpDue.store(true, ordering: .releasing)
+                }
             } catch {
                 // Left to the next commit past the threshold.
             }

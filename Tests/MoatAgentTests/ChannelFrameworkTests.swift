@@ -485,7 +485,7 @@ final class CodeRecorder: Sendable {
         let later = TestAdapter(channel: "other")
         try fixture.router.start(later)
         let service = Task { await fixture.router.run() }
-        // Jobs run in the order they were queued: the stopped one's came first and ran nothing.
+        // run() takes the jobs in the order they were queued: the stopped adapter's came first and ran nothing.
         try await fixture.eventually { later.runs == 1 }
         #expect(never.runs == 0)
         service.cancel()
