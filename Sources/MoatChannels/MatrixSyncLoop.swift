@@ -106,7 +106,11 @@ public struct MatrixSyncLoop: Sendable {
                 guard let timeline = room.timeline, timeline.limited == true, let start = timeline.prevBatch else {
                     continue
                 }
-                gaps[roomID] = try await gap(in: roomID, from: start, to: since)
+                // An event the timeline holds too is handed over once, from the timeline.
+                let shown = Set((timeline.events ?? []).compactMap { $0.event?.eventID })
+                gaps[roomID] = try await gap(in: roomID, from: start, to: since).filter { event in
+                    event.eventID.map { !shown.contains($0) } ?? true
+                }
             }
         }
         let (invites, events) = MatrixSyncReading.read(

@@ -198,14 +198,17 @@ import Testing
         loop = Task { [bounded] in try await bounded.run() }
         try await receiver.wait("the newest 104 messages") { _ in receiver.messages.count >= 104 }
         try await Self.stop(loop)
-        // The timeline's 100 and the 4 just before them; the oldest are reported, not handed over. With
-        // Synapse 1.163.2, 105 sometimes arrive (the read-back is capped at 4, so its timeline held 101):
-        // still the newest, in order, and the oldest still left out.
+        // The timeline's 100 and the 4 just before them; the oldest are reported, not handed over. Synapse
+        // 1.163.2 does not always cut the timeline where the read-back starts (105 sometimes arrived, or the
+        // newest 104 but not exactly them), so what is held is the contract: each event at most once, in
+        // the order sent, the newest 100 all there, at most 4 more, and the oldest never.
         let received = receiver.messages.map(\.eventID)
-        #expect((104...105).contains(received.count), "\(received.count) handed over")
-        #expect(
-            received == Array(sent.suffix(received.count)),
-            "positions in what was sent: \(received.map { sent.firstIndex(of: $0) ?? -1 })")
+        let positions = received.map { sent.firstIndex(of: $0) ?? -1 }
+        #expect(positions == positions.sorted() && Set(positions).count == positions.count, "\(positions)")
+        #expect(!positions.contains(-1))
+        #expect(Set(sent.suffix(100)).isSubset(of: Set(received)), "\(positions)")
+        #expect((104...105).contains(received.count), "\(positions)")
+        #expect(positions.allSatisfy { $0 >= 5 }, "\(positions)")
         #expect(reports.withLock { $0 }.contains { $0.contains("more than 4 events arrived") })
         await fixture.server.stop()
     }
