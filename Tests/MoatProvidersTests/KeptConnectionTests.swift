@@ -143,10 +143,16 @@ import Testing
         #expect(try await provider.complete(Self.hello) { _ in }.text == "second")
         #expect(second.connections.accepted == 1)
         #expect(first.requests.count == 1)
-        try await Self.idle(provider, 2)
+        // Both are kept, unless the first outlived the pool's 30 s idle limit (a loaded machine once took
+        // 96 s over this test): then the first address gets a connection of its own again, never the other's.
+        let pool = try #require(provider.connection.transport.pool)
+        for _ in 0..<2000 where pool.idleCount < 2 {
+            try await Task.sleep(for: .milliseconds(10))
+        }
         address.withLock { $0 = one }
         #expect(try await provider.complete(Self.hello) { _ in }.text == "first again")
-        #expect(first.connections.accepted == 1)
+        #expect((1...2).contains(first.connections.accepted))
+        #expect(first.requests.count == 2)
         #expect(second.requests.count == 1)
     }
 }
