@@ -195,7 +195,7 @@ struct ConversationStore: Sendable {
     }
 
     /// What a turn starts from, read in one transaction: the conversation's history (as
-    /// ``history(_:limit:)``), what `taint` reads in it, and the tokens `principal` used on `day`.
+    /// ``history(_:limit:_:)``), what `taint` reads in it, and the tokens `principal` used on `day`.
     func turnStart<Taint: Sendable>(
         _ conversation: String, limit: Int, principal: String, day: String,
         taint: @escaping @Sendable (Database) throws -> Taint

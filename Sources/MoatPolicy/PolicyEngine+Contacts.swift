@@ -280,8 +280,7 @@ extension PolicyEngine {
     /// Every change of `conversation`'s taint in the order recorded: what it read, and the owner's
     /// clears whose MAC verifies (one that does not is reported as tampering and left out).
     public func taintHistory(of conversation: String) async throws(PolicyError) -> [TaintEvent] {
-        let authenticator = self.authenticator
-        let reading = try await read { db in try Self.taintReading(of: conversation, authenticator: authenticator, db) }
+        let reading = try await read { db in try self.taintReading(of: conversation, in: db) }
         await reportTamper(reading.findings)
         return reading.events
     }
@@ -296,18 +295,6 @@ extension PolicyEngine {
     /// (``uses(_:)``; a turn reads what it starts from at once); ``settle(_:)`` it afterwards, so a
     /// tampered row is reported.
     package nonisolated func taintReading(of conversation: String, in db: Database) throws -> TaintReading {
-        try Self.taintReading(of: conversation, authenticator: authenticator, db)
-    }
-
-    /// The taint of `reading`, once a clear whose MAC does not verify (left out) is reported as tampering.
-    package nonisolated func settle(_ reading: TaintReading) async -> ConversationTaint {
-        if !reading.findings.isEmpty { await reportTamper(reading.findings) }
-        return ConversationTaint(reasons: TaintEvent.reasons(reading.events))
-    }
-
-    private static func taintReading(of conversation: String, authenticator: RowAuthenticator, _ db: Database) throws
-        -> TaintReading
-    {
         var reading = TaintReading()
         let rows = try Row.fetchAll(
             db.cachedStatement(sql: "SELECT * FROM policy_taint WHERE conversation = ? ORDER BY id"),
@@ -330,6 +317,12 @@ extension PolicyEngine {
             }
         }
         return reading
+    }
+
+    /// The taint of `reading`, once a clear whose MAC does not verify (left out) is reported as tampering.
+    package nonisolated func settle(_ reading: TaintReading) async -> ConversationTaint {
+        if !reading.findings.isEmpty { await reportTamper(reading.findings) }
+        return ConversationTaint(reasons: TaintEvent.reasons(reading.events))
     }
 }
 
