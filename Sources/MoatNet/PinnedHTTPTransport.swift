@@ -44,16 +44,29 @@ public struct PinnedHTTPTransport: PinnedTransport {
         limits: Limits = Limits(), additionalTrustRoots: [NIOSSLCertificate] = [], userAgent: String = "Moat",
         keepAlive: PinnedConnectionPool.Limits? = nil
     ) throws {
+        self.tls = try additionalTrustRoots.isEmpty ? Self.systemTrust.get() : Self.context(additionalTrustRoots)
+        self.limits = limits
+        self.userAgent = userAgent
+        self.pool = keepAlive.map { PinnedConnectionPool(limits: $0) }
+    }
+
+    /// The client TLS context with the system's trust roots only, built once per process on first use
+    /// and shared by every transport (a context is safe to share between connections). Building one
+    /// reads and parses the whole system CA bundle (about 150 certificates): once per transport, that
+    /// cost was paid by every provider, channel and web tool made, and by every config reload. As with
+    /// most long-running servers, a changed system trust store takes effect at the next start.
+    static let systemTrust = Result { try context([]) }
+
+    /// A client context: TLS 1.2 or newer, full verification against the system's trust roots and
+    /// `additionalTrustRoots`.
+    static func context(_ additionalTrustRoots: [NIOSSLCertificate]) throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .fullVerification
         if !additionalTrustRoots.isEmpty {
             configuration.additionalTrustRoots = [.certificates(additionalTrustRoots)]
         }
-        self.tls = try NIOSSLContext(configuration: configuration)
-        self.limits = limits
-        self.userAgent = userAgent
-        self.pool = keepAlive.map { PinnedConnectionPool(limits: $0) }
+        return try NIOSSLContext(configuration: configuration)
     }
 
     public func send(

@@ -139,8 +139,11 @@ import Testing
         telegram.tap(by: Self.owner, messageID: prompt.id, data: "approve:\(approvalID)")
         try await Self.eventually { Self.texts(telegram, to: Self.owner).contains { $0.hasPrefix("Not done") } }
         #expect(model.requests.count == 3)
-        // The owner's taps were answered: the first at once ("Approving…"), the second with why nothing ran.
-        let answers = telegram.calls("answerCallbackQuery").map { $0.parameters["text"] ?? "" }
+        // The owner's taps were answered: the first at once ("Approving…"), the second with why nothing ran
+        // (that answer follows the "Not done" message).
+        let answered = { telegram.calls("answerCallbackQuery").map { $0.parameters["text"] ?? "" } }
+        try await Self.eventually { answered().count == 3 }
+        let answers = answered()
         #expect(answers.count == 3 && answers[1] == "Approving…", "\(answers)")
         #expect(answers.last?.hasPrefix("Not done: approval \(approvalID)") == true, "\(answers)")
         let (status, log) = await server.stop()

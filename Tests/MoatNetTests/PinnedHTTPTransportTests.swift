@@ -1,6 +1,5 @@
 import Foundation
 import MoatCore
-import MoatNet
 import MoatTestSupport
 import NIOCore
 import NIOHTTP1
@@ -9,6 +8,8 @@ import NIOSSL
 import NIOTLS
 import Synchronization
 import Testing
+
+@testable import MoatNet
 
 /// A small HTTP(S) server on 127.0.0.1 that records what reaches it.
 final class RecordingServer: Sendable {
@@ -306,6 +307,10 @@ struct GuardRefused: Error {
         #expect(
             unknownRoot?.contains("TLS with fetch.test failed") == true || unknownRoot?.contains("fetch.test") == true)
         #expect(unknownRoot != nil)
+        // The system's roots are one context per process, shared by every transport; a transport with extra
+        // roots has its own, and they never reach the shared one (the refusal above came after it was made).
+        #expect(untrusting.tls === (try PinnedHTTPTransport()).tls)
+        #expect(trusting.tls !== untrusting.tls)
 
         let wrongName = RecordingServer()
         let wrongPort = try await wrongName.start(tls: try Self.serverContext(otherCertificate, otherKey))
