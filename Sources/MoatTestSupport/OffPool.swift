@@ -37,7 +37,7 @@ public func atLowestPriority<T: Sendable>(_ work: @escaping @Sendable () -> T) a
 }
 
 /// Nice 19 for the calling thread only (on Linux the nice value is per thread, and `who` 0 names the caller).
-private func lowerThisThreadsPriority() {
+func lowerThisThreadsPriority() {
     _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
 }
 

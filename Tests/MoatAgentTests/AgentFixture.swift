@@ -42,10 +42,8 @@ final class AgentFixture: Sendable {
     ) throws {
         self.clock = clock
         database = try MoatDatabase(path: directory.file("moat.db"), migrations: Self.migrations)
-        var password = Array("correct horse battery staple".utf8)
-        vault = try UnlockedVault.create(
-            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
-            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        // A copy of the process's prepared vault: no key derivation per fixture (these tests are about the agent).
+        vault = try PreparedVault.copy(to: VaultPaths(stateDirectory: directory.path))
         for (name, value) in secrets {
             var bytes = Array(value.utf8)
             try vault.add(

@@ -36,10 +36,7 @@ import Testing
     static func app(_ recorder: Recorder, directory: TemporaryDirectory) throws -> (
         Application<RouterResponder<GatewayRequestContext>>, SecretBytes
     ) {
-        var password = Array("correct horse battery staple".utf8)
-        let vault = try UnlockedVault.create(
-            paths: VaultPaths(stateDirectory: directory.path), password: SecretBytes(wiping: &password),
-            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        let vault = try PreparedVault.copy(to: VaultPaths(stateDirectory: directory.path))
         var keyBytes = Array("0123456789abcdef0123456789abcdef".utf8)
         let key = SecretBytes(wiping: &keyBytes)
         try vault.add("SMS_HOOK_KEY", value: key, policy: try SecretPolicy(tools: [], hosts: []))

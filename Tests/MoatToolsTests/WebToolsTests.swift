@@ -18,10 +18,7 @@ struct WebFixture {
 
     init() async throws {
         port = try await server.start()
-        var password = Array("correct horse battery staple".utf8)
-        vault = try UnlockedVault.create(
-            paths: VaultPaths(stateDirectory: temp.path), password: SecretBytes(wiping: &password),
-            parameters: try Argon2Parameters(memoryKiB: 19 * 1024, iterations: 2, parallelism: 1))
+        vault = try PreparedVault.copy(to: VaultPaths(stateDirectory: temp.path))
         var value = Array(Self.canary.utf8)
         try vault.add(
             "API_TOKEN", value: SecretBytes(wiping: &value),

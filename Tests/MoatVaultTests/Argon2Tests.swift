@@ -1,9 +1,10 @@
 import MoatCore
+import MoatTestSupport
 import Testing
 
 @testable import MoatVault
 
-@Suite struct Argon2Tests {
+@Suite(.lowestPriority) struct Argon2Tests {
     @Test("the RFC 9106 section 5.3 Argon2id test vector passes through our libargon2 binding")
     func rfc9106Vector() throws {
         let tag = try Argon2id.hash(

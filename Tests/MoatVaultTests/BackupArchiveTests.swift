@@ -1,12 +1,13 @@
 import Foundation
 import MoatCore
+import MoatTestSupport
 import Testing
 
 @testable import MoatVault
 
 /// The backup archive's format below the command: what authenticates, and what a payload that
 /// authenticates may still not hold.
-@Suite struct BackupArchiveTests {
+@Suite(.lowestPriority) struct BackupArchiveTests {
     static let passphrase = "a backup passphrase of mine"
     static let members = [
         BackupArchive.Member(name: "moat.db", bytes: Array("SQLite format 3\u{0}".utf8)),

@@ -8,7 +8,7 @@ import Testing
 
 /// The vault's generation: inside the authenticated payload, one higher with every write, never lower
 /// for a process that has seen it; and a write is recorded before it replaces the file.
-@Suite struct GenerationTests {
+@Suite(.lowestPriority) struct GenerationTests {
     func sha256(_ bytes: [UInt8]) -> String {
         SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
     }

@@ -5,7 +5,7 @@ import Testing
 
 @testable import MoatVault
 
-@Suite struct ReloadTests {
+@Suite(.lowestPriority) struct ReloadTests {
     @Test("a long-lived vault object sees changes another process made, and writers never lose changes")
     func followsOtherWriters() throws {
         let fixture = VaultFixture()

@@ -1,10 +1,11 @@
 import Foundation
 import MoatCore
+import MoatTestSupport
 import Testing
 
 @testable import MoatVault
 
-@Suite struct ScrubberTests {
+@Suite(.lowestPriority) struct ScrubberTests {
     static let token = "s3cr3t/Token+Value=42 ok?"
 
     func scrubber(_ values: [String: String]) throws -> SecretScrubber {

@@ -7,7 +7,7 @@ import Testing
 
 /// What the seal protects (issue 13, item 8): it holds a key, never the master password; it uses the
 /// host key where there is one; a PIN is long and stretched; the seal's KDF parameters are fixed.
-@Suite struct SealSecrecyTests {
+@Suite(.lowestPriority) struct SealSecrecyTests {
     let password = "correct horse battery"
     static let pin = "86420975312468"
 

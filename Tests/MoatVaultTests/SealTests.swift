@@ -1,10 +1,11 @@
 import Foundation
 import MoatCore
+import MoatTestSupport
 import Testing
 
 @testable import MoatVault
 
-@Suite struct SealTests {
+@Suite(.lowestPriority) struct SealTests {
     let password = "correct horse battery"
     static let pin = "24681357902468"
 

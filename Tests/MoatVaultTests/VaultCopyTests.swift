@@ -6,7 +6,7 @@ import Testing
 @_spi(Testing) @testable import MoatVault
 
 /// The copy the in-process fixtures use instead of a new vault each (``PreparedVault``).
-@Suite struct VaultCopyTests {
+@Suite(.lowestPriority) struct VaultCopyTests {
     @Test("a copy opens with the same password, starts with the same contents, and changes apart from its original")
     func copyIsIndependent() throws {
         let fixture = VaultFixture()

@@ -5,7 +5,7 @@ import Testing
 
 @testable import MoatVault
 
-@Suite struct VaultFileTests {
+@Suite(.lowestPriority) struct VaultFileTests {
     static let value = "ghp_SuperSecretTokenValue1234567890"
 
     /// A vault holding one secret, and the bytes of its file.
