@@ -87,10 +87,7 @@ public final class ScriptedAnthropicServer: Sendable {
         public var textPieceLength = 3
         public var argumentPieceLength = 4
         /// Bytes per write (each its own HTTP chunk); nil: one write per event.
-        /// 61 by default: every event is still cut mid-line and mid-JSON, while a streamed answer stays
-        /// tens of writes, not hundreds, on the event loops all in-process servers share (the provider
-        /// conformance tests use 7 and 1).
-        public var writeSize: Int? = 61
+        public var writeSize: Int? = ScriptedAnswer.defaultWriteSize
         /// Ends each line of the stream (`"\r\n"` and `"\r"` are as valid as the API's `"\n"`).
         public var lineEnding = "\n"
         public var requiredAPIKey: String?

@@ -21,6 +21,11 @@ struct ScriptedAnswer: Sendable {
     /// any thread); the fields above are not used (a long poll waiting for an event).
     var hold: (@Sendable (@escaping @Sendable (ScriptedAnswer) -> Void) -> Void)?
 
+    /// The scripted model servers' bytes per write: every event is still cut mid-line and mid-JSON, while a
+    /// streamed answer stays tens of writes, not hundreds, on the event loops all in-process servers share
+    /// (the provider conformance tests use 7 and 1).
+    static let defaultWriteSize = 61
+
     /// `bytes` in writes of `size` bytes (nil: one write).
     static func split(_ bytes: [UInt8], size: Int?) -> [[UInt8]] {
         guard let size, size > 0 else { return [bytes] }

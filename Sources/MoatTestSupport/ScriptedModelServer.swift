@@ -141,10 +141,7 @@ public final class ScriptedModelServer: Sendable {
         public var textPieceLength = 3
         public var argumentPieceLength = 4
         /// Bytes per write (each its own HTTP chunk); nil: one write per event.
-        /// 61 by default: every event is still cut mid-line and mid-JSON, while a streamed answer stays
-        /// tens of writes, not hundreds, on the event loops all in-process servers share (the provider
-        /// conformance tests use 7 and 1).
-        public var writeSize: Int? = 61
+        public var writeSize: Int? = ScriptedAnswer.defaultWriteSize
         public var lineEnding = "\n"
         public var comments = false
         public var hostile = Hostile.off
